@@ -1,0 +1,99 @@
+# weir: build, test, bench, run, install.
+#   make                 build/weir (release, -O2)
+#   make SANITIZE=1      ASan + UBSan build into build-san/
+#   make test            install test deps if missing, unit + integration tests
+#   make bench           benchmarks (build/weir + load generator)
+#   make run             build and run on the embedded default config
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+VERSION := 0.1.0
+
+PKGS := libevent libevent_pthreads msgpack jansson libssl libcrypto zlib libzstd
+CC   ?= cc
+
+ifeq ($(SANITIZE),1)
+BUILD   ?= build-san
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDSAN   := -fsanitize=address,undefined
+else
+BUILD   ?= build
+OPT     := -O2 -g
+LDSAN   :=
+endif
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wpointer-arith -Wformat=2
+CFLAGS  += -std=gnu11 $(OPT) $(WARN) -pthread -D_GNU_SOURCE -DWEIR_VERSION='"$(VERSION)"' \
+           -I. $(shell pkg-config --cflags $(PKGS))
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+LDFLAGS += $(LDSAN)
+
+SRC_DIRS := aggregator forward-protocol buffer outputs config
+LIB_SRC  := $(filter-out aggregator/main.c,$(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
+LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/default_conf.o
+UNIT_SRC := $(wildcard test/unit/test_*.c)
+UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
+
+.PHONY: all clean test test-unit test-integration bench run install deps test-deps fuzz
+
+all: $(BUILD)/weir $(BUILD)/weir-loadgen
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The embedded default config: config/default.conf compiled in as a string.
+$(BUILD)/obj/default_conf.c: config/default.conf
+	@mkdir -p $(dir $@)
+	@{ echo 'const char weir_default_conf[] ='; \
+	   sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
+$(BUILD)/obj/default_conf.o: $(BUILD)/obj/default_conf.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libweir.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/weir: $(BUILD)/obj/aggregator/main.o $(BUILD)/libweir.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/weir-loadgen: $(BUILD)/obj/bench/loadgen.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/libweir.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+deps:
+	@scripts/install-deps.sh
+
+test-deps:
+	@scripts/install-deps.sh --test
+
+test: test-deps
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory test-unit test-integration
+
+test-unit: $(UNIT_BIN)
+	@scripts/run-unit.sh $(UNIT_BIN)
+
+test-integration: all
+	WEIR_BIN=$(abspath $(BUILD)/weir) WEIR_LOADGEN=$(abspath $(BUILD)/weir-loadgen) \
+	  scripts/run-integration.sh
+
+bench: all
+	@scripts/bench.sh $(abspath $(BUILD))
+
+run: deps
+	@$(MAKE) --no-print-directory $(BUILD)/weir
+	$(BUILD)/weir
+
+install: $(BUILD)/weir
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/weir
+	install -m 0755 $(BUILD)/weir $(DESTDIR)$(PREFIX)/bin/weir
+	install -m 0644 config/default.conf $(DESTDIR)$(PREFIX)/share/weir/weir.conf
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

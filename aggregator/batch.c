@@ -1,0 +1,72 @@
+/* aggregator/batch.c: batch allocation and iteration; see batch.h. */
+#include "batch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward-protocol/mp.h"
+
+batch *batch_new(const char *tag, size_t tag_len, uint8_t *data, size_t len, uint32_t nrecords)
+{
+    batch *b = malloc(sizeof *b + tag_len + 1);
+    if (!b)
+        return NULL;
+    b->magic = BATCH_MAGIC;
+    atomic_init(&b->refs, 1);
+    b->nrecords = nrecords;
+    b->tag_len = (uint32_t)tag_len;
+    b->tag = (char *)(b + 1);
+    memcpy(b->tag, tag, tag_len);
+    b->tag[tag_len] = '\0';
+    b->data = data;
+    b->len = len;
+    return b;
+}
+
+void batch_unref(batch *b)
+{
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    b->magic = 0;
+    free(b->data);
+    free(b);
+}
+
+static int read_time(const uint8_t **p, const uint8_t *end, entry *e)
+{
+    mp_obj o;
+    if (mp_read(p, end, &o) != MP_OK || o.type != MP_EXT || o.ext_type != 0 || o.len != 8)
+        return -1;
+    e->sec = mp_be32(o.ptr);
+    e->nsec = mp_be32(o.ptr + 4);
+    return 0;
+}
+
+int batch_next(const uint8_t **p, const uint8_t *end, entry *e)
+{
+    if (*p >= end)
+        return 0;
+    mp_obj o;
+    if (mp_read(p, end, &o) != MP_OK || o.type != MP_ARRAY || o.len != 2)
+        return -1;
+    const uint8_t *q = *p;
+    if (q < end && (*q & 0xf0) == 0x90) { /* [[time, meta], record] */
+        mp_read(p, end, &o);
+        if (read_time(p, end, e) != 0)
+            return -1;
+        e->meta = *p;
+        if (mp_skip(p, end, 512) != MP_OK)
+            return -1;
+        e->meta_len = (size_t)(*p - e->meta);
+    } else {
+        if (read_time(p, end, e) != 0)
+            return -1;
+        e->meta = NULL;
+        e->meta_len = 0;
+    }
+    e->record = *p;
+    if (mp_skip(p, end, 512) != MP_OK)
+        return -1;
+    e->record_len = (size_t)(*p - e->record);
+    return 1;
+}

@@ -1,0 +1,75 @@
+/*
+ * aggregator/batch.h: the unit that crosses from an input's thread to the
+ * outputs, and the ticket that tells the input when every output is done.
+ *
+ * A batch holds records of ONE tag in weir's internal entry format, which is
+ * the forward protocol's PackedForward entry stream, normalised:
+ *     [EventTime, {record}]                  or
+ *     [[EventTime, {metadata}], {record}]    (Fluent Bit metadata kept)
+ * concatenated. EventTime is always the fixext8 type-0 encoding
+ * (d7 00 <u32 sec> <u32 nsec>). Because this is what Fluent Bit and Fluentd
+ * already send, a valid PackedForward request becomes a batch with a single
+ * memcpy and no per-record re-encoding.
+ *
+ * Ownership: a batch is immutable once published and reference counted; the
+ * last batch_unref() frees it (any thread). A ticket is owned by the input
+ * that created it; outputs only call ticket_done() on it, exactly once per
+ * output they were handed it for, from their own thread. The `done` callback
+ * therefore runs on an output thread and must only hand the ticket back to
+ * its owner's thread (queue + wake-up), never touch the owner's state.
+ */
+#ifndef WEIR_BATCH_H
+#define WEIR_BATCH_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BATCH_MAGIC 0x57424154u /* "WBAT" */
+
+typedef struct batch {
+    uint32_t magic;
+    atomic_int refs;
+    uint32_t nrecords;
+    uint32_t tag_len;
+    char *tag;     /* NUL-terminated, inside the same allocation */
+    uint8_t *data; /* entries */
+    size_t len;
+} batch;
+
+/* Allocate a batch taking ownership of `data` (malloc'd), copying the tag. */
+batch *batch_new(const char *tag, size_t tag_len, uint8_t *data, size_t len, uint32_t nrecords);
+static inline void batch_ref(batch *b) { atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed); }
+void batch_unref(batch *b);
+
+typedef struct ticket ticket;
+struct ticket {
+    atomic_int outstanding; /* outputs that still have to report */
+    atomic_int failed;      /* outputs that reported failure */
+    void (*done)(ticket *t); /* called once, on the thread of the last output to report */
+};
+
+/* Called by an output when it has finished with the batch it got with `t`.
+ * ok = 0 means the records could not be accepted (no ack must be sent). */
+static inline void ticket_done(ticket *t, int ok)
+{
+    if (!ok)
+        atomic_fetch_add_explicit(&t->failed, 1, memory_order_relaxed);
+    if (atomic_fetch_sub_explicit(&t->outstanding, 1, memory_order_acq_rel) == 1)
+        t->done(t);
+}
+
+/* One decoded entry, for outputs and filters walking a batch. */
+typedef struct entry {
+    uint32_t sec, nsec;
+    const uint8_t *meta;   /* msgpack map or NULL */
+    size_t meta_len;
+    const uint8_t *record; /* msgpack map */
+    size_t record_len;
+} entry;
+
+/* Iterate the entries of a batch (trusted data: built by weir).
+ * Returns 1 with *e filled, 0 at the end, -1 on a malformed batch. */
+int batch_next(const uint8_t **p, const uint8_t *end, entry *e);
+
+#endif

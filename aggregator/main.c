@@ -1,0 +1,206 @@
+/*
+ * aggregator/main.c: command line, start-up and shutdown.
+ *
+ * Threads: main (config, listeners, UDP heartbeat, signals), N workers
+ * (connections), one thread per output. Shutdown on SIGTERM/SIGINT:
+ * stop accepting -> workers stop reading and send the acks of requests in
+ * flight -> outputs drain their queues -> exit 0. Bounded by
+ * <system> shutdown_timeout.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "aggregator/log.h"
+#include "aggregator/pipeline.h"
+#include "aggregator/worker.h"
+#include "config/conf.h"
+#include "forward-protocol/fwd_input.h"
+
+extern const char weir_default_conf[];
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: weir [-c FILE] [--dry-run] [--log-level LEVEL]\n"
+            "\n"
+            "  -c, --config FILE    configuration in Fluentd syntax (default: the embedded\n"
+            "                       config: forward on 24224, JSON lines under ./data/)\n"
+            "      --dry-run        check the configuration, print every error as\n"
+            "                       FILE:LINE: message, exit 0 if it is valid\n"
+            "      --show-default   print the embedded default configuration\n"
+            "      --log-level L    trace, debug, info, warn, error (overrides <system>)\n"
+            "  -V, --version        print the version\n"
+            "  -h, --help           this help\n"
+            "\n"
+            "Logs are JSON objects, one per line, on stderr.\n");
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct event_base *base = arg;
+    if (sig == SIGHUP) {
+        wlog_warn("main", "SIGHUP received: configuration reload is not implemented yet; ignoring");
+        return;
+    }
+    wlog_info("main", "%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    event_base_loopexit(base, NULL);
+}
+
+static void break_task(worker *w, void *arg) { event_base_loopbreak(w->base); }
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL, *log_level = NULL;
+    int dry_run = 0;
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"dry-run", no_argument, NULL, 'n'},
+        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {"log-level", required_argument, NULL, 'l'}, {"show-default", no_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': config = optarg; break;
+        case 'n': dry_run = 1; break;
+        case 'V': printf("weir %s\n", WEIR_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        case 'l': log_level = optarg; break;
+        case 's': fputs(weir_default_conf, stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "weir: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (log_level) {
+        int l = wlog_level_from_name(log_level);
+        if (l < 0) {
+            fprintf(stderr, "weir: unknown log level '%s'\n", log_level);
+            return 2;
+        }
+        wlog_level = l;
+    }
+
+    conf_errors errs = {0};
+    conf_node *root = config ? conf_parse_file(config, &errs) : conf_parse_string(weir_default_conf, "<embedded default>", &errs);
+    pipeline pl;
+    int bad = !root || errs.n > 0;
+    if (root && pipeline_load(&pl, root, &errs) != 0)
+        bad = 1;
+    if (bad) {
+        for (size_t i = 0; i < errs.n; i++) {
+            if (dry_run)
+                fprintf(stderr, "%s\n", errs.msgs[i]);
+            else
+                wlog_error("config", "%s", errs.msgs[i]);
+        }
+        if (dry_run)
+            fprintf(stderr, "%zu error%s\n", errs.n, errs.n == 1 ? "" : "s");
+        else
+            wlog_error("config", "invalid configuration (%zu error%s); not starting", errs.n, errs.n == 1 ? "" : "s");
+        conf_errors_free(&errs);
+        conf_free(root);
+        return 1;
+    }
+    conf_errors_free(&errs);
+    if (dry_run) {
+        fprintf(stderr, "%s: configuration OK (%zu sources, %zu outputs)\n", config ? config : "<embedded default>",
+                pl.nsources, pl.noutputs);
+        pipeline_free(&pl);
+        conf_free(root);
+        return 0;
+    }
+    if (!log_level && pl.sys.log_level)
+        wlog_level = wlog_level_from_name(pl.sys.log_level);
+
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+    struct event_base *base = event_base_new();
+    int nworkers = (int)pl.sys.workers;
+    worker *workers = calloc((size_t)nworkers, sizeof *workers);
+    int rc = 1;
+    int started_workers = 0;
+    for (int i = 0; i < nworkers; i++) {
+        workers[i].evfd = -1;
+        if (worker_init(&workers[i], i, &pl.rt) || fwd_worker_init(&workers[i])) {
+            wlog_error("main", "cannot create worker %d", i);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < pl.noutputs; i++)
+        if (output_start(pl.outputs[i])) {
+            wlog_error("main", "cannot start output %s", pl.outputs[i]->id);
+            goto out;
+        }
+    for (int i = 0; i < nworkers; i++) {
+        if (worker_start(&workers[i])) {
+            wlog_error("main", "cannot start worker %d", i);
+            goto out;
+        }
+        started_workers++;
+    }
+    for (size_t i = 0; i < pl.nsources; i++)
+        if (fwd_source_listen(pl.sources[i], base, workers, nworkers))
+            goto out;
+
+    struct event *sigs[3];
+    int signums[3] = {SIGTERM, SIGINT, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        sigs[i] = evsignal_new(base, signums[i], on_signal, base);
+        event_add(sigs[i], NULL);
+    }
+    wlog_info("main", "weir %s started: config %s, %d workers, %zu outputs", WEIR_VERSION,
+              config ? config : "<embedded default>", nworkers, pl.noutputs);
+    event_base_dispatch(base);
+    for (int i = 0; i < 3; i++)
+        event_free(sigs[i]);
+    rc = 0;
+
+out:
+    /* 1. stop accepting */
+    for (size_t i = 0; i < pl.nsources; i++)
+        fwd_source_close(pl.sources[i]);
+    /* 2. workers finish their requests in flight (acks) and leave their loops */
+    for (int i = 0; i < started_workers; i++)
+        fwd_worker_stop(&workers[i]);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += (time_t)pl.sys.shutdown_timeout;
+    int forced = 0;
+    for (int i = 0; i < started_workers; i++) {
+        if (pthread_timedjoin_np(workers[i].thread, NULL, &deadline) != 0) {
+            wlog_error("main", "worker %d did not finish within shutdown_timeout (%.0fs); closing its connections",
+                       i, pl.sys.shutdown_timeout);
+            worker_post(&workers[i], break_task, NULL);
+            worker_join(&workers[i]);
+            forced = 1;
+        }
+    }
+    /* 3. outputs drain what they were handed (pipeline_free joins them) */
+    size_t nout = pl.noutputs;
+    if (!forced) {
+        for (int i = 0; i < nworkers; i++) {
+            fwd_worker_free(&workers[i]);
+            worker_free(&workers[i]);
+        }
+        free(workers);
+    }
+    pipeline_free(&pl);
+    conf_free(root);
+    event_base_free(base);
+    wlog_info("main", "stopped (%zu outputs drained)", nout);
+    libevent_global_shutdown();
+    return rc;
+}

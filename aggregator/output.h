@@ -1,0 +1,89 @@
+/*
+ * aggregator/output.h: an output instance and the plugin interface.
+ *
+ * A plugin is a const table of callbacks plus a conf_spec table (Fluent Bit's
+ * flb_output_plugin idea). The core owns threading and queueing: each output
+ * instance has one thread that takes queued batches in order and hands them
+ * to the plugin's `write`. Plugins never see sockets of inputs, never block
+ * an input's event loop, and report OUT_OK / OUT_RETRY / OUT_ERROR.
+ *
+ * Threads: output_submit() is called by input threads (workers); everything
+ * else in `output` except the atomics is owned by the output thread after
+ * output_start(). Plugin callbacks run on the output thread, except init and
+ * exit which run on the main thread before start / after join.
+ *
+ * Without a <buffer> section (this stage), `write` runs before the ticket is
+ * completed, so an ack means the plugin has taken the records (e.g. a file
+ * output has write(2)-ed them). The buffer layer (buffer/) slots in between
+ * submit and write without changing plugins.
+ */
+#ifndef WEIR_OUTPUT_H
+#define WEIR_OUTPUT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "aggregator/batch.h"
+#include "config/conf.h"
+
+enum { OUT_OK = 0, OUT_RETRY = 1, OUT_ERROR = 2 };
+
+typedef struct output output;
+
+typedef struct out_plugin {
+    const char *name;
+    const conf_spec *spec; /* parameters bound into ctx (ctx_size bytes, zeroed) */
+    size_t ctx_size;
+    /* After binding: validate, open resources. Add errors to errs and return -1 on failure. */
+    int (*init)(output *o, conf_node *n, conf_errors *errs);
+    /* Write one batch. Output thread. */
+    int (*write)(output *o, const batch *b);
+    /* The queue just ran empty: a good moment to fflush. Output thread. Optional. */
+    void (*idle)(output *o);
+    /* Release everything (also after a failed init). Optional. */
+    void (*exit)(output *o);
+} out_plugin;
+
+typedef struct out_item {
+    struct out_item *next;
+    batch *b;
+    ticket *t;
+} out_item;
+
+struct output {
+    const out_plugin *plugin;
+    void *ctx;
+    char *id;      /* @id, or "<type>.<n>" */
+    char *pattern; /* the <match> pattern, for logs */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    out_item *head, *tail; /* FIFO, under mu */
+    int stopping;          /* under mu */
+    pthread_t thread;
+    int started;
+
+    atomic_size_t queued_bytes; /* back-pressure: inputs stop reading above queue_limit */
+    size_t queue_limit;
+
+    /* counters (metrics) */
+    atomic_uint_fast64_t records_in, records_out, batches_in, write_errors, records_failed;
+};
+
+const out_plugin *out_plugin_find(const char *name);
+const char *const *out_plugin_names(void); /* NULL-terminated, for did-you-mean */
+
+/* Build an output from a <match>/<store> section. NULL on error (errors added). */
+output *output_create(conf_node *n, const char *pattern, int index, conf_errors *errs);
+int output_start(output *o);
+/* Hand a batch (a new reference is taken) to the output; completes `t` later. */
+void output_submit(output *o, batch *b, ticket *t);
+static inline int output_congested(output *o)
+{
+    return atomic_load_explicit(&o->queued_bytes, memory_order_relaxed) > o->queue_limit;
+}
+/* Drain the queue, stop the thread, call exit, free. */
+void output_destroy(output *o);
+
+#endif

@@ -1,0 +1,155 @@
+/* aggregator/pipeline.c: build sources, outputs and routes from a config tree. */
+#include "pipeline.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aggregator/log.h"
+
+static const conf_spec system_spec[] = {
+    {"workers", CONF_INT, "0", 0, offsetof(sys_conf, workers), NULL},
+    {"log_level", CONF_STR, "info", 0, offsetof(sys_conf, log_level), NULL},
+    {"shutdown_timeout", CONF_TIME, "10s", 0, offsetof(sys_conf, shutdown_timeout), NULL},
+    {"suppress_config_dump", CONF_BOOL, "false", 0, offsetof(sys_conf, suppress_config_dump), NULL},
+    {"process_name", CONF_STR, NULL, 0, offsetof(sys_conf, process_name), NULL},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
+static const char *const directives[] = {"system", "source", "match", "filter", "label", NULL};
+static const char *const source_types[] = {"forward", NULL};
+
+static void *push(void *arr, size_t *n, void *item)
+{
+    void **a = realloc(arr, (*n + 1) * sizeof *a);
+    if (!a)
+        return arr;
+    a[(*n)++] = item;
+    return a;
+}
+
+int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
+{
+    memset(p, 0, sizeof *p);
+    size_t before = errs->n;
+    int nsystem = 0;
+
+    for (size_t i = 0; i < root->nparams; i++) {
+        conf_param *pr = &root->params[i];
+        conf_errors_add(errs, pr->file, pr->line, "parameter '%s' outside of any directive", pr->key);
+    }
+    /* <system> first, whatever its position, so workers/log_level apply to all */
+    for (size_t i = 0; i < root->nchildren; i++) {
+        conf_node *n = root->children[i];
+        if (strcmp(n->name, "system") != 0)
+            continue;
+        if (nsystem++) {
+            conf_errors_add(errs, n->file, n->line, "more than one <system> directive");
+            continue;
+        }
+        conf_bind(n, system_spec, &p->sys, errs);
+        if (p->sys.log_level && wlog_level_from_name(p->sys.log_level) < 0) {
+            conf_param *pr = conf_get(n, "log_level");
+            conf_errors_add(errs, pr->file, pr->line,
+                            "invalid value '%s' for parameter 'log_level'; expected one of: trace, debug, info, "
+                            "warn, error, fatal",
+                            p->sys.log_level);
+        }
+        if (p->sys.workers < 0 || p->sys.workers > 256) {
+            conf_param *pr = conf_get(n, "workers");
+            conf_errors_add(errs, pr->file, pr->line, "workers must be between 1 and 256");
+        }
+    }
+    if (!nsystem) {
+        conf_node empty = {.name = "system", .file = root->file, .line = 0};
+        conf_bind(&empty, system_spec, &p->sys, errs);
+    }
+    if (p->sys.workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        p->sys.workers = n > 0 ? n : 1;
+    }
+
+    int nsrc = 0, nout = 0;
+    for (size_t i = 0; i < root->nchildren; i++) {
+        conf_node *n = root->children[i];
+        if (!strcmp(n->name, "system")) {
+            continue;
+        } else if (!strcmp(n->name, "source")) {
+            conf_param *type = conf_get(n, "@type");
+            if (!type) {
+                conf_errors_add(errs, n->file, n->line, "missing @type in <source>");
+                continue;
+            }
+            if (strcmp(type->value, "forward") != 0) {
+                const char *s = conf_suggest(type->value, source_types);
+                if (s)
+                    conf_errors_add(errs, type->file, type->line, "unknown input plugin '%s'; did you mean '%s'?",
+                                    type->value, s);
+                else
+                    conf_errors_add(errs, type->file, type->line, "unknown input plugin '%s'", type->value);
+                continue;
+            }
+            conf_get(n, "@id");
+            conf_get(n, "@log_level");
+            if (conf_get(n, "@label")) {
+                conf_param *pr = conf_get(n, "@label");
+                conf_errors_add(errs, pr->file, pr->line, "@label is not supported yet (labels come with routing)");
+            }
+            for (size_t k = 0; k < n->nchildren; k++) {
+                conf_node *ch = n->children[k];
+                conf_errors_add(errs, ch->file, ch->line,
+                                "<%s> in <source> is not supported yet (TLS and authentication are planned)",
+                                ch->name);
+            }
+            fwd_source *s = fwd_source_create(n, nsrc++, errs);
+            if (s)
+                p->sources = push(p->sources, &p->nsources, s);
+        } else if (!strcmp(n->name, "match")) {
+            if (!n->arg || !n->arg[0]) {
+                conf_errors_add(errs, n->file, n->line, "<match> needs a tag pattern, e.g. <match app.**>");
+                continue;
+            }
+            output *o = output_create(n, n->arg, nout++, errs);
+            if (!o)
+                continue;
+            p->outputs = push(p->outputs, &p->noutputs, o);
+            route *r = realloc(p->rt.routes, (p->rt.n + 1) * sizeof *r);
+            if (r) {
+                p->rt.routes = r;
+                r[p->rt.n].patterns = strdup(n->arg);
+                r[p->rt.n].out = o;
+                p->rt.n++;
+            }
+        } else if (!strcmp(n->name, "filter") || !strcmp(n->name, "label")) {
+            conf_errors_add(errs, n->file, n->line, "<%s> is not supported yet (filters and labels come with routing)",
+                            n->name);
+        } else {
+            const char *s = conf_suggest(n->name, directives);
+            if (s)
+                conf_errors_add(errs, n->file, n->line, "unknown directive <%s>; did you mean <%s>?", n->name, s);
+            else
+                conf_errors_add(errs, n->file, n->line, "unknown directive <%s>", n->name);
+        }
+    }
+    if (errs->n > before) {
+        pipeline_free(p);
+        return -1;
+    }
+    return 0;
+}
+
+void pipeline_free(pipeline *p)
+{
+    for (size_t i = 0; i < p->nsources; i++)
+        fwd_source_free(p->sources[i]);
+    free(p->sources);
+    for (size_t i = 0; i < p->noutputs; i++)
+        output_destroy(p->outputs[i]);
+    free(p->outputs);
+    for (size_t i = 0; i < p->rt.n; i++)
+        free(p->rt.routes[i].patterns);
+    free(p->rt.routes);
+    conf_unbind(system_spec, &p->sys);
+    memset(p, 0, sizeof *p);
+}

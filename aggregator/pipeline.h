@@ -1,0 +1,35 @@
+/*
+ * aggregator/pipeline.h: everything a configuration builds (system settings,
+ * sources, outputs, the route table), validated as a whole so that
+ * --dry-run reports every error at once. Built and freed on the main thread;
+ * read-only for workers while running.
+ */
+#ifndef WEIR_PIPELINE_H
+#define WEIR_PIPELINE_H
+
+#include "aggregator/router.h"
+#include "config/conf.h"
+#include "forward-protocol/fwd_input.h"
+
+typedef struct sys_conf {
+    int64_t workers;
+    char *log_level;
+    double shutdown_timeout;
+    int suppress_config_dump;
+    char *process_name;
+} sys_conf;
+
+typedef struct pipeline {
+    sys_conf sys;
+    fwd_source **sources;
+    size_t nsources;
+    output **outputs;
+    size_t noutputs;
+    router rt;
+} pipeline;
+
+/* Returns 0 and fills p, or -1 with errors in errs (p is cleaned up). */
+int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs);
+void pipeline_free(pipeline *p);
+
+#endif

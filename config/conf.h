@@ -1,0 +1,117 @@
+/*
+ * config/conf.h: Fluentd-syntax configuration parser and typed binding.
+ *
+ * The parser turns a fluent.conf-style text into a tree of sections
+ * (conf_node). It knows the *syntax* only: directives, parameters, nested
+ * sections, quoting, @include, "#{ENV[...]}" expansion. What a section may
+ * contain is decided by whoever consumes it, through conf_bind() and a table
+ * of conf_spec rows (Fluent Bit's config_map idea: name, type, default,
+ * offset into the plugin's context struct).
+ *
+ * Errors are collected, never printed: every function appends
+ * "FILE:LINE: message" strings to a conf_errors so --dry-run can report all
+ * of them at once.
+ *
+ * Threads: a parsed tree is immutable after parsing except for the `used`
+ * flags set by conf_bind(); it is built and consumed on the main thread.
+ */
+#ifndef WEIR_CONF_H
+#define WEIR_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct conf_errors {
+    char **msgs; /* "FILE:LINE: message" */
+    size_t n, cap;
+} conf_errors;
+
+void conf_errors_add(conf_errors *e, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void conf_errors_free(conf_errors *e);
+
+typedef struct conf_param {
+    char *key;
+    char *value; /* after unquoting, escapes and "#{ENV}" expansion; JSON arrays/hashes kept as text */
+    const char *file; /* points into the tree's file-name pool */
+    int line;
+    int used; /* set by conf_bind / conf_get */
+} conf_param;
+
+typedef struct conf_node conf_node;
+struct conf_node {
+    char *name; /* "ROOT", "source", "match", "filter", "label", "buffer", "format", ... */
+    char *arg;  /* text after the name inside <...>, e.g. "app.**" or "@ERROR"; NULL if none */
+    const char *file;
+    int line;
+    conf_param *params;
+    size_t nparams;
+    conf_node **children;
+    size_t nchildren;
+    conf_node *parent;
+};
+
+/* Parse a file (follows @include relative to the including file's directory,
+ * globs allowed). Returns the ROOT node, or NULL if a syntax error made the
+ * tree unusable; errors go to `errs` either way. */
+conf_node *conf_parse_file(const char *path, conf_errors *errs);
+/* Parse text held in memory; `name` is used in error messages and as the
+ * base for relative @include (its directory, or the cwd if it has none). */
+conf_node *conf_parse_string(const char *text, const char *name, conf_errors *errs);
+void conf_free(conf_node *root);
+
+/* Lookups. conf_get marks the parameter used. */
+conf_param *conf_get(const conf_node *n, const char *key);
+const char *conf_get_value(const conf_node *n, const char *key); /* NULL if absent */
+
+/* Value conversions; return 0 on success, -1 on a bad value (no error added). */
+int conf_parse_bool(const char *s, int *out);        /* true/false/yes/no/on/off/1/0 ... Fluentd: "true"/"false" */
+int conf_parse_int(const char *s, int64_t *out);
+int conf_parse_size(const char *s, uint64_t *out);   /* 10, 8k, 8m, 1g, 1t (1024-based), "8MB"? no: Fluentd units k m g t */
+int conf_parse_time(const char *s, double *out);     /* seconds: 1.5, 10s, 5m, 2h, 1d, 100ms? Fluentd: s m h d */
+/* Array: a JSON array ["a","b"] or a comma separated list "a,b" (spaces trimmed).
+ * Returns a NULL-terminated malloc'd vector of malloc'd strings, or NULL on error. */
+char **conf_parse_array(const char *s);
+void conf_strv_free(char **v);
+
+typedef enum {
+    CONF_STR,     /* char *   (malloc'd copy, NULL if no value and no default) */
+    CONF_INT,     /* int64_t  */
+    CONF_BOOL,    /* int      */
+    CONF_SIZE,    /* uint64_t */
+    CONF_TIME,    /* double seconds */
+    CONF_ENUM,    /* int: index into `choices` ("json|msgpack|ltsv") */
+    CONF_ARRAY,   /* char **  (NULL-terminated, malloc'd) */
+    CONF_SECTION, /* no value: declares an allowed sub-section name; offset unused */
+} conf_type;
+
+typedef struct conf_spec {
+    const char *name;
+    conf_type type;
+    const char *def;     /* default as text (parsed like a config value); NULL = none */
+    int required;        /* missing -> error "missing required parameter 'x' in <match ...>" */
+    size_t offset;       /* where to store in the target struct */
+    const char *choices; /* CONF_ENUM only: "a|b|c" */
+} conf_spec;
+
+/*
+ * Bind the parameters of `n` to `out` using `specs` (terminated by a row with
+ * name == NULL). For every row: the value from the config or the default is
+ * converted and stored at out+offset. Errors added for: wrong value type
+ * ("FILE:LINE: invalid size 'abc' for parameter 'chunk_limit_size'"), missing
+ * required parameter, unknown parameter ("FILE:LINE: unknown parameter
+ * 'flush_intervl' in <buffer>; did you mean 'flush_interval'?"), and
+ * sub-sections not declared by a CONF_SECTION row (same did-you-mean rule).
+ * Parameters starting with '@' (@type, @id, @label, @log_level) are never
+ * reported as unknown here; the caller deals with them.
+ * Returns 0 if no error was added, -1 otherwise (fills what it can).
+ */
+int conf_bind(conf_node *n, const conf_spec *specs, void *out, conf_errors *errs);
+/* Free what conf_bind allocated in `out` (CONF_STR and CONF_ARRAY fields). */
+void conf_unbind(const conf_spec *specs, void *out);
+
+/* Closest candidate to `word` by edit distance among NULL-terminated `cands`,
+ * or NULL if none is close enough (distance > max(2, len/3)). */
+const char *conf_suggest(const char *word, const char *const *cands);
+
+#endif

@@ -1,0 +1,642 @@
+/*
+ * forward-protocol/fwd_decode.c: one forward request -> one batch.
+ *
+ * The fast path: entries that are already in weir's canonical form
+ * ([fixext8-EventTime, map] or [[EventTime, map], map]) are not re-encoded;
+ * consecutive canonical entries form a "run" copied with one memcpy. Only an
+ * entry that needs work (integer/float time, source_*_key injection) or that
+ * must be dropped (invalid event, group marker) breaks the run.
+ */
+#include "fwd_decode.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "mp.h"
+
+#define E_NOMEM (-10) /* distinct from MP_SHORT/MP_BAD */
+
+typedef struct dctx {
+    const fwd_decode_opts *o;
+    const fwd_peer *peer;
+    fwd_result *r;
+    wbuf out;
+    const uint8_t *run_start, *run_end; /* pending canonical run, not yet copied */
+    int inject;                         /* records need extra keys: no canonical runs */
+} dctx;
+
+static const char *type_name(mp_type t)
+{
+    static const char *const n[] = {"nil", "bool", "integer", "integer", "float", "string", "binary", "array", "map", "ext"};
+    return n[t];
+}
+
+static int flush_run(dctx *c)
+{
+    int rc = 0;
+    if (c->run_start && c->run_end > c->run_start)
+        rc = wbuf_add(&c->out, c->run_start, (size_t)(c->run_end - c->run_start));
+    c->run_start = c->run_end = NULL;
+    return rc;
+}
+
+__attribute__((format(printf, 2, 3))) static void note_invalid(dctx *c, const char *fmt, ...)
+{
+    if (c->r->invalid++ == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->r->err, sizeof c->r->err, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* Parse a time value. Returns 0 (sec/nsec set, *canonical set when it was
+ * the fixext8 form), or -1 with a reason. */
+static int parse_time(const uint8_t **p, const uint8_t *end, uint32_t *sec, uint32_t *nsec, int *canonical,
+                      const char **why)
+{
+    const uint8_t *start = *p;
+    mp_obj t;
+    int rc = mp_read(p, end, &t);
+    if (rc != MP_OK) {
+        *why = "truncated time";
+        return rc;
+    }
+    *canonical = 0;
+    switch (t.type) {
+    case MP_EXT:
+        if (t.ext_type != 0 || t.len != 8) {
+            *why = "time is an ext value that is not EventTime";
+            return -3;
+        }
+        *sec = mp_be32(t.ptr);
+        *nsec = mp_be32(t.ptr + 4);
+        *canonical = start[0] == 0xd7;
+        return 0;
+    case MP_UINT:
+        if (t.v.u > UINT32_MAX) {
+            *why = "integer time out of range";
+            return -3;
+        }
+        *sec = (uint32_t)t.v.u;
+        *nsec = 0;
+        return 0;
+    case MP_INT:
+        *why = "negative integer time";
+        return -3;
+    case MP_FLOAT:
+        if (!(t.v.f >= 0 && t.v.f < 4294967296.0)) {
+            *why = "float time out of range";
+            return -3;
+        }
+        *sec = (uint32_t)t.v.f;
+        *nsec = (uint32_t)llround((t.v.f - (double)*sec) * 1e9);
+        if (*nsec >= 1000000000u) {
+            (*sec)++;
+            *nsec -= 1000000000u;
+        }
+        return 0;
+    default:
+        *why = type_name(t.type);
+        return -4;
+    }
+}
+
+/* Skip one object whatever its depth (used to step over an invalid event
+ * whose nesting exceeded the limit). */
+static int skip_any(const uint8_t **p, const uint8_t *end)
+{
+    mp_framer f;
+    mp_framer_reset(&f);
+    int rc = mp_frame(&f, *p, (size_t)(end - *p));
+    if (rc == MP_OK)
+        *p += f.pos;
+    return rc;
+}
+
+/* Write one entry in canonical form, with injected keys if configured. */
+static int emit(dctx *c, uint32_t sec, uint32_t nsec, const uint8_t *meta, size_t meta_len, const uint8_t *rec,
+                size_t rec_len)
+{
+    wbuf *w = &c->out;
+    if (mpw_array(w, 2))
+        return -1;
+    if (meta) {
+        if (mpw_array(w, 2) || mpw_eventtime(w, sec, nsec) || wbuf_add(w, meta, meta_len))
+            return -1;
+    } else if (mpw_eventtime(w, sec, nsec)) {
+        return -1;
+    }
+    if (!c->inject)
+        return wbuf_add(w, rec, rec_len);
+    const uint8_t *p = rec;
+    mp_obj m;
+    mp_read(&p, rec + rec_len, &m);
+    uint32_t extra = (c->o->source_address_key != NULL) + (c->o->source_hostname_key != NULL);
+    if (mpw_map(w, m.len + extra) || wbuf_add(w, p, (size_t)(rec + rec_len - p)))
+        return -1;
+    if (c->o->source_address_key) {
+        const char *k = c->o->source_address_key, *v = c->peer->address ? c->peer->address : "";
+        if (mpw_str(w, k, strlen(k)) || mpw_str(w, v, strlen(v)))
+            return -1;
+    }
+    if (c->o->source_hostname_key) {
+        const char *k = c->o->source_hostname_key, *v = c->peer->hostname ? c->peer->hostname : "";
+        if (mpw_str(w, k, strlen(k)) || mpw_str(w, v, strlen(v)))
+            return -1;
+    }
+    return 0;
+}
+
+/* Read a map (metadata or record) and return its span. -3: not a map,
+ * -5: too deep (skipped), MP_SHORT/MP_BAD otherwise. */
+static int read_map(dctx *c, const uint8_t **p, const uint8_t *end, const uint8_t **span, size_t *span_len)
+{
+    const uint8_t *start = *p;
+    if (start >= end)
+        return MP_SHORT;
+    uint8_t b = *start;
+    int is_map = (b & 0xf0) == 0x80 || b == 0xde || b == 0xdf;
+    int rc = mp_skip(p, end, c->o->max_depth);
+    if (rc == MP_BAD) {
+        /* depth limit or an invalid byte: find the end without a depth limit */
+        *p = start;
+        if (skip_any(p, end) != MP_OK)
+            return MP_BAD;
+        return -5;
+    }
+    if (rc != MP_OK)
+        return rc;
+    if (!is_map)
+        return -3;
+    *span = start;
+    *span_len = (size_t)(*p - start);
+    return MP_OK;
+}
+
+/*
+ * Process one [time, record] / [[time, meta], record] entry at *p.
+ * Returns MP_OK (stored, or skipped and counted), MP_SHORT (truncated at the
+ * end of the input), MP_BAD (bytes that are not msgpack), E_NOMEM (out of
+ * memory / over the size cap).
+ */
+static int process_entry(dctx *c, const uint8_t **p, const uint8_t *end)
+{
+    const uint8_t *start = *p;
+    mp_obj a;
+    int rc = mp_read(p, end, &a);
+    if (rc != MP_OK)
+        return rc;
+    if (a.type != MP_ARRAY || a.len != 2) {
+        *p = start;
+        rc = skip_any(p, end);
+        if (rc != MP_OK)
+            return rc;
+        if (flush_run(c))
+            return E_NOMEM;
+        note_invalid(c, "entry is not a [time, record] array (got %s)", a.type == MP_ARRAY ? "an array of another size" : type_name(a.type));
+        return MP_OK;
+    }
+    uint32_t sec = 0, nsec = 0;
+    int canonical = 0;
+    const uint8_t *meta = NULL, *rec = NULL;
+    size_t meta_len = 0, rec_len = 0;
+    const char *why = NULL;
+    int bad = 0;
+
+    if (*p < end && (**p & 0xf0) == 0x90) {
+        mp_obj ta;
+        mp_read(p, end, &ta);
+        if (ta.len != 2) {
+            bad = 1;
+            why = "metadata entry [time, meta] has the wrong size";
+        } else {
+            rc = parse_time(p, end, &sec, &nsec, &canonical, &why);
+            if (rc == MP_SHORT || rc == MP_BAD)
+                return rc;
+            if (rc != 0) {
+                bad = 1;
+            } else {
+                rc = read_map(c, p, end, &meta, &meta_len);
+                if (rc == MP_SHORT || rc == MP_BAD)
+                    return rc;
+                if (rc != MP_OK) {
+                    bad = 1;
+                    why = rc == -5 ? "metadata nested too deep" : "metadata is not a map";
+                }
+            }
+        }
+    } else {
+        rc = parse_time(p, end, &sec, &nsec, &canonical, &why);
+        if (rc == MP_SHORT || rc == MP_BAD)
+            return rc;
+        if (rc != 0)
+            bad = 1;
+    }
+    if (bad) {
+        /* re-skip the whole entry from its start to stay in sync */
+        *p = start;
+        rc = skip_any(p, end);
+        if (rc != MP_OK)
+            return rc;
+        if (flush_run(c))
+            return E_NOMEM;
+        note_invalid(c, "invalid event time: %s", why ? why : "unknown");
+        return MP_OK;
+    }
+    if (canonical && nsec == 0 && (sec == 0xFFFFFFFFu || sec == 0xFFFFFFFEu)) {
+        /* Fluent Bit group start/end marker: not an event */
+        rc = skip_any(p, end);
+        if (rc != MP_OK)
+            return rc;
+        if (flush_run(c))
+            return E_NOMEM;
+        c->r->markers++;
+        return MP_OK;
+    }
+    rc = read_map(c, p, end, &rec, &rec_len);
+    if (rc == MP_SHORT || rc == MP_BAD)
+        return rc;
+    if (rc != MP_OK) {
+        if (flush_run(c))
+            return E_NOMEM;
+        note_invalid(c, "record is %s", rc == -5 ? "nested deeper than the limit" : "not a map");
+        return MP_OK;
+    }
+    c->r->records++;
+    if (canonical && !c->inject) {
+        if (!c->run_start)
+            c->run_start = start;
+        c->run_end = *p;
+        return MP_OK;
+    }
+    if (flush_run(c))
+        return E_NOMEM;
+    return emit(c, sec, nsec, meta, meta_len, rec, rec_len) ? E_NOMEM : MP_OK;
+}
+
+void fwd_scratch_free(fwd_scratch *s) { wbuf_free(&s->inflated); }
+
+int fwd_gunzip(const uint8_t *in, size_t len, wbuf *out, char *err, size_t errlen)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
+        snprintf(err, errlen, "gzip: inflateInit failed");
+        return -1;
+    }
+    int ret = -1;
+    z.next_in = (Bytef *)(uintptr_t)in;
+    z.avail_in = 0;
+    size_t consumed = 0;
+    /* Fluentd gzips each buffer append separately: several members back to
+     * back. Inflate member after member until the input is used up. */
+    while (consumed < len) {
+        size_t chunk = len - consumed > (1u << 30) ? (1u << 30) : len - consumed;
+        z.next_in = (Bytef *)(uintptr_t)(in + consumed);
+        z.avail_in = (uInt)chunk;
+        int zr;
+        do {
+            if (out->cap - out->len < 65536 && wbuf_grow(out, out->len < 65536 ? 65536 : out->len) != 0 &&
+                wbuf_grow(out, 4096) != 0) {
+                snprintf(err, errlen, "decompressed size exceeds the limit of %zu bytes", out->max);
+                goto out;
+            }
+            z.next_out = out->data + out->len;
+            z.avail_out = (uInt)((out->cap - out->len) > (1u << 30) ? (1u << 30) : out->cap - out->len);
+            size_t before = z.avail_out;
+            zr = inflate(&z, Z_NO_FLUSH);
+            out->len += before - z.avail_out;
+            if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
+                snprintf(err, errlen, "gzip: %s at compressed byte %zu", z.msg ? z.msg : "invalid data",
+                         consumed + (chunk - z.avail_in));
+                goto out;
+            }
+            if (zr == Z_BUF_ERROR && z.avail_in == 0)
+                break;
+        } while (zr != Z_STREAM_END);
+        consumed += chunk - z.avail_in;
+        if (zr != Z_STREAM_END) {
+            if (consumed >= len) {
+                snprintf(err, errlen, "gzip: truncated member");
+                goto out;
+            }
+            continue;
+        }
+        if (consumed < len)
+            inflateReset(&z);
+    }
+    ret = 0;
+out:
+    inflateEnd(&z);
+    return ret;
+}
+
+int fwd_unzstd(const uint8_t *in, size_t len, wbuf *out, char *err, size_t errlen)
+{
+    ZSTD_DStream *ds = ZSTD_createDStream();
+    if (!ds) {
+        snprintf(err, errlen, "zstd: out of memory");
+        return -1;
+    }
+    int ret = -1;
+    ZSTD_inBuffer ib = {in, len, 0};
+    size_t zr = 0;
+    while (ib.pos < ib.size) {
+        if (out->cap - out->len < 65536 && wbuf_grow(out, out->len < 65536 ? 65536 : out->len) != 0 &&
+            wbuf_grow(out, 4096) != 0) {
+            snprintf(err, errlen, "decompressed size exceeds the limit of %zu bytes", out->max);
+            goto out;
+        }
+        ZSTD_outBuffer ob = {out->data + out->len, out->cap - out->len, 0};
+        zr = ZSTD_decompressStream(ds, &ob, &ib);
+        out->len += ob.pos;
+        if (ZSTD_isError(zr)) {
+            snprintf(err, errlen, "zstd: %s at compressed byte %zu", ZSTD_getErrorName(zr), ib.pos);
+            goto out;
+        }
+    }
+    /* zr != 0: the last frame is incomplete; flush what is buffered, then fail */
+    while (zr != 0) {
+        if (out->cap - out->len < 65536 && wbuf_grow(out, 65536) != 0) {
+            snprintf(err, errlen, "decompressed size exceeds the limit of %zu bytes", out->max);
+            goto out;
+        }
+        ZSTD_outBuffer ob = {out->data + out->len, out->cap - out->len, 0};
+        zr = ZSTD_decompressStream(ds, &ob, &ib);
+        out->len += ob.pos;
+        if (ZSTD_isError(zr) || ob.pos == 0) {
+            snprintf(err, errlen, "zstd: truncated frame");
+            goto out;
+        }
+    }
+    ret = 0;
+out:
+    ZSTD_freeDStream(ds);
+    return ret;
+}
+
+int fwd_ack_encode(wbuf *out, const uint8_t *chunk, size_t chunk_len)
+{
+    static const uint8_t head[] = {0x81, 0xa3, 'a', 'c', 'k'};
+    return wbuf_add(out, head, sizeof head) || wbuf_add(out, chunk, chunk_len) ? -1 : 0;
+}
+
+typedef struct fwd_options {
+    const uint8_t *chunk;
+    size_t chunk_len;
+    const uint8_t *compressed;
+    size_t compressed_len;
+    const uint8_t *metadata;
+    size_t metadata_len;
+    int64_t signal;
+} fwd_options;
+
+static int parse_options(const uint8_t **p, const uint8_t *end, fwd_options *op, char *err, size_t errlen)
+{
+    memset(op, 0, sizeof *op);
+    mp_obj m;
+    if (mp_read(p, end, &m) != MP_OK) {
+        snprintf(err, errlen, "truncated options");
+        return -1;
+    }
+    if (m.type == MP_NIL)
+        return 0; /* old Docker driver: nil means no options */
+    if (m.type != MP_MAP) {
+        snprintf(err, errlen, "options is %s, not a map", type_name(m.type));
+        return -1;
+    }
+    for (uint32_t i = 0; i < m.len; i++) {
+        mp_obj k, v;
+        if (mp_read(p, end, &k) != MP_OK) {
+            snprintf(err, errlen, "truncated options");
+            return -1;
+        }
+        const uint8_t *vstart = *p;
+        if ((k.type == MP_ARRAY || k.type == MP_MAP) || mp_skip(p, end, 64) != MP_OK) {
+            snprintf(err, errlen, "malformed options map");
+            return -1;
+        }
+        if (k.type != MP_STR)
+            continue;
+        const uint8_t *q = vstart;
+        mp_read(&q, end, &v);
+#define KEY_IS(s) (k.len == sizeof(s) - 1 && memcmp(k.ptr, s, sizeof(s) - 1) == 0)
+        if (KEY_IS("chunk")) {
+            op->chunk = vstart;
+            op->chunk_len = (size_t)(*p - vstart);
+        } else if (KEY_IS("compressed")) {
+            if (v.type == MP_STR || v.type == MP_BIN) {
+                op->compressed = v.ptr;
+                op->compressed_len = v.len;
+            }
+        } else if (KEY_IS("fluent_signal")) {
+            if (v.type == MP_UINT)
+                op->signal = (int64_t)v.v.u;
+            else if (v.type == MP_INT)
+                op->signal = v.v.i;
+        } else if (KEY_IS("metadata")) {
+            if (v.type == MP_MAP) {
+                op->metadata = vstart;
+                op->metadata_len = (size_t)(*p - vstart);
+            }
+        }
+#undef KEY_IS
+    }
+    return 0;
+}
+
+__attribute__((format(printf, 3, 4))) static int decode_fail(fwd_result *r, wbuf *out, const char *fmt, ...)
+{
+    char tmp[sizeof r->err];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap); /* args may point into r->err */
+    va_end(ap);
+    memcpy(r->err, tmp, sizeof tmp);
+    wbuf_free(out);
+    return FWD_CORRUPT;
+}
+
+int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, const uint8_t *req, size_t len,
+               fwd_result *r)
+{
+    memset(r, 0, sizeof *r);
+    dctx c = {.o = o, .peer = peer, .r = r};
+    c.inject = o->source_address_key != NULL || o->source_hostname_key != NULL;
+    c.out.max = o->max_decompressed + (o->max_decompressed >> 2) + 4096;
+    const uint8_t *p = req, *end = req + len;
+    mp_obj top, tag, second;
+    fwd_options op;
+
+    if (mp_read(&p, end, &top) != MP_OK)
+        return decode_fail(r, &c.out, "truncated request%s", "");
+    if (top.type == MP_NIL && p == end)
+        return FWD_HEARTBEAT;
+    if (top.type != MP_ARRAY || top.len < 2 || top.len > 4)
+        return decode_fail(r, &c.out, "request is %s, not an array of 2 to 4 elements",
+                           top.type == MP_ARRAY ? "an array of the wrong size" : type_name(top.type));
+    if (mp_read(&p, end, &tag) != MP_OK || tag.type != MP_STR)
+        return decode_fail(r, &c.out, "tag is %s, not a string", type_name(tag.type));
+
+    const uint8_t *second_start = p;
+    if (mp_read(&p, end, &second) != MP_OK)
+        return decode_fail(r, &c.out, "truncated request%s", "");
+
+    if (second.type == MP_ARRAY) {
+        r->mode = "Forward";
+        if (top.len > 3)
+            return decode_fail(r, &c.out, "Forward mode request has %s elements", "4");
+        if (wbuf_grow(&c.out, (size_t)(end - p)))
+            return decode_fail(r, &c.out, "request too large%s", "");
+        for (uint32_t i = 0; i < second.len; i++) {
+            int rc = process_entry(&c, &p, end);
+            if (rc == E_NOMEM)
+                return decode_fail(r, &c.out, "out of memory or over the size limit%s", "");
+            if (rc != MP_OK)
+                return decode_fail(r, &c.out, "malformed entry in Forward mode%s", "");
+        }
+        if (flush_run(&c))
+            return decode_fail(r, &c.out, "out of memory%s", "");
+        if (top.len == 3 && parse_options(&p, end, &op, r->err, sizeof r->err))
+            return decode_fail(r, &c.out, "%s", r->err);
+        if (top.len == 2)
+            memset(&op, 0, sizeof op);
+    } else if (second.type == MP_STR || second.type == MP_BIN) {
+        if (top.len > 3)
+            return decode_fail(r, &c.out, "PackedForward request has %s elements", "4");
+        if (top.len == 3 && parse_options(&p, end, &op, r->err, sizeof r->err))
+            return decode_fail(r, &c.out, "%s", r->err);
+        if (top.len == 2)
+            memset(&op, 0, sizeof op);
+        const uint8_t *blob = second.ptr;
+        size_t blob_len = second.len;
+        r->mode = "PackedForward";
+        if (op.compressed && !(op.compressed_len == 4 && memcmp(op.compressed, "text", 4) == 0)) {
+            char err[200];
+            s->inflated.len = 0;
+            s->inflated.max = o->max_decompressed;
+            int zrc;
+            if (op.compressed_len == 4 && memcmp(op.compressed, "gzip", 4) == 0)
+                zrc = fwd_gunzip(blob, blob_len, &s->inflated, err, sizeof err);
+            else if (op.compressed_len == 4 && memcmp(op.compressed, "zstd", 4) == 0)
+                zrc = fwd_unzstd(blob, blob_len, &s->inflated, err, sizeof err);
+            else {
+                snprintf(err, sizeof err, "unknown compression '%.*s'", (int)(op.compressed_len > 32 ? 32 : op.compressed_len),
+                         op.compressed);
+                zrc = -1;
+            }
+            if (zrc)
+                return decode_fail(r, &c.out, "%s", err);
+            blob = s->inflated.data;
+            blob_len = s->inflated.len;
+            r->mode = "CompressedPackedForward";
+        }
+        if (blob_len && wbuf_grow(&c.out, blob_len))
+            return decode_fail(r, &c.out, "request too large%s", "");
+        const uint8_t *q = blob, *qend = blob + blob_len;
+        while (q < qend) {
+            int rc = process_entry(&c, &q, qend);
+            if (rc == E_NOMEM)
+                return decode_fail(r, &c.out, "out of memory or over the size limit%s", "");
+            if (rc == MP_SHORT) {
+                if (flush_run(&c))
+                    return decode_fail(r, &c.out, "out of memory%s", "");
+                note_invalid(&c, "%s", "trailing partial event at the end of the entries");
+                break;
+            }
+            if (rc == MP_BAD) {
+                if (flush_run(&c))
+                    return decode_fail(r, &c.out, "out of memory%s", "");
+                note_invalid(&c, "%s", "entries contain bytes that are not msgpack; rest of the request skipped");
+                break;
+            }
+        }
+        if (flush_run(&c))
+            return decode_fail(r, &c.out, "out of memory%s", "");
+    } else {
+        /* Message mode: [tag, time, record, option?] */
+        r->mode = "Message";
+        if (top.len < 3)
+            return decode_fail(r, &c.out, "Message mode request has %s elements", "2");
+        uint32_t sec = 0, nsec = 0;
+        int canonical;
+        const char *why = NULL;
+        const uint8_t *rec = NULL;
+        size_t rec_len = 0;
+        p = second_start;
+        int trc = parse_time(&p, end, &sec, &nsec, &canonical, &why);
+        if (trc == MP_SHORT || trc == MP_BAD)
+            return decode_fail(r, &c.out, "truncated request%s", "");
+        int rrc = MP_OK;
+        if (trc == 0)
+            rrc = read_map(&c, &p, end, &rec, &rec_len);
+        else if (skip_any(&p, end) != MP_OK)
+            return decode_fail(r, &c.out, "truncated request%s", "");
+        if (rrc == MP_SHORT || rrc == MP_BAD)
+            return decode_fail(r, &c.out, "truncated request%s", "");
+        if (top.len == 4 && parse_options(&p, end, &op, r->err, sizeof r->err))
+            return decode_fail(r, &c.out, "%s", r->err);
+        if (top.len == 3)
+            memset(&op, 0, sizeof op);
+        if (trc != 0) {
+            note_invalid(&c, "invalid event time: %s", why ? why : "unknown");
+        } else if (rrc != MP_OK) {
+            note_invalid(&c, "record is %s", rrc == -5 ? "nested deeper than the limit" : "not a map");
+        } else {
+            r->records = 1;
+            if (emit(&c, sec, nsec, op.metadata, op.metadata_len, rec, rec_len))
+                return decode_fail(r, &c.out, "out of memory%s", "");
+        }
+    }
+    if (p != end)
+        return decode_fail(r, &c.out, "%s", "extra bytes after the request");
+
+    r->chunk = op.chunk;
+    r->chunk_len = op.chunk_len;
+    r->signal = (int)op.signal;
+    if (op.signal != 0) {
+        /* metrics/traces payloads are not events: skip them, still ack */
+        r->records = 0;
+        wbuf_free(&c.out);
+        return FWD_OK;
+    }
+    if (r->invalid && !o->skip_invalid_event) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", r->err);
+        r->records = 0;
+        return decode_fail(r, &c.out, "invalid event and skip_invalid_event is false: %s", why);
+    }
+    if (r->records == 0) {
+        wbuf_free(&c.out);
+        return FWD_OK;
+    }
+
+    /* final tag: `tag` overrides, `add_tag_prefix` prepends "prefix." */
+    char tagbuf[1024];
+    const char *t = (const char *)tag.ptr;
+    size_t tl = tag.len;
+    if (o->tag) {
+        t = o->tag;
+        tl = strlen(t);
+    } else if (o->add_tag_prefix) {
+        int n = snprintf(tagbuf, sizeof tagbuf, "%s.%.*s", o->add_tag_prefix, (int)tag.len, (const char *)tag.ptr);
+        if (n < 0 || (size_t)n >= sizeof tagbuf)
+            return decode_fail(r, &c.out, "%s", "tag too long");
+        t = tagbuf;
+        tl = (size_t)n;
+    }
+    size_t dlen;
+    uint8_t *data = wbuf_steal(&c.out, &dlen);
+    r->b = batch_new(t, tl, data, dlen, r->records);
+    if (!r->b) {
+        free(data);
+        snprintf(r->err, sizeof r->err, "out of memory");
+        return FWD_CORRUPT;
+    }
+    return FWD_OK;
+}

@@ -1,0 +1,68 @@
+/*
+ * forward-protocol/fwd_decode.h: turns one complete forward-protocol request
+ * (a msgpack array, already framed) into a batch in weir's entry format.
+ *
+ * Pure function of (options, peer info, request bytes): no I/O, no globals,
+ * so it is unit-tested and fuzzed directly. Runs on a worker thread.
+ */
+#ifndef WEIR_FWD_DECODE_H
+#define WEIR_FWD_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aggregator/batch.h"
+#include "aggregator/wbuf.h"
+
+typedef struct fwd_decode_opts {
+    int skip_invalid_event;        /* 1: skip invalid events; 0: reject the request */
+    const char *tag;               /* override tag, or NULL */
+    const char *add_tag_prefix;    /* or NULL */
+    const char *source_address_key;  /* or NULL */
+    const char *source_hostname_key; /* or NULL */
+    size_t max_decompressed;       /* bomb guard for gzip/zstd entries */
+    int max_depth;                 /* nesting limit inside records */
+} fwd_decode_opts;
+
+typedef struct fwd_peer {
+    const char *address;  /* "10.0.0.5" */
+    const char *hostname; /* resolved, or the address */
+} fwd_peer;
+
+enum {
+    FWD_OK = 0,         /* batch may still be NULL when nothing was left to store */
+    FWD_HEARTBEAT = 1,  /* bare nil: nothing to do, no ack */
+    FWD_CORRUPT = -1,   /* request unusable: close the connection (err says why) */
+};
+
+typedef struct fwd_result {
+    batch *b;                 /* new batch (caller owns the reference) or NULL */
+    const uint8_t *chunk;     /* raw msgpack bytes of options.chunk inside the request, or NULL */
+    size_t chunk_len;
+    uint32_t records;         /* records stored in b */
+    uint32_t invalid;         /* invalid events skipped */
+    uint32_t markers;         /* Fluent Bit group markers skipped */
+    int signal;               /* fluent_signal: 0 logs, 1 metrics, 2 traces (payload skipped) */
+    const char *mode;         /* "Message", "Forward", "PackedForward", "CompressedPackedForward" */
+    char err[256];            /* set for FWD_CORRUPT and for the first invalid event */
+} fwd_result;
+
+/* Scratch space reused across calls by one thread (decompression output,
+ * entry rebuild). Free with fwd_scratch_free. */
+typedef struct fwd_scratch {
+    wbuf inflated;
+} fwd_scratch;
+void fwd_scratch_free(fwd_scratch *s);
+
+int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s,
+               const uint8_t *req, size_t len, fwd_result *r);
+
+/* Encode the ack reply {"ack": <chunk bytes>} into out (appends). */
+int fwd_ack_encode(wbuf *out, const uint8_t *chunk, size_t chunk_len);
+
+/* Decompress a concatenation of gzip members / zstd frames; appends to out;
+ * fails when the output would exceed out->max. Returns 0 or -1 (err set). */
+int fwd_gunzip(const uint8_t *in, size_t len, wbuf *out, char *err, size_t errlen);
+int fwd_unzstd(const uint8_t *in, size_t len, wbuf *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,784 @@
+/*
+ * forward-protocol/fwd_input.c: Fluentd's in_forward for weir.
+ *
+ * Connection life on a worker:
+ *
+ *   accept (main) --post--> conn_new (worker) --> [reading] <--> [paused]
+ *        read -> mp_frame (resumable) -> fwd_decode -> router -> output_submit
+ *        each request with `chunk` gets a fwd_req in the connection's pending
+ *        FIFO; outputs complete its ticket; the worker then writes the acks
+ *        of the completed *prefix* of the FIFO, so acks leave in request order.
+ *   close: on EOF/corrupt input/stop. A connection with pending requests is
+ *   only freed when the last of them completes (refcount), because outputs
+ *   still hold tickets that point at it.
+ *
+ * Back-pressure: when any output's queue is over its limit, a worker stops
+ * reading (event_del) instead of closing connections, and re-checks every
+ * 5 ms; acks are held because the records have not been accepted yet.
+ */
+#include "fwd_input.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "aggregator/log.h"
+#include "aggregator/router.h"
+#include "forward-protocol/mp.h"
+
+#define READ_CHUNK (256 * 1024)
+
+typedef struct fwd_conn fwd_conn;
+
+typedef struct fwd_req {
+    ticket t; /* first: outputs see only this */
+    wk_done d;
+    worker *w;
+    fwd_conn *c;
+    struct fwd_req *next;
+    uint32_t records;
+    int complete, failed;
+    size_t ack_len;
+    uint8_t ack[];
+} fwd_req;
+
+struct fwd_conn {
+    fwd_conn *prev, *next;
+    worker *w;
+    fwd_source *src;
+    int fd;
+    struct event *rev, *wev;
+    wbuf in;
+    size_t in_off;
+    mp_framer fr;
+    wbuf out;
+    size_t out_off;
+    fwd_req *ph, *pt;
+    int npending;
+    int refs;
+    int closed, eof, paused, no_more_reads, reading;
+    int warned_size;
+    uint64_t records_acked;
+    char peer[INET6_ADDRSTRLEN + 8];
+    char addr[INET6_ADDRSTRLEN];
+    char host[NI_MAXHOST];
+    fwd_peer fp;
+};
+
+typedef struct fwd_worker {
+    fwd_conn *conns;
+    int nconns;
+    struct event *pressure_ev;
+    int pressure_armed;
+    fwd_scratch scratch;
+    struct evdns_base *dns;
+    uint64_t pending; /* requests handed to outputs and not yet completed, all conns */
+} fwd_worker;
+
+/* A stopping worker leaves its loop only when no output still holds a
+ * ticket pointing at it (a closed connection may still have some). */
+static void check_exit(worker *w)
+{
+    fwd_worker *fw = w->proto;
+    if (w->stopping && fw->nconns == 0 && fw->pending == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+/* ---- configuration ---------------------------------------------------------- */
+
+static const conf_spec forward_spec[] = {
+    {"port", CONF_INT, "24224", 0, offsetof(fwd_source, port), NULL},
+    {"bind", CONF_STR, "0.0.0.0", 0, offsetof(fwd_source, bind), NULL},
+    {"chunk_size_warn_limit", CONF_SIZE, "0", 0, offsetof(fwd_source, chunk_size_warn_limit), NULL},
+    {"chunk_size_limit", CONF_SIZE, "256m", 0, offsetof(fwd_source, chunk_size_limit), NULL},
+    {"skip_invalid_event", CONF_BOOL, "true", 0, offsetof(fwd_source, skip_invalid_event), NULL},
+    {"source_address_key", CONF_STR, NULL, 0, offsetof(fwd_source, source_address_key), NULL},
+    {"source_hostname_key", CONF_STR, NULL, 0, offsetof(fwd_source, source_hostname_key), NULL},
+    {"tag", CONF_STR, NULL, 0, offsetof(fwd_source, tag), NULL},
+    {"add_tag_prefix", CONF_STR, NULL, 0, offsetof(fwd_source, add_tag_prefix), NULL},
+    {"deny_keepalive", CONF_BOOL, "false", 0, offsetof(fwd_source, deny_keepalive), NULL},
+    {"linger_timeout", CONF_TIME, "0", 0, offsetof(fwd_source, linger_timeout), NULL},
+    {"resolve_hostname", CONF_BOOL, "false", 0, offsetof(fwd_source, resolve_hostname), NULL},
+    {"send_keepalive_packet", CONF_BOOL, "false", 0, offsetof(fwd_source, send_keepalive_packet), NULL},
+    {"decompressed_size_limit", CONF_SIZE, "512m", 0, offsetof(fwd_source, decompressed_size_limit), NULL},
+    {"max_nesting_depth", CONF_INT, "64", 0, offsetof(fwd_source, max_nesting_depth), NULL},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
+fwd_source *fwd_source_create(conf_node *n, int index, conf_errors *errs)
+{
+    fwd_source *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->udp_fd = -1;
+    int rc = conf_bind(n, forward_spec, s, errs);
+    const char *id = conf_get_value(n, "@id");
+    char idbuf[32];
+    snprintf(idbuf, sizeof idbuf, "forward.%d", index);
+    s->id = strdup(id ? id : idbuf);
+    if (rc == 0) {
+        if (s->port < 0 || s->port > 65535) {
+            conf_param *p = conf_get(n, "port");
+            conf_errors_add(errs, p ? p->file : n->file, p ? p->line : n->line, "port %lld out of range 0..65535",
+                            (long long)s->port);
+            rc = -1;
+        }
+        if (s->max_nesting_depth < 2 || s->max_nesting_depth > 64) {
+            conf_param *p = conf_get(n, "max_nesting_depth");
+            conf_errors_add(errs, p ? p->file : n->file, p ? p->line : n->line,
+                            "max_nesting_depth must be between 2 and 64");
+            rc = -1;
+        }
+        if (s->chunk_size_limit < 64) {
+            conf_param *p = conf_get(n, "chunk_size_limit");
+            conf_errors_add(errs, p ? p->file : n->file, p ? p->line : n->line, "chunk_size_limit is too small");
+            rc = -1;
+        }
+    }
+    if (rc) {
+        fwd_source_free(s);
+        return NULL;
+    }
+    if (s->source_hostname_key)
+        s->resolve_hostname = 1;
+    s->dopts.skip_invalid_event = s->skip_invalid_event;
+    s->dopts.tag = s->tag;
+    s->dopts.add_tag_prefix = s->add_tag_prefix;
+    s->dopts.source_address_key = s->source_address_key;
+    s->dopts.source_hostname_key = s->source_hostname_key;
+    s->dopts.max_decompressed = s->decompressed_size_limit;
+    s->dopts.max_depth = (int)s->max_nesting_depth;
+    return s;
+}
+
+void fwd_source_free(fwd_source *s)
+{
+    if (!s)
+        return;
+    fwd_source_close(s);
+    conf_unbind(forward_spec, s);
+    free(s->id);
+    free(s);
+}
+
+/* ---- connections (worker thread) -------------------------------------------- */
+
+static void conn_unref(fwd_conn *c)
+{
+    if (--c->refs > 0)
+        return;
+    wbuf_free(&c->in);
+    wbuf_free(&c->out);
+    free(c);
+}
+
+static void conn_close(fwd_conn *c)
+{
+    if (c->closed)
+        return;
+    fwd_worker *fw = c->w->proto;
+    c->closed = 1;
+    if (c->rev)
+        event_free(c->rev);
+    if (c->wev)
+        event_free(c->wev);
+    c->rev = c->wev = NULL;
+    close(c->fd);
+    c->fd = -1;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        fw->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    fw->nconns--;
+    atomic_fetch_sub_explicit(&c->w->stats.connections_open, 1, memory_order_relaxed);
+    worker *w = c->w;
+    conn_unref(c);
+    check_exit(w);
+}
+
+static void conn_write(fwd_conn *c)
+{
+    while (c->out_off < c->out.len) {
+        ssize_t n = write(c->fd, c->out.data + c->out_off, c->out.len - c->out_off);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            event_add(c->wev, NULL);
+            return;
+        }
+        wlog_debug("in_forward", "connection from %s: write failed: %s", c->peer, strerror(errno));
+        conn_close(c);
+        return;
+    }
+    c->out.len = c->out_off = 0;
+    if (c->out.cap > 65536)
+        wbuf_free(&c->out);
+}
+
+static void maybe_close(fwd_conn *c)
+{
+    if (c->closed)
+        return;
+    if ((c->eof || c->no_more_reads || c->w->stopping) && c->npending == 0 && c->out.len == 0)
+        conn_close(c);
+}
+
+/* Write the acks of the completed prefix of the pending FIFO. */
+static void flush_acks(fwd_conn *c)
+{
+    fwd_worker *fw = c->w->proto;
+    worker *w = c->w;
+    int closed = c->closed;
+    while (c->ph && c->ph->complete) {
+        fwd_req *q = c->ph;
+        c->ph = q->next;
+        if (!c->ph)
+            c->pt = NULL;
+        c->npending--;
+        if (!c->closed) {
+            if (!q->failed) {
+                if (wbuf_add(&c->out, q->ack, q->ack_len) == 0) {
+                    c->records_acked += q->records;
+                    atomic_fetch_add_explicit(&c->w->stats.acks, 1, memory_order_relaxed);
+                }
+            } else {
+                wlog_warn("in_forward", "not acknowledging a request of %u records from %s: an output could not "
+                          "accept them; the sender will retry",
+                          q->records, c->peer);
+            }
+        }
+        free(q);
+        fw->pending--;
+        if (closed) {
+            int last = c->refs == 1;
+            conn_unref(c); /* may free c: stop touching it then */
+            if (last) {
+                check_exit(w);
+                return;
+            }
+        } else {
+            c->refs--; /* the connection's own reference keeps it alive */
+        }
+    }
+    if (!c->closed && c->out.len)
+        conn_write(c);
+    maybe_close(c);
+    check_exit(w);
+}
+
+static void req_done_cb(worker *w, wk_done *d)
+{
+    fwd_req *q = (fwd_req *)((char *)d - offsetof(fwd_req, d));
+    q->complete = 1;
+    q->failed = atomic_load_explicit(&q->t.failed, memory_order_relaxed) > 0;
+    flush_acks(q->c);
+}
+
+/* Output thread: hand the request back to its worker. */
+static void req_ticket_done(ticket *t)
+{
+    fwd_req *q = (fwd_req *)t;
+    worker_done(q->w, &q->d);
+}
+
+static void drop_conn(fwd_conn *c, const char *what, const char *detail)
+{
+    wlog_warn("in_forward", "dropping connection from %s: %s%s%s; %llu records acked on it before", c->peer, what,
+              detail ? ": " : "", detail ? detail : "", (unsigned long long)c->records_acked);
+    conn_close(c);
+}
+
+static int handle_request(fwd_conn *c, const uint8_t *req, size_t len)
+{
+    worker *w = c->w;
+    fwd_worker *fw = w->proto;
+    worker_stats *st = &w->stats;
+    fwd_result r;
+    int rc = fwd_decode(&c->src->dopts, &c->fp, &fw->scratch, req, len, &r);
+    if (fw->scratch.inflated.cap > (8u << 20))
+        wbuf_free(&fw->scratch.inflated); /* do not keep a huge decompression buffer around */
+    if (rc == FWD_HEARTBEAT)
+        return 0;
+    atomic_fetch_add_explicit(&st->requests, 1, memory_order_relaxed);
+    if (rc == FWD_CORRUPT) {
+        atomic_fetch_add_explicit(&st->decode_errors, 1, memory_order_relaxed);
+        drop_conn(c, "corrupt request", r.err);
+        return -1;
+    }
+    if (r.invalid) {
+        atomic_fetch_add_explicit(&st->invalid_events, r.invalid, memory_order_relaxed);
+        wlog_warn("in_forward", "skipped %u invalid event%s from %s in a %s request (%s); %u valid records kept",
+                  r.invalid, r.invalid > 1 ? "s" : "", c->peer, r.mode, r.err, r.records);
+    }
+    if (r.markers)
+        atomic_fetch_add_explicit(&st->markers, r.markers, memory_order_relaxed);
+    if (r.signal)
+        atomic_fetch_add_explicit(&st->signals_skipped, 1, memory_order_relaxed);
+
+    output *o = NULL;
+    if (r.b) {
+        o = router_match(w->rt, r.b->tag);
+        if (!o) {
+            wlog_warn("in_forward", "no <match> for tag '%s': %u records from %s discarded", r.b->tag, r.records,
+                      c->peer);
+        } else {
+            atomic_fetch_add_explicit(&st->records, r.records, memory_order_relaxed);
+        }
+    }
+    if (!r.chunk) {
+        if (o)
+            output_submit(o, r.b, NULL);
+        if (r.b)
+            batch_unref(r.b);
+        return 0;
+    }
+    fwd_req *q = malloc(sizeof *q + 5 + r.chunk_len);
+    if (!q) {
+        if (r.b)
+            batch_unref(r.b);
+        drop_conn(c, "out of memory", NULL);
+        return -1;
+    }
+    memset(q, 0, sizeof *q);
+    wbuf tmp = {.data = q->ack, .cap = 5 + r.chunk_len, .max = 5 + r.chunk_len};
+    fwd_ack_encode(&tmp, r.chunk, r.chunk_len);
+    q->ack_len = tmp.len;
+    q->w = w;
+    q->c = c;
+    q->records = r.records;
+    q->d.cb = req_done_cb;
+    c->refs++;
+    c->npending++;
+    fw->pending++;
+    if (c->pt)
+        c->pt->next = q;
+    else
+        c->ph = q;
+    c->pt = q;
+    if (o) {
+        atomic_init(&q->t.outstanding, 1);
+        atomic_init(&q->t.failed, 0);
+        q->t.done = req_ticket_done;
+        output_submit(o, r.b, &q->t);
+    } else {
+        q->complete = 1;
+    }
+    if (r.b)
+        batch_unref(r.b);
+    if (q->complete)
+        flush_acks(c);
+    return 0;
+}
+
+/* Frame and handle every complete request in the input buffer. -1: closed. */
+static int process_input(fwd_conn *c)
+{
+    fwd_source *s = c->src;
+    while (!c->no_more_reads && c->in.len > c->in_off) {
+        const uint8_t *base = c->in.data + c->in_off;
+        size_t avail = c->in.len - c->in_off;
+        int rc = mp_frame(&c->fr, base, avail);
+        if (rc == MP_BAD) {
+            char d[96];
+            snprintf(d, sizeof d, "byte 0x%02x at offset %zu of the request is not msgpack", base[c->fr.pos],
+                     c->fr.pos);
+            atomic_fetch_add_explicit(&c->w->stats.decode_errors, 1, memory_order_relaxed);
+            drop_conn(c, "corrupt stream", d);
+            return -1;
+        }
+        size_t size = rc == MP_OK ? c->fr.pos : avail;
+        if (size > s->chunk_size_limit) {
+            char d[128];
+            snprintf(d, sizeof d, "%zu%s bytes, chunk_size_limit is %llu", size, rc == MP_OK ? "" : "+",
+                     (unsigned long long)s->chunk_size_limit);
+            atomic_fetch_add_explicit(&c->w->stats.oversize, 1, memory_order_relaxed);
+            drop_conn(c, "request larger than chunk_size_limit", d);
+            return -1;
+        }
+        if (s->chunk_size_warn_limit && size > s->chunk_size_warn_limit && !c->warned_size) {
+            c->warned_size = 1;
+            wlog_warn("in_forward", "request from %s is larger than chunk_size_warn_limit (%llu bytes)", c->peer,
+                      (unsigned long long)s->chunk_size_warn_limit);
+        }
+        if (rc != MP_OK)
+            break;
+        mp_framer_reset(&c->fr);
+        c->warned_size = 0;
+        c->in_off += size;
+        if (handle_request(c, base, size) < 0)
+            return -1;
+        if (s->deny_keepalive) {
+            c->no_more_reads = 1;
+            if (c->rev)
+                event_del(c->rev);
+        }
+    }
+    /* compact: keep only the unfinished request at the front */
+    if (c->in_off == c->in.len) {
+        c->in.len = c->in_off = 0;
+        if (c->in.cap > (4u << 20))
+            wbuf_free(&c->in); /* give a big request's memory back */
+    } else if (c->in_off) {
+        memmove(c->in.data, c->in.data + c->in_off, c->in.len - c->in_off);
+        c->in.len -= c->in_off;
+        c->in_off = 0;
+    }
+    maybe_close(c);
+    return c->closed ? -1 : 0;
+}
+
+static void pressure_cb(evutil_socket_t fd, short what, void *arg);
+
+static void pause_conn(fwd_conn *c)
+{
+    fwd_worker *fw = c->w->proto;
+    if (!c->paused) {
+        c->paused = 1;
+        event_del(c->rev);
+    }
+    if (!fw->pressure_armed) {
+        struct timeval tv = {0, 5000};
+        fw->pressure_armed = 1;
+        evtimer_add(fw->pressure_ev, &tv);
+    }
+}
+
+static void pressure_cb(evutil_socket_t fd, short what, void *arg)
+{
+    worker *w = arg;
+    fwd_worker *fw = w->proto;
+    fw->pressure_armed = 0;
+    if (router_congested(w->rt)) {
+        struct timeval tv = {0, 5000};
+        fw->pressure_armed = 1;
+        evtimer_add(fw->pressure_ev, &tv);
+        return;
+    }
+    for (fwd_conn *c = fw->conns; c; c = c->next)
+        if (c->paused) {
+            c->paused = 0;
+            if (!c->no_more_reads && !w->stopping)
+                event_add(c->rev, NULL);
+        }
+}
+
+static void read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    fwd_conn *c = arg;
+    worker *w = c->w;
+    if (router_congested(w->rt)) {
+        pause_conn(c);
+        return;
+    }
+    for (int round = 0; round < 4; round++) {
+        if (c->in.cap - c->in.len < READ_CHUNK / 4) {
+            c->in.max = c->src->chunk_size_limit + READ_CHUNK;
+            if (wbuf_grow(&c->in, READ_CHUNK)) {
+                drop_conn(c, "out of memory for the input buffer", NULL);
+                return;
+            }
+        }
+        size_t room = c->in.cap - c->in.len;
+        ssize_t n = read(fd, c->in.data + c->in.len, room);
+        if (n > 0) {
+            c->in.len += (size_t)n;
+            atomic_fetch_add_explicit(&w->stats.bytes, (uint64_t)n, memory_order_relaxed);
+            if (process_input(c) < 0)
+                return;
+            if ((size_t)n < room || c->no_more_reads)
+                return;
+            continue;
+        }
+        if (n == 0) {
+            c->eof = 1;
+            event_del(c->rev);
+            if (c->in.len > c->in_off)
+                wlog_warn("in_forward", "connection from %s closed in the middle of a request (%zu bytes unread)",
+                          c->peer, c->in.len - c->in_off);
+            maybe_close(c);
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        wlog_debug("in_forward", "connection from %s: read failed: %s", c->peer, strerror(errno));
+        conn_close(c);
+        return;
+    }
+}
+
+static void write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    fwd_conn *c = arg;
+    conn_write(c);
+    if (!c->closed && c->out.len == 0)
+        maybe_close(c);
+}
+
+typedef struct accept_msg {
+    int fd;
+    fwd_source *src;
+    struct sockaddr_storage addr;
+} accept_msg;
+
+static void start_reading(fwd_conn *c)
+{
+    if (c->closed)
+        return;
+    c->reading = 1;
+    if (!c->w->stopping)
+        event_add(c->rev, NULL);
+}
+
+static void reverse_cb(int result, char type, int count, int ttl, void *addresses, void *arg)
+{
+    fwd_conn *c = arg;
+    if (result == DNS_ERR_NONE && type == DNS_PTR && count > 0)
+        snprintf(c->host, sizeof c->host, "%s", *(char **)addresses);
+    c->fp.hostname = c->host;
+    start_reading(c);
+    conn_unref(c);
+}
+
+static void conn_new(worker *w, void *arg)
+{
+    accept_msg *m = arg;
+    fwd_worker *fw = w->proto;
+    if (w->stopping) {
+        close(m->fd);
+        free(m);
+        return;
+    }
+    fwd_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(m->fd);
+        free(m);
+        return;
+    }
+    c->w = w;
+    c->src = m->src;
+    c->fd = m->fd;
+    c->refs = 1;
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (c->src->send_keepalive_packet)
+        setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (m->addr.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&m->addr;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+        port = ntohs(a->sin_port);
+    } else if (m->addr.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&m->addr;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+        port = ntohs(a->sin6_port);
+    }
+    snprintf(c->host, sizeof c->host, "%s", ip);
+    snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
+    snprintf(c->addr, sizeof c->addr, "%s", ip);
+    c->fp.address = c->addr;
+    c->rev = event_new(w->base, c->fd, EV_READ | EV_PERSIST, read_cb, c);
+    c->wev = event_new(w->base, c->fd, EV_WRITE, write_cb, c);
+    c->next = fw->conns;
+    if (fw->conns)
+        fw->conns->prev = c;
+    fw->conns = c;
+    fw->nconns++;
+    atomic_fetch_add_explicit(&w->stats.connections, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->stats.connections_open, 1, memory_order_relaxed);
+    c->fp.hostname = c->host;
+    if (c->src->resolve_hostname) {
+        if (!fw->dns) {
+            fw->dns = evdns_base_new(w->base, 0);
+            if (fw->dns) {
+                evdns_base_resolv_conf_parse(fw->dns, DNS_OPTIONS_ALL, "/etc/resolv.conf");
+                evdns_base_load_hosts(fw->dns, NULL);
+            }
+        }
+        struct evdns_request *rq = NULL;
+        if (fw->dns && m->addr.ss_family == AF_INET) {
+            c->refs++;
+            rq = evdns_base_resolve_reverse(fw->dns, &((struct sockaddr_in *)&m->addr)->sin_addr, 0, reverse_cb, c);
+            if (!rq)
+                c->refs--;
+        } else if (fw->dns && m->addr.ss_family == AF_INET6) {
+            c->refs++;
+            rq = evdns_base_resolve_reverse_ipv6(fw->dns, &((struct sockaddr_in6 *)&m->addr)->sin6_addr, 0,
+                                                 reverse_cb, c);
+            if (!rq)
+                c->refs--;
+        }
+        if (!rq)
+            start_reading(c);
+    } else {
+        start_reading(c);
+    }
+    free(m);
+}
+
+/* ---- listener and UDP heartbeat (main thread) --------------------------------- */
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int socklen, void *arg)
+{
+    fwd_source *s = arg;
+    accept_msg *m = malloc(sizeof *m);
+    if (!m) {
+        close(fd);
+        return;
+    }
+    m->fd = fd;
+    m->src = s;
+    memset(&m->addr, 0, sizeof m->addr);
+    memcpy(&m->addr, addr, (size_t)socklen < sizeof m->addr ? (size_t)socklen : sizeof m->addr);
+    worker *w = &s->workers[s->next_worker++ % (unsigned)s->nworkers];
+    worker_post(w, conn_new, m);
+}
+
+static void reenable_accept(evutil_socket_t fd, short what, void *arg) { evconnlistener_enable(arg); }
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    fwd_source *s = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    wlog_error("in_forward", "%s: accept failed: %s; pausing accepts for 100 ms", s->id,
+               evutil_socket_error_to_string(err));
+    /* EMFILE and friends: back off rather than spin */
+    evconnlistener_disable(l);
+    struct timeval tv = {0, 100000};
+    event_base_once(evconnlistener_get_base(l), -1, EV_TIMEOUT, reenable_accept, l, &tv);
+}
+
+/* Fluentd's senders probe with UDP heartbeats: answer "\0" from the same port. */
+static void udp_cb(evutil_socket_t fd, short what, void *arg)
+{
+    for (int i = 0; i < 64; i++) {
+        uint8_t buf[512];
+        struct sockaddr_storage from;
+        socklen_t fl = sizeof from;
+        ssize_t n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+        if (n < 0)
+            return;
+        ssize_t r = sendto(fd, "\0", 1, 0, (struct sockaddr *)&from, fl);
+        (void)r;
+    }
+}
+
+int fwd_source_listen(fwd_source *s, struct event_base *base, worker *workers, int nworkers)
+{
+    s->workers = workers;
+    s->nworkers = nworkers;
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_family = AF_UNSPEC};
+    struct addrinfo *ai = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%lld", (long long)s->port);
+    hints.ai_socktype = SOCK_STREAM;
+    int gai = getaddrinfo(s->bind, port, &hints, &ai);
+    if (gai != 0 || !ai) {
+        wlog_error("in_forward", "%s: cannot resolve bind address '%s': %s", s->id, s->bind, gai_strerror(gai));
+        return -1;
+    }
+    s->lev = evconnlistener_new_bind(base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                     1024, ai->ai_addr, (int)ai->ai_addrlen);
+    if (!s->lev) {
+        wlog_error("in_forward", "%s: cannot listen on %s:%s: %s", s->id, s->bind, port, strerror(errno));
+        freeaddrinfo(ai);
+        return -1;
+    }
+    evconnlistener_set_error_cb(s->lev, accept_error_cb);
+    s->udp_fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (s->udp_fd >= 0)
+        setsockopt(s->udp_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (s->udp_fd < 0 || bind(s->udp_fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        wlog_warn("in_forward", "%s: cannot bind the UDP heartbeat socket on %s:%s: %s; heartbeats unanswered",
+                  s->id, s->bind, port, strerror(errno));
+        if (s->udp_fd >= 0)
+            close(s->udp_fd);
+        s->udp_fd = -1;
+    } else {
+        s->udp_ev = event_new(base, s->udp_fd, EV_READ | EV_PERSIST, udp_cb, s);
+        event_add(s->udp_ev, NULL);
+    }
+    freeaddrinfo(ai);
+    wlog_info("in_forward", "%s: listening on %s:%s (tcp%s), %d workers", s->id, s->bind, port,
+              s->udp_fd >= 0 ? " and udp heartbeat" : "", nworkers);
+    return 0;
+}
+
+void fwd_source_close(fwd_source *s)
+{
+    if (s->lev)
+        evconnlistener_free(s->lev);
+    s->lev = NULL;
+    if (s->udp_ev)
+        event_free(s->udp_ev);
+    s->udp_ev = NULL;
+    if (s->udp_fd >= 0)
+        close(s->udp_fd);
+    s->udp_fd = -1;
+}
+
+/* ---- per-worker state ---------------------------------------------------------- */
+
+int fwd_worker_init(worker *w)
+{
+    fwd_worker *fw = calloc(1, sizeof *fw);
+    if (!fw)
+        return -1;
+    fw->pressure_ev = evtimer_new(w->base, pressure_cb, w);
+    w->proto = fw;
+    return 0;
+}
+
+void fwd_worker_free(worker *w)
+{
+    fwd_worker *fw = w->proto;
+    if (!fw)
+        return;
+    while (fw->conns)
+        conn_close(fw->conns);
+    if (fw->dns)
+        evdns_base_free(fw->dns, 1);
+    if (fw->pressure_ev)
+        event_free(fw->pressure_ev);
+    fwd_scratch_free(&fw->scratch);
+    free(fw);
+    w->proto = NULL;
+}
+
+static void stop_task(worker *w, void *arg)
+{
+    fwd_worker *fw = w->proto;
+    w->stopping = 1;
+    fwd_conn *next;
+    for (fwd_conn *c = fw->conns; c; c = next) {
+        next = c->next;
+        if (c->rev)
+            event_del(c->rev);
+        /* requests already handed to outputs still get their acks before the close */
+        maybe_close(c);
+    }
+    check_exit(w);
+}
+
+void fwd_worker_stop(worker *w) { worker_post(w, stop_task, NULL); }

@@ -1,0 +1,65 @@
+/*
+ * forward-protocol/fwd_input.h: the `@type forward` source (Fluentd's
+ * in_forward): listener, UDP heartbeat, and the per-connection protocol
+ * state machine that runs on worker threads.
+ *
+ * Threads: the listener and the UDP heartbeat socket live on the main
+ * thread's loop; an accepted socket is handed to a worker (round robin) and
+ * from then on every byte of it is handled on that worker. A request's
+ * ack is sent by the worker after every output that received the request's
+ * batch reported back (ticket), in request order per connection.
+ */
+#ifndef WEIR_FWD_INPUT_H
+#define WEIR_FWD_INPUT_H
+
+#include <stdint.h>
+
+#include "aggregator/worker.h"
+#include "config/conf.h"
+#include "forward-protocol/fwd_decode.h"
+
+struct event_base;
+
+typedef struct fwd_source {
+    /* parameters (Fluentd in_forward names) */
+    int64_t port;
+    char *bind;
+    uint64_t chunk_size_warn_limit; /* 0 = none */
+    uint64_t chunk_size_limit;
+    int skip_invalid_event;
+    char *source_address_key;
+    char *source_hostname_key;
+    char *tag;
+    char *add_tag_prefix;
+    int deny_keepalive;
+    double linger_timeout;
+    int resolve_hostname;
+    int send_keepalive_packet;
+    uint64_t decompressed_size_limit;
+    int64_t max_nesting_depth;
+
+    char *id;
+    fwd_decode_opts dopts;
+    /* runtime, main thread */
+    struct evconnlistener *lev;
+    int udp_fd;
+    struct event *udp_ev;
+    worker *workers;
+    int nworkers;
+    unsigned next_worker;
+} fwd_source;
+
+fwd_source *fwd_source_create(conf_node *n, int index, conf_errors *errs);
+/* Start listening (main thread). Connections go to `workers`. */
+int fwd_source_listen(fwd_source *s, struct event_base *main_base, worker *workers, int nworkers);
+void fwd_source_close(fwd_source *s); /* stop accepting */
+void fwd_source_free(fwd_source *s);
+
+/* Per-worker protocol state; created on the worker before it starts. */
+int fwd_worker_init(worker *w);
+void fwd_worker_free(worker *w);
+/* Ask a worker to stop reading, finish pending acks, close its connections
+ * and leave its loop (runs on the worker through worker_post). */
+void fwd_worker_stop(worker *w);
+
+#endif

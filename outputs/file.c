@@ -1,0 +1,317 @@
+/*
+ * outputs/file.c: Fluentd's out_file.
+ *
+ * `path` is a prefix. The file name is built like Fluentd's:
+ *   path /var/log/app          -> /var/log/app.20261121.log      (append true)
+ *                              -> /var/log/app.20261121_0.log    (append false: a new
+ *                                 index for every file this process opens)
+ *   path /var/log/app.*.log    -> '*' replaced by the time slice (+ "_N" if !append)
+ *   path /var/log/${tag}/%Y%m%d -> placeholders expanded, then path_suffix
+ * The time slice is the record's time (local time, %Y%m%d: Fluentd's default
+ * timekey of 1 day). `compress gzip` writes one gzip member per batch (a
+ * valid multi-member .gz that zcat reads whole).
+ *
+ * Records are formatted into one buffer per batch and written with write(2)
+ * before the batch is reported OK, so an ack from the forward input means
+ * the bytes are in the kernel (they survive a crash of weir, not of the
+ * machine). Runs on the output's own thread only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "aggregator/log.h"
+#include "aggregator/output.h"
+#include "outputs/format.h"
+
+#define FILE_MAX_OPEN 32
+
+typedef struct open_file {
+    char *key;  /* path before the "_N" index: identifies the logical file */
+    char *path; /* the file actually written */
+    int fd;
+    uint64_t last_used;
+} open_file;
+
+typedef struct out_file {
+    /* bound from config */
+    char *path;
+    int append;
+    int add_path_suffix;
+    char *path_suffix;
+    int compress; /* 0 text, 1 gzip */
+    /* state */
+    fmt f;
+    wbuf buf, gz;
+    open_file files[FILE_MAX_OPEN];
+    int nfiles;
+    uint64_t tick;
+    int last_errno;
+    /* one-entry cache: same tag and second -> same file */
+    uint32_t cache_sec;
+    char *cache_tag;
+    int cache_idx;
+} out_file;
+
+static const conf_spec file_spec[] = {
+    {"path", CONF_STR, NULL, 1, offsetof(out_file, path), NULL},
+    {"append", CONF_BOOL, "false", 0, offsetof(out_file, append), NULL},
+    {"add_path_suffix", CONF_BOOL, "true", 0, offsetof(out_file, add_path_suffix), NULL},
+    {"path_suffix", CONF_STR, ".log", 0, offsetof(out_file, path_suffix), NULL},
+    {"compress", CONF_ENUM, "text", 0, offsetof(out_file, compress), "text|gzip"},
+    {"format", CONF_SECTION, NULL, 0, 0, NULL},
+    {"inject", CONF_SECTION, NULL, 0, 0, NULL},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
+static int file_init(output *o, conf_node *n, conf_errors *errs)
+{
+    out_file *c = o->ctx;
+    c->cache_idx = -1;
+    for (int i = 0; i < FILE_MAX_OPEN; i++)
+        c->files[i].fd = -1;
+    return fmt_configure(&c->f, n, FMT_OUT_FILE, errs);
+}
+
+static int mkdir_p(char *path)
+{
+    for (char *s = path + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = 0;
+        int rc = mkdir(path, 0755);
+        *s = '/';
+        if (rc && errno != EEXIST)
+            return -1;
+    }
+    return 0;
+}
+
+/* Expand ${tag} and strftime directives of `tmpl` into out. */
+static void expand(char *out, size_t cap, const char *tmpl, const char *tag, uint32_t sec)
+{
+    char tmp[4096];
+    size_t j = 0;
+    for (const char *s = tmpl; *s && j + 1 < sizeof tmp; s++) {
+        if (strncmp(s, "${tag}", 6) == 0) {
+            j += (size_t)snprintf(tmp + j, sizeof tmp - j, "%s", tag);
+            s += 5;
+        } else {
+            tmp[j++] = *s;
+        }
+    }
+    tmp[j < sizeof tmp ? j : sizeof tmp - 1] = 0;
+    if (!fmt_time(out, cap, tmp, sec, 0, 0))
+        snprintf(out, cap, "%s", tmp);
+}
+
+/* The logical file (before the append-false index) and where the index goes. */
+static void file_key(out_file *c, char *key, size_t cap, size_t *index_at, const char *tag, uint32_t sec)
+{
+    char slice[32];
+    fmt_time(slice, sizeof slice, "%Y%m%d", sec, 0, 0);
+    const char *sfx = c->add_path_suffix ? c->path_suffix : "";
+    const char *gz = c->compress ? ".gz" : "";
+    const char *star = strchr(c->path, '*');
+    if (star) {
+        int n = snprintf(key, cap, "%.*s%s", (int)(star - c->path), c->path, slice);
+        *index_at = (size_t)n;
+        snprintf(key + n, cap - (size_t)n, "%s%s", star + 1, gz);
+    } else if (strchr(c->path, '%') || strstr(c->path, "${")) {
+        expand(key, cap, c->path, tag, sec);
+        *index_at = strlen(key);
+        snprintf(key + *index_at, cap - *index_at, "%s%s", sfx, gz);
+    } else {
+        int n = snprintf(key, cap, "%s.%s", c->path, slice);
+        *index_at = (size_t)n;
+        snprintf(key + n, cap - (size_t)n, "%s%s", sfx, gz);
+    }
+}
+
+static void close_file(open_file *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    free(f->key);
+    free(f->path);
+    f->key = f->path = NULL;
+    f->fd = -1;
+}
+
+/* Find or open the file for (tag, sec). Returns an index or -1 (errno set). */
+static int file_for(output *o, const char *tag, uint32_t sec)
+{
+    out_file *c = o->ctx;
+    if (c->cache_idx >= 0 && c->cache_sec == sec && c->cache_tag && strcmp(c->cache_tag, tag) == 0 &&
+        c->files[c->cache_idx].fd >= 0)
+        return c->cache_idx;
+    char key[4096];
+    size_t index_at;
+    file_key(c, key, sizeof key, &index_at, tag, sec);
+    int idx = -1;
+    for (int i = 0; i < c->nfiles; i++)
+        if (c->files[i].key && strcmp(c->files[i].key, key) == 0) {
+            idx = i;
+            break;
+        }
+    if (idx < 0) {
+        char path[4200];
+        int fd = -1;
+        if (mkdir_p(key) != 0)
+            return -1;
+        if (c->append) {
+            snprintf(path, sizeof path, "%s", key);
+            fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        } else {
+            for (int n = 0; n < 100000 && fd < 0; n++) {
+                snprintf(path, sizeof path, "%.*s_%d%s", (int)index_at, key, n, key + index_at);
+                fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+                if (fd < 0 && errno != EEXIST)
+                    break;
+            }
+        }
+        if (fd < 0)
+            return -1;
+        /* take a free slot or evict the least recently used file */
+        if (c->nfiles < FILE_MAX_OPEN) {
+            idx = c->nfiles++;
+        } else {
+            idx = 0;
+            for (int i = 1; i < c->nfiles; i++)
+                if (c->files[i].last_used < c->files[idx].last_used)
+                    idx = i;
+            close_file(&c->files[idx]);
+        }
+        c->files[idx].key = strdup(key);
+        c->files[idx].path = strdup(path);
+        c->files[idx].fd = fd;
+    }
+    c->files[idx].last_used = ++c->tick;
+    c->cache_idx = idx;
+    c->cache_sec = sec;
+    free(c->cache_tag);
+    c->cache_tag = strdup(tag);
+    return idx;
+}
+
+int out_write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int gzip_member(wbuf *out, const uint8_t *p, size_t n)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return -1;
+    out->len = 0;
+    if (wbuf_grow(out, deflateBound(&z, n))) {
+        deflateEnd(&z);
+        return -1;
+    }
+    z.next_in = (Bytef *)(uintptr_t)p;
+    z.avail_in = (uInt)n;
+    z.next_out = out->data;
+    z.avail_out = (uInt)out->cap;
+    int rc = deflate(&z, Z_FINISH);
+    out->len = out->cap - z.avail_out;
+    deflateEnd(&z);
+    return rc == Z_STREAM_END ? 0 : -1;
+}
+
+static int flush_to(output *o, int idx)
+{
+    out_file *c = o->ctx;
+    if (!c->buf.len)
+        return 0;
+    const uint8_t *p = c->buf.data;
+    size_t n = c->buf.len;
+    if (c->compress) {
+        if (gzip_member(&c->gz, p, n))
+            return -1;
+        p = c->gz.data;
+        n = c->gz.len;
+    }
+    int rc = out_write_all(c->files[idx].fd, p, n);
+    c->buf.len = 0;
+    return rc;
+}
+
+static int file_write(output *o, const batch *b)
+{
+    out_file *c = o->ctx;
+    const uint8_t *p = b->data, *end = b->data + b->len;
+    entry e;
+    int cur = -1;
+    c->buf.len = 0;
+    while (batch_next(&p, end, &e) == 1) {
+        int idx = file_for(o, b->tag, e.sec);
+        if (idx < 0)
+            goto fail;
+        if (idx != cur && cur >= 0 && flush_to(o, cur))
+            goto fail;
+        cur = idx;
+        if (fmt_record(&c->f, &c->buf, b->tag, b->tag_len, &e)) {
+            wlog_error("out_file", "%s: cannot format a record of tag %s", o->id, b->tag);
+            return OUT_ERROR;
+        }
+    }
+    if (cur >= 0 && flush_to(o, cur))
+        goto fail;
+    if (c->last_errno) {
+        wlog_info("out_file", "%s: writing again after error: %s", o->id, strerror(c->last_errno));
+        c->last_errno = 0;
+    }
+    return OUT_OK;
+fail:
+    if (c->last_errno != errno) {
+        c->last_errno = errno;
+        wlog_error("out_file", "%s: cannot write records of tag %s under %s: %s; not acknowledging them", o->id,
+                   b->tag, c->path, strerror(errno));
+    }
+    /* a failed write may have left part of a batch: drop the file handle so
+     * the next attempt starts a fresh file (append false) or appends whole lines */
+    c->buf.len = 0;
+    if (cur >= 0)
+        close_file(&c->files[cur]);
+    c->cache_idx = -1;
+    return OUT_RETRY;
+}
+
+static void file_exit(output *o)
+{
+    out_file *c = o->ctx;
+    for (int i = 0; i < c->nfiles; i++)
+        close_file(&c->files[i]);
+    free(c->cache_tag);
+    fmt_free(&c->f);
+    wbuf_free(&c->buf);
+    wbuf_free(&c->gz);
+}
+
+const out_plugin out_file_plugin = {
+    .name = "file",
+    .spec = file_spec,
+    .ctx_size = sizeof(out_file),
+    .init = file_init,
+    .write = file_write,
+    .exit = file_exit,
+};

@@ -1,0 +1,513 @@
+/* outputs/format.c: msgpack -> JSON/text for <format>/<inject>; see format.h. */
+#include "format.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "forward-protocol/mp.h"
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
+static size_t utf8_seq(const uint8_t *s, size_t n)
+{
+    uint8_t c = s[0];
+    if (c >= 0xc2 && c <= 0xdf)
+        return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+            return 0;
+        if (c == 0xe0 && s[1] < 0xa0)
+            return 0; /* overlong */
+        if (c == 0xed && s[1] > 0x9f)
+            return 0; /* surrogates */
+        return 3;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+            return 0;
+        if (c == 0xf0 && s[1] < 0x90)
+            return 0;
+        if (c == 0xf4 && s[1] > 0x8f)
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+/* Table: 0 = copy as is, 1 = needs escaping, 2 = non-ASCII (validate). */
+static const uint8_t esc_class[256] = {
+    [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x7f] = 0, [0x80 ... 0xff] = 2,
+};
+
+int fmt_json_string(wbuf *out, const uint8_t *s, size_t n)
+{
+    /* worst case 6 bytes per input byte (\u00XX) */
+    if (out->cap - out->len < n * 6 + 2 && wbuf_grow(out, n * 6 + 2))
+        return -1;
+    uint8_t *o = out->data + out->len;
+    *o++ = '"';
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        uint8_t cls = esc_class[c];
+        if (cls == 0) {
+            *o++ = c;
+            i++;
+            continue;
+        }
+        if (cls == 2) {
+            size_t k = utf8_seq(s + i, n - i);
+            if (k) {
+                memcpy(o, s + i, k);
+                o += k;
+                i += k;
+            } else {
+                memcpy(o, "\xef\xbf\xbd", 3); /* U+FFFD */
+                o += 3;
+                i++;
+            }
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        default: {
+            static const char hex[] = "0123456789abcdef";
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+        }
+        i++;
+    }
+    *o++ = '"';
+    out->len = (size_t)(o - out->data);
+    return 0;
+}
+
+static int json_double(wbuf *out, double d)
+{
+    if (!isfinite(d))
+        return wbuf_add(out, "null", 4);
+    char tmp[40];
+    int n = snprintf(tmp, sizeof tmp, "%.15g", d);
+    if (strtod(tmp, NULL) != d)
+        n = snprintf(tmp, sizeof tmp, "%.17g", d);
+    /* keep it a float in JSON consumers that care (1.0 rather than 1) */
+    if (!strpbrk(tmp, ".eEn"))
+        tmp[n++] = '.', tmp[n++] = '0', tmp[n] = 0;
+    return wbuf_add(out, tmp, (size_t)n);
+}
+
+static int json_base64(wbuf *out, const uint8_t *s, size_t n)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (wbuf_grow(out, (n + 2) / 3 * 4 + 2))
+        return -1;
+    uint8_t *o = out->data + out->len;
+    *o++ = '"';
+    size_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+        *o++ = (uint8_t)tbl[v >> 18];
+        *o++ = (uint8_t)tbl[(v >> 12) & 63];
+        *o++ = (uint8_t)tbl[(v >> 6) & 63];
+        *o++ = (uint8_t)tbl[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0);
+        *o++ = (uint8_t)tbl[v >> 18];
+        *o++ = (uint8_t)tbl[(v >> 12) & 63];
+        *o++ = i + 1 < n ? (uint8_t)tbl[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    *o++ = '"';
+    out->len = (size_t)(o - out->data);
+    return 0;
+}
+
+static int json_value(wbuf *out, const uint8_t **p, const uint8_t *end, int depth)
+{
+    mp_obj o;
+    if (depth > 512 || mp_read(p, end, &o) != MP_OK)
+        return -1;
+    char tmp[32];
+    int n;
+    switch (o.type) {
+    case MP_NIL: return wbuf_add(out, "null", 4);
+    case MP_BOOL: return o.v.b ? wbuf_add(out, "true", 4) : wbuf_add(out, "false", 5);
+    case MP_UINT:
+        n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)o.v.u);
+        return wbuf_add(out, tmp, (size_t)n);
+    case MP_INT:
+        n = snprintf(tmp, sizeof tmp, "%lld", (long long)o.v.i);
+        return wbuf_add(out, tmp, (size_t)n);
+    case MP_FLOAT: return json_double(out, o.v.f);
+    case MP_STR:
+    case MP_BIN: return fmt_json_string(out, o.ptr, o.len);
+    case MP_EXT:
+        if (o.ext_type == 0 && o.len == 8)
+            return json_double(out, (double)mp_be32(o.ptr) + (double)mp_be32(o.ptr + 4) / 1e9);
+        return json_base64(out, o.ptr, o.len);
+    case MP_ARRAY:
+        if (wbuf_addc(out, '['))
+            return -1;
+        for (uint32_t i = 0; i < o.len; i++) {
+            if ((i && wbuf_addc(out, ',')) || json_value(out, p, end, depth + 1))
+                return -1;
+        }
+        return wbuf_addc(out, ']');
+    case MP_MAP:
+        if (wbuf_addc(out, '{'))
+            return -1;
+        for (uint32_t i = 0; i < o.len; i++) {
+            if (i && wbuf_addc(out, ','))
+                return -1;
+            /* JSON keys must be strings: non-string keys are written as their JSON text, quoted */
+            const uint8_t *k = *p;
+            if (k < end && ((*k & 0xe0) == 0xa0 || *k == 0xd9 || *k == 0xda || *k == 0xdb || *k == 0xc4 ||
+                            *k == 0xc5 || *k == 0xc6)) {
+                if (json_value(out, p, end, depth + 1))
+                    return -1;
+            } else {
+                wbuf tmpb = {0};
+                if (json_value(&tmpb, p, end, depth + 1) || fmt_json_string(out, tmpb.data, tmpb.len)) {
+                    wbuf_free(&tmpb);
+                    return -1;
+                }
+                wbuf_free(&tmpb);
+            }
+            if (wbuf_addc(out, ':') || json_value(out, p, end, depth + 1))
+                return -1;
+        }
+        return wbuf_addc(out, '}');
+    }
+    return -1;
+}
+
+int fmt_json_value(wbuf *out, const uint8_t **p, const uint8_t *end) { return json_value(out, p, end, 0); }
+
+/* ---- time ---------------------------------------------------------------- */
+
+size_t fmt_time(char *buf, size_t cap, const char *format, uint32_t sec, uint32_t nsec, int utc)
+{
+    time_t t = (time_t)sec;
+    struct tm tm;
+    if (utc)
+        gmtime_r(&t, &tm);
+    else
+        localtime_r(&t, &tm);
+    /* Expand Fluentd's sub-second directives first, then strftime the rest. */
+    char f2[256];
+    size_t j = 0;
+    for (const char *s = format; *s && j + 12 < sizeof f2; s++) {
+        if (s[0] == '%' && (s[1] == 'L' || s[1] == 'N' || (s[1] >= '1' && s[1] <= '9' && s[2] == 'N'))) {
+            int digits = s[1] == 'L' ? 3 : s[1] == 'N' ? 9 : s[1] - '0';
+            uint32_t v = nsec;
+            for (int d = 9; d > digits; d--)
+                v /= 10;
+            j += (size_t)snprintf(f2 + j, sizeof f2 - j, "%0*u", digits, v);
+            s += (s[1] == 'L' || s[1] == 'N') ? 1 : 2;
+        } else if (s[0] == '%' && s[1] == '%') {
+            f2[j++] = '%';
+            f2[j++] = '%';
+            s++;
+        } else {
+            f2[j++] = *s;
+        }
+    }
+    f2[j] = 0;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    size_t n = strftime(buf, cap, f2, &tm); /* user-supplied time_format, by design */
+#pragma GCC diagnostic pop
+    return n;
+}
+
+/* ISO 8601 like Ruby's Time#iso8601: "Z" for UTC, "+09:00" otherwise. */
+static size_t iso8601(char *buf, size_t cap, uint32_t sec, int utc)
+{
+    size_t n = fmt_time(buf, cap, utc ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%dT%H:%M:%S%z", sec, 0, utc);
+    if (!utc && n >= 5 && n + 1 < cap) { /* +0900 -> +09:00 */
+        memmove(buf + n - 1, buf + n - 2, 3);
+        buf[n - 2] = ':';
+        n++;
+    }
+    return n;
+}
+
+/* ---- configuration --------------------------------------------------------- */
+
+static const conf_spec format_spec[] = {
+    {"@type", CONF_ENUM, "json", 0, offsetof(fmt, type), "json|out_file|stdout|single_value|ltsv|msgpack"},
+    {"delimiter", CONF_STR, "\t", 0, offsetof(fmt, delimiter), NULL},
+    {"output_tag", CONF_BOOL, "true", 0, offsetof(fmt, output_tag), NULL},
+    {"output_time", CONF_BOOL, "true", 0, offsetof(fmt, output_time), NULL},
+    {"time_format", CONF_STR, NULL, 0, offsetof(fmt, time_format), NULL},
+    {"localtime", CONF_BOOL, "true", 0, offsetof(fmt, localtime), NULL},
+    {"utc", CONF_BOOL, "false", 0, offsetof(fmt, utc), NULL},
+    {"message_key", CONF_STR, "message", 0, offsetof(fmt, message_key), NULL},
+    {"add_newline", CONF_BOOL, "true", 0, offsetof(fmt, add_newline), NULL},
+    {"label_delimiter", CONF_STR, ":", 0, offsetof(fmt, label_delimiter), NULL},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
+static const conf_spec inject_spec[] = {
+    {"time_key", CONF_STR, NULL, 0, offsetof(fmt_inject, time_key), NULL},
+    {"time_type", CONF_ENUM, "float", 0, offsetof(fmt_inject, time_type), "float|unixtime|string"},
+    {"time_format", CONF_STR, NULL, 0, offsetof(fmt_inject, time_format), NULL},
+    {"localtime", CONF_BOOL, "true", 0, offsetof(fmt_inject, localtime), NULL},
+    {"utc", CONF_BOOL, "false", 0, offsetof(fmt_inject, utc), NULL},
+    {"tag_key", CONF_STR, NULL, 0, offsetof(fmt_inject, tag_key), NULL},
+    {"hostname_key", CONF_STR, NULL, 0, offsetof(fmt_inject, hostname_key), NULL},
+    {"hostname", CONF_STR, NULL, 0, offsetof(fmt_inject, hostname), NULL},
+    {"metadata_key", CONF_STR, NULL, 0, offsetof(fmt_inject, metadata_key), NULL},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
+static conf_node *child(conf_node *n, const char *name)
+{
+    for (size_t i = 0; i < n->nchildren; i++)
+        if (strcmp(n->children[i]->name, name) == 0)
+            return n->children[i];
+    return NULL;
+}
+
+int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs)
+{
+    memset(f, 0, sizeof *f);
+    conf_node *fs = child(n, "format");
+    conf_node empty = {.name = "format", .file = n->file, .line = n->line};
+    int rc = conf_bind(fs ? fs : &empty, format_spec, f, errs);
+    if (!fs || !conf_get_value(fs, "@type"))
+        f->type = default_type;
+    if (f->utc)
+        f->localtime = 0;
+    if (!strcmp(f->delimiter, "SPACE") || !strcmp(f->delimiter, "space")) {
+        free(f->delimiter);
+        f->delimiter = strdup(" ");
+    } else if (!strcmp(f->delimiter, "COMMA") || !strcmp(f->delimiter, "comma")) {
+        free(f->delimiter);
+        f->delimiter = strdup(",");
+    } else if (!strcmp(f->delimiter, "TAB") || !strcmp(f->delimiter, "tab")) {
+        free(f->delimiter);
+        f->delimiter = strdup("\t");
+    }
+    conf_node *is = child(n, "inject");
+    if (is) {
+        if (conf_bind(is, inject_spec, &f->inj, errs))
+            rc = -1;
+        if (f->inj.utc)
+            f->inj.localtime = 0;
+        if (f->inj.hostname_key && !f->inj.hostname) {
+            char h[256] = "";
+            gethostname(h, sizeof h - 1);
+            f->inj.hostname = strdup(h);
+        }
+        f->inj.active = f->inj.time_key || f->inj.tag_key || f->inj.hostname_key || f->inj.metadata_key;
+    }
+    return rc;
+}
+
+void fmt_free(fmt *f)
+{
+    conf_unbind(format_spec, f);
+    conf_unbind(inject_spec, &f->inj);
+}
+
+/* ---- records --------------------------------------------------------------- */
+
+static int key_is(const uint8_t *p, const uint8_t *end, const char *k)
+{
+    mp_obj o;
+    if (!k || mp_read(&p, end, &o) != MP_OK || (o.type != MP_STR && o.type != MP_BIN))
+        return 0;
+    size_t n = strlen(k);
+    return o.len == n && memcmp(o.ptr, k, n) == 0;
+}
+
+static int json_time_value(wbuf *out, const fmt_inject *in, const entry *e)
+{
+    char tmp[128];
+    int n;
+    switch (in->time_type) {
+    case TT_UNIXTIME:
+        n = snprintf(tmp, sizeof tmp, "%u", e->sec);
+        return wbuf_add(out, tmp, (size_t)n);
+    case TT_STRING: {
+        size_t k = in->time_format ? fmt_time(tmp, sizeof tmp, in->time_format, e->sec, e->nsec, !in->localtime)
+                                   : fmt_time(tmp, sizeof tmp, "%Y-%m-%d %H:%M:%S %z", e->sec, e->nsec, !in->localtime);
+        return fmt_json_string(out, (const uint8_t *)tmp, k);
+    }
+    default:
+        n = snprintf(tmp, sizeof tmp, "%u.%09u", e->sec, e->nsec);
+        /* trim trailing zeros but keep one decimal, like Ruby's Float#to_s */
+        while (n > 2 && tmp[n - 1] == '0' && tmp[n - 2] != '.')
+            n--;
+        return wbuf_add(out, tmp, (size_t)n);
+    }
+}
+
+/* Record as a JSON object, with <inject> keys (which replace same-named keys). */
+static int json_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const entry *e)
+{
+    const fmt_inject *in = &f->inj;
+    const uint8_t *p = e->record, *end = e->record + e->record_len;
+    if (!in->active)
+        return fmt_json_value(out, &p, end);
+    mp_obj m;
+    if (mp_read(&p, end, &m) != MP_OK || m.type != MP_MAP)
+        return -1;
+    if (wbuf_addc(out, '{'))
+        return -1;
+    int first = 1;
+    for (uint32_t i = 0; i < m.len; i++) {
+        if (key_is(p, end, in->time_key) || key_is(p, end, in->tag_key) || key_is(p, end, in->hostname_key) ||
+            key_is(p, end, in->metadata_key)) {
+            if (mp_skip(&p, end, 512) || mp_skip(&p, end, 512))
+                return -1;
+            continue;
+        }
+        if (!first && wbuf_addc(out, ','))
+            return -1;
+        first = 0;
+        if (fmt_json_value(out, &p, end) || wbuf_addc(out, ':') || fmt_json_value(out, &p, end))
+            return -1;
+    }
+#define SEP() do { if (!first && wbuf_addc(out, ',')) return -1; first = 0; } while (0)
+    if (in->time_key) {
+        SEP();
+        if (fmt_json_string(out, (const uint8_t *)in->time_key, strlen(in->time_key)) || wbuf_addc(out, ':') ||
+            json_time_value(out, in, e))
+            return -1;
+    }
+    if (in->tag_key) {
+        SEP();
+        if (fmt_json_string(out, (const uint8_t *)in->tag_key, strlen(in->tag_key)) || wbuf_addc(out, ':') ||
+            fmt_json_string(out, (const uint8_t *)tag, tag_len))
+            return -1;
+    }
+    if (in->hostname_key) {
+        SEP();
+        if (fmt_json_string(out, (const uint8_t *)in->hostname_key, strlen(in->hostname_key)) ||
+            wbuf_addc(out, ':') || fmt_json_string(out, (const uint8_t *)in->hostname, strlen(in->hostname)))
+            return -1;
+    }
+    if (in->metadata_key && e->meta) {
+        const uint8_t *mp = e->meta;
+        SEP();
+        if (fmt_json_string(out, (const uint8_t *)in->metadata_key, strlen(in->metadata_key)) ||
+            wbuf_addc(out, ':') || fmt_json_value(out, &mp, e->meta + e->meta_len))
+            return -1;
+    }
+#undef SEP
+    return wbuf_addc(out, '}');
+}
+
+/* Find a top-level key's value in a record map. */
+static const uint8_t *record_get(const entry *e, const char *key, const uint8_t **vend)
+{
+    const uint8_t *p = e->record, *end = e->record + e->record_len;
+    mp_obj m;
+    if (mp_read(&p, end, &m) != MP_OK || m.type != MP_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < m.len; i++) {
+        int hit = key_is(p, end, key);
+        if (mp_skip(&p, end, 512))
+            return NULL;
+        const uint8_t *v = p;
+        if (mp_skip(&p, end, 512))
+            return NULL;
+        if (hit) {
+            *vend = p;
+            return v;
+        }
+    }
+    return NULL;
+}
+
+static int text_time(const fmt *f, wbuf *out, const entry *e, const char *def)
+{
+    char tmp[128];
+    size_t k = f->time_format ? fmt_time(tmp, sizeof tmp, f->time_format, e->sec, e->nsec, !f->localtime)
+               : def         ? fmt_time(tmp, sizeof tmp, def, e->sec, e->nsec, !f->localtime)
+                             : iso8601(tmp, sizeof tmp, e->sec, !f->localtime);
+    return wbuf_add(out, tmp, k);
+}
+
+int fmt_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const entry *e)
+{
+    switch (f->type) {
+    case FMT_JSON:
+        return json_record(f, out, tag, tag_len, e) || wbuf_addc(out, '\n');
+    case FMT_OUT_FILE: {
+        size_t dl = strlen(f->delimiter);
+        if (f->output_time && (text_time(f, out, e, NULL) || wbuf_add(out, f->delimiter, dl)))
+            return -1;
+        if (f->output_tag && (wbuf_add(out, tag, tag_len) || wbuf_add(out, f->delimiter, dl)))
+            return -1;
+        return json_record(f, out, tag, tag_len, e) || wbuf_addc(out, '\n');
+    }
+    case FMT_STDOUT:
+        return text_time(f, out, e, "%Y-%m-%d %H:%M:%S.%N %z") || wbuf_addc(out, ' ') ||
+               wbuf_add(out, tag, tag_len) || wbuf_add(out, ": ", 2) || json_record(f, out, tag, tag_len, e) ||
+               wbuf_addc(out, '\n');
+    case FMT_SINGLE_VALUE: {
+        const uint8_t *vend, *v = record_get(e, f->message_key, &vend);
+        if (v) {
+            mp_obj o;
+            const uint8_t *q = v;
+            mp_read(&q, vend, &o);
+            if (o.type == MP_STR || o.type == MP_BIN) {
+                if (wbuf_add(out, o.ptr, o.len))
+                    return -1;
+            } else if (fmt_json_value(out, &v, vend)) {
+                return -1;
+            }
+        }
+        return f->add_newline ? wbuf_addc(out, '\n') : 0;
+    }
+    case FMT_LTSV: {
+        const uint8_t *p = e->record, *end = e->record + e->record_len;
+        mp_obj m;
+        if (mp_read(&p, end, &m) != MP_OK)
+            return -1;
+        for (uint32_t i = 0; i < m.len; i++) {
+            for (int kv = 0; kv < 2; kv++) {
+                mp_obj o;
+                const uint8_t *q = p;
+                mp_read(&q, end, &o);
+                if (o.type == MP_STR || o.type == MP_BIN) {
+                    if (wbuf_add(out, o.ptr, o.len))
+                        return -1;
+                    p = q;
+                } else if (fmt_json_value(out, &p, end)) {
+                    return -1;
+                }
+                if (kv == 0 && wbuf_add(out, f->label_delimiter, strlen(f->label_delimiter)))
+                    return -1;
+            }
+            if (i + 1 < m.len && wbuf_add(out, f->delimiter, strlen(f->delimiter)))
+                return -1;
+        }
+        return wbuf_addc(out, '\n');
+    }
+    case FMT_MSGPACK:
+        return wbuf_add(out, e->record, e->record_len);
+    }
+    return -1;
+}

@@ -1,0 +1,70 @@
+/*
+ * outputs/format.h: Fluentd's <format> and <inject> sections, shared by the
+ * outputs that turn records into text (file, stdout; later es/loki/kafka).
+ *
+ * Formats: json (record as one JSON object), out_file (TIME<delim>TAG<delim>JSON,
+ * out_file's default), stdout (out_stdout's "TIME TAG: JSON"), single_value
+ * (the value of message_key), ltsv, msgpack (the record's msgpack bytes).
+ * Conversion works on msgpack directly (no intermediate objects): invalid
+ * UTF-8 becomes U+FFFD, bin is written as a string under the same rule,
+ * EventTime inside a record becomes float seconds, any other ext becomes the
+ * base64 string of its payload, NaN/Infinity become null.
+ *
+ * A configured fmt is immutable and may be used by one thread at a time.
+ */
+#ifndef WEIR_FORMAT_H
+#define WEIR_FORMAT_H
+
+#include <stdint.h>
+
+#include "aggregator/batch.h"
+#include "aggregator/wbuf.h"
+#include "config/conf.h"
+
+enum { FMT_JSON, FMT_OUT_FILE, FMT_STDOUT, FMT_SINGLE_VALUE, FMT_LTSV, FMT_MSGPACK };
+enum { TT_FLOAT, TT_UNIXTIME, TT_STRING };
+
+typedef struct fmt_inject {
+    char *time_key;
+    int time_type;
+    char *time_format;
+    int localtime;
+    int utc;
+    char *tag_key;
+    char *hostname_key;
+    char *hostname;
+    char *metadata_key; /* weir extension: Fluent Bit per-event metadata */
+    int active;
+} fmt_inject;
+
+typedef struct fmt {
+    int type;
+    /* out_file / stdout */
+    char *delimiter;
+    int output_tag, output_time;
+    char *time_format;
+    int localtime, utc;
+    /* single_value */
+    char *message_key;
+    int add_newline;
+    /* ltsv */
+    char *label_delimiter;
+    fmt_inject inj;
+} fmt;
+
+/* Read <format> and <inject> from the plugin section `n`. default_type is the
+ * format used when there is no <format>. Returns 0 or -1 (errors added). */
+int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs);
+void fmt_free(fmt *f);
+
+/* Append one formatted record (with its trailing newline where the format has one). */
+int fmt_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const entry *e);
+
+/* Append one msgpack value as JSON; advances *p. */
+int fmt_json_value(wbuf *out, const uint8_t **p, const uint8_t *end);
+/* Append s as a JSON string (with quotes), invalid UTF-8 replaced. */
+int fmt_json_string(wbuf *out, const uint8_t *s, size_t n);
+/* strftime plus Fluentd's %N (nanoseconds), %L (milliseconds), %3N/%6N/%9N. */
+size_t fmt_time(char *buf, size_t cap, const char *format, uint32_t sec, uint32_t nsec, int utc);
+
+#endif

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs what weir needs to build (and, with --test, to test) when missing.
+# Idempotent: a second run on a ready machine does nothing but check.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+build_pkgs="build-essential pkg-config libevent-dev libmsgpack-dev libjansson-dev
+  libssl-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libpcre2-dev librdkafka-dev"
+test_pkgs="libcmocka-dev python3 python3-pip nodejs npm"
+
+missing=()
+for p in $build_pkgs $( [ $want_test = 1 ] && echo $test_pkgs ); do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# node/python may come from elsewhere than Debian (pyenv, nodesource): accept them.
+if [ ${#missing[@]} -gt 0 ]; then
+  filtered=()
+  for p in "${missing[@]}"; do
+    case "$p" in
+      python3) command -v python3 >/dev/null || filtered+=("$p") ;;
+      python3-pip) python3 -m pip --version >/dev/null 2>&1 || filtered+=("$p") ;;
+      nodejs) command -v node >/dev/null || filtered+=("$p") ;;
+      npm) command -v npm >/dev/null || filtered+=("$p") ;;
+      *) filtered+=("$p") ;;
+    esac
+  done
+  missing=("${filtered[@]+"${filtered[@]}"}")
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ $want_test = 1 ]; then
+  cache=${WEIR_TEST_CACHE:-$HOME/.cache/weir-test}
+  mkdir -p "$cache"
+  # Python test tools (pytest, fluent-logger, msgpack) in a venv outside the repo.
+  if [ ! -x "$cache/venv/bin/python" ] || ! "$cache/venv/bin/python" -c 'import pytest, fluent, msgpack, zstandard' 2>/dev/null; then
+    python3 -m venv "$cache/venv"
+    "$cache/venv/bin/pip" install -q --upgrade pip >/dev/null
+    "$cache/venv/bin/pip" install -q -r "$here/test/integration/requirements.txt"
+  fi
+  # Node test client (@fluent-org/logger) installed outside the repo.
+  if [ ! -d "$cache/node/node_modules/@fluent-org/logger" ] || \
+     ! cmp -s "$here/test/integration/package.json" "$cache/node/package.json"; then
+    mkdir -p "$cache/node"
+    cp "$here/test/integration/package.json" "$cache/node/package.json"
+    (cd "$cache/node" && npm install --silent --no-audit --no-fund >/dev/null)
+  fi
+fi

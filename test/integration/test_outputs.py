@@ -1,0 +1,222 @@
+"""Outputs: file naming (append true/false), formats, <inject> variants, stdout, null."""
+import base64
+import json
+import os
+import re
+
+import fwd
+from conftest import T0, T0_DAY, assert_events, read_json_lines
+from fwd import et, entry
+
+
+def chunk_id():
+    return base64.encodebytes(os.urandom(16)).decode()
+
+
+def send_acked(weir, req):
+    ch = chunk_id()
+    with weir.conn() as c:
+        c.send(req(ch))
+        c.expect_ack(ch)
+
+
+def test_append_true_file_name_by_record_date(weir):
+    weir.start()
+    day2 = T0 + 86400  # 2023-11-15
+    send_acked(weir, lambda ch: fwd.forward("d", [entry(et(T0, 0), {"n": 0}), entry(et(day2, 0), {"n": 1}),
+                                                  entry(et(T0, 1), {"n": 2})], {"chunk": ch}))
+    files = [os.path.basename(p) for p in weir.output_files()]
+    assert files == [f"records.{T0_DAY}.log", "records.20231115.log"], files
+    assert_events(read_json_lines([weir.prefix + f".{T0_DAY}.log"]),
+                  [("d", T0, 0, {"n": 0}), ("d", T0, 1, {"n": 2})])
+    assert_events(read_json_lines([weir.prefix + ".20231115.log"]), [("d", day2, 0, {"n": 1})])
+
+
+def test_append_true_appends_across_runs(weir):
+    weir.start()
+    send_acked(weir, lambda ch: fwd.message("r", et(T0, 0), {"run": 1}, {"chunk": ch}))
+    weir.stop_ok()
+    weir.start()
+    send_acked(weir, lambda ch: fwd.message("r", et(T0, 1), {"run": 2}, {"chunk": ch}))
+    files = [os.path.basename(p) for p in weir.output_files()]
+    assert files == [f"records.{T0_DAY}.log"], files
+    assert_events(weir.read_records(), [("r", T0, 0, {"run": 1}), ("r", T0, 1, {"run": 2})])
+
+
+def test_append_false_new_file_per_run(weir):
+    weir.start(append=False)
+    send_acked(weir, lambda ch: fwd.message("r", et(T0, 0), {"run": 1}, {"chunk": ch}))
+    send_acked(weir, lambda ch: fwd.message("r", et(T0, 1), {"run": 1, "n": 2}, {"chunk": ch}))
+    files = [os.path.basename(p) for p in weir.output_files()]
+    assert files == [f"records.{T0_DAY}_0.log"], files
+    weir.stop_ok()
+    weir.start(append=False)
+    send_acked(weir, lambda ch: fwd.message("r", et(T0, 2), {"run": 2}, {"chunk": ch}))
+    files = [os.path.basename(p) for p in weir.output_files()]
+    assert files == [f"records.{T0_DAY}_0.log", f"records.{T0_DAY}_1.log"], files
+    assert_events(read_json_lines([weir.prefix + f".{T0_DAY}_0.log"]),
+                  [("r", T0, 0, {"run": 1}), ("r", T0, 1, {"run": 1, "n": 2})])
+    assert_events(read_json_lines([weir.prefix + f".{T0_DAY}_1.log"]), [("r", T0, 2, {"run": 2})])
+
+
+def test_default_out_file_format(weir):
+    """No <format>: Fluentd's out_file format, TIME<TAB>TAG<TAB>JSON (iso8601, local time = UTC here)."""
+    cfg = f"""<source>
+  @type forward
+  port {weir.port}
+  bind 127.0.0.1
+</source>
+<match **>
+  @type file
+  path {weir.prefix}
+  append true
+</match>
+"""
+    weir.start(cfg)
+    rec = {"k": "v", "n": [1, {"x": None}], "u": "ü"}
+    send_acked(weir, lambda ch: fwd.forward("app.plain", [entry(et(T0, 5), rec), entry(T0 + 61, {"b": True})],
+                                            {"chunk": ch}))
+    files = weir.output_files()
+    assert [os.path.basename(p) for p in files] == [f"records.{T0_DAY}.log"]
+    with open(files[0], encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    assert lines[-1] == "" and len(lines) == 3, lines
+    parts = [l.split("\t") for l in lines[:2]]
+    assert [p[:2] for p in parts] == [["2023-11-14T22:13:20+00:00", "app.plain"],
+                                      ["2023-11-14T22:14:21+00:00", "app.plain"]], lines
+    assert [json.loads(p[2]) for p in parts] == [rec, {"b": True}]
+
+
+def test_inject_time_types(weir):
+    cfg = f"""<source>
+  @type forward
+  port {weir.port}
+  bind 127.0.0.1
+</source>
+<match unix.**>
+  @type file
+  path {weir.out_dir}/unix
+  append true
+  <format>
+    @type json
+  </format>
+  <inject>
+    time_key ts
+    time_type unixtime
+    tag_key t
+  </inject>
+</match>
+<match str.**>
+  @type file
+  path {weir.out_dir}/str
+  append true
+  <format>
+    @type json
+  </format>
+  <inject>
+    time_key ts
+    time_type string
+    time_format %Y-%m-%dT%H:%M:%S.%N
+    utc true
+  </inject>
+</match>
+<match nothing.**>
+  @type file
+  path {weir.out_dir}/nothing
+  append true
+  <format>
+    @type json
+  </format>
+</match>
+"""
+    weir.start(cfg)
+    for tag in ("unix.a", "str.b", "nothing.c"):
+        send_acked(weir, lambda ch: fwd.forward(tag, [entry(et(T0, 123456789), {"k": 1}),
+                                                      entry(et(T0 + 3600, 5), {"k": 2})], {"chunk": ch}))
+    assert weir.read_records(f"{weir.out_dir}/unix") == [
+        {"k": 1, "ts": T0, "t": "unix.a"}, {"k": 2, "ts": T0 + 3600, "t": "unix.a"}]
+    assert weir.read_records(f"{weir.out_dir}/str") == [
+        {"k": 1, "ts": "2023-11-14T22:13:20.123456789"}, {"k": 2, "ts": "2023-11-14T23:13:20.000000005"}]
+    assert weir.read_records(f"{weir.out_dir}/nothing") == [{"k": 1}, {"k": 2}]
+    unix = weir.read_records(f"{weir.out_dir}/unix")
+    assert all(isinstance(r["ts"], int) for r in unix), unix
+
+
+def test_routing_first_match_wins(weir):
+    cfg = f"""<source>
+  @type forward
+  port {weir.port}
+  bind 127.0.0.1
+</source>
+<match drop.**>
+  @type null
+</match>
+<match app.**>
+  @type file
+  path {weir.out_dir}/app
+  append true
+  <format>
+    @type json
+  </format>
+  <inject>
+    tag_key tag
+  </inject>
+</match>
+<match **>
+  @type file
+  path {weir.out_dir}/rest
+  append true
+  <format>
+    @type json
+  </format>
+  <inject>
+    tag_key tag
+  </inject>
+</match>
+"""
+    weir.start(cfg)
+    for tag in ("drop.me", "app.x", "app.y.z", "other", "drop"):
+        send_acked(weir, lambda ch: fwd.message(tag, et(T0, 0), {"from": tag}, {"chunk": ch}))
+    assert weir.read_records(f"{weir.out_dir}/app") == [{"from": "app.x", "tag": "app.x"},
+                                                        {"from": "app.y.z", "tag": "app.y.z"}]
+    assert weir.read_records(f"{weir.out_dir}/rest") == [{"from": "other", "tag": "other"}]
+
+
+def test_null_output_discards_and_acks(weir):
+    cfg = f"""<source>
+  @type forward
+  port {weir.port}
+  bind 127.0.0.1
+</source>
+<match **>
+  @type null
+</match>
+"""
+    weir.start(cfg)
+    send_acked(weir, lambda ch: fwd.forward("gone", [entry(et(T0, 0), {"n": 1})], {"chunk": ch}))
+    assert os.listdir(weir.out_dir) == []
+
+
+def test_stdout_output(weir):
+    cfg = f"""<source>
+  @type forward
+  port {weir.port}
+  bind 127.0.0.1
+</source>
+<match **>
+  @type stdout
+</match>
+"""
+    weir.start(cfg)
+    recs = [{"k": "v", "n": 1}, {"u": "ü ✓", "a": [None, True]}]
+    send_acked(weir, lambda ch: fwd.forward("out.std", [entry(et(T0, 500000000), recs[0]),
+                                                        entry(et(T0 + 1, 0), recs[1])], {"chunk": ch}))
+    weir.stop_ok()
+    lines = [l for l in weir.stdout_text().split("\n") if l]
+    assert len(lines) == 2, lines
+    for line, rec, second in zip(lines, recs, ("20", "21")):
+        m = re.match(r"^(.+) out\.std: (\{.*\})$", line)
+        assert m, f"not 'TIME TAG: JSON': {line!r}"
+        assert json.loads(m.group(2)) == rec
+        # Fluentd prints e.g. "2023-11-14 22:13:20.500000000 +0000"
+        assert re.match(rf"^2023-11-14[ T]22:13:{second}(\.\d+)?( ?(\+0000|\+00:00|Z))?$", m.group(1)), line

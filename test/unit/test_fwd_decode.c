@@ -1,0 +1,577 @@
+/* Unit tests: msgpack framer and forward-protocol request decoding. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <cmocka.h>
+
+#include "aggregator/batch.h"
+#include "aggregator/wbuf.h"
+#include "forward-protocol/fwd_decode.h"
+#include "forward-protocol/mp.h"
+
+static fwd_decode_opts opts(void)
+{
+    fwd_decode_opts o = {.skip_invalid_event = 1, .max_decompressed = 1 << 20, .max_depth = 32};
+    return o;
+}
+static const fwd_peer peer = {"10.0.0.5", "node-a"};
+
+/* record {"msg": <s>, "n": <i>} */
+static void put_record(wbuf *b, const char *s, int i)
+{
+    mpw_map(b, 2);
+    mpw_str(b, "msg", 3);
+    mpw_str(b, s, strlen(s));
+    mpw_str(b, "n", 1);
+    mpw_int(b, i);
+}
+
+/* entry [EventTime(sec, nsec), {"msg": "<prefix><i>", "n": i}] */
+static void put_entry(wbuf *b, uint32_t sec, uint32_t nsec, const char *prefix, int i)
+{
+    char s[64];
+    snprintf(s, sizeof s, "%s%d", prefix, i);
+    mpw_array(b, 2);
+    mpw_eventtime(b, sec, nsec);
+    put_record(b, s, i);
+}
+
+static void put_chunk_opts(wbuf *b, const char *chunk, const char *compressed)
+{
+    mpw_map(b, 1 + (compressed != NULL));
+    mpw_str(b, "chunk", 5);
+    mpw_str(b, chunk, strlen(chunk));
+    if (compressed) {
+        mpw_str(b, "compressed", 10);
+        mpw_str(b, compressed, strlen(compressed));
+    }
+}
+
+/* Check entry k of the batch: time, and record msg/n. */
+static void expect_entries(batch *b, int n, uint32_t sec0, const char *prefix)
+{
+    assert_non_null(b);
+    assert_int_equal(b->nrecords, n);
+    const uint8_t *p = b->data, *end = b->data + b->len;
+    entry e;
+    for (int k = 0; k < n; k++) {
+        assert_int_equal(batch_next(&p, end, &e), 1);
+        assert_int_equal(e.sec, sec0 + (uint32_t)k);
+        wbuf want = {0};
+        char s[64];
+        snprintf(s, sizeof s, "%s%d", prefix, k);
+        put_record(&want, s, k);
+        assert_int_equal(e.record_len, want.len);
+        assert_memory_equal(e.record, want.data, want.len);
+        wbuf_free(&want);
+    }
+    assert_int_equal(batch_next(&p, end, &e), 0);
+}
+
+static void test_frame_split_reads(void **st)
+{
+    wbuf b = {0};
+    mpw_array(&b, 3);
+    mpw_str(&b, "tag", 3);
+    wbuf ent = {0};
+    for (int i = 0; i < 10; i++)
+        put_entry(&ent, 100 + (uint32_t)i, 0, "x", i);
+    /* bin32 header to exercise the payload skip */
+    uint8_t h[5] = {0xc6, (uint8_t)(ent.len >> 24), (uint8_t)(ent.len >> 16), (uint8_t)(ent.len >> 8), (uint8_t)ent.len};
+    wbuf_add(&b, h, 5);
+    wbuf_add(&b, ent.data, ent.len);
+    put_chunk_opts(&b, "abc", NULL);
+    size_t total = b.len;
+    wbuf_addc(&b, 0xc0); /* next object */
+    mp_framer f;
+    mp_framer_reset(&f);
+    int rc = MP_SHORT;
+    size_t fed = 0;
+    while (rc == MP_SHORT && fed < b.len)
+        rc = mp_frame(&f, b.data, ++fed);
+    assert_int_equal(rc, MP_OK);
+    assert_int_equal(f.pos, total);
+    assert_int_equal(fed, total);
+    /* all at once */
+    mp_framer_reset(&f);
+    assert_int_equal(mp_frame(&f, b.data, b.len), MP_OK);
+    assert_int_equal(f.pos, total);
+    /* never-valid byte */
+    uint8_t bad[] = {0x92, 0xc1};
+    mp_framer_reset(&f);
+    assert_int_equal(mp_frame(&f, bad, 2), MP_BAD);
+    wbuf_free(&b);
+    wbuf_free(&ent);
+}
+
+static void test_frame_huge_claim(void **st)
+{
+    /* array32 of 4 billion elements: the framer must just ask for more */
+    uint8_t p[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02};
+    mp_framer f;
+    mp_framer_reset(&f);
+    assert_int_equal(mp_frame(&f, p, sizeof p), MP_SHORT);
+    assert_int_equal(f.pos, sizeof p);
+}
+
+static void test_skip_depth(void **st)
+{
+    uint8_t deep[100];
+    memset(deep, 0x91, 99);
+    deep[99] = 0xc0;
+    const uint8_t *p = deep;
+    assert_int_equal(mp_skip(&p, deep + 100, 32), MP_BAD);
+    p = deep;
+    assert_int_equal(mp_skip(&p, deep + 100, 64), MP_BAD); /* capped at 64 */
+    p = deep + 60;
+    assert_int_equal(mp_skip(&p, deep + 100, 64), MP_OK);
+    assert_ptr_equal(p, deep + 100);
+}
+
+static void test_message_mode_times(void **st)
+{
+    fwd_decode_opts o = opts();
+    fwd_scratch s = {0};
+    fwd_result r;
+    /* EventTime, integer and float time */
+    for (int kind = 0; kind < 3; kind++) {
+        wbuf b = {0};
+        mpw_array(&b, 4);
+        mpw_str(&b, "app.a", 5);
+        if (kind == 0)
+            mpw_eventtime(&b, 1700000000, 123456789);
+        else if (kind == 1)
+            mpw_uint(&b, 1700000000);
+        else
+            mpw_double(&b, 1700000000.5);
+        put_record(&b, "m0", 0);
+        put_chunk_opts(&b, "id\n", NULL);
+        assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
+        assert_string_equal(r.mode, "Message");
+        expect_entries(r.b, 1, 1700000000, "m");
+        const uint8_t *p = r.b->data;
+        entry e;
+        batch_next(&p, r.b->data + r.b->len, &e);
+        assert_int_equal(e.nsec, kind == 0 ? 123456789u : kind == 1 ? 0u : 500000000u);
+        /* chunk is the raw msgpack of "id\n" */
+        assert_int_equal(r.chunk_len, 4);
+        assert_memory_equal(r.chunk, "\xa3id\n", 4);
+        batch_unref(r.b);
+        wbuf_free(&b);
+    }
+    fwd_scratch_free(&s);
+}
+
+static void test_message_metadata_option(void **st)
+{
+    fwd_decode_opts o = opts();
+    fwd_scratch s = {0};
+    fwd_result r;
+    wbuf b = {0};
+    mpw_array(&b, 4);
+    mpw_str(&b, "t", 1);
+    mpw_eventtime(&b, 5, 6);
+    put_record(&b, "m0", 0);
+    mpw_map(&b, 1);
+    mpw_str(&b, "metadata", 8);
+    mpw_map(&b, 1);
+    mpw_str(&b, "k", 1);
+    mpw_str(&b, "v", 1);
+    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
+    const uint8_t *p = r.b->data;
+    entry e;
+    assert_int_equal(batch_next(&p, r.b->data + r.b->len, &e), 1);
+    assert_non_null(e.meta);
+    assert_int_equal(e.meta_len, 5);
+    assert_memory_equal(e.meta, "\x81\xa1k\xa1v", 5);
+    assert_null(r.chunk);
+    batch_unref(r.b);
+    wbuf_free(&b);
+    fwd_scratch_free(&s);
+}
+
+static void test_forward_mode(void **st)
+{
+    fwd_decode_opts o = opts();
+    fwd_scratch s = {0};
+    fwd_result r;
+    wbuf b = {0};
+    mpw_array(&b, 3);
+    mpw_str(&b, "app.b", 5);
+    mpw_array(&b, 3);
+    for (int i = 0; i < 3; i++)
+        put_entry(&b, 10 + (uint32_t)i, 0, "f", i);
+    put_chunk_opts(&b, "c1", NULL);
+    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
+    assert_string_equal(r.mode, "Forward");
+    assert_string_equal(r.b->tag, "app.b");
+    expect_entries(r.b, 3, 10, "f");
+    batch_unref(r.b);
+    wbuf_free(&b);
+    fwd_scratch_free(&s);
+}
+
+static void build_packed(wbuf *b, int as_str, int n, const char *compressed, int members)
+{
+    wbuf ent = {0};
+    for (int i = 0; i < n; i++)
+        put_entry(&ent, 20 + (uint32_t)i, 0, "p", i);
+    wbuf blob = {0};
+    if (compressed && !strcmp(compressed, "gzip")) {
+        /* split the entries into `members` gzip members */
+        size_t per = n / members;
+        const uint8_t *p = ent.data, *end = ent.data + ent.len;
+        for (int m = 0; m < members; m++) {
+            const uint8_t *start = p;
+            entry e;
+            for (size_t k = 0; k < per || (m == members - 1 && p < end); k++)
+                if (batch_next(&p, end, &e) != 1)
+                    break;
+            uLongf cap = compressBound((uLong)(p - start)) + 32;
+            z_stream z;
+            memset(&z, 0, sizeof z);
+            deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+            wbuf_grow(&blob, cap);
+            z.next_in = (Bytef *)(uintptr_t)start;
+            z.avail_in = (uInt)(p - start);
+            z.next_out = blob.data + blob.len;
+            z.avail_out = (uInt)cap;
+            assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+            blob.len += cap - z.avail_out;
+            deflateEnd(&z);
+        }
+    } else if (compressed && !strcmp(compressed, "zstd")) {
+        size_t cap = ZSTD_compressBound(ent.len);
+        wbuf_grow(&blob, cap);
+        blob.len = ZSTD_compress(blob.data, cap, ent.data, ent.len, 3);
+        assert_false(ZSTD_isError(blob.len));
+    } else {
+        wbuf_add(&blob, ent.data, ent.len);
+    }
+    mpw_array(b, 3);
+    mpw_str(b, "app.p", 5);
+    if (as_str) {
+        mpw_str(b, blob.data, blob.len);
+    } else {
+        uint8_t h[5] = {0xc6, (uint8_t)(blob.len >> 24), (uint8_t)(blob.len >> 16), (uint8_t)(blob.len >> 8),
+                        (uint8_t)blob.len};
+        wbuf_add(b, h, 5);
+        wbuf_add(b, blob.data, blob.len);
+    }
+    put_chunk_opts(b, "pk", compressed);
+    wbuf_free(&ent);
+    wbuf_free(&blob);
+}
+
+static void test_packed_fast_path(void **st)
+{
+    fwd_decode_opts o = opts();
+    fwd_scratch s = {0};
+    fwd_result r;
+    for (int as_str = 0; as_str < 2; as_str++) {
+        wbuf b = {0};
+        build_packed(&b, as_str, 50, NULL, 1);
+        assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
+        assert_string_equal(r.mode, "PackedForward");
+        expect_entries(r.b, 50, 20, "p");
+        batch_unref(r.b);
+        wbuf_free(&b);
+    }
+    fwd_scratch_free(&s);
+}
+
+static void test_compressed(void **st)
+{
+    fwd_decode_opts o = opts();
+    fwd_scratch s = {0};
+    fwd_result r;
+    const char *kinds[] = {"gzip", "zstd"};
+    for (int k = 0; k < 2; k++)
+        for (int as_str = 0; as_str < 2; as_str++)
+            for (int members = 1; members <= (k == 0 ? 3 : 1); members++) {
+                wbuf b = {0};
+                build_packed(&b, as_str, 30, kinds[k], members);
+                int rc = fwd_decode(&o, &peer, &s, b.data, b.len, &r);
+                assert_int_equal(rc, FWD_OK);
+                assert_string_equal(r.mode, "CompressedPackedForward");
+                expect_entries(r.b, 30, 20, "p");
+                batch_unref(r.b);
+                wbuf_free(&b);
+            }
+    /* "text" means uncompressed */
+    wbuf b = {0};
+    build_packed(&b, 0, 5, "text", 1);
+    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
+    assert_string_equal(r.mode, "PackedForward");
+    expect_entries(r.b, 5, 20, "p");
+    batch_unref(r.b);
+    wbuf_free(&b);
+    fwd_scratch_free(&s);
+}
+
+static void test_decompression_limit(void **st)
+{
+    fwd_decode_opts o = opts();
+    o.max_decompressed = 1000;
+    fwd_scratch s = {0};
+    fwd_result r;
+    wbuf b = {0};
+    build_packed(&b, 0, 200, "gzip", 1);
+    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_CORRUPT);
+    assert_non_null(strstr(r.err, "exceeds the limit"));
+    assert_null(r.b);
+    wbuf_free(&b);
+    fwd_scratch_free(&s);
+}
+
+static void test_metadata_and_markers(void **st)
+{
+    fwd_decode_opts o = opts();
+    fwd_scratch s = {0};
+    fwd_result r;
+    wbuf ent = {0};
+    /* group start marker, 2 metadata entries, group end marker */
+    mpw_array(&ent, 2);
+    mpw_array(&ent, 2);
+    mpw_eventtime(&ent, 0xFFFFFFFFu, 0);
+    mpw_map(&ent, 0);
+    mpw_map(&ent, 0);
+    for (int i = 0; i < 2; i++) {
+        mpw_array(&ent, 2);
+        mpw_array(&ent, 2);
+        mpw_eventtime(&ent, 30 + (uint32_t)i, 0);
+        mpw_map(&ent, 1);
+        mpw_str(&ent, "otlp", 4);
+        mpw_int(&ent, i);
+        put_record(&ent, "g", i);
+    }
+    mpw_array(&ent, 2);
+    mpw_array(&ent, 2);
+    mpw_eventtime(&ent, 0xFFFFFFFEu, 0);
+    mpw_map(&ent, 0);
+    mpw_map(&ent, 0);
+    wbuf b = {0};
+    mpw_array(&b, 2);
+    mpw_str(&b, "fb", 2);
+    mpw_str(&b, ent.data, ent.len);
+    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
+    assert_int_equal(r.markers, 2);
+    assert_int_equal(r.invalid, 0);
+    assert_int_equal(r.b->nrecords, 2);
+    const uint8_t *p = r.b->data;
+    entry e;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(batch_next(&p, r.b->data + r.b->len, &e), 1);
+        assert_int_equal(e.sec, 30 + i);
+        assert_int_equal(e.meta_len, 7);
+        assert_memory_equal(e.meta, i ? "\x81\xa4otlp\x01" : "\x81\xa4otlp\x00", 7);
+    }
+    batch_unref(r.b);
+    wbuf_free(&b);
+    wbuf_free(&ent);
+    fwd_scratch_free(&s);
+}
+
+static void test_invalid_events_skipped(void **st)
+{
+    fwd_decode_opts o = opts();
+    fwd_scratch s = {0};
+    fwd_result r;
+    wbuf ent = {0};
+    put_entry(&ent, 20, 0, "p", 0);
+    mpw_array(&ent, 2); /* non-map record */
+    mpw_eventtime(&ent, 1, 0);
+    mpw_str(&ent, "oops", 4);
+    mpw_str(&ent, "not-an-entry", 12); /* non-array entry */
+    mpw_array(&ent, 2);                /* string time */
+    mpw_str(&ent, "now", 3);
+    put_record(&ent, "q", 9);
+    put_entry(&ent, 21, 0, "p", 1);
+    size_t whole = ent.len;
+    put_entry(&ent, 99, 0, "trailing", 0);
+    ent.len = whole + 7; /* trailing partial event */
+    wbuf b = {0};
+    mpw_array(&b, 3);
+    mpw_str(&b, "t", 1);
+    mpw_str(&b, ent.data, ent.len);
+    put_chunk_opts(&b, "k", NULL);
+    int rc = fwd_decode(&o, &peer, &s, b.data, b.len, &r);
+    if (rc != FWD_OK)
+        fprintf(stderr, "err: %s\n", r.err);
+    assert_int_equal(rc, FWD_OK);
+    assert_int_equal(r.invalid, 4);
+    expect_entries(r.b, 2, 20, "p");
+    assert_non_null(strstr(r.err, "not a map"));
+    batch_unref(r.b);
+    /* strict mode rejects the request */
+    o.skip_invalid_event = 0;
+    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_CORRUPT);
+    assert_null(r.b);
+    wbuf_free(&b);
+    wbuf_free(&ent);
+    fwd_scratch_free(&s);
+}
+
+static void test_heartbeat_signal_nil_options(void **st)
+{
+    fwd_decode_opts o = opts();
+    fwd_scratch s = {0};
+    fwd_result r;
+    uint8_t nil = 0xc0;
+    assert_int_equal(fwd_decode(&o, &peer, &s, &nil, 1, &r), FWD_HEARTBEAT);
+    wbuf b = {0};
+    mpw_array(&b, 3);
+    mpw_str(&b, "t", 1);
+    mpw_array(&b, 1);
+    put_entry(&b, 1, 0, "x", 0);
+    mpw_nil(&b);
+    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
+    assert_int_equal(r.b->nrecords, 1);
+    batch_unref(r.b);
+    b.len = 0;
+    mpw_array(&b, 3);
+    mpw_str(&b, "t", 1);
+    mpw_array(&b, 1);
+    put_entry(&b, 1, 0, "x", 0);
+    mpw_map(&b, 2);
+    mpw_str(&b, "fluent_signal", 13);
+    mpw_int(&b, 1);
+    mpw_str(&b, "chunk", 5);
+    mpw_str(&b, "m", 1);
+    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
+    assert_null(r.b);
+    assert_int_equal(r.signal, 1);
+    assert_int_equal(r.chunk_len, 2);
+    wbuf_free(&b);
+    fwd_scratch_free(&s);
+}
+
+static void test_corrupt_requests(void **st)
+{
+    fwd_decode_opts o = opts();
+    fwd_scratch s = {0};
+    fwd_result r;
+    wbuf b = {0};
+    mpw_array(&b, 2);
+    mpw_int(&b, 5); /* tag not a string */
+    mpw_array(&b, 0);
+    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_CORRUPT);
+    assert_non_null(strstr(r.err, "tag is"));
+    b.len = 0;
+    mpw_map(&b, 0);
+    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_CORRUPT);
+    b.len = 0;
+    build_packed(&b, 0, 3, "lz4", 1);
+    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_CORRUPT);
+    assert_non_null(strstr(r.err, "unknown compression 'lz4'"));
+    b.len = 0;
+    build_packed(&b, 0, 3, "gzip", 1);
+    /* corrupt the gzip payload */
+    b.data[b.len - 26 - 6] ^= 0xff; /* inside the gzip CRC32 trailer */
+    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_CORRUPT);
+    wbuf_free(&b);
+    fwd_scratch_free(&s);
+}
+
+static void test_tag_rewrite_and_injection(void **st)
+{
+    fwd_decode_opts o = opts();
+    o.add_tag_prefix = "fwd";
+    o.source_address_key = "src_ip";
+    o.source_hostname_key = "src_host";
+    fwd_scratch s = {0};
+    fwd_result r;
+    wbuf b = {0};
+    build_packed(&b, 0, 2, NULL, 1);
+    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
+    assert_string_equal(r.b->tag, "fwd.app.p");
+    const uint8_t *p = r.b->data;
+    entry e;
+    assert_int_equal(batch_next(&p, r.b->data + r.b->len, &e), 1);
+    wbuf want = {0};
+    mpw_map(&want, 4);
+    mpw_str(&want, "msg", 3);
+    mpw_str(&want, "p0", 2);
+    mpw_str(&want, "n", 1);
+    mpw_int(&want, 0);
+    mpw_str(&want, "src_ip", 6);
+    mpw_str(&want, "10.0.0.5", 8);
+    mpw_str(&want, "src_host", 8);
+    mpw_str(&want, "node-a", 6);
+    assert_int_equal(e.record_len, want.len);
+    assert_memory_equal(e.record, want.data, want.len);
+    batch_unref(r.b);
+    o.tag = "fixed";
+    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
+    assert_string_equal(r.b->tag, "fixed");
+    batch_unref(r.b);
+    wbuf_free(&want);
+    wbuf_free(&b);
+    fwd_scratch_free(&s);
+}
+
+static void test_ack_encode(void **st)
+{
+    wbuf b = {0};
+    const uint8_t chunk[] = {0xc4, 0x02, 0x00, 0xff}; /* bin chunk id */
+    assert_int_equal(fwd_ack_encode(&b, chunk, sizeof chunk), 0);
+    assert_int_equal(b.len, 9);
+    assert_memory_equal(b.data, "\x81\xa3" "ack\xc4\x02\x00\xff", 9);
+    wbuf_free(&b);
+}
+
+static void test_deep_record_invalid(void **st)
+{
+    fwd_decode_opts o = opts();
+    o.max_depth = 4;
+    fwd_scratch s = {0};
+    fwd_result r;
+    wbuf b = {0};
+    mpw_array(&b, 2);
+    mpw_str(&b, "t", 1);
+    mpw_array(&b, 2);
+    put_entry(&b, 1, 0, "x", 0);
+    mpw_array(&b, 2);
+    mpw_eventtime(&b, 2, 0);
+    for (int i = 0; i < 10; i++) {
+        mpw_map(&b, 1);
+        mpw_str(&b, "a", 1);
+    }
+    mpw_nil(&b);
+    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
+    assert_int_equal(r.invalid, 1);
+    assert_int_equal(r.b->nrecords, 1);
+    batch_unref(r.b);
+    wbuf_free(&b);
+    fwd_scratch_free(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_frame_split_reads),
+        cmocka_unit_test(test_frame_huge_claim),
+        cmocka_unit_test(test_skip_depth),
+        cmocka_unit_test(test_message_mode_times),
+        cmocka_unit_test(test_message_metadata_option),
+        cmocka_unit_test(test_forward_mode),
+        cmocka_unit_test(test_packed_fast_path),
+        cmocka_unit_test(test_compressed),
+        cmocka_unit_test(test_decompression_limit),
+        cmocka_unit_test(test_metadata_and_markers),
+        cmocka_unit_test(test_invalid_events_skipped),
+        cmocka_unit_test(test_heartbeat_signal_nil_options),
+        cmocka_unit_test(test_corrupt_requests),
+        cmocka_unit_test(test_tag_rewrite_and_injection),
+        cmocka_unit_test(test_ack_encode),
+        cmocka_unit_test(test_deep_record_invalid),
+    };
+    return cmocka_run_group_tests_name("fwd_decode", tests, NULL, NULL);
+}

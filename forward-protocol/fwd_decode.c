@@ -24,7 +24,7 @@ typedef struct dctx {
     const fwd_decode_opts *o;
     const fwd_peer *peer;
     fwd_result *r;
-    wbuf out;
+    wbuf *out;
     const uint8_t *run_start, *run_end; /* pending canonical run, not yet copied */
     int inject;                         /* records need extra keys: no canonical runs */
 } dctx;
@@ -39,7 +39,7 @@ static int flush_run(dctx *c)
 {
     int rc = 0;
     if (c->run_start && c->run_end > c->run_start)
-        rc = wbuf_add(&c->out, c->run_start, (size_t)(c->run_end - c->run_start));
+        rc = wbuf_add(c->out, c->run_start, (size_t)(c->run_end - c->run_start));
     c->run_start = c->run_end = NULL;
     return rc;
 }
@@ -122,7 +122,7 @@ static int skip_any(const uint8_t **p, const uint8_t *end)
 static int emit(dctx *c, uint32_t sec, uint32_t nsec, const uint8_t *meta, size_t meta_len, const uint8_t *rec,
                 size_t rec_len)
 {
-    wbuf *w = &c->out;
+    wbuf *w = c->out;
     if (mpw_array(w, 2))
         return -1;
     if (meta) {
@@ -450,7 +450,7 @@ static int parse_options(const uint8_t **p, const uint8_t *end, fwd_options *op,
     return 0;
 }
 
-__attribute__((format(printf, 3, 4))) static int decode_fail(fwd_result *r, wbuf *out, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int decode_fail(fwd_result *r, wbuf *out, size_t mark, const char *fmt, ...)
 {
     char tmp[sizeof r->err];
     va_list ap;
@@ -458,59 +458,61 @@ __attribute__((format(printf, 3, 4))) static int decode_fail(fwd_result *r, wbuf
     vsnprintf(tmp, sizeof tmp, fmt, ap); /* args may point into r->err */
     va_end(ap);
     memcpy(r->err, tmp, sizeof tmp);
-    wbuf_free(out);
+    out->len = mark;
     return FWD_CORRUPT;
 }
 
 int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, const uint8_t *req, size_t len,
-               fwd_result *r)
+               fwd_result *r, wbuf *out)
 {
     memset(r, 0, sizeof *r);
-    dctx c = {.o = o, .peer = peer, .r = r};
+    dctx c = {.o = o, .peer = peer, .r = r, .out = out};
+    size_t mark = out->len;
     c.inject = o->source_address_key != NULL || o->source_hostname_key != NULL;
-    c.out.max = o->max_decompressed + (o->max_decompressed >> 2) + 4096;
     const uint8_t *p = req, *end = req + len;
     mp_obj top, tag, second;
     fwd_options op;
 
     if (mp_read(&p, end, &top) != MP_OK)
-        return decode_fail(r, &c.out, "truncated request%s", "");
+        return decode_fail(r, out, mark, "truncated request%s", "");
     if (top.type == MP_NIL && p == end)
         return FWD_HEARTBEAT;
     if (top.type != MP_ARRAY || top.len < 2 || top.len > 4)
-        return decode_fail(r, &c.out, "request is %s, not an array of 2 to 4 elements",
+        return decode_fail(r, out, mark, "request is %s, not an array of 2 to 4 elements",
                            top.type == MP_ARRAY ? "an array of the wrong size" : type_name(top.type));
     if (mp_read(&p, end, &tag) != MP_OK || tag.type != MP_STR)
-        return decode_fail(r, &c.out, "tag is %s, not a string", type_name(tag.type));
+        return decode_fail(r, out, mark, "tag is %s, not a string", type_name(tag.type));
+    r->tag = tag.ptr;
+    r->tag_len = tag.len;
 
     const uint8_t *second_start = p;
     if (mp_read(&p, end, &second) != MP_OK)
-        return decode_fail(r, &c.out, "truncated request%s", "");
+        return decode_fail(r, out, mark, "truncated request%s", "");
 
     if (second.type == MP_ARRAY) {
         r->mode = "Forward";
         if (top.len > 3)
-            return decode_fail(r, &c.out, "Forward mode request has %s elements", "4");
-        if (wbuf_grow(&c.out, (size_t)(end - p)))
-            return decode_fail(r, &c.out, "request too large%s", "");
+            return decode_fail(r, out, mark, "Forward mode request has %s elements", "4");
+        if (wbuf_grow(out, (size_t)(end - p)))
+            return decode_fail(r, out, mark, "request too large%s", "");
         for (uint32_t i = 0; i < second.len; i++) {
             int rc = process_entry(&c, &p, end);
             if (rc == E_NOMEM)
-                return decode_fail(r, &c.out, "out of memory or over the size limit%s", "");
+                return decode_fail(r, out, mark, "out of memory or over the size limit%s", "");
             if (rc != MP_OK)
-                return decode_fail(r, &c.out, "malformed entry in Forward mode%s", "");
+                return decode_fail(r, out, mark, "malformed entry in Forward mode%s", "");
         }
         if (flush_run(&c))
-            return decode_fail(r, &c.out, "out of memory%s", "");
+            return decode_fail(r, out, mark, "out of memory%s", "");
         if (top.len == 3 && parse_options(&p, end, &op, r->err, sizeof r->err))
-            return decode_fail(r, &c.out, "%s", r->err);
+            return decode_fail(r, out, mark, "%s", r->err);
         if (top.len == 2)
             memset(&op, 0, sizeof op);
     } else if (second.type == MP_STR || second.type == MP_BIN) {
         if (top.len > 3)
-            return decode_fail(r, &c.out, "PackedForward request has %s elements", "4");
+            return decode_fail(r, out, mark, "PackedForward request has %s elements", "4");
         if (top.len == 3 && parse_options(&p, end, &op, r->err, sizeof r->err))
-            return decode_fail(r, &c.out, "%s", r->err);
+            return decode_fail(r, out, mark, "%s", r->err);
         if (top.len == 2)
             memset(&op, 0, sizeof op);
         const uint8_t *blob = second.ptr;
@@ -531,38 +533,38 @@ int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, c
                 zrc = -1;
             }
             if (zrc)
-                return decode_fail(r, &c.out, "%s", err);
+                return decode_fail(r, out, mark, "%s", err);
             blob = s->inflated.data;
             blob_len = s->inflated.len;
             r->mode = "CompressedPackedForward";
         }
-        if (blob_len && wbuf_grow(&c.out, blob_len))
-            return decode_fail(r, &c.out, "request too large%s", "");
+        if (blob_len && wbuf_grow(out, blob_len))
+            return decode_fail(r, out, mark, "request too large%s", "");
         const uint8_t *q = blob, *qend = blob + blob_len;
         while (q < qend) {
             int rc = process_entry(&c, &q, qend);
             if (rc == E_NOMEM)
-                return decode_fail(r, &c.out, "out of memory or over the size limit%s", "");
+                return decode_fail(r, out, mark, "out of memory or over the size limit%s", "");
             if (rc == MP_SHORT) {
                 if (flush_run(&c))
-                    return decode_fail(r, &c.out, "out of memory%s", "");
+                    return decode_fail(r, out, mark, "out of memory%s", "");
                 note_invalid(&c, "%s", "trailing partial event at the end of the entries");
                 break;
             }
             if (rc == MP_BAD) {
                 if (flush_run(&c))
-                    return decode_fail(r, &c.out, "out of memory%s", "");
+                    return decode_fail(r, out, mark, "out of memory%s", "");
                 note_invalid(&c, "%s", "entries contain bytes that are not msgpack; rest of the request skipped");
                 break;
             }
         }
         if (flush_run(&c))
-            return decode_fail(r, &c.out, "out of memory%s", "");
+            return decode_fail(r, out, mark, "out of memory%s", "");
     } else {
         /* Message mode: [tag, time, record, option?] */
         r->mode = "Message";
         if (top.len < 3)
-            return decode_fail(r, &c.out, "Message mode request has %s elements", "2");
+            return decode_fail(r, out, mark, "Message mode request has %s elements", "2");
         uint32_t sec = 0, nsec = 0;
         int canonical;
         const char *why = NULL;
@@ -571,16 +573,16 @@ int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, c
         p = second_start;
         int trc = parse_time(&p, end, &sec, &nsec, &canonical, &why);
         if (trc == MP_SHORT || trc == MP_BAD)
-            return decode_fail(r, &c.out, "truncated request%s", "");
+            return decode_fail(r, out, mark, "truncated request%s", "");
         int rrc = MP_OK;
         if (trc == 0)
             rrc = read_map(&c, &p, end, &rec, &rec_len);
         else if (skip_any(&p, end) != MP_OK)
-            return decode_fail(r, &c.out, "truncated request%s", "");
+            return decode_fail(r, out, mark, "truncated request%s", "");
         if (rrc == MP_SHORT || rrc == MP_BAD)
-            return decode_fail(r, &c.out, "truncated request%s", "");
+            return decode_fail(r, out, mark, "truncated request%s", "");
         if (top.len == 4 && parse_options(&p, end, &op, r->err, sizeof r->err))
-            return decode_fail(r, &c.out, "%s", r->err);
+            return decode_fail(r, out, mark, "%s", r->err);
         if (top.len == 3)
             memset(&op, 0, sizeof op);
         if (trc != 0) {
@@ -590,11 +592,11 @@ int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, c
         } else {
             r->records = 1;
             if (emit(&c, sec, nsec, op.metadata, op.metadata_len, rec, rec_len))
-                return decode_fail(r, &c.out, "out of memory%s", "");
+                return decode_fail(r, out, mark, "out of memory%s", "");
         }
     }
     if (p != end)
-        return decode_fail(r, &c.out, "%s", "extra bytes after the request");
+        return decode_fail(r, out, mark, "%s", "extra bytes after the request");
 
     r->chunk = op.chunk;
     r->chunk_len = op.chunk_len;
@@ -602,41 +604,38 @@ int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, c
     if (op.signal != 0) {
         /* metrics/traces payloads are not events: skip them, still ack */
         r->records = 0;
-        wbuf_free(&c.out);
+        out->len = mark;
         return FWD_OK;
     }
     if (r->invalid && !o->skip_invalid_event) {
         char why[256];
         snprintf(why, sizeof why, "%s", r->err);
         r->records = 0;
-        return decode_fail(r, &c.out, "invalid event and skip_invalid_event is false: %s", why);
-    }
-    if (r->records == 0) {
-        wbuf_free(&c.out);
-        return FWD_OK;
-    }
-
-    /* final tag: `tag` overrides, `add_tag_prefix` prepends "prefix." */
-    char tagbuf[1024];
-    const char *t = (const char *)tag.ptr;
-    size_t tl = tag.len;
-    if (o->tag) {
-        t = o->tag;
-        tl = strlen(t);
-    } else if (o->add_tag_prefix) {
-        int n = snprintf(tagbuf, sizeof tagbuf, "%s.%.*s", o->add_tag_prefix, (int)tag.len, (const char *)tag.ptr);
-        if (n < 0 || (size_t)n >= sizeof tagbuf)
-            return decode_fail(r, &c.out, "%s", "tag too long");
-        t = tagbuf;
-        tl = (size_t)n;
-    }
-    size_t dlen;
-    uint8_t *data = wbuf_steal(&c.out, &dlen);
-    r->b = batch_new(t, tl, data, dlen, r->records);
-    if (!r->b) {
-        free(data);
-        snprintf(r->err, sizeof r->err, "out of memory");
-        return FWD_CORRUPT;
+        return decode_fail(r, out, mark, "invalid event and skip_invalid_event is false: %s", why);
     }
     return FWD_OK;
+}
+
+int fwd_final_tag(const fwd_decode_opts *o, const uint8_t *raw, size_t raw_len, char *buf, size_t cap)
+{
+    int n;
+    if (o->tag)
+        n = snprintf(buf, cap, "%s", o->tag);
+    else if (o->add_tag_prefix)
+        n = snprintf(buf, cap, "%s.%.*s", o->add_tag_prefix, (int)raw_len, (const char *)raw);
+    else
+        n = snprintf(buf, cap, "%.*s", (int)raw_len, (const char *)raw);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+int fwd_peek_tag(const uint8_t *req, size_t len, const uint8_t **tag, size_t *tag_len)
+{
+    const uint8_t *p = req, *end = req + len;
+    mp_obj a, t;
+    if (mp_read(&p, end, &a) != MP_OK || a.type != MP_ARRAY || a.len < 2 || mp_read(&p, end, &t) != MP_OK ||
+        t.type != MP_STR)
+        return -1;
+    *tag = t.ptr;
+    *tag_len = t.len;
+    return 0;
 }

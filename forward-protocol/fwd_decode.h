@@ -36,10 +36,11 @@ enum {
 };
 
 typedef struct fwd_result {
-    batch *b;                 /* new batch (caller owns the reference) or NULL */
+    const uint8_t *tag;       /* raw tag inside the request (before tag/add_tag_prefix) */
+    size_t tag_len;
     const uint8_t *chunk;     /* raw msgpack bytes of options.chunk inside the request, or NULL */
     size_t chunk_len;
-    uint32_t records;         /* records stored in b */
+    uint32_t records;         /* records appended to `out` */
     uint32_t invalid;         /* invalid events skipped */
     uint32_t markers;         /* Fluent Bit group markers skipped */
     int signal;               /* fluent_signal: 0 logs, 1 metrics, 2 traces (payload skipped) */
@@ -54,8 +55,17 @@ typedef struct fwd_scratch {
 } fwd_scratch;
 void fwd_scratch_free(fwd_scratch *s);
 
+/* Decode `req` and APPEND its entries to `out` (so consecutive requests of
+ * one tag can share a batch). On FWD_CORRUPT, and when nothing is kept
+ * (signal payloads), out->len is restored. out->max bounds the growth. */
 int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s,
-               const uint8_t *req, size_t len, fwd_result *r);
+               const uint8_t *req, size_t len, fwd_result *r, wbuf *out);
+
+/* The tag a request will be stored under: `tag` overrides, `add_tag_prefix`
+ * prepends "prefix.". Returns the length, or -1 if it does not fit. */
+int fwd_final_tag(const fwd_decode_opts *o, const uint8_t *raw, size_t raw_len, char *buf, size_t cap);
+/* Read the raw tag of a request without decoding it. 0 or -1. */
+int fwd_peek_tag(const uint8_t *req, size_t len, const uint8_t **tag, size_t *tag_len);
 
 /* Encode the ack reply {"ack": <chunk bytes>} into out (appends). */
 int fwd_ack_encode(wbuf *out, const uint8_t *chunk, size_t chunk_len);

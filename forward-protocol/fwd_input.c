@@ -42,17 +42,39 @@
 
 typedef struct fwd_conn fwd_conn;
 
+/* One request that asked for an ack, waiting in its connection's FIFO. */
 typedef struct fwd_req {
-    ticket t; /* first: outputs see only this */
-    wk_done d;
-    worker *w;
-    fwd_conn *c;
     struct fwd_req *next;
     uint32_t records;
     int complete, failed;
     size_t ack_len;
     uint8_t ack[];
 } fwd_req;
+
+/* The requests whose records went out in one batch share one ticket.
+ * Their fwd_reqs are consecutive in the connection's FIFO from `first`. */
+typedef struct fwd_group {
+    ticket t; /* first: outputs see only this */
+    wk_done d;
+    worker *w;
+    struct fwd_conn *c;
+    fwd_req *first;
+    uint32_t nreqs;
+} fwd_group;
+
+/* Requests of one tag decoded from one read burst are accumulated here and
+ * submitted as ONE batch at the end of the burst (or when the tag changes or
+ * the batch is big enough): a sender of many small Message-mode requests
+ * then costs one queue hand-off and one wake-up per burst, not per record. */
+#define ACC_FLUSH_BYTES (256 * 1024)
+typedef struct fwd_acc {
+    wbuf data;
+    char tag[1024];
+    size_t tag_len;
+    uint32_t records;
+    fwd_req *first;
+    uint32_t nreqs;
+} fwd_acc;
 
 struct fwd_conn {
     fwd_conn *prev, *next;
@@ -84,7 +106,8 @@ typedef struct fwd_worker {
     int pressure_armed;
     fwd_scratch scratch;
     struct evdns_base *dns;
-    uint64_t pending; /* requests handed to outputs and not yet completed, all conns */
+    fwd_acc acc;
+    uint64_t pending; /* groups handed to outputs and not yet completed, all conns */
 } fwd_worker;
 
 /* A stopping worker leaves its loop only when no output still holds a
@@ -241,10 +264,10 @@ static void maybe_close(fwd_conn *c)
         conn_close(c);
 }
 
-/* Write the acks of the completed prefix of the pending FIFO. */
+/* Write the acks of the completed prefix of the pending FIFO. May free c
+ * when it is closed and this was its last reference. */
 static void flush_acks(fwd_conn *c)
 {
-    fwd_worker *fw = c->w->proto;
     worker *w = c->w;
     int closed = c->closed;
     while (c->ph && c->ph->complete) {
@@ -253,11 +276,11 @@ static void flush_acks(fwd_conn *c)
         if (!c->ph)
             c->pt = NULL;
         c->npending--;
-        if (!c->closed) {
+        if (!closed) {
             if (!q->failed) {
                 if (wbuf_add(&c->out, q->ack, q->ack_len) == 0) {
                     c->records_acked += q->records;
-                    atomic_fetch_add_explicit(&c->w->stats.acks, 1, memory_order_relaxed);
+                    atomic_fetch_add_explicit(&w->stats.acks, 1, memory_order_relaxed);
                 }
             } else {
                 wlog_warn("in_forward", "not acknowledging a request of %u records from %s: an output could not "
@@ -266,7 +289,6 @@ static void flush_acks(fwd_conn *c)
             }
         }
         free(q);
-        fw->pending--;
         if (closed) {
             int last = c->refs == 1;
             conn_unref(c); /* may free c: stop touching it then */
@@ -278,41 +300,129 @@ static void flush_acks(fwd_conn *c)
             c->refs--; /* the connection's own reference keeps it alive */
         }
     }
-    if (!c->closed && c->out.len)
-        conn_write(c);
-    maybe_close(c);
+    if (!c->closed) {
+        c->refs++; /* conn_write/maybe_close may close it */
+        if (c->out.len)
+            conn_write(c);
+        maybe_close(c);
+        conn_unref(c);
+    }
     check_exit(w);
 }
 
-static void req_done_cb(worker *w, wk_done *d)
+static void complete_reqs(fwd_req *q, uint32_t n, int failed)
 {
-    fwd_req *q = (fwd_req *)((char *)d - offsetof(fwd_req, d));
-    q->complete = 1;
-    q->failed = atomic_load_explicit(&q->t.failed, memory_order_relaxed) > 0;
-    flush_acks(q->c);
+    for (; q && n; q = q->next, n--) {
+        q->complete = 1;
+        q->failed = failed;
+    }
 }
 
-/* Output thread: hand the request back to its worker. */
-static void req_ticket_done(ticket *t)
+/* Worker thread: every output is done with the group's batch. */
+static void group_done_cb(worker *w, wk_done *d)
 {
-    fwd_req *q = (fwd_req *)t;
-    worker_done(q->w, &q->d);
+    fwd_group *g = (fwd_group *)((char *)d - offsetof(fwd_group, d));
+    fwd_worker *fw = w->proto;
+    complete_reqs(g->first, g->nreqs, atomic_load_explicit(&g->t.failed, memory_order_relaxed) > 0);
+    fwd_conn *c = g->c;
+    free(g);
+    fw->pending--;
+    flush_acks(c);
+}
+
+/* Output thread: hand the group back to its worker. */
+static void group_ticket_done(ticket *t)
+{
+    fwd_group *g = (fwd_group *)t;
+    worker_done(g->w, &g->d);
+}
+
+/* Submit what the accumulator holds as one batch (worker thread). */
+static void acc_flush(fwd_conn *c)
+{
+    worker *w = c->w;
+    fwd_worker *fw = w->proto;
+    fwd_acc *a = &fw->acc;
+    if (!a->records) {
+        a->data.len = 0;
+        return;
+    }
+    output *o = router_match(w->rt, a->tag);
+    if (!o) {
+        wlog_warn("in_forward", "no <match> for tag '%s': %u records from %s discarded", a->tag, a->records,
+                  c->peer);
+        complete_reqs(a->first, a->nreqs, 0);
+        a->data.len = 0;
+    } else {
+        atomic_fetch_add_explicit(&w->stats.records, a->records, memory_order_relaxed);
+        size_t len;
+        uint8_t *data = wbuf_steal(&a->data, &len);
+        batch *b = batch_new(a->tag, a->tag_len, data, len, a->records);
+        fwd_group *g = NULL;
+        if (b && a->nreqs && (g = calloc(1, sizeof *g)) != NULL) {
+            atomic_init(&g->t.outstanding, 1);
+            atomic_init(&g->t.failed, 0);
+            g->t.done = group_ticket_done;
+            g->d.cb = group_done_cb;
+            g->w = w;
+            g->c = c;
+            g->first = a->first;
+            g->nreqs = a->nreqs;
+            fw->pending++;
+        }
+        if (!b || (a->nreqs && !g)) {
+            wlog_error("in_forward", "out of memory: %u records from %s not accepted", a->records, c->peer);
+            complete_reqs(a->first, a->nreqs, 1);
+            if (!b)
+                free(data);
+        } else {
+            output_submit(o, b, g ? &g->t : NULL);
+        }
+        if (b)
+            batch_unref(b);
+    }
+    a->records = 0;
+    a->tag_len = 0;
+    a->first = NULL;
+    a->nreqs = 0;
+    if (c->ph && !c->closed)
+        flush_acks(c); /* requests without records may be ready */
 }
 
 static void drop_conn(fwd_conn *c, const char *what, const char *detail)
 {
     wlog_warn("in_forward", "dropping connection from %s: %s%s%s; %llu records acked on it before", c->peer, what,
               detail ? ": " : "", detail ? detail : "", (unsigned long long)c->records_acked);
+    c->refs++; /* keep c while the accumulated requests are handed over */
+    acc_flush(c);
     conn_close(c);
+    conn_unref(c);
 }
 
 static int handle_request(fwd_conn *c, const uint8_t *req, size_t len)
 {
     worker *w = c->w;
     fwd_worker *fw = w->proto;
+    fwd_acc *a = &fw->acc;
     worker_stats *st = &w->stats;
+    const fwd_decode_opts *o = &c->src->dopts;
+
+    /* a new tag, or enough bytes: the accumulated batch goes out first */
+    const uint8_t *raw;
+    size_t raw_len;
+    char tag[sizeof a->tag];
+    int tl = -1;
+    if (fwd_peek_tag(req, len, &raw, &raw_len) == 0)
+        tl = fwd_final_tag(o, raw, raw_len, tag, sizeof tag);
+    if (a->records && (tl < 0 || (size_t)tl != a->tag_len || memcmp(tag, a->tag, (size_t)tl) != 0 ||
+                       a->data.len >= ACC_FLUSH_BYTES))
+        acc_flush(c);
+
     fwd_result r;
-    int rc = fwd_decode(&c->src->dopts, &c->fp, &fw->scratch, req, len, &r);
+    if (!a->data.cap)
+        wbuf_grow(&a->data, 64 * 1024);
+    a->data.max = o->max_decompressed + (o->max_decompressed >> 2) + ACC_FLUSH_BYTES + (1u << 20);
+    int rc = fwd_decode(o, &c->fp, &fw->scratch, req, len, &r, &a->data);
     if (fw->scratch.inflated.cap > (8u << 20))
         wbuf_free(&fw->scratch.inflated); /* do not keep a huge decompression buffer around */
     if (rc == FWD_HEARTBEAT)
@@ -332,59 +442,38 @@ static int handle_request(fwd_conn *c, const uint8_t *req, size_t len)
         atomic_fetch_add_explicit(&st->markers, r.markers, memory_order_relaxed);
     if (r.signal)
         atomic_fetch_add_explicit(&st->signals_skipped, 1, memory_order_relaxed);
+    if (r.records && !a->records) {
+        memcpy(a->tag, tag, (size_t)tl + 1);
+        a->tag_len = (size_t)tl;
+    }
+    a->records += r.records;
 
-    output *o = NULL;
-    if (r.b) {
-        o = router_match(w->rt, r.b->tag);
-        if (!o) {
-            wlog_warn("in_forward", "no <match> for tag '%s': %u records from %s discarded", r.b->tag, r.records,
-                      c->peer);
+    if (r.chunk) {
+        fwd_req *q = malloc(sizeof *q + 5 + r.chunk_len);
+        if (!q) {
+            drop_conn(c, "out of memory", NULL);
+            return -1;
+        }
+        memset(q, 0, sizeof *q);
+        wbuf tmp = {.data = q->ack, .cap = 5 + r.chunk_len, .max = 5 + r.chunk_len};
+        fwd_ack_encode(&tmp, r.chunk, r.chunk_len);
+        q->ack_len = tmp.len;
+        q->records = r.records;
+        c->refs++;
+        c->npending++;
+        if (c->pt)
+            c->pt->next = q;
+        else
+            c->ph = q;
+        c->pt = q;
+        if (r.records) {
+            if (!a->first)
+                a->first = q;
+            a->nreqs++;
         } else {
-            atomic_fetch_add_explicit(&st->records, r.records, memory_order_relaxed);
+            q->complete = 1; /* nothing to store: acked in its turn */
         }
     }
-    if (!r.chunk) {
-        if (o)
-            output_submit(o, r.b, NULL);
-        if (r.b)
-            batch_unref(r.b);
-        return 0;
-    }
-    fwd_req *q = malloc(sizeof *q + 5 + r.chunk_len);
-    if (!q) {
-        if (r.b)
-            batch_unref(r.b);
-        drop_conn(c, "out of memory", NULL);
-        return -1;
-    }
-    memset(q, 0, sizeof *q);
-    wbuf tmp = {.data = q->ack, .cap = 5 + r.chunk_len, .max = 5 + r.chunk_len};
-    fwd_ack_encode(&tmp, r.chunk, r.chunk_len);
-    q->ack_len = tmp.len;
-    q->w = w;
-    q->c = c;
-    q->records = r.records;
-    q->d.cb = req_done_cb;
-    c->refs++;
-    c->npending++;
-    fw->pending++;
-    if (c->pt)
-        c->pt->next = q;
-    else
-        c->ph = q;
-    c->pt = q;
-    if (o) {
-        atomic_init(&q->t.outstanding, 1);
-        atomic_init(&q->t.failed, 0);
-        q->t.done = req_ticket_done;
-        output_submit(o, r.b, &q->t);
-    } else {
-        q->complete = 1;
-    }
-    if (r.b)
-        batch_unref(r.b);
-    if (q->complete)
-        flush_acks(c);
     return 0;
 }
 
@@ -431,6 +520,13 @@ static int process_input(fwd_conn *c)
                 event_del(c->rev);
         }
     }
+    c->refs++;
+    acc_flush(c);
+    if (c->closed) {
+        conn_unref(c);
+        return -1;
+    }
+    c->refs--;
     /* compact: keep only the unfinished request at the front */
     if (c->in_off == c->in.len) {
         c->in.len = c->in_off = 0;
@@ -529,9 +625,11 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 static void write_cb(evutil_socket_t fd, short what, void *arg)
 {
     fwd_conn *c = arg;
+    c->refs++; /* conn_write may close it */
     conn_write(c);
     if (!c->closed && c->out.len == 0)
         maybe_close(c);
+    conn_unref(c);
 }
 
 typedef struct accept_msg {
@@ -762,6 +860,7 @@ void fwd_worker_free(worker *w)
     if (fw->pressure_ev)
         event_free(fw->pressure_ev);
     fwd_scratch_free(&fw->scratch);
+    wbuf_free(&fw->acc.data);
     free(fw);
     w->proto = NULL;
 }

@@ -23,6 +23,32 @@ static fwd_decode_opts opts(void)
 }
 static const fwd_peer peer = {"10.0.0.5", "node-a"};
 
+/* Decode one request into a batch of its own, as the input does for a lone request. */
+typedef struct dres {
+    fwd_result r;
+    batch *b;
+} dres;
+
+static int decode1(const fwd_decode_opts *o, fwd_scratch *s, const uint8_t *req, size_t len, dres *d)
+{
+    wbuf out = {.max = 64u << 20};
+    d->b = NULL;
+    int rc = fwd_decode(o, &peer, s, req, len, &d->r, &out);
+    if (rc == FWD_OK && d->r.records) {
+        char tag[256];
+        int n = fwd_final_tag(o, d->r.tag, d->r.tag_len, tag, sizeof tag);
+        assert_true(n >= 0);
+        size_t dl;
+        uint8_t *data = wbuf_steal(&out, &dl);
+        d->b = batch_new(tag, (size_t)n, data, dl, d->r.records);
+    } else {
+        if (rc == FWD_CORRUPT)
+            assert_int_equal(out.len, 0); /* nothing left behind */
+        wbuf_free(&out);
+    }
+    return rc;
+}
+
 /* record {"msg": <s>, "n": <i>} */
 static void put_record(wbuf *b, const char *s, int i)
 {
@@ -139,7 +165,7 @@ static void test_message_mode_times(void **st)
 {
     fwd_decode_opts o = opts();
     fwd_scratch s = {0};
-    fwd_result r;
+    dres r;
     /* EventTime, integer and float time */
     for (int kind = 0; kind < 3; kind++) {
         wbuf b = {0};
@@ -153,16 +179,16 @@ static void test_message_mode_times(void **st)
             mpw_double(&b, 1700000000.5);
         put_record(&b, "m0", 0);
         put_chunk_opts(&b, "id\n", NULL);
-        assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
-        assert_string_equal(r.mode, "Message");
+        assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_OK);
+        assert_string_equal(r.r.mode, "Message");
         expect_entries(r.b, 1, 1700000000, "m");
         const uint8_t *p = r.b->data;
         entry e;
         batch_next(&p, r.b->data + r.b->len, &e);
         assert_int_equal(e.nsec, kind == 0 ? 123456789u : kind == 1 ? 0u : 500000000u);
         /* chunk is the raw msgpack of "id\n" */
-        assert_int_equal(r.chunk_len, 4);
-        assert_memory_equal(r.chunk, "\xa3id\n", 4);
+        assert_int_equal(r.r.chunk_len, 4);
+        assert_memory_equal(r.r.chunk, "\xa3id\n", 4);
         batch_unref(r.b);
         wbuf_free(&b);
     }
@@ -173,7 +199,7 @@ static void test_message_metadata_option(void **st)
 {
     fwd_decode_opts o = opts();
     fwd_scratch s = {0};
-    fwd_result r;
+    dres r;
     wbuf b = {0};
     mpw_array(&b, 4);
     mpw_str(&b, "t", 1);
@@ -184,14 +210,14 @@ static void test_message_metadata_option(void **st)
     mpw_map(&b, 1);
     mpw_str(&b, "k", 1);
     mpw_str(&b, "v", 1);
-    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_OK);
     const uint8_t *p = r.b->data;
     entry e;
     assert_int_equal(batch_next(&p, r.b->data + r.b->len, &e), 1);
     assert_non_null(e.meta);
     assert_int_equal(e.meta_len, 5);
     assert_memory_equal(e.meta, "\x81\xa1k\xa1v", 5);
-    assert_null(r.chunk);
+    assert_null(r.r.chunk);
     batch_unref(r.b);
     wbuf_free(&b);
     fwd_scratch_free(&s);
@@ -201,7 +227,7 @@ static void test_forward_mode(void **st)
 {
     fwd_decode_opts o = opts();
     fwd_scratch s = {0};
-    fwd_result r;
+    dres r;
     wbuf b = {0};
     mpw_array(&b, 3);
     mpw_str(&b, "app.b", 5);
@@ -209,8 +235,8 @@ static void test_forward_mode(void **st)
     for (int i = 0; i < 3; i++)
         put_entry(&b, 10 + (uint32_t)i, 0, "f", i);
     put_chunk_opts(&b, "c1", NULL);
-    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
-    assert_string_equal(r.mode, "Forward");
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_OK);
+    assert_string_equal(r.r.mode, "Forward");
     assert_string_equal(r.b->tag, "app.b");
     expect_entries(r.b, 3, 10, "f");
     batch_unref(r.b);
@@ -274,12 +300,12 @@ static void test_packed_fast_path(void **st)
 {
     fwd_decode_opts o = opts();
     fwd_scratch s = {0};
-    fwd_result r;
+    dres r;
     for (int as_str = 0; as_str < 2; as_str++) {
         wbuf b = {0};
         build_packed(&b, as_str, 50, NULL, 1);
-        assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
-        assert_string_equal(r.mode, "PackedForward");
+        assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_OK);
+        assert_string_equal(r.r.mode, "PackedForward");
         expect_entries(r.b, 50, 20, "p");
         batch_unref(r.b);
         wbuf_free(&b);
@@ -291,16 +317,16 @@ static void test_compressed(void **st)
 {
     fwd_decode_opts o = opts();
     fwd_scratch s = {0};
-    fwd_result r;
+    dres r;
     const char *kinds[] = {"gzip", "zstd"};
     for (int k = 0; k < 2; k++)
         for (int as_str = 0; as_str < 2; as_str++)
             for (int members = 1; members <= (k == 0 ? 3 : 1); members++) {
                 wbuf b = {0};
                 build_packed(&b, as_str, 30, kinds[k], members);
-                int rc = fwd_decode(&o, &peer, &s, b.data, b.len, &r);
+                int rc = decode1(&o, &s, b.data, b.len, &r);
                 assert_int_equal(rc, FWD_OK);
-                assert_string_equal(r.mode, "CompressedPackedForward");
+                assert_string_equal(r.r.mode, "CompressedPackedForward");
                 expect_entries(r.b, 30, 20, "p");
                 batch_unref(r.b);
                 wbuf_free(&b);
@@ -308,8 +334,8 @@ static void test_compressed(void **st)
     /* "text" means uncompressed */
     wbuf b = {0};
     build_packed(&b, 0, 5, "text", 1);
-    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
-    assert_string_equal(r.mode, "PackedForward");
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_OK);
+    assert_string_equal(r.r.mode, "PackedForward");
     expect_entries(r.b, 5, 20, "p");
     batch_unref(r.b);
     wbuf_free(&b);
@@ -321,11 +347,11 @@ static void test_decompression_limit(void **st)
     fwd_decode_opts o = opts();
     o.max_decompressed = 1000;
     fwd_scratch s = {0};
-    fwd_result r;
+    dres r;
     wbuf b = {0};
     build_packed(&b, 0, 200, "gzip", 1);
-    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_CORRUPT);
-    assert_non_null(strstr(r.err, "exceeds the limit"));
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_CORRUPT);
+    assert_non_null(strstr(r.r.err, "exceeds the limit"));
     assert_null(r.b);
     wbuf_free(&b);
     fwd_scratch_free(&s);
@@ -335,7 +361,7 @@ static void test_metadata_and_markers(void **st)
 {
     fwd_decode_opts o = opts();
     fwd_scratch s = {0};
-    fwd_result r;
+    dres r;
     wbuf ent = {0};
     /* group start marker, 2 metadata entries, group end marker */
     mpw_array(&ent, 2);
@@ -361,9 +387,9 @@ static void test_metadata_and_markers(void **st)
     mpw_array(&b, 2);
     mpw_str(&b, "fb", 2);
     mpw_str(&b, ent.data, ent.len);
-    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
-    assert_int_equal(r.markers, 2);
-    assert_int_equal(r.invalid, 0);
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_OK);
+    assert_int_equal(r.r.markers, 2);
+    assert_int_equal(r.r.invalid, 0);
     assert_int_equal(r.b->nrecords, 2);
     const uint8_t *p = r.b->data;
     entry e;
@@ -383,7 +409,7 @@ static void test_invalid_events_skipped(void **st)
 {
     fwd_decode_opts o = opts();
     fwd_scratch s = {0};
-    fwd_result r;
+    dres r;
     wbuf ent = {0};
     put_entry(&ent, 20, 0, "p", 0);
     mpw_array(&ent, 2); /* non-map record */
@@ -402,17 +428,17 @@ static void test_invalid_events_skipped(void **st)
     mpw_str(&b, "t", 1);
     mpw_str(&b, ent.data, ent.len);
     put_chunk_opts(&b, "k", NULL);
-    int rc = fwd_decode(&o, &peer, &s, b.data, b.len, &r);
+    int rc = decode1(&o, &s, b.data, b.len, &r);
     if (rc != FWD_OK)
-        fprintf(stderr, "err: %s\n", r.err);
+        fprintf(stderr, "err: %s\n", r.r.err);
     assert_int_equal(rc, FWD_OK);
-    assert_int_equal(r.invalid, 4);
+    assert_int_equal(r.r.invalid, 4);
     expect_entries(r.b, 2, 20, "p");
-    assert_non_null(strstr(r.err, "not a map"));
+    assert_non_null(strstr(r.r.err, "not a map"));
     batch_unref(r.b);
     /* strict mode rejects the request */
     o.skip_invalid_event = 0;
-    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_CORRUPT);
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_CORRUPT);
     assert_null(r.b);
     wbuf_free(&b);
     wbuf_free(&ent);
@@ -423,16 +449,16 @@ static void test_heartbeat_signal_nil_options(void **st)
 {
     fwd_decode_opts o = opts();
     fwd_scratch s = {0};
-    fwd_result r;
+    dres r;
     uint8_t nil = 0xc0;
-    assert_int_equal(fwd_decode(&o, &peer, &s, &nil, 1, &r), FWD_HEARTBEAT);
+    assert_int_equal(decode1(&o, &s, &nil, 1, &r), FWD_HEARTBEAT);
     wbuf b = {0};
     mpw_array(&b, 3);
     mpw_str(&b, "t", 1);
     mpw_array(&b, 1);
     put_entry(&b, 1, 0, "x", 0);
     mpw_nil(&b);
-    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_OK);
     assert_int_equal(r.b->nrecords, 1);
     batch_unref(r.b);
     b.len = 0;
@@ -445,10 +471,10 @@ static void test_heartbeat_signal_nil_options(void **st)
     mpw_int(&b, 1);
     mpw_str(&b, "chunk", 5);
     mpw_str(&b, "m", 1);
-    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_OK);
     assert_null(r.b);
-    assert_int_equal(r.signal, 1);
-    assert_int_equal(r.chunk_len, 2);
+    assert_int_equal(r.r.signal, 1);
+    assert_int_equal(r.r.chunk_len, 2);
     wbuf_free(&b);
     fwd_scratch_free(&s);
 }
@@ -457,25 +483,25 @@ static void test_corrupt_requests(void **st)
 {
     fwd_decode_opts o = opts();
     fwd_scratch s = {0};
-    fwd_result r;
+    dres r;
     wbuf b = {0};
     mpw_array(&b, 2);
     mpw_int(&b, 5); /* tag not a string */
     mpw_array(&b, 0);
-    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_CORRUPT);
-    assert_non_null(strstr(r.err, "tag is"));
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_CORRUPT);
+    assert_non_null(strstr(r.r.err, "tag is"));
     b.len = 0;
     mpw_map(&b, 0);
-    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_CORRUPT);
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_CORRUPT);
     b.len = 0;
     build_packed(&b, 0, 3, "lz4", 1);
-    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_CORRUPT);
-    assert_non_null(strstr(r.err, "unknown compression 'lz4'"));
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_CORRUPT);
+    assert_non_null(strstr(r.r.err, "unknown compression 'lz4'"));
     b.len = 0;
     build_packed(&b, 0, 3, "gzip", 1);
     /* corrupt the gzip payload */
     b.data[b.len - 26 - 6] ^= 0xff; /* inside the gzip CRC32 trailer */
-    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_CORRUPT);
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_CORRUPT);
     wbuf_free(&b);
     fwd_scratch_free(&s);
 }
@@ -487,10 +513,10 @@ static void test_tag_rewrite_and_injection(void **st)
     o.source_address_key = "src_ip";
     o.source_hostname_key = "src_host";
     fwd_scratch s = {0};
-    fwd_result r;
+    dres r;
     wbuf b = {0};
     build_packed(&b, 0, 2, NULL, 1);
-    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_OK);
     assert_string_equal(r.b->tag, "fwd.app.p");
     const uint8_t *p = r.b->data;
     entry e;
@@ -509,7 +535,7 @@ static void test_tag_rewrite_and_injection(void **st)
     assert_memory_equal(e.record, want.data, want.len);
     batch_unref(r.b);
     o.tag = "fixed";
-    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_OK);
     assert_string_equal(r.b->tag, "fixed");
     batch_unref(r.b);
     wbuf_free(&want);
@@ -532,7 +558,7 @@ static void test_deep_record_invalid(void **st)
     fwd_decode_opts o = opts();
     o.max_depth = 4;
     fwd_scratch s = {0};
-    fwd_result r;
+    dres r;
     wbuf b = {0};
     mpw_array(&b, 2);
     mpw_str(&b, "t", 1);
@@ -545,8 +571,8 @@ static void test_deep_record_invalid(void **st)
         mpw_str(&b, "a", 1);
     }
     mpw_nil(&b);
-    assert_int_equal(fwd_decode(&o, &peer, &s, b.data, b.len, &r), FWD_OK);
-    assert_int_equal(r.invalid, 1);
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_OK);
+    assert_int_equal(r.r.invalid, 1);
     assert_int_equal(r.b->nrecords, 1);
     batch_unref(r.b);
     wbuf_free(&b);

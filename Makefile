@@ -70,9 +70,11 @@ deps:
 test-deps:
 	@scripts/install-deps.sh --test
 
+# The whole suite twice: release build, then ASan+UBSan build (build-san/).
 test: test-deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
 	@$(MAKE) --no-print-directory test-unit test-integration
+	@$(MAKE) --no-print-directory SANITIZE=1 all test-unit test-integration
 
 test-unit: $(UNIT_BIN)
 	@scripts/run-unit.sh $(UNIT_BIN)

@@ -1,0 +1,167 @@
+/* Unit tests: msgpack -> JSON and the <format>/<inject> text forms. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "aggregator/wbuf.h"
+#include "outputs/format.h"
+
+static char *to_json(const wbuf *m)
+{
+    wbuf out = {0};
+    const uint8_t *p = m->data;
+    assert_int_equal(fmt_json_value(&out, &p, m->data + m->len), 0);
+    assert_ptr_equal(p, m->data + m->len);
+    wbuf_addc(&out, 0);
+    return (char *)out.data;
+}
+
+static void test_scalars_and_nesting(void **st)
+{
+    wbuf m = {0};
+    mpw_map(&m, 7);
+    mpw_str(&m, "s", 1);
+    mpw_str(&m, "a\"b\\c\n\x01", 7);
+    mpw_str(&m, "i", 1);
+    mpw_int(&m, -42);
+    mpw_str(&m, "u", 1);
+    mpw_uint(&m, 18446744073709551615ull);
+    mpw_str(&m, "f", 1);
+    mpw_double(&m, 0.1);
+    mpw_str(&m, "b", 1);
+    mpw_bool(&m, 1);
+    mpw_str(&m, "n", 1);
+    mpw_nil(&m);
+    mpw_str(&m, "a", 1);
+    mpw_array(&m, 2);
+    mpw_double(&m, 2.0);
+    mpw_map(&m, 0);
+    char *j = to_json(&m);
+    assert_string_equal(j, "{\"s\":\"a\\\"b\\\\c\\n\\u0001\",\"i\":-42,\"u\":18446744073709551615,\"f\":0.1,"
+                           "\"b\":true,\"n\":null,\"a\":[2.0,{}]}");
+    free(j);
+    wbuf_free(&m);
+}
+
+static void test_invalid_utf8_bin_ext(void **st)
+{
+    wbuf m = {0};
+    mpw_array(&m, 5);
+    mpw_str(&m, "ok \xc3\xa9 \xe2\x82\xac", 9);      /* valid 2 and 3 byte sequences kept */
+    mpw_str(&m, "bad \xff\xc3(", 7);                  /* invalid bytes -> U+FFFD each */
+    wbuf_add(&m, "\xc4\x03" "abc", 5);                /* bin -> string */
+    wbuf_add(&m, "\xd6\x05" "\x01\x02\x03\x04", 6);   /* ext 5 -> base64 of payload */
+    mpw_eventtime(&m, 1700000000, 500000000);        /* EventTime -> float seconds */
+    char *j = to_json(&m);
+    assert_string_equal(j, "[\"ok \xc3\xa9 \xe2\x82\xac\",\"bad \xef\xbf\xbd\xef\xbf\xbd(\",\"abc\",\"AQIDBA==\","
+                           "1700000000.5]");
+    free(j);
+    wbuf_free(&m);
+}
+
+static void test_non_string_keys(void **st)
+{
+    wbuf m = {0};
+    mpw_map(&m, 1);
+    mpw_int(&m, 7);
+    mpw_str(&m, "v", 1);
+    char *j = to_json(&m);
+    assert_string_equal(j, "{\"7\":\"v\"}");
+    free(j);
+    wbuf_free(&m);
+}
+
+static void test_time_format(void **st)
+{
+    char buf[64];
+    fmt_time(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S.%LZ", 1700000000, 123456789, 1);
+    assert_string_equal(buf, "2023-11-14T22:13:20.123Z");
+    fmt_time(buf, sizeof buf, "%s.%N|%6N|%%N", 1700000000, 1234, 1);
+    assert_string_equal(buf, "1700000000.000001234|000001|%N");
+}
+
+static void test_record_formats(void **st)
+{
+    /* build a <match> with <format> and <inject> through the config parser */
+    const char *text = "<match x>\n"
+                       "  <format>\n    @type json\n  </format>\n"
+                       "  <inject>\n    time_key t\n    tag_key tg\n    metadata_key meta\n  </inject>\n"
+                       "</match>\n";
+    conf_errors errs = {0};
+    conf_node *root = conf_parse_string(text, "t.conf", &errs);
+    assert_non_null(root);
+    assert_int_equal(errs.n, 0);
+    fmt f;
+    assert_int_equal(fmt_configure(&f, root->children[0], FMT_OUT_FILE, &errs), 0);
+    wbuf rec = {0}, meta = {0};
+    mpw_map(&rec, 2);
+    mpw_str(&rec, "t", 1); /* replaced by the injected time */
+    mpw_str(&rec, "old", 3);
+    mpw_str(&rec, "k", 1);
+    mpw_int(&rec, 1);
+    mpw_map(&meta, 1);
+    mpw_str(&meta, "m", 1);
+    mpw_int(&meta, 2);
+    entry e = {.sec = 1700000000, .nsec = 250000000, .record = rec.data, .record_len = rec.len,
+               .meta = meta.data, .meta_len = meta.len};
+    wbuf out = {0};
+    assert_int_equal(fmt_record(&f, &out, "app.x", 5, &e), 0);
+    wbuf_addc(&out, 0);
+    assert_string_equal((char *)out.data, "{\"k\":1,\"t\":1700000000.25,\"tg\":\"app.x\",\"meta\":{\"m\":2}}\n");
+    fmt_free(&f);
+    /* out_file default: TIME\tTAG\tJSON */
+    conf_free(root);
+    root = conf_parse_string("<match x>\n  <format>\n    @type out_file\n    utc true\n  </format>\n</match>\n",
+                             "t.conf", &errs);
+    assert_int_equal(fmt_configure(&f, root->children[0], FMT_OUT_FILE, &errs), 0);
+    out.len = 0;
+    e.meta = NULL;
+    assert_int_equal(fmt_record(&f, &out, "app.x", 5, &e), 0);
+    wbuf_addc(&out, 0);
+    assert_string_equal((char *)out.data, "2023-11-14T22:13:20Z\tapp.x\t{\"t\":\"old\",\"k\":1}\n");
+    fmt_free(&f);
+    /* single_value */
+    conf_free(root);
+    root = conf_parse_string("<match x>\n  <format>\n    @type single_value\n    message_key t\n  </format>\n</match>\n",
+                             "t.conf", &errs);
+    assert_int_equal(fmt_configure(&f, root->children[0], FMT_OUT_FILE, &errs), 0);
+    out.len = 0;
+    assert_int_equal(fmt_record(&f, &out, "app.x", 5, &e), 0);
+    wbuf_addc(&out, 0);
+    assert_string_equal((char *)out.data, "old\n");
+    fmt_free(&f);
+    assert_int_equal(errs.n, 0);
+    conf_free(root);
+    wbuf_free(&out);
+    wbuf_free(&rec);
+    wbuf_free(&meta);
+}
+
+static void test_bad_format_type(void **st)
+{
+    conf_errors errs = {0};
+    conf_node *root = conf_parse_string("<match x>\n  <format>\n    @type xml\n  </format>\n</match>\n", "t.conf", &errs);
+    fmt f;
+    assert_int_equal(fmt_configure(&f, root->children[0], FMT_JSON, &errs), -1);
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.msgs[0], "t.conf:3:"));
+    assert_non_null(strstr(errs.msgs[0], "xml"));
+    fmt_free(&f);
+    conf_errors_free(&errs);
+    conf_free(root);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scalars_and_nesting), cmocka_unit_test(test_invalid_utf8_bin_ext),
+        cmocka_unit_test(test_non_string_keys),     cmocka_unit_test(test_time_format),
+        cmocka_unit_test(test_record_formats),      cmocka_unit_test(test_bad_format_type),
+    };
+    return cmocka_run_group_tests_name("format", tests, NULL, NULL);
+}

@@ -15,7 +15,8 @@
  * Threads: one thread per connection, each owning its socket, its pool, its
  * outstanding-ack ring and its statistics; the main thread only starts them,
  * waits, and merges the results after pthread_join. The only shared mutable
- * state is the request counter of --records mode and the stop flag (atomics).
+ * state is the request counter of --records mode (an atomic) and the stop
+ * flag set by SIGINT/SIGTERM (a sig_atomic_t, only ever set to 1).
  *
  * Sockets are non-blocking and driven with poll(): while a large request is
  * being written the thread keeps reading acks, so a receiver that holds
@@ -28,11 +29,12 @@
  * Latency = time from the moment the last byte of the request (of the
  * message, in Message mode) was accepted by send() to the moment its ack was
  * read. Latencies go into a log-linear histogram: 1 us exact up to 2048 us,
- * then 1024 sub-buckets per power of two (< 0.1 % error), up to ~16 s.
+ * then 1024 sub-buckets per power of two (< 0.1 % error), up to ~33 s.
  *
  * Exit status: 0 when every connection worked and every ack matched,
  * 1 when an error happened (connect, reset, stall, ack mismatch, unacked
- * requests at the end), 2 on a usage error.
+ * requests at the end), 2 on a usage error, 3 when SIGINT/SIGTERM cut the
+ * run short (the report is still printed, with "interrupted": true).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -453,21 +455,16 @@ static void make_log_line(lg_rng *r, const lg_pod *p, uint64_t t_ns, int tmpl, s
         str_add(s, ",\"details\":\"", 12);
         size_t start = s->len;
         while (s->len - start < want) {
-            const char *w = words[rng_below(r, N_WORDS)];
-            size_t left = want - (s->len - start);
-            size_t wl = strlen(w);
-            if (s->len > start) {
+            if (s->len > start)
                 str_add(s, " ", 1);
-                left--;
-            }
-            if (rng_below(r, 5) == 0) {
-                char num[16];
-                int nl = snprintf(num, sizeof(num), "%u", rng_below(r, 100000));
-                str_add(s, num, (size_t)nl < left ? (size_t)nl : left);
-            } else {
-                str_add(s, w, wl < left ? wl : left);
-            }
+            if (rng_below(r, 5) == 0)
+                str_printf(s, "%u", rng_below(r, 100000));
+            else
+                str_printf(s, "%s", words[rng_below(r, N_WORDS)]);
         }
+        s->len = start + want; /* cut the last word to land on the size */
+        if (s->p[s->len - 1] == ' ')
+            s->p[s->len - 1] = 'x';
         str_add(s, "\"", 1);
     }
     str_add(s, "}", 1);
@@ -1064,7 +1061,7 @@ static int stalled(lg_conn *c, uint64_t last_progress, const char *what)
     uint64_t now = now_ns();
     if ((double)(now - last_progress) / 1e9 < opt.stall_timeout)
         return 0;
-    conn_error(c, "no progress for %.0f s while %s (%" PRIu64 " acks outstanding)", opt.stall_timeout, what,
+    conn_error(c, "no progress for %g s while %s (%" PRIu64 " acks outstanding)", opt.stall_timeout, what,
                c->tail - c->head);
     return 1;
 }
@@ -1424,10 +1421,10 @@ int main(int argc, char **argv)
                "\"payload_mb_per_s\":%.2f,\"wire_mb_per_s\":%.2f,\"wire_bytes\":%" PRIu64
                ",\"ack_p50_ms\":%.3f,\"ack_p99_ms\":%.3f,\"ack_max_ms\":%.3f,\"loadgen_cpu_s\":%.2f,"
                "\"ack_mismatches\":%" PRIu64 ",\"connection_errors\":%" PRIu64 ",\"unacked_records\":%" PRIu64
-               ",\"errors\":%" PRIu64 "}\n",
+               ",\"errors\":%" PRIu64 ",\"interrupted\":%s}\n",
                lg_mode_names[opt.mode], opt.connections, opt.batch, opt.pipeline, opt.ack ? "true" : "false",
                avg_rec, sent, acked, reqs, acks, elapsed, rps, mbps, wire_mbps, wire, p50, p99, pmax, cpu, mism, cerr,
-               unacked, errors);
+               unacked, errors, stop_flag ? "true" : "false");
     } else {
         printf("mode             %s%s\n", lg_mode_names[opt.mode], opt.ack ? "" : " (no ack)");
         printf("connections      %d (pipeline %d)\n", opt.connections, opt.pipeline);
@@ -1446,6 +1443,8 @@ int main(int argc, char **argv)
                errors, mism, cerr, unacked);
     }
     fflush(stdout);
+    if (stop_flag)
+        fprintf(stderr, "weir-loadgen: interrupted by a signal after %.3f s\n", elapsed);
     for (int i = 0; i < opt.connections; i++)
         free(conns[i].hist);
     free(conns);
@@ -1453,5 +1452,5 @@ int main(int argc, char **argv)
     if (have_tail)
         free_request(&tail_req);
     pthread_barrier_destroy(&start_barrier);
-    return errors ? 1 : 0;
+    return errors ? 1 : stop_flag ? 3 : 0;
 }

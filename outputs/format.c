@@ -177,7 +177,9 @@ static int json_value(wbuf *out, const uint8_t **p, const uint8_t *end, int dept
         for (uint32_t i = 0; i < o.len; i++) {
             if (i && wbuf_addc(out, ','))
                 return -1;
-            /* JSON keys must be strings: non-string keys are written as their JSON text, quoted */
+            /* JSON keys must be strings: a non-string key is written as its JSON text, quoted,
+             * cut at 256 bytes: escaping nested container keys would otherwise grow the
+             * output exponentially with depth (found by fuzzing) */
             const uint8_t *k = *p;
             if (k < end && ((*k & 0xe0) == 0xa0 || *k == 0xd9 || *k == 0xda || *k == 0xdb || *k == 0xc4 ||
                             *k == 0xc5 || *k == 0xc6)) {
@@ -185,7 +187,8 @@ static int json_value(wbuf *out, const uint8_t **p, const uint8_t *end, int dept
                     return -1;
             } else {
                 wbuf tmpb = {0};
-                if (json_value(&tmpb, p, end, depth + 1) || fmt_json_string(out, tmpb.data, tmpb.len)) {
+                if (json_value(&tmpb, p, end, depth + 1) ||
+                    fmt_json_string(out, tmpb.data, tmpb.len > 256 ? 256 : tmpb.len)) {
                     wbuf_free(&tmpb);
                     return -1;
                 }

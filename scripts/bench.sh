@@ -197,7 +197,12 @@ run_scenario() {
     wpid=$!
     WEIR_PID=$wpid
     if ! wait_port "$port" "$wpid"; then
-        log "$name: weir did not accept on 127.0.0.1:$port within 15 s; last log lines:"
+        if kill -0 "$wpid" 2>/dev/null; then
+            log "$name: weir did not accept on 127.0.0.1:$port within 15 s; last log lines:"
+        else
+            wait "$wpid" 2>/dev/null
+            log "$name: weir exited with status $? before accepting connections; last log lines:"
+        fi
         tail -n 20 "$dir/weir.log" >&2
         ROWS+=("| $name | weir did not start | | | | | | | | | |")
         NOTES+=("$name: weir did not start (log: $dir/weir.log)")
@@ -232,6 +237,7 @@ run_scenario() {
         if [ $rc -ne 0 ] || [ -z "$json" ]; then
             log "$name run $i/$RUNS: loadgen exit $rc"
             sed 's/^/    /' "$err" >&2
+            [ $rc -eq 3 ] && NOTES+=("$name: run $i: the load generator was interrupted by a signal from another process")
             errors=$((errors + 1))
             FAILED=1
         else
@@ -241,13 +247,17 @@ run_scenario() {
             wmbps+=("$(jget "$json" wire_mb_per_s)")
             p50+=("$(jget "$json" ack_p50_ms)")
             p99+=("$(jget "$json" ack_p99_ms)")
-            lcpu+=("$(awk -v c="$(jget "$json" loadgen_cpu_s)" -v e="$(jget "$json" elapsed_s)" 'BEGIN { printf "%.0f", e > 0 ? 100 * c / e : 0 }')")
+            lcpu+=("$(awk -v c="$(jget "$json" loadgen_cpu_s)" -v e="$(jget "$json" elapsed_s)" 'BEGIN { printf "%.0f", (e > 0) ? 100 * c / e : 0 }')")
             log "$name run $i/$RUNS: $(fmt_rate "${rps[-1]}") rec/s, ${mbps[-1]} MB/s, ack p50 ${p50[-1]} ms p99 ${p99[-1]} ms"
         fi
         if ! kill -0 "$wpid" 2>/dev/null; then
             log "$name: weir exited during run $i; last log lines:"
             tail -n 20 "$dir/weir.log" >&2
-            NOTES+=("$name: weir died during run $i (log: $dir/weir.log)")
+            if grep -q -E '(SIGTERM|SIGINT) received' "$dir/weir.log"; then
+                NOTES+=("$name: weir was stopped by a signal from another process during run $i (log: $dir/weir.log)")
+            else
+                NOTES+=("$name: weir died during run $i (log: $dir/weir.log)")
+            fi
             FAILED=1
             break
         fi
@@ -319,7 +329,8 @@ done <<<"$SCENARIOS"
     echo
     echo "- machine: $NPROC CPUs ($CPU_MODEL), Linux $KERNEL; weir and the load generator share these CPUs"
     echo "- weir: ${WEIR_VERSION:-unknown version}, commit $COMMIT; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "- $RUNS run(s) of ${DURATION} s per scenario; medians over the successful runs; MB = 10^6 bytes"
+    echo "- $RUNS run(s) of ${DURATION} s per scenario; medians over the successful runs; MB/s = 10^6 bytes/s, RSS MB = MiB"
+    echo "- CPU columns are % of one core (the machine has $((NPROC * 100))%)"
     echo
     echo "| scenario | records/s | payload MB/s | wire MB/s | ack p50 ms | ack p99 ms | weir peak RSS MB | weir idle RSS MB | weir CPU | loadgen CPU | runs ok |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -788,8 +788,13 @@ static int parse_json_value(parser *ps, src *s, const char *key, char **out)
         rc = 0;
         break;
     case J_BROKEN_STRING:
-        conf_errors_add(ps->errs, s->name, s->line, "unterminated string in JSON %s in value of '%s'", kind, key);
-        break;
+        /* JSON strings cannot hold a newline. On the first line that is the
+         * error; further down, the value itself is what never closed. */
+        if (s->line == line) {
+            conf_errors_add(ps->errs, s->name, line, "unterminated string in JSON %s in value of '%s'", kind, key);
+            break;
+        }
+        /* fall through */
     case J_TAG:
     case J_OPEN:
         conf_errors_add(ps->errs, s->name, line,

@@ -20,7 +20,67 @@ batch *batch_new(const char *tag, size_t tag_len, uint8_t *data, size_t len, uin
     b->tag[tag_len] = '\0';
     b->data = data;
     b->len = len;
+    b->seg1 = (batch_seg){.tag = b->tag, .tag_len = (uint32_t)tag_len, .nrecords = nrecords, .off = 0, .len = len};
+    b->segs = &b->seg1;
+    b->nsegs = 1;
     return b;
+}
+
+batch *batch_new_segs(uint8_t *data, size_t len, const batch_seg *segs, uint32_t nsegs)
+{
+    if (nsegs == 0)
+        return NULL;
+    size_t tags = 0;
+    for (uint32_t i = 0; i < nsegs; i++)
+        tags += segs[i].tag_len + 1;
+    batch *b = malloc(sizeof *b + nsegs * sizeof(batch_seg) + tags);
+    if (!b)
+        return NULL;
+    b->magic = BATCH_MAGIC;
+    atomic_init(&b->refs, 1);
+    b->segs = (batch_seg *)(b + 1);
+    char *t = (char *)(b->segs + nsegs);
+    b->nrecords = 0;
+    for (uint32_t i = 0; i < nsegs; i++) {
+        b->segs[i] = segs[i];
+        memcpy(t, segs[i].tag, segs[i].tag_len);
+        t[segs[i].tag_len] = 0;
+        b->segs[i].tag = t;
+        t += segs[i].tag_len + 1;
+        b->nrecords += segs[i].nrecords;
+    }
+    b->nsegs = nsegs;
+    b->tag = (char *)b->segs[0].tag;
+    b->tag_len = b->segs[0].tag_len;
+    b->data = data;
+    b->len = len;
+    return b;
+}
+
+void batch_iter_init(batch_iter *it, const batch *b)
+{
+    it->b = b;
+    it->seg = 0;
+    it->p = b->data + b->segs[0].off;
+    it->end = it->p + b->segs[0].len;
+}
+
+int batch_iter_next(batch_iter *it, entry *e)
+{
+    for (;;) {
+        int rc = batch_next(&it->p, it->end, e);
+        if (rc != 0) {
+            const batch_seg *s = &it->b->segs[it->seg];
+            e->tag = s->tag;
+            e->tag_len = s->tag_len;
+            return rc;
+        }
+        if (++it->seg >= it->b->nsegs)
+            return 0;
+        const batch_seg *s = &it->b->segs[it->seg];
+        it->p = it->b->data + s->off;
+        it->end = it->p + s->len;
+    }
 }
 
 void batch_unref(batch *b)
@@ -64,6 +124,8 @@ int batch_next(const uint8_t **p, const uint8_t *end, entry *e)
         e->meta = NULL;
         e->meta_len = 0;
     }
+    e->tag = NULL;
+    e->tag_len = 0;
     e->record = *p;
     if (mp_skip(p, end, 512) != MP_OK)
         return -1;

@@ -27,18 +27,35 @@
 
 #define BATCH_MAGIC 0x57424154u /* "WBAT" */
 
+/* A run of entries of one tag inside a batch. */
+typedef struct batch_seg {
+    const char *tag; /* NUL-terminated */
+    uint32_t tag_len;
+    uint32_t nrecords;
+    size_t off, len; /* entries at data[off .. off+len) */
+} batch_seg;
+
+/* Most batches (everything an input produces) have one tag: `tag` is then
+ * that tag and segs points at seg1. A batch read back from a buffer chunk
+ * whose chunk keys do not include the tag holds several segments. */
 typedef struct batch {
     uint32_t magic;
     atomic_int refs;
     uint32_t nrecords;
     uint32_t tag_len;
-    char *tag;     /* NUL-terminated, inside the same allocation */
+    char *tag;     /* first segment's tag, NUL-terminated */
     uint8_t *data; /* entries */
     size_t len;
+    batch_seg *segs;
+    uint32_t nsegs;
+    batch_seg seg1; /* storage for the single-segment case */
 } batch;
 
 /* Allocate a batch taking ownership of `data` (malloc'd), copying the tag. */
 batch *batch_new(const char *tag, size_t tag_len, uint8_t *data, size_t len, uint32_t nrecords);
+/* Allocate a multi-segment batch: takes ownership of `data`; copies the
+ * segments and their tags. */
+batch *batch_new_segs(uint8_t *data, size_t len, const batch_seg *segs, uint32_t nsegs);
 static inline void batch_ref(batch *b) { atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed); }
 void batch_unref(batch *b);
 
@@ -61,6 +78,8 @@ static inline void ticket_done(ticket *t, int ok)
 
 /* One decoded entry, for outputs and filters walking a batch. */
 typedef struct entry {
+    const char *tag; /* set by batch_iter_next; NULL from batch_next */
+    uint32_t tag_len;
     uint32_t sec, nsec;
     const uint8_t *meta;   /* msgpack map or NULL */
     size_t meta_len;
@@ -71,5 +90,14 @@ typedef struct entry {
 /* Iterate the entries of a batch (trusted data: built by weir).
  * Returns 1 with *e filled, 0 at the end, -1 on a malformed batch. */
 int batch_next(const uint8_t **p, const uint8_t *end, entry *e);
+
+/* Iterate every entry of a batch across its segments, with its tag. */
+typedef struct batch_iter {
+    const batch *b;
+    uint32_t seg;
+    const uint8_t *p, *end;
+} batch_iter;
+void batch_iter_init(batch_iter *it, const batch *b);
+int batch_iter_next(batch_iter *it, entry *e); /* 1, 0 at the end, -1 malformed */
 
 #endif

@@ -22,6 +22,7 @@
 #include "aggregator/log.h"
 #include "aggregator/pipeline.h"
 #include "aggregator/worker.h"
+#include "buffer/buffer.h"
 #include "config/conf.h"
 #include "forward-protocol/fwd_input.h"
 
@@ -168,7 +169,8 @@ int main(int argc, char **argv)
         event_free(sigs[i]);
     rc = 0;
 
-out:
+out:;
+    double stop_deadline = buf_now() + pl.sys.shutdown_timeout;
     /* 1. stop accepting */
     for (size_t i = 0; i < pl.nsources; i++)
         fwd_source_close(pl.sources[i]);
@@ -188,8 +190,11 @@ out:
             forced = 1;
         }
     }
-    /* 3. outputs drain what they were handed (pipeline_free joins them) */
+    /* 3. outputs take what they were handed; buffers flush (flush_at_shutdown)
+     * or keep their chunks for the next start */
     size_t nout = pl.noutputs;
+    for (size_t i = 0; i < pl.noutputs; i++)
+        output_stop(pl.outputs[i], stop_deadline);
     if (!forced) {
         for (int i = 0; i < nworkers; i++) {
             fwd_worker_free(&workers[i]);

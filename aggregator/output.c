@@ -1,11 +1,14 @@
 /* aggregator/output.c: output instances, their thread and queue; see output.h. */
 #include "output.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aggregator/log.h"
+#include "buffer/buffer.h"
 
 extern const out_plugin out_file_plugin, out_stdout_plugin, out_null_plugin;
 
@@ -61,6 +64,42 @@ output *output_create(conf_node *n, const char *pattern, int index, conf_errors 
     int bad = pl->spec ? conf_bind(n, pl->spec, o->ctx, errs) : 0;
     if (bad == 0 && pl->init && pl->init(o, n, errs) != 0)
         bad = -1;
+    for (size_t i = 0; i < n->nchildren; i++) {
+        conf_node *ch = n->children[i];
+        if (!strcmp(ch->name, "buffer")) {
+            if (o->buf) {
+                conf_errors_add(errs, ch->file, ch->line, "more than one <buffer> in <%s>", n->name);
+                bad = -1;
+            } else if (!(o->buf = buffer_create(o, ch, errs))) {
+                bad = -1;
+            }
+        } else if (!strcmp(ch->name, "secondary")) {
+            char sid[128];
+            snprintf(sid, sizeof sid, "%s.secondary", o->id);
+            if (o->secondary) {
+                conf_errors_add(errs, ch->file, ch->line, "more than one <secondary> in <%s>", n->name);
+                bad = -1;
+            } else if (!conf_get_value(ch, "@id")) {
+                o->secondary = output_create(ch, pattern, index, errs);
+                if (o->secondary) {
+                    free(o->secondary->id);
+                    o->secondary->id = strdup(sid);
+                }
+            } else {
+                o->secondary = output_create(ch, pattern, index, errs);
+            }
+            if (!o->secondary)
+                bad = -1;
+            else if (o->secondary->buf) {
+                conf_errors_add(errs, ch->file, ch->line, "<secondary> cannot have its own <buffer>");
+                bad = -1;
+            }
+        }
+    }
+    if (bad == 0 && o->secondary && !o->buf) {
+        conf_errors_add(errs, n->file, n->line, "<secondary> needs a <buffer> in the same <%s>", n->name);
+        bad = -1;
+    }
     if (bad) {
         output_destroy(o);
         return NULL;
@@ -95,7 +134,13 @@ static void *output_main(void *arg)
         while (it) {
             out_item *next = it->next;
             batch *b = it->b;
-            int rc = o->plugin->write(o, b);
+            int rc;
+            if (o->buf) {
+                rc = buffer_append(o->buf, b) == 0 ? OUT_OK : OUT_RETRY;
+            } else {
+                char why[256];
+                rc = output_write_sync(o, b, why, sizeof why);
+            }
             if (rc == OUT_OK) {
                 atomic_fetch_add(&o->records_out, b->nrecords);
             } else {
@@ -113,8 +158,67 @@ static void *output_main(void *arg)
     return NULL;
 }
 
+int out_write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int out_result_mark(out_result *r, uint32_t idx, int status, const char *reason)
+{
+    if (idx >= r->n)
+        return -1;
+    if (!r->status && !(r->status = calloc(r->n, 1)))
+        return -1;
+    r->status[idx] = (uint8_t)status;
+    if (reason) {
+        if (!r->reasons && !(r->reasons = calloc(r->n, sizeof *r->reasons)))
+            return -1;
+        free(r->reasons[idx]);
+        r->reasons[idx] = strdup(reason);
+    }
+    return 0;
+}
+
+void out_result_free(out_result *r)
+{
+    if (r->reasons)
+        for (uint32_t i = 0; i < r->n; i++)
+            free(r->reasons[i]);
+    free(r->reasons);
+    free(r->status);
+    r->reasons = NULL;
+    r->status = NULL;
+}
+
+/* Unbuffered: any record not OK makes the whole batch fail (the sender
+ * retries it whole: no ack); there is no buffer to keep partial results. */
+int output_write_sync(output *o, const batch *b, char *why, size_t whylen)
+{
+    out_result res = {.n = b->nrecords};
+    int rc = o->plugin->write(o, b, &res);
+    if (rc == OUT_OK && res.status)
+        for (uint32_t i = 0; i < res.n; i++)
+            if (res.status[i] != OUT_OK)
+                rc = res.status[i];
+    snprintf(why, whylen, "%s", res.reason[0] ? res.reason : rc == OUT_OK ? "ok" : "write failed");
+    out_result_free(&res);
+    return rc;
+}
+
 int output_start(output *o)
 {
+    if (o->buf && buffer_start(o->buf) != 0)
+        return -1;
     if (pthread_create(&o->thread, NULL, output_main, o) != 0)
         return -1;
     o->started = 1;
@@ -148,17 +252,28 @@ void output_submit(output *o, batch *b, ticket *t)
         pthread_cond_signal(&o->cv);
 }
 
-void output_destroy(output *o)
+void output_stop(output *o, double deadline)
 {
-    if (!o)
-        return;
     if (o->started) {
         pthread_mutex_lock(&o->mu);
         o->stopping = 1;
         pthread_cond_signal(&o->cv);
         pthread_mutex_unlock(&o->mu);
         pthread_join(o->thread, NULL);
+        o->started = 0;
     }
+    if (o->buf) {
+        buffer_destroy(o->buf, deadline);
+        o->buf = NULL;
+    }
+}
+
+void output_destroy(output *o)
+{
+    if (!o)
+        return;
+    output_stop(o, buf_now() + 10);
+    output_destroy(o->secondary);
     if (o->plugin->exit)
         o->plugin->exit(o);
     if (o->plugin->spec)

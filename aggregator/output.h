@@ -27,9 +27,29 @@
 #include "aggregator/batch.h"
 #include "config/conf.h"
 
+int out_write_all(int fd, const uint8_t *p, size_t n); /* write(2) all of it; EINTR-safe */
+
 enum { OUT_OK = 0, OUT_RETRY = 1, OUT_ERROR = 2 };
 
 typedef struct output output;
+struct buffer;
+
+/*
+ * What a write reports beyond its return code. A plugin that knows which
+ * records failed (Elasticsearch bulk items, Kafka delivery reports) marks
+ * them with out_result_mark(): the buffer then retries only the RETRY ones
+ * and dead-letters the ERROR ones with `reason`; unmarked records count as
+ * delivered. The return code still says what happens to an unmarked batch.
+ */
+typedef struct out_result {
+    uint32_t n;      /* records in the batch */
+    uint8_t *status; /* NULL, or n entries of OUT_OK/OUT_RETRY/OUT_ERROR */
+    char **reasons;  /* NULL, or n entries (malloc'd strings or NULL) */
+    char reason[256]; /* for a whole-batch RETRY/ERROR: what the backend said */
+} out_result;
+
+int out_result_mark(out_result *r, uint32_t idx, int status, const char *reason);
+void out_result_free(out_result *r);
 
 typedef struct out_plugin {
     const char *name;
@@ -37,8 +57,9 @@ typedef struct out_plugin {
     size_t ctx_size;
     /* After binding: validate, open resources. Add errors to errs and return -1 on failure. */
     int (*init)(output *o, conf_node *n, conf_errors *errs);
-    /* Write one batch. Output thread. */
-    int (*write)(output *o, const batch *b);
+    /* Write one batch. Output thread (unbuffered) or a flush thread (buffered;
+     * never two calls at once for one output unless flush_thread_count > 1). */
+    int (*write)(output *o, const batch *b, out_result *res);
     /* The queue just ran empty: a good moment to fflush. Output thread. Optional. */
     void (*idle)(output *o);
     /* Release everything (also after a failed init). Optional. */
@@ -56,6 +77,8 @@ struct output {
     void *ctx;
     char *id;      /* @id, or "<type>.<n>" */
     char *pattern; /* the <match> pattern, for logs */
+    struct buffer *buf;  /* <buffer>, or NULL: write synchronously before the ack */
+    output *secondary;   /* <secondary>, or NULL (buffered outputs only) */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -76,6 +99,9 @@ const char *const *out_plugin_names(void); /* NULL-terminated, for did-you-mean 
 
 /* Build an output from a <match>/<store> section. NULL on error (errors added). */
 output *output_create(conf_node *n, const char *pattern, int index, conf_errors *errs);
+/* Write a batch with the plugin, converting an out_result into one status
+ * (used for unbuffered outputs and secondaries). */
+int output_write_sync(output *o, const batch *b, char *why, size_t whylen);
 int output_start(output *o);
 /* Hand a batch (a new reference is taken) to the output; completes `t` later. */
 void output_submit(output *o, batch *b, ticket *t);
@@ -83,7 +109,9 @@ static inline int output_congested(output *o)
 {
     return atomic_load_explicit(&o->queued_bytes, memory_order_relaxed) > o->queue_limit;
 }
-/* Drain the queue, stop the thread, call exit, free. */
+/* Drain the queue, stop the thread (and buffer: flush_at_shutdown), call exit, free. */
 void output_destroy(output *o);
+/* Stop the ingest thread and the buffer's flushers, within `deadline` (monotonic s). */
+void output_stop(output *o, double deadline);
 
 #endif

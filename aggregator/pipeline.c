@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "aggregator/log.h"
+#include "buffer/buffer.h"
 
 static const conf_spec system_spec[] = {
     {"workers", CONF_INT, "0", 0, offsetof(sys_conf, workers), NULL},
@@ -113,6 +114,13 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
             output *o = output_create(n, n->arg, nout++, errs);
             if (!o)
                 continue;
+            /* two buffers in one directory would recover each other's chunks */
+            for (size_t k = 0; o->buf && o->buf->c.path && k < p->noutputs; k++) {
+                buffer *ob = p->outputs[k]->buf;
+                if (ob && ob->c.path && strcmp(ob->c.path, o->buf->c.path) == 0)
+                    conf_errors_add(errs, n->file, n->line, "buffer path %s is already used by output %s",
+                                    o->buf->c.path, p->outputs[k]->id);
+            }
             p->outputs = push(p->outputs, &p->noutputs, o);
             route *r = realloc(p->rt.routes, (p->rt.n + 1) * sizeof *r);
             if (r) {

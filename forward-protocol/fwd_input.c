@@ -343,12 +343,10 @@ static void acc_flush(fwd_conn *c)
     worker *w = c->w;
     fwd_worker *fw = w->proto;
     fwd_acc *a = &fw->acc;
+    output *o = a->records ? router_match(w->rt, a->tag) : NULL;
     if (!a->records) {
         a->data.len = 0;
-        return;
-    }
-    output *o = router_match(w->rt, a->tag);
-    if (!o) {
+    } else if (!o) {
         wlog_warn("in_forward", "no <match> for tag '%s': %u records from %s discarded", a->tag, a->records,
                   c->peer);
         complete_reqs(a->first, a->nreqs, 0);
@@ -389,13 +387,20 @@ static void acc_flush(fwd_conn *c)
         flush_acks(c); /* requests without records may be ready */
 }
 
+/* Bad input: stop reading at once, but the complete requests before it are
+ * still stored and acked; the connection closes when their acks are out. */
 static void drop_conn(fwd_conn *c, const char *what, const char *detail)
 {
-    wlog_warn("in_forward", "dropping connection from %s: %s%s%s; %llu records acked on it before", c->peer, what,
-              detail ? ": " : "", detail ? detail : "", (unsigned long long)c->records_acked);
+    wlog_warn("in_forward", "dropping connection from %s: %s%s%s; %llu records acked on it before, %d requests "
+              "before the bad one still to be acked",
+              c->peer, what, detail ? ": " : "", detail ? detail : "", (unsigned long long)c->records_acked,
+              c->npending);
+    c->no_more_reads = 1;
+    if (c->rev)
+        event_del(c->rev);
     c->refs++; /* keep c while the accumulated requests are handed over */
     acc_flush(c);
-    conn_close(c);
+    maybe_close(c);
     conn_unref(c);
 }
 
@@ -657,6 +662,29 @@ static void reverse_cb(int result, char type, int count, int ttl, void *addresse
     conn_unref(c);
 }
 
+/* Reverse lookup in /etc/hosts (what getnameinfo would answer first);
+ * evdns only asks DNS servers for PTR records. */
+static int hosts_reverse(const char *ip, char *out, size_t cap)
+{
+    FILE *f = fopen("/etc/hosts", "re");
+    if (!f)
+        return -1;
+    char line[1024];
+    int found = -1;
+    while (found < 0 && fgets(line, sizeof line, f)) {
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        char *save = NULL, *addr = strtok_r(line, " \t\r\n", &save), *name = strtok_r(NULL, " \t\r\n", &save);
+        if (addr && name && strcmp(addr, ip) == 0) {
+            snprintf(out, cap, "%s", name);
+            found = 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 static void conn_new(worker *w, void *arg)
 {
     accept_msg *m = arg;
@@ -714,7 +742,10 @@ static void conn_new(worker *w, void *arg)
             }
         }
         struct evdns_request *rq = NULL;
-        if (fw->dns && m->addr.ss_family == AF_INET) {
+        if (hosts_reverse(c->addr, c->host, sizeof c->host) == 0) {
+            c->fp.hostname = c->host;
+            start_reading(c);
+        } else if (fw->dns && m->addr.ss_family == AF_INET) {
             c->refs++;
             rq = evdns_base_resolve_reverse(fw->dns, &((struct sockaddr_in *)&m->addr)->sin_addr, 0, reverse_cb, c);
             if (!rq)
@@ -726,7 +757,7 @@ static void conn_new(worker *w, void *arg)
             if (!rq)
                 c->refs--;
         }
-        if (!rq)
+        if (!rq && !c->reading)
             start_reading(c);
     } else {
         start_reading(c);

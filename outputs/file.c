@@ -68,6 +68,8 @@ static const conf_spec file_spec[] = {
     {"compress", CONF_ENUM, "text", 0, offsetof(out_file, compress), "text|gzip"},
     {"format", CONF_SECTION, NULL, 0, 0, NULL},
     {"inject", CONF_SECTION, NULL, 0, 0, NULL},
+    {"buffer", CONF_SECTION, NULL, 0, 0, NULL},
+    {"secondary", CONF_SECTION, NULL, 0, 0, NULL},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
@@ -201,21 +203,6 @@ static int file_for(output *o, const char *tag, uint32_t sec)
     return idx;
 }
 
-int out_write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int gzip_member(wbuf *out, const uint8_t *p, size_t n)
 {
     z_stream z;
@@ -255,22 +242,23 @@ static int flush_to(output *o, int idx)
     return rc;
 }
 
-static int file_write(output *o, const batch *b)
+static int file_write(output *o, const batch *b, out_result *res)
 {
     out_file *c = o->ctx;
-    const uint8_t *p = b->data, *end = b->data + b->len;
+    batch_iter it;
     entry e;
     int cur = -1;
     c->buf.len = 0;
-    while (batch_next(&p, end, &e) == 1) {
-        int idx = file_for(o, b->tag, e.sec);
+    batch_iter_init(&it, b);
+    while (batch_iter_next(&it, &e) == 1) {
+        int idx = file_for(o, e.tag, e.sec);
         if (idx < 0)
             goto fail;
         if (idx != cur && cur >= 0 && flush_to(o, cur))
             goto fail;
         cur = idx;
-        if (fmt_record(&c->f, &c->buf, b->tag, b->tag_len, &e)) {
-            wlog_error("out_file", "%s: cannot format a record of tag %s", o->id, b->tag);
+        if (fmt_record(&c->f, &c->buf, e.tag, e.tag_len, &e)) {
+            wlog_error("out_file", "%s: cannot format a record of tag %s", o->id, e.tag);
             return OUT_ERROR;
         }
     }

@@ -140,6 +140,23 @@ static int json_base64(wbuf *out, const uint8_t *s, size_t n)
     return 0;
 }
 
+static int json_value(wbuf *out, const uint8_t **p, const uint8_t *end, int depth);
+
+/* A map key. JSON keys must be strings: a non-string key is written as its
+ * JSON text, quoted, cut at 256 bytes: escaping nested container keys would
+ * otherwise grow the output exponentially with depth (found by fuzzing). */
+static int json_key(wbuf *out, const uint8_t **p, const uint8_t *end, int depth)
+{
+    const uint8_t *k = *p;
+    if (k < end && ((*k & 0xe0) == 0xa0 || *k == 0xd9 || *k == 0xda || *k == 0xdb || *k == 0xc4 || *k == 0xc5 ||
+                    *k == 0xc6))
+        return json_value(out, p, end, depth);
+    wbuf tmpb = {0};
+    int rc = json_value(&tmpb, p, end, depth) || fmt_json_string(out, tmpb.data, tmpb.len > 256 ? 256 : tmpb.len);
+    wbuf_free(&tmpb);
+    return rc ? -1 : 0;
+}
+
 static int json_value(wbuf *out, const uint8_t **p, const uint8_t *end, int depth)
 {
     mp_obj o;
@@ -177,23 +194,8 @@ static int json_value(wbuf *out, const uint8_t **p, const uint8_t *end, int dept
         for (uint32_t i = 0; i < o.len; i++) {
             if (i && wbuf_addc(out, ','))
                 return -1;
-            /* JSON keys must be strings: a non-string key is written as its JSON text, quoted,
-             * cut at 256 bytes: escaping nested container keys would otherwise grow the
-             * output exponentially with depth (found by fuzzing) */
-            const uint8_t *k = *p;
-            if (k < end && ((*k & 0xe0) == 0xa0 || *k == 0xd9 || *k == 0xda || *k == 0xdb || *k == 0xc4 ||
-                            *k == 0xc5 || *k == 0xc6)) {
-                if (json_value(out, p, end, depth + 1))
-                    return -1;
-            } else {
-                wbuf tmpb = {0};
-                if (json_value(&tmpb, p, end, depth + 1) ||
-                    fmt_json_string(out, tmpb.data, tmpb.len > 256 ? 256 : tmpb.len)) {
-                    wbuf_free(&tmpb);
-                    return -1;
-                }
-                wbuf_free(&tmpb);
-            }
+            if (json_key(out, p, end, depth + 1))
+                return -1;
             if (wbuf_addc(out, ':') || json_value(out, p, end, depth + 1))
                 return -1;
         }
@@ -388,7 +390,7 @@ static int json_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len,
         if (!first && wbuf_addc(out, ','))
             return -1;
         first = 0;
-        if (fmt_json_value(out, &p, end) || wbuf_addc(out, ':') || fmt_json_value(out, &p, end))
+        if (json_key(out, &p, end, 1) || wbuf_addc(out, ':') || fmt_json_value(out, &p, end))
             return -1;
     }
 #define SEP() do { if (!first && wbuf_addc(out, ',')) return -1; first = 0; } while (0)

@@ -21,6 +21,8 @@ typedef struct out_stdout {
 static const conf_spec stdout_spec[] = {
     {"format", CONF_SECTION, NULL, 0, 0, NULL},
     {"inject", CONF_SECTION, NULL, 0, 0, NULL},
+    {"buffer", CONF_SECTION, NULL, 0, 0, NULL},
+    {"secondary", CONF_SECTION, NULL, 0, 0, NULL},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
@@ -30,16 +32,15 @@ static int stdout_init(output *o, conf_node *n, conf_errors *errs)
     return fmt_configure(&c->f, n, FMT_STDOUT, errs);
 }
 
-int out_write_all(int fd, const uint8_t *p, size_t n);
-
-static int stdout_write(output *o, const batch *b)
+static int stdout_write(output *o, const batch *b, out_result *res)
 {
     out_stdout *c = o->ctx;
     c->buf.len = 0;
-    const uint8_t *p = b->data, *end = b->data + b->len;
+    batch_iter it;
     entry e;
-    while (batch_next(&p, end, &e) == 1)
-        if (fmt_record(&c->f, &c->buf, b->tag, b->tag_len, &e))
+    batch_iter_init(&it, b);
+    while (batch_iter_next(&it, &e) == 1)
+        if (fmt_record(&c->f, &c->buf, e.tag, e.tag_len, &e))
             return OUT_ERROR;
     if (out_write_all(STDOUT_FILENO, c->buf.data, c->buf.len)) {
         wlog_error("out_stdout", "%s: write to stdout failed: %s", o->id, strerror(errno));

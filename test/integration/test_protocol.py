@@ -307,6 +307,22 @@ def test_packed_request_split_at_every_offset_class(weir):
                   [("app.pieces", T0, i, {"i": i, "s": "é" * i}) for i in range(20)])
 
 
+def test_pipelined_requests_split_at_odd_offsets(weir):
+    """Several requests back to back, cut into 7-byte pieces that straddle request boundaries."""
+    weir.start()
+    chunks = [chunk_id() for _ in range(4)]
+    stream = (fwd.message("odd.a", et(T0, 0), {"n": 0}, {"chunk": chunks[0]}) +
+              fwd.forward("odd.b", [entry(et(T0, 1), {"n": 1})], {"chunk": chunks[1]}) + b"\xc0" +
+              fwd.compressed_packed_forward("odd.c", [entry(et(T0, 2), {"n": 2})], {"chunk": chunks[2]}) +
+              fwd.packed_forward("odd.d", [entry(et(T0, 3), {"n": 3})], {"chunk": chunks[3]}, as_str=True))
+    with weir.conn() as c:
+        c.send_pieces([stream[i:i + 7] for i in range(0, len(stream), 7)], delay=0.002)
+        for ch in chunks:
+            c.expect_ack(ch)
+    assert_events(weir.read_records(), [("odd.a", T0, 0, {"n": 0}), ("odd.b", T0, 1, {"n": 1}),
+                                        ("odd.c", T0, 2, {"n": 2}), ("odd.d", T0, 3, {"n": 3})])
+
+
 # --------------------------------------------------------------- heartbeats --
 
 def test_nil_heartbeat_between_requests(weir):

@@ -93,3 +93,22 @@ def test_keepalive_is_default(weir):
             c.expect_ack(ch)
         assert c.nothing_received(0.3) == b"", "connection must stay open"
     assert_events(weir.read_records(), [("ka", T0, i, {"n": i}) for i in range(5)])
+
+
+def test_sigterm_with_open_connections_exits_0(weir):
+    """Idle and half-sent connections do not keep weir from stopping cleanly."""
+    weir.start()
+    ch = chunk_id()
+    idle = weir.conn()
+    half = weir.conn()
+    done = weir.conn()
+    try:
+        done.send(fwd.message("term", et(T0, 0), {"n": 0}, {"chunk": ch}))
+        done.expect_ack(ch)
+        half.send(fwd.message("term", et(T0, 1), {"n": 1}, {"chunk": chunk_id()})[:10])
+        weir.stop_ok()
+        assert idle.wait_closed(5) == b""
+    finally:
+        for c in (idle, half, done):
+            c.close()
+    assert_events(weir.read_records(), [("term", T0, 0, {"n": 0})])

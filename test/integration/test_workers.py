@@ -45,7 +45,7 @@ def test_two_workers_four_parallel_connections(weir):
     assert_events(weir.read_records(), expected, ordered=False)
 
 
-def test_two_workers_unacked_and_heartbeat(weir):
+def test_two_workers_unacked_requests(weir):
     weir.start(system="  workers 2")
     conns = [weir.conn() for _ in range(4)]
     try:

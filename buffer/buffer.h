@@ -1,0 +1,105 @@
+/*
+ * buffer/buffer.h: Fluentd's <buffer> for one output: staged and queued
+ * chunks (file or memory), flush threads, retries with back-off, secondary
+ * and dead letters, crash recovery. Design and file format: docs/buffer.md.
+ *
+ * Threads: buffer_append() is called only by the output's ingest thread;
+ * flush threads are created by buffer_start(); everything shared is under
+ * `mu`. A staged chunk is written only by the ingest thread; a queued chunk
+ * only read by the one flush thread that took it.
+ */
+#ifndef WEIR_BUFFER_H
+#define WEIR_BUFFER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "aggregator/batch.h"
+#include "aggregator/output.h"
+#include "aggregator/wbuf.h"
+#include "config/conf.h"
+
+enum { BUF_MEMORY, BUF_FILE };
+enum { FLUSH_DEFAULT, FLUSH_LAZY, FLUSH_INTERVAL, FLUSH_IMMEDIATE };
+enum { OVERFLOW_THROW, OVERFLOW_BLOCK, OVERFLOW_DROP_OLDEST };
+enum { RETRY_EXPONENTIAL, RETRY_PERIODIC };
+
+typedef struct buf_conf {
+    int type;
+    char *path;
+    double timekey;
+    double timekey_wait;
+    int timekey_use_utc;
+    uint64_t chunk_limit_size;
+    int64_t chunk_limit_records;
+    uint64_t total_limit_size;
+    int64_t queued_chunks_limit_size;
+    int flush_mode;
+    double flush_interval;
+    int64_t flush_thread_count;
+    double flush_thread_interval;
+    char *flush_at_shutdown; /* "true"/"false" or NULL = type default */
+    int overflow_action;
+    int retry_type;
+    double retry_wait;
+    double retry_exponential_backoff_base;
+    double retry_max_interval;
+    int retry_randomize;
+    double retry_timeout;
+    int64_t retry_max_times;
+    int retry_forever;
+    int fsync;
+    char *dead_letter_path;
+    char *compress;
+    double delayed_commit_timeout;
+    double retry_secondary_threshold;
+} buf_conf;
+
+typedef struct chunk chunk;
+
+typedef struct buffer {
+    buf_conf c;
+    output *o;
+    int key_tag, key_time;
+    int flush_at_shutdown;
+    char *dlq_dir;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv_flush; /* flush threads wait for work */
+    pthread_cond_t cv_space; /* ingest waits for space (overflow block, full disk) */
+    chunk *staged;           /* list */
+    chunk *qhead, *qtail;    /* queue, oldest first */
+    uint64_t total_bytes;
+    uint32_t nstaged, nqueued, nflushing;
+    int stopping, drain;
+    pthread_t *flushers;
+    int nflushers;
+    uint64_t next_id;
+
+    /* retry state (per output, as in Fluentd) */
+    int retrying;
+    double retry_start, next_retry;
+    int retries;
+
+    pthread_mutex_t dlq_mu; /* dead-letter file and secondary writes */
+
+    /* counters (metrics) */
+    atomic_uint_fast64_t appended_records, flushed_records, retried_flushes, failed_flushes;
+    atomic_uint_fast64_t dead_letter_records, secondary_records, dropped_chunks, dropped_records;
+    atomic_uint_fast64_t rejected_batches, recovered_chunks, recovered_records, torn_tails, corrupt_chunks;
+} buffer;
+
+/* Parse <buffer ARGS> for output `o`. NULL and errors added on failure. */
+buffer *buffer_create(output *o, conf_node *n, conf_errors *errs);
+/* Recover chunks left on disk and start the flush threads. */
+int buffer_start(buffer *b);
+/* Append a batch (ingest thread). 0: stored (durable per the buffer type);
+ * -1: refused (overflow throw_exception, I/O error): no ack must be sent. */
+int buffer_append(buffer *b, const batch *bt);
+/* Stop: flush what flush_at_shutdown asks for until `deadline` (monotonic s), join, free. */
+void buffer_destroy(buffer *b, double deadline);
+
+double buf_now(void); /* monotonic seconds */
+
+#endif

@@ -87,7 +87,7 @@ static const conf_spec buffer_spec[] = {
     {"timekey", CONF_TIME, "86400", 0, offsetof(buf_conf, timekey), NULL},
     {"timekey_wait", CONF_TIME, "600", 0, offsetof(buf_conf, timekey_wait), NULL},
     {"timekey_use_utc", CONF_BOOL, "false", 0, offsetof(buf_conf, timekey_use_utc), NULL},
-    {"timekey_zone", CONF_STR, NULL, 0, 0, NULL},
+    {"timekey_zone", CONF_STR, NULL, 0, offsetof(buf_conf, timekey_zone), NULL},
     {"chunk_limit_size", CONF_SIZE, "8m", 0, offsetof(buf_conf, chunk_limit_size), NULL},
     {"chunk_limit_records", CONF_INT, "0", 0, offsetof(buf_conf, chunk_limit_records), NULL},
     {"total_limit_size", CONF_SIZE, NULL, 0, offsetof(buf_conf, total_limit_size), NULL},
@@ -96,7 +96,7 @@ static const conf_spec buffer_spec[] = {
     {"flush_interval", CONF_TIME, "60", 0, offsetof(buf_conf, flush_interval), NULL},
     {"flush_thread_count", CONF_INT, "1", 0, offsetof(buf_conf, flush_thread_count), NULL},
     {"flush_thread_interval", CONF_TIME, "1", 0, offsetof(buf_conf, flush_thread_interval), NULL},
-    {"flush_thread_burst_interval", CONF_TIME, "1", 0, 0, NULL},
+    {"flush_thread_burst_interval", CONF_TIME, "1", 0, offsetof(buf_conf, flush_thread_burst_interval), NULL},
     {"flush_at_shutdown", CONF_STR, NULL, 0, offsetof(buf_conf, flush_at_shutdown), NULL},
     {"overflow_action", CONF_ENUM, "throw_exception", 0, offsetof(buf_conf, overflow_action),
      "throw_exception|block|drop_oldest_chunk"},
@@ -112,7 +112,7 @@ static const conf_spec buffer_spec[] = {
     {"delayed_commit_timeout", CONF_TIME, "60", 0, offsetof(buf_conf, delayed_commit_timeout), NULL},
     {"fsync", CONF_BOOL, "false", 0, offsetof(buf_conf, fsync), NULL},
     {"dead_letter_path", CONF_STR, NULL, 0, offsetof(buf_conf, dead_letter_path), NULL},
-    {"compress", CONF_ENUM, "text", 0, 0, "text"},
+    {"compress", CONF_ENUM, "text", 0, offsetof(buf_conf, compress), "text"},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
@@ -248,6 +248,15 @@ static void chunk_free(chunk *ch)
     free(ch);
 }
 
+/* The header CRC skips bytes 32..39 (record and block counts), which are
+ * rewritten when the chunk is enqueued and are informative only. */
+static uint32_t header_crc(const uint8_t *h, const uint8_t *meta, size_t meta_len)
+{
+    uint32_t crc = crc32c(0, h, 32);
+    crc = crc32c(crc, h + 40, 20);
+    return crc32c(crc, meta, meta_len);
+}
+
 /* Build the 64-byte header + metadata of a chunk. */
 static size_t chunk_header(buffer *b, chunk *ch, uint8_t *out, size_t cap)
 {
@@ -276,9 +285,7 @@ static size_t chunk_header(buffer *b, chunk *ch, uint8_t *out, size_t cap)
     put64(out + 16, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
     put64(out + 24, (uint64_t)(ch->timekey < 0 ? 0 : ch->timekey));
     memcpy(out + HDR_SIZE, meta.data, meta.len);
-    uint32_t crc = crc32c(0, out, 60);
-    crc = crc32c(crc, meta.data, meta.len);
-    put32(out + 60, crc);
+    put32(out + 60, header_crc(out, meta.data, meta.len));
     wbuf_free(&meta);
     return n;
 }
@@ -1190,7 +1197,8 @@ static int recover(buffer *b)
         }
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_names);
     uint64_t chunks = 0, records = 0, bytes = 0, torn = 0;
     for (size_t i = 0; i < n; i++) {
         char path[4400];
@@ -1223,12 +1231,8 @@ static int recover(buffer *b)
             bad = "unknown version";
         else if ((start = HDR_SIZE + get32(buf + 12)) > got)
             bad = "metadata runs past the end";
-        else {
-            uint32_t crc = crc32c(0, buf, 60);
-            crc = crc32c(crc, buf + HDR_SIZE, start - HDR_SIZE);
-            if (crc != get32(buf + 60))
-                bad = "header checksum mismatch";
-        }
+        else if (header_crc(buf, buf + HDR_SIZE, start - HDR_SIZE) != get32(buf + 60))
+            bad = "header checksum mismatch";
         if (bad) {
             close(fd);
             free(buf);

@@ -51,9 +51,12 @@ typedef struct buf_conf {
     int retry_forever;
     int fsync;
     char *dead_letter_path;
-    char *compress;
+    int compress;
     double delayed_commit_timeout;
     double retry_secondary_threshold;
+    /* accepted for Fluentd compatibility, no effect yet */
+    char *timekey_zone;
+    double flush_thread_burst_interval;
 } buf_conf;
 
 typedef struct chunk chunk;

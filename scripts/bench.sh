@@ -30,6 +30,9 @@ packed        | bench/null.conf  | --mode packed     --connections 2 --batch 100
 forward       | bench/null.conf  | --mode forward    --connections 2 --batch 1000 --record-size 450 --ack
 compressed    | bench/null.conf  | --mode compressed --connections 2 --batch 1000 --record-size 450 --ack
 message       | bench/null.conf  | --mode message    --connections 2 --batch 1000 --record-size 450 --ack
+buffer-null   | bench/buffer-null.conf       | --mode packed --connections 2 --batch 1000 --record-size 450 --ack
+buffer-fsync  | bench/buffer-null-fsync.conf | --mode packed --connections 2 --batch 1000 --record-size 450 --ack
+buffer-file   | bench/buffer-file.conf       | --mode packed --connections 2 --batch 1000 --record-size 450 --ack
 '
 
 usage() { echo "usage: $0 BUILD_DIR   (env: BENCH_RUNS BENCH_DURATION BENCH_ONLY BENCH_SCENARIOS BENCH_KEEP)" >&2; exit 2; }

@@ -1,0 +1,65 @@
+/*
+ * aggregator/filter.h: the filter plugin interface (Fluentd's <filter>).
+ *
+ * A filter sees one record at a time, as msgpack, on a worker thread, and
+ * says what becomes of it. It may run on several workers at once: the
+ * plugin context is immutable after init; per-call scratch lives in the
+ * filter_call the core hands in (one per worker).
+ *
+ * Results:
+ *   FILTER_KEEP     the record goes on unchanged (cheapest: no copy)
+ *   FILTER_MODIFY   the record is replaced by the map the filter appended
+ *                   to call->out (and call->sec/nsec if it changed the time)
+ *   FILTER_DROP     the record is discarded (grep)
+ *   FILTER_ERROR    the record goes to the @ERROR label, with call->err set
+ *                   (Fluentd's emit_error_event, e.g. parser failures with
+ *                   emit_invalid_record_to_error)
+ */
+#ifndef WEIR_FILTER_H
+#define WEIR_FILTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aggregator/batch.h"
+#include "aggregator/wbuf.h"
+#include "config/conf.h"
+
+enum { FILTER_KEEP = 0, FILTER_MODIFY = 1, FILTER_DROP = 2, FILTER_ERROR = 3 };
+
+typedef struct filter filter;
+
+typedef struct filter_call {
+    const char *tag; /* the record's tag */
+    size_t tag_len;
+    uint32_t sec, nsec;    /* in: the record's time; out: may be changed with FILTER_MODIFY */
+    const uint8_t *meta;   /* Fluent Bit metadata map or NULL (read only) */
+    size_t meta_len;
+    wbuf *out;             /* FILTER_MODIFY: append exactly one msgpack map here */
+    wbuf *scratch;         /* free scratch space for the filter (reset by the filter as it likes) */
+    char err[256];         /* FILTER_ERROR: why */
+} filter_call;
+
+typedef struct filter_plugin {
+    const char *name;
+    const conf_spec *spec; /* bound into ctx (ctx_size bytes, zeroed) before init */
+    size_t ctx_size;
+    int (*init)(filter *f, conf_node *n, conf_errors *errs);
+    int (*filter)(filter *f, filter_call *call, const uint8_t *rec, size_t rec_len);
+    void (*exit)(filter *f); /* also after a failed init */
+} filter_plugin;
+
+struct filter {
+    const filter_plugin *plugin;
+    void *ctx;
+    char *id;
+    char *pattern;
+};
+
+const filter_plugin *filter_plugin_find(const char *name);
+const char *const *filter_plugin_names(void);
+
+filter *filter_create(conf_node *n, int index, conf_errors *errs);
+void filter_destroy(filter *f);
+
+#endif

@@ -135,7 +135,7 @@ int main(int argc, char **argv)
     int started_workers = 0;
     for (int i = 0; i < nworkers; i++) {
         workers[i].evfd = -1;
-        if (worker_init(&workers[i], i, &pl.rt) || fwd_worker_init(&workers[i])) {
+        if (worker_init(&workers[i], i, pl.rt) || fwd_worker_init(&workers[i])) {
             wlog_error("main", "cannot create worker %d", i);
             goto out;
         }
@@ -177,11 +177,21 @@ out:;
     /* 2. workers finish their requests in flight (acks) and leave their loops */
     for (int i = 0; i < started_workers; i++)
         fwd_worker_stop(&workers[i]);
-    struct timespec deadline;
+    /* Workers wait for their requests' acks. A buffer blocked on overflow or a
+     * full disk would hold them: after half the timeout, such appends give up
+     * (those requests are not acked; their senders keep the records). */
+    struct timespec deadline, half;
     clock_gettime(CLOCK_REALTIME, &deadline);
+    half = deadline;
     deadline.tv_sec += (time_t)pl.sys.shutdown_timeout;
+    half.tv_sec += (time_t)(pl.sys.shutdown_timeout / 2);
     int forced = 0;
     for (int i = 0; i < started_workers; i++) {
+        if (pthread_timedjoin_np(workers[i].thread, NULL, &half) == 0)
+            continue;
+        for (size_t k = 0; k < pl.noutputs; k++)
+            if (pl.outputs[k]->buf)
+                buffer_abort_waits(pl.outputs[k]->buf);
         if (pthread_timedjoin_np(workers[i].thread, NULL, &deadline) != 0) {
             wlog_error("main", "worker %d did not finish within shutdown_timeout (%.0fs); closing its connections",
                        i, pl.sys.shutdown_timeout);

@@ -18,8 +18,10 @@ static const conf_spec system_spec[] = {
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
-static const char *const directives[] = {"system", "source", "match", "filter", "label", NULL};
+static const char *const directives[] = {"system", "source", "match", "filter", "label", "worker", NULL};
 static const char *const source_types[] = {"forward", NULL};
+
+static int error_sink(void *arg, const batch *b, const char *reason) { return router_emit_error(arg, b, reason); }
 
 static void *push(void *arr, size_t *n, void *item)
 {
@@ -71,10 +73,13 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
         p->sys.workers = n > 0 ? n : 1;
     }
 
-    int nsrc = 0, nout = 0;
+    /* routing first: sources refer to labels */
+    p->rt = router_build(root, &p->outputs, &p->noutputs, errs);
+    int nsrc = 0;
     for (size_t i = 0; i < root->nchildren; i++) {
         conf_node *n = root->children[i];
-        if (!strcmp(n->name, "system")) {
+        if (!strcmp(n->name, "system") || !strcmp(n->name, "match") || !strcmp(n->name, "filter") ||
+            !strcmp(n->name, "label")) {
             continue;
         } else if (!strcmp(n->name, "source")) {
             conf_param *type = conf_get(n, "@type");
@@ -93,10 +98,7 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
             }
             conf_get(n, "@id");
             conf_get(n, "@log_level");
-            if (conf_get(n, "@label")) {
-                conf_param *pr = conf_get(n, "@label");
-                conf_errors_add(errs, pr->file, pr->line, "@label is not supported yet (labels come with routing)");
-            }
+            conf_param *lp = conf_get(n, "@label");
             for (size_t k = 0; k < n->nchildren; k++) {
                 conf_node *ch = n->children[k];
                 conf_errors_add(errs, ch->file, ch->line,
@@ -104,34 +106,15 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
                                 ch->name);
             }
             fwd_source *s = fwd_source_create(n, nsrc++, errs);
-            if (s)
-                p->sources = push(p->sources, &p->nsources, s);
-        } else if (!strcmp(n->name, "match")) {
-            if (!n->arg || !n->arg[0]) {
-                conf_errors_add(errs, n->file, n->line, "<match> needs a tag pattern, e.g. <match app.**>");
+            if (!s)
                 continue;
-            }
-            output *o = output_create(n, n->arg, nout++, errs);
-            if (!o)
-                continue;
-            /* two buffers in one directory would recover each other's chunks */
-            for (size_t k = 0; o->buf && o->buf->c.path && k < p->noutputs; k++) {
-                buffer *ob = p->outputs[k]->buf;
-                if (ob && ob->c.path && strcmp(ob->c.path, o->buf->c.path) == 0)
-                    conf_errors_add(errs, n->file, n->line, "buffer path %s is already used by output %s",
-                                    o->buf->c.path, p->outputs[k]->id);
-            }
-            p->outputs = push(p->outputs, &p->noutputs, o);
-            route *r = realloc(p->rt.routes, (p->rt.n + 1) * sizeof *r);
-            if (r) {
-                p->rt.routes = r;
-                r[p->rt.n].patterns = strdup(n->arg);
-                r[p->rt.n].out = o;
-                p->rt.n++;
-            }
-        } else if (!strcmp(n->name, "filter") || !strcmp(n->name, "label")) {
-            conf_errors_add(errs, n->file, n->line, "<%s> is not supported yet (filters and labels come with routing)",
-                            n->name);
+            p->sources = push(p->sources, &p->nsources, s);
+            if (p->rt)
+                s->label = router_label(p->rt, lp ? lp->value : NULL, lp ? lp->file : n->file,
+                                        lp ? lp->line : n->line, errs);
+        } else if (!strcmp(n->name, "worker")) {
+            conf_errors_add(errs, n->file, n->line,
+                            "<worker> is not supported: weir runs one process; <system> workers sets its threads");
         } else {
             const char *s = conf_suggest(n->name, directives);
             if (s)
@@ -140,6 +123,19 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
                 conf_errors_add(errs, n->file, n->line, "unknown directive <%s>", n->name);
         }
     }
+    /* two buffers in one directory would recover each other's chunks */
+    for (size_t i = 0; i < p->noutputs; i++)
+        for (size_t k = 0; k < i; k++) {
+            buffer *a = p->outputs[i]->buf, *b2 = p->outputs[k]->buf;
+            if (a && b2 && a->c.path && b2->c.path && !strcmp(a->c.path, b2->c.path))
+                conf_errors_add(errs, root->file, 0, "buffer path %s is used by both %s and %s", a->c.path,
+                                p->outputs[k]->id, p->outputs[i]->id);
+        }
+    for (size_t i = 0; i < p->noutputs; i++)
+        if (p->outputs[i]->buf) {
+            p->outputs[i]->buf->error_sink = error_sink;
+            p->outputs[i]->buf->error_sink_arg = p->rt;
+        }
     if (errs->n > before) {
         pipeline_free(p);
         return -1;
@@ -155,9 +151,7 @@ void pipeline_free(pipeline *p)
     for (size_t i = 0; i < p->noutputs; i++)
         output_destroy(p->outputs[i]);
     free(p->outputs);
-    for (size_t i = 0; i < p->rt.n; i++)
-        free(p->rt.routes[i].patterns);
-    free(p->rt.routes);
+    router_free(p->rt);
     conf_unbind(system_spec, &p->sys);
     memset(p, 0, sizeof *p);
 }

@@ -23,9 +23,9 @@ typedef struct pipeline {
     sys_conf sys;
     fwd_source **sources;
     size_t nsources;
-    output **outputs;
+    output **outputs; /* every output the router created (started/stopped by main) */
     size_t noutputs;
-    router rt;
+    router *rt;
 } pipeline;
 
 /* Returns 0 and fills p, or -1 with errors in errs (p is cleaned up). */

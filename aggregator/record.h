@@ -61,7 +61,50 @@ typedef struct rec_kv {
 } rec_kv;
 int rec_rewrite(wbuf *out, const uint8_t *rec, size_t len, const char *const *drop, const rec_kv *set, size_t nset);
 
-/* Keep only the keys in `keep` (NULL-terminated). */
+/* Keep only the keys in `keep` (NULL-terminated), in `keep` order (like
+ * record_transformer's keep_keys: new_record[k] = record[k] for each k). */
 int rec_keep(wbuf *out, const uint8_t *rec, size_t len, const char *const *keep);
+
+/* ---- additions used by the filters ------------------------------------------ */
+
+/* rec_rewrite with counted keys to drop (only key/key_len of `drop` used). */
+int rec_rewrite_n(wbuf *out, const uint8_t *rec, size_t len, const rec_kv *drop, size_t ndrop, const rec_kv *set,
+                  size_t nset);
+
+/* Delete the values at `paths` (Fluentd's record_accessor delete: a nested
+ * key from its map, an index from its array; a path that does not resolve
+ * deletes nothing). Appends one map to out. Returns 1 if something was
+ * removed, 0 if not (out then holds a copy), -1 on malformed input. */
+int rec_delete(wbuf *out, const uint8_t *rec, size_t len, const rec_path *paths, size_t npaths);
+
+/* Ruby's Float#to_s: shortest round-trip digits, "1.0", "1.0e+16",
+ * "1.0e-05", "NaN", "Infinity". Returns the length written (< 32). */
+size_t rec_double_text(char buf[32], double d);
+
+/* Ruby's to_s of a value (what "#{value}" prints): like rec_value_text but
+ * nil is "" (maps/arrays are JSON, not Ruby's inspect). */
+int rec_value_to_s(wbuf *out, const uint8_t *v, size_t vlen);
+
+/* Skip one complete value (any nesting, no recursion). 0, or -1 if malformed. */
+int rec_skip(const uint8_t **p, const uint8_t *end);
+
+/* Read a string (str or bin) value at *p; returns 1 (advancing *p) with
+ * s/n set, 0 if the value is another type (*p not advanced), -1 if malformed. */
+int rec_read_str(const uint8_t **p, const uint8_t *end, const uint8_t **s, uint32_t *n);
+
+/* A map/array header whose count is known only at the end: open reserves
+ * the encoding for `guess`, close writes the real count (moving the body
+ * when the encoding size differs) so the result is always the smallest
+ * encoding. */
+typedef struct rec_hdr {
+    size_t off;
+    uint8_t size, map;
+} rec_hdr;
+int rec_hdr_open(wbuf *out, rec_hdr *h, int map, uint32_t guess);
+int rec_hdr_close(wbuf *out, const rec_hdr *h, uint32_t count);
+/* The same for a str whose bytes are appended after open: close writes the
+ * smallest str header for what was appended since. */
+int rec_str_open(wbuf *out, size_t *off);
+int rec_str_close(wbuf *out, size_t off);
 
 #endif

@@ -1,8 +1,20 @@
-/* aggregator/router.c: tag pattern matching and first-match routing; see router.h. */
+/* aggregator/router.c: labels, filter/match rules, plans, targets; see router.h. */
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include "router.h"
 
+#include <pcre2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "aggregator/log.h"
+#include "aggregator/record.h"
+#include "forward-protocol/mp.h"
+
+/* ---- tag patterns ------------------------------------------------------------------ */
 
 static int match(const char *p, const char *t, int depth);
 
@@ -118,18 +130,1009 @@ int route_patterns_match(const char *patterns, const char *tag)
     return 0;
 }
 
-output *router_match(const router *r, const char *tag)
+/* ---- structures ----------------------------------------------------------------------- */
+
+enum { T_OUTPUT, T_COPY, T_RELABEL, T_REWRITE };
+enum { R_FILTER, R_MATCH };
+
+typedef struct rw_rule {
+    rec_path key;
+    pcre2_code *re;
+    int invert;
+    char *tag; /* template */
+} rw_rule;
+
+typedef struct rewrite {
+    rw_rule *rules;
+    size_t n;
+    char *remove_tag_prefix;
+    pcre2_code *remove_tag_regexp;
+    int capitalize;
+    char hostname[256];
+} rewrite;
+
+struct rt_target {
+    int kind;
+    output *out;
+    rt_target **stores;
+    size_t nstores;
+    char *label_name; /* relabel: resolved after build */
+    const char *label_file;
+    int label_line;
+    rt_label *label;
+    rt_label *owner; /* the label this target's <match> is in (rewrite re-enters it) */
+    rewrite *rw;
+};
+
+typedef struct rt_rule {
+    int kind;
+    char *patterns;
+    filter *f;
+    rt_target *t;
+} rt_rule;
+
+struct rt_label {
+    char *name; /* NULL: root */
+    rt_rule *rules;
+    size_t n;
+};
+
+struct router {
+    rt_label **labels; /* [0] is the root */
+    size_t nlabels;
+    rt_label *error_label;
+    output **outputs; /* every output, for congestion checks */
+    size_t noutputs;
+    rt_target **targets; /* every target, to free */
+    size_t ntargets;
+    atomic_uint_fast64_t filtered_out, unmatched, to_error, rewritten;
+};
+
+static void *grow(void *arr, size_t *n, size_t sz)
 {
-    for (size_t i = 0; i < r->n; i++)
-        if (route_patterns_match(r->routes[i].patterns, tag))
-            return r->routes[i].out;
+    void *a = realloc(arr, (*n + 1) * sz);
+    if (!a) {
+        wlog_error("router", "out of memory");
+        abort();
+    }
+    (*n)++;
+    return a;
+}
+
+/* ---- building -------------------------------------------------------------------------- */
+
+static rt_target *target_create(router *r, rt_label *owner, conf_node *n, const char *pattern, int *index,
+                                output ***outs, size_t *nouts, conf_errors *errs);
+
+static void rewrite_free(rewrite *rw)
+{
+    if (!rw)
+        return;
+    for (size_t i = 0; i < rw->n; i++) {
+        rec_path_free(&rw->rules[i].key);
+        pcre2_code_free(rw->rules[i].re);
+        free(rw->rules[i].tag);
+    }
+    free(rw->rules);
+    free(rw->remove_tag_prefix);
+    pcre2_code_free(rw->remove_tag_regexp);
+    free(rw);
+}
+
+/* A Fluentd regexp value: "/re/" or a bare expression. */
+static pcre2_code *compile_re(const char *text, int caseless, const char *file, int line, conf_errors *errs)
+{
+    size_t len = strlen(text);
+    const char *re = text;
+    uint32_t flags = caseless ? PCRE2_CASELESS : 0;
+    if (len >= 2 && text[0] == '/') {
+        const char *last = strrchr(text, '/');
+        if (last > text) {
+            for (const char *f = last + 1; *f; f++)
+                if (*f == 'i')
+                    flags |= PCRE2_CASELESS;
+                else if (*f == 'm')
+                    flags |= PCRE2_DOTALL; /* Ruby's /m is PCRE's dotall */
+                else if (*f == 'x')
+                    flags |= PCRE2_EXTENDED;
+            re = text + 1;
+            len = (size_t)(last - re);
+        }
+    }
+    int ec;
+    PCRE2_SIZE eo;
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)re, len, flags | PCRE2_UTF | PCRE2_NO_UTF_CHECK, &ec, &eo, NULL);
+    if (!code) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(ec, msg, sizeof msg);
+        conf_errors_add(errs, file, line, "invalid regular expression %s: %s at offset %zu", text, (char *)msg,
+                        (size_t)eo);
+        return NULL;
+    }
+    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+    return code;
+}
+
+static rewrite *rewrite_create(conf_node *n, conf_errors *errs)
+{
+    rewrite *rw = calloc(1, sizeof *rw);
+    gethostname(rw->hostname, sizeof rw->hostname - 1);
+    int bad = 0;
+    for (size_t i = 0; i < n->nparams; i++) {
+        conf_param *p = &n->params[i];
+        if (p->key[0] == '@')
+            continue;
+        p->used = 1;
+        if (!strcmp(p->key, "remove_tag_prefix")) {
+            rw->remove_tag_prefix = strdup(p->value);
+        } else if (!strcmp(p->key, "remove_tag_regexp")) {
+            if (!(rw->remove_tag_regexp = compile_re(p->value, 0, p->file, p->line, errs)))
+                bad = 1;
+        } else if (!strcmp(p->key, "capitalize_regex_backreference")) {
+            if (conf_parse_bool(p->value, &rw->capitalize)) {
+                conf_errors_add(errs, p->file, p->line, "invalid boolean value '%s' for parameter '%s'", p->value,
+                                p->key);
+                bad = 1;
+            }
+        } else if (!strcmp(p->key, "hostname_command") || !strcmp(p->key, "emit_mode")) {
+            /* accepted: the hostname comes from gethostname(); records are always emitted per batch */
+        } else if (!strncmp(p->key, "rewriterule", 11)) {
+            conf_errors_add(errs, p->file, p->line,
+                            "'%s' is the old rewrite_tag_filter syntax; use <rule> key KEY pattern /RE/ tag TAG </rule>",
+                            p->key);
+            bad = 1;
+        } else {
+            static const char *const known[] = {"remove_tag_prefix", "remove_tag_regexp",
+                                                "capitalize_regex_backreference", "hostname_command", "emit_mode",
+                                                NULL};
+            const char *s = conf_suggest(p->key, known);
+            if (s)
+                conf_errors_add(errs, p->file, p->line,
+                                "unknown parameter '%s' in <match %s>; did you mean '%s'?", p->key, n->arg, s);
+            else
+                conf_errors_add(errs, p->file, p->line, "unknown parameter '%s' in <match %s>", p->key, n->arg);
+            bad = 1;
+        }
+    }
+    for (size_t i = 0; i < n->nchildren; i++) {
+        conf_node *c = n->children[i];
+        if (strcmp(c->name, "rule") != 0) {
+            conf_errors_add(errs, c->file, c->line, "unknown section <%s> in rewrite_tag_filter (expected <rule>)",
+                            c->name);
+            bad = 1;
+            continue;
+        }
+        rw_rule rule = {0};
+        const char *key = conf_get_value(c, "key"), *pat = conf_get_value(c, "pattern"), *tag = conf_get_value(c, "tag");
+        const char *inv = conf_get_value(c, "invert");
+        if (!key || !pat || !tag) {
+            conf_errors_add(errs, c->file, c->line, "<rule> needs key, pattern and tag");
+            bad = 1;
+            continue;
+        }
+        for (size_t k = 0; k < c->nparams; k++)
+            if (!c->params[k].used) {
+                conf_errors_add(errs, c->params[k].file, c->params[k].line,
+                                "unknown parameter '%s' in <rule> (key, pattern, tag, invert)", c->params[k].key);
+                bad = 1;
+            }
+        char err[200];
+        if (rec_path_compile(&rule.key, key, err, sizeof err) != 0) {
+            conf_errors_add(errs, c->file, c->line, "invalid key '%s': %s", key, err);
+            bad = 1;
+            continue;
+        }
+        conf_param *pp = conf_get(c, "pattern");
+        rule.re = compile_re(pat, 0, pp->file, pp->line, errs);
+        if (!rule.re) {
+            rec_path_free(&rule.key);
+            bad = 1;
+            continue;
+        }
+        if (inv && conf_parse_bool(inv, &rule.invert)) {
+            conf_errors_add(errs, c->file, c->line, "invalid boolean value '%s' for parameter 'invert'", inv);
+            bad = 1;
+        }
+        rule.tag = strdup(tag);
+        rw->rules = grow(rw->rules, &rw->n, sizeof *rw->rules);
+        rw->rules[rw->n - 1] = rule;
+    }
+    if (!rw->n) {
+        conf_errors_add(errs, n->file, n->line, "rewrite_tag_filter needs at least one <rule>");
+        bad = 1;
+    }
+    if (bad) {
+        rewrite_free(rw);
+        return NULL;
+    }
+    return rw;
+}
+
+static rt_target *target_create(router *r, rt_label *owner, conf_node *n, const char *pattern, int *index,
+                                output ***outs, size_t *nouts, conf_errors *errs)
+{
+    conf_param *type = conf_get(n, "@type");
+    if (!type) {
+        conf_errors_add(errs, n->file, n->line, "missing @type in <%s%s%s>", n->name, n->arg ? " " : "",
+                        n->arg ? n->arg : "");
+        return NULL;
+    }
+    rt_target *t = calloc(1, sizeof *t);
+    t->owner = owner;
+    r->targets = grow(r->targets, &r->ntargets, sizeof *r->targets);
+    r->targets[r->ntargets - 1] = t;
+    const char *ty = type->value;
+    if (!strcmp(ty, "copy")) {
+        t->kind = T_COPY;
+        int bad = 0;
+        for (size_t i = 0; i < n->nparams; i++) {
+            conf_param *p = &n->params[i];
+            if (p->key[0] == '@' || !strcmp(p->key, "copy_mode")) {
+                p->used = 1; /* records are immutable in weir: every copy mode is a deep copy */
+                continue;
+            }
+            conf_errors_add(errs, p->file, p->line, "unknown parameter '%s' in <%s %s> of @type copy", p->key, n->name,
+                            n->arg ? n->arg : "");
+            bad = 1;
+        }
+        for (size_t i = 0; i < n->nchildren; i++) {
+            conf_node *c = n->children[i];
+            if (strcmp(c->name, "store") != 0) {
+                const char *const cands[] = {"store", NULL};
+                const char *s = conf_suggest(c->name, cands);
+                conf_errors_add(errs, c->file, c->line, "unknown section <%s> in @type copy%s", c->name,
+                                s ? "; did you mean <store>?" : " (expected <store>)");
+                bad = 1;
+                continue;
+            }
+            /* <store ignore_error>: an error of this store does not fail the others; in weir
+             * stores never fail each other (each has its own buffer), so it is accepted as is */
+            rt_target *st = target_create(r, owner, c, pattern, index, outs, nouts, errs);
+            if (!st) {
+                bad = 1;
+                continue;
+            }
+            t->stores = grow(t->stores, &t->nstores, sizeof *t->stores);
+            t->stores[t->nstores - 1] = st;
+        }
+        if (!t->nstores && !bad) {
+            conf_errors_add(errs, n->file, n->line, "@type copy needs at least one <store>");
+            bad = 1;
+        }
+        return bad ? NULL : t;
+    }
+    if (!strcmp(ty, "relabel")) {
+        t->kind = T_RELABEL;
+        conf_param *l = conf_get(n, "@label");
+        if (!l) {
+            conf_errors_add(errs, n->file, n->line, "@type relabel needs @label");
+            return NULL;
+        }
+        t->label_name = strdup(l->value);
+        t->label_file = l->file;
+        t->label_line = l->line;
+        for (size_t i = 0; i < n->nparams; i++)
+            if (n->params[i].key[0] != '@') {
+                conf_errors_add(errs, n->params[i].file, n->params[i].line,
+                                "unknown parameter '%s' in @type relabel (only @label)", n->params[i].key);
+                return NULL;
+            }
+        return t;
+    }
+    if (!strcmp(ty, "rewrite_tag_filter")) {
+        t->kind = T_REWRITE;
+        t->rw = rewrite_create(n, errs);
+        return t->rw ? t : NULL;
+    }
+    t->kind = T_OUTPUT;
+    t->out = output_create(n, pattern, (*index)++, errs);
+    if (!t->out)
+        return NULL;
+    *outs = grow(*outs, nouts, sizeof **outs);
+    (*outs)[*nouts - 1] = t->out;
+    return t;
+}
+
+static void label_add_rule(rt_label *l, int kind, const char *patterns, filter *f, rt_target *t)
+{
+    l->rules = grow(l->rules, &l->n, sizeof *l->rules);
+    l->rules[l->n - 1] = (rt_rule){kind, strdup(patterns), f, t};
+}
+
+/* The <filter>/<match> directives of one label (or of the root). */
+static void build_label(router *r, rt_label *l, conf_node *n, int *findex, int *oindex, output ***outs,
+                        size_t *nouts, conf_errors *errs)
+{
+    for (size_t i = 0; i < n->nchildren; i++) {
+        conf_node *c = n->children[i];
+        int is_filter = !strcmp(c->name, "filter"), is_match = !strcmp(c->name, "match");
+        if (!is_filter && !is_match)
+            continue;
+        const char *pat = c->arg && c->arg[0] ? c->arg : NULL;
+        if (!pat) {
+            /* Fluentd: <filter> and <match> without a pattern mean "**" */
+            pat = "**";
+        }
+        if (is_filter) {
+            filter *f = filter_create(c, (*findex)++, errs);
+            if (f)
+                label_add_rule(l, R_FILTER, pat, f, NULL);
+        } else {
+            rt_target *t = target_create(r, l, c, pat, oindex, outs, nouts, errs);
+            if (t)
+                label_add_rule(l, R_MATCH, pat, NULL, t);
+        }
+    }
+}
+
+static rt_label *find_label(router *r, const char *name)
+{
+    for (size_t i = 1; i < r->nlabels; i++)
+        if (!strcmp(r->labels[i]->name, name))
+            return r->labels[i];
     return NULL;
+}
+
+router *router_build(conf_node *root, output ***outs, size_t *nouts, conf_errors *errs)
+{
+    size_t before = errs->n;
+    router *r = calloc(1, sizeof *r);
+    int findex = 0, oindex = 0;
+    rt_label *rl = calloc(1, sizeof *rl);
+    r->labels = grow(r->labels, &r->nlabels, sizeof *r->labels);
+    r->labels[0] = rl;
+    /* labels first, so relabel/@label can refer to labels defined later */
+    for (size_t i = 0; i < root->nchildren; i++) {
+        conf_node *c = root->children[i];
+        if (strcmp(c->name, "label") != 0)
+            continue;
+        if (!c->arg || c->arg[0] != '@') {
+            conf_errors_add(errs, c->file, c->line, "<label> needs a name starting with @, e.g. <label @ERROR>");
+            continue;
+        }
+        if (find_label(r, c->arg)) {
+            conf_errors_add(errs, c->file, c->line, "label %s is defined twice", c->arg);
+            continue;
+        }
+        rt_label *l = calloc(1, sizeof *l);
+        l->name = strdup(c->arg);
+        r->labels = grow(r->labels, &r->nlabels, sizeof *r->labels);
+        r->labels[r->nlabels - 1] = l;
+        for (size_t k = 0; k < c->nparams; k++)
+            conf_errors_add(errs, c->params[k].file, c->params[k].line, "parameter '%s' directly inside <label %s>",
+                            c->params[k].key, c->arg);
+        for (size_t k = 0; k < c->nchildren; k++) {
+            conf_node *cc = c->children[k];
+            if (strcmp(cc->name, "filter") && strcmp(cc->name, "match")) {
+                const char *const cands[] = {"filter", "match", NULL};
+                const char *s = conf_suggest(cc->name, cands);
+                conf_errors_add(errs, cc->file, cc->line, "unknown section <%s> in <label %s>%s%s%s", cc->name,
+                                c->arg, s ? "; did you mean <" : "", s ? s : "", s ? ">?" : "");
+            }
+        }
+        build_label(r, l, c, &findex, &oindex, outs, nouts, errs);
+        if (!strcmp(l->name, "@ERROR"))
+            r->error_label = l;
+    }
+    build_label(r, rl, root, &findex, &oindex, outs, nouts, errs);
+    for (size_t i = 0; i < r->ntargets; i++) {
+        rt_target *t = r->targets[i];
+        if (t->kind == T_RELABEL && !(t->label = find_label(r, t->label_name)))
+            conf_errors_add(errs, t->label_file, t->label_line, "relabel to undefined label %s", t->label_name);
+    }
+    r->outputs = *outs;
+    r->noutputs = *nouts;
+    if (errs->n > before) {
+        r->outputs = NULL;
+        r->noutputs = 0;
+        router_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void router_free(router *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nlabels; i++) {
+        rt_label *l = r->labels[i];
+        for (size_t k = 0; k < l->n; k++) {
+            free(l->rules[k].patterns);
+            filter_destroy(l->rules[k].f);
+        }
+        free(l->rules);
+        free(l->name);
+        free(l);
+    }
+    free(r->labels);
+    for (size_t i = 0; i < r->ntargets; i++) {
+        rt_target *t = r->targets[i];
+        free(t->stores);
+        free(t->label_name);
+        rewrite_free(t->rw);
+        free(t);
+    }
+    free(r->targets);
+    free(r);
+}
+
+rt_label *router_root(router *r) { return r->labels[0]; }
+const char *rt_label_name(const rt_label *l) { return l->name ? l->name : "ROOT"; }
+
+rt_label *router_label(router *r, const char *name, const char *file, int line, conf_errors *errs)
+{
+    if (!name)
+        return r->labels[0];
+    rt_label *l = find_label(r, name);
+    if (!l)
+        conf_errors_add(errs, file, line, "@label %s is not defined", name);
+    return l;
 }
 
 int router_congested(const router *r)
 {
-    for (size_t i = 0; i < r->n; i++)
-        if (output_congested(r->routes[i].out))
+    for (size_t i = 0; i < r->noutputs; i++)
+        if (output_congested(r->outputs[i]))
             return 1;
     return 0;
+}
+
+void router_stats_get(const router *r, router_stats *s)
+{
+    s->filtered_out = atomic_load(&((router *)r)->filtered_out);
+    s->unmatched = atomic_load(&((router *)r)->unmatched);
+    s->to_error = atomic_load(&((router *)r)->to_error);
+    s->rewritten = atomic_load(&((router *)r)->rewritten);
+}
+
+/* ---- plans and the per-worker cache ------------------------------------------------------ */
+
+typedef struct plan {
+    const rt_label *label;
+    char *tag;
+    uint64_t hash;
+    filter **filters;
+    size_t nfilters;
+    rt_target *target; /* NULL: no match */
+} plan;
+
+#define PLAN_SLOTS 4096 /* power of two; the cache is cleared when 3/4 full */
+
+struct router_ctx {
+    router *r;
+    plan **slots;
+    size_t used;
+    rt_delivery *dl;
+    size_t ndl, capdl;
+    wbuf ping, pong, scratch, errs_buf;
+    wbuf text;
+    pcre2_match_data *md;
+};
+
+static uint64_t hash_tag(const rt_label *l, const char *tag, size_t len)
+{
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)(uintptr_t)l;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t)tag[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void plan_free(plan *p)
+{
+    free(p->tag);
+    free(p->filters);
+    free(p);
+}
+
+static plan *plan_compute(router *r, const rt_label *l, const char *tag, size_t tag_len, uint64_t h)
+{
+    plan *p = calloc(1, sizeof *p);
+    p->label = l;
+    p->tag = strndup(tag, tag_len);
+    p->hash = h;
+    for (size_t i = 0; i < l->n; i++) {
+        const rt_rule *ru = &l->rules[i];
+        if (!route_patterns_match(ru->patterns, p->tag))
+            continue;
+        if (ru->kind == R_FILTER) {
+            p->filters = grow(p->filters, &p->nfilters, sizeof *p->filters);
+            p->filters[p->nfilters - 1] = ru->f;
+        } else {
+            p->target = ru->t;
+            break;
+        }
+    }
+    if (!p->target)
+        wlog_warn("router", "no <match> in %s for tag '%s': its records are discarded", rt_label_name(l), p->tag);
+    return p;
+}
+
+static plan *plan_get(router_ctx *c, const rt_label *l, const char *tag, size_t tag_len)
+{
+    uint64_t h = hash_tag(l, tag, tag_len);
+    size_t i = h & (PLAN_SLOTS - 1);
+    for (;;) {
+        plan *p = c->slots[i];
+        if (!p)
+            break;
+        if (p->hash == h && p->label == l && !strncmp(p->tag, tag, tag_len) && !p->tag[tag_len])
+            return p;
+        i = (i + 1) & (PLAN_SLOTS - 1);
+    }
+    if (c->used >= PLAN_SLOTS * 3 / 4) {
+        /* many distinct tags: start over rather than grow without bound */
+        for (size_t k = 0; k < PLAN_SLOTS; k++)
+            if (c->slots[k]) {
+                plan_free(c->slots[k]);
+                c->slots[k] = NULL;
+            }
+        c->used = 0;
+        i = h & (PLAN_SLOTS - 1);
+    }
+    plan *p = plan_compute(c->r, l, tag, tag_len, h);
+    c->slots[i] = p;
+    c->used++;
+    return p;
+}
+
+router_ctx *router_ctx_new(router *r)
+{
+    router_ctx *c = calloc(1, sizeof *c);
+    c->r = r;
+    c->slots = calloc(PLAN_SLOTS, sizeof *c->slots);
+    c->md = pcre2_match_data_create(32, NULL);
+    return c;
+}
+
+void router_ctx_reset(router_ctx *c)
+{
+    for (size_t i = 0; i < c->ndl; i++)
+        batch_unref(c->dl[i].b);
+    c->ndl = 0;
+}
+
+void router_ctx_free(router_ctx *c)
+{
+    if (!c)
+        return;
+    router_ctx_reset(c);
+    for (size_t k = 0; k < PLAN_SLOTS; k++)
+        if (c->slots[k])
+            plan_free(c->slots[k]);
+    free(c->slots);
+    free(c->dl);
+    wbuf_free(&c->ping);
+    wbuf_free(&c->pong);
+    wbuf_free(&c->scratch);
+    wbuf_free(&c->errs_buf);
+    wbuf_free(&c->text);
+    pcre2_match_data_free(c->md);
+    free(c);
+}
+
+rt_delivery *router_ctx_deliveries(router_ctx *c, size_t *n)
+{
+    *n = c->ndl;
+    return c->dl;
+}
+
+static void deliver(router_ctx *c, output *o, batch *b)
+{
+    if (c->ndl == c->capdl) {
+        c->capdl = c->capdl ? c->capdl * 2 : 8;
+        c->dl = realloc(c->dl, c->capdl * sizeof *c->dl);
+    }
+    batch_ref(b);
+    c->dl[c->ndl++] = (rt_delivery){o, b};
+}
+
+/* ---- routing ------------------------------------------------------------------------------- */
+
+static int route_one(router_ctx *c, const rt_label *l, batch *b, const char *tag, size_t tag_len, int depth);
+
+/* Write one entry [time(, meta)] record into w. */
+static int put_entry(wbuf *w, uint32_t sec, uint32_t nsec, const uint8_t *meta, size_t meta_len, const uint8_t *rec,
+                     size_t rec_len)
+{
+    if (mpw_array(w, 2))
+        return -1;
+    if (meta) {
+        if (mpw_array(w, 2) || mpw_eventtime(w, sec, nsec) || wbuf_add(w, meta, meta_len))
+            return -1;
+    } else if (mpw_eventtime(w, sec, nsec)) {
+        return -1;
+    }
+    return wbuf_add(w, rec, rec_len);
+}
+
+static batch *batch_from(wbuf *w, const char *tag, size_t tag_len, uint32_t n)
+{
+    size_t len;
+    uint8_t *data = wbuf_steal(w, &len);
+    batch *b = batch_new(tag, tag_len, data, len, n);
+    if (!b)
+        free(data);
+    return b;
+}
+
+static void to_error(router_ctx *c, batch *eb, int depth)
+{
+    router *r = c->r;
+    atomic_fetch_add(&r->to_error, eb->nrecords);
+    if (!r->error_label) {
+        wlog_warn("router", "%u records of tag '%s' were rejected and there is no <label @ERROR>: dropped",
+                  eb->nrecords, eb->tag);
+        return;
+    }
+    route_one(c, r->error_label, eb, eb->tag, eb->tag_len, depth + 1);
+}
+
+/* Expand a rewrite_tag_filter tag template. */
+static size_t rw_expand(const rewrite *rw, const char *tmpl, const char *tag, const char *subject,
+                        const PCRE2_SIZE *ov, int nmatch, char *out, size_t cap)
+{
+    size_t j = 0;
+    /* tag parts of the (prefix-stripped) tag */
+    const char *parts[64];
+    size_t plen[64];
+    int np = 0;
+    for (const char *s = tag; *s && np < 64;) {
+        const char *d = strchr(s, '.');
+        size_t n = d ? (size_t)(d - s) : strlen(s);
+        parts[np] = s;
+        plen[np++] = n;
+        s += n + (d ? 1 : 0);
+        if (!d)
+            break;
+    }
+#define PUT(p, n)                                                                                                      \
+    do {                                                                                                               \
+        size_t _n = (n);                                                                                               \
+        if (j + _n >= cap)                                                                                             \
+            _n = cap - 1 - j;                                                                                          \
+        memcpy(out + j, (p), _n);                                                                                      \
+        j += _n;                                                                                                       \
+    } while (0)
+    for (const char *s = tmpl; *s && j + 1 < cap;) {
+        if (s[0] == '$' && s[1] >= '1' && s[1] <= '9') {
+            int k = s[1] - '0';
+            if (k < nmatch && ov[2 * k] != PCRE2_UNSET) {
+                size_t st = ov[2 * k], n = ov[2 * k + 1] - ov[2 * k];
+                size_t at = j;
+                PUT(subject + st, n);
+                if (rw->capitalize && j > at && out[at] >= 'a' && out[at] <= 'z')
+                    out[at] = (char)(out[at] - 32);
+            }
+            s += 2;
+        } else if (!strncmp(s, "${tag}", 6) || !strncmp(s, "__TAG__", 7)) {
+            PUT(tag, strlen(tag));
+            s += s[0] == '$' ? 6 : 7;
+        } else if (!strncmp(s, "${hostname}", 11) || !strncmp(s, "__HOSTNAME__", 12)) {
+            PUT(rw->hostname, strlen(rw->hostname));
+            s += s[0] == '$' ? 11 : 12;
+        } else if (!strncmp(s, "${tag_parts[", 12) || !strncmp(s, "__TAG_PARTS[", 12)) {
+            char *e;
+            long k = strtol(s + 12, &e, 10);
+            const char *close = s[0] == '$' ? "]}" : "]__";
+            if (strncmp(e, close, strlen(close)) == 0) {
+                if (k < 0)
+                    k += np;
+                if (k >= 0 && k < np)
+                    PUT(parts[k], plen[k]);
+                s = e + strlen(close);
+            } else {
+                PUT(s, 1);
+                s++;
+            }
+        } else {
+            PUT(s, 1);
+            s++;
+        }
+    }
+#undef PUT
+    out[j] = 0;
+    return j;
+}
+
+typedef struct rw_group {
+    char tag[512];
+    size_t tag_len;
+    wbuf w;
+    uint32_t n;
+} rw_group;
+
+static void route_rewrite(router_ctx *c, const rt_target *t, batch *b, const char *tag, size_t tag_len, int depth)
+{
+    const rewrite *rw = t->rw;
+    router *r = c->r;
+    char base[1024];
+    snprintf(base, sizeof base, "%.*s", (int)tag_len, tag);
+    const char *btag = base;
+    if (rw->remove_tag_prefix) {
+        size_t pl = strlen(rw->remove_tag_prefix);
+        if (!strncmp(btag, rw->remove_tag_prefix, pl)) {
+            btag += pl;
+            if (*btag == '.')
+                btag++;
+        }
+    }
+    char stripped[1024];
+    if (rw->remove_tag_regexp &&
+        pcre2_match(rw->remove_tag_regexp, (PCRE2_SPTR)btag, strlen(btag), 0, 0, c->md, NULL) >= 0) {
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
+        snprintf(stripped, sizeof stripped, "%.*s%s", (int)ov[0], btag, btag + ov[1]);
+        btag = stripped;
+    }
+    rw_group *groups = NULL;
+    size_t ng = 0;
+    batch_iter it;
+    entry e;
+    batch_iter_init(&it, b);
+    uint32_t dropped = 0;
+    while (batch_iter_next(&it, &e) == 1) {
+        int hit = -1;
+        int nm = 0;
+        for (size_t k = 0; k < rw->n && hit < 0; k++) {
+            const rw_rule *ru = &rw->rules[k];
+            size_t vlen;
+            const uint8_t *v = rec_lookup(e.record, e.record_len, &ru->key, &vlen);
+            if (!v)
+                continue; /* a missing key never matches, inverted or not */
+            c->text.len = 0;
+            if (rec_value_text(&c->text, v, vlen) || wbuf_addc(&c->text, 0))
+                continue;
+            nm = pcre2_match(ru->re, (PCRE2_SPTR)c->text.data, c->text.len - 1, 0, 0, c->md, NULL);
+            int m = nm >= 0;
+            if (m != ru->invert)
+                hit = (int)k;
+        }
+        if (hit < 0) {
+            dropped++;
+            continue;
+        }
+        char nt[512];
+        size_t ntl = rw_expand(rw, rw->rules[hit].tag, btag, (const char *)c->text.data,
+                               nm > 0 ? pcre2_get_ovector_pointer(c->md) : NULL, nm > 0 ? nm : 0, nt, sizeof nt);
+        rw_group *g = NULL;
+        for (size_t k = 0; k < ng; k++)
+            if (groups[k].tag_len == ntl && !memcmp(groups[k].tag, nt, ntl))
+                g = &groups[k];
+        if (!g) {
+            groups = grow(groups, &ng, sizeof *groups);
+            g = &groups[ng - 1];
+            memset(g, 0, sizeof *g);
+            memcpy(g->tag, nt, ntl + 1);
+            g->tag_len = ntl;
+        }
+        put_entry(&g->w, e.sec, e.nsec, e.meta, e.meta_len, e.record, e.record_len);
+        g->n++;
+    }
+    if (dropped)
+        atomic_fetch_add(&r->filtered_out, dropped);
+    for (size_t k = 0; k < ng; k++) {
+        rw_group *g = &groups[k];
+        atomic_fetch_add(&r->rewritten, g->n);
+        batch *nb = batch_from(&g->w, g->tag, g->tag_len, g->n);
+        if (nb) {
+            route_one(c, t->owner, nb, nb->tag, nb->tag_len, depth + 1);
+            batch_unref(nb);
+        }
+        wbuf_free(&g->w);
+    }
+    free(groups);
+}
+
+static void route_target(router_ctx *c, const rt_target *t, batch *b, const char *tag, size_t tag_len, int depth)
+{
+    switch (t->kind) {
+    case T_OUTPUT:
+        deliver(c, t->out, b);
+        break;
+    case T_COPY:
+        for (size_t i = 0; i < t->nstores; i++)
+            route_target(c, t->stores[i], b, tag, tag_len, depth);
+        break;
+    case T_RELABEL:
+        route_one(c, t->label, b, tag, tag_len, depth + 1);
+        break;
+    case T_REWRITE:
+        route_rewrite(c, t, b, tag, tag_len, depth);
+        break;
+    }
+}
+
+/* Run the plan's filters over every entry of b (one tag). Returns the
+ * resulting batch (a new one, or b itself with a new reference when no
+ * record changed), NULL when nothing is left. Rejected records go to @ERROR. */
+static batch *run_filters(router_ctx *c, const plan *p, batch *b, int depth)
+{
+    router *r = c->r;
+    wbuf out = {0};
+    wbuf errw = {0};
+    uint32_t nout = 0, nerr = 0, ndrop = 0;
+    int changed = 0;
+    batch_iter it;
+    entry e;
+    batch_iter_init(&it, b);
+    const uint8_t *prev = it.p;
+    filter_call call = {.tag = b->tag, .tag_len = b->tag_len, .scratch = &c->scratch};
+    while (batch_iter_next(&it, &e) == 1) {
+        const uint8_t *entry_start = prev, *entry_end = it.p;
+        prev = it.p;
+        const uint8_t *rec = e.record;
+        size_t rec_len = e.record_len;
+        call.sec = e.sec;
+        call.nsec = e.nsec;
+        call.meta = e.meta;
+        call.meta_len = e.meta_len;
+        int modified = 0, fate = FILTER_KEEP;
+        wbuf *bufs[2] = {&c->ping, &c->pong};
+        for (size_t k = 0; k < p->nfilters; k++) {
+            wbuf *o = bufs[k & 1];
+            o->len = 0;
+            call.out = o;
+            call.err[0] = 0;
+            int rc = p->filters[k]->plugin->filter(p->filters[k], &call, rec, rec_len);
+            if (rc == FILTER_MODIFY) {
+                rec = o->data;
+                rec_len = o->len;
+                modified = 1;
+            } else if (rc == FILTER_DROP || rc == FILTER_ERROR) {
+                fate = rc;
+                if (rc == FILTER_ERROR && nerr == 0)
+                    wlog_warn("router", "filter %s rejected a record of tag '%s': %s; sent to @ERROR",
+                              p->filters[k]->id, b->tag, call.err[0] ? call.err : "error");
+                break;
+            }
+        }
+        if (fate == FILTER_DROP) {
+            ndrop++;
+            changed = 1;
+            continue;
+        }
+        if (fate == FILTER_ERROR) {
+            /* the record as the failing filter saw it */
+            put_entry(&errw, call.sec, call.nsec, e.meta, e.meta_len, rec, rec_len);
+            nerr++;
+            changed = 1;
+            continue;
+        }
+        if (!modified && call.sec == e.sec && call.nsec == e.nsec) {
+            wbuf_add(&out, entry_start, (size_t)(entry_end - entry_start));
+        } else {
+            put_entry(&out, call.sec, call.nsec, e.meta, e.meta_len, rec, rec_len);
+            changed = 1;
+        }
+        nout++;
+    }
+    if (ndrop)
+        atomic_fetch_add(&r->filtered_out, ndrop);
+    if (nerr) {
+        batch *eb = batch_from(&errw, b->tag, b->tag_len, nerr);
+        if (eb) {
+            to_error(c, eb, depth);
+            batch_unref(eb);
+        }
+    }
+    wbuf_free(&errw);
+    if (!nout) {
+        wbuf_free(&out);
+        return NULL;
+    }
+    if (!changed) {
+        wbuf_free(&out);
+        batch_ref(b);
+        return b;
+    }
+    return batch_from(&out, b->tag, b->tag_len, nout);
+}
+
+/* Route one single-tag batch into label l. */
+static int route_one(router_ctx *c, const rt_label *l, batch *b, const char *tag, size_t tag_len, int depth)
+{
+    if (depth > 8) {
+        wlog_warn("router", "tag '%.*s' was re-routed more than 8 times (relabel/rewrite_tag_filter loop?); %u "
+                  "records dropped",
+                  (int)tag_len, tag, b->nrecords);
+        atomic_fetch_add(&c->r->unmatched, b->nrecords);
+        return -1;
+    }
+    plan *p = plan_get(c, l, tag, tag_len);
+    if (!p->target) {
+        atomic_fetch_add(&c->r->unmatched, b->nrecords);
+        return 0;
+    }
+    if (!p->nfilters) {
+        route_target(c, p->target, b, tag, tag_len, depth);
+        return 0;
+    }
+    batch *fb = run_filters(c, p, b, depth);
+    if (fb) {
+        route_target(c, p->target, fb, tag, tag_len, depth);
+        batch_unref(fb);
+    }
+    return 0;
+}
+
+int router_route(router_ctx *c, rt_label *l, batch *b)
+{
+    if (b->nsegs == 1)
+        return route_one(c, l, b, b->tag, b->tag_len, 0);
+    /* several tags: route each segment as its own batch */
+    for (uint32_t s = 0; s < b->nsegs; s++) {
+        const batch_seg *sg = &b->segs[s];
+        uint8_t *copy = malloc(sg->len ? sg->len : 1);
+        if (!copy)
+            return -1;
+        memcpy(copy, b->data + sg->off, sg->len);
+        batch *one = batch_new(sg->tag, sg->tag_len, copy, sg->len, sg->nrecords);
+        if (!one) {
+            free(copy);
+            return -1;
+        }
+        route_one(c, l, one, one->tag, one->tag_len, 0);
+        batch_unref(one);
+    }
+    return 0;
+}
+
+/* ---- @ERROR from flush threads -------------------------------------------------------------- */
+
+typedef struct sync_ticket {
+    ticket t;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+} sync_ticket;
+
+static void sync_done(ticket *t)
+{
+    sync_ticket *s = (sync_ticket *)t;
+    pthread_mutex_lock(&s->mu);
+    s->done = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int router_emit_error(router *r, const batch *b, const char *reason)
+{
+    if (!r->error_label)
+        return -1;
+    router_ctx *c = router_ctx_new(r);
+    int rc = 0;
+    for (uint32_t s = 0; s < b->nsegs; s++) {
+        const batch_seg *sg = &b->segs[s];
+        uint8_t *copy = malloc(sg->len ? sg->len : 1);
+        memcpy(copy, b->data + sg->off, sg->len);
+        batch *one = batch_new(sg->tag, sg->tag_len, copy, sg->len, sg->nrecords);
+        route_one(c, r->error_label, one, one->tag, one->tag_len, 1);
+        batch_unref(one);
+    }
+    size_t n;
+    rt_delivery *dl = router_ctx_deliveries(c, &n);
+    if (n) {
+        sync_ticket st = {.done = 0};
+        pthread_mutex_init(&st.mu, NULL);
+        pthread_cond_init(&st.cv, NULL);
+        atomic_init(&st.t.outstanding, (int)n);
+        atomic_init(&st.t.failed, 0);
+        st.t.done = sync_done;
+        for (size_t i = 0; i < n; i++)
+            output_submit(dl[i].out, dl[i].b, &st.t);
+        pthread_mutex_lock(&st.mu);
+        while (!st.done)
+            pthread_cond_wait(&st.cv, &st.mu);
+        pthread_mutex_unlock(&st.mu);
+        rc = atomic_load(&st.t.failed) ? -1 : 0;
+        pthread_mutex_destroy(&st.mu);
+        pthread_cond_destroy(&st.cv);
+        atomic_fetch_add(&r->to_error, b->nrecords);
+        if (rc == 0)
+            wlog_warn("router", "%u records sent to @ERROR: %s", b->nrecords, reason);
+    }
+    router_ctx_free(c);
+    return rc;
 }

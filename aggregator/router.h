@@ -1,31 +1,89 @@
 /*
- * aggregator/router.h: Fluentd tag patterns and the route table.
+ * aggregator/router.h: Fluentd's event routing.
+ *
+ * A configuration becomes labels: the root label (top-level <filter> and
+ * <match>) and one per <label @NAME>. A label is its <filter>/<match>
+ * directives in configuration order. For a tag, the *plan* is Fluentd's
+ * pipeline: every <filter> whose pattern matches, in order, up to the first
+ * <match> whose pattern matches; that match's target receives the records.
+ * Filters after that match never apply (Fluentd's rule).
+ *
+ * Targets: an output; `copy` (every <store>); `relabel` (the records enter
+ * another label); `rewrite_tag_filter` (each record gets a new tag from its
+ * first matching <rule> and re-enters the same label; no rule: dropped).
+ * Records a filter rejects (FILTER_ERROR) and records an output reports as
+ * failed go to the @ERROR label when there is one.
  *
  * Patterns: `*` one tag part, `**` zero or more parts (`a.**` matches `a`),
  * `{a,b}` alternatives, several space-separated patterns per directive.
- * This stage routes each batch to the first <match> whose pattern matches
- * (Fluentd's rule); filters, labels and copy come with the routing issue.
- * The table is immutable once built and read by every worker thread.
+ *
+ * Threads: the router is immutable once built and shared by every worker.
+ * Each worker owns a router_ctx (plan cache, scratch buffers); plans are
+ * computed once per (label, tag) and cached there, so routing a batch of a
+ * known tag costs one hash lookup. A batch whose plan has no filter and a
+ * plain output target is submitted as it is: no record is decoded.
  */
 #ifndef WEIR_ROUTER_H
 #define WEIR_ROUTER_H
 
+#include "aggregator/batch.h"
+#include "aggregator/filter.h"
 #include "aggregator/output.h"
+#include "config/conf.h"
 
 int route_pattern_match(const char *pattern, const char *tag); /* one pattern */
 int route_patterns_match(const char *patterns, const char *tag); /* space separated list */
 
-typedef struct route {
-    char *patterns;
+typedef struct rt_label rt_label;
+typedef struct rt_target rt_target;
+typedef struct router router;
+
+/* Build from a parsed configuration (top-level filter/match/label).
+ * Outputs it creates are appended to *outs (the caller starts/stops them).
+ * NULL on error (errors added). */
+router *router_build(conf_node *root, output ***outs, size_t *nouts, conf_errors *errs);
+void router_free(router *r);
+
+/* The label a source's `@label` names, or the root label for NULL. NULL if
+ * no such label (an error was added). */
+rt_label *router_label(router *r, const char *name, const char *file, int line, conf_errors *errs);
+rt_label *router_root(router *r);
+const char *rt_label_name(const rt_label *l);
+
+/* One batch handed to one output as the result of routing. */
+typedef struct rt_delivery {
     output *out;
-} route;
+    batch *b; /* one reference owned by the delivery */
+} rt_delivery;
 
-typedef struct router {
-    route *routes;
-    size_t n;
-} router;
+typedef struct router_ctx router_ctx;
+router_ctx *router_ctx_new(router *r);
+void router_ctx_free(router_ctx *c);
 
-output *router_match(const router *r, const char *tag);
+/*
+ * Route `b` (any number of segments) entering label `l`. Appends deliveries
+ * to the context's list (router_ctx_deliveries); the caller submits them and
+ * then calls router_ctx_reset. Records dropped by filters or matching
+ * nothing are counted; records sent to @ERROR become deliveries too.
+ */
+int router_route(router_ctx *c, rt_label *l, batch *b);
+rt_delivery *router_ctx_deliveries(router_ctx *c, size_t *n);
+void router_ctx_reset(router_ctx *c);
+
+/*
+ * Hand records an output rejected to @ERROR (from a buffer flush thread).
+ * Waits until the @ERROR outputs have accepted them. Returns 0 when they
+ * were accepted, -1 when there is no @ERROR label or it refused them (the
+ * caller then writes a dead letter).
+ */
+int router_emit_error(router *r, const batch *b, const char *reason);
+
 int router_congested(const router *r);
+
+/* counters */
+typedef struct router_stats {
+    uint64_t filtered_out, unmatched, to_error, rewritten;
+} router_stats;
+void router_stats_get(const router *r, router_stats *s);
 
 #endif

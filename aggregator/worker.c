@@ -52,7 +52,7 @@ static void kick(worker *w)
     (void)r; /* EAGAIN means the counter is already non-zero: the worker will wake */
 }
 
-int worker_init(worker *w, int id, const struct router *rt)
+int worker_init(worker *w, int id, struct router *rt)
 {
     w->id = id;
     w->rt = rt;

@@ -50,12 +50,12 @@ struct worker {
     wk_task *tasks, *tasks_tail;    /* under mu */
     _Atomic(wk_done *) done;        /* lock-free stack */
     int stopping;                   /* worker thread only */
-    const struct router *rt;
+    struct router *rt;
     void *proto;                    /* per-worker state of the forward protocol (fwd_worker) */
     worker_stats stats;
 };
 
-int worker_init(worker *w, int id, const struct router *rt);
+int worker_init(worker *w, int id, struct router *rt);
 int worker_start(worker *w);
 void worker_post(worker *w, void (*fn)(worker *, void *), void *arg); /* any thread */
 void worker_done(worker *w, wk_done *d);                             /* any thread */

@@ -437,7 +437,7 @@ static int reserve(buffer *b, uint64_t need)
     }
     while (b->total_bytes + need > b->c.total_limit_size) {
         if (b->c.overflow_action == OVERFLOW_BLOCK) {
-            if (b->stopping)
+            if (b->abort_waits)
                 return -1;
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -502,7 +502,7 @@ static chunk *staged_for(buffer *b, const char *tag, size_t tag_len, int64_t tim
 
 /* Store one run of entries (one tag, one time slice). 0 or -1. */
 static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timekey, const uint8_t *data, size_t len,
-                      uint32_t records, chunk **touched, int *ntouched)
+                      uint32_t records)
 {
     uint64_t need = BLK_HDR + tag_len + len;
     pthread_mutex_lock(&b->mu);
@@ -514,7 +514,7 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
         chunk *ch = staged_for(b, tag, tag_len, timekey, need, records);
         if (!ch) {
             int e = errno;
-            if (is_disk_full(e) && b->c.overflow_action != OVERFLOW_THROW && !b->stopping) {
+            if (is_disk_full(e) && !b->abort_waits) {
                 struct timespec ts;
                 clock_gettime(CLOCK_MONOTONIC, &ts);
                 ts.tv_sec += 1;
@@ -528,6 +528,15 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
         ch->appending = 1;
         pthread_mutex_unlock(&b->mu);
         int rc = chunk_write_block(b, ch, tag, tag_len, data, len, records);
+        /* fsync while the chunk is still pinned (appending): once released,
+         * a flush thread may enqueue it and close its descriptor */
+        if (rc == 0 && b->c.fsync && ch->fd >= 0 && fdatasync(ch->fd) != 0) {
+            rc = -errno;
+            if (ftruncate(ch->fd, (off_t)ch->file_size - (off_t)(BLK_HDR + tag_len + len)) == 0) {
+                ch->file_size -= BLK_HDR + tag_len + len;
+                lseek(ch->fd, (off_t)ch->file_size, SEEK_SET);
+            }
+        }
         pthread_mutex_lock(&b->mu);
         ch->appending = 0;
         if (rc == 0) {
@@ -536,19 +545,9 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
             ch->bytes += need;
             int limit = ch->bytes >= b->c.chunk_limit_size ||
                         (b->c.chunk_limit_records > 0 && ch->records >= (uint64_t)b->c.chunk_limit_records);
-            if (b->c.fsync && ch->fd >= 0) {
-                int seen = 0;
-                for (int i = 0; i < *ntouched; i++)
-                    seen |= touched[i] == ch;
-                if (!seen && *ntouched < 16)
-                    touched[(*ntouched)++] = ch;
-            }
             if (limit || ch->enqueue_after || b->c.flush_mode == FLUSH_IMMEDIATE) {
                 ch->enqueue_after = 0;
-                if (!b->c.fsync)
-                    enqueue(b, ch);
-                else
-                    ch->enqueue_after = 1; /* after the fdatasync below */
+                enqueue(b, ch);
             }
             pthread_mutex_unlock(&b->mu);
             atomic_fetch_add(&b->appended_records, records);
@@ -558,7 +557,7 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
             ch->enqueue_after = 0;
             enqueue(b, ch);
         }
-        if (is_disk_full(-rc) && b->c.overflow_action != OVERFLOW_THROW && !b->stopping) {
+        if (is_disk_full(-rc) && !b->abort_waits) {
             /* full disk: back-pressure, retry every second */
             static __thread double last_log;
             double now = buf_now();
@@ -598,13 +597,12 @@ static int64_t slice_of(buffer *b, uint32_t sec)
 
 int buffer_append(buffer *b, const batch *bt)
 {
-    chunk *touched[16];
-    int ntouched = 0, rc = 0;
+    int rc = 0;
     for (uint32_t s = 0; s < bt->nsegs && rc == 0; s++) {
         const batch_seg *sg = &bt->segs[s];
         const uint8_t *data = bt->data + sg->off;
         if (!b->key_time) {
-            rc = append_run(b, sg->tag, sg->tag_len, -1, data, sg->len, sg->nrecords, touched, &ntouched);
+            rc = append_run(b, sg->tag, sg->tag_len, -1, data, sg->len, sg->nrecords);
             continue;
         }
         /* split the segment into runs of one time slice */
@@ -618,7 +616,7 @@ int buffer_append(buffer *b, const batch *bt)
                 break;
             int64_t sl = slice_of(b, e.sec);
             if (sl != cur && n) {
-                rc = append_run(b, sg->tag, sg->tag_len, cur, run, (size_t)(at - run), n, touched, &ntouched);
+                rc = append_run(b, sg->tag, sg->tag_len, cur, run, (size_t)(at - run), n);
                 run = at;
                 n = 0;
             }
@@ -626,19 +624,7 @@ int buffer_append(buffer *b, const batch *bt)
             n++;
         }
         if (rc == 0 && n)
-            rc = append_run(b, sg->tag, sg->tag_len, cur, run, (size_t)(end - run), n, touched, &ntouched);
-    }
-    if (b->c.fsync && ntouched) {
-        for (int i = 0; i < ntouched; i++)
-            if (fdatasync(touched[i]->fd) != 0)
-                rc = -1;
-        pthread_mutex_lock(&b->mu);
-        for (int i = 0; i < ntouched; i++)
-            if (touched[i]->enqueue_after && touched[i]->state == C_STAGED) {
-                touched[i]->enqueue_after = 0;
-                enqueue(b, touched[i]);
-            }
-        pthread_mutex_unlock(&b->mu);
+            rc = append_run(b, sg->tag, sg->tag_len, cur, run, (size_t)(end - run), n);
     }
     return rc;
 }
@@ -903,86 +889,110 @@ static int retries_exhausted(buffer *b, double now)
     return now - b->retry_start >= b->c.retry_timeout;
 }
 
+/* The records of bt whose status is `want`, as a new batch (segments kept
+ * per tag run). NULL when there are none. */
+static batch *select_records(const batch *bt, const out_result *res, int want)
+{
+    wbuf data = {0};
+    batch_seg *segs = NULL;
+    uint32_t nsegs = 0, i = 0;
+    for (uint32_t s = 0; s < bt->nsegs; s++) {
+        const batch_seg *sg = &bt->segs[s];
+        const uint8_t *p = bt->data + sg->off, *end = p + sg->len;
+        entry e;
+        int open = 0;
+        for (;;) {
+            const uint8_t *start = p;
+            if (batch_next(&p, end, &e) != 1)
+                break;
+            if (res->status[i++] != want) {
+                open = 0;
+                continue;
+            }
+            if (!open) {
+                segs = realloc(segs, (nsegs + 1) * sizeof *segs);
+                segs[nsegs++] = (batch_seg){.tag = sg->tag, .tag_len = sg->tag_len, .off = data.len};
+                open = 1;
+            }
+            wbuf_add(&data, start, (size_t)(p - start));
+            segs[nsegs - 1].len += (size_t)(p - start);
+            segs[nsegs - 1].nrecords++;
+        }
+    }
+    batch *out = NULL;
+    if (nsegs) {
+        size_t len;
+        uint8_t *d = wbuf_steal(&data, &len);
+        out = batch_new_segs(d, len, segs, nsegs);
+        if (!out)
+            free(d);
+    }
+    wbuf_free(&data);
+    free(segs);
+    return out;
+}
+
 /* Re-buffer the records a plugin marked RETRY as a new chunk at the queue
- * head (so they go first), then the original chunk can be deleted. */
+ * head (so they go first); then the original chunk can be deleted. */
 static int requeue_retry(buffer *b, const batch *bt, const out_result *res)
 {
-    /* gather RETRY records per tag run */
-    wbuf data = {0};
-    batch_iter it;
-    entry e;
-    uint32_t i = 0, n = 0;
-    const char *curtag = NULL;
-    typedef struct run {
-        const char *tag;
-        uint32_t tag_len, records;
-        size_t off, len;
-    } run;
-    run *runs = NULL;
-    size_t nruns = 0;
-    batch_iter_init(&it, bt);
-    const uint8_t *prev = it.p;
-    for (; batch_iter_next(&it, &e) == 1; i++) {
-        const uint8_t *start = prev;
-        prev = it.p;
-        if (res->status[i] != OUT_RETRY)
-            continue;
-        /* entry bytes: from its start to the iterator's position */
-        if (start < bt->data || start > it.p)
-            start = it.p - (e.record + e.record_len - e.record) - 32; /* not reached: segments advance prev */
-        if (!curtag || curtag != e.tag) {
-            runs = realloc(runs, (nruns + 1) * sizeof *runs);
-            runs[nruns++] = (run){e.tag, e.tag_len, 0, data.len, 0};
-            curtag = e.tag;
-        }
-        size_t elen = (size_t)(it.p - start);
-        wbuf_add(&data, start, elen);
-        runs[nruns - 1].len += elen;
-        runs[nruns - 1].records++;
-        n++;
-    }
+    batch *sel = select_records(bt, res, OUT_RETRY);
+    if (!sel)
+        return 0;
     int rc = 0;
-    if (n) {
-        pthread_mutex_lock(&b->mu);
-        chunk *ch = chunk_new(b, NULL, 0, -1);
-        if (!ch) {
-            rc = -1;
-        } else {
-            ch->appending = 1;
-            pthread_mutex_unlock(&b->mu);
-            for (size_t r = 0; r < nruns && rc == 0; r++)
-                if (chunk_write_block(b, ch, runs[r].tag, runs[r].tag_len, data.data + runs[r].off, runs[r].len,
-                                      runs[r].records) != 0)
-                    rc = -1;
-            pthread_mutex_lock(&b->mu);
-            if (rc == 0) {
-                for (size_t r = 0; r < nruns; r++) {
-                    ch->bytes += BLK_HDR + runs[r].tag_len + runs[r].len;
-                    ch->blocks++;
-                }
-                ch->records = n;
-                b->total_bytes += ch->bytes;
-                if (ch->fd >= 0) {
-                    close(ch->fd);
-                    ch->fd = -1;
-                }
-                ch->state = C_QUEUED;
-                ch->next = b->qhead;
-                b->qhead = ch;
-                if (!b->qtail)
-                    b->qtail = ch;
-                b->nqueued++;
-            } else {
-                if (ch->path)
-                    unlink(ch->path);
-                chunk_free(ch);
-            }
-        }
-        pthread_mutex_unlock(&b->mu);
+    pthread_mutex_lock(&b->mu);
+    chunk *ch = chunk_new(b, NULL, 0, -1);
+    pthread_mutex_unlock(&b->mu);
+    if (!ch) {
+        batch_unref(sel);
+        return -1;
     }
-    free(runs);
-    wbuf_free(&data);
+    for (uint32_t s = 0; s < sel->nsegs && rc == 0; s++) {
+        const batch_seg *sg = &sel->segs[s];
+        if (chunk_write_block(b, ch, sg->tag, sg->tag_len, sel->data + sg->off, sg->len, sg->nrecords) != 0)
+            rc = -1;
+        else {
+            ch->bytes += BLK_HDR + sg->tag_len + sg->len;
+            ch->blocks++;
+            ch->records += sg->nrecords;
+        }
+    }
+    batch_unref(sel);
+    pthread_mutex_lock(&b->mu);
+    if (rc == 0) {
+        b->total_bytes += ch->bytes;
+        if (ch->fd >= 0) {
+            close(ch->fd);
+            ch->fd = -1;
+        }
+        ch->state = C_QUEUED;
+        ch->next = b->qhead;
+        b->qhead = ch;
+        if (!b->qtail)
+            b->qtail = ch;
+        b->nqueued++;
+    } else {
+        if (ch->path)
+            unlink(ch->path);
+        chunk_free(ch);
+    }
+    pthread_mutex_unlock(&b->mu);
     return rc;
+}
+
+/* Records an output rejected one by one: @ERROR when the configuration has
+ * it, the dead-letter file otherwise. */
+static int reject_records(buffer *b, const batch *bt, const out_result *res, const char *why)
+{
+    if (b->error_sink) {
+        batch *sel = select_records(bt, res, OUT_ERROR);
+        int rc = sel ? b->error_sink(b->error_sink_arg, sel, why) : 0;
+        if (sel)
+            batch_unref(sel);
+        if (rc == 0)
+            return 0;
+    }
+    return dead_letter(b, bt, res, OUT_ERROR, why) < 0 ? -1 : 0;
 }
 
 /* Flush one chunk (no lock held); returns with the chunk deleted or back in QUEUED. */
@@ -1026,7 +1036,7 @@ static void flush_one(buffer *b, chunk *ch)
             nretry += res.status[i] == OUT_RETRY;
         }
         int ok = 1;
-        if (nerr && dead_letter(b, bt, &res, OUT_ERROR, why) < 0)
+        if (nerr && reject_records(b, bt, &res, why) != 0)
             ok = 0;
         if (ok && nretry && requeue_retry(b, bt, &res) != 0)
             ok = 0;
@@ -1336,6 +1346,14 @@ int buffer_start(buffer *b)
     return 0;
 }
 
+void buffer_abort_waits(buffer *b)
+{
+    pthread_mutex_lock(&b->mu);
+    b->abort_waits = 1;
+    pthread_cond_broadcast(&b->cv_space);
+    pthread_mutex_unlock(&b->mu);
+}
+
 void buffer_destroy(buffer *b, double deadline)
 {
     if (!b)
@@ -1343,6 +1361,7 @@ void buffer_destroy(buffer *b, double deadline)
     if (b->flushers) {
         pthread_mutex_lock(&b->mu);
         b->stopping = 1;
+        b->abort_waits = 1;
         b->drain = b->flush_at_shutdown;
         pthread_cond_broadcast(&b->cv_flush);
         pthread_cond_broadcast(&b->cv_space);

@@ -76,6 +76,7 @@ typedef struct buffer {
     uint64_t total_bytes;
     uint32_t nstaged, nqueued, nflushing;
     int stopping, drain;
+    int abort_waits; /* shutdown: appends waiting for space (block, full disk) give up */
     pthread_t *flushers;
     int nflushers;
     uint64_t next_id;
@@ -86,6 +87,11 @@ typedef struct buffer {
     int retries;
 
     pthread_mutex_t dlq_mu; /* dead-letter file and secondary writes */
+
+    /* where records an output rejected one by one go (the @ERROR label),
+     * set by the pipeline; NULL: the dead-letter file */
+    int (*error_sink)(void *arg, const batch *b, const char *reason);
+    void *error_sink_arg;
 
     /* counters (metrics) */
     atomic_uint_fast64_t appended_records, flushed_records, retried_flushes, failed_flushes;
@@ -100,6 +106,9 @@ int buffer_start(buffer *b);
 /* Append a batch (ingest thread). 0: stored (durable per the buffer type);
  * -1: refused (overflow throw_exception, I/O error): no ack must be sent. */
 int buffer_append(buffer *b, const batch *bt);
+/* Shutdown: appends that wait for space (overflow block, full disk) fail
+ * instead (no ack: the sender keeps the records). Any thread. */
+void buffer_abort_waits(buffer *b);
 /* Stop: flush what flush_at_shutdown asks for until `deadline` (monotonic s), join, free. */
 void buffer_destroy(buffer *b, double deadline);
 

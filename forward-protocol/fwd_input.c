@@ -107,6 +107,7 @@ typedef struct fwd_worker {
     fwd_scratch scratch;
     struct evdns_base *dns;
     fwd_acc acc;
+    router_ctx *route;
     uint64_t pending; /* groups handed to outputs and not yet completed, all conns */
 } fwd_worker;
 
@@ -343,22 +344,22 @@ static void acc_flush(fwd_conn *c)
     worker *w = c->w;
     fwd_worker *fw = w->proto;
     fwd_acc *a = &fw->acc;
-    output *o = a->records ? router_match(w->rt, a->tag) : NULL;
-    if (!a->records) {
-        a->data.len = 0;
-    } else if (!o) {
-        wlog_warn("in_forward", "no <match> for tag '%s': %u records from %s discarded", a->tag, a->records,
-                  c->peer);
-        complete_reqs(a->first, a->nreqs, 0);
-        a->data.len = 0;
-    } else {
+    if (a->records) {
         atomic_fetch_add_explicit(&w->stats.records, a->records, memory_order_relaxed);
         size_t len;
         uint8_t *data = wbuf_steal(&a->data, &len);
         batch *b = batch_new(a->tag, a->tag_len, data, len, a->records);
+        size_t n = 0;
+        rt_delivery *dl = NULL;
+        if (b) {
+            router_route(fw->route, c->src->label, b);
+            dl = router_ctx_deliveries(fw->route, &n);
+        } else {
+            free(data);
+        }
         fwd_group *g = NULL;
-        if (b && a->nreqs && (g = calloc(1, sizeof *g)) != NULL) {
-            atomic_init(&g->t.outstanding, 1);
+        if (b && a->nreqs && n && (g = calloc(1, sizeof *g)) != NULL) {
+            atomic_init(&g->t.outstanding, (int)n);
             atomic_init(&g->t.failed, 0);
             g->t.done = group_ticket_done;
             g->d.cb = group_done_cb;
@@ -368,17 +369,20 @@ static void acc_flush(fwd_conn *c)
             g->nreqs = a->nreqs;
             fw->pending++;
         }
-        if (!b || (a->nreqs && !g)) {
+        if (!b || (a->nreqs && n && !g)) {
             wlog_error("in_forward", "out of memory: %u records from %s not accepted", a->records, c->peer);
             complete_reqs(a->first, a->nreqs, 1);
-            if (!b)
-                free(data);
         } else {
-            output_submit(o, b, g ? &g->t : NULL);
+            if (!n) /* filtered out or matched nothing: nothing to wait for */
+                complete_reqs(a->first, a->nreqs, 0);
+            for (size_t i = 0; i < n; i++)
+                output_submit(dl[i].out, dl[i].b, g ? &g->t : NULL);
         }
+        router_ctx_reset(fw->route);
         if (b)
             batch_unref(b);
     }
+    a->data.len = 0;
     a->records = 0;
     a->tag_len = 0;
     a->first = NULL;
@@ -875,6 +879,7 @@ int fwd_worker_init(worker *w)
     if (!fw)
         return -1;
     fw->pressure_ev = evtimer_new(w->base, pressure_cb, w);
+    fw->route = router_ctx_new(w->rt);
     w->proto = fw;
     return 0;
 }
@@ -892,6 +897,7 @@ void fwd_worker_free(worker *w)
         event_free(fw->pressure_ev);
     fwd_scratch_free(&fw->scratch);
     wbuf_free(&fw->acc.data);
+    router_ctx_free(fw->route);
     free(fw);
     w->proto = NULL;
 }

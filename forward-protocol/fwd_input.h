@@ -40,6 +40,7 @@ typedef struct fwd_source {
 
     char *id;
     fwd_decode_opts dopts;
+    struct rt_label *label; /* where its records enter routing (@label, or the root) */
     /* runtime, main thread */
     struct evconnlistener *lev;
     int udp_fd;

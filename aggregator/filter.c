@@ -1,0 +1,119 @@
+/* aggregator/filter.c: the filter plugin registry and instances; see filter.h. */
+#include "filter.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const filter_plugin filter_record_transformer_plugin, filter_grep_plugin, filter_parser_plugin,
+    filter_kubernetes_plugin, filter_trace_plugin, filter_ecs_plugin;
+
+/* The one place filter plugins are registered. */
+static const filter_plugin *const plugins[] = {
+    &filter_record_transformer_plugin, &filter_grep_plugin,  &filter_parser_plugin,
+    &filter_kubernetes_plugin,         &filter_trace_plugin, &filter_ecs_plugin,
+    NULL,
+};
+#define NPLUGINS (sizeof plugins / sizeof plugins[0] - 1)
+static const char *plugin_names[NPLUGINS + 1];
+
+/* Fluentd filters weir knows of but does not implement: a clearer message
+ * than "unknown". */
+static const char *const refused[][2] = {
+    {"stdout", "use <match> @type stdout, or a <filter> you can see in the output"},
+    {"geoip", NULL},
+    {"concat", NULL},
+    {"typecast", NULL},
+    {NULL, NULL},
+};
+
+const filter_plugin *filter_plugin_find(const char *name)
+{
+    for (size_t i = 0; plugins[i]; i++)
+        if (strcmp(plugins[i]->name, name) == 0)
+            return plugins[i];
+    return NULL;
+}
+
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+static void names_init(void)
+{
+    for (size_t i = 0; i < NPLUGINS; i++)
+        plugin_names[i] = plugins[i]->name;
+}
+
+const char *const *filter_plugin_names(void)
+{
+    pthread_once(&names_once, names_init);
+    return plugin_names;
+}
+
+filter *filter_create(conf_node *n, int index, conf_errors *errs)
+{
+    conf_param *type = conf_get(n, "@type");
+    if (!type || !type->value[0]) {
+        conf_errors_add(errs, n->file, n->line, "missing @type in <%s%s%s>", n->name, n->arg ? " " : "",
+                        n->arg ? n->arg : "");
+        return NULL;
+    }
+    const filter_plugin *pl = filter_plugin_find(type->value);
+    if (!pl) {
+        for (size_t i = 0; refused[i][0]; i++) {
+            if (strcmp(refused[i][0], type->value) == 0) {
+                conf_errors_add(errs, type->file, type->line, "filter plugin '%s' is not supported by weir%s%s",
+                                type->value, refused[i][1] ? ": " : "", refused[i][1] ? refused[i][1] : "");
+                return NULL;
+            }
+        }
+        const char *s = conf_suggest(type->value, filter_plugin_names());
+        if (s)
+            conf_errors_add(errs, type->file, type->line, "unknown filter plugin '%s'; did you mean '%s'?",
+                            type->value, s);
+        else
+            conf_errors_add(errs, type->file, type->line, "unknown filter plugin '%s'", type->value);
+        return NULL;
+    }
+    filter *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->plugin = pl;
+    f->ctx = calloc(1, pl->ctx_size ? pl->ctx_size : 1);
+    const char *id = conf_get_value(n, "@id");
+    char idbuf[64];
+    if (!id) {
+        snprintf(idbuf, sizeof idbuf, "%s.%d", pl->name, index);
+        id = idbuf;
+    }
+    f->id = strdup(id);
+    f->pattern = strdup(n->arg && n->arg[0] ? n->arg : "**");
+    if (!f->ctx || !f->id || !f->pattern) {
+        filter_destroy(f);
+        return NULL;
+    }
+    conf_get(n, "@log_level"); /* accepted; per-plugin log levels are not implemented */
+    int bad = pl->spec ? conf_bind(n, pl->spec, f->ctx, errs) : 0;
+    if (bad == 0 && pl->init && pl->init(f, n, errs) != 0)
+        bad = -1;
+    if (bad) {
+        filter_destroy(f);
+        return NULL;
+    }
+    return f;
+}
+
+void filter_destroy(filter *f)
+{
+    if (!f)
+        return;
+    if (f->plugin && f->ctx) {
+        if (f->plugin->exit)
+            f->plugin->exit(f);
+        if (f->plugin->spec)
+            conf_unbind(f->plugin->spec, f->ctx);
+    }
+    free(f->ctx);
+    free(f->id);
+    free(f->pattern);
+    free(f);
+}

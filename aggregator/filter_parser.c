@@ -1,0 +1,299 @@
+/*
+ * aggregator/filter_parser.c: Fluentd's filter_parser.
+ *
+ * Parses the value at key_name (a record accessor) with the <parse> section
+ * and replaces the record with the result, or merges it into the record
+ * (reserve_data, Hash#merge: parsed keys win). The event time becomes the
+ * parsed time (or, with estimate_current_event, the current time when the
+ * text has none) unless reserve_time.
+ *
+ * Invalid records (key missing or nil, text not matching, a parser error
+ * such as a bad time) go to @ERROR (FILTER_ERROR) with Fluentd's reason when
+ * emit_invalid_record_to_error is true (the default). NOTE: Fluentd with
+ * reserve_data true ALSO keeps the original record in the stream when the
+ * key is missing or the pattern does not match; weir's filter interface has
+ * one outcome per record, so the record only goes to @ERROR. With
+ * emit_invalid_record_to_error false the record is kept (reserve_data, plus
+ * an empty hash_value_field map if configured) or dropped.
+ *
+ * Regexp parsing of text with invalid UTF-8 fails like Ruby ("invalid byte
+ * sequence in UTF-8", always to @ERROR) unless replace_invalid_sequence
+ * true, which replaces each invalid sequence with '?' and parses again.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aggregator/filter.h"
+#include "aggregator/parse.h"
+#include "aggregator/record.h"
+
+typedef struct fp_ctx {
+    char *key_name;
+    int reserve_data, reserve_time, remove_key_name_field, replace_invalid_sequence, emit_invalid;
+    char *inject_key_prefix;
+    char *hash_value_field;
+    /* compiled */
+    rec_path key;
+    parser parser;
+    size_t prefix_len, hvf_len;
+} fp_ctx;
+
+static const conf_spec fp_spec[] = {
+    {"key_name", CONF_STR, NULL, 1, offsetof(fp_ctx, key_name), NULL},
+    {"reserve_data", CONF_BOOL, "false", 0, offsetof(fp_ctx, reserve_data), NULL},
+    {"reserve_time", CONF_BOOL, "false", 0, offsetof(fp_ctx, reserve_time), NULL},
+    {"remove_key_name_field", CONF_BOOL, "false", 0, offsetof(fp_ctx, remove_key_name_field), NULL},
+    {"inject_key_prefix", CONF_STR, NULL, 0, offsetof(fp_ctx, inject_key_prefix), NULL},
+    {"replace_invalid_sequence", CONF_BOOL, "false", 0, offsetof(fp_ctx, replace_invalid_sequence), NULL},
+    {"hash_value_field", CONF_STR, NULL, 0, offsetof(fp_ctx, hash_value_field), NULL},
+    {"emit_invalid_record_to_error", CONF_BOOL, "true", 0, offsetof(fp_ctx, emit_invalid), NULL},
+    {"parse", CONF_SECTION, NULL, 1, 0, NULL},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
+static int fp_init(filter *f, conf_node *n, conf_errors *errs)
+{
+    fp_ctx *c = f->ctx;
+    char err[256];
+    int bad = 0;
+    if (rec_path_compile(&c->key, c->key_name, err, sizeof err) != 0) {
+        const conf_param *p = conf_get(n, "key_name");
+        conf_errors_add(errs, p->file, p->line, "invalid key_name '%s': %s", c->key_name, err);
+        bad = -1;
+    }
+    conf_node *ps = NULL;
+    for (size_t i = 0; i < n->nchildren; i++) {
+        if (strcmp(n->children[i]->name, "parse"))
+            continue;
+        if (ps) {
+            conf_errors_add(errs, n->children[i]->file, n->children[i]->line, "more than one <parse> in <%s%s%s>",
+                            n->name, n->arg ? " " : "", n->arg ? n->arg : "");
+            bad = -1;
+            continue;
+        }
+        ps = n->children[i];
+    }
+    if (ps && parse_configure(&c->parser, ps, errs) != 0)
+        bad = -1;
+    c->prefix_len = c->inject_key_prefix ? strlen(c->inject_key_prefix) : 0;
+    c->hvf_len = c->hash_value_field ? strlen(c->hash_value_field) : 0;
+    return bad;
+}
+
+static void fp_exit(filter *f)
+{
+    fp_ctx *c = f->ctx;
+    rec_path_free(&c->key);
+    parse_free(&c->parser);
+}
+
+/* Fluentd's handle_parsed: values (a map at m) with inject_key_prefix and
+ * hash_value_field, merged into the record (rec) when reserve_data. */
+static int compose(const fp_ctx *c, filter_call *call, const uint8_t *rec, size_t len, const uint8_t *m, size_t mlen,
+                   int remove_key)
+{
+    wbuf *sc = call->scratch, *out = call->out;
+    size_t start = out->len;
+    mp_obj mo;
+    const uint8_t *p = m, *end = m + mlen;
+    if (mp_read(&p, end, &mo) != MP_OK || mo.type != MP_MAP)
+        return -1;
+    /* every scratch write below fits: pointers into scratch stay valid (m
+     * itself may be in scratch: re-derive it after growing) */
+    int in_sc = sc->data && m >= sc->data && m < sc->data + sc->len;
+    size_t moff = in_sc ? (size_t)(m - sc->data) : 0;
+    size_t need = mlen + (size_t)mo.len * (c->prefix_len + 8) + c->hvf_len + len + 64;
+    if (wbuf_grow(sc, need))
+        return -1;
+    if (in_sc) {
+        m = sc->data + moff;
+        end = m + mlen;
+        p = m;
+        if (mp_read(&p, end, &mo) != MP_OK)
+            return -1;
+    }
+    const uint8_t *vals = m;
+    size_t vlen = mlen;
+    if (c->prefix_len) {
+        rec_hdr h;
+        size_t off = sc->len;
+        if (rec_hdr_open(sc, &h, 1, mo.len))
+            return -1;
+        for (uint32_t i = 0; i < mo.len; i++) {
+            const uint8_t *k;
+            uint32_t kn;
+            if (rec_read_str(&p, end, &k, &kn) != 1)
+                return -1; /* parsers only write string keys */
+            size_t so;
+            if (rec_str_open(sc, &so) || wbuf_add(sc, c->inject_key_prefix, c->prefix_len) || wbuf_add(sc, k, kn) ||
+                rec_str_close(sc, so))
+                return -1;
+            const uint8_t *v = p;
+            if (rec_skip(&p, end) != 0 || wbuf_add(sc, v, (size_t)(p - v)))
+                return -1;
+        }
+        if (rec_hdr_close(sc, &h, mo.len))
+            return -1;
+        vals = sc->data + off;
+        vlen = sc->len - off;
+    }
+    if (!c->reserve_data) {
+        if (c->hash_value_field)
+            return mpw_map(out, 1) || mpw_str(out, c->hash_value_field, c->hvf_len) || wbuf_add(out, vals, vlen) ? -1
+                                                                                                                    : 0;
+        return wbuf_add(out, vals, vlen);
+    }
+    /* record.merge(r) */
+    rec_kv drop[1];
+    size_t ndrop = 0;
+    const uint8_t *base = rec;
+    size_t blen = len;
+    if (remove_key) {
+        if (c->key.n == 1 && c->key.steps[0].key) {
+            drop[ndrop++] = (rec_kv){c->key.steps[0].key, c->key.steps[0].key_len, NULL, 0};
+        } else {
+            size_t off = sc->len;
+            if (rec_delete(sc, rec, len, &c->key, 1) < 0)
+                return -1;
+            base = sc->data + off;
+            blen = sc->len - off;
+        }
+    }
+    if (c->hash_value_field) {
+        rec_kv kv = {c->hash_value_field, c->hvf_len, vals, vlen};
+        return rec_rewrite_n(out, base, blen, drop, ndrop, &kv, 1);
+    }
+    rec_kv kstack[64], *kv = kstack;
+    p = vals;
+    end = vals + vlen;
+    if (mp_read(&p, end, &mo) != MP_OK)
+        return -1;
+    if (mo.len > 64 && !(kv = malloc(mo.len * sizeof *kv)))
+        return -1;
+    int rc = 0;
+    for (uint32_t i = 0; i < mo.len && rc == 0; i++) {
+        const uint8_t *k;
+        uint32_t kn;
+        if (rec_read_str(&p, end, &k, &kn) != 1) {
+            rc = -1;
+            break;
+        }
+        const uint8_t *v = p;
+        if (rec_skip(&p, end) != 0) {
+            rc = -1;
+            break;
+        }
+        kv[i] = (rec_kv){(const char *)k, kn, v, (size_t)(p - v)};
+    }
+    if (rc == 0)
+        rc = rec_rewrite_n(out, base, blen, drop, ndrop, kv, mo.len);
+    if (kv != kstack)
+        free(kv);
+    if (rc)
+        out->len = start;
+    return rc;
+}
+
+static int invalid(const fp_ctx *c, filter_call *call, const uint8_t *rec, size_t len, const char *why)
+{
+    if (c->emit_invalid) {
+        snprintf(call->err, sizeof call->err, "%s", why);
+        return FILTER_ERROR;
+    }
+    if (!c->reserve_data)
+        return FILTER_DROP;
+    if (!c->hash_value_field)
+        return FILTER_KEEP;
+    static const uint8_t empty_map[] = {0x80};
+    call->scratch->len = 0;
+    return compose(c, call, rec, len, empty_map, 1, 0) ? FILTER_ERROR : FILTER_MODIFY;
+}
+
+static int fp_filter(filter *f, filter_call *call, const uint8_t *rec, size_t len)
+{
+    const fp_ctx *c = f->ctx;
+    wbuf *sc = call->scratch;
+    char why[256];
+    size_t vl;
+    const uint8_t *v = rec_lookup(rec, len, &c->key, &vl);
+    if (!v || *v == 0xc0) {
+        snprintf(why, sizeof why, "%s does not exist", c->key_name);
+        return invalid(c, call, rec, len, why);
+    }
+    const uint8_t *q = v, *s;
+    uint32_t sn;
+    int r = rec_read_str(&q, v + vl, &s, &sn);
+    if (r != 1) {
+        if (c->parser.type == PARSE_NONE) {
+            /* parser none takes any value as it is */
+            sc->len = 0;
+            if (mpw_map(sc, 1) || mpw_str(sc, c->parser.mkey, c->parser.mkey_len) || wbuf_add(sc, v, vl))
+                return FILTER_ERROR;
+            size_t ml = sc->len;
+            if (c->parser.estimate_current_event && !c->reserve_time) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                call->sec = (uint32_t)ts.tv_sec;
+                call->nsec = (uint32_t)ts.tv_nsec;
+            }
+            if (compose(c, call, rec, len, sc->data, ml, c->remove_key_name_field))
+                return FILTER_ERROR;
+            return FILTER_MODIFY;
+        }
+        if (!c->emit_invalid)
+            return FILTER_DROP;
+        snprintf(call->err, sizeof call->err, "parse failed: the value of %s is not a string", c->key_name);
+        return FILTER_ERROR;
+    }
+    sc->len = 0;
+    int has_time = 0;
+    uint32_t ts = 0, tns = 0;
+    int rc = parse_text(&c->parser, (const char *)s, sn, sc, &has_time, &ts, &tns, why, sizeof why);
+    if (rc == PARSE_BADUTF8) {
+        if (!c->replace_invalid_sequence) {
+            snprintf(call->err, sizeof call->err, "invalid byte sequence in UTF-8");
+            return FILTER_ERROR; /* Fluentd re-raises: @ERROR whatever emit_invalid_record_to_error says */
+        }
+        wbuf clean = {0}; /* rare: a copy of the scrubbed text */
+        if (parse_scrub(&clean, s, sn)) {
+            wbuf_free(&clean);
+            return FILTER_ERROR;
+        }
+        sc->len = 0;
+        rc = parse_text(&c->parser, (const char *)clean.data, clean.len, sc, &has_time, &ts, &tns, why, sizeof why);
+        wbuf_free(&clean);
+    }
+    if (rc == PARSE_NOMATCH) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "pattern not matched with data '%.*s'", (int)(sn > 180 ? 180 : sn), (const char *)s);
+        return invalid(c, call, rec, len, msg);
+    }
+    if (rc != PARSE_OK) {
+        if (!c->emit_invalid)
+            return FILTER_DROP;
+        snprintf(call->err, sizeof call->err, "%s", why);
+        return FILTER_ERROR;
+    }
+    size_t ml = sc->len;
+    if (compose(c, call, rec, len, sc->data, ml, c->remove_key_name_field)) {
+        snprintf(call->err, sizeof call->err, "parser: out of memory or record too large");
+        return FILTER_ERROR;
+    }
+    if (!c->reserve_time && has_time) {
+        call->sec = ts;
+        call->nsec = tns;
+    }
+    return FILTER_MODIFY;
+}
+
+const filter_plugin filter_parser_plugin = {
+    .name = "parser",
+    .spec = fp_spec,
+    .ctx_size = sizeof(fp_ctx),
+    .init = fp_init,
+    .filter = fp_filter,
+    .exit = fp_exit,
+};

@@ -1,0 +1,104 @@
+/*
+ * aggregator/parse.h: Fluentd's <parse> section (parser plugins), producing
+ * msgpack straight from text.
+ *
+ *   @type json     one JSON object -> one map (streaming converter, no
+ *                  intermediate tree, no allocation per field)
+ *   @type regexp   `expression` with named captures (?<name>...); unmatched
+ *                  optional groups are left out (Ruby's MatchData)
+ *   @type cri      "TIME STREAM LOGTAG LOG" (CRI container logs) ->
+ *                  {"stream","logtag",message_key}; TIME is the event time
+ *   @type logfmt   key=value key="quoted \"value\"" flag (Fluent Bit's logfmt)
+ *   @type none     {message_key: text}
+ *
+ * Common parameters (Fluentd's Parser and TimeMixin::Parser): time_key,
+ * time_type, time_format, localtime, utc, timezone, keep_time_key,
+ * estimate_current_event, null_value_pattern, null_empty_string, types,
+ * message_key; regexp: expression, ignorecase, multiline; json: json_parser
+ * (accepted, ignored).
+ *
+ * A configured parser is immutable: parse_text may run on several threads.
+ */
+#ifndef WEIR_PARSE_H
+#define WEIR_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aggregator/rx.h"
+#include "aggregator/timeparse.h"
+#include "aggregator/wbuf.h"
+#include "config/conf.h"
+
+enum { PARSE_JSON, PARSE_REGEXP, PARSE_CRI, PARSE_LOGFMT, PARSE_NONE };
+
+/* parse_text results */
+enum {
+    PARSE_OK = 0,
+    PARSE_NOMATCH = -1, /* Fluentd yields (nil, nil): "pattern not matched" */
+    PARSE_FAIL = -2,    /* Fluentd raises ParserError (e.g. a bad time): err says why */
+    PARSE_BADUTF8 = -3, /* regexp on invalid UTF-8: Ruby's "invalid byte sequence in UTF-8" */
+};
+
+enum { CONV_STRING, CONV_INTEGER, CONV_FLOAT, CONV_BOOL, CONV_TIME, CONV_ARRAY };
+
+typedef struct parse_conv {
+    char *key;
+    size_t key_len;
+    int type;
+    char *delim; /* CONV_ARRAY */
+    tparse tp;   /* CONV_TIME */
+} parse_conv;
+
+typedef struct parser {
+    /* bound from <parse> */
+    char *expression;
+    int ignorecase, multiline;
+    char *time_key;
+    int keep_time_key;
+    char *time_format;
+    char *time_type;
+    int localtime, utc;
+    char *timezone;
+    char *null_value_pattern;
+    int null_empty_string;
+    char *types;
+    char *message_key;
+    int estimate_current_event;
+    char *json_parser;
+    int64_t stream_buffer_size; /* accepted, unused */
+    /* compiled */
+    int type;
+    rx expr;
+    rx_name *names;
+    size_t nnames;
+    int dupnames;
+    const char *tkey; /* time key, or NULL */
+    size_t tkey_len;
+    tparse tp;
+    rx nullrx;
+    int has_nullrx;
+    parse_conv *conv;
+    size_t nconv;
+    const char *mkey;
+    size_t mkey_len;
+    int convert; /* types, null_value_pattern or null_empty_string */
+    int configured;
+} parser;
+
+/* Configure from a <parse> section; errors are "FILE:LINE: ..." in errs.
+ * Returns 0 or -1. parse_free() is safe after a failure. */
+int parse_configure(parser *p, conf_node *parse_section, conf_errors *errs);
+void parse_free(parser *p);
+
+/* Parse s[0..n) into ONE msgpack map appended to out_map. On success
+ * *has_time says whether the text gave a time (or estimate_current_event
+ * supplied the current time) in *sec, *nsec. On failure out_map is left as it
+ * was and err (when not NULL) says why. */
+int parse_text(const parser *p, const char *s, size_t n, wbuf *out_map, int *has_time, uint32_t *sec,
+               uint32_t *nsec, char *err, size_t errlen);
+
+/* Ruby's String#scrub('?'): each invalid UTF-8 sequence becomes '?'. */
+int parse_scrub(wbuf *out, const uint8_t *s, size_t n);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * aggregator/timeparse.h: Fluentd's time parsing for <parse> (TimeParser and
+ * NumericTimeParser), without Ruby:
+ *   time_type string    strptime-like `time_format` (below), "%iso8601", or,
+ *                       without a format, a subset of Ruby's Time.parse:
+ *                       ISO 8601 / RFC 3339 (date, "T" or space, time,
+ *                       fraction, zone), Apache "10/Oct/2000:13:55:36 -0700",
+ *                       RFC 2822 "Tue, 10 Oct 2000 13:55:36 +0000", asctime
+ *                       "Tue Oct 10 13:55:36 2000", syslog "Oct 10 13:55:36".
+ *   time_type unixtime  value.to_i (strings: Ruby's String#to_i)
+ *   time_type float     "sec.frac" of value.to_s (Fluentd's own split)
+ * Directives: %Y %C %y %m %d %e %j %H %k %I %l %M %S %p %P %b %B %h %a %A %z %Z
+ * %s %Q %N %L %3N (any width) %T %D %F %R %r %n %t %%; a blank in the format
+ * matches any run of blanks. Text after the format is ignored.
+ * Zones: a zone in the text wins; else `utc`/`timezone` (UTC or a fixed
+ * offset "+09:00"), else local time (Fluentd's default localtime true).
+ *
+ * Immutable after init; reentrant.
+ */
+#ifndef WEIR_TIMEPARSE_H
+#define WEIR_TIMEPARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { TP_STRING, TP_UNIXTIME, TP_FLOAT };
+enum { TZ_LOCAL, TZ_UTC, TZ_FIXED };
+
+typedef struct tparse {
+    int type;
+    char *format; /* NULL: flexible */
+    int iso8601;  /* format "%iso8601" */
+    int zone;
+    int32_t offset; /* TZ_FIXED: seconds east of UTC */
+} tparse;
+
+/* timezone: NULL, "UTC", "Z", or a fixed offset "+09:00" / "+0900" / "-03".
+ * Returns 0, or -1 with err. */
+int tparse_init(tparse *t, int type, const char *format, int localtime, int utc, const char *timezone, char *err,
+                size_t errlen);
+void tparse_free(tparse *t);
+
+/* Parse the time in a msgpack value. 0, or -1 with err (Fluentd's wording). */
+int tparse_value(const tparse *t, const uint8_t *v, size_t vlen, uint32_t *sec, uint32_t *nsec, char *err,
+                 size_t errlen);
+/* Parse text (time_type string). 0 or -1. */
+int tparse_text(const tparse *t, const char *s, size_t n, uint32_t *sec, uint32_t *nsec);
+
+/* "+09:00", "+0900", "+09", "Z", "UTC", "GMT" -> seconds east. 0 or -1. */
+int tz_offset(const char *s, size_t n, int32_t *off);
+/* Days since 1970-01-01 of a proleptic Gregorian date (month/day may overflow like Ruby's Time.local). */
+int64_t days_from_civil(int64_t y, int m, int d);
+
+/* Ruby's String#to_i / #to_f on text (leading blanks, sign, underscores
+ * between digits; no number -> 0). */
+int64_t ruby_str_to_i(const char *s, size_t n);
+double ruby_str_to_f(const char *s, size_t n);
+
+#endif

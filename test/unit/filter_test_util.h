@@ -1,0 +1,84 @@
+/*
+ * test/unit/filter_test_util.h: helpers shared by test_record.c,
+ * test_parse.c and test_filters.c (header only: not a test binary itself).
+ * Records are written as JSON (via jansson, which keeps key order) and
+ * converted to msgpack; results are printed back as JSON with
+ * fmt_json_value, so expectations read like the records they describe.
+ */
+#ifndef WEIR_FILTER_TEST_UTIL_H
+#define WEIR_FILTER_TEST_UTIL_H
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/wbuf.h"
+#include "outputs/format.h"
+
+static void j2m_value(wbuf *b, json_t *j)
+{
+    if (json_is_object(j)) {
+        mpw_map(b, (uint32_t)json_object_size(j));
+        const char *k;
+        json_t *v;
+        json_object_foreach(j, k, v)
+        {
+            mpw_str(b, k, strlen(k));
+            j2m_value(b, v);
+        }
+    } else if (json_is_array(j)) {
+        mpw_array(b, (uint32_t)json_array_size(j));
+        for (size_t i = 0; i < json_array_size(j); i++)
+            j2m_value(b, json_array_get(j, i));
+    } else if (json_is_string(j)) {
+        mpw_str(b, json_string_value(j), json_string_length(j));
+    } else if (json_is_integer(j)) {
+        mpw_int(b, json_integer_value(j));
+    } else if (json_is_real(j)) {
+        mpw_double(b, json_real_value(j));
+    } else if (json_is_true(j)) {
+        mpw_bool(b, 1);
+    } else if (json_is_false(j)) {
+        mpw_bool(b, 0);
+    } else {
+        mpw_nil(b);
+    }
+}
+
+/* msgpack of a JSON text (aborts on bad JSON: a bug in the test) */
+static wbuf J(const char *text)
+{
+    json_error_t e;
+    json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    if (!j) {
+        fprintf(stderr, "bad test JSON %s: %s\n", text, e.text);
+        abort();
+    }
+    wbuf b = {0};
+    j2m_value(&b, j);
+    json_decref(j);
+    return b;
+}
+
+/* JSON text of msgpack bytes (malloc'd); "<invalid>" when not exactly one value */
+static char *M2J(const uint8_t *p, size_t n)
+{
+    wbuf out = {0};
+    const uint8_t *q = p;
+    if (fmt_json_value(&out, &q, p + n) != 0 || q != p + n) {
+        wbuf_free(&out);
+        return strdup("<invalid>");
+    }
+    wbuf_addc(&out, 0);
+    return (char *)out.data;
+}
+
+#define ASSERT_MP_JSON(p, n, want)                                                                                   \
+    do {                                                                                                             \
+        char *got_ = M2J((p), (n));                                                                                  \
+        assert_string_equal(got_, (want));                                                                           \
+        free(got_);                                                                                                  \
+    } while (0)
+
+#endif

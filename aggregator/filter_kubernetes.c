@@ -284,7 +284,7 @@ static int k8s_filter(filter *f, filter_call *call, const uint8_t *rec, size_t l
     if (!c->flatten) {
         if (have_map) { /* the map plus the cluster, in place */
             size_t mo = sc->len;
-            if (wbuf_grow(sc, kl + (mo - h.off) + 16))
+            if (rec_reserve(sc, kl + (mo - h.off) + 16))
                 return FILTER_ERROR;
             const uint8_t *pairs = sc->data + h.off;
             const uint8_t *pp = pairs;

@@ -106,7 +106,7 @@ static int compose(const fp_ctx *c, filter_call *call, const uint8_t *rec, size_
     int in_sc = sc->data && m >= sc->data && m < sc->data + sc->len;
     size_t moff = in_sc ? (size_t)(m - sc->data) : 0;
     size_t need = mlen + (size_t)mo.len * (c->prefix_len + 8) + c->hvf_len + len + 64;
-    if (wbuf_grow(sc, need))
+    if (rec_reserve(sc, need))
         return -1;
     if (in_sc) {
         m = sc->data + moff;

@@ -704,7 +704,7 @@ static int rt_filter(filter *f, filter_call *call, const uint8_t *rec, size_t le
         }
         /* everything appended to scratch from here on fits: no realloc
          * moves the expanded values under the pointers below */
-        if (wbuf_grow(sc, 2 * len + 2 * total + 32 * c->nfields + 256))
+        if (rec_reserve(sc, 2 * len + 2 * total + 32 * c->nfields + 256))
             goto done;
         for (size_t i = 0; i < c->nfields; i++) {
             const rt_field *fd = &c->fields[i];
@@ -716,7 +716,7 @@ static int rt_filter(filter *f, filter_call *call, const uint8_t *rec, size_t le
         set = kv;
         nset = c->nfields;
     } else if (c->renew_record || c->nnested) {
-        if (wbuf_grow(sc, 2 * len + 256))
+        if (rec_reserve(sc, 2 * len + 256))
             goto done;
     }
     /* renew_time_key sees the merged record, before remove_keys */

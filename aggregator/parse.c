@@ -567,10 +567,21 @@ static int finish(pctx *c, int *has_time, uint32_t *sec, uint32_t *nsec, char *e
 
 /* ---- JSON -> msgpack ----------------------------------------------------------------------- */
 
+/*
+ * One pass, straight into the output buffer. The output of r bytes of JSON
+ * is at most 3r + 16 bytes of msgpack (the worst case is a 3-character
+ * float such as 1.5 becoming 9 bytes), so the buffer is grown once for the
+ * whole text and the writers below need no capacity checks. Only the
+ * top-level conversions (types, null patterns) go through the checked wbuf
+ * API; the reservation is renewed after them.
+ */
+
 typedef struct jp {
     const uint8_t *p, *e;
     wbuf *o;
 } jp;
+
+#define JRESERVE(j) rec_reserve((j)->o, 3 * (size_t)((j)->e - (j)->p) + 16)
 
 static inline void ws(jp *j)
 {
@@ -590,6 +601,50 @@ static inline void str_hdr_put(uint8_t *d, size_t n, size_t hs)
         d[0] = 0xda, d[1] = (uint8_t)(n >> 8), d[2] = (uint8_t)n;
     else
         d[0] = 0xdb, d[1] = (uint8_t)(n >> 24), d[2] = (uint8_t)(n >> 16), d[3] = (uint8_t)(n >> 8), d[4] = (uint8_t)n;
+}
+
+static inline void put_be(wbuf *o, uint8_t tag, uint64_t v, int bytes)
+{
+    uint8_t *d = o->data + o->len;
+    d[0] = tag;
+    for (int i = 0; i < bytes; i++)
+        d[1 + i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+    o->len += (size_t)bytes + 1;
+}
+
+static inline void put_uint(wbuf *o, uint64_t v)
+{
+    if (v < 128)
+        o->data[o->len++] = (uint8_t)v;
+    else if (v < 256)
+        put_be(o, 0xcc, v, 1);
+    else if (v < 65536)
+        put_be(o, 0xcd, v, 2);
+    else if (v <= 0xffffffffu)
+        put_be(o, 0xce, v, 4);
+    else
+        put_be(o, 0xcf, v, 8);
+}
+
+static inline void put_neg(wbuf *o, int64_t v) /* v < 0 */
+{
+    if (v >= -32)
+        o->data[o->len++] = (uint8_t)(int8_t)v;
+    else if (v >= -128)
+        put_be(o, 0xd0, (uint8_t)(int8_t)v, 1);
+    else if (v >= -32768)
+        put_be(o, 0xd1, (uint16_t)(int16_t)v, 2);
+    else if (v >= INT32_MIN)
+        put_be(o, 0xd2, (uint32_t)(int32_t)v, 4);
+    else
+        put_be(o, 0xd3, (uint64_t)v, 8);
+}
+
+static inline void put_double(wbuf *o, double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    put_be(o, 0xcb, u, 8);
 }
 
 #define ONES 0x0101010101010101ull
@@ -673,10 +728,9 @@ static int j_string(jp *j, size_t *pay, size_t *plen)
     wbuf *o = j->o;
     if (*q == '"') {
         size_t n = (size_t)(q - s), hs = str_hdr_size(n);
-        if (o->cap - o->len < n + hs && wbuf_grow(o, n + hs))
-            return -1;
-        str_hdr_put(o->data + o->len, n, hs);
-        memcpy(o->data + o->len + hs, s, n);
+        uint8_t *d = o->data + o->len;
+        str_hdr_put(d, n, hs);
+        memcpy(d + hs, s, n);
         *pay = o->len + hs;
         *plen = n;
         o->len += hs + n;
@@ -698,8 +752,6 @@ static int j_string(jp *j, size_t *pay, size_t *plen)
             return -1;
     }
     size_t raw = (size_t)(r - s), hs = str_hdr_size(raw);
-    if (o->cap - o->len < raw + hs && wbuf_grow(o, raw + hs))
-        return -1;
     size_t h0 = o->len;
     uint8_t *d = o->data + h0 + hs, *d0 = d;
     const uint8_t *p = s;
@@ -817,10 +869,14 @@ static int j_number(jp *j)
     }
     j->p = p;
     if (!isfloat && !overflow) {
-        if (!neg)
-            return mpw_uint(j->o, mant);
-        if (mant <= (uint64_t)INT64_MAX + 1)
-            return mpw_int(j->o, mant == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mant);
+        if (!neg || mant == 0) {
+            put_uint(j->o, mant);
+            return 0;
+        }
+        if (mant <= (uint64_t)INT64_MAX + 1) {
+            put_neg(j->o, mant == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mant);
+            return 0;
+        }
     }
     double d;
     if (!overflow && mant < (1ull << 53) && exp10 >= -22 && exp10 <= 22) {
@@ -840,25 +896,47 @@ static int j_number(jp *j)
         if (tmp != buf)
             free(tmp);
     }
-    return mpw_double(j->o, d);
+    put_double(j->o, d);
+    return 0;
 }
 
 static int j_value(jp *j, int depth);
+
+/* A container whose count is known at the end: 1 byte reserved (fix*),
+ * the body moved when the count needs 3 or 5. */
+static int j_close(jp *j, size_t hoff, uint32_t n, int is_map)
+{
+    wbuf *o = j->o;
+    if (n < 16) {
+        o->data[hoff] = (uint8_t)((is_map ? 0x80 : 0x90) | n);
+        return 0;
+    }
+    size_t hs = n < 65536 ? 3 : 5, body = o->len - hoff - 1;
+    if (o->cap - o->len < hs - 1 + 3 * (size_t)(j->e - j->p) + 16 && wbuf_grow(o, hs - 1 + 3 * (size_t)(j->e - j->p) + 16))
+        return -1;
+    memmove(o->data + hoff + hs, o->data + hoff + 1, body);
+    uint8_t *d = o->data + hoff;
+    if (hs == 3)
+        d[0] = is_map ? 0xde : 0xdc, d[1] = (uint8_t)(n >> 8), d[2] = (uint8_t)n;
+    else
+        d[0] = is_map ? 0xdf : 0xdd, d[1] = (uint8_t)(n >> 24), d[2] = (uint8_t)(n >> 16), d[3] = (uint8_t)(n >> 8),
+        d[4] = (uint8_t)n;
+    o->len += hs - 1;
+    return 0;
+}
 
 static int j_container(jp *j, int depth, int is_map)
 {
     if (depth > JSON_MAX_DEPTH)
         return -1;
     j->p++; /* '{' or '[' */
-    rec_hdr h;
+    size_t hoff = j->o->len++;
     uint32_t n = 0;
-    if (rec_hdr_open(j->o, &h, is_map, 0))
-        return -1;
     ws(j);
     uint8_t close = is_map ? '}' : ']';
     if (j->p < j->e && *j->p == close) {
         j->p++;
-        return rec_hdr_close(j->o, &h, 0);
+        return j_close(j, hoff, 0, is_map);
     }
     for (;;) {
         if (is_map) {
@@ -884,17 +962,18 @@ static int j_container(jp *j, int depth, int is_map)
         }
         if (*j->p == close) {
             j->p++;
-            return rec_hdr_close(j->o, &h, n);
+            return j_close(j, hoff, n, is_map);
         }
         return -1;
     }
 }
 
-static int j_lit(jp *j, const char *lit, size_t n)
+static int j_lit(jp *j, const char *lit, size_t n, uint8_t code)
 {
     if ((size_t)(j->e - j->p) < n || memcmp(j->p, lit, n))
         return -1;
     j->p += n;
+    j->o->data[j->o->len++] = code;
     return 0;
 }
 
@@ -907,9 +986,9 @@ static int j_value(jp *j, int depth)
     case '"': return j_string(j, &pay, &plen);
     case '{': return j_container(j, depth, 1);
     case '[': return j_container(j, depth, 0);
-    case 't': return j_lit(j, "true", 4) || mpw_bool(j->o, 1);
-    case 'f': return j_lit(j, "false", 5) || mpw_bool(j->o, 0);
-    case 'n': return j_lit(j, "null", 4) || mpw_nil(j->o);
+    case 't': return j_lit(j, "true", 4, 0xc3);
+    case 'f': return j_lit(j, "false", 5, 0xc2);
+    case 'n': return j_lit(j, "null", 4, 0xc0);
     default: return j_number(j);
     }
 }
@@ -917,13 +996,14 @@ static int j_value(jp *j, int depth)
 /* The top-level object: like j_container, plus time key and conversions. */
 static int j_top(jp *j, pctx *c)
 {
+    if (JRESERVE(j))
+        return -1;
     ws(j);
     if (j->p >= j->e || *j->p != '{')
         return -1;
     j->p++;
-    rec_hdr h;
-    if (rec_hdr_open(j->o, &h, 1, 0))
-        return -1;
+    size_t hoff = j->o->len++;
+    const parser *p = c->p;
     ws(j);
     if (j->p < j->e && *j->p == '}') {
         j->p++;
@@ -940,10 +1020,12 @@ static int j_top(jp *j, pctx *c)
             size_t voff = j->o->len;
             if (j_value(j, 1))
                 return -1;
-            if (!c->p->convert && (!c->p->tkey || klen != c->p->tkey_len))
+            if (!p->convert && (!p->tkey || klen != p->tkey_len)) {
                 c->count++; /* the common case: nothing to look at */
-            else if (pair_done(c, pair_off, kpay, klen, voff))
-                return -1;
+            } else {
+                if (pair_done(c, pair_off, kpay, klen, voff) || JRESERVE(j))
+                    return -1;
+            }
             ws(j);
             if (j->p >= j->e)
                 return -1;
@@ -962,7 +1044,7 @@ static int j_top(jp *j, pctx *c)
     ws(j);
     if (j->p != j->e)
         return -1; /* trailing garbage */
-    return rec_hdr_close(j->o, &h, c->count);
+    return j_close(j, hoff, c->count, 1);
 }
 
 /* ---- the other formats ------------------------------------------------------------------------ */
@@ -1061,7 +1143,7 @@ static int logfmt_unescape(wbuf *o, const uint8_t *v, size_t vl)
 {
     /* decoded length <= raw length */
     size_t hs = str_hdr_size(vl), h0 = o->len;
-    if (wbuf_grow(o, vl + hs))
+    if (rec_reserve(o, vl + hs))
         return -1;
     uint8_t *d = o->data + h0 + hs, *d0 = d;
     const uint8_t *p = v, *e = v + vl;

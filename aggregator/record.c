@@ -55,6 +55,41 @@ int rec_read_str(const uint8_t **p, const uint8_t *end, const uint8_t **s, uint3
     return rd_str(p, end, s, n);
 }
 
+/* Per first byte: the total length of values whose length the byte alone
+ * tells (scalars, fixstr, and the headers of fixmap/fixarray), 0 for the
+ * rest; and the children a fixmap/fixarray adds. */
+static uint8_t skip_len[256], skip_add[256];
+
+__attribute__((constructor)) static void skip_tables(void)
+{
+    for (int c = 0; c < 256; c++) {
+        uint8_t l = 0, a = 0;
+        if (c <= 0x7f || c >= 0xe0)
+            l = 1;
+        else if (c <= 0x8f)
+            l = 1, a = (uint8_t)((c & 0x0f) * 2);
+        else if (c <= 0x9f)
+            l = 1, a = (uint8_t)(c & 0x0f);
+        else if (c <= 0xbf)
+            l = (uint8_t)((c & 0x1f) + 1);
+        else
+            switch (c) {
+            case 0xc0: case 0xc2: case 0xc3: l = 1; break;
+            case 0xcc: case 0xd0: l = 2; break;
+            case 0xcd: case 0xd1: case 0xd4: l = 3; break;
+            case 0xd5: l = 4; break;
+            case 0xca: case 0xce: case 0xd2: l = 5; break;
+            case 0xd6: l = 6; break;
+            case 0xcb: case 0xcf: case 0xd3: l = 9; break;
+            case 0xd7: l = 10; break;
+            case 0xd8: l = 18; break;
+            default: break;
+            }
+        skip_len[c] = l;
+        skip_add[c] = a;
+    }
+}
+
 /* Skip one complete value without recursion: `need` counts the objects
  * still to pass (an array adds n, a map 2n), so nesting costs no stack and
  * hostile counts just run out of bytes. */
@@ -66,48 +101,16 @@ int rec_skip(const uint8_t **pp, const uint8_t *end)
         if (p >= end)
             return -1;
         uint8_t c = *p;
-        size_t avail = (size_t)(end - p), l;
+        size_t avail = (size_t)(end - p), l = skip_len[c];
         need--;
-        if (c <= 0x7f || c >= 0xe0) {
-            p++;
-            continue;
-        }
-        if (c <= 0x8f) {
-            need += (uint64_t)(c & 0x0f) * 2;
-            p++;
-            continue;
-        }
-        if (c <= 0x9f) {
-            need += c & 0x0f;
-            p++;
-            continue;
-        }
-        if (c <= 0xbf) {
-            l = (size_t)(c & 0x1f) + 1;
+        if (l) {
             if (avail < l)
                 return -1;
+            need += skip_add[c];
             p += l;
             continue;
         }
         switch (c) {
-        case 0xc0:
-        case 0xc2:
-        case 0xc3: l = 1; break;
-        case 0xcc:
-        case 0xd0: l = 2; break;
-        case 0xcd:
-        case 0xd1:
-        case 0xd4: l = 3; break;
-        case 0xd5: l = 4; break;
-        case 0xca:
-        case 0xce:
-        case 0xd2: l = 5; break;
-        case 0xd6: l = 6; break;
-        case 0xcb:
-        case 0xcf:
-        case 0xd3: l = 9; break;
-        case 0xd7: l = 10; break;
-        case 0xd8: l = 18; break;
         case 0xc4:
         case 0xd9:
             if (avail < 2)
@@ -270,7 +273,7 @@ int rec_hdr_close(wbuf *out, const rec_hdr *h, uint32_t count)
     size_t body = h->off + h->size;
     size_t blen = out->len - body;
     if (need > h->size) {
-        if (wbuf_grow(out, need - h->size))
+        if (rec_reserve(out, need - h->size))
             return -1;
         memmove(out->data + h->off + need, out->data + body, blen);
     } else if (need < h->size) {
@@ -294,7 +297,7 @@ int rec_str_close(wbuf *out, size_t off)
 {
     size_t n = out->len - off - 2;
     size_t hs = n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
-    if (hs > 2 && wbuf_grow(out, hs - 2))
+    if (hs > 2 && rec_reserve(out, hs - 2))
         return -1;
     if (hs != 2)
         memmove(out->data + off + hs, out->data + off + 2, n);

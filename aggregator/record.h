@@ -85,6 +85,9 @@ size_t rec_double_text(char buf[32], double d);
  * nil is "" (maps/arrays are JSON, not Ruby's inspect). */
 int rec_value_to_s(wbuf *out, const uint8_t *v, size_t vlen);
 
+/* Make room for n more bytes; unlike wbuf_grow, no realloc when there is. */
+static inline int rec_reserve(wbuf *b, size_t n) { return b->cap - b->len >= n ? 0 : wbuf_grow(b, n); }
+
 /* Skip one complete value (any nesting, no recursion). 0, or -1 if malformed. */
 int rec_skip(const uint8_t **p, const uint8_t *end);
 

@@ -54,6 +54,23 @@ int fmt_json_string(wbuf *out, const uint8_t *s, size_t n)
     *o++ = '"';
     size_t i = 0;
     while (i < n) {
+        /* 8 bytes at a time while none needs escaping or validation:
+         * no byte < 0x20, no '"' (0x22), no '\\' (0x5c), no byte >= 0x80 */
+        while (n - i >= 8) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+            uint64_t lt20 = (v - ones * 0x20) & ~v;
+            uint64_t q = v ^ (ones * 0x22), bs = v ^ (ones * 0x5c);
+            uint64_t hit = (lt20 | ((q - ones) & ~q) | ((bs - ones) & ~bs) | v) & high;
+            if (hit)
+                break;
+            memcpy(o, s + i, 8);
+            o += 8;
+            i += 8;
+        }
+        if (i >= n)
+            break;
         uint8_t c = s[i];
         uint8_t cls = esc_class[c];
         if (cls == 0) {

@@ -33,6 +33,7 @@ message       | bench/null.conf  | --mode message    --connections 2 --batch 100
 buffer-null   | bench/buffer-null.conf       | --mode packed --connections 2 --batch 1000 --record-size 450 --ack
 buffer-fsync  | bench/buffer-null-fsync.conf | --mode packed --connections 2 --batch 1000 --record-size 450 --ack
 buffer-file   | bench/buffer-file.conf       | --mode packed --connections 2 --batch 1000 --record-size 450 --ack
+enrich        | bench/enrich.conf            | --mode packed --connections 2 --batch 1000 --record-size 450 --ack
 '
 
 usage() { echo "usage: $0 BUILD_DIR   (env: BENCH_RUNS BENCH_DURATION BENCH_ONLY BENCH_SCENARIOS BENCH_KEEP)" >&2; exit 2; }

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +63,82 @@ static void test_invalid_utf8_bin_ext(void **st)
                            "1700000000.5]");
     free(j);
     wbuf_free(&m);
+}
+
+/* Reference escaper: byte at a time, the rules of format.h. */
+static void ref_escape(wbuf *o, const uint8_t *s, size_t n)
+{
+    wbuf_addc(o, '"');
+    for (size_t i = 0; i < n;) {
+        uint8_t c = s[i];
+        if (c >= 0x80) {
+            size_t k = 0;
+            if (c >= 0xc2 && c <= 0xdf && i + 1 < n && (s[i + 1] & 0xc0) == 0x80)
+                k = 2;
+            else if (c >= 0xe0 && c <= 0xef && i + 2 < n && (s[i + 1] & 0xc0) == 0x80 && (s[i + 2] & 0xc0) == 0x80 &&
+                     !(c == 0xe0 && s[i + 1] < 0xa0) && !(c == 0xed && s[i + 1] > 0x9f))
+                k = 3;
+            else if (c >= 0xf0 && c <= 0xf4 && i + 3 < n && (s[i + 1] & 0xc0) == 0x80 &&
+                     (s[i + 2] & 0xc0) == 0x80 && (s[i + 3] & 0xc0) == 0x80 && !(c == 0xf0 && s[i + 1] < 0x90) &&
+                     !(c == 0xf4 && s[i + 1] > 0x8f))
+                k = 4;
+            if (k) {
+                wbuf_add(o, s + i, k);
+                i += k;
+            } else {
+                wbuf_add(o, "\xef\xbf\xbd", 3);
+                i++;
+            }
+            continue;
+        }
+        char tmp[8];
+        if (c == '"' || c == '\\') {
+            tmp[0] = '\\';
+            tmp[1] = (char)c;
+            wbuf_add(o, tmp, 2);
+        } else if (c == '\n') {
+            wbuf_add(o, "\\n", 2);
+        } else if (c == '\r') {
+            wbuf_add(o, "\\r", 2);
+        } else if (c == '\t') {
+            wbuf_add(o, "\\t", 2);
+        } else if (c == '\b') {
+            wbuf_add(o, "\\b", 2);
+        } else if (c == '\f') {
+            wbuf_add(o, "\\f", 2);
+        } else if (c < 0x20) {
+            snprintf(tmp, sizeof tmp, "\\u%04x", c);
+            wbuf_add(o, tmp, 6);
+        } else {
+            wbuf_addc(o, c);
+        }
+        i++;
+    }
+    wbuf_addc(o, '"');
+}
+
+/* The 8-bytes-at-a-time path must agree with the reference on any input. */
+static void test_string_escape_differential(void **st)
+{
+    static const uint8_t alphabet[] = {'a', 'Z', ' ', '~', 0x7f, '"', '\\', '\n', 0x01, 0x1f, 0x20, 0xc3, 0xa9,
+                                       0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80, 0xff, 0xc0, 0x80, 0xed, 0xa0};
+    uint32_t seed = 12345;
+    uint8_t s[64];
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t n = (size_t)(iter % 64);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            /* mostly plain ASCII so the fast path runs, some specials */
+            s[i] = (seed >> 24) % 4 ? (uint8_t)('a' + (seed >> 16) % 26) : alphabet[(seed >> 16) % sizeof alphabet];
+        }
+        wbuf a = {0}, b = {0};
+        assert_int_equal(fmt_json_string(&a, s, n), 0);
+        ref_escape(&b, s, n);
+        assert_int_equal(a.len, b.len);
+        assert_memory_equal(a.data, b.data, a.len);
+        wbuf_free(&a);
+        wbuf_free(&b);
+    }
 }
 
 static void test_non_string_keys(void **st)
@@ -161,6 +238,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scalars_and_nesting), cmocka_unit_test(test_invalid_utf8_bin_ext),
         cmocka_unit_test(test_non_string_keys),     cmocka_unit_test(test_time_format),
+        cmocka_unit_test(test_string_escape_differential),
         cmocka_unit_test(test_record_formats),      cmocka_unit_test(test_bad_format_type),
     };
     return cmocka_run_group_tests_name("format", tests, NULL, NULL);

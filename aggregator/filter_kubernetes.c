@@ -178,7 +178,7 @@ static int64_t flatten_map(const k8s_ctx *c, wbuf *sc, char *prefix, size_t plen
             continue;
         }
         const uint8_t *v = *p;
-        if (rec_skip(p, end) != 0 || mpw_str(sc, prefix, nl) || wbuf_add(sc, v, (size_t)(*p - v)))
+        if (rec_skip(p, end) != 0 || mpw_str(sc, prefix, nl) || rec_add(sc, v, (size_t)(*p - v)))
             return -1;
         count++;
     }
@@ -197,8 +197,8 @@ static int put_key(const k8s_ctx *c, wbuf *sc, const char *name, size_t nl)
     if (!c->flatten)
         return mpw_str(sc, name, nl);
     size_t off;
-    return rec_str_open(sc, &off) || wbuf_add(sc, "kubernetes", 10) || wbuf_add(sc, c->sep, c->sep_len) ||
-                   wbuf_add(sc, name, nl) || rec_str_close(sc, off)
+    return rec_str_open(sc, &off) || rec_add(sc, "kubernetes", 10) || rec_add(sc, c->sep, c->sep_len) ||
+                   rec_add(sc, name, nl) || rec_str_close(sc, off)
                ? -1
                : 0;
 }

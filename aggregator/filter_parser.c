@@ -128,11 +128,11 @@ static int compose(const fp_ctx *c, filter_call *call, const uint8_t *rec, size_
             if (rec_read_str(&p, end, &k, &kn) != 1)
                 return -1; /* parsers only write string keys */
             size_t so;
-            if (rec_str_open(sc, &so) || wbuf_add(sc, c->inject_key_prefix, c->prefix_len) || wbuf_add(sc, k, kn) ||
+            if (rec_str_open(sc, &so) || rec_add(sc, c->inject_key_prefix, c->prefix_len) || rec_add(sc, k, kn) ||
                 rec_str_close(sc, so))
                 return -1;
             const uint8_t *v = p;
-            if (rec_skip(&p, end) != 0 || wbuf_add(sc, v, (size_t)(p - v)))
+            if (rec_skip(&p, end) != 0 || rec_add(sc, v, (size_t)(p - v)))
                 return -1;
         }
         if (rec_hdr_close(sc, &h, mo.len))
@@ -142,9 +142,9 @@ static int compose(const fp_ctx *c, filter_call *call, const uint8_t *rec, size_
     }
     if (!c->reserve_data) {
         if (c->hash_value_field)
-            return mpw_map(out, 1) || mpw_str(out, c->hash_value_field, c->hvf_len) || wbuf_add(out, vals, vlen) ? -1
+            return mpw_map(out, 1) || mpw_str(out, c->hash_value_field, c->hvf_len) || rec_add(out, vals, vlen) ? -1
                                                                                                                     : 0;
-        return wbuf_add(out, vals, vlen);
+        return rec_add(out, vals, vlen);
     }
     /* record.merge(r) */
     rec_kv drop[1];
@@ -197,6 +197,127 @@ static int compose(const fp_ctx *c, filter_call *call, const uint8_t *rec, size_
     return rc;
 }
 
+static inline uint64_t key_sig(const uint8_t *k, size_t n)
+{
+    unsigned h = n ? (unsigned)(n * 7u + k[0] * 3u + k[n - 1]) : 0;
+    return 1ull << (h & 63);
+}
+
+static int map_header(const uint8_t **p, const uint8_t *end, uint32_t *n)
+{
+    const uint8_t *q = *p;
+    if (q < end && (*q & 0xf0) == 0x80) {
+        *n = *q & 0x0f;
+        *p = q + 1;
+        return 0;
+    }
+    if (end - q >= 3 && *q == 0xde) {
+        *n = mp_be16(q + 1);
+        *p = q + 3;
+        return 0;
+    }
+    if (end - q >= 5 && *q == 0xdf) {
+        *n = mp_be32(q + 1);
+        *p = q + 5;
+        return 0;
+    }
+    return -1;
+}
+
+static size_t map_hdr_size(uint32_t n) { return n < 16 ? 1 : n < 65536 ? 3 : 5; }
+
+enum { FAST_MERGED = 1, FAST_USE_SCRATCH = 2, FAST_NO = 3 };
+
+/*
+ * The hot path (reserve_data, no prefix, no hash_value_field, no
+ * remove_key_name_field): the text is parsed straight behind a copy of the
+ * record's pairs in `out`. When no parsed key is already in the record (the
+ * usual case), that already is record.merge(parsed). Otherwise the parsed
+ * map goes to scratch for the general merge. Returns FAST_* or a PARSE_*
+ * failure.
+ */
+static int fast_merge(const fp_ctx *c, filter_call *call, const uint8_t *rec, size_t len, const uint8_t *s,
+                      uint32_t sn, int *has_time, uint32_t *ts, uint32_t *tns, char *why, size_t whylen)
+{
+    wbuf *out = call->out;
+    const uint8_t *p = rec, *end = rec + len;
+    uint32_t nrec;
+    if (map_header(&p, end, &nrec) || nrec > 32)
+        return FAST_NO;
+    const uint8_t *keys[32];
+    uint32_t klens[32];
+    uint64_t mask = 0;
+    const uint8_t *body = p;
+    for (uint32_t i = 0; i < nrec; i++) {
+        if (rec_read_str(&p, end, &keys[i], &klens[i]) != 1 || rec_skip(&p, end))
+            return FAST_NO;
+        mask |= key_sig(keys[i], klens[i]);
+    }
+    size_t blen = (size_t)(p - body), start = out->len, hs = map_hdr_size(nrec + 8);
+    if (rec_reserve(out, hs + blen + 16))
+        return FAST_NO;
+    out->len += hs;
+    memcpy(out->data + out->len, body, blen);
+    out->len += blen;
+    size_t moff = out->len;
+    size_t koff[64];
+    uint32_t klen[64];
+    parse_keys pk = {koff, klen, 64, 0, 0};
+    int rc = parse_text_keys(&c->parser, (const char *)s, sn, out, has_time, ts, tns, why, whylen, &pk);
+    if (rc != PARSE_OK) {
+        out->len = start;
+        return rc;
+    }
+    const uint8_t *m = out->data + moff, *me = out->data + out->len, *q = m;
+    uint32_t nm;
+    if (pk.overflow || map_header(&q, me, &nm) || nm != pk.n) {
+        out->len = start;
+        return FAST_NO;
+    }
+    size_t mh = (size_t)(q - m);
+    for (uint32_t i = 0; i < nm; i++) {
+        const uint8_t *k = out->data + koff[i];
+        uint32_t kn = klen[i];
+        if (!(key_sig(k, kn) & mask))
+            continue;
+        for (uint32_t r = 0; r < nrec; r++) {
+            if (klens[r] == kn && !memcmp(keys[r], k, kn)) {
+                /* the record has this key: merge the general way */
+                size_t mlen = out->len - moff;
+                call->scratch->len = 0;
+                if (rec_add(call->scratch, out->data + moff, mlen)) {
+                    out->len = start;
+                    return FAST_NO;
+                }
+                out->len = start;
+                return FAST_USE_SCRATCH;
+            }
+        }
+    }
+    /* drop the parsed map's header, then write the merged count */
+    memmove(out->data + moff, out->data + moff + mh, out->len - moff - mh);
+    out->len -= mh;
+    uint32_t total = nrec + nm;
+    size_t need = map_hdr_size(total);
+    if (need != hs) {
+        if (need > hs && rec_reserve(out, need - hs)) {
+            out->len = start;
+            return FAST_NO;
+        }
+        memmove(out->data + start + need, out->data + start + hs, out->len - start - hs);
+        out->len = out->len + need - hs;
+    }
+    uint8_t *d = out->data + start;
+    if (need == 1)
+        d[0] = (uint8_t)(0x80 | total);
+    else if (need == 3)
+        d[0] = 0xde, d[1] = (uint8_t)(total >> 8), d[2] = (uint8_t)total;
+    else
+        d[0] = 0xdf, d[1] = (uint8_t)(total >> 24), d[2] = (uint8_t)(total >> 16), d[3] = (uint8_t)(total >> 8),
+        d[4] = (uint8_t)total;
+    return FAST_MERGED;
+}
+
 static int invalid(const fp_ctx *c, filter_call *call, const uint8_t *rec, size_t len, const char *why)
 {
     if (c->emit_invalid) {
@@ -230,7 +351,7 @@ static int fp_filter(filter *f, filter_call *call, const uint8_t *rec, size_t le
         if (c->parser.type == PARSE_NONE) {
             /* parser none takes any value as it is */
             sc->len = 0;
-            if (mpw_map(sc, 1) || mpw_str(sc, c->parser.mkey, c->parser.mkey_len) || wbuf_add(sc, v, vl))
+            if (mpw_map(sc, 1) || mpw_str(sc, c->parser.mkey, c->parser.mkey_len) || rec_add(sc, v, vl))
                 return FILTER_ERROR;
             size_t ml = sc->len;
             if (c->parser.estimate_current_event && !c->reserve_time) {
@@ -251,7 +372,23 @@ static int fp_filter(filter *f, filter_call *call, const uint8_t *rec, size_t le
     sc->len = 0;
     int has_time = 0;
     uint32_t ts = 0, tns = 0;
-    int rc = parse_text(&c->parser, (const char *)s, sn, sc, &has_time, &ts, &tns, why, sizeof why);
+    int rc;
+    if (c->reserve_data && !c->prefix_len && !c->hash_value_field && !c->remove_key_name_field) {
+        rc = fast_merge(c, call, rec, len, s, sn, &has_time, &ts, &tns, why, sizeof why);
+        if (rc == FAST_MERGED) {
+            if (!c->reserve_time && has_time) {
+                call->sec = ts;
+                call->nsec = tns;
+            }
+            return FILTER_MODIFY;
+        }
+        if (rc == FAST_USE_SCRATCH)
+            rc = PARSE_OK;
+        else if (rc == FAST_NO)
+            rc = parse_text(&c->parser, (const char *)s, sn, sc, &has_time, &ts, &tns, why, sizeof why);
+    } else {
+        rc = parse_text(&c->parser, (const char *)s, sn, sc, &has_time, &ts, &tns, why, sizeof why);
+    }
     if (rc == PARSE_BADUTF8) {
         if (!c->replace_invalid_sequence) {
             snprintf(call->err, sizeof call->err, "invalid byte sequence in UTF-8");

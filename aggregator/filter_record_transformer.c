@@ -349,7 +349,7 @@ static int static_mp(tval *v, wbuf *b)
 {
     switch (v->kind) {
     case TV_STR: return mpw_str(b, v->s.text, v->s.text_len);
-    case TV_RAW: return wbuf_add(b, v->mp, v->mp_len);
+    case TV_RAW: return rec_add(b, v->mp, v->mp_len);
     case TV_MAP:
         if (mpw_map(b, (uint32_t)v->n))
             return -1;
@@ -542,18 +542,18 @@ static int ph_text(const ectx *e, const tpart *p, wbuf *o)
     const char *t;
     const uint8_t *v;
     switch (p->kind) {
-    case PH_LIT: return wbuf_add(o, p->lit, p->len);
-    case PH_TAG: return wbuf_add(o, e->call->tag, e->call->tag_len);
+    case PH_LIT: return rec_add(o, p->lit, p->len);
+    case PH_TAG: return rec_add(o, e->call->tag, e->call->tag_len);
     case PH_TAG_PART:
     case PH_TAG_PREFIX:
     case PH_TAG_SUFFIX:
         if (tag_span(e->call->tag, e->call->tag_len, p->kind, p->index, &s, &en))
             return 0;
-        return wbuf_add(o, e->call->tag + s, en - s);
-    case PH_HOST: return wbuf_add(o, e->c->hostname, e->c->hostname_len);
+        return rec_add(o, e->call->tag + s, en - s);
+    case PH_HOST: return rec_add(o, e->c->hostname, e->c->hostname_len);
     case PH_TIME:
         t = time_text(e->call->sec, &l);
-        return wbuf_add(o, t, l);
+        return rec_add(o, t, l);
     case PH_RECORD:
         v = rec_lookup(e->rec, e->len, &p->path, &vl);
         return v ? rec_value_to_s(o, v, vl) : 0;
@@ -581,7 +581,7 @@ static int ph_value(const ectx *e, const tpart *p, wbuf *o)
         return mpw_str(o, t, l);
     case PH_RECORD:
         v = rec_lookup(e->rec, e->len, &p->path, &vl);
-        return v ? wbuf_add(o, v, vl) : mpw_nil(o);
+        return v ? rec_add(o, v, vl) : mpw_nil(o);
     default: return mpw_nil(o);
     }
 }
@@ -589,7 +589,7 @@ static int ph_value(const ectx *e, const tpart *p, wbuf *o)
 static int tstr_text(const ectx *e, const tstr *t, wbuf *o)
 {
     if (!t->dynamic)
-        return wbuf_add(o, t->text, t->text_len);
+        return rec_add(o, t->text, t->text_len);
     for (size_t i = 0; i < t->n; i++)
         if (ph_text(e, &t->parts[i], o))
             return -1;
@@ -611,7 +611,7 @@ static int tstr_value(const ectx *e, const tstr *t, wbuf *o, int typecast)
 static int tval_value(const ectx *e, const tval *v, wbuf *o)
 {
     if (!v->dynamic)
-        return wbuf_add(o, v->mp, v->mp_len);
+        return rec_add(o, v->mp, v->mp_len);
     switch (v->kind) {
     case TV_STR: return tstr_value(e, &v->s, o, e->c->auto_typecast);
     case TV_MAP:
@@ -628,7 +628,7 @@ static int tval_value(const ectx *e, const tval *v, wbuf *o)
             if (tval_value(e, &v->items[i], o))
                 return -1;
         return 0;
-    default: return wbuf_add(o, v->mp, v->mp_len);
+    default: return rec_add(o, v->mp, v->mp_len);
     }
 }
 
@@ -769,7 +769,7 @@ static int rt_filter(filter *f, filter_call *call, const uint8_t *rec, size_t le
         if (rec_delete(sc, out->data + start, out->len - start, c->nested, c->nnested) < 0)
             goto done;
         out->len = start;
-        if (wbuf_add(out, sc->data + doff, sc->len - doff))
+        if (rec_add(out, sc->data + doff, sc->len - doff))
             goto done;
     }
     call->err[0] = 0;

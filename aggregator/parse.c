@@ -8,8 +8,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <jansson.h>
-
 #include "aggregator/record.h"
 #include "forward-protocol/mp.h"
 
@@ -114,27 +112,36 @@ static int parse_types(parser *p, const conf_param *at, conf_errors *errs)
     while (*s == ' ' || *s == '\t')
         s++;
     if (*s == '{') {
-        json_error_t je;
-        json_t *o = json_loads(s, 0, &je);
-        if (!o || !json_is_object(o)) {
+        /* {"key":"type", ...}: read with this file's own JSON converter */
+        parser jpp;
+        memset(&jpp, 0, sizeof jpp);
+        jpp.type = PARSE_JSON;
+        wbuf m = {0};
+        int ht, bad = 0;
+        uint32_t sec, nsec;
+        const uint8_t *q, *end;
+        mp_obj o;
+        if (parse_text(&jpp, s, strlen(s), &m, &ht, &sec, &nsec, NULL, 0) != PARSE_OK) {
             conf_errors_add(errs, at->file, at->line, "invalid hash value '%s' for parameter 'types'", p->types);
-            json_decref(o);
+            wbuf_free(&m);
             return -1;
         }
-        const char *k;
-        json_t *v;
-        int bad = 0;
-        json_object_foreach(o, k, v)
-        {
-            if (!json_is_string(v)) {
+        q = m.data;
+        end = m.data + m.len;
+        mp_read(&q, end, &o);
+        for (uint32_t i = 0; i < o.len && !bad; i++) {
+            mp_obj k, v;
+            if (mp_read(&q, end, &k) != MP_OK || mp_read(&q, end, &v) != MP_OK || v.type != MP_STR) {
                 conf_errors_add(errs, at->file, at->line, "invalid hash value '%s' for parameter 'types'", p->types);
                 bad = -1;
                 break;
             }
-            if (add_conv(p, k, strlen(k), json_string_value(v), at, errs))
+            char *def = strndup((const char *)v.ptr, v.len);
+            if (!def || add_conv(p, (const char *)k.ptr, k.len, def, at, errs))
                 bad = -1;
+            free(def);
         }
-        json_decref(o);
+        wbuf_free(&m);
         return bad;
     }
     int bad = 0;
@@ -317,8 +324,23 @@ typedef struct pctx {
     uint32_t count;
     int has_time, time_err;
     uint32_t sec, nsec;
+    parse_keys *keys;
     char terr[256];
 } pctx;
+
+static inline void note_key(pctx *c, size_t kpay, size_t klen)
+{
+    parse_keys *k = c->keys;
+    if (!k)
+        return;
+    if (k->n < k->cap) {
+        k->off[k->n] = kpay;
+        k->len[k->n] = (uint32_t)klen;
+        k->n++;
+    } else {
+        k->overflow = 1;
+    }
+}
 
 static int ruby_split(wbuf *o, const uint8_t *s, size_t n, const char *delim)
 {
@@ -526,6 +548,7 @@ static int pair_done(pctx *c, size_t pair_off, size_t kpay, size_t klen, size_t 
         }
     }
     c->count++;
+    note_key(c, kpay, klen);
     return 0;
 }
 
@@ -650,10 +673,24 @@ static inline void put_double(wbuf *o, double d)
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
-/* Position of the first '"', '\\' or control byte at or after s (or e). */
+static const uint8_t jstop[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1,
+};
+
+/* Position of the first '"', '\\' or control byte at or after s (or e):
+ * 8 bytes at a time while far from the end, then by a table. */
 static inline const uint8_t *str_scan(const uint8_t *s, const uint8_t *e)
 {
     while (e - s >= 8) {
+        if (jstop[s[0]])
+            return s;
+        if (jstop[s[1]])
+            return s + 1;
+        if (jstop[s[2]])
+            return s + 2;
+        if (jstop[s[3]])
+            return s + 3;
         uint64_t w;
         memcpy(&w, s, 8);
         uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
@@ -663,7 +700,7 @@ static inline const uint8_t *str_scan(const uint8_t *s, const uint8_t *e)
             return s + (__builtin_ctzll(m) >> 3);
         s += 8;
     }
-    while (s < e && *s != '"' && *s != '\\' && *s >= 0x20)
+    while (s < e && !jstop[*s])
         s++;
     return s;
 }
@@ -1022,6 +1059,7 @@ static int j_top(jp *j, pctx *c)
                 return -1;
             if (!p->convert && (!p->tkey || klen != p->tkey_len)) {
                 c->count++; /* the common case: nothing to look at */
+                note_key(c, kpay, klen);
             } else {
                 if (pair_done(c, pair_off, kpay, klen, voff) || JRESERVE(j))
                     return -1;
@@ -1267,8 +1305,23 @@ static int do_logfmt(pctx *c, const uint8_t *s, size_t n)
 int parse_text(const parser *p, const char *s, size_t n, wbuf *out_map, int *has_time, uint32_t *sec,
                uint32_t *nsec, char *err, size_t errlen)
 {
+    return parse_text_keys(p, s, n, out_map, has_time, sec, nsec, err, errlen, NULL);
+}
+
+int parse_text_keys(const parser *p, const char *s, size_t n, wbuf *out_map, int *has_time, uint32_t *sec,
+                    uint32_t *nsec, char *err, size_t errlen, parse_keys *keys)
+{
     size_t start = out_map->len;
-    pctx c = {.p = p, .o = out_map};
+    pctx c; /* not zero-initialised: terr is only read after being written */
+    c.p = p;
+    c.o = out_map;
+    c.count = 0;
+    c.has_time = c.time_err = 0;
+    c.sec = c.nsec = 0;
+    c.keys = keys;
+    c.terr[0] = 0;
+    if (keys)
+        keys->n = 0, keys->overflow = 0;
     const uint8_t *u = (const uint8_t *)(s ? s : "");
     int rc;
     if (err && errlen)
@@ -1319,7 +1372,7 @@ int parse_scrub(wbuf *out, const uint8_t *s, size_t n)
         while (j <= k && i + j < n && (s[i + j] & 0xc0) == 0x80)
             j++;
         if (k && j == k + 1 && rx_utf8_valid(s + i, k + 1)) {
-            if (wbuf_add(out, s + i, k + 1))
+            if (rec_add(out, s + i, k + 1))
                 return -1;
             i += k + 1;
         } else {

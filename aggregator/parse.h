@@ -98,6 +98,19 @@ void parse_free(parser *p);
 int parse_text(const parser *p, const char *s, size_t n, wbuf *out_map, int *has_time, uint32_t *sec,
                uint32_t *nsec, char *err, size_t errlen);
 
+/* parse_text that also reports where the top-level keys of the map it
+ * wrote are (offsets into out_map->data), for callers that merge the map
+ * into a record without reading it again. More than `cap` keys sets
+ * `overflow`. */
+typedef struct parse_keys {
+    size_t *off;
+    uint32_t *len;
+    size_t cap, n;
+    int overflow;
+} parse_keys;
+int parse_text_keys(const parser *p, const char *s, size_t n, wbuf *out_map, int *has_time, uint32_t *sec,
+                    uint32_t *nsec, char *err, size_t errlen, parse_keys *keys);
+
 /* Ruby's String#scrub('?'): each invalid UTF-8 sequence becomes '?'. */
 int parse_scrub(wbuf *out, const uint8_t *s, size_t n);
 

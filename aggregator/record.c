@@ -101,8 +101,17 @@ int rec_skip(const uint8_t **pp, const uint8_t *end)
         if (p >= end)
             return -1;
         uint8_t c = *p;
-        size_t avail = (size_t)(end - p), l = skip_len[c];
+        size_t avail = (size_t)(end - p), l;
         need--;
+        if (c < 0xc0) { /* fixint, fixmap, fixarray, fixstr: no table load on the critical path */
+            l = c >= 0xa0 ? (size_t)(c & 0x1f) + 1 : 1;
+            if (avail < l)
+                return -1;
+            need += skip_add[c];
+            p += l;
+            continue;
+        }
+        l = skip_len[c];
         if (l) {
             if (avail < l)
                 return -1;
@@ -770,21 +779,21 @@ static int value_text(wbuf *out, const uint8_t *v, size_t vlen, int ruby_nil)
     char tmp[40];
     int n;
     switch (o.type) {
-    case MP_NIL: return ruby_nil ? 0 : wbuf_add(out, "null", 4);
-    case MP_BOOL: return o.v.b ? wbuf_add(out, "true", 4) : wbuf_add(out, "false", 5);
+    case MP_NIL: return ruby_nil ? 0 : rec_add(out, "null", 4);
+    case MP_BOOL: return o.v.b ? rec_add(out, "true", 4) : rec_add(out, "false", 5);
     case MP_UINT:
         n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)o.v.u);
-        return wbuf_add(out, tmp, (size_t)n);
+        return rec_add(out, tmp, (size_t)n);
     case MP_INT:
         n = snprintf(tmp, sizeof tmp, "%lld", (long long)o.v.i);
-        return wbuf_add(out, tmp, (size_t)n);
-    case MP_FLOAT: return wbuf_add(out, tmp, rec_double_text(tmp, o.v.f));
+        return rec_add(out, tmp, (size_t)n);
+    case MP_FLOAT: return rec_add(out, tmp, rec_double_text(tmp, o.v.f));
     case MP_STR:
-    case MP_BIN: return wbuf_add(out, o.ptr, o.len);
+    case MP_BIN: return rec_add(out, o.ptr, o.len);
     case MP_EXT:
         if (o.ext_type == 0 && o.len == 8) {
             n = snprintf(tmp, sizeof tmp, "%u", mp_be32(o.ptr)); /* EventTime#to_s is its seconds */
-            return wbuf_add(out, tmp, (size_t)n);
+            return rec_add(out, tmp, (size_t)n);
         }
         /* fall through */
     default: {
@@ -876,7 +885,7 @@ int rec_rewrite_n(wbuf *out, const uint8_t *rec, size_t len, const rec_kv *drop,
             continue;
         }
         /* flush the run before this pair */
-        if (pair > run && wbuf_add(out, run, (size_t)(pair - run)))
+        if (pair > run && rec_add(out, run, (size_t)(pair - run)))
             goto done;
         run = p;
         if (dropped)
@@ -889,11 +898,11 @@ int rec_rewrite_n(wbuf *out, const uint8_t *rec, size_t len, const rec_kv *drop,
                 if (key_is(k, kn, set[j].key, set[j].key_len))
                     last = j, found[j] = 1;
         found[sj] = 1;
-        if (wbuf_add(out, pair, (size_t)(val - pair)) || wbuf_add(out, set[last].val, set[last].val_len))
+        if (rec_add(out, pair, (size_t)(val - pair)) || rec_add(out, set[last].val, set[last].val_len))
             goto done;
         count++;
     }
-    if (p > run && wbuf_add(out, run, (size_t)(p - run)))
+    if (p > run && rec_add(out, run, (size_t)(p - run)))
         goto done;
     for (size_t j = 0; j < nset; j++) {
         if (found[j])
@@ -905,7 +914,7 @@ int rec_rewrite_n(wbuf *out, const uint8_t *rec, size_t len, const rec_kv *drop,
                 if (!found[q] &&
                     key_is((const uint8_t *)set[q].key, (uint32_t)set[q].key_len, set[j].key, set[j].key_len))
                     last = q, found[q] = 1;
-        if (mpw_str(out, set[j].key, set[j].key_len) || wbuf_add(out, set[last].val, set[last].val_len))
+        if (mpw_str(out, set[j].key, set[j].key_len) || rec_add(out, set[last].val, set[last].val_len))
             goto done;
         count++;
     }
@@ -958,7 +967,7 @@ int rec_keep(wbuf *out, const uint8_t *rec, size_t len, const char *const *keep)
         const uint8_t *v = rec_get(rec, len, keep[i], kl, &vl);
         if (!v)
             continue;
-        if (mpw_str(out, keep[i], kl) || wbuf_add(out, v, vl)) {
+        if (mpw_str(out, keep[i], kl) || rec_add(out, v, vl)) {
             out->len = start;
             return -1;
         }
@@ -998,7 +1007,7 @@ static int del_value(del_ctx *c, wbuf *out, const uint8_t **p, const uint8_t *en
     if (depth >= REC_DEPTH)
         return -1;
     if (o.type != MP_MAP && o.type != MP_ARRAY) {
-        return wbuf_add(out, start, (size_t)(*p - start));
+        return rec_add(out, start, (size_t)(*p - start));
     }
     int is_map = o.type == MP_MAP;
     rec_hdr h;
@@ -1049,12 +1058,12 @@ static int del_value(del_ctx *c, wbuf *out, const uint8_t **p, const uint8_t *en
         }
         count++;
         if (child) {
-            if (is_map && wbuf_add(out, elem, (size_t)(val - elem)))
+            if (is_map && rec_add(out, elem, (size_t)(val - elem)))
                 return -1;
             if (del_value(c, out, p, end, child, depth + 1))
                 return -1;
         } else {
-            if (skip_val(p, end) || wbuf_add(out, elem, (size_t)(*p - elem)))
+            if (skip_val(p, end) || rec_add(out, elem, (size_t)(*p - elem)))
                 return -1;
         }
     }

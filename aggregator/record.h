@@ -85,6 +85,10 @@ size_t rec_double_text(char buf[32], double d);
  * nil is "" (maps/arrays are JSON, not Ruby's inspect). */
 int rec_value_to_s(wbuf *out, const uint8_t *v, size_t vlen);
 
+/* wbuf_add that accepts n == 0 on a buffer that has no storage yet
+ * (memcpy to NULL + 0 is undefined). */
+static inline int rec_add(wbuf *b, const void *p, size_t n) { return n ? wbuf_add(b, p, n) : 0; }
+
 /* Make room for n more bytes; unlike wbuf_grow, no realloc when there is. */
 static inline int rec_reserve(wbuf *b, size_t n) { return b->cap - b->len >= n ? 0 : wbuf_grow(b, n); }
 

@@ -314,7 +314,12 @@ static chunk *chunk_new(buffer *b, const char *tag, size_t tag_len, int64_t time
         size_t hl = chunk_header(b, ch, hdr, sizeof hdr);
         if (ch->fd < 0 || !hl || out_write_all(ch->fd, hdr, hl) != 0) {
             int e = errno;
-            wlog_error("buffer", "%s: cannot create chunk %s: %s", b->o->id, path, strerror(e));
+            static __thread double last_log;
+            double now = buf_now();
+            if (now - last_log > 10) {
+                last_log = now;
+                wlog_error("buffer", "%s: cannot create chunk %s: %s", b->o->id, path, strerror(e));
+            }
             if (ch->fd >= 0)
                 unlink(path);
             chunk_free(ch);
@@ -1233,8 +1238,26 @@ static int recover(buffer *b)
         }
         const char *bad = NULL;
         size_t start = 0;
-        if (!buf || got < HDR_SIZE)
-            bad = "shorter than a chunk header";
+        /* empty: no bytes, a prefix of a header, or a whole valid header and
+         * no block. A header that fails its CRC is corrupt, not empty: its
+         * meta_len cannot be trusted to say where blocks start. */
+        int empty = buf && memcmp(buf, CHUNK_MAGIC, got < 8 ? got : 8) == 0 &&
+                    (got < HDR_SIZE ||
+                     (HDR_SIZE + (size_t)get32(buf + 12) == got &&
+                      header_crc(buf, buf + HDR_SIZE, got - HDR_SIZE) == get32(buf + 60)));
+        if (empty) {
+            /* a crash between creating a chunk and writing its first block:
+             * nothing in it was ever acked */
+            wlog_warn("buffer", "%s: removing %s: a chunk with no records (%zu bytes), left by a crash while it was "
+                      "being created",
+                      b->o->id, path, got);
+            close(fd);
+            free(buf);
+            unlink(path);
+            continue;
+        }
+        if (!buf)
+            bad = "cannot read it";
         else if (memcmp(buf, CHUNK_MAGIC, 8) != 0)
             bad = "bad magic";
         else if (buf[8] != CHUNK_VERSION)

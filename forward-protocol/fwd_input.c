@@ -546,8 +546,11 @@ static int process_input(fwd_conn *c)
         c->in.len -= c->in_off;
         c->in_off = 0;
     }
+    c->refs++; /* maybe_close may free c */
     maybe_close(c);
-    return c->closed ? -1 : 0;
+    int closed = c->closed;
+    conn_unref(c);
+    return closed ? -1 : 0;
 }
 
 static void pressure_cb(evutil_socket_t fd, short what, void *arg);

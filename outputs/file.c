@@ -270,10 +270,11 @@ static int file_write(output *o, const batch *b, out_result *res)
     }
     return OUT_OK;
 fail:
+    snprintf(res->reason, sizeof res->reason, "cannot write under %s: %s", c->path, strerror(errno));
     if (c->last_errno != errno) {
         c->last_errno = errno;
-        wlog_error("out_file", "%s: cannot write records of tag %s under %s: %s; not acknowledging them", o->id,
-                   b->tag, c->path, strerror(errno));
+        wlog_error("out_file", "%s: cannot write records of tag %s under %s: %s%s", o->id, b->tag, c->path,
+                   strerror(errno), o->buf ? "; the buffer will retry" : "; not acknowledging them");
     }
     /* a failed write may have left part of a batch: drop the file handle so
      * the next attempt starts a fresh file (append false) or appends whole lines */

@@ -45,7 +45,7 @@ static filter *mk(const char *body)
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); /* CPU time: other processes on the box do not count */
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
@@ -83,20 +83,27 @@ int main(int argc, char **argv)
     for (int k = 0; k < 3; k++) {
         const uint8_t *in = k == 0 ? recs[0].data : parsed.data;
         size_t inl = k == 0 ? recs[0].len : parsed.len;
-        double t0 = now();
-        for (long i = 0; i < iters; i++) {
-            ping.len = 0;
-            call.out = &ping;
-            fs[k]->plugin->filter(fs[k], &call, in, inl);
+        double best = 1e9;
+        for (int round = 0; round < 5; round++) {
+            double t0 = now();
+            for (long i = 0; i < iters / 5; i++) {
+                ping.len = 0;
+                call.out = &ping;
+                fs[k]->plugin->filter(fs[k], &call, in, inl);
+            }
+            double dt = (now() - t0) / (iters / 5);
+            if (dt < best)
+                best = dt;
         }
-        double dt = now() - t0;
-        printf("%-30s %7.1f ns/record\n", names[k], dt * 1e9 / iters);
+        printf("%-30s %7.1f ns/record (best of 5)\n", names[k], best * 1e9);
     }
 
     /* the chain, 1 in 4 records dropped */
     long kept = 0;
+    double best = 1e9;
+    for (int round = 0; round < 5; round++) {
     double t0 = now();
-    for (long i = 0; i < iters; i++) {
+    for (long i = 0; i < iters / 5; i++) {
         const uint8_t *rec = recs[i & 3].data;
         size_t len = recs[i & 3].len;
         wbuf *bufs[2] = {&ping, &pong};
@@ -116,9 +123,12 @@ int main(int argc, char **argv)
         }
         kept += fate == FILTER_KEEP;
     }
-    double dt = now() - t0;
-    printf("%-30s %7.1f ns/record (%.2f M records/s on one core; kept %ld of %ld)\n", "enrich chain",
-           dt * 1e9 / iters, iters / dt / 1e6, kept, iters);
+    double dt = (now() - t0) / (iters / 5);
+    if (dt < best)
+        best = dt;
+    }
+    printf("%-30s %7.1f ns/record (best of 5; %.2f M records/s on one core; kept %ld of %ld)\n", "enrich chain",
+           best * 1e9, 1 / best / 1e6, kept, iters / 5 * 5);
     for (int i = 0; i < 4; i++)
         wbuf_free(&recs[i]);
     wbuf_free(&parsed);

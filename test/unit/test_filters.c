@@ -452,6 +452,46 @@ static void test_parser_json_reserve(void **st)
     filter_destroy(f);
 }
 
+static void test_parser_merge_sizes(void **st)
+{
+    /* the direct merge (no key in common) across the fixmap/map16 boundary,
+     * the general merge (a key in common), and records too big for the
+     * direct path (more than 32 keys) */
+    filter *f = mkf("@type parser\nkey_name log\nreserve_data true\n<parse>\n@type json\n"
+                    "estimate_current_event false\n</parse>");
+    MODIFY(f, "t", "{'log':'{\\'a\\':1}','b':2}", "{'log':'{\\'a\\':1}','b':2,'a':1}");
+    char rec[4096], want[4096], inner[1024];
+    size_t n = 0, w = 0, k = 0;
+    k += (size_t)snprintf(inner + k, sizeof inner - k, "{");
+    for (int i = 0; i < 9; i++)
+        k += (size_t)snprintf(inner + k, sizeof inner - k, "%s\\'p%d\\':%d", i ? "," : "", i, i);
+    snprintf(inner + k, sizeof inner - k, "}");
+    n += (size_t)snprintf(rec + n, sizeof rec - n, "{'log':'%s'", inner);
+    w += (size_t)snprintf(want + w, sizeof want - w, "{'log':'%s'", inner);
+    for (int i = 0; i < 7; i++) {
+        n += (size_t)snprintf(rec + n, sizeof rec - n, ",'r%d':%d", i, i);
+        w += (size_t)snprintf(want + w, sizeof want - w, ",'r%d':%d", i, i);
+    }
+    snprintf(rec + n, sizeof rec - n, "}");
+    for (int i = 0; i < 9; i++)
+        w += (size_t)snprintf(want + w, sizeof want - w, ",'p%d':%d", i, i);
+    snprintf(want + w, sizeof want - w, "}");
+    MODIFY(f, "t", rec, want); /* 8 + 9 = 17 pairs: map16 */
+    MODIFY(f, "t", "{'a':0,'log':'{\\'z\\':1,\\'a\\':2}'}", "{'a':2,'log':'{\\'z\\':1,\\'a\\':2}','z':1}");
+    n = (size_t)snprintf(rec, sizeof rec, "{'log':'{\\'k0\\':true}'");
+    w = (size_t)snprintf(want, sizeof want, "{'log':'{\\'k0\\':true}'");
+    for (int i = 0; i < 40; i++) {
+        n += (size_t)snprintf(rec + n, sizeof rec - n, ",'k%d':%d", i, i);
+        w += (size_t)snprintf(want + w, sizeof want - w, ",'k%d':%s", i, i ? "" : "true");
+        if (i)
+            w += (size_t)snprintf(want + w - 0, sizeof want - w, "%d", i);
+    }
+    snprintf(rec + n, sizeof rec - n, "}");
+    snprintf(want + w, sizeof want - w, "}");
+    MODIFY(f, "t", rec, want); /* 41 keys: the general merge, k0 replaced in place */
+    filter_destroy(f);
+}
+
 static void test_parser_prefix_hash(void **st)
 {
     filter *f = mkf("@type parser\nkey_name $.k.msg\nreserve_data true\ninject_key_prefix p_\nhash_value_field parsed\n"
@@ -787,7 +827,8 @@ int main(void)
         cmocka_unit_test(test_rt_placeholders),  cmocka_unit_test(test_rt_typecast_and_keys),
         cmocka_unit_test(test_rt_remove_keep_renew), cmocka_unit_test(test_rt_renew_time),
         cmocka_unit_test(test_rt_errors),        cmocka_unit_test(test_parser_json_reserve),
-        cmocka_unit_test(test_parser_prefix_hash), cmocka_unit_test(test_parser_invalid),
+        cmocka_unit_test(test_parser_merge_sizes), cmocka_unit_test(test_parser_prefix_hash),
+        cmocka_unit_test(test_parser_invalid),
         cmocka_unit_test(test_parser_invalid_utf8), cmocka_unit_test(test_parser_errors),
         cmocka_unit_test(test_k8s),              cmocka_unit_test(test_trace),
         cmocka_unit_test(test_ecs),              cmocka_unit_test(test_enrich_chain),

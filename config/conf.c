@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 /* Fluentd has no limit, but an include chain that long is a mistake. */
@@ -339,6 +340,13 @@ static char *eval_code(const char *code, size_t n, conf_errors *errs, const char
     int fetch = 0;
 
     p = skip_ws(p, end);
+    /* "#{Socket.gethostname}": the other Ruby that fluent.conf files carry
+     * everywhere (hostname in records); evaluated without Ruby */
+    if (has_prefix(p, end, "Socket.gethostname") && skip_ws(p + 18, end) == end) {
+        char host[256] = "";
+        gethostname(host, sizeof host - 1);
+        return xstrdup(host);
+    }
     if (!has_prefix(p, end, "ENV"))
         goto unsupported;
     p = skip_ws(p + 3, end);
@@ -392,7 +400,7 @@ static char *eval_code(const char *code, size_t n, conf_errors *errs, const char
 unsupported:
     conf_errors_add(errs, file, line,
                     "embedded Ruby code is not supported: #{%.*s}; "
-                    "only #{ENV['NAME']} and #{ENV.fetch('NAME', 'default')} are",
+                    "only #{ENV['NAME']}, #{ENV.fetch('NAME', 'default')} and #{Socket.gethostname} are",
                     SNIP(n), code);
 out:
     free(name);

@@ -149,7 +149,7 @@ static void *output_main(void *arg)
             }
             atomic_fetch_sub(&o->queued_bytes, b->len);
             if (it->t)
-                ticket_done(it->t, rc == OUT_OK);
+                ticket_done(it->t, rc == OUT_OK || (it->flags & OUT_SUBMIT_IGNORE_ERROR));
             batch_unref(b);
             free(it);
             it = next;
@@ -225,7 +225,7 @@ int output_start(output *o)
     return 0;
 }
 
-void output_submit(output *o, batch *b, ticket *t)
+void output_submit(output *o, batch *b, ticket *t, int flags)
 {
     out_item *it = malloc(sizeof *it);
     if (!it) {
@@ -237,6 +237,7 @@ void output_submit(output *o, batch *b, ticket *t)
     it->next = NULL;
     it->b = b;
     it->t = t;
+    it->flags = flags;
     atomic_fetch_add(&o->records_in, b->nrecords);
     atomic_fetch_add(&o->batches_in, 1);
     atomic_fetch_add(&o->queued_bytes, b->len);

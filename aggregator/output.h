@@ -70,7 +70,11 @@ typedef struct out_item {
     struct out_item *next;
     batch *b;
     ticket *t;
+    int flags;
 } out_item;
+
+/* output_submit flags */
+#define OUT_SUBMIT_IGNORE_ERROR 1 /* <store ignore_error>: a failure here does not fail the ticket */
 
 struct output {
     const out_plugin *plugin;
@@ -104,7 +108,7 @@ output *output_create(conf_node *n, const char *pattern, int index, conf_errors 
 int output_write_sync(output *o, const batch *b, char *why, size_t whylen);
 int output_start(output *o);
 /* Hand a batch (a new reference is taken) to the output; completes `t` later. */
-void output_submit(output *o, batch *b, ticket *t);
+void output_submit(output *o, batch *b, ticket *t, int flags);
 static inline int output_congested(output *o)
 {
     return atomic_load_explicit(&o->queued_bytes, memory_order_relaxed) > o->queue_limit;

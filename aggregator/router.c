@@ -162,6 +162,7 @@ struct rt_target {
     rt_label *label;
     rt_label *owner; /* the label this target's <match> is in (rewrite re-enters it) */
     rewrite *rw;
+    int ignore_error; /* <store ignore_error> */
 };
 
 typedef struct rt_rule {
@@ -385,12 +386,21 @@ static rt_target *target_create(router *r, rt_label *owner, conf_node *n, const 
                 bad = 1;
                 continue;
             }
-            /* <store ignore_error>: an error of this store does not fail the others; in weir
-             * stores never fail each other (each has its own buffer), so it is accepted as is */
+            /* <store ignore_error>: if this store refuses the records (e.g. its buffer is
+             * full with throw_exception), the request is still acked for the others */
             rt_target *st = target_create(r, owner, c, pattern, index, outs, nouts, errs);
             if (!st) {
                 bad = 1;
                 continue;
+            }
+            if (c->arg && c->arg[0]) {
+                if (!strcmp(c->arg, "ignore_error")) {
+                    st->ignore_error = 1;
+                } else {
+                    conf_errors_add(errs, c->file, c->line, "unknown <store> argument '%s' (only ignore_error)",
+                                    c->arg);
+                    bad = 1;
+                }
             }
             t->stores = grow(t->stores, &t->nstores, sizeof *t->stores);
             t->stores[t->nstores - 1] = st;
@@ -719,14 +729,14 @@ rt_delivery *router_ctx_deliveries(router_ctx *c, size_t *n)
     return c->dl;
 }
 
-static void deliver(router_ctx *c, output *o, batch *b)
+static void deliver(router_ctx *c, output *o, batch *b, int flags)
 {
     if (c->ndl == c->capdl) {
         c->capdl = c->capdl ? c->capdl * 2 : 8;
         c->dl = realloc(c->dl, c->capdl * sizeof *c->dl);
     }
     batch_ref(b);
-    c->dl[c->ndl++] = (rt_delivery){o, b};
+    c->dl[c->ndl++] = (rt_delivery){o, b, flags};
 }
 
 /* ---- routing ------------------------------------------------------------------------------- */
@@ -929,7 +939,7 @@ static void route_target(router_ctx *c, const rt_target *t, batch *b, const char
 {
     switch (t->kind) {
     case T_OUTPUT:
-        deliver(c, t->out, b);
+        deliver(c, t->out, b, t->ignore_error ? OUT_SUBMIT_IGNORE_ERROR : 0);
         break;
     case T_COPY:
         for (size_t i = 0; i < t->nstores; i++)
@@ -1121,7 +1131,7 @@ int router_emit_error(router *r, const batch *b, const char *reason)
         atomic_init(&st.t.failed, 0);
         st.t.done = sync_done;
         for (size_t i = 0; i < n; i++)
-            output_submit(dl[i].out, dl[i].b, &st.t);
+            output_submit(dl[i].out, dl[i].b, &st.t, dl[i].flags);
         pthread_mutex_lock(&st.mu);
         while (!st.done)
             pthread_cond_wait(&st.cv, &st.mu);

@@ -54,6 +54,7 @@ const char *rt_label_name(const rt_label *l);
 typedef struct rt_delivery {
     output *out;
     batch *b; /* one reference owned by the delivery */
+    int flags; /* OUT_SUBMIT_* for output_submit */
 } rt_delivery;
 
 typedef struct router_ctx router_ctx;

@@ -376,7 +376,7 @@ static void acc_flush(fwd_conn *c)
             if (!n) /* filtered out or matched nothing: nothing to wait for */
                 complete_reqs(a->first, a->nreqs, 0);
             for (size_t i = 0; i < n; i++)
-                output_submit(dl[i].out, dl[i].b, g ? &g->t : NULL);
+                output_submit(dl[i].out, dl[i].b, g ? &g->t : NULL, dl[i].flags);
         }
         router_ctx_reset(fw->route);
         if (b)

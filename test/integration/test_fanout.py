@@ -94,3 +94,34 @@ def test_dead_store_does_not_stop_live_store_until_its_buffer_is_full(weir, tmp_
     chunks = [f for f in os.listdir(os.path.join(str(tmp_path), "dead-buf")) if f.endswith(".chunk")]
     assert chunks
     assert any("retry" in l.get("msg", "") for l in weir.stderr_lines())
+
+
+def test_store_ignore_error_keeps_acking_when_that_store_refuses(weir, tmp_path):
+    """<store ignore_error>: the store's full buffer (throw_exception) refuses
+    records, yet the request is acked because the other store took them;
+    without ignore_error the same request is not acked."""
+    live = os.path.join(str(tmp_path), "live", "r")
+    for ignore in (True, False):
+        conf = config(weir.port, str(tmp_path), live).replace(
+            "overflow_action block", "overflow_action throw_exception")
+        if ignore:
+            conf = conf.replace("  <store>\n    @type null", "  <store ignore_error>\n    @type null", 1)
+        else:
+            conf = conf.replace("dead-buf", "dead-buf2")
+        weir.allow_errors = True
+        weir.start(conf)
+        refused = None
+        with weir.conn() as c:
+            for k in range(40):
+                ch = send(c, k * 20, 20)
+                try:
+                    c.expect_ack(ch, timeout=1.5)
+                except Exception:
+                    refused = k
+                    break
+        weir.stop()
+        if ignore:
+            assert refused is None, f"request {refused} not acked although its store has ignore_error"
+        else:
+            assert refused is not None, "a store refusing records without ignore_error must withhold the ack"
+    assert any("too many data" in l.get("msg", "") for l in weir.stderr_lines())

@@ -20,6 +20,7 @@
 #include <event2/thread.h>
 
 #include "aggregator/log.h"
+#include "aggregator/monitor.h"
 #include "aggregator/pipeline.h"
 #include "aggregator/worker.h"
 #include "buffer/buffer.h"
@@ -155,6 +156,12 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < pl.nsources; i++)
         if (fwd_source_listen(pl.sources[i], base, workers, nworkers))
             goto out;
+    for (size_t i = 0; i < pl.nmonitors; i++) {
+        if (monitor_start(pl.monitors[i], &pl, workers, nworkers))
+            goto out;
+        /* outputs started (buffers recovered) and listeners up: ready */
+        atomic_store(&pl.monitors[i]->ready, 1);
+    }
 
     struct event *sigs[3];
     int signums[3] = {SIGTERM, SIGINT, SIGHUP};
@@ -168,6 +175,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
     rc = 0;
+    for (size_t i = 0; i < pl.nmonitors; i++)
+        atomic_store(&pl.monitors[i]->draining, 1);
 
 out:;
     double stop_deadline = buf_now() + pl.sys.shutdown_timeout;

@@ -173,6 +173,18 @@ int out_write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
+const double out_lat_bounds[OUT_LAT_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+void output_observe(output *o, double seconds)
+{
+    int i = 0;
+    while (i < OUT_LAT_BUCKETS && seconds > out_lat_bounds[i])
+        i++;
+    atomic_fetch_add_explicit(&o->lat_buckets[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&o->lat_count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&o->lat_sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
+}
+
 int out_result_mark(out_result *r, uint32_t idx, int status, const char *reason)
 {
     if (idx >= r->n)
@@ -205,7 +217,9 @@ void out_result_free(out_result *r)
 int output_write_sync(output *o, const batch *b, char *why, size_t whylen)
 {
     out_result res = {.n = b->nrecords};
+    double t0 = buf_now();
     int rc = o->plugin->write(o, b, &res);
+    output_observe(o, buf_now() - t0);
     if (rc == OUT_OK && res.status)
         for (uint32_t i = 0; i < res.n; i++)
             if (res.status[i] != OUT_OK)

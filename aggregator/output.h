@@ -66,6 +66,9 @@ typedef struct out_plugin {
     void (*exit)(output *o);
 } out_plugin;
 
+#define OUT_LAT_BUCKETS 11
+extern const double out_lat_bounds[OUT_LAT_BUCKETS]; /* seconds: 0.005 .. 10 */
+
 typedef struct out_item {
     struct out_item *next;
     batch *b;
@@ -96,6 +99,9 @@ struct output {
 
     /* counters (metrics) */
     atomic_uint_fast64_t records_in, records_out, batches_in, write_errors, records_failed;
+    /* latency of plugin->write calls (flushes), Prometheus histogram */
+    atomic_uint_fast64_t lat_buckets[OUT_LAT_BUCKETS + 1]; /* last: +Inf */
+    atomic_uint_fast64_t lat_count, lat_sum_us;
 };
 
 const out_plugin *out_plugin_find(const char *name);
@@ -113,6 +119,9 @@ static inline int output_congested(output *o)
 {
     return atomic_load_explicit(&o->queued_bytes, memory_order_relaxed) > o->queue_limit;
 }
+/* Record how long one plugin->write took (any thread). */
+void output_observe(output *o, double seconds);
+
 /* Drain the queue, stop the thread (and buffer: flush_at_shutdown), call exit, free. */
 void output_destroy(output *o);
 /* Stop the ingest thread and the buffer's flushers, within `deadline` (monotonic s). */

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "aggregator/log.h"
+#include "aggregator/monitor.h"
 #include "buffer/buffer.h"
 
 static const conf_spec system_spec[] = {
@@ -19,7 +20,7 @@ static const conf_spec system_spec[] = {
 };
 
 static const char *const directives[] = {"system", "source", "match", "filter", "label", "worker", NULL};
-static const char *const source_types[] = {"forward", NULL};
+static const char *const source_types[] = {"forward", "monitor_agent", "prometheus", NULL};
 
 static int error_sink(void *arg, const batch *b, const char *reason) { return router_emit_error(arg, b, reason); }
 
@@ -87,6 +88,14 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
                 conf_errors_add(errs, n->file, n->line, "missing @type in <source>");
                 continue;
             }
+            if (!strcmp(type->value, "monitor_agent") || !strcmp(type->value, "prometheus")) {
+                conf_get(n, "@id");
+                conf_get(n, "@log_level");
+                monitor *mo = monitor_create(n, type->value, errs);
+                if (mo)
+                    p->monitors = push(p->monitors, &p->nmonitors, mo);
+                continue;
+            }
             if (strcmp(type->value, "forward") != 0) {
                 const char *s = conf_suggest(type->value, source_types);
                 if (s)
@@ -145,6 +154,12 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
 
 void pipeline_free(pipeline *p)
 {
+    /* the monitor thread reads outputs and buffers: stop it first */
+    for (size_t i = 0; i < p->nmonitors; i++)
+        monitor_free(p->monitors[i]);
+    free(p->monitors);
+    p->monitors = NULL;
+    p->nmonitors = 0;
     for (size_t i = 0; i < p->nsources; i++)
         fwd_source_free(p->sources[i]);
     free(p->sources);

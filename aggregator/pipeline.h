@@ -26,6 +26,8 @@ typedef struct pipeline {
     output **outputs; /* every output the router created (started/stopped by main) */
     size_t noutputs;
     router *rt;
+    struct monitor **monitors; /* <source @type monitor_agent|prometheus> */
+    size_t nmonitors;
 } pipeline;
 
 /* Returns 0 and fills p, or -1 with errors in errs (p is cleaned up). */

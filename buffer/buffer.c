@@ -41,6 +41,7 @@ struct chunk {
     uint32_t records, blocks;
     uint64_t bytes; /* blocks (headers included), what counts against total_limit_size */
     double staged_at;
+    double created; /* wall clock, s: for the oldest-chunk-age metric */
     int fd;
     char *path;
     uint64_t file_size;
@@ -62,12 +63,20 @@ static double wall_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static uint64_t get64(const uint8_t *p);
 static void put32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
     p[2] = (uint8_t)(v >> 16);
     p[3] = (uint8_t)(v >> 24);
+}
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
 }
 static void put64(uint8_t *p, uint64_t v)
 {
@@ -305,6 +314,7 @@ static chunk *chunk_new(buffer *b, const char *tag, size_t tag_len, int64_t time
         ch->tag_len = tag_len;
     }
     ch->staged_at = buf_now();
+    ch->created = wall_now();
     if (b->c.type == BUF_FILE) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%016llx.chunk", b->c.path, (unsigned long long)ch->id);
@@ -1027,7 +1037,9 @@ static void flush_one(buffer *b, chunk *ch)
         return;
     }
     out_result res = {.n = bt->nrecords};
+    double t0 = buf_now();
     int rc = o->plugin->write(o, bt, &res);
+    output_observe(o, buf_now() - t0);
     int done = 0; /* chunk can be deleted */
     const char *why = res.reason[0] ? res.reason : rc == OUT_ERROR ? "unrecoverable error" : "retryable error";
     if (rc == OUT_OK && !res.status) {
@@ -1292,6 +1304,8 @@ static int recover(buffer *b)
         }
         size_t good;
         uint32_t recs;
+        uint8_t created_hdr[8];
+        memcpy(created_hdr, buf + 16, 8);
         uint32_t blocks = scan_blocks(buf, start, got, &good, &recs, NULL);
         free(buf);
         if (good < got) {
@@ -1317,6 +1331,7 @@ static int recover(buffer *b)
         ch->tag_len = tag_len;
         ch->timekey = timekey;
         ch->path = strdup(path);
+        ch->created = (double)get64(created_hdr) / 1e9;
         ch->records = recs;
         ch->blocks = blocks;
         ch->bytes = good - start;
@@ -1367,6 +1382,29 @@ int buffer_start(buffer *b)
             return -1;
         }
     return 0;
+}
+
+void buffer_snapshot(buffer *b, buffer_snap *s)
+{
+    memset(s, 0, sizeof *s);
+    double now = wall_now(), oldest = now;
+    pthread_mutex_lock(&b->mu);
+    s->bytes = b->total_bytes;
+    s->staged = b->nstaged;
+    s->queued = b->nqueued;
+    s->flushing = b->nflushing;
+    s->retrying = b->retrying;
+    s->retries = b->retries;
+    s->next_retry_in = b->retrying ? b->next_retry - buf_now() : 0;
+    for (chunk *ch = b->staged; ch; ch = ch->next)
+        if (ch->created < oldest)
+            oldest = ch->created;
+    for (chunk *ch = b->qhead; ch; ch = ch->next)
+        if (ch->created < oldest)
+            oldest = ch->created;
+    pthread_mutex_unlock(&b->mu);
+    s->oldest_age = now - oldest;
+    s->limit = b->c.total_limit_size;
 }
 
 void buffer_abort_waits(buffer *b)

@@ -106,6 +106,15 @@ int buffer_start(buffer *b);
 /* Append a batch (ingest thread). 0: stored (durable per the buffer type);
  * -1: refused (overflow throw_exception, I/O error): no ack must be sent. */
 int buffer_append(buffer *b, const batch *bt);
+/* A consistent view for the metrics endpoint (takes the buffer's lock). */
+typedef struct buffer_snap {
+    uint64_t bytes, limit;
+    uint32_t staged, queued, flushing;
+    int retrying, retries;
+    double next_retry_in, oldest_age;
+} buffer_snap;
+void buffer_snapshot(buffer *b, buffer_snap *s);
+
 /* Shutdown: appends that wait for space (overflow block, full disk) fail
  * instead (no ack: the sender keeps the records). Any thread. */
 void buffer_abort_waits(buffer *b);

@@ -1,0 +1,460 @@
+/*
+ * aggregator/monitor.c: the HTTP endpoint for operators, served by
+ * libevent's evhttp on the main thread (it only reads counters and takes
+ * each buffer's lock briefly, so it never slows the record path).
+ *
+ *   /metrics          Prometheus text format
+ *   /api/plugins.json Fluentd monitor_agent's view (plugin list with counters)
+ *   /api/v1/health    Fluent Bit's health check: 200 "ok" / 500 "error" when
+ *                     write errors or failed retries in the last
+ *                     hc_period exceed hc_errors_count / hc_retry_failure_count
+ *   /healthz          liveness: 200 while the process serves requests
+ *   /readyz           readiness: 200 once every listener is up and every buffer
+ *                     recovered, 503 before and while draining
+ *
+ * Configured as Fluentd's `<source> @type monitor_agent` (port 24220) or
+ * fluent-plugin-prometheus's `<source> @type prometheus` (port 24231,
+ * `metrics_path`); both serve every path above.
+ */
+#include "monitor.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "aggregator/log.h"
+#include "buffer/buffer.h"
+
+static const conf_spec monitor_spec[] = {
+    {"bind", CONF_STR, "0.0.0.0", 0, offsetof(monitor, bind), NULL},
+    {"port", CONF_INT, "0", 0, offsetof(monitor, port), NULL},
+    {"metrics_path", CONF_STR, "/metrics", 0, offsetof(monitor, metrics_path), NULL},
+    {"tag", CONF_STR, NULL, 0, offsetof(monitor, tag), NULL},
+    {"emit_interval", CONF_TIME, "60", 0, offsetof(monitor, emit_interval), NULL},
+    {"include_config", CONF_BOOL, "true", 0, offsetof(monitor, include_config), NULL},
+    {"include_retry", CONF_BOOL, "true", 0, offsetof(monitor, include_retry), NULL},
+    {"hc_errors_count", CONF_INT, "5", 0, offsetof(monitor, hc_errors_count), NULL},
+    {"hc_retry_failure_count", CONF_INT, "5", 0, offsetof(monitor, hc_retry_failure_count), NULL},
+    {"hc_period", CONF_TIME, "60", 0, offsetof(monitor, hc_period), NULL},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
+monitor *monitor_create(conf_node *n, const char *type, conf_errors *errs)
+{
+    monitor *m = calloc(1, sizeof *m);
+    int rc = conf_bind(n, monitor_spec, m, errs);
+    if (m->port == 0)
+        m->port = strcmp(type, "prometheus") == 0 ? 24231 : 24220;
+    if (m->port < 1 || m->port > 65535) {
+        conf_param *p = conf_get(n, "port");
+        conf_errors_add(errs, p ? p->file : n->file, p ? p->line : n->line, "port %lld out of range 1..65535",
+                        (long long)m->port);
+        rc = -1;
+    }
+    if (m->tag) {
+        conf_param *p = conf_get(n, "tag");
+        conf_errors_add(errs, p->file, p->line,
+                        "monitor_agent 'tag' (emitting metrics as records) is not supported; scrape /metrics");
+        rc = -1;
+    }
+    if (rc) {
+        monitor_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void monitor_free(monitor *m)
+{
+    if (!m)
+        return;
+    if (m->running) {
+        event_base_loopbreak(m->base);
+        pthread_join(m->thread, NULL);
+    }
+    if (m->http)
+        evhttp_free(m->http);
+    if (m->base)
+        event_base_free(m->base);
+    conf_unbind(monitor_spec, m);
+    free(m->hc_err_ring);
+    free(m);
+}
+
+/* ---- Prometheus text ------------------------------------------------------------ */
+
+static void metric_head(struct evbuffer *o, const char *name, const char *type, const char *help)
+{
+    evbuffer_add_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* label values: escape backslash, quote and newline */
+static const char *lv(const char *s, char *buf, size_t cap)
+{
+    size_t j = 0;
+    for (; *s && j + 2 < cap; s++) {
+        if (*s == '\\' || *s == '"') {
+            buf[j++] = '\\';
+            buf[j++] = *s;
+        } else if (*s == '\n') {
+            buf[j++] = '\\';
+            buf[j++] = 'n';
+        } else {
+            buf[j++] = *s;
+        }
+    }
+    buf[j] = 0;
+    return buf;
+}
+
+static uint64_t ld(atomic_uint_fast64_t *a) { return atomic_load_explicit(a, memory_order_relaxed); }
+
+typedef struct wsum {
+    uint64_t records, bytes, requests, connections, connections_open, invalid, decode_errors, oversize, acks, markers,
+        signals;
+} wsum;
+
+static void sum_workers(monitor *m, wsum *s)
+{
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < m->nworkers; i++) {
+        worker_stats *w = &m->workers[i].stats;
+        s->records += ld(&w->records);
+        s->bytes += ld(&w->bytes);
+        s->requests += ld(&w->requests);
+        s->connections += ld(&w->connections);
+        s->connections_open += ld(&w->connections_open);
+        s->invalid += ld(&w->invalid_events);
+        s->decode_errors += ld(&w->decode_errors);
+        s->oversize += ld(&w->oversize);
+        s->acks += ld(&w->acks);
+        s->markers += ld(&w->markers);
+        s->signals += ld(&w->signals_skipped);
+    }
+}
+
+static long rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "re");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+static void write_metrics(monitor *m, struct evbuffer *o)
+{
+    wsum w;
+    sum_workers(m, &w);
+    char l1[256], l2[64];
+    struct {
+        const char *name, *help;
+        uint64_t v;
+    } in[] = {
+        {"weir_input_records_total", "records accepted from senders", w.records},
+        {"weir_input_bytes_total", "bytes read from senders", w.bytes},
+        {"weir_input_requests_total", "forward requests decoded", w.requests},
+        {"weir_input_connections_total", "connections accepted", w.connections},
+        {"weir_input_invalid_events_total", "events skipped as invalid", w.invalid},
+        {"weir_input_decode_errors_total", "corrupt requests (connection closed)", w.decode_errors},
+        {"weir_input_oversize_requests_total", "requests over chunk_size_limit (connection closed)", w.oversize},
+        {"weir_input_acks_total", "acks sent", w.acks},
+        {"weir_input_group_markers_total", "Fluent Bit group markers skipped", w.markers},
+        {"weir_input_signals_skipped_total", "metrics/traces requests skipped (fluent_signal)", w.signals},
+    };
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+        metric_head(o, in[i].name, "counter", in[i].help);
+        evbuffer_add_printf(o, "%s{input=\"forward\"} %llu\n", in[i].name, (unsigned long long)in[i].v);
+    }
+    metric_head(o, "weir_input_connections_open", "gauge", "connections open now");
+    evbuffer_add_printf(o, "weir_input_connections_open{input=\"forward\"} %llu\n",
+                        (unsigned long long)w.connections_open);
+    if (m->fwd_handshake_failures) {
+        metric_head(o, "weir_input_handshake_failures_total", "counter", "failed shared-key/TLS handshakes");
+        evbuffer_add_printf(o, "weir_input_handshake_failures_total{input=\"forward\"} %llu\n",
+                            (unsigned long long)m->fwd_handshake_failures(m->pl));
+    }
+
+    /* outputs */
+    struct {
+        const char *name, *type, *help;
+    } oh[] = {
+        {"weir_output_records_total", "counter", "records the output accepted (unbuffered: written; buffered: appended)"},
+        {"weir_output_write_errors_total", "counter", "batches the output or its buffer refused"},
+        {"weir_output_failed_records_total", "counter", "records in refused batches (not acked)"},
+        {"weir_output_queue_bytes", "gauge", "bytes waiting for the output's ingest thread"},
+    };
+    for (size_t k = 0; k < sizeof oh / sizeof oh[0]; k++) {
+        metric_head(o, oh[k].name, oh[k].type, oh[k].help);
+        for (size_t i = 0; i < m->pl->noutputs; i++) {
+            output *op = m->pl->outputs[i];
+            uint64_t v = k == 0   ? ld(&op->records_out)
+                         : k == 1 ? ld(&op->write_errors)
+                         : k == 2 ? ld(&op->records_failed)
+                                  : atomic_load(&op->queued_bytes);
+            evbuffer_add_printf(o, "%s{output=\"%s\",type=\"%s\"} %llu\n", oh[k].name, lv(op->id, l1, sizeof l1),
+                                op->plugin->name, (unsigned long long)v);
+        }
+    }
+    metric_head(o, "weir_output_write_seconds", "histogram", "time of one write to the backend (a flush)");
+    for (size_t i = 0; i < m->pl->noutputs; i++) {
+        output *op = m->pl->outputs[i];
+        uint64_t cum = 0;
+        lv(op->id, l1, sizeof l1);
+        for (int b = 0; b <= OUT_LAT_BUCKETS; b++) {
+            cum += ld(&op->lat_buckets[b]);
+            if (b < OUT_LAT_BUCKETS)
+                snprintf(l2, sizeof l2, "%g", out_lat_bounds[b]);
+            else
+                snprintf(l2, sizeof l2, "+Inf");
+            evbuffer_add_printf(o, "weir_output_write_seconds_bucket{output=\"%s\",le=\"%s\"} %llu\n", l1, l2,
+                                (unsigned long long)cum);
+        }
+        evbuffer_add_printf(o, "weir_output_write_seconds_sum{output=\"%s\"} %.6f\n", l1,
+                            (double)ld(&op->lat_sum_us) / 1e6);
+        evbuffer_add_printf(o, "weir_output_write_seconds_count{output=\"%s\"} %llu\n", l1,
+                            (unsigned long long)ld(&op->lat_count));
+    }
+
+    /* buffers */
+    struct {
+        const char *name, *help;
+        size_t off;
+    } bc[] = {
+        {"weir_buffer_appended_records_total", "records appended to chunks", offsetof(buffer, appended_records)},
+        {"weir_buffer_flushed_records_total", "records the output delivered", offsetof(buffer, flushed_records)},
+        {"weir_buffer_retried_flushes_total", "flushes that failed and will be retried", offsetof(buffer, retried_flushes)},
+        {"weir_buffer_failed_flushes_total", "chunks given up (secondary or dead letter)", offsetof(buffer, failed_flushes)},
+        {"weir_buffer_dead_letter_records_total", "records written to the dead-letter file",
+         offsetof(buffer, dead_letter_records)},
+        {"weir_buffer_secondary_records_total", "records handed to <secondary>", offsetof(buffer, secondary_records)},
+        {"weir_buffer_dropped_chunks_total", "chunks dropped by drop_oldest_chunk", offsetof(buffer, dropped_chunks)},
+        {"weir_buffer_dropped_records_total", "records in dropped chunks", offsetof(buffer, dropped_records)},
+        {"weir_buffer_rejected_batches_total", "appends refused (buffer full, throw_exception)",
+         offsetof(buffer, rejected_batches)},
+        {"weir_buffer_recovered_chunks_total", "chunks recovered at start", offsetof(buffer, recovered_chunks)},
+        {"weir_buffer_torn_tails_total", "chunks whose torn tail was cut at recovery", offsetof(buffer, torn_tails)},
+        {"weir_buffer_corrupt_chunks_total", "chunks moved to corrupt/", offsetof(buffer, corrupt_chunks)},
+    };
+    for (size_t k = 0; k < sizeof bc / sizeof bc[0]; k++) {
+        metric_head(o, bc[k].name, "counter", bc[k].help);
+        for (size_t i = 0; i < m->pl->noutputs; i++) {
+            buffer *b = m->pl->outputs[i]->buf;
+            if (!b)
+                continue;
+            evbuffer_add_printf(o, "%s{output=\"%s\"} %llu\n", bc[k].name, lv(m->pl->outputs[i]->id, l1, sizeof l1),
+                                (unsigned long long)ld((atomic_uint_fast64_t *)((char *)b + bc[k].off)));
+        }
+    }
+    struct {
+        const char *name, *help;
+    } bg[] = {
+        {"weir_buffer_bytes", "bytes in staged and queued chunks"},
+        {"weir_buffer_limit_bytes", "total_limit_size"},
+        {"weir_buffer_staged_chunks", "chunks being filled"},
+        {"weir_buffer_queue_length", "chunks waiting to be flushed (Fluentd: buffer_queue_length)"},
+        {"weir_buffer_flushing_chunks", "chunks being flushed now"},
+        {"weir_buffer_oldest_chunk_age_seconds", "age of the oldest chunk (0 when empty)"},
+        {"weir_buffer_retrying", "1 while the output is in retry back-off"},
+        {"weir_buffer_retry_count", "retries since the first failure (Fluentd: retry_count)"},
+        {"weir_buffer_next_retry_seconds", "seconds until the next retry"},
+    };
+    buffer_snap *snaps = calloc(m->pl->noutputs ? m->pl->noutputs : 1, sizeof *snaps);
+    for (size_t i = 0; i < m->pl->noutputs; i++)
+        if (m->pl->outputs[i]->buf)
+            buffer_snapshot(m->pl->outputs[i]->buf, &snaps[i]);
+    for (size_t k = 0; k < sizeof bg / sizeof bg[0]; k++) {
+        metric_head(o, bg[k].name, "gauge", bg[k].help);
+        for (size_t i = 0; i < m->pl->noutputs; i++) {
+            if (!m->pl->outputs[i]->buf)
+                continue;
+            buffer_snap *s = &snaps[i];
+            double v = k == 0   ? (double)s->bytes
+                       : k == 1 ? (double)s->limit
+                       : k == 2 ? s->staged
+                       : k == 3 ? s->queued
+                       : k == 4 ? s->flushing
+                       : k == 5 ? ((s->staged || s->queued) ? s->oldest_age : 0)
+                       : k == 6 ? s->retrying
+                       : k == 7 ? s->retries
+                                : (s->retrying && s->next_retry_in > 0 ? s->next_retry_in : 0);
+            evbuffer_add_printf(o, "%s{output=\"%s\"} %.17g\n", bg[k].name, lv(m->pl->outputs[i]->id, l1, sizeof l1),
+                                v);
+        }
+    }
+    free(snaps);
+
+    /* routing */
+    router_stats rs;
+    router_stats_get(m->pl->rt, &rs);
+    metric_head(o, "weir_router_filtered_records_total", "counter", "records dropped by filters (grep, rewrite_tag_filter without a rule)");
+    evbuffer_add_printf(o, "weir_router_filtered_records_total %llu\n", (unsigned long long)rs.filtered_out);
+    metric_head(o, "weir_router_unmatched_records_total", "counter", "records no <match> took (discarded)");
+    evbuffer_add_printf(o, "weir_router_unmatched_records_total %llu\n", (unsigned long long)rs.unmatched);
+    metric_head(o, "weir_router_error_records_total", "counter", "records sent to @ERROR (or dropped without it)");
+    evbuffer_add_printf(o, "weir_router_error_records_total %llu\n", (unsigned long long)rs.to_error);
+    metric_head(o, "weir_router_rewritten_records_total", "counter", "records re-tagged by rewrite_tag_filter");
+    evbuffer_add_printf(o, "weir_router_rewritten_records_total %llu\n", (unsigned long long)rs.rewritten);
+
+    /* process */
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    metric_head(o, "weir_process_resident_memory_bytes", "gauge", "resident set size");
+    evbuffer_add_printf(o, "weir_process_resident_memory_bytes %ld\n", rss_bytes());
+    metric_head(o, "weir_process_cpu_seconds_total", "counter", "user + system CPU time");
+    evbuffer_add_printf(o, "weir_process_cpu_seconds_total %.3f\n",
+                        (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                            (double)ru.ru_stime.tv_usec / 1e6);
+    metric_head(o, "weir_process_start_time_seconds", "gauge", "start time, unix seconds");
+    evbuffer_add_printf(o, "weir_process_start_time_seconds %.0f\n", m->start_time);
+    metric_head(o, "weir_build_info", "gauge", "version");
+    evbuffer_add_printf(o, "weir_build_info{version=\"%s\"} 1\n", WEIR_VERSION);
+}
+
+static void reply(struct evhttp_request *req, int code, const char *reason, const char *ctype, struct evbuffer *body)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+    evhttp_send_reply(req, code, reason, body);
+}
+
+/* ---- health: error and retry-failure counts over a sliding period ------------------- */
+
+static void hc_totals(monitor *m, uint64_t *errors, uint64_t *retry_failures)
+{
+    *errors = *retry_failures = 0;
+    for (size_t i = 0; i < m->pl->noutputs; i++) {
+        output *op = m->pl->outputs[i];
+        *errors += ld(&op->write_errors);
+        if (op->buf)
+            *retry_failures += ld(&op->buf->failed_flushes);
+    }
+}
+
+static int healthy(monitor *m)
+{
+    uint64_t e, r;
+    hc_totals(m, &e, &r);
+    double now = buf_now();
+    /* compare with the totals as they were hc_period ago (sampled per second) */
+    int slots = m->hc_slots;
+    size_t idx = (size_t)((long)now % slots);
+    if (m->hc_err_ring[2 * idx + 1] == 0 || now - (double)m->hc_err_ring[2 * idx + 1] >= 1) {
+        /* refresh this second's sample */
+        m->hc_err_ring[2 * idx] = e;
+        m->hc_err_ring[2 * idx + 1] = (uint64_t)now;
+        m->hc_retry_ring[idx] = r;
+    }
+    uint64_t e0 = e, r0 = r;
+    for (int k = 0; k < slots; k++) {
+        if (m->hc_err_ring[2 * k + 1] && now - (double)m->hc_err_ring[2 * k + 1] <= m->hc_period) {
+            if (m->hc_err_ring[2 * k] < e0)
+                e0 = m->hc_err_ring[2 * k];
+            if (m->hc_retry_ring[k] < r0)
+                r0 = m->hc_retry_ring[k];
+        }
+    }
+    return (int64_t)(e - e0) < m->hc_errors_count && (int64_t)(r - r0) < m->hc_retry_failure_count;
+}
+
+static void handle(struct evhttp_request *req, void *arg)
+{
+    monitor *m = arg;
+    const char *uri = evhttp_request_get_uri(req);
+    char path[256];
+    size_t pl = strcspn(uri, "?");
+    snprintf(path, sizeof path, "%.*s", (int)(pl < sizeof path ? pl : sizeof path - 1), uri);
+    struct evbuffer *body = evbuffer_new();
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+        evbuffer_add_printf(body, "method not allowed\n");
+        reply(req, 405, "Method Not Allowed", "text/plain", body);
+    } else if (!strcmp(path, m->metrics_path) || !strcmp(path, "/metrics")) {
+        write_metrics(m, body);
+        reply(req, 200, "OK", "text/plain; version=0.0.4", body);
+    } else if (!strcmp(path, "/healthz")) {
+        evbuffer_add_printf(body, "ok\n");
+        reply(req, 200, "OK", "text/plain", body);
+    } else if (!strcmp(path, "/readyz")) {
+        int ready = atomic_load(&m->ready) && !atomic_load(&m->draining);
+        evbuffer_add_printf(body, "%s\n", ready ? "ready" : atomic_load(&m->draining) ? "draining" : "starting");
+        reply(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", "text/plain", body);
+    } else if (!strcmp(path, "/api/v1/health")) {
+        int ok = healthy(m);
+        evbuffer_add_printf(body, "%s\n", ok ? "ok" : "error");
+        reply(req, ok ? 200 : 500, ok ? "OK" : "Internal Server Error", "text/plain", body);
+    } else if (!strcmp(path, "/api/plugins.json") || !strcmp(path, "/api/plugins")) {
+        char l1[256];
+        evbuffer_add_printf(body, "{\"plugins\":[");
+        int first = 1;
+        for (size_t i = 0; i < m->pl->nsources; i++) {
+            evbuffer_add_printf(body, "%s{\"plugin_id\":\"%s\",\"plugin_category\":\"input\",\"type\":\"forward\"}",
+                                first ? "" : ",", lv(m->pl->sources[i]->id, l1, sizeof l1));
+            first = 0;
+        }
+        for (size_t i = 0; i < m->pl->noutputs; i++) {
+            output *op = m->pl->outputs[i];
+            buffer_snap s = {0};
+            if (op->buf)
+                buffer_snapshot(op->buf, &s);
+            evbuffer_add_printf(body,
+                                "%s{\"plugin_id\":\"%s\",\"plugin_category\":\"output\",\"type\":\"%s\","
+                                "\"output_plugin\":true,\"buffer_queue_length\":%u,\"buffer_total_queued_size\":%llu,"
+                                "\"buffer_stage_length\":%u,\"retry_count\":%d,\"emit_records\":%llu,"
+                                "\"write_count\":%llu,\"rollback_count\":%llu}",
+                                first ? "" : ",", lv(op->id, l1, sizeof l1), op->plugin->name, s.queued,
+                                (unsigned long long)s.bytes, s.staged, s.retries,
+                                (unsigned long long)ld(&op->records_in), (unsigned long long)ld(&op->lat_count),
+                                (unsigned long long)(op->buf ? ld(&op->buf->retried_flushes) : 0));
+            first = 0;
+        }
+        evbuffer_add_printf(body, "]}\n");
+        reply(req, 200, "OK", "application/json", body);
+    } else {
+        evbuffer_add_printf(body, "not found: try /metrics, /api/plugins.json, /api/v1/health, /healthz, /readyz\n");
+        reply(req, 404, "Not Found", "text/plain", body);
+    }
+    evbuffer_free(body);
+}
+
+static void *monitor_main(void *arg)
+{
+    monitor *m = arg;
+    pthread_setname_np(pthread_self(), "monitor");
+    event_base_loop(m->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+int monitor_start(monitor *m, pipeline *pl, worker *workers, int nworkers)
+{
+    m->pl = pl;
+    m->workers = workers;
+    m->nworkers = nworkers;
+    m->start_time = (double)time(NULL);
+    m->hc_slots = (int)(m->hc_period > 1 ? m->hc_period : 1) + 1;
+    m->hc_err_ring = calloc((size_t)m->hc_slots * 3, sizeof *m->hc_err_ring);
+    m->hc_retry_ring = m->hc_err_ring + 2 * m->hc_slots;
+    m->base = event_base_new(); /* after evthread_use_pthreads(): loopbreak works from main */
+    m->http = m->base ? evhttp_new(m->base) : NULL;
+    if (!m->http || evhttp_bind_socket(m->http, m->bind, (uint16_t)m->port) != 0) {
+        wlog_error("monitor", "cannot listen for HTTP on %s:%lld", m->bind, (long long)m->port);
+        return -1;
+    }
+    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT);
+    evhttp_set_gencb(m->http, handle, m);
+    if (pthread_create(&m->thread, NULL, monitor_main, m) != 0)
+        return -1;
+    m->running = 1;
+    wlog_info("monitor", "HTTP on %s:%lld: %s, /api/plugins.json, /api/v1/health, /healthz, /readyz", m->bind,
+              (long long)m->port, m->metrics_path);
+    return 0;
+}

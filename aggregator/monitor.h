@@ -1,0 +1,51 @@
+/*
+ * aggregator/monitor.h: HTTP endpoint (metrics, health, readiness), main
+ * thread only; see monitor.c for the paths.
+ */
+#ifndef WEIR_MONITOR_H
+#define WEIR_MONITOR_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "aggregator/pipeline.h"
+#include "aggregator/worker.h"
+#include "config/conf.h"
+
+struct event_base;
+struct evhttp;
+
+typedef struct monitor {
+    /* parameters */
+    char *bind;
+    int64_t port;
+    char *metrics_path;
+    char *tag;
+    double emit_interval;
+    int include_config, include_retry;
+    int64_t hc_errors_count, hc_retry_failure_count;
+    double hc_period;
+    /* runtime */
+    struct evhttp *http;
+    struct event_base *base; /* its own loop and thread: it answers during shutdown too */
+    pthread_t thread;
+    int running;
+    pipeline *pl;
+    worker *workers;
+    int nworkers;
+    double start_time;
+    atomic_int ready, draining;
+    int hc_slots;
+    uint64_t *hc_err_ring; /* per second: [errors, sampled-at] pairs, then retry failures */
+    uint64_t *hc_retry_ring;
+    /* optional: handshake failures of forward sources (security) */
+    uint64_t (*fwd_handshake_failures)(pipeline *pl);
+} monitor;
+
+/* `type` is "monitor_agent" or "prometheus" (default ports 24220 / 24231). */
+monitor *monitor_create(conf_node *n, const char *type, conf_errors *errs);
+int monitor_start(monitor *m, pipeline *pl, worker *workers, int nworkers);
+void monitor_free(monitor *m);
+
+#endif

@@ -80,12 +80,14 @@ void monitor_free(monitor *m)
         event_base_loopbreak(m->base);
         pthread_join(m->thread, NULL);
     }
+    if (m->hc_timer)
+        event_free(m->hc_timer);
     if (m->http)
         evhttp_free(m->http);
     if (m->base)
         event_base_free(m->base);
     conf_unbind(monitor_spec, m);
-    free(m->hc_err_ring);
+    free(m->hc_ring);
     free(m);
 }
 
@@ -341,27 +343,33 @@ static void hc_totals(monitor *m, uint64_t *errors, uint64_t *retry_failures)
     }
 }
 
+/* Monitor thread, every second: remember the totals, so that health can
+ * compare now with hc_period ago. Slot k holds [errors, retry failures, time]. */
+static void hc_sample(evutil_socket_t fd, short what, void *arg)
+{
+    monitor *m = arg;
+    uint64_t e, r;
+    hc_totals(m, &e, &r);
+    uint64_t now = (uint64_t)buf_now();
+    uint64_t *slot = &m->hc_ring[3 * (now % (uint64_t)m->hc_slots)];
+    slot[0] = e;
+    slot[1] = r;
+    slot[2] = now;
+}
+
 static int healthy(monitor *m)
 {
     uint64_t e, r;
     hc_totals(m, &e, &r);
     double now = buf_now();
-    /* compare with the totals as they were hc_period ago (sampled per second) */
-    int slots = m->hc_slots;
-    size_t idx = (size_t)((long)now % slots);
-    if (m->hc_err_ring[2 * idx + 1] == 0 || now - (double)m->hc_err_ring[2 * idx + 1] >= 1) {
-        /* refresh this second's sample */
-        m->hc_err_ring[2 * idx] = e;
-        m->hc_err_ring[2 * idx + 1] = (uint64_t)now;
-        m->hc_retry_ring[idx] = r;
-    }
     uint64_t e0 = e, r0 = r;
-    for (int k = 0; k < slots; k++) {
-        if (m->hc_err_ring[2 * k + 1] && now - (double)m->hc_err_ring[2 * k + 1] <= m->hc_period) {
-            if (m->hc_err_ring[2 * k] < e0)
-                e0 = m->hc_err_ring[2 * k];
-            if (m->hc_retry_ring[k] < r0)
-                r0 = m->hc_retry_ring[k];
+    for (int k = 0; k < m->hc_slots; k++) {
+        const uint64_t *slot = &m->hc_ring[3 * k];
+        if (slot[2] && now - (double)slot[2] <= m->hc_period) {
+            if (slot[0] < e0)
+                e0 = slot[0];
+            if (slot[1] < r0)
+                r0 = slot[1];
         }
     }
     return (int64_t)(e - e0) < m->hc_errors_count && (int64_t)(r - r0) < m->hc_retry_failure_count;
@@ -440,9 +448,8 @@ int monitor_start(monitor *m, pipeline *pl, worker *workers, int nworkers)
     m->workers = workers;
     m->nworkers = nworkers;
     m->start_time = (double)time(NULL);
-    m->hc_slots = (int)(m->hc_period > 1 ? m->hc_period : 1) + 1;
-    m->hc_err_ring = calloc((size_t)m->hc_slots * 3, sizeof *m->hc_err_ring);
-    m->hc_retry_ring = m->hc_err_ring + 2 * m->hc_slots;
+    m->hc_slots = (int)(m->hc_period > 1 ? m->hc_period : 1) + 2;
+    m->hc_ring = calloc((size_t)m->hc_slots * 3, sizeof *m->hc_ring);
     m->base = event_base_new(); /* after evthread_use_pthreads(): loopbreak works from main */
     m->http = m->base ? evhttp_new(m->base) : NULL;
     if (!m->http || evhttp_bind_socket(m->http, m->bind, (uint16_t)m->port) != 0) {
@@ -451,6 +458,10 @@ int monitor_start(monitor *m, pipeline *pl, worker *workers, int nworkers)
     }
     evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT);
     evhttp_set_gencb(m->http, handle, m);
+    hc_sample(-1, 0, m); /* the baseline: totals at start */
+    m->hc_timer = event_new(m->base, -1, EV_PERSIST, hc_sample, m);
+    struct timeval one = {1, 0};
+    event_add(m->hc_timer, &one);
     if (pthread_create(&m->thread, NULL, monitor_main, m) != 0)
         return -1;
     m->running = 1;

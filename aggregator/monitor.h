@@ -37,8 +37,8 @@ typedef struct monitor {
     double start_time;
     atomic_int ready, draining;
     int hc_slots;
-    uint64_t *hc_err_ring; /* per second: [errors, sampled-at] pairs, then retry failures */
-    uint64_t *hc_retry_ring;
+    uint64_t *hc_ring; /* per second: [write errors, retry failures, sampled at] */
+    struct event *hc_timer;
     /* optional: handshake failures of forward sources (security) */
     uint64_t (*fwd_handshake_failures)(pipeline *pl);
 } monitor;

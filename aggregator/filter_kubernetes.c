@@ -210,10 +210,17 @@ static int64_t build(const k8s_ctx *c, filter_call *call, const uint8_t *km, siz
     int64_t n = 0;
     if (have_map) {
         if (c->flatten) {
-            char prefix[1024];
+            /* a flattened key is at most every key of the map joined */
+            char pstack[1024];
+            size_t pcap = 10 + kl * (1 + c->sep_len) + 64;
+            char *prefix = pcap <= sizeof pstack ? pstack : malloc(pcap);
+            if (!prefix)
+                return -1;
             memcpy(prefix, "kubernetes", 10);
             const uint8_t *p = km;
-            n = flatten_map(c, sc, prefix, 10, sizeof prefix, &p, km + kl, 0);
+            n = flatten_map(c, sc, prefix, 10, pcap, &p, km + kl, 0);
+            if (prefix != pstack)
+                free(prefix);
             if (n < 0)
                 return -1;
         }

@@ -325,6 +325,7 @@ typedef struct pctx {
     int has_time, time_err;
     uint32_t sec, nsec;
     parse_keys *keys;
+    size_t body0; /* where the pairs started when the header was reserved */
     char terr[256];
 } pctx;
 
@@ -334,7 +335,7 @@ static inline void note_key(pctx *c, size_t kpay, size_t klen)
     if (!k)
         return;
     if (k->n < k->cap) {
-        k->off[k->n] = kpay;
+        k->off[k->n] = kpay - c->body0;
         k->len[k->n] = (uint32_t)klen;
         k->n++;
     } else {
@@ -376,18 +377,14 @@ static int ruby_split(wbuf *o, const uint8_t *s, size_t n, const char *delim)
             i += l;
         }
     } else {
-        size_t i = 0, last_nonempty = 0;
-        uint32_t keep = 0;
-        size_t mark = o->len;
-        (void)mark;
-        /* first pass: count fields up to the last non-empty one (Ruby drops trailing empties) */
-        size_t b = 0;
-        uint32_t k = 0;
+        /* Ruby drops trailing empty fields: count the fields up to the last non-empty one */
+        uint32_t keep = 0, k = 0;
+        size_t i, b = 0;
         for (i = 0; i + dl <= n;) {
             if (memcmp(s + i, delim, dl) == 0) {
                 k++;
                 if (i > b)
-                    keep = k, last_nonempty = i;
+                    keep = k;
                 i += dl;
                 b = i;
             } else {
@@ -395,8 +392,7 @@ static int ruby_split(wbuf *o, const uint8_t *s, size_t n, const char *delim)
             }
         }
         if (n > b)
-            keep = k + 1, last_nonempty = n;
-        (void)last_nonempty;
+            keep = k + 1;
         b = 0;
         for (i = 0; cnt < keep;) {
             if (i + dl <= n && memcmp(s + i, delim, dl) == 0) {
@@ -1040,6 +1036,7 @@ static int j_top(jp *j, pctx *c)
         return -1;
     j->p++;
     size_t hoff = j->o->len++;
+    c->body0 = j->o->len; /* keys are noted relative to the body: the header may still grow */
     const parser *p = c->p;
     ws(j);
     if (j->p < j->e && *j->p == '}') {
@@ -1111,6 +1108,7 @@ static int do_regexp(pctx *c, const uint8_t *s, size_t n, char *err, size_t errl
     int ret = PARSE_FAIL;
     if (rec_hdr_open(c->o, &h, 1, (uint32_t)p->nnames))
         goto out;
+    c->body0 = c->o->len;
     for (size_t i = 0; i < p->nnames; i++) {
         const rx_name *nm = &p->names[i];
         uint32_t g = nm->group;
@@ -1161,6 +1159,7 @@ static int do_cri(pctx *c, const uint8_t *s, size_t n)
     rec_hdr h;
     if (rec_hdr_open(c->o, &h, 1, 4))
         return PARSE_FAIL;
+    c->body0 = c->o->len;
     if (put_pair(c, p->tkey, p->tkey_len, s, (size_t)(t_end - s)) ||
         put_pair(c, "stream", 6, st, (size_t)(st_end - st)) || put_pair(c, "logtag", 6, tg, (size_t)(tg_end - tg)) ||
         put_pair(c, p->mkey, p->mkey_len, log, (size_t)(log_end - log)))
@@ -1237,6 +1236,7 @@ static int do_logfmt(pctx *c, const uint8_t *s, size_t n)
     rec_hdr h;
     if (rec_hdr_open(c->o, &h, 1, 0))
         return PARSE_FAIL;
+    c->body0 = c->o->len;
     uint32_t pairs = 0;
     while (p < e) {
         while (p < e && !is_ident(*p))
@@ -1319,6 +1319,7 @@ int parse_text_keys(const parser *p, const char *s, size_t n, wbuf *out_map, int
     c.has_time = c.time_err = 0;
     c.sec = c.nsec = 0;
     c.keys = keys;
+    c.body0 = 0;
     c.terr[0] = 0;
     if (keys)
         keys->n = 0, keys->overflow = 0;
@@ -1337,10 +1338,12 @@ int parse_text_keys(const parser *p, const char *s, size_t n, wbuf *out_map, int
     case PARSE_LOGFMT: rc = do_logfmt(&c, u, n); break;
     case PARSE_NONE: {
         rec_hdr h;
-        rc = rec_hdr_open(out_map, &h, 1, 1) || put_pair(&c, p->mkey, p->mkey_len, u, n) ||
-                     rec_hdr_close(out_map, &h, c.count)
-                 ? PARSE_FAIL
-                 : PARSE_OK;
+        rc = PARSE_FAIL;
+        if (rec_hdr_open(out_map, &h, 1, 1) == 0) {
+            c.body0 = out_map->len;
+            if (put_pair(&c, p->mkey, p->mkey_len, u, n) == 0 && rec_hdr_close(out_map, &h, c.count) == 0)
+                rc = PARSE_OK;
+        }
         break;
     }
     default: rc = PARSE_FAIL; break;
@@ -1351,8 +1354,14 @@ int parse_text_keys(const parser *p, const char *s, size_t n, wbuf *out_map, int
         snprintf(err, errlen, "invalid byte sequence in UTF-8");
     else if (rc == PARSE_FAIL && err && errlen && !err[0])
         snprintf(err, errlen, "%s", c.time_err ? c.terr : "out of memory or record too large");
-    if (rc != PARSE_OK)
+    if (rc != PARSE_OK) {
         out_map->len = start;
+    } else if (keys) { /* relative to the body -> offsets in out_map */
+        uint8_t b = out_map->data[start];
+        size_t body = start + ((b & 0xf0) == 0x80 ? 1 : b == 0xde ? 3 : 5);
+        for (size_t i = 0; i < keys->n; i++)
+            keys->off[i] += body;
+    }
     return rc;
 }
 

@@ -38,7 +38,9 @@ int rec_path_compile(rec_path *p, const char *text, char *err, size_t errlen);
 void rec_path_free(rec_path *p);
 
 /* Find the value at `path` in the record map [rec, rec+len). Returns a
- * pointer to the value's msgpack bytes and sets *vlen, or NULL. */
+ * pointer to the value's msgpack bytes and sets *vlen, or NULL. A map with
+ * the same key twice: the first one is found. A negative index counts from
+ * the end of the array (Ruby's a[-1]). */
 const uint8_t *rec_lookup(const uint8_t *rec, size_t len, const rec_path *path, size_t *vlen);
 /* Top-level key lookup. */
 const uint8_t *rec_get(const uint8_t *rec, size_t len, const char *key, size_t key_len, size_t *vlen);

@@ -979,9 +979,10 @@ static batch *run_filters(router_ctx *c, const plan *p, batch *b, int depth)
         call.meta = e.meta;
         call.meta_len = e.meta_len;
         int modified = 0, fate = FILTER_KEEP;
-        wbuf *bufs[2] = {&c->ping, &c->pong};
         for (size_t k = 0; k < p->nfilters; k++) {
-            wbuf *o = bufs[k & 1];
+            /* write into whichever buffer does not hold the current record: after a
+             * KEEP the record is still where an earlier filter put it */
+            wbuf *o = rec == c->ping.data ? &c->pong : &c->ping;
             o->len = 0;
             call.out = o;
             call.err[0] = 0;

@@ -20,6 +20,8 @@ int wbuf_grow(wbuf *b, size_t need); /* ensure cap >= len + need; -1 over max or
 
 static inline int wbuf_add(wbuf *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return 0; /* memcpy from/to NULL with n == 0 is still undefined */
     if (b->cap - b->len < n && wbuf_grow(b, n) != 0)
         return -1;
     memcpy(b->data + b->len, p, n);

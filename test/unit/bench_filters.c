@@ -106,10 +106,9 @@ int main(int argc, char **argv)
     for (long i = 0; i < iters / 5; i++) {
         const uint8_t *rec = recs[i & 3].data;
         size_t len = recs[i & 3].len;
-        wbuf *bufs[2] = {&ping, &pong};
         int fate = FILTER_KEEP;
         for (int k = 0; k < 3; k++) {
-            wbuf *o = bufs[k & 1];
+            wbuf *o = rec == ping.data ? &pong : &ping; /* never the buffer holding the input */
             o->len = 0;
             call.out = o;
             int rc = fs[k]->plugin->filter(fs[k], &call, rec, len);

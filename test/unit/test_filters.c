@@ -489,6 +489,18 @@ static void test_parser_merge_sizes(void **st)
     snprintf(rec + n, sizeof rec - n, "}");
     snprintf(want + w, sizeof want - w, "}");
     MODIFY(f, "t", rec, want); /* 41 keys: the general merge, k0 replaced in place */
+    /* 17 parsed keys (their map header grows after the keys were seen), one also in the record */
+    k = (size_t)snprintf(inner, sizeof inner, "{");
+    for (int i = 0; i < 17; i++)
+        k += (size_t)snprintf(inner + k, sizeof inner - k, "%s\\'q%d\\':%d", i ? "," : "", i, i);
+    snprintf(inner + k, sizeof inner - k, "}");
+    snprintf(rec, sizeof rec, "{'q15':'old','log':'%s'}", inner);
+    w = (size_t)snprintf(want, sizeof want, "{'q15':15,'log':'%s'", inner);
+    for (int i = 0; i < 17; i++)
+        if (i != 15)
+            w += (size_t)snprintf(want + w, sizeof want - w, ",'q%d':%d", i, i);
+    snprintf(want + w, sizeof want - w, "}");
+    MODIFY(f, "t", rec, want);
     filter_destroy(f);
 }
 
@@ -717,9 +729,10 @@ static const char *ENRICH_CONF[3] = {
 static int run_chain(filter **fs, size_t n, const uint8_t *rec, size_t len, wbuf *ping, wbuf *pong, wbuf *sc,
                      filter_call *call, const uint8_t **res, size_t *reslen)
 {
-    wbuf *bufs[2] = {ping, pong};
     for (size_t k = 0; k < n; k++) {
-        wbuf *o = bufs[k & 1];
+        /* the output buffer must not be the one holding the input: after a
+         * KEEP the input is still where an earlier filter wrote it */
+        wbuf *o = rec == ping->data ? pong : ping;
         o->len = 0;
         call->out = o;
         int rc = fs[k]->plugin->filter(fs[k], call, rec, len);
@@ -742,8 +755,8 @@ static void test_enrich_chain(void **st)
         fs[i] = mkf(ENRICH_CONF[i]);
     wbuf ping = {0}, pong = {0}, sc = {0};
     filter_call call = {.tag = "kube.app", .tag_len = 8, .sec = 1, .scratch = &sc};
-    const uint8_t *res;
-    size_t rl;
+    const uint8_t *res = NULL;
+    size_t rl = 0;
     wbuf in = J(Q("{'log':'{\\'level\\':\\'INFO\\',\\'msg\\':\\'ok\\',\\'time\\':1700000000}','stream':'stdout'}"));
     assert_int_equal(run_chain(fs, 3, in.data, in.len, &ping, &pong, &sc, &call, &res, &rl), FILTER_KEEP);
     ASSERT_MP_JSON(res, rl, Q("{'log':'{\\'level\\':\\'INFO\\',\\'msg\\':\\'ok\\',\\'time\\':1700000000}','stream':'stdout',"
@@ -754,6 +767,28 @@ static void test_enrich_chain(void **st)
     assert_int_equal(run_chain(fs, 3, in.data, in.len, &ping, &pong, &sc, &call, &res, &rl), FILTER_DROP);
     wbuf_free(&in);
     for (int i = 0; i < 3; i++)
+        filter_destroy(fs[i]);
+    wbuf_free(&ping);
+    wbuf_free(&pong);
+    wbuf_free(&sc);
+}
+
+static void test_chain_keep_in_the_middle(void **st)
+{
+    /* MODIFY, MODIFY, KEEP, MODIFY: the last filter reads what the second wrote */
+    filter *fs[4] = {mkf(ENRICH_CONF[0]), mkf("@type record_transformer\n<record>\ncluster c1\ntag ${tag}\n</record>"),
+                     mkf(ENRICH_CONF[2]), mkf("@type ecs")};
+    wbuf ping = {0}, pong = {0}, sc = {0};
+    filter_call call = {.tag = "kube.a", .tag_len = 6, .sec = 1, .scratch = &sc};
+    const uint8_t *res = NULL;
+    size_t rl = 0;
+    wbuf in = J(Q("{'log':'{\\'level\\':\\'INFO\\',\\'msg\\':\\'hello\\',\\'time\\':1700000001}','stream':'stdout'}"));
+    assert_int_equal(run_chain(fs, 4, in.data, in.len, &ping, &pong, &sc, &call, &res, &rl), FILTER_KEEP);
+    ASSERT_MP_JSON(res, rl, Q("{'log':'{\\'level\\':\\'INFO\\',\\'msg\\':\\'hello\\',\\'time\\':1700000001}',"
+                              "'stream':'stdout','cluster':'c1','tag':'kube.a','@timestamp':'2023-11-14T22:13:21.000Z',"
+                              "'log.level':'info','message':'hello'}"));
+    wbuf_free(&in);
+    for (int i = 0; i < 4; i++)
         filter_destroy(fs[i]);
     wbuf_free(&ping);
     wbuf_free(&pong);
@@ -832,6 +867,7 @@ int main(void)
         cmocka_unit_test(test_parser_invalid_utf8), cmocka_unit_test(test_parser_errors),
         cmocka_unit_test(test_k8s),              cmocka_unit_test(test_trace),
         cmocka_unit_test(test_ecs),              cmocka_unit_test(test_enrich_chain),
+        cmocka_unit_test(test_chain_keep_in_the_middle),
         cmocka_unit_test(test_threads),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,6 +14,10 @@
  *   FILTER_ERROR    the record goes to the @ERROR label, with call->err set
  *                   (Fluentd's emit_error_event, e.g. parser failures with
  *                   emit_invalid_record_to_error)
+ *   FILTER_ERROR_KEEP  both: the record as the filter got it goes to @ERROR
+ *                   AND the record continues (as appended to call->out, or
+ *                   unchanged if nothing was appended). Fluentd's parser
+ *                   filter with reserve_data does this for unparsable text.
  */
 #ifndef WEIR_FILTER_H
 #define WEIR_FILTER_H
@@ -25,7 +29,7 @@
 #include "aggregator/wbuf.h"
 #include "config/conf.h"
 
-enum { FILTER_KEEP = 0, FILTER_MODIFY = 1, FILTER_DROP = 2, FILTER_ERROR = 3 };
+enum { FILTER_KEEP = 0, FILTER_MODIFY = 1, FILTER_DROP = 2, FILTER_ERROR = 3, FILTER_ERROR_KEEP = 4 };
 
 typedef struct filter filter;
 

@@ -9,10 +9,9 @@
  *
  * Invalid records (key missing or nil, text not matching, a parser error
  * such as a bad time) go to @ERROR (FILTER_ERROR) with Fluentd's reason when
- * emit_invalid_record_to_error is true (the default). NOTE: Fluentd with
- * reserve_data true ALSO keeps the original record in the stream when the
- * key is missing or the pattern does not match; weir's filter interface has
- * one outcome per record, so the record only goes to @ERROR. With
+ * emit_invalid_record_to_error is true (the default). As in Fluentd, with
+ * reserve_data true the record ALSO stays in the stream when the key is
+ * missing or the pattern does not match (FILTER_ERROR_KEEP). With
  * emit_invalid_record_to_error false the record is kept (reserve_data, plus
  * an empty hash_value_field map if configured) or dropped.
  *
@@ -318,19 +317,23 @@ static int fast_merge(const fp_ctx *c, filter_call *call, const uint8_t *rec, si
     return FAST_MERGED;
 }
 
+/* Fluentd: emit_error_event when emit_invalid_record_to_error, and with
+ * reserve_data the record ALSO stays in the stream (with an empty
+ * hash_value_field map when that is configured). */
 static int invalid(const fp_ctx *c, filter_call *call, const uint8_t *rec, size_t len, const char *why)
 {
-    if (c->emit_invalid) {
+    if (c->emit_invalid)
         snprintf(call->err, sizeof call->err, "%s", why);
-        return FILTER_ERROR;
-    }
     if (!c->reserve_data)
-        return FILTER_DROP;
+        return c->emit_invalid ? FILTER_ERROR : FILTER_DROP;
+    int keep = c->emit_invalid ? FILTER_ERROR_KEEP : FILTER_KEEP;
     if (!c->hash_value_field)
-        return FILTER_KEEP;
+        return keep;
     static const uint8_t empty_map[] = {0x80};
     call->scratch->len = 0;
-    return compose(c, call, rec, len, empty_map, 1, 0) ? FILTER_ERROR : FILTER_MODIFY;
+    if (compose(c, call, rec, len, empty_map, 1, 0))
+        return FILTER_ERROR;
+    return c->emit_invalid ? FILTER_ERROR_KEEP : FILTER_MODIFY;
 }
 
 static int fp_filter(filter *f, filter_call *call, const uint8_t *rec, size_t len)

@@ -991,6 +991,20 @@ static batch *run_filters(router_ctx *c, const plan *p, batch *b, int depth)
                 rec = o->data;
                 rec_len = o->len;
                 modified = 1;
+            } else if (rc == FILTER_ERROR_KEEP) {
+                /* a copy as the filter saw it to @ERROR; the record goes on */
+                if (nerr == 0)
+                    wlog_warn("router", "filter %s could not process a record of tag '%s': %s; a copy goes to @ERROR, "
+                              "the record is kept",
+                              p->filters[k]->id, b->tag, call.err[0] ? call.err : "error");
+                put_entry(&errw, call.sec, call.nsec, e.meta, e.meta_len, rec, rec_len);
+                nerr++;
+                changed = 1;
+                if (o->len) {
+                    rec = o->data;
+                    rec_len = o->len;
+                    modified = 1;
+                }
             } else if (rc == FILTER_DROP || rc == FILTER_ERROR) {
                 fate = rc;
                 if (rc == FILTER_ERROR && nerr == 0)

@@ -97,7 +97,7 @@ static fres apply_t(filter *f, const char *tag, uint32_t sec, uint32_t nsec, con
     r.nsec = call.nsec;
     memcpy(r.err, call.err, sizeof r.err);
     assert_memory_equal(out.data, "Z", 1);
-    if (r.rc == FILTER_MODIFY)
+    if (r.rc == FILTER_MODIFY || (r.rc == FILTER_ERROR_KEEP && out.len > 1))
         r.json = M2J(out.data + 1, out.len - 1);
     else
         r.json = M2J(in.data, in.len);
@@ -111,8 +111,8 @@ static fres apply(filter *f, const char *tag, const char *json_sq) { return appl
 
 static const char *rcname(int rc)
 {
-    static const char *const n[] = {"KEEP", "MODIFY", "DROP", "ERROR"};
-    return rc >= 0 && rc <= 3 ? n[rc] : "?";
+    static const char *const n[] = {"KEEP", "MODIFY", "DROP", "ERROR", "ERROR_KEEP"};
+    return rc >= 0 && rc <= 4 ? n[rc] : "?";
 }
 
 static void expect(filter *f, const char *tag, const char *in, int want_rc, const char *want_json)
@@ -129,14 +129,17 @@ static void expect(filter *f, const char *tag, const char *in, int want_rc, cons
 #define KEEP(f, tag, in) expect(f, tag, in, FILTER_KEEP, in)
 #define DROP(f, tag, in) expect(f, tag, in, FILTER_DROP, NULL)
 
-static void expect_error(filter *f, const char *tag, const char *in, const char *reason)
+static void expect_error_rc(filter *f, const char *tag, const char *in, int want_rc, const char *reason)
 {
     fres r = apply(f, tag, in);
-    if (r.rc != FILTER_ERROR)
-        fail_msg("%s on %s: got %s (%s) want ERROR", tag, in, rcname(r.rc), r.json);
+    if (r.rc != want_rc)
+        fail_msg("%s on %s: got %s (%s) want %s", tag, in, rcname(r.rc), r.json, rcname(want_rc));
     assert_string_equal(r.err, reason);
     free(r.json);
 }
+#define expect_error(f, tag, in, reason) expect_error_rc(f, tag, in, FILTER_ERROR, reason)
+/* Fluentd's parser with reserve_data: a copy to @ERROR and the record kept */
+#define expect_error_keep(f, tag, in, reason) expect_error_rc(f, tag, in, FILTER_ERROR_KEEP, reason)
 
 /* ---- registry / filter_create ----------------------------------------------------------------- */
 
@@ -523,12 +526,23 @@ static void test_parser_invalid(void **st)
 {
     filter *f = mkf("@type parser\nkey_name log\nreserve_data true\n<parse>\n@type regexp\nexpression /^(?<a>\\d+)$/\n"
                     "time_key a\ntime_format %s\n</parse>");
-    expect_error(f, "t", "{'x':1}", "log does not exist");
-    expect_error(f, "t", "{'log':null}", "log does not exist");
-    expect_error(f, "t", "{'log':'abc'}", "pattern not matched with data 'abc'");
+    expect_error_keep(f, "t", "{'x':1}", "log does not exist");
+    expect_error_keep(f, "t", "{'log':null}", "log does not exist");
+    expect_error_keep(f, "t", "{'log':'abc'}", "pattern not matched with data 'abc'");
     expect_error(f, "t", "{'log':5}", "parse failed: the value of log is not a string");
     expect_error(f, "t", "{'log':'99999999999'}", "invalid time format: value = 99999999999");
     MODIFY(f, "t", "{'log':'1600000000'}", "{'log':'1600000000'}");
+    filter_destroy(f);
+    /* without reserve_data an unparsable record only goes to @ERROR */
+    f = mkf("@type parser\nkey_name log\n<parse>\n@type json\n</parse>");
+    expect_error(f, "t", "{'log':'plain text'}", "pattern not matched with data 'plain text'");
+    filter_destroy(f);
+    /* reserve_data + hash_value_field: the kept record gets the empty map */
+    f = mkf("@type parser\nkey_name log\nreserve_data true\nhash_value_field p\n<parse>\n@type json\n</parse>");
+    fres kr = apply(f, "t", "{'log':'plain text'}");
+    assert_int_equal(kr.rc, FILTER_ERROR_KEEP);
+    assert_string_equal(kr.json, Q("{'log':'plain text','p':{}}"));
+    free(kr.json);
     filter_destroy(f);
 
     /* emit_invalid_record_to_error false: keep (reserve_data) or drop */

@@ -23,11 +23,113 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
+
+#include "aggregator/log.h"
 
 #include "aggregator/filter.h"
 #include "aggregator/parse.h"
 #include "aggregator/record.h"
+
+/*
+ * CRI partial lines: containerd splits a long line into "P" lines ended by
+ * an "F" line. With <parse> @type cri the filter holds the text of P lines
+ * per (tag, stream) and parses the whole line when its F line arrives (with
+ * the first part's timestamp). Workers share the table, hence the mutex;
+ * one container's lines normally come from one connection, in order.
+ * Bounds: a joined line is emitted once it passes CRI_JOIN_MAX bytes (even
+ * without its F line: nothing is lost, the line is split), and at most
+ * CRI_JOIN_KEYS streams are held at once (beyond, parts pass unjoined).
+ */
+#define CRI_JOIN_MAX (1u << 20)
+#define CRI_JOIN_KEYS 4096
+
+typedef struct cri_pending {
+    struct cri_pending *next;
+    char *key; /* tag NUL stream */
+    size_t key_len;
+    wbuf text; /* "TIME STREAM F " of the first part, then the log parts */
+} cri_pending;
+
+typedef struct cri_join {
+    pthread_mutex_t mu;
+    cri_pending *list;
+    size_t n;
+} cri_join;
+
+enum { CRI_PASS, CRI_HOLD, CRI_JOINED };
+
+/* Returns CRI_HOLD (a P line kept), CRI_JOINED (*out holds the whole line to
+ * parse) or CRI_PASS (a line to parse as it is). */
+static int cri_join_step(cri_join *j, const char *tag, size_t tag_len, const char *s, size_t n, wbuf *out)
+{
+    /* TIME SP STREAM SP LOGTAG SP LOG */
+    const char *sp1 = memchr(s, ' ', n);
+    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', n - (size_t)(sp1 + 1 - s)) : NULL;
+    const char *sp3 = sp2 ? memchr(sp2 + 1, ' ', n - (size_t)(sp2 + 1 - s)) : NULL;
+    if (!sp3)
+        return CRI_PASS;
+    int partial = sp2[1] == 'P' && (sp2 + 2 == sp3 || sp2[2] == ':');
+    char key[1024];
+    size_t sl = (size_t)(sp2 - sp1 - 1);
+    if (tag_len + 1 + sl > sizeof key)
+        return CRI_PASS;
+    memcpy(key, tag, tag_len);
+    key[tag_len] = 0;
+    memcpy(key + tag_len + 1, sp1 + 1, sl);
+    size_t kl = tag_len + 1 + sl;
+    const char *log = sp3 + 1;
+    size_t loglen = n - (size_t)(log - s);
+
+    pthread_mutex_lock(&j->mu);
+    cri_pending **pp = &j->list, *p;
+    for (p = *pp; p && !(p->key_len == kl && !memcmp(p->key, key, kl)); pp = &p->next, p = *pp)
+        ;
+    int rc;
+    if (partial) {
+        if (!p && j->n >= CRI_JOIN_KEYS) {
+            pthread_mutex_unlock(&j->mu);
+            return CRI_PASS; /* too many streams mid-line: this part is parsed alone */
+        }
+        if (!p) {
+            p = calloc(1, sizeof *p);
+            p->key = malloc(kl);
+            memcpy(p->key, key, kl);
+            p->key_len = kl;
+            /* the first part's "TIME STREAM " and an F tag */
+            wbuf_add(&p->text, s, (size_t)(sp2 + 1 - s));
+            wbuf_add(&p->text, "F ", 2);
+            p->next = j->list;
+            j->list = p;
+            j->n++;
+        }
+        if (p->text.len + loglen <= CRI_JOIN_MAX) {
+            wbuf_add(&p->text, log, loglen);
+            pthread_mutex_unlock(&j->mu);
+            return CRI_HOLD;
+        }
+        /* too long: what was held goes out now with this part, as one line */
+        wbuf_add(&p->text, log, loglen);
+        rc = CRI_JOINED;
+    } else {
+        if (!p) {
+            pthread_mutex_unlock(&j->mu);
+            return CRI_PASS;
+        }
+        wbuf_add(&p->text, log, loglen);
+        rc = CRI_JOINED;
+    }
+    out->len = 0;
+    wbuf_add(out, p->text.data, p->text.len);
+    *pp = p->next;
+    j->n--;
+    wbuf_free(&p->text);
+    free(p->key);
+    free(p);
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
 
 typedef struct fp_ctx {
     char *key_name;
@@ -38,6 +140,7 @@ typedef struct fp_ctx {
     rec_path key;
     parser parser;
     size_t prefix_len, hvf_len;
+    cri_join *join; /* <parse> @type cri only; mutable state behind a const ctx */
 } fp_ctx;
 
 static const conf_spec fp_spec[] = {
@@ -77,6 +180,10 @@ static int fp_init(filter *f, conf_node *n, conf_errors *errs)
     }
     if (ps && parse_configure(&c->parser, ps, errs) != 0)
         bad = -1;
+    if (!bad && c->parser.type == PARSE_CRI) {
+        c->join = calloc(1, sizeof *c->join);
+        pthread_mutex_init(&c->join->mu, NULL);
+    }
     c->prefix_len = c->inject_key_prefix ? strlen(c->inject_key_prefix) : 0;
     c->hvf_len = c->hash_value_field ? strlen(c->hash_value_field) : 0;
     return bad;
@@ -85,6 +192,21 @@ static int fp_init(filter *f, conf_node *n, conf_errors *errs)
 static void fp_exit(filter *f)
 {
     fp_ctx *c = f->ctx;
+    if (c->join) {
+        if (c->join->n)
+            wlog_warn("filter_parser", "%s: %zu partial CRI lines never got their final (F) part; discarded at "
+                      "shutdown",
+                      f->id, c->join->n);
+        while (c->join->list) {
+            cri_pending *p = c->join->list;
+            c->join->list = p->next;
+            wbuf_free(&p->text);
+            free(p->key);
+            free(p);
+        }
+        pthread_mutex_destroy(&c->join->mu);
+        free(c->join);
+    }
     rec_path_free(&c->key);
     parse_free(&c->parser);
 }
@@ -371,6 +493,16 @@ static int fp_filter(filter *f, filter_call *call, const uint8_t *rec, size_t le
             return FILTER_DROP;
         snprintf(call->err, sizeof call->err, "parse failed: the value of %s is not a string", c->key_name);
         return FILTER_ERROR;
+    }
+    static __thread wbuf cri_line; /* per worker; lives as long as the thread */
+    if (c->join) {
+        int jr = cri_join_step(c->join, call->tag, call->tag_len, (const char *)s, sn, &cri_line);
+        if (jr == CRI_HOLD)
+            return FILTER_DROP; /* held until its F line; not a loss */
+        if (jr == CRI_JOINED) {
+            s = cri_line.data;
+            sn = (uint32_t)cri_line.len;
+        }
     }
     sc->len = 0;
     int has_time = 0;

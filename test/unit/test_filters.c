@@ -563,6 +563,31 @@ static void test_parser_invalid(void **st)
     filter_destroy(f);
 }
 
+/* CRI P lines are held per (tag, stream) and joined with their F line. */
+static void test_parser_cri_partial_join(void **st)
+{
+    filter *f = mkf("@type parser\nkey_name log\n<parse>\n@type cri\n</parse>");
+    DROP(f, "kube.a", "{'log':'2025-12-18T02:42:48.982Z stdout P {\\'level\\':'}");
+    DROP(f, "kube.b", "{'log':'2025-12-18T02:42:49.000Z stdout P other-'}");      /* another container */
+    DROP(f, "kube.a", "{'log':'2025-12-18T02:42:48.990Z stderr P err-'}");        /* another stream */
+    DROP(f, "kube.a", "{'log':'2025-12-18T02:42:48.983Z stdout P \\'ERROR\\','}");
+    fres r = apply(f, "kube.a", "{'log':'2025-12-18T02:42:48.984Z stdout F \\'msg\\':\\'x\\'}'}");
+    assert_int_equal(r.rc, FILTER_MODIFY);
+    assert_string_equal(r.json, Q("{'stream':'stdout','logtag':'F','log':'{\\'level\\':\\'ERROR\\',\\'msg\\':\\'x\\'}'}"));
+    /* the time of the first part */
+    assert_int_equal(r.sec, 1766025768);
+    assert_int_equal(r.nsec, 982000000);
+    free(r.json);
+    MODIFY(f, "kube.b", "{'log':'2025-12-18T02:42:49.100Z stdout F end'}",
+           "{'stream':'stdout','logtag':'F','log':'other-end'}");
+    MODIFY(f, "kube.a", "{'log':'2025-12-18T02:42:49.100Z stderr F out'}",
+           "{'stream':'stderr','logtag':'F','log':'err-out'}");
+    /* an F line with nothing held passes as it is */
+    MODIFY(f, "kube.a", "{'log':'2025-12-18T02:42:49.200Z stdout F alone'}",
+           "{'stream':'stdout','logtag':'F','log':'alone'}");
+    filter_destroy(f);
+}
+
 static void test_parser_invalid_utf8(void **st)
 {
     wbuf in = {0}, out = {0}, sc = {0};
@@ -878,6 +903,7 @@ int main(void)
         cmocka_unit_test(test_rt_errors),        cmocka_unit_test(test_parser_json_reserve),
         cmocka_unit_test(test_parser_merge_sizes), cmocka_unit_test(test_parser_prefix_hash),
         cmocka_unit_test(test_parser_invalid),
+        cmocka_unit_test(test_parser_cri_partial_join),
         cmocka_unit_test(test_parser_invalid_utf8), cmocka_unit_test(test_parser_errors),
         cmocka_unit_test(test_k8s),              cmocka_unit_test(test_trace),
         cmocka_unit_test(test_ecs),              cmocka_unit_test(test_enrich_chain),

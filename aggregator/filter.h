@@ -41,6 +41,7 @@ typedef struct filter_call {
     size_t meta_len;
     wbuf *out;             /* FILTER_MODIFY: append exactly one msgpack map here */
     wbuf *scratch;         /* free scratch space for the filter (reset by the filter as it likes) */
+    wbuf *aux;             /* a second one, distinct from scratch and out (may be NULL in tests) */
     char err[256];         /* FILTER_ERROR: why */
 } filter_call;
 

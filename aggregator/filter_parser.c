@@ -458,6 +458,9 @@ static int invalid(const fp_ctx *c, filter_call *call, const uint8_t *rec, size_
     return c->emit_invalid ? FILTER_ERROR_KEEP : FILTER_MODIFY;
 }
 
+static int parse_and_compose(const fp_ctx *c, filter_call *call, const uint8_t *rec, size_t len, const uint8_t *s,
+                             uint32_t sn, char *why, size_t whylen);
+
 static int fp_filter(filter *f, filter_call *call, const uint8_t *rec, size_t len)
 {
     const fp_ctx *c = f->ctx;
@@ -494,22 +497,32 @@ static int fp_filter(filter *f, filter_call *call, const uint8_t *rec, size_t le
         snprintf(call->err, sizeof call->err, "parse failed: the value of %s is not a string", c->key_name);
         return FILTER_ERROR;
     }
-    static __thread wbuf cri_line; /* per worker; lives as long as the thread */
+    wbuf local = {0};
     if (c->join) {
-        int jr = cri_join_step(c->join, call->tag, call->tag_len, (const char *)s, sn, &cri_line);
+        wbuf *line = call->aux ? call->aux : &local; /* the joined line; the parser uses scratch */
+        int jr = cri_join_step(c->join, call->tag, call->tag_len, (const char *)s, sn, line);
         if (jr == CRI_HOLD)
             return FILTER_DROP; /* held until its F line; not a loss */
         if (jr == CRI_JOINED) {
-            s = cri_line.data;
-            sn = (uint32_t)cri_line.len;
+            s = line->data;
+            sn = (uint32_t)line->len;
         }
     }
+    int frc = parse_and_compose(c, call, rec, len, s, sn, why, sizeof why);
+    wbuf_free(&local);
+    return frc;
+}
+
+static int parse_and_compose(const fp_ctx *c, filter_call *call, const uint8_t *rec, size_t len, const uint8_t *s,
+                             uint32_t sn, char *why, size_t whylen)
+{
+    wbuf *sc = call->scratch;
     sc->len = 0;
     int has_time = 0;
     uint32_t ts = 0, tns = 0;
     int rc;
     if (c->reserve_data && !c->prefix_len && !c->hash_value_field && !c->remove_key_name_field) {
-        rc = fast_merge(c, call, rec, len, s, sn, &has_time, &ts, &tns, why, sizeof why);
+        rc = fast_merge(c, call, rec, len, s, sn, &has_time, &ts, &tns, why, whylen);
         if (rc == FAST_MERGED) {
             if (!c->reserve_time && has_time) {
                 call->sec = ts;
@@ -520,9 +533,9 @@ static int fp_filter(filter *f, filter_call *call, const uint8_t *rec, size_t le
         if (rc == FAST_USE_SCRATCH)
             rc = PARSE_OK;
         else if (rc == FAST_NO)
-            rc = parse_text(&c->parser, (const char *)s, sn, sc, &has_time, &ts, &tns, why, sizeof why);
+            rc = parse_text(&c->parser, (const char *)s, sn, sc, &has_time, &ts, &tns, why, whylen);
     } else {
-        rc = parse_text(&c->parser, (const char *)s, sn, sc, &has_time, &ts, &tns, why, sizeof why);
+        rc = parse_text(&c->parser, (const char *)s, sn, sc, &has_time, &ts, &tns, why, whylen);
     }
     if (rc == PARSE_BADUTF8) {
         if (!c->replace_invalid_sequence) {
@@ -535,7 +548,7 @@ static int fp_filter(filter *f, filter_call *call, const uint8_t *rec, size_t le
             return FILTER_ERROR;
         }
         sc->len = 0;
-        rc = parse_text(&c->parser, (const char *)clean.data, clean.len, sc, &has_time, &ts, &tns, why, sizeof why);
+        rc = parse_text(&c->parser, (const char *)clean.data, clean.len, sc, &has_time, &ts, &tns, why, whylen);
         wbuf_free(&clean);
     }
     if (rc == PARSE_NOMATCH) {

@@ -98,10 +98,17 @@ int main(int argc, char **argv)
     conf_errors errs = {0};
     conf_node *root = config ? conf_parse_file(config, &errs) : conf_parse_string(weir_default_conf, "<embedded default>", &errs);
     pipeline pl;
-    int bad = !root || errs.n > 0;
-    if (root && pipeline_load(&pl, root, &errs) != 0)
-        bad = 1;
+    int bad = !root || errs.n > 0, loaded = 0;
+    if (root) {
+        if (pipeline_load(&pl, root, &errs) != 0)
+            bad = 1;
+        else
+            loaded = 1;
+    }
     if (bad) {
+        if (loaded)
+            pipeline_free(&pl); /* the parser had errors although the pipeline could be built */
+        conf_errors_sort(&errs);
         for (size_t i = 0; i < errs.n; i++) {
             if (dry_run)
                 fprintf(stderr, "%s\n", errs.msgs[i]);

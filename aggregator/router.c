@@ -12,6 +12,7 @@
 
 #include "aggregator/log.h"
 #include "aggregator/record.h"
+#include "aggregator/rx.h"
 #include "forward-protocol/mp.h"
 
 /* ---- tag patterns ------------------------------------------------------------------ */
@@ -122,8 +123,23 @@ int route_patterns_match(const char *patterns, const char *tag)
         if (n < sizeof one) {
             memcpy(one, s, n);
             one[n] = 0;
-            if (match(one, tag, 0))
+            if (n >= 2 && one[0] == '/' && one[n - 1] == '/') {
+                /* Fluentd 1.11.2+: <match /regexp/> (plans are cached per tag, so
+                 * compiling here costs once per new tag) */
+                rx re;
+                char err[128], anchored[1100];
+                int hit = 0;
+                /* anchored on the whole tag, as Fluentd does */
+                snprintf(anchored, sizeof anchored, "\\A(?:%.*s)\\z", (int)(n - 2), one + 1);
+                if (rx_compile(&re, anchored, 0, err, sizeof err) == 0) {
+                    hit = rx_match(&re, (const uint8_t *)tag, strlen(tag)) == 1;
+                    rx_free(&re);
+                }
+                if (hit)
+                    return 1;
+            } else if (match(one, tag, 0)) {
                 return 1;
+            }
         }
         s += n;
     }
@@ -137,7 +153,7 @@ enum { R_FILTER, R_MATCH };
 
 typedef struct rw_rule {
     rec_path key;
-    pcre2_code *re;
+    rx re;
     int invert;
     char *tag; /* template */
 } rw_rule;
@@ -146,7 +162,8 @@ typedef struct rewrite {
     rw_rule *rules;
     size_t n;
     char *remove_tag_prefix;
-    pcre2_code *remove_tag_regexp;
+    rx remove_tag_regexp;
+    int has_remove_tag_regexp;
     int capitalize;
     char hostname[256];
 } rewrite;
@@ -156,7 +173,7 @@ struct rt_target {
     output *out;
     rt_target **stores;
     size_t nstores;
-    char *label_name; /* relabel: resolved after build */
+    char *label_name; /* relabel, or rewrite_tag_filter's @label: resolved after build */
     const char *label_file;
     int label_line;
     rt_label *label;
@@ -211,47 +228,14 @@ static void rewrite_free(rewrite *rw)
         return;
     for (size_t i = 0; i < rw->n; i++) {
         rec_path_free(&rw->rules[i].key);
-        pcre2_code_free(rw->rules[i].re);
+        rx_free(&rw->rules[i].re);
         free(rw->rules[i].tag);
     }
     free(rw->rules);
     free(rw->remove_tag_prefix);
-    pcre2_code_free(rw->remove_tag_regexp);
+    if (rw->has_remove_tag_regexp)
+        rx_free(&rw->remove_tag_regexp);
     free(rw);
-}
-
-/* A Fluentd regexp value: "/re/" or a bare expression. */
-static pcre2_code *compile_re(const char *text, int caseless, const char *file, int line, conf_errors *errs)
-{
-    size_t len = strlen(text);
-    const char *re = text;
-    uint32_t flags = caseless ? PCRE2_CASELESS : 0;
-    if (len >= 2 && text[0] == '/') {
-        const char *last = strrchr(text, '/');
-        if (last > text) {
-            for (const char *f = last + 1; *f; f++)
-                if (*f == 'i')
-                    flags |= PCRE2_CASELESS;
-                else if (*f == 'm')
-                    flags |= PCRE2_DOTALL; /* Ruby's /m is PCRE's dotall */
-                else if (*f == 'x')
-                    flags |= PCRE2_EXTENDED;
-            re = text + 1;
-            len = (size_t)(last - re);
-        }
-    }
-    int ec;
-    PCRE2_SIZE eo;
-    pcre2_code *code = pcre2_compile((PCRE2_SPTR)re, len, flags | PCRE2_UTF | PCRE2_NO_UTF_CHECK, &ec, &eo, NULL);
-    if (!code) {
-        PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(ec, msg, sizeof msg);
-        conf_errors_add(errs, file, line, "invalid regular expression %s: %s at offset %zu", text, (char *)msg,
-                        (size_t)eo);
-        return NULL;
-    }
-    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
-    return code;
 }
 
 static rewrite *rewrite_create(conf_node *n, conf_errors *errs)
@@ -267,8 +251,13 @@ static rewrite *rewrite_create(conf_node *n, conf_errors *errs)
         if (!strcmp(p->key, "remove_tag_prefix")) {
             rw->remove_tag_prefix = strdup(p->value);
         } else if (!strcmp(p->key, "remove_tag_regexp")) {
-            if (!(rw->remove_tag_regexp = compile_re(p->value, 0, p->file, p->line, errs)))
+            char err[200];
+            if (rx_compile(&rw->remove_tag_regexp, p->value, RX_SLASHES, err, sizeof err) != 0) {
+                conf_errors_add(errs, p->file, p->line, "%s", err);
                 bad = 1;
+            } else {
+                rw->has_remove_tag_regexp = 1;
+            }
         } else if (!strcmp(p->key, "capitalize_regex_backreference")) {
             if (conf_parse_bool(p->value, &rw->capitalize)) {
                 conf_errors_add(errs, p->file, p->line, "invalid boolean value '%s' for parameter '%s'", p->value,
@@ -295,8 +284,10 @@ static rewrite *rewrite_create(conf_node *n, conf_errors *errs)
             bad = 1;
         }
     }
+    size_t nrule_sections = 0;
     for (size_t i = 0; i < n->nchildren; i++) {
         conf_node *c = n->children[i];
+        nrule_sections += strcmp(c->name, "rule") == 0;
         if (strcmp(c->name, "rule") != 0) {
             conf_errors_add(errs, c->file, c->line, "unknown section <%s> in rewrite_tag_filter (expected <rule>)",
                             c->name);
@@ -307,7 +298,8 @@ static rewrite *rewrite_create(conf_node *n, conf_errors *errs)
         const char *key = conf_get_value(c, "key"), *pat = conf_get_value(c, "pattern"), *tag = conf_get_value(c, "tag");
         const char *inv = conf_get_value(c, "invert");
         if (!key || !pat || !tag) {
-            conf_errors_add(errs, c->file, c->line, "<rule> needs key, pattern and tag");
+            conf_errors_add(errs, c->file, c->line, "<rule> is missing '%s' (a rule needs key, pattern and tag)",
+                            !key ? "key" : !pat ? "pattern" : "tag");
             bad = 1;
             continue;
         }
@@ -324,8 +316,8 @@ static rewrite *rewrite_create(conf_node *n, conf_errors *errs)
             continue;
         }
         conf_param *pp = conf_get(c, "pattern");
-        rule.re = compile_re(pat, 0, pp->file, pp->line, errs);
-        if (!rule.re) {
+        if (rx_compile(&rule.re, pat, RX_SLASHES, err, sizeof err) != 0) {
+            conf_errors_add(errs, pp->file, pp->line, "%s", err);
             rec_path_free(&rule.key);
             bad = 1;
             continue;
@@ -338,7 +330,7 @@ static rewrite *rewrite_create(conf_node *n, conf_errors *errs)
         rw->rules = grow(rw->rules, &rw->n, sizeof *rw->rules);
         rw->rules[rw->n - 1] = rule;
     }
-    if (!rw->n) {
+    if (!nrule_sections && !bad) {
         conf_errors_add(errs, n->file, n->line, "rewrite_tag_filter needs at least one <rule>");
         bad = 1;
     }
@@ -358,11 +350,15 @@ static rt_target *target_create(router *r, rt_label *owner, conf_node *n, const 
                         n->arg ? n->arg : "");
         return NULL;
     }
+    const char *ty = type->value;
+    if (!strcmp(ty, "relabel") && !conf_get_value(n, "@label")) {
+        conf_errors_add(errs, n->file, n->line, "@type relabel needs @label");
+        return NULL;
+    }
     rt_target *t = calloc(1, sizeof *t);
     t->owner = owner;
     r->targets = grow(r->targets, &r->ntargets, sizeof *r->targets);
     r->targets[r->ntargets - 1] = t;
-    const char *ty = type->value;
     if (!strcmp(ty, "copy")) {
         t->kind = T_COPY;
         int bad = 0;
@@ -431,6 +427,12 @@ static rt_target *target_create(router *r, rt_label *owner, conf_node *n, const 
     }
     if (!strcmp(ty, "rewrite_tag_filter")) {
         t->kind = T_REWRITE;
+        conf_param *l = conf_get(n, "@label");
+        if (l) { /* re-emit into that label instead of this <match>'s own */
+            t->label_name = strdup(l->value);
+            t->label_file = l->file;
+            t->label_line = l->line;
+        }
         t->rw = rewrite_create(n, errs);
         return t->rw ? t : NULL;
     }
@@ -477,6 +479,8 @@ static void build_label(router *r, rt_label *l, conf_node *n, int *findex, int *
 
 static rt_label *find_label(router *r, const char *name)
 {
+    if (!strcmp(name, "@ROOT")) /* Fluentd 1.14+: the top level */
+        return r->labels[0];
     for (size_t i = 1; i < r->nlabels; i++)
         if (!strcmp(r->labels[i]->name, name))
             return r->labels[i];
@@ -527,8 +531,9 @@ router *router_build(conf_node *root, output ***outs, size_t *nouts, conf_errors
     build_label(r, rl, root, &findex, &oindex, outs, nouts, errs);
     for (size_t i = 0; i < r->ntargets; i++) {
         rt_target *t = r->targets[i];
-        if (t->kind == T_RELABEL && !(t->label = find_label(r, t->label_name)))
-            conf_errors_add(errs, t->label_file, t->label_line, "relabel to undefined label %s", t->label_name);
+        if (t->label_name && !(t->label = find_label(r, t->label_name)))
+            conf_errors_add(errs, t->label_file, t->label_line, "%s to undefined label %s",
+                            t->kind == T_RELABEL ? "relabel" : "rewrite_tag_filter @label", t->label_name);
     }
     r->outputs = *outs;
     r->noutputs = *nouts;
@@ -615,7 +620,7 @@ struct router_ctx {
     size_t used;
     rt_delivery *dl;
     size_t ndl, capdl;
-    wbuf ping, pong, scratch, errs_buf;
+    wbuf ping, pong, scratch, aux, errs_buf;
     wbuf text;
     pcre2_match_data *md;
 };
@@ -717,6 +722,7 @@ void router_ctx_free(router_ctx *c)
     wbuf_free(&c->ping);
     wbuf_free(&c->pong);
     wbuf_free(&c->scratch);
+    wbuf_free(&c->aux);
     wbuf_free(&c->errs_buf);
     wbuf_free(&c->text);
     pcre2_match_data_free(c->md);
@@ -768,10 +774,15 @@ static batch *batch_from(wbuf *w, const char *tag, size_t tag_len, uint32_t n)
     return b;
 }
 
-static void to_error(router_ctx *c, batch *eb, int depth)
+static void to_error(router_ctx *c, const rt_label *from, batch *eb, int depth)
 {
     router *r = c->r;
     atomic_fetch_add(&r->to_error, eb->nrecords);
+    if (from == r->error_label) {
+        wlog_warn("router", "a filter in <label @ERROR> rejected %u records of tag '%s': dropped", eb->nrecords,
+                  eb->tag);
+        return;
+    }
     if (!r->error_label) {
         wlog_warn("router", "%u records of tag '%s' were rejected and there is no <label @ERROR>: dropped",
                   eb->nrecords, eb->tag);
@@ -813,8 +824,13 @@ static size_t rw_expand(const rewrite *rw, const char *tmpl, const char *tag, co
                 size_t st = ov[2 * k], n = ov[2 * k + 1] - ov[2 * k];
                 size_t at = j;
                 PUT(subject + st, n);
-                if (rw->capitalize && j > at && out[at] >= 'a' && out[at] <= 'z')
-                    out[at] = (char)(out[at] - 32);
+                if (rw->capitalize && j > at) { /* Ruby's String#capitalize */
+                    if (out[at] >= 'a' && out[at] <= 'z')
+                        out[at] = (char)(out[at] - 32);
+                    for (size_t q = at + 1; q < j; q++)
+                        if (out[q] >= 'A' && out[q] <= 'Z')
+                            out[q] = (char)(out[q] + 32);
+                }
             }
             s += 2;
         } else if (!strncmp(s, "${tag}", 6) || !strncmp(s, "__TAG__", 7)) {
@@ -870,9 +886,8 @@ static void route_rewrite(router_ctx *c, const rt_target *t, batch *b, const cha
         }
     }
     char stripped[1024];
-    if (rw->remove_tag_regexp &&
-        pcre2_match(rw->remove_tag_regexp, (PCRE2_SPTR)btag, strlen(btag), 0, 0, c->md, NULL) >= 0) {
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
+    const PCRE2_SIZE *ov;
+    if (rw->has_remove_tag_regexp && rx_exec(&rw->remove_tag_regexp, (const uint8_t *)btag, strlen(btag), &ov) == 1) {
         snprintf(stripped, sizeof stripped, "%.*s%s", (int)ov[0], btag, btag + ov[1]);
         btag = stripped;
     }
@@ -881,31 +896,43 @@ static void route_rewrite(router_ctx *c, const rt_target *t, batch *b, const cha
     batch_iter it;
     entry e;
     batch_iter_init(&it, b);
-    uint32_t dropped = 0;
+    uint32_t dropped = 0, same = 0;
     while (batch_iter_next(&it, &e) == 1) {
+        /* fluent-plugin-rewrite-tag-filter's rule walk: the value is
+         * record[key].to_s (missing or nil: ""); an empty value never matches
+         * a normal rule but is tested against an inverted one */
         int hit = -1;
-        int nm = 0;
+        const PCRE2_SIZE *mov = NULL;
+        uint32_t ncap = 0;
         for (size_t k = 0; k < rw->n && hit < 0; k++) {
             const rw_rule *ru = &rw->rules[k];
             size_t vlen;
             const uint8_t *v = rec_lookup(e.record, e.record_len, &ru->key, &vlen);
-            if (!v)
-                continue; /* a missing key never matches, inverted or not */
             c->text.len = 0;
-            if (rec_value_text(&c->text, v, vlen) || wbuf_addc(&c->text, 0))
+            if (v && *v != 0xc0 && rec_value_text(&c->text, v, vlen) != 0)
                 continue;
-            nm = pcre2_match(ru->re, (PCRE2_SPTR)c->text.data, c->text.len - 1, 0, 0, c->md, NULL);
-            int m = nm >= 0;
-            if (m != ru->invert)
+            wbuf_addc(&c->text, 0);
+            size_t tl = c->text.len - 1;
+            if (tl == 0 && !ru->invert)
+                continue;
+            const PCRE2_SIZE *ov2 = NULL;
+            int m = rx_exec(&ru->re, c->text.data, tl, &ov2) == 1;
+            if (m != ru->invert) {
                 hit = (int)k;
+                mov = m ? ov2 : NULL;
+                ncap = m ? ru->re.ncap + 1 : 0;
+            }
         }
         if (hit < 0) {
             dropped++;
             continue;
         }
         char nt[512];
-        size_t ntl = rw_expand(rw, rw->rules[hit].tag, btag, (const char *)c->text.data,
-                               nm > 0 ? pcre2_get_ovector_pointer(c->md) : NULL, nm > 0 ? nm : 0, nt, sizeof nt);
+        size_t ntl = rw_expand(rw, rw->rules[hit].tag, btag, (const char *)c->text.data, mov, (int)ncap, nt, sizeof nt);
+        if (ntl == tag_len && !memcmp(nt, tag, tag_len)) {
+            same++; /* the plugin drops a record rewritten to its own tag (a loop otherwise) */
+            continue;
+        }
         rw_group *g = NULL;
         for (size_t k = 0; k < ng; k++)
             if (groups[k].tag_len == ntl && !memcmp(groups[k].tag, nt, ntl))
@@ -920,14 +947,17 @@ static void route_rewrite(router_ctx *c, const rt_target *t, batch *b, const cha
         put_entry(&g->w, e.sec, e.nsec, e.meta, e.meta_len, e.record, e.record_len);
         g->n++;
     }
-    if (dropped)
-        atomic_fetch_add(&r->filtered_out, dropped);
+    if (same)
+        wlog_warn("router", "rewrite_tag_filter: %u records of tag '%.*s' rewritten to the same tag: dropped", same,
+                  (int)tag_len, tag);
+    if (dropped + same)
+        atomic_fetch_add(&r->filtered_out, dropped + same);
     for (size_t k = 0; k < ng; k++) {
         rw_group *g = &groups[k];
         atomic_fetch_add(&r->rewritten, g->n);
         batch *nb = batch_from(&g->w, g->tag, g->tag_len, g->n);
         if (nb) {
-            route_one(c, t->owner, nb, nb->tag, nb->tag_len, depth + 1);
+            route_one(c, t->label ? t->label : t->owner, nb, nb->tag, nb->tag_len, depth + 1);
             batch_unref(nb);
         }
         wbuf_free(&g->w);
@@ -968,7 +998,7 @@ static batch *run_filters(router_ctx *c, const plan *p, batch *b, int depth)
     entry e;
     batch_iter_init(&it, b);
     const uint8_t *prev = it.p;
-    filter_call call = {.tag = b->tag, .tag_len = b->tag_len, .scratch = &c->scratch};
+    filter_call call = {.tag = b->tag, .tag_len = b->tag_len, .scratch = &c->scratch, .aux = &c->aux};
     while (batch_iter_next(&it, &e) == 1) {
         const uint8_t *entry_start = prev, *entry_end = it.p;
         prev = it.p;
@@ -1038,7 +1068,7 @@ static batch *run_filters(router_ctx *c, const plan *p, batch *b, int depth)
     if (nerr) {
         batch *eb = batch_from(&errw, b->tag, b->tag_len, nerr);
         if (eb) {
-            to_error(c, eb, depth);
+            to_error(c, p->label, eb, depth);
             batch_unref(eb);
         }
     }

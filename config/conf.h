@@ -29,6 +29,8 @@ typedef struct conf_errors {
 void conf_errors_add(conf_errors *e, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void conf_errors_free(conf_errors *e);
+/* Order the messages by file, then line (stable), the way a reader fixes them. */
+void conf_errors_sort(conf_errors *e);
 
 typedef struct conf_param {
     char *key;

@@ -697,3 +697,29 @@ void conf_unbind(const conf_spec *specs, void *out)
         }
     }
 }
+
+/* "FILE:LINE: ..." -> (file, line); messages without a line sort first in their file */
+static int err_cmp(const char *a, const char *b)
+{
+    const char *ca = strchr(a, ':'), *cb = strchr(b, ':');
+    size_t fa = ca ? (size_t)(ca - a) : strlen(a), fb = cb ? (size_t)(cb - b) : strlen(b);
+    int c = strncmp(a, b, fa < fb ? fa : fb);
+    if (c || fa != fb)
+        return c ? c : (fa < fb ? -1 : 1);
+    long la = ca ? strtol(ca + 1, NULL, 10) : 0, lb = cb ? strtol(cb + 1, NULL, 10) : 0;
+    return la < lb ? -1 : la > lb;
+}
+
+void conf_errors_sort(conf_errors *e)
+{
+    /* insertion sort: stable, and error lists are short */
+    for (size_t i = 1; i < e->n; i++) {
+        char *m = e->msgs[i];
+        size_t j = i;
+        while (j > 0 && err_cmp(e->msgs[j - 1], m) > 0) {
+            e->msgs[j] = e->msgs[j - 1];
+            j--;
+        }
+        e->msgs[j] = m;
+    }
+}

@@ -371,12 +371,14 @@ static int json_time_value(wbuf *out, const fmt_inject *in, const entry *e)
         n = snprintf(tmp, sizeof tmp, "%u", e->sec);
         return wbuf_add(out, tmp, (size_t)n);
     case TT_STRING: {
+        /* without time_format Fluentd's formatter gives ISO 8601 ("Z" in UTC) */
         size_t k = in->time_format ? fmt_time(tmp, sizeof tmp, in->time_format, e->sec, e->nsec, !in->localtime)
-                                   : fmt_time(tmp, sizeof tmp, "%Y-%m-%d %H:%M:%S %z", e->sec, e->nsec, !in->localtime);
+                                   : iso8601(tmp, sizeof tmp, e->sec, !in->localtime);
         return fmt_json_string(out, (const uint8_t *)tmp, k);
     }
     default:
-        n = snprintf(tmp, sizeof tmp, "%u.%09u", e->sec, e->nsec);
+        /* Fluentd: time.to_r.truncate(6): microseconds */
+        n = snprintf(tmp, sizeof tmp, "%u.%06u", e->sec, e->nsec / 1000);
         /* trim trailing zeros but keep one decimal, like Ruby's Float#to_s */
         while (n > 2 && tmp[n - 1] == '0' && tmp[n - 2] != '.')
             n--;
@@ -384,13 +386,35 @@ static int json_time_value(wbuf *out, const fmt_inject *in, const entry *e)
     }
 }
 
-/* Record as a JSON object, with <inject> keys (which replace same-named keys). */
+/* One injected key's value. */
+static int inject_value(wbuf *out, const fmt_inject *in, int which, const char *tag, size_t tag_len, const entry *e)
+{
+    switch (which) {
+    case 0: return fmt_json_string(out, (const uint8_t *)in->hostname, strlen(in->hostname));
+    case 1: return fmt_json_string(out, (const uint8_t *)tag, tag_len);
+    case 2: return json_time_value(out, in, e);
+    default: {
+        const uint8_t *mp = e->meta;
+        return fmt_json_value(out, &mp, e->meta + e->meta_len);
+    }
+    }
+}
+
+/*
+ * Record as a JSON object with <inject> keys, like Fluentd's
+ * inject_values_to_record: hostname, then tag, then time are set with
+ * Hash#[]=, so a key the record already has keeps its position and takes
+ * the new value, and new keys are appended in that order (weir's
+ * metadata_key last).
+ */
 static int json_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const entry *e)
 {
     const fmt_inject *in = &f->inj;
     const uint8_t *p = e->record, *end = e->record + e->record_len;
     if (!in->active)
         return fmt_json_value(out, &p, end);
+    const char *keys[4] = {in->hostname_key, in->tag_key, in->time_key, e->meta ? in->metadata_key : NULL};
+    int done[4] = {0, 0, 0, 0};
     mp_obj m;
     if (mp_read(&p, end, &m) != MP_OK || m.type != MP_MAP)
         return -1;
@@ -398,45 +422,33 @@ static int json_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len,
         return -1;
     int first = 1;
     for (uint32_t i = 0; i < m.len; i++) {
-        if (key_is(p, end, in->time_key) || key_is(p, end, in->tag_key) || key_is(p, end, in->hostname_key) ||
-            key_is(p, end, in->metadata_key)) {
-            if (mp_skip(&p, end, 512) || mp_skip(&p, end, 512))
-                return -1;
-            continue;
-        }
         if (!first && wbuf_addc(out, ','))
             return -1;
         first = 0;
-        if (json_key(out, &p, end, 1) || wbuf_addc(out, ':') || fmt_json_value(out, &p, end))
+        int which = -1;
+        for (int k = 0; k < 4 && which < 0; k++)
+            if (keys[k] && key_is(p, end, keys[k]))
+                which = k;
+        if (json_key(out, &p, end, 1) || wbuf_addc(out, ':'))
             return -1;
+        if (which < 0 || done[which]) {
+            if (fmt_json_value(out, &p, end))
+                return -1;
+        } else {
+            if (mp_skip(&p, end, 512) || inject_value(out, in, which, tag, tag_len, e))
+                return -1;
+            done[which] = 1;
+        }
     }
-#define SEP() do { if (!first && wbuf_addc(out, ',')) return -1; first = 0; } while (0)
-    if (in->time_key) {
-        SEP();
-        if (fmt_json_string(out, (const uint8_t *)in->time_key, strlen(in->time_key)) || wbuf_addc(out, ':') ||
-            json_time_value(out, in, e))
+    for (int k = 0; k < 4; k++) {
+        if (!keys[k] || done[k])
+            continue;
+        if ((!first && wbuf_addc(out, ',')) ||
+            fmt_json_string(out, (const uint8_t *)keys[k], strlen(keys[k])) || wbuf_addc(out, ':') ||
+            inject_value(out, in, k, tag, tag_len, e))
             return -1;
+        first = 0;
     }
-    if (in->tag_key) {
-        SEP();
-        if (fmt_json_string(out, (const uint8_t *)in->tag_key, strlen(in->tag_key)) || wbuf_addc(out, ':') ||
-            fmt_json_string(out, (const uint8_t *)tag, tag_len))
-            return -1;
-    }
-    if (in->hostname_key) {
-        SEP();
-        if (fmt_json_string(out, (const uint8_t *)in->hostname_key, strlen(in->hostname_key)) ||
-            wbuf_addc(out, ':') || fmt_json_string(out, (const uint8_t *)in->hostname, strlen(in->hostname)))
-            return -1;
-    }
-    if (in->metadata_key && e->meta) {
-        const uint8_t *mp = e->meta;
-        SEP();
-        if (fmt_json_string(out, (const uint8_t *)in->metadata_key, strlen(in->metadata_key)) ||
-            wbuf_addc(out, ':') || fmt_json_value(out, &mp, e->meta + e->meta_len))
-            return -1;
-    }
-#undef SEP
     return wbuf_addc(out, '}');
 }
 

@@ -8,6 +8,7 @@ stderr line is a JSON log object, and that none is at level error/fatal
 """
 import glob
 import json
+import re
 import os
 import signal
 import socket
@@ -86,7 +87,10 @@ def poll(fn, timeout=10.0, interval=0.02, what="condition"):
 
 def std_config(port, out_prefix, source_extra="", inject_extra="", system="",
                append=True, fmt="json", match_extra="", bind="127.0.0.1"):
-    """The standard test config: forward source -> file output with injected time/tag."""
+    """The standard test config: forward source -> file output with injected time/tag.
+
+    The time is injected as "SEC.NANOSECONDS" (a string: Fluentd's float
+    time_type keeps only microseconds); read_json_lines turns it into a float."""
     sys_block = f"<system>\n{system}\n</system>\n" if system else ""
     fmt_block = f"  <format>\n    @type {fmt}\n  </format>\n" if fmt else ""
     return f"""{sys_block}<source>
@@ -102,7 +106,8 @@ def std_config(port, out_prefix, source_extra="", inject_extra="", system="",
 {match_extra}
 {fmt_block}  <inject>
     time_key time
-    time_type float
+    time_type string
+    time_format %s.%N
     tag_key tag
 {inject_extra}
   </inject>
@@ -118,9 +123,13 @@ def read_json_lines(paths):
                 if not line.strip():
                     continue
                 try:
-                    out.append(json.loads(line.decode("utf-8")))
+                    rec = json.loads(line.decode("utf-8"))
                 except (UnicodeDecodeError, ValueError) as e:
                     raise AssertionError(f"{p}:{lineno}: not a UTF-8 JSON line ({e}): {line[:300]!r}")
+                t = rec.get("time") if isinstance(rec, dict) else None
+                if isinstance(t, str) and re.fullmatch(r"\d+\.\d{9}", t):
+                    rec["time"] = float(t)  # std_config's "%s.%N" injected time
+                out.append(rec)
     return out
 
 

@@ -189,7 +189,7 @@ static void test_record_formats(void **st)
     wbuf out = {0};
     assert_int_equal(fmt_record(&f, &out, "app.x", 5, &e), 0);
     wbuf_addc(&out, 0);
-    assert_string_equal((char *)out.data, "{\"k\":1,\"t\":1700000000.25,\"tg\":\"app.x\",\"meta\":{\"m\":2}}\n");
+    assert_string_equal((char *)out.data, "{\"t\":1700000000.25,\"k\":1,\"tg\":\"app.x\",\"meta\":{\"m\":2}}\n");
     fmt_free(&f);
     /* out_file default: TIME\tTAG\tJSON */
     conf_free(root);

@@ -1,0 +1,690 @@
+"""Configuration errors of routing and filters, as `weir --dry-run` prints them.
+
+Every error is one stderr line `FILE:LINE: message`, all of them, then
+`N error(s)`; exit code 1. Each case pins the exact messages and the lines
+they point at (a marker string locates the line in the config). The order
+of the messages is not pinned.
+"""
+import os
+import socket
+import subprocess
+
+import pytest
+
+import fwd
+from conftest import T0, T0_DAY, WEIR_BIN, read_json_lines
+
+SRC = """<source>
+  @type forward
+  port 24224
+  bind 127.0.0.1
+</source>
+"""
+
+NULL_MATCH = """<match **>
+  @type null
+</match>
+"""
+
+
+def run_dry(path, cwd, env=None):
+    if not os.access(WEIR_BIN, os.X_OK):
+        pytest.fail(f"weir binary not found at {WEIR_BIN}")
+    p = subprocess.run([WEIR_BIN, "--dry-run", "-c", path], capture_output=True, timeout=15, cwd=cwd,
+                       stdin=subprocess.DEVNULL, env=dict(os.environ, TZ="UTC", **(env or {})))
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def line_of(text, marker):
+    """1-based line of the n-th line containing marker ("text" or "text#n")."""
+    nth = 1
+    if "#" in marker and marker.rsplit("#", 1)[1].isdigit():
+        marker, n = marker.rsplit("#", 1)
+        nth = int(n)
+    seen = 0
+    for i, line in enumerate(text.split("\n"), 1):
+        if marker in line:
+            seen += 1
+            if seen == nth:
+                return i
+    raise AssertionError(f"marker {marker!r} (#{nth}) not in config")
+
+
+def expect_errors(tmp_path, text, expected, name="weir.conf", env=None):
+    """Dry-run `text`; expected: [(marker, message)] for that file, or
+    [(path, line, message)] for messages pointing into other files."""
+    path = write(os.path.join(str(tmp_path), name), text)
+    rc, out, err = run_dry(path, str(tmp_path), env)
+    want = []
+    for e in expected:
+        if len(e) == 2:
+            want.append(f"{path}:{line_of(text, e[0])}: {e[1]}")
+        else:
+            want.append(f"{e[0]}:{e[1]}: {e[2]}")
+    n = len(want)
+    lines = err.splitlines()
+    assert rc == 1, f"--dry-run exited {rc}, expected 1; stderr:\n{err}"
+    assert out == "", f"--dry-run wrote to stdout: {out!r}"
+    assert lines and lines[-1] == f"{n} error{'s' if n != 1 else ''}", (
+        f"expected {n} error(s), got:\n{err}\nexpected:\n" + "\n".join(want))
+    assert sorted(lines[:-1]) == sorted(want), "got:\n" + "\n".join(lines[:-1]) + "\nexpected:\n" + "\n".join(want)
+    return path
+
+
+def expect_ok(tmp_path, text, name="weir.conf", env=None):
+    path = write(os.path.join(str(tmp_path), name), text)
+    rc, out, err = run_dry(path, str(tmp_path), env)
+    assert rc == 0, f"--dry-run exited {rc}; stderr:\n{err}"
+    assert "configuration OK" in err, err
+    return path
+
+
+# ------------------------------------------------------------------ filters --
+
+def test_unknown_filter_type_did_you_mean(tmp_path):
+    text = SRC + """<filter app.**>
+  @type grpe
+  <exclude>
+    key level
+    pattern /debug/
+  </exclude>
+</filter>
+<filter **>
+  @type record_transformr
+</filter>
+<filter **>
+  @type nosuchfilterplugin
+</filter>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("@type grpe", "unknown filter plugin 'grpe'; did you mean 'grep'?"),
+        ("@type record_transformr", "unknown filter plugin 'record_transformr'; did you mean 'record_transformer'?"),
+        ("@type nosuchfilterplugin", "unknown filter plugin 'nosuchfilterplugin'"),
+    ])
+
+
+def test_known_but_unsupported_filters(tmp_path):
+    text = SRC + """<filter a>
+  @type concat
+  key log
+</filter>
+<filter b>
+  @type geoip
+</filter>
+<filter c>
+</filter>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("@type concat", "filter plugin 'concat' is not supported by weir"),
+        ("@type geoip", "filter plugin 'geoip' is not supported by weir"),
+        ("<filter c>", "missing @type in <filter c>"),
+    ])
+
+
+def test_unknown_parameter_in_filter_with_suggestion(tmp_path):
+    text = SRC + """<filter **>
+  @type record_transformer
+  remove_key password
+  <record>
+    env prod
+  </record>
+</filter>
+<filter **>
+  @type grep
+  <regexp>
+    key level
+    patern /^(info|warn)$/
+  </regexp>
+</filter>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("remove_key password", "unknown parameter 'remove_key' in <filter **>; did you mean 'remove_keys'?"),
+        ("<regexp>", "missing required parameter 'pattern' in <regexp>"),
+        ("patern", "unknown parameter 'patern' in <regexp>; did you mean 'pattern'?"),
+    ])
+
+
+def test_parser_missing_key_name(tmp_path):
+    text = SRC + """<filter kube.**>
+  @type parser
+  reserve_data true
+  <parse>
+    @type json
+  </parse>
+</filter>
+<filter app.**>
+  @type parser
+  key_nme log
+  <parse>
+    @type json
+  </parse>
+</filter>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("<filter kube.**>", "missing required parameter 'key_name' in <filter kube.**>"),
+        ("<filter app.**>", "missing required parameter 'key_name' in <filter app.**>"),
+        ("key_nme", "unknown parameter 'key_nme' in <filter app.**>; did you mean 'key_name'?"),
+    ])
+
+
+def test_bad_regexp_grep_and_parser(tmp_path):
+    text = SRC + """<filter **>
+  @type grep
+  <regexp>
+    key message
+    pattern /(/
+  </regexp>
+</filter>
+<filter **>
+  @type parser
+  key_name log
+  <parse>
+    @type regexp
+    expression /^(?<host>[^ ]*/
+  </parse>
+</filter>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("pattern /(/", "invalid regexp '/(/': missing closing parenthesis"),
+        ("expression", "invalid regexp '/^(?<host>[^ ]*/': missing closing parenthesis"),
+    ])
+
+
+def test_bad_regexp_in_rewrite_rule_is_one_error(tmp_path):
+    """The rule's regexp is the error; 'needs at least one <rule>' would be
+    wrong (there is one) and is not expected."""
+    text = SRC + """<match app.**>
+  @type rewrite_tag_filter
+  <rule>
+    key level
+    pattern /(/
+    tag error.${tag}
+  </rule>
+</match>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("pattern /(/", "invalid regexp '/(/': missing closing parenthesis"),
+    ])
+
+
+def test_grep_fluentd_checks(tmp_path):
+    text = SRC + """<filter **>
+  @type grep
+  regexp1 onlykey
+  <regexp>
+    key level
+    pattern /info/
+  </regexp>
+  <regexp>
+    key level
+    pattern /warn/
+  </regexp>
+  <and>
+    <regexp>
+      key host
+      pattern /web/
+    </regexp>
+    <exclude>
+      key path
+      pattern /health/
+    </exclude>
+  </and>
+</filter>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("regexp1 onlykey", "regexp1 does not contain 2 parameters"),
+        ("<regexp>#2", "Duplicate key: level"),
+        ("<and>", "Do not specify both <regexp> and <exclude> in <and>"),
+    ])
+
+
+def test_parser_types_refused(tmp_path):
+    text = SRC + """<filter a.**>
+  @type parser
+  key_name message
+  <parse>
+    @type apache2
+  </parse>
+</filter>
+<filter b.**>
+  @type parser
+  key_name message
+  <parse>
+    @type regex
+    expression /(?<a>.*)/
+  </parse>
+</filter>
+<filter c.**>
+  @type parser
+  key_name message
+  <parse>
+    @type json
+    time_type mixed
+  </parse>
+</filter>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("@type apache2", "parser type 'apache2' is not supported by weir (supported: json, regexp, cri, logfmt, none)"),
+        ("@type regex", "parser type 'regex' is not supported by weir (supported: json, regexp, cri, logfmt, none); "
+                        "did you mean 'regexp'?"),
+        ("time_type mixed", "time_type mixed is not supported by weir"),
+    ])
+
+
+# ------------------------------------------------------- record_transformer --
+
+def test_enable_ruby_refused(tmp_path):
+    text = SRC + """<filter **>
+  @type record_transformer
+  enable_ruby true
+  <record>
+    tag_upper ${tag.upcase}
+  </record>
+</filter>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("enable_ruby true", "enable_ruby is not supported: weir does not run Ruby; use the placeholders ${...}"),
+        ("${tag.upcase}", "unsupported placeholder '${tag.upcase}' in <record>: weir does not run Ruby; use ${tag}, "
+                          "${tag_parts[N]}, ${tag_prefix[N]}, ${tag_suffix[N]}, ${hostname}, ${time} or "
+                          "${record[\"key\"]}"),
+    ])
+
+
+def test_ruby_in_placeholder_refused(tmp_path):
+    hint = ("weir does not run Ruby; use ${tag}, ${tag_parts[N]}, ${tag_prefix[N]}, ${tag_suffix[N]}, "
+            "${hostname}, ${time} or ${record[\"key\"]}")
+    text = SRC + """<filter **>
+  @type record_transformer
+  <record>
+    level ${record["level"].downcase}
+    ok ${tag_parts[0]}
+    now ${Time.now.to_i}
+  </record>
+</filter>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("downcase", f"unsupported placeholder '${{record[\"level\"].downcase}}' in <record>: {hint}"),
+        ("Time.now", f"unsupported placeholder '${{Time.now.to_i}}' in <record>: {hint}"),
+    ])
+
+
+def test_keep_keys_needs_renew_record(tmp_path):
+    text = SRC + """<filter **>
+  @type record_transformer
+  keep_keys message,level
+</filter>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("keep_keys", "`renew_record` must be true to use `keep_keys`"),
+    ])
+
+
+# ----------------------------------------------------------- labels/relabel --
+
+def test_relabel_to_undefined_label(tmp_path):
+    text = SRC + """<match app.**>
+  @type relabel
+  @label @NOPE
+</match>
+<label @STORE>
+""" + NULL_MATCH + "</label>\n"
+    expect_errors(tmp_path, text, [("@label @NOPE", "relabel to undefined label @NOPE")])
+
+
+def test_relabel_without_label_no_labels_defined(tmp_path):
+    text = SRC + """<match app.**>
+  @type relabel
+</match>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [("<match app.**>", "@type relabel needs @label")])
+
+
+def test_relabel_without_label_with_labels_defined(tmp_path):
+    """Must be one error, not a crash (weir segfaulted here)."""
+    text = SRC + """<label @STORE>
+""" + NULL_MATCH + """</label>
+<match app.**>
+  @type relabel
+</match>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [("<match app.**>", "@type relabel needs @label")])
+
+
+def test_relabel_unknown_parameter(tmp_path):
+    text = SRC + """<match app.**>
+  @type relabel
+  @label @STORE
+  tag rewritten
+</match>
+<label @STORE>
+""" + NULL_MATCH + "</label>\n"
+    expect_errors(tmp_path, text, [("tag rewritten", "unknown parameter 'tag' in @type relabel (only @label)")])
+
+
+def test_source_label_undefined(tmp_path):
+    text = """<source>
+  @type forward
+  port 24224
+  @label @INGEST
+</source>
+<label @INGST>
+""" + NULL_MATCH + "</label>\n"
+    expect_errors(tmp_path, text, [("@label @INGEST", "@label @INGEST is not defined")])
+
+
+def test_label_without_at_name(tmp_path):
+    # Fluentd: "The values for the @label parameter MUST start with @"
+    text = SRC + """<label>
+""" + NULL_MATCH + """</label>
+<label STORE>
+""" + NULL_MATCH + "</label>\n" + NULL_MATCH
+    msg = "<label> needs a name starting with @, e.g. <label @ERROR>"
+    expect_errors(tmp_path, text, [("<label>", msg), ("<label STORE>", msg)])
+
+
+def test_duplicate_label(tmp_path):
+    text = SRC + """<label @STORE>
+""" + NULL_MATCH + """</label>
+<label @STORE>
+""" + NULL_MATCH + "</label>\n" + NULL_MATCH
+    expect_errors(tmp_path, text, [("<label @STORE>#2", "label @STORE is defined twice")])
+
+
+def test_unknown_section_in_label(tmp_path):
+    text = SRC + """<label @STORE>
+  <source>
+    @type forward
+  </source>
+  <matc **>
+    @type null
+  </matc>
+""" + NULL_MATCH + """</label>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("  <source>", "unknown section <source> in <label @STORE>"),
+        ("<matc **>", "unknown section <matc> in <label @STORE>; did you mean <match>?"),
+    ])
+
+
+# ------------------------------------------------------ rewrite_tag_filter --
+
+def test_rewrite_tag_filter_without_rule(tmp_path):
+    text = SRC + """<match app.**>
+  @type rewrite_tag_filter
+  remove_tag_prefix app
+</match>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [("<match app.**>", "rewrite_tag_filter needs at least one <rule>")])
+
+
+def test_rewrite_rule_missing_tag_and_unknown_parameter(tmp_path):
+    text = SRC + """<match app.**>
+  @type rewrite_tag_filter
+  <rule>
+    key level
+    pattern /^ERROR$/
+  </rule>
+  <rule>
+    key level
+    pattern /^WARN$/
+    tag warn.${tag}
+    invrt true
+  </rule>
+  remove_tag_prefx app
+</match>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("<rule>#1", "<rule> is missing 'tag' (a rule needs key, pattern and tag)"),
+        ("invrt true", "unknown parameter 'invrt' in <rule> (key, pattern, tag, invert)"),
+        ("remove_tag_prefx", "unknown parameter 'remove_tag_prefx' in <match app.**>; did you mean 'remove_tag_prefix'?"),
+    ])
+
+
+def test_rewrite_legacy_rewriterule_syntax(tmp_path):
+    """Fluentd: '"rewriterule<num>" support has been dropped. Use <rule> section instead.' - one error."""
+    text = SRC + """<match app.**>
+  @type rewrite_tag_filter
+  rewriterule1 level ^ERROR$ error.${tag}
+</match>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("rewriterule1", "'rewriterule1' is the old rewrite_tag_filter syntax; "
+                         "use <rule> key KEY pattern /RE/ tag TAG </rule>"),
+    ])
+
+
+# --------------------------------------------------------------------- copy --
+
+def test_copy_without_store(tmp_path):
+    text = SRC + """<match app.**>
+  @type copy
+</match>
+<match web.**>
+  @type copy
+  <stor>
+    @type null
+  </stor>
+</match>
+<match db.**>
+  @type copy
+  <store>
+    @type nosuchoutput
+  </store>
+</match>
+""" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("<match app.**>", "@type copy needs at least one <store>"),
+        ("<stor>", "unknown section <stor> in @type copy; did you mean <store>?"),
+        ("@type nosuchoutput", "unknown output plugin 'nosuchoutput'"),
+    ])
+
+
+# ------------------------------------------------------------ not supported --
+
+def test_worker_section_refused(tmp_path):
+    text = "<worker 0>\n" + SRC + "</worker>\n" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("<worker 0>", "<worker> is not supported: weir runs one process; <system> workers sets its threads"),
+    ])
+
+
+def test_embedded_ruby_hostname_accepted_time_refused(tmp_path):
+    ok = SRC + """<filter **>
+  @type record_transformer
+  <record>
+    aggregator "#{Socket.gethostname}"
+    region "#{ENV.fetch('WEIR_TEST_REGION', 'eu-1')}"
+  </record>
+</filter>
+""" + NULL_MATCH
+    expect_ok(tmp_path, ok, "ok.conf")
+    bad = SRC + """<filter **>
+  @type record_transformer
+  <record>
+    aggregator "#{Socket.gethostname}"
+    started "#{Time.now}"
+  </record>
+</filter>
+""" + NULL_MATCH
+    expect_errors(tmp_path, bad, [
+        ("Time.now", "embedded Ruby code is not supported: #{Time.now}; only #{ENV['NAME']}, "
+                     "#{ENV.fetch('NAME', 'default')} and #{Socket.gethostname} are"),
+    ], "bad.conf")
+
+
+def test_embedded_ruby_values_in_records(weir):
+    """#{Socket.gethostname} and #{ENV...} are evaluated at load time."""
+    cfg = f"""<source>
+  @type forward
+  port {weir.port}
+  bind 127.0.0.1
+</source>
+<filter **>
+  @type record_transformer
+  <record>
+    aggregator "#{{Socket.gethostname}}"
+    region "#{{ENV['WEIR_TEST_REGION']}}"
+    zone "#{{ENV.fetch('WEIR_TEST_NO_SUCH_VAR', 'zone-a')}}"
+  </record>
+</filter>
+<match **>
+  @type file
+  path {weir.prefix}
+  append true
+  <format>
+    @type json
+  </format>
+</match>
+"""
+    os.environ["WEIR_TEST_REGION"] = "eu-central-1"
+    try:
+        weir.start(cfg)
+    finally:
+        del os.environ["WEIR_TEST_REGION"]
+    with weir.conn() as c:
+        c.send(fwd.message("app", fwd.et(T0), {"n": 1}, {"chunk": "ruby-1"}))
+        c.expect_ack("ruby-1")
+    assert weir.read_records() == [{"n": 1, "aggregator": socket.gethostname(), "region": "eu-central-1",
+                                    "zone": "zone-a"}]
+
+
+# ------------------------------------------------------------------ @include --
+
+def include_tree(tmp_path):
+    """conf/main.conf includes sub/filters.conf (which includes more.conf
+    next to it) and conf.d/*.conf (10-first, 20-second: glob order)."""
+    base = os.path.join(str(tmp_path), "conf")
+    write(os.path.join(base, "sub", "filters.conf"), """<filter app.**>
+  @type record_transformer
+  <record>
+    from_sub true
+  </record>
+</filter>
+@include more.conf
+""")
+    write(os.path.join(base, "sub", "more.conf"), """<filter app.**>
+  @type record_transformer
+  <record>
+    from_more true
+  </record>
+</filter>
+""")
+    for name in ("20-second", "10-first"):
+        write(os.path.join(base, "conf.d", f"{name}.conf"), f"""<match app.**>
+  @type file
+  path __OUT__/{name}
+  append true
+  <format>
+    @type json
+  </format>
+</match>
+""")
+    return base
+
+
+def test_include_relative_file_and_glob(weir, tmp_path):
+    base = include_tree(tmp_path)
+    for name in ("10-first", "20-second"):
+        p = os.path.join(base, "conf.d", f"{name}.conf")
+        with open(p) as f:
+            text = f.read().replace("__OUT__", weir.out_dir)
+        with open(p, "w") as f:
+            f.write(text)
+    main = write(os.path.join(base, "main.conf"), f"""<source>
+  @type forward
+  port {weir.port}
+  bind 127.0.0.1
+</source>
+@include sub/filters.conf
+@include conf.d/*.conf
+@include optional.d/*.conf
+""")
+    # relative includes resolve against the including file, not the cwd
+    elsewhere = os.path.join(str(tmp_path), "elsewhere")
+    os.makedirs(elsewhere)
+    rc, out, err = run_dry(main, elsewhere)
+    assert rc == 0 and "configuration OK (1 sources, 2 outputs)" in err, (rc, err)
+    weir.start(args=["-c", main], cwd=elsewhere)
+    with weir.conn() as c:
+        c.send(fwd.message("app.web", fwd.et(T0), {"n": 1}, {"chunk": "inc-1"}))
+        c.expect_ack("inc-1")
+    # conf.d/10-first.conf comes first (sorted glob): its <match> wins
+    assert read_json_lines([os.path.join(weir.out_dir, f"10-first.{T0_DAY}.log")]) == [
+        {"n": 1, "from_sub": "true", "from_more": "true"}]
+    assert not os.path.exists(os.path.join(weir.out_dir, f"20-second.{T0_DAY}.log"))
+
+
+def test_include_errors_point_into_included_files(tmp_path):
+    base = include_tree(tmp_path)
+    write(os.path.join(base, "conf.d", "30-broken.conf"), """<filter db.**>
+  @type grpe
+</filter>
+""")
+    text = SRC + """@include sub/filters.conf
+@include conf.d/*.conf
+@include missing.conf
+""" + NULL_MATCH
+    path = os.path.join(base, "main.conf")
+    expect_errors(os.path.dirname(path), text, [
+        (os.path.join(base, "conf.d", "30-broken.conf"), 2, "unknown filter plugin 'grpe'; did you mean 'grep'?"),
+        ("@include missing.conf", f"cannot read included file '{os.path.join(base, 'missing.conf')}': "
+                                  "No such file or directory"),
+    ], name="main.conf")
+
+
+# ----------------------------------------------------------- several at once --
+
+def test_multiple_errors_reported_together(tmp_path):
+    text = """<source>
+  @type forward
+  port 24224
+  @label @INGEST
+</source>
+<label @INGEST>
+  <filter **>
+    @type grpe
+  </filter>
+  <filter **>
+    @type record_transformer
+    enable_ruby true
+  </filter>
+  <filter **>
+    @type parser
+    <parse>
+      @type json
+    </parse>
+  </filter>
+  <match **>
+    @type relabel
+    @label @STORE
+  </match>
+</label>
+<label @INGEST>
+</label>
+<match **>
+  @type copy
+</match>
+<match x.**>
+  @type rewrite_tag_filter
+  <rule>
+    key level
+    pattern /ERROR/
+    tag error.${tag}
+  </rule>
+</match>
+"""
+    expect_errors(tmp_path, text, [
+        ("@type grpe", "unknown filter plugin 'grpe'; did you mean 'grep'?"),
+        ("enable_ruby true", "enable_ruby is not supported: weir does not run Ruby; use the placeholders ${...}"),
+        ("<filter **>#3", "missing required parameter 'key_name' in <filter **>"),
+        ("@label @STORE", "relabel to undefined label @STORE"),
+        ("<label @INGEST>#2", "label @INGEST is defined twice"),
+        ("<match **>#2", "@type copy needs at least one <store>"),
+    ])

@@ -95,7 +95,13 @@ install: $(BUILD)/weir
 	install -m 0755 $(BUILD)/weir $(DESTDIR)$(PREFIX)/bin/weir
 	install -m 0644 config/default.conf $(DESTDIR)$(PREFIX)/share/weir/weir.conf
 
+# libFuzzer targets (clang from Debian): each test/fuzz/fuzz_*.c runs
+# FUZZ_SECONDS (default 60) on its corpus under test/fuzz/corpus/<name>/.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

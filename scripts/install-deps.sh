@@ -40,6 +40,12 @@ if [ $want_test = 1 ]; then
   mkdir -p "$cache"
   # Python test tools (pytest, fluent-logger, msgpack) in a venv outside the repo.
   if [ ! -x "$cache/venv/bin/python" ] || ! "$cache/venv/bin/python" -c 'import pytest, fluent, msgpack, zstandard' 2>/dev/null; then
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+      SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+      $SUDO apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+    fi
+    rm -rf "$cache/venv"
     python3 -m venv "$cache/venv"
     "$cache/venv/bin/pip" install -q --upgrade pip >/dev/null
     "$cache/venv/bin/pip" install -q -r "$here/test/integration/requirements.txt"

@@ -132,3 +132,12 @@ int batch_next(const uint8_t **p, const uint8_t *end, entry *e)
     e->record_len = (size_t)(*p - e->record);
     return 1;
 }
+
+int batch_put_entry_head(wbuf *w, uint32_t sec, uint32_t nsec, const uint8_t *meta, size_t meta_len)
+{
+    if (mpw_array(w, 2))
+        return -1;
+    if (meta)
+        return mpw_array(w, 2) || mpw_eventtime(w, sec, nsec) || wbuf_add(w, meta, meta_len) ? -1 : 0;
+    return mpw_eventtime(w, sec, nsec);
+}

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aggregator/wbuf.h"
+
 #define BATCH_MAGIC 0x57424154u /* "WBAT" */
 
 /* A run of entries of one tag inside a batch. */
@@ -86,6 +88,10 @@ typedef struct entry {
     const uint8_t *record; /* msgpack map */
     size_t record_len;
 } entry;
+
+/* Append the head of one entry in weir's format: the array header and the
+ * time (with the metadata map when meta is not NULL). The record follows. */
+int batch_put_entry_head(wbuf *w, uint32_t sec, uint32_t nsec, const uint8_t *meta, size_t meta_len);
 
 /* Iterate the entries of a batch (trusted data: built by weir).
  * Returns 1 with *e filled, 0 at the end, -1 on a malformed batch. */

@@ -1,6 +1,8 @@
 /* aggregator/filter.c: the filter plugin registry and instances; see filter.h. */
 #include "filter.h"
 
+#include "aggregator/record.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,4 +118,29 @@ void filter_destroy(filter *f)
     free(f->id);
     free(f->pattern);
     free(f);
+}
+
+int filter_compile_keys(char **keys, rec_path **out, size_t *n, const char *param, conf_node *node, conf_errors *errs)
+{
+    size_t cnt = 0;
+    while (keys && keys[cnt])
+        cnt++;
+    *out = calloc(cnt ? cnt : 1, sizeof **out);
+    if (!*out)
+        return -1;
+    int bad = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        char err[256];
+        if (!keys[i][0])
+            continue;
+        if (rec_path_compile(&(*out)[*n], keys[i], err, sizeof err) != 0) {
+            const conf_param *p = conf_get(node, param);
+            conf_errors_add(errs, p ? p->file : node->file, p ? p->line : node->line, "invalid key '%s' in %s: %s",
+                            keys[i], param, err);
+            bad = -1;
+            continue;
+        }
+        (*n)++;
+    }
+    return bad;
 }

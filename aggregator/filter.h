@@ -65,6 +65,12 @@ const filter_plugin *filter_plugin_find(const char *name);
 const char *const *filter_plugin_names(void);
 
 filter *filter_create(conf_node *n, int index, conf_errors *errs);
+
+struct rec_path;
+/* Compile a list parameter of record accessors (`param` of section `node`)
+ * into *out (*n entries, empty strings skipped). 0, or -1 with errors added. */
+int filter_compile_keys(char **keys, struct rec_path **out, size_t *n, const char *param, conf_node *node,
+                        conf_errors *errs);
 void filter_destroy(filter *f);
 
 #endif

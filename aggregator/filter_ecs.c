@@ -55,39 +55,15 @@ static const conf_spec ecs_spec[] = {
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
-static int compile_list(char **keys, rec_path **out, size_t *n, const char *param, conf_node *node, conf_errors *errs)
-{
-    size_t cnt = 0;
-    while (keys && keys[cnt])
-        cnt++;
-    *out = calloc(cnt ? cnt : 1, sizeof **out);
-    if (!*out)
-        return -1;
-    int bad = 0;
-    for (size_t i = 0; i < cnt; i++) {
-        char err[256];
-        if (!keys[i][0])
-            continue;
-        if (rec_path_compile(&(*out)[*n], keys[i], err, sizeof err) != 0) {
-            const conf_param *p = conf_get(node, param);
-            conf_errors_add(errs, p ? p->file : node->file, p ? p->line : node->line, "invalid key '%s' in %s: %s",
-                            keys[i], param, err);
-            bad = -1;
-            continue;
-        }
-        (*n)++;
-    }
-    return bad;
-}
 
 static int ecs_init(filter *f, conf_node *n, conf_errors *errs)
 {
     ecs_ctx *c = f->ctx;
     int bad = 0;
     c->tsk_len = strlen(c->timestamp_key);
-    bad |= compile_list(c->level_keys, &c->lp, &c->nl, "level_keys", n, errs);
-    bad |= compile_list(c->message_keys, &c->mp, &c->nm, "message_keys", n, errs);
-    bad |= compile_list(c->service_keys, &c->sp, &c->ns, "service_keys", n, errs);
+    bad |= filter_compile_keys(c->level_keys, &c->lp, &c->nl, "level_keys", n, errs);
+    bad |= filter_compile_keys(c->message_keys, &c->mp, &c->nm, "message_keys", n, errs);
+    bad |= filter_compile_keys(c->service_keys, &c->sp, &c->ns, "service_keys", n, errs);
     char err[64];
     if (rec_path_compile(&c->service_name_nested, "$.service.name", err, sizeof err))
         bad = -1;

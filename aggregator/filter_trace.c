@@ -43,36 +43,14 @@ static const conf_spec trace_spec[] = {
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
-static int compile_list(char **keys, rec_path **out, size_t *n, const char *param, conf_node *node, conf_errors *errs)
-{
-    size_t cnt = 0;
-    while (keys && keys[cnt])
-        cnt++;
-    *out = calloc(cnt ? cnt : 1, sizeof **out);
-    if (!*out)
-        return -1;
-    int bad = 0;
-    for (size_t i = 0; i < cnt; i++) {
-        char err[256];
-        if (rec_path_compile(&(*out)[*n], keys[i], err, sizeof err) != 0) {
-            const conf_param *p = conf_get(node, param);
-            conf_errors_add(errs, p ? p->file : node->file, p ? p->line : node->line, "invalid key '%s' in %s: %s",
-                            keys[i], param, err);
-            bad = -1;
-            continue;
-        }
-        (*n)++;
-    }
-    return bad;
-}
 
 static int trace_init(filter *f, conf_node *n, conf_errors *errs)
 {
     trace_ctx *c = f->ctx;
     c->tk_len = strlen(c->trace_key);
     c->sk_len = strlen(c->span_key);
-    int a = compile_list(c->search_keys, &c->tp, &c->ntp, "search_keys", n, errs);
-    int b = compile_list(c->span_search_keys, &c->sp, &c->nsp, "span_search_keys", n, errs);
+    int a = filter_compile_keys(c->search_keys, &c->tp, &c->ntp, "search_keys", n, errs);
+    int b = filter_compile_keys(c->span_search_keys, &c->sp, &c->nsp, "span_search_keys", n, errs);
     return a || b ? -1 : 0;
 }
 

@@ -753,15 +753,7 @@ static int route_one(router_ctx *c, const rt_label *l, batch *b, const char *tag
 static int put_entry(wbuf *w, uint32_t sec, uint32_t nsec, const uint8_t *meta, size_t meta_len, const uint8_t *rec,
                      size_t rec_len)
 {
-    if (mpw_array(w, 2))
-        return -1;
-    if (meta) {
-        if (mpw_array(w, 2) || mpw_eventtime(w, sec, nsec) || wbuf_add(w, meta, meta_len))
-            return -1;
-    } else if (mpw_eventtime(w, sec, nsec)) {
-        return -1;
-    }
-    return wbuf_add(w, rec, rec_len);
+    return batch_put_entry_head(w, sec, nsec, meta, meta_len) || wbuf_add(w, rec, rec_len) ? -1 : 0;
 }
 
 static batch *batch_from(wbuf *w, const char *tag, size_t tag_len, uint32_t n)

@@ -123,14 +123,8 @@ static int emit(dctx *c, uint32_t sec, uint32_t nsec, const uint8_t *meta, size_
                 size_t rec_len)
 {
     wbuf *w = c->out;
-    if (mpw_array(w, 2))
+    if (batch_put_entry_head(w, sec, nsec, meta, meta_len))
         return -1;
-    if (meta) {
-        if (mpw_array(w, 2) || mpw_eventtime(w, sec, nsec) || wbuf_add(w, meta, meta_len))
-            return -1;
-    } else if (mpw_eventtime(w, sec, nsec)) {
-        return -1;
-    }
     if (!c->inject)
         return wbuf_add(w, rec, rec_len);
     const uint8_t *p = rec;

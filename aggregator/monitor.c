@@ -182,10 +182,19 @@ static void write_metrics(monitor *m, struct evbuffer *o)
     metric_head(o, "weir_input_connections_open", "gauge", "connections open now");
     evbuffer_add_printf(o, "weir_input_connections_open{input=\"forward\"} %llu\n",
                         (unsigned long long)w.connections_open);
-    if (m->fwd_handshake_failures) {
-        metric_head(o, "weir_input_handshake_failures_total", "counter", "failed shared-key/TLS handshakes");
-        evbuffer_add_printf(o, "weir_input_handshake_failures_total{input=\"forward\"} %llu\n",
-                            (unsigned long long)m->fwd_handshake_failures(m->pl));
+    metric_head(o, "weir_input_handshakes_total", "counter",
+                "handshakes by result: ok, refused (shared key/user), tls_failed, timeout");
+    for (size_t i = 0; i < m->pl->nsources; i++) {
+        fwd_source *s = m->pl->sources[i];
+        const char *id = lv(s->id, l1, sizeof l1);
+        evbuffer_add_printf(o, "weir_input_handshakes_total{input=\"%s\",result=\"ok\"} %llu\n", id,
+                            (unsigned long long)ld(&s->hs_ok));
+        evbuffer_add_printf(o, "weir_input_handshakes_total{input=\"%s\",result=\"refused\"} %llu\n", id,
+                            (unsigned long long)ld(&s->hs_refused));
+        evbuffer_add_printf(o, "weir_input_handshakes_total{input=\"%s\",result=\"tls_failed\"} %llu\n", id,
+                            (unsigned long long)ld(&s->hs_tls_failed));
+        evbuffer_add_printf(o, "weir_input_handshakes_total{input=\"%s\",result=\"timeout\"} %llu\n", id,
+                            (unsigned long long)ld(&s->hs_timeouts));
     }
 
     /* outputs */

@@ -39,8 +39,6 @@ typedef struct monitor {
     int hc_slots;
     uint64_t *hc_ring; /* per second: [write errors, retry failures, sampled at] */
     struct event *hc_timer;
-    /* optional: handshake failures of forward sources (security) */
-    uint64_t (*fwd_handshake_failures)(pipeline *pl);
 } monitor;
 
 /* `type` is "monitor_agent" or "prometheus" (default ports 24220 / 24231). */

@@ -108,12 +108,8 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
             conf_get(n, "@id");
             conf_get(n, "@log_level");
             conf_param *lp = conf_get(n, "@label");
-            for (size_t k = 0; k < n->nchildren; k++) {
-                conf_node *ch = n->children[k];
-                conf_errors_add(errs, ch->file, ch->line,
-                                "<%s> in <source> is not supported yet (TLS and authentication are planned)",
-                                ch->name);
-            }
+            /* <security> and <transport>: parsed by the forward source; any
+             * other section is refused there (unknown section) */
             fwd_source *s = fwd_source_create(n, nsrc++, errs);
             if (!s)
                 continue;

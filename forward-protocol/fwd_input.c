@@ -15,6 +15,14 @@
  * Back-pressure: when any output's queue is over its limit, a worker stops
  * reading (event_del) instead of closing connections, and re-checks every
  * 5 ms; acks are held because the records have not been accepted yet.
+ *
+ * Security (docs/security.md): with <transport tls> every byte goes through
+ * a fwd_tls_conn (OpenSSL over memory BIOs): read_cb reads ciphertext from
+ * the socket and tls_recv turns it into plaintext in c->in; conn_write
+ * encrypts c->out (HELO, PONG, acks) into c->wire and writes that. With
+ * <security>, the HELO is queued at accept and the first message must be a
+ * valid PING (fwd_auth.c) before any request is decoded. Until both are
+ * done (hs_done) a timer enforces handshake_timeout.
  */
 #include "fwd_input.h"
 
@@ -36,9 +44,14 @@
 
 #include "aggregator/log.h"
 #include "aggregator/router.h"
+#include "forward-protocol/fwd_auth.h"
+#include "forward-protocol/fwd_tls.h"
 #include "forward-protocol/mp.h"
 
 #define READ_CHUNK (256 * 1024)
+/* Ciphertext is read in smaller pieces: what is read is held by the TLS
+ * engine's input BIO until decrypted, and that BIO keeps its capacity. */
+#define TLS_READ_CHUNK (64 * 1024)
 
 typedef struct fwd_conn fwd_conn;
 
@@ -97,6 +110,16 @@ struct fwd_conn {
     char addr[INET6_ADDRSTRLEN];
     char host[NI_MAXHOST];
     fwd_peer fp;
+    /* security */
+    struct sockaddr_storage sa; /* the peer, for <client> rules */
+    fwd_tls_conn *tls;          /* NULL: plain TCP */
+    wbuf wire;                  /* TLS: ciphertext still to write */
+    size_t wire_off;
+    int tls_up, tls_failed;
+    int auth_wait;              /* HELO sent: the next message must be a PING */
+    int hs_done;                /* TLS handshake and PING done, or not configured */
+    struct event *hs_ev;        /* handshake_timeout */
+    fwd_auth_session as;
 };
 
 typedef struct fwd_worker {
@@ -109,6 +132,7 @@ typedef struct fwd_worker {
     fwd_acc acc;
     router_ctx *route;
     uint64_t pending; /* groups handed to outputs and not yet completed, all conns */
+    uint8_t *tls_rbuf; /* TLS_READ_CHUNK bytes of ciphertext, allocated on first TLS connection */
 } fwd_worker;
 
 /* A stopping worker leaves its loop only when no output still holds a
@@ -138,6 +162,9 @@ static const conf_spec forward_spec[] = {
     {"send_keepalive_packet", CONF_BOOL, "false", 0, offsetof(fwd_source, send_keepalive_packet), NULL},
     {"decompressed_size_limit", CONF_SIZE, "512m", 0, offsetof(fwd_source, decompressed_size_limit), NULL},
     {"max_nesting_depth", CONF_INT, "64", 0, offsetof(fwd_source, max_nesting_depth), NULL},
+    {"handshake_timeout", CONF_TIME, "10s", 0, offsetof(fwd_source, handshake_timeout), NULL},
+    {"security", CONF_SECTION, NULL, 0, 0, NULL},
+    {"transport", CONF_SECTION, NULL, 0, 0, NULL},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
@@ -170,6 +197,46 @@ fwd_source *fwd_source_create(conf_node *n, int index, conf_errors *errs)
             conf_errors_add(errs, p ? p->file : n->file, p ? p->line : n->line, "chunk_size_limit is too small");
             rc = -1;
         }
+        if (!(s->handshake_timeout > 0)) {
+            conf_param *p = conf_get(n, "handshake_timeout");
+            conf_errors_add(errs, p ? p->file : n->file, p ? p->line : n->line,
+                            "handshake_timeout must be greater than 0");
+            rc = -1;
+        }
+    }
+    /* <security> and <transport>: checked even after other errors, so that
+     * --dry-run reports everything at once */
+    conf_node *sec = NULL, *tr = NULL;
+    for (size_t i = 0; i < n->nchildren; i++) {
+        conf_node *ch = n->children[i];
+        conf_node **slot = !strcmp(ch->name, "security") ? &sec : !strcmp(ch->name, "transport") ? &tr : NULL;
+        if (!slot)
+            continue;
+        if (*slot) {
+            conf_errors_add(errs, ch->file, ch->line, "more than one <%s> in <source @type forward>", ch->name);
+            rc = -1;
+            continue;
+        }
+        *slot = ch;
+    }
+    if (sec && !(s->auth = fwd_auth_create(sec, errs)))
+        rc = -1;
+    if (tr) {
+        const char *proto = tr->arg && *tr->arg ? tr->arg : "tcp";
+        if (!strcmp(proto, "tls")) {
+            if (!(s->tls = fwd_tls_create(tr, errs)))
+                rc = -1;
+        } else if (!strcmp(proto, "tcp")) {
+            static const conf_spec none[] = {{NULL, 0, NULL, 0, 0, NULL}};
+            char dummy;
+            if (conf_bind(tr, none, &dummy, errs))
+                rc = -1;
+        } else {
+            conf_errors_add(errs, tr->file, tr->line,
+                            "<transport %s> is not supported by @type forward; use <transport tls> or <transport tcp>",
+                            proto);
+            rc = -1;
+        }
     }
     if (rc) {
         fwd_source_free(s);
@@ -192,6 +259,13 @@ void fwd_source_free(fwd_source *s)
     if (!s)
         return;
     fwd_source_close(s);
+    if (s->workers && (s->auth || s->tls))
+        wlog_info("in_forward", "%s: handshakes: %llu completed, %llu refused, %llu TLS failures, %llu timeouts", s->id,
+                  (unsigned long long)atomic_load(&s->hs_ok), (unsigned long long)atomic_load(&s->hs_refused),
+                  (unsigned long long)atomic_load(&s->hs_tls_failed),
+                  (unsigned long long)atomic_load(&s->hs_timeouts));
+    fwd_auth_free(s->auth);
+    fwd_tls_free(s->tls);
     conf_unbind(forward_spec, s);
     free(s->id);
     free(s);
@@ -205,6 +279,7 @@ static void conn_unref(fwd_conn *c)
         return;
     wbuf_free(&c->in);
     wbuf_free(&c->out);
+    wbuf_free(&c->wire);
     free(c);
 }
 
@@ -219,6 +294,21 @@ static void conn_close(fwd_conn *c)
     if (c->wev)
         event_free(c->wev);
     c->rev = c->wev = NULL;
+    if (c->hs_ev)
+        event_free(c->hs_ev);
+    c->hs_ev = NULL;
+    if (c->tls) {
+        if (c->tls_up && !c->tls_failed) {
+            /* close_notify, best effort: one non-blocking write, no waiting */
+            fwd_tls_shutdown(c->tls);
+            if (fwd_tls_drain(c->tls, &c->wire) == 0 && c->wire.len > c->wire_off) {
+                ssize_t n = write(c->fd, c->wire.data + c->wire_off, c->wire.len - c->wire_off);
+                (void)n;
+            }
+        }
+        fwd_tls_conn_free(c->tls);
+        c->tls = NULL;
+    }
     close(c->fd);
     c->fd = -1;
     if (c->prev)
@@ -234,12 +324,52 @@ static void conn_close(fwd_conn *c)
     check_exit(w);
 }
 
+/* Bytes still to go out. Plaintext held for a TLS handshake that has not
+ * completed (or failed) does not count: it may never be sendable. */
+static int out_pending(const fwd_conn *c)
+{
+    if (c->wire.len > c->wire_off)
+        return 1;
+    if (c->out.len <= c->out_off)
+        return 0;
+    return !c->tls || (c->tls_up && !c->tls_failed);
+}
+
+/* TLS: encrypt the pending plaintext (once the handshake is done; all of it
+ * in one TLS write, so HELO, PONG and a run of acks each leave in one
+ * send()), then collect everything TLS wants to send. -1: failed. */
+static int tls_seal(fwd_conn *c)
+{
+    if (!c->tls_failed && c->tls_up && c->out.len > c->out_off) {
+        char err[256];
+        if (fwd_tls_write(c->tls, c->out.data + c->out_off, c->out.len - c->out_off, err, sizeof err)) {
+            wlog_warn("in_forward", "connection from %s: TLS write failed: %s; closing", c->peer, err);
+            c->tls_failed = 1;
+            return -1;
+        }
+        c->out.len = c->out_off = 0;
+        if (c->out.cap > 65536)
+            wbuf_free(&c->out);
+    }
+    return fwd_tls_drain(c->tls, &c->wire);
+}
+
 static void conn_write(fwd_conn *c)
 {
-    while (c->out_off < c->out.len) {
-        ssize_t n = write(c->fd, c->out.data + c->out_off, c->out.len - c->out_off);
+    wbuf *b = &c->out;
+    size_t *off = &c->out_off;
+    if (c->tls) {
+        if (tls_seal(c) < 0) {
+            conn_close(c);
+            return;
+        }
+        b = &c->wire;
+        off = &c->wire_off;
+    }
+    while (*off < b->len) {
+        ssize_t n = write(c->fd, b->data + *off, b->len - *off);
         if (n > 0) {
-            c->out_off += (size_t)n;
+            *off += (size_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -252,16 +382,16 @@ static void conn_write(fwd_conn *c)
         conn_close(c);
         return;
     }
-    c->out.len = c->out_off = 0;
-    if (c->out.cap > 65536)
-        wbuf_free(&c->out);
+    b->len = *off = 0;
+    if (b->cap > 65536)
+        wbuf_free(b);
 }
 
 static void maybe_close(fwd_conn *c)
 {
     if (c->closed)
         return;
-    if ((c->eof || c->no_more_reads || c->w->stopping) && c->npending == 0 && c->out.len == 0)
+    if ((c->eof || c->no_more_reads || c->w->stopping) && c->npending == 0 && !out_pending(c))
         conn_close(c);
 }
 
@@ -303,7 +433,7 @@ static void flush_acks(fwd_conn *c)
     }
     if (!c->closed) {
         c->refs++; /* conn_write/maybe_close may close it */
-        if (c->out.len)
+        if (out_pending(c))
             conn_write(c);
         maybe_close(c);
         conn_unref(c);
@@ -408,6 +538,72 @@ static void drop_conn(fwd_conn *c, const char *what, const char *detail)
     conn_unref(c);
 }
 
+/* ---- handshakes ------------------------------------------------------------------ */
+
+/* Both handshakes done (or not configured): stop the deadline. */
+static void hs_check(fwd_conn *c)
+{
+    if (c->hs_done || (c->tls && !c->tls_up) || c->auth_wait)
+        return;
+    c->hs_done = 1;
+    if (c->hs_ev)
+        event_del(c->hs_ev);
+    atomic_fetch_add_explicit(&c->src->hs_ok, 1, memory_order_relaxed);
+}
+
+static void hs_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    fwd_conn *c = arg;
+    atomic_fetch_add_explicit(&c->src->hs_timeouts, 1, memory_order_relaxed);
+    wlog_warn("in_forward", "handshake timeout: closing the connection from %s after %gs: %s", c->peer,
+              c->src->handshake_timeout,
+              c->tls && !c->tls_up ? "the TLS handshake did not complete"
+              : c->auth_wait && !c->no_more_reads ? "no PING received"
+                                                  : "the refused client did not read its PONG");
+    conn_close(c);
+}
+
+/* The PING was refused (PONG false already queued in c->out): count, log,
+ * read nothing more; the connection closes once the PONG is written. */
+static void refuse_handshake(fwd_conn *c, const fwd_auth_result *r)
+{
+    atomic_fetch_add_explicit(&c->src->hs_refused, 1, memory_order_relaxed);
+    wlog_warn("in_forward", "handshake refused for %s (hostname '%s', user '%s'): %s; replied PONG false '%s' and closing",
+              c->peer, r->hostname, r->username, r->detail, r->reason);
+    c->no_more_reads = 1;
+    if (c->rev)
+        event_del(c->rev);
+    c->in_off = c->in.len; /* whatever follows is not read */
+    mp_framer_reset(&c->fr);
+}
+
+/* Before the handshake, input that is not a PING at all (not msgpack, too big). */
+static void refuse_input(fwd_conn *c, const char *detail)
+{
+    fwd_auth_result r = {.code = FWD_AUTH_BAD_MESSAGE, .reason = "invalid ping message", .client = -1};
+    snprintf(r.detail, sizeof r.detail, "%s", detail);
+    fwd_auth_refuse(&c->out, r.reason);
+    refuse_handshake(c, &r);
+}
+
+static void handle_ping(fwd_conn *c, const uint8_t *msg, size_t len)
+{
+    fwd_auth_result r;
+    int code = fwd_auth_check_ping(c->src->auth, &c->as, (const struct sockaddr *)&c->sa, msg, len, &c->out, &r);
+    if (code != FWD_AUTH_OK) {
+        refuse_handshake(c, &r);
+        return;
+    }
+    c->auth_wait = 0;
+    if (r.previous_key)
+        wlog_info("in_forward", "%s (hostname '%s') authenticated with previous_shared_key: update its shared key",
+                  c->peer, r.hostname);
+    else
+        wlog_debug("in_forward", "handshake ok for %s (hostname '%s', user '%s'%s)", c->peer, r.hostname, r.username,
+                   r.client >= 0 ? ", matched a <client>" : "");
+    hs_check(c);
+}
+
 static int handle_request(fwd_conn *c, const uint8_t *req, size_t len)
 {
     worker *w = c->w;
@@ -494,6 +690,10 @@ static int process_input(fwd_conn *c)
         const uint8_t *base = c->in.data + c->in_off;
         size_t avail = c->in.len - c->in_off;
         int rc = mp_frame(&c->fr, base, avail);
+        if (rc == MP_BAD && c->auth_wait) {
+            refuse_input(c, "the first message is not msgpack");
+            break;
+        }
         if (rc == MP_BAD) {
             char d[96];
             snprintf(d, sizeof d, "byte 0x%02x at offset %zu of the request is not msgpack", base[c->fr.pos],
@@ -503,6 +703,12 @@ static int process_input(fwd_conn *c)
             return -1;
         }
         size_t size = rc == MP_OK ? c->fr.pos : avail;
+        if (c->auth_wait && size > FWD_AUTH_MAX_PING) {
+            char d[96];
+            snprintf(d, sizeof d, "the first message is larger than %d bytes: not a PING", FWD_AUTH_MAX_PING);
+            refuse_input(c, d);
+            break;
+        }
         if (size > s->chunk_size_limit) {
             char d[128];
             snprintf(d, sizeof d, "%zu%s bytes, chunk_size_limit is %llu", size, rc == MP_OK ? "" : "+",
@@ -521,6 +727,10 @@ static int process_input(fwd_conn *c)
         mp_framer_reset(&c->fr);
         c->warned_size = 0;
         c->in_off += size;
+        if (c->auth_wait) {
+            handle_ping(c, base, size); /* queues the PONG; written below */
+            continue;
+        }
         if (handle_request(c, base, size) < 0)
             return -1;
         if (s->deny_keepalive) {
@@ -546,8 +756,11 @@ static int process_input(fwd_conn *c)
         c->in.len -= c->in_off;
         c->in_off = 0;
     }
-    c->refs++; /* maybe_close may free c */
-    maybe_close(c);
+    c->refs++; /* conn_write/maybe_close may free c */
+    if (out_pending(c))
+        conn_write(c); /* a PONG */
+    if (!c->closed)
+        maybe_close(c);
     int closed = c->closed;
     conn_unref(c);
     return closed ? -1 : 0;
@@ -583,16 +796,128 @@ static void pressure_cb(evutil_socket_t fd, short what, void *arg)
     for (fwd_conn *c = fw->conns; c; c = c->next)
         if (c->paused) {
             c->paused = 0;
-            if (!c->no_more_reads && !w->stopping)
+            if (!c->no_more_reads && !w->stopping) {
                 event_add(c->rev, NULL);
+                if (c->tls) /* decrypted-but-unread data does not make the socket readable */
+                    event_active(c->rev, EV_READ, 0);
+            }
         }
+}
+
+static void tls_ready(fwd_conn *c)
+{
+    if (wlog_level <= WLOG_DEBUG) {
+        char d[256];
+        fwd_tls_describe(c->tls, d, sizeof d);
+        wlog_debug("in_forward", "TLS handshake with %s done: %s", c->peer, d);
+    }
+    hs_check(c);
+}
+
+/* A fatal TLS error: log, send the alert TLS queued, close. */
+static void tls_fail(fwd_conn *c, const char *err)
+{
+    if (!c->tls_up) {
+        atomic_fetch_add_explicit(&c->src->hs_tls_failed, 1, memory_order_relaxed);
+        wlog_warn("in_forward", "TLS handshake with %s failed: %s", c->peer, err);
+    } else {
+        wlog_warn("in_forward", "TLS error on the connection from %s: %s; closing (%llu records acked on it)",
+                  c->peer, err, (unsigned long long)c->records_acked);
+    }
+    fwd_tls_drain(c->tls, &c->wire); /* the alert */
+    c->tls_failed = 1;
+    c->no_more_reads = 1;
+    if (c->rev)
+        event_del(c->rev);
+    c->refs++;
+    conn_write(c);
+    if (!c->closed)
+        maybe_close(c);
+    conn_unref(c);
+}
+
+#define TLS_RECV_STOP (-2)
+
+/* TLS: decrypt into c->in (at most `room` bytes), reading ciphertext from
+ * the socket whenever TLS needs more. Returns like read(2): >0 plaintext
+ * bytes, 0 end of stream, -1 with errno (EAGAIN: socket drained); or
+ * TLS_RECV_STOP when the connection failed (handled, maybe freed). *more is
+ * set when the caller should call again at once (c->in got full, or an end
+ * or error is still to be reported after the data). */
+static ssize_t tls_recv(fwd_conn *c, size_t room, int *more)
+{
+    fwd_worker *fw = c->w->proto;
+    size_t got = 0;
+    int eof = 0, err_no = EAGAIN, rc = 0;
+    char err[256] = "";
+    *more = 0;
+    for (;;) {
+        if (got == room) {
+            *more = 1;
+            break;
+        }
+        rc = fwd_tls_read(c->tls, c->in.data + c->in.len + got, room - got, err, sizeof err);
+        if (rc > 0) {
+            got += (size_t)rc;
+            continue;
+        }
+        if (rc == FWD_TLS_EOF) {
+            eof = 1;
+            break;
+        }
+        if (rc == FWD_TLS_ERROR)
+            break;
+        ssize_t n = read(c->fd, fw->tls_rbuf, TLS_READ_CHUNK);
+        if (n > 0) {
+            atomic_fetch_add_explicit(&c->w->stats.bytes, (uint64_t)n, memory_order_relaxed);
+            if (fwd_tls_feed(c->tls, fw->tls_rbuf, (size_t)n)) {
+                rc = FWD_TLS_ERROR;
+                snprintf(err, sizeof err, "out of memory");
+                break;
+            }
+            continue;
+        }
+        if (n == 0) {
+            eof = 1;
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        err_no = errno;
+        break;
+    }
+    if (!c->tls_up && fwd_tls_established(c->tls)) {
+        c->tls_up = 1;
+        tls_ready(c);
+    }
+    if (rc == FWD_TLS_ERROR) {
+        tls_fail(c, err);
+        return TLS_RECV_STOP;
+    }
+    /* send what the handshake produced, and the HELO once it is done */
+    c->refs++;
+    conn_write(c);
+    int closed = c->closed;
+    conn_unref(c);
+    if (closed)
+        return TLS_RECV_STOP;
+    if (got) {
+        if (eof || (err_no != EAGAIN && err_no != EWOULDBLOCK))
+            *more = 1;
+        return (ssize_t)got;
+    }
+    if (eof)
+        return 0;
+    errno = err_no;
+    return -1;
 }
 
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
     fwd_conn *c = arg;
     worker *w = c->w;
-    if (router_congested(w->rt)) {
+    /* the handshake produces no records: let it finish under pressure */
+    if (c->hs_done && router_congested(w->rt)) {
         pause_conn(c);
         return;
     }
@@ -605,13 +930,24 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
             }
         }
         size_t room = c->in.cap - c->in.len;
-        ssize_t n = read(fd, c->in.data + c->in.len, room);
+        int more = 0;
+        ssize_t n;
+        if (c->tls) {
+            n = tls_recv(c, room, &more);
+            if (n == TLS_RECV_STOP)
+                return;
+        } else {
+            n = read(fd, c->in.data + c->in.len, room);
+            if (n > 0)
+                atomic_fetch_add_explicit(&w->stats.bytes, (uint64_t)n, memory_order_relaxed);
+        }
         if (n > 0) {
             c->in.len += (size_t)n;
-            atomic_fetch_add_explicit(&w->stats.bytes, (uint64_t)n, memory_order_relaxed);
             if (process_input(c) < 0)
                 return;
-            if ((size_t)n < room || c->no_more_reads)
+            if (c->no_more_reads)
+                return;
+            if (c->tls ? !more : (size_t)n < room)
                 return;
             continue;
         }
@@ -621,6 +957,8 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
             if (c->in.len > c->in_off)
                 wlog_warn("in_forward", "connection from %s closed in the middle of a request (%zu bytes unread)",
                           c->peer, c->in.len - c->in_off);
+            else if (c->auth_wait)
+                wlog_debug("in_forward", "connection from %s closed before its PING", c->peer);
             maybe_close(c);
             return;
         }
@@ -632,6 +970,10 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
+    /* TLS: what is already inside the TLS engine does not make the socket
+     * readable again; come back after the other connections had their turn */
+    if (c->tls && !c->closed && !c->paused && !c->no_more_reads && c->rev)
+        event_active(c->rev, EV_READ, 0);
 }
 
 static void write_cb(evutil_socket_t fd, short what, void *arg)
@@ -639,7 +981,7 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
     fwd_conn *c = arg;
     c->refs++; /* conn_write may close it */
     conn_write(c);
-    if (!c->closed && c->out.len == 0)
+    if (!c->closed && !out_pending(c))
         maybe_close(c);
     conn_unref(c);
 }
@@ -692,6 +1034,52 @@ static int hosts_reverse(const char *ip, char *out, size_t cap)
     return found;
 }
 
+/* TLS session, HELO and handshake deadline for a new connection. -1: it
+ * was closed (and maybe freed). */
+static int conn_secure(fwd_conn *c)
+{
+    fwd_source *s = c->src;
+    fwd_worker *fw = c->w->proto;
+    if (!s->tls && !s->auth) {
+        c->hs_done = 1;
+        return 0;
+    }
+    if (!c->rev || !c->wev || !(c->hs_ev = evtimer_new(c->w->base, hs_timeout_cb, c)))
+        goto oom;
+    struct timeval tv = {(time_t)s->handshake_timeout,
+                         (suseconds_t)((s->handshake_timeout - (double)(time_t)s->handshake_timeout) * 1e6)};
+    evtimer_add(c->hs_ev, &tv);
+    if (s->tls) {
+        if (!fw->tls_rbuf && !(fw->tls_rbuf = malloc(TLS_READ_CHUNK)))
+            goto oom;
+        if (!(c->tls = fwd_tls_conn_new(s->tls)))
+            goto oom;
+    }
+    if (s->auth) {
+        c->auth_wait = 1;
+        if (fwd_auth_session_init(&c->as) != 0) {
+            wlog_error("in_forward", "cannot draw a random nonce for %s; closing it", c->peer);
+            conn_close(c);
+            return -1;
+        }
+        if (fwd_auth_helo(s->auth, &c->as, !s->deny_keepalive, &c->out))
+            goto oom;
+        if (!c->tls) { /* with TLS the HELO leaves once the TLS handshake is done */
+            c->refs++;
+            conn_write(c);
+            int closed = c->closed;
+            conn_unref(c);
+            if (closed)
+                return -1;
+        }
+    }
+    return 0;
+oom:
+    wlog_error("in_forward", "out of memory setting up the connection from %s; closing it", c->peer);
+    conn_close(c);
+    return -1;
+}
+
 static void conn_new(worker *w, void *arg)
 {
     accept_msg *m = arg;
@@ -711,6 +1099,7 @@ static void conn_new(worker *w, void *arg)
     c->src = m->src;
     c->fd = m->fd;
     c->refs = 1;
+    memcpy(&c->sa, &m->addr, sizeof c->sa);
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (c->src->send_keepalive_packet)
@@ -740,6 +1129,10 @@ static void conn_new(worker *w, void *arg)
     atomic_fetch_add_explicit(&w->stats.connections, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.connections_open, 1, memory_order_relaxed);
     c->fp.hostname = c->host;
+    if (conn_secure(c) < 0) {
+        free(m);
+        return;
+    }
     if (c->src->resolve_hostname) {
         if (!fw->dns) {
             fw->dns = evdns_base_new(w->base, 0);
@@ -821,8 +1214,6 @@ static void udp_cb(evutil_socket_t fd, short what, void *arg)
 
 int fwd_source_listen(fwd_source *s, struct event_base *base, worker *workers, int nworkers)
 {
-    s->workers = workers;
-    s->nworkers = nworkers;
     struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_family = AF_UNSPEC};
     struct addrinfo *ai = NULL;
     char port[16];
@@ -840,6 +1231,9 @@ int fwd_source_listen(fwd_source *s, struct event_base *base, worker *workers, i
         freeaddrinfo(ai);
         return -1;
     }
+    /* set once listening: fwd_source_free logs the handshake counters only then */
+    s->workers = workers;
+    s->nworkers = nworkers;
     evconnlistener_set_error_cb(s->lev, accept_error_cb);
     s->udp_fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -856,8 +1250,13 @@ int fwd_source_listen(fwd_source *s, struct event_base *base, worker *workers, i
         event_add(s->udp_ev, NULL);
     }
     freeaddrinfo(ai);
-    wlog_info("in_forward", "%s: listening on %s:%s (tcp%s), %d workers", s->id, s->bind, port,
-              s->udp_fd >= 0 ? " and udp heartbeat" : "", nworkers);
+    char sec[256] = "";
+    if (s->tls || s->auth)
+        snprintf(sec, sizeof sec, "; %s%s%s%s, handshake_timeout %gs", s->tls ? fwd_tls_summary(s->tls) : "",
+                 s->tls && s->auth ? ", " : "", s->auth ? "shared-key handshake" : "",
+                 s->auth && s->auth->user_auth ? " with user auth" : "", s->handshake_timeout);
+    wlog_info("in_forward", "%s: listening on %s:%s (tcp%s), %d workers%s", s->id, s->bind, port,
+              s->udp_fd >= 0 ? " and udp heartbeat" : "", nworkers, sec);
     return 0;
 }
 
@@ -899,6 +1298,7 @@ void fwd_worker_free(worker *w)
     if (fw->pressure_ev)
         event_free(fw->pressure_ev);
     fwd_scratch_free(&fw->scratch);
+    free(fw->tls_rbuf);
     wbuf_free(&fw->acc.data);
     router_ctx_free(fw->route);
     free(fw);

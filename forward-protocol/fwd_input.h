@@ -19,6 +19,8 @@
 #include "forward-protocol/fwd_decode.h"
 
 struct event_base;
+struct fwd_auth;
+struct fwd_tls_ctx;
 
 typedef struct fwd_source {
     /* parameters (Fluentd in_forward names) */
@@ -37,6 +39,16 @@ typedef struct fwd_source {
     int send_keepalive_packet;
     uint64_t decompressed_size_limit;
     int64_t max_nesting_depth;
+    double handshake_timeout; /* weir: accept -> TLS and PING done, else close */
+
+    /* <security> (shared-key handshake, users, clients) and <transport tls>;
+     * NULL when not configured. Immutable after start-up, shared by workers. */
+    struct fwd_auth *auth;
+    struct fwd_tls_ctx *tls;
+    /* Handshake counters, bumped by the workers (relaxed atomics), for the
+     * metrics endpoint: completed (TLS and/or PING), refused PINGs (bad key,
+     * user, client rule, not a PING), failed TLS handshakes, timeouts. */
+    atomic_uint_fast64_t hs_ok, hs_refused, hs_tls_failed, hs_timeouts;
 
     char *id;
     fwd_decode_opts dopts;

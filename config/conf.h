@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+typedef struct conf_node conf_node;
+
 typedef struct conf_errors {
     char **msgs; /* "FILE:LINE: message" */
     size_t n, cap;
@@ -29,6 +31,10 @@ typedef struct conf_errors {
 void conf_errors_add(conf_errors *e, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void conf_errors_free(conf_errors *e);
+/* An error at parameter `key` of section `n`, or at the section's line when
+ * the parameter is absent. */
+void conf_error_at(conf_errors *e, const conf_node *n, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Order the messages by file, then line (stable), the way a reader fixes them. */
 void conf_errors_sort(conf_errors *e);
 
@@ -40,7 +46,6 @@ typedef struct conf_param {
     int used; /* set by conf_bind / conf_get */
 } conf_param;
 
-typedef struct conf_node conf_node;
 struct conf_node {
     char *name; /* "ROOT", "source", "match", "filter", "label", "buffer", "format", ... */
     char *arg;  /* text after the name inside <...>, e.g. "app.**" or "@ERROR"; NULL if none */

@@ -723,3 +723,17 @@ void conf_errors_sort(conf_errors *e)
         e->msgs[j] = m;
     }
 }
+
+void conf_error_at(conf_errors *e, const conf_node *n, const char *key, const char *fmt, ...)
+{
+    const conf_param *p = NULL;
+    for (size_t i = 0; i < n->nparams; i++)
+        if (strcmp(n->params[i].key, key) == 0)
+            p = &n->params[i];
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    conf_errors_add(e, p ? p->file : n->file, p ? p->line : n->line, "%s", msg);
+}

@@ -45,12 +45,6 @@ static const conf_spec client_spec[] = {
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
-/* An error at parameter `key` of section `n` (at the section when absent). */
-#define ERR_AT(errs, n, key, ...)                                                                             \
-    do {                                                                                                      \
-        conf_param *p_ = conf_get((n), (key));                                                                \
-        conf_errors_add((errs), p_ ? p_->file : (n)->file, p_ ? p_->line : (n)->line, __VA_ARGS__);           \
-    } while (0)
 
 /* "10.0.0.0/8", "192.168.1.5", "fd00::/8", "::1": the address is masked to
  * its prefix, as Ruby's IPAddr does. 0 or -1. */
@@ -151,11 +145,11 @@ fwd_auth *fwd_auth_create(conf_node *sec, conf_errors *errs)
     if (sec->arg && *sec->arg)
         conf_errors_add(errs, sec->file, sec->line, "<security> takes no argument (got '%s')", sec->arg);
     if (a->self_hostname && !*a->self_hostname)
-        ERR_AT(errs, sec, "self_hostname", "self_hostname must not be empty");
+        conf_error_at(errs, sec, "self_hostname", "self_hostname must not be empty");
     if (a->shared_key && !*a->shared_key)
-        ERR_AT(errs, sec, "shared_key", "shared_key must not be empty");
+        conf_error_at(errs, sec, "shared_key", "shared_key must not be empty");
     if (a->previous_shared_key && !*a->previous_shared_key)
-        ERR_AT(errs, sec, "previous_shared_key", "previous_shared_key must not be empty");
+        conf_error_at(errs, sec, "previous_shared_key", "previous_shared_key must not be empty");
 
     for (size_t i = 0; i < sec->nchildren; i++) {
         conf_node *ch = sec->children[i];
@@ -168,9 +162,9 @@ fwd_auth *fwd_auth_create(conf_node *sec, conf_errors *errs)
             memset(u, 0, sizeof *u);
             conf_bind(ch, user_spec, u, errs);
             if (u->username && !*u->username)
-                ERR_AT(errs, ch, "username", "username must not be empty");
+                conf_error_at(errs, ch, "username", "username must not be empty");
             if (u->username && find_user(a, u->username, strlen(u->username)) != u)
-                ERR_AT(errs, ch, "username", "user '%s' is defined twice in <security>", u->username);
+                conf_error_at(errs, ch, "username", "user '%s' is defined twice in <security>", u->username);
         } else if (!strcmp(ch->name, "client")) {
             fwd_auth_client *nc = realloc(a->clients, (a->nclients + 1) * sizeof *nc);
             if (!nc)
@@ -195,12 +189,12 @@ fwd_auth *fwd_auth_create(conf_node *sec, conf_errors *errs)
                     c->nets[0] = n;
                     c->nnets = 1;
                 } else {
-                    ERR_AT(errs, ch, "network",
+                    conf_error_at(errs, ch, "network",
                            "network '%s' address format is invalid (expected ADDRESS or ADDRESS/PREFIX)", c->network);
                 }
             }
             if (c->shared_key && !*c->shared_key)
-                ERR_AT(errs, ch, "shared_key", "shared_key must not be empty");
+                conf_error_at(errs, ch, "shared_key", "shared_key must not be empty");
         }
     }
     /* checks that need every <user> */
@@ -214,13 +208,13 @@ fwd_auth *fwd_auth_create(conf_node *sec, conf_errors *errs)
                 for (size_t k = 0, seen = 0; k < sec->nchildren; k++)
                     if (!strcmp(sec->children[k]->name, "client") && seen++ == i)
                         ch = sec->children[k];
-                ERR_AT(errs, ch ? ch : sec, "users", "user '%s' in <client> is not defined by any <user>", *u);
+                conf_error_at(errs, ch ? ch : sec, "users", "user '%s' in <client> is not defined by any <user>", *u);
             }
     }
     if (a->user_auth && a->nusers == 0)
-        ERR_AT(errs, sec, "user_auth", "user_auth is true but no <user> is defined: every client would be refused");
+        conf_error_at(errs, sec, "user_auth", "user_auth is true but no <user> is defined: every client would be refused");
     if (!a->allow_anonymous_source && a->nclients == 0)
-        ERR_AT(errs, sec, "allow_anonymous_source",
+        conf_error_at(errs, sec, "allow_anonymous_source",
                "allow_anonymous_source is false but no <client> is defined: every client would be refused");
     if (errs->n > before) {
         fwd_auth_free(a);

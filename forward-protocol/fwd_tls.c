@@ -48,11 +48,6 @@ static const conf_spec tls_spec[] = {
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
-#define ERR_AT(errs, n, key, ...)                                                                             \
-    do {                                                                                                      \
-        conf_param *p_ = conf_get((n), (key));                                                                \
-        conf_errors_add((errs), p_ ? p_->file : (n)->file, p_ ? p_->line : (n)->line, __VA_ARGS__);           \
-    } while (0)
 
 /* The most relevant OpenSSL error as text (its reason), and clear the queue. */
 static void ossl_err(char *buf, size_t cap)
@@ -95,9 +90,9 @@ static int check_version(conf_node *n, const char *key, const char *v, conf_erro
         return -1;
     int ver = parse_version(v);
     if (ver < 0)
-        ERR_AT(errs, n, key, "invalid value '%s' for parameter '%s'; expected TLSv1_2 or TLSv1_3", v, key);
+        conf_error_at(errs, n, key, "invalid value '%s' for parameter '%s'; expected TLSv1_2 or TLSv1_3", v, key);
     else if (ver == 0)
-        ERR_AT(errs, n, key, "%s '%s' is not supported: weir accepts TLS 1.2 and 1.3 only", key, v);
+        conf_error_at(errs, n, key, "%s '%s' is not supported: weir accepts TLS 1.2 and 1.3 only", key, v);
     return ver;
 }
 
@@ -105,11 +100,11 @@ static int readable_file(conf_node *n, const char *key, const char *path, conf_e
 {
     struct stat st;
     if (stat(path, &st) != 0 || access(path, R_OK) != 0) {
-        ERR_AT(errs, n, key, "%s '%s': %s", key, path, strerror(errno));
+        conf_error_at(errs, n, key, "%s '%s': %s", key, path, strerror(errno));
         return -1;
     }
     if (S_ISDIR(st.st_mode) && !dir_ok) {
-        ERR_AT(errs, n, key, "%s '%s' is a directory, not a file", key, path);
+        conf_error_at(errs, n, key, "%s '%s' is a directory, not a file", key, path);
         return -1;
     }
     return 0;
@@ -139,7 +134,7 @@ static int load_key(SSL_CTX *ctx, conf_node *n, const tls_conf *c, conf_errors *
     char e[200];
     if (!b) {
         ossl_err(e, sizeof e);
-        ERR_AT(errs, n, "private_key_path", "cannot open private_key_path '%s': %s", c->private_key_path, e);
+        conf_error_at(errs, n, "private_key_path", "cannot open private_key_path '%s': %s", c->private_key_path, e);
         return -1;
     }
     pass_ud ud = {c->private_key_passphrase, 0};
@@ -148,13 +143,13 @@ static int load_key(SSL_CTX *ctx, conf_node *n, const tls_conf *c, conf_errors *
     if (!k) {
         ossl_err(e, sizeof e);
         if (ud.asked && !c->private_key_passphrase)
-            ERR_AT(errs, n, "private_key_path",
+            conf_error_at(errs, n, "private_key_path",
                    "private key '%s' is encrypted: set private_key_passphrase", c->private_key_path);
         else if (ud.asked)
-            ERR_AT(errs, n, "private_key_passphrase",
+            conf_error_at(errs, n, "private_key_passphrase",
                    "cannot decrypt private key '%s': wrong private_key_passphrase (%s)", c->private_key_path, e);
         else
-            ERR_AT(errs, n, "private_key_path", "cannot read a PEM private key from '%s': %s", c->private_key_path,
+            conf_error_at(errs, n, "private_key_path", "cannot read a PEM private key from '%s': %s", c->private_key_path,
                    e);
         return -1;
     }
@@ -166,15 +161,15 @@ static int load_key(SSL_CTX *ctx, conf_node *n, const tls_conf *c, conf_errors *
                        (ERR_GET_REASON(le) == X509_R_KEY_VALUES_MISMATCH || ERR_GET_REASON(le) == X509_R_KEY_TYPE_MISMATCH);
         ossl_err(e, sizeof e);
         if (mismatch)
-            ERR_AT(errs, n, "private_key_path", "private key '%s' does not match the certificate '%s' (%s)",
+            conf_error_at(errs, n, "private_key_path", "private key '%s' does not match the certificate '%s' (%s)",
                    c->private_key_path, c->cert_path, e);
         else
-            ERR_AT(errs, n, "private_key_path", "cannot use private key '%s': %s", c->private_key_path, e);
+            conf_error_at(errs, n, "private_key_path", "cannot use private key '%s': %s", c->private_key_path, e);
         return -1;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
         ossl_err(e, sizeof e);
-        ERR_AT(errs, n, "private_key_path", "private key '%s' does not match the certificate '%s' (%s)",
+        conf_error_at(errs, n, "private_key_path", "private key '%s' does not match the certificate '%s' (%s)",
                c->private_key_path, c->cert_path, e);
         return -1;
     }
@@ -210,7 +205,7 @@ fwd_tls_ctx *fwd_tls_create(conf_node *n, conf_errors *errs)
         min = max = check_version(n, "version", c->version, errs);
     }
     if (min > 0 && max > 0 && max < min)
-        ERR_AT(errs, n, "max_version", "max_version %s is lower than min_version %s", c->max_version,
+        conf_error_at(errs, n, "max_version", "max_version %s is lower than min_version %s", c->max_version,
                c->min_version ? c->min_version : "TLSv1_2");
     if (min > 0)
         SSL_CTX_set_min_proto_version(ctx, min);
@@ -223,14 +218,14 @@ fwd_tls_ctx *fwd_tls_create(conf_node *n, conf_errors *errs)
 
     if (c->ciphers && SSL_CTX_set_cipher_list(ctx, c->ciphers) != 1) {
         ossl_err(e, sizeof e);
-        ERR_AT(errs, n, "ciphers", "invalid ciphers '%s': %s", c->ciphers, e);
+        conf_error_at(errs, n, "ciphers", "invalid ciphers '%s': %s", c->ciphers, e);
     }
 
     int cert_ok = 0;
     if (c->cert_path && readable_file(n, "cert_path", c->cert_path, errs, 0) == 0) {
         if (SSL_CTX_use_certificate_chain_file(ctx, c->cert_path) != 1) {
             ossl_err(e, sizeof e);
-            ERR_AT(errs, n, "cert_path", "cannot load a PEM certificate from '%s': %s", c->cert_path, e);
+            conf_error_at(errs, n, "cert_path", "cannot load a PEM certificate from '%s': %s", c->cert_path, e);
         } else {
             cert_ok = 1;
         }
@@ -243,7 +238,7 @@ fwd_tls_ctx *fwd_tls_create(conf_node *n, conf_errors *errs)
         int dir = stat(c->ca_path, &st) == 0 && S_ISDIR(st.st_mode);
         if (SSL_CTX_load_verify_locations(ctx, dir ? NULL : c->ca_path, dir ? c->ca_path : NULL) != 1) {
             ossl_err(e, sizeof e);
-            ERR_AT(errs, n, "ca_path", "cannot load CA certificates from '%s': %s", c->ca_path, e);
+            conf_error_at(errs, n, "ca_path", "cannot load CA certificates from '%s': %s", c->ca_path, e);
         } else if (!dir) {
             STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(c->ca_path);
             if (names)
@@ -253,7 +248,7 @@ fwd_tls_ctx *fwd_tls_create(conf_node *n, conf_errors *errs)
     }
     if (c->client_cert_auth) {
         if (!c->ca_path)
-            ERR_AT(errs, n, "client_cert_auth",
+            conf_error_at(errs, n, "client_cert_auth",
                    "client_cert_auth needs ca_path (the CA that signs the client certificates)");
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     }

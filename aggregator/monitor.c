@@ -182,6 +182,16 @@ static void write_metrics(monitor *m, struct evbuffer *o)
     metric_head(o, "weir_input_connections_open", "gauge", "connections open now");
     evbuffer_add_printf(o, "weir_input_connections_open{input=\"forward\"} %llu\n",
                         (unsigned long long)w.connections_open);
+    metric_head(o, "weir_input_connections_refused_total", "counter", "connections closed at accept: max_connections");
+    for (size_t i = 0; i < m->pl->nsources; i++)
+        evbuffer_add_printf(o, "weir_input_connections_refused_total{input=\"%s\"} %llu\n",
+                            lv(m->pl->sources[i]->id, l1, sizeof l1),
+                            (unsigned long long)ld(&m->pl->sources[i]->conns_refused));
+    metric_head(o, "weir_input_idle_closed_total", "counter", "connections closed by idle_timeout");
+    for (size_t i = 0; i < m->pl->nsources; i++)
+        evbuffer_add_printf(o, "weir_input_idle_closed_total{input=\"%s\"} %llu\n",
+                            lv(m->pl->sources[i]->id, l1, sizeof l1),
+                            (unsigned long long)ld(&m->pl->sources[i]->idle_closed));
     metric_head(o, "weir_input_handshakes_total", "counter",
                 "handshakes by result: ok, refused (shared key/user), tls_failed, timeout");
     for (size_t i = 0; i < m->pl->nsources; i++) {

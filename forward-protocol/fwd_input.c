@@ -163,6 +163,8 @@ static const conf_spec forward_spec[] = {
     {"decompressed_size_limit", CONF_SIZE, "512m", 0, offsetof(fwd_source, decompressed_size_limit), NULL},
     {"max_nesting_depth", CONF_INT, "64", 0, offsetof(fwd_source, max_nesting_depth), NULL},
     {"handshake_timeout", CONF_TIME, "10s", 0, offsetof(fwd_source, handshake_timeout), NULL},
+    {"idle_timeout", CONF_TIME, "300s", 0, offsetof(fwd_source, idle_timeout), NULL},
+    {"max_connections", CONF_INT, "0", 0, offsetof(fwd_source, max_connections), NULL},
     {"security", CONF_SECTION, NULL, 0, 0, NULL},
     {"transport", CONF_SECTION, NULL, 0, 0, NULL},
     {NULL, 0, NULL, 0, 0, NULL},
@@ -197,6 +199,13 @@ fwd_source *fwd_source_create(conf_node *n, int index, conf_errors *errs)
             conf_errors_add(errs, p ? p->file : n->file, p ? p->line : n->line, "chunk_size_limit is too small");
             rc = -1;
         }
+        if (s->idle_timeout < 0 || s->max_connections < 0) {
+            conf_error_at(errs, n, s->idle_timeout < 0 ? "idle_timeout" : "max_connections", "%s must not be negative",
+                          s->idle_timeout < 0 ? "idle_timeout" : "max_connections");
+            rc = -1;
+        }
+        s->idle_tv.tv_sec = (time_t)s->idle_timeout;
+        s->idle_tv.tv_usec = (suseconds_t)((s->idle_timeout - (double)(time_t)s->idle_timeout) * 1e6);
         if (!(s->handshake_timeout > 0)) {
             conf_param *p = conf_get(n, "handshake_timeout");
             conf_errors_add(errs, p ? p->file : n->file, p ? p->line : n->line,
@@ -319,6 +328,7 @@ static void conn_close(fwd_conn *c)
         c->next->prev = c->prev;
     fw->nconns--;
     atomic_fetch_sub_explicit(&c->w->stats.connections_open, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&c->src->open_conns, 1, memory_order_relaxed);
     worker *w = c->w;
     conn_unref(c);
     check_exit(w);
@@ -767,6 +777,7 @@ static int process_input(fwd_conn *c)
 }
 
 static void pressure_cb(evutil_socket_t fd, short what, void *arg);
+static void arm_read(fwd_conn *c);
 
 static void pause_conn(fwd_conn *c)
 {
@@ -797,7 +808,7 @@ static void pressure_cb(evutil_socket_t fd, short what, void *arg)
         if (c->paused) {
             c->paused = 0;
             if (!c->no_more_reads && !w->stopping) {
-                event_add(c->rev, NULL);
+                arm_read(c);
                 if (c->tls) /* decrypted-but-unread data does not make the socket readable */
                     event_active(c->rev, EV_READ, 0);
             }
@@ -912,10 +923,32 @@ static ssize_t tls_recv(fwd_conn *c, size_t room, int *more)
     return -1;
 }
 
+/* Reading, with idle_timeout as the read event's own timeout: libevent
+ * re-arms it after every read, so it fires only after that much silence. */
+static void arm_read(fwd_conn *c)
+{
+    event_add(c->rev, c->src->idle_timeout > 0 ? &c->src->idle_tv : NULL);
+}
+
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
     fwd_conn *c = arg;
     worker *w = c->w;
+    if (what & EV_TIMEOUT) {
+        if (c->npending || c->out.len || c->in.len > c->in_off) {
+            /* acks still to send, or a request half received: not idle */
+            if (c->in.len > c->in_off) {
+                atomic_fetch_add_explicit(&c->src->idle_closed, 1, memory_order_relaxed);
+                drop_conn(c, "no data for idle_timeout in the middle of a request", NULL);
+            }
+            return;
+        }
+        atomic_fetch_add_explicit(&c->src->idle_closed, 1, memory_order_relaxed);
+        wlog_info("in_forward", "closing connection from %s: idle for %gs (idle_timeout); %llu records acked on it",
+                  c->peer, c->src->idle_timeout, (unsigned long long)c->records_acked);
+        conn_close(c);
+        return;
+    }
     /* the handshake produces no records: let it finish under pressure */
     if (c->hs_done && router_congested(w->rt)) {
         pause_conn(c);
@@ -998,7 +1031,7 @@ static void start_reading(fwd_conn *c)
         return;
     c->reading = 1;
     if (!c->w->stopping)
-        event_add(c->rev, NULL);
+        arm_read(c);
 }
 
 static void reverse_cb(int result, char type, int count, int ttl, void *addresses, void *arg)
@@ -1084,13 +1117,9 @@ static void conn_new(worker *w, void *arg)
 {
     accept_msg *m = arg;
     fwd_worker *fw = w->proto;
-    if (w->stopping) {
-        close(m->fd);
-        free(m);
-        return;
-    }
-    fwd_conn *c = calloc(1, sizeof *c);
+    fwd_conn *c = w->stopping ? NULL : calloc(1, sizeof *c);
     if (!c) {
+        atomic_fetch_sub_explicit(&m->src->open_conns, 1, memory_order_relaxed);
         close(m->fd);
         free(m);
         return;
@@ -1170,8 +1199,25 @@ static void conn_new(worker *w, void *arg)
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int socklen, void *arg)
 {
     fwd_source *s = arg;
+    if (s->max_connections > 0 &&
+        atomic_load_explicit(&s->open_conns, memory_order_relaxed) >= s->max_connections) {
+        atomic_fetch_add_explicit(&s->conns_refused, 1, memory_order_relaxed);
+        static double last_log;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((double)now.tv_sec - last_log >= 10) {
+            last_log = (double)now.tv_sec;
+            wlog_warn("in_forward", "%s: max_connections (%lld) reached: refusing new connections (%llu so far)",
+                      s->id, (long long)s->max_connections,
+                      (unsigned long long)atomic_load(&s->conns_refused));
+        }
+        close(fd);
+        return;
+    }
+    atomic_fetch_add_explicit(&s->open_conns, 1, memory_order_relaxed);
     accept_msg *m = malloc(sizeof *m);
     if (!m) {
+        atomic_fetch_sub_explicit(&s->open_conns, 1, memory_order_relaxed);
         close(fd);
         return;
     }

@@ -12,7 +12,9 @@
 #ifndef WEIR_FWD_INPUT_H
 #define WEIR_FWD_INPUT_H
 
+#include <stdatomic.h>
 #include <stdint.h>
+#include <sys/time.h>
 
 #include "aggregator/worker.h"
 #include "config/conf.h"
@@ -40,6 +42,11 @@ typedef struct fwd_source {
     uint64_t decompressed_size_limit;
     int64_t max_nesting_depth;
     double handshake_timeout; /* weir: accept -> TLS and PING done, else close */
+    double idle_timeout;      /* weir: a connection silent this long (nothing pending) is closed; 0: never */
+    int64_t max_connections;  /* weir: connections beyond this are closed at accept; 0: no limit */
+    struct timeval idle_tv;
+    atomic_int_fast64_t open_conns; /* across workers, for max_connections */
+    atomic_uint_fast64_t conns_refused, idle_closed;
 
     /* <security> (shared-key handshake, users, clients) and <transport tls>;
      * NULL when not configured. Immutable after start-up, shared by workers. */

@@ -1,0 +1,98 @@
+"""Connection limits of the forward input: idle_timeout and max_connections,
+with their metrics."""
+import base64
+import os
+import socket
+import time
+
+import fwd
+from conftest import T0, free_port, poll
+from fwd import et, entry
+from test_monitor import get, metric
+
+
+def config(port, mport, prefix, extra):
+    return f"""
+<source>
+  @type forward
+  port {port}
+  bind 127.0.0.1
+{extra}
+</source>
+<source>
+  @type monitor_agent
+  bind 127.0.0.1
+  port {mport}
+</source>
+<match **>
+  @type file
+  path {prefix}
+  append true
+  <format>
+    @type json
+  </format>
+</match>
+"""
+
+
+def acked(c, i):
+    ch = base64.encodebytes(os.urandom(9)).decode()
+    c.send(fwd.message("lim", et(T0, i), {"i": i}, {"chunk": ch}))
+    c.expect_ack(ch)
+
+
+def closed_by_server(sock, timeout):
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_idle_timeout_closes_silent_connections_only(weir):
+    mport = free_port()
+    weir.start(config(weir.port, mport, weir.prefix, "  idle_timeout 0.5s"))
+    silent = socket.create_connection(("127.0.0.1", weir.port))
+    t0 = time.monotonic()
+    with weir.conn() as busy:
+        # a connection that keeps sending stays open well past the timeout
+        for i in range(8):
+            acked(busy, i)
+            time.sleep(0.2)
+        assert closed_by_server(silent, 3.0), "the silent connection was not closed"
+        assert 0.4 < time.monotonic() - t0
+        acked(busy, 99)
+    # a request left half sent is dropped too, with its own log line
+    half = socket.create_connection(("127.0.0.1", weir.port))
+    req = fwd.message("lim", et(T0, 5), {"i": 5}, {"chunk": "x"})
+    half.sendall(req[:7])
+    assert closed_by_server(half, 3.0)
+    text = get(mport, "/metrics")[1]
+    assert metric(text, "weir_input_idle_closed_total", input="forward.0") == 2
+    assert any("idle for 0.5s" in l["msg"] for l in weir.stderr_lines())
+    assert any("in the middle of a request" in l["msg"] for l in weir.stderr_lines())
+    assert sorted(r["i"] for r in weir.read_records()) == list(range(8)) + [99]
+
+
+def test_max_connections_refuses_extra_connections(weir):
+    mport = free_port()
+    weir.start(config(weir.port, mport, weir.prefix, "  max_connections 2"))
+    # start() probes the port with a connection: let weir see it closed first
+    open_now = lambda: metric(get(mport, "/metrics")[1], "weir_input_connections_open", input="forward")  # noqa: E731
+    poll(lambda: open_now() == 0, what="the readiness probe's connection closed")
+    with weir.conn() as a, weir.conn() as b:
+        acked(a, 1)
+        acked(b, 2)
+        extra = socket.create_connection(("127.0.0.1", weir.port))
+        assert closed_by_server(extra, 3.0), "a third connection was accepted"
+        acked(a, 3)  # the first two are untouched
+    # once they are gone, new connections are accepted again
+    poll(lambda: open_now() == 0, what="connections closed")
+    with weir.conn() as c:
+        acked(c, 4)
+    text = get(mport, "/metrics")[1]
+    assert metric(text, "weir_input_connections_refused_total", input="forward.0") == 1
+    assert any("max_connections (2) reached" in l["msg"] for l in weir.stderr_lines())
+    assert sorted(r["i"] for r in weir.read_records()) == [1, 2, 3, 4]

@@ -147,6 +147,48 @@ static void close_file(open_file *f)
     f->fd = -1;
 }
 
+/*
+ * A file weir appends to may end in a line cut short by a crash in the
+ * middle of a write(2). The chunk that line came from was not confirmed, so
+ * the buffer delivers it again; appending after the fragment would leave a
+ * broken line in the output. Cut the file back to its last newline when it
+ * is first opened (weir is the only writer of its output files).
+ */
+static void cut_partial_line(output *o, int fd, const char *path)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size == 0)
+        return;
+    char buf[65536];
+    off_t end = st.st_size;
+    while (end > 0) {
+        size_t n = end > (off_t)sizeof buf ? sizeof buf : (size_t)end;
+        ssize_t r = pread(fd, buf, n, end - (off_t)n);
+        if (r != (ssize_t)n)
+            return;
+        for (size_t i = n; i > 0; i--) {
+            if (buf[i - 1] == '\n') {
+                off_t keep = end - (off_t)n + (off_t)i;
+                if (keep < st.st_size) {
+                    wlog_warn("out_file", "%s: %s ended in a partial line (%lld bytes, left by an interrupted write); "
+                              "cut, its records are delivered again",
+                              o->id, path, (long long)(st.st_size - keep));
+                    if (ftruncate(fd, keep) != 0)
+                        wlog_error("out_file", "%s: cannot cut %s: %s", o->id, path, strerror(errno));
+                }
+                return;
+            }
+        }
+        end -= (off_t)n;
+        if (st.st_size - end > (1 << 24))
+            return; /* no newline in the last 16 MiB: not a line-oriented file; leave it */
+    }
+    /* no newline at all: the whole file is one partial line */
+    wlog_warn("out_file", "%s: %s holds only a partial line (%lld bytes); cut", o->id, path, (long long)st.st_size);
+    if (ftruncate(fd, 0) != 0)
+        wlog_error("out_file", "%s: cannot cut %s: %s", o->id, path, strerror(errno));
+}
+
 /* Find or open the file for (tag, sec). Returns an index or -1 (errno set). */
 static int file_for(output *o, const char *tag, uint32_t sec)
 {
@@ -170,7 +212,10 @@ static int file_for(output *o, const char *tag, uint32_t sec)
             return -1;
         if (c->append) {
             snprintf(path, sizeof path, "%s", key);
-            fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+            fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+            int lines = c->f.type != FMT_MSGPACK && (c->f.type != FMT_SINGLE_VALUE || c->f.add_newline);
+            if (fd >= 0 && !c->compress && lines)
+                cut_partial_line(o, fd, path);
         } else {
             for (int n = 0; n < 100000 && fd < 0; n++) {
                 snprintf(path, sizeof path, "%.*s_%d%s", (int)index_at, key, n, key + index_at);

@@ -221,3 +221,22 @@ def test_stdout_output(weir):
         assert m, f"not 'TIME TAG: JSON': {line!r}"
         assert json.loads(m.group(2)) == rec
         assert m.group(1) == stamp, line
+
+
+def test_append_cuts_a_partial_last_line_left_by_a_crash(weir):
+    """A crash in the middle of out_file's write leaves a cut-off last line;
+    the buffer delivers that chunk again, so weir cuts the fragment when it
+    opens the file instead of appending a whole copy after it."""
+    weir.start()
+    send_acked(weir, lambda ch: fwd.message("r", et(T0, 0), {"n": 1}, {"chunk": ch}))
+    weir.stop_ok()
+    path = weir.prefix + f".{T0_DAY}.log"
+    with open(path, "ab") as f:
+        f.write(b'{"n":2,"pad":"cut sh')  # what a kill -9 mid-write leaves
+    weir.start()
+    send_acked(weir, lambda ch: fwd.message("r", et(T0, 1), {"n": 2}, {"chunk": ch}))
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data.endswith(b"\n") and b"cut sh" not in data, data
+    assert_events(weir.read_records(), [("r", T0, 0, {"n": 1}), ("r", T0, 1, {"n": 2})])
+    assert any("ended in a partial line (20 bytes" in l["msg"] for l in weir.stderr_lines())

@@ -712,7 +712,10 @@ static int process_input(fwd_conn *c)
             drop_conn(c, "corrupt stream", d);
             return -1;
         }
-        size_t size = rc == MP_OK ? c->fr.pos : avail;
+        /* an incomplete request is at least what the framer has seen plus the
+         * payload a str/bin header still promises: a length claim beyond the
+         * limit is refused at once, not after waiting for bytes */
+        uint64_t size = rc == MP_OK ? c->fr.pos : (uint64_t)avail + c->fr.skip;
         if (c->auth_wait && size > FWD_AUTH_MAX_PING) {
             char d[96];
             snprintf(d, sizeof d, "the first message is larger than %d bytes: not a PING", FWD_AUTH_MAX_PING);
@@ -721,8 +724,8 @@ static int process_input(fwd_conn *c)
         }
         if (size > s->chunk_size_limit) {
             char d[128];
-            snprintf(d, sizeof d, "%zu%s bytes, chunk_size_limit is %llu", size, rc == MP_OK ? "" : "+",
-                     (unsigned long long)s->chunk_size_limit);
+            snprintf(d, sizeof d, "%llu%s bytes, chunk_size_limit is %llu", (unsigned long long)size,
+                     rc == MP_OK ? "" : "+ (as its length fields claim)", (unsigned long long)s->chunk_size_limit);
             atomic_fetch_add_explicit(&c->w->stats.oversize, 1, memory_order_relaxed);
             drop_conn(c, "request larger than chunk_size_limit", d);
             return -1;

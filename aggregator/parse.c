@@ -751,6 +751,30 @@ static size_t utf8_put(uint8_t *d, uint32_t cp)
     return 4;
 }
 
+/* The code point of a \uXXXX escape (*p just after the 'u'), joining a
+ * surrogate pair; a lone surrogate becomes U+FFFD. -1 (and *p unmoved) when
+ * the four hex digits are not there. */
+static int u_escape(const uint8_t **pp, const uint8_t *e, uint32_t *cp)
+{
+    const uint8_t *p = *pp;
+    if (hex4(p, e, cp))
+        return -1;
+    p += 4;
+    if (*cp >= 0xd800 && *cp <= 0xdbff) {
+        uint32_t lo;
+        if (e - p >= 6 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, e, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff) {
+            *cp = 0x10000 + ((*cp - 0xd800) << 10) + (lo - 0xdc00);
+            p += 6;
+        } else {
+            *cp = 0xfffd;
+        }
+    } else if (*cp >= 0xdc00 && *cp <= 0xdfff) {
+        *cp = 0xfffd;
+    }
+    *pp = p;
+    return 0;
+}
+
 /* At the opening quote: write a msgpack str; *pay, *plen tell where its bytes are in o. */
 static int j_string(jp *j, size_t *pay, size_t *plen)
 {
@@ -808,21 +832,8 @@ static int j_string(jp *j, size_t *pay, size_t *plen)
         case 't': *d++ = '\t'; break;
         case 'u': {
             uint32_t cp;
-            if (hex4(p, r, &cp))
+            if (u_escape(&p, r, &cp))
                 return -1;
-            p += 4;
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                uint32_t lo;
-                if (r - p >= 6 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, r, &lo) == 0 && lo >= 0xdc00 &&
-                    lo <= 0xdfff) {
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                    p += 6;
-                } else {
-                    cp = 0xfffd;
-                }
-            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-                cp = 0xfffd;
-            }
             /* \uXXXX is 6 bytes for at most 3 out; a pair is 12 for 4 */
             d += utf8_put(d, cp);
             break;
@@ -1199,24 +1210,10 @@ static int logfmt_unescape(wbuf *o, const uint8_t *v, size_t vl)
         case 'f': *d++ = '\f'; break;
         case 'u': {
             uint32_t cp;
-            if (hex4(p, e, &cp) == 0) {
-                p += 4;
-                if (cp >= 0xd800 && cp <= 0xdbff) {
-                    uint32_t lo;
-                    if (e - p >= 6 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, e, &lo) == 0 && lo >= 0xdc00 &&
-                        lo <= 0xdfff) {
-                        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                        p += 6;
-                    } else {
-                        cp = 0xfffd;
-                    }
-                } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-                    cp = 0xfffd;
-                }
+            if (u_escape(&p, e, &cp) == 0)
                 d += utf8_put(d, cp);
-            } else {
+            else
                 *d++ = 'u';
-            }
             break;
         }
         default: *d++ = ch; break; /* \" \\ \/ and anything else: the byte itself */

@@ -11,33 +11,11 @@ import socket
 import fwd
 from conftest import T0, free_port, poll
 from fwd import et, entry
+from test_limits import config
 from test_monitor import get, metric
 
 
-def config(port, mport, prefix, extra=""):
-    return f"""
-<source>
-  @type forward
-  port {port}
-  bind 127.0.0.1
-  chunk_size_limit 1m
-  decompressed_size_limit 4m
-{extra}
-</source>
-<source>
-  @type monitor_agent
-  bind 127.0.0.1
-  port {mport}
-</source>
-<match **>
-  @type file
-  path {prefix}
-  append true
-  <format>
-    @type json
-  </format>
-</match>
-"""
+LIMITS = "  chunk_size_limit 1m\n  decompressed_size_limit 4m"
 
 
 class Valid:
@@ -76,7 +54,7 @@ def raw(port, data, wait_close=2.0):
 def start(weir, extra=""):
     mport = free_port()
     weir.allow_errors = False
-    weir.start(config(weir.port, mport, weir.prefix, extra))
+    weir.start(config(weir.port, mport, weir.prefix, LIMITS + "\n" + extra))
     return mport
 
 

@@ -400,7 +400,7 @@ def test_node_client_shared_key_and_user(weir, node_env, tmp_path):
     """npm @fluent-org/logger with its `security` option (shared key, username, password), acks."""
     weir.start(source_extra=security_block(user_auth=True, users=USERS))
     events = [{"label": "a", "time": {"sec": T0 + i, "nsec": i}, "record": {"i": i}} for i in range(5)]
-    res = run_node("fluent_org_logger_secure.js",
+    res = run_node("fluent_org_logger.js",
                    {"port": weir.port, "tagPrefix": "nodesec", "eventMode": "Forward", "ack": True,
                     "events": events,
                     "security": {"clientHostname": CLIENT, "sharedKey": KEY, "username": "alice",
@@ -460,7 +460,7 @@ def test_tls_node_client(weir, pki, node_env, tmp_path):
     weir.start(source_extra=tls_block(pki) + "\n" + security_block())
     events = [{"label": "t", "time": {"sec": T0 + i, "nsec": 0}, "record": {"i": i}} for i in range(4)]
     for mode in ("Message", "CompressedPackedForward"):
-        res = run_node("fluent_org_logger_secure.js",
+        res = run_node("fluent_org_logger.js",
                        {"port": weir.port, "tagPrefix": f"nodetls{mode.lower()}", "eventMode": mode, "ack": True,
                         "events": events, "tls": {"ca": pki["ca.pem"]},
                         "security": {"clientHostname": CLIENT, "sharedKey": KEY}}, tmp_path, node_env)
@@ -473,7 +473,7 @@ def test_tls_node_client(weir, pki, node_env, tmp_path):
 def test_tls_node_client_no_security(weir, pki, node_env, tmp_path):
     weir.start(source_extra=tls_block(pki))
     events = [{"label": "t", "time": {"sec": T0, "nsec": 5}, "record": {"x": "y"}}]
-    res = run_node("fluent_org_logger_secure.js",
+    res = run_node("fluent_org_logger.js",
                    {"port": weir.port, "tagPrefix": "nodetls", "eventMode": "PackedForward", "ack": True,
                     "events": events, "tls": {"ca": pki["ca.pem"], "servername": "localhost"}}, tmp_path, node_env)
     assert res == {"ok": True, "sent": 1}
@@ -511,7 +511,7 @@ def test_mtls_requires_client_cert(weir, pki):
 def test_mtls_node_client(weir, pki, node_env, tmp_path):
     weir.start(source_extra=tls_block(pki, f"    ca_path {pki['ca.pem']}\n    client_cert_auth true"))
     events = [{"label": "m", "time": {"sec": T0, "nsec": 1}, "record": {"m": 1}}]
-    res = run_node("fluent_org_logger_secure.js",
+    res = run_node("fluent_org_logger.js",
                    {"port": weir.port, "tagPrefix": "nodemtls", "eventMode": "Forward", "ack": True,
                     "events": events,
                     "tls": {"ca": pki["ca.pem"], "cert": pki["client.pem"], "key": pki["client.key"]}},

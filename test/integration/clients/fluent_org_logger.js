@@ -7,7 +7,10 @@
 //   "eventMode": "Message" | "Forward" | "PackedForward" | "CompressedPackedForward",
 //   "ack": true | false,                  // ack: {ackTimeout} option (the client then sets `chunk`)
 //   "events": [ {"label": "a", "record": {...}, "time": {"sec": S, "nsec": N}} |
-//               {"label": "a", "record": {...}, "millis": MS} ]   // a number: the client sends integer seconds
+//               {"label": "a", "record": {...}, "millis": MS} ],  // a number: the client sends integer seconds
+//   "security": {"clientHostname": "c", "sharedKey": "k", "username": "u", "password": "p"},  // optional
+//   "tls": {"ca": "/path/ca.pem", "cert": "/path/client.pem", "key": "/path/client.key",       // optional;
+//           "servername": "localhost", "minVersion": "TLSv1.2", "maxVersion": "TLSv1.3"}       // files are read here
 // }
 // Every emit() promise must resolve (with acks: after the server's ack). Prints one JSON line
 // {"ok": true, "sent": N} and exits 0, or prints the error and exits 1.
@@ -18,7 +21,7 @@ const { FluentClient, EventTime } = require("@fluent-org/logger");
 async function main() {
   const spec = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
   const options = {
-    eventMode: spec.eventMode,
+    eventMode: spec.eventMode || "Forward",
     socket: {
       host: spec.host || "127.0.0.1",
       port: spec.port,
@@ -29,6 +32,13 @@ async function main() {
     disconnect: { waitForPending: true, waitForPendingDelay: 10000, socketDisconnectDelay: 0 },
   };
   if (spec.ack) options.ack = { ackTimeout: 10000 };
+  if (spec.security) options.security = spec.security;
+  if (spec.tls) {
+    const tls = {};
+    for (const k of ["ca", "cert", "key"]) if (spec.tls[k]) tls[k] = fs.readFileSync(spec.tls[k]);
+    for (const k of ["servername", "minVersion", "maxVersion"]) if (spec.tls[k]) tls[k] = spec.tls[k];
+    options.socket.tls = tls;
+  }
   const client = new FluentClient(spec.tagPrefix, options);
   await client.connect();
   // All emits in the same tick: the client batches them into one request per tag

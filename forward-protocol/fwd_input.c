@@ -253,6 +253,17 @@ fwd_source *fwd_source_create(conf_node *n, int index, conf_errors *errs)
     }
     if (s->source_hostname_key)
         s->resolve_hostname = 1;
+    if (s->resolve_hostname) {
+        FILE *f = fopen("/etc/hosts", "re");
+        if (f) {
+            char *buf = calloc(1, 65536 + 1);
+            size_t got = buf ? fread(buf, 1, 65536, f) : 0;
+            if (buf)
+                buf[got] = 0;
+            s->hosts = buf;
+            fclose(f);
+        }
+    }
     s->dopts.skip_invalid_event = s->skip_invalid_event;
     s->dopts.tag = s->tag;
     s->dopts.add_tag_prefix = s->add_tag_prefix;
@@ -267,6 +278,7 @@ void fwd_source_free(fwd_source *s)
 {
     if (!s)
         return;
+    free(s->hosts);
     fwd_source_close(s);
     if (s->workers && (s->auth || s->tls))
         wlog_info("in_forward", "%s: handshakes: %llu completed, %llu refused, %llu TLS failures, %llu timeouts", s->id,
@@ -1047,16 +1059,19 @@ static void reverse_cb(int result, char type, int count, int ttl, void *addresse
     conn_unref(c);
 }
 
-/* Reverse lookup in /etc/hosts (what getnameinfo would answer first);
- * evdns only asks DNS servers for PTR records. */
-static int hosts_reverse(const char *ip, char *out, size_t cap)
+/* Reverse lookup in /etc/hosts (what getnameinfo would answer first; evdns
+ * only asks DNS servers for PTR records), in the copy read at start-up so a
+ * worker loop never touches the disk. */
+static int hosts_reverse(const char *hosts, const char *ip, char *out, size_t cap)
 {
-    FILE *f = fopen("/etc/hosts", "re");
-    if (!f)
+    if (!hosts)
         return -1;
     char line[1024];
     int found = -1;
-    while (found < 0 && fgets(line, sizeof line, f)) {
+    for (const char *p = hosts; found < 0 && *p;) {
+        size_t n = strcspn(p, "\n");
+        snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1), p);
+        p += n + (p[n] == '\n');
         char *hash = strchr(line, '#');
         if (hash)
             *hash = 0;
@@ -1066,7 +1081,6 @@ static int hosts_reverse(const char *ip, char *out, size_t cap)
             found = 0;
         }
     }
-    fclose(f);
     return found;
 }
 
@@ -1174,7 +1188,7 @@ static void conn_new(worker *w, void *arg)
             }
         }
         struct evdns_request *rq = NULL;
-        if (hosts_reverse(c->addr, c->host, sizeof c->host) == 0) {
+        if (hosts_reverse(c->src->hosts, c->addr, c->host, sizeof c->host) == 0) {
             c->fp.hostname = c->host;
             start_reading(c);
         } else if (fw->dns && m->addr.ss_family == AF_INET) {

@@ -45,6 +45,7 @@ typedef struct fwd_source {
     double idle_timeout;      /* weir: a connection silent this long (nothing pending) is closed; 0: never */
     int64_t max_connections;  /* weir: connections beyond this are closed at accept; 0: no limit */
     struct timeval idle_tv;
+    char *hosts; /* /etc/hosts as read at start-up (resolve_hostname), for reverse lookups */
     atomic_int_fast64_t open_conns; /* across workers, for max_connections */
     atomic_uint_fast64_t conns_refused, idle_closed;
 

@@ -9,7 +9,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 VERSION := 0.1.0
 
-PKGS := libevent libevent_pthreads msgpack jansson libssl libcrypto zlib libzstd libpcre2-8
+PKGS := libevent libevent_pthreads msgpack jansson libssl libcrypto zlib libzstd libpcre2-8 libcurl
 CC   ?= cc
 
 ifeq ($(SANITIZE),1)

@@ -75,6 +75,7 @@ test: test-deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
 	@$(MAKE) --no-print-directory test-unit test-integration
 	@$(MAKE) --no-print-directory SANITIZE=1 all test-unit test-integration
+	@$(MAKE) --no-print-directory fuzz
 
 test-unit: $(UNIT_BIN)
 	@scripts/run-unit.sh $(UNIT_BIN)
@@ -98,6 +99,10 @@ install: $(BUILD)/weir
 # libFuzzer targets (clang from Debian): each test/fuzz/fuzz_*.c runs
 # FUZZ_SECONDS (default 60) on its corpus under test/fuzz/corpus/<name>/.
 FUZZ_SECONDS ?= 60
+# For scripts (fuzz.sh): print a make variable, e.g. make -s print-LIB_SRC
+print-%:
+	@echo $($*)
+
 fuzz:
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
 

@@ -121,7 +121,7 @@ static uint64_t ld(atomic_uint_fast64_t *a) { return atomic_load_explicit(a, mem
 
 typedef struct wsum {
     uint64_t records, bytes, requests, connections, connections_open, invalid, decode_errors, oversize, acks, markers,
-        signals;
+        signals, too_deep, too_long, over_decompressed;
 } wsum;
 
 static void sum_workers(monitor *m, wsum *s)
@@ -140,6 +140,9 @@ static void sum_workers(monitor *m, wsum *s)
         s->acks += ld(&w->acks);
         s->markers += ld(&w->markers);
         s->signals += ld(&w->signals_skipped);
+        s->too_deep += ld(&w->too_deep);
+        s->too_long += ld(&w->too_long);
+        s->over_decompressed += ld(&w->over_decompressed);
     }
 }
 
@@ -192,6 +195,32 @@ static void write_metrics(monitor *m, struct evbuffer *o)
         evbuffer_add_printf(o, "weir_input_idle_closed_total{input=\"%s\"} %llu\n",
                             lv(m->pl->sources[i]->id, l1, sizeof l1),
                             (unsigned long long)ld(&m->pl->sources[i]->idle_closed));
+    /* every security limit in one family (docs/security.md) */
+    metric_head(o, "weir_input_limit_exceeded_total", "counter",
+                "limit hits: request_size, decompressed_size, nesting_depth, string_length (events skipped), "
+                "max_connections, handshake_timeout, idle_timeout (connections closed)");
+    {
+        struct {
+            const char *limit;
+            uint64_t v;
+        } lim[] = {{"request_size", w.oversize},
+                   {"decompressed_size", w.over_decompressed},
+                   {"nesting_depth", w.too_deep},
+                   {"string_length", w.too_long}};
+        for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++)
+            evbuffer_add_printf(o, "weir_input_limit_exceeded_total{input=\"forward\",limit=\"%s\"} %llu\n",
+                                lim[i].limit, (unsigned long long)lim[i].v);
+        for (size_t i = 0; i < m->pl->nsources; i++) {
+            fwd_source *s = m->pl->sources[i];
+            const char *id = lv(s->id, l1, sizeof l1);
+            evbuffer_add_printf(o, "weir_input_limit_exceeded_total{input=\"%s\",limit=\"max_connections\"} %llu\n",
+                                id, (unsigned long long)ld(&s->conns_refused));
+            evbuffer_add_printf(o, "weir_input_limit_exceeded_total{input=\"%s\",limit=\"handshake_timeout\"} %llu\n",
+                                id, (unsigned long long)ld(&s->hs_timeouts));
+            evbuffer_add_printf(o, "weir_input_limit_exceeded_total{input=\"%s\",limit=\"idle_timeout\"} %llu\n",
+                                id, (unsigned long long)ld(&s->idle_closed));
+        }
+    }
     metric_head(o, "weir_input_handshakes_total", "counter",
                 "handshakes by result: ok, refused (shared key/user), tls_failed, timeout");
     for (size_t i = 0; i < m->pl->nsources; i++) {
@@ -228,6 +257,9 @@ static void write_metrics(monitor *m, struct evbuffer *o)
                                 op->plugin->name, (unsigned long long)v);
         }
     }
+    for (size_t i = 0; i < m->pl->noutputs; i++) /* plugin-specific families (e.g. weir_loki_*) */
+        if (m->pl->outputs[i]->plugin->metrics)
+            m->pl->outputs[i]->plugin->metrics(m->pl->outputs[i], o);
     metric_head(o, "weir_output_write_seconds", "histogram", "time of one write to the backend (a flush)");
     for (size_t i = 0; i < m->pl->noutputs; i++) {
         output *op = m->pl->outputs[i];

@@ -743,6 +743,44 @@ out:
     return bt;
 }
 
+/* Validate a chunk's header (magic, version, metadata length, CRC).
+ * Returns NULL and sets *start to the offset of the first block, or says
+ * what is wrong. */
+static const char *chunk_header_check(const uint8_t *buf, size_t got, size_t *start)
+{
+    if (got < HDR_SIZE || memcmp(buf, CHUNK_MAGIC, 8) != 0)
+        return "bad magic";
+    if (buf[8] != CHUNK_VERSION)
+        return "unknown version";
+    size_t s = HDR_SIZE + (size_t)get32(buf + 12);
+    if (s > got)
+        return "metadata runs past the end";
+    if (header_crc(buf, buf + HDR_SIZE, s - HDR_SIZE) != get32(buf + 60))
+        return "header checksum mismatch";
+    *start = s;
+    return NULL;
+}
+
+batch *buffer_chunk_decode(const uint8_t *data, size_t len, char *err, size_t errlen)
+{
+    size_t start = 0;
+    const char *bad = chunk_header_check(data, len, &start);
+    if (bad) {
+        snprintf(err, errlen, "%s", bad);
+        return NULL;
+    }
+    uint8_t *copy = malloc(len + 1);
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    memcpy(copy, data, len);
+    batch *bt = blocks_to_batch(copy, start, len);
+    if (!bt)
+        snprintf(err, errlen, "no readable block");
+    return bt;
+}
+
 /* Read a chunk's records as a batch (flush thread, no lock held). */
 static batch *chunk_load(buffer *b, chunk *ch, char *err, size_t errlen)
 {
@@ -782,14 +820,10 @@ static batch *chunk_load(buffer *b, chunk *ch, char *err, size_t errlen)
         got += (size_t)r;
     }
     close(fd);
-    if (got < HDR_SIZE || memcmp(buf, CHUNK_MAGIC, 8) != 0) {
-        snprintf(err, errlen, "%s is not a chunk file", ch->path);
-        free(buf);
-        return NULL;
-    }
-    size_t start = HDR_SIZE + get32(buf + 12);
-    if (start > got) {
-        snprintf(err, errlen, "%s: metadata runs past the end", ch->path);
+    size_t start = 0;
+    const char *bad = chunk_header_check(buf, got, &start);
+    if (bad) {
+        snprintf(err, errlen, "%s: %s", ch->path, bad);
         free(buf);
         return NULL;
     }
@@ -1268,16 +1302,7 @@ static int recover(buffer *b)
             unlink(path);
             continue;
         }
-        if (!buf)
-            bad = "cannot read it";
-        else if (memcmp(buf, CHUNK_MAGIC, 8) != 0)
-            bad = "bad magic";
-        else if (buf[8] != CHUNK_VERSION)
-            bad = "unknown version";
-        else if ((start = HDR_SIZE + get32(buf + 12)) > got)
-            bad = "metadata runs past the end";
-        else if (header_crc(buf, buf + HDR_SIZE, start - HDR_SIZE) != get32(buf + 60))
-            bad = "header checksum mismatch";
+        bad = buf ? chunk_header_check(buf, got, &start) : "cannot read it";
         if (bad) {
             close(fd);
             free(buf);

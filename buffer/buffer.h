@@ -123,4 +123,9 @@ void buffer_destroy(buffer *b, double deadline);
 
 double buf_now(void); /* monotonic seconds */
 
+/* Parse a chunk file's bytes (header checks, then every whole, checksum-valid
+ * block) into a batch; the code recovery and flushes use. NULL with err set
+ * when the header is bad or no block is readable. For tests and fuzzing. */
+batch *buffer_chunk_decode(const uint8_t *data, size_t len, char *err, size_t errlen);
+
 #endif

@@ -146,8 +146,23 @@ static int emit(dctx *c, uint32_t sec, uint32_t nsec, const uint8_t *meta, size_
     return 0;
 }
 
+/* Why read_map refused a map (-3/-5/-6), counting the limit hits. */
+static const char *map_refusal(dctx *c, int rc)
+{
+    if (rc == -5) {
+        c->r->too_deep++;
+        return "nested deeper than max_nesting_depth";
+    }
+    if (rc == -6) {
+        c->r->too_long++;
+        return "holding a string longer than max_string_length";
+    }
+    return "not a map";
+}
+
 /* Read a map (metadata or record) and return its span. -3: not a map,
- * -5: too deep (skipped), MP_SHORT/MP_BAD otherwise. */
+ * -5: too deep, -6: a string over max_string_length (both skipped),
+ * MP_SHORT/MP_BAD otherwise. */
 static int read_map(dctx *c, const uint8_t **p, const uint8_t *end, const uint8_t **span, size_t *span_len)
 {
     const uint8_t *start = *p;
@@ -155,13 +170,14 @@ static int read_map(dctx *c, const uint8_t **p, const uint8_t *end, const uint8_
         return MP_SHORT;
     uint8_t b = *start;
     int is_map = (b & 0xf0) == 0x80 || b == 0xde || b == 0xdf;
-    int rc = mp_skip(p, end, c->o->max_depth);
+    int exceeded = 0;
+    int rc = mp_skip_limits(p, end, c->o->max_depth, c->o->max_string_length, &exceeded);
     if (rc == MP_BAD) {
-        /* depth limit or an invalid byte: find the end without a depth limit */
+        /* a limit or an invalid byte: find the end without limits */
         *p = start;
         if (skip_any(p, end) != MP_OK)
             return MP_BAD;
-        return -5;
+        return exceeded == MP_LIMIT_STRING ? -6 : -5;
     }
     if (rc != MP_OK)
         return rc;
@@ -220,7 +236,11 @@ static int process_entry(dctx *c, const uint8_t **p, const uint8_t *end)
                     return rc;
                 if (rc != MP_OK) {
                     bad = 1;
-                    why = rc == -5 ? "metadata nested too deep" : "metadata is not a map";
+                    why = rc == -3 ? "metadata is not a map" : rc == -5 ? "metadata nested too deep" : "metadata holds a string longer than max_string_length";
+                    if (rc == -5)
+                        c->r->too_deep++;
+                    else if (rc == -6)
+                        c->r->too_long++;
                 }
             }
         }
@@ -258,7 +278,7 @@ static int process_entry(dctx *c, const uint8_t **p, const uint8_t *end)
     if (rc != MP_OK) {
         if (flush_run(c))
             return E_NOMEM;
-        note_invalid(c, "record is %s", rc == -5 ? "nested deeper than the limit" : "not a map");
+        note_invalid(c, "record is %s", map_refusal(c, rc));
         return MP_OK;
     }
     c->r->records++;
@@ -476,6 +496,8 @@ int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, c
                            top.type == MP_ARRAY ? "an array of the wrong size" : type_name(top.type));
     if (mp_read(&p, end, &tag) != MP_OK || tag.type != MP_STR)
         return decode_fail(r, out, mark, "tag is %s, not a string", type_name(tag.type));
+    if (tag.len && memchr(tag.ptr, 0, tag.len)) /* tags are C strings everywhere after this */
+        return decode_fail(r, out, mark, "tag contains a NUL byte%s", "");
     r->tag = tag.ptr;
     r->tag_len = tag.len;
 
@@ -526,8 +548,10 @@ int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, c
                          op.compressed);
                 zrc = -1;
             }
-            if (zrc)
+            if (zrc) {
+                r->over_decompressed = strstr(err, "exceeds the limit") != NULL;
                 return decode_fail(r, out, mark, "%s", err);
+            }
             blob = s->inflated.data;
             blob_len = s->inflated.len;
             r->mode = "CompressedPackedForward";
@@ -582,7 +606,7 @@ int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, c
         if (trc != 0) {
             note_invalid(&c, "invalid event time: %s", why ? why : "unknown");
         } else if (rrc != MP_OK) {
-            note_invalid(&c, "record is %s", rrc == -5 ? "nested deeper than the limit" : "not a map");
+            note_invalid(&c, "record is %s", map_refusal(&c, rrc));
         } else {
             r->records = 1;
             if (emit(&c, sec, nsec, op.metadata, op.metadata_len, rec, rec_len))

@@ -22,6 +22,7 @@ typedef struct fwd_decode_opts {
     const char *source_hostname_key; /* or NULL */
     size_t max_decompressed;       /* bomb guard for gzip/zstd entries */
     int max_depth;                 /* nesting limit inside records */
+    uint64_t max_string_length;    /* longest str/bin inside a record; 0: no limit */
 } fwd_decode_opts;
 
 typedef struct fwd_peer {
@@ -43,6 +44,9 @@ typedef struct fwd_result {
     uint32_t records;         /* records appended to `out` */
     uint32_t invalid;         /* invalid events skipped */
     uint32_t markers;         /* Fluent Bit group markers skipped */
+    uint32_t too_deep;        /* of `invalid`: records over max_nesting_depth */
+    uint32_t too_long;        /* of `invalid`: records with a string over max_string_length */
+    int over_decompressed;    /* FWD_CORRUPT because of the decompressed-size limit */
     int signal;               /* fluent_signal: 0 logs, 1 metrics, 2 traces (payload skipped) */
     const char *mode;         /* "Message", "Forward", "PackedForward", "CompressedPackedForward" */
     char err[256];            /* set for FWD_CORRUPT and for the first invalid event */

@@ -162,6 +162,7 @@ static const conf_spec forward_spec[] = {
     {"send_keepalive_packet", CONF_BOOL, "false", 0, offsetof(fwd_source, send_keepalive_packet), NULL},
     {"decompressed_size_limit", CONF_SIZE, "512m", 0, offsetof(fwd_source, decompressed_size_limit), NULL},
     {"max_nesting_depth", CONF_INT, "64", 0, offsetof(fwd_source, max_nesting_depth), NULL},
+    {"max_string_length", CONF_SIZE, "0", 0, offsetof(fwd_source, max_string_length), NULL},
     {"handshake_timeout", CONF_TIME, "10s", 0, offsetof(fwd_source, handshake_timeout), NULL},
     {"idle_timeout", CONF_TIME, "300s", 0, offsetof(fwd_source, idle_timeout), NULL},
     {"max_connections", CONF_INT, "0", 0, offsetof(fwd_source, max_connections), NULL},
@@ -271,6 +272,7 @@ fwd_source *fwd_source_create(conf_node *n, int index, conf_errors *errs)
     s->dopts.source_hostname_key = s->source_hostname_key;
     s->dopts.max_decompressed = s->decompressed_size_limit;
     s->dopts.max_depth = (int)s->max_nesting_depth;
+    s->dopts.max_string_length = s->max_string_length;
     return s;
 }
 
@@ -657,11 +659,17 @@ static int handle_request(fwd_conn *c, const uint8_t *req, size_t len)
     atomic_fetch_add_explicit(&st->requests, 1, memory_order_relaxed);
     if (rc == FWD_CORRUPT) {
         atomic_fetch_add_explicit(&st->decode_errors, 1, memory_order_relaxed);
+        if (r.over_decompressed)
+            atomic_fetch_add_explicit(&st->over_decompressed, 1, memory_order_relaxed);
         drop_conn(c, "corrupt request", r.err);
         return -1;
     }
     if (r.invalid) {
         atomic_fetch_add_explicit(&st->invalid_events, r.invalid, memory_order_relaxed);
+        if (r.too_deep)
+            atomic_fetch_add_explicit(&st->too_deep, r.too_deep, memory_order_relaxed);
+        if (r.too_long)
+            atomic_fetch_add_explicit(&st->too_long, r.too_long, memory_order_relaxed);
         wlog_warn("in_forward", "skipped %u invalid event%s from %s in a %s request (%s); %u valid records kept",
                   r.invalid, r.invalid > 1 ? "s" : "", c->peer, r.mode, r.err, r.records);
     }

@@ -41,6 +41,7 @@ typedef struct fwd_source {
     int send_keepalive_packet;
     uint64_t decompressed_size_limit;
     int64_t max_nesting_depth;
+    uint64_t max_string_length; /* weir: longest str/bin inside a record; 0: no limit */
     double handshake_timeout; /* weir: accept -> TLS and PING done, else close */
     double idle_timeout;      /* weir: a connection silent this long (nothing pending) is closed; 0: never */
     int64_t max_connections;  /* weir: connections beyond this are closed at accept; 0: no limit */

@@ -124,6 +124,11 @@ done:
 
 int mp_skip(const uint8_t **pp, const uint8_t *end, int max_depth)
 {
+    return mp_skip_limits(pp, end, max_depth, 0, NULL);
+}
+
+int mp_skip_limits(const uint8_t **pp, const uint8_t *end, int max_depth, uint64_t max_str, int *exceeded)
+{
     /* Iterative: a small explicit stack of remaining counts bounded by
      * max_depth, so hostile nesting cannot overflow the C stack. */
     uint64_t stack[64];
@@ -145,9 +150,17 @@ int mp_skip(const uint8_t **pp, const uint8_t *end, int max_depth)
         if (rc != MP_OK)
             return rc;
         remaining--;
+        if (max_str && (o.type == MP_STR || o.type == MP_BIN) && o.len > max_str) {
+            if (exceeded)
+                *exceeded = MP_LIMIT_STRING;
+            return MP_BAD;
+        }
         if ((o.type == MP_ARRAY || o.type == MP_MAP) && o.len) {
-            if (depth >= max_depth)
+            if (depth >= max_depth) {
+                if (exceeded)
+                    *exceeded = MP_LIMIT_DEPTH;
                 return MP_BAD;
+            }
             stack[depth++] = remaining;
             remaining = o.type == MP_MAP ? (uint64_t)o.len * 2 : o.len;
         }

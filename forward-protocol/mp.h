@@ -45,6 +45,11 @@ int mp_read(const uint8_t **p, const uint8_t *end, mp_obj *o);
 /* Skip one complete object including nested ones; `max_depth` bounds nesting
  * (MP_BAD when exceeded). */
 int mp_skip(const uint8_t **p, const uint8_t *end, int max_depth);
+/* mp_skip that also refuses a str/bin longer than max_str bytes (0: no
+ * limit). On MP_BAD caused by a limit, *exceeded (if not NULL) is set to
+ * MP_LIMIT_DEPTH or MP_LIMIT_STRING; it is left alone for invalid bytes. */
+enum { MP_LIMIT_DEPTH = 1, MP_LIMIT_STRING = 2 };
+int mp_skip_limits(const uint8_t **p, const uint8_t *end, int max_depth, uint64_t max_str, int *exceeded);
 
 /*
  * Resumable framer: finds where one top-level object ends in a stream that

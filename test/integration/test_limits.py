@@ -96,3 +96,39 @@ def test_max_connections_refuses_extra_connections(weir):
     assert metric(text, "weir_input_connections_refused_total", input="forward.0") == 1
     assert any("max_connections (2) reached" in l["msg"] for l in weir.stderr_lines())
     assert sorted(r["i"] for r in weir.read_records()) == [1, 2, 3, 4]
+
+
+def test_string_depth_and_decompression_limits_are_counted(weir):
+    """max_string_length and max_nesting_depth skip the offending events (the
+    rest of the request is kept and acked); decompressed_size_limit closes the
+    connection; each hit is counted in weir_input_limit_exceeded_total."""
+    import gzip
+    mport = free_port()
+    weir.start(config(weir.port, mport, weir.prefix,
+                      "  max_string_length 1k\n  max_nesting_depth 8\n  decompressed_size_limit 64k"))
+    deep = {"d": 0}
+    for _ in range(10):
+        deep = {"d": deep}
+    entries = [entry(et(T0, 0), {"i": 0, "msg": "x" * 1024}),       # exactly at the limit: kept
+               entry(et(T0, 1), {"i": 1, "msg": "x" * 1025}),       # over: skipped
+               entry(et(T0, 2), {"i": 2, "x" * 2000: "long key"}),   # long key: skipped
+               entry(et(T0, 3), {"i": 3, "deep": deep}),            # too deep: skipped
+               entry(et(T0, 4), {"i": 4})]
+    with weir.conn() as c:
+        c.send(fwd.packed_forward("lim", entries, {"chunk": "p1"}))
+        c.expect_ack("p1")
+    # a gzip bomb: 1 MiB of records in a few KiB, over the 64k limit
+    bomb = gzip.compress(fwd.pack_entries([entry(et(T0, 9), {"pad": "y" * 1000})] * 1024))
+    with weir.conn() as c:
+        c.send(fwd.packed_forward("lim", None, {"compressed": "gzip", "chunk": "b1"}, blob=bomb))
+        assert closed_by_server(c.sock, 5.0)
+    with weir.conn() as c:  # the server is fine
+        acked(c, 5)
+    text = get(mport, "/metrics")[1]
+    assert metric(text, "weir_input_limit_exceeded_total", input="forward", limit="string_length") == 2
+    assert metric(text, "weir_input_limit_exceeded_total", input="forward", limit="nesting_depth") == 1
+    assert metric(text, "weir_input_limit_exceeded_total", input="forward", limit="decompressed_size") == 1
+    assert metric(text, "weir_input_limit_exceeded_total", input="forward", limit="request_size") == 0
+    assert metric(text, "weir_input_invalid_events_total", input="forward") == 3
+    assert any("max_string_length" in l["msg"] for l in weir.stderr_lines())
+    assert sorted(r["i"] for r in weir.read_records()) == [0, 4, 5]

@@ -579,6 +579,73 @@ static void test_deep_record_invalid(void **st)
     fwd_scratch_free(&s);
 }
 
+/* max_string_length: a record holding a longer str (or bin, or key) is an
+ * invalid event, counted in too_long; shorter and equal ones are kept. */
+static void test_long_string_invalid(void **st)
+{
+    fwd_decode_opts o = opts();
+    o.max_string_length = 8;
+    fwd_scratch s = {0};
+    dres r;
+    wbuf b = {0};
+    static const char *vals[] = {"12345678", "123456789", "short"};
+    mpw_array(&b, 2);
+    mpw_str(&b, "t", 1);
+    mpw_array(&b, 5);
+    for (int i = 0; i < 3; i++) {
+        mpw_array(&b, 2);
+        mpw_eventtime(&b, 1, 0);
+        mpw_map(&b, 1);
+        mpw_str(&b, "k", 1);
+        mpw_str(&b, vals[i], strlen(vals[i]));
+    }
+    mpw_array(&b, 2); /* a long key inside a nested map */
+    mpw_eventtime(&b, 1, 0);
+    mpw_map(&b, 1);
+    mpw_str(&b, "k", 1);
+    mpw_map(&b, 1);
+    mpw_str(&b, "a-very-long-key", 15);
+    mpw_nil(&b);
+    mpw_array(&b, 2); /* a long bin */
+    mpw_eventtime(&b, 1, 0);
+    mpw_map(&b, 1);
+    mpw_str(&b, "k", 1);
+    wbuf_addc(&b, 0xc4);
+    wbuf_addc(&b, 9);
+    wbuf_add(&b, "123456789", 9);
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_OK);
+    assert_int_equal(r.r.records, 2);
+    assert_int_equal(r.r.invalid, 3);
+    assert_int_equal(r.r.too_long, 3);
+    assert_int_equal(r.r.too_deep, 0);
+    assert_non_null(strstr(r.r.err, "max_string_length"));
+    batch_unref(r.b);
+    /* no limit: everything kept */
+    o.max_string_length = 0;
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_OK);
+    assert_int_equal(r.r.records, 5);
+    assert_int_equal(r.r.too_long, 0);
+    batch_unref(r.b);
+    wbuf_free(&b);
+    fwd_scratch_free(&s);
+}
+
+static void test_nul_in_tag_is_corrupt(void **st)
+{
+    fwd_decode_opts o = opts();
+    fwd_scratch s = {0};
+    dres r;
+    wbuf b = {0};
+    mpw_array(&b, 3);
+    mpw_str(&b, "a\0b", 3);
+    mpw_eventtime(&b, 1, 0);
+    mpw_map(&b, 0);
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_CORRUPT);
+    assert_non_null(strstr(r.r.err, "NUL"));
+    wbuf_free(&b);
+    fwd_scratch_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -598,6 +665,8 @@ int main(void)
         cmocka_unit_test(test_tag_rewrite_and_injection),
         cmocka_unit_test(test_ack_encode),
         cmocka_unit_test(test_deep_record_invalid),
+        cmocka_unit_test(test_long_string_invalid),
+        cmocka_unit_test(test_nul_in_tag_is_corrupt),
     };
     return cmocka_run_group_tests_name("fwd_decode", tests, NULL, NULL);
 }

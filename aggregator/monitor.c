@@ -190,6 +190,12 @@ static void write_metrics(monitor *m, struct evbuffer *o)
         evbuffer_add_printf(o, "weir_input_connections_refused_total{input=\"%s\"} %llu\n",
                             lv(m->pl->sources[i]->id, l1, sizeof l1),
                             (unsigned long long)ld(&m->pl->sources[i]->conns_refused));
+    metric_head(o, "weir_input_connections_retired_total", "counter",
+                "connections closed gracefully after max_connection_age / max_requests_per_connection");
+    for (size_t i = 0; i < m->pl->nsources; i++)
+        evbuffer_add_printf(o, "weir_input_connections_retired_total{input=\"%s\"} %llu\n",
+                            lv(m->pl->sources[i]->id, l1, sizeof l1),
+                            (unsigned long long)ld(&m->pl->sources[i]->retired));
     metric_head(o, "weir_input_idle_closed_total", "counter", "connections closed by idle_timeout");
     for (size_t i = 0; i < m->pl->nsources; i++)
         evbuffer_add_printf(o, "weir_input_idle_closed_total{input=\"%s\"} %llu\n",

@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -117,6 +118,9 @@ struct fwd_conn {
     size_t wire_off;
     int tls_up, tls_failed;
     int auth_wait;              /* HELO sent: the next message must be a PING */
+    /* graceful retirement (max_connection_age / max_requests_per_connection) */
+    double retire_at;           /* monotonic s; 0: never */
+    uint64_t nreqs;             /* requests decoded on this connection */
     int hs_done;                /* TLS handshake and PING done, or not configured */
     struct event *hs_ev;        /* handshake_timeout */
     fwd_auth_session as;
@@ -166,6 +170,8 @@ static const conf_spec forward_spec[] = {
     {"handshake_timeout", CONF_TIME, "10s", 0, offsetof(fwd_source, handshake_timeout), NULL},
     {"idle_timeout", CONF_TIME, "300s", 0, offsetof(fwd_source, idle_timeout), NULL},
     {"max_connections", CONF_INT, "0", 0, offsetof(fwd_source, max_connections), NULL},
+    {"max_connection_age", CONF_TIME, "0", 0, offsetof(fwd_source, max_connection_age), NULL},
+    {"max_requests_per_connection", CONF_INT, "0", 0, offsetof(fwd_source, max_requests_per_connection), NULL},
     {"security", CONF_SECTION, NULL, 0, 0, NULL},
     {"transport", CONF_SECTION, NULL, 0, 0, NULL},
     {NULL, 0, NULL, 0, 0, NULL},
@@ -187,6 +193,11 @@ fwd_source *fwd_source_create(conf_node *n, int index, conf_errors *errs)
             conf_param *p = conf_get(n, "port");
             conf_errors_add(errs, p ? p->file : n->file, p ? p->line : n->line, "port %lld out of range 0..65535",
                             (long long)s->port);
+            rc = -1;
+        }
+        if (s->max_connection_age < 0 || s->max_requests_per_connection < 0) {
+            conf_param *p = conf_get(n, s->max_connection_age < 0 ? "max_connection_age" : "max_requests_per_connection");
+            conf_errors_add(errs, p ? p->file : n->file, p ? p->line : n->line, "%s must not be negative", p ? p->key : "limit");
             rc = -1;
         }
         if (s->max_nesting_depth < 2 || s->max_nesting_depth > 64) {
@@ -713,6 +724,22 @@ static int handle_request(fwd_conn *c, const uint8_t *req, size_t len)
 }
 
 /* Frame and handle every complete request in the input buffer. -1: closed. */
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Should this connection be closed (gracefully) now that a request is done? */
+static int retire_due(const fwd_conn *c)
+{
+    const fwd_source *s = c->src;
+    if (s->max_requests_per_connection && c->nreqs >= (uint64_t)s->max_requests_per_connection)
+        return 1;
+    return c->retire_at > 0 && mono_now() >= c->retire_at;
+}
+
 static int process_input(fwd_conn *c)
 {
     fwd_source *s = c->src;
@@ -766,10 +793,23 @@ static int process_input(fwd_conn *c)
         }
         if (handle_request(c, base, size) < 0)
             return -1;
+        c->nreqs++;
         if (s->deny_keepalive) {
             c->no_more_reads = 1;
             if (c->rev)
                 event_del(c->rev);
+        } else if (c->in_off == c->in.len && retire_due(c)) {
+            /* between requests (nothing of the next one read yet): read no
+             * more; maybe_close() closes once every ack is written */
+            c->no_more_reads = 1;
+            if (c->rev)
+                event_del(c->rev);
+            atomic_fetch_add_explicit(&s->retired, 1, memory_order_relaxed);
+            wlog_debug("in_forward", "retiring connection from %s after %llu requests (%s)", c->peer,
+                       (unsigned long long)c->nreqs,
+                       s->max_requests_per_connection && c->nreqs >= (uint64_t)s->max_requests_per_connection
+                           ? "max_requests_per_connection"
+                           : "max_connection_age");
         }
     }
     c->refs++;
@@ -1173,6 +1213,8 @@ static void conn_new(worker *w, void *arg)
     snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
     snprintf(c->addr, sizeof c->addr, "%s", ip);
     c->fp.address = c->addr;
+    if (c->src->max_connection_age > 0) /* +-10% jitter: a replica's connections do not all leave at once */
+        c->retire_at = mono_now() + c->src->max_connection_age * (0.9 + 0.2 * ((double)(random() % 1000) / 1000.0));
     c->rev = event_new(w->base, c->fd, EV_READ | EV_PERSIST, read_cb, c);
     c->wev = event_new(w->base, c->fd, EV_WRITE, write_cb, c);
     c->next = fw->conns;

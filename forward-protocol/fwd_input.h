@@ -45,10 +45,12 @@ typedef struct fwd_source {
     double handshake_timeout; /* weir: accept -> TLS and PING done, else close */
     double idle_timeout;      /* weir: a connection silent this long (nothing pending) is closed; 0: never */
     int64_t max_connections;  /* weir: connections beyond this are closed at accept; 0: no limit */
+    double max_connection_age;           /* weir: close (gracefully, between requests) after this long; 0: never */
+    int64_t max_requests_per_connection; /* weir: close (gracefully) after this many requests; 0: never */
     struct timeval idle_tv;
     char *hosts; /* /etc/hosts as read at start-up (resolve_hostname), for reverse lookups */
     atomic_int_fast64_t open_conns; /* across workers, for max_connections */
-    atomic_uint_fast64_t conns_refused, idle_closed;
+    atomic_uint_fast64_t conns_refused, idle_closed, retired;
 
     /* <security> (shared-key handshake, users, clients) and <transport tls>;
      * NULL when not configured. Immutable after start-up, shared by workers. */

@@ -132,3 +132,42 @@ def test_string_depth_and_decompression_limits_are_counted(weir):
     assert metric(text, "weir_input_invalid_events_total", input="forward") == 3
     assert any("max_string_length" in l["msg"] for l in weir.stderr_lines())
     assert sorted(r["i"] for r in weir.read_records()) == [0, 4, 5]
+
+
+def test_connection_retirement_between_requests(weir):
+    """max_requests_per_connection / max_connection_age close a keepalive
+    connection gracefully: only after a whole request, after its ack, so a
+    sender reconnects (to any replica behind the Service) and loses nothing."""
+    mport = free_port()
+    weir.start(config(weir.port, mport, weir.prefix,
+                      "  max_requests_per_connection 3\n  max_connection_age 1s"))
+    conns = 0
+    i = 0
+    # by request count: three acked requests, then EOF after the third ack
+    while i < 9:
+        with weir.conn() as c:
+            conns += 1
+            for _ in range(3):
+                acked(c, i)
+                i += 1
+            assert closed_by_server(c.sock, 3.0), "not retired after 3 requests"
+    assert conns == 3
+    # pipelined: two requests in one write are both acked before the close
+    with weir.conn() as c:
+        c.send(fwd.message("lim", et(T0, 100), {"i": 100}, {"chunk": "a"}) +
+               fwd.message("lim", et(T0, 101), {"i": 101}, {"chunk": "b"}))
+        c.expect_ack("a")
+        c.expect_ack("b")
+        acked(c, 102)
+        assert closed_by_server(c.sock, 3.0)
+    # by age (1 s +-10%): requests before the deadline are served, the first
+    # request completed after it is acked and the connection then closes
+    with weir.conn() as c:
+        acked(c, 200)
+        time.sleep(1.3)
+        acked(c, 201)
+        assert closed_by_server(c.sock, 3.0), "not retired after max_connection_age"
+    text = get(mport, "/metrics")[1]
+    assert metric(text, "weir_input_connections_retired_total", input="forward.0") == 5
+    got = sorted(r["i"] for r in weir.read_records())
+    assert got == list(range(9)) + [100, 101, 102, 200, 201]

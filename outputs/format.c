@@ -1,6 +1,10 @@
 /* outputs/format.c: msgpack -> JSON/text for <format>/<inject>; see format.h. */
 #include "format.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -45,6 +49,29 @@ static const uint8_t esc_class[256] = {
     [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x7f] = 0, [0x80 ... 0xff] = 2,
 };
 
+/* Write the JSON escape of '"', '\\' or a control byte; returns the new end. */
+static inline uint8_t *esc_byte(uint8_t *o, uint8_t c)
+{
+    static const char hex[] = "0123456789abcdef";
+    *o++ = '\\';
+    switch (c) {
+    case '"': *o++ = '"'; break;
+    case '\\': *o++ = '\\'; break;
+    case '\n': *o++ = 'n'; break;
+    case '\r': *o++ = 'r'; break;
+    case '\t': *o++ = 't'; break;
+    case '\b': *o++ = 'b'; break;
+    case '\f': *o++ = 'f'; break;
+    default:
+        *o++ = 'u';
+        *o++ = '0';
+        *o++ = '0';
+        *o++ = (uint8_t)hex[c >> 4];
+        *o++ = (uint8_t)hex[c & 15];
+    }
+    return o;
+}
+
 int fmt_json_string(wbuf *out, const uint8_t *s, size_t n)
 {
     /* worst case 6 bytes per input byte (\u00XX) */
@@ -54,6 +81,48 @@ int fmt_json_string(wbuf *out, const uint8_t *s, size_t n)
     *o++ = '"';
     size_t i = 0;
     while (i < n) {
+#ifdef __SSE2__
+        /* 16 bytes at a time. A signed compare with 0x20 flags both the
+         * control bytes (0x00-0x1f) and every byte >= 0x80 (negative as
+         * int8): those need escaping or UTF-8 validation, as do '"' and '\\'.
+         * Flagged '"', '\\' and control bytes are escaped right here, bit by
+         * bit of the mask (log lines that are themselves JSON have a quote
+         * every few bytes); a byte >= 0x80 leaves for the UTF-8 check below. */
+        while (n - i >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                                       _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                    _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+            unsigned mask = (unsigned)_mm_movemask_epi8(bad);
+            if (!mask) {
+                _mm_storeu_si128((__m128i *)(void *)o, v);
+                o += 16;
+                i += 16;
+                continue;
+            }
+            unsigned done = 0;
+            int utf8 = 0;
+            while (mask) {
+                unsigned k = (unsigned)__builtin_ctz(mask);
+                memcpy(o, s + i + done, k - done);
+                o += k - done;
+                uint8_t c = s[i + k];
+                if (c >= 0x80) {
+                    i += k;
+                    utf8 = 1;
+                    break;
+                }
+                o = esc_byte(o, c);
+                done = k + 1;
+                mask &= mask - 1;
+            }
+            if (utf8)
+                break;
+            memcpy(o, s + i + done, 16 - done);
+            o += 16 - done;
+            i += 16;
+        }
+#endif
         /* 8 bytes at a time while none needs escaping or validation:
          * no byte < 0x20, no '"' (0x22), no '\\' (0x5c), no byte >= 0x80 */
         while (n - i >= 8) {
@@ -91,24 +160,7 @@ int fmt_json_string(wbuf *out, const uint8_t *s, size_t n)
             }
             continue;
         }
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        default: {
-            static const char hex[] = "0123456789abcdef";
-            *o++ = 'u';
-            *o++ = '0';
-            *o++ = '0';
-            *o++ = hex[c >> 4];
-            *o++ = hex[c & 15];
-        }
-        }
+        o = esc_byte(o, c);
         i++;
     }
     *o++ = '"';

@@ -1,0 +1,722 @@
+/*
+ * outputs/kafka/consumer.c: `<source @type kafka>`, a Kafka consumer-group
+ * input (fluent-plugin-kafka's kafka_group / rdkafka_group) on librdkafka.
+ *
+ * One thread per source polls a burst of messages (up to max_poll_records
+ * or what arrived within 100 ms), turns them into batches of weir's entry
+ * format (one per tag), routes them like in_forward does and waits until
+ * every output has the records (the burst's ticket). Only then are the
+ * burst's offsets stored; librdkafka commits stored offsets (auto commit,
+ * and synchronously on a revoke and at close), so a record is committed
+ * only after every matching output's buffer holds it: at-least-once. If an
+ * output refused the records (ticket failed: a full buffer with
+ * throw_exception), the partitions are rewound to the burst's first offsets
+ * and the burst is read again after a pause.
+ *
+ * Rebalances: the rebalance callback runs on the consumer thread (inside
+ * rd_kafka_consumer_poll): on a revoke it first routes the burst collected
+ * so far and waits for its ticket, stores its offsets, commits synchronously
+ * and only then releases the partitions, so the next owner starts exactly
+ * after the last record weir has delivered.
+ *
+ * Ownership: the source owns its rd_kafka_t, parser, router_ctx and the
+ * messages of the current burst (destroyed after their ticket completed).
+ * Created/freed on the main thread; everything else on the consumer thread.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "aggregator/batch.h"
+#include "aggregator/log.h"
+#include "aggregator/parse.h"
+#include "aggregator/record.h"
+#include "aggregator/router.h"
+#include "aggregator/source.h"
+#include "forward-protocol/mp.h"
+#include "outputs/kafka/kafka_common.h"
+
+enum { FMT_IN_JSON, FMT_IN_MSGPACK, FMT_IN_TEXT };
+enum { TAG_FROM_TOPIC, TAG_FROM_RECORD };
+enum { TIME_NOW, TIME_KAFKA, TIME_RECORD };
+
+typedef struct kafka_in_conf {
+    char **brokers;
+    char **topics;
+    char *consumer_group;
+    int format;
+    char *message_key;
+    int add_headers;
+    char *headers_key;
+    int start_from;
+    char *tag;
+    int tag_source;
+    char *record_tag_key;
+    char *add_prefix;
+    char *add_suffix;
+    int time_source;
+    char *kafka_message_key;
+    int64_t max_poll_records;
+    double retry_wait;
+    char *rdkafka_options;
+} kafka_in_conf;
+
+static const conf_spec kafka_in_spec[] = {
+    {"brokers", CONF_ARRAY, "localhost:9092", 0, offsetof(kafka_in_conf, brokers), NULL},
+    {"topics", CONF_ARRAY, NULL, 1, offsetof(kafka_in_conf, topics), NULL},
+    {"consumer_group", CONF_STR, NULL, 1, offsetof(kafka_in_conf, consumer_group), NULL},
+    {"format", CONF_ENUM, "json", 0, offsetof(kafka_in_conf, format), "json|msgpack|text"},
+    {"message_key", CONF_STR, "message", 0, offsetof(kafka_in_conf, message_key), NULL},
+    {"add_headers", CONF_BOOL, "false", 0, offsetof(kafka_in_conf, add_headers), NULL},
+    {"headers_key", CONF_STR, NULL, 0, offsetof(kafka_in_conf, headers_key), NULL},
+    {"start_from", CONF_ENUM, "earliest", 0, offsetof(kafka_in_conf, start_from), "earliest|latest"},
+    {"tag", CONF_STR, NULL, 0, offsetof(kafka_in_conf, tag), NULL},
+    {"tag_source", CONF_ENUM, "topic", 0, offsetof(kafka_in_conf, tag_source), "topic|record"},
+    {"record_tag_key", CONF_STR, "tag", 0, offsetof(kafka_in_conf, record_tag_key), NULL},
+    {"add_prefix", CONF_STR, NULL, 0, offsetof(kafka_in_conf, add_prefix), NULL},
+    {"add_suffix", CONF_STR, NULL, 0, offsetof(kafka_in_conf, add_suffix), NULL},
+    {"time_source", CONF_ENUM, "now", 0, offsetof(kafka_in_conf, time_source), "now|kafka|record"},
+    {"kafka_message_key", CONF_STR, NULL, 0, offsetof(kafka_in_conf, kafka_message_key), NULL},
+    {"max_poll_records", CONF_INT, "10000", 0, offsetof(kafka_in_conf, max_poll_records), NULL},
+    {"retry_wait", CONF_TIME, "1s", 0, offsetof(kafka_in_conf, retry_wait), NULL},
+    {"rdkafka_options", CONF_STR, NULL, 0, offsetof(kafka_in_conf, rdkafka_options), NULL},
+    {"parse", CONF_SECTION, NULL, 0, 0, NULL},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
+#define KIN_MAX_TAGS 64
+
+/* Records of one tag in the current burst. */
+typedef struct kin_acc {
+    char *tag;
+    wbuf data;
+    uint32_t records;
+} kin_acc;
+
+/* The ticket of one burst: every output that got a batch of it reports here. */
+typedef struct kin_ticket {
+    ticket t;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+} kin_ticket;
+
+typedef struct kafka_in {
+    source base;
+    kafka_in_conf c;
+    parser ps;
+    int has_parser, parse_tried;
+    conf_node *parse_root; /* synthesized <parse> for `format` */
+    rd_kafka_t *rk;
+    router_ctx *route;
+    pthread_t thread;
+    int started;
+    atomic_int stopping;
+    /* the burst being collected (consumer thread) */
+    rd_kafka_message_t **msgs;
+    size_t nmsgs, cap;
+    kin_acc acc[KIN_MAX_TAGS];
+    size_t nacc;
+    wbuf rec, tmp;
+    /* counters */
+    atomic_uint_fast64_t records, bursts, bad_messages, rewinds, commits;
+} kafka_in;
+
+/* ---- ticket --------------------------------------------------------------------------------- */
+
+static void kin_ticket_done(ticket *t)
+{
+    kin_ticket *k = (kin_ticket *)t;
+    pthread_mutex_lock(&k->mu);
+    k->done = 1;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+}
+
+/* ---- decoding ----------------------------------------------------------------------------- */
+
+static kin_acc *acc_for(kafka_in *k, const char *tag, size_t tag_len)
+{
+    for (size_t i = 0; i < k->nacc; i++)
+        if (strlen(k->acc[i].tag) == tag_len && !memcmp(k->acc[i].tag, tag, tag_len))
+            return &k->acc[i];
+    if (k->nacc == KIN_MAX_TAGS)
+        return NULL;
+    kin_acc *a = &k->acc[k->nacc];
+    if (!(a->tag = strndup(tag, tag_len)))
+        return NULL;
+    k->nacc++;
+    return a;
+}
+
+/* Decode one message into k->rec (one map). 0, or -1 with why filled. */
+static int decode_value(kafka_in *k, const rd_kafka_message_t *m, int *has_time, uint32_t *sec, uint32_t *nsec,
+                        char *why, size_t whylen)
+{
+    k->rec.len = 0;
+    *has_time = 0;
+    const char *p = m->payload ? m->payload : "";
+    size_t n = m->payload ? m->len : 0;
+    if (k->has_parser) {
+        int rc = parse_text(&k->ps, p, n, &k->rec, has_time, sec, nsec, why, whylen);
+        if (rc != PARSE_OK) {
+            if (rc == PARSE_NOMATCH)
+                snprintf(why, whylen, "pattern not matched");
+            return -1;
+        }
+        return 0;
+    }
+    /* msgpack: the payload must be one map */
+    const uint8_t *q = (const uint8_t *)p, *end = q + n;
+    mp_obj o;
+    const uint8_t *s = q;
+    if (mp_read(&s, end, &o) != MP_OK || o.type != MP_MAP || mp_skip(&q, end, 64) != MP_OK || q != end) {
+        snprintf(why, whylen, "payload is not one msgpack map");
+        return -1;
+    }
+    return wbuf_add(&k->rec, p, n);
+}
+
+/* Extra keys: kafka_message_key and headers. Rewrites k->rec. */
+static int add_extras(kafka_in *k, const rd_kafka_message_t *m)
+{
+    rec_kv set[34];
+    size_t nset = 0;
+    wbuf *t = &k->tmp;
+    t->len = 0;
+    /* values are written into tmp first; offsets fixed up after (tmp may move) */
+    size_t off[34], len[34];
+    if (k->c.kafka_message_key && m->key) {
+        off[nset] = t->len;
+        if (mpw_str(t, m->key, m->key_len))
+            return -1;
+        len[nset] = t->len - off[nset];
+        set[nset++] = (rec_kv){.key = k->c.kafka_message_key, .key_len = strlen(k->c.kafka_message_key)};
+    }
+    rd_kafka_headers_t *hs = NULL;
+    if (k->c.add_headers && rd_kafka_message_headers(m, &hs) == RD_KAFKA_RESP_ERR_NO_ERROR && hs) {
+        const char *name;
+        const void *val;
+        size_t vlen;
+        if (k->c.headers_key) {
+            /* all headers in one map under headers_key */
+            size_t cnt = rd_kafka_header_cnt(hs);
+            off[nset] = t->len;
+            if (mpw_map(t, (uint32_t)cnt))
+                return -1;
+            for (size_t i = 0; i < cnt && rd_kafka_header_get_all(hs, i, &name, &val, &vlen) == 0; i++)
+                if (mpw_str(t, name, strlen(name)) || (val ? mpw_str(t, val, vlen) : mpw_nil(t)))
+                    return -1;
+            len[nset] = t->len - off[nset];
+            set[nset++] = (rec_kv){.key = k->c.headers_key, .key_len = strlen(k->c.headers_key)};
+        } else {
+            for (size_t i = 0; nset < 32 && rd_kafka_header_get_all(hs, i, &name, &val, &vlen) == 0; i++) {
+                off[nset] = t->len;
+                if (val ? mpw_str(t, val, vlen) : mpw_nil(t))
+                    return -1;
+                len[nset] = t->len - off[nset];
+                set[nset++] = (rec_kv){.key = name, .key_len = strlen(name)};
+            }
+        }
+    }
+    if (!nset)
+        return 0;
+    for (size_t i = 0; i < nset; i++) {
+        set[i].val = t->data + off[i];
+        set[i].val_len = len[i];
+    }
+    size_t at = t->len;
+    if (rec_rewrite_n(t, k->rec.data, k->rec.len, NULL, 0, set, nset))
+        return -1;
+    k->rec.len = 0;
+    return wbuf_add(&k->rec, t->data + at, t->len - at);
+}
+
+static void message_tag(kafka_in *k, const rd_kafka_message_t *m, char *tag, size_t cap)
+{
+    const char *base = k->c.tag ? k->c.tag : rd_kafka_topic_name(m->rkt);
+    size_t blen = strlen(base);
+    if (k->c.tag_source == TAG_FROM_RECORD) {
+        size_t vlen;
+        const uint8_t *v = rec_get(k->rec.data, k->rec.len, k->c.record_tag_key, strlen(k->c.record_tag_key), &vlen);
+        mp_obj o;
+        if (v && mp_read(&v, v + vlen, &o) == MP_OK && o.type == MP_STR && o.len > 0) {
+            base = (const char *)o.ptr;
+            blen = o.len;
+        }
+    }
+    snprintf(tag, cap, "%s%s%.*s%s%s", k->c.add_prefix ? k->c.add_prefix : "", k->c.add_prefix ? "." : "",
+             (int)blen, base, k->c.add_suffix ? "." : "", k->c.add_suffix ? k->c.add_suffix : "");
+}
+
+/* One message into its tag's accumulator. Undecodable messages are logged,
+ * counted and skipped (their offsets are committed with the burst). */
+static void take_message(kafka_in *k, const rd_kafka_message_t *m)
+{
+    char why[256] = "";
+    int has_time;
+    uint32_t sec = 0, nsec = 0;
+    if (decode_value(k, m, &has_time, &sec, &nsec, why, sizeof why) || add_extras(k, m)) {
+        atomic_fetch_add(&k->bad_messages, 1);
+        wlog_warn("in_kafka", "%s: skipping message at %s [%" PRId32 "] offset %" PRId64 ": %s", k->base.id,
+                  rd_kafka_topic_name(m->rkt), m->partition, m->offset, why[0] ? why : "cannot decode it");
+        return;
+    }
+    if (!has_time || k->c.time_source != TIME_RECORD) {
+        int64_t ms = -1;
+        if (k->c.time_source == TIME_KAFKA)
+            ms = rd_kafka_message_timestamp(m, NULL);
+        if (ms >= 0) {
+            sec = (uint32_t)(ms / 1000);
+            nsec = (uint32_t)(ms % 1000) * 1000000u;
+        } else if (!has_time || k->c.time_source == TIME_NOW) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            sec = (uint32_t)ts.tv_sec;
+            nsec = (uint32_t)ts.tv_nsec;
+        }
+    }
+    char tag[512];
+    message_tag(k, m, tag, sizeof tag);
+    kin_acc *a = acc_for(k, tag, strlen(tag));
+    if (!a || batch_put_entry_head(&a->data, sec, nsec, NULL, 0) || wbuf_add(&a->data, k->rec.data, k->rec.len)) {
+        atomic_fetch_add(&k->bad_messages, 1);
+        wlog_error("in_kafka", "%s: out of memory (or more than %d tags in one burst): message at %s [%" PRId32
+                   "] offset %" PRId64 " skipped",
+                   k->base.id, KIN_MAX_TAGS, rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+        return;
+    }
+    a->records++;
+}
+
+/* ---- bursts ----------------------------------------------------------------------------------- */
+
+/* Offsets of the burst: per partition the first and the next-after-last. */
+static rd_kafka_topic_partition_list_t *burst_offsets(kafka_in *k, int first)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < k->nmsgs; i++) {
+        rd_kafka_message_t *m = k->msgs[i];
+        const char *t = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(l, t, m->partition);
+        if (!p) {
+            p = rd_kafka_topic_partition_list_add(l, t, m->partition);
+            p->offset = first ? m->offset : m->offset + 1;
+        } else if (first ? m->offset < p->offset : m->offset + 1 > p->offset) {
+            p->offset = first ? m->offset : m->offset + 1;
+        }
+    }
+    return l;
+}
+
+static void burst_release(kafka_in *k)
+{
+    for (size_t i = 0; i < k->nmsgs; i++)
+        rd_kafka_message_destroy(k->msgs[i]);
+    k->nmsgs = 0;
+    for (size_t i = 0; i < k->nacc; i++) {
+        free(k->acc[i].tag);
+        wbuf_free(&k->acc[i].data);
+        k->acc[i] = (kin_acc){0};
+    }
+    k->nacc = 0;
+}
+
+/* Route the burst, wait until every output has it, store its offsets.
+ * Returns 0, or -1 when an output refused it (partitions rewound). */
+static int burst_flush(kafka_in *k)
+{
+    if (!k->nmsgs)
+        return 0;
+    for (size_t i = 0; i < k->nmsgs; i++)
+        take_message(k, k->msgs[i]);
+    kin_ticket kt;
+    memset(&kt, 0, sizeof kt);
+    pthread_mutex_init(&kt.mu, NULL);
+    pthread_cond_init(&kt.cv, NULL);
+    atomic_init(&kt.t.outstanding, 1); /* guard until every batch is submitted */
+    atomic_init(&kt.t.failed, 0);
+    kt.t.done = kin_ticket_done;
+    uint64_t nrec = 0;
+    for (size_t i = 0; i < k->nacc; i++) {
+        kin_acc *a = &k->acc[i];
+        if (!a->records)
+            continue;
+        size_t len;
+        uint8_t *data = wbuf_steal(&a->data, &len);
+        batch *b = batch_new(a->tag, strlen(a->tag), data, len, a->records);
+        if (!b) {
+            free(data);
+            atomic_fetch_add(&kt.t.failed, 1);
+            continue;
+        }
+        nrec += a->records;
+        router_route(k->route, k->base.label, b);
+        size_t n = 0;
+        rt_delivery *dl = router_ctx_deliveries(k->route, &n);
+        atomic_fetch_add(&kt.t.outstanding, (int)n);
+        for (size_t d = 0; d < n; d++)
+            output_submit(dl[d].out, dl[d].b, &kt.t, dl[d].flags);
+        router_ctx_reset(k->route);
+        batch_unref(b);
+    }
+    ticket_done(&kt.t, 1);
+    pthread_mutex_lock(&kt.mu);
+    while (!kt.done)
+        pthread_cond_wait(&kt.cv, &kt.mu);
+    pthread_mutex_unlock(&kt.mu);
+    pthread_mutex_destroy(&kt.mu);
+    pthread_cond_destroy(&kt.cv);
+    int rc = 0;
+    if (atomic_load(&kt.t.failed) == 0) {
+        rd_kafka_topic_partition_list_t *l = burst_offsets(k, 0);
+        rd_kafka_resp_err_t e = rd_kafka_offsets_store(k->rk, l);
+        if (e)
+            /* a partition revoked meanwhile: its next owner reads these again */
+            wlog_warn("in_kafka", "%s: cannot store offsets of %zu messages: %s", k->base.id, k->nmsgs,
+                      rd_kafka_err2str(e));
+        rd_kafka_topic_partition_list_destroy(l);
+        atomic_fetch_add(&k->records, nrec);
+        atomic_fetch_add(&k->bursts, 1);
+    } else {
+        rd_kafka_topic_partition_list_t *l = burst_offsets(k, 1);
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(k->rk, l, 5000);
+        wlog_warn("in_kafka", "%s: an output refused %" PRIu64 " records of %zu messages; reading them again in "
+                  "%.1fs%s%s",
+                  k->base.id, nrec, k->nmsgs, k->c.retry_wait, e ? ": seek failed: " : "",
+                  e ? rd_kafka_error_string(e) : "");
+        if (e)
+            rd_kafka_error_destroy(e);
+        rd_kafka_topic_partition_list_destroy(l);
+        atomic_fetch_add(&k->rewinds, 1);
+        rc = -1;
+    }
+    burst_release(k);
+    return rc;
+}
+
+/* ---- rebalance (consumer thread, inside rd_kafka_consumer_poll) ------------------------------- */
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque)
+{
+    kafka_in *k = opaque;
+    int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        wlog_info("in_kafka", "%s: assigned %d partition%s", k->base.id, parts->cnt, parts->cnt == 1 ? "" : "s");
+        if (cooperative) {
+            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+            if (e) {
+                wlog_error("in_kafka", "%s: incremental assign failed: %s", k->base.id, rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+            }
+        } else {
+            rd_kafka_assign(rk, parts);
+        }
+        return;
+    }
+    /* revoke (or error): deliver what was read, commit it, then let go */
+    burst_flush(k);
+    rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
+    if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        wlog_warn("in_kafka", "%s: commit before releasing partitions failed: %s", k->base.id, rd_kafka_err2str(ce));
+    else
+        atomic_fetch_add(&k->commits, 1);
+    wlog_info("in_kafka", "%s: releasing %d partition%s (%s)", k->base.id, parts->cnt, parts->cnt == 1 ? "" : "s",
+              rd_kafka_err2name(err));
+    if (cooperative) {
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+        if (e)
+            rd_kafka_error_destroy(e);
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static void in_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    kafka_in *k = opaque;
+    if (rd_kafka_fatal_error(rk, NULL, 0))
+        wlog_error("in_kafka", "%s: fatal consumer error: %s: %s", k->base.id, rd_kafka_err2name(err), reason);
+    else
+        wlog_warn("in_kafka", "%s: %s: %s", k->base.id, rd_kafka_err2name(err), reason);
+}
+
+static void in_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    if (level <= 4)
+        wlog_warn("in_kafka", "librdkafka %s: %s", fac, buf);
+    else
+        wlog_debug("in_kafka", "librdkafka %s: %s", fac, buf);
+}
+
+/* ---- thread ------------------------------------------------------------------------------------ */
+
+static void *consumer_main(void *arg)
+{
+    kafka_in *k = arg;
+    while (!atomic_load(&k->stopping)) {
+        if (router_congested(k->base.rt)) {
+            /* outputs are behind: keep the group membership alive, read nothing */
+            usleep(10000);
+            continue;
+        }
+        int timeout = 100;
+        while (k->nmsgs < (size_t)k->c.max_poll_records && !atomic_load(&k->stopping)) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(k->rk, timeout);
+            if (!m)
+                break;
+            timeout = 0;
+            if (m->err) {
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    wlog_warn("in_kafka", "%s: %s", k->base.id, rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            if (k->nmsgs == k->cap) {
+                size_t cap = k->cap ? k->cap * 2 : 1024;
+                rd_kafka_message_t **a = realloc(k->msgs, cap * sizeof *a);
+                if (!a) {
+                    wlog_error("in_kafka", "%s: out of memory; message not taken (read again later)", k->base.id);
+                    rd_kafka_message_destroy(m);
+                    break;
+                }
+                k->msgs = a;
+                k->cap = cap;
+            }
+            k->msgs[k->nmsgs++] = m;
+        }
+        if (burst_flush(k) != 0) {
+            for (double w = 0; w < k->c.retry_wait && !atomic_load(&k->stopping); w += 0.05)
+                usleep(50000);
+        }
+    }
+    /* deliver what was read, then leave the group (revoke: commit) */
+    burst_flush(k);
+    rd_kafka_resp_err_t e = rd_kafka_consumer_close(k->rk);
+    if (e)
+        wlog_warn("in_kafka", "%s: closing the consumer: %s", k->base.id, rd_kafka_err2str(e));
+    return NULL;
+}
+
+/* ---- plugin ------------------------------------------------------------------------------------ */
+
+static int set_conf(rd_kafka_conf_t *kc, const conf_node *n, const char *param, const char *key, const char *v,
+                    conf_errors *errs)
+{
+    char err[512];
+    if (rd_kafka_conf_set(kc, key, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
+        conf_error_at(errs, n, param, "librdkafka refused %s=%s: %s", key, v, err);
+        return -1;
+    }
+    return 0;
+}
+
+static void kin_free(source *s);
+
+static source *kin_create(conf_node *n, int index, conf_errors *errs)
+{
+    kafka_in *k = calloc(1, sizeof *k);
+    if (!k)
+        return NULL;
+    extern const source_plugin in_kafka_plugin;
+    k->base.plugin = &in_kafka_plugin;
+    const char *id = conf_get_value(n, "@id");
+    char idbuf[64];
+    if (!id) {
+        snprintf(idbuf, sizeof idbuf, "kafka.%d", index);
+        id = idbuf;
+    }
+    k->base.id = strdup(id);
+    if (conf_bind(n, kafka_in_spec, &k->c, errs)) {
+        kin_free(&k->base);
+        return NULL;
+    }
+    int bad = 0;
+    if (k->c.max_poll_records < 1 || k->c.max_poll_records > 1000000) {
+        conf_error_at(errs, n, "max_poll_records", "max_poll_records must be between 1 and 1000000");
+        bad = -1;
+    }
+    if (!k->c.topics || !k->c.topics[0]) {
+        conf_error_at(errs, n, "topics", "topics is empty");
+        bad = -1;
+    }
+    if (!k->c.brokers || !k->c.brokers[0]) {
+        conf_error_at(errs, n, "brokers", "brokers is empty");
+        bad = -1;
+    }
+    /* the parser: a <parse> section, or one built from `format` */
+    conf_node *pn = NULL;
+    for (size_t i = 0; i < n->nchildren; i++)
+        if (!strcmp(n->children[i]->name, "parse"))
+            pn = n->children[i];
+    if (!pn && k->c.format != FMT_IN_MSGPACK) {
+        char text[512];
+        if (k->c.format == FMT_IN_JSON)
+            snprintf(text, sizeof text, "<parse>\n  @type json\n  keep_time_key true\n</parse>\n");
+        else
+            snprintf(text, sizeof text, "<parse>\n  @type none\n  message_key \"%s\"\n</parse>\n", k->c.message_key);
+        k->parse_root = conf_parse_string(text, "<kafka format>", errs);
+        if (k->parse_root && k->parse_root->nchildren)
+            pn = k->parse_root->children[0];
+    }
+    if (pn) {
+        k->parse_tried = 1;
+        if (parse_configure(&k->ps, pn, errs)) {
+            bad = -1;
+        } else {
+            k->has_parser = 1;
+            /* `format`: the record stays as it was sent; its "time" is only
+             * read with time_source record */
+            if (k->parse_root && k->c.time_source != TIME_RECORD) {
+                k->ps.tkey = NULL;
+                k->ps.tkey_len = 0;
+            }
+        }
+    }
+    if (bad) {
+        kin_free(&k->base);
+        return NULL;
+    }
+
+    kafka_kv *opts = NULL;
+    size_t nopts = 0;
+    if (k->c.rdkafka_options && kafka_parse_hash(k->c.rdkafka_options, &opts, &nopts)) {
+        conf_error_at(errs, n, "rdkafka_options", "rdkafka_options must be a JSON object of strings");
+        kin_free(&k->base);
+        return NULL;
+    }
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    char joined[4096] = "";
+    for (size_t i = 0; k->c.brokers && k->c.brokers[i]; i++)
+        snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", i ? "," : "", k->c.brokers[i]);
+    bad |= set_conf(kc, n, "brokers", "bootstrap.servers", joined, errs);
+    bad |= set_conf(kc, n, "consumer_group", "group.id", k->c.consumer_group, errs);
+    bad |= set_conf(kc, n, "start_from", "auto.offset.reset", k->c.start_from ? "latest" : "earliest", errs);
+    /* at-least-once: offsets are stored by weir after delivery, committed by librdkafka */
+    bad |= set_conf(kc, n, "rdkafka_options", "enable.auto.offset.store", "false", errs);
+    bad |= set_conf(kc, n, "rdkafka_options", "enable.auto.commit", "true", errs);
+    /* a crashed instance's successor re-reads at most ~1 s of records */
+    bad |= set_conf(kc, n, "rdkafka_options", "auto.commit.interval.ms", "1000", errs);
+    bad |= set_conf(kc, n, "rdkafka_options", "client.id", "weir", errs);
+    for (size_t i = 0; i < nopts; i++) {
+        if (!strcmp(opts[i].k, "enable.auto.offset.store")) {
+            conf_error_at(errs, n, "rdkafka_options",
+                          "enable.auto.offset.store is set by weir (offsets are stored after delivery)");
+            bad = -1;
+            continue;
+        }
+        bad |= set_conf(kc, n, "rdkafka_options", opts[i].k, opts[i].v, errs);
+    }
+    kafka_kv_free(opts, nopts);
+    rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+    rd_kafka_conf_set_error_cb(kc, in_error_cb);
+    rd_kafka_conf_set_log_cb(kc, in_log_cb);
+    rd_kafka_conf_set_opaque(kc, k);
+    if (bad) {
+        rd_kafka_conf_destroy(kc);
+        kin_free(&k->base);
+        return NULL;
+    }
+    char err[512];
+    k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof err);
+    if (!k->rk) {
+        rd_kafka_conf_destroy(kc);
+        conf_error_at(errs, n, "brokers", "kafka: cannot create the consumer: %s", err);
+        kin_free(&k->base);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(k->rk);
+    return &k->base;
+}
+
+static int kin_start(source *s)
+{
+    kafka_in *k = (kafka_in *)s;
+    if (!(k->route = router_ctx_new(s->rt))) {
+        wlog_error("in_kafka", "%s: out of memory", s->id);
+        return -1;
+    }
+    size_t nt = 0;
+    while (k->c.topics[nt])
+        nt++;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)nt);
+    for (size_t i = 0; i < nt; i++) {
+        const char *t = k->c.topics[i];
+        char pat[1024];
+        size_t tl = strlen(t);
+        if (tl > 2 && t[0] == '/' && t[tl - 1] == '/') {
+            /* /regexp/ -> librdkafka's "^regexp" subscription */
+            snprintf(pat, sizeof pat, "%s%.*s", t[1] == '^' ? "" : "^", (int)(tl - 2), t + 1);
+            t = pat;
+        }
+        rd_kafka_topic_partition_list_add(l, t, RD_KAFKA_PARTITION_UA);
+    }
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(k->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        wlog_error("in_kafka", "%s: cannot subscribe: %s", s->id, rd_kafka_err2str(e));
+        return -1;
+    }
+    if (pthread_create(&k->thread, NULL, consumer_main, k)) {
+        wlog_error("in_kafka", "%s: cannot start its thread: %s", s->id, strerror(errno));
+        return -1;
+    }
+    k->started = 1;
+    wlog_info("in_kafka", "%s: consuming %zu topic pattern%s as group %s", s->id, nt, nt == 1 ? "" : "s",
+              k->c.consumer_group);
+    return 0;
+}
+
+static void kin_stop(source *s)
+{
+    kafka_in *k = (kafka_in *)s;
+    if (!k->started)
+        return;
+    atomic_store(&k->stopping, 1);
+    pthread_join(k->thread, NULL);
+    k->started = 0;
+    wlog_info("in_kafka", "%s: stopped: %" PRIuFAST64 " records in %" PRIuFAST64 " bursts, %" PRIuFAST64
+              " undecodable messages skipped, %" PRIuFAST64 " rewinds",
+              s->id, atomic_load(&k->records), atomic_load(&k->bursts), atomic_load(&k->bad_messages),
+              atomic_load(&k->rewinds));
+}
+
+static void kin_free(source *s)
+{
+    kafka_in *k = (kafka_in *)s;
+    if (!k)
+        return;
+    kin_stop(s);
+    burst_release(k);
+    free(k->msgs);
+    if (k->rk)
+        rd_kafka_destroy(k->rk);
+    if (k->route)
+        router_ctx_free(k->route);
+    if (k->parse_tried)
+        parse_free(&k->ps);
+    conf_free(k->parse_root);
+    conf_unbind(kafka_in_spec, &k->c);
+    wbuf_free(&k->rec);
+    wbuf_free(&k->tmp);
+    free(k->base.id);
+    free(k);
+}
+
+const source_plugin in_kafka_plugin = {
+    .name = "kafka",
+    .create = kin_create,
+    .start = kin_start,
+    .stop = kin_stop,
+    .free = kin_free,
+};

@@ -1,0 +1,680 @@
+/*
+ * outputs/kafka/producer.c: fluent-plugin-kafka's `@type kafka2` (alias
+ * `rdkafka2`) on librdkafka.
+ *
+ * Delivery: write() produces every record of the batch (one Kafka message
+ * each, its opaque pointing at a per-write kmsg slot), then serves delivery
+ * reports until every message of THIS write has one. Only then does it
+ * return: messages with a successful report are done, retryable failures are
+ * marked OUT_RETRY (the buffer re-queues only those), permanent ones
+ * (too large, invalid) OUT_ERROR with librdkafka's reason (dead letter).
+ * A full local queue waits (rd_kafka_poll) and produces the same message
+ * again: never dropped, the batch is never re-enqueued whole.
+ *
+ * A batch the broker rejects as too large (topic max.message.bytes smaller
+ * than librdkafka's produce batch) fails every message in it with
+ * MSG_SIZE_TOO_LARGE; those messages are then sent again one at a time, so
+ * only a record that is too large on its own is dead-lettered.
+ *
+ * Ownership and threads: one rd_kafka_t per output, created in init and
+ * destroyed in exit (main thread), shared by the flush threads (librdkafka is
+ * thread-safe). Each write owns its kmsg slots, payload scratch buffers and
+ * header lists until every report arrived (librdkafka keeps the opaque until
+ * then); any flush thread's rd_kafka_poll may serve another write's reports,
+ * which is why a slot is only written by the report callback and read by its
+ * owner after the release/acquire of `pending`. Topic names, keys and header
+ * values are copied by librdkafka; payloads with RD_KAFKA_MSG_F_COPY.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+
+#include "aggregator/log.h"
+#include "aggregator/output.h"
+#include "aggregator/record.h"
+#include "buffer/buffer.h"
+#include "forward-protocol/mp.h"
+#include "outputs/format.h"
+#include "outputs/kafka/kafka_common.h"
+
+#define KAFKA_ISOLATE_MAX 1000 /* records re-sent one by one per write after a too-large batch */
+
+typedef struct kafka_out {
+    /* bound from config */
+    char **brokers;
+    char *default_topic;
+    char *topic_key;
+    char *default_message_key;
+    char *message_key_key;
+    char *partition_key_key;
+    char *partition_key;
+    char *headers;
+    char *headers_from_record;
+    int64_t required_acks;
+    int compression;
+    uint64_t max_send_limit_bytes;
+    int exclude_topic_key, exclude_message_key, exclude_partition_key, exclude_partition;
+    int use_event_time;
+    double delivery_timeout;
+    char *rdkafka_options;
+    /* state */
+    fmt f;
+    int strip_newline; /* json: one message per record, no '\n' */
+    rd_kafka_t *rk;
+    kafka_kv *static_hdrs;
+    size_t nstatic_hdrs;
+    char **rec_hdr_names;
+    rec_path *rec_hdr_paths;
+    size_t nrec_hdrs;
+    rec_kv drop[4];
+    size_t ndrop;
+    const char *id;
+    /* counters */
+    atomic_uint_fast64_t delivered, failed_retry, failed_error, queue_full_waits, isolated;
+} kafka_out;
+
+static const conf_spec kafka_spec[] = {
+    {"brokers", CONF_ARRAY, "localhost:9092", 0, offsetof(kafka_out, brokers), NULL},
+    {"default_topic", CONF_STR, NULL, 0, offsetof(kafka_out, default_topic), NULL},
+    {"topic_key", CONF_STR, "topic", 0, offsetof(kafka_out, topic_key), NULL},
+    {"default_message_key", CONF_STR, NULL, 0, offsetof(kafka_out, default_message_key), NULL},
+    {"message_key_key", CONF_STR, "message_key", 0, offsetof(kafka_out, message_key_key), NULL},
+    {"partition_key_key", CONF_STR, "partition_key", 0, offsetof(kafka_out, partition_key_key), NULL},
+    {"partition_key", CONF_STR, "partition", 0, offsetof(kafka_out, partition_key), NULL},
+    {"headers", CONF_STR, NULL, 0, offsetof(kafka_out, headers), NULL},
+    {"headers_from_record", CONF_STR, NULL, 0, offsetof(kafka_out, headers_from_record), NULL},
+    {"required_acks", CONF_INT, "-1", 0, offsetof(kafka_out, required_acks), NULL},
+    {"compression_codec", CONF_ENUM, "none", 0, offsetof(kafka_out, compression), "none|gzip|snappy|lz4|zstd"},
+    {"max_send_limit_bytes", CONF_SIZE, "0", 0, offsetof(kafka_out, max_send_limit_bytes), NULL},
+    {"exclude_topic_key", CONF_BOOL, "false", 0, offsetof(kafka_out, exclude_topic_key), NULL},
+    {"exclude_message_key", CONF_BOOL, "false", 0, offsetof(kafka_out, exclude_message_key), NULL},
+    {"exclude_partition_key", CONF_BOOL, "false", 0, offsetof(kafka_out, exclude_partition_key), NULL},
+    {"exclude_partition", CONF_BOOL, "false", 0, offsetof(kafka_out, exclude_partition), NULL},
+    {"use_event_time", CONF_BOOL, "false", 0, offsetof(kafka_out, use_event_time), NULL},
+    {"delivery_timeout", CONF_TIME, "60s", 0, offsetof(kafka_out, delivery_timeout), NULL},
+    {"rdkafka_options", CONF_STR, NULL, 0, offsetof(kafka_out, rdkafka_options), NULL},
+    {"format", CONF_SECTION, NULL, 0, 0, NULL},
+    {"inject", CONF_SECTION, NULL, 0, 0, NULL},
+    {"buffer", CONF_SECTION, NULL, 0, 0, NULL},
+    {"secondary", CONF_SECTION, NULL, 0, 0, NULL},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
+static const char *const codecs[] = {"none", "gzip", "snappy", "lz4", "zstd"};
+
+/* One message of one write. */
+typedef struct kwrite kwrite;
+typedef struct kmsg {
+    kwrite *w;
+    const uint8_t *pkey; /* partition_key_key value (points into the batch) or NULL */
+    size_t pkey_len;
+    rd_kafka_resp_err_t err; /* written by the report callback */
+    int produced;            /* this attempt reached librdkafka's queue */
+} kmsg;
+
+struct kwrite {
+    atomic_uint pending; /* messages produced and not yet reported */
+};
+
+/* ---- callbacks (any thread that polls) ------------------------------------------------ */
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    kmsg *m = msg->_private;
+    if (!m)
+        return;
+    m->err = msg->err;
+    atomic_fetch_sub_explicit(&m->w->pending, 1, memory_order_acq_rel);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    kafka_out *c = opaque;
+    if (rd_kafka_fatal_error(rk, NULL, 0))
+        wlog_error("out_kafka", "%s: fatal producer error: %s: %s", c->id, rd_kafka_err2name(err), reason);
+    else /* transient: librdkafka reconnects and retries by itself */
+        wlog_warn("out_kafka", "%s: %s: %s", c->id, rd_kafka_err2name(err), reason);
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    if (level <= 4)
+        wlog_warn("out_kafka", "librdkafka %s: %s", fac, buf);
+    else
+        wlog_debug("out_kafka", "librdkafka %s: %s", fac, buf);
+}
+
+/* partition_key_key: the record's value picks the partition (Java's murmur2,
+ * like the Java client's default for keys). Otherwise librdkafka's default. */
+static int32_t partitioner(const rd_kafka_topic_t *rkt, const void *key, size_t keylen, int32_t cnt,
+                           void *rkt_opaque, void *msg_opaque)
+{
+    kmsg *m = msg_opaque;
+    if (m && m->pkey)
+        return rd_kafka_msg_partitioner_murmur2(rkt, m->pkey, m->pkey_len, cnt, rkt_opaque, msg_opaque);
+    return rd_kafka_msg_partitioner_consistent_random(rkt, key, keylen, cnt, rkt_opaque, msg_opaque);
+}
+
+/* ---- init -------------------------------------------------------------------------------- */
+
+static int set_conf(rd_kafka_conf_t *kc, const conf_node *n, const char *param, const char *k, const char *v,
+                    conf_errors *errs)
+{
+    char err[512];
+    if (rd_kafka_conf_set(kc, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
+        conf_error_at(errs, n, param, "librdkafka refused %s=%s: %s", k, v, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int find_kv(const kafka_kv *kv, size_t n, const char *k)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(kv[i].k, k))
+            return 1;
+    return 0;
+}
+
+static int kafka_init(output *o, conf_node *n, conf_errors *errs)
+{
+    kafka_out *c = o->ctx;
+    c->id = o->id;
+    int bad = 0;
+    if (fmt_configure(&c->f, n, FMT_JSON, errs))
+        return -1;
+    if (c->f.type != FMT_JSON && c->f.type != FMT_MSGPACK && c->f.type != FMT_SINGLE_VALUE &&
+        c->f.type != FMT_LTSV) {
+        conf_error_at(errs, n, "format", "kafka2: <format> must be json, msgpack, single_value or ltsv");
+        return -1;
+    }
+    c->strip_newline = c->f.type == FMT_JSON || c->f.type == FMT_LTSV;
+    if (!c->brokers || !c->brokers[0]) {
+        conf_error_at(errs, n, "brokers", "kafka2: brokers is empty");
+        return -1;
+    }
+
+    kafka_kv *opts = NULL;
+    size_t nopts = 0;
+    if (c->rdkafka_options && kafka_parse_hash(c->rdkafka_options, &opts, &nopts)) {
+        conf_error_at(errs, n, "rdkafka_options", "rdkafka_options must be a JSON object of strings, e.g. "
+                      "{\"enable.idempotence\":\"true\"} or \"k:v,k2:v2\"");
+        return -1;
+    }
+    if (c->headers && kafka_parse_hash(c->headers, &c->static_hdrs, &c->nstatic_hdrs)) {
+        conf_error_at(errs, n, "headers", "headers must be a hash: {\"name\":\"value\"} or \"name:value,...\"");
+        bad = -1;
+    }
+    if (c->headers_from_record) {
+        kafka_kv *h = NULL;
+        size_t nh = 0;
+        if (kafka_parse_hash(c->headers_from_record, &h, &nh)) {
+            conf_error_at(errs, n, "headers_from_record",
+                          "headers_from_record must be a hash: {\"name\":\"$.record.key\"}");
+            bad = -1;
+        } else {
+            c->rec_hdr_names = calloc(nh + 1, sizeof *c->rec_hdr_names);
+            c->rec_hdr_paths = calloc(nh + 1, sizeof *c->rec_hdr_paths);
+            for (size_t i = 0; i < nh && c->rec_hdr_names && c->rec_hdr_paths; i++) {
+                char why[256];
+                if (rec_path_compile(&c->rec_hdr_paths[c->nrec_hdrs], h[i].v, why, sizeof why)) {
+                    conf_error_at(errs, n, "headers_from_record", "headers_from_record %s: bad accessor '%s': %s",
+                                  h[i].k, h[i].v, why);
+                    bad = -1;
+                    continue;
+                }
+                c->rec_hdr_names[c->nrec_hdrs++] = strdup(h[i].k);
+            }
+            kafka_kv_free(h, nh);
+        }
+    }
+    if (c->exclude_topic_key && c->topic_key)
+        c->drop[c->ndrop++] = (rec_kv){.key = c->topic_key, .key_len = strlen(c->topic_key)};
+    if (c->exclude_message_key && c->message_key_key)
+        c->drop[c->ndrop++] = (rec_kv){.key = c->message_key_key, .key_len = strlen(c->message_key_key)};
+    if (c->exclude_partition_key && c->partition_key_key)
+        c->drop[c->ndrop++] = (rec_kv){.key = c->partition_key_key, .key_len = strlen(c->partition_key_key)};
+    if (c->exclude_partition && c->partition_key)
+        c->drop[c->ndrop++] = (rec_kv){.key = c->partition_key, .key_len = strlen(c->partition_key)};
+
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    char joined[4096] = "", num[64];
+    for (size_t i = 0; c->brokers[i]; i++)
+        snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", i ? "," : "", c->brokers[i]);
+    bad |= set_conf(kc, n, "brokers", "bootstrap.servers", joined, errs);
+    snprintf(num, sizeof num, "%" PRId64, c->required_acks);
+    bad |= set_conf(kc, n, "required_acks", "acks", num, errs);
+    bad |= set_conf(kc, n, "compression_codec", "compression.codec", codecs[c->compression], errs);
+    /* Idempotent producer by default (no duplicates from librdkafka's own
+     * retries, order kept); it needs acks=all. */
+    if (!find_kv(opts, nopts, "enable.idempotence"))
+        bad |= set_conf(kc, n, "rdkafka_options", "enable.idempotence", c->required_acks == -1 ? "true" : "false",
+                        errs);
+    snprintf(num, sizeof num, "%.0f", c->delivery_timeout * 1000);
+    bad |= set_conf(kc, n, "delivery_timeout", "message.timeout.ms", num, errs);
+    bad |= set_conf(kc, n, "rdkafka_options", "client.id", "weir", errs);
+    /* room for several flush threads' chunks at once (librdkafka: 100000) */
+    bad |= set_conf(kc, n, "rdkafka_options", "queue.buffering.max.messages", "1000000", errs);
+    for (size_t i = 0; i < nopts; i++)
+        bad |= set_conf(kc, n, "rdkafka_options", opts[i].k, opts[i].v, errs);
+
+    if (conf_get_value(n, "partition_key_key") && !find_kv(opts, nopts, "sticky.partitioning.linger.ms"))
+        /* librdkafka's sticky partitioner would skip the callback for records
+         * without a message key: let every record reach it */
+        bad |= set_conf(kc, n, "partition_key_key", "sticky.partitioning.linger.ms", "0", errs);
+    /* topic-level properties set above (acks, message.timeout.ms, ...) live
+     * in the default topic conf: add the partitioner there, never replace it */
+    rd_kafka_topic_conf_t *tc = rd_kafka_conf_get_default_topic_conf(kc);
+    if (!tc) {
+        tc = rd_kafka_topic_conf_new();
+        rd_kafka_conf_set_default_topic_conf(kc, tc);
+    }
+    rd_kafka_topic_conf_set_partitioner_cb(tc, partitioner);
+    rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
+    rd_kafka_conf_set_error_cb(kc, error_cb);
+    rd_kafka_conf_set_log_cb(kc, log_cb);
+    rd_kafka_conf_set_opaque(kc, c);
+    kafka_kv_free(opts, nopts);
+    if (bad) {
+        rd_kafka_conf_destroy(kc);
+        return -1;
+    }
+    char err[512];
+    c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof err);
+    if (!c->rk) {
+        rd_kafka_conf_destroy(kc);
+        conf_error_at(errs, n, "brokers", "kafka2: cannot create the producer: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- write --------------------------------------------------------------------------------- */
+
+/* Scratch of one write (one flush thread). */
+typedef struct kscratch {
+    wbuf payload, rec, key, hdr;
+} kscratch;
+
+static void kscratch_free(kscratch *s)
+{
+    wbuf_free(&s->payload);
+    wbuf_free(&s->rec);
+    wbuf_free(&s->key);
+    wbuf_free(&s->hdr);
+}
+
+enum { F_TOPIC, F_MKEY, F_PKEY, F_PART, F_N };
+
+/* The values of the routing keys (topic_key, message_key_key,
+ * partition_key_key, partition_key) in ONE pass over the record's top-level
+ * map (the first of a duplicated key, like rec_get). */
+static void find_fields(const kafka_out *c, const entry *e, const uint8_t *v[F_N], size_t vlen[F_N])
+{
+    const char *names[F_N] = {c->topic_key, c->message_key_key, c->partition_key_key, c->partition_key};
+    size_t nlen[F_N];
+    int want = 0;
+    for (int i = 0; i < F_N; i++) {
+        v[i] = NULL;
+        vlen[i] = 0;
+        nlen[i] = names[i] ? strlen(names[i]) : 0;
+        want += names[i] != NULL;
+    }
+    const uint8_t *p = e->record, *end = e->record + e->record_len;
+    mp_obj m;
+    if (!want || mp_read(&p, end, &m) != MP_OK || m.type != MP_MAP)
+        return;
+    for (uint32_t k = 0; k < m.len && want; k++) {
+        mp_obj key;
+        if (mp_read(&p, end, &key) != MP_OK)
+            return;
+        const uint8_t *val = p;
+        if (mp_skip(&p, end, 64) != MP_OK)
+            return;
+        if (key.type != MP_STR && key.type != MP_BIN)
+            continue;
+        for (int i = 0; i < F_N; i++)
+            if (names[i] && !v[i] && key.len == nlen[i] && !memcmp(key.ptr, names[i], nlen[i])) {
+                v[i] = val;
+                vlen[i] = (size_t)(p - val);
+                want--;
+            }
+    }
+}
+
+/* A string value (or the text of a scalar when scratch is given); NULL for nil/absent. */
+static const uint8_t *str_value(const uint8_t *v, size_t vlen, size_t *len, wbuf *scratch)
+{
+    if (!v)
+        return NULL;
+    mp_obj o;
+    const uint8_t *q = v;
+    if (mp_read(&q, v + vlen, &o) != MP_OK || o.type == MP_NIL)
+        return NULL;
+    if (o.type == MP_STR || o.type == MP_BIN) {
+        *len = o.len;
+        return o.ptr;
+    }
+    if (!scratch)
+        return NULL;
+    scratch->len = 0;
+    if (rec_value_text(scratch, v, vlen))
+        return NULL;
+    *len = scratch->len;
+    return scratch->data;
+}
+
+/* Produce one record. Returns 0 when it is in librdkafka's queue (a report
+ * will come), else a definitive error code with m->err set. */
+static rd_kafka_resp_err_t produce_one(kafka_out *c, kmsg *m, const entry *e, kscratch *s, char *why,
+                                       size_t whylen)
+{
+    const uint8_t *fv[F_N];
+    size_t fl[F_N];
+    find_fields(c, e, fv, fl);
+    /* topic: record[topic_key] || default_topic || tag */
+    char topic[256];
+    size_t tlen = 0;
+    const uint8_t *t = str_value(fv[F_TOPIC], fl[F_TOPIC], &tlen, NULL);
+    if (t && tlen > 0 && tlen < sizeof topic) {
+        memcpy(topic, t, tlen);
+        topic[tlen] = 0;
+    } else if (t && tlen) {
+        snprintf(why, whylen, "topic name of %zu bytes in record key '%s' is too long", tlen, c->topic_key);
+        return RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
+    } else {
+        snprintf(topic, sizeof topic, "%s", c->default_topic ? c->default_topic : e->tag);
+    }
+    size_t klen = 0;
+    const uint8_t *key = str_value(fv[F_MKEY], fl[F_MKEY], &klen, &s->key);
+    if (!key && c->default_message_key) {
+        key = (const uint8_t *)c->default_message_key;
+        klen = strlen(c->default_message_key);
+    }
+    m->pkey = str_value(fv[F_PKEY], fl[F_PKEY], &m->pkey_len, NULL);
+    int32_t partition = RD_KAFKA_PARTITION_UA;
+    if (fv[F_PART]) {
+        const uint8_t *v = fv[F_PART];
+        mp_obj o;
+        if (mp_read(&v, fv[F_PART] + fl[F_PART], &o) == MP_OK) {
+            if (o.type == MP_UINT && o.v.u < INT32_MAX)
+                partition = (int32_t)o.v.u;
+            else if (o.type == MP_INT && o.v.i >= 0 && o.v.i < INT32_MAX)
+                partition = (int32_t)o.v.i;
+        }
+    }
+
+    /* headers (copied now: the record may be rewritten below) */
+    rd_kafka_headers_t *hs = NULL;
+    if (c->nstatic_hdrs || c->nrec_hdrs) {
+        hs = rd_kafka_headers_new(c->nstatic_hdrs + c->nrec_hdrs);
+        for (size_t i = 0; i < c->nstatic_hdrs; i++)
+            rd_kafka_header_add(hs, c->static_hdrs[i].k, -1, c->static_hdrs[i].v, -1);
+        for (size_t i = 0; i < c->nrec_hdrs; i++) {
+            size_t vlen;
+            const uint8_t *v = rec_lookup(e->record, e->record_len, &c->rec_hdr_paths[i], &vlen);
+            if (!v)
+                continue;
+            s->hdr.len = 0;
+            if (rec_value_text(&s->hdr, v, vlen) == 0)
+                rd_kafka_header_add(hs, c->rec_hdr_names[i], -1, s->hdr.data, (ssize_t)s->hdr.len);
+        }
+    }
+
+    /* payload */
+    entry fe = *e;
+    int drop = (c->exclude_topic_key && fv[F_TOPIC]) || (c->exclude_message_key && fv[F_MKEY]) ||
+               (c->exclude_partition_key && fv[F_PKEY]) || (c->exclude_partition && fv[F_PART]);
+    if (drop) {
+        s->rec.len = 0;
+        if (rec_rewrite_n(&s->rec, e->record, e->record_len, c->drop, c->ndrop, NULL, 0) == 0) {
+            fe.record = s->rec.data;
+            fe.record_len = s->rec.len;
+        }
+    }
+    s->payload.len = 0;
+    if (fmt_record(&c->f, &s->payload, e->tag, e->tag_len, &fe)) {
+        if (hs)
+            rd_kafka_headers_destroy(hs);
+        snprintf(why, whylen, "cannot format the record");
+        return RD_KAFKA_RESP_ERR__BAD_MSG;
+    }
+    size_t plen = s->payload.len;
+    if (c->strip_newline && plen && s->payload.data[plen - 1] == '\n')
+        plen--;
+    if (c->max_send_limit_bytes && plen > c->max_send_limit_bytes) {
+        if (hs)
+            rd_kafka_headers_destroy(hs);
+        snprintf(why, whylen, "message of %zu bytes is over max_send_limit_bytes (%" PRIu64 ")", plen,
+                 c->max_send_limit_bytes);
+        return RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+    }
+    int64_t ts = c->use_event_time ? (int64_t)e->sec * 1000 + e->nsec / 1000000 : 0;
+
+    kwrite *w = m->w;
+    for (;;) {
+        atomic_fetch_add_explicit(&w->pending, 1, memory_order_relaxed);
+        rd_kafka_vu_t vu[8];
+        size_t nvu = 0;
+        vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = topic};
+        vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = partition};
+        vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY};
+        vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {s->payload.data, plen}};
+        if (key)
+            vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {(void *)(uintptr_t)key, klen}};
+        vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_OPAQUE, .u.ptr = m};
+        if (ts)
+            vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_TIMESTAMP, .u.i64 = ts};
+        if (hs)
+            vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_HEADERS, .u.headers = hs};
+        rd_kafka_error_t *err = rd_kafka_produceva(c->rk, vu, nvu);
+        if (!err) {
+            m->produced = 1;
+            return RD_KAFKA_RESP_ERR_NO_ERROR; /* headers now belong to librdkafka */
+        }
+        atomic_fetch_sub_explicit(&w->pending, 1, memory_order_relaxed);
+        rd_kafka_resp_err_t code = rd_kafka_error_code(err);
+        if (code == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            /* back-pressure: serve reports until there is room, same message again */
+            rd_kafka_error_destroy(err);
+            atomic_fetch_add_explicit(&c->queue_full_waits, 1, memory_order_relaxed);
+            rd_kafka_poll(c->rk, 50);
+            continue;
+        }
+        snprintf(why, whylen, "%s", rd_kafka_error_string(err));
+        rd_kafka_error_destroy(err);
+        if (hs)
+            rd_kafka_headers_destroy(hs);
+        return code;
+    }
+}
+
+/* What a failure means for the buffer. */
+static int err_status(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+        return OUT_OK;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    case RD_KAFKA_RESP_ERR__BAD_MSG:
+        return OUT_ERROR;
+    default:
+        return OUT_RETRY;
+    }
+}
+
+static int too_large(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || e == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+}
+
+/* Serve delivery reports until every message of `w` has one. librdkafka
+ * reports each message within message.timeout.ms (delivery_timeout). */
+static void wait_reports(kafka_out *c, kwrite *w, uint32_t total)
+{
+    double t0 = buf_now();
+    double next_log = t0 + c->delivery_timeout + 10;
+    while (atomic_load_explicit(&w->pending, memory_order_acquire) > 0) {
+        rd_kafka_poll(c->rk, 10);
+        double now = buf_now();
+        if (now > next_log) {
+            wlog_warn("out_kafka", "%s: %u of %u messages still without a delivery report after %.0fs", c->id,
+                      atomic_load(&w->pending), total, now - t0);
+            next_log = now + 30;
+        }
+    }
+}
+
+static int kafka_write(output *o, const batch *b, out_result *res)
+{
+    kafka_out *c = o->ctx;
+    uint32_t n = b->nrecords;
+    if (!n)
+        return OUT_OK;
+    kwrite w;
+    atomic_init(&w.pending, 0);
+    kmsg *m = calloc(n, sizeof *m);
+    entry *es = calloc(n, sizeof *es);
+    char **why = calloc(n, sizeof *why);
+    if (!m || !es || !why) {
+        free(m);
+        free(es);
+        free(why);
+        snprintf(res->reason, sizeof res->reason, "out of memory");
+        wlog_error("out_kafka", "%s: out of memory for a batch of %u records", o->id, n);
+        return OUT_RETRY;
+    }
+    kscratch s = {0};
+    double t0 = buf_now();
+    batch_iter it;
+    batch_iter_init(&it, b);
+    uint32_t got = 0;
+    char reason[512];
+    while (got < n && batch_iter_next(&it, &es[got]) == 1) {
+        m[got].w = &w;
+        rd_kafka_resp_err_t e = produce_one(c, &m[got], &es[got], &s, reason, sizeof reason);
+        if (e) {
+            m[got].err = e;
+            why[got] = strdup(reason);
+        }
+        got++;
+    }
+    double t1 = buf_now();
+    wait_reports(c, &w, got);
+    wlog_debug("out_kafka", "%s: %u messages produced in %.1f ms, reported after %.1f ms more", o->id, got,
+               (t1 - t0) * 1e3, (buf_now() - t1) * 1e3);
+
+    /* a batch the broker found too large: each of its records alone */
+    uint32_t isolated = 0;
+    for (uint32_t i = 0; i < got; i++) {
+        if (!m[i].produced || !too_large(m[i].err) || isolated >= KAFKA_ISOLATE_MAX)
+            continue;
+        isolated++;
+        m[i].err = 0;
+        m[i].produced = 0;
+        rd_kafka_resp_err_t e = produce_one(c, &m[i], &es[i], &s, reason, sizeof reason);
+        if (e) {
+            m[i].err = e;
+            free(why[i]);
+            why[i] = strdup(reason);
+            continue;
+        }
+        wait_reports(c, &w, 1);
+    }
+    if (isolated)
+        atomic_fetch_add_explicit(&c->isolated, isolated, memory_order_relaxed);
+
+    uint32_t nok = 0, nretry = 0, nerr = 0;
+    rd_kafka_resp_err_t first_err = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        rd_kafka_resp_err_t e = i < got ? m[i].err : RD_KAFKA_RESP_ERR__BAD_MSG;
+        int st = err_status(e);
+        if (st == OUT_OK) {
+            nok++;
+            continue;
+        }
+        if (!first_err)
+            first_err = e;
+        if (st == OUT_RETRY)
+            nretry++;
+        else
+            nerr++;
+        char r[600];
+        snprintf(r, sizeof r, "kafka: %s: %s", rd_kafka_err2name(e),
+                 i < got && why[i] ? why[i] : rd_kafka_err2str(e));
+        out_result_mark(res, i, st, r);
+    }
+    atomic_fetch_add_explicit(&c->delivered, nok, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->failed_retry, nretry, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->failed_error, nerr, memory_order_relaxed);
+    if (nretry || nerr)
+        wlog_warn("out_kafka", "%s: %u of %u messages delivered, %u to retry, %u refused (first: %s)", o->id, nok,
+                  n, nretry, nerr, rd_kafka_err2str(first_err));
+    for (uint32_t i = 0; i < n; i++)
+        free(why[i]);
+    free(why);
+    free(es);
+    free(m);
+    kscratch_free(&s);
+    if (nok == 0 && nretry == n) {
+        /* nothing went through: retry the chunk as it is (back-off, retry budget) */
+        out_result_free(res);
+        snprintf(res->reason, sizeof res->reason, "kafka: %s", rd_kafka_err2str(first_err));
+        return OUT_RETRY;
+    }
+    return OUT_OK;
+}
+
+static void kafka_exit(output *o)
+{
+    kafka_out *c = o->ctx;
+    if (c->rk) {
+        rd_kafka_flush(c->rk, 10000);
+        rd_kafka_destroy(c->rk);
+        c->rk = NULL;
+        wlog_info("out_kafka", "%s: stopped: %" PRIuFAST64 " messages delivered, %" PRIuFAST64 " to retry, %" PRIuFAST64
+                  " refused, %" PRIuFAST64 " queue-full waits",
+                  o->id, atomic_load(&c->delivered), atomic_load(&c->failed_retry), atomic_load(&c->failed_error),
+                  atomic_load(&c->queue_full_waits));
+    }
+    kafka_kv_free(c->static_hdrs, c->nstatic_hdrs);
+    for (size_t i = 0; i < c->nrec_hdrs; i++) {
+        free(c->rec_hdr_names[i]);
+        rec_path_free(&c->rec_hdr_paths[i]);
+    }
+    free(c->rec_hdr_names);
+    free(c->rec_hdr_paths);
+    fmt_free(&c->f);
+}
+
+const out_plugin out_kafka2_plugin = {
+    .name = "kafka2",
+    .spec = kafka_spec,
+    .ctx_size = sizeof(kafka_out),
+    .init = kafka_init,
+    .write = kafka_write,
+    .exit = kafka_exit,
+};
+
+const out_plugin out_rdkafka2_plugin = {
+    .name = "rdkafka2",
+    .spec = kafka_spec,
+    .ctx_size = sizeof(kafka_out),
+    .init = kafka_init,
+    .write = kafka_write,
+    .exit = kafka_exit,
+};

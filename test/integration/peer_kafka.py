@@ -1,0 +1,214 @@
+"""A real Apache Kafka broker (KRaft mode, one node) for weir's Kafka tests.
+
+The jars come from Maven Central (scripts/peers/kafka.sh caches them under
+${WEIR_TEST_CACHE:-~/.cache/weir-test}/kafka/libs). The broker listens on
+127.0.0.1 on free ports, keeps its data in a temporary directory, and runs
+in its own process group so kill()/stop() take the JVM down whole.
+kcat (Debian) reads topics back; Kafka's own tools (TopicCommand,
+DumpLogSegments) create topics and show how batches were compressed.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+CACHE = os.environ.get("WEIR_TEST_CACHE") or os.path.expanduser("~/.cache/weir-test")
+KAFKA_DIR = os.path.join(CACHE, "kafka")
+LIBS = os.path.join(KAFKA_DIR, "libs")
+JAVA_OPTS = ["-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+             "-Djava.awt.headless=true"]
+
+LOG4J = """log4j.rootLogger=WARN, stderr
+log4j.appender.stderr=org.apache.log4j.ConsoleAppender
+log4j.appender.stderr.Target=System.err
+log4j.appender.stderr.layout=org.apache.log4j.PatternLayout
+log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
+"""
+
+
+def ensure_jars():
+    subprocess.run([os.path.join(REPO, "scripts", "peers", "kafka.sh")], check=True)
+
+
+def _port():
+    # local import: conftest's helper (same module search path as the tests)
+    from conftest import free_port
+    return free_port()
+
+
+class Broker:
+    def __init__(self, extra_props=None):
+        ensure_jars()
+        self.dir = tempfile.mkdtemp(prefix="weir-kafka-")
+        self.data = os.path.join(self.dir, "data")
+        self.port = _port()
+        self.cport = _port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "broker.log")
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.cport}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.cport}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": self.data,
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "4",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "true",
+        }
+        props.update(extra_props or {})
+        self.props_path = os.path.join(self.dir, "server.properties")
+        with open(self.props_path, "w") as f:
+            f.write("".join(f"{k}={v}\n" for k, v in props.items()))
+        self.log4j = os.path.join(self.dir, "log4j.properties")
+        with open(self.log4j, "w") as f:
+            f.write(LOG4J)
+        self._java("kafka.tools.StorageTool", "format", "-t", "weirtestclusterid0001A",
+                   "-c", self.props_path, check=True)
+
+    def _java(self, cls, *args, check=False, timeout=120, input=None):
+        cmd = ["java", *JAVA_OPTS, "-Xms64m", "-cp", os.path.join(LIBS, "*"),
+               f"-Dlog4j.configuration=file:{self.log4j}", cls, *args]
+        p = subprocess.run(cmd, capture_output=True, timeout=timeout, input=input)
+        if check and p.returncode != 0:
+            raise AssertionError(f"{cls} {' '.join(args)} failed ({p.returncode}): "
+                                 f"{p.stdout.decode()[-2000:]} {p.stderr.decode()[-2000:]}")
+        return p
+
+    # -- process
+    def start(self, timeout=60):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            ["java", *JAVA_OPTS, "-cp", os.path.join(LIBS, "*"),
+             f"-Dlog4j.configuration=file:{self.log4j}", "kafka.Kafka", self.props_path],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"kafka broker exited {self.proc.returncode}:\n{self.log_tail()}")
+            p = subprocess.run(["kcat", "-b", self.bootstrap, "-L", "-J", "-m", "2"],
+                               capture_output=True, timeout=10)
+            if p.returncode == 0:
+                return self
+            time.sleep(0.3)
+        raise AssertionError(f"kafka broker not up after {timeout}s:\n{self.log_tail()}")
+
+    def kill(self):
+        """SIGKILL the broker's process group (a crash, not a shutdown)."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(20)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_tail(self, n=4000):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-n:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    # -- admin
+    def create_topic(self, name, partitions=1, config=None):
+        args = ["--bootstrap-server", self.bootstrap, "--create", "--if-not-exists", "--topic", name,
+                "--partitions", str(partitions), "--replication-factor", "1"]
+        for k, v in (config or {}).items():
+            args += ["--config", f"{k}={v}"]
+        self._java("org.apache.kafka.tools.TopicCommand", *args, check=True)
+        # wait until the broker serves its metadata
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            md = self.metadata(name)
+            if md and all(p.get("leader", -1) >= 0 for p in md.get("partitions", [])) and \
+                    len(md.get("partitions", [])) == partitions:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"topic {name} has no leader after 20s")
+
+    def metadata(self, topic):
+        p = subprocess.run(["kcat", "-b", self.bootstrap, "-L", "-J", "-t", topic],
+                           capture_output=True, timeout=20)
+        if p.returncode != 0:
+            return None
+        for t in json.loads(p.stdout).get("topics", []):
+            if t.get("topic") == topic and not t.get("error"):
+                return t
+        return None
+
+    def read(self, topic, timeout=20, expect=None):
+        """Every message of `topic` as kcat -J objects (payload decoded later by the test).
+        With expect=N, polls until N messages are there (or timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            p = subprocess.run(["kcat", "-b", self.bootstrap, "-C", "-t", topic, "-e", "-q", "-J",
+                                "-X", "fetch.wait.max.ms=100"],
+                               capture_output=True, timeout=60)
+            msgs = [json.loads(l) for l in p.stdout.decode("utf-8", "replace").splitlines() if l.strip()]
+            if expect is None or len(msgs) >= expect or time.monotonic() > deadline:
+                return msgs
+            time.sleep(0.3)
+
+    def produce(self, topic, lines, key_sep=None, headers=None):
+        """Produce text lines with kcat (one message per line)."""
+        args = ["kcat", "-b", self.bootstrap, "-P", "-t", topic, "-X", "acks=all"]
+        if key_sep:
+            args += ["-K", key_sep]
+        for h in headers or []:
+            args += ["-H", h]
+        p = subprocess.run(args, input="".join(l + "\n" for l in lines).encode(), capture_output=True,
+                           timeout=60)
+        assert p.returncode == 0, p.stderr.decode()
+
+    def committed(self, group, topic):
+        """The group's committed offsets for topic's partitions."""
+        args = ["--bootstrap-server", self.bootstrap, "--describe", "--group", group]
+        p = self._java("org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", *args)
+        out = {}
+        for line in p.stdout.decode().splitlines():
+            f = line.split()
+            if len(f) >= 4 and f[1] == topic and f[2].isdigit():
+                out[int(f[2])] = int(f[3]) if f[3].isdigit() else None
+        return out
+
+    def codecs(self, topic, partition=0):
+        """Compression codecs of the record batches on disk (DumpLogSegments)."""
+        d = os.path.join(self.data, f"{topic}-{partition}")
+        codecs = set()
+        for fn in sorted(os.listdir(d)):
+            if not fn.endswith(".log"):
+                continue
+            p = self._java("kafka.tools.DumpLogSegments", "--files", os.path.join(d, fn))
+            for line in p.stdout.decode().splitlines():
+                if "compresscodec:" in line:
+                    codecs.add(line.split("compresscodec:")[1].split()[0].strip())
+        return codecs

@@ -3,13 +3,14 @@
 #   make SANITIZE=1      ASan + UBSan build into build-san/
 #   make test            install test deps if missing, unit + integration tests
 #   make bench           benchmarks (build/weir + load generator)
+#   make bench-backends  forward -> buffer -> Elasticsearch / Loki / Kafka, real servers
 #   make run             build and run on the embedded default config
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
 VERSION := 0.1.0
 
-PKGS := libevent libevent_pthreads msgpack jansson libssl libcrypto zlib libzstd libpcre2-8 libcurl
+PKGS := libevent libevent_pthreads msgpack jansson libssl libcrypto zlib libzstd libpcre2-8 libcurl rdkafka snappy
 CC   ?= cc
 
 ifeq ($(SANITIZE),1)
@@ -28,13 +29,13 @@ CFLAGS  += -std=gnu11 $(OPT) $(WARN) -pthread -D_GNU_SOURCE -DWEIR_VERSION='"$(V
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 LDFLAGS += $(LDSAN)
 
-SRC_DIRS := aggregator forward-protocol buffer outputs config
+SRC_DIRS := aggregator forward-protocol buffer outputs outputs/kafka config
 LIB_SRC  := $(filter-out aggregator/main.c,$(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/default_conf.o
 UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 
-.PHONY: all clean test test-unit test-integration bench run install deps test-deps fuzz
+.PHONY: all clean test test-unit test-integration bench bench-backends run install deps test-deps fuzz
 
 all: $(BUILD)/weir $(BUILD)/weir-loadgen
 
@@ -87,14 +88,34 @@ test-integration: all
 bench: all
 	@scripts/bench.sh $(abspath $(BUILD))
 
+# The backends, each against a real server started by the script (Elasticsearch,
+# Loki, Kafka: the test peers); needs make test-deps first. BENCH_BACKENDS
+# chooses a subset, e.g. BENCH_BACKENDS="kafka".
+BENCH_BACKENDS ?= elasticsearch loki kafka
+bench-backends: all
+	@for b in $(BENCH_BACKENDS); do echo "== bench/$$b.sh"; bench/$$b.sh $(abspath $(BUILD)) || exit 1; done
+
 run: deps
 	@$(MAKE) --no-print-directory $(BUILD)/weir
 	$(BUILD)/weir
 
+# install: the binary, the systemd unit (paths substituted), the sample
+# config as $(SYSCONFDIR)/weir/weir.conf (kept if it exists), the embedded
+# default config and the docs. SYSCONFDIR is /etc for PREFIX=/usr.
+SYSCONFDIR     ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR         ?= $(PREFIX)/share/doc/weir
 install: $(BUILD)/weir
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/weir
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/weir $(DESTDIR)$(DOCDIR) \
+	  $(DESTDIR)$(SYSCONFDIR)/weir $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 0755 $(BUILD)/weir $(DESTDIR)$(PREFIX)/bin/weir
 	install -m 0644 config/default.conf $(DESTDIR)$(PREFIX)/share/weir/weir.conf
+	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+	  packaging/weir.service > $(DESTDIR)$(SYSTEMDUNITDIR)/weir.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/weir.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/weir/weir.conf || \
+	  install -m 0644 packaging/weir.conf $(DESTDIR)$(SYSCONFDIR)/weir/weir.conf
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 
 # libFuzzer targets (clang from Debian): each test/fuzz/fuzz_*.c runs
 # FUZZ_SECONDS (default 60) on its corpus under test/fuzz/corpus/<name>/.

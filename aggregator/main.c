@@ -22,6 +22,9 @@
 #include "aggregator/log.h"
 #include "aggregator/monitor.h"
 #include "aggregator/pipeline.h"
+#include "aggregator/reload.h"
+#include "aggregator/tap.h"
+#include "aggregator/source.h"
 #include "aggregator/worker.h"
 #include "buffer/buffer.h"
 #include "config/conf.h"
@@ -33,6 +36,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: weir [-c FILE] [--dry-run] [--log-level LEVEL]\n"
+            "       weir tap [--endpoint HOST:PORT] [--rate N] [--output ID] PATTERN\n"
             "\n"
             "  -c, --config FILE    configuration in Fluentd syntax (default: the embedded\n"
             "                       config: forward on 24224, JSON lines under ./data/)\n"
@@ -48,13 +52,13 @@ static void usage(FILE *f)
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
-    struct event_base *base = arg;
+    reload_ctx *rl = arg;
     if (sig == SIGHUP) {
-        wlog_warn("main", "SIGHUP received: configuration reload is not implemented yet; ignoring");
+        reload_run(rl);
         return;
     }
     wlog_info("main", "%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    event_base_loopexit(base, NULL);
+    event_base_loopexit(rl->base, NULL);
 }
 
 static void break_task(worker *w, void *arg) { event_base_loopbreak(w->base); }
@@ -69,6 +73,8 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'l'}, {"show-default", no_argument, NULL, 's'},
         {NULL, 0, NULL, 0},
     };
+    if (argc > 1 && strcmp(argv[1], "tap") == 0)
+        return tap_client_main(argc - 1, argv + 1);
     int ch;
     while ((ch = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
         switch (ch) {
@@ -98,12 +104,15 @@ int main(int argc, char **argv)
     conf_errors errs = {0};
     conf_node *root = config ? conf_parse_file(config, &errs) : conf_parse_string(weir_default_conf, "<embedded default>", &errs);
     pipeline pl;
+    reload_ctx rl = {0};
     int bad = !root || errs.n > 0, loaded = 0;
     if (root) {
-        if (pipeline_load(&pl, root, &errs) != 0)
+        if (pipeline_load(&pl, root, &errs) != 0) {
             bad = 1;
-        else
+        } else {
             loaded = 1;
+            pipeline_bind_error_sinks(&pl);
+        }
     }
     if (bad) {
         if (loaded)
@@ -163,6 +172,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < pl.nsources; i++)
         if (fwd_source_listen(pl.sources[i], base, workers, nworkers))
             goto out;
+    for (size_t i = 0; i < pl.nxsources; i++)
+        if (pl.xsources[i]->plugin->start(pl.xsources[i]))
+            goto out;
     for (size_t i = 0; i < pl.nmonitors; i++) {
         if (monitor_start(pl.monitors[i], &pl, workers, nworkers))
             goto out;
@@ -172,8 +184,16 @@ int main(int argc, char **argv)
 
     struct event *sigs[3];
     int signums[3] = {SIGTERM, SIGINT, SIGHUP};
+    rl.pl = &pl;
+    rl.workers = workers;
+    rl.nworkers = nworkers;
+    rl.base = base;
+    rl.config_path = config;
+    rl.embedded = weir_default_conf;
+    rl.log_level_forced = log_level != NULL;
+    rl.root = root;
     for (int i = 0; i < 3; i++) {
-        sigs[i] = evsignal_new(base, signums[i], on_signal, base);
+        sigs[i] = evsignal_new(base, signums[i], on_signal, &rl);
         event_add(sigs[i], NULL);
     }
     wlog_info("main", "weir %s started: config %s, %d workers, %zu outputs", WEIR_VERSION,
@@ -216,6 +236,9 @@ out:;
             forced = 1;
         }
     }
+    /* other sources (kafka) hand over what they read and commit it */
+    for (size_t i = 0; i < pl.nxsources; i++)
+        pl.xsources[i]->plugin->stop(pl.xsources[i]);
     /* 3. outputs take what they were handed; buffers flush (flush_at_shutdown)
      * or keep their chunks for the next start */
     size_t nout = pl.noutputs;
@@ -229,7 +252,10 @@ out:;
         free(workers);
     }
     pipeline_free(&pl);
+    if (rl.root)
+        root = rl.root; /* the tree of the configuration running last */
     conf_free(root);
+    reload_free(&rl);
     event_base_free(base);
     wlog_info("main", "stopped (%zu outputs drained)", nout);
     libevent_global_shutdown();

@@ -17,6 +17,8 @@
  * `metrics_path`); both serve every path above.
  */
 #include "monitor.h"
+#include "aggregator/reload.h"
+#include "aggregator/tap.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -29,6 +31,8 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
 
 #include "aggregator/log.h"
 #include "buffer/buffer.h"
@@ -72,6 +76,8 @@ monitor *monitor_create(conf_node *n, const char *type, conf_errors *errs)
     return m;
 }
 
+static void tap_sess_free(struct tap_sess *s, int detach);
+
 void monitor_free(monitor *m)
 {
     if (!m)
@@ -80,6 +86,8 @@ void monitor_free(monitor *m)
         event_base_loopbreak(m->base);
         pthread_join(m->thread, NULL);
     }
+    while (m->taps)
+        tap_sess_free(m->taps, 1);
     if (m->hc_timer)
         event_free(m->hc_timer);
     if (m->http)
@@ -190,6 +198,10 @@ static void write_metrics(monitor *m, struct evbuffer *o)
         evbuffer_add_printf(o, "weir_input_connections_refused_total{input=\"%s\"} %llu\n",
                             lv(m->pl->sources[i]->id, l1, sizeof l1),
                             (unsigned long long)ld(&m->pl->sources[i]->conns_refused));
+    metric_head(o, "weir_reloads_total", "counter", "SIGHUP configuration reloads by result");
+    evbuffer_add_printf(o, "weir_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)ld(&reload_ok_total));
+    evbuffer_add_printf(o, "weir_reloads_total{result=\"failed\"} %llu\n",
+                        (unsigned long long)ld(&reload_failed_total));
     metric_head(o, "weir_input_connections_retired_total", "counter",
                 "connections closed gracefully after max_connection_age / max_requests_per_connection");
     for (size_t i = 0; i < m->pl->nsources; i++)
@@ -263,9 +275,22 @@ static void write_metrics(monitor *m, struct evbuffer *o)
                                 op->plugin->name, (unsigned long long)v);
         }
     }
-    for (size_t i = 0; i < m->pl->noutputs; i++) /* plugin-specific families (e.g. weir_loki_*) */
-        if (m->pl->outputs[i]->plugin->metrics)
-            m->pl->outputs[i]->plugin->metrics(m->pl->outputs[i], o);
+    for (size_t i = 0; i < m->pl->noutputs; i++) { /* plugin-specific families (e.g. weir_loki_*) */
+        const out_plugin *pg = m->pl->outputs[i]->plugin;
+        int first = 1;
+        for (size_t j = 0; j < i && first; j++)
+            first = m->pl->outputs[j]->plugin != pg;
+        if (!pg->metrics || !first)
+            continue;
+        output **same = calloc(m->pl->noutputs, sizeof *same);
+        size_t n = 0;
+        for (size_t j = i; same && j < m->pl->noutputs; j++)
+            if (m->pl->outputs[j]->plugin == pg)
+                same[n++] = m->pl->outputs[j];
+        if (same)
+            pg->metrics((output *const *)same, n, o);
+        free(same);
+    }
     metric_head(o, "weir_output_write_seconds", "histogram", "time of one write to the backend (a flush)");
     for (size_t i = 0; i < m->pl->noutputs; i++) {
         output *op = m->pl->outputs[i];
@@ -406,7 +431,9 @@ static void hc_sample(evutil_socket_t fd, short what, void *arg)
 {
     monitor *m = arg;
     uint64_t e, r;
+    monitor_lock();
     hc_totals(m, &e, &r);
+    monitor_unlock();
     uint64_t now = (uint64_t)buf_now();
     uint64_t *slot = &m->hc_ring[3 * (now % (uint64_t)m->hc_slots)];
     slot[0] = e;
@@ -432,6 +459,127 @@ static int healthy(monitor *m)
     return (int64_t)(e - e0) < m->hc_errors_count && (int64_t)(r - r0) < m->hc_retry_failure_count;
 }
 
+/* ---- /api/tap: live records for `weir tap` (aggregator/tap.h) ------------------------- */
+
+struct tap_sess {
+    struct tap_sess *next, *prev;
+    monitor *m;
+    struct evhttp_request *req;
+    tap *t;
+    struct event *ev;   /* activated by tap_offer (any thread) */
+    struct event *tick; /* once a second: say how many records the rate limit skipped */
+    uint64_t dropped;
+    double rate;
+};
+
+static void tap_sess_free(struct tap_sess *s, int detach)
+{
+    monitor *m = s->m;
+    struct evhttp_connection *ec = detach ? evhttp_request_get_connection(s->req) : NULL;
+    if (ec) /* the monitor stops: evhttp_free closes the connection later, no callback then */
+        evhttp_connection_set_closecb(ec, NULL, NULL);
+    tap_close(s->t); /* after this no thread activates s->ev */
+    event_free(s->ev);
+    event_free(s->tick);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        m->taps = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    free(s);
+}
+
+static void tap_wake(void *arg) { event_active(((struct tap_sess *)arg)->ev, EV_READ, 0); }
+
+static void tap_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct tap_sess *s = arg;
+    wbuf w = {0};
+    uint64_t dropped = 0;
+    tap_take(s->t, &w, &dropped);
+    s->dropped += dropped;
+    if (what & EV_TIMEOUT && s->dropped) {
+        char line[200];
+        int n = snprintf(line, sizeof line,
+                         "{\"tap\":\"skipped\",\"records\":%llu,\"reason\":\"rate limit of %g records/s\"}\n",
+                         (unsigned long long)s->dropped, s->rate);
+        wbuf_add(&w, line, (size_t)n);
+        s->dropped = 0;
+    }
+    if (w.len) {
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add(b, w.data, w.len);
+        evhttp_send_reply_chunk(s->req, b);
+        evbuffer_free(b);
+    }
+    wbuf_free(&w);
+}
+
+/* The client went away. libevent has detached the request (evcon NULL)
+ * because its reply was still being streamed: ending the reply frees it. */
+static void tap_closed(struct evhttp_connection *ec, void *arg)
+{
+    struct tap_sess *s = arg;
+    struct evhttp_request *req = s->req;
+    tap_sess_free(s, 0);
+    if (!evhttp_request_get_connection(req))
+        evhttp_send_reply_end(req);
+}
+
+static void tap_start(monitor *m, struct evhttp_request *req, struct evbuffer *body)
+{
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+    const char *qs = u ? evhttp_uri_get_query(u) : NULL;
+    if (!qs || evhttp_parse_query_str(qs, &q) != 0 || !evhttp_find_header(&q, "pattern")) {
+        evbuffer_add_printf(body, "usage: /api/tap?pattern=TAG_PATTERN[&rate=N][&output=ID]\n");
+        reply(req, 400, "Bad Request", "text/plain", body);
+        evhttp_clear_headers(&q);
+        return;
+    }
+    char pattern[256];
+    snprintf(pattern, sizeof pattern, "%s", evhttp_find_header(&q, "pattern"));
+    const char *rate_s = evhttp_find_header(&q, "rate");
+    double rate = rate_s ? atof(rate_s) : 100;
+    if (rate <= 0 || rate > 100000)
+        rate = rate <= 0 ? 100 : 100000;
+    struct tap_sess *s = calloc(1, sizeof *s);
+    if (s) {
+        s->m = m;
+        s->req = req;
+        s->rate = rate;
+        s->ev = event_new(m->base, -1, 0, tap_flush, s);
+        s->tick = event_new(m->base, -1, EV_PERSIST, tap_flush, s);
+        s->t = tap_open(evhttp_find_header(&q, "pattern"), evhttp_find_header(&q, "output"), rate, tap_wake, s);
+    }
+    evhttp_clear_headers(&q);
+    if (!s || !s->ev || !s->tick || !s->t) {
+        if (s) {
+            tap_close(s->t);
+            if (s->ev)
+                event_free(s->ev);
+            if (s->tick)
+                event_free(s->tick);
+            free(s);
+        }
+        evbuffer_add_printf(body, "too many taps open\n");
+        reply(req, 503, "Service Unavailable", "text/plain", body);
+        return;
+    }
+    s->next = m->taps;
+    if (m->taps)
+        m->taps->prev = s;
+    m->taps = s;
+    struct timeval one = {1, 0};
+    event_add(s->tick, &one);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/x-ndjson");
+    evhttp_send_reply_start(req, 200, "OK");
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), tap_closed, s);
+    wlog_info("monitor", "tap opened: pattern '%s', at most %g records/s", pattern, rate);
+}
+
 static void handle(struct evhttp_request *req, void *arg)
 {
     monitor *m = arg;
@@ -440,12 +588,15 @@ static void handle(struct evhttp_request *req, void *arg)
     size_t pl = strcspn(uri, "?");
     snprintf(path, sizeof path, "%.*s", (int)(pl < sizeof path ? pl : sizeof path - 1), uri);
     struct evbuffer *body = evbuffer_new();
+    monitor_lock(); /* a reload swaps the pipeline's lists */
     if (evhttp_request_get_command(req) != EVHTTP_REQ_GET && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
         evbuffer_add_printf(body, "method not allowed\n");
         reply(req, 405, "Method Not Allowed", "text/plain", body);
     } else if (!strcmp(path, m->metrics_path) || !strcmp(path, "/metrics")) {
         write_metrics(m, body);
         reply(req, 200, "OK", "text/plain; version=0.0.4", body);
+    } else if (!strcmp(path, "/api/tap")) {
+        tap_start(m, req, body);
     } else if (!strcmp(path, "/healthz")) {
         evbuffer_add_printf(body, "ok\n");
         reply(req, 200, "OK", "text/plain", body);
@@ -488,8 +639,13 @@ static void handle(struct evhttp_request *req, void *arg)
         evbuffer_add_printf(body, "not found: try /metrics, /api/plugins.json, /api/v1/health, /healthz, /readyz\n");
         reply(req, 404, "Not Found", "text/plain", body);
     }
+    monitor_unlock();
     evbuffer_free(body);
 }
+
+static pthread_mutex_t pl_mu = PTHREAD_MUTEX_INITIALIZER;
+void monitor_lock(void) { pthread_mutex_lock(&pl_mu); }
+void monitor_unlock(void) { pthread_mutex_unlock(&pl_mu); }
 
 static void *monitor_main(void *arg)
 {

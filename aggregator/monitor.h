@@ -39,11 +39,16 @@ typedef struct monitor {
     int hc_slots;
     uint64_t *hc_ring; /* per second: [write errors, retry failures, sampled at] */
     struct event *hc_timer;
+    struct tap_sess *taps; /* open /api/tap streams (monitor thread) */
 } monitor;
 
 /* `type` is "monitor_agent" or "prometheus" (default ports 24220 / 24231). */
 monitor *monitor_create(conf_node *n, const char *type, conf_errors *errs);
 int monitor_start(monitor *m, pipeline *pl, worker *workers, int nworkers);
 void monitor_free(monitor *m);
+/* Held by the monitor thread while it reads the pipeline, and by a reload
+ * while it swaps the pipeline's lists. */
+void monitor_lock(void);
+void monitor_unlock(void);
 
 #endif

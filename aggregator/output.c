@@ -11,10 +11,16 @@
 #include "buffer/buffer.h"
 
 extern const out_plugin out_file_plugin, out_stdout_plugin, out_null_plugin;
+extern const out_plugin out_kafka2_plugin, out_rdkafka2_plugin;
+extern const out_plugin out_loki_plugin;
+extern const out_plugin out_elasticsearch_plugin, out_opensearch_plugin;
 
 /* The one place plugins are registered. */
-static const out_plugin *const plugins[] = {&out_file_plugin, &out_stdout_plugin, &out_null_plugin, NULL};
-static const char *const plugin_names[] = {"file", "stdout", "null", NULL};
+static const out_plugin *const plugins[] = {&out_file_plugin, &out_stdout_plugin, &out_null_plugin,
+                                            &out_kafka2_plugin, &out_rdkafka2_plugin, &out_loki_plugin,
+                                            &out_elasticsearch_plugin, &out_opensearch_plugin, NULL};
+static const char *const plugin_names[] = {"file", "stdout", "null", "kafka2", "rdkafka2", "loki",
+                                           "elasticsearch", "opensearch", NULL};
 
 const out_plugin *out_plugin_find(const char *name)
 {
@@ -57,6 +63,7 @@ output *output_create(conf_node *n, const char *pattern, int index, conf_errors 
     }
     o->id = strdup(id);
     o->pattern = strdup(pattern ? pattern : "");
+    o->conf_fp = conf_fingerprint(n);
     o->queue_limit = 64u << 20;
     pthread_mutex_init(&o->mu, NULL);
     pthread_cond_init(&o->cv, NULL);
@@ -287,6 +294,10 @@ void output_destroy(output *o)
 {
     if (!o)
         return;
+    if (o->borrowed) { /* a reload's failed build: it still belongs to the running pipeline */
+        o->borrowed = 0;
+        return;
+    }
     output_stop(o, buf_now() + 10);
     output_destroy(o->secondary);
     if (o->plugin->exit)
@@ -298,5 +309,6 @@ void output_destroy(output *o)
     free(o->ctx);
     free(o->id);
     free(o->pattern);
+    free(o->conf_fp);
     free(o);
 }

@@ -33,6 +33,7 @@ enum { OUT_OK = 0, OUT_RETRY = 1, OUT_ERROR = 2 };
 
 typedef struct output output;
 struct buffer;
+struct evbuffer;
 
 /*
  * What a write reports beyond its return code. A plugin that knows which
@@ -64,6 +65,11 @@ typedef struct out_plugin {
     void (*idle)(output *o);
     /* Release everything (also after a failed init). Optional. */
     void (*exit)(output *o);
+    /* Append the plugin's own Prometheus families for /metrics, for all
+     * `n` outputs of this plugin at once (a family's lines must be
+     * contiguous). Monitor thread, concurrently with write: lock or use
+     * atomics for what it reads. Optional. */
+    void (*metrics)(output *const *outs, size_t n, struct evbuffer *out);
 } out_plugin;
 
 #define OUT_LAT_BUCKETS 11
@@ -85,6 +91,8 @@ struct output {
     char *id;      /* @id, or "<type>.<n>" */
     char *pattern; /* the <match> pattern, for logs */
     struct buffer *buf;  /* <buffer>, or NULL: write synchronously before the ack */
+    char *conf_fp;       /* its configuration text (conf_fingerprint): reload keeps it when unchanged */
+    int borrowed;        /* reload: lent to a pipeline being built; output_destroy leaves it alone */
     output *secondary;   /* <secondary>, or NULL (buffered outputs only) */
 
     pthread_mutex_t mu;

@@ -8,6 +8,7 @@
 
 #include "aggregator/log.h"
 #include "aggregator/monitor.h"
+#include "aggregator/source.h"
 #include "buffer/buffer.h"
 
 static const conf_spec system_spec[] = {
@@ -20,7 +21,7 @@ static const conf_spec system_spec[] = {
 };
 
 static const char *const directives[] = {"system", "source", "match", "filter", "label", "worker", NULL};
-static const char *const source_types[] = {"forward", "monitor_agent", "prometheus", NULL};
+static const char *const source_types[] = {"forward", "monitor_agent", "prometheus", "kafka", NULL};
 
 static int error_sink(void *arg, const batch *b, const char *reason) { return router_emit_error(arg, b, reason); }
 
@@ -96,6 +97,20 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
                     p->monitors = push(p->monitors, &p->nmonitors, mo);
                 continue;
             }
+            const source_plugin *sp = source_plugin_find(type->value);
+            if (sp) {
+                conf_get(n, "@log_level");
+                conf_param *xl = conf_get(n, "@label");
+                source *xs = sp->create(n, nsrc++, errs);
+                if (!xs)
+                    continue;
+                p->xsources = push(p->xsources, &p->nxsources, xs);
+                xs->rt = p->rt;
+                if (p->rt)
+                    xs->label = router_label(p->rt, xl ? xl->value : NULL, xl ? xl->file : n->file,
+                                             xl ? xl->line : n->line, errs);
+                continue;
+            }
             if (strcmp(type->value, "forward") != 0) {
                 const char *s = conf_suggest(type->value, source_types);
                 if (s)
@@ -136,17 +151,26 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
                 conf_errors_add(errs, root->file, 0, "buffer path %s is used by both %s and %s", a->c.path,
                                 p->outputs[k]->id, p->outputs[i]->id);
         }
-    for (size_t i = 0; i < p->noutputs; i++)
-        if (p->outputs[i]->buf) {
-            p->outputs[i]->buf->error_sink = error_sink;
-            p->outputs[i]->buf->error_sink_arg = p->rt;
-        }
     if (errs->n > before) {
         pipeline_free(p);
         return -1;
     }
     return 0;
 }
+
+/* Records an output rejects one by one go to this pipeline's @ERROR label.
+ * Separate from pipeline_load so a reload switches them only once the new
+ * outputs run (under buffer_sink_lock). */
+void pipeline_bind_error_sinks(pipeline *p)
+{
+    for (size_t i = 0; i < p->noutputs; i++)
+        if (p->outputs[i]->buf) {
+            p->outputs[i]->buf->error_sink = error_sink;
+            p->outputs[i]->buf->error_sink_arg = p->rt;
+        }
+}
+
+void pipeline_sys_free(sys_conf *s) { conf_unbind(system_spec, s); }
 
 void pipeline_free(pipeline *p)
 {
@@ -159,6 +183,9 @@ void pipeline_free(pipeline *p)
     for (size_t i = 0; i < p->nsources; i++)
         fwd_source_free(p->sources[i]);
     free(p->sources);
+    for (size_t i = 0; i < p->nxsources; i++)
+        p->xsources[i]->plugin->free(p->xsources[i]);
+    free(p->xsources);
     for (size_t i = 0; i < p->noutputs; i++)
         output_destroy(p->outputs[i]);
     free(p->outputs);

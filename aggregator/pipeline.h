@@ -23,6 +23,8 @@ typedef struct pipeline {
     sys_conf sys;
     fwd_source **sources;
     size_t nsources;
+    struct source **xsources; /* other inputs (aggregator/source.h), started/stopped by main */
+    size_t nxsources;
     output **outputs; /* every output the router created (started/stopped by main) */
     size_t noutputs;
     router *rt;
@@ -33,5 +35,9 @@ typedef struct pipeline {
 /* Returns 0 and fills p, or -1 with errors in errs (p is cleaned up). */
 int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs);
 void pipeline_free(pipeline *p);
+/* Point the outputs' rejected records at this pipeline's @ERROR label
+ * (after pipeline_load, before records flow). */
+void pipeline_bind_error_sinks(pipeline *p);
+void pipeline_sys_free(sys_conf *s);
 
 #endif

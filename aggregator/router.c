@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "aggregator/log.h"
+#include "aggregator/tap.h"
 #include "aggregator/record.h"
 #include "aggregator/rx.h"
 #include "forward-protocol/mp.h"
@@ -205,6 +206,15 @@ struct router {
     size_t ntargets;
     atomic_uint_fast64_t filtered_out, unmatched, to_error, rewritten;
 };
+
+/* SIGHUP reload: who makes the outputs of the router being built (main thread). */
+static router_output_fn out_factory;
+static void *out_factory_arg;
+void router_set_output_factory(router_output_fn fn, void *arg)
+{
+    out_factory = fn;
+    out_factory_arg = arg;
+}
 
 static void *grow(void *arr, size_t *n, size_t sz)
 {
@@ -437,7 +447,8 @@ static rt_target *target_create(router *r, rt_label *owner, conf_node *n, const 
         return t->rw ? t : NULL;
     }
     t->kind = T_OUTPUT;
-    t->out = output_create(n, pattern, (*index)++, errs);
+    t->out = out_factory ? out_factory(out_factory_arg, n, pattern, (*index)++, errs)
+                         : output_create(n, pattern, (*index)++, errs);
     if (!t->out)
         return NULL;
     *outs = grow(*outs, nouts, sizeof **outs);
@@ -743,6 +754,7 @@ static void deliver(router_ctx *c, output *o, batch *b, int flags)
     }
     batch_ref(b);
     c->dl[c->ndl++] = (rt_delivery){o, b, flags};
+    tap_offer(o->id, b);
 }
 
 /* ---- routing ------------------------------------------------------------------------------- */

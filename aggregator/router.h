@@ -44,6 +44,12 @@ typedef struct router router;
 router *router_build(conf_node *root, output ***outs, size_t *nouts, conf_errors *errs);
 void router_free(router *r);
 
+/* Reload (main thread, around router_build only): outputs are made by `fn`
+ * instead of output_create, so an unchanged output can be carried over with
+ * its buffer and connections. NULL restores output_create. */
+typedef output *(*router_output_fn)(void *arg, conf_node *n, const char *pattern, int index, conf_errors *errs);
+void router_set_output_factory(router_output_fn fn, void *arg);
+
 /* The label a source's `@label` names, or the root label for NULL. NULL if
  * no such label (an error was added). */
 rt_label *router_label(router *r, const char *name, const char *file, int line, conf_errors *errs);

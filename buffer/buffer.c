@@ -1029,18 +1029,33 @@ static int requeue_retry(buffer *b, const batch *bt, const out_result *res)
     return rc;
 }
 
+/* Readers: flush threads handing rejected records to error_sink. Writer: a
+ * reload switching error_sink/error_sink_arg (buffer_sink_lock). */
+static pthread_rwlock_t sink_lock = PTHREAD_RWLOCK_INITIALIZER;
+void buffer_sink_lock(int lock)
+{
+    if (lock)
+        pthread_rwlock_wrlock(&sink_lock);
+    else
+        pthread_rwlock_unlock(&sink_lock);
+}
+
 /* Records an output rejected one by one: @ERROR when the configuration has
  * it, the dead-letter file otherwise. */
 static int reject_records(buffer *b, const batch *bt, const out_result *res, const char *why)
 {
+    pthread_rwlock_rdlock(&sink_lock);
     if (b->error_sink) {
         batch *sel = select_records(bt, res, OUT_ERROR);
         int rc = sel ? b->error_sink(b->error_sink_arg, sel, why) : 0;
         if (sel)
             batch_unref(sel);
-        if (rc == 0)
+        if (rc == 0) {
+            pthread_rwlock_unlock(&sink_lock);
             return 0;
+        }
     }
+    pthread_rwlock_unlock(&sink_lock);
     return dead_letter(b, bt, res, OUT_ERROR, why) < 0 ? -1 : 0;
 }
 

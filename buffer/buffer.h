@@ -122,6 +122,9 @@ void buffer_abort_waits(buffer *b);
 void buffer_destroy(buffer *b, double deadline);
 
 double buf_now(void); /* monotonic seconds */
+/* Reload: 1 takes, 0 releases the lock that error_sink calls hold (shared);
+ * while it is held, error_sink and error_sink_arg may be changed. */
+void buffer_sink_lock(int lock);
 
 /* Parse a chunk file's bytes (header checks, then every whole, checksum-valid
  * block) into a batch; the code recovery and flushes use. NULL with err set

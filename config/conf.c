@@ -1271,3 +1271,56 @@ const char *conf_get_value(const conf_node *n, const char *key)
     const conf_param *p = conf_get(n, key);
     return p ? p->value : NULL;
 }
+
+/* ---- fingerprint (reload) ------------------------------------------------------ */
+
+static int fp_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t nc = (*cap ? *cap * 2 : 256);
+        while (nc < *len + n + 1)
+            nc *= 2;
+        char *b = realloc(*buf, nc);
+        if (!b)
+            return -1;
+        *buf = b;
+        *cap = nc;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = 0;
+    return 0;
+}
+
+/* Length-prefixed pieces, so no value can imitate structure. */
+static int fp_str(char **buf, size_t *len, size_t *cap, const char *s)
+{
+    char pre[24];
+    size_t n = s ? strlen(s) : 0;
+    int pl = snprintf(pre, sizeof pre, s ? "%zu:" : "-:", n);
+    return fp_add(buf, len, cap, pre, (size_t)pl) || (s && fp_add(buf, len, cap, s, n)) ? -1 : 0;
+}
+
+static int fp_node(char **buf, size_t *len, size_t *cap, const conf_node *n)
+{
+    if (fp_add(buf, len, cap, "<", 1) || fp_str(buf, len, cap, n->name) || fp_str(buf, len, cap, n->arg))
+        return -1;
+    for (size_t i = 0; i < n->nparams; i++)
+        if (fp_str(buf, len, cap, n->params[i].key) || fp_str(buf, len, cap, n->params[i].value))
+            return -1;
+    for (size_t i = 0; i < n->nchildren; i++)
+        if (fp_node(buf, len, cap, n->children[i]))
+            return -1;
+    return fp_add(buf, len, cap, ">", 1);
+}
+
+char *conf_fingerprint(const conf_node *n)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    if (fp_node(&buf, &len, &cap, n) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}

@@ -67,6 +67,11 @@ conf_node *conf_parse_file(const char *path, conf_errors *errs);
 conf_node *conf_parse_string(const char *text, const char *name, conf_errors *errs);
 void conf_free(conf_node *root);
 
+/* The section's configuration as canonical text (name, argument, parameters
+ * in order, subsections, recursively; not file names or lines): equal for
+ * two sections that configure the same thing. malloc'd; NULL on OOM. */
+char *conf_fingerprint(const conf_node *n);
+
 /* Lookups. conf_get marks the parameter used. */
 conf_param *conf_get(const conf_node *n, const char *key);
 const char *conf_get_value(const conf_node *n, const char *key); /* NULL if absent */

@@ -137,7 +137,25 @@ typedef struct fwd_worker {
     router_ctx *route;
     uint64_t pending; /* groups handed to outputs and not yet completed, all conns */
     uint8_t *tls_rbuf; /* TLS_READ_CHUNK bytes of ciphertext, allocated on first TLS connection */
+    struct fwd_gate *gate; /* SIGHUP reload in progress: read nothing, park when pending == 0 */
 } fwd_worker;
+
+static void try_park(worker *w);
+
+/* The meeting point of a reload (docs/architecture.md, "Reload"). Main
+ * posts a quiesce task to every worker; each stops reading, waits until its
+ * last ticket is done (every request acked), then parks on the condition
+ * variable. Main swaps the pipeline while all are parked and releases them.
+ * Refcounted: main and every worker hold one reference until they are done. */
+struct fwd_gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+    int parked;   /* workers waiting for the release */
+    int released; /* main: go on (newrt set: switch to it) */
+    int resumed;  /* workers that read again */
+    struct router *newrt;
+};
 
 /* A stopping worker leaves its loop only when no output still holds a
  * ticket pointing at it (a closed connection may still have some). */
@@ -184,6 +202,7 @@ fwd_source *fwd_source_create(conf_node *n, int index, conf_errors *errs)
         return NULL;
     s->udp_fd = -1;
     int rc = conf_bind(n, forward_spec, s, errs);
+    s->conf_fp = conf_fingerprint(n);
     const char *id = conf_get_value(n, "@id");
     char idbuf[32];
     snprintf(idbuf, sizeof idbuf, "forward.%d", index);
@@ -300,6 +319,7 @@ void fwd_source_free(fwd_source *s)
                   (unsigned long long)atomic_load(&s->hs_timeouts));
     fwd_auth_free(s->auth);
     fwd_tls_free(s->tls);
+    free(s->conf_fp);
     conf_unbind(forward_spec, s);
     free(s->id);
     free(s);
@@ -494,6 +514,8 @@ static void group_done_cb(worker *w, wk_done *d)
     free(g);
     fw->pending--;
     flush_acks(c);
+    if (fw->gate)
+        try_park(w);
 }
 
 /* Output thread: hand the group back to its worker. */
@@ -849,7 +871,7 @@ static void pause_conn(fwd_conn *c)
         c->paused = 1;
         event_del(c->rev);
     }
-    if (!fw->pressure_armed) {
+    if (!fw->pressure_armed && !fw->gate) {
         struct timeval tv = {0, 5000};
         fw->pressure_armed = 1;
         evtimer_add(fw->pressure_ev, &tv);
@@ -861,6 +883,8 @@ static void pressure_cb(evutil_socket_t fd, short what, void *arg)
     worker *w = arg;
     fwd_worker *fw = w->proto;
     fw->pressure_armed = 0;
+    if (fw->gate)
+        return; /* the reload's resume re-arms every paused connection */
     if (router_congested(w->rt)) {
         struct timeval tv = {0, 5000};
         fw->pressure_armed = 1;
@@ -1012,6 +1036,10 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
+    if (((fwd_worker *)w->proto)->gate) { /* a reload is waiting for this worker to be idle */
+        pause_conn(c);
+        return;
+    }
     /* the handshake produces no records: let it finish under pressure */
     if (c->hs_done && router_congested(w->rt)) {
         pause_conn(c);
@@ -1093,7 +1121,9 @@ static void start_reading(fwd_conn *c)
     if (c->closed)
         return;
     c->reading = 1;
-    if (!c->w->stopping)
+    if (((fwd_worker *)c->w->proto)->gate)
+        c->paused = 1; /* armed when the reload resumes the worker */
+    else if (!c->w->stopping)
         arm_read(c);
 }
 
@@ -1434,3 +1464,178 @@ static void stop_task(worker *w, void *arg)
 }
 
 void fwd_worker_stop(worker *w) { worker_post(w, stop_task, NULL); }
+
+/* ---- SIGHUP reload: quiesce, swap, resume ----------------------------------- */
+
+static void gate_unref(fwd_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    int last = --g->refs == 0;
+    pthread_mutex_unlock(&g->mu);
+    if (last) {
+        pthread_mutex_destroy(&g->mu);
+        pthread_cond_destroy(&g->cv);
+        free(g);
+    }
+}
+
+/* Worker: leave the gate, switch routers if told to, close the connections
+ * of sources the new configuration dropped, read again. */
+static void resume(worker *w, fwd_gate *g)
+{
+    fwd_worker *fw = w->proto;
+    fw->gate = NULL;
+    pthread_mutex_lock(&g->mu);
+    struct router *nrt = g->newrt;
+    pthread_mutex_unlock(&g->mu);
+    if (nrt && nrt != w->rt) {
+        router_ctx *rc = router_ctx_new(nrt);
+        if (rc) {
+            router_ctx_free(fw->route);
+            fw->route = rc;
+            w->rt = nrt;
+        } else {
+            wlog_error("in_forward", "worker %d: out of memory switching to the new routes", w->id);
+        }
+    }
+    fwd_conn *next;
+    for (fwd_conn *c = fw->conns; c; c = next) {
+        next = c->next;
+        if (c->src->retiring) {
+            /* nothing pending (the worker was idle): close now */
+            c->no_more_reads = 1;
+            if (c->rev)
+                event_del(c->rev);
+            maybe_close(c);
+            if (!c->closed)
+                conn_close(c);
+            continue;
+        }
+        if (c->paused) {
+            c->paused = 0;
+            if (c->reading && !c->no_more_reads && !w->stopping) {
+                arm_read(c);
+                event_active(c->rev, EV_READ, 0); /* bytes may have arrived meanwhile */
+            }
+        }
+    }
+    pthread_mutex_lock(&g->mu);
+    g->resumed++;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    gate_unref(g);
+}
+
+/* Worker: park if idle (every request handed to outputs is acked). */
+static void try_park(worker *w)
+{
+    fwd_worker *fw = w->proto;
+    fwd_gate *g = fw->gate;
+    if (!g || fw->pending > 0)
+        return;
+    pthread_mutex_lock(&g->mu);
+    g->parked++;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->released)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+    resume(w, g);
+}
+
+static void quiesce_task(worker *w, void *arg)
+{
+    fwd_worker *fw = w->proto;
+    fwd_gate *g = arg;
+    pthread_mutex_lock(&g->mu);
+    int released = g->released;
+    pthread_mutex_unlock(&g->mu);
+    if (released) { /* main gave up before this task ran */
+        pthread_mutex_lock(&g->mu);
+        g->resumed++;
+        pthread_cond_broadcast(&g->cv);
+        pthread_mutex_unlock(&g->mu);
+        gate_unref(g);
+        return;
+    }
+    fw->gate = g;
+    for (fwd_conn *c = fw->conns; c; c = c->next)
+        if (c->rev && !c->paused) {
+            c->paused = 1;
+            event_del(c->rev);
+        }
+    try_park(w);
+}
+
+/* Main gave up waiting: a worker still waiting for its tickets resumes now. */
+static void unquiesce_task(worker *w, void *arg)
+{
+    fwd_worker *fw = w->proto;
+    if (fw->gate == arg)
+        resume(w, arg);
+}
+
+fwd_gate *fwd_quiesce(worker *workers, int n)
+{
+    fwd_gate *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->refs = n + 1;
+    for (int i = 0; i < n; i++)
+        worker_post(&workers[i], quiesce_task, g);
+    return g;
+}
+
+int fwd_gate_wait_parked(fwd_gate *g, int n, double timeout)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)timeout;
+    until.tv_nsec += (long)((timeout - (double)(time_t)timeout) * 1e9);
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&g->mu);
+    int rc = 0;
+    while (g->parked < n && rc == 0)
+        rc = pthread_cond_timedwait(&g->cv, &g->mu, &until);
+    int ok = g->parked >= n;
+    pthread_mutex_unlock(&g->mu);
+    return ok ? 0 : -1;
+}
+
+void fwd_gate_release(fwd_gate *g, struct router *newrt, worker *workers, int n)
+{
+    pthread_mutex_lock(&g->mu);
+    g->newrt = newrt;
+    g->released = 1;
+    int all = g->parked >= n;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    if (!all)
+        for (int i = 0; i < n; i++)
+            worker_post(&workers[i], unquiesce_task, g);
+    /* wait until every worker reads again (the connections of dropped
+     * sources are closed by then), then drop main's reference */
+    pthread_mutex_lock(&g->mu);
+    while (g->resumed < n)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+    gate_unref(g);
+}
+
+void fwd_source_adopt(fwd_source *old, fwd_source *nw)
+{
+    /* what a reload may change without changing the configuration text:
+     * certificate and key files (re-read by fwd_source_create), the label
+     * object (a new router) */
+    fwd_tls_ctx *t = old->tls;
+    old->tls = nw->tls;
+    nw->tls = t;
+    struct fwd_auth *a = old->auth;
+    old->auth = nw->auth;
+    nw->auth = a;
+    old->label = nw->label;
+}

@@ -51,6 +51,8 @@ typedef struct fwd_source {
     char *hosts; /* /etc/hosts as read at start-up (resolve_hostname), for reverse lookups */
     atomic_int_fast64_t open_conns; /* across workers, for max_connections */
     atomic_uint_fast64_t conns_refused, idle_closed, retired;
+    int retiring; /* reload: this source is gone; its connections close when workers resume */
+    char *conf_fp; /* its configuration text: reload keeps it (listener, connections) when unchanged */
 
     /* <security> (shared-key handshake, users, clients) and <transport tls>;
      * NULL when not configured. Immutable after start-up, shared by workers. */
@@ -74,6 +76,23 @@ typedef struct fwd_source {
 } fwd_source;
 
 fwd_source *fwd_source_create(conf_node *n, int index, conf_errors *errs);
+
+/* SIGHUP reload (main thread). fwd_quiesce asks every worker to stop reading
+ * and park once all its requests are acked; fwd_gate_wait_parked waits for
+ * that (0), or gives up after `timeout` s (-1); fwd_gate_release lets them
+ * go (switching to `newrt` if not NULL; connections of sources marked
+ * `retiring` are closed) and returns when every worker reads again; it
+ * frees the gate. While all are parked, main may change sources, outputs
+ * and routes freely. */
+typedef struct fwd_gate fwd_gate;
+struct router;
+fwd_gate *fwd_quiesce(worker *workers, int n);
+int fwd_gate_wait_parked(fwd_gate *g, int n, double timeout);
+void fwd_gate_release(fwd_gate *g, struct router *newrt, worker *workers, int n);
+/* An unchanged source carried over: take the new one's TLS context (files
+ * re-read: certificate rotation), auth and label; `nw` gets the old ones
+ * and is freed by the caller. Workers must be parked. */
+void fwd_source_adopt(fwd_source *old, fwd_source *nw);
 /* Start listening (main thread). Connections go to `workers`. */
 int fwd_source_listen(fwd_source *s, struct event_base *main_base, worker *workers, int nworkers);
 void fwd_source_close(fwd_source *s); /* stop accepting */

@@ -7,8 +7,8 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 build_pkgs="build-essential pkg-config libevent-dev libmsgpack-dev libjansson-dev
-  libssl-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libpcre2-dev librdkafka-dev"
-test_pkgs="libcmocka-dev python3 python3-pip nodejs npm"
+  libssl-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libpcre2-dev librdkafka-dev libsnappy-dev"
+test_pkgs="libcmocka-dev python3 python3-pip nodejs npm unzip openjdk-17-jre-headless maven kcat"
 
 missing=()
 for p in $build_pkgs $( [ $want_test = 1 ] && echo $test_pkgs ); do
@@ -57,4 +57,12 @@ if [ $want_test = 1 ]; then
     cp "$here/test/integration/package.json" "$cache/node/package.json"
     (cd "$cache/node" && npm install --silent --no-audit --no-fund >/dev/null)
   fi
+  # Grafana Loki (built from the Go module proxy; needs go >= loki's go.mod version)
+  "$here/scripts/peers/loki.sh" >/dev/null
+  # Elasticsearch node (Maven Central integ-test-zip; needs java and unzip)
+  "$here/scripts/peers/elasticsearch.sh" >/dev/null
+  # kustomize (Go module proxy) and kubernetes-validate + PyYAML (PyPI) for test_k8s.py
+  "$here/scripts/peers/k8s-tools.sh" >/dev/null
+  # Apache Kafka broker jars (Maven Central, KRaft mode; needs java and maven)
+  "$here/scripts/peers/kafka.sh" >/dev/null
 fi

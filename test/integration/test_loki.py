@@ -23,6 +23,7 @@ import pytest
 import fwd
 from conftest import free_port, poll
 from peer_loki import Loki
+from pki import make_pki
 
 
 @pytest.fixture(scope="session")
@@ -511,21 +512,8 @@ def test_config_errors_dry_run(tmp_path):
 @pytest.fixture(scope="module")
 def loki_tls(tmp_path_factory):
     """A second Loki serving HTTPS only and requiring a client certificate."""
-    import subprocess
     d = tmp_path_factory.mktemp("loki-tls")
-
-    def ossl(*args):
-        p = subprocess.run(["openssl", *args], cwd=d, capture_output=True)
-        assert p.returncode == 0, f"openssl {args}: {p.stderr.decode()}"
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    ossl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=weir loki test CA")
-    (d / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
-    for name in ("server", "client"):
-        ossl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN=weir-{name}")
-        ossl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
-    pki = {p.name: str(p) for p in d.iterdir()}
+    pki = make_pki(d, ca_cn="weir loki test CA")
     l = Loki(str(d / "loki"), auth=False, tls={"cert": pki["server.pem"], "key": pki["server.key"],
                                                 "ca": pki["ca.pem"], "client_cert": pki["client.pem"],
                                                 "client_key": pki["client.key"]})

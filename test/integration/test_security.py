@@ -15,6 +15,7 @@ import msgpack
 import pytest
 
 import fwd
+from pki import make_pki
 from conftest import T0, WEIR_BIN, assert_events, run_node
 from fwd import et
 
@@ -136,24 +137,7 @@ def no_records(weir, wait=0.2):
 def pki(tmp_path_factory):
     """A CA, a server certificate (localhost, 127.0.0.1), a client certificate, an
     untrusted self-signed client certificate, the server key encrypted, an unrelated key."""
-    d = tmp_path_factory.mktemp("pki")
-
-    def ossl(*args):
-        p = subprocess.run(["openssl", *args], cwd=d, capture_output=True)
-        assert p.returncode == 0, f"openssl {args}: {p.stderr.decode()}"
-
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    ossl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=weir test CA")
-    (d / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
-    for name in ("server", "client"):
-        ossl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN=weir-{name}")
-        ossl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
-    ossl("req", "-x509", *ec, "-keyout", "rogue.key", "-out", "rogue.pem", "-days", "2", "-subj", "/CN=rogue")
-    ossl("pkey", "-in", "server.key", "-aes256", "-passout", "pass:s3cret", "-out", "server.enc.key")
-    ossl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", "other.key")
-    return {p.name: str(p) for p in d.iterdir()}
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def client_ctx(pki, cert=None, minv=None, maxv=None):

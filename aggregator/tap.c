@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "aggregator/router.h"
+#include "buffer/buffer.h"
 #include "outputs/format.h"
 #include "outputs/http.h"
 
@@ -38,13 +39,6 @@ struct tap {
 static pthread_mutex_t taps_mu = PTHREAD_MUTEX_INITIALIZER;
 static tap *taps[TAP_MAX_TAPS];
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 tap *tap_open(const char *patterns, const char *output_id, double rate, void (*wake)(void *), void *arg)
 {
     tap *t = calloc(1, sizeof *t);
@@ -54,7 +48,7 @@ tap *tap_open(const char *patterns, const char *output_id, double rate, void (*w
     t->output_id = output_id && *output_id ? strdup(output_id) : NULL;
     t->rate = rate > 0 ? rate : 100;
     t->tokens = t->rate;
-    t->last = mono();
+    t->last = buf_now();
     t->wake = wake;
     t->wake_arg = arg;
     t->pending.max = TAP_MAX_PENDING;
@@ -135,7 +129,7 @@ static void offer_one(tap *t, const char *output_id, const batch *b)
     batch_iter_init(&it, b);
     int added = 0;
     pthread_mutex_lock(&t->mu);
-    double now = mono();
+    double now = buf_now();
     t->tokens += (now - t->last) * t->rate;
     if (t->tokens > t->rate)
         t->tokens = t->rate;

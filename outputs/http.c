@@ -12,6 +12,8 @@
  */
 #include "outputs/http.h"
 
+#include "buffer/buffer.h" /* buf_now */
+
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -39,13 +41,6 @@ static CURLcode curl_init_rc;
 static void curl_init_once(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 http_client *http_client_new(const http_opts *o, char *err, size_t errlen)
 {
@@ -284,7 +279,7 @@ oom:
 static void finish(slot *sl, CURL *e, CURLcode rc)
 {
     http_req *r = sl->r;
-    r->seconds = now_s() - sl->t0;
+    r->seconds = buf_now() - sl->t0;
     if (rc == CURLE_OK) {
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
     } else {
@@ -341,7 +336,7 @@ int http_perform(http_client *c, http_req *reqs, size_t n)
             slot *sl = &slots[next];
             sl->r = &reqs[next];
             sl->max_response = c->o.max_response;
-            sl->t0 = now_s();
+            sl->t0 = buf_now();
             if (setup(c, s->easy[k], sl) != 0 || curl_multi_add_handle(s->m, s->easy[k]) != CURLM_OK) {
                 sl->r->transport_error = 1;
                 if (!sl->r->error[0])

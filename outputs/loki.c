@@ -506,6 +506,8 @@ typedef struct lk_req {
     size_t stab_cap;
     size_t *tenants; /* offsets of NUL-terminated tenant names in text */
     size_t ntenants, cap_tenants;
+    uint64_t guard_known; /* hash of the last label set the guard let through as it is */
+    int guard_known_set;  /* (consecutive records mostly share a stream: no lock for them) */
 } lk_req;
 
 static void lk_req_free(lk_req *r)
@@ -705,13 +707,19 @@ static void guard_apply(output *o, out_loki *c, lk_req *r)
 {
     lk_guard *g = &c->guard;
     uint64_t h = kv_hash(r);
+    if (r->guard_known_set && r->guard_known == h)
+        return; /* known set (sets are never forgotten): as the lookup below would find */
     pthread_mutex_lock(&g->mu);
     if (u64map_at(&g->sets, h, 0, NULL)) {
         pthread_mutex_unlock(&g->mu);
+        r->guard_known = h;
+        r->guard_known_set = 1;
         return;
     }
     if (g->sets.n < (size_t)c->max_label_sets) {
         u64map_at(&g->sets, h, 1, NULL);
+        r->guard_known = h;
+        r->guard_known_set = 1;
         for (size_t i = 0; i < r->nkv; i++) {
             const uint8_t *nm = r->sc.data + r->kv[i].noff;
             uint64_t ph = fnv(fnv(fnv(FNV0, nm, r->kv[i].nlen), "\x01", 1), r->sc.data + r->kv[i].voff, r->kv[i].vlen);

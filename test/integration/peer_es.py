@@ -17,13 +17,14 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import ssl
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
+
+from peer_proc import free_port, kill_group, stop_group
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -34,11 +35,6 @@ def ensure_dist():
     p = subprocess.run([os.path.join(REPO, "scripts", "peers", "elasticsearch.sh")], check=True,
                        capture_output=True, text=True)
     return p.stdout.strip().splitlines()[-1]
-
-
-def _port():
-    from conftest import free_port
-    return free_port()
 
 
 def java_home():
@@ -63,8 +59,8 @@ class Node:
         shutil.copytree(os.path.join(self.dist, "config"), self.conf)
         for d in ("data", "logs", "tmp"):
             os.makedirs(os.path.join(self.dir, d), exist_ok=True)
-        self.port = _port()
-        self.tport = _port()
+        self.port = free_port()
+        self.tport = free_port()
         self.tls = tls
         self.user, self.password = (user, password) if tls else (None, None)
         self.scheme = "https" if tls else "http"
@@ -174,24 +170,11 @@ class Node:
         raise AssertionError(f"elasticsearch not up after {timeout}s:\n{self.log_tail()}")
 
     def stop(self, timeout=60):
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-            except ProcessLookupError:
-                pass
+        stop_group(self.proc, timeout=timeout)
         self.proc = None
 
     def kill(self):
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
+        kill_group(self.proc)
         self.proc = None
 
     def close(self):

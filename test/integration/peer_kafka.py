@@ -10,10 +10,11 @@ DumpLogSegments) create topics and show how batches were compressed.
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
+
+from peer_proc import file_tail, free_port, kill_group, stop_group
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -35,19 +36,13 @@ def ensure_jars():
     subprocess.run([os.path.join(REPO, "scripts", "peers", "kafka.sh")], check=True)
 
 
-def _port():
-    # local import: conftest's helper (same module search path as the tests)
-    from conftest import free_port
-    return free_port()
-
-
 class Broker:
     def __init__(self, extra_props=None):
         ensure_jars()
         self.dir = tempfile.mkdtemp(prefix="weir-kafka-")
         self.data = os.path.join(self.dir, "data")
-        self.port = _port()
-        self.cport = _port()
+        self.port = free_port()
+        self.cport = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.proc = None
         self.log_path = os.path.join(self.dir, "broker.log")
@@ -109,22 +104,11 @@ class Broker:
 
     def kill(self):
         """SIGKILL the broker's process group (a crash, not a shutdown)."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        kill_group(self.proc)
         self.proc = None
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(20)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait()
+        stop_group(self.proc, timeout=20)
         self.proc = None
 
     def cleanup(self):
@@ -132,11 +116,7 @@ class Broker:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def log_tail(self, n=4000):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read()[-n:].decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return file_tail(self.log_path, n)
 
     # -- admin
     def create_topic(self, name, partitions=1, config=None):

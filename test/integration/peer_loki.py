@@ -10,7 +10,6 @@ until killed).
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -19,15 +18,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from peer_proc import file_tail, free_port, stop_group
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 CACHE = os.environ.get("WEIR_TEST_CACHE") or os.path.expanduser("~/.cache/weir-test")
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def loki_binary():
@@ -122,9 +117,9 @@ class Loki:
         calls here present client_cert/client_key)."""
         self.dir = os.path.abspath(workdir)
         os.makedirs(self.dir, exist_ok=True)
-        self.http = _free_port()
-        self.grpc = _free_port()
-        self.memberlist = _free_port()
+        self.http = free_port()
+        self.grpc = free_port()
+        self.memberlist = free_port()
         self.auth = auth
         self.max_line_size = max_line_size
         self.overrides = overrides
@@ -174,25 +169,11 @@ class Loki:
             time.sleep(0.2)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
-        if not self.proc or self.proc.poll() is not None:
-            self.proc = None
-            return
-        try:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        except ProcessLookupError:
-            pass
+        stop_group(self.proc, sig, timeout)
         self.proc = None
 
     def log_tail(self, n=3000):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")[-n:]
-        except OSError:
-            return ""
+        return file_tail(self.log_path, n)
 
     # ---------------------------------------------------------------- API --
 

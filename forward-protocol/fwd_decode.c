@@ -552,7 +552,9 @@ int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, c
                 r->over_decompressed = strstr(err, "exceeds the limit") != NULL;
                 return decode_fail(r, out, mark, "%s", err);
             }
-            blob = s->inflated.data;
+            /* an empty blob inflates to nothing and leaves no buffer: keep
+             * a valid pointer (NULL + 0 is undefined; found by fuzzing) */
+            blob = s->inflated.len ? s->inflated.data : second.ptr;
             blob_len = s->inflated.len;
             r->mode = "CompressedPackedForward";
         }

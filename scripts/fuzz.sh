@@ -35,7 +35,19 @@ run_one() { # target.c -> prints one result line; exit status 0/1
   (cd "$out" && ./"$name" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 corpus >run.log 2>&1)
   rc=$?
   runs=$(grep -oE 'Done [0-9]+ runs' "$out/run.log" | grep -oE '[0-9]+' || echo "?")
-  if [ $rc -ne 0 ]; then echo "fuzz: $name FAILED after ${secs}s (see $out/run.log)"; return 1; fi
+  if [ $rc -ne 0 ]; then
+    # CI keeps only what is printed: the report's key lines and the input itself
+    echo "fuzz: $name FAILED after ${secs}s (see $out/run.log)"
+    grep -E '^==[0-9]+==(ERROR|WARNING)|^SUMMARY|^    #[0-3] |runtime error|ALARM|out-of-memory|Test unit written' \
+      "$out/run.log" | head -n 24 | sed "s/^/fuzz: $name: /"
+    local art
+    for art in $(grep -oE 'Test unit written to [^ ]+' "$out/run.log" | awk '{print $5}'); do
+      [ -f "$out/$art" ] || continue
+      echo "fuzz: $name: input $(basename "$art") ($(stat -c %s "$out/$art") bytes, base64):"
+      base64 -w 120 "$out/$art" | head -n 60 | sed "s/^/fuzz: $name: /"
+    done
+    return 1
+  fi
   echo "fuzz: $name ok: $runs runs in ${secs}s"
 }
 export -f run_one
@@ -44,7 +56,7 @@ export secs objs libs
 t0=$(date +%s)
 results=$(ls test/fuzz/fuzz_*.c | xargs -P "$jobs" -I{} bash -c 'run_one {}')
 echo "$results"
-ran=$(echo "$results" | grep -c '^fuzz: ')
-fail=$(echo "$results" | grep -c -e 'FAILED' -e 'does not build')
+ran=$(echo "$results" | grep -cE '^fuzz: [a-z_]+ (ok|FAILED|does not build)')
+fail=$(echo "$results" | grep -cE '^fuzz: [a-z_]+ (FAILED|does not build)')
 echo "fuzz: $ran targets, $((ran - fail)) passed, $fail failed; ${secs}s each, $(( $(date +%s) - t0 ))s wall"
 [ "$fail" -eq 0 ]

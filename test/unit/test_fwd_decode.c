@@ -342,6 +342,34 @@ static void test_compressed(void **st)
     fwd_scratch_free(&s);
 }
 
+/* An empty compressed blob (zero bytes, gzip or zstd) is an empty request:
+ * acknowledged with no records, not an error (found by fuzzing: the empty
+ * inflate left no buffer behind). */
+static void test_compressed_empty(void **st)
+{
+    fwd_decode_opts o = opts();
+    fwd_scratch s = {0};
+    dres r;
+    const char *kinds[] = {"gzip", "zstd"};
+    for (int k = 0; k < 2; k++)
+        for (int as_str = 0; as_str < 2; as_str++) {
+            wbuf b = {0};
+            mpw_array(&b, 3);
+            mpw_str(&b, "app", 3);
+            if (as_str)
+                mpw_str(&b, "", 0);
+            else
+                wbuf_add(&b, "\xc4\x00", 2); /* bin 8 of length 0 */
+            put_chunk_opts(&b, "e0", kinds[k]);
+            assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_OK);
+            assert_string_equal(r.r.mode, "CompressedPackedForward");
+            assert_int_equal(r.r.records, 0);
+            assert_null(r.b);
+            wbuf_free(&b);
+        }
+    fwd_scratch_free(&s);
+}
+
 static void test_decompression_limit(void **st)
 {
     fwd_decode_opts o = opts();
@@ -657,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_forward_mode),
         cmocka_unit_test(test_packed_fast_path),
         cmocka_unit_test(test_compressed),
+        cmocka_unit_test(test_compressed_empty),
         cmocka_unit_test(test_decompression_limit),
         cmocka_unit_test(test_metadata_and_markers),
         cmocka_unit_test(test_invalid_events_skipped),

@@ -133,8 +133,13 @@ static void test_string_escape_differential(void **st)
             unsigned every = iter % 2 ? 4 : 40;
             s[i] = (seed >> 24) % every ? (uint8_t)('a' + (seed >> 16) % 26) : alphabet[(seed >> 16) % sizeof alphabet];
         }
-        wbuf a = {0}, b = {0};
-        assert_int_equal(fmt_json_string(&a, s, n), 0);
+        /* input and output in allocations of the exact size, so that ASan
+         * catches a read past the string or a store past the reserve */
+        uint8_t *in = malloc(n ? n : 1);
+        memcpy(in, s, n);
+        wbuf a = {.data = malloc(n * 6 + 18), .cap = n * 6 + 18}, b = {0};
+        assert_int_equal(fmt_json_string(&a, in, n), 0);
+        free(in);
         ref_escape(&b, s, n);
         assert_int_equal(a.len, b.len);
         assert_memory_equal(a.data, b.data, a.len);

@@ -12,8 +12,9 @@
 #      until the output file holds every record, warm-up included).
 #
 # Environment: KAFKA_BENCH_RECORDS (default 2000000), KAFKA_BENCH_PARTITIONS (4),
-# KAFKA_BENCH_CODEC (none), KAFKA_BENCH_RECORD_SIZE (450), KAFKA_BENCH_RDKAFKA
-# (the output's rdkafka_options, default {"linger.ms":"10","batch.size":"1000000"}), BENCH_KEEP=1 keeps
+# KAFKA_BENCH_CODEC (none), KAFKA_BENCH_RECORD_SIZE (450), KAFKA_BENCH_FLUSH_THREADS (8), KAFKA_BENCH_RDKAFKA
+# (the output's rdkafka_options, default {"linger.ms":"10","batch.size":"1000000"}), KAFKA_BENCH_CONSUME=0
+# skips phase 2, BENCH_KEEP=1 keeps
 # the temp directory. Exit 0 when both phases delivered every record.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -101,7 +102,7 @@ cat > "$T/produce.conf" <<EOF
     @type file
     path $T/pbuf
     flush_interval 0.2s
-    flush_thread_count 8
+    flush_thread_count ${KAFKA_BENCH_FLUSH_THREADS:-8}
     chunk_limit_size 8m
     total_limit_size 8g
     overflow_action block
@@ -131,6 +132,7 @@ awk -v n="$N" -v got="$got" -v t0="$t0" -v ti="$t_in" -v t1="$t1" -v b="$((b1 - 
         parts, codec, rs, got, n, el, got / el, n / (ti - t0), 100 * b / hz / el, 100 * w / hz / el }'
 [ "$got" -eq "$N" ] || { log "produce: only $got of $N records reached Kafka"; exit 1; }
 
+[ "${KAFKA_BENCH_CONSUME:-1}" = 1 ] || exit 0
 # ---- 2. consume: kafka -> weir -> file
 cat > "$T/consume.conf" <<EOF
 <source>

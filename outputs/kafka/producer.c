@@ -23,7 +23,8 @@
  * then); any flush thread's rd_kafka_poll may serve another write's reports,
  * which is why a slot is only written by the report callback and read by its
  * owner after the release/acquire of `pending`. Topic names, keys and header
- * values are copied by librdkafka; payloads with RD_KAFKA_MSG_F_COPY.
+ * values are copied by librdkafka; payloads are not (no RD_KAFKA_MSG_F_COPY):
+ * they live in the write's payload blocks, freed after the last report.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -300,12 +301,32 @@ static int kafka_init(output *o, conf_node *n, conf_errors *errs)
 /* ---- write --------------------------------------------------------------------------------- */
 
 /* Scratch of one write (one flush thread). */
+#define KAFKA_BLOCK (1u << 20) /* payload block: many messages' bytes, freed after their reports */
+
 typedef struct kscratch {
+    /* payload: the current block. librdkafka references the bytes of each
+     * message (no RD_KAFKA_MSG_F_COPY) until its delivery report, so a block
+     * never moves once it holds a payload (max = cap); a record that does
+     * not fit retires it to `old` and starts a new one. */
     wbuf payload, rec, key, hdr;
+    uint8_t **old;
+    size_t nold, capold;
+    /* the topic handle of the last record: produced by handle, not by name,
+     * librdkafka's lookup by name takes its handle's write lock per message */
+    char topic[256];
+    rd_kafka_topic_t *rkt;
 } kscratch;
 
 static void kscratch_free(kscratch *s)
 {
+    if (s->rkt)
+        rd_kafka_topic_destroy(s->rkt);
+    s->rkt = NULL;
+    for (size_t i = 0; i < s->nold; i++)
+        free(s->old[i]);
+    free(s->old);
+    s->old = NULL;
+    s->nold = s->capold = 0;
     wbuf_free(&s->payload);
     wbuf_free(&s->rec);
     wbuf_free(&s->key);
@@ -440,15 +461,41 @@ static rd_kafka_resp_err_t produce_one(kafka_out *c, kmsg *m, const entry *e, ks
             fe.record_len = s->rec.len;
         }
     }
-    s->payload.len = 0;
-    if (fmt_record(&c->f, &s->payload, e->tag, e->tag_len, &fe)) {
-        if (hs)
-            rd_kafka_headers_destroy(hs);
-        snprintf(why, whylen, "cannot format the record");
-        return RD_KAFKA_RESP_ERR__BAD_MSG;
+    size_t start = s->payload.len;
+    if (!s->payload.data || fmt_record(&c->f, &s->payload, e->tag, e->tag_len, &fe)) {
+        /* the block is full (or this is the first record): a new block */
+        s->payload.len = start;
+        if (start) {
+            if (s->nold == s->capold) {
+                size_t nc = s->capold ? s->capold * 2 : 8;
+                uint8_t **no = realloc(s->old, nc * sizeof *no);
+                if (!no) {
+                    if (hs)
+                        rd_kafka_headers_destroy(hs);
+                    snprintf(why, whylen, "out of memory");
+                    return RD_KAFKA_RESP_ERR__QUEUE_FULL; /* retried */
+                }
+                s->old = no;
+                s->capold = nc;
+            }
+            s->old[s->nold++] = s->payload.data;
+        } else {
+            free(s->payload.data);
+        }
+        s->payload = (wbuf){0};
+        start = 0;
+        if (wbuf_grow(&s->payload, KAFKA_BLOCK) || fmt_record(&c->f, &s->payload, e->tag, e->tag_len, &fe)) {
+            s->payload.len = 0;
+            if (hs)
+                rd_kafka_headers_destroy(hs);
+            snprintf(why, whylen, "cannot format the record");
+            return RD_KAFKA_RESP_ERR__BAD_MSG;
+        }
     }
-    size_t plen = s->payload.len;
-    if (c->strip_newline && plen && s->payload.data[plen - 1] == '\n')
+    s->payload.max = s->payload.cap; /* freeze: bytes already produced never move */
+    const uint8_t *payload = s->payload.data + start;
+    size_t plen = s->payload.len - start;
+    if (c->strip_newline && plen && payload[plen - 1] == '\n')
         plen--;
     if (c->max_send_limit_bytes && plen > c->max_send_limit_bytes) {
         if (hs)
@@ -457,17 +504,35 @@ static rd_kafka_resp_err_t produce_one(kafka_out *c, kmsg *m, const entry *e, ks
                  c->max_send_limit_bytes);
         return RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
     }
-    int64_t ts = c->use_event_time ? (int64_t)e->sec * 1000 + e->nsec / 1000000 : 0;
+    /* CreateTime: given here, librdkafka skips a clock read per message; the
+     * coarse clock (kernel tick, 1-4 ms) costs no TSC read */
+    int64_t ts;
+    if (c->use_event_time) {
+        ts = (int64_t)e->sec * 1000 + e->nsec / 1000000;
+    } else {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME_COARSE, &now);
+        ts = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    }
 
+    if (!s->rkt || strcmp(s->topic, topic)) {
+        if (s->rkt)
+            rd_kafka_topic_destroy(s->rkt);
+        s->rkt = rd_kafka_topic_new(c->rk, topic, NULL); /* the default topic conf */
+        memcpy(s->topic, topic, strlen(topic) + 1);
+    }
     kwrite *w = m->w;
     for (;;) {
         atomic_fetch_add_explicit(&w->pending, 1, memory_order_relaxed);
         rd_kafka_vu_t vu[8];
         size_t nvu = 0;
-        vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = topic};
+        if (s->rkt)
+            vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_RKT, .u.rkt = s->rkt};
+        else
+            vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = topic};
         vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = partition};
-        vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY};
-        vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {s->payload.data, plen}};
+        vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = 0}; /* referenced, not copied */
+        vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {(void *)(uintptr_t)payload, plen}};
         if (key)
             vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {(void *)(uintptr_t)key, klen}};
         vu[nvu++] = (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_OPAQUE, .u.ptr = m};

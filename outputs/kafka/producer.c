@@ -358,7 +358,22 @@ static void find_fields(const kafka_out *c, const entry *e, const uint8_t *v[F_N
         if (mp_read(&p, end, &key) != MP_OK)
             return;
         const uint8_t *val = p;
-        if (mp_skip(&p, end, 64) != MP_OK)
+        /* a string value (the usual case) is skipped by its header alone */
+        uint8_t b = p < end ? *p : 0;
+        size_t hl = 0, sl = 0;
+        if ((b & 0xe0) == 0xa0) {
+            hl = 1;
+            sl = b & 0x1f;
+        } else if (b == 0xd9 && end - p >= 2) {
+            hl = 2;
+            sl = p[1];
+        } else if (b == 0xda && end - p >= 3) {
+            hl = 3;
+            sl = (size_t)p[1] << 8 | p[2];
+        }
+        if (hl && sl <= (size_t)(end - p) - hl)
+            p += hl + sl;
+        else if (mp_skip(&p, end, 64) != MP_OK)
             return;
         if (key.type != MP_STR && key.type != MP_BIN)
             continue;
@@ -402,17 +417,23 @@ static rd_kafka_resp_err_t produce_one(kafka_out *c, kmsg *m, const entry *e, ks
     size_t fl[F_N];
     find_fields(c, e, fv, fl);
     /* topic: record[topic_key] || default_topic || tag */
-    char topic[256];
+    char tbuf[256];
+    const char *topic;
     size_t tlen = 0;
     const uint8_t *t = str_value(fv[F_TOPIC], fl[F_TOPIC], &tlen, NULL);
-    if (t && tlen > 0 && tlen < sizeof topic) {
-        memcpy(topic, t, tlen);
-        topic[tlen] = 0;
+    if (t && tlen > 0 && tlen < sizeof tbuf) {
+        memcpy(tbuf, t, tlen);
+        tbuf[tlen] = 0;
+        topic = tbuf;
     } else if (t && tlen) {
         snprintf(why, whylen, "topic name of %zu bytes in record key '%s' is too long", tlen, c->topic_key);
         return RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
     } else {
-        snprintf(topic, sizeof topic, "%s", c->default_topic ? c->default_topic : e->tag);
+        topic = c->default_topic ? c->default_topic : e->tag;
+        if (strlen(topic) >= sizeof tbuf) {
+            snprintf(why, whylen, "topic name '%.64s...' is too long", topic);
+            return RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
+        }
     }
     size_t klen = 0;
     const uint8_t *key = str_value(fv[F_MKEY], fl[F_MKEY], &klen, &s->key);

@@ -200,7 +200,7 @@ class Weir:
         return path
 
     # -- process
-    def start(self, config_text=None, wait_port=True, args=None, cwd=None, port=None, **cfg):
+    def start(self, config_text=None, wait_port=True, args=None, cwd=None, port=None, env_extra=None, **cfg):
         """Start weir on config_text (default: the standard config with **cfg)."""
         assert self.proc is None or self.proc.poll() is not None, "weir already running"
         if not (os.path.isfile(WEIR_BIN) and os.access(WEIR_BIN, os.X_OK)):
@@ -214,7 +214,7 @@ class Weir:
         self.stdout_path = os.path.join(self.tmp, f"weir{self.runs}.stdout")
         self.all_stderr_paths.append(self.stderr_path)
         self.runs += 1
-        env = dict(os.environ, TZ="UTC")
+        env = {**os.environ, "TZ": "UTC", **(env_extra or {})}
         with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
             self.proc = subprocess.Popen([WEIR_BIN, *args], stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=err, cwd=cwd or self.tmp, env=env)

@@ -448,6 +448,23 @@ def test_time_key_names_the_index_and_timestamp(weir, es):
     assert ts == {0: "2024-02-03T04:05:06.789Z", 1: "2024-06-01T12:00:00.250Z", 2: "2023-11-14T22:13:20.000Z"}, ts
 
 
+def test_utc_index_false_uses_local_date(weir, es):
+    """utc_index false: the daily index takes the record's date in weir's
+    local time zone (TZ), as Fluentd's does; the default is UTC. T0 is
+    2023-11-14 22:13:20 UTC, already 2023-11-15 in UTC+9."""
+    for utc, index in (("false", "t-local-2023.11.15"), ("true", "t-utc-2023.11.14")):
+        weir.start(es_config(weir, es, f"""  logstash_format true
+  logstash_prefix {index[:-11]}
+  utc_index {utc}"""), env_extra={"TZ": "JST-9"})
+        with weir.conn() as c:
+            send(c, "app.tz", [fwd.entry(fwd.et(T0), rec(0))])
+        wait_count(es, index, 1)
+        weir.stop_ok()
+    assert es.count("t-local-2023.11.14") == 0 and es.count("t-utc-2023.11.15") == 0
+    # the instant itself is the same either way
+    assert {h["_source"]["@timestamp"] for h in es.search("t-local-*,t-utc-*")} == {"2023-11-14T22:13:20.000000000Z"}
+
+
 def test_searchable_within_5s(weir, es):
     """The architecture's requirement: a line is searchable in < 5 s."""
     weir.start(es_config(weir, es, "  logstash_format true\n  logstash_prefix t-lat", buffer_extra="    flush_interval 0.5s"))

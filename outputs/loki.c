@@ -11,7 +11,8 @@
  *
  * Outcome per tenant request:
  *   2xx                    delivered
- *   transport error, 429, 5xx   OUT_RETRY (whole batch when every request
+ *   transport error, 429, 5xx, 401/403/407 (credentials: a gateway's
+ *   auth), 404 (url), 408   OUT_RETRY (whole batch when every request
  *                          failed that way: the buffer's retry rules apply;
  *                          otherwise only that tenant's records are marked)
  *   other 4xx (400: out of order, too old, line too long, invalid labels)
@@ -1494,7 +1495,11 @@ static int loki_write(output *o, const batch *b, out_result *res)
             continue;
         atomic_fetch_add(&c->req_failed, 1);
         excerpt(why, sizeof why, q);
-        int retry = q->transport_error || q->status == 0 || q->status == 429 || q->status >= 500;
+        /* 401/403/407 (credentials), 404 (url or gateway route), 408 and 429:
+         * the request was refused as a whole, not its records */
+        int retry = q->transport_error || q->status == 0 || q->status == 429 || q->status >= 500 ||
+                    q->status == 401 || q->status == 403 || q->status == 404 || q->status == 407 ||
+                    q->status == 408;
         if (retry) {
             nretry_req++;
             snprintf(res->reason, sizeof res->reason, "%.*s", (int)sizeof res->reason - 1, why);

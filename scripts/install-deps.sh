@@ -65,4 +65,6 @@ if [ $want_test = 1 ]; then
   "$here/scripts/peers/k8s-tools.sh" >/dev/null
   # Apache Kafka broker jars (Maven Central, KRaft mode; needs java and maven)
   "$here/scripts/peers/kafka.sh" >/dev/null
+  # nginx (Debian's package, unpacked, not installed): the auth gateway in front of Loki
+  "$here/scripts/peers/nginx.sh" >/dev/null
 fi

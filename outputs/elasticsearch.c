@@ -15,7 +15,8 @@
  * A whole request that fails (transport error, timeout, 401/403/408/429,
  * 5xx) is tried on the next host of `hosts` within the same write; when
  * every host failed, its records are OUT_RETRY (the whole batch when no
- * request got through). `generate_id` gives each record a deterministic
+ * request got through). Any other refusal of the whole request (400, 404,
+ * 413 ...) is OUT_RETRY too: the request was refused, not its records. `generate_id` gives each record a deterministic
  * _id (SHA-1 of tag, time and record) so that a resent request neither
  * duplicates documents (write_operation create: the copy is a 409) nor
  * loses any.
@@ -1079,7 +1080,11 @@ static int bulk_round(output *o, out_es *c, es_buf *w, const uint32_t *pend, uin
         } else if (r->transport_error || retryable_status(r->status)) {
             whole = RS_RETRY;
         } else {
-            whole = RS_ERROR; /* the request itself was refused (400 on the body, 404, 413 ...) */
+            /* the request itself was refused (a gateway's 400 for a missing
+             * client certificate, 404 for a wrong path, 413 ...): not its
+             * records, which the buffer retries by its rules (then
+             * <secondary> or the dead-letter file), as Fluentd does */
+            whole = RS_RETRY;
         }
         char why[300];
         describe_failure(r, why, sizeof why);

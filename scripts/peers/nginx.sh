@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Unpacks Debian's nginx binary (package `nginx`, never installed: no
 # service is started, nothing listens on port 80) into
-# ${WEIR_TEST_CACHE:-$HOME/.cache/weir-test}/nginx. The Loki tests run it
-# as the authenticating gateway in front of Loki (basic auth, bearer token,
-# 502 while the upstream is down), as Loki's own docs deploy it.
+# ${WEIR_TEST_CACHE:-$HOME/.cache/weir-test}/nginx. The tests run it as the
+# gateway in front of Loki (basic auth, bearer token, 502 while the upstream
+# is down, as Loki's own docs deploy it) and Elasticsearch (API key check,
+# TLS termination requiring client certificates).
 # Idempotent: a fast no-op when the binary is there.
 set -euo pipefail
 cache=${WEIR_TEST_CACHE:-$HOME/.cache/weir-test}/nginx

@@ -4,10 +4,9 @@ token in front of Loki: `location` blocks that check the Authorization
 header and proxy_pass to the upstream. reload() swaps the upstream with
 `nginx -s reload` (an upstream that is down makes nginx answer 502)."""
 import os
+import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 from peer_proc import file_tail, free_port, stop_group
 
@@ -25,7 +24,7 @@ class Nginx:
         for d in ("logs", "tmp"):
             os.makedirs(os.path.join(workdir, d), exist_ok=True)
 
-    def _write(self, upstream, locations):
+    def _write(self, upstream, locations, tls=None):
         user = "user root;\n" if os.geteuid() == 0 else ""  # files in pytest's 0700 tmp
         t = os.path.join(self.dir, "tmp")
         with open(self.conf, "w") as f:
@@ -40,18 +39,31 @@ http {{
   uwsgi_temp_path {t}/uwsgi; scgi_temp_path {t}/scgi;
   client_max_body_size 64m;
   server {{
-    listen 127.0.0.1:{self.port};
-{locations.replace("UPSTREAM", upstream)}
+    listen 127.0.0.1:{self.port}{" ssl" if tls else ""};
+{self._tls(tls)}{locations.replace("UPSTREAM", upstream)}
   }}
 }}
 """)
 
-    def start(self, upstream, locations):
-        """locations: nginx `location` blocks; UPSTREAM stands for `upstream`."""
+    @staticmethod
+    def _tls(tls):
+        """tls: {cert, key, client_ca (optional: client certificates required)}"""
+        if not tls:
+            return ""
+        out = f"    ssl_certificate {tls['cert']};\n    ssl_certificate_key {tls['key']};\n"
+        if tls.get("client_ca"):
+            out += f"    ssl_client_certificate {tls['client_ca']};\n    ssl_verify_client on;\n"
+        return out
+
+    def start(self, upstream, locations, tls=None):
+        """locations: nginx `location` blocks; UPSTREAM stands for `upstream`.
+        tls: HTTPS on the listener (see _tls)."""
         if not os.access(NGINX, os.X_OK):
             raise RuntimeError(f"{NGINX} missing: run scripts/peers/nginx.sh (make test-deps)")
-        self._write(upstream, locations)
-        self.locations = locations
+        self._write(upstream, locations, tls)
+        self.locations, self.tls = locations, tls
+        if tls:
+            self.url = f"https://127.0.0.1:{self.port}"
         self.log = open(os.path.join(self.dir, "logs", "stderr"), "ab")
         self.proc = subprocess.Popen([NGINX, "-p", self.dir, "-e", f"{self.dir}/logs/error.log", "-c", self.conf],
                                      stdout=self.log, stderr=self.log, start_new_session=True)
@@ -61,9 +73,7 @@ http {{
                 raise RuntimeError(f"nginx exited with {self.proc.returncode}:\n"
                                    f"{file_tail(os.path.join(self.dir, 'logs', 'error.log'), 2000)}")
             try:
-                urllib.request.urlopen(self.url + "/nginx-alive", timeout=1)
-            except urllib.error.HTTPError:
-                return self  # any HTTP answer: listening
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
             except OSError:
                 time.sleep(0.05)
                 continue
@@ -71,7 +81,7 @@ http {{
         raise RuntimeError("nginx did not start listening")
 
     def reload(self, upstream):
-        self._write(upstream, self.locations)
+        self._write(upstream, self.locations, self.tls)
         subprocess.run([NGINX, "-p", self.dir, "-e", f"{self.dir}/logs/error.log", "-c", self.conf, "-s", "reload"],
                        check=True, capture_output=True)
 

@@ -44,8 +44,8 @@
 #include <event2/listener.h>
 
 #include "aggregator/log.h"
-#include "buffer/buffer.h"
 #include "aggregator/router.h"
+#include "buffer/buffer.h"
 #include "forward-protocol/fwd_auth.h"
 #include "forward-protocol/fwd_tls.h"
 #include "forward-protocol/mp.h"

@@ -16,8 +16,8 @@
  * 5xx) is tried on the next host of `hosts` within the same write; when
  * every host failed, its records are OUT_RETRY (the whole batch when no
  * request got through). Any other refusal of the whole request (400, 404,
- * 413 ...) is OUT_RETRY too: the request was refused, not its records. `generate_id` gives each record a deterministic
- * _id (SHA-1 of tag, time and record) so that a resent request neither
+ * 413 ...) is OUT_RETRY too: the request was refused, not its records.
+ * `generate_id` gives each record a deterministic _id (SHA-1 of tag, time and record) so that a resent request neither
  * duplicates documents (write_operation create: the copy is a 409) nor
  * loses any.
  *
@@ -1077,13 +1077,12 @@ static int bulk_round(output *o, out_es *c, es_buf *w, const uint32_t *pend, uin
         } else if (r->status == 429 || r->status == 503) {
             whole = RS_SOON;
             rs->n429 += r->status == 429 ? parts[i].n : 0;
-        } else if (r->transport_error || retryable_status(r->status)) {
-            whole = RS_RETRY;
         } else {
-            /* the request itself was refused (a gateway's 400 for a missing
-             * client certificate, 404 for a wrong path, 413 ...): not its
-             * records, which the buffer retries by its rules (then
-             * <secondary> or the dead-letter file), as Fluentd does */
+            /* a transport error, or the request refused whole on every host
+             * (401/403/5xx, a gateway's 400 for a missing client certificate,
+             * 404 for a wrong path, 413 ...): not its records, which the
+             * buffer retries by its rules (then <secondary> or the
+             * dead-letter file), as Fluentd does */
             whole = RS_RETRY;
         }
         char why[300];
@@ -1097,8 +1096,6 @@ static int bulk_round(output *o, out_es *c, es_buf *w, const uint32_t *pend, uin
         }
         for (uint32_t k = 0; k < parts[i].n; k++)
             set_st(w, pp[k], whole, why);
-        if (whole == RS_ERROR)
-            rs->nerr += parts[i].n;
     }
     for (size_t i = 0; i < nparts; i++) {
         http_req_clear(&reqs[i]);

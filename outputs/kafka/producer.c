@@ -358,23 +358,16 @@ static void find_fields(const kafka_out *c, const entry *e, const uint8_t *v[F_N
         if (mp_read(&p, end, &key) != MP_OK)
             return;
         const uint8_t *val = p;
-        /* a string value (the usual case) is skipped by its header alone */
-        uint8_t b = p < end ? *p : 0;
-        size_t hl = 0, sl = 0;
-        if ((b & 0xe0) == 0xa0) {
-            hl = 1;
-            sl = b & 0x1f;
-        } else if (b == 0xd9 && end - p >= 2) {
-            hl = 2;
-            sl = p[1];
-        } else if (b == 0xda && end - p >= 3) {
-            hl = 3;
-            sl = (size_t)p[1] << 8 | p[2];
-        }
-        if (hl && sl <= (size_t)(end - p) - hl)
-            p += hl + sl;
-        else if (mp_skip(&p, end, 64) != MP_OK)
+        /* mp_read steps over a whole scalar or string (the usual values);
+         * only a non-empty container needs the walk of mp_skip */
+        mp_obj vo;
+        if (mp_read(&p, end, &vo) != MP_OK)
             return;
+        if ((vo.type == MP_MAP || vo.type == MP_ARRAY) && vo.len) {
+            p = val;
+            if (mp_skip(&p, end, 64) != MP_OK)
+                return;
+        }
         if (key.type != MP_STR && key.type != MP_BIN)
             continue;
         for (int i = 0; i < F_N; i++)

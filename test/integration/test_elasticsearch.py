@@ -564,6 +564,26 @@ def test_tls_basic_auth(weir, es_tls, tmp_path):
     assert seqs_in(es_tls, "t-tls") == list(range(20))
 
 
+def accepted_then_kept(weir, es, hosts, index, n, good, bad, refusal):
+    """weir with the `good` output lines indexes n records through `hosts`;
+    restarted with `bad`, it logs `refusal` for 3 more and keeps them
+    buffered while the index stays at n."""
+    weir.start(es_config(weir, es, f"{good}\n  index_name {index}", host_lines=hosts))
+    with weir.conn() as c:
+        send_seqs(c, "app.gw", range(n))
+    wait_count(es, index, n)
+    assert seqs_in(es, index) == list(range(n))
+    weir.stop_ok()
+    weir.allow_errors = True
+    weir.start(es_config(weir, es, f"{bad}\n  index_name {index}", host_lines=hosts))
+    with weir.conn() as c:
+        send_seqs(c, "app.gw", range(n, n + 3))
+    weir.wait_log(lambda l: l["level"] == "error" and refusal in l["msg"], 15, what=f"{refusal} logged")
+    es.refresh(index)
+    assert es.count(index) == n
+    assert glob.glob(os.path.join(weir.tmp, "buf", "*.chunk")), "the records must stay buffered"
+
+
 def test_api_key_through_gateway(weir, es, tmp_path):
     """api_key is sent as `Authorization: ApiKey <encoded>`. This node cannot
     mint API keys (creating one fails with "Unknown filter type
@@ -583,21 +603,8 @@ def test_api_key_through_gateway(weir, es, tmp_path):
     }}
 """)
     try:
-        hosts = f"  host 127.0.0.1\n  port {gw.port}\n"
-        weir.start(es_config(weir, es, f"  api_key {key}\n  index_name t-apikey", host_lines=hosts))
-        with weir.conn() as c:
-            send_seqs(c, "app.apikey", range(12))
-        wait_count(es, "t-apikey", 12)
-        assert seqs_in(es, "t-apikey") == list(range(12))
-        weir.stop_ok()
-        weir.allow_errors = True
-        weir.start(es_config(weir, es, "  api_key cmV2b2tlZDprZXk=\n  index_name t-apikey", host_lines=hosts))
-        with weir.conn() as c:
-            send_seqs(c, "app.apikey", range(12, 15))
-        weir.wait_log(lambda l: l["level"] == "error" and "HTTP 401" in l["msg"], 15, what="401 logged")
-        es.refresh("t-apikey")
-        assert es.count("t-apikey") == 12
-        assert glob.glob(os.path.join(weir.tmp, "buf", "*.chunk")), "the records must stay buffered"
+        accepted_then_kept(weir, es, f"  host 127.0.0.1\n  port {gw.port}\n", "t-apikey", 12,
+                           f"  api_key {key}", "  api_key cmV2b2tlZDprZXk=", "HTTP 401")
     finally:
         gw.stop()
 
@@ -616,24 +623,9 @@ def test_client_certificate_through_tls_gateway(weir, es, tmp_path):
     gw.start(es.url, "    location / { proxy_pass UPSTREAM; }\n",
              tls={"cert": pki["server.pem"], "key": pki["server.key"], "client_ca": pki["ca.pem"]})
     try:
-        hosts = f"  host 127.0.0.1\n  port {gw.port}\n  scheme https\n  ca_file {pki['ca.pem']}\n"
-        weir.start(es_config(weir, es, f"""  client_cert {pki['client.pem']}
-  client_key {pki['client.key']}
-  index_name t-mtls""", host_lines=hosts))
-        with weir.conn() as c:
-            send_seqs(c, "app.mtls", range(9))
-        wait_count(es, "t-mtls", 9)
-        assert seqs_in(es, "t-mtls") == list(range(9))
-        weir.stop_ok()
-        weir.allow_errors = True
-        weir.start(es_config(weir, es, "  index_name t-mtls", host_lines=hosts))
-        with weir.conn() as c:
-            send_seqs(c, "app.mtls", range(9, 12))
-        weir.wait_log(lambda l: l["level"] == "error" and "HTTP 400" in l["msg"], 15,
-                      what="the gateway's refusal logged")
-        es.refresh("t-mtls")
-        assert es.count("t-mtls") == 9
-        assert glob.glob(os.path.join(weir.tmp, "buf", "*.chunk")), "the records must stay buffered"
+        accepted_then_kept(weir, es, f"  host 127.0.0.1\n  port {gw.port}\n  scheme https\n  ca_file {pki['ca.pem']}\n",
+                           "t-mtls", 9, f"  client_cert {pki['client.pem']}\n  client_key {pki['client.key']}", "",
+                           "HTTP 400")
     finally:
         gw.stop()
 

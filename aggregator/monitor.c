@@ -129,7 +129,7 @@ static uint64_t ld(atomic_uint_fast64_t *a) { return atomic_load_explicit(a, mem
 
 typedef struct wsum {
     uint64_t records, bytes, requests, connections, connections_open, invalid, decode_errors, oversize, acks, markers,
-        signals, too_deep, too_long, over_decompressed;
+        signals, too_deep, too_long, over_decompressed, retimed;
 } wsum;
 
 static void sum_workers(monitor *m, wsum *s)
@@ -143,6 +143,7 @@ static void sum_workers(monitor *m, wsum *s)
         s->connections += ld(&w->connections);
         s->connections_open += ld(&w->connections_open);
         s->invalid += ld(&w->invalid_events);
+        s->retimed += ld(&w->retimed);
         s->decode_errors += ld(&w->decode_errors);
         s->oversize += ld(&w->oversize);
         s->acks += ld(&w->acks);
@@ -180,6 +181,7 @@ static void write_metrics(monitor *m, struct evbuffer *o)
         {"weir_input_requests_total", "forward requests decoded", w.requests},
         {"weir_input_connections_total", "connections accepted", w.connections},
         {"weir_input_invalid_events_total", "events skipped as invalid", w.invalid},
+        {"weir_input_invalid_time_total", "events whose time was invalid, kept with the time of receipt", w.retimed},
         {"weir_input_decode_errors_total", "corrupt requests (connection closed)", w.decode_errors},
         {"weir_input_oversize_requests_total", "requests over chunk_size_limit (connection closed)", w.oversize},
         {"weir_input_acks_total", "acks sent", w.acks},

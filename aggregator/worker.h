@@ -38,6 +38,7 @@ typedef struct wk_task {
 typedef struct worker_stats {
     atomic_uint_fast64_t records, bytes, requests, connections, connections_open;
     atomic_uint_fast64_t invalid_events, decode_errors, oversize, markers, signals_skipped, acks;
+    atomic_uint_fast64_t retimed; /* invalid event times replaced by the time of receipt */
     /* limit hits (security): records over max_nesting_depth / max_string_length,
      * requests over decompressed_size_limit */
     atomic_uint_fast64_t too_deep, too_long, over_decompressed;

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -27,6 +28,8 @@ typedef struct dctx {
     wbuf *out;
     const uint8_t *run_start, *run_end; /* pending canonical run, not yet copied */
     int inject;                         /* records need extra keys: no canonical runs */
+    int have_now;                       /* now_sec/now_nsec read for this request */
+    uint32_t now_sec, now_nsec;
 } dctx;
 
 static const char *type_name(mp_type t)
@@ -54,8 +57,15 @@ __attribute__((format(printf, 2, 3))) static void note_invalid(dctx *c, const ch
     }
 }
 
-/* Parse a time value. Returns 0 (sec/nsec set, *canonical set when it was
- * the fixext8 form), or -1 with a reason. */
+/* Parse a time value.
+ * Returns 0: sec/nsec set (*canonical when it was the fixext8 form);
+ *         1: nil or a time whose whole seconds are 0 (Fluentd's `time.to_i
+ *            == 0`): the caller uses the time of receipt, as Fluentd does;
+ *        -3/-4: not a valid time (*why says what it is);
+ *        MP_SHORT/MP_BAD: truncated / not msgpack.
+ * Every msgpack encoding of a non-negative number is a valid time: positive
+ * fixint, uint8-64, int8-64 holding a value >= 0 (mp_read reports those as
+ * MP_UINT), float32/64, and EventTime as fixext8 or ext8 of length 8. */
 static int parse_time(const uint8_t **p, const uint8_t *end, uint32_t *sec, uint32_t *nsec, int *canonical,
                       const char **why)
 {
@@ -68,6 +78,8 @@ static int parse_time(const uint8_t **p, const uint8_t *end, uint32_t *sec, uint
     }
     *canonical = 0;
     switch (t.type) {
+    case MP_NIL:
+        return 1;
     case MP_EXT:
         if (t.ext_type != 0 || t.len != 8) {
             *why = "time is an ext value that is not EventTime";
@@ -75,6 +87,8 @@ static int parse_time(const uint8_t **p, const uint8_t *end, uint32_t *sec, uint
         }
         *sec = mp_be32(t.ptr);
         *nsec = mp_be32(t.ptr + 4);
+        if (*sec == 0)
+            return 1;
         *canonical = start[0] == 0xd7;
         return 0;
     case MP_UINT:
@@ -82,14 +96,18 @@ static int parse_time(const uint8_t **p, const uint8_t *end, uint32_t *sec, uint
             *why = "integer time out of range";
             return -3;
         }
+        if (t.v.u == 0)
+            return 1;
         *sec = (uint32_t)t.v.u;
         *nsec = 0;
         return 0;
-    case MP_INT:
+    case MP_INT: /* always < 0: mp_read reports non-negative values as MP_UINT */
         *why = "negative integer time";
         return -3;
     case MP_FLOAT:
-        if (!(t.v.f >= 0 && t.v.f < 4294967296.0)) {
+        if (t.v.f > -1.0 && t.v.f < 1.0)
+            return 1;
+        if (!(t.v.f >= 1.0 && t.v.f < 4294967296.0)) {
             *why = "float time out of range";
             return -3;
         }
@@ -99,11 +117,40 @@ static int parse_time(const uint8_t **p, const uint8_t *end, uint32_t *sec, uint
             (*sec)++;
             *nsec -= 1000000000u;
         }
+        if (*sec == 0) /* 0xFFFFFFFF.99.. rounded up past the range */
+            return 1;
         return 0;
     default:
         *why = type_name(t.type);
         return -4;
     }
+}
+
+/* The time of receipt, read once per request (or fixed by the options). */
+static void receipt_time(dctx *c, uint32_t *sec, uint32_t *nsec)
+{
+    if (!c->have_now) {
+        if (c->o->now_sec) {
+            c->now_sec = c->o->now_sec;
+            c->now_nsec = c->o->now_nsec;
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            c->now_sec = (uint32_t)ts.tv_sec;
+            c->now_nsec = (uint32_t)ts.tv_nsec;
+        }
+        c->have_now = 1;
+    }
+    *sec = c->now_sec;
+    *nsec = c->now_nsec;
+}
+
+/* An event whose time is invalid and skip_invalid_event is false: it is kept
+ * with the time of receipt, counted, and the first one noted. */
+static void note_retimed(dctx *c, const char *why)
+{
+    if (c->r->retimed++ == 0)
+        c->r->retimed_why = why ? why : "unknown";
 }
 
 /* Skip one object whatever its depth (used to step over an invalid event
@@ -215,28 +262,26 @@ static int process_entry(dctx *c, const uint8_t **p, const uint8_t *end)
     int canonical = 0;
     const uint8_t *meta = NULL, *rec = NULL;
     size_t meta_len = 0, rec_len = 0;
-    const char *why = NULL;
-    int bad = 0;
+    const char *why = NULL, *bad = NULL;
+    int trc = 0;
 
     if (*p < end && (**p & 0xf0) == 0x90) {
         mp_obj ta;
         mp_read(p, end, &ta);
         if (ta.len != 2) {
-            bad = 1;
-            why = "metadata entry [time, meta] has the wrong size";
+            bad = "metadata entry [time, meta] has the wrong size";
         } else {
-            rc = parse_time(p, end, &sec, &nsec, &canonical, &why);
-            if (rc == MP_SHORT || rc == MP_BAD)
-                return rc;
-            if (rc != 0) {
-                bad = 1;
+            trc = parse_time(p, end, &sec, &nsec, &canonical, &why);
+            if (trc == MP_SHORT || trc == MP_BAD)
+                return trc;
+            if (trc < 0 && c->o->skip_invalid_event) {
+                bad = "invalid event time";
             } else {
                 rc = read_map(c, p, end, &meta, &meta_len);
                 if (rc == MP_SHORT || rc == MP_BAD)
                     return rc;
                 if (rc != MP_OK) {
-                    bad = 1;
-                    why = rc == -3 ? "metadata is not a map" : rc == -5 ? "metadata nested too deep" : "metadata holds a string longer than max_string_length";
+                    bad = rc == -3 ? "metadata is not a map" : rc == -5 ? "metadata nested too deep" : "metadata holds a string longer than max_string_length";
                     if (rc == -5)
                         c->r->too_deep++;
                     else if (rc == -6)
@@ -245,11 +290,11 @@ static int process_entry(dctx *c, const uint8_t **p, const uint8_t *end)
             }
         }
     } else {
-        rc = parse_time(p, end, &sec, &nsec, &canonical, &why);
-        if (rc == MP_SHORT || rc == MP_BAD)
-            return rc;
-        if (rc != 0)
-            bad = 1;
+        trc = parse_time(p, end, &sec, &nsec, &canonical, &why);
+        if (trc == MP_SHORT || trc == MP_BAD)
+            return trc;
+        if (trc < 0 && c->o->skip_invalid_event)
+            bad = "invalid event time";
     }
     if (bad) {
         /* re-skip the whole entry from its start to stay in sync */
@@ -259,7 +304,10 @@ static int process_entry(dctx *c, const uint8_t **p, const uint8_t *end)
             return rc;
         if (flush_run(c))
             return E_NOMEM;
-        note_invalid(c, "invalid event time: %s", why ? why : "unknown");
+        if (why && bad[0] == 'i')
+            note_invalid(c, "%s: %s", bad, why);
+        else
+            note_invalid(c, "%s", bad);
         return MP_OK;
     }
     if (canonical && nsec == 0 && (sec == 0xFFFFFFFFu || sec == 0xFFFFFFFEu)) {
@@ -280,6 +328,14 @@ static int process_entry(dctx *c, const uint8_t **p, const uint8_t *end)
             return E_NOMEM;
         note_invalid(c, "record is %s", map_refusal(c, rc));
         return MP_OK;
+    }
+    if (trc != 0) {
+        /* nil/zero time (Fluentd: the time of receipt), or an invalid time
+         * kept because skip_invalid_event is false */
+        if (trc < 0)
+            note_retimed(c, why);
+        receipt_time(c, &sec, &nsec);
+        canonical = 0;
     }
     c->r->records++;
     if (canonical && !c->inject) {
@@ -594,8 +650,8 @@ int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, c
         int trc = parse_time(&p, end, &sec, &nsec, &canonical, &why);
         if (trc == MP_SHORT || trc == MP_BAD)
             return decode_fail(r, out, mark, "truncated request%s", "");
-        int rrc = MP_OK;
-        if (trc == 0)
+        int rrc = MP_OK, skip_time = trc < 0 && o->skip_invalid_event;
+        if (!skip_time)
             rrc = read_map(&c, &p, end, &rec, &rec_len);
         else if (skip_any(&p, end) != MP_OK)
             return decode_fail(r, out, mark, "truncated request%s", "");
@@ -605,11 +661,16 @@ int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, c
             return decode_fail(r, out, mark, "%s", r->err);
         if (top.len == 3)
             memset(&op, 0, sizeof op);
-        if (trc != 0) {
+        if (skip_time) {
             note_invalid(&c, "invalid event time: %s", why ? why : "unknown");
         } else if (rrc != MP_OK) {
             note_invalid(&c, "record is %s", map_refusal(&c, rrc));
         } else {
+            if (trc != 0) {
+                if (trc < 0)
+                    note_retimed(&c, why);
+                receipt_time(&c, &sec, &nsec);
+            }
             r->records = 1;
             if (emit(&c, sec, nsec, op.metadata, op.metadata_len, rec, rec_len))
                 return decode_fail(r, out, mark, "out of memory%s", "");
@@ -627,7 +688,12 @@ int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, c
         out->len = mark;
         return FWD_OK;
     }
-    if (r->invalid && !o->skip_invalid_event) {
+    /* skip_invalid_event false: an event that cannot be kept (not a
+     * [time, map] entry, bytes that are not msgpack) refuses the whole
+     * request, so that its ack never hides a drop; events over the
+     * configured max_nesting_depth / max_string_length are always skipped
+     * and counted (the limit is what asked for it). */
+    if (r->invalid > r->too_deep + r->too_long && !o->skip_invalid_event) {
         char why[256];
         snprintf(why, sizeof why, "%s", r->err);
         r->records = 0;

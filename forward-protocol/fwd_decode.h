@@ -15,7 +15,12 @@
 #include "aggregator/wbuf.h"
 
 typedef struct fwd_decode_opts {
-    int skip_invalid_event;        /* 1: skip invalid events; 0: reject the request */
+    /* Invalid events (docs/configuration.md, "Event times and invalid events"): 1 skips and
+     * counts them; 0 (Fluentd's default) keeps an event whose time is
+     * invalid with the time of receipt, and refuses the whole request (no
+     * ack) when an entry is not a [time, map]. */
+    int skip_invalid_event;
+    uint32_t now_sec, now_nsec;    /* the time of receipt; 0: read the clock (tests fix it) */
     const char *tag;               /* override tag, or NULL */
     const char *add_tag_prefix;    /* or NULL */
     const char *source_address_key;  /* or NULL */
@@ -43,6 +48,8 @@ typedef struct fwd_result {
     size_t chunk_len;
     uint32_t records;         /* records appended to `out` */
     uint32_t invalid;         /* invalid events skipped */
+    uint32_t retimed;         /* events kept with the time of receipt: their time was invalid */
+    const char *retimed_why;  /* the first such time's problem (static text) */
     uint32_t markers;         /* Fluent Bit group markers skipped */
     uint32_t too_deep;        /* of `invalid`: records over max_nesting_depth */
     uint32_t too_long;        /* of `invalid`: records with a string over max_string_length */

@@ -174,7 +174,7 @@ static const conf_spec forward_spec[] = {
     {"bind", CONF_STR, "0.0.0.0", 0, offsetof(fwd_source, bind), NULL},
     {"chunk_size_warn_limit", CONF_SIZE, "0", 0, offsetof(fwd_source, chunk_size_warn_limit), NULL},
     {"chunk_size_limit", CONF_SIZE, "256m", 0, offsetof(fwd_source, chunk_size_limit), NULL},
-    {"skip_invalid_event", CONF_BOOL, "true", 0, offsetof(fwd_source, skip_invalid_event), NULL},
+    {"skip_invalid_event", CONF_BOOL, "false", 0, offsetof(fwd_source, skip_invalid_event), NULL},
     {"source_address_key", CONF_STR, NULL, 0, offsetof(fwd_source, source_address_key), NULL},
     {"source_hostname_key", CONF_STR, NULL, 0, offsetof(fwd_source, source_hostname_key), NULL},
     {"tag", CONF_STR, NULL, 0, offsetof(fwd_source, tag), NULL},
@@ -706,6 +706,12 @@ static int handle_request(fwd_conn *c, const uint8_t *req, size_t len)
             atomic_fetch_add_explicit(&st->too_long, r.too_long, memory_order_relaxed);
         wlog_warn("in_forward", "skipped %u invalid event%s from %s in a %s request (%s); %u valid records kept",
                   r.invalid, r.invalid > 1 ? "s" : "", c->peer, r.mode, r.err, r.records);
+    }
+    if (r.retimed) {
+        atomic_fetch_add_explicit(&st->retimed, r.retimed, memory_order_relaxed);
+        wlog_warn("in_forward", "kept %u event%s from %s in a %s request with the time of receipt: invalid event time (%s); "
+                  "skip_invalid_event true would skip them",
+                  r.retimed, r.retimed > 1 ? "s" : "", c->peer, r.mode, r.retimed_why);
     }
     if (r.markers)
         atomic_fetch_add_explicit(&st->markers, r.markers, memory_order_relaxed);

@@ -91,10 +91,14 @@ int mp_read(const uint8_t **pp, const uint8_t *end, mp_obj *o)
     case 0xcd: if (avail < 2) return MP_SHORT; o->type = MP_UINT; o->v.u = mp_be16(p); p += 2; goto done;
     case 0xce: if (avail < 4) return MP_SHORT; o->type = MP_UINT; o->v.u = mp_be32(p); p += 4; goto done;
     case 0xcf: if (avail < 8) return MP_SHORT; o->type = MP_UINT; o->v.u = mp_be64(p); p += 8; goto done;
-    case 0xd0: if (avail < 1) return MP_SHORT; o->type = MP_INT; o->v.i = (int8_t)p[0]; p += 1; goto done;
-    case 0xd1: if (avail < 2) return MP_SHORT; o->type = MP_INT; o->v.i = (int16_t)mp_be16(p); p += 2; goto done;
-    case 0xd2: if (avail < 4) return MP_SHORT; o->type = MP_INT; o->v.i = (int32_t)mp_be32(p); p += 4; goto done;
-    case 0xd3: if (avail < 8) return MP_SHORT; o->type = MP_INT; o->v.i = (int64_t)mp_be64(p); p += 8; goto done;
+    /* Signed encodings: a non-negative value is reported as MP_UINT, as
+     * msgpack-c does, so that no reader mistakes a positive int32/int64
+     * (what Go's tinylib/msgp writes for an int64 field) for a negative
+     * number. MP_INT always means v.i < 0. */
+    case 0xd0: if (avail < 1) return MP_SHORT; o->v.i = (int8_t)p[0]; p += 1; goto sint;
+    case 0xd1: if (avail < 2) return MP_SHORT; o->v.i = (int16_t)mp_be16(p); p += 2; goto sint;
+    case 0xd2: if (avail < 4) return MP_SHORT; o->v.i = (int32_t)mp_be32(p); p += 4; goto sint;
+    case 0xd3: if (avail < 8) return MP_SHORT; o->v.i = (int64_t)mp_be64(p); p += 8; goto sint;
     case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
         if (avail < 1)
             return MP_SHORT;
@@ -111,6 +115,9 @@ int mp_read(const uint8_t **pp, const uint8_t *end, mp_obj *o)
     default:
         return MP_BAD; /* 0xc1, never used */
     }
+sint:
+    o->type = o->v.i < 0 ? MP_INT : MP_UINT; /* v.u and v.i share their bits */
+    goto done;
 payload:
     if (avail < n)
         return MP_SHORT;

@@ -25,6 +25,10 @@ typedef enum {
     MP_NIL, MP_BOOL, MP_UINT, MP_INT, MP_FLOAT, MP_STR, MP_BIN, MP_ARRAY, MP_MAP, MP_EXT
 } mp_type;
 
+/* Integers: MP_UINT for every non-negative value, whatever its encoding
+ * (positive fixint, uint8-64, and int8-64 holding a value >= 0); MP_INT only
+ * for a negative value (v.i < 0). Readers test the type, never the byte. */
+
 /* One decoded header. For STR/BIN/EXT, `ptr`/`len` is the payload (already
  * bounds-checked); for ARRAY/MAP `len` is the element/pair count. */
 typedef struct mp_obj {

@@ -3,6 +3,7 @@
 # and runs each for SECONDS (default 60) on a copy of its seed corpus,
 # FUZZ_JOBS (default 2) targets at a time. Exits non-zero when a target finds
 # a crash, a leak or a timeout (the input is kept under build-fuzz/<target>/).
+# FUZZ_ONLY=fwd_decode runs one target (a glob on the name after fuzz_).
 # The library is compiled once (build-fuzz/obj) and linked into each target.
 set -u
 cd "$(dirname "$0")/.."
@@ -54,7 +55,7 @@ export -f run_one
 export secs objs libs
 
 t0=$(date +%s)
-results=$(ls test/fuzz/fuzz_*.c | xargs -P "$jobs" -I{} bash -c 'run_one {}')
+results=$(ls test/fuzz/fuzz_${FUZZ_ONLY:-*}.c | xargs -P "$jobs" -I{} bash -c 'run_one {}')
 echo "$results"
 ran=$(echo "$results" | grep -cE '^fuzz: [a-z_]+ (ok|FAILED|does not build)')
 fail=$(echo "$results" | grep -cE '^fuzz: [a-z_]+ (FAILED|does not build)')

@@ -57,6 +57,8 @@ if [ $want_test = 1 ]; then
     cp "$here/test/integration/package.json" "$cache/node/package.json"
     (cd "$cache/node" && npm install --silent --no-audit --no-fund >/dev/null)
   fi
+  # the Go test client: fluent-logger-golang from the Go module proxy
+  "$here/scripts/peers/go-client.sh" >/dev/null
   # Grafana Loki (built from the Go module proxy; needs go >= loki's go.mod version)
   "$here/scripts/peers/loki.sh" >/dev/null
   # Elasticsearch node (Maven Central integ-test-zip; needs java and unzip)

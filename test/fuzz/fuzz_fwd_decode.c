@@ -17,8 +17,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fwd_decode_opts o = {.skip_invalid_event = 1, .max_decompressed = 4 << 20, .max_depth = 32,
-                         .source_address_key = (size & 1) ? "ip" : NULL};
+    /* both invalid-event policies: skip, or keep with the time of receipt /
+     * refuse the request (fixed time, so a run is reproducible) */
+    fwd_decode_opts o = {.skip_invalid_event = !(size & 2), .max_decompressed = 4 << 20, .max_depth = 32,
+                         .source_address_key = (size & 1) ? "ip" : NULL, .now_sec = 1800000000};
     fwd_peer peer = {"127.0.0.1", "localhost"};
     fwd_scratch s = {0};
     size_t off = 0;

@@ -1,11 +1,16 @@
 """Real client libraries: npm @fluent-org/logger (all event modes, with and without
-acks) and Python fluent-logger (with and without nanosecond precision)."""
+acks), Python fluent-logger (with and without nanosecond precision) and Go's
+fluent-logger-golang (what Docker's fluentd log driver uses: times as msgpack
+int32/int64, records with signed integer encodings)."""
+import json
+import os
+import subprocess
 import time
 
 import pytest
 from fluent import sender
 
-from conftest import T0, assert_events, run_node, split_event
+from conftest import REPO, T0, assert_events, run_node, split_event
 
 NODE_EVENTS = [
     {"label": "app", "time": {"sec": T0, "nsec": 123456789},
@@ -104,3 +109,56 @@ def test_python_fluent_logger_nanosecond_precision(weir):
     tag, t, rec = split_event(recs[2])
     assert (tag, rec) == ("pyns.now", PY_RECORDS[2])
     assert before - 1e-6 <= t <= after + 1e-6, f"time {t} not in [{before}, {after}]"
+
+
+# ------------------------------------------------------ fluent-logger-golang --
+
+@pytest.fixture(scope="session")
+def go_client():
+    """The Go client, built by scripts/peers/go-client.sh (install-deps --test
+    runs it; running it here again is a no-op when the binary is current)."""
+    script = os.path.join(REPO, "scripts", "peers", "go-client.sh")
+    p = subprocess.run([script], capture_output=True, timeout=600)
+    assert p.returncode == 0, ("cannot build the Go test client (needs go and the Go module proxy; "
+                               f"run scripts/install-deps.sh --test): {p.stderr.decode(errors='replace')}")
+    return p.stdout.decode().strip().splitlines()[-1]
+
+
+def run_go(binary, spec, tmp_path, timeout=60):
+    path = os.path.join(str(tmp_path), f"go-spec-{time.monotonic_ns()}.json")
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    p = subprocess.run([binary, path], capture_output=True, timeout=timeout)
+    out = p.stdout.decode("utf-8", "replace")
+    assert p.returncode == 0, f"go client exited {p.returncode}: {out!r} {p.stderr.decode('utf-8', 'replace')!r}"
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# msgp writes Go int64 values in the smallest signed encoding: 5 as a fixint,
+# 200 as int16, T0 as int32, 2**40 as int64; the time (int64 field) as int32.
+GO_RECORDS = [
+    {"msg": "go", "status": 200, "epoch": T0, "neg": -7, "big": 2 ** 40, "f": 0.5, "ok": True,
+     "nested": {"code": 30000, "list": [1, 128, 70000, -1]}},
+    {"msg": "second", "zero": 0, "max32": 2 ** 31 - 1, "u32": 2 ** 32 - 1},
+]
+
+
+@pytest.mark.parametrize("ack", [False, True], ids=["noack", "ack"])
+@pytest.mark.parametrize("mode", ["seconds", "subsecond", "async"])
+def test_fluent_logger_golang(weir, go_client, tmp_path, mode, ack):
+    """Every record arrives once, with its time: whole seconds sent as a
+    msgpack int32 (the default, as Docker's log driver sends them), or
+    EventTime with SubSecondPrecision; sync or async, with or without
+    RequestAck."""
+    weir.start()
+    n = 60
+    events = [{"label": f"l{i % 2}", "sec": T0 + i, "nsec": 1000 * i + 7, "record": dict(GO_RECORDS[i % 2], i=i)}
+              for i in range(n)]
+    res = run_go(go_client, {"port": weir.port, "tag_prefix": f"go{mode}", "sub_second": mode == "subsecond",
+                             "request_ack": ack, "async": mode == "async", "events": events}, tmp_path)
+    assert res == {"ok": True, "sent": n}
+    recs = weir.read_records() if ack and mode != "async" else weir.wait_records(n)
+    expected = [(f"go{mode}.{e['label']}", e["sec"], e["nsec"] if mode == "subsecond" else 0, e["record"])
+                for e in events]
+    assert_events(recs, expected)
+    assert not weir.log_lines("warn", "error"), weir.log_lines("warn", "error")

@@ -2,11 +2,12 @@
 import base64
 import json
 import os
+import time
 
 import msgpack
 
 import fwd
-from conftest import T0, assert_events
+from conftest import T0, assert_events, split_event
 from fwd import et, entry, packb
 
 
@@ -19,9 +20,12 @@ def warn_lines(weir):
 
 
 # ----------------------------------------------------------- invalid events --
+# skip_invalid_event true: invalid events are skipped, counted, logged, and
+# the rest of the request is kept and acked. The default (false, as Fluentd)
+# is tested after these.
 
 def test_invalid_events_skipped_rest_stored_and_acked(weir):
-    weir.start()
+    weir.start(source_extra="  skip_invalid_event true")
     ch = chunk_id()
     entries = [
         entry(et(T0, 1), {"ok": 1}),
@@ -45,7 +49,7 @@ def test_invalid_events_skipped_rest_stored_and_acked(weir):
 
 
 def test_invalid_events_in_packed_blob(weir):
-    weir.start()
+    weir.start(source_extra="  skip_invalid_event true")
     ch = chunk_id()
     blob = (packb(entry(et(T0, 1), {"ok": 1})) + packb([et(T0, 2), "str record"]) + packb(42) +
             packb({"a": "map entry"}) + packb(entry(et(T0, 3), {"ok": 2})))
@@ -58,7 +62,7 @@ def test_invalid_events_in_packed_blob(weir):
 
 
 def test_message_mode_non_map_record_skipped(weir):
-    weir.start()
+    weir.start(source_extra="  skip_invalid_event true")
     c1, c2 = chunk_id(), chunk_id()
     with weir.conn() as c:
         c.send(fwd.message("inv.msg", et(T0, 1), "not a map", {"chunk": c1}))
@@ -70,7 +74,7 @@ def test_message_mode_non_map_record_skipped(weir):
 
 
 def test_trailing_partial_event_in_packed_blob(weir):
-    weir.start()
+    weir.start(source_extra="  skip_invalid_event true")
     ch = chunk_id()
     good = [entry(et(T0, 1), {"ok": 1}), entry(et(T0, 2), {"ok": 2})]
     partial = packb(entry(et(T0, 3), {"lost": "x" * 20}))[:9]
@@ -86,6 +90,103 @@ def test_trailing_partial_event_in_packed_blob(weir):
             c.expect_ack(ch)
     assert_events(weir.read_records(), [("partial", T0, 1, {"ok": 1}), ("partial", T0, 2, {"ok": 2})] * 3)
     assert warn_lines(weir)
+
+
+def _metrics(weir, mport):
+    from test_monitor import get
+    return get(mport, "/metrics")[1]
+
+
+DEFAULT_WITH_MONITOR = """
+<source>
+  @type forward
+  port {port}
+  bind 127.0.0.1
+{extra}
+</source>
+<source>
+  @type monitor_agent
+  bind 127.0.0.1
+  port {mport}
+</source>
+<match **>
+  @type file
+  path {prefix}
+  append true
+  <format>
+    @type json
+  </format>
+  <inject>
+    time_key time
+    time_type string
+    time_format %s.%N
+    tag_key tag
+  </inject>
+</match>
+"""
+
+
+def test_default_invalid_time_kept_with_time_of_receipt(weir):
+    """skip_invalid_event false (the default, as Fluentd): an event whose time
+    is invalid is acked AND kept, with the time of receipt; nil and 0 times
+    are the time of receipt too (Fluentd's `time.to_i == 0`); a positive
+    time in a signed encoding is kept as sent. Nothing acked is lost."""
+    from conftest import free_port
+    from test_monitor import metric
+    mport = free_port()
+    weir.start(DEFAULT_WITH_MONITOR.format(port=weir.port, mport=mport, prefix=weir.prefix, extra=""))
+    # a positive time written as int32 / int64 (Go's msgp, Docker's log driver)
+    int32_entry = b"\x92\xd2" + (T0 + 1).to_bytes(4, "big") + packb({"n": 1})
+    int64_entry = b"\x92\xd3" + (T0 + 2).to_bytes(8, "big") + packb({"n": 2})
+    blob = (packb(entry(et(T0, 0), {"n": 0})) + int32_entry + int64_entry +
+            packb([-5, {"n": 3}]) + packb(["12:00:00", {"n": 4}]) + packb([None, {"n": 5}]) +
+            packb([0, {"n": 6}]) + packb([True, {"n": 7}]))
+    before = time.time()
+    ch = chunk_id()
+    with weir.conn() as c:
+        c.send(fwd.packed_forward("dflt", None, {"chunk": ch}, blob=blob))
+        c.expect_ack(ch)
+        # Message mode: a negative time, and an int32 time
+        c2 = chunk_id()
+        c.send(fwd.message("dflt.msg", -1, {"n": 8}, {"chunk": c2}))
+        c.expect_ack(c2)
+        c3 = chunk_id()
+        c.send(b"\x94" + packb("dflt.msg") + b"\xd2" + (T0 + 9).to_bytes(4, "big") + packb({"n": 9}) +
+               packb({"chunk": c3}))
+        c.expect_ack(c3)
+    after = time.time()
+    recs = sorted(weir.read_records(), key=lambda r: r["n"])
+    assert [r["n"] for r in recs] == list(range(10)), recs
+    exact = {0: T0, 1: T0 + 1, 2: T0 + 2, 9: T0 + 9}
+    for r in recs:
+        tag, t, rec = split_event(r)
+        if rec["n"] in exact:
+            assert t == exact[rec["n"]] or abs(t - exact[rec["n"]]) < 1e-9, (rec, t)
+        else:  # invalid (3, 4, 7, 8) or nil/0 (5, 6): the time of receipt
+            assert before - 1 <= t <= after + 1, (rec, t, before, after)
+    text = _metrics(weir, mport)
+    assert metric(text, "weir_input_invalid_time_total", input="forward") == 4
+    assert metric(text, "weir_input_invalid_events_total", input="forward") == 0
+    warns = [l["msg"] for l in weir.log_lines("warn")]
+    assert any("with the time of receipt" in m and "negative integer time" in m for m in warns), warns
+
+
+def test_default_refuses_request_with_a_record_it_cannot_keep(weir):
+    """skip_invalid_event false: a request holding a record that is not a map
+    is refused whole (no ack: the sender keeps it), with one error line, and
+    nothing of it is stored; the connection's earlier requests stay acked."""
+    weir.allow_errors = True
+    weir.start()
+    with weir.conn() as c:
+        ok = chunk_id()
+        c.send(fwd.message("strict", et(T0, 1), {"n": 1}, {"chunk": ok}))
+        c.expect_ack(ok)
+        bad = chunk_id()
+        c.send(fwd.forward("strict", [entry(et(T0, 2), {"n": 2}), [et(T0, 3), "not a map"]], {"chunk": bad}))
+        assert c.wait_closed() == b"", "no ack for a refused request"
+    assert_events(weir.read_records(), [("strict", T0, 1, {"n": 1})])
+    msgs = [l["msg"] for l in weir.log_lines("warn", "error")]
+    assert any("skip_invalid_event is false" in m and "not a map" in m for m in msgs), msgs
 
 
 # ---------------------------------------------------------- corrupt streams --

@@ -674,6 +674,208 @@ static void test_nul_in_tag_is_corrupt(void **st)
     fwd_scratch_free(&s);
 }
 
+/* ------------------------------------------------------ event time encodings --
+ * One row per msgpack encoding of an event time (issue: positive int32/int64
+ * from Go's tinylib/msgp were taken for negative and dropped). */
+#define NOW_SEC 1800000000u
+#define NOW_NSEC 424242u
+enum { T_OK, T_NOW, T_BAD };
+typedef struct time_case {
+    const char *what;
+    uint8_t bytes[16];
+    size_t len;
+    int expect;
+    uint32_t sec, nsec;
+} time_case;
+
+#define B(...) {__VA_ARGS__}, sizeof((uint8_t[]){__VA_ARGS__})
+static const time_case time_cases[] = {
+    {"positive fixint", B(0x05), T_OK, 5, 0},
+    {"uint8", B(0xcc, 0xc8), T_OK, 200, 0},
+    {"uint16", B(0xcd, 0x12, 0x34), T_OK, 0x1234, 0},
+    {"uint32", B(0xce, 0x65, 0x53, 0xf1, 0x00), T_OK, 1700000000, 0},
+    {"uint64", B(0xcf, 0, 0, 0, 0, 0x65, 0x53, 0xf1, 0x00), T_OK, 1700000000, 0},
+    {"int8 >= 0", B(0xd0, 0x7f), T_OK, 127, 0},
+    {"int16 >= 0", B(0xd1, 0x75, 0x30), T_OK, 30000, 0},
+    {"int32 >= 0 (Go msgp int64)", B(0xd2, 0x65, 0x53, 0xf1, 0x00), T_OK, 1700000000, 0},
+    {"int64 >= 0", B(0xd3, 0, 0, 0, 0, 0x65, 0x53, 0xf1, 0x00), T_OK, 1700000000, 0},
+    {"int32 max", B(0xd2, 0x7f, 0xff, 0xff, 0xff), T_OK, 0x7fffffff, 0},
+    {"uint32 max", B(0xce, 0xff, 0xff, 0xff, 0xfd), T_OK, 0xfffffffd, 0},
+    {"float32", B(0xca, 0x4e, 0xca, 0xa7, 0xe2), T_OK, 1700000000, 0},
+    {"float64", B(0xcb, 0x41, 0xd9, 0x54, 0xfc, 0x40, 0x10, 0x00, 0x00), T_OK, 1700000000, 250000000},
+    {"EventTime fixext8", B(0xd7, 0x00, 0x65, 0x53, 0xf1, 0x00, 0x00, 0x00, 0x00, 0x07), T_OK, 1700000000, 7},
+    {"EventTime ext8", B(0xc7, 0x08, 0x00, 0x65, 0x53, 0xf1, 0x00, 0x00, 0x00, 0x00, 0x07), T_OK, 1700000000, 7},
+    /* Fluentd's `time.to_i == 0`: the time of receipt */
+    {"nil", B(0xc0), T_NOW, 0, 0},
+    {"fixint 0", B(0x00), T_NOW, 0, 0},
+    {"int32 0", B(0xd2, 0, 0, 0, 0), T_NOW, 0, 0},
+    {"EventTime 0.5", B(0xd7, 0x00, 0, 0, 0, 0, 0x1d, 0xcd, 0x65, 0x00), T_NOW, 0, 0},
+    {"float64 0.5", B(0xcb, 0x3f, 0xe0, 0, 0, 0, 0, 0, 0), T_NOW, 0, 0},
+    /* invalid */
+    {"negative fixint", B(0xe0), T_BAD, 0, 0},
+    {"int8 -1", B(0xd0, 0xff), T_BAD, 0, 0},
+    {"int32 negative", B(0xd2, 0x80, 0, 0, 0), T_BAD, 0, 0},
+    {"int64 negative", B(0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe), T_BAD, 0, 0},
+    {"uint64 over 2^32", B(0xcf, 0, 0, 0, 1, 0, 0, 0, 0), T_BAD, 0, 0},
+    {"float64 -5", B(0xcb, 0xc0, 0x14, 0, 0, 0, 0, 0, 0), T_BAD, 0, 0},
+    {"true", B(0xc3), T_BAD, 0, 0},
+    {"string", B(0xa3, 'n', 'o', 'w'), T_BAD, 0, 0},
+    {"ext type 1", B(0xd7, 0x01, 0, 0, 0, 1, 0, 0, 0, 0), T_BAD, 0, 0},
+    {"map", B(0x80), T_BAD, 0, 0},
+};
+#undef B
+
+/* [tag, <time>, {"msg": "m0", "n": 0}, {"chunk": "c"}] (Message) or
+ * [tag, [[<time>, record]], {"chunk": "c"}] (Forward) */
+static void put_time_request(wbuf *b, const time_case *tc, int message)
+{
+    mpw_array(b, message ? 4 : 3);
+    mpw_str(b, "t", 1);
+    if (!message) {
+        mpw_array(b, 1);
+        mpw_array(b, 2);
+    }
+    wbuf_add(b, tc->bytes, tc->len);
+    put_record(b, "m0", 0);
+    put_chunk_opts(b, "c", NULL);
+}
+
+static void check_time_case(const time_case *tc, int message, int skip)
+{
+    fwd_decode_opts o = opts();
+    o.skip_invalid_event = skip;
+    o.now_sec = NOW_SEC;
+    o.now_nsec = NOW_NSEC;
+    fwd_scratch s = {0};
+    wbuf b = {0};
+    dres r;
+    put_time_request(&b, tc, message);
+    int rc = decode1(&o, &s, b.data, b.len, &r);
+    if (rc != FWD_OK)
+        fail_msg("%s (%s): %s", tc->what, message ? "Message" : "Forward", r.r.err);
+    uint32_t want_sec = tc->sec, want_nsec = tc->nsec;
+    if (tc->expect == T_BAD && skip) {
+        if (r.r.records != 0 || r.r.invalid != 1 || r.b)
+            fail_msg("%s: records %u invalid %u, want 0 and 1", tc->what, r.r.records, r.r.invalid);
+        assert_non_null(strstr(r.r.err, "invalid event time"));
+        assert_non_null(r.r.chunk); /* still acked */
+        wbuf_free(&b);
+        fwd_scratch_free(&s);
+        return;
+    }
+    if (tc->expect != T_OK) {
+        want_sec = NOW_SEC;
+        want_nsec = NOW_NSEC;
+    }
+    if (r.r.records != 1 || r.r.invalid != 0 || r.r.retimed != (tc->expect == T_BAD))
+        fail_msg("%s: records %u invalid %u retimed %u", tc->what, r.r.records, r.r.invalid, r.r.retimed);
+    if (tc->expect == T_BAD)
+        assert_non_null(r.r.retimed_why);
+    const uint8_t *p = r.b->data;
+    entry e;
+    assert_int_equal(batch_next(&p, r.b->data + r.b->len, &e), 1);
+    if (e.sec != want_sec || e.nsec != want_nsec)
+        fail_msg("%s (%s): time %u.%09u, want %u.%09u", tc->what, message ? "Message" : "Forward", e.sec, e.nsec,
+                 want_sec, want_nsec);
+    wbuf want = {0};
+    put_record(&want, "m0", 0);
+    assert_int_equal(e.record_len, want.len);
+    assert_memory_equal(e.record, want.data, want.len);
+    wbuf_free(&want);
+    batch_unref(r.b);
+    wbuf_free(&b);
+    fwd_scratch_free(&s);
+}
+
+static void test_time_encodings(void **st)
+{
+    for (size_t i = 0; i < sizeof time_cases / sizeof time_cases[0]; i++) {
+        const time_case *tc = &time_cases[i];
+        /* a string time in Message mode is a PackedForward blob, not a time */
+        for (int message = 0; message <= (tc->bytes[0] >> 5 != 0x5); message++)
+            for (int skip = 0; skip <= 1; skip++)
+                check_time_case(tc, message, skip);
+    }
+}
+
+/* mp_read: a signed encoding of a non-negative value is MP_UINT; MP_INT only
+ * ever holds a negative value. */
+static void test_mp_read_signed_nonnegative(void **st)
+{
+    static const struct {
+        uint8_t b[9];
+        size_t len;
+        mp_type type;
+        int64_t v;
+    } rows[] = {
+        {{0xd0, 0x00}, 2, MP_UINT, 0},
+        {{0xd0, 0x80}, 2, MP_INT, -128},
+        {{0xd1, 0x7f, 0xff}, 3, MP_UINT, 32767},
+        {{0xd1, 0xff, 0xff}, 3, MP_INT, -1},
+        {{0xd2, 0x00, 0x00, 0x00, 0xc8}, 5, MP_UINT, 200},
+        {{0xd2, 0xff, 0xff, 0xff, 0x38}, 5, MP_INT, -200},
+        {{0xd3, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 9, MP_UINT, INT64_MAX},
+        {{0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0}, 9, MP_INT, INT64_MIN},
+        {{0xff}, 1, MP_INT, -1},
+        {{0x7f}, 1, MP_UINT, 127},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const uint8_t *p = rows[i].b;
+        mp_obj o;
+        assert_int_equal(mp_read(&p, rows[i].b + rows[i].len, &o), MP_OK);
+        assert_int_equal(p - rows[i].b, rows[i].len);
+        assert_int_equal(o.type, rows[i].type);
+        if (o.type == MP_UINT)
+            assert_true(o.v.u == (uint64_t)rows[i].v);
+        else
+            assert_true(o.v.i == rows[i].v && o.v.i < 0);
+    }
+}
+
+/* skip_invalid_event false: a non-map record still refuses the whole
+ * request (no ack hides a drop), while a record over max_string_length is
+ * skipped and counted either way. */
+static void test_strict_mode_refuses_only_unkeepable(void **st)
+{
+    fwd_decode_opts o = opts();
+    o.skip_invalid_event = 0;
+    o.max_string_length = 8;
+    fwd_scratch s = {0};
+    dres r;
+    wbuf b = {0};
+    mpw_array(&b, 3);
+    mpw_str(&b, "t", 1);
+    mpw_array(&b, 3);
+    put_entry(&b, 10, 0, "p", 0);
+    put_entry(&b, 11, 0, "far-too-long", 1); /* over max_string_length: skipped */
+    mpw_array(&b, 2);                        /* invalid time: kept, time of receipt */
+    mpw_int(&b, -3);
+    put_record(&b, "q", 2);
+    put_chunk_opts(&b, "k", NULL);
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_OK);
+    assert_int_equal(r.r.records, 2);
+    assert_int_equal(r.r.invalid, 1);
+    assert_int_equal(r.r.too_long, 1);
+    assert_int_equal(r.r.retimed, 1);
+    assert_string_equal(r.r.retimed_why, "negative integer time");
+    batch_unref(r.b);
+    /* the same with a non-map record added: refused whole */
+    b.len = 0;
+    mpw_array(&b, 3);
+    mpw_str(&b, "t", 1);
+    mpw_array(&b, 2);
+    put_entry(&b, 10, 0, "p", 0);
+    mpw_array(&b, 2);
+    mpw_eventtime(&b, 12, 0);
+    mpw_str(&b, "str", 3);
+    put_chunk_opts(&b, "k", NULL);
+    assert_int_equal(decode1(&o, &s, b.data, b.len, &r), FWD_CORRUPT);
+    assert_non_null(strstr(r.r.err, "skip_invalid_event is false"));
+    assert_non_null(strstr(r.r.err, "not a map"));
+    wbuf_free(&b);
+    fwd_scratch_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -696,6 +898,9 @@ int main(void)
         cmocka_unit_test(test_deep_record_invalid),
         cmocka_unit_test(test_long_string_invalid),
         cmocka_unit_test(test_nul_in_tag_is_corrupt),
+        cmocka_unit_test(test_time_encodings),
+        cmocka_unit_test(test_mp_read_signed_nonnegative),
+        cmocka_unit_test(test_strict_mode_refuses_only_unkeepable),
     };
     return cmocka_run_group_tests_name("fwd_decode", tests, NULL, NULL);
 }

@@ -29,13 +29,15 @@ CFLAGS  += -std=gnu11 $(OPT) $(WARN) -pthread -D_GNU_SOURCE -DWEIR_VERSION='"$(V
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 LDFLAGS += $(LDSAN)
 
-SRC_DIRS := aggregator forward-protocol buffer outputs outputs/kafka config
+# every folder (and subfolder) of the layers: docs/architecture.md, "Layers"
+LAYERS   := lib config buffer aggregator forward-protocol outputs
+SRC_DIRS := $(sort $(shell find $(LAYERS) -type d))
 LIB_SRC  := $(filter-out aggregator/main.c,$(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/default_conf.o
 UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 
-.PHONY: all clean test test-unit test-integration bench bench-backends run install deps test-deps fuzz
+.PHONY: layers all clean test test-unit test-integration bench bench-backends run install deps test-deps fuzz
 
 all: $(BUILD)/weir $(BUILD)/weir-loadgen
 
@@ -61,6 +63,10 @@ $(BUILD)/weir: $(BUILD)/obj/aggregator/main.o $(BUILD)/libweir.a
 $(BUILD)/weir-loadgen: $(BUILD)/obj/bench/loadgen.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# ns/record of the enrich filter chain (bench/filters.c), run by make bench
+$(BUILD)/bench-filters: $(BUILD)/obj/bench/filters.o $(BUILD)/libweir.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/libweir.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
@@ -73,10 +79,15 @@ test-deps:
 
 # The whole suite twice: release build, then ASan+UBSan build (build-san/).
 test: test-deps
+	@python3 scripts/check-layers.py
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
 	@$(MAKE) --no-print-directory test-unit test-integration
 	@$(MAKE) --no-print-directory SANITIZE=1 all test-unit test-integration
 	@$(MAKE) --no-print-directory fuzz
+
+# the layer check: includes point only down (docs/architecture.md, "Layers")
+layers:
+	@python3 scripts/check-layers.py
 
 test-unit: $(UNIT_BIN)
 	@scripts/run-unit.sh $(UNIT_BIN)
@@ -85,8 +96,10 @@ test-integration: all
 	WEIR_BIN=$(abspath $(BUILD)/weir) WEIR_LOADGEN=$(abspath $(BUILD)/weir-loadgen) \
 	  scripts/run-integration.sh
 
-bench: all
+bench: all $(BUILD)/bench-filters
 	@scripts/bench.sh $(abspath $(BUILD))
+	@echo "== filters (bench/filters.c): the enrich chain on one core"
+	@$(BUILD)/bench-filters
 
 # The backends, each against a real server started by the script (Elasticsearch,
 # Loki, Kafka: the test peers); needs make test-deps first. BENCH_BACKENDS

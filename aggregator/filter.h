@@ -25,8 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aggregator/batch.h"
-#include "aggregator/wbuf.h"
+#include "lib/batch.h"
+#include "lib/wbuf.h"
 #include "config/conf.h"
 
 enum { FILTER_KEEP = 0, FILTER_MODIFY = 1, FILTER_DROP = 2, FILTER_ERROR = 3, FILTER_ERROR_KEEP = 4 };

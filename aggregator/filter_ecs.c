@@ -28,9 +28,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/timefmt.h"
 #include "aggregator/filter.h"
 #include "aggregator/record.h"
-#include "outputs/format.h"
 
 typedef struct ecs_ctx {
     int timestamp, level;
@@ -174,7 +174,7 @@ static int ecs_filter(filter *f, filter_call *call, const uint8_t *rec, size_t l
     uint8_t tsbuf[48], lvbuf[80];
     if (c->timestamp && !rec_get(rec, len, c->timestamp_key, c->tsk_len, &vl)) {
         char ts[40];
-        size_t n = fmt_time(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S.%LZ", call->sec, call->nsec, 1);
+        size_t n = time_fmt(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S.%LZ", call->sec, call->nsec, 1);
         wbuf w = {tsbuf, 0, sizeof tsbuf, sizeof tsbuf};
         if (mpw_str(&w, ts, n) == 0)
             set[nset++] = (rec_kv){c->timestamp_key, c->tsk_len, tsbuf, w.len};

@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/rx.h"
 #include "aggregator/filter.h"
 #include "aggregator/record.h"
-#include "aggregator/rx.h"
 
 #define LEGACY_MAX 20
 

@@ -22,9 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/rx.h"
 #include "aggregator/filter.h"
 #include "aggregator/record.h"
-#include "aggregator/rx.h"
 
 typedef struct k8s_ctx {
     int flatten;

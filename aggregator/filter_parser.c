@@ -26,7 +26,7 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "aggregator/log.h"
+#include "lib/log.h"
 
 #include "aggregator/filter.h"
 #include "aggregator/parse.h"

@@ -26,10 +26,10 @@
 
 #include <jansson.h>
 
+#include "lib/timefmt.h"
 #include "aggregator/filter.h"
 #include "aggregator/record.h"
 #include "aggregator/timeparse.h"
-#include "outputs/format.h"
 
 enum { PH_LIT, PH_TAG, PH_TAG_PART, PH_TAG_PREFIX, PH_TAG_SUFFIX, PH_HOST, PH_TIME, PH_RECORD, PH_NIL };
 
@@ -527,7 +527,7 @@ static __thread struct {
 static const char *time_text(uint32_t sec, size_t *len)
 {
     if (!tl_time.valid || tl_time.sec != sec) {
-        tl_time.len = fmt_time(tl_time.text, sizeof tl_time.text, "%Y-%m-%d %H:%M:%S %z", sec, 0, 0);
+        tl_time.len = time_fmt(tl_time.text, sizeof tl_time.text, "%Y-%m-%d %H:%M:%S %z", sec, 0, 0);
         tl_time.sec = sec;
         tl_time.valid = 1;
     }

@@ -19,15 +19,16 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "aggregator/log.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "config/conf.h"
+#include "buffer/buffer.h"
 #include "aggregator/monitor.h"
 #include "aggregator/pipeline.h"
 #include "aggregator/reload.h"
-#include "aggregator/tap.h"
 #include "aggregator/source.h"
+#include "aggregator/tap.h"
 #include "aggregator/worker.h"
-#include "buffer/buffer.h"
-#include "config/conf.h"
 #include "forward-protocol/fwd_input.h"
 
 extern const char weir_default_conf[];
@@ -206,7 +207,7 @@ int main(int argc, char **argv)
         atomic_store(&pl.monitors[i]->draining, 1);
 
 out:;
-    double stop_deadline = buf_now() + pl.sys.shutdown_timeout;
+    double stop_deadline = clock_mono() + pl.sys.shutdown_timeout;
     /* 1. stop accepting */
     for (size_t i = 0; i < pl.nsources; i++)
         fwd_source_close(pl.sources[i]);

@@ -1,6 +1,6 @@
 /*
  * aggregator/monitor.c: the HTTP endpoint for operators, served by
- * libevent's evhttp on the main thread (it only reads counters and takes
+ * libevent's evhttp on a thread of its own (it only reads counters and takes
  * each buffer's lock briefly, so it never slows the record path).
  *
  *   /metrics          Prometheus text format
@@ -34,7 +34,8 @@
 #include <event2/keyvalq_struct.h>
 #include <sys/queue.h>
 
-#include "aggregator/log.h"
+#include "lib/clock.h"
+#include "lib/log.h"
 #include "buffer/buffer.h"
 
 static const conf_spec monitor_spec[] = {
@@ -436,7 +437,7 @@ static void hc_sample(evutil_socket_t fd, short what, void *arg)
     monitor_lock();
     hc_totals(m, &e, &r);
     monitor_unlock();
-    uint64_t now = (uint64_t)buf_now();
+    uint64_t now = (uint64_t)clock_mono();
     uint64_t *slot = &m->hc_ring[3 * (now % (uint64_t)m->hc_slots)];
     slot[0] = e;
     slot[1] = r;
@@ -447,7 +448,7 @@ static int healthy(monitor *m)
 {
     uint64_t e, r;
     hc_totals(m, &e, &r);
-    double now = buf_now();
+    double now = clock_mono();
     uint64_t e0 = e, r0 = r;
     for (int k = 0; k < m->hc_slots; k++) {
         const uint64_t *slot = &m->hc_ring[3 * k];

@@ -1,6 +1,7 @@
 /*
- * aggregator/monitor.h: HTTP endpoint (metrics, health, readiness), main
- * thread only; see monitor.c for the paths.
+ * aggregator/monitor.h: HTTP endpoint (metrics, health, readiness, tap), on
+ * a thread of its own ("monitor"); see monitor.c for the paths. It reads the
+ * running pipeline under monitor_lock(), which a reload takes to swap it.
  */
 #ifndef WEIR_MONITOR_H
 #define WEIR_MONITOR_H
@@ -9,9 +10,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "config/conf.h"
 #include "aggregator/pipeline.h"
 #include "aggregator/worker.h"
-#include "config/conf.h"
 
 struct event_base;
 struct evhttp;

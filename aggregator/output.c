@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator/log.h"
+#include "lib/clock.h"
+#include "lib/log.h"
 #include "buffer/buffer.h"
 
 extern const out_plugin out_file_plugin, out_stdout_plugin, out_null_plugin;
@@ -31,6 +32,25 @@ const out_plugin *out_plugin_find(const char *name)
 }
 
 const char *const *out_plugin_names(void) { return plugin_names; }
+
+/* The buffer's sink (buffer/sink.h): a flush is one plugin write, timed. */
+static int sink_write(void *arg, const batch *b, out_result *res)
+{
+    output *o = arg;
+    double t0 = clock_mono();
+    int rc = o->plugin->write(o, b, res);
+    output_observe(o, clock_mono() - t0);
+    return rc;
+}
+
+static int sink_secondary(void *arg, const batch *b, char *why, size_t whylen, const char **to)
+{
+    output *o = arg;
+    if (!o->secondary)
+        return -1;
+    *to = o->secondary->id;
+    return output_write_sync(o->secondary, b, why, whylen);
+}
 
 output *output_create(conf_node *n, const char *pattern, int index, conf_errors *errs)
 {
@@ -67,7 +87,7 @@ output *output_create(conf_node *n, const char *pattern, int index, conf_errors 
     o->queue_limit = 64u << 20;
     pthread_mutex_init(&o->mu, NULL);
     pthread_cond_init(&o->cv, NULL);
-    conf_get(n, "@log_level"); /* accepted; per-plugin log levels come with the routing issue */
+    conf_get(n, "@log_level"); /* accepted; per-plugin log levels are not implemented */
     int bad = pl->spec ? conf_bind(n, pl->spec, o->ctx, errs) : 0;
     if (bad == 0 && pl->init && pl->init(o, n, errs) != 0)
         bad = -1;
@@ -77,8 +97,10 @@ output *output_create(conf_node *n, const char *pattern, int index, conf_errors 
             if (o->buf) {
                 conf_errors_add(errs, ch->file, ch->line, "more than one <buffer> in <%s>", n->name);
                 bad = -1;
-            } else if (!(o->buf = buffer_create(o, ch, errs))) {
-                bad = -1;
+            } else {
+                buf_sink sink = {.arg = o, .id = o->id, .kind = pl->name, .write = sink_write, .secondary = sink_secondary};
+                if (!(o->buf = buffer_create(&sink, ch, errs)))
+                    bad = -1;
             }
         } else if (!strcmp(ch->name, "secondary")) {
             char sid[128];
@@ -165,21 +187,6 @@ static void *output_main(void *arg)
     return NULL;
 }
 
-int out_write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 const double out_lat_bounds[OUT_LAT_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
 void output_observe(output *o, double seconds)
@@ -192,41 +199,14 @@ void output_observe(output *o, double seconds)
     atomic_fetch_add_explicit(&o->lat_sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
 }
 
-int out_result_mark(out_result *r, uint32_t idx, int status, const char *reason)
-{
-    if (idx >= r->n)
-        return -1;
-    if (!r->status && !(r->status = calloc(r->n, 1)))
-        return -1;
-    r->status[idx] = (uint8_t)status;
-    if (reason) {
-        if (!r->reasons && !(r->reasons = calloc(r->n, sizeof *r->reasons)))
-            return -1;
-        free(r->reasons[idx]);
-        r->reasons[idx] = strdup(reason);
-    }
-    return 0;
-}
-
-void out_result_free(out_result *r)
-{
-    if (r->reasons)
-        for (uint32_t i = 0; i < r->n; i++)
-            free(r->reasons[i]);
-    free(r->reasons);
-    free(r->status);
-    r->reasons = NULL;
-    r->status = NULL;
-}
-
 /* Unbuffered: any record not OK makes the whole batch fail (the sender
  * retries it whole: no ack); there is no buffer to keep partial results. */
 int output_write_sync(output *o, const batch *b, char *why, size_t whylen)
 {
     out_result res = {.n = b->nrecords};
-    double t0 = buf_now();
+    double t0 = clock_mono();
     int rc = o->plugin->write(o, b, &res);
-    output_observe(o, buf_now() - t0);
+    output_observe(o, clock_mono() - t0);
     if (rc == OUT_OK && res.status)
         for (uint32_t i = 0; i < res.n; i++)
             if (res.status[i] != OUT_OK)
@@ -298,7 +278,7 @@ void output_destroy(output *o)
         o->borrowed = 0;
         return;
     }
-    output_stop(o, buf_now() + 10);
+    output_stop(o, clock_mono() + 10);
     output_destroy(o->secondary);
     if (o->plugin->exit)
         o->plugin->exit(o);

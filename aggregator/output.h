@@ -12,10 +12,11 @@
  * output_start(). Plugin callbacks run on the output thread, except init and
  * exit which run on the main thread before start / after join.
  *
- * Without a <buffer> section (this stage), `write` runs before the ticket is
- * completed, so an ack means the plugin has taken the records (e.g. a file
- * output has write(2)-ed them). The buffer layer (buffer/) slots in between
- * submit and write without changing plugins.
+ * Without a <buffer> section, `write` runs on the output thread before the
+ * ticket is completed, so an ack means the plugin has taken the records
+ * (e.g. a file output has write(2)-ed them). With one, the output thread
+ * appends to the buffer (buffer/), whose flush threads call `write` through
+ * the buffer's sink (buffer/sink.h); plugins are the same either way.
  */
 #ifndef WEIR_OUTPUT_H
 #define WEIR_OUTPUT_H
@@ -24,33 +25,13 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "aggregator/batch.h"
+#include "lib/batch.h"
 #include "config/conf.h"
-
-int out_write_all(int fd, const uint8_t *p, size_t n); /* write(2) all of it; EINTR-safe */
-
-enum { OUT_OK = 0, OUT_RETRY = 1, OUT_ERROR = 2 };
+#include "buffer/sink.h"
 
 typedef struct output output;
 struct buffer;
 struct evbuffer;
-
-/*
- * What a write reports beyond its return code. A plugin that knows which
- * records failed (Elasticsearch bulk items, Kafka delivery reports) marks
- * them with out_result_mark(): the buffer then retries only the RETRY ones
- * and dead-letters the ERROR ones with `reason`; unmarked records count as
- * delivered. The return code still says what happens to an unmarked batch.
- */
-typedef struct out_result {
-    uint32_t n;      /* records in the batch */
-    uint8_t *status; /* NULL, or n entries of OUT_OK/OUT_RETRY/OUT_ERROR */
-    char **reasons;  /* NULL, or n entries (malloc'd strings or NULL) */
-    char reason[256]; /* for a whole-batch RETRY/ERROR: what the backend said */
-} out_result;
-
-int out_result_mark(out_result *r, uint32_t idx, int status, const char *reason);
-void out_result_free(out_result *r);
 
 typedef struct out_plugin {
     const char *name;

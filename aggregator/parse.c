@@ -8,8 +8,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "lib/mp.h"
 #include "aggregator/record.h"
-#include "forward-protocol/mp.h"
 
 #define JSON_MAX_DEPTH 128
 

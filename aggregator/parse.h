@@ -25,10 +25,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aggregator/rx.h"
-#include "aggregator/timeparse.h"
-#include "aggregator/wbuf.h"
+#include "lib/rx.h"
+#include "lib/wbuf.h"
 #include "config/conf.h"
+#include "aggregator/timeparse.h"
 
 enum { PARSE_JSON, PARSE_REGEXP, PARSE_CRI, PARSE_LOGFMT, PARSE_NONE };
 

@@ -6,10 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "aggregator/log.h"
+#include "lib/log.h"
+#include "buffer/buffer.h"
 #include "aggregator/monitor.h"
 #include "aggregator/source.h"
-#include "buffer/buffer.h"
 
 static const conf_spec system_spec[] = {
     {"workers", CONF_INT, "0", 0, offsetof(sys_conf, workers), NULL},

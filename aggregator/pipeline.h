@@ -7,8 +7,8 @@
 #ifndef WEIR_PIPELINE_H
 #define WEIR_PIPELINE_H
 
-#include "aggregator/router.h"
 #include "config/conf.h"
+#include "aggregator/router.h"
 #include "forward-protocol/fwd_input.h"
 
 typedef struct sys_conf {

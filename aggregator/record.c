@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "outputs/format.h"
+#include "lib/json.h"
 
 #define REC_DEPTH 512
 
@@ -798,7 +798,7 @@ static int value_text(wbuf *out, const uint8_t *v, size_t vlen, int ruby_nil)
         /* fall through */
     default: {
         const uint8_t *q = v;
-        return fmt_json_value(out, &q, end);
+        return jw_value(out, &q, end);
     }
     }
 }

@@ -18,8 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aggregator/wbuf.h"
-#include "forward-protocol/mp.h"
+#include "lib/mp.h"
+#include "lib/wbuf.h"
 
 typedef struct rec_path_step {
     const char *key; /* NULL for an array index */

@@ -25,10 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator/log.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "buffer/buffer.h"
 #include "aggregator/monitor.h"
 #include "aggregator/source.h"
-#include "buffer/buffer.h"
 
 typedef struct claim_state {
     pipeline *old;
@@ -70,7 +71,7 @@ static void *push(void *arr, size_t *n, void *item)
 int reload_run(reload_ctx *x)
 {
     pipeline *pl = x->pl;
-    double t0 = buf_now();
+    double t0 = clock_mono();
     wlog_info("reload", "SIGHUP: reloading %s", x->config_path ? x->config_path : "the embedded configuration");
 
     /* 1. parse and build the new pipeline, reusing unchanged outputs */
@@ -151,7 +152,7 @@ int reload_run(reload_ctx *x)
     }
 
     /* 3. everything idle: swap */
-    double deadline = buf_now() + (pl->sys.shutdown_timeout > 0 ? pl->sys.shutdown_timeout : 10);
+    double deadline = clock_mono() + (pl->sys.shutdown_timeout > 0 ? pl->sys.shutdown_timeout : 10);
     /* other sources hand over what they read and commit it */
     for (size_t i = 0; i < pl->nxsources; i++)
         pl->xsources[i]->plugin->stop(pl->xsources[i]);
@@ -266,7 +267,7 @@ int reload_run(reload_ctx *x)
     atomic_fetch_add(&reload_ok_total, 1);
     wlog_info("reload", "configuration reloaded in %.3fs: outputs %zu kept, %zu started, %zu stopped; forward "
               "sources %zu kept, %zu added, %zu removed",
-              buf_now() - t0, cs.kept, started, stopped, npl.nsources - added, added, dropped);
+              clock_mono() - t0, cs.kept, started, stopped, npl.nsources - added, added, dropped);
     return 0;
 }
 

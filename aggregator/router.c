@@ -10,11 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "aggregator/log.h"
-#include "aggregator/tap.h"
+#include "lib/log.h"
+#include "lib/mp.h"
+#include "lib/rx.h"
 #include "aggregator/record.h"
-#include "aggregator/rx.h"
-#include "forward-protocol/mp.h"
+#include "aggregator/tap.h"
 
 /* ---- tag patterns ------------------------------------------------------------------ */
 

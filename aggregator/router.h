@@ -26,10 +26,10 @@
 #ifndef WEIR_ROUTER_H
 #define WEIR_ROUTER_H
 
-#include "aggregator/batch.h"
+#include "lib/batch.h"
+#include "config/conf.h"
 #include "aggregator/filter.h"
 #include "aggregator/output.h"
-#include "config/conf.h"
 
 int route_pattern_match(const char *pattern, const char *tag); /* one pattern */
 int route_patterns_match(const char *patterns, const char *tag); /* space separated list */

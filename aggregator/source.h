@@ -11,8 +11,8 @@
 #ifndef WEIR_SOURCE_H
 #define WEIR_SOURCE_H
 
-#include "aggregator/router.h"
 #include "config/conf.h"
+#include "aggregator/router.h"
 
 typedef struct source source;
 

@@ -13,10 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "aggregator/router.h"
+#include "lib/clock.h"
+#include "lib/http.h"
+#include "lib/json.h"
+#include "lib/timefmt.h"
 #include "buffer/buffer.h"
-#include "outputs/format.h"
-#include "outputs/http.h"
+#include "aggregator/router.h"
 
 #define TAP_MAX_PENDING (4u << 20) /* bytes of lines waiting for the monitor thread */
 #define TAP_MAX_TAPS 16
@@ -48,7 +50,7 @@ tap *tap_open(const char *patterns, const char *output_id, double rate, void (*w
     t->output_id = output_id && *output_id ? strdup(output_id) : NULL;
     t->rate = rate > 0 ? rate : 100;
     t->tokens = t->rate;
-    t->last = buf_now();
+    t->last = clock_mono();
     t->wake = wake;
     t->wake_arg = arg;
     t->pending.max = TAP_MAX_PENDING;
@@ -107,13 +109,13 @@ void tap_take(tap *t, wbuf *out, uint64_t *dropped)
 static int put_line(wbuf *w, const char *tag, const char *output_id, const entry *e)
 {
     char ts[64];
-    size_t tl = fmt_time(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S.%NZ", e->sec, e->nsec, 1);
+    size_t tl = time_fmt(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S.%NZ", e->sec, e->nsec, 1);
     const uint8_t *p = e->record;
     size_t mark = w->len;
-    if (wbuf_add(w, "{\"tag\":", 7) || fmt_json_string(w, (const uint8_t *)tag, strlen(tag)) ||
+    if (wbuf_add(w, "{\"tag\":", 7) || jw_string(w, (const uint8_t *)tag, strlen(tag)) ||
         wbuf_add(w, ",\"time\":\"", 9) || wbuf_add(w, ts, tl) || wbuf_add(w, "\",\"output\":", 11) ||
-        fmt_json_string(w, (const uint8_t *)output_id, strlen(output_id)) || wbuf_add(w, ",\"record\":", 10) ||
-        fmt_json_value(w, &p, e->record + e->record_len) || wbuf_add(w, "}\n", 2)) {
+        jw_string(w, (const uint8_t *)output_id, strlen(output_id)) || wbuf_add(w, ",\"record\":", 10) ||
+        jw_value(w, &p, e->record + e->record_len) || wbuf_add(w, "}\n", 2)) {
         w->len = mark;
         return -1;
     }
@@ -129,7 +131,7 @@ static void offer_one(tap *t, const char *output_id, const batch *b)
     batch_iter_init(&it, b);
     int added = 0;
     pthread_mutex_lock(&t->mu);
-    double now = buf_now();
+    double now = clock_mono();
     t->tokens += (now - t->last) * t->rate;
     if (t->tokens > t->rate)
         t->tokens = t->rate;

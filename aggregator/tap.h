@@ -16,8 +16,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "aggregator/batch.h"
-#include "aggregator/wbuf.h"
+#include "lib/batch.h"
+#include "lib/wbuf.h"
 
 extern atomic_int tap_open_count;
 

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/mp.h"
 #include "aggregator/record.h"
-#include "forward-protocol/mp.h"
 
 int64_t days_from_civil(int64_t y, int m, int d)
 {

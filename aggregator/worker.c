@@ -9,7 +9,7 @@
 
 #include <event2/event.h>
 
-#include "aggregator/log.h"
+#include "lib/log.h"
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {

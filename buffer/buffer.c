@@ -17,10 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "aggregator/log.h"
-#include "buffer/crc32c.h"
-#include "forward-protocol/mp.h"
-#include "outputs/format.h"
+#include "lib/clock.h"
+#include "lib/crc32c.h"
+#include "lib/fdio.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/mp.h"
 
 #define CHUNK_MAGIC "WEIRCHNK"
 #define CHUNK_VERSION 1
@@ -48,20 +50,6 @@ struct chunk {
     wbuf mem;      /* memory chunk: blocks */
     batch *loaded; /* memory chunk: its batch once compacted (kept for retries) */
 };
-
-double buf_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint64_t get64(const uint8_t *p);
 static void put32(uint8_t *p, uint32_t v)
@@ -142,12 +130,12 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-buffer *buffer_create(output *o, conf_node *n, conf_errors *errs)
+buffer *buffer_create(const buf_sink *sink, conf_node *n, conf_errors *errs)
 {
     buffer *b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
-    b->o = o;
+    b->sink = *sink;
     int rc = conf_bind(n, buffer_spec, &b->c, errs);
     /* chunk keys: <buffer tag,time> */
     if (n->arg) {
@@ -279,7 +267,7 @@ static size_t chunk_header(buffer *b, chunk *ch, uint8_t *out, size_t cap)
     mpw_str(&meta, "timekey", 7);
     mpw_int(&meta, ch->timekey);
     mpw_str(&meta, "output", 6);
-    mpw_str(&meta, b->o->id, strlen(b->o->id));
+    mpw_str(&meta, b->sink.id, strlen(b->sink.id));
     size_t n = HDR_SIZE + meta.len;
     if (n > cap) {
         wbuf_free(&meta);
@@ -313,8 +301,8 @@ static chunk *chunk_new(buffer *b, const char *tag, size_t tag_len, int64_t time
         ch->tag[tag_len] = 0;
         ch->tag_len = tag_len;
     }
-    ch->staged_at = buf_now();
-    ch->created = wall_now();
+    ch->staged_at = clock_mono();
+    ch->created = clock_wall();
     if (b->c.type == BUF_FILE) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%016llx.chunk", b->c.path, (unsigned long long)ch->id);
@@ -322,13 +310,13 @@ static chunk *chunk_new(buffer *b, const char *tag, size_t tag_len, int64_t time
         ch->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         uint8_t hdr[2048];
         size_t hl = chunk_header(b, ch, hdr, sizeof hdr);
-        if (ch->fd < 0 || !hl || out_write_all(ch->fd, hdr, hl) != 0) {
+        if (ch->fd < 0 || !hl || fd_write_all(ch->fd, hdr, hl) != 0) {
             int e = errno;
             static __thread double last_log;
-            double now = buf_now();
+            double now = clock_mono();
             if (now - last_log > 10) {
                 last_log = now;
-                wlog_error("buffer", "%s: cannot create chunk %s: %s", b->o->id, path, strerror(e));
+                wlog_error("buffer", "%s: cannot create chunk %s: %s", b->sink.id, path, strerror(e));
             }
             if (ch->fd >= 0)
                 unlink(path);
@@ -387,7 +375,7 @@ static void chunk_delete(buffer *b, chunk *ch)
         b->nqueued--;
     }
     if (ch->path && unlink(ch->path) != 0 && errno != ENOENT)
-        wlog_warn("buffer", "%s: cannot delete flushed chunk %s: %s", b->o->id, ch->path, strerror(errno));
+        wlog_warn("buffer", "%s: cannot delete flushed chunk %s: %s", b->sink.id, ch->path, strerror(errno));
     b->total_bytes -= ch->bytes;
     pthread_cond_broadcast(&b->cv_space);
     chunk_free(ch);
@@ -446,7 +434,7 @@ static int chunk_write_block(buffer *b, chunk *ch, const char *tag, size_t tag_l
 static int reserve(buffer *b, uint64_t need)
 {
     if (need > b->c.total_limit_size) {
-        wlog_error("buffer", "%s: a batch of %llu bytes is larger than total_limit_size; refused", b->o->id,
+        wlog_error("buffer", "%s: a batch of %llu bytes is larger than total_limit_size; refused", b->sink.id,
                    (unsigned long long)need);
         return -1;
     }
@@ -466,7 +454,7 @@ static int reserve(buffer *b, uint64_t need)
                 victim = victim->next;
             if (victim) {
                 wlog_warn("buffer", "%s: buffer full (total_limit_size %llu): dropping the oldest chunk with %u records",
-                          b->o->id, (unsigned long long)b->c.total_limit_size, victim->records);
+                          b->sink.id, (unsigned long long)b->c.total_limit_size, victim->records);
                 atomic_fetch_add(&b->dropped_chunks, 1);
                 atomic_fetch_add(&b->dropped_records, victim->records);
                 chunk_delete(b, victim);
@@ -475,12 +463,12 @@ static int reserve(buffer *b, uint64_t need)
         }
         atomic_fetch_add(&b->rejected_batches, 1);
         static __thread double last_log;
-        double now = buf_now();
+        double now = clock_mono();
         if (now - last_log > 5) {
             last_log = now;
             wlog_warn("buffer", "%s: buffer space has too many data (%llu of %llu bytes); refusing records, the "
                       "sender will retry",
-                      b->o->id, (unsigned long long)b->total_bytes, (unsigned long long)b->c.total_limit_size);
+                      b->sink.id, (unsigned long long)b->total_bytes, (unsigned long long)b->c.total_limit_size);
         }
         return -1;
     }
@@ -575,11 +563,11 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
         if (is_disk_full(-rc) && !b->abort_waits) {
             /* full disk: back-pressure, retry every second */
             static __thread double last_log;
-            double now = buf_now();
+            double now = clock_mono();
             if (now - last_log > 10) {
                 last_log = now;
                 wlog_error("buffer", "%s: disk full writing %s: %s; holding acks and retrying every second",
-                           b->o->id, ch->path ? ch->path : "memory", strerror(-rc));
+                           b->sink.id, ch->path ? ch->path : "memory", strerror(-rc));
             }
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -589,7 +577,7 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
         }
         b->total_bytes -= need;
         pthread_mutex_unlock(&b->mu);
-        wlog_error("buffer", "%s: cannot append %u records to %s: %s; not acknowledging them", b->o->id, records,
+        wlog_error("buffer", "%s: cannot append %u records to %s: %s; not acknowledging them", b->sink.id, records,
                    ch->path ? ch->path : "a memory chunk", strerror(-rc));
         return -1;
     }
@@ -850,7 +838,7 @@ static long dead_letter(buffer *b, const batch *bt, const out_result *res, int w
     strftime(day, sizeof day, "%Y%m%d", &tm);
     if (mkdir_p(b->dlq_dir) != 0)
         goto out;
-    snprintf(path, sizeof path, "%s/%s.%s.jsonl", b->dlq_dir, b->o->id, day);
+    snprintf(path, sizeof path, "%s/%s.%s.jsonl", b->dlq_dir, b->sink.id, day);
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
         goto out;
@@ -866,24 +854,24 @@ static long dead_letter(buffer *b, const batch *bt, const out_result *res, int w
         char tbuf[48];
         int tl = snprintf(tbuf, sizeof tbuf, "{\"time\":%u.%09u,\"tag\":", e.sec, e.nsec);
         const uint8_t *q = e.record;
-        if (wbuf_add(&out, tbuf, (size_t)tl) || fmt_json_string(&out, (const uint8_t *)e.tag, e.tag_len) ||
-            wbuf_add(&out, ",\"record\":", 10) || fmt_json_value(&out, &q, e.record + e.record_len) ||
+        if (wbuf_add(&out, tbuf, (size_t)tl) || jw_string(&out, (const uint8_t *)e.tag, e.tag_len) ||
+            wbuf_add(&out, ",\"record\":", 10) || jw_value(&out, &q, e.record + e.record_len) ||
             wbuf_add(&out, ",\"output\":", 10) ||
-            fmt_json_string(&out, (const uint8_t *)b->o->id, strlen(b->o->id)) || wbuf_add(&out, ",\"error\":", 9) ||
-            fmt_json_string(&out, (const uint8_t *)r, strlen(r)) || wbuf_add(&out, "}\n", 2)) {
+            jw_string(&out, (const uint8_t *)b->sink.id, strlen(b->sink.id)) || wbuf_add(&out, ",\"error\":", 9) ||
+            jw_string(&out, (const uint8_t *)r, strlen(r)) || wbuf_add(&out, "}\n", 2)) {
             n = -1;
             goto out;
         }
         n++;
     }
-    if (out_write_all(fd, out.data, out.len) != 0 || (b->c.fsync && fdatasync(fd) != 0))
+    if (fd_write_all(fd, out.data, out.len) != 0 || (b->c.fsync && fdatasync(fd) != 0))
         n = -1;
 out:
     if (n < 0)
-        wlog_error("buffer", "%s: cannot write the dead-letter file under %s: %s", b->o->id, b->dlq_dir,
+        wlog_error("buffer", "%s: cannot write the dead-letter file under %s: %s", b->sink.id, b->dlq_dir,
                    strerror(errno));
     else if (n > 0)
-        wlog_warn("buffer", "%s: %ld records written to the dead-letter file %s: %s", b->o->id, n, path, why);
+        wlog_warn("buffer", "%s: %ld records written to the dead-letter file %s: %s", b->sink.id, n, path, why);
     if (fd >= 0)
         close(fd);
     wbuf_free(&out);
@@ -897,19 +885,19 @@ out:
  * 0 when they are safe somewhere, -1 when not even the dead letter worked. */
 static int give_up(buffer *b, const batch *bt, const char *why)
 {
-    if (b->o->secondary) {
-        char sw[256];
+    if (b->sink.secondary) {
+        char sw[256] = "";
+        const char *to = "";
         pthread_mutex_lock(&b->dlq_mu);
-        int rc = output_write_sync(b->o->secondary, bt, sw, sizeof sw);
+        int rc = b->sink.secondary(b->sink.arg, bt, sw, sizeof sw, &to);
         pthread_mutex_unlock(&b->dlq_mu);
         if (rc == OUT_OK) {
-            wlog_warn("buffer", "%s: %u records handed to <secondary> %s: %s", b->o->id, bt->nrecords,
-                      b->o->secondary->id, why);
+            wlog_warn("buffer", "%s: %u records handed to <secondary> %s: %s", b->sink.id, bt->nrecords, to, why);
             atomic_fetch_add(&b->secondary_records, bt->nrecords);
             return 0;
         }
-        wlog_error("buffer", "%s: <secondary> %s failed too (%s); writing a dead letter", b->o->id,
-                   b->o->secondary->id, sw);
+        if (rc != -1)
+            wlog_error("buffer", "%s: <secondary> %s failed too (%s); writing a dead letter", b->sink.id, to, sw);
     }
     return dead_letter(b, bt, NULL, 0, why) < 0 ? -1 : 0;
 }
@@ -1063,10 +1051,9 @@ static int reject_records(buffer *b, const batch *bt, const out_result *res, con
 static void flush_one(buffer *b, chunk *ch)
 {
     char err[256] = "";
-    output *o = b->o;
     batch *bt = chunk_load(b, ch, err, sizeof err);
     if (!bt) {
-        wlog_error("buffer", "%s: cannot read chunk %016llx: %s; moving it aside", o->id, (unsigned long long)ch->id,
+        wlog_error("buffer", "%s: cannot read chunk %016llx: %s; moving it aside", b->sink.id, (unsigned long long)ch->id,
                    err);
         atomic_fetch_add(&b->corrupt_chunks, 1);
         if (ch->path) {
@@ -1086,9 +1073,7 @@ static void flush_one(buffer *b, chunk *ch)
         return;
     }
     out_result res = {.n = bt->nrecords};
-    double t0 = buf_now();
-    int rc = o->plugin->write(o, bt, &res);
-    output_observe(o, buf_now() - t0);
+    int rc = b->sink.write(b->sink.arg, bt, &res);
     int done = 0; /* chunk can be deleted */
     const char *why = res.reason[0] ? res.reason : rc == OUT_ERROR ? "unrecoverable error" : "retryable error";
     if (rc == OUT_OK && !res.status) {
@@ -1115,10 +1100,10 @@ static void flush_one(buffer *b, chunk *ch)
         }
     }
     pthread_mutex_lock(&b->mu);
-    double now = buf_now();
+    double now = clock_mono();
     if (rc == OUT_OK) {
         if (b->retrying)
-            wlog_info("buffer", "%s: flush succeeded after %d retries", o->id, b->retries);
+            wlog_info("buffer", "%s: flush succeeded after %d retries", b->sink.id, b->retries);
         b->retrying = 0;
         b->retries = 0;
     } else if (rc == OUT_RETRY) {
@@ -1130,7 +1115,7 @@ static void flush_one(buffer *b, chunk *ch)
         b->retries++;
         if (!done && retries_exhausted(b, now)) {
             pthread_mutex_unlock(&b->mu);
-            wlog_error("buffer", "%s: giving up on chunk %016llx (%u records) after %d retries: %s", o->id,
+            wlog_error("buffer", "%s: giving up on chunk %016llx (%u records) after %d retries: %s", b->sink.id,
                        (unsigned long long)ch->id, ch->records, b->retries - 1, why);
             atomic_fetch_add(&b->failed_flushes, 1);
             done = give_up(b, bt, why) == 0;
@@ -1140,13 +1125,13 @@ static void flush_one(buffer *b, chunk *ch)
         } else {
             double wait = retry_interval(b);
             b->next_retry = now + wait;
-            wlog_warn("buffer", "%s: flush of chunk %016llx failed (%s); retry %d in %.1fs", o->id,
+            wlog_warn("buffer", "%s: flush of chunk %016llx failed (%s); retry %d in %.1fs", b->sink.id,
                       (unsigned long long)ch->id, why, b->retries, wait);
         }
     } else {
         atomic_fetch_add(&b->failed_flushes, 1);
         pthread_mutex_unlock(&b->mu);
-        wlog_error("buffer", "%s: unrecoverable error for chunk %016llx (%u records): %s", o->id,
+        wlog_error("buffer", "%s: unrecoverable error for chunk %016llx (%u records): %s", b->sink.id,
                    (unsigned long long)ch->id, ch->records, why);
         done = give_up(b, bt, why) == 0;
         pthread_mutex_lock(&b->mu);
@@ -1180,7 +1165,7 @@ static double enqueue_due(buffer *b, double now)
             due = ch->staged_at + b->c.flush_interval;
         else if (ch->timekey >= 0) {
             if (!wall)
-                wall = wall_now();
+                wall = clock_wall();
             due = now + ((double)ch->timekey + b->c.timekey + b->c.timekey_wait - wall);
         } else
             due = INFINITY; /* lazy without a time key: only when full */
@@ -1201,11 +1186,11 @@ static void *flush_main(void *arg)
 {
     buffer *b = arg;
     char name[16];
-    snprintf(name, sizeof name, "flush-%.9s", b->o->plugin->name);
+    snprintf(name, sizeof name, "flush-%.9s", b->sink.kind);
     pthread_setname_np(pthread_self(), name);
     pthread_mutex_lock(&b->mu);
     for (;;) {
-        double now = buf_now();
+        double now = clock_mono();
         double next = enqueue_due(b, now);
         if (b->stopping && !b->drain)
             break;
@@ -1249,17 +1234,17 @@ static void move_aside(buffer *b, const char *path, const char *name, const char
     mkdir_p(dir);
     snprintf(to, sizeof to, "%s/%s", dir, name);
     int rc = rename(path, to);
-    wlog_error("buffer", "%s: chunk %s is unreadable (%s); %s", b->o->id, path, why,
+    wlog_error("buffer", "%s: chunk %s is unreadable (%s); %s", b->sink.id, path, why,
                rc == 0 ? "moved to corrupt/" : "could not move it aside; left in place and ignored");
     atomic_fetch_add(&b->corrupt_chunks, 1);
 }
 
 static int recover(buffer *b)
 {
-    double t0 = buf_now();
+    double t0 = clock_mono();
     DIR *d = opendir(b->c.path);
     if (!d) {
-        wlog_error("buffer", "%s: cannot open buffer path %s: %s", b->o->id, b->c.path, strerror(errno));
+        wlog_error("buffer", "%s: cannot open buffer path %s: %s", b->sink.id, b->c.path, strerror(errno));
         return -1;
     }
     char **names = NULL;
@@ -1283,7 +1268,7 @@ static int recover(buffer *b)
         struct stat st;
         uint8_t *buf = NULL;
         if (fd < 0 || fstat(fd, &st) != 0) {
-            wlog_error("buffer", "%s: cannot open chunk %s: %s; skipped", b->o->id, path, strerror(errno));
+            wlog_error("buffer", "%s: cannot open chunk %s: %s; skipped", b->sink.id, path, strerror(errno));
             if (fd >= 0)
                 close(fd);
             continue;
@@ -1311,7 +1296,7 @@ static int recover(buffer *b)
              * nothing in it was ever acked */
             wlog_warn("buffer", "%s: removing %s: a chunk with no records (%zu bytes), left by a crash while it was "
                       "being created",
-                      b->o->id, path, got);
+                      b->sink.id, path, got);
             close(fd);
             free(buf);
             unlink(path);
@@ -1352,9 +1337,9 @@ static int recover(buffer *b)
             torn++;
             atomic_fetch_add(&b->torn_tails, 1);
             wlog_warn("buffer", "%s: chunk %s has a torn or corrupt tail: cut %zu bytes after %u whole blocks (%u records)",
-                      b->o->id, path, got - good, blocks, recs);
+                      b->sink.id, path, got - good, blocks, recs);
             if (ftruncate(fd, (off_t)good) != 0)
-                wlog_error("buffer", "%s: cannot truncate %s: %s", b->o->id, path, strerror(errno));
+                wlog_error("buffer", "%s: cannot truncate %s: %s", b->sink.id, path, strerror(errno));
         }
         close(fd);
         if (!blocks) {
@@ -1396,8 +1381,8 @@ static int recover(buffer *b)
     if (n)
         wlog_info("buffer", "%s: recovered %llu chunks, %llu records, %llu bytes from %s in %.0f ms (%llu torn tails "
                   "cut, %llu corrupt moved aside)",
-                  b->o->id, (unsigned long long)chunks, (unsigned long long)records, (unsigned long long)bytes,
-                  b->c.path, (buf_now() - t0) * 1000, (unsigned long long)torn,
+                  b->sink.id, (unsigned long long)chunks, (unsigned long long)records, (unsigned long long)bytes,
+                  b->c.path, (clock_mono() - t0) * 1000, (unsigned long long)torn,
                   (unsigned long long)atomic_load(&b->corrupt_chunks));
     return 0;
 }
@@ -1408,7 +1393,7 @@ int buffer_start(buffer *b)
 {
     if (b->c.type == BUF_FILE) {
         if (mkdir_p(b->c.path) != 0) {
-            wlog_error("buffer", "%s: cannot create buffer path %s: %s", b->o->id, b->c.path, strerror(errno));
+            wlog_error("buffer", "%s: cannot create buffer path %s: %s", b->sink.id, b->c.path, strerror(errno));
             return -1;
         }
         if (recover(b) != 0)
@@ -1427,7 +1412,7 @@ int buffer_start(buffer *b)
 void buffer_snapshot(buffer *b, buffer_snap *s)
 {
     memset(s, 0, sizeof *s);
-    double now = wall_now(), oldest = now;
+    double now = clock_wall(), oldest = now;
     pthread_mutex_lock(&b->mu);
     s->bytes = b->total_bytes;
     s->staged = b->nstaged;
@@ -1435,7 +1420,7 @@ void buffer_snapshot(buffer *b, buffer_snap *s)
     s->flushing = b->nflushing;
     s->retrying = b->retrying;
     s->retries = b->retries;
-    s->next_retry_in = b->retrying ? b->next_retry - buf_now() : 0;
+    s->next_retry_in = b->retrying ? b->next_retry - clock_mono() : 0;
     for (chunk *ch = b->staged; ch; ch = ch->next)
         if (ch->created < oldest)
             oldest = ch->created;
@@ -1467,7 +1452,7 @@ void buffer_destroy(buffer *b, double deadline)
         pthread_cond_broadcast(&b->cv_flush);
         pthread_cond_broadcast(&b->cv_space);
         /* wait for the drain, bounded by the deadline */
-        while (b->drain && (b->nqueued || b->nstaged) && buf_now() < deadline) {
+        while (b->drain && (b->nqueued || b->nstaged) && clock_mono() < deadline) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             ts.tv_nsec += 50 * 1000000;
@@ -1500,12 +1485,12 @@ void buffer_destroy(buffer *b, double deadline)
     }
     if (left) {
         if (b->c.type == BUF_FILE)
-            wlog_info("buffer", "%s: %llu records in %llu chunks kept in %s for the next start", b->o->id,
+            wlog_info("buffer", "%s: %llu records in %llu chunks kept in %s for the next start", b->sink.id,
                       (unsigned long long)left, (unsigned long long)leftc, b->c.path);
         else
             wlog_error("buffer", "%s: %llu records in %llu memory chunks could not be flushed before shutdown and are "
                        "lost (use a file buffer to keep them)",
-                       b->o->id, (unsigned long long)left, (unsigned long long)leftc);
+                       b->sink.id, (unsigned long long)left, (unsigned long long)leftc);
     }
     conf_unbind(buffer_spec, &b->c);
     free(b->dlq_dir);

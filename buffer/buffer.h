@@ -15,10 +15,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "aggregator/batch.h"
-#include "aggregator/output.h"
-#include "aggregator/wbuf.h"
+#include "lib/batch.h"
+#include "lib/wbuf.h"
 #include "config/conf.h"
+#include "buffer/sink.h"
 
 enum { BUF_MEMORY, BUF_FILE };
 enum { FLUSH_DEFAULT, FLUSH_LAZY, FLUSH_INTERVAL, FLUSH_IMMEDIATE };
@@ -63,7 +63,7 @@ typedef struct chunk chunk;
 
 typedef struct buffer {
     buf_conf c;
-    output *o;
+    buf_sink sink;
     int key_tag, key_time;
     int flush_at_shutdown;
     char *dlq_dir;
@@ -99,8 +99,9 @@ typedef struct buffer {
     atomic_uint_fast64_t rejected_batches, recovered_chunks, recovered_records, torn_tails, corrupt_chunks;
 } buffer;
 
-/* Parse <buffer ARGS> for output `o`. NULL and errors added on failure. */
-buffer *buffer_create(output *o, conf_node *n, conf_errors *errs);
+/* Parse <buffer ARGS>; the buffer delivers to `sink` (copied). NULL and
+ * errors added on failure. */
+buffer *buffer_create(const buf_sink *sink, conf_node *n, conf_errors *errs);
 /* Recover chunks left on disk and start the flush threads. */
 int buffer_start(buffer *b);
 /* Append a batch (ingest thread). 0: stored (durable per the buffer type);
@@ -121,7 +122,6 @@ void buffer_abort_waits(buffer *b);
 /* Stop: flush what flush_at_shutdown asks for until `deadline` (monotonic s), join, free. */
 void buffer_destroy(buffer *b, double deadline);
 
-double buf_now(void); /* monotonic seconds */
 /* Reload: 1 takes, 0 releases the lock that error_sink calls hold (shared);
  * while it is held, error_sink and error_sink_arg may be changed. */
 void buffer_sink_lock(int lock);

@@ -80,7 +80,7 @@ const char *conf_get_value(const conf_node *n, const char *key); /* NULL if abse
 int conf_parse_bool(const char *s, int *out);        /* true/false/yes/no/on/off/1/0 ... Fluentd: "true"/"false" */
 int conf_parse_int(const char *s, int64_t *out);
 int conf_parse_size(const char *s, uint64_t *out);   /* 10, 8k, 8m, 1g, 1t (1024-based), "8MB"? no: Fluentd units k m g t */
-int conf_parse_time(const char *s, double *out);     /* seconds: 1.5, 10s, 5m, 2h, 1d, 100ms? Fluentd: s m h d */
+int conf_parse_time(const char *s, double *out);     /* seconds: 1.5, 100ms, 10s, 5m, 2h, 1d (Fluentd's units, and ms) */
 /* Array: a JSON array ["a","b"] or a comma separated list "a,b" (spaces trimmed).
  * Returns a NULL-terminated malloc'd vector of malloc'd strings, or NULL on error. */
 char **conf_parse_array(const char *s);

@@ -15,7 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "forward-protocol/mp.h"
+#include "lib/mp.h"
 
 /* ---- configuration ------------------------------------------------------------ */
 

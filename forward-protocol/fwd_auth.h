@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "aggregator/wbuf.h"
+#include "lib/wbuf.h"
 #include "config/conf.h"
 
 #define FWD_AUTH_NONCE_LEN 16

@@ -17,7 +17,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "mp.h"
+#include "lib/mp.h"
 
 #define E_NOMEM (-10) /* distinct from MP_SHORT/MP_BAD */
 

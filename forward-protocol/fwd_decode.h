@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aggregator/batch.h"
-#include "aggregator/wbuf.h"
+#include "lib/batch.h"
+#include "lib/wbuf.h"
 
 typedef struct fwd_decode_opts {
     /* Invalid events (docs/configuration.md, "Event times and invalid events"): 1 skips and

@@ -43,12 +43,13 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "aggregator/log.h"
-#include "aggregator/router.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "lib/mp.h"
 #include "buffer/buffer.h"
+#include "aggregator/router.h"
 #include "forward-protocol/fwd_auth.h"
 #include "forward-protocol/fwd_tls.h"
-#include "forward-protocol/mp.h"
 
 #define READ_CHUNK (256 * 1024)
 /* Ciphertext is read in smaller pieces: what is read is held by the TLS
@@ -759,7 +760,7 @@ static int retire_due(const fwd_conn *c)
     const fwd_source *s = c->src;
     if (s->max_requests_per_connection && c->nreqs >= (uint64_t)s->max_requests_per_connection)
         return 1;
-    return c->retire_at > 0 && buf_now() >= c->retire_at;
+    return c->retire_at > 0 && clock_mono() >= c->retire_at;
 }
 
 static int process_input(fwd_conn *c)
@@ -1244,7 +1245,7 @@ static void conn_new(worker *w, void *arg)
     snprintf(c->addr, sizeof c->addr, "%s", ip);
     c->fp.address = c->addr;
     if (c->src->max_connection_age > 0) /* +-10% jitter: a replica's connections do not all leave at once */
-        c->retire_at = buf_now() + c->src->max_connection_age * (0.9 + 0.2 * ((double)(random() % 1000) / 1000.0));
+        c->retire_at = clock_mono() + c->src->max_connection_age * (0.9 + 0.2 * ((double)(random() % 1000) / 1000.0));
     c->rev = event_new(w->base, c->fd, EV_READ | EV_PERSIST, read_cb, c);
     c->wev = event_new(w->base, c->fd, EV_WRITE, write_cb, c);
     c->next = fw->conns;
@@ -1300,7 +1301,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         atomic_load_explicit(&s->open_conns, memory_order_relaxed) >= s->max_connections) {
         atomic_fetch_add_explicit(&s->conns_refused, 1, memory_order_relaxed);
         static double last_log;
-        double now = buf_now();
+        double now = clock_mono();
         if (now - last_log >= 10) {
             last_log = now;
             wlog_warn("in_forward", "%s: max_connections (%lld) reached: refusing new connections (%llu so far)",

@@ -16,8 +16,8 @@
 #include <stdint.h>
 #include <sys/time.h>
 
-#include "aggregator/worker.h"
 #include "config/conf.h"
+#include "aggregator/worker.h"
 #include "forward-protocol/fwd_decode.h"
 
 struct event_base;

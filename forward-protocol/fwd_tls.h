@@ -19,7 +19,7 @@
 
 #include <stddef.h>
 
-#include "aggregator/wbuf.h"
+#include "lib/wbuf.h"
 #include "config/conf.h"
 
 typedef struct fwd_tls_ctx fwd_tls_ctx;

@@ -45,12 +45,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "aggregator/log.h"
+#include "lib/http.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/timefmt.h"
 #include "aggregator/output.h"
 #include "aggregator/record.h"
 #include "aggregator/timeparse.h"
-#include "outputs/format.h"
-#include "outputs/http.h"
 
 #define ES_MOD "out_es"
 
@@ -288,7 +289,7 @@ static int tmpl_expand(const tmpl *t, wbuf *out, const entry *e, uint32_t sec, i
         if (p->kind == PT_LIT) {
             if (p->has_pct) {
                 char tb[512];
-                size_t n = fmt_time(tb, sizeof tb, p->lit, sec, 0, utc);
+                size_t n = time_fmt(tb, sizeof tb, p->lit, sec, 0, utc);
                 rc = wbuf_add(out, tb, n);
             } else {
                 rc = wbuf_add(out, p->lit, strlen(p->lit));
@@ -773,7 +774,7 @@ static void record_time(out_es *c, const entry *e, uint32_t *sec, uint32_t *nsec
 static int put_timestamp(wbuf *out, uint32_t sec, uint32_t nsec, int prec)
 {
     char tb[64];
-    size_t n = fmt_time(tb, sizeof tb, "%Y-%m-%dT%H:%M:%S", sec, 0, 1);
+    size_t n = time_fmt(tb, sizeof tb, "%Y-%m-%dT%H:%M:%S", sec, 0, 1);
     if (prec > 0) {
         char frac[16];
         snprintf(frac, sizeof frac, "%09u", nsec);
@@ -829,7 +830,7 @@ static int put_doc(out_es *c, wbuf *out, wbuf *scratch, const entry *e, uint32_t
     }
     if (!inject_ts && !c->include_tag_key) {
         const uint8_t *q = rec;
-        return fmt_json_value(out, &q, rec + rlen) || wbuf_addc(out, '\n');
+        return jw_value(out, &q, rec + rlen) || wbuf_addc(out, '\n');
     }
     if (wbuf_addc(out, '{'))
         return -1;
@@ -840,13 +841,13 @@ static int put_doc(out_es *c, wbuf *out, wbuf *scratch, const entry *e, uint32_t
         first = 0;
     }
     if (c->include_tag_key) {
-        if ((!first && wbuf_addc(out, ',')) || fmt_json_string(out, (const uint8_t *)c->tag_key, strlen(c->tag_key)) ||
-            wbuf_addc(out, ':') || fmt_json_string(out, (const uint8_t *)e->tag, e->tag_len))
+        if ((!first && wbuf_addc(out, ',')) || jw_string(out, (const uint8_t *)c->tag_key, strlen(c->tag_key)) ||
+            wbuf_addc(out, ':') || jw_string(out, (const uint8_t *)e->tag, e->tag_len))
             return -1;
     }
     size_t at = out->len;
     const uint8_t *q = rec;
-    if (fmt_json_value(out, &q, rec + rlen))
+    if (jw_value(out, &q, rec + rlen))
         return -1;
     if (out->len - at == 2 && out->data[at] == '{' && out->data[at + 1] == '}') {
         out->len = at; /* empty record */
@@ -870,7 +871,7 @@ static int put_action(out_es *c, wbuf *out, wbuf *idx, const entry *e, uint32_t 
         return -1;
     }
     const char *op = ops[c->write_operation];
-    if (wbuf_add(out, op, strlen(op)) || fmt_json_string(out, idx->data, idx->len))
+    if (wbuf_add(out, op, strlen(op)) || jw_string(out, idx->data, idx->len))
         return -1;
     if (c->generate_id) {
         if (put_gen_id(out, e))
@@ -881,7 +882,7 @@ static int put_action(out_es *c, wbuf *out, wbuf *idx, const entry *e, uint32_t 
         if (v && *v != 0xc0) {
             size_t at = idx->len;
             if (rec_value_text(idx, v, vlen) || wbuf_add(out, ",\"_id\":", 7) ||
-                fmt_json_string(out, idx->data + at, idx->len - at))
+                jw_string(out, idx->data + at, idx->len - at))
                 return -1;
         }
     }

@@ -27,7 +27,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "aggregator/log.h"
+#include "lib/fdio.h"
+#include "lib/log.h"
+#include "lib/timefmt.h"
 #include "aggregator/output.h"
 #include "outputs/format.h"
 
@@ -110,7 +112,7 @@ static void expand(char *out, size_t cap, const char *tmpl, const char *tag, uin
         }
     }
     tmp[j < sizeof tmp ? j : sizeof tmp - 1] = 0;
-    if (!fmt_time(out, cap, tmp, sec, 0, 0))
+    if (!time_fmt(out, cap, tmp, sec, 0, 0))
         snprintf(out, cap, "%s", tmp);
 }
 
@@ -118,7 +120,7 @@ static void expand(char *out, size_t cap, const char *tmpl, const char *tag, uin
 static void file_key(out_file *c, char *key, size_t cap, size_t *index_at, const char *tag, uint32_t sec)
 {
     char slice[32];
-    fmt_time(slice, sizeof slice, "%Y%m%d", sec, 0, 0);
+    time_fmt(slice, sizeof slice, "%Y%m%d", sec, 0, 0);
     const char *sfx = c->add_path_suffix ? c->path_suffix : "";
     const char *gz = c->compress ? ".gz" : "";
     const char *star = strchr(c->path, '*');
@@ -282,7 +284,7 @@ static int flush_to(output *o, int idx)
         p = c->gz.data;
         n = c->gz.len;
     }
-    int rc = out_write_all(c->files[idx].fd, p, n);
+    int rc = fd_write_all(c->files[idx].fd, p, n);
     c->buf.len = 0;
     return rc;
 }

@@ -1,11 +1,6 @@
 /* outputs/format.c: msgpack -> JSON/text for <format>/<inject>; see format.h. */
 #include "format.h"
 
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
-
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,323 +8,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "forward-protocol/mp.h"
-
-/* ---- JSON ---------------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t utf8_seq(const uint8_t *s, size_t n)
-{
-    uint8_t c = s[0];
-    if (c >= 0xc2 && c <= 0xdf)
-        return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if (c == 0xe0 && s[1] < 0xa0)
-            return 0; /* overlong */
-        if (c == 0xed && s[1] > 0x9f)
-            return 0; /* surrogates */
-        return 3;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if (c == 0xf0 && s[1] < 0x90)
-            return 0;
-        if (c == 0xf4 && s[1] > 0x8f)
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
-/* Table: 0 = copy as is, 1 = needs escaping, 2 = non-ASCII (validate). */
-static const uint8_t esc_class[256] = {
-    [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x7f] = 0, [0x80 ... 0xff] = 2,
-};
-
-/* Write the JSON escape of '"', '\\' or a control byte; returns the new end. */
-static inline uint8_t *esc_byte(uint8_t *o, uint8_t c)
-{
-    static const char hex[] = "0123456789abcdef";
-    *o++ = '\\';
-    switch (c) {
-    case '"': *o++ = '"'; break;
-    case '\\': *o++ = '\\'; break;
-    case '\n': *o++ = 'n'; break;
-    case '\r': *o++ = 'r'; break;
-    case '\t': *o++ = 't'; break;
-    case '\b': *o++ = 'b'; break;
-    case '\f': *o++ = 'f'; break;
-    default:
-        *o++ = 'u';
-        *o++ = '0';
-        *o++ = '0';
-        *o++ = (uint8_t)hex[c >> 4];
-        *o++ = (uint8_t)hex[c & 15];
-    }
-    return o;
-}
-
-int fmt_json_string(wbuf *out, const uint8_t *s, size_t n)
-{
-    /* worst case 6 bytes per input byte (\u00XX), plus 16 bytes of slack:
-     * the SSE2 loop stores whole 16-byte vectors and keeps only part */
-    if (out->cap - out->len < n * 6 + 18 && wbuf_grow(out, n * 6 + 18))
-        return -1;
-    uint8_t *o = out->data + out->len;
-    *o++ = '"';
-    size_t i = 0;
-    while (i < n) {
-#ifdef __SSE2__
-        /* 16 bytes at a time. A signed compare with 0x20 flags both the
-         * control bytes (0x00-0x1f) and every byte >= 0x80 (negative as
-         * int8): those need escaping or UTF-8 validation, as do '"' and '\\'.
-         * Flagged '"', '\\' and control bytes are escaped right here, bit by
-         * bit of the mask (log lines that are themselves JSON have a quote
-         * every few bytes); a byte >= 0x80 leaves for the UTF-8 check below. */
-        while (n - i >= 16) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-            __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
-                                       _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                                    _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-            unsigned mask = (unsigned)_mm_movemask_epi8(bad);
-            if (!mask) {
-                _mm_storeu_si128((__m128i *)(void *)o, v);
-                o += 16;
-                i += 16;
-                continue;
-            }
-            /* the clean run before each flagged byte is copied with one
-             * 16-byte store from a copy of the block (no memcpy call per
-             * run: a JSON log line has a quote every few bytes) */
-            uint8_t blk[32];
-            _mm_storeu_si128((__m128i *)(void *)blk, v);
-            _mm_storeu_si128((__m128i *)(void *)(blk + 16), _mm_setzero_si128());
-            unsigned done = 0;
-            int utf8 = 0;
-            while (mask) {
-                unsigned k = (unsigned)__builtin_ctz(mask);
-                _mm_storeu_si128((__m128i *)(void *)o, _mm_loadu_si128((const __m128i *)(const void *)(blk + done)));
-                o += k - done;
-                uint8_t c = blk[k];
-                if (c >= 0x80) {
-                    i += k;
-                    utf8 = 1;
-                    break;
-                }
-                o = esc_byte(o, c);
-                done = k + 1;
-                mask &= mask - 1;
-            }
-            if (utf8)
-                break;
-            _mm_storeu_si128((__m128i *)(void *)o, _mm_loadu_si128((const __m128i *)(const void *)(blk + done)));
-            o += 16 - done;
-            i += 16;
-        }
-#endif
-        /* 8 bytes at a time while none needs escaping or validation:
-         * no byte < 0x20, no '"' (0x22), no '\\' (0x5c), no byte >= 0x80 */
-        while (n - i >= 8) {
-            uint64_t v;
-            memcpy(&v, s + i, 8);
-            const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-            uint64_t lt20 = (v - ones * 0x20) & ~v;
-            uint64_t q = v ^ (ones * 0x22), bs = v ^ (ones * 0x5c);
-            uint64_t hit = (lt20 | ((q - ones) & ~q) | ((bs - ones) & ~bs) | v) & high;
-            if (hit)
-                break;
-            memcpy(o, s + i, 8);
-            o += 8;
-            i += 8;
-        }
-        if (i >= n)
-            break;
-        uint8_t c = s[i];
-        uint8_t cls = esc_class[c];
-        if (cls == 0) {
-            *o++ = c;
-            i++;
-            continue;
-        }
-        if (cls == 2) {
-            size_t k = utf8_seq(s + i, n - i);
-            if (k) {
-                memcpy(o, s + i, k);
-                o += k;
-                i += k;
-            } else {
-                memcpy(o, "\xef\xbf\xbd", 3); /* U+FFFD */
-                o += 3;
-                i++;
-            }
-            continue;
-        }
-        o = esc_byte(o, c);
-        i++;
-    }
-    *o++ = '"';
-    out->len = (size_t)(o - out->data);
-    return 0;
-}
-
-static int json_double(wbuf *out, double d)
-{
-    if (!isfinite(d))
-        return wbuf_add(out, "null", 4);
-    char tmp[40];
-    int n = snprintf(tmp, sizeof tmp, "%.15g", d);
-    if (strtod(tmp, NULL) != d)
-        n = snprintf(tmp, sizeof tmp, "%.17g", d);
-    /* keep it a float in JSON consumers that care (1.0 rather than 1) */
-    if (!strpbrk(tmp, ".eEn"))
-        tmp[n++] = '.', tmp[n++] = '0', tmp[n] = 0;
-    return wbuf_add(out, tmp, (size_t)n);
-}
-
-static int json_base64(wbuf *out, const uint8_t *s, size_t n)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    if (wbuf_grow(out, (n + 2) / 3 * 4 + 2))
-        return -1;
-    uint8_t *o = out->data + out->len;
-    *o++ = '"';
-    size_t i = 0;
-    for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-        *o++ = (uint8_t)tbl[v >> 18];
-        *o++ = (uint8_t)tbl[(v >> 12) & 63];
-        *o++ = (uint8_t)tbl[(v >> 6) & 63];
-        *o++ = (uint8_t)tbl[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0);
-        *o++ = (uint8_t)tbl[v >> 18];
-        *o++ = (uint8_t)tbl[(v >> 12) & 63];
-        *o++ = i + 1 < n ? (uint8_t)tbl[(v >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    *o++ = '"';
-    out->len = (size_t)(o - out->data);
-    return 0;
-}
-
-static int json_value(wbuf *out, const uint8_t **p, const uint8_t *end, int depth);
-
-/* A map key. JSON keys must be strings: a non-string key is written as its
- * JSON text, quoted, cut at 256 bytes: escaping nested container keys would
- * otherwise grow the output exponentially with depth (found by fuzzing). */
-static int json_key(wbuf *out, const uint8_t **p, const uint8_t *end, int depth)
-{
-    const uint8_t *k = *p;
-    if (k < end && ((*k & 0xe0) == 0xa0 || *k == 0xd9 || *k == 0xda || *k == 0xdb || *k == 0xc4 || *k == 0xc5 ||
-                    *k == 0xc6))
-        return json_value(out, p, end, depth);
-    wbuf tmpb = {0};
-    int rc = json_value(&tmpb, p, end, depth) || fmt_json_string(out, tmpb.data, tmpb.len > 256 ? 256 : tmpb.len);
-    wbuf_free(&tmpb);
-    return rc ? -1 : 0;
-}
-
-static int json_value(wbuf *out, const uint8_t **p, const uint8_t *end, int depth)
-{
-    mp_obj o;
-    if (depth > 512 || mp_read(p, end, &o) != MP_OK)
-        return -1;
-    char tmp[32];
-    int n;
-    switch (o.type) {
-    case MP_NIL: return wbuf_add(out, "null", 4);
-    case MP_BOOL: return o.v.b ? wbuf_add(out, "true", 4) : wbuf_add(out, "false", 5);
-    case MP_UINT:
-        n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)o.v.u);
-        return wbuf_add(out, tmp, (size_t)n);
-    case MP_INT:
-        n = snprintf(tmp, sizeof tmp, "%lld", (long long)o.v.i);
-        return wbuf_add(out, tmp, (size_t)n);
-    case MP_FLOAT: return json_double(out, o.v.f);
-    case MP_STR:
-    case MP_BIN: return fmt_json_string(out, o.ptr, o.len);
-    case MP_EXT:
-        if (o.ext_type == 0 && o.len == 8)
-            return json_double(out, (double)mp_be32(o.ptr) + (double)mp_be32(o.ptr + 4) / 1e9);
-        return json_base64(out, o.ptr, o.len);
-    case MP_ARRAY:
-        if (wbuf_addc(out, '['))
-            return -1;
-        for (uint32_t i = 0; i < o.len; i++) {
-            if ((i && wbuf_addc(out, ',')) || json_value(out, p, end, depth + 1))
-                return -1;
-        }
-        return wbuf_addc(out, ']');
-    case MP_MAP:
-        if (wbuf_addc(out, '{'))
-            return -1;
-        for (uint32_t i = 0; i < o.len; i++) {
-            if (i && wbuf_addc(out, ','))
-                return -1;
-            if (json_key(out, p, end, depth + 1))
-                return -1;
-            if (wbuf_addc(out, ':') || json_value(out, p, end, depth + 1))
-                return -1;
-        }
-        return wbuf_addc(out, '}');
-    }
-    return -1;
-}
-
-int fmt_json_value(wbuf *out, const uint8_t **p, const uint8_t *end) { return json_value(out, p, end, 0); }
-
-/* ---- time ---------------------------------------------------------------- */
-
-size_t fmt_time(char *buf, size_t cap, const char *format, uint32_t sec, uint32_t nsec, int utc)
-{
-    time_t t = (time_t)sec;
-    struct tm tm;
-    if (utc)
-        gmtime_r(&t, &tm);
-    else
-        localtime_r(&t, &tm);
-    /* Expand Fluentd's sub-second directives first, then strftime the rest. */
-    char f2[256];
-    size_t j = 0;
-    for (const char *s = format; *s && j + 12 < sizeof f2; s++) {
-        if (s[0] == '%' && (s[1] == 'L' || s[1] == 'N' || (s[1] >= '1' && s[1] <= '9' && s[2] == 'N'))) {
-            int digits = s[1] == 'L' ? 3 : s[1] == 'N' ? 9 : s[1] - '0';
-            uint32_t v = nsec;
-            for (int d = 9; d > digits; d--)
-                v /= 10;
-            j += (size_t)snprintf(f2 + j, sizeof f2 - j, "%0*u", digits, v);
-            s += (s[1] == 'L' || s[1] == 'N') ? 1 : 2;
-        } else if (s[0] == '%' && s[1] == '%') {
-            f2[j++] = '%';
-            f2[j++] = '%';
-            s++;
-        } else {
-            f2[j++] = *s;
-        }
-    }
-    f2[j] = 0;
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-    size_t n = strftime(buf, cap, f2, &tm); /* user-supplied time_format, by design */
-#pragma GCC diagnostic pop
-    return n;
-}
-
-/* ISO 8601 like Ruby's Time#iso8601: "Z" for UTC, "+09:00" otherwise. */
-static size_t iso8601(char *buf, size_t cap, uint32_t sec, int utc)
-{
-    size_t n = fmt_time(buf, cap, utc ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%dT%H:%M:%S%z", sec, 0, utc);
-    if (!utc && n >= 5 && n + 1 < cap) { /* +0900 -> +09:00 */
-        memmove(buf + n - 1, buf + n - 2, 3);
-        buf[n - 2] = ':';
-        n++;
-    }
-    return n;
-}
+#include "lib/json.h"
+#include "lib/mp.h"
+#include "lib/timefmt.h"
 
 /* ---- configuration --------------------------------------------------------- */
 
@@ -431,9 +112,9 @@ static int json_time_value(wbuf *out, const fmt_inject *in, const entry *e)
         return wbuf_add(out, tmp, (size_t)n);
     case TT_STRING: {
         /* without time_format Fluentd's formatter gives ISO 8601 ("Z" in UTC) */
-        size_t k = in->time_format ? fmt_time(tmp, sizeof tmp, in->time_format, e->sec, e->nsec, !in->localtime)
-                                   : iso8601(tmp, sizeof tmp, e->sec, !in->localtime);
-        return fmt_json_string(out, (const uint8_t *)tmp, k);
+        size_t k = in->time_format ? time_fmt(tmp, sizeof tmp, in->time_format, e->sec, e->nsec, !in->localtime)
+                                   : time_iso8601(tmp, sizeof tmp, e->sec, !in->localtime);
+        return jw_string(out, (const uint8_t *)tmp, k);
     }
     default:
         /* Fluentd: time.to_r.truncate(6): microseconds */
@@ -449,12 +130,12 @@ static int json_time_value(wbuf *out, const fmt_inject *in, const entry *e)
 static int inject_value(wbuf *out, const fmt_inject *in, int which, const char *tag, size_t tag_len, const entry *e)
 {
     switch (which) {
-    case 0: return fmt_json_string(out, (const uint8_t *)in->hostname, strlen(in->hostname));
-    case 1: return fmt_json_string(out, (const uint8_t *)tag, tag_len);
+    case 0: return jw_string(out, (const uint8_t *)in->hostname, strlen(in->hostname));
+    case 1: return jw_string(out, (const uint8_t *)tag, tag_len);
     case 2: return json_time_value(out, in, e);
     default: {
         const uint8_t *mp = e->meta;
-        return fmt_json_value(out, &mp, e->meta + e->meta_len);
+        return jw_value(out, &mp, e->meta + e->meta_len);
     }
     }
 }
@@ -471,7 +152,7 @@ static int json_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len,
     const fmt_inject *in = &f->inj;
     const uint8_t *p = e->record, *end = e->record + e->record_len;
     if (!in->active)
-        return fmt_json_value(out, &p, end);
+        return jw_value(out, &p, end);
     const char *keys[4] = {in->hostname_key, in->tag_key, in->time_key, e->meta ? in->metadata_key : NULL};
     int done[4] = {0, 0, 0, 0};
     mp_obj m;
@@ -488,10 +169,10 @@ static int json_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len,
         for (int k = 0; k < 4 && which < 0; k++)
             if (keys[k] && key_is(p, end, keys[k]))
                 which = k;
-        if (json_key(out, &p, end, 1) || wbuf_addc(out, ':'))
+        if (jw_key(out, &p, end) || wbuf_addc(out, ':'))
             return -1;
         if (which < 0 || done[which]) {
-            if (fmt_json_value(out, &p, end))
+            if (jw_value(out, &p, end))
                 return -1;
         } else {
             if (mp_skip(&p, end, 512) || inject_value(out, in, which, tag, tag_len, e))
@@ -503,7 +184,7 @@ static int json_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len,
         if (!keys[k] || done[k])
             continue;
         if ((!first && wbuf_addc(out, ',')) ||
-            fmt_json_string(out, (const uint8_t *)keys[k], strlen(keys[k])) || wbuf_addc(out, ':') ||
+            jw_string(out, (const uint8_t *)keys[k], strlen(keys[k])) || wbuf_addc(out, ':') ||
             inject_value(out, in, k, tag, tag_len, e))
             return -1;
         first = 0;
@@ -536,9 +217,9 @@ static const uint8_t *record_get(const entry *e, const char *key, const uint8_t 
 static int text_time(const fmt *f, wbuf *out, const entry *e, const char *def)
 {
     char tmp[128];
-    size_t k = f->time_format ? fmt_time(tmp, sizeof tmp, f->time_format, e->sec, e->nsec, !f->localtime)
-               : def         ? fmt_time(tmp, sizeof tmp, def, e->sec, e->nsec, !f->localtime)
-                             : iso8601(tmp, sizeof tmp, e->sec, !f->localtime);
+    size_t k = f->time_format ? time_fmt(tmp, sizeof tmp, f->time_format, e->sec, e->nsec, !f->localtime)
+               : def         ? time_fmt(tmp, sizeof tmp, def, e->sec, e->nsec, !f->localtime)
+                             : time_iso8601(tmp, sizeof tmp, e->sec, !f->localtime);
     return wbuf_add(out, tmp, k);
 }
 
@@ -568,7 +249,7 @@ int fmt_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const e
             if (o.type == MP_STR || o.type == MP_BIN) {
                 if (wbuf_add(out, o.ptr, o.len))
                     return -1;
-            } else if (fmt_json_value(out, &v, vend)) {
+            } else if (jw_value(out, &v, vend)) {
                 return -1;
             }
         }
@@ -588,7 +269,7 @@ int fmt_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const e
                     if (wbuf_add(out, o.ptr, o.len))
                         return -1;
                     p = q;
-                } else if (fmt_json_value(out, &p, end)) {
+                } else if (jw_value(out, &p, end)) {
                     return -1;
                 }
                 if (kv == 0 && wbuf_add(out, f->label_delimiter, strlen(f->label_delimiter)))

@@ -17,8 +17,8 @@
 
 #include <stdint.h>
 
-#include "aggregator/batch.h"
-#include "aggregator/wbuf.h"
+#include "lib/batch.h"
+#include "lib/wbuf.h"
 #include "config/conf.h"
 
 enum { FMT_JSON, FMT_OUT_FILE, FMT_STDOUT, FMT_SINGLE_VALUE, FMT_LTSV, FMT_MSGPACK };
@@ -60,11 +60,6 @@ void fmt_free(fmt *f);
 /* Append one formatted record (with its trailing newline where the format has one). */
 int fmt_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const entry *e);
 
-/* Append one msgpack value as JSON; advances *p. */
-int fmt_json_value(wbuf *out, const uint8_t **p, const uint8_t *end);
-/* Append s as a JSON string (with quotes), invalid UTF-8 replaced. */
-int fmt_json_string(wbuf *out, const uint8_t *s, size_t n);
-/* strftime plus Fluentd's %N (nanoseconds), %L (milliseconds), %3N/%6N/%9N. */
-size_t fmt_time(char *buf, size_t cap, const char *format, uint32_t sec, uint32_t nsec, int utc);
+/* The JSON writer is lib/json.h; time formatting lib/timefmt.h. */
 
 #endif

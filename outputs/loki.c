@@ -53,11 +53,11 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 
-#include "aggregator/log.h"
+#include "lib/http.h"
+#include "lib/json.h"
+#include "lib/log.h"
 #include "aggregator/output.h"
 #include "aggregator/record.h"
-#include "outputs/format.h"
-#include "outputs/http.h"
 
 enum { LK_KEY_VALUE, LK_JSON };
 enum { LK_PROTOBUF, LK_JSON_BODY };
@@ -659,8 +659,8 @@ static int labels_json(lk_req *r, wbuf *o)
     if (wbuf_addc(o, '{'))
         return -1;
     for (size_t i = 0; i < r->nkv; i++) {
-        if ((i && wbuf_addc(o, ',')) || fmt_json_string(o, r->sc.data + r->kv[i].noff, r->kv[i].nlen) ||
-            wbuf_addc(o, ':') || fmt_json_string(o, r->sc.data + r->kv[i].voff, r->kv[i].vlen))
+        if ((i && wbuf_addc(o, ',')) || jw_string(o, r->sc.data + r->kv[i].noff, r->kv[i].nlen) ||
+            wbuf_addc(o, ':') || jw_string(o, r->sc.data + r->kv[i].voff, r->kv[i].vlen))
             return -1;
     }
     return wbuf_addc(o, '}');
@@ -912,7 +912,7 @@ static int build_line(out_loki *c, lk_req *r, const entry *e, lk_rec *lr)
             return -1;
         rc = rec_value_to_s(&r->lines, v, (size_t)(end - v));
     } else if (c->line_format == LK_JSON) {
-        rc = fmt_json_value(&r->lines, &p, end);
+        rc = jw_value(&r->lines, &p, end);
     } else {
         wbuf tmp = {0};
         rc = line_key_value(&r->lines, &tmp, rec, len);
@@ -976,8 +976,8 @@ static int build_meta(out_loki *c, lk_req *r, const entry *e, lk_rec *lr)
                 pb_bytes(&r->sm, 2, r->sc2.data, r->sc2.len))
                 return -1;
         } else {
-            if (wbuf_addc(&r->sm, n ? ',' : '{') || fmt_json_string(&r->sm, (const uint8_t *)nm, nl) ||
-                wbuf_addc(&r->sm, ':') || fmt_json_string(&r->sm, r->sc2.data, r->sc2.len))
+            if (wbuf_addc(&r->sm, n ? ',' : '{') || jw_string(&r->sm, (const uint8_t *)nm, nl) ||
+                wbuf_addc(&r->sm, ':') || jw_string(&r->sm, r->sc2.data, r->sc2.len))
                 return -1;
         }
         n++;
@@ -1191,7 +1191,7 @@ static int body_json(lk_req *r, size_t from, size_t to, wbuf *out)
             char ts[40];
             int n = snprintf(ts, sizeof ts, "%s[\"%u%09u\",", j > i ? "," : "", x->sec, x->nsec);
             if (wbuf_add(out, ts, (size_t)n) ||
-                fmt_json_string(out, r->lines.data + x->line_off, x->line_len))
+                jw_string(out, r->lines.data + x->line_off, x->line_len))
                 return -1;
             if (x->sm_len && (wbuf_addc(out, ',') || wbuf_add(out, r->sm.data + x->sm_off, x->sm_len)))
                 return -1;

@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <unistd.h>
 
-#include "aggregator/log.h"
+#include "lib/fdio.h"
+#include "lib/log.h"
 #include "aggregator/output.h"
 #include "outputs/format.h"
 
@@ -42,7 +43,7 @@ static int stdout_write(output *o, const batch *b, out_result *res)
     while (batch_iter_next(&it, &e) == 1)
         if (fmt_record(&c->f, &c->buf, e.tag, e.tag_len, &e))
             return OUT_ERROR;
-    if (out_write_all(STDOUT_FILENO, c->buf.data, c->buf.len)) {
+    if (fd_write_all(STDOUT_FILENO, c->buf.data, c->buf.len)) {
         wlog_error("out_stdout", "%s: write to stdout failed: %s", o->id, strerror(errno));
         return OUT_RETRY;
     }

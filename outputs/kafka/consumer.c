@@ -36,13 +36,13 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "aggregator/batch.h"
-#include "aggregator/log.h"
+#include "lib/batch.h"
+#include "lib/log.h"
+#include "lib/mp.h"
 #include "aggregator/parse.h"
 #include "aggregator/record.h"
 #include "aggregator/router.h"
 #include "aggregator/source.h"
-#include "forward-protocol/mp.h"
 #include "outputs/kafka/kafka_common.h"
 
 enum { FMT_IN_JSON, FMT_IN_MSGPACK, FMT_IN_TEXT };

@@ -38,11 +38,12 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
-#include "aggregator/log.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "lib/mp.h"
+#include "buffer/buffer.h"
 #include "aggregator/output.h"
 #include "aggregator/record.h"
-#include "buffer/buffer.h"
-#include "forward-protocol/mp.h"
 #include "outputs/format.h"
 #include "outputs/kafka/kafka_common.h"
 
@@ -605,11 +606,11 @@ static int too_large(rd_kafka_resp_err_t e)
  * reports each message within message.timeout.ms (delivery_timeout). */
 static void wait_reports(kafka_out *c, kwrite *w, uint32_t total)
 {
-    double t0 = buf_now();
+    double t0 = clock_mono();
     double next_log = t0 + c->delivery_timeout + 10;
     while (atomic_load_explicit(&w->pending, memory_order_acquire) > 0) {
         rd_kafka_poll(c->rk, 10);
-        double now = buf_now();
+        double now = clock_mono();
         if (now > next_log) {
             wlog_warn("out_kafka", "%s: %u of %u messages still without a delivery report after %.0fs", c->id,
                       atomic_load(&w->pending), total, now - t0);
@@ -638,7 +639,7 @@ static int kafka_write(output *o, const batch *b, out_result *res)
         return OUT_RETRY;
     }
     kscratch s = {0};
-    double t0 = buf_now();
+    double t0 = clock_mono();
     batch_iter it;
     batch_iter_init(&it, b);
     uint32_t got = 0;
@@ -652,10 +653,10 @@ static int kafka_write(output *o, const batch *b, out_result *res)
         }
         got++;
     }
-    double t1 = buf_now();
+    double t1 = clock_mono();
     wait_reports(c, &w, got);
     wlog_debug("out_kafka", "%s: %u messages produced in %.1f ms, reported after %.1f ms more", o->id, got,
-               (t1 - t0) * 1e3, (buf_now() - t1) * 1e3);
+               (t1 - t0) * 1e3, (clock_mono() - t1) * 1e3);
 
     /* a batch the broker found too large: each of its records alone */
     uint32_t isolated = 0;

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator/batch.h"
+#include "lib/batch.h"
+#include "lib/crc32c.h"
+#include "lib/json.h"
 #include "buffer/buffer.h"
-#include "buffer/crc32c.h"
-#include "outputs/format.h"
 
 static uint32_t g32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 static void p32(uint8_t *p, uint32_t v)
@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (batch_iter_next(&it, &e) == 1) {
         const uint8_t *p = e.record;
         out.len = 0;
-        if (fmt_json_value(&out, &p, e.record + e.record_len) == 0 && p != e.record + e.record_len)
+        if (jw_value(&out, &p, e.record + e.record_len) == 0 && p != e.record + e.record_len)
             abort();
     }
     wbuf_free(&out);

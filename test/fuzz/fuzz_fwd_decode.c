@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator/batch.h"
-#include "aggregator/wbuf.h"
+#include "lib/batch.h"
+#include "lib/json.h"
+#include "lib/mp.h"
+#include "lib/wbuf.h"
 #include "forward-protocol/fwd_decode.h"
-#include "forward-protocol/mp.h"
-#include "outputs/format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             while (batch_next(&p, end, &e) == 1) {
                 const uint8_t *q = e.record;
                 js.len = 0;
-                if (fmt_json_value(&js, &q, e.record + e.record_len) != 0)
+                if (jw_value(&js, &q, e.record + e.record_len) != 0)
                     abort(); /* the decoder only keeps well-formed records */
                 n++;
             }

@@ -28,10 +28,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "aggregator/wbuf.h"
+#include "lib/mp.h"
+#include "lib/wbuf.h"
 #include "config/conf.h"
 #include "forward-protocol/fwd_auth.h"
-#include "forward-protocol/mp.h"
 
 static const char *const configs[3] = {
     "<security>\n"

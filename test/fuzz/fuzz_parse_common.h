@@ -2,7 +2,7 @@
  * test/fuzz/fuzz_parse_common.h: shared body of the fuzz_parse_<type>
  * libFuzzer targets: parse_text on arbitrary bytes with one or two fixed
  * <parse> configurations; every success must append exactly one well-formed
- * msgpack map (checked with rec_skip and fmt_json_value), every failure must
+ * msgpack map (checked with rec_skip and jw_value), every failure must
  * leave the buffer as it was.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -I. \
@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/json.h"
 #include "aggregator/parse.h"
 #include "aggregator/record.h"
-#include "outputs/format.h"
 
 static parser *setup(const char *body)
 {
@@ -72,7 +72,7 @@ static void check(const parser *p, const uint8_t *data, size_t size)
             abort(); /* not exactly one value */
         wbuf js = {0};
         q = out.data + 1;
-        if (fmt_json_value(&js, &q, end) != 0 || q != end)
+        if (jw_value(&js, &q, end) != 0 || q != end)
             abort();
         wbuf_free(&js);
     } else if (out.len != 1 || out.data[0] != 'X') {

@@ -3,7 +3,7 @@
  * test_parse.c and test_filters.c (header only: not a test binary itself).
  * Records are written as JSON (via jansson, which keeps key order) and
  * converted to msgpack; results are printed back as JSON with
- * fmt_json_value, so expectations read like the records they describe.
+ * jw_value, so expectations read like the records they describe.
  */
 #ifndef WEIR_FILTER_TEST_UTIL_H
 #define WEIR_FILTER_TEST_UTIL_H
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator/wbuf.h"
-#include "outputs/format.h"
+#include "lib/json.h"
+#include "lib/wbuf.h"
 
 static void j2m_value(wbuf *b, json_t *j)
 {
@@ -62,11 +62,11 @@ static wbuf J(const char *text)
 }
 
 /* JSON text of msgpack bytes (malloc'd); "<invalid>" when not exactly one value */
-static char *M2J(const uint8_t *p, size_t n)
+__attribute__((unused)) static char *M2J(const uint8_t *p, size_t n)
 {
     wbuf out = {0};
     const uint8_t *q = p;
-    if (fmt_json_value(&out, &q, p + n) != 0 || q != p + n) {
+    if (jw_value(&out, &q, p + n) != 0 || q != p + n) {
         wbuf_free(&out);
         return strdup("<invalid>");
     }

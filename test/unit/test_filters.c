@@ -16,10 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/rx.h"
+#include "config/conf.h"
 #include "aggregator/filter.h"
 #include "aggregator/record.h"
-#include "aggregator/rx.h"
-#include "config/conf.h"
 #include "filter_test_util.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */

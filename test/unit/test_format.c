@@ -9,14 +9,16 @@
 
 #include <cmocka.h>
 
-#include "aggregator/wbuf.h"
+#include "lib/json.h"
+#include "lib/timefmt.h"
+#include "lib/wbuf.h"
 #include "outputs/format.h"
 
 static char *to_json(const wbuf *m)
 {
     wbuf out = {0};
     const uint8_t *p = m->data;
-    assert_int_equal(fmt_json_value(&out, &p, m->data + m->len), 0);
+    assert_int_equal(jw_value(&out, &p, m->data + m->len), 0);
     assert_ptr_equal(p, m->data + m->len);
     wbuf_addc(&out, 0);
     return (char *)out.data;
@@ -138,7 +140,7 @@ static void test_string_escape_differential(void **st)
         uint8_t *in = malloc(n ? n : 1);
         memcpy(in, s, n);
         wbuf a = {.data = malloc(n * 6 + 18), .cap = n * 6 + 18}, b = {0};
-        assert_int_equal(fmt_json_string(&a, in, n), 0);
+        assert_int_equal(jw_string(&a, in, n), 0);
         free(in);
         ref_escape(&b, s, n);
         assert_int_equal(a.len, b.len);
@@ -163,9 +165,9 @@ static void test_non_string_keys(void **st)
 static void test_time_format(void **st)
 {
     char buf[64];
-    fmt_time(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S.%LZ", 1700000000, 123456789, 1);
+    time_fmt(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S.%LZ", 1700000000, 123456789, 1);
     assert_string_equal(buf, "2023-11-14T22:13:20.123Z");
-    fmt_time(buf, sizeof buf, "%s.%N|%6N|%%N", 1700000000, 1234, 1);
+    time_fmt(buf, sizeof buf, "%s.%N|%6N|%%N", 1700000000, 1234, 1);
     assert_string_equal(buf, "1700000000.000001234|000001|%N");
 }
 

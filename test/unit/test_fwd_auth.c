@@ -14,10 +14,10 @@
 
 #include <cmocka.h>
 
-#include "aggregator/wbuf.h"
+#include "lib/mp.h"
+#include "lib/wbuf.h"
 #include "config/conf.h"
 #include "forward-protocol/fwd_auth.h"
-#include "forward-protocol/mp.h"
 
 /* ---- fixtures ------------------------------------------------------------------ */
 

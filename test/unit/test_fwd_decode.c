@@ -11,10 +11,10 @@
 
 #include <cmocka.h>
 
-#include "aggregator/batch.h"
-#include "aggregator/wbuf.h"
+#include "lib/batch.h"
+#include "lib/mp.h"
+#include "lib/wbuf.h"
 #include "forward-protocol/fwd_decode.h"
-#include "forward-protocol/mp.h"
 
 static fwd_decode_opts opts(void)
 {

@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "outputs/http.h"
+#include "lib/http.h"
 
 static int g_lfd, g_port;
 static atomic_int g_accepts;

@@ -8,10 +8,10 @@
 
 #include <time.h>
 
+#include "config/conf.h"
 #include "aggregator/parse.h"
 #include "aggregator/record.h"
 #include "aggregator/timeparse.h"
-#include "config/conf.h"
 #include "filter_test_util.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */

@@ -1,5 +1,5 @@
 /*
- * aggregator/batch.h: the unit that crosses from an input's thread to the
+ * lib/batch.h: the unit that crosses from an input's thread to the
  * outputs, and the ticket that tells the input when every output is done.
  *
  * A batch holds records of ONE tag in weir's internal entry format, which is
@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aggregator/wbuf.h"
+#include "lib/wbuf.h"
 
 #define BATCH_MAGIC 0x57424154u /* "WBAT" */
 

@@ -1,5 +1,5 @@
 /*
- * aggregator/wbuf.h: a growable byte buffer with a hard cap (curl's dynbuf
+ * lib/wbuf.h: a growable byte buffer with a hard cap (curl's dynbuf
  * idea): appends fail with -1 instead of growing past `max`, so no input can
  * make weir allocate without bound. Owned by one thread at a time.
  */

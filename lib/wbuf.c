@@ -1,4 +1,4 @@
-/* aggregator/wbuf.c: capped growable buffer and msgpack writers; see wbuf.h. */
+/* lib/wbuf.c: capped growable buffer and msgpack writers; see wbuf.h. */
 #include "wbuf.h"
 
 int wbuf_grow(wbuf *b, size_t need)

@@ -1,13 +1,13 @@
 /*
- * forward-protocol/mp.h: a small, allocation-free msgpack reader.
+ * lib/mp.h: a small, allocation-free msgpack reader.
  *
  * Why not msgpack-c's unpacker on the hot path: it builds an object tree in a
  * zone for every request, which costs more than the rest of the pipeline put
  * together at millions of records/s. weir mostly needs to *validate and skip*
  * (find where a record starts and ends, check it is a map) and to read a few
  * scalars (tag, time, option values). mp_* does exactly that on a byte range,
- * never reading past `end`, never allocating. msgpack-c is still used to
- * *build* messages (acks, rebuilt entries).
+ * never reading past `end`, never allocating. Messages are built with the
+ * writers in lib/wbuf.h (mpw_*).
  *
  * Every function takes a cursor `const uint8_t **p` and an `end`; on success
  * it advances *p. Return values: MP_OK, MP_SHORT (need more bytes: *p not
@@ -83,6 +83,6 @@ static inline uint32_t mp_be32(const uint8_t *p)
 }
 static inline uint64_t mp_be64(const uint8_t *p) { return (uint64_t)mp_be32(p) << 32 | mp_be32(p + 4); }
 
-/* Writers into a caller-provided growable buffer (see wbuf in aggregator/buf.h). */
+/* The writers are in lib/wbuf.h (mpw_*). */
 
 #endif

@@ -1,10 +1,10 @@
-/* aggregator/batch.c: batch allocation and iteration; see batch.h. */
+/* lib/batch.c: batch allocation and iteration; see batch.h. */
 #include "batch.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "forward-protocol/mp.h"
+#include "lib/mp.h"
 
 batch *batch_new(const char *tag, size_t tag_len, uint8_t *data, size_t len, uint32_t nrecords)
 {

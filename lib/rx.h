@@ -1,5 +1,5 @@
 /*
- * aggregator/rx.h: regular expressions for filters and parsers, PCRE2 with
+ * lib/rx.h: regular expressions for filters and parsers, PCRE2 with
  * Ruby's (Fluentd's) semantics where they differ:
  *   - `^` and `$` are always line anchors (Ruby has no single-line mode);
  *   - Ruby's /m (and inline (?m)) means "dot matches newline" (PCRE2_DOTALL);

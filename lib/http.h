@@ -1,5 +1,5 @@
 /*
- * outputs/http.h: the HTTP client every HTTP output (Elasticsearch/OpenSearch,
+ * lib/http.h: the HTTP client every HTTP output (Elasticsearch/OpenSearch,
  * Loki) uses; libcurl's multi interface underneath (ADR 0004).
  *
  * One http_client per output instance. It is safe to call http_perform()
@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aggregator/wbuf.h"
+#include "lib/wbuf.h"
 
 typedef struct http_opts {
     double timeout;         /* whole request, seconds (0: 60) */

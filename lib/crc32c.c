@@ -1,5 +1,5 @@
 /*
- * buffer/crc32c.c: CRC32C. The SSE4.2 crc32 instruction does 8 bytes per
+ * lib/crc32c.c: CRC32C. The SSE4.2 crc32 instruction does 8 bytes per
  * cycle-ish (about 10 GB/s here), so checksumming every chunk block costs
  * little next to the write(2) itself; a slicing table covers CPUs without it.
  */

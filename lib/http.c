@@ -1,5 +1,5 @@
 /*
- * outputs/http.c: weir's HTTP client on libcurl's multi interface; see
+ * lib/http.c: weir's HTTP client on libcurl's multi interface; see
  * http.h and ADR 0004.
  *
  * Ownership: an http_client owns a pool of sessions. A session is one CURLM
@@ -10,9 +10,9 @@
  * the caller's and are sent without copying (CURLOPT_POSTFIELDS), except a
  * gzip'd body, which lives in a buffer owned by this call.
  */
-#include "outputs/http.h"
+#include "lib/http.h"
 
-#include "buffer/buffer.h" /* buf_now */
+#include "lib/clock.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -279,7 +279,7 @@ oom:
 static void finish(slot *sl, CURL *e, CURLcode rc)
 {
     http_req *r = sl->r;
-    r->seconds = buf_now() - sl->t0;
+    r->seconds = clock_mono() - sl->t0;
     if (rc == CURLE_OK) {
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
     } else {
@@ -336,7 +336,7 @@ int http_perform(http_client *c, http_req *reqs, size_t n)
             slot *sl = &slots[next];
             sl->r = &reqs[next];
             sl->max_response = c->o.max_response;
-            sl->t0 = buf_now();
+            sl->t0 = clock_mono();
             if (setup(c, s->easy[k], sl) != 0 || curl_multi_add_handle(s->m, s->easy[k]) != CURLM_OK) {
                 sl->r->transport_error = 1;
                 if (!sl->r->error[0])

@@ -1,23 +1,20 @@
 /*
- * test/unit/bench_filters.c: ns/record of the "enrich" filter chain
+ * bench/filters.c: ns/record of the "enrich" filter chain
  * (parser json on `log` with reserve_data -> record_transformer adds
  * `cluster` -> grep drops DEBUG) on a ~450-byte Fluent Bit kubernetes record,
  * run the way the router runs filters (ping/pong out buffers, one scratch).
- * Not a cmocka test (not named test_*); build and run:
- *
- *   make && cc -O2 -g -D_GNU_SOURCE -I. test/unit/bench_filters.c build/libweir.a \
- *       $(pkg-config --libs libevent libevent_pthreads msgpack jansson libssl libcrypto zlib libzstd libpcre2-8) \
- *       -lpthread -lm -o build/bench_filters && build/bench_filters [iterations]
+ * Built and run by `make bench` (after the scenarios) as build/bench-filters;
+ * by hand: build/bench-filters [iterations] (default 2000000).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "lib/rx.h"
+#include "config/conf.h"
 #include "aggregator/filter.h"
 #include "aggregator/record.h"
-#include "aggregator/rx.h"
-#include "config/conf.h"
 #include "test/unit/filter_test_util.h"
 
 static const char *const CONF[3] = {

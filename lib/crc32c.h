@@ -1,4 +1,4 @@
-/* buffer/crc32c.h: CRC32C (Castagnoli), hardware (SSE4.2) when available. */
+/* lib/crc32c.h: CRC32C (Castagnoli), hardware (SSE4.2) when available. */
 #ifndef WEIR_CRC32C_H
 #define WEIR_CRC32C_H
 

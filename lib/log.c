@@ -1,4 +1,4 @@
-/* aggregator/log.c: JSON-lines logger on stderr; see log.h. */
+/* lib/log.c: JSON-lines logger on stderr; see log.h. */
 #include "log.h"
 
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* forward-protocol/mp.c: allocation-free msgpack reader; see mp.h. */
+/* lib/mp.c: allocation-free msgpack reader; see mp.h. */
 #include "mp.h"
 
 #include <string.h>

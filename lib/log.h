@@ -1,5 +1,5 @@
 /*
- * aggregator/log.h: weir's own log, one JSON object per line on stderr:
+ * lib/log.h: weir's own log, one JSON object per line on stderr:
  *   {"time":"2026-11-21T22:51:57.123Z","level":"info","module":"fwd","msg":"..."}
  * Thread-safe (one write(2) per line). Levels follow Fluentd's names.
  */

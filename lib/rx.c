@@ -1,4 +1,4 @@
-/* aggregator/rx.c: PCRE2 with Ruby's regexp semantics; see rx.h. */
+/* lib/rx.c: PCRE2 with Ruby's regexp semantics; see rx.h. */
 #include "rx.h"
 
 #include <pthread.h>

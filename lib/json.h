@@ -1,0 +1,25 @@
+/*
+ * lib/json.h: the JSON writer. Turns msgpack values (lib/mp.h) into JSON the
+ * way Fluentd's JSON formatter (Oj / Yajl) does: str as UTF-8 with invalid
+ * sequences replaced, bin as a string, ext as base64, floats in Ruby's
+ * shortest form. The string escaper copies clean runs 16 bytes at a time
+ * (SSE2) since it is on every output's hot path.
+ */
+#ifndef WEIR_LIB_JSON_H
+#define WEIR_LIB_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/wbuf.h"
+
+/* Append one msgpack value as JSON; advances *p. 0, or -1 (malformed input,
+ * or out->max reached). */
+int jw_value(wbuf *out, const uint8_t **p, const uint8_t *end);
+/* Append one map key as a JSON string (a non-string key as its JSON text,
+ * quoted, at most 256 bytes, as Ruby's to_json does); advances *p. */
+int jw_key(wbuf *out, const uint8_t **p, const uint8_t *end);
+/* Append s as a JSON string (with quotes), invalid UTF-8 replaced. */
+int jw_string(wbuf *out, const uint8_t *s, size_t n);
+
+#endif

@@ -1,4 +1,4 @@
-/* aggregator/filter.c: the filter plugin registry and instances; see filter.h. */
+/* aggregator/filter.c: filter instances (the plugins are listed in registry.c); see filter.h. */
 #include "filter.h"
 
 #include "aggregator/record.h"
@@ -7,18 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-extern const filter_plugin filter_record_transformer_plugin, filter_grep_plugin, filter_parser_plugin,
-    filter_kubernetes_plugin, filter_trace_plugin, filter_ecs_plugin;
-
-/* The one place filter plugins are registered. */
-static const filter_plugin *const plugins[] = {
-    &filter_record_transformer_plugin, &filter_grep_plugin,  &filter_parser_plugin,
-    &filter_kubernetes_plugin,         &filter_trace_plugin, &filter_ecs_plugin,
-    NULL,
-};
-#define NPLUGINS (sizeof plugins / sizeof plugins[0] - 1)
-static const char *plugin_names[NPLUGINS + 1];
 
 /* Fluentd filters weir knows of but does not implement: a clearer message
  * than "unknown". */
@@ -29,27 +17,6 @@ static const char *const refused[][2] = {
     {"typecast", NULL},
     {NULL, NULL},
 };
-
-const filter_plugin *filter_plugin_find(const char *name)
-{
-    for (size_t i = 0; plugins[i]; i++)
-        if (strcmp(plugins[i]->name, name) == 0)
-            return plugins[i];
-    return NULL;
-}
-
-static pthread_once_t names_once = PTHREAD_ONCE_INIT;
-static void names_init(void)
-{
-    for (size_t i = 0; i < NPLUGINS; i++)
-        plugin_names[i] = plugins[i]->name;
-}
-
-const char *const *filter_plugin_names(void)
-{
-    pthread_once(&names_once, names_init);
-    return plugin_names;
-}
 
 filter *filter_create(conf_node *n, int index, conf_errors *errs)
 {

@@ -61,6 +61,7 @@ struct filter {
     char *pattern;
 };
 
+/* The plugins (aggregator/registry.c). */
 const filter_plugin *filter_plugin_find(const char *name);
 const char *const *filter_plugin_names(void);
 

@@ -29,7 +29,6 @@
 #include "aggregator/source.h"
 #include "aggregator/tap.h"
 #include "aggregator/worker.h"
-#include "forward-protocol/fwd_input.h"
 
 extern const char weir_default_conf[];
 
@@ -153,7 +152,7 @@ int main(int argc, char **argv)
     int started_workers = 0;
     for (int i = 0; i < nworkers; i++) {
         workers[i].evfd = -1;
-        if (worker_init(&workers[i], i, pl.rt) || fwd_worker_init(&workers[i])) {
+        if (worker_init(&workers[i], i, pl.rt) || source_worker_init(&workers[i])) {
             wlog_error("main", "cannot create worker %d", i);
             goto out;
         }
@@ -170,18 +169,11 @@ int main(int argc, char **argv)
         }
         started_workers++;
     }
-    for (size_t i = 0; i < pl.nsources; i++)
-        if (fwd_source_listen(pl.sources[i], base, workers, nworkers))
-            goto out;
-    for (size_t i = 0; i < pl.nxsources; i++)
-        if (pl.xsources[i]->plugin->start(pl.xsources[i]))
-            goto out;
-    for (size_t i = 0; i < pl.nmonitors; i++) {
-        if (monitor_start(pl.monitors[i], &pl, workers, nworkers))
-            goto out;
-        /* outputs started (buffers recovered) and listeners up: ready */
-        atomic_store(&pl.monitors[i]->ready, 1);
-    }
+    source_env env = {.base = base, .workers = workers, .nworkers = nworkers, .pl = &pl};
+    if (pipeline_start_sources(&pl, &env))
+        goto out;
+    /* outputs started (buffers recovered) and listeners up: ready */
+    monitor_set_ready();
 
     struct event *sigs[3];
     int signums[3] = {SIGTERM, SIGINT, SIGHUP};
@@ -203,17 +195,17 @@ int main(int argc, char **argv)
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
     rc = 0;
-    for (size_t i = 0; i < pl.nmonitors; i++)
-        atomic_store(&pl.monitors[i]->draining, 1);
+    monitor_set_draining();
 
 out:;
     double stop_deadline = clock_mono() + pl.sys.shutdown_timeout;
     /* 1. stop accepting */
     for (size_t i = 0; i < pl.nsources; i++)
-        fwd_source_close(pl.sources[i]);
+        if (pl.sources[i]->plugin->close)
+            pl.sources[i]->plugin->close(pl.sources[i]);
     /* 2. workers finish their requests in flight (acks) and leave their loops */
     for (int i = 0; i < started_workers; i++)
-        fwd_worker_stop(&workers[i]);
+        source_worker_stop(&workers[i]);
     /* Workers wait for their requests' acks. A buffer blocked on overflow or a
      * full disk would hold them: after half the timeout, such appends give up
      * (those requests are not acked; their senders keep the records). */
@@ -237,9 +229,10 @@ out:;
             forced = 1;
         }
     }
-    /* other sources (kafka) hand over what they read and commit it */
-    for (size_t i = 0; i < pl.nxsources; i++)
-        pl.xsources[i]->plugin->stop(pl.xsources[i]);
+    /* sources with threads of their own (kafka) hand over what they read and commit it */
+    for (size_t i = 0; i < pl.nsources; i++)
+        if (pl.sources[i]->plugin->stop)
+            pl.sources[i]->plugin->stop(pl.sources[i]);
     /* 3. outputs take what they were handed; buffers flush (flush_at_shutdown)
      * or keep their chunks for the next start */
     size_t nout = pl.noutputs;
@@ -247,7 +240,7 @@ out:;
         output_stop(pl.outputs[i], stop_deadline);
     if (!forced) {
         for (int i = 0; i < nworkers; i++) {
-            fwd_worker_free(&workers[i]);
+            source_worker_free(&workers[i]);
             worker_free(&workers[i]);
         }
         free(workers);

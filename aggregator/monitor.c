@@ -36,7 +36,12 @@
 
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/prom.h"
 #include "buffer/buffer.h"
+
+static atomic_int proc_ready, proc_draining;
+void monitor_set_ready(void) { atomic_store(&proc_ready, 1); }
+void monitor_set_draining(void) { atomic_store(&proc_draining, 1); }
 
 static const conf_spec monitor_spec[] = {
     {"bind", CONF_STR, "0.0.0.0", 0, offsetof(monitor, bind), NULL},
@@ -52,9 +57,16 @@ static const conf_spec monitor_spec[] = {
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
-monitor *monitor_create(conf_node *n, const char *type, conf_errors *errs)
+static void monitor_free(monitor *m);
+
+static monitor *monitor_create(conf_node *n, const source_plugin *plugin, int index, conf_errors *errs)
 {
+    const char *type = plugin->name;
     monitor *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    source_init(&m->base, plugin, n, index);
+    conf_get(n, "@log_level");
     int rc = conf_bind(n, monitor_spec, m, errs);
     if (m->port == 0)
         m->port = strcmp(type, "prometheus") == 0 ? 24231 : 24220;
@@ -79,12 +91,12 @@ monitor *monitor_create(conf_node *n, const char *type, conf_errors *errs)
 
 static void tap_sess_free(struct tap_sess *s, int detach);
 
-void monitor_free(monitor *m)
+static void monitor_free(monitor *m)
 {
     if (!m)
         return;
     if (m->running) {
-        event_base_loopbreak(m->base);
+        event_base_loopbreak(m->evbase);
         pthread_join(m->thread, NULL);
     }
     while (m->taps)
@@ -93,68 +105,17 @@ void monitor_free(monitor *m)
         event_free(m->hc_timer);
     if (m->http)
         evhttp_free(m->http);
-    if (m->base)
-        event_base_free(m->base);
+    if (m->evbase)
+        event_base_free(m->evbase);
     conf_unbind(monitor_spec, m);
+    source_fini(&m->base);
     free(m->hc_ring);
     free(m);
 }
 
 /* ---- Prometheus text ------------------------------------------------------------ */
 
-static void metric_head(struct evbuffer *o, const char *name, const char *type, const char *help)
-{
-    evbuffer_add_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
 
-/* label values: escape backslash, quote and newline */
-static const char *lv(const char *s, char *buf, size_t cap)
-{
-    size_t j = 0;
-    for (; *s && j + 2 < cap; s++) {
-        if (*s == '\\' || *s == '"') {
-            buf[j++] = '\\';
-            buf[j++] = *s;
-        } else if (*s == '\n') {
-            buf[j++] = '\\';
-            buf[j++] = 'n';
-        } else {
-            buf[j++] = *s;
-        }
-    }
-    buf[j] = 0;
-    return buf;
-}
-
-static uint64_t ld(atomic_uint_fast64_t *a) { return atomic_load_explicit(a, memory_order_relaxed); }
-
-typedef struct wsum {
-    uint64_t records, bytes, requests, connections, connections_open, invalid, decode_errors, oversize, acks, markers,
-        signals, too_deep, too_long, over_decompressed, retimed;
-} wsum;
-
-static void sum_workers(monitor *m, wsum *s)
-{
-    memset(s, 0, sizeof *s);
-    for (int i = 0; i < m->nworkers; i++) {
-        worker_stats *w = &m->workers[i].stats;
-        s->records += ld(&w->records);
-        s->bytes += ld(&w->bytes);
-        s->requests += ld(&w->requests);
-        s->connections += ld(&w->connections);
-        s->connections_open += ld(&w->connections_open);
-        s->invalid += ld(&w->invalid_events);
-        s->retimed += ld(&w->retimed);
-        s->decode_errors += ld(&w->decode_errors);
-        s->oversize += ld(&w->oversize);
-        s->acks += ld(&w->acks);
-        s->markers += ld(&w->markers);
-        s->signals += ld(&w->signals_skipped);
-        s->too_deep += ld(&w->too_deep);
-        s->too_long += ld(&w->too_long);
-        s->over_decompressed += ld(&w->over_decompressed);
-    }
-}
 
 static long rss_bytes(void)
 {
@@ -170,93 +131,27 @@ static long rss_bytes(void)
 
 static void write_metrics(monitor *m, struct evbuffer *o)
 {
-    wsum w;
-    sum_workers(m, &w);
     char l1[256], l2[64];
-    struct {
-        const char *name, *help;
-        uint64_t v;
-    } in[] = {
-        {"weir_input_records_total", "records accepted from senders", w.records},
-        {"weir_input_bytes_total", "bytes read from senders", w.bytes},
-        {"weir_input_requests_total", "forward requests decoded", w.requests},
-        {"weir_input_connections_total", "connections accepted", w.connections},
-        {"weir_input_invalid_events_total", "events skipped as invalid", w.invalid},
-        {"weir_input_invalid_time_total", "events whose time was invalid, kept with the time of receipt", w.retimed},
-        {"weir_input_decode_errors_total", "corrupt requests (connection closed)", w.decode_errors},
-        {"weir_input_oversize_requests_total", "requests over chunk_size_limit (connection closed)", w.oversize},
-        {"weir_input_acks_total", "acks sent", w.acks},
-        {"weir_input_group_markers_total", "Fluent Bit group markers skipped", w.markers},
-        {"weir_input_signals_skipped_total", "metrics/traces requests skipped (fluent_signal)", w.signals},
-    };
-    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
-        metric_head(o, in[i].name, "counter", in[i].help);
-        evbuffer_add_printf(o, "%s{input=\"forward\"} %llu\n", in[i].name, (unsigned long long)in[i].v);
+    /* each source plugin's own families (the forward input: its connections,
+     * requests, limits, handshakes) */
+    const source_plugin *const *sp = source_plugins();
+    source_env env = {.workers = m->workers, .nworkers = m->nworkers, .pl = m->pl};
+    for (size_t k = 0; sp[k]; k++) {
+        if (!sp[k]->metrics)
+            continue;
+        source **mine = calloc(m->pl->nsources ? m->pl->nsources : 1, sizeof *mine);
+        size_t nm = 0;
+        for (size_t i = 0; mine && i < m->pl->nsources; i++)
+            if (m->pl->sources[i]->plugin == sp[k])
+                mine[nm++] = m->pl->sources[i];
+        if (mine)
+            sp[k]->metrics(mine, nm, &env, o);
+        free(mine);
     }
-    metric_head(o, "weir_input_connections_open", "gauge", "connections open now");
-    evbuffer_add_printf(o, "weir_input_connections_open{input=\"forward\"} %llu\n",
-                        (unsigned long long)w.connections_open);
-    metric_head(o, "weir_input_connections_refused_total", "counter", "connections closed at accept: max_connections");
-    for (size_t i = 0; i < m->pl->nsources; i++)
-        evbuffer_add_printf(o, "weir_input_connections_refused_total{input=\"%s\"} %llu\n",
-                            lv(m->pl->sources[i]->id, l1, sizeof l1),
-                            (unsigned long long)ld(&m->pl->sources[i]->conns_refused));
-    metric_head(o, "weir_reloads_total", "counter", "SIGHUP configuration reloads by result");
-    evbuffer_add_printf(o, "weir_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)ld(&reload_ok_total));
+    prom_head(o, "weir_reloads_total", "counter", "SIGHUP configuration reloads by result");
+    evbuffer_add_printf(o, "weir_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)prom_ld(&reload_ok_total));
     evbuffer_add_printf(o, "weir_reloads_total{result=\"failed\"} %llu\n",
-                        (unsigned long long)ld(&reload_failed_total));
-    metric_head(o, "weir_input_connections_retired_total", "counter",
-                "connections closed gracefully after max_connection_age / max_requests_per_connection");
-    for (size_t i = 0; i < m->pl->nsources; i++)
-        evbuffer_add_printf(o, "weir_input_connections_retired_total{input=\"%s\"} %llu\n",
-                            lv(m->pl->sources[i]->id, l1, sizeof l1),
-                            (unsigned long long)ld(&m->pl->sources[i]->retired));
-    metric_head(o, "weir_input_idle_closed_total", "counter", "connections closed by idle_timeout");
-    for (size_t i = 0; i < m->pl->nsources; i++)
-        evbuffer_add_printf(o, "weir_input_idle_closed_total{input=\"%s\"} %llu\n",
-                            lv(m->pl->sources[i]->id, l1, sizeof l1),
-                            (unsigned long long)ld(&m->pl->sources[i]->idle_closed));
-    /* every security limit in one family (docs/security.md) */
-    metric_head(o, "weir_input_limit_exceeded_total", "counter",
-                "limit hits: request_size, decompressed_size, nesting_depth, string_length (events skipped), "
-                "max_connections, handshake_timeout, idle_timeout (connections closed)");
-    {
-        struct {
-            const char *limit;
-            uint64_t v;
-        } lim[] = {{"request_size", w.oversize},
-                   {"decompressed_size", w.over_decompressed},
-                   {"nesting_depth", w.too_deep},
-                   {"string_length", w.too_long}};
-        for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++)
-            evbuffer_add_printf(o, "weir_input_limit_exceeded_total{input=\"forward\",limit=\"%s\"} %llu\n",
-                                lim[i].limit, (unsigned long long)lim[i].v);
-        for (size_t i = 0; i < m->pl->nsources; i++) {
-            fwd_source *s = m->pl->sources[i];
-            const char *id = lv(s->id, l1, sizeof l1);
-            evbuffer_add_printf(o, "weir_input_limit_exceeded_total{input=\"%s\",limit=\"max_connections\"} %llu\n",
-                                id, (unsigned long long)ld(&s->conns_refused));
-            evbuffer_add_printf(o, "weir_input_limit_exceeded_total{input=\"%s\",limit=\"handshake_timeout\"} %llu\n",
-                                id, (unsigned long long)ld(&s->hs_timeouts));
-            evbuffer_add_printf(o, "weir_input_limit_exceeded_total{input=\"%s\",limit=\"idle_timeout\"} %llu\n",
-                                id, (unsigned long long)ld(&s->idle_closed));
-        }
-    }
-    metric_head(o, "weir_input_handshakes_total", "counter",
-                "handshakes by result: ok, refused (shared key/user), tls_failed, timeout");
-    for (size_t i = 0; i < m->pl->nsources; i++) {
-        fwd_source *s = m->pl->sources[i];
-        const char *id = lv(s->id, l1, sizeof l1);
-        evbuffer_add_printf(o, "weir_input_handshakes_total{input=\"%s\",result=\"ok\"} %llu\n", id,
-                            (unsigned long long)ld(&s->hs_ok));
-        evbuffer_add_printf(o, "weir_input_handshakes_total{input=\"%s\",result=\"refused\"} %llu\n", id,
-                            (unsigned long long)ld(&s->hs_refused));
-        evbuffer_add_printf(o, "weir_input_handshakes_total{input=\"%s\",result=\"tls_failed\"} %llu\n", id,
-                            (unsigned long long)ld(&s->hs_tls_failed));
-        evbuffer_add_printf(o, "weir_input_handshakes_total{input=\"%s\",result=\"timeout\"} %llu\n", id,
-                            (unsigned long long)ld(&s->hs_timeouts));
-    }
-
+                        (unsigned long long)prom_ld(&reload_failed_total));
     /* outputs */
     struct {
         const char *name, *type, *help;
@@ -267,14 +162,14 @@ static void write_metrics(monitor *m, struct evbuffer *o)
         {"weir_output_queue_bytes", "gauge", "bytes waiting for the output's ingest thread"},
     };
     for (size_t k = 0; k < sizeof oh / sizeof oh[0]; k++) {
-        metric_head(o, oh[k].name, oh[k].type, oh[k].help);
+        prom_head(o, oh[k].name, oh[k].type, oh[k].help);
         for (size_t i = 0; i < m->pl->noutputs; i++) {
             output *op = m->pl->outputs[i];
-            uint64_t v = k == 0   ? ld(&op->records_out)
-                         : k == 1 ? ld(&op->write_errors)
-                         : k == 2 ? ld(&op->records_failed)
+            uint64_t v = k == 0   ? prom_ld(&op->records_out)
+                         : k == 1 ? prom_ld(&op->write_errors)
+                         : k == 2 ? prom_ld(&op->records_failed)
                                   : atomic_load(&op->queued_bytes);
-            evbuffer_add_printf(o, "%s{output=\"%s\",type=\"%s\"} %llu\n", oh[k].name, lv(op->id, l1, sizeof l1),
+            evbuffer_add_printf(o, "%s{output=\"%s\",type=\"%s\"} %llu\n", oh[k].name, prom_label(op->id, l1, sizeof l1),
                                 op->plugin->name, (unsigned long long)v);
         }
     }
@@ -294,13 +189,13 @@ static void write_metrics(monitor *m, struct evbuffer *o)
             pg->metrics((output *const *)same, n, o);
         free(same);
     }
-    metric_head(o, "weir_output_write_seconds", "histogram", "time of one write to the backend (a flush)");
+    prom_head(o, "weir_output_write_seconds", "histogram", "time of one write to the backend (a flush)");
     for (size_t i = 0; i < m->pl->noutputs; i++) {
         output *op = m->pl->outputs[i];
         uint64_t cum = 0;
-        lv(op->id, l1, sizeof l1);
+        prom_label(op->id, l1, sizeof l1);
         for (int b = 0; b <= OUT_LAT_BUCKETS; b++) {
-            cum += ld(&op->lat_buckets[b]);
+            cum += prom_ld(&op->lat_buckets[b]);
             if (b < OUT_LAT_BUCKETS)
                 snprintf(l2, sizeof l2, "%g", out_lat_bounds[b]);
             else
@@ -309,9 +204,9 @@ static void write_metrics(monitor *m, struct evbuffer *o)
                                 (unsigned long long)cum);
         }
         evbuffer_add_printf(o, "weir_output_write_seconds_sum{output=\"%s\"} %.6f\n", l1,
-                            (double)ld(&op->lat_sum_us) / 1e6);
+                            (double)prom_ld(&op->lat_sum_us) / 1e6);
         evbuffer_add_printf(o, "weir_output_write_seconds_count{output=\"%s\"} %llu\n", l1,
-                            (unsigned long long)ld(&op->lat_count));
+                            (unsigned long long)prom_ld(&op->lat_count));
     }
 
     /* buffers */
@@ -335,13 +230,13 @@ static void write_metrics(monitor *m, struct evbuffer *o)
         {"weir_buffer_corrupt_chunks_total", "chunks moved to corrupt/", offsetof(buffer, corrupt_chunks)},
     };
     for (size_t k = 0; k < sizeof bc / sizeof bc[0]; k++) {
-        metric_head(o, bc[k].name, "counter", bc[k].help);
+        prom_head(o, bc[k].name, "counter", bc[k].help);
         for (size_t i = 0; i < m->pl->noutputs; i++) {
             buffer *b = m->pl->outputs[i]->buf;
             if (!b)
                 continue;
-            evbuffer_add_printf(o, "%s{output=\"%s\"} %llu\n", bc[k].name, lv(m->pl->outputs[i]->id, l1, sizeof l1),
-                                (unsigned long long)ld((atomic_uint_fast64_t *)((char *)b + bc[k].off)));
+            evbuffer_add_printf(o, "%s{output=\"%s\"} %llu\n", bc[k].name, prom_label(m->pl->outputs[i]->id, l1, sizeof l1),
+                                (unsigned long long)prom_ld((atomic_uint_fast64_t *)((char *)b + bc[k].off)));
         }
     }
     struct {
@@ -362,7 +257,7 @@ static void write_metrics(monitor *m, struct evbuffer *o)
         if (m->pl->outputs[i]->buf)
             buffer_snapshot(m->pl->outputs[i]->buf, &snaps[i]);
     for (size_t k = 0; k < sizeof bg / sizeof bg[0]; k++) {
-        metric_head(o, bg[k].name, "gauge", bg[k].help);
+        prom_head(o, bg[k].name, "gauge", bg[k].help);
         for (size_t i = 0; i < m->pl->noutputs; i++) {
             if (!m->pl->outputs[i]->buf)
                 continue;
@@ -376,7 +271,7 @@ static void write_metrics(monitor *m, struct evbuffer *o)
                        : k == 6 ? s->retrying
                        : k == 7 ? s->retries
                                 : (s->retrying && s->next_retry_in > 0 ? s->next_retry_in : 0);
-            evbuffer_add_printf(o, "%s{output=\"%s\"} %.17g\n", bg[k].name, lv(m->pl->outputs[i]->id, l1, sizeof l1),
+            evbuffer_add_printf(o, "%s{output=\"%s\"} %.17g\n", bg[k].name, prom_label(m->pl->outputs[i]->id, l1, sizeof l1),
                                 v);
         }
     }
@@ -385,27 +280,27 @@ static void write_metrics(monitor *m, struct evbuffer *o)
     /* routing */
     router_stats rs;
     router_stats_get(m->pl->rt, &rs);
-    metric_head(o, "weir_router_filtered_records_total", "counter", "records dropped by filters (grep, rewrite_tag_filter without a rule)");
+    prom_head(o, "weir_router_filtered_records_total", "counter", "records dropped by filters (grep, rewrite_tag_filter without a rule)");
     evbuffer_add_printf(o, "weir_router_filtered_records_total %llu\n", (unsigned long long)rs.filtered_out);
-    metric_head(o, "weir_router_unmatched_records_total", "counter", "records no <match> took (discarded)");
+    prom_head(o, "weir_router_unmatched_records_total", "counter", "records no <match> took (discarded)");
     evbuffer_add_printf(o, "weir_router_unmatched_records_total %llu\n", (unsigned long long)rs.unmatched);
-    metric_head(o, "weir_router_error_records_total", "counter", "records sent to @ERROR (or dropped without it)");
+    prom_head(o, "weir_router_error_records_total", "counter", "records sent to @ERROR (or dropped without it)");
     evbuffer_add_printf(o, "weir_router_error_records_total %llu\n", (unsigned long long)rs.to_error);
-    metric_head(o, "weir_router_rewritten_records_total", "counter", "records re-tagged by rewrite_tag_filter");
+    prom_head(o, "weir_router_rewritten_records_total", "counter", "records re-tagged by rewrite_tag_filter");
     evbuffer_add_printf(o, "weir_router_rewritten_records_total %llu\n", (unsigned long long)rs.rewritten);
 
     /* process */
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    metric_head(o, "weir_process_resident_memory_bytes", "gauge", "resident set size");
+    prom_head(o, "weir_process_resident_memory_bytes", "gauge", "resident set size");
     evbuffer_add_printf(o, "weir_process_resident_memory_bytes %ld\n", rss_bytes());
-    metric_head(o, "weir_process_cpu_seconds_total", "counter", "user + system CPU time");
+    prom_head(o, "weir_process_cpu_seconds_total", "counter", "user + system CPU time");
     evbuffer_add_printf(o, "weir_process_cpu_seconds_total %.3f\n",
                         (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
                             (double)ru.ru_stime.tv_usec / 1e6);
-    metric_head(o, "weir_process_start_time_seconds", "gauge", "start time, unix seconds");
+    prom_head(o, "weir_process_start_time_seconds", "gauge", "start time, unix seconds");
     evbuffer_add_printf(o, "weir_process_start_time_seconds %.0f\n", m->start_time);
-    metric_head(o, "weir_build_info", "gauge", "version");
+    prom_head(o, "weir_build_info", "gauge", "version");
     evbuffer_add_printf(o, "weir_build_info{version=\"%s\"} 1\n", WEIR_VERSION);
 }
 
@@ -422,9 +317,9 @@ static void hc_totals(monitor *m, uint64_t *errors, uint64_t *retry_failures)
     *errors = *retry_failures = 0;
     for (size_t i = 0; i < m->pl->noutputs; i++) {
         output *op = m->pl->outputs[i];
-        *errors += ld(&op->write_errors);
+        *errors += prom_ld(&op->write_errors);
         if (op->buf)
-            *retry_failures += ld(&op->buf->failed_flushes);
+            *retry_failures += prom_ld(&op->buf->failed_flushes);
     }
 }
 
@@ -553,8 +448,8 @@ static void tap_start(monitor *m, struct evhttp_request *req, struct evbuffer *b
         s->m = m;
         s->req = req;
         s->rate = rate;
-        s->ev = event_new(m->base, -1, 0, tap_flush, s);
-        s->tick = event_new(m->base, -1, EV_PERSIST, tap_flush, s);
+        s->ev = event_new(m->evbase, -1, 0, tap_flush, s);
+        s->tick = event_new(m->evbase, -1, EV_PERSIST, tap_flush, s);
         s->t = tap_open(evhttp_find_header(&q, "pattern"), evhttp_find_header(&q, "output"), rate, tap_wake, s);
     }
     evhttp_clear_headers(&q);
@@ -604,8 +499,8 @@ static void handle(struct evhttp_request *req, void *arg)
         evbuffer_add_printf(body, "ok\n");
         reply(req, 200, "OK", "text/plain", body);
     } else if (!strcmp(path, "/readyz")) {
-        int ready = atomic_load(&m->ready) && !atomic_load(&m->draining);
-        evbuffer_add_printf(body, "%s\n", ready ? "ready" : atomic_load(&m->draining) ? "draining" : "starting");
+        int ready = atomic_load(&proc_ready) && !atomic_load(&proc_draining);
+        evbuffer_add_printf(body, "%s\n", ready ? "ready" : atomic_load(&proc_draining) ? "draining" : "starting");
         reply(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", "text/plain", body);
     } else if (!strcmp(path, "/api/v1/health")) {
         int ok = healthy(m);
@@ -616,8 +511,11 @@ static void handle(struct evhttp_request *req, void *arg)
         evbuffer_add_printf(body, "{\"plugins\":[");
         int first = 1;
         for (size_t i = 0; i < m->pl->nsources; i++) {
-            evbuffer_add_printf(body, "%s{\"plugin_id\":\"%s\",\"plugin_category\":\"input\",\"type\":\"forward\"}",
-                                first ? "" : ",", lv(m->pl->sources[i]->id, l1, sizeof l1));
+            source *sr = m->pl->sources[i];
+            char l2[64];
+            evbuffer_add_printf(body, "%s{\"plugin_id\":\"%s\",\"plugin_category\":\"input\",\"type\":\"%s\"}",
+                                first ? "" : ",", prom_label(sr->id, l1, sizeof l1),
+                                prom_label(sr->plugin->name, l2, sizeof l2));
             first = 0;
         }
         for (size_t i = 0; i < m->pl->noutputs; i++) {
@@ -630,10 +528,10 @@ static void handle(struct evhttp_request *req, void *arg)
                                 "\"output_plugin\":true,\"buffer_queue_length\":%u,\"buffer_total_queued_size\":%llu,"
                                 "\"buffer_stage_length\":%u,\"retry_count\":%d,\"emit_records\":%llu,"
                                 "\"write_count\":%llu,\"rollback_count\":%llu}",
-                                first ? "" : ",", lv(op->id, l1, sizeof l1), op->plugin->name, s.queued,
+                                first ? "" : ",", prom_label(op->id, l1, sizeof l1), op->plugin->name, s.queued,
                                 (unsigned long long)s.bytes, s.staged, s.retries,
-                                (unsigned long long)ld(&op->records_in), (unsigned long long)ld(&op->lat_count),
-                                (unsigned long long)(op->buf ? ld(&op->buf->retried_flushes) : 0));
+                                (unsigned long long)prom_ld(&op->records_in), (unsigned long long)prom_ld(&op->lat_count),
+                                (unsigned long long)(op->buf ? prom_ld(&op->buf->retried_flushes) : 0));
             first = 0;
         }
         evbuffer_add_printf(body, "]}\n");
@@ -654,11 +552,11 @@ static void *monitor_main(void *arg)
 {
     monitor *m = arg;
     pthread_setname_np(pthread_self(), "monitor");
-    event_base_loop(m->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    event_base_loop(m->evbase, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
 
-int monitor_start(monitor *m, pipeline *pl, worker *workers, int nworkers)
+static int monitor_start(monitor *m, pipeline *pl, worker *workers, int nworkers)
 {
     m->pl = pl;
     m->workers = workers;
@@ -666,8 +564,8 @@ int monitor_start(monitor *m, pipeline *pl, worker *workers, int nworkers)
     m->start_time = (double)time(NULL);
     m->hc_slots = (int)(m->hc_period > 1 ? m->hc_period : 1) + 2;
     m->hc_ring = calloc((size_t)m->hc_slots * 3, sizeof *m->hc_ring);
-    m->base = event_base_new(); /* after evthread_use_pthreads(): loopbreak works from main */
-    m->http = m->base ? evhttp_new(m->base) : NULL;
+    m->evbase = event_base_new(); /* after evthread_use_pthreads(): loopbreak works from main */
+    m->http = m->evbase ? evhttp_new(m->evbase) : NULL;
     if (!m->http || evhttp_bind_socket(m->http, m->bind, (uint16_t)m->port) != 0) {
         wlog_error("monitor", "cannot listen for HTTP on %s:%lld", m->bind, (long long)m->port);
         return -1;
@@ -675,7 +573,7 @@ int monitor_start(monitor *m, pipeline *pl, worker *workers, int nworkers)
     evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT);
     evhttp_set_gencb(m->http, handle, m);
     hc_sample(-1, 0, m); /* the baseline: totals at start */
-    m->hc_timer = event_new(m->base, -1, EV_PERSIST, hc_sample, m);
+    m->hc_timer = event_new(m->evbase, -1, EV_PERSIST, hc_sample, m);
     struct timeval one = {1, 0};
     event_add(m->hc_timer, &one);
     if (pthread_create(&m->thread, NULL, monitor_main, m) != 0)
@@ -685,3 +583,36 @@ int monitor_start(monitor *m, pipeline *pl, worker *workers, int nworkers)
               (long long)m->port, m->metrics_path);
     return 0;
 }
+
+/* ---- the plugins (aggregator/source.h) ------------------------------------------- */
+
+extern const source_plugin in_monitor_agent_plugin, in_prometheus_plugin;
+
+static source *mon_agent_create(conf_node *n, int index, conf_errors *errs)
+{
+    monitor *m = monitor_create(n, &in_monitor_agent_plugin, index, errs);
+    return m ? &m->base : NULL;
+}
+
+static source *mon_prom_create(conf_node *n, int index, conf_errors *errs)
+{
+    monitor *m = monitor_create(n, &in_prometheus_plugin, index, errs);
+    return m ? &m->base : NULL;
+}
+
+static int mon_start(source *s, const source_env *env)
+{
+    return monitor_start((monitor *)s, env->pl, env->workers, env->nworkers);
+}
+
+static void mon_free(source *s) { monitor_free((monitor *)s); }
+
+/* Fluentd's monitor_agent (port 24220) and fluent-plugin-prometheus (24231,
+ * metrics_path): the same endpoint. Kept across reloads: it reads the
+ * running pipeline, whichever that is. */
+const source_plugin in_monitor_agent_plugin = {
+    .name = "monitor_agent", .create = mon_agent_create, .start = mon_start, .free = mon_free, .observer = 1,
+};
+const source_plugin in_prometheus_plugin = {
+    .name = "prometheus", .create = mon_prom_create, .start = mon_start, .free = mon_free, .observer = 1,
+};

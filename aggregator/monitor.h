@@ -12,12 +12,14 @@
 
 #include "config/conf.h"
 #include "aggregator/pipeline.h"
+#include "aggregator/source.h"
 #include "aggregator/worker.h"
 
 struct event_base;
 struct evhttp;
 
 typedef struct monitor {
+    source base; /* a source plugin: monitor_agent or prometheus */
     /* parameters */
     char *bind;
     int64_t port;
@@ -29,24 +31,23 @@ typedef struct monitor {
     double hc_period;
     /* runtime */
     struct evhttp *http;
-    struct event_base *base; /* its own loop and thread: it answers during shutdown too */
+    struct event_base *evbase; /* its own loop and thread: it answers during shutdown too */
     pthread_t thread;
     int running;
     pipeline *pl;
     worker *workers;
     int nworkers;
     double start_time;
-    atomic_int ready, draining;
     int hc_slots;
     uint64_t *hc_ring; /* per second: [write errors, retry failures, sampled at] */
     struct event *hc_timer;
     struct tap_sess *taps; /* open /api/tap streams (monitor thread) */
 } monitor;
 
-/* `type` is "monitor_agent" or "prometheus" (default ports 24220 / 24231). */
-monitor *monitor_create(conf_node *n, const char *type, conf_errors *errs);
-int monitor_start(monitor *m, pipeline *pl, worker *workers, int nworkers);
-void monitor_free(monitor *m);
+/* The process's state for /readyz: ready once every output started (buffers
+ * recovered) and every source listens; draining from SIGTERM on. */
+void monitor_set_ready(void);
+void monitor_set_draining(void);
 /* Held by the monitor thread while it reads the pipeline, and by a reload
  * while it swaps the pipeline's lists. */
 void monitor_lock(void);

@@ -11,28 +11,6 @@
 #include "lib/log.h"
 #include "buffer/buffer.h"
 
-extern const out_plugin out_file_plugin, out_stdout_plugin, out_null_plugin;
-extern const out_plugin out_kafka2_plugin, out_rdkafka2_plugin;
-extern const out_plugin out_loki_plugin;
-extern const out_plugin out_elasticsearch_plugin, out_opensearch_plugin;
-
-/* The one place plugins are registered. */
-static const out_plugin *const plugins[] = {&out_file_plugin, &out_stdout_plugin, &out_null_plugin,
-                                            &out_kafka2_plugin, &out_rdkafka2_plugin, &out_loki_plugin,
-                                            &out_elasticsearch_plugin, &out_opensearch_plugin, NULL};
-static const char *const plugin_names[] = {"file", "stdout", "null", "kafka2", "rdkafka2", "loki",
-                                           "elasticsearch", "opensearch", NULL};
-
-const out_plugin *out_plugin_find(const char *name)
-{
-    for (int i = 0; plugins[i]; i++)
-        if (strcmp(plugins[i]->name, name) == 0)
-            return plugins[i];
-    return NULL;
-}
-
-const char *const *out_plugin_names(void) { return plugin_names; }
-
 /* The buffer's sink (buffer/sink.h): a flush is one plugin write, timed. */
 static int sink_write(void *arg, const batch *b, out_result *res)
 {
@@ -62,7 +40,7 @@ output *output_create(conf_node *n, const char *pattern, int index, conf_errors 
     }
     const out_plugin *pl = out_plugin_find(type->value);
     if (!pl) {
-        const char *s = conf_suggest(type->value, plugin_names);
+        const char *s = conf_suggest(type->value, out_plugin_names());
         if (s)
             conf_errors_add(errs, type->file, type->line, "unknown output plugin '%s'; did you mean '%s'?",
                             type->value, s);
@@ -218,6 +196,12 @@ int output_write_sync(output *o, const batch *b, char *why, size_t whylen)
 
 int output_start(output *o)
 {
+    if (o->plugin->start && o->plugin->start(o) != 0)
+        return -1;
+    /* a <secondary> has no thread of its own (the buffer writes to it), but
+     * its client must exist */
+    if (o->secondary && o->secondary->plugin->start && o->secondary->plugin->start(o->secondary) != 0)
+        return -1;
     if (o->buf && buffer_start(o->buf) != 0)
         return -1;
     if (pthread_create(&o->thread, NULL, output_main, o) != 0)

@@ -39,6 +39,10 @@ typedef struct out_plugin {
     size_t ctx_size;
     /* After binding: validate, open resources. Add errors to errs and return -1 on failure. */
     int (*init)(output *o, conf_node *n, conf_errors *errs);
+    /* Connect, start clients and threads (main thread, from output_start,
+     * before any write): init only validates, so that --dry-run touches no
+     * network. Optional; 0, or -1 (logged). */
+    int (*start)(output *o);
     /* Write one batch. Output thread (unbuffered) or a flush thread (buffered;
      * never two calls at once for one output unless flush_thread_count > 1). */
     int (*write)(output *o, const batch *b, out_result *res);
@@ -93,6 +97,7 @@ struct output {
     atomic_uint_fast64_t lat_count, lat_sum_us;
 };
 
+/* The plugins (aggregator/registry.c). */
 const out_plugin *out_plugin_find(const char *name);
 const char *const *out_plugin_names(void); /* NULL-terminated, for did-you-mean */
 

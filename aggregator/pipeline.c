@@ -8,7 +8,6 @@
 
 #include "lib/log.h"
 #include "buffer/buffer.h"
-#include "aggregator/monitor.h"
 #include "aggregator/source.h"
 
 static const conf_spec system_spec[] = {
@@ -21,7 +20,6 @@ static const conf_spec system_spec[] = {
 };
 
 static const char *const directives[] = {"system", "source", "match", "filter", "label", "worker", NULL};
-static const char *const source_types[] = {"forward", "monitor_agent", "prometheus", "kafka", NULL};
 
 static int error_sink(void *arg, const batch *b, const char *reason) { return router_emit_error(arg, b, reason); }
 
@@ -89,30 +87,9 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
                 conf_errors_add(errs, n->file, n->line, "missing @type in <source>");
                 continue;
             }
-            if (!strcmp(type->value, "monitor_agent") || !strcmp(type->value, "prometheus")) {
-                conf_get(n, "@id");
-                conf_get(n, "@log_level");
-                monitor *mo = monitor_create(n, type->value, errs);
-                if (mo)
-                    p->monitors = push(p->monitors, &p->nmonitors, mo);
-                continue;
-            }
             const source_plugin *sp = source_plugin_find(type->value);
-            if (sp) {
-                conf_get(n, "@log_level");
-                conf_param *xl = conf_get(n, "@label");
-                source *xs = sp->create(n, nsrc++, errs);
-                if (!xs)
-                    continue;
-                p->xsources = push(p->xsources, &p->nxsources, xs);
-                xs->rt = p->rt;
-                if (p->rt)
-                    xs->label = router_label(p->rt, xl ? xl->value : NULL, xl ? xl->file : n->file,
-                                             xl ? xl->line : n->line, errs);
-                continue;
-            }
-            if (strcmp(type->value, "forward") != 0) {
-                const char *s = conf_suggest(type->value, source_types);
+            if (!sp) {
+                const char *s = conf_suggest(type->value, source_plugin_names());
                 if (s)
                     conf_errors_add(errs, type->file, type->line, "unknown input plugin '%s'; did you mean '%s'?",
                                     type->value, s);
@@ -123,15 +100,14 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
             conf_get(n, "@id");
             conf_get(n, "@log_level");
             conf_param *lp = conf_get(n, "@label");
-            /* <security> and <transport>: parsed by the forward source; any
-             * other section is refused there (unknown section) */
-            fwd_source *s = fwd_source_create(n, nsrc++, errs);
-            if (!s)
+            source *src = sp->create(n, nsrc++, errs);
+            if (!src)
                 continue;
-            p->sources = push(p->sources, &p->nsources, s);
-            if (p->rt)
-                s->label = router_label(p->rt, lp ? lp->value : NULL, lp ? lp->file : n->file,
-                                        lp ? lp->line : n->line, errs);
+            p->sources = push(p->sources, &p->nsources, src);
+            src->rt = p->rt;
+            if (p->rt && !sp->observer)
+                src->label = router_label(p->rt, lp ? lp->value : NULL, lp ? lp->file : n->file,
+                                          lp ? lp->line : n->line, errs);
         } else if (!strcmp(n->name, "worker")) {
             conf_errors_add(errs, n->file, n->line,
                             "<worker> is not supported: weir runs one process; <system> workers sets its threads");
@@ -174,22 +150,32 @@ void pipeline_sys_free(sys_conf *s) { conf_unbind(system_spec, s); }
 
 void pipeline_free(pipeline *p)
 {
-    /* the monitor thread reads outputs and buffers: stop it first */
-    for (size_t i = 0; i < p->nmonitors; i++)
-        monitor_free(p->monitors[i]);
-    free(p->monitors);
-    p->monitors = NULL;
-    p->nmonitors = 0;
-    for (size_t i = 0; i < p->nsources; i++)
-        fwd_source_free(p->sources[i]);
+    /* observers (the monitor thread) read sources, outputs and buffers:
+     * they go first */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < p->nsources; i++)
+            if (p->sources[i] && (p->sources[i]->plugin->observer != 0) == (pass == 0)) {
+                p->sources[i]->plugin->free(p->sources[i]);
+                p->sources[i] = NULL;
+            }
     free(p->sources);
-    for (size_t i = 0; i < p->nxsources; i++)
-        p->xsources[i]->plugin->free(p->xsources[i]);
-    free(p->xsources);
     for (size_t i = 0; i < p->noutputs; i++)
         output_destroy(p->outputs[i]);
     free(p->outputs);
     router_free(p->rt);
     conf_unbind(system_spec, &p->sys);
     memset(p, 0, sizeof *p);
+}
+
+int pipeline_start_sources(pipeline *p, const source_env *env)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < p->nsources; i++) {
+            source *s = p->sources[i];
+            if ((s->plugin->observer != 0) == (pass == 1) && s->plugin->start(s, env) != 0) {
+                wlog_error("main", "cannot start source %s", s->id);
+                return -1;
+            }
+        }
+    return 0;
 }

@@ -9,7 +9,7 @@
 
 #include "config/conf.h"
 #include "aggregator/router.h"
-#include "forward-protocol/fwd_input.h"
+#include "aggregator/source.h"
 
 typedef struct sys_conf {
     int64_t workers;
@@ -21,15 +21,11 @@ typedef struct sys_conf {
 
 typedef struct pipeline {
     sys_conf sys;
-    fwd_source **sources;
+    source **sources; /* every <source>, in configuration order (aggregator/source.h) */
     size_t nsources;
-    struct source **xsources; /* other inputs (aggregator/source.h), started/stopped by main */
-    size_t nxsources;
     output **outputs; /* every output the router created (started/stopped by main) */
     size_t noutputs;
     router *rt;
-    struct monitor **monitors; /* <source @type monitor_agent|prometheus> */
-    size_t nmonitors;
 } pipeline;
 
 /* Returns 0 and fills p, or -1 with errors in errs (p is cleaned up). */
@@ -39,5 +35,7 @@ void pipeline_free(pipeline *p);
  * (after pipeline_load, before records flow). */
 void pipeline_bind_error_sinks(pipeline *p);
 void pipeline_sys_free(sys_conf *s);
+/* Start every source (observers last): 0, or -1 (logged). */
+int pipeline_start_sources(pipeline *p, const source_env *env);
 
 #endif

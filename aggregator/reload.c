@@ -7,13 +7,14 @@
  * changes nothing. Unchanged outputs (same configuration text) are carried
  * over as they are, buffer, queue, connections and all: the output factory
  * hands them to router_build instead of creating twins. Then every worker
- * is parked between requests (fwd_quiesce: all its requests acked), and
+ * is parked between requests (the forward input's gate: all its requests acked), and
  * while nothing reads, outputs that changed are stopped (file buffers keep
  * their chunks on disk for their successors, which recover them when they
- * start), new outputs are started, unchanged forward sources adopt their
- * new TLS context (certificate files re-read) and keep their listeners and
- * connections, dropped sources stop listening, other sources (kafka) are
- * restarted, and the workers are released onto the new routes.
+ * start), new outputs are started, unchanged sources whose plugin adopts
+ * (forward) take their new TLS context (certificate files re-read) and keep
+ * their listeners and connections, dropped sources stop listening, other
+ * sources (kafka) are restarted, observers (the monitor) stay, and the
+ * workers are released onto the new routes.
  *
  * Old routers and configuration trees are kept until exit: a buffer flush
  * thread may be inside router_emit_error() with the old router while the
@@ -108,30 +109,59 @@ int reload_run(reload_ctx *x)
     if (npl.sys.workers != pl->sys.workers)
         wlog_warn("reload", "<system> workers changed (%lld -> %lld): takes effect at the next restart",
                   (long long)pl->sys.workers, (long long)npl.sys.workers);
-    if (npl.nmonitors != pl->nmonitors)
+    /* pair sources: an unchanged one (same plugin and configuration text)
+     * whose plugin can adopt is carried over; observers (the monitor) stay
+     * as they are */
+    size_t nold = pl->nsources, nnew = npl.nsources;
+    source **pair = calloc(nnew ? nnew : 1, sizeof *pair); /* new -> running */
+    uint8_t *old_kept = calloc(nold ? nold : 1, 1);
+    int observers_differ = 0;
+    for (size_t i = 0; pair && old_kept && i < nnew; i++) {
+        source *nw = npl.sources[i];
+        int found = 0;
+        for (size_t k = 0; k < nold && !found; k++) {
+            source *old = pl->sources[k];
+            if (old_kept[k] || old->plugin != nw->plugin || !old->conf_fp || !nw->conf_fp ||
+                strcmp(old->conf_fp, nw->conf_fp) != 0)
+                continue;
+            if (nw->plugin->observer || nw->plugin->adopt) {
+                old_kept[k] = 1;
+                pair[i] = old;
+            }
+            found = 1;
+        }
+        if (nw->plugin->observer && !pair[i])
+            observers_differ = 1;
+    }
+    for (size_t k = 0; pair && old_kept && k < nold; k++)
+        if (pl->sources[k]->plugin->observer && !old_kept[k]) {
+            observers_differ = 1;
+            old_kept[k] = 1; /* the running monitor stays */
+        }
+    if (observers_differ)
         wlog_warn("reload", "monitor sources are not reloaded (the running ones stay): restart to change them");
 
-    /* pair unchanged forward sources */
-    fwd_source **pair = calloc(npl.nsources ? npl.nsources : 1, sizeof *pair); /* new -> old */
-    uint8_t *old_kept = calloc(pl->nsources ? pl->nsources : 1, 1);
-    for (size_t i = 0; pair && old_kept && i < npl.nsources; i++)
-        for (size_t k = 0; k < pl->nsources; k++)
-            if (!old_kept[k] && npl.sources[i]->conf_fp && pl->sources[k]->conf_fp &&
-                strcmp(npl.sources[i]->conf_fp, pl->sources[k]->conf_fp) == 0) {
-                old_kept[k] = 1;
-                pair[i] = pl->sources[k];
-                break;
-            }
-
-    /* 2. park every worker between requests */
-    fwd_gate *g = fwd_quiesce(x->workers, x->nworkers);
-    if (!pair || !old_kept || !g ||
-        fwd_gate_wait_parked(g, x->nworkers, pl->sys.shutdown_timeout > 0 ? pl->sys.shutdown_timeout : 10) != 0) {
+    /* 2. park every worker between requests (every plugin with a gate) */
+    const source_plugin *const *plugins = source_plugins();
+    size_t nplugins = 0;
+    while (plugins[nplugins])
+        nplugins++;
+    void **gates = calloc(nplugins ? nplugins : 1, sizeof *gates);
+    int parked = pair && old_kept && gates;
+    double wait = pl->sys.shutdown_timeout > 0 ? pl->sys.shutdown_timeout : 10;
+    for (size_t j = 0; parked && j < nplugins; j++)
+        if (plugins[j]->quiesce && !(gates[j] = plugins[j]->quiesce(x->workers, x->nworkers)))
+            parked = 0;
+    for (size_t j = 0; parked && j < nplugins; j++)
+        if (gates[j] && plugins[j]->wait_parked(gates[j], x->nworkers, wait) != 0)
+            parked = 0;
+    if (!parked) {
         wlog_error("reload", "requests in flight did not complete within %.0fs (an output is blocked?); keeping the "
                    "running configuration",
                    pl->sys.shutdown_timeout);
-        if (g)
-            fwd_gate_release(g, NULL, x->workers, x->nworkers);
+        for (size_t j = 0; gates && j < nplugins; j++)
+            if (gates[j])
+                plugins[j]->release(gates[j], NULL, x->workers, x->nworkers);
         /* carried-over outputs belong to the running pipeline: take them out of npl */
         for (size_t i = 0; i < npl.noutputs; i++)
             for (size_t k = 0; k < pl->noutputs; k++)
@@ -144,6 +174,7 @@ int reload_run(reload_ctx *x)
         npl.noutputs = w;
         pipeline_free(&npl);
         atomic_fetch_add(&reload_failed_total, 1);
+        free(gates);
         free(pair);
         free(old_kept);
         free(cs.claimed);
@@ -152,19 +183,20 @@ int reload_run(reload_ctx *x)
     }
 
     /* 3. everything idle: swap */
-    double deadline = clock_mono() + (pl->sys.shutdown_timeout > 0 ? pl->sys.shutdown_timeout : 10);
-    /* other sources hand over what they read and commit it */
-    for (size_t i = 0; i < pl->nxsources; i++)
-        pl->xsources[i]->plugin->stop(pl->xsources[i]);
-    /* dropped and changed forward sources stop listening first (a changed
-     * one may listen again on the same port) */
-    size_t dropped = 0;
-    for (size_t k = 0; k < pl->nsources; k++)
-        if (!old_kept[k]) {
-            pl->sources[k]->retiring = 1;
-            fwd_source_close(pl->sources[k]);
-            dropped++;
-        }
+    double deadline = clock_mono() + wait;
+    /* running sources that go (dropped, changed, or not adoptable) stop
+     * taking input first (a changed one may listen again on the same port),
+     * and sources with threads of their own (kafka) hand over what they
+     * read and commit it */
+    for (size_t k = 0; k < nold; k++) {
+        source *old = pl->sources[k];
+        if (old_kept[k])
+            continue;
+        if (old->plugin->close)
+            old->plugin->close(old);
+        if (old->plugin->stop)
+            old->plugin->stop(old);
+    }
     /* until the new routes are in place, records outputs reject go to the
      * dead-letter files (the write lock waits for flush threads inside the
      * old @ERROR label, whose outputs may be about to stop) */
@@ -201,37 +233,55 @@ int reload_run(reload_ctx *x)
     buffer_sink_lock(1);
     pipeline_bind_error_sinks(&npl);
     buffer_sink_lock(0);
-    /* forward sources: carried over (new TLS context, label), or new */
-    fwd_source **shells = NULL;
-    size_t nshells = 0;
-    size_t added = 0;
-    for (size_t i = 0; i < npl.nsources; i++) {
-        if (pair[i]) {
-            fwd_source_adopt(pair[i], npl.sources[i]);
-            shells = push(shells, &nshells, npl.sources[i]);
-            npl.sources[i] = pair[i];
+    /* sources: carried over (they take what the new one re-read: TLS
+     * context, label), kept (observers), or new (started) */
+    source **shells = NULL, **list = NULL;
+    size_t nshells = 0, nlist = 0;
+    size_t *kept_by = calloc(nplugins + 1, sizeof *kept_by), *added_by = calloc(nplugins + 1, sizeof *added_by),
+           *removed_by = calloc(nplugins + 1, sizeof *removed_by);
+    source_env env = {.base = x->base, .workers = x->workers, .nworkers = x->nworkers, .pl = pl};
+    for (size_t i = 0; i < nnew; i++) {
+        source *nw = npl.sources[i];
+        size_t j = 0;
+        while (plugins[j] && plugins[j] != nw->plugin)
+            j++;
+        if (nw->plugin->observer) {
+            shells = push(shells, &nshells, nw); /* the running observers stay */
+        } else if (pair[i]) {
+            nw->plugin->adopt(pair[i], nw);
+            shells = push(shells, &nshells, nw);
+            list = push(list, &nlist, pair[i]);
+            if (kept_by)
+                kept_by[j]++;
         } else {
-            if (fwd_source_listen(npl.sources[i], x->base, x->workers, x->nworkers) != 0)
-                wlog_error("reload", "source %s cannot listen; it stays down until the next reload",
-                           npl.sources[i]->id);
-            added++;
+            if (nw->plugin->start(nw, &env) != 0)
+                wlog_error("reload", "cannot start source %s; it stays down until the next reload", nw->id);
+            list = push(list, &nlist, nw);
+            if (added_by)
+                added_by[j]++;
         }
     }
-    for (size_t i = 0; i < npl.nxsources; i++)
-        if (npl.xsources[i]->plugin->start(npl.xsources[i]) != 0)
-            wlog_error("reload", "cannot start source %s", npl.xsources[i]->id);
+    for (size_t k = 0; k < nold; k++) {
+        source *old = pl->sources[k];
+        if (old->plugin->observer) {
+            list = push(list, &nlist, old);
+        } else if (!old_kept[k] && removed_by) {
+            size_t j = 0;
+            while (plugins[j] && plugins[j] != old->plugin)
+                j++;
+            removed_by[j]++;
+        }
+    }
 
-    /* the running pipeline becomes the new one (monitors and workers stay) */
+    /* the running pipeline becomes the new one (observers and workers stay) */
     monitor_lock(); /* the monitor thread reads pl */
     pipeline old = *pl;
     x->old_routers = push(x->old_routers, &x->nold_routers, old.rt);
     x->old_roots = push(x->old_roots, &x->nold_roots, x->root);
     x->root = root;
     pl->rt = npl.rt;
-    pl->sources = npl.sources;
-    pl->nsources = npl.nsources;
-    pl->xsources = npl.xsources;
-    pl->nxsources = npl.nxsources;
+    pl->sources = list;
+    pl->nsources = nlist;
     pl->outputs = npl.outputs;
     pl->noutputs = npl.noutputs;
     if (npl.sys.log_level && !x->log_level_forced)
@@ -240,34 +290,41 @@ int reload_run(reload_ctx *x)
     monitor_unlock();
 
     /* 4. workers read again, on the new routes */
-    fwd_gate_release(g, npl.rt, x->workers, x->nworkers);
+    for (size_t j = 0; j < nplugins; j++)
+        if (gates[j])
+            plugins[j]->release(gates[j], npl.rt, x->workers, x->nworkers);
 
     /* 5. free what nobody uses any more */
-    for (size_t k = 0; k < old.nsources; k++)
+    for (size_t k = 0; k < nold; k++)
         if (!old_kept[k])
-            fwd_source_free(old.sources[k]);
+            old.sources[k]->plugin->free(old.sources[k]);
     for (size_t i = 0; i < nshells; i++)
-        fwd_source_free(shells[i]);
-    for (size_t i = 0; i < old.nxsources; i++)
-        old.xsources[i]->plugin->free(old.xsources[i]);
+        shells[i]->plugin->free(shells[i]);
     for (size_t i = 0; i < ngone; i++)
         output_destroy(gone[i]);
-    for (size_t i = 0; i < npl.nmonitors; i++)
-        monitor_free(npl.monitors[i]);
-    free(npl.monitors);
     pipeline_sys_free(&npl.sys);
+    free(npl.sources);
     free(old.sources);
-    free(old.xsources);
     free(old.outputs);
     free(shells);
     free(gone);
+    free(gates);
     free(pair);
     free(old_kept);
     free(cs.claimed);
     atomic_fetch_add(&reload_ok_total, 1);
-    wlog_info("reload", "configuration reloaded in %.3fs: outputs %zu kept, %zu started, %zu stopped; forward "
-              "sources %zu kept, %zu added, %zu removed",
-              clock_mono() - t0, cs.kept, started, stopped, npl.nsources - added, added, dropped);
+    /* "...; forward sources 1 kept, 0 added, 0 removed" for each kind present */
+    char srcs[512] = "";
+    size_t sl = 0;
+    for (size_t j = 0; kept_by && added_by && removed_by && j < nplugins && sl < sizeof srcs; j++)
+        if (kept_by[j] + added_by[j] + removed_by[j])
+            sl += (size_t)snprintf(srcs + sl, sizeof srcs - sl, "; %s sources %zu kept, %zu added, %zu removed",
+                                   plugins[j]->name, kept_by[j], added_by[j], removed_by[j]);
+    free(kept_by);
+    free(added_by);
+    free(removed_by);
+    wlog_info("reload", "configuration reloaded in %.3fs: outputs %zu kept, %zu started, %zu stopped%s",
+              clock_mono() - t0, cs.kept, started, stopped, srcs);
     return 0;
 }
 

@@ -95,7 +95,23 @@ typedef enum {
     CONF_ENUM,    /* int: index into `choices` ("json|msgpack|ltsv") */
     CONF_ARRAY,   /* char **  (NULL-terminated, malloc'd) */
     CONF_SECTION, /* no value: declares an allowed sub-section name; offset unused */
+    CONF_HASH,    /* conf_hash: Fluentd's hash type, a JSON object or "k1:v1,k2:v2" */
 } conf_type;
+
+/* A CONF_HASH value, in the order written. A JSON value that is not a string
+ * is kept as its compact JSON text ({"a":1} -> "1"). */
+typedef struct conf_kv {
+    char *k, *v;
+} conf_kv;
+typedef struct conf_hash {
+    conf_kv *kv;
+    size_t n;
+} conf_hash;
+/* Parse Fluentd's hash syntax into `out` (zeroed first). 0, or -1 (out empty). */
+int conf_parse_hash(const char *s, conf_hash *out);
+void conf_hash_free(conf_hash *h);
+/* The value of key k, or NULL. */
+const char *conf_hash_get(const conf_hash *h, const char *k);
 
 typedef struct conf_spec {
     const char *name;

@@ -540,6 +540,8 @@ static int store(const conf_spec *sp, const char *text, void *field)
         *(char ***)field = v;
         return 0;
     }
+    case CONF_HASH:
+        return conf_parse_hash(text, (conf_hash *)field);
     case CONF_SECTION:
         return 0;
     }
@@ -556,6 +558,7 @@ static void store_zero(const conf_spec *sp, void *field)
     case CONF_TIME: *(double *)field = 0; break;
     case CONF_ENUM: *(int *)field = 0; break;
     case CONF_ARRAY: *(char ***)field = NULL; break;
+    case CONF_HASH: memset(field, 0, sizeof(conf_hash)); break;
     case CONF_SECTION: break;
     }
 }
@@ -566,6 +569,14 @@ static void report_invalid(conf_errors *errs, const conf_param *p, const conf_sp
         [CONF_INT] = "integer", [CONF_BOOL] = "boolean", [CONF_SIZE] = "size",
         [CONF_TIME] = "time",   [CONF_ARRAY] = "array",
     };
+
+    if (sp->type == CONF_HASH) {
+        conf_errors_add(errs, p->file, p->line,
+                        "invalid hash value '%s' for parameter '%s'; expected a JSON object ({\"k\":\"v\"}) or "
+                        "k1:v1,k2:v2",
+                        p->value, sp->name);
+        return;
+    }
 
     if (sp->type == CONF_ENUM) {
         char *list = NULL;
@@ -694,6 +705,8 @@ void conf_unbind(const conf_spec *specs, void *out)
         } else if (sp->type == CONF_ARRAY) {
             conf_strv_free(*(char ***)field);
             *(char ***)field = NULL;
+        } else if (sp->type == CONF_HASH) {
+            conf_hash_free((conf_hash *)field);
         }
     }
 }

@@ -14,9 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <zlib.h>
-#include <zstd.h>
 
+#include "lib/compress.h"
 #include "lib/mp.h"
 
 #define E_NOMEM (-10) /* distinct from MP_SHORT/MP_BAD */
@@ -351,105 +350,6 @@ static int process_entry(dctx *c, const uint8_t **p, const uint8_t *end)
 
 void fwd_scratch_free(fwd_scratch *s) { wbuf_free(&s->inflated); }
 
-int fwd_gunzip(const uint8_t *in, size_t len, wbuf *out, char *err, size_t errlen)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
-        snprintf(err, errlen, "gzip: inflateInit failed");
-        return -1;
-    }
-    int ret = -1;
-    z.next_in = (Bytef *)(uintptr_t)in;
-    z.avail_in = 0;
-    size_t consumed = 0;
-    /* Fluentd gzips each buffer append separately: several members back to
-     * back. Inflate member after member until the input is used up. */
-    while (consumed < len) {
-        size_t chunk = len - consumed > (1u << 30) ? (1u << 30) : len - consumed;
-        z.next_in = (Bytef *)(uintptr_t)(in + consumed);
-        z.avail_in = (uInt)chunk;
-        int zr;
-        do {
-            if (out->cap - out->len < 65536 && wbuf_grow(out, out->len < 65536 ? 65536 : out->len) != 0 &&
-                wbuf_grow(out, 4096) != 0) {
-                snprintf(err, errlen, "decompressed size exceeds the limit of %zu bytes", out->max);
-                goto out;
-            }
-            z.next_out = out->data + out->len;
-            z.avail_out = (uInt)((out->cap - out->len) > (1u << 30) ? (1u << 30) : out->cap - out->len);
-            size_t before = z.avail_out;
-            zr = inflate(&z, Z_NO_FLUSH);
-            out->len += before - z.avail_out;
-            if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
-                snprintf(err, errlen, "gzip: %s at compressed byte %zu", z.msg ? z.msg : "invalid data",
-                         consumed + (chunk - z.avail_in));
-                goto out;
-            }
-            if (zr == Z_BUF_ERROR && z.avail_in == 0)
-                break;
-        } while (zr != Z_STREAM_END);
-        consumed += chunk - z.avail_in;
-        if (zr != Z_STREAM_END) {
-            if (consumed >= len) {
-                snprintf(err, errlen, "gzip: truncated member");
-                goto out;
-            }
-            continue;
-        }
-        if (consumed < len)
-            inflateReset(&z);
-    }
-    ret = 0;
-out:
-    inflateEnd(&z);
-    return ret;
-}
-
-int fwd_unzstd(const uint8_t *in, size_t len, wbuf *out, char *err, size_t errlen)
-{
-    ZSTD_DStream *ds = ZSTD_createDStream();
-    if (!ds) {
-        snprintf(err, errlen, "zstd: out of memory");
-        return -1;
-    }
-    int ret = -1;
-    ZSTD_inBuffer ib = {in, len, 0};
-    size_t zr = 0;
-    while (ib.pos < ib.size) {
-        if (out->cap - out->len < 65536 && wbuf_grow(out, out->len < 65536 ? 65536 : out->len) != 0 &&
-            wbuf_grow(out, 4096) != 0) {
-            snprintf(err, errlen, "decompressed size exceeds the limit of %zu bytes", out->max);
-            goto out;
-        }
-        ZSTD_outBuffer ob = {out->data + out->len, out->cap - out->len, 0};
-        zr = ZSTD_decompressStream(ds, &ob, &ib);
-        out->len += ob.pos;
-        if (ZSTD_isError(zr)) {
-            snprintf(err, errlen, "zstd: %s at compressed byte %zu", ZSTD_getErrorName(zr), ib.pos);
-            goto out;
-        }
-    }
-    /* zr != 0: the last frame is incomplete; flush what is buffered, then fail */
-    while (zr != 0) {
-        if (out->cap - out->len < 65536 && wbuf_grow(out, 65536) != 0) {
-            snprintf(err, errlen, "decompressed size exceeds the limit of %zu bytes", out->max);
-            goto out;
-        }
-        ZSTD_outBuffer ob = {out->data + out->len, out->cap - out->len, 0};
-        zr = ZSTD_decompressStream(ds, &ob, &ib);
-        out->len += ob.pos;
-        if (ZSTD_isError(zr) || ob.pos == 0) {
-            snprintf(err, errlen, "zstd: truncated frame");
-            goto out;
-        }
-    }
-    ret = 0;
-out:
-    ZSTD_freeDStream(ds);
-    return ret;
-}
-
 int fwd_ack_encode(wbuf *out, const uint8_t *chunk, size_t chunk_len)
 {
     static const uint8_t head[] = {0x81, 0xa3, 'a', 'c', 'k'};
@@ -596,9 +496,9 @@ int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, c
             s->inflated.max = o->max_decompressed;
             int zrc;
             if (op.compressed_len == 4 && memcmp(op.compressed, "gzip", 4) == 0)
-                zrc = fwd_gunzip(blob, blob_len, &s->inflated, err, sizeof err);
+                zrc = gz_decompress(blob, blob_len, &s->inflated, err, sizeof err);
             else if (op.compressed_len == 4 && memcmp(op.compressed, "zstd", 4) == 0)
-                zrc = fwd_unzstd(blob, blob_len, &s->inflated, err, sizeof err);
+                zrc = zstd_decompress(blob, blob_len, &s->inflated, err, sizeof err);
             else {
                 snprintf(err, sizeof err, "unknown compression '%.*s'", (int)(op.compressed_len > 32 ? 32 : op.compressed_len),
                          op.compressed);

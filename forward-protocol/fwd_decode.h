@@ -81,9 +81,5 @@ int fwd_peek_tag(const uint8_t *req, size_t len, const uint8_t **tag, size_t *ta
 /* Encode the ack reply {"ack": <chunk bytes>} into out (appends). */
 int fwd_ack_encode(wbuf *out, const uint8_t *chunk, size_t chunk_len);
 
-/* Decompress a concatenation of gzip members / zstd frames; appends to out;
- * fails when the output would exceed out->max. Returns 0 or -1 (err set). */
-int fwd_gunzip(const uint8_t *in, size_t len, wbuf *out, char *err, size_t errlen);
-int fwd_unzstd(const uint8_t *in, size_t len, wbuf *out, char *err, size_t errlen);
 
 #endif

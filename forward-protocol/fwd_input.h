@@ -17,14 +17,17 @@
 #include <sys/time.h>
 
 #include "config/conf.h"
+#include "aggregator/source.h"
 #include "aggregator/worker.h"
 #include "forward-protocol/fwd_decode.h"
 
 struct event_base;
+struct evbuffer;
 struct fwd_auth;
 struct fwd_tls_ctx;
 
 typedef struct fwd_source {
+    source base; /* id, conf_fp, rt, label (aggregator/source.h) */
     /* parameters (Fluentd in_forward names) */
     int64_t port;
     char *bind;
@@ -51,8 +54,7 @@ typedef struct fwd_source {
     char *hosts; /* /etc/hosts as read at start-up (resolve_hostname), for reverse lookups */
     atomic_int_fast64_t open_conns; /* across workers, for max_connections */
     atomic_uint_fast64_t conns_refused, idle_closed, retired;
-    int retiring; /* reload: this source is gone; its connections close when workers resume */
-    char *conf_fp; /* its configuration text: reload keeps it (listener, connections) when unchanged */
+    int retiring; /* closed (reload: gone); its connections close when the workers resume */
 
     /* <security> (shared-key handshake, users, clients) and <transport tls>;
      * NULL when not configured. Immutable after start-up, shared by workers. */
@@ -63,9 +65,7 @@ typedef struct fwd_source {
      * user, client rule, not a PING), failed TLS handshakes, timeouts. */
     atomic_uint_fast64_t hs_ok, hs_refused, hs_tls_failed, hs_timeouts;
 
-    char *id;
     fwd_decode_opts dopts;
-    struct rt_label *label; /* where its records enter routing (@label, or the root) */
     /* runtime, main thread */
     struct evconnlistener *lev;
     int udp_fd;
@@ -97,6 +97,9 @@ void fwd_source_adopt(fwd_source *old, fwd_source *nw);
 int fwd_source_listen(fwd_source *s, struct event_base *main_base, worker *workers, int nworkers);
 void fwd_source_close(fwd_source *s); /* stop accepting */
 void fwd_source_free(fwd_source *s);
+
+/* The forward input's /metrics families (fwd_metrics.c). */
+void fwd_metrics(source *const *srcs, size_t n, const source_env *env, struct evbuffer *out);
 
 /* Per-worker protocol state; created on the worker before it starts. */
 int fwd_worker_init(worker *w);

@@ -13,6 +13,7 @@
 #include "lib/http.h"
 
 #include "lib/clock.h"
+#include "lib/compress.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -20,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <zlib.h>
 
 typedef struct session {
     struct session *next;
@@ -142,8 +142,7 @@ static void session_put(http_client *c, session *s)
 typedef struct slot {
     http_req *r;
     struct curl_slist *hdrs;
-    uint8_t *gz;
-    size_t gz_len;
+    wbuf gz; /* the gzip'd body, when asked for */
     size_t max_response;
     double t0;
     int overflow;
@@ -166,39 +165,11 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-static int gzip_body(const uint8_t *p, size_t n, int level, uint8_t **out, size_t *outlen)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return -1;
-    size_t cap = deflateBound(&z, (uLong)n) + 32;
-    uint8_t *buf = malloc(cap);
-    if (!buf) {
-        deflateEnd(&z);
-        return -1;
-    }
-    z.next_in = (Bytef *)(uintptr_t)p;
-    z.avail_in = (uInt)n;
-    z.next_out = buf;
-    z.avail_out = (uInt)cap;
-    int rc = deflate(&z, Z_FINISH);
-    *outlen = z.total_out;
-    deflateEnd(&z);
-    if (rc != Z_STREAM_END) {
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    return 0;
-}
-
 static void slot_clear(slot *sl)
 {
     curl_slist_free_all(sl->hdrs);
     sl->hdrs = NULL;
-    free(sl->gz);
-    sl->gz = NULL;
+    wbuf_free(&sl->gz);
 }
 
 /* Configure easy handle e for request r. Returns 0, or -1 with r->error set. */
@@ -253,10 +224,11 @@ static int setup(http_client *c, CURL *e, slot *sl)
         const uint8_t *body = r->body;
         size_t len = r->body_len;
         if (r->gzip_level > 0 && len > 0) {
-            if (gzip_body(body, len, r->gzip_level > 9 ? 9 : r->gzip_level, &sl->gz, &sl->gz_len) != 0)
+            sl->gz.len = 0;
+            if (gz_compress(&sl->gz, body, len, r->gzip_level) != 0)
                 goto oom;
-            body = sl->gz;
-            len = sl->gz_len;
+            body = sl->gz.data;
+            len = sl->gz.len;
             if (!(t = curl_slist_append(h, "Content-Encoding: gzip")))
                 goto oom;
             h = t;

@@ -25,8 +25,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
+#include "lib/compress.h"
 #include "lib/fdio.h"
 #include "lib/log.h"
 #include "lib/timefmt.h"
@@ -250,27 +250,6 @@ static int file_for(output *o, const char *tag, uint32_t sec)
     return idx;
 }
 
-static int gzip_member(wbuf *out, const uint8_t *p, size_t n)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return -1;
-    out->len = 0;
-    if (wbuf_grow(out, deflateBound(&z, n))) {
-        deflateEnd(&z);
-        return -1;
-    }
-    z.next_in = (Bytef *)(uintptr_t)p;
-    z.avail_in = (uInt)n;
-    z.next_out = out->data;
-    z.avail_out = (uInt)out->cap;
-    int rc = deflate(&z, Z_FINISH);
-    out->len = out->cap - z.avail_out;
-    deflateEnd(&z);
-    return rc == Z_STREAM_END ? 0 : -1;
-}
-
 static int flush_to(output *o, int idx)
 {
     out_file *c = o->ctx;
@@ -279,7 +258,8 @@ static int flush_to(output *o, int idx)
     const uint8_t *p = c->buf.data;
     size_t n = c->buf.len;
     if (c->compress) {
-        if (gzip_member(&c->gz, p, n))
+        c->gz.len = 0;
+        if (gz_compress(&c->gz, p, n, -1))
             return -1;
         p = c->gz.data;
         n = c->gz.len;

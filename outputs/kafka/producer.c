@@ -45,7 +45,6 @@
 #include "aggregator/output.h"
 #include "aggregator/record.h"
 #include "outputs/format.h"
-#include "outputs/kafka/kafka_common.h"
 
 #define KAFKA_ISOLATE_MAX 1000 /* records re-sent one by one per write after a too-large batch */
 
@@ -58,21 +57,20 @@ typedef struct kafka_out {
     char *message_key_key;
     char *partition_key_key;
     char *partition_key;
-    char *headers;
-    char *headers_from_record;
+    conf_hash headers;
+    conf_hash headers_from_record;
     int64_t required_acks;
     int compression;
     uint64_t max_send_limit_bytes;
     int exclude_topic_key, exclude_message_key, exclude_partition_key, exclude_partition;
     int use_event_time;
     double delivery_timeout;
-    char *rdkafka_options;
+    conf_hash rdkafka_options;
     /* state */
     fmt f;
     int strip_newline; /* json: one message per record, no '\n' */
     rd_kafka_t *rk;
-    kafka_kv *static_hdrs;
-    size_t nstatic_hdrs;
+    rd_kafka_conf_t *kc; /* from init until start makes the client of it */
     char **rec_hdr_names;
     rec_path *rec_hdr_paths;
     size_t nrec_hdrs;
@@ -91,8 +89,8 @@ static const conf_spec kafka_spec[] = {
     {"message_key_key", CONF_STR, "message_key", 0, offsetof(kafka_out, message_key_key), NULL},
     {"partition_key_key", CONF_STR, "partition_key", 0, offsetof(kafka_out, partition_key_key), NULL},
     {"partition_key", CONF_STR, "partition", 0, offsetof(kafka_out, partition_key), NULL},
-    {"headers", CONF_STR, NULL, 0, offsetof(kafka_out, headers), NULL},
-    {"headers_from_record", CONF_STR, NULL, 0, offsetof(kafka_out, headers_from_record), NULL},
+    {"headers", CONF_HASH, NULL, 0, offsetof(kafka_out, headers), NULL},
+    {"headers_from_record", CONF_HASH, NULL, 0, offsetof(kafka_out, headers_from_record), NULL},
     {"required_acks", CONF_INT, "-1", 0, offsetof(kafka_out, required_acks), NULL},
     {"compression_codec", CONF_ENUM, "none", 0, offsetof(kafka_out, compression), "none|gzip|snappy|lz4|zstd"},
     {"max_send_limit_bytes", CONF_SIZE, "0", 0, offsetof(kafka_out, max_send_limit_bytes), NULL},
@@ -102,7 +100,7 @@ static const conf_spec kafka_spec[] = {
     {"exclude_partition", CONF_BOOL, "false", 0, offsetof(kafka_out, exclude_partition), NULL},
     {"use_event_time", CONF_BOOL, "false", 0, offsetof(kafka_out, use_event_time), NULL},
     {"delivery_timeout", CONF_TIME, "60s", 0, offsetof(kafka_out, delivery_timeout), NULL},
-    {"rdkafka_options", CONF_STR, NULL, 0, offsetof(kafka_out, rdkafka_options), NULL},
+    {"rdkafka_options", CONF_HASH, NULL, 0, offsetof(kafka_out, rdkafka_options), NULL},
     {"format", CONF_SECTION, NULL, 0, 0, NULL},
     {"inject", CONF_SECTION, NULL, 0, 0, NULL},
     {"buffer", CONF_SECTION, NULL, 0, 0, NULL},
@@ -178,14 +176,6 @@ static int set_conf(rd_kafka_conf_t *kc, const conf_node *n, const char *param, 
     return 0;
 }
 
-static int find_kv(const kafka_kv *kv, size_t n, const char *k)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(kv[i].k, k))
-            return 1;
-    return 0;
-}
-
 static int kafka_init(output *o, conf_node *n, conf_errors *errs)
 {
     kafka_out *c = o->ctx;
@@ -204,38 +194,19 @@ static int kafka_init(output *o, conf_node *n, conf_errors *errs)
         return -1;
     }
 
-    kafka_kv *opts = NULL;
-    size_t nopts = 0;
-    if (c->rdkafka_options && kafka_parse_hash(c->rdkafka_options, &opts, &nopts)) {
-        conf_error_at(errs, n, "rdkafka_options", "rdkafka_options must be a JSON object of strings, e.g. "
-                      "{\"enable.idempotence\":\"true\"} or \"k:v,k2:v2\"");
-        return -1;
-    }
-    if (c->headers && kafka_parse_hash(c->headers, &c->static_hdrs, &c->nstatic_hdrs)) {
-        conf_error_at(errs, n, "headers", "headers must be a hash: {\"name\":\"value\"} or \"name:value,...\"");
-        bad = -1;
-    }
-    if (c->headers_from_record) {
-        kafka_kv *h = NULL;
-        size_t nh = 0;
-        if (kafka_parse_hash(c->headers_from_record, &h, &nh)) {
-            conf_error_at(errs, n, "headers_from_record",
-                          "headers_from_record must be a hash: {\"name\":\"$.record.key\"}");
-            bad = -1;
-        } else {
-            c->rec_hdr_names = calloc(nh + 1, sizeof *c->rec_hdr_names);
-            c->rec_hdr_paths = calloc(nh + 1, sizeof *c->rec_hdr_paths);
-            for (size_t i = 0; i < nh && c->rec_hdr_names && c->rec_hdr_paths; i++) {
-                char why[256];
-                if (rec_path_compile(&c->rec_hdr_paths[c->nrec_hdrs], h[i].v, why, sizeof why)) {
-                    conf_error_at(errs, n, "headers_from_record", "headers_from_record %s: bad accessor '%s': %s",
-                                  h[i].k, h[i].v, why);
-                    bad = -1;
-                    continue;
-                }
-                c->rec_hdr_names[c->nrec_hdrs++] = strdup(h[i].k);
+    if (c->headers_from_record.n) {
+        conf_hash *h = &c->headers_from_record;
+        c->rec_hdr_names = calloc(h->n + 1, sizeof *c->rec_hdr_names);
+        c->rec_hdr_paths = calloc(h->n + 1, sizeof *c->rec_hdr_paths);
+        for (size_t i = 0; i < h->n && c->rec_hdr_names && c->rec_hdr_paths; i++) {
+            char why[256];
+            if (rec_path_compile(&c->rec_hdr_paths[c->nrec_hdrs], h->kv[i].v, why, sizeof why)) {
+                conf_error_at(errs, n, "headers_from_record", "headers_from_record %s: bad accessor '%s': %s",
+                              h->kv[i].k, h->kv[i].v, why);
+                bad = -1;
+                continue;
             }
-            kafka_kv_free(h, nh);
+            c->rec_hdr_names[c->nrec_hdrs++] = strdup(h->kv[i].k);
         }
     }
     if (c->exclude_topic_key && c->topic_key)
@@ -257,7 +228,8 @@ static int kafka_init(output *o, conf_node *n, conf_errors *errs)
     bad |= set_conf(kc, n, "compression_codec", "compression.codec", codecs[c->compression], errs);
     /* Idempotent producer by default (no duplicates from librdkafka's own
      * retries, order kept); it needs acks=all. */
-    if (!find_kv(opts, nopts, "enable.idempotence"))
+    const conf_hash *opts = &c->rdkafka_options;
+    if (!conf_hash_get(opts, "enable.idempotence"))
         bad |= set_conf(kc, n, "rdkafka_options", "enable.idempotence", c->required_acks == -1 ? "true" : "false",
                         errs);
     snprintf(num, sizeof num, "%.0f", c->delivery_timeout * 1000);
@@ -265,10 +237,10 @@ static int kafka_init(output *o, conf_node *n, conf_errors *errs)
     bad |= set_conf(kc, n, "rdkafka_options", "client.id", "weir", errs);
     /* room for several flush threads' chunks at once (librdkafka: 100000) */
     bad |= set_conf(kc, n, "rdkafka_options", "queue.buffering.max.messages", "1000000", errs);
-    for (size_t i = 0; i < nopts; i++)
-        bad |= set_conf(kc, n, "rdkafka_options", opts[i].k, opts[i].v, errs);
+    for (size_t i = 0; i < opts->n; i++)
+        bad |= set_conf(kc, n, "rdkafka_options", opts->kv[i].k, opts->kv[i].v, errs);
 
-    if (conf_get_value(n, "partition_key_key") && !find_kv(opts, nopts, "sticky.partitioning.linger.ms"))
+    if (conf_get_value(n, "partition_key_key") && !conf_hash_get(opts, "sticky.partitioning.linger.ms"))
         /* librdkafka's sticky partitioner would skip the callback for records
          * without a message key: let every record reach it */
         bad |= set_conf(kc, n, "partition_key_key", "sticky.partitioning.linger.ms", "0", errs);
@@ -284,18 +256,26 @@ static int kafka_init(output *o, conf_node *n, conf_errors *errs)
     rd_kafka_conf_set_error_cb(kc, error_cb);
     rd_kafka_conf_set_log_cb(kc, log_cb);
     rd_kafka_conf_set_opaque(kc, c);
-    kafka_kv_free(opts, nopts);
     if (bad) {
         rd_kafka_conf_destroy(kc);
         return -1;
     }
+    /* the client is made by start: a configuration check (--dry-run) must
+     * not start librdkafka's threads nor connect to the brokers */
+    c->kc = kc;
+    return 0;
+}
+
+static int kafka_start(output *o)
+{
+    kafka_out *c = o->ctx;
     char err[512];
-    c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof err);
+    c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c->kc, err, sizeof err);
     if (!c->rk) {
-        rd_kafka_conf_destroy(kc);
-        conf_error_at(errs, n, "brokers", "kafka2: cannot create the producer: %s", err);
+        wlog_error("out_kafka", "%s: cannot create the producer: %s", o->id, err);
         return -1;
     }
+    c->kc = NULL; /* rd_kafka_new took it */
     return 0;
 }
 
@@ -450,10 +430,10 @@ static rd_kafka_resp_err_t produce_one(kafka_out *c, kmsg *m, const entry *e, ks
 
     /* headers (copied now: the record may be rewritten below) */
     rd_kafka_headers_t *hs = NULL;
-    if (c->nstatic_hdrs || c->nrec_hdrs) {
-        hs = rd_kafka_headers_new(c->nstatic_hdrs + c->nrec_hdrs);
-        for (size_t i = 0; i < c->nstatic_hdrs; i++)
-            rd_kafka_header_add(hs, c->static_hdrs[i].k, -1, c->static_hdrs[i].v, -1);
+    if (c->headers.n || c->nrec_hdrs) {
+        hs = rd_kafka_headers_new(c->headers.n + c->nrec_hdrs);
+        for (size_t i = 0; i < c->headers.n; i++)
+            rd_kafka_header_add(hs, c->headers.kv[i].k, -1, c->headers.kv[i].v, -1);
         for (size_t i = 0; i < c->nrec_hdrs; i++) {
             size_t vlen;
             const uint8_t *v = rec_lookup(e->record, e->record_len, &c->rec_hdr_paths[i], &vlen);
@@ -722,6 +702,10 @@ static int kafka_write(output *o, const batch *b, out_result *res)
 static void kafka_exit(output *o)
 {
     kafka_out *c = o->ctx;
+    if (c->kc) {
+        rd_kafka_conf_destroy(c->kc);
+        c->kc = NULL;
+    }
     if (c->rk) {
         rd_kafka_flush(c->rk, 10000);
         rd_kafka_destroy(c->rk);
@@ -731,7 +715,6 @@ static void kafka_exit(output *o)
                   o->id, atomic_load(&c->delivered), atomic_load(&c->failed_retry), atomic_load(&c->failed_error),
                   atomic_load(&c->queue_full_waits));
     }
-    kafka_kv_free(c->static_hdrs, c->nstatic_hdrs);
     for (size_t i = 0; i < c->nrec_hdrs; i++) {
         free(c->rec_hdr_names[i]);
         rec_path_free(&c->rec_hdr_paths[i]);
@@ -746,6 +729,7 @@ const out_plugin out_kafka2_plugin = {
     .spec = kafka_spec,
     .ctx_size = sizeof(kafka_out),
     .init = kafka_init,
+    .start = kafka_start,
     .write = kafka_write,
     .exit = kafka_exit,
 };
@@ -755,6 +739,7 @@ const out_plugin out_rdkafka2_plugin = {
     .spec = kafka_spec,
     .ctx_size = sizeof(kafka_out),
     .init = kafka_init,
+    .start = kafka_start,
     .write = kafka_write,
     .exit = kafka_exit,
 };

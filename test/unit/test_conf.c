@@ -1229,6 +1229,69 @@ static void test_bind_unknown_and_required_sections(void **state)
     conf_errors_free(&errs);
 }
 
+/* Fluentd's hash type: a JSON object (non-string values as JSON text) or
+ * "k1:v1,k2:v2" (split at the first ':', spaces trimmed). */
+static void test_parse_hash(void **state)
+{
+    conf_hash h;
+    assert_int_equal(conf_parse_hash("{\"a\":\"1\",\"b\":2,\"c\":{\"d\":[1,true]}}", &h), 0);
+    assert_int_equal(h.n, 3);
+    assert_string_equal(h.kv[0].k, "a");
+    assert_string_equal(h.kv[0].v, "1");
+    assert_string_equal(conf_hash_get(&h, "b"), "2");
+    assert_string_equal(conf_hash_get(&h, "c"), "{\"d\":[1,true]}");
+    assert_null(conf_hash_get(&h, "x"));
+    conf_hash_free(&h);
+    assert_int_equal(conf_parse_hash(" k1 : v1 ,k2:http://h:1/p, :skipped", &h), 0);
+    assert_int_equal(h.n, 2);
+    assert_string_equal(h.kv[0].k, "k1");
+    assert_string_equal(h.kv[0].v, "v1");
+    assert_string_equal(h.kv[1].k, "k2");
+    assert_string_equal(h.kv[1].v, "http://h:1/p");
+    conf_hash_free(&h);
+    assert_int_equal(conf_parse_hash("", &h), 0);
+    assert_int_equal(h.n, 0);
+    assert_int_equal(conf_parse_hash("novalue", &h), -1);
+    assert_int_equal(h.n, 0);
+    assert_null(h.kv);
+    assert_int_equal(conf_parse_hash("{\"a\":", &h), -1);
+    assert_int_equal(conf_parse_hash("[1,2]", &h), -1);
+}
+
+typedef struct hctx {
+    conf_hash opts;
+    conf_hash none;
+} hctx;
+
+static const conf_spec hspec[] = {
+    {"opts", CONF_HASH, NULL, 0, offsetof(hctx, opts), NULL},
+    {"none", CONF_HASH, NULL, 0, offsetof(hctx, none), NULL},
+    {NULL, 0, NULL, 0, 0, NULL},
+};
+
+static void test_bind_hash(void **state)
+{
+    conf_errors errs = {0};
+    conf_node *root = parse("<match **>\n  opts {\"linger.ms\":\"5\"}\n</match>\n<match **>\n  opts oops\n</match>\n",
+                            &errs);
+    EXPECT_NO_ERRORS(&errs);
+    hctx c;
+    memset(&c, 0xA5, sizeof c);
+    assert_int_equal(conf_bind(root->children[0], hspec, &c, &errs), 0);
+    assert_int_equal(c.opts.n, 1);
+    assert_string_equal(conf_hash_get(&c.opts, "linger.ms"), "5");
+    assert_int_equal(c.none.n, 0);
+    conf_unbind(hspec, &c);
+    assert_null(c.opts.kv);
+    assert_int_equal(conf_bind(root->children[1], hspec, &c, &errs), -1);
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.msgs[0], ":5: invalid hash value 'oops' for parameter 'opts'"));
+    assert_int_equal(c.opts.n, 0);
+    conf_unbind(hspec, &c);
+    conf_errors_free(&errs);
+    conf_free(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1272,6 +1335,8 @@ int main(void)
         cmocka_unit_test(test_bind_defaults_and_required),
         cmocka_unit_test(test_bind_invalid_values),
         cmocka_unit_test(test_bind_unknown_parameter),
+        cmocka_unit_test(test_parse_hash),
+        cmocka_unit_test(test_bind_hash),
         cmocka_unit_test(test_bind_unknown_and_required_sections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,5 @@
 /*
- * outputs/kafka/consumer.c: `<source @type kafka>`, a Kafka consumer-group
+ * aggregator/inputs/kafka.c: `<source @type kafka>`, a Kafka consumer-group
  * input (fluent-plugin-kafka's kafka_group / rdkafka_group) on librdkafka.
  *
  * One thread per source polls a burst of messages (up to max_poll_records
@@ -43,7 +43,6 @@
 #include "aggregator/record.h"
 #include "aggregator/router.h"
 #include "aggregator/source.h"
-#include "outputs/kafka/kafka_common.h"
 
 enum { FMT_IN_JSON, FMT_IN_MSGPACK, FMT_IN_TEXT };
 enum { TAG_FROM_TOPIC, TAG_FROM_RECORD };
@@ -67,7 +66,7 @@ typedef struct kafka_in_conf {
     char *kafka_message_key;
     int64_t max_poll_records;
     double retry_wait;
-    char *rdkafka_options;
+    conf_hash rdkafka_options;
 } kafka_in_conf;
 
 static const conf_spec kafka_in_spec[] = {
@@ -88,7 +87,7 @@ static const conf_spec kafka_in_spec[] = {
     {"kafka_message_key", CONF_STR, NULL, 0, offsetof(kafka_in_conf, kafka_message_key), NULL},
     {"max_poll_records", CONF_INT, "10000", 0, offsetof(kafka_in_conf, max_poll_records), NULL},
     {"retry_wait", CONF_TIME, "1s", 0, offsetof(kafka_in_conf, retry_wait), NULL},
-    {"rdkafka_options", CONF_STR, NULL, 0, offsetof(kafka_in_conf, rdkafka_options), NULL},
+    {"rdkafka_options", CONF_HASH, NULL, 0, offsetof(kafka_in_conf, rdkafka_options), NULL},
     {"parse", CONF_SECTION, NULL, 0, 0, NULL},
     {NULL, 0, NULL, 0, 0, NULL},
 };
@@ -117,6 +116,7 @@ typedef struct kafka_in {
     int has_parser, parse_tried;
     conf_node *parse_root; /* synthesized <parse> for `format` */
     rd_kafka_t *rk;
+    rd_kafka_conf_t *kc; /* from create until start makes the client of it */
     router_ctx *route;
     pthread_t thread;
     int started;
@@ -529,14 +529,7 @@ static source *kin_create(conf_node *n, int index, conf_errors *errs)
     if (!k)
         return NULL;
     extern const source_plugin in_kafka_plugin;
-    k->base.plugin = &in_kafka_plugin;
-    const char *id = conf_get_value(n, "@id");
-    char idbuf[64];
-    if (!id) {
-        snprintf(idbuf, sizeof idbuf, "kafka.%d", index);
-        id = idbuf;
-    }
-    k->base.id = strdup(id);
+    source_init(&k->base, &in_kafka_plugin, n, index);
     if (conf_bind(n, kafka_in_spec, &k->c, errs)) {
         kin_free(&k->base);
         return NULL;
@@ -588,13 +581,7 @@ static source *kin_create(conf_node *n, int index, conf_errors *errs)
         return NULL;
     }
 
-    kafka_kv *opts = NULL;
-    size_t nopts = 0;
-    if (k->c.rdkafka_options && kafka_parse_hash(k->c.rdkafka_options, &opts, &nopts)) {
-        conf_error_at(errs, n, "rdkafka_options", "rdkafka_options must be a JSON object of strings");
-        kin_free(&k->base);
-        return NULL;
-    }
+    const conf_hash *opts = &k->c.rdkafka_options;
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     char joined[4096] = "";
     for (size_t i = 0; k->c.brokers && k->c.brokers[i]; i++)
@@ -608,16 +595,15 @@ static source *kin_create(conf_node *n, int index, conf_errors *errs)
     /* a crashed instance's successor re-reads at most ~1 s of records */
     bad |= set_conf(kc, n, "rdkafka_options", "auto.commit.interval.ms", "1000", errs);
     bad |= set_conf(kc, n, "rdkafka_options", "client.id", "weir", errs);
-    for (size_t i = 0; i < nopts; i++) {
-        if (!strcmp(opts[i].k, "enable.auto.offset.store")) {
+    for (size_t i = 0; i < opts->n; i++) {
+        if (!strcmp(opts->kv[i].k, "enable.auto.offset.store")) {
             conf_error_at(errs, n, "rdkafka_options",
                           "enable.auto.offset.store is set by weir (offsets are stored after delivery)");
             bad = -1;
             continue;
         }
-        bad |= set_conf(kc, n, "rdkafka_options", opts[i].k, opts[i].v, errs);
+        bad |= set_conf(kc, n, "rdkafka_options", opts->kv[i].k, opts->kv[i].v, errs);
     }
-    kafka_kv_free(opts, nopts);
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     rd_kafka_conf_set_error_cb(kc, in_error_cb);
     rd_kafka_conf_set_log_cb(kc, in_log_cb);
@@ -627,21 +613,23 @@ static source *kin_create(conf_node *n, int index, conf_errors *errs)
         kin_free(&k->base);
         return NULL;
     }
-    char err[512];
-    k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof err);
-    if (!k->rk) {
-        rd_kafka_conf_destroy(kc);
-        conf_error_at(errs, n, "brokers", "kafka: cannot create the consumer: %s", err);
-        kin_free(&k->base);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(k->rk);
+    /* the client is made by start: a configuration check (--dry-run) must
+     * not start librdkafka's threads nor connect to the brokers */
+    k->kc = kc;
     return &k->base;
 }
 
-static int kin_start(source *s)
+static int kin_start(source *s, const source_env *env)
 {
     kafka_in *k = (kafka_in *)s;
+    char err[512];
+    k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, k->kc, err, sizeof err);
+    if (!k->rk) {
+        wlog_error("in_kafka", "%s: cannot create the consumer: %s", s->id, err);
+        return -1;
+    }
+    k->kc = NULL; /* rd_kafka_new took it */
+    rd_kafka_poll_set_consumer(k->rk);
     if (!(k->route = router_ctx_new(s->rt))) {
         wlog_error("in_kafka", "%s: out of memory", s->id);
         return -1;
@@ -701,6 +689,8 @@ static void kin_free(source *s)
     free(k->msgs);
     if (k->rk)
         rd_kafka_destroy(k->rk);
+    if (k->kc)
+        rd_kafka_conf_destroy(k->kc);
     if (k->route)
         router_ctx_free(k->route);
     if (k->parse_tried)
@@ -709,7 +699,7 @@ static void kin_free(source *s)
     conf_unbind(kafka_in_spec, &k->c);
     wbuf_free(&k->rec);
     wbuf_free(&k->tmp);
-    free(k->base.id);
+    source_fini(&k->base);
     free(k);
 }
 

@@ -1,0 +1,95 @@
+/*
+ * aggregator/registry.c: the one place plugins are named. Adding a plugin is
+ * one line here (and its extern): the engine finds sources, filters and
+ * outputs through these lists and nothing else, and the did-you-mean lists
+ * are made from them.
+ */
+#include "aggregator/filter.h"
+#include "aggregator/output.h"
+#include "aggregator/source.h"
+
+#include <pthread.h>
+#include <string.h>
+
+/* sources: forward-protocol/fwd_input.c, aggregator/inputs/, aggregator/monitor.c */
+extern const source_plugin in_forward_plugin, in_kafka_plugin, in_monitor_agent_plugin, in_prometheus_plugin;
+static const source_plugin *const sources[] = {
+    &in_forward_plugin, &in_kafka_plugin, &in_monitor_agent_plugin, &in_prometheus_plugin, NULL,
+};
+
+/* filters: aggregator/filter_*.c */
+extern const filter_plugin filter_record_transformer_plugin, filter_grep_plugin, filter_parser_plugin,
+    filter_kubernetes_plugin, filter_trace_plugin, filter_ecs_plugin;
+static const filter_plugin *const filters[] = {
+    &filter_record_transformer_plugin, &filter_grep_plugin,  &filter_parser_plugin,
+    &filter_kubernetes_plugin,         &filter_trace_plugin, &filter_ecs_plugin,
+    NULL,
+};
+
+/* outputs: outputs/ */
+extern const out_plugin out_file_plugin, out_stdout_plugin, out_null_plugin, out_kafka2_plugin, out_rdkafka2_plugin,
+    out_loki_plugin, out_elasticsearch_plugin, out_opensearch_plugin;
+static const out_plugin *const outputs[] = {
+    &out_file_plugin,     &out_stdout_plugin, &out_null_plugin,          &out_kafka2_plugin,
+    &out_rdkafka2_plugin, &out_loki_plugin,   &out_elasticsearch_plugin, &out_opensearch_plugin,
+    NULL,
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]) - 1)
+static const char *source_names[COUNT(sources) + 1], *filter_names[COUNT(filters) + 1],
+    *output_names[COUNT(outputs) + 1];
+
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+static void names_init(void)
+{
+    for (size_t i = 0; i < COUNT(sources); i++)
+        source_names[i] = sources[i]->name;
+    for (size_t i = 0; i < COUNT(filters); i++)
+        filter_names[i] = filters[i]->name;
+    for (size_t i = 0; i < COUNT(outputs); i++)
+        output_names[i] = outputs[i]->name;
+}
+
+const source_plugin *const *source_plugins(void) { return sources; }
+
+const source_plugin *source_plugin_find(const char *name)
+{
+    for (size_t i = 0; sources[i]; i++)
+        if (!strcmp(sources[i]->name, name))
+            return sources[i];
+    return NULL;
+}
+
+const char *const *source_plugin_names(void)
+{
+    pthread_once(&names_once, names_init);
+    return source_names;
+}
+
+const filter_plugin *filter_plugin_find(const char *name)
+{
+    for (size_t i = 0; filters[i]; i++)
+        if (!strcmp(filters[i]->name, name))
+            return filters[i];
+    return NULL;
+}
+
+const char *const *filter_plugin_names(void)
+{
+    pthread_once(&names_once, names_init);
+    return filter_names;
+}
+
+const out_plugin *out_plugin_find(const char *name)
+{
+    for (size_t i = 0; outputs[i]; i++)
+        if (!strcmp(outputs[i]->name, name))
+            return outputs[i];
+    return NULL;
+}
+
+const char *const *out_plugin_names(void)
+{
+    pthread_once(&names_once, names_init);
+    return output_names;
+}

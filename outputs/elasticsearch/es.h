@@ -1,0 +1,112 @@
+/*
+ * outputs/elasticsearch/es.h: what the units of the Elasticsearch output
+ * share: the plugin's context (the bound configuration, then what init
+ * builds from it) and the buffer of one write. The units:
+ *   elasticsearch.c  the plugin: parameters, init/exit, the write (rounds of bulk requests)
+ *   index.c          the index name of a record (index_name, logstash_format, data streams)
+ *   bulk.c           the _bulk body: action line + document line per record
+ *   response.c       what an answer means for each record (the status table)
+ *   hosts.c          hosts, their URLs, and failover of a request to the next host
+ *   template.c       the index template, installed once before the first bulk
+ * Ownership and threads: see elasticsearch.c.
+ */
+#ifndef WEIR_ES_H
+#define WEIR_ES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "lib/http.h"
+#include "lib/wbuf.h"
+#include "aggregator/record.h"
+#include "aggregator/timeparse.h"
+#include "outputs/elasticsearch/index.h"
+
+#define ES_MOD "out_es"
+
+enum { OP_INDEX, OP_CREATE };
+
+typedef struct out_es {
+    /* bound from config */
+    char *host;
+    int64_t port;
+    char **hosts;
+    int scheme;
+    char *path;
+    char *user, *password, *api_key;
+    int ssl_verify;
+    char *ca_file, *client_cert, *client_key, *client_key_pass;
+    int logstash_format;
+    char *logstash_prefix, *logstash_prefix_separator, *logstash_dateformat;
+    char *index_name;
+    int include_tag_key;
+    char *tag_key;
+    char *time_key;
+    int time_key_exclude_timestamp;
+    int include_timestamp;
+    int64_t time_precision;
+    int utc_index;
+    char *id_key;
+    int generate_id;
+    int write_operation;
+    char *data_stream_name;
+    char *template_name, *template_file;
+    int template_overwrite;
+    int compression_level;
+    double request_timeout;
+    char *bulk_threshold;
+    int64_t max_in_flight;
+    int64_t bulk_retry_limit;
+    double bulk_retry_wait;
+    /* state */
+    char **bases; /* "scheme://host:port/path" per host, no trailing '/' */
+    size_t nbases;
+    atomic_uint rr;
+    atomic_int failing; /* a whole-request failure was logged; cleared on success */
+    http_client *http;
+    char *auth_header;
+    const char *headers[3];
+    es_index index;
+    int add_ts;
+    rec_path id_path, time_path;
+    int has_id_path, has_time_path;
+    tparse tp;
+    size_t threshold; /* 0: unlimited */
+    int gzip_level;
+    /* template installation, done once before the first bulk */
+    pthread_mutex_t tmpl_mu;
+    int tmpl_mu_init;
+    char *tmpl_body;   /* template_file's content */
+    char *tmpl_url;    /* path after the base: "/_index_template/NAME" */
+    int tmpl_done;
+} out_es;
+
+/* Per sent record: where it goes next. RS_SOON: 429/503, worth another try
+ * within this write after a short back-off. */
+enum { RS_OK = 0, RS_RETRY = 1, RS_ERROR = 2, RS_SOON = 3 };
+
+/* One write's records: the bulk body (bulk.c) and each sent record's
+ * outcome (response.c). Owned by the write. */
+typedef struct es_buf {
+    wbuf body, idx, scratch;
+    uint32_t nsent;
+    uint32_t *recno; /* sent record k -> its index in the batch */
+    size_t *off;     /* sent record k -> start of its two lines in body; off[nsent] = body.len */
+    uint8_t *st;     /* sent record k -> RS_* */
+    char **why;      /* sent record k -> reason (malloc'd) or NULL */
+} es_buf;
+
+/* Copy a string, cut to fit. */
+static inline void es_scopy(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+#endif

@@ -23,6 +23,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import fwd  # noqa: E402
+import helpers  # noqa: E402
 
 WEIR_BIN = os.path.abspath(os.environ.get("WEIR_BIN") or os.path.join(REPO, "build", "weir"))
 CLIENTS = os.path.join(HERE, "clients")
@@ -85,36 +86,6 @@ def poll(fn, timeout=10.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
-def std_config(port, out_prefix, source_extra="", inject_extra="", system="",
-               append=True, fmt="json", match_extra="", bind="127.0.0.1"):
-    """The standard test config: forward source -> file output with injected time/tag.
-
-    The time is injected as "SEC.NANOSECONDS" (a string: Fluentd's float
-    time_type keeps only microseconds); read_json_lines turns it into a float."""
-    sys_block = f"<system>\n{system}\n</system>\n" if system else ""
-    fmt_block = f"  <format>\n    @type {fmt}\n  </format>\n" if fmt else ""
-    return f"""{sys_block}<source>
-  @type forward
-  port {port}
-  bind {bind}
-{source_extra}
-</source>
-<match **>
-  @type file
-  path {out_prefix}
-  append {"true" if append else "false"}
-{match_extra}
-{fmt_block}  <inject>
-    time_key time
-    time_type string
-    time_format %s.%N
-    tag_key tag
-{inject_extra}
-  </inject>
-</match>
-"""
-
-
 def read_json_lines(paths):
     out = []
     for p in paths:
@@ -131,7 +102,7 @@ def read_json_lines(paths):
                     raise AssertionError(f"{p}:{lineno}: not a UTF-8 JSON line ({e}): {line[:300]!r}")
                 t = rec.get("time") if isinstance(rec, dict) else None
                 if isinstance(t, str) and re.fullmatch(r"\d+\.\d{9}", t):
-                    rec["time"] = float(t)  # std_config's "%s.%N" injected time
+                    rec["time"] = float(t)  # helpers.TIME_TAG_INJECT's "%s.%N" time
                 out.append(rec)
     return out
 
@@ -190,7 +161,10 @@ class Weir:
 
     # -- config
     def config(self, **kw):
-        return std_config(self.port, self.prefix, **kw)
+        """The standard test config: helpers.config (a forward source on this
+        weir's port -> JSON lines at self.prefix) with helpers.TIME_TAG_INJECT
+        injected, unless **kw say otherwise."""
+        return helpers.config(self.port, self.prefix, **{"inject": helpers.TIME_TAG_INJECT, **kw})
 
     def write_config(self, text, name=None):
         name = name or f"weir{self.runs}.conf"

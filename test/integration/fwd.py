@@ -4,9 +4,12 @@ Builders produce the exact bytes of requests (see
 shared/reference/forward-protocol.md), so tests control every encoding detail
 (str vs bin entries, gzip members, EventTime vs integer vs float time, nil
 options). FwdConn is a raw TCP client that reads back exactly one msgpack object
-(an ack) at a time, keeping the raw bytes for byte-for-byte checks.
+(an ack) at a time, keeping the raw bytes for byte-for-byte checks. For the
+shared-key handshake (<security>): the client's PING, reading the server's HELO.
 """
 import gzip
+import hashlib
+import os
 import socket
 import struct
 import time
@@ -273,3 +276,45 @@ class FwdConn:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# --------------------------------------------------------------- handshake --
+
+def sha512_hex(*parts):
+    h = hashlib.sha512()
+    for p in parts:
+        h.update(p.encode() if isinstance(p, str) else p)
+    return h.hexdigest()
+
+
+def read_obj(c, timeout=5.0):
+    """The next msgpack object from the server, decoded (bin stays bytes)."""
+    return unpack_one(c.read_raw_object(timeout))[0]
+
+
+def ping_bytes(nonce, auth_salt, key, host, user="", password=None, salt=None,
+               raw_salt_str=False, digest=None):
+    """(PING as a client `host` with shared key `key` builds it, salt). salt: bytes
+    (sent as bin unless raw_salt_str: Fluent Bit's 16 raw bytes in a str) or a str
+    (Fluentd's 32 hex chars, the default)."""
+    if salt is None:
+        salt = os.urandom(16).hex()
+    if digest is None:
+        digest = sha512_hex(salt, host, nonce, key)
+    pwd = sha512_hex(auth_salt, user, password) if password is not None else ""
+    if raw_salt_str:
+        enc_salt = raw_str(salt)
+    else:
+        enc_salt = packb(salt)
+    return raw_array(packb("PING"), packb(host), enc_salt, packb(digest),
+                     packb(user), packb(pwd)), salt
+
+
+def read_helo(c):
+    """The server's HELO (asserting its shape); returns its options."""
+    helo = read_obj(c)
+    assert isinstance(helo, list) and len(helo) == 2 and helo[0] == "HELO", helo
+    opts = helo[1]
+    assert set(opts) == {"nonce", "auth", "keepalive"}, opts
+    assert isinstance(opts["nonce"], bytes) and len(opts["nonce"]) == 16, opts
+    return opts

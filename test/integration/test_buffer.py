@@ -25,6 +25,7 @@ import pytest
 import fwd
 from conftest import T0, T0_DAY, WEIR_BIN, poll
 from fwd import et, entry
+from helpers import config, match
 
 # --------------------------------------------------------------- chunk files --
 
@@ -206,26 +207,12 @@ def read_lines_tolerant(paths):
 
 # -------------------------------------------------------------------- config --
 
+FLOAT_TIME_TAG_INJECT = "    time_key time\n    time_type float\n    tag_key tag"
+
+
 def buffered_config(port, out_path, buffer, keys="", out_type="file", out_extra="", secondary=None,
                     system="", append=True, inject=True, source_extra=""):
     """forward source -> one <match **> output with a <buffer> (and a <secondary>)."""
-    sys_block = f"<system>\n{system}\n</system>\n" if system else ""
-    if out_type == "file":
-        out_body = f"""  path {out_path}
-  append {"true" if append else "false"}
-  <format>
-    @type json
-  </format>
-"""
-        if inject:
-            out_body += """  <inject>
-    time_key time
-    time_type float
-    tag_key tag
-  </inject>
-"""
-    else:
-        out_body = ""
     sec = ""
     if secondary is not None:
         sec = f"""  <secondary>
@@ -242,20 +229,13 @@ def buffered_config(port, out_path, buffer, keys="", out_type="file", out_extra=
     </inject>
   </secondary>
 """
-    return f"""{sys_block}<source>
-  @type forward
-  port {port}
-  bind 127.0.0.1
-{source_extra}
-</source>
-<match **>
-  @type {out_type}
-{out_extra}
-{out_body}  <buffer{(" " + keys) if keys else ""}>
-{buffer}
-  </buffer>
-{sec}</match>
-"""
+    if out_type == "file":
+        out = match("**", "file", path=out_path, append=append, fmt="json",
+                    inject=FLOAT_TIME_TAG_INJECT if inject else None, extra=out_extra, buffer=buffer,
+                    buffer_keys=keys, sections=sec)
+    else:
+        out = match("**", out_type, extra=out_extra, buffer=buffer, buffer_keys=keys, sections=sec)
+    return config(port, system=system, source_extra=source_extra, matches=out)
 
 
 class Backend:
@@ -1261,18 +1241,9 @@ def dry_run(tmp_path, text):
 
 
 def dry_conf(buffer, keys="", port=24224, extra_match=""):
-    return f"""<source>
-  @type forward
-  port {port}
-</source>
-<match **>
-  @type file
-  path /nonexistent/out/r
-{extra_match}  <buffer{(" " + keys) if keys else ""}>
-{buffer}
-  </buffer>
-</match>
-"""
+    """The line numbers of this text are part of the expected messages below."""
+    return config(port, bind=None, matches=match("**", "file", path="/nonexistent/out/r", extra=extra_match,
+                                                 buffer=buffer, buffer_keys=keys))
 
 
 @pytest.mark.parametrize("buffer,keys,line,msg", [

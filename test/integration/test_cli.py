@@ -5,7 +5,8 @@ import subprocess
 
 import pytest
 
-from conftest import WEIR_BIN, std_config, port_accepts
+from conftest import WEIR_BIN, port_accepts
+from helpers import TIME_TAG_INJECT, config
 
 
 def run(args, cwd, timeout=15):
@@ -38,7 +39,8 @@ def test_help(tmp_path):
 
 
 def test_dry_run_good_config(tmp_path, port):
-    path = write(tmp_path, "good.conf", std_config(port, os.path.join(str(tmp_path), "out", "r")))
+    path = write(tmp_path, "good.conf", config(port, os.path.join(str(tmp_path), "out", "r"),
+                                               inject=TIME_TAG_INJECT))
     rc, out, err = run(["--dry-run", "-c", path], tmp_path)
     assert rc == 0, (out, err)
     assert not port_accepts(port), "--dry-run must not leave anything listening"

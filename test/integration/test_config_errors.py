@@ -13,18 +13,11 @@ import pytest
 
 import fwd
 from conftest import T0, T0_DAY, WEIR_BIN, read_json_lines
+from helpers import forward_source, match
 
-SRC = """<source>
-  @type forward
-  port 24224
-  bind 127.0.0.1
-</source>
-"""
+SRC = forward_source(24224)
 
-NULL_MATCH = """<match **>
-  @type null
-</match>
-"""
+NULL_MATCH = match("**", "null")
 
 
 def run_dry(path, cwd, env=None):

@@ -18,6 +18,7 @@ import time
 import pytest
 
 import fwd
+import helpers
 from conftest import T0, WEIR_BIN, free_port, poll
 from peer_es import Node
 from peer_nginx import Nginx
@@ -80,31 +81,20 @@ def long_test(seconds):
 
 def es_config(w, node, out, buf=True, buffer_extra="", extra_top="", match="**", out_type="elasticsearch",
               host_lines=None):
+    """forward -> `extra_top` -> <match match> @type out_type (@id es_out) on node
+    (or host_lines) with `out` lines and, if buf, a file buffer retrying forever."""
     hosts = host_lines if host_lines is not None else f"  host 127.0.0.1\n  port {node.port}\n"
-    buffer = ""
+    buffer = None
     if buf:
-        buffer = f"""  <buffer>
-    @type file
+        buffer = f"""    @type file
     path {w.tmp}/buf
     flush_interval 0.2s
     retry_wait 0.2s
     retry_max_interval 1s
     retry_forever true
-{buffer_extra}
-  </buffer>
-"""
-    return f"""<source>
-  @type forward
-  port {w.port}
-  bind 127.0.0.1
-</source>
-{extra_top}
-<match {match}>
-  @type {out_type}
-  @id es_out
-{hosts}{out}
-{buffer}</match>
-"""
+{buffer_extra}"""
+    return helpers.config(w.port, before=extra_top,
+                          matches=helpers.match(match, out_type, id="es_out", extra=hosts + out, buffer=buffer))
 
 
 def rec(seq, **kw):

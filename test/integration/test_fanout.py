@@ -5,6 +5,7 @@ import base64
 import os
 
 import fwd
+import helpers
 from conftest import T0, poll, read_json_lines
 from fwd import et, entry
 
@@ -14,13 +15,9 @@ def chunk_id():
 
 
 def config(port, tmp, live_prefix):
-    return f"""
-<source>
-  @type forward
-  port {port}
-  bind 127.0.0.1
-</source>
-<match app.**>
+    """app.** copied to two stores: `dead` (never flushes; a small file buffer
+    that blocks when full) and `live` (JSON lines at live_prefix)."""
+    return helpers.config(port, matches=f"""<match app.**>
   @type copy
   <store>
     @type null
@@ -52,7 +49,7 @@ def config(port, tmp, live_prefix):
     </buffer>
   </store>
 </match>
-"""
+""")
 
 
 def send(conn, seq0, n):

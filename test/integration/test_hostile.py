@@ -11,8 +11,7 @@ import socket
 import fwd
 from conftest import T0, free_port, poll
 from fwd import et, entry
-from test_limits import config
-from test_monitor import get, metric
+from helpers import config, get, metric
 
 
 LIMITS = "  chunk_size_limit 1m\n  decompressed_size_limit 4m"
@@ -54,7 +53,7 @@ def raw(port, data, wait_close=2.0):
 def start(weir, extra=""):
     mport = free_port()
     weir.allow_errors = False
-    weir.start(config(weir.port, mport, weir.prefix, LIMITS + "\n" + extra))
+    weir.start(config(weir.port, weir.prefix, monitor=mport, source_extra=LIMITS + "\n" + extra))
     return mport
 
 

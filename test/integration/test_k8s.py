@@ -16,15 +16,14 @@ import socket
 import ssl
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 import fwd
 import k8s_tools
 from conftest import REPO, T0, free_port, poll
-from fwd import entry, et
+from fwd import entry, et, ping_bytes, read_helo, read_obj, sha512_hex
+from helpers import config, get
 
 K8S = os.path.join(REPO, "k8s")
 BUILDS = ["base", "overlays/dev", "overlays/durable", "fluent-bit", "grafana"]
@@ -96,14 +95,6 @@ def weir_conf(objs):
 
 def conf_values(conf, name):
     return re.findall(rf"^\s*{name}\s+(\S+)", conf, re.M)
-
-
-def http_get(port, path):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 # ------------------------------------------------------- build and validate --
@@ -352,7 +343,6 @@ def fluent_bit_send(port, pki, key, self_hostname, records):
     """What Fluent Bit's out_forward does with upstream.conf's settings: TLS
     verified against weir's CA for the Service name, the shared-key handshake
     as `fluent-bit`, one PackedForward chunk, wait for its ack."""
-    from test_security import ping_bytes, read_helo, read_obj, sha512_hex
     with TlsConn(port, os.path.join(pki, "tls.crt"), WEIR_SVC_DNS) as c:
         opts = read_helo(c)
         ping, salt = ping_bytes(opts["nonce"], b"", key=key, host="fluent-bit")
@@ -390,15 +380,15 @@ def test_shipped_config_runs(built, build, weir, pki, tmp_path, monkeypatch):
     mport = free_port()
     text = local_conf(conf, data, pki, weir.port, mport)
     weir.start(text)
-    assert poll(lambda: http_get(mport, "/readyz")[0] == 200, 10, what="/readyz 200")
-    assert http_get(mport, "/healthz")[0] == 200
-    assert http_get(mport, "/api/v1/health") == (200, "ok\n")
+    assert poll(lambda: get(mport, "/readyz")[0] == 200, 10, what="/readyz 200")
+    assert get(mport, "/healthz")[0] == 200
+    assert get(mport, "/api/v1/health") == (200, "ok\n")
     # SIGHUP (certificate rotation, docs/operations.md) re-reads this config
     # in place; the sender below then goes through the reloaded pipeline
     weir.proc.send_signal(signal.SIGHUP)
-    assert poll(lambda: 'weir_reloads_total{result="ok"} 1\n' in http_get(mport, "/metrics")[1], 10,
+    assert poll(lambda: 'weir_reloads_total{result="ok"} 1\n' in get(mport, "/metrics")[1], 10,
                 what="the SIGHUP reload counted ok")
-    assert http_get(mport, "/readyz")[0] == 200
+    assert get(mport, "/readyz")[0] == 200
 
     rec = {"log.level": "ERROR", "message": "User login failed", "user_id": "alice",
            "trace_id": "4BF92F3577B34DA6A3CE929D0E0E4736", "kubernetes": {"namespace_name": "auth"}}
@@ -587,33 +577,13 @@ def test_dashboard_queries_metrics_weir_exports(built, weir, tmp_path):
 
     # a weir with a monitor source, a buffered output and a little traffic
     mport = free_port()
-    weir.start(f"""
-<source>
-  @type forward
-  port {weir.port}
-  bind 127.0.0.1
-</source>
-<source>
-  @type prometheus
-  bind 127.0.0.1
-  port {mport}
-</source>
-<match **>
-  @type file
-  @id out_main
-  path {tmp_path}/out/r
-  <buffer>
-    @type file
-    path {tmp_path}/buf
-    flush_mode immediate
-  </buffer>
-</match>
-""")
+    weir.start(config(weir.port, f"{tmp_path}/out/r", monitor=mport, monitor_type="prometheus", out_id="out_main",
+                      append=None, fmt=None, buffer=f"    @type file\n    path {tmp_path}/buf\n    flush_mode immediate"))
     ch = "dash-1"
     with weir.conn() as c:
         c.send(fwd.packed_forward("kube.a", [entry(et(T0, 0), {"m": 1})], {"chunk": ch}))
         c.expect_ack(ch)
-    status, text = http_get(mport, "/metrics")
+    status, text = get(mport, "/metrics")
     assert status == 200
     exported = set(re.findall(r"^(weir_[a-z0-9_]+)(?:\{| )", text, re.M))  # sample lines only
     used = dashboard_metric_names(dash)

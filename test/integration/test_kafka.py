@@ -25,7 +25,9 @@ import msgpack
 import pytest
 
 import fwd
+import helpers
 from conftest import T0, Weir, free_port, poll, read_json_lines
+from helpers import forward_source
 from peer_kafka import Broker
 
 pytestmark = pytest.mark.skipif(shutil.which("kcat") is None or shutil.which("java") is None,
@@ -66,10 +68,6 @@ def kafka_match(brokers, extra="", buffer="@type memory\n    flush_interval 0.1s
 """
 
 
-def fwd_source(port):
-    return f"<source>\n  @type forward\n  port {port}\n  bind 127.0.0.1\n</source>\n"
-
-
 def payloads(msgs):
     return [json.loads(m["payload"]) for m in msgs]
 
@@ -101,7 +99,7 @@ def test_topics_keys_headers_from_records(weir, broker):
   exclude_topic_key true
   headers {"origin":"weir","env":"test"}
   headers_from_record {"app":"$.kubernetes.app","seq":"$.seq"}"""
-    weir.start(fwd_source(weir.port) + kafka_match(broker.bootstrap, extra))
+    weir.start(forward_source(weir.port) + kafka_match(broker.bootstrap, extra))
     recs = []
     for i in range(60):
         r = {"seq": i, "msg": f"m{i}", "kubernetes": {"app": f"app{i % 3}"}}
@@ -138,7 +136,7 @@ def test_topics_keys_headers_from_records(weir, broker):
 def test_topic_falls_back_to_tag_and_rdkafka2_alias(weir, broker):
     """Without default_topic and topic field the tag is the topic (kafka2's rule); rdkafka2 is an alias."""
     broker.create_topic("tagtopic")
-    cfg = fwd_source(weir.port) + kafka_match(broker.bootstrap).replace("@type kafka2", "@type rdkafka2")
+    cfg = forward_source(weir.port) + kafka_match(broker.bootstrap).replace("@type kafka2", "@type rdkafka2")
     weir.start(cfg)
     with weir.conn() as c:
         send_acked(c, "tagtopic", [{"n": i} for i in range(10)])
@@ -152,7 +150,7 @@ def test_compression_codec(weir, broker, codec):
     """compression_codec: the broker stores the batches compressed with it."""
     topic = f"comp.{codec}"
     broker.create_topic(topic)
-    weir.start(fwd_source(weir.port) + kafka_match(
+    weir.start(forward_source(weir.port) + kafka_match(
         broker.bootstrap, f"  default_topic {topic}\n  compression_codec {codec}"))
     with weir.conn() as c:
         send_acked(c, "c", [{"n": i, "text": "compress me " * 10} for i in range(200)])
@@ -164,7 +162,7 @@ def test_compression_codec(weir, broker, codec):
 def test_formats_msgpack_and_single_value(weir, broker):
     broker.create_topic("fmt.mp")
     broker.create_topic("fmt.sv")
-    cfg = fwd_source(weir.port)
+    cfg = forward_source(weir.port)
     cfg += kafka_match(broker.bootstrap, "  default_topic fmt.mp", pattern="mp",
                        fmt="  <format>\n    @type msgpack\n  </format>")
     cfg += kafka_match(broker.bootstrap, "  default_topic fmt.sv", pattern="sv",
@@ -197,7 +195,7 @@ def test_broker_killed_and_restarted_every_acked_record_delivered(weir, broker, 
     broker.create_topic(topic)
     buf = os.path.join(str(tmp_path), "buf")
     weir.allow_errors = True  # librdkafka reports the dead broker
-    weir.start(fwd_source(weir.port) + kafka_match(
+    weir.start(forward_source(weir.port) + kafka_match(
         # delivery_timeout shorter than the outage: librdkafka gives messages
         # up, weir's buffer retries exactly those
         broker.bootstrap, f"  default_topic {topic}\n  delivery_timeout 2s",
@@ -260,7 +258,7 @@ def test_too_large_record_dead_lettered_rest_delivered(weir, broker, tmp_path, l
         broker.create_topic(topic)
         extra = f"  default_topic {topic}\n  max_send_limit_bytes 4000"
     buf = os.path.join(str(tmp_path), "buf")
-    weir.start(fwd_source(weir.port) + kafka_match(
+    weir.start(forward_source(weir.port) + kafka_match(
         broker.bootstrap, extra, buffer=f"@type file\n    path {buf}\n    flush_interval 0.3s"))
     recs = [{"seq": i, "pad": "s" * 100} for i in range(120)]
     recs.insert(60, {"seq": 1000, "pad": "B" * 20000})
@@ -290,21 +288,8 @@ def consumer_source(brokers, topics, group, extra=""):
 
 
 def file_match(prefix, pattern="**", buffer="@type memory\n    flush_interval 0.1s"):
-    return f"""<match {pattern}>
-  @type file
-  path {prefix}
-  append true
-  <format>
-    @type json
-  </format>
-  <inject>
-    tag_key tag
-  </inject>
-  <buffer>
-    {buffer}
-  </buffer>
-</match>
-"""
+    """JSON lines with the tag at prefix; buffer as in kafka_match (its first line unindented)."""
+    return helpers.file_match(prefix, pattern, inject="    tag_key tag", buffer="    " + buffer)
 
 
 def test_consumer_tags_headers_and_committed_offsets(weir, broker):
@@ -376,15 +361,7 @@ def test_consumer_rewinds_when_output_refuses(weir, broker, tmp_path):
     os.makedirs(flag)  # a directory where the output wants its file: writes fail until removed
     cfg = consumer_source(broker.bootstrap, "cin.refuse", "g-refuse",
                           "  max_poll_records 50\n  retry_wait 0.3s")
-    cfg += f"""<match **>
-  @type file
-  path {flag}/r
-  append true
-  <format>
-    @type json
-  </format>
-  <buffer>
-    @type file
+    cfg += helpers.file_match(f"{flag}/r", buffer=f"""    @type file
     path {buf}
     flush_interval 0.1s
     retry_wait 0.2s
@@ -392,10 +369,7 @@ def test_consumer_rewinds_when_output_refuses(weir, broker, tmp_path):
     retry_forever true
     chunk_limit_size 8k
     total_limit_size 16k
-    overflow_action throw_exception
-  </buffer>
-</match>
-"""
+    overflow_action throw_exception""")
     weir.allow_errors = True
     os.rmdir(flag)
     with open(flag, "w") as f:
@@ -431,7 +405,7 @@ def test_phase2_chain_consumer_killed_nothing_lost(weir, broker, tmp_path, reque
     topic = "phase2"
     broker.create_topic(topic, partitions=4)
     pbuf = os.path.join(str(tmp_path), "pbuf")
-    weir.start(fwd_source(weir.port) + kafka_match(
+    weir.start(forward_source(weir.port) + kafka_match(
         broker.bootstrap, f"  default_topic {topic}\n  message_key_key k",
         buffer=f"@type file\n    path {pbuf}\n    flush_interval 0.1s"))
 
@@ -587,24 +561,8 @@ def test_consumer_time_source(weir, broker):
     cfg = consumer_source(broker.bootstrap, "cin.time", "g-time-now", "  tag now")
     cfg += consumer_source(broker.bootstrap, "cin.time", "g-time-rec", "  tag rec\n  time_source record\n  @id r")
     cfg += consumer_source(broker.bootstrap, "cin.time", "g-time-kafka", "  tag kafka\n  time_source kafka\n  @id k")
-    cfg += f"""<match **>
-  @type file
-  path {weir.prefix}
-  append true
-  <format>
-    @type json
-  </format>
-  <inject>
-    tag_key tag
-    time_key t
-    time_type float
-  </inject>
-  <buffer>
-    @type memory
-    flush_interval 0.1s
-  </buffer>
-</match>
-"""
+    cfg += helpers.file_match(weir.prefix, inject="    tag_key tag\n    time_key t\n    time_type float",
+                              buffer="    @type memory\n    flush_interval 0.1s")
     t_before = time.time()
     weir.start(cfg, wait_port=False)
     recs = weir.wait_records(6, timeout=30)

@@ -9,45 +9,23 @@ import urllib.error
 import urllib.request
 
 import fwd
+import helpers
 from conftest import T0, free_port, poll, port_accepts
 from fwd import et
 
 
-def config(port, mport, prefix, bufdir, flush="1s", out_path=None, system=""):
-    return f"""
-<system>
-  shutdown_timeout 3s
-{system}
-</system>
-<source>
-  @type forward
-  port {port}
-  bind 127.0.0.1
-</source>
-<source>
-  @type monitor_agent
-  bind 127.0.0.1
-  port {mport}
-</source>
-<match **>
-  @type file
-  path {out_path or prefix}
-  append true
-  <format>
-    @type json
-  </format>
-  <buffer>
-    @type file
+def config(port, mport, prefix, bufdir, flush="1s", out_path=None):
+    """forward -> JSON lines at out_path (default prefix) through a file buffer
+    at bufdir that retries forever and flushes at shutdown; monitor_agent on mport."""
+    return helpers.config(port, out_path or prefix, monitor=mport, system="  shutdown_timeout 3s",
+                          buffer=f"""    @type file
     path {bufdir}
     flush_interval {flush}
     flush_at_shutdown true
     chunk_limit_size 1m
     retry_wait 0.1s
     retry_max_interval 0.2s
-    retry_forever true
-  </buffer>
-</match>
-"""
+    retry_forever true""")
 
 
 def probe(mport, path):

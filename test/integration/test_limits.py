@@ -8,31 +8,7 @@ import time
 import fwd
 from conftest import T0, free_port, poll
 from fwd import et, entry
-from test_monitor import get, metric
-
-
-def config(port, mport, prefix, extra):
-    return f"""
-<source>
-  @type forward
-  port {port}
-  bind 127.0.0.1
-{extra}
-</source>
-<source>
-  @type monitor_agent
-  bind 127.0.0.1
-  port {mport}
-</source>
-<match **>
-  @type file
-  path {prefix}
-  append true
-  <format>
-    @type json
-  </format>
-</match>
-"""
+from helpers import config, get, metric
 
 
 def acked(c, i):
@@ -53,7 +29,8 @@ def closed_by_server(sock, timeout):
 
 def test_idle_timeout_closes_silent_connections_only(weir):
     mport = free_port()
-    weir.start(config(weir.port, mport, weir.prefix, "  idle_timeout 0.5s"))
+    weir.start(config(weir.port, weir.prefix, monitor=mport,
+                      source_extra="  idle_timeout 0.5s"))
     silent = socket.create_connection(("127.0.0.1", weir.port))
     t0 = time.monotonic()
     with weir.conn() as busy:
@@ -78,7 +55,8 @@ def test_idle_timeout_closes_silent_connections_only(weir):
 
 def test_max_connections_refuses_extra_connections(weir):
     mport = free_port()
-    weir.start(config(weir.port, mport, weir.prefix, "  max_connections 2"))
+    weir.start(config(weir.port, weir.prefix, monitor=mport,
+                      source_extra="  max_connections 2"))
     # start() probes the port with a connection: let weir see it closed first
     open_now = lambda: metric(get(mport, "/metrics")[1], "weir_input_connections_open", input="forward")  # noqa: E731
     poll(lambda: open_now() == 0, what="the readiness probe's connection closed")
@@ -104,8 +82,8 @@ def test_string_depth_and_decompression_limits_are_counted(weir):
     connection; each hit is counted in weir_input_limit_exceeded_total."""
     import gzip
     mport = free_port()
-    weir.start(config(weir.port, mport, weir.prefix,
-                      "  max_string_length 1k\n  max_nesting_depth 8\n  decompressed_size_limit 64k"))
+    weir.start(config(weir.port, weir.prefix, monitor=mport,
+                      source_extra="  max_string_length 1k\n  max_nesting_depth 8\n  decompressed_size_limit 64k"))
     deep = {"d": 0}
     for _ in range(10):
         deep = {"d": deep}
@@ -139,8 +117,8 @@ def test_connection_retirement_between_requests(weir):
     connection gracefully: only after a whole request, after its ack, so a
     sender reconnects (to any replica behind the Service) and loses nothing."""
     mport = free_port()
-    weir.start(config(weir.port, mport, weir.prefix,
-                      "  max_requests_per_connection 3\n  max_connection_age 1s"))
+    weir.start(config(weir.port, weir.prefix, monitor=mport,
+                      source_extra="  max_requests_per_connection 3\n  max_connection_age 1s"))
     conns = 0
     i = 0
     # by request count: three acked requests, then EOF after the third ack

@@ -22,6 +22,7 @@ import pytest
 
 import fwd
 from conftest import free_port, poll
+from helpers import config
 from peer_loki import Loki
 from peer_nginx import Nginx
 from pki import make_pki
@@ -80,16 +81,6 @@ def loki_match(url, body, buffer="", extra=""):
 """
 
 
-def cfg(port, match, monitor_port=None, label=""):
-    mon = f"<source>\n  @type prometheus\n  bind 127.0.0.1\n  port {monitor_port}\n</source>\n" if monitor_port else ""
-    return f"""<source>
-  @type forward
-  bind 127.0.0.1
-  port {port}
-</source>
-{mon}{match}{label}"""
-
-
 def events_now(records, step_ns=1000):
     t = now_ns() - 5 * 10**9
     out = []
@@ -120,7 +111,7 @@ def test_streams_labels_and_logql(weir, loki):
     error lines; timestamps keep their nanoseconds; entries come back in order."""
     run = run_id()
     tenant = f"t-{run}"
-    weir.start(cfg(weir.port, loki_match(loki.url, f"""
+    weir.start(config(weir.port, matches=loki_match(loki.url, f"""
   tenant {tenant}
   extra_labels {{"env":"test","run":"{run}"}}
   line_format json
@@ -169,7 +160,7 @@ def test_key_value_kubernetes_labels_drop_single_key(weir, loki):
     (names sanitised), drop_single_key, fluentd_thread label."""
     run = run_id()
     tenant = f"t-{run}"
-    weir.start(cfg(weir.port, loki_match(loki.url, f"""
+    weir.start(config(weir.port, matches=loki_match(loki.url, f"""
   tenant {tenant}
   extra_labels {{"run":"{run}"}}
   extract_kubernetes_labels true
@@ -199,7 +190,7 @@ def test_structured_metadata(weir, loki, encoding):
     label and not in the line; LogQL filters on it."""
     run = run_id()
     tenant = f"t-{run}"
-    weir.start(cfg(weir.port, loki_match(loki.url, f"""
+    weir.start(config(weir.port, matches=loki_match(loki.url, f"""
   tenant {tenant}
   encoding {encoding}
   extra_labels {{"run":"{run}"}}
@@ -235,7 +226,7 @@ def test_tenant_from_record(weir, loki):
     """tenant from a record key: one request per tenant, X-Scope-OrgID;
     records without the key go to default_tenant."""
     run = run_id()
-    weir.start(cfg(weir.port, loki_match(loki.url, f"""
+    weir.start(config(weir.port, matches=loki_match(loki.url, f"""
   tenant ${{$.team}}
   default_tenant other-{run}
   extra_labels {{"run":"{run}"}}
@@ -270,7 +261,7 @@ def test_cardinality_guard(weir, loki):
     mport = free_port()
     # a second loki output (no traffic) so /metrics has two outputs per family
     other = f"<match unused.**>\n  @type loki\n  @id lk2\n  url {loki.url}\n</match>\n"
-    weir.start(cfg(weir.port, other + loki_match(loki.url, f"""
+    weir.start(config(weir.port, matches=other + loki_match(loki.url, f"""
   @id lk
   tenant {tenant}
   max_label_sets 4
@@ -279,7 +270,7 @@ def test_cardinality_guard(weir, loki):
   <label>
     level
     request_id
-  </label>"""), monitor_port=mport))
+  </label>"""), monitor=mport, monitor_type="prometheus"))
     recs = [{"level": "info" if i % 2 else "warn", "request_id": f"r{i}", "msg": f"m{i}"} for i in range(50)]
     evs = events_now(recs)
     send(weir.port, "card", evs[:4])  # the first 4 label sets are accepted as they are
@@ -321,7 +312,7 @@ def test_400_too_old_goes_to_dead_letter_others_delivered(weir, loki, tmp_path):
     run = run_id()
     tenant = "t400"
     buf = os.path.join(str(tmp_path), "buf")
-    weir.start(cfg(weir.port, loki_match(loki.url, f"""
+    weir.start(config(weir.port, matches=loki_match(loki.url, f"""
   @id lk400
   tenant {tenant}
   extra_labels {{"run":"{run}"}}
@@ -353,7 +344,7 @@ def test_entries_sorted_per_stream(weir, loki):
     per stream and sorts each stream by time."""
     run = run_id()
     tenant = f"t-{run}"
-    weir.start(cfg(weir.port, loki_match(loki.url, f"""
+    weir.start(config(weir.port, matches=loki_match(loki.url, f"""
   tenant {tenant}
   extra_labels {{"run":"{run}"}}
   include_thread_label false
@@ -397,14 +388,14 @@ def test_400_line_too_long_to_error_label(weir, loki, tmp_path):
   </match>
 </label>
 """
-    weir.start(cfg(weir.port, loki_match(loki.url, f"""
+    weir.start(config(weir.port, matches=loki_match(loki.url, f"""
   tenant {tenant}
   extra_labels {{"run":"{run}"}}
   include_thread_label false
   drop_single_key true
   <label>
     app
-  </label>"""), label=label))
+  </label>"""), after=label))
     send(weir.port, "long", events_now([{"app": "ok", "log": "short"}, {"app": "big", "log": "x" * 300000},
                                         {"app": "ok", "log": "short2"}]))
     files = poll(lambda: glob.glob(errfile + "*.log") and [l for p in glob.glob(errfile + "*.log")
@@ -419,7 +410,7 @@ def test_429_is_retried_until_delivered(weir, loki):
     """Tenant 'slow' has a tiny ingestion rate (runtime overrides): Loki
     answers 429; weir retries with back-off and delivers every record once."""
     run = run_id()
-    weir.start(cfg(weir.port, loki_match(loki.url, f"""
+    weir.start(config(weir.port, matches=loki_match(loki.url, f"""
   tenant slow
   extra_labels {{"run":"{run}"}}
   line_format json
@@ -442,7 +433,7 @@ def test_loki_restart_mid_run_nothing_lost(weir, loki, tmp_path):
     run = run_id()
     tenant = f"t-{run}"
     buf = os.path.join(str(tmp_path), "buf")
-    weir.start(cfg(weir.port, loki_match(loki.url, f"""
+    weir.start(config(weir.port, matches=loki_match(loki.url, f"""
   tenant {tenant}
   extra_labels {{"run":"{run}"}}
   line_format json
@@ -523,14 +514,16 @@ def test_gateway_basic_auth_wrong_password_kept_until_fixed(weir, loki, gateway,
     run = run_id()
     tenant = f"t-{run}"
     buf = os.path.join(str(tmp_path), "buf")
-    weir.start(cfg(weir.port, gw_match(gateway.url + "/basic", tenant, run, "username weir\n  password nope", buf)))
+    weir.start(config(weir.port,
+                      matches=gw_match(gateway.url + "/basic", tenant, run, "username weir\n  password nope", buf)))
     send(weir.port, "gw", events_now([{"seq": i} for i in range(7)]))
     weir.wait_log(lambda l: l.get("level") == "warn" and "HTTP 401" in l.get("msg", "") and
                   "will retry" in l.get("msg", ""), timeout=15, what="401 retried")
     sel = f'{{run="{run}"}}'
     assert loki.count(sel, tenant) == 0
     weir.stop_ok()
-    weir.start(cfg(weir.port, gw_match(gateway.url + "/basic", tenant, run, "username weir\n  password s3cret", buf)))
+    weir.start(config(weir.port,
+                      matches=gw_match(gateway.url + "/basic", tenant, run, "username weir\n  password s3cret", buf)))
     send(weir.port, "gw", events_now([{"seq": i} for i in range(7, 10)]))
     wait_count(loki, sel, 10, tenant)
     assert sorted(json.loads(e[2])["seq"] for e in loki.entries(sel, tenant)) == list(range(10))
@@ -548,7 +541,8 @@ def test_gateway_bearer_token_file_rotated(weir, loki, gateway, tmp_path):
     tok = tmp_path / "token"
     tok.write_text("tok-old\n")
     buf = os.path.join(str(tmp_path), "buf")
-    weir.start(cfg(weir.port, gw_match(gateway.url + "/bearer", tenant, run, f"bearer_token_file {tok}", buf)))
+    weir.start(config(weir.port,
+                      matches=gw_match(gateway.url + "/bearer", tenant, run, f"bearer_token_file {tok}", buf)))
     send(weir.port, "gw", events_now([{"seq": i} for i in range(7)]))
     weir.wait_log(lambda l: l.get("level") == "warn" and "HTTP 401" in l.get("msg", "") and
                   "will retry" in l.get("msg", ""), timeout=15, what="401 retried")
@@ -571,7 +565,7 @@ def test_gateway_502_retried_until_delivered(weir, loki, gateway, tmp_path):
     tenant = f"t-{run}"
     gateway.reload(f"http://127.0.0.1:{free_port()}")  # nothing listens there
     buf = os.path.join(str(tmp_path), "buf")
-    weir.start(cfg(weir.port, loki_match(gateway.url + "/basic", f"""
+    weir.start(config(weir.port, matches=loki_match(gateway.url + "/basic", f"""
   username weir
   password s3cret
   tenant {tenant}
@@ -649,7 +643,7 @@ def test_tls_client_certificate(weir, loki_tls, mode):
     pki = loki_tls.pki
     tls = f"cert {pki['client.pem']}\n  key {pki['client.key']}\n"
     tls += {"ca_cert": f"  ca_cert {pki['ca.pem']}", "insecure_tls": "  insecure_tls true", "unverified": ""}[mode]
-    weir.start(cfg(weir.port, loki_match(loki_tls.url, f"""
+    weir.start(config(weir.port, matches=loki_match(loki_tls.url, f"""
   extra_labels {{"run":"{run}"}}
   include_thread_label false
   {tls}""")))

@@ -3,68 +3,35 @@ traffic, plugins view, readiness, and the Fluent Bit style health check."""
 import base64
 import json
 import os
-import re
-import urllib.error
-import urllib.request
 
 import fwd
 from conftest import T0, free_port, poll
 from fwd import et, entry
+from helpers import config, get, match, metric
 
 
-def get(port, path):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+# the thresholds of the Fluent Bit style health check (/api/v1/health)
+HEALTH_CHECK = "  hc_errors_count 1\n  hc_retry_failure_count 1\n  hc_period 30s"
 
-
-def metric(text, name, **labels):
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    rx = re.compile(rf"^{re.escape(name)}(\{{{re.escape(want)}\}})? (\S+)$", re.M) if want else \
-        re.compile(rf"^{re.escape(name)} (\S+)$", re.M)
-    m = rx.search(text)
-    assert m, f"{name}{{{want}}} not in metrics"
-    return float(m.group(m.lastindex))
-
-
-def config(port, mport, tmp, out_type="file", extra=""):
-    return f"""
-<source>
-  @type forward
-  port {port}
-  bind 127.0.0.1
-</source>
-<source>
-  @type prometheus
-  bind 127.0.0.1
-  port {mport}
-  hc_errors_count 1
-  hc_retry_failure_count 1
-  hc_period 30s
-</source>
-<filter app.**>
+GREP_OUT_DEBUG = """<filter app.**>
   @type grep
   <exclude>
     key level
     pattern /^DEBUG$/
   </exclude>
 </filter>
-<match app.**>
-  @type {out_type}
-  @id out
-  {"path " + tmp + "/out/r" if out_type == "file" else "never_flush true"}
-  {extra}
-  <buffer>
-    @type file
-    path {tmp}/buf
-    flush_mode immediate
-    retry_wait 0.1s
-    retry_max_times 1
-  </buffer>
-</match>
 """
+
+
+def monitor_config(port, mport, tmp, out_type="file"):
+    """forward -> grep out DEBUG -> output `out` (file, or null never flushing)
+    with a file buffer that gives a chunk up after one retry; prometheus on mport."""
+    params = {"path": f"{tmp}/out/r"} if out_type == "file" else {"extra": "  never_flush true"}
+    out = match("app.**", out_type, id="out", **params,
+                buffer=f"    @type file\n    path {tmp}/buf\n    flush_mode immediate\n    retry_wait 0.1s\n"
+                       "    retry_max_times 1")
+    return config(port, monitor=mport, monitor_type="prometheus", monitor_extra=HEALTH_CHECK,
+                  before=GREP_OUT_DEBUG, matches=out)
 
 
 def send(weir, recs):
@@ -76,7 +43,7 @@ def send(weir, recs):
 
 def test_metrics_match_traffic(weir, tmp_path):
     mport = free_port()
-    weir.start(config(weir.port, mport, str(tmp_path)))
+    weir.start(monitor_config(weir.port, mport, str(tmp_path)))
     assert get(mport, "/readyz")[0] == 200
     assert get(mport, "/healthz") == (200, "ok\n")
     recs = [{"level": "DEBUG" if i % 4 == 0 else "INFO", "i": i} for i in range(100)]
@@ -106,7 +73,7 @@ def test_metrics_match_traffic(weir, tmp_path):
 def test_health_turns_error_when_flushes_fail(weir, tmp_path):
     mport = free_port()
     weir.allow_errors = True
-    weir.start(config(weir.port, mport, str(tmp_path), out_type="null"))
+    weir.start(monitor_config(weir.port, mport, str(tmp_path), out_type="null"))
     send(weir, [{"level": "INFO", "i": 1}])
     # never_flush: the flush fails, one retry, then the chunk is given up (dead letter)
     poll(lambda: metric(get(mport, "/metrics")[1], "weir_buffer_failed_flushes_total", output="out") >= 1,

@@ -7,6 +7,7 @@ import re
 import fwd
 from conftest import T0, T0_DAY, assert_events, read_json_lines
 from fwd import et, entry
+from helpers import config, file_match, match
 
 
 def chunk_id():
@@ -61,18 +62,7 @@ def test_append_false_new_file_per_run(weir):
 
 def test_default_out_file_format(weir):
     """No <format>: Fluentd's out_file format, TIME<TAB>TAG<TAB>JSON (iso8601, local time = UTC here)."""
-    cfg = f"""<source>
-  @type forward
-  port {weir.port}
-  bind 127.0.0.1
-</source>
-<match **>
-  @type file
-  path {weir.prefix}
-  append true
-</match>
-"""
-    weir.start(cfg)
+    weir.start(config(weir.port, weir.prefix, fmt=None))
     rec = {"k": "v", "n": [1, {"x": None}], "u": "ü"}
     send_acked(weir, lambda ch: fwd.forward("app.plain", [entry(et(T0, 5), rec), entry(T0 + 61, {"b": True})],
                                             {"chunk": ch}))
@@ -88,48 +78,11 @@ def test_default_out_file_format(weir):
 
 
 def test_inject_time_types(weir):
-    cfg = f"""<source>
-  @type forward
-  port {weir.port}
-  bind 127.0.0.1
-</source>
-<match unix.**>
-  @type file
-  path {weir.out_dir}/unix
-  append true
-  <format>
-    @type json
-  </format>
-  <inject>
-    time_key ts
-    time_type unixtime
-    tag_key t
-  </inject>
-</match>
-<match str.**>
-  @type file
-  path {weir.out_dir}/str
-  append true
-  <format>
-    @type json
-  </format>
-  <inject>
-    time_key ts
-    time_type string
-    time_format %Y-%m-%dT%H:%M:%S.%N
-    utc true
-  </inject>
-</match>
-<match nothing.**>
-  @type file
-  path {weir.out_dir}/nothing
-  append true
-  <format>
-    @type json
-  </format>
-</match>
-"""
-    weir.start(cfg)
+    weir.start(config(weir.port, matches=(
+        file_match(f"{weir.out_dir}/unix", "unix.**", inject="    time_key ts\n    time_type unixtime\n    tag_key t") +
+        file_match(f"{weir.out_dir}/str", "str.**", inject="    time_key ts\n    time_type string\n"
+                                                           "    time_format %Y-%m-%dT%H:%M:%S.%N\n    utc true") +
+        file_match(f"{weir.out_dir}/nothing", "nothing.**"))))
     for tag in ("unix.a", "str.b", "nothing.c"):
         send_acked(weir, lambda ch: fwd.forward(tag, [entry(et(T0, 123456789), {"k": 1}),
                                                       entry(et(T0 + 3600, 5), {"k": 2})], {"chunk": ch}))
@@ -143,38 +96,10 @@ def test_inject_time_types(weir):
 
 
 def test_routing_first_match_wins(weir):
-    cfg = f"""<source>
-  @type forward
-  port {weir.port}
-  bind 127.0.0.1
-</source>
-<match drop.**>
-  @type null
-</match>
-<match app.**>
-  @type file
-  path {weir.out_dir}/app
-  append true
-  <format>
-    @type json
-  </format>
-  <inject>
-    tag_key tag
-  </inject>
-</match>
-<match **>
-  @type file
-  path {weir.out_dir}/rest
-  append true
-  <format>
-    @type json
-  </format>
-  <inject>
-    tag_key tag
-  </inject>
-</match>
-"""
-    weir.start(cfg)
+    weir.start(config(weir.port, matches=(
+        match("drop.**", "null") +
+        file_match(f"{weir.out_dir}/app", "app.**", inject="    tag_key tag") +
+        file_match(f"{weir.out_dir}/rest", "**", inject="    tag_key tag"))))
     for tag in ("drop.me", "app.x", "app.y.z", "other", "drop"):
         send_acked(weir, lambda ch: fwd.message(tag, et(T0, 0), {"from": tag}, {"chunk": ch}))
     assert weir.read_records(f"{weir.out_dir}/app") == [{"from": "app.x", "tag": "app.x"},
@@ -183,31 +108,13 @@ def test_routing_first_match_wins(weir):
 
 
 def test_null_output_discards_and_acks(weir):
-    cfg = f"""<source>
-  @type forward
-  port {weir.port}
-  bind 127.0.0.1
-</source>
-<match **>
-  @type null
-</match>
-"""
-    weir.start(cfg)
+    weir.start(config(weir.port, matches=match("**", "null")))
     send_acked(weir, lambda ch: fwd.forward("gone", [entry(et(T0, 0), {"n": 1})], {"chunk": ch}))
     assert os.listdir(weir.out_dir) == []
 
 
 def test_stdout_output(weir):
-    cfg = f"""<source>
-  @type forward
-  port {weir.port}
-  bind 127.0.0.1
-</source>
-<match **>
-  @type stdout
-</match>
-"""
-    weir.start(cfg)
+    weir.start(config(weir.port, matches=match("**", "stdout")))
     recs = [{"k": "v", "n": 1}, {"u": "ü ✓", "a": [None, True]}]
     send_acked(weir, lambda ch: fwd.forward("out.std", [entry(et(T0, 500000000), recs[0]),
                                                         entry(et(T0 + 1, 0), recs[1])], {"chunk": ch}))

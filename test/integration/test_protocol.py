@@ -10,6 +10,7 @@ import pytest
 import fwd
 from conftest import T0, assert_events
 from fwd import et, entry, packb
+from helpers import TIME_TAG_INJECT
 
 
 def chunk_id():
@@ -204,7 +205,7 @@ META2 = {"otlp": {"severity": 9, "attrs": ["a", 1]}}
 
 
 def metadata_config(weir):
-    return weir.config(inject_extra="    metadata_key meta")
+    return weir.config(inject=TIME_TAG_INJECT + "\n    metadata_key meta")
 
 
 def test_fluent_bit_metadata_entries_forward(weir):

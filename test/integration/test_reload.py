@@ -13,37 +13,7 @@ import time
 import fwd
 from conftest import T0, free_port, poll
 from fwd import et
-from test_monitor import get, metric
-
-
-def config(port, mport, routes, source_extra=""):
-    return f"""
-<source>
-  @type forward
-  port {port}
-  bind 127.0.0.1
-{source_extra}
-</source>
-<source>
-  @type monitor_agent
-  bind 127.0.0.1
-  port {mport}
-</source>
-{routes}
-"""
-
-
-def file_match(pattern, prefix, extra=""):
-    return f"""<match {pattern}>
-  @type file
-  path {prefix}
-  append true
-{extra}
-  <format>
-    @type json
-  </format>
-</match>
-"""
+from helpers import config, file_match, get, metric
 
 
 def reload(weir, cfg_text, expect="ok", mport=None, before=None):
@@ -77,8 +47,8 @@ def test_reload_under_load_changes_route_keeps_connection(weir):
     a = os.path.join(weir.out_dir, "a")
     b = os.path.join(weir.out_dir, "b")
     keep = os.path.join(weir.out_dir, "keep")
-    cfg_a = config(weir.port, mport, file_match("app.**", a) + file_match("**", keep))
-    cfg_b = config(weir.port, mport, file_match("app.**", b) + file_match("**", keep))
+    cfg_a = config(weir.port, monitor=mport, matches=file_match(a, "app.**") + file_match(keep))
+    cfg_b = config(weir.port, monitor=mport, matches=file_match(b, "app.**") + file_match(keep))
     weir.start(cfg_a)
     stop, sent, errors = threading.Event(), [], []
     t = threading.Thread(target=sender, args=(weir, stop, sent, errors))
@@ -111,7 +81,7 @@ def test_reload_under_load_changes_route_keeps_connection(weir):
 
 def test_invalid_config_keeps_running_one(weir):
     mport = free_port()
-    cfg = config(weir.port, mport, file_match("**", weir.prefix))
+    cfg = config(weir.port, weir.prefix, monitor=mport)
     weir.start(cfg)
     weir.allow_errors = True
     with weir.conn() as c:
@@ -137,12 +107,11 @@ def test_unchanged_buffered_output_keeps_its_records(weir):
     mem_out = os.path.join(weir.out_dir, "mem")
     disk_out = os.path.join(weir.out_dir, "disk")
     bufdir = os.path.join(weir.tmp, "buf")
-    mem = file_match("mem.**", mem_out, "  <buffer>\n    @type memory\n    flush_interval 2s\n"
-                     "    flush_at_shutdown true\n  </buffer>")
-    disk = lambda extra: file_match("disk.**", disk_out,  # noqa: E731
-                                    f"  <buffer>\n    @type file\n    path {bufdir}\n    flush_interval 60s\n"
-                                    f"    flush_at_shutdown false\n  </buffer>\n{extra}")
-    weir.start(config(weir.port, mport, mem + disk("")))
+    mem = file_match(mem_out, "mem.**", buffer="    @type memory\n    flush_interval 2s\n    flush_at_shutdown true")
+    disk = lambda extra: file_match(disk_out, "disk.**", extra=extra,  # noqa: E731
+                                    buffer=f"    @type file\n    path {bufdir}\n    flush_interval 60s\n"
+                                           "    flush_at_shutdown false")
+    weir.start(config(weir.port, monitor=mport, matches=mem + disk("")))
     with weir.conn() as c:
         for i in range(5):
             c.send(fwd.message("mem.x", et(T0, i), {"m": i}, {"chunk": f"m{i}"}))
@@ -151,7 +120,7 @@ def test_unchanged_buffered_output_keeps_its_records(weir):
             c.expect_ack(f"d{i}")
     assert weir.read_records(mem_out) == [] and weir.read_records(disk_out) == []
     # the disk output changes (a new parameter), the memory one does not
-    reload(weir, config(weir.port, mport, mem + disk("  add_path_suffix true").replace(
+    reload(weir, config(weir.port, monitor=mport, matches=mem + disk("  add_path_suffix true").replace(
         "flush_interval 60s", "flush_interval 1s")))
     poll(lambda: len(weir.read_records(mem_out)) == 5, timeout=10, what="memory buffer flushed after reload")
     poll(lambda: len(weir.read_records(disk_out)) == 5, timeout=10, what="file chunks recovered by the new output")
@@ -186,8 +155,8 @@ def test_sighup_reloads_rotated_certificates(weir):
     os.replace(os.path.join(d, "old.pem"), cert)
     os.replace(os.path.join(d, "old.key"), key)
     mport = free_port()
-    cfg = config(weir.port, mport, file_match("**", weir.prefix),
-                 f"  <transport tls>\n    cert_path {cert}\n    private_key_path {key}\n  </transport>")
+    cfg = config(weir.port, weir.prefix, monitor=mport,
+                 source_extra=f"  <transport tls>\n    cert_path {cert}\n    private_key_path {key}\n  </transport>")
     weir.start(cfg)
     assert _peer_cn(weir.port) == "weir-old"
     # a TLS connection open across the rotation keeps working

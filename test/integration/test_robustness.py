@@ -7,8 +7,9 @@ import time
 import msgpack
 
 import fwd
-from conftest import T0, assert_events, split_event
+from conftest import T0, assert_events, free_port, split_event
 from fwd import et, entry, packb
+from helpers import get, metric
 
 
 def chunk_id():
@@ -92,49 +93,13 @@ def test_trailing_partial_event_in_packed_blob(weir):
     assert warn_lines(weir)
 
 
-def _metrics(weir, mport):
-    from test_monitor import get
-    return get(mport, "/metrics")[1]
-
-
-DEFAULT_WITH_MONITOR = """
-<source>
-  @type forward
-  port {port}
-  bind 127.0.0.1
-{extra}
-</source>
-<source>
-  @type monitor_agent
-  bind 127.0.0.1
-  port {mport}
-</source>
-<match **>
-  @type file
-  path {prefix}
-  append true
-  <format>
-    @type json
-  </format>
-  <inject>
-    time_key time
-    time_type string
-    time_format %s.%N
-    tag_key tag
-  </inject>
-</match>
-"""
-
-
 def test_default_invalid_time_kept_with_time_of_receipt(weir):
     """skip_invalid_event false (the default, as Fluentd): an event whose time
     is invalid is acked AND kept, with the time of receipt; nil and 0 times
     are the time of receipt too (Fluentd's `time.to_i == 0`); a positive
     time in a signed encoding is kept as sent. Nothing acked is lost."""
-    from conftest import free_port
-    from test_monitor import metric
     mport = free_port()
-    weir.start(DEFAULT_WITH_MONITOR.format(port=weir.port, mport=mport, prefix=weir.prefix, extra=""))
+    weir.start(monitor=mport)  # the standard config and a monitor_agent source
     # a positive time written as int32 / int64 (Go's msgp, Docker's log driver)
     int32_entry = b"\x92\xd2" + (T0 + 1).to_bytes(4, "big") + packb({"n": 1})
     int64_entry = b"\x92\xd3" + (T0 + 2).to_bytes(8, "big") + packb({"n": 2})
@@ -164,7 +129,7 @@ def test_default_invalid_time_kept_with_time_of_receipt(weir):
             assert t == exact[rec["n"]] or abs(t - exact[rec["n"]]) < 1e-9, (rec, t)
         else:  # invalid (3, 4, 7, 8) or nil/0 (5, 6): the time of receipt
             assert before - 1 <= t <= after + 1, (rec, t, before, after)
-    text = _metrics(weir, mport)
+    text = get(mport, "/metrics")[1]
     assert metric(text, "weir_input_invalid_time_total", input="forward") == 4
     assert metric(text, "weir_input_invalid_events_total", input="forward") == 0
     warns = [l["msg"] for l in weir.log_lines("warn")]

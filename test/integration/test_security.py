@@ -4,7 +4,6 @@ options, Python's ssl module) and a raw client for every way a handshake can fai
 
 Every case asserts the exact records stored (or none) and weir's log line.
 """
-import hashlib
 import os
 import socket
 import ssl
@@ -17,7 +16,8 @@ import pytest
 import fwd
 from pki import make_pki
 from conftest import T0, WEIR_BIN, assert_events, run_node
-from fwd import et
+from fwd import et, ping_bytes, read_helo, read_obj, sha512_hex
+from helpers import config, match
 
 KEY = "secret"
 SELF = "server.example"
@@ -25,13 +25,6 @@ CLIENT = "client.example"
 
 
 # ------------------------------------------------------------------ helpers --
-
-def sha512_hex(*parts):
-    h = hashlib.sha512()
-    for p in parts:
-        h.update(p.encode() if isinstance(p, str) else p)
-    return h.hexdigest()
-
 
 def security_block(extra="", key=KEY, user_auth=False, users=(), clients=(), anonymous=None):
     lines = ["  <security>", f"    self_hostname {SELF}", f"    shared_key {key}"]
@@ -54,42 +47,13 @@ def tls_block(pki, extra=""):
             f"    private_key_path {pki['server.key']}\n{extra}\n  </transport>")
 
 
-def read_obj(c, timeout=5.0):
-    """The next msgpack object from the server, decoded (bin stays bytes)."""
-    return fwd.unpack_one(c.read_raw_object(timeout))[0]
-
-
-def ping_bytes(nonce, auth_salt, key=KEY, host=CLIENT, user="", password=None, salt=None,
-               raw_salt_str=False, digest=None):
-    """A PING as a client builds it. salt: bytes (sent as bin unless raw_salt_str: Fluent
-    Bit's 16 raw bytes in a str) or a str (Fluentd's 32 hex chars, the default)."""
-    if salt is None:
-        salt = os.urandom(16).hex()
-    if digest is None:
-        digest = sha512_hex(salt, host, nonce, key)
-    pwd = sha512_hex(auth_salt, user, password) if password is not None else ""
-    if raw_salt_str:
-        enc_salt = fwd.raw_str(salt)
-    else:
-        enc_salt = fwd.packb(salt)
-    return fwd.raw_array(fwd.packb("PING"), fwd.packb(host), enc_salt, fwd.packb(digest),
-                         fwd.packb(user), fwd.packb(pwd)), salt
-
-
-def read_helo(c):
-    helo = read_obj(c)
-    assert isinstance(helo, list) and len(helo) == 2 and helo[0] == "HELO", helo
-    opts = helo[1]
-    assert set(opts) == {"nonce", "auth", "keepalive"}, opts
-    assert isinstance(opts["nonce"], bytes) and len(opts["nonce"]) == 16, opts
-    return opts
-
-
 def handshake(c, expect_ok=True, **kw):
-    """Read the HELO, send a PING, read the PONG. Returns (pong, nonce)."""
+    """Read the HELO, send a PING (fwd.ping_bytes **kw; key KEY and host CLIENT
+    unless given), read the PONG. Returns (pong, nonce)."""
     opts = read_helo(c)
     auth = opts["auth"]
-    data, salt = ping_bytes(opts["nonce"], auth if isinstance(auth, bytes) else b"", **kw)
+    data, salt = ping_bytes(opts["nonce"], auth if isinstance(auth, bytes) else b"",
+                            **{"key": KEY, "host": CLIENT, **kw})
     c.send(data)
     pong = read_obj(c)
     assert isinstance(pong, list) and len(pong) == 5 and pong[0] == "PONG", pong
@@ -200,7 +164,7 @@ def test_ping_and_request_in_one_send(weir):
     weir.start(source_extra=security_block())
     with weir.conn() as c:
         opts = read_helo(c)
-        ping, salt = ping_bytes(opts["nonce"], b"")
+        ping, salt = ping_bytes(opts["nonce"], b"", KEY, CLIENT)
         ch = chunk(3)
         c.send(ping + fwd.message("pipe", et(T0, 3), {"n": 3}, {"chunk": ch}))
         pong = read_obj(c)
@@ -542,8 +506,7 @@ def test_tls_handshake_timeout(weir, pki):
 
 def dry_run(tmp_path, port, source_extra):
     path = os.path.join(str(tmp_path), "sec.conf")
-    text = (f"<source>\n  @type forward\n  port {port}\n  bind 127.0.0.1\n{source_extra}\n</source>\n"
-            "<match **>\n  @type null\n</match>\n")
+    text = config(port, source_extra=source_extra, matches=match("**", "null"))
     with open(path, "w") as f:
         f.write(text)
     p = subprocess.run([WEIR_BIN, "--dry-run", "-c", path], capture_output=True, timeout=20)

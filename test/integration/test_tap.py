@@ -7,36 +7,16 @@ import threading
 import time
 
 import fwd
+import helpers
 from conftest import T0, WEIR_BIN, free_port, poll
 from fwd import et
+from helpers import file_match, match
 
 
 def config(port, mport, prefix):
-    return f"""
-<source>
-  @type forward
-  port {port}
-  bind 127.0.0.1
-</source>
-<source>
-  @type monitor_agent
-  bind 127.0.0.1
-  port {mport}
-</source>
-<match app.**>
-  @type file
-  @id out_a
-  path {prefix}
-  append true
-  <format>
-    @type json
-  </format>
-</match>
-<match **>
-  @type null
-  @id out_b
-</match>
-"""
+    """app.** -> file output out_a (JSON lines at prefix), the rest -> null out_b."""
+    return helpers.config(port, monitor=mport,
+                          matches=file_match(prefix, "app.**", id="out_a") + match("**", "null", id="out_b"))
 
 
 class Tap:

@@ -1,5 +1,5 @@
 /*
- * outputs/loki.c: Grafana Loki output (`@type loki`), with the parameter
+ * outputs/loki/loki.c: Grafana Loki output (`@type loki`), with the parameter
  * names of the Grafana Loki Fluentd plugin (fluent-plugin-grafana-loki).
  *
  * One write (one buffer chunk) becomes one push request per tenant to

@@ -1,0 +1,339 @@
+/*
+ * outputs/loki/labels.c: label names (validation, sanitising), the <label>,
+ * <structured_metadata> and extra_labels configuration, and the label set
+ * of a record in its canonical forms (contracts in labels.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "lib/json.h"
+#include "lib/mp.h"
+#include "outputs/loki/grow.h"
+#include "outputs/loki/labels.h"
+
+int lk_label_name_valid(const char *s)
+{
+    if (!*s || (*s >= '0' && *s <= '9'))
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* Loki's label names are [a-zA-Z_][a-zA-Z0-9_]*: anything else becomes '_'
+ * (what the Fluentd plugin does to Kubernetes label names). */
+size_t lk_label_name_sanitize(char *out, size_t cap, const uint8_t *s, size_t n)
+{
+    size_t j = 0;
+    if (n && s[0] >= '0' && s[0] <= '9' && j + 1 < cap)
+        out[j++] = '_';
+    for (size_t i = 0; i < n && j + 1 < cap; i++) {
+        uint8_t ch = s[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+        out[j++] = ok ? (char)ch : '_';
+    }
+    out[j] = 0;
+    return j;
+}
+
+/* <label> / <structured_metadata>: "name accessor" or a bare "name" (the
+ * top-level key of that name). Accessors: "$.a.b", "$['a']", or a bare key. */
+int lk_fields_bind(conf_node *sec, lk_field **out, size_t *nout, int labels, conf_errors *errs)
+{
+    for (size_t i = 0; i < sec->nchildren; i++)
+        conf_errors_add(errs, sec->children[i]->file, sec->children[i]->line, "<%s> takes no sub-section <%s>",
+                        sec->name, sec->children[i]->name);
+    if (sec->nchildren)
+        return -1;
+    lk_field *f = realloc(*out, (*nout + sec->nparams) * sizeof *f);
+    if (!f)
+        return -1;
+    *out = f;
+    for (size_t i = 0; i < sec->nparams; i++) {
+        conf_param *p = &sec->params[i];
+        p->used = 1;
+        const char *acc = p->value && p->value[0] ? p->value : p->key;
+        if (labels && !lk_label_name_valid(p->key)) {
+            conf_errors_add(errs, p->file, p->line,
+                            "invalid label name '%s' in <label>: Loki label names are [a-zA-Z_][a-zA-Z0-9_]*", p->key);
+            return -1;
+        }
+        char err[256];
+        lk_field *x = &f[*nout];
+        memset(x, 0, sizeof *x);
+        if (rec_path_compile(&x->path, acc, err, sizeof err)) {
+            conf_errors_add(errs, p->file, p->line, "invalid record accessor '%s' for '%s' in <%s>: %s", acc, p->key,
+                            sec->name, err);
+            return -1;
+        }
+        x->name = strdup(p->key);
+        (*nout)++;
+    }
+    return 0;
+}
+
+int lk_extra_labels_parse(lk_label_conf *lc, const char *json, conf_node *n, conf_errors *errs)
+{
+    json_error_t je;
+    json_t *j = json_loads(json, 0, &je);
+    if (!j || !json_is_object(j)) {
+        conf_error_at(errs, n, "extra_labels", "extra_labels must be a JSON hash like {\"env\":\"dev\"}%s%s",
+                      j ? "" : ": ", j ? "" : je.text);
+        json_decref(j);
+        return -1;
+    }
+    size_t cnt = json_object_size(j);
+    lc->extra_k = calloc(cnt + 1, sizeof(char *));
+    lc->extra_v = calloc(cnt + 1, sizeof(char *));
+    const char *k;
+    json_t *v;
+    int bad = 0;
+    json_object_foreach(j, k, v)
+    {
+        if (!lk_label_name_valid(k)) {
+            conf_error_at(errs, n, "extra_labels", "invalid label name '%s' in extra_labels", k);
+            bad = 1;
+            break;
+        }
+        char num[64];
+        const char *val = json_is_string(v) ? json_string_value(v) : NULL;
+        if (!val) {
+            if (json_is_integer(v))
+                snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
+            else if (json_is_real(v))
+                snprintf(num, sizeof num, "%g", json_real_value(v));
+            else if (json_is_boolean(v))
+                snprintf(num, sizeof num, "%s", json_is_true(v) ? "true" : "false");
+            else {
+                conf_error_at(errs, n, "extra_labels", "extra_labels value of '%s' must be a string", k);
+                bad = 1;
+                break;
+            }
+            val = num;
+        }
+        lc->extra_k[lc->nextra] = strdup(k);
+        lc->extra_v[lc->nextra] = strdup(val);
+        lc->nextra++;
+    }
+    json_decref(j);
+    return bad ? -1 : 0;
+}
+
+void lk_fields_free(lk_field *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(f[i].name);
+        rec_path_free(&f[i].path);
+    }
+    free(f);
+}
+
+void lk_label_conf_free(lk_label_conf *lc)
+{
+    lk_fields_free(lc->labels, lc->nlabels);
+    for (size_t i = 0; i < lc->nextra; i++) {
+        free(lc->extra_k[i]);
+        free(lc->extra_v[i]);
+    }
+    free(lc->extra_k);
+    free(lc->extra_v);
+    if (lc->extract_kubernetes_labels)
+        rec_path_free(&lc->kube_labels);
+}
+
+/* ------------------------------------------------------------ label sets -- */
+
+int lk_labels_add(lk_labels *ls, const char *name, size_t nlen, const void *val, size_t vlen, int dyn)
+{
+    if (LK_GROW(ls->kv, ls->nkv, ls->cap_kv))
+        return -1;
+    lk_kv *k = &ls->kv[ls->nkv];
+    k->noff = (uint32_t)ls->sc.len;
+    k->nlen = (uint32_t)nlen;
+    if (rec_add(&ls->sc, name, nlen))
+        return -1;
+    k->voff = (uint32_t)ls->sc.len;
+    k->vlen = (uint32_t)vlen;
+    if (rec_add(&ls->sc, val, vlen))
+        return -1;
+    k->dyn = (uint8_t)dyn;
+    k->seq = (uint32_t)ls->nkv;
+    ls->nkv++;
+    return 0;
+}
+
+/* A record value as a label value (Ruby to_s); empty/absent: not added. */
+int lk_labels_add_value(lk_labels *ls, const char *name, size_t nlen, const uint8_t *v, size_t vlen)
+{
+    size_t mark = ls->sc.len;
+    if (rec_add(&ls->sc, name, nlen))
+        return -1;
+    size_t voff = ls->sc.len;
+    if (rec_value_to_s(&ls->sc, v, vlen))
+        return -1;
+    size_t n = ls->sc.len - voff;
+    if (n == 0) {
+        ls->sc.len = mark;
+        return 0;
+    }
+    if (LK_GROW(ls->kv, ls->nkv, ls->cap_kv))
+        return -1;
+    ls->kv[ls->nkv] = (lk_kv){.noff = (uint32_t)mark, .nlen = (uint32_t)nlen, .voff = (uint32_t)voff,
+                              .vlen = (uint32_t)n, .seq = (uint32_t)ls->nkv, .dyn = 1};
+    ls->nkv++;
+    return 0;
+}
+
+static int kv_cmp(const void *a, const void *b, void *arg)
+{
+    const uint8_t *base = arg;
+    const lk_kv *x = a, *y = b;
+    size_t n = x->nlen < y->nlen ? x->nlen : y->nlen;
+    int c = memcmp(base + x->noff, base + y->noff, n);
+    if (c)
+        return c;
+    if (x->nlen != y->nlen)
+        return x->nlen < y->nlen ? -1 : 1;
+    /* same name: keep insertion order (the last one wins below) */
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Sort by name (stable), keep the last of equal names. */
+void lk_labels_normalize(lk_labels *ls)
+{
+    qsort_r(ls->kv, ls->nkv, sizeof *ls->kv, kv_cmp, ls->sc.data);
+    size_t j = 0;
+    for (size_t i = 0; i < ls->nkv; i++) {
+        if (i + 1 < ls->nkv && ls->kv[i].nlen == ls->kv[i + 1].nlen &&
+            !memcmp(ls->sc.data + ls->kv[i].noff, ls->sc.data + ls->kv[i + 1].noff, ls->kv[i].nlen))
+            continue;
+        ls->kv[j++] = ls->kv[i];
+    }
+    ls->nkv = j;
+}
+
+/* Go's strconv.Quote for the bytes we produce (what Loki prints in errors). */
+static int quote_go(wbuf *o, const uint8_t *s, size_t n)
+{
+    if (wbuf_addc(o, '"'))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t ch = s[i];
+        const char *esc = NULL;
+        char hex[5];
+        switch (ch) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        case '\a': esc = "\\a"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\v': esc = "\\v"; break;
+        default:
+            if (ch < 0x20 || ch == 0x7f) {
+                snprintf(hex, sizeof hex, "\\x%02x", ch);
+                esc = hex;
+            }
+        }
+        if (esc ? wbuf_add(o, esc, strlen(esc)) : wbuf_addc(o, ch))
+            return -1;
+    }
+    return wbuf_addc(o, '"');
+}
+
+/* Canonical label text of ls->kv (sorted) appended to o. */
+int lk_labels_text(const lk_labels *ls, wbuf *o)
+{
+    if (wbuf_addc(o, '{'))
+        return -1;
+    for (size_t i = 0; i < ls->nkv; i++) {
+        if (i && wbuf_add(o, ", ", 2))
+            return -1;
+        if (wbuf_add(o, ls->sc.data + ls->kv[i].noff, ls->kv[i].nlen) || wbuf_addc(o, '=') ||
+            quote_go(o, ls->sc.data + ls->kv[i].voff, ls->kv[i].vlen))
+            return -1;
+    }
+    return wbuf_addc(o, '}');
+}
+
+int lk_labels_json(const lk_labels *ls, wbuf *o)
+{
+    if (wbuf_addc(o, '{'))
+        return -1;
+    for (size_t i = 0; i < ls->nkv; i++) {
+        if ((i && wbuf_addc(o, ',')) || jw_string(o, ls->sc.data + ls->kv[i].noff, ls->kv[i].nlen) ||
+            wbuf_addc(o, ':') || jw_string(o, ls->sc.data + ls->kv[i].voff, ls->kv[i].vlen))
+            return -1;
+    }
+    return wbuf_addc(o, '}');
+}
+
+uint64_t lk_labels_hash(const lk_labels *ls)
+{
+    uint64_t h = LK_FNV0;
+    for (size_t i = 0; i < ls->nkv; i++) {
+        h = lk_fnv(h, ls->sc.data + ls->kv[i].noff, ls->kv[i].nlen);
+        h = lk_fnv(h, "\x01", 1);
+        h = lk_fnv(h, ls->sc.data + ls->kv[i].voff, ls->kv[i].vlen);
+        h = lk_fnv(h, "\x02", 1);
+    }
+    return h;
+}
+
+int lk_labels_build(const lk_label_conf *lc, lk_labels *ls, const entry *e, int thread)
+{
+    ls->nkv = 0;
+    ls->sc.len = 0;
+    for (size_t i = 0; i < lc->nextra; i++)
+        if (lk_labels_add(ls, lc->extra_k[i], strlen(lc->extra_k[i]), lc->extra_v[i], strlen(lc->extra_v[i]), 0))
+            return -1;
+    if (lc->extract_kubernetes_labels) {
+        size_t vl;
+        const uint8_t *v = rec_lookup(e->record, e->record_len, &lc->kube_labels, &vl);
+        mp_obj m;
+        const uint8_t *p = v, *end = v ? v + vl : NULL;
+        if (v && mp_read(&p, end, &m) == MP_OK && m.type == MP_MAP) {
+            for (uint32_t i = 0; i < m.len; i++) {
+                const uint8_t *ks;
+                uint32_t kn;
+                if (rec_read_str(&p, end, &ks, &kn) != 1)
+                    return -1;
+                const uint8_t *vs = p;
+                if (rec_skip(&p, end))
+                    return -1;
+                char nm[256];
+                size_t nl = lk_label_name_sanitize(nm, sizeof nm, ks, kn);
+                if (nl && lk_labels_add_value(ls, nm, nl, vs, (size_t)(p - vs)))
+                    return -1;
+            }
+        }
+    }
+    for (size_t i = 0; i < lc->nlabels; i++) {
+        size_t vl;
+        const uint8_t *v = rec_lookup(e->record, e->record_len, &lc->labels[i].path, &vl);
+        if (v && lk_labels_add_value(ls, lc->labels[i].name, strlen(lc->labels[i].name), v, vl))
+            return -1;
+    }
+    if (lc->include_thread_label) {
+        char t[32];
+        int n = snprintf(t, sizeof t, "flush_thread_%d", thread);
+        if (lk_labels_add(ls, "fluentd_thread", 14, t, (size_t)n, 0))
+            return -1;
+    }
+    if (ls->nkv == 0 && lk_labels_add(ls, "job", 3, "weir", 4, 0)) /* Loki needs at least one label */
+        return -1;
+    lk_labels_normalize(ls);
+    return 0;
+}
+
+void lk_labels_free(lk_labels *ls)
+{
+    wbuf_free(&ls->sc);
+    free(ls->kv);
+}

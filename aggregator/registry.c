@@ -11,7 +11,7 @@
 #include <pthread.h>
 #include <string.h>
 
-/* sources: forward-protocol/fwd_input.c, aggregator/inputs/, aggregator/monitor.c */
+/* sources: forward-protocol/fwd_source.c, aggregator/inputs/, aggregator/monitor.c */
 extern const source_plugin in_forward_plugin, in_kafka_plugin, in_monitor_agent_plugin, in_prometheus_plugin;
 static const source_plugin *const sources[] = {
     &in_forward_plugin, &in_kafka_plugin, &in_monitor_agent_plugin, &in_prometheus_plugin, NULL,

@@ -15,8 +15,8 @@
 #include <snappy-c.h>
 #include <stdio.h>
 #include <string.h>
-#include <zlib.h>
 
+#include "lib/compress.h"
 #include "lib/json.h"
 #include "lib/mp.h"
 #include "outputs/loki/encode.h"
@@ -221,26 +221,11 @@ int lk_body_protobuf(lk_req *r, size_t from, size_t to, wbuf *raw, wbuf *out)
     return 0;
 }
 
-/* gzip (one member) of raw into out. */
+/* gzip (one member) of raw into out (replacing its content): lib/compress. */
 int lk_gzip_into(const wbuf *raw, wbuf *out, int level)
 {
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, level, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return -1;
     out->len = 0;
-    if (wbuf_grow(out, deflateBound(&z, raw->len))) {
-        deflateEnd(&z);
-        return -1;
-    }
-    z.next_in = raw->data;
-    z.avail_in = (uInt)raw->len;
-    z.next_out = out->data;
-    z.avail_out = (uInt)out->cap;
-    int rc = deflate(&z, Z_FINISH);
-    out->len = out->cap - z.avail_out;
-    deflateEnd(&z);
-    return rc == Z_STREAM_END ? 0 : -1;
+    return gz_compress(out, raw->data, raw->len, level);
 }
 
 int lk_body_json(lk_req *r, size_t from, size_t to, wbuf *out)

@@ -1,4 +1,4 @@
-/* Unit tests: outputs/http.c against a small HTTP/1.1 server on a thread of
+/* Unit tests: lib/http.c against a small HTTP/1.1 server on a thread of
  * this test (127.0.0.1, ephemeral port): concurrent requests, keep-alive
  * reuse across calls, gzip bodies, response bodies, a refused connection
  * and a timeout. The server answers "<method> <path> <body bytes> <gzip?>". */

@@ -1,7 +1,9 @@
 # weir: build, test, bench, run, install.
 #   make                 build/weir (release, -O2)
 #   make SANITIZE=1      ASan + UBSan build into build-san/
-#   make test            install test deps if missing, unit + integration tests
+#   make test            install test deps if missing; layer check, unit + integration tests (release and
+#                        ASan/UBSan), every fuzz target
+#   make layers          the include check: each layer includes only the ones below (scripts/check-layers.py)
 #   make bench           benchmarks (build/weir + load generator)
 #   make bench-backends  forward -> buffer -> Elasticsearch / Loki / Kafka, real servers
 #   make run             build and run on the embedded default config

@@ -66,7 +66,11 @@ output *output_create(conf_node *n, const char *pattern, int index, conf_errors 
     pthread_mutex_init(&o->mu, NULL);
     pthread_cond_init(&o->cv, NULL);
     conf_get(n, "@log_level"); /* accepted; per-plugin log levels are not implemented */
-    int bad = pl->spec ? conf_bind(n, pl->spec, o->ctx, errs) : 0;
+    /* what every output has, handled here: <buffer>, <secondary> (and the
+     * @id, @label, @log_level parameters, which conf_bind leaves to callers) */
+    static const char *const core_sections[] = {"buffer", "secondary", NULL};
+    static const conf_spec no_params[] = {{NULL, 0, NULL, 0, 0, NULL}};
+    int bad = conf_bind_with(n, pl->spec ? pl->spec : no_params, o->ctx, core_sections, errs);
     if (bad == 0 && pl->init && pl->init(o, n, errs) != 0)
         bad = -1;
     for (size_t i = 0; i < n->nchildren; i++) {

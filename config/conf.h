@@ -135,6 +135,11 @@ typedef struct conf_spec {
  * Returns 0 if no error was added, -1 otherwise (fills what it can).
  */
 int conf_bind(conf_node *n, const conf_spec *specs, void *out, conf_errors *errs);
+/* conf_bind, with more allowed sub-sections than `specs` declares (the ones
+ * the caller handles for every plugin of a kind, e.g. an output's <buffer>
+ * and <secondary>); NULL-terminated. */
+int conf_bind_with(conf_node *n, const conf_spec *specs, void *out, const char *const *more_sections,
+                   conf_errors *errs);
 /* Free what conf_bind allocated in `out` (CONF_STR and CONF_ARRAY fields). */
 void conf_unbind(const conf_spec *specs, void *out);
 

@@ -619,15 +619,25 @@ static int in_list(const char *const *list, const char *word)
 
 int conf_bind(conf_node *n, const conf_spec *specs, void *out, conf_errors *errs)
 {
+    return conf_bind_with(n, specs, out, NULL, errs);
+}
+
+int conf_bind_with(conf_node *n, const conf_spec *specs, void *out, const char *const *more_sections,
+                   conf_errors *errs)
+{
     const size_t before = errs->n;
-    size_t nspecs = 0, np = 0, ns = 0;
+    size_t nspecs = 0, nmore = 0, np = 0, ns = 0;
     const char **params, **sections;
     char *loc = where(n);
 
     for (const conf_spec *sp = specs; sp->name; sp++)
         nspecs++;
+    for (; more_sections && more_sections[nmore]; nmore++)
+        ;
     params = xrealloc(NULL, (nspecs + 1) * sizeof *params);
-    sections = xrealloc(NULL, (nspecs + 1) * sizeof *sections);
+    sections = xrealloc(NULL, (nspecs + nmore + 1) * sizeof *sections);
+    for (size_t i = 0; i < nmore; i++)
+        sections[ns++] = more_sections[i];
 
     for (const conf_spec *sp = specs; sp->name; sp++) {
         void *field = (char *)out + sp->offset;

@@ -70,8 +70,6 @@ static const conf_spec file_spec[] = {
     {"compress", CONF_ENUM, "text", 0, offsetof(out_file, compress), "text|gzip"},
     {"format", CONF_SECTION, NULL, 0, 0, NULL},
     {"inject", CONF_SECTION, NULL, 0, 0, NULL},
-    {"buffer", CONF_SECTION, NULL, 0, 0, NULL},
-    {"secondary", CONF_SECTION, NULL, 0, 0, NULL},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 

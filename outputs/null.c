@@ -9,8 +9,6 @@ typedef struct out_null {
 
 static const conf_spec null_spec[] = {
     {"never_flush", CONF_BOOL, "false", 0, offsetof(out_null, never_flush), NULL},
-    {"buffer", CONF_SECTION, NULL, 0, 0, NULL},
-    {"secondary", CONF_SECTION, NULL, 0, 0, NULL},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 

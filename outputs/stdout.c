@@ -22,8 +22,6 @@ typedef struct out_stdout {
 static const conf_spec stdout_spec[] = {
     {"format", CONF_SECTION, NULL, 0, 0, NULL},
     {"inject", CONF_SECTION, NULL, 0, 0, NULL},
-    {"buffer", CONF_SECTION, NULL, 0, 0, NULL},
-    {"secondary", CONF_SECTION, NULL, 0, 0, NULL},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 

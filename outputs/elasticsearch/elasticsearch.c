@@ -85,8 +85,6 @@ static const conf_spec es_spec[] = {
     {"http_max_in_flight", CONF_INT, "4", 0, offsetof(out_es, max_in_flight), NULL},
     {"bulk_retry_limit", CONF_INT, "3", 0, offsetof(out_es, bulk_retry_limit), NULL},
     {"bulk_retry_wait", CONF_TIME, "0.1s", 0, offsetof(out_es, bulk_retry_wait), NULL},
-    {"buffer", CONF_SECTION, NULL, 0, 0, NULL},
-    {"secondary", CONF_SECTION, NULL, 0, 0, NULL},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 

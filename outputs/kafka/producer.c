@@ -103,8 +103,6 @@ static const conf_spec kafka_spec[] = {
     {"rdkafka_options", CONF_HASH, NULL, 0, offsetof(kafka_out, rdkafka_options), NULL},
     {"format", CONF_SECTION, NULL, 0, 0, NULL},
     {"inject", CONF_SECTION, NULL, 0, 0, NULL},
-    {"buffer", CONF_SECTION, NULL, 0, 0, NULL},
-    {"secondary", CONF_SECTION, NULL, 0, 0, NULL},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 

@@ -72,8 +72,6 @@ static const conf_spec loki_spec[] = {
     {"gzip_level", CONF_INT, "1", 0, offsetof(out_loki, gzip_level), NULL},
     {"label", CONF_SECTION, NULL, 0, 0, NULL},
     {"structured_metadata", CONF_SECTION, NULL, 0, 0, NULL},
-    {"buffer", CONF_SECTION, NULL, 0, 0, NULL},
-    {"secondary", CONF_SECTION, NULL, 0, 0, NULL},
     {NULL, 0, NULL, 0, 0, NULL},
 };
 

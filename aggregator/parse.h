@@ -18,6 +18,10 @@
  * (accepted, ignored).
  *
  * A configured parser is immutable: parse_text may run on several threads.
+ *
+ * Files: parse.c (configuration, shared pair handling, dispatch),
+ * parse_conv.c (`types`), parsers/<type>.c (one per type, behind
+ * parse_impl.h); the JSON converter is lib/json_mp.c.
  */
 #ifndef WEIR_PARSE_H
 #define WEIR_PARSE_H

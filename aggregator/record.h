@@ -11,6 +11,11 @@
  * Compiled once at configuration time (rec_path), evaluated per record.
  *
  * Thread safety: compiled paths are immutable; all functions are reentrant.
+ *
+ * Files: record_path.c (accessors: compile, lookup), record_text.c (a value
+ * as text), record_edit.c (rewrite, keep, delete), record.c (the msgpack
+ * building blocks: skip, read a string, headers); record_impl.h holds the
+ * inline readers they share.
  */
 #ifndef WEIR_RECORD_H
 #define WEIR_RECORD_H

@@ -17,7 +17,7 @@ static const source_plugin *const sources[] = {
     &in_forward_plugin, &in_kafka_plugin, &in_monitor_agent_plugin, &in_prometheus_plugin, NULL,
 };
 
-/* filters: aggregator/filter_*.c */
+/* filters: aggregator/filters/ */
 extern const filter_plugin filter_record_transformer_plugin, filter_grep_plugin, filter_parser_plugin,
     filter_kubernetes_plugin, filter_trace_plugin, filter_ecs_plugin;
 static const filter_plugin *const filters[] = {

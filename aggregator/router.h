@@ -10,12 +10,14 @@
  *
  * Targets: an output; `copy` (every <store>); `relabel` (the records enter
  * another label); `rewrite_tag_filter` (each record gets a new tag from its
- * first matching <rule> and re-enters the same label; no rule: dropped).
- * Records a filter rejects (FILTER_ERROR) and records an output reports as
- * failed go to the @ERROR label when there is one.
+ * first matching <rule> and re-enters the same label; no rule: dropped;
+ * aggregator/rewrite_tag.h). Records a filter rejects (FILTER_ERROR) and
+ * records an output reports as failed go to the @ERROR label when there is
+ * one.
  *
  * Patterns: `*` one tag part, `**` zero or more parts (`a.**` matches `a`),
- * `{a,b}` alternatives, several space-separated patterns per directive.
+ * `{a,b}` alternatives, several space-separated patterns per directive
+ * (aggregator/tagmatch.h).
  *
  * Threads: the router is immutable once built and shared by every worker.
  * Each worker owns a router_ctx (plan cache, scratch buffers); plans are
@@ -30,9 +32,6 @@
 #include "config/conf.h"
 #include "aggregator/filter.h"
 #include "aggregator/output.h"
-
-int route_pattern_match(const char *pattern, const char *tag); /* one pattern */
-int route_patterns_match(const char *patterns, const char *tag); /* space separated list */
 
 typedef struct rt_label rt_label;
 typedef struct rt_target rt_target;

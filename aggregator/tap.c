@@ -19,6 +19,7 @@
 #include "lib/timefmt.h"
 #include "buffer/buffer.h"
 #include "aggregator/router.h"
+#include "aggregator/tagmatch.h"
 
 #define TAP_MAX_PENDING (4u << 20) /* bytes of lines waiting for the monitor thread */
 #define TAP_MAX_TAPS 16

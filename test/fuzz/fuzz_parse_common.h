@@ -5,12 +5,12 @@
  * msgpack map (checked with rec_skip and jw_value), every failure must
  * leave the buffer as it was.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -I. \
- *     test/fuzz/fuzz_parse_json.c aggregator/parse.c aggregator/timeparse.c aggregator/rx.c \
- *     aggregator/record.c aggregator/wbuf.c forward-protocol/mp.c outputs/format.c \
- *     config/conf.c config/conf_bind.c \
- *     $(pkg-config --cflags --libs libpcre2-8 zlib libzstd) -lm -o fuzz_parse_json
- *   ./fuzz_parse_json -max_total_time=60 test/fuzz/corpus/parse_json
+ * Code under test: aggregator/parse.c and parse_conv.c, aggregator/parsers/<type>.c
+ * and, for json, lib/json_mp.c. Built and run (clang, ASan + UBSan, every
+ * library source linked in) by
+ *   FUZZ_ONLY=parse_json scripts/fuzz.sh 60
+ * on a copy of test/fuzz/corpus/parse_json (likewise parse_regexp, parse_cri,
+ * parse_logfmt).
  */
 #include <stddef.h>
 #include <stdint.h>

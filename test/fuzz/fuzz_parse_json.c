@@ -1,4 +1,5 @@
-/* test/fuzz/fuzz_parse_json.c: libFuzzer target for the JSON -> msgpack parser (see fuzz_parse_common.h). */
+/* test/fuzz/fuzz_parse_json.c: libFuzzer target for @type json and its JSON -> msgpack converter, lib/json_mp.c
+ * (see fuzz_parse_common.h). */
 #include "fuzz_parse_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,14 +1,14 @@
 /*
- * test/fuzz/fuzz_record.c: libFuzzer target for aggregator/record.c: the
+ * test/fuzz/fuzz_record.c: libFuzzer target for the record code
+ * (aggregator/record.c, record_path.c, record_text.c, record_edit.c): the
  * input is "ACCESSOR\0MSGPACK". The accessor is compiled; on the msgpack
  * (any bytes) rec_lookup, rec_get, rec_value_text, rec_rewrite(_n),
  * rec_keep and rec_delete run, and every map they produce must be exactly
  * one well-formed msgpack value.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -I. \
- *     test/fuzz/fuzz_record.c aggregator/record.c aggregator/wbuf.c forward-protocol/mp.c outputs/format.c \
- *     config/conf.c config/conf_bind.c $(pkg-config --cflags --libs libpcre2-8 zlib libzstd) -lm -o fuzz_record
- *   ./fuzz_record -max_total_time=60 test/fuzz/corpus/record
+ * Built and run (clang, ASan + UBSan, every library source linked in) by
+ *   FUZZ_ONLY=record scripts/fuzz.sh 60
+ * on a copy of test/fuzz/corpus/record.
  */
 #include <stddef.h>
 #include <stdint.h>

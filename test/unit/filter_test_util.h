@@ -1,6 +1,7 @@
 /*
  * test/unit/filter_test_util.h: helpers shared by test_record.c,
- * test_parse.c and test_filters.c (header only: not a test binary itself).
+ * test_parse.c, test_filters.c, test_json_mp.c, test_elasticsearch.c and
+ * bench/filters.c (header only: not a test binary itself).
  * Records are written as JSON (via jansson, which keeps key order) and
  * converted to msgpack; results are printed back as JSON with
  * jw_value, so expectations read like the records they describe.

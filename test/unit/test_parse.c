@@ -1,4 +1,5 @@
-/* Unit tests: aggregator/parse.c (<parse> json/regexp/cri/logfmt/none) and aggregator/timeparse.c. */
+/* Unit tests: the <parse> section (aggregator/parse.c, parse_conv.c, parsers/: json, regexp, cri, logfmt,
+ * none) and aggregator/timeparse.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

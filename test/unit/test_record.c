@@ -1,4 +1,5 @@
-/* Unit tests: aggregator/record.c (record accessors, msgpack record rewriting). */
+/* Unit tests: the record code (aggregator/record.c, record_path.c, record_text.c, record_edit.c): record
+ * accessors, values as text, msgpack record rewriting. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

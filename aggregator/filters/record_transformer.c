@@ -1,5 +1,5 @@
 /*
- * aggregator/filter_record_transformer.c: Fluentd's filter_record_transformer
+ * aggregator/filters/record_transformer.c: Fluentd's filter_record_transformer
  * without Ruby (enable_ruby false, the default).
  *
  * <record> values (and keys) are templates with Fluentd's placeholders:

@@ -1,5 +1,5 @@
 /*
- * aggregator/filter_grep.c: Fluentd's filter_grep.
+ * aggregator/filters/grep.c: Fluentd's filter_grep.
  *
  *   <regexp> key KEY pattern /RE/ </regexp>   all must match (AND)
  *   <exclude> key KEY pattern /RE/ </exclude> any match drops (OR)

@@ -1,5 +1,5 @@
 /*
- * aggregator/filter_parser.c: Fluentd's filter_parser.
+ * aggregator/filters/parser.c: Fluentd's filter_parser.
  *
  * Parses the value at key_name (a record accessor) with the <parse> section
  * and replaces the record with the result, or merges it into the record

@@ -1,4 +1,4 @@
-/* Unit tests: Fluentd tag pattern semantics. */
+/* Unit tests: Fluentd tag pattern semantics (aggregator/tagmatch.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "aggregator/router.h"
+#include "aggregator/tagmatch.h"
 
 static void test_single_star(void **st)
 {

@@ -1,5 +1,5 @@
 /*
- * aggregator/filter_trace.c: weir's own trace filter: finds a distributed
+ * aggregator/filters/trace.c: weir's own trace filter: finds a distributed
  * trace id in the record and writes it, normalised, to one field.
  *
  *   search_keys       record accessors tried in order (default

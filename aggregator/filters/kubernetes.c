@@ -1,5 +1,5 @@
 /*
- * aggregator/filter_kubernetes.c: weir's own kubernetes filter (no API
+ * aggregator/filters/kubernetes.c: weir's own kubernetes filter (no API
  * server calls: it works with what Fluent Bit's kubernetes filter already
  * added, or with what the tag says).
  *

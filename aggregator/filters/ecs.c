@@ -1,5 +1,5 @@
 /*
- * aggregator/filter_ecs.c: weir's own ecs filter: maps common fields to the
+ * aggregator/filters/ecs.c: weir's own ecs filter: maps common fields to the
  * Elastic Common Schema, keeping every other field. Written as flat dotted
  * keys ("log.level"), which Elasticsearch reads as the ECS objects.
  *

@@ -1,0 +1,71 @@
+/*
+ * aggregator/parse_impl.h: the inside of the <parse> section (parse.h),
+ * shared by the dispatcher and configuration (parse.c), the `types`
+ * conversions (parse_conv.c) and the parse types, one file each under
+ * aggregator/parsers/ (json, regexp, cri, logfmt, none). Other code includes
+ * parse.h only.
+ *
+ * A parse type appends ONE map to c->o: it opens the map header, writes each
+ * pair with parse_put_pair (or writes the pair itself and calls
+ * parse_pair_done), sets c->body0 to where the pairs start, and closes the
+ * header with c->count. parse_pair_done applies time_key, keep_time_key,
+ * null_value_pattern, null_empty_string and types, and counts and notes the
+ * pair. A type returns PARSE_OK or a PARSE_* failure; the dispatcher then
+ * takes the time (or its error) and, on failure, takes the output back.
+ */
+#ifndef WEIR_PARSE_IMPL_H
+#define WEIR_PARSE_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/wbuf.h"
+#include "config/conf.h"
+#include "aggregator/parse.h"
+
+/* One parse_text call. */
+typedef struct pctx {
+    const parser *p;
+    wbuf *o;
+    uint32_t count;
+    int has_time, time_err;
+    uint32_t sec, nsec;
+    parse_keys *keys;
+    size_t body0; /* where the pairs started when the header was reserved */
+    char terr[256];
+} pctx;
+
+static inline void parse_note_key(pctx *c, size_t kpay, size_t klen)
+{
+    parse_keys *k = c->keys;
+    if (!k)
+        return;
+    if (k->n < k->cap) {
+        k->off[k->n] = kpay - c->body0;
+        k->len[k->n] = (uint32_t)klen;
+        k->n++;
+    } else {
+        k->overflow = 1;
+    }
+}
+
+/* A pair was written at o->data[pair_off..]: its key payload is
+ * o->data[kpay..kpay+klen), its value starts at voff. Applies the time key
+ * and the conversions. 0, or -1 (out of memory / record too large). */
+int parse_pair_done(pctx *c, size_t pair_off, size_t kpay, size_t klen, size_t voff);
+/* Append a pair with a string value (or nil when v is NULL). */
+int parse_put_pair(pctx *c, const void *k, size_t kl, const void *v, size_t vl);
+
+/* parse_conv.c: the `types` parameter. Configure p->conv from p->types
+ * (errors at `at`); apply one conversion to the value at o->data[voff..]. */
+int parse_conv_configure(parser *p, const conf_param *at, conf_errors *errs);
+int parse_conv_apply(const parse_conv *c, wbuf *o, size_t voff);
+
+/* The parse types: aggregator/parsers/<type>.c */
+int parse_json_text(pctx *c, const uint8_t *s, size_t n);
+int parse_regexp_text(pctx *c, const uint8_t *s, size_t n, char *err, size_t errlen);
+int parse_cri_text(pctx *c, const uint8_t *s, size_t n);
+int parse_logfmt_text(pctx *c, const uint8_t *s, size_t n);
+int parse_none_text(pctx *c, const uint8_t *s, size_t n);
+
+#endif

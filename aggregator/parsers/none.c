@@ -1,0 +1,19 @@
+/*
+ * aggregator/parsers/none.c: <parse> @type none: the whole text as one
+ * string, {message_key: text}. See parse.h.
+ */
+#include "aggregator/parse_impl.h"
+#include "aggregator/record.h"
+
+int parse_none_text(pctx *c, const uint8_t *s, size_t n)
+{
+    const parser *p = c->p;
+    rec_hdr h;
+    int rc = PARSE_FAIL;
+    if (rec_hdr_open(c->o, &h, 1, 1) == 0) {
+        c->body0 = c->o->len;
+        if (parse_put_pair(c, p->mkey, p->mkey_len, s, n) == 0 && rec_hdr_close(c->o, &h, c->count) == 0)
+            rc = PARSE_OK;
+    }
+    return rc;
+}

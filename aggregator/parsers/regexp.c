@@ -1,0 +1,67 @@
+/*
+ * aggregator/parsers/regexp.c: <parse> @type regexp: `expression` with named
+ * captures (?<name>...) -> one pair per name; unmatched optional groups are
+ * left out and, for a name used twice, the last group that matched wins
+ * (Ruby's MatchData). Text that is not valid UTF-8 fails like Ruby's
+ * "invalid byte sequence in UTF-8". See parse.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/rx.h"
+#include "aggregator/parse_impl.h"
+#include "aggregator/record.h"
+
+int parse_regexp_text(pctx *c, const uint8_t *s, size_t n, char *err, size_t errlen)
+{
+    const parser *p = c->p;
+    if (!rx_utf8_valid(s, n))
+        return PARSE_BADUTF8;
+    const PCRE2_SIZE *ov;
+    int rc = rx_exec(&p->expr, s, n, &ov);
+    if (rc == 0)
+        return PARSE_NOMATCH;
+    if (rc < 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "regexp match failed (match limit?)");
+        return PARSE_FAIL;
+    }
+    /* copy the ovector: conversions may run other regexps on this thread */
+    size_t nov = 2 * ((size_t)p->expr.ncap + 1);
+    PCRE2_SIZE ovs[128], *ovc = nov <= 128 ? ovs : malloc(nov * sizeof *ovc);
+    if (!ovc)
+        return PARSE_FAIL;
+    memcpy(ovc, ov, nov * sizeof *ovc);
+    rec_hdr h;
+    int ret = PARSE_FAIL;
+    if (rec_hdr_open(c->o, &h, 1, (uint32_t)p->nnames))
+        goto out;
+    c->body0 = c->o->len;
+    for (size_t i = 0; i < p->nnames; i++) {
+        const rx_name *nm = &p->names[i];
+        uint32_t g = nm->group;
+        if (p->dupnames) {
+            int first = 1;
+            for (size_t k = 0; k < i; k++)
+                if (p->names[k].len == nm->len && !memcmp(p->names[k].name, nm->name, nm->len))
+                    first = 0;
+            if (!first)
+                continue;
+            /* Ruby: the last matched group of that name */
+            for (size_t k = i; k < p->nnames; k++)
+                if (p->names[k].len == nm->len && !memcmp(p->names[k].name, nm->name, nm->len) &&
+                    ovc[2 * p->names[k].group] != PCRE2_UNSET)
+                    g = p->names[k].group;
+        }
+        if (ovc[2 * g] == PCRE2_UNSET)
+            continue;
+        if (parse_put_pair(c, nm->name, nm->len, s + ovc[2 * g], ovc[2 * g + 1] - ovc[2 * g]))
+            goto out;
+    }
+    ret = rec_hdr_close(c->o, &h, c->count) ? PARSE_FAIL : PARSE_OK;
+out:
+    if (ovc != ovs)
+        free(ovc);
+    return ret;
+}

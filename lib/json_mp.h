@@ -1,0 +1,96 @@
+/*
+ * lib/json_mp.h: JSON text to msgpack, in one pass straight into a wbuf (no
+ * intermediate tree, no allocation per field).
+ *
+ * RFC 8259 JSON; nesting deeper than JSON_MP_MAX_DEPTH fails. Strings keep
+ * their bytes as they are (no UTF-8 check); \uXXXX escapes become UTF-8, a
+ * surrogate pair one code point, a lone surrogate U+FFFD. A key seen twice
+ * is written twice. Numbers: an integer that fits int64/uint64 is a msgpack
+ * int, anything else (fraction, exponent, too many digits) a float64.
+ *
+ * Users: the <parse> section's json type and its `types` hash
+ * (aggregator/parsers/json.c, aggregator/parse_conv.c); the logfmt parser
+ * (aggregator/parsers/logfmt.c) shares the escape helpers at the end.
+ */
+#ifndef WEIR_LIB_JSON_MP_H
+#define WEIR_LIB_JSON_MP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/wbuf.h"
+
+#define JSON_MP_MAX_DEPTH 128
+
+/* One JSON value of any type, with only blanks around it, appended to out
+ * as one msgpack value. 0, or -1 (not JSON, or out->max reached): out is
+ * then left as it was. */
+int json_mp(wbuf *out, const uint8_t *s, size_t n);
+
+/*
+ * ---- a cursor, for a converter that walks the top level itself -----------------------
+ *
+ * The <parse> json type (aggregator/parsers/json.c) walks the top-level
+ * object with these, to look at each pair (time key, types) as it is
+ * written, at no cost for the pairs it leaves alone. The writers do not
+ * check capacity: json_mp_reserve makes room for the rest of the text (the
+ * output of r bytes of JSON is at most 3r + 16 bytes), and must be called
+ * again after the caller wrote through the checked wbuf API. On failure
+ * (-1) the cursor and out->len are left wherever they were.
+ */
+typedef struct json_mp_cursor {
+    const uint8_t *p, *e; /* the text still to read */
+    wbuf *o;              /* written at o->len */
+} json_mp_cursor;
+
+static inline int json_mp_reserve(json_mp_cursor *j)
+{
+    size_t n = 3 * (size_t)(j->e - j->p) + 16;
+    return j->o->cap - j->o->len >= n ? 0 : wbuf_grow(j->o, n);
+}
+
+/* Skip JSON blanks. */
+static inline void json_mp_ws(json_mp_cursor *j)
+{
+    while (j->p < j->e && (*j->p == ' ' || *j->p == '\n' || *j->p == '\t' || *j->p == '\r'))
+        j->p++;
+}
+
+/* At the opening quote: a msgpack str; its bytes are o->data[*pay ..
+ * *pay + *plen). */
+int json_mp_string(json_mp_cursor *j, size_t *pay, size_t *plen);
+/* One value of any type; `depth` is its nesting level (the top level is
+ * 0; containers deeper than JSON_MP_MAX_DEPTH fail). */
+int json_mp_value(json_mp_cursor *j, int depth);
+/* Write the header of a map (is_map) or array of n elements whose body
+ * started at hoff + 1 (one byte was left for the header at hoff), moving
+ * the body when the count needs a 3- or 5-byte header. */
+int json_mp_close(json_mp_cursor *j, size_t hoff, uint32_t n, int is_map);
+
+/* ---- building blocks for other text-to-msgpack converters ---------------------------- */
+
+/* The code point of a \uXXXX escape (*p just after the 'u'), joining a
+ * surrogate pair; a lone surrogate becomes U+FFFD. -1 (and *p unmoved) when
+ * the four hex digits are not there. */
+int json_mp_u_escape(const uint8_t **p, const uint8_t *e, uint32_t *cp);
+
+/* cp as UTF-8 at d (room for 4 bytes); returns the bytes written. */
+size_t json_mp_utf8_put(uint8_t *d, uint32_t cp);
+
+/* The smallest msgpack str header for n payload bytes: its size, and
+ * writing it at d (which has room for it). */
+static inline size_t json_mp_str_hdr_size(size_t n) { return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5; }
+
+static inline void json_mp_str_hdr_put(uint8_t *d, size_t n, size_t hs)
+{
+    if (hs == 1)
+        d[0] = (uint8_t)(0xa0 | n);
+    else if (hs == 2)
+        d[0] = 0xd9, d[1] = (uint8_t)n;
+    else if (hs == 3)
+        d[0] = 0xda, d[1] = (uint8_t)(n >> 8), d[2] = (uint8_t)n;
+    else
+        d[0] = 0xdb, d[1] = (uint8_t)(n >> 24), d[2] = (uint8_t)(n >> 16), d[3] = (uint8_t)(n >> 8), d[4] = (uint8_t)n;
+}
+
+#endif

@@ -1,0 +1,192 @@
+/*
+ * Unit tests: lib/json_mp (JSON text to msgpack). Values are checked against
+ * jansson's reading of the same text (filter_test_util.h's J); the cursor
+ * walk is the one the <parse> json type does. The <parse> behaviour on top
+ * (time key, types, key positions) is in test_parse.c.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lib/json_mp.h"
+#include "lib/mp.h"
+#include "test/unit/filter_test_util.h"
+
+/* json_mp(text) must give the bytes jansson's tree gives */
+static void same_as_jansson(const char *text)
+{
+    wbuf want = J(text), got = {0};
+    wbuf_add(&got, "P", 1); /* json_mp appends */
+    if (json_mp(&got, (const uint8_t *)text, strlen(text)) != 0)
+        fail_msg("json_mp refused %s", text);
+    if (got.len - 1 != want.len || memcmp(got.data + 1, want.data, want.len) != 0)
+        fail_msg("json_mp(%s) differs from jansson's", text);
+    wbuf_free(&want);
+    wbuf_free(&got);
+}
+
+static void test_values(void **st)
+{
+    static const char *const ok[] = {
+        "0", "-0", "1", "-1", "127", "128", "-32", "-33", "255", "65536", "4294967296", "-2147483649",
+        "9223372036854775807", "-9223372036854775808", "1.5", "-0.25", "1e3", "1E-3", "6.02e23",
+        "true", "false", "null", "\"\"", "\"plain\"", "\"esc \\\" \\\\ \\/ \\b \\f \\n \\r \\t\"",
+        "\"\\u00e9\\u20ac\"", "\"\\ud83d\\ude00\"", "[]", "{}", "[1,[2,[3]],{\"a\":null}]",
+        "  {\"a\" : 1 , \"b\" : [true, false] }  ", "{\"k\":\"0123456789012345678901234567890123\"}",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        same_as_jansson(ok[i]);
+    /* 16+ elements: the header grows from fix* to 16-bit when the count is known */
+    char big[512];
+    size_t n = 0;
+    big[n++] = '[';
+    for (int k = 0; k < 17; k++)
+        n += (size_t)snprintf(big + n, sizeof big - n, "%s%d", k ? "," : "", k);
+    big[n++] = ']';
+    big[n] = 0;
+    same_as_jansson(big);
+}
+
+static void test_strings_not_checked(void **st)
+{
+    /* bytes are kept as they are; a lone surrogate becomes U+FFFD */
+    wbuf out = {0};
+    const char *t = "\"\xff\\udc00\"";
+    assert_int_equal(json_mp(&out, (const uint8_t *)t, strlen(t)), 0);
+    assert_int_equal(out.len, 5);
+    assert_memory_equal(out.data, "\xa4\xff\xef\xbf\xbd", 5);
+    wbuf_free(&out);
+}
+
+static void test_refused(void **st)
+{
+    static const char *const bad[] = {
+        "", " ", "{", "[1,]", "{\"a\"}", "{\"a\":}", "{a:1}", "01", "1.", "-", "1e", "tru", "nul", "\"open",
+        "\"tab\there\"", "\"\\x\"", "\"\\u12\"", "1 2", "{} x", "[1] ]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        wbuf out = {0};
+        wbuf_add(&out, "P", 1);
+        if (json_mp(&out, (const uint8_t *)bad[i], strlen(bad[i])) != -1)
+            fail_msg("json_mp accepted '%s'", bad[i]);
+        assert_int_equal(out.len, 1); /* left as it was */
+        wbuf_free(&out);
+    }
+    /* nesting: JSON_MP_MAX_DEPTH levels below the top one, not more */
+    char deep[2 * (JSON_MP_MAX_DEPTH + 2) + 1];
+    for (int d = JSON_MP_MAX_DEPTH + 1; d <= JSON_MP_MAX_DEPTH + 2; d++) {
+        memset(deep, '[', (size_t)d);
+        memset(deep + d, ']', (size_t)d);
+        wbuf out = {0};
+        assert_int_equal(json_mp(&out, (const uint8_t *)deep, 2 * (size_t)d), d <= JSON_MP_MAX_DEPTH + 1 ? 0 : -1);
+        wbuf_free(&out);
+    }
+    /* out->max */
+    wbuf small = {.max = 8};
+    const char *t = "\"0123456789\"";
+    assert_int_equal(json_mp(&small, (const uint8_t *)t, strlen(t)), -1);
+    assert_int_equal(small.len, 0);
+    wbuf_free(&small);
+}
+
+/* A top-level walk with the cursor, as the <parse> json type does it: the
+ * pair "drop" is taken back, the value of "n" becomes nil through the
+ * checked wbuf API (then the reservation is renewed). */
+static int walk(wbuf *out, const char *text)
+{
+    json_mp_cursor j = {(const uint8_t *)text, (const uint8_t *)text + strlen(text), out};
+    if (json_mp_reserve(&j))
+        return -1;
+    json_mp_ws(&j);
+    if (j.p >= j.e || *j.p != '{')
+        return -1;
+    j.p++;
+    size_t hoff = out->len++;
+    uint32_t count = 0;
+    json_mp_ws(&j);
+    if (j.p < j.e && *j.p == '}') {
+        j.p++;
+    } else {
+        for (;;) {
+            size_t pair = out->len, key, klen;
+            if (j.p >= j.e || *j.p != '"' || json_mp_string(&j, &key, &klen))
+                return -1;
+            json_mp_ws(&j);
+            if (j.p >= j.e || *j.p != ':')
+                return -1;
+            j.p++;
+            json_mp_ws(&j);
+            size_t value = out->len;
+            if (json_mp_value(&j, 1))
+                return -1;
+            if (klen == 4 && !memcmp(out->data + key, "drop", 4)) {
+                out->len = pair;
+            } else if (klen == 1 && out->data[key] == 'n') {
+                out->len = value;
+                if (mpw_nil(out) || json_mp_reserve(&j))
+                    return -1;
+                count++;
+            } else {
+                count++;
+            }
+            json_mp_ws(&j);
+            if (j.p < j.e && *j.p == ',') {
+                j.p++;
+                json_mp_ws(&j);
+                continue;
+            }
+            if (j.p < j.e && *j.p == '}') {
+                j.p++;
+                break;
+            }
+            return -1;
+        }
+    }
+    json_mp_ws(&j);
+    if (j.p != j.e)
+        return -1;
+    return json_mp_close(&j, hoff, count, 1);
+}
+
+static void test_cursor(void **st)
+{
+    const char *t = "{\"a\":[1,{\"drop\":2}],\"drop\":{\"x\":1},\"n\":\"text\",\"z\":true}";
+    wbuf out = {0};
+    wbuf_add(&out, "P", 1);
+    assert_int_equal(walk(&out, t), 0);
+    ASSERT_MP_JSON(out.data + 1, out.len - 1, "{\"a\":[1,{\"drop\":2}],\"n\":null,\"z\":true}");
+    /* 16 pairs kept: the header grows to map16 when the count is known */
+    char big[1024];
+    size_t n = 0;
+    big[n++] = '{';
+    for (int k = 0; k < 18; k++)
+        n += (size_t)snprintf(big + n, sizeof big - n, "%s\"%s%d\":%d", k ? "," : "", k < 2 ? "drop" : "k", k, k);
+    big[n++] = '}';
+    big[n] = 0;
+    /* "drop0" and "drop1" are 5 bytes: kept, so 18 pairs */
+    out.len = 0;
+    assert_int_equal(walk(&out, big), 0);
+    assert_int_equal(out.data[0], 0xde);
+    assert_int_equal(mp_be16(out.data + 1), 18);
+    wbuf want = J(big);
+    assert_int_equal(out.len, want.len);
+    assert_memory_equal(out.data, want.data, want.len);
+    wbuf_free(&want);
+    wbuf_free(&out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_strings_not_checked),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_cursor),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

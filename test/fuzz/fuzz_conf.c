@@ -2,9 +2,7 @@
  * test/fuzz/fuzz_conf.c: libFuzzer target for the configuration parser and
  * binder (config/conf.c, config/conf_bind.c).
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
- *     config/conf.c config/conf_bind.c aggregator/log.c test/fuzz/fuzz_conf.c -o fuzz_conf
- *   ./fuzz_conf -max_total_time=60 test/fuzz/corpus/conf
+ *   FUZZ_ONLY=conf scripts/fuzz.sh 60   (clang, ASan + UBSan; corpus test/fuzz/corpus/conf)
  *
  * Inputs that could make @include read arbitrary files of the host (any '/'
  * in them, or an ENV lookup that might produce one) are skipped: the

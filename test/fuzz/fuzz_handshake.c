@@ -15,11 +15,9 @@
  * success carries self_hostname and a 128-character digest, and the
  * strings kept for the log are printable ASCII.
  *
- * Build (from the repository root):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -I. \
- *     test/fuzz/fuzz_handshake.c forward-protocol/fwd_auth.c forward-protocol/mp.c aggregator/wbuf.c \
- *     config/conf.c config/conf_bind.c $(pkg-config --cflags --libs libcrypto) -o fuzz_handshake
- *   ./fuzz_handshake -max_total_time=60 -max_len=4096 test/fuzz/corpus/handshake
+ * Built and run (clang, ASan + UBSan, every library source linked in) by
+ *   FUZZ_ONLY=handshake scripts/fuzz.sh 60
+ * on a copy of test/fuzz/corpus/handshake.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,10 +1,10 @@
 /*
  * test/fuzz/fuzz_conf.c: libFuzzer target for the configuration parser and
- * binder (config/conf.c, config/conf_bind.c).
+ * binder (config/: the parser's units listed in conf_int.h, conf_bind.c).
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
- *     config/conf.c config/conf_bind.c aggregator/log.c test/fuzz/fuzz_conf.c -o fuzz_conf
- *   ./fuzz_conf -max_total_time=60 test/fuzz/corpus/conf
+ *     config/conf*.c lib/log.c test/fuzz/fuzz_conf.c $(pkg-config --cflags --libs jansson) -o fuzz_conf
+ *   mkdir -p corpus && ./fuzz_conf -max_total_time=60 corpus test/fuzz/corpus/conf
  *
  * Inputs that could make @include read arbitrary files of the host (any '/'
  * in them, or an ENV lookup that might produce one) are skipped: the

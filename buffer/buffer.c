@@ -1,80 +1,24 @@
 /*
- * buffer/buffer.c: chunks, queue, flush threads, retries, recovery.
- * Read docs/buffer.md first: it has the lifecycle and the file format.
+ * buffer/buffer.c: a buffer's life: the <buffer> parameters, create, start,
+ * destroy; the append path (ingest thread): staging chunks per (tag, time
+ * slice), queueing full ones, total_limit_size and overflow_action, a full
+ * disk; the metrics snapshot. Read docs/buffer.md first: it has the lifecycle
+ * and the file format. The other units are listed in buffer_int.h.
  */
-#include "buffer.h"
+#include "buffer/buffer_int.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lib/clock.h"
-#include "lib/crc32c.h"
-#include "lib/fdio.h"
-#include "lib/json.h"
 #include "lib/log.h"
-#include "lib/mp.h"
-
-#define CHUNK_MAGIC "WEIRCHNK"
-#define CHUNK_VERSION 1
-#define HDR_SIZE 64
-#define BLK_HDR 16
-
-enum { C_STAGED, C_QUEUED, C_FLUSHING };
-
-struct chunk {
-    chunk *next;
-    uint64_t id;
-    char *tag; /* chunk key, NULL when tag is not a key */
-    size_t tag_len;
-    int64_t timekey; /* slice start, -1 when time is not a key */
-    int state;
-    int appending;     /* the ingest thread is writing it (staged) */
-    int enqueue_after; /* due while appending: enqueue when the append ends */
-    uint32_t records, blocks;
-    uint64_t bytes; /* blocks (headers included), what counts against total_limit_size */
-    double staged_at;
-    double created; /* wall clock, s: for the oldest-chunk-age metric */
-    int fd;
-    char *path;
-    uint64_t file_size;
-    wbuf mem;      /* memory chunk: blocks */
-    batch *loaded; /* memory chunk: its batch once compacted (kept for retries) */
-};
-
-static uint64_t get64(const uint8_t *p);
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
-}
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
+#include "buffer/chunk.h"
 
 /* ---- configuration ------------------------------------------------------------ */
 
@@ -113,7 +57,8 @@ static const conf_spec buffer_spec[] = {
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
-static int mkdir_p(const char *path)
+/* also used for the dead-letter and corrupt/ directories */
+int buf_mkdir_p(const char *path)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", path);
@@ -220,117 +165,10 @@ buffer *buffer_create(const buf_sink *sink, conf_node *n, conf_errors *errs)
     return b;
 }
 
-/* ---- chunks --------------------------------------------------------------------- */
-
-static uint64_t new_id(buffer *b)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-    if (us <= b->next_id)
-        us = b->next_id + 1;
-    b->next_id = us;
-    return us;
-}
-
-static void chunk_free(chunk *ch)
-{
-    if (ch->fd >= 0)
-        close(ch->fd);
-    if (ch->loaded)
-        batch_unref(ch->loaded);
-    wbuf_free(&ch->mem);
-    free(ch->path);
-    free(ch->tag);
-    free(ch);
-}
-
-/* The header CRC skips bytes 32..39 (record and block counts), which are
- * rewritten when the chunk is enqueued and are informative only. */
-static uint32_t header_crc(const uint8_t *h, const uint8_t *meta, size_t meta_len)
-{
-    uint32_t crc = crc32c(0, h, 32);
-    crc = crc32c(crc, h + 40, 20);
-    return crc32c(crc, meta, meta_len);
-}
-
-/* Build the 64-byte header + metadata of a chunk. */
-static size_t chunk_header(buffer *b, chunk *ch, uint8_t *out, size_t cap)
-{
-    wbuf meta = {0};
-    mpw_map(&meta, 3);
-    mpw_str(&meta, "tag", 3);
-    if (ch->tag)
-        mpw_str(&meta, ch->tag, ch->tag_len);
-    else
-        mpw_nil(&meta);
-    mpw_str(&meta, "timekey", 7);
-    mpw_int(&meta, ch->timekey);
-    mpw_str(&meta, "output", 6);
-    mpw_str(&meta, b->sink.id, strlen(b->sink.id));
-    size_t n = HDR_SIZE + meta.len;
-    if (n > cap) {
-        wbuf_free(&meta);
-        return 0;
-    }
-    memset(out, 0, HDR_SIZE);
-    memcpy(out, CHUNK_MAGIC, 8);
-    out[8] = CHUNK_VERSION;
-    put32(out + 12, (uint32_t)meta.len);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    put64(out + 16, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
-    put64(out + 24, (uint64_t)(ch->timekey < 0 ? 0 : ch->timekey));
-    memcpy(out + HDR_SIZE, meta.data, meta.len);
-    put32(out + 60, header_crc(out, meta.data, meta.len));
-    wbuf_free(&meta);
-    return n;
-}
-
-static chunk *chunk_new(buffer *b, const char *tag, size_t tag_len, int64_t timekey)
-{
-    chunk *ch = calloc(1, sizeof *ch);
-    if (!ch)
-        return NULL;
-    ch->fd = -1;
-    ch->id = new_id(b);
-    ch->timekey = timekey;
-    if (tag) {
-        ch->tag = malloc(tag_len + 1);
-        memcpy(ch->tag, tag, tag_len);
-        ch->tag[tag_len] = 0;
-        ch->tag_len = tag_len;
-    }
-    ch->staged_at = clock_mono();
-    ch->created = clock_wall();
-    if (b->c.type == BUF_FILE) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/%016llx.chunk", b->c.path, (unsigned long long)ch->id);
-        ch->path = strdup(path);
-        ch->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        uint8_t hdr[2048];
-        size_t hl = chunk_header(b, ch, hdr, sizeof hdr);
-        if (ch->fd < 0 || !hl || fd_write_all(ch->fd, hdr, hl) != 0) {
-            int e = errno;
-            static __thread double last_log;
-            double now = clock_mono();
-            if (now - last_log > 10) {
-                last_log = now;
-                wlog_error("buffer", "%s: cannot create chunk %s: %s", b->sink.id, path, strerror(e));
-            }
-            if (ch->fd >= 0)
-                unlink(path);
-            chunk_free(ch);
-            errno = e;
-            return NULL;
-        }
-        ch->file_size = hl;
-    }
-    return ch;
-}
+/* ---- the queue ----------------------------------------------------------------- */
 
 /* Under mu: staged -> queued. */
-static void enqueue(buffer *b, chunk *ch)
+void buf_enqueue(buffer *b, chunk *ch)
 {
     chunk **pp = &b->staged;
     while (*pp && *pp != ch)
@@ -340,17 +178,7 @@ static void enqueue(buffer *b, chunk *ch)
     b->nstaged--;
     ch->next = NULL;
     ch->state = C_QUEUED;
-    if (ch->fd >= 0) {
-        /* the header counters are informative (recovery recounts); close the
-         * fd so a large backlog does not hold a descriptor per chunk */
-        uint8_t cnt[8];
-        put32(cnt, ch->records);
-        put32(cnt + 4, ch->blocks);
-        ssize_t w = pwrite(ch->fd, cnt, 8, 32);
-        (void)w;
-        close(ch->fd);
-        ch->fd = -1;
-    }
+    chunk_seal(ch);
     if (b->qtail)
         b->qtail->next = ch;
     else
@@ -361,7 +189,7 @@ static void enqueue(buffer *b, chunk *ch)
 }
 
 /* Under mu: remove a queued/flushing chunk from the queue and delete it. */
-static void chunk_delete(buffer *b, chunk *ch)
+void buf_chunk_delete(buffer *b, chunk *ch)
 {
     chunk **pp = &b->qhead, *prev = NULL;
     while (*pp && *pp != ch) {
@@ -381,54 +209,9 @@ static void chunk_delete(buffer *b, chunk *ch)
     chunk_free(ch);
 }
 
-static int is_disk_full(int e) { return e == ENOSPC || e == EDQUOT; }
+/* ---- appending ------------------------------------------------------------------- */
 
-/* Ingest thread, without mu: write one block. 0 or -errno (the chunk is
- * left exactly as before on failure). */
-static int chunk_write_block(buffer *b, chunk *ch, const char *tag, size_t tag_len, const uint8_t *data, size_t len,
-                             uint32_t records)
-{
-    uint8_t h[BLK_HDR];
-    uint32_t crc = crc32c(0, tag, tag_len);
-    crc = crc32c(crc, data, len);
-    put32(h, (uint32_t)len);
-    put32(h + 4, records);
-    put32(h + 8, crc);
-    h[12] = (uint8_t)tag_len;
-    h[13] = (uint8_t)(tag_len >> 8);
-    h[14] = h[15] = 0;
-    if (b->c.type == BUF_MEMORY) {
-        if (wbuf_add(&ch->mem, h, BLK_HDR) || wbuf_add(&ch->mem, tag, tag_len) || wbuf_add(&ch->mem, data, len))
-            return -ENOMEM;
-        return 0;
-    }
-    struct iovec iov[3] = {{h, BLK_HDR}, {(void *)(uintptr_t)tag, tag_len}, {(void *)(uintptr_t)data, len}};
-    size_t total = BLK_HDR + tag_len + len, done = 0;
-    int idx = 0;
-    while (done < total) {
-        ssize_t w = writev(ch->fd, iov + idx, 3 - idx);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            /* cut the partial block away: the chunk must stay whole */
-            if (ftruncate(ch->fd, (off_t)ch->file_size) == 0)
-                lseek(ch->fd, (off_t)ch->file_size, SEEK_SET);
-            return -e;
-        }
-        done += (size_t)w;
-        while (idx < 3 && (size_t)w >= iov[idx].iov_len) {
-            w -= (ssize_t)iov[idx].iov_len;
-            idx++;
-        }
-        if (idx < 3) {
-            iov[idx].iov_base = (char *)iov[idx].iov_base + w;
-            iov[idx].iov_len -= (size_t)w;
-        }
-    }
-    ch->file_size += total;
-    return 0;
-}
+static int is_disk_full(int e) { return e == ENOSPC || e == EDQUOT; }
 
 /* Under mu: wait (or refuse) until `need` bytes fit. 0 or -1 (refused). */
 static int reserve(buffer *b, uint64_t need)
@@ -457,7 +240,7 @@ static int reserve(buffer *b, uint64_t need)
                           b->sink.id, (unsigned long long)b->c.total_limit_size, victim->records);
                 atomic_fetch_add(&b->dropped_chunks, 1);
                 atomic_fetch_add(&b->dropped_records, victim->records);
-                chunk_delete(b, victim);
+                buf_chunk_delete(b, victim);
                 continue;
             }
         }
@@ -491,7 +274,7 @@ static chunk *staged_for(buffer *b, const char *tag, size_t tag_len, int64_t tim
                     ch->records + records > (uint64_t)b->c.chunk_limit_records);
         if (!full)
             return ch;
-        enqueue(b, ch);
+        buf_enqueue(b, ch);
         break;
     }
     chunk *ch = chunk_new(b, ktag, klen, timekey);
@@ -507,7 +290,7 @@ static chunk *staged_for(buffer *b, const char *tag, size_t tag_len, int64_t tim
 static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timekey, const uint8_t *data, size_t len,
                       uint32_t records)
 {
-    uint64_t need = BLK_HDR + tag_len + len;
+    uint64_t need = CHUNK_BLK_HDR + tag_len + len;
     pthread_mutex_lock(&b->mu);
     if (reserve(b, need) != 0) {
         pthread_mutex_unlock(&b->mu);
@@ -535,8 +318,8 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
          * a flush thread may enqueue it and close its descriptor */
         if (rc == 0 && b->c.fsync && ch->fd >= 0 && fdatasync(ch->fd) != 0) {
             rc = -errno;
-            if (ftruncate(ch->fd, (off_t)ch->file_size - (off_t)(BLK_HDR + tag_len + len)) == 0) {
-                ch->file_size -= BLK_HDR + tag_len + len;
+            if (ftruncate(ch->fd, (off_t)ch->file_size - (off_t)(CHUNK_BLK_HDR + tag_len + len)) == 0) {
+                ch->file_size -= CHUNK_BLK_HDR + tag_len + len;
                 lseek(ch->fd, (off_t)ch->file_size, SEEK_SET);
             }
         }
@@ -550,7 +333,7 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
                         (b->c.chunk_limit_records > 0 && ch->records >= (uint64_t)b->c.chunk_limit_records);
             if (limit || ch->enqueue_after || b->c.flush_mode == FLUSH_IMMEDIATE) {
                 ch->enqueue_after = 0;
-                enqueue(b, ch);
+                buf_enqueue(b, ch);
             }
             pthread_mutex_unlock(&b->mu);
             atomic_fetch_add(&b->appended_records, records);
@@ -558,7 +341,7 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
         }
         if (ch->enqueue_after) {
             ch->enqueue_after = 0;
-            enqueue(b, ch);
+            buf_enqueue(b, ch);
         }
         if (is_disk_full(-rc) && !b->abort_waits) {
             /* full disk: back-pressure, retry every second */
@@ -632,777 +415,22 @@ int buffer_append(buffer *b, const batch *bt)
     return rc;
 }
 
-/* ---- reading chunks back --------------------------------------------------------- */
-
-typedef struct blkinfo {
-    const uint8_t *tag;
-    uint32_t tag_len, records;
-    size_t off, len;
-} blkinfo;
-
-/*
- * Walk the blocks in buf[start..len). Fills *good with the end of the last
- * whole, checksum-valid block; returns the block count; *records their
- * records. If `infos` is given, records each block (realloc'd array).
- */
-static uint32_t scan_blocks(const uint8_t *buf, size_t start, size_t len, size_t *good, uint32_t *records,
-                            blkinfo **infos)
-{
-    size_t p = start;
-    uint32_t n = 0, recs = 0;
-    size_t cap = 0;
-    while (len - p >= BLK_HDR) {
-        uint32_t bl = get32(buf + p), br = get32(buf + p + 4), crc = get32(buf + p + 8);
-        uint32_t tl = (uint32_t)buf[p + 12] | (uint32_t)buf[p + 13] << 8;
-        if ((uint64_t)bl + tl > len - p - BLK_HDR)
-            break;
-        const uint8_t *tag = buf + p + BLK_HDR;
-        uint32_t c = crc32c(0, tag, tl);
-        c = crc32c(c, tag + tl, bl);
-        if (c != crc || br == 0)
-            break;
-        if (infos) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                *infos = realloc(*infos, cap * sizeof **infos);
-            }
-            (*infos)[n] = (blkinfo){tag, tl, br, p + BLK_HDR + tl, bl};
-        }
-        n++;
-        recs += br;
-        p += BLK_HDR + tl + bl;
-    }
-    *good = p;
-    *records = recs;
-    return n;
-}
-
-/* Turn blocks into a (multi-segment) batch, compacting payloads in place.
- * Takes ownership of buf (freed on failure). */
-static batch *blocks_to_batch(uint8_t *buf, size_t start, size_t len)
-{
-    blkinfo *bi = NULL;
-    size_t good;
-    uint32_t records;
-    uint32_t n = scan_blocks(buf, start, len, &good, &records, &bi);
-    batch *bt = NULL;
-    char *tags = NULL;
-    batch_seg *segs = NULL;
-    if (!n)
-        goto out;
-    /* pass 1: segments (consecutive blocks of one tag merge), tags copied out
-     * because compaction overwrites them */
-    size_t tagbytes = 0;
-    for (uint32_t i = 0; i < n; i++)
-        tagbytes += bi[i].tag_len + 1;
-    tags = malloc(tagbytes);
-    segs = calloc(n, sizeof *segs);
-    if (!tags || !segs)
-        goto out;
-    char *t = tags;
-    uint32_t ns = 0;
-    size_t w = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (ns && segs[ns - 1].tag_len == bi[i].tag_len && memcmp(segs[ns - 1].tag, bi[i].tag, bi[i].tag_len) == 0) {
-            segs[ns - 1].len += bi[i].len;
-            segs[ns - 1].nrecords += bi[i].records;
-        } else {
-            memcpy(t, bi[i].tag, bi[i].tag_len);
-            t[bi[i].tag_len] = 0;
-            segs[ns++] = (batch_seg){.tag = t, .tag_len = bi[i].tag_len, .nrecords = bi[i].records, .off = w,
-                                     .len = bi[i].len};
-            t += bi[i].tag_len + 1;
-        }
-        w += bi[i].len;
-    }
-    /* pass 2: payloads to the front, in order (each moves left or stays) */
-    w = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        memmove(buf + w, buf + bi[i].off, bi[i].len);
-        w += bi[i].len;
-    }
-    bt = batch_new_segs(buf, w, segs, ns);
-out:
-    if (!bt)
-        free(buf);
-    free(tags);
-    free(segs);
-    free(bi);
-    return bt;
-}
-
-/* Validate a chunk's header (magic, version, metadata length, CRC).
- * Returns NULL and sets *start to the offset of the first block, or says
- * what is wrong. */
-static const char *chunk_header_check(const uint8_t *buf, size_t got, size_t *start)
-{
-    if (got < HDR_SIZE || memcmp(buf, CHUNK_MAGIC, 8) != 0)
-        return "bad magic";
-    if (buf[8] != CHUNK_VERSION)
-        return "unknown version";
-    size_t s = HDR_SIZE + (size_t)get32(buf + 12);
-    if (s > got)
-        return "metadata runs past the end";
-    if (header_crc(buf, buf + HDR_SIZE, s - HDR_SIZE) != get32(buf + 60))
-        return "header checksum mismatch";
-    *start = s;
-    return NULL;
-}
-
-batch *buffer_chunk_decode(const uint8_t *data, size_t len, char *err, size_t errlen)
-{
-    size_t start = 0;
-    const char *bad = chunk_header_check(data, len, &start);
-    if (bad) {
-        snprintf(err, errlen, "%s", bad);
-        return NULL;
-    }
-    uint8_t *copy = malloc(len + 1);
-    if (!copy) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    memcpy(copy, data, len);
-    batch *bt = blocks_to_batch(copy, start, len);
-    if (!bt)
-        snprintf(err, errlen, "no readable block");
-    return bt;
-}
-
-/* Read a chunk's records as a batch (flush thread, no lock held). */
-static batch *chunk_load(buffer *b, chunk *ch, char *err, size_t errlen)
-{
-    if (b->c.type == BUF_MEMORY) {
-        if (!ch->loaded) {
-            size_t len;
-            uint8_t *data = wbuf_steal(&ch->mem, &len);
-            ch->loaded = blocks_to_batch(data, 0, len);
-            if (!ch->loaded) {
-                snprintf(err, errlen, "memory chunk holds no readable block");
-                return NULL;
-            }
-        }
-        batch_ref(ch->loaded);
-        return ch->loaded;
-    }
-    int fd = open(ch->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot open %s: %s", ch->path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    uint8_t *buf = NULL;
-    if (fstat(fd, &st) != 0 || (buf = malloc((size_t)st.st_size + 1)) == NULL) {
-        snprintf(err, errlen, "cannot read %s: %s", ch->path, strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t r = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
-        if (r <= 0) {
-            if (r < 0 && errno == EINTR)
-                continue;
-            break;
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    size_t start = 0;
-    const char *bad = chunk_header_check(buf, got, &start);
-    if (bad) {
-        snprintf(err, errlen, "%s: %s", ch->path, bad);
-        free(buf);
-        return NULL;
-    }
-    batch *bt = blocks_to_batch(buf, start, got);
-    if (!bt)
-        snprintf(err, errlen, "%s holds no readable block", ch->path);
-    return bt;
-}
-
-/* ---- dead letters and secondary ----------------------------------------------------- */
-
-/* Append the records (all, or those with status[i] == want) as JSON lines to the
- * dead-letter file. Returns how many were written, -1 on I/O error. */
-static long dead_letter(buffer *b, const batch *bt, const out_result *res, int want, const char *why)
-{
-    pthread_mutex_lock(&b->dlq_mu);
-    long n = -1;
-    int fd = -1;
-    wbuf out = {0};
-    char path[4400], day[16];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(day, sizeof day, "%Y%m%d", &tm);
-    if (mkdir_p(b->dlq_dir) != 0)
-        goto out;
-    snprintf(path, sizeof path, "%s/%s.%s.jsonl", b->dlq_dir, b->sink.id, day);
-    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0)
-        goto out;
-    batch_iter it;
-    entry e;
-    uint32_t i = 0;
-    n = 0;
-    batch_iter_init(&it, bt);
-    for (; batch_iter_next(&it, &e) == 1; i++) {
-        if (res && res->status && res->status[i] != want)
-            continue;
-        const char *r = res && res->reasons && res->reasons[i] ? res->reasons[i] : why;
-        char tbuf[48];
-        int tl = snprintf(tbuf, sizeof tbuf, "{\"time\":%u.%09u,\"tag\":", e.sec, e.nsec);
-        const uint8_t *q = e.record;
-        if (wbuf_add(&out, tbuf, (size_t)tl) || jw_string(&out, (const uint8_t *)e.tag, e.tag_len) ||
-            wbuf_add(&out, ",\"record\":", 10) || jw_value(&out, &q, e.record + e.record_len) ||
-            wbuf_add(&out, ",\"output\":", 10) ||
-            jw_string(&out, (const uint8_t *)b->sink.id, strlen(b->sink.id)) || wbuf_add(&out, ",\"error\":", 9) ||
-            jw_string(&out, (const uint8_t *)r, strlen(r)) || wbuf_add(&out, "}\n", 2)) {
-            n = -1;
-            goto out;
-        }
-        n++;
-    }
-    if (fd_write_all(fd, out.data, out.len) != 0 || (b->c.fsync && fdatasync(fd) != 0))
-        n = -1;
-out:
-    if (n < 0)
-        wlog_error("buffer", "%s: cannot write the dead-letter file under %s: %s", b->sink.id, b->dlq_dir,
-                   strerror(errno));
-    else if (n > 0)
-        wlog_warn("buffer", "%s: %ld records written to the dead-letter file %s: %s", b->sink.id, n, path, why);
-    if (fd >= 0)
-        close(fd);
-    wbuf_free(&out);
-    pthread_mutex_unlock(&b->dlq_mu);
-    if (n > 0)
-        atomic_fetch_add(&b->dead_letter_records, (uint64_t)n);
-    return n;
-}
-
-/* Records that cannot be delivered: secondary first, dead letter otherwise.
- * 0 when they are safe somewhere, -1 when not even the dead letter worked. */
-static int give_up(buffer *b, const batch *bt, const char *why)
-{
-    if (b->sink.secondary) {
-        char sw[256] = "";
-        const char *to = "";
-        pthread_mutex_lock(&b->dlq_mu);
-        int rc = b->sink.secondary(b->sink.arg, bt, sw, sizeof sw, &to);
-        pthread_mutex_unlock(&b->dlq_mu);
-        if (rc == OUT_OK) {
-            wlog_warn("buffer", "%s: %u records handed to <secondary> %s: %s", b->sink.id, bt->nrecords, to, why);
-            atomic_fetch_add(&b->secondary_records, bt->nrecords);
-            return 0;
-        }
-        if (rc != -1)
-            wlog_error("buffer", "%s: <secondary> %s failed too (%s); writing a dead letter", b->sink.id, to, sw);
-    }
-    return dead_letter(b, bt, NULL, 0, why) < 0 ? -1 : 0;
-}
-
-/* ---- flushing ---------------------------------------------------------------------- */
-
-static double retry_interval(buffer *b)
-{
-    double w = b->c.retry_wait;
-    if (b->c.retry_type == RETRY_EXPONENTIAL)
-        w *= pow(b->c.retry_exponential_backoff_base, b->retries > 1 ? b->retries - 1 : 0);
-    if (b->c.retry_max_interval > 0 && w > b->c.retry_max_interval)
-        w = b->c.retry_max_interval;
-    if (b->c.retry_randomize)
-        w *= 0.875 + 0.25 * ((double)rand() / RAND_MAX);
-    return w;
-}
-
-/* Under mu: is the retry budget used up? */
-static int retries_exhausted(buffer *b, double now)
-{
-    if (b->c.retry_forever)
-        return 0;
-    if (b->c.retry_max_times >= 0 && b->retries > b->c.retry_max_times)
-        return 1;
-    return now - b->retry_start >= b->c.retry_timeout;
-}
-
-/* The records of bt whose status is `want`, as a new batch (segments kept
- * per tag run). NULL when there are none. */
-static batch *select_records(const batch *bt, const out_result *res, int want)
-{
-    wbuf data = {0};
-    batch_seg *segs = NULL;
-    uint32_t nsegs = 0, i = 0;
-    for (uint32_t s = 0; s < bt->nsegs; s++) {
-        const batch_seg *sg = &bt->segs[s];
-        const uint8_t *p = bt->data + sg->off, *end = p + sg->len;
-        entry e;
-        int open = 0;
-        for (;;) {
-            const uint8_t *start = p;
-            if (batch_next(&p, end, &e) != 1)
-                break;
-            if (res->status[i++] != want) {
-                open = 0;
-                continue;
-            }
-            if (!open) {
-                segs = realloc(segs, (nsegs + 1) * sizeof *segs);
-                segs[nsegs++] = (batch_seg){.tag = sg->tag, .tag_len = sg->tag_len, .off = data.len};
-                open = 1;
-            }
-            wbuf_add(&data, start, (size_t)(p - start));
-            segs[nsegs - 1].len += (size_t)(p - start);
-            segs[nsegs - 1].nrecords++;
-        }
-    }
-    batch *out = NULL;
-    if (nsegs) {
-        size_t len;
-        uint8_t *d = wbuf_steal(&data, &len);
-        out = batch_new_segs(d, len, segs, nsegs);
-        if (!out)
-            free(d);
-    }
-    wbuf_free(&data);
-    free(segs);
-    return out;
-}
-
-/* Re-buffer the records a plugin marked RETRY as a new chunk at the queue
- * head (so they go first); then the original chunk can be deleted. */
-static int requeue_retry(buffer *b, const batch *bt, const out_result *res)
-{
-    batch *sel = select_records(bt, res, OUT_RETRY);
-    if (!sel)
-        return 0;
-    int rc = 0;
-    pthread_mutex_lock(&b->mu);
-    chunk *ch = chunk_new(b, NULL, 0, -1);
-    pthread_mutex_unlock(&b->mu);
-    if (!ch) {
-        batch_unref(sel);
-        return -1;
-    }
-    for (uint32_t s = 0; s < sel->nsegs && rc == 0; s++) {
-        const batch_seg *sg = &sel->segs[s];
-        if (chunk_write_block(b, ch, sg->tag, sg->tag_len, sel->data + sg->off, sg->len, sg->nrecords) != 0)
-            rc = -1;
-        else {
-            ch->bytes += BLK_HDR + sg->tag_len + sg->len;
-            ch->blocks++;
-            ch->records += sg->nrecords;
-        }
-    }
-    batch_unref(sel);
-    pthread_mutex_lock(&b->mu);
-    if (rc == 0) {
-        b->total_bytes += ch->bytes;
-        if (ch->fd >= 0) {
-            close(ch->fd);
-            ch->fd = -1;
-        }
-        ch->state = C_QUEUED;
-        ch->next = b->qhead;
-        b->qhead = ch;
-        if (!b->qtail)
-            b->qtail = ch;
-        b->nqueued++;
-    } else {
-        if (ch->path)
-            unlink(ch->path);
-        chunk_free(ch);
-    }
-    pthread_mutex_unlock(&b->mu);
-    return rc;
-}
-
-/* Readers: flush threads handing rejected records to error_sink. Writer: a
- * reload switching error_sink/error_sink_arg (buffer_sink_lock). */
-static pthread_rwlock_t sink_lock = PTHREAD_RWLOCK_INITIALIZER;
-void buffer_sink_lock(int lock)
-{
-    if (lock)
-        pthread_rwlock_wrlock(&sink_lock);
-    else
-        pthread_rwlock_unlock(&sink_lock);
-}
-
-/* Records an output rejected one by one: @ERROR when the configuration has
- * it, the dead-letter file otherwise. */
-static int reject_records(buffer *b, const batch *bt, const out_result *res, const char *why)
-{
-    pthread_rwlock_rdlock(&sink_lock);
-    if (b->error_sink) {
-        batch *sel = select_records(bt, res, OUT_ERROR);
-        int rc = sel ? b->error_sink(b->error_sink_arg, sel, why) : 0;
-        if (sel)
-            batch_unref(sel);
-        if (rc == 0) {
-            pthread_rwlock_unlock(&sink_lock);
-            return 0;
-        }
-    }
-    pthread_rwlock_unlock(&sink_lock);
-    return dead_letter(b, bt, res, OUT_ERROR, why) < 0 ? -1 : 0;
-}
-
-/* Flush one chunk (no lock held); returns with the chunk deleted or back in QUEUED. */
-static void flush_one(buffer *b, chunk *ch)
-{
-    char err[256] = "";
-    batch *bt = chunk_load(b, ch, err, sizeof err);
-    if (!bt) {
-        wlog_error("buffer", "%s: cannot read chunk %016llx: %s; moving it aside", b->sink.id, (unsigned long long)ch->id,
-                   err);
-        atomic_fetch_add(&b->corrupt_chunks, 1);
-        if (ch->path) {
-            char dir[4200], to[4400];
-            snprintf(dir, sizeof dir, "%s/corrupt", b->c.path);
-            mkdir_p(dir);
-            snprintf(to, sizeof to, "%s/%016llx.chunk", dir, (unsigned long long)ch->id);
-            if (rename(ch->path, to) == 0) {
-                free(ch->path);
-                ch->path = NULL;
-            }
-        }
-        pthread_mutex_lock(&b->mu);
-        b->nflushing--;
-        chunk_delete(b, ch);
-        pthread_mutex_unlock(&b->mu);
-        return;
-    }
-    out_result res = {.n = bt->nrecords};
-    int rc = b->sink.write(b->sink.arg, bt, &res);
-    int done = 0; /* chunk can be deleted */
-    const char *why = res.reason[0] ? res.reason : rc == OUT_ERROR ? "unrecoverable error" : "retryable error";
-    if (rc == OUT_OK && !res.status) {
-        done = 1;
-        atomic_fetch_add(&b->flushed_records, bt->nrecords);
-    } else if (res.status) {
-        /* per-record outcome: ERROR -> dead letter / secondary, RETRY -> new chunk first in line */
-        uint32_t nerr = 0, nretry = 0;
-        for (uint32_t i = 0; i < res.n; i++) {
-            nerr += res.status[i] == OUT_ERROR;
-            nretry += res.status[i] == OUT_RETRY;
-        }
-        int ok = 1;
-        if (nerr && reject_records(b, bt, &res, why) != 0)
-            ok = 0;
-        if (ok && nretry && requeue_retry(b, bt, &res) != 0)
-            ok = 0;
-        if (ok) {
-            done = 1;
-            atomic_fetch_add(&b->flushed_records, bt->nrecords - nerr - nretry);
-            rc = nretry ? OUT_RETRY : OUT_OK;
-        } else {
-            rc = OUT_RETRY;
-        }
-    }
-    pthread_mutex_lock(&b->mu);
-    double now = clock_mono();
-    if (rc == OUT_OK) {
-        if (b->retrying)
-            wlog_info("buffer", "%s: flush succeeded after %d retries", b->sink.id, b->retries);
-        b->retrying = 0;
-        b->retries = 0;
-    } else if (rc == OUT_RETRY) {
-        atomic_fetch_add(&b->retried_flushes, 1);
-        if (!b->retrying) {
-            b->retrying = 1;
-            b->retry_start = now;
-        }
-        b->retries++;
-        if (!done && retries_exhausted(b, now)) {
-            pthread_mutex_unlock(&b->mu);
-            wlog_error("buffer", "%s: giving up on chunk %016llx (%u records) after %d retries: %s", b->sink.id,
-                       (unsigned long long)ch->id, ch->records, b->retries - 1, why);
-            atomic_fetch_add(&b->failed_flushes, 1);
-            done = give_up(b, bt, why) == 0;
-            pthread_mutex_lock(&b->mu);
-            b->retrying = 0;
-            b->retries = 0;
-        } else {
-            double wait = retry_interval(b);
-            b->next_retry = now + wait;
-            wlog_warn("buffer", "%s: flush of chunk %016llx failed (%s); retry %d in %.1fs", b->sink.id,
-                      (unsigned long long)ch->id, why, b->retries, wait);
-        }
-    } else {
-        atomic_fetch_add(&b->failed_flushes, 1);
-        pthread_mutex_unlock(&b->mu);
-        wlog_error("buffer", "%s: unrecoverable error for chunk %016llx (%u records): %s", b->sink.id,
-                   (unsigned long long)ch->id, ch->records, why);
-        done = give_up(b, bt, why) == 0;
-        pthread_mutex_lock(&b->mu);
-    }
-    b->nflushing--;
-    if (done) {
-        chunk_delete(b, ch);
-    } else {
-        ch->state = C_QUEUED;
-        if (b->c.type == BUF_FILE) {
-            /* keep RSS flat: re-read on the next attempt */
-        }
-    }
-    pthread_cond_broadcast(&b->cv_flush);
-    pthread_mutex_unlock(&b->mu);
-    batch_unref(bt);
-    out_result_free(&res);
-}
-
-/* Under mu: move due staged chunks to the queue; returns the next deadline. */
-static double enqueue_due(buffer *b, double now)
-{
-    double next = now + 1.0, wall = 0;
-    chunk *ch = b->staged;
-    while (ch) {
-        chunk *nx = ch->next;
-        double due;
-        if (b->drain || b->c.flush_mode == FLUSH_IMMEDIATE)
-            due = now;
-        else if (b->c.flush_mode == FLUSH_INTERVAL)
-            due = ch->staged_at + b->c.flush_interval;
-        else if (ch->timekey >= 0) {
-            if (!wall)
-                wall = clock_wall();
-            due = now + ((double)ch->timekey + b->c.timekey + b->c.timekey_wait - wall);
-        } else
-            due = INFINITY; /* lazy without a time key: only when full */
-        if (due <= now && ch->records) {
-            if (ch->appending)
-                ch->enqueue_after = 1;
-            else
-                enqueue(b, ch);
-        } else if (due < next) {
-            next = due;
-        }
-        ch = nx;
-    }
-    return next;
-}
-
-static void *flush_main(void *arg)
-{
-    buffer *b = arg;
-    char name[16];
-    snprintf(name, sizeof name, "flush-%.9s", b->sink.kind);
-    pthread_setname_np(pthread_self(), name);
-    pthread_mutex_lock(&b->mu);
-    for (;;) {
-        double now = clock_mono();
-        double next = enqueue_due(b, now);
-        if (b->stopping && !b->drain)
-            break;
-        chunk *ch = NULL;
-        if (!b->retrying || now >= b->next_retry)
-            for (ch = b->qhead; ch && ch->state != C_QUEUED; ch = ch->next)
-                ;
-        if (ch) {
-            ch->state = C_FLUSHING;
-            b->nflushing++;
-            pthread_mutex_unlock(&b->mu);
-            flush_one(b, ch);
-            pthread_mutex_lock(&b->mu);
-            continue;
-        }
-        if (b->stopping && b->drain && b->nqueued == 0 && b->nstaged == 0)
-            break;
-        if (b->retrying && b->next_retry < next)
-            next = b->next_retry;
-        if (next < now + 0.001)
-            next = now + 0.001;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        double until = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + (next - now);
-        ts.tv_sec = (time_t)until;
-        ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
-        pthread_cond_timedwait(&b->cv_flush, &b->mu, &ts);
-    }
-    pthread_mutex_unlock(&b->mu);
-    return NULL;
-}
-
-/* ---- recovery ------------------------------------------------------------------------ */
-
-static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static void move_aside(buffer *b, const char *path, const char *name, const char *why)
-{
-    char dir[4200], to[4400];
-    snprintf(dir, sizeof dir, "%s/corrupt", b->c.path);
-    mkdir_p(dir);
-    snprintf(to, sizeof to, "%s/%s", dir, name);
-    int rc = rename(path, to);
-    wlog_error("buffer", "%s: chunk %s is unreadable (%s); %s", b->sink.id, path, why,
-               rc == 0 ? "moved to corrupt/" : "could not move it aside; left in place and ignored");
-    atomic_fetch_add(&b->corrupt_chunks, 1);
-}
-
-static int recover(buffer *b)
-{
-    double t0 = clock_mono();
-    DIR *d = opendir(b->c.path);
-    if (!d) {
-        wlog_error("buffer", "%s: cannot open buffer path %s: %s", b->sink.id, b->c.path, strerror(errno));
-        return -1;
-    }
-    char **names = NULL;
-    size_t n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        size_t l = strlen(de->d_name);
-        if (l > 6 && strcmp(de->d_name + l - 6, ".chunk") == 0) {
-            names = realloc(names, (n + 1) * sizeof *names);
-            names[n++] = strdup(de->d_name);
-        }
-    }
-    closedir(d);
-    if (n)
-        qsort(names, n, sizeof *names, cmp_names);
-    uint64_t chunks = 0, records = 0, bytes = 0, torn = 0;
-    for (size_t i = 0; i < n; i++) {
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%s", b->c.path, names[i]);
-        int fd = open(path, O_RDWR | O_CLOEXEC);
-        struct stat st;
-        uint8_t *buf = NULL;
-        if (fd < 0 || fstat(fd, &st) != 0) {
-            wlog_error("buffer", "%s: cannot open chunk %s: %s; skipped", b->sink.id, path, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            continue;
-        }
-        size_t size = (size_t)st.st_size;
-        buf = malloc(size + 1);
-        size_t got = 0;
-        while (buf && got < size) {
-            ssize_t r = pread(fd, buf + got, size - got, (off_t)got);
-            if (r <= 0)
-                break;
-            got += (size_t)r;
-        }
-        const char *bad = NULL;
-        size_t start = 0;
-        /* empty: no bytes, a prefix of a header, or a whole valid header and
-         * no block. A header that fails its CRC is corrupt, not empty: its
-         * meta_len cannot be trusted to say where blocks start. */
-        int empty = buf && memcmp(buf, CHUNK_MAGIC, got < 8 ? got : 8) == 0 &&
-                    (got < HDR_SIZE ||
-                     (HDR_SIZE + (size_t)get32(buf + 12) == got &&
-                      header_crc(buf, buf + HDR_SIZE, got - HDR_SIZE) == get32(buf + 60)));
-        if (empty) {
-            /* a crash between creating a chunk and writing its first block:
-             * nothing in it was ever acked */
-            wlog_warn("buffer", "%s: removing %s: a chunk with no records (%zu bytes), left by a crash while it was "
-                      "being created",
-                      b->sink.id, path, got);
-            close(fd);
-            free(buf);
-            unlink(path);
-            continue;
-        }
-        bad = buf ? chunk_header_check(buf, got, &start) : "cannot read it";
-        if (bad) {
-            close(fd);
-            free(buf);
-            move_aside(b, path, names[i], bad);
-            continue;
-        }
-        /* metadata: tag and timekey */
-        const uint8_t *mp = buf + HDR_SIZE, *mend = buf + start;
-        mp_obj m, k, v;
-        char *tag = NULL;
-        size_t tag_len = 0;
-        int64_t timekey = -1;
-        if (mp_read(&mp, mend, &m) == MP_OK && m.type == MP_MAP) {
-            for (uint32_t j = 0; j < m.len; j++) {
-                if (mp_read(&mp, mend, &k) != MP_OK || mp_read(&mp, mend, &v) != MP_OK)
-                    break;
-                if (k.type == MP_STR && k.len == 3 && !memcmp(k.ptr, "tag", 3) && v.type == MP_STR) {
-                    tag = strndup((const char *)v.ptr, v.len);
-                    tag_len = v.len;
-                } else if (k.type == MP_STR && k.len == 7 && !memcmp(k.ptr, "timekey", 7)) {
-                    timekey = v.type == MP_INT ? v.v.i : v.type == MP_UINT ? (int64_t)v.v.u : -1;
-                }
-            }
-        }
-        size_t good;
-        uint32_t recs;
-        uint8_t created_hdr[8];
-        memcpy(created_hdr, buf + 16, 8);
-        uint32_t blocks = scan_blocks(buf, start, got, &good, &recs, NULL);
-        free(buf);
-        if (good < got) {
-            torn++;
-            atomic_fetch_add(&b->torn_tails, 1);
-            wlog_warn("buffer", "%s: chunk %s has a torn or corrupt tail: cut %zu bytes after %u whole blocks (%u records)",
-                      b->sink.id, path, got - good, blocks, recs);
-            if (ftruncate(fd, (off_t)good) != 0)
-                wlog_error("buffer", "%s: cannot truncate %s: %s", b->sink.id, path, strerror(errno));
-        }
-        close(fd);
-        if (!blocks) {
-            unlink(path); /* an empty chunk: nothing to deliver */
-            free(tag);
-            continue;
-        }
-        chunk *ch = calloc(1, sizeof *ch);
-        ch->fd = -1;
-        ch->id = strtoull(names[i], NULL, 16);
-        if (ch->id > b->next_id)
-            b->next_id = ch->id;
-        ch->tag = tag;
-        ch->tag_len = tag_len;
-        ch->timekey = timekey;
-        ch->path = strdup(path);
-        ch->created = (double)get64(created_hdr) / 1e9;
-        ch->records = recs;
-        ch->blocks = blocks;
-        ch->bytes = good - start;
-        ch->file_size = good;
-        ch->state = C_QUEUED;
-        if (b->qtail)
-            b->qtail->next = ch;
-        else
-            b->qhead = ch;
-        b->qtail = ch;
-        b->nqueued++;
-        b->total_bytes += ch->bytes;
-        chunks++;
-        records += recs;
-        bytes += good;
-    }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    atomic_fetch_add(&b->recovered_chunks, chunks);
-    atomic_fetch_add(&b->recovered_records, records);
-    if (n)
-        wlog_info("buffer", "%s: recovered %llu chunks, %llu records, %llu bytes from %s in %.0f ms (%llu torn tails "
-                  "cut, %llu corrupt moved aside)",
-                  b->sink.id, (unsigned long long)chunks, (unsigned long long)records, (unsigned long long)bytes,
-                  b->c.path, (clock_mono() - t0) * 1000, (unsigned long long)torn,
-                  (unsigned long long)atomic_load(&b->corrupt_chunks));
-    return 0;
-}
-
 /* ---- start / stop --------------------------------------------------------------------- */
 
 int buffer_start(buffer *b)
 {
     if (b->c.type == BUF_FILE) {
-        if (mkdir_p(b->c.path) != 0) {
+        if (buf_mkdir_p(b->c.path) != 0) {
             wlog_error("buffer", "%s: cannot create buffer path %s: %s", b->sink.id, b->c.path, strerror(errno));
             return -1;
         }
-        if (recover(b) != 0)
+        if (buf_recover(b) != 0)
             return -1;
     }
     b->nflushers = (int)b->c.flush_thread_count;
     b->flushers = calloc((size_t)b->nflushers, sizeof *b->flushers);
     for (int i = 0; i < b->nflushers; i++)
-        if (pthread_create(&b->flushers[i], NULL, flush_main, b) != 0) {
+        if (pthread_create(&b->flushers[i], NULL, buf_flush_main, b) != 0) {
             b->nflushers = i;
             return -1;
         }

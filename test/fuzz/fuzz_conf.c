@@ -1,8 +1,9 @@
 /*
  * test/fuzz/fuzz_conf.c: libFuzzer target for the configuration parser and
- * binder (config/conf.c, config/conf_bind.c).
+ * binder (config/: the parser's units listed in conf_int.h, conf_bind.c).
  *
- *   FUZZ_ONLY=conf scripts/fuzz.sh 60   (clang, ASan + UBSan; corpus test/fuzz/corpus/conf)
+ *   FUZZ_ONLY=conf scripts/fuzz.sh 60   (clang, ASan + UBSan; every library source linked in;
+ *   runs on a scratch copy of test/fuzz/corpus/conf, so new inputs stay out of the repository)
  *
  * Inputs that could make @include read arbitrary files of the host (any '/'
  * in them, or an ENV lookup that might produce one) are skipped: the

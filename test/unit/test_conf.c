@@ -1,6 +1,7 @@
 /*
- * test/unit/test_conf.c: config/conf.c (Fluentd syntax parser) and
- * config/conf_bind.c (conversions, binding, suggestions).
+ * test/unit/test_conf.c: the Fluentd syntax parser (config/conf_parse.c and
+ * the units conf_int.h lists) and config/conf_bind.c (conversions, binding,
+ * suggestions).
  *
  * Fixture files for @include live in test/unit/conf/, found relative to this
  * source file (__FILE__), so run the binary from the repository root, or set

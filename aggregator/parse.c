@@ -38,7 +38,6 @@ static const conf_spec parse_spec[] = {
     {NULL, 0, NULL, 0, 0, NULL},
 };
 
-static const char *const type_names[] = {"json", "regexp", "cri", "logfmt", "none", NULL};
 /* Fluentd parsers weir does not have (yet) */
 static const char *const unsupported[] = {"apache2", "apache_error", "nginx", "syslog",  "csv",  "tsv",  "ltsv",
                                           "multiline", "multi_format", "grok", "msgpack", "regex", "kv", NULL};
@@ -59,17 +58,16 @@ int parse_configure(parser *p, conf_node *n, conf_errors *errs)
         conf_errors_add(errs, n->file, n->line, "missing @type in <%s>", n->name);
         return -1;
     }
-    p->type = -1;
-    for (int i = 0; type_names[i]; i++)
-        if (strcmp(type_names[i], tp->value) == 0)
-            p->type = i;
-    if (p->type < 0) {
+    p->plugin = parser_plugin_find(tp->value);
+    if (!p->plugin) {
+        const char *const *type_names = parser_plugin_names();
         for (int i = 0; unsupported[i]; i++) {
             if (strcmp(unsupported[i], tp->value) == 0) {
-                conf_errors_add(errs, tp->file, tp->line,
-                                "parser type '%s' is not supported by weir (supported: json, regexp, cri, logfmt, "
-                                "none)%s",
-                                tp->value, !strcmp(tp->value, "regex") ? "; did you mean 'regexp'?" : "");
+                char list[256] = "";
+                for (size_t k = 0, l = 0; type_names[k] && l < sizeof list; k++)
+                    l += (size_t)snprintf(list + l, sizeof list - l, "%s%s", k ? ", " : "", type_names[k]);
+                conf_errors_add(errs, tp->file, tp->line, "parser type '%s' is not supported by weir (supported: %s)%s",
+                                tp->value, list, !strcmp(tp->value, "regex") ? "; did you mean 'regexp'?" : "");
                 return -1;
             }
         }
@@ -80,6 +78,7 @@ int parse_configure(parser *p, conf_node *n, conf_errors *errs)
             conf_errors_add(errs, tp->file, tp->line, "unknown parser type '%s'", tp->value);
         return -1;
     }
+    p->type = p->plugin->type;
     int bad = conf_bind(n, parse_spec, p, errs);
     p->configured = 1;
     char err[512];
@@ -299,14 +298,7 @@ int parse_text_keys(const parser *p, const char *s, size_t n, wbuf *out_map, int
     int rc;
     if (err && errlen)
         err[0] = 0;
-    switch (p->type) {
-    case PARSE_JSON: rc = parse_json_text(&c, u, n); break;
-    case PARSE_REGEXP: rc = parse_regexp_text(&c, u, n, err, errlen); break;
-    case PARSE_CRI: rc = parse_cri_text(&c, u, n); break;
-    case PARSE_LOGFMT: rc = parse_logfmt_text(&c, u, n); break;
-    case PARSE_NONE: rc = parse_none_text(&c, u, n); break;
-    default: rc = PARSE_FAIL; break;
-    }
+    rc = p->plugin ? p->plugin->parse(&c, u, n, err, errlen) : PARSE_FAIL;
     if (rc == PARSE_OK)
         rc = finish(&c, has_time, sec, nsec, err, errlen);
     else if (rc == PARSE_BADUTF8 && err && errlen)

@@ -54,6 +54,8 @@ typedef struct parse_conv {
     tparse tp;   /* CONV_TIME */
 } parse_conv;
 
+typedef struct parser_plugin parser_plugin;
+
 typedef struct parser {
     /* bound from <parse> */
     char *expression;
@@ -72,7 +74,8 @@ typedef struct parser {
     char *json_parser;
     int64_t stream_buffer_size; /* accepted, unused */
     /* compiled */
-    int type;
+    const struct parser_plugin *plugin; /* the @type (aggregator/registry.c) */
+    int type;                          /* plugin->type: PARSE_* */
     rx expr;
     rx_name *names;
     size_t nnames;

@@ -61,11 +61,17 @@ int parse_put_pair(pctx *c, const void *k, size_t kl, const void *v, size_t vl);
 int parse_conv_configure(parser *p, const conf_param *at, conf_errors *errs);
 int parse_conv_apply(const parse_conv *c, wbuf *o, size_t voff);
 
-/* The parse types: aggregator/parsers/<type>.c */
-int parse_json_text(pctx *c, const uint8_t *s, size_t n);
-int parse_regexp_text(pctx *c, const uint8_t *s, size_t n, char *err, size_t errlen);
-int parse_cri_text(pctx *c, const uint8_t *s, size_t n);
-int parse_logfmt_text(pctx *c, const uint8_t *s, size_t n);
-int parse_none_text(pctx *c, const uint8_t *s, size_t n);
+/* A <parse> type: aggregator/parsers/<type>.c, listed in aggregator/registry.c.
+ * `type` (PARSE_*) selects the type-specific configuration in parse.c
+ * (regexp's expression, json's numeric time). parse() turns one text into
+ * the record's pairs in c; err is set only where the type has more to say
+ * than PARSE_FAIL (regexp). */
+struct parser_plugin {
+    const char *name;
+    int type;
+    int (*parse)(pctx *c, const uint8_t *s, size_t n, char *err, size_t errlen);
+};
+const parser_plugin *parser_plugin_find(const char *name); /* NULL: none */
+const char *const *parser_plugin_names(void);
 
 #endif

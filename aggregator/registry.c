@@ -1,11 +1,12 @@
 /*
  * aggregator/registry.c: the one place plugins are named. Adding a plugin is
- * one line here (and its extern): the engine finds sources, filters and
- * outputs through these lists and nothing else, and the did-you-mean lists
- * are made from them.
+ * one line here (and its extern): the engine finds sources, filters,
+ * <parse> types and outputs through these lists and nothing else, and the
+ * did-you-mean lists are made from them.
  */
 #include "aggregator/filter.h"
 #include "aggregator/output.h"
+#include "aggregator/parse_impl.h"
 #include "aggregator/source.h"
 
 #include <pthread.h>
@@ -26,6 +27,13 @@ static const filter_plugin *const filters[] = {
     NULL,
 };
 
+/* <parse> types: aggregator/parsers/ */
+extern const parser_plugin parser_json_plugin, parser_regexp_plugin, parser_cri_plugin, parser_logfmt_plugin,
+    parser_none_plugin;
+static const parser_plugin *const parsers[] = {
+    &parser_json_plugin, &parser_regexp_plugin, &parser_cri_plugin, &parser_logfmt_plugin, &parser_none_plugin, NULL,
+};
+
 /* outputs: outputs/ */
 extern const out_plugin out_file_plugin, out_stdout_plugin, out_null_plugin, out_kafka2_plugin, out_rdkafka2_plugin,
     out_loki_plugin, out_elasticsearch_plugin, out_opensearch_plugin;
@@ -37,7 +45,7 @@ static const out_plugin *const outputs[] = {
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]) - 1)
 static const char *source_names[COUNT(sources) + 1], *filter_names[COUNT(filters) + 1],
-    *output_names[COUNT(outputs) + 1];
+    *parser_names[COUNT(parsers) + 1], *output_names[COUNT(outputs) + 1];
 
 static pthread_once_t names_once = PTHREAD_ONCE_INIT;
 static void names_init(void)
@@ -46,6 +54,8 @@ static void names_init(void)
         source_names[i] = sources[i]->name;
     for (size_t i = 0; i < COUNT(filters); i++)
         filter_names[i] = filters[i]->name;
+    for (size_t i = 0; i < COUNT(parsers); i++)
+        parser_names[i] = parsers[i]->name;
     for (size_t i = 0; i < COUNT(outputs); i++)
         output_names[i] = outputs[i]->name;
 }
@@ -78,6 +88,20 @@ const char *const *filter_plugin_names(void)
 {
     pthread_once(&names_once, names_init);
     return filter_names;
+}
+
+const parser_plugin *parser_plugin_find(const char *name)
+{
+    for (size_t i = 0; parsers[i]; i++)
+        if (!strcmp(parsers[i]->name, name))
+            return parsers[i];
+    return NULL;
+}
+
+const char *const *parser_plugin_names(void)
+{
+    pthread_once(&names_once, names_init);
+    return parser_names;
 }
 
 const out_plugin *out_plugin_find(const char *name)

@@ -9,7 +9,7 @@
 #include "aggregator/parse_impl.h"
 #include "aggregator/record.h"
 
-int parse_cri_text(pctx *c, const uint8_t *s, size_t n)
+static int parse_cri_text(pctx *c, const uint8_t *s, size_t n, char *err, size_t errlen)
 {
     const uint8_t *e = s + n;
     const uint8_t *t_end = memchr(s, ' ', n);
@@ -38,3 +38,5 @@ int parse_cri_text(pctx *c, const uint8_t *s, size_t n)
         return PARSE_FAIL;
     return rec_hdr_close(c->o, &h, c->count) ? PARSE_FAIL : PARSE_OK;
 }
+
+const parser_plugin parser_cri_plugin = {.name = "cri", .type = PARSE_CRI, .parse = parse_cri_text};

@@ -65,8 +65,10 @@ static int j_top(json_mp_cursor *j, pctx *c)
     return json_mp_close(j, hoff, c->count, 1);
 }
 
-int parse_json_text(pctx *c, const uint8_t *s, size_t n)
+static int parse_json_text(pctx *c, const uint8_t *s, size_t n, char *err, size_t errlen)
 {
     json_mp_cursor j = {s, s + n, c->o};
     return j_top(&j, c) ? PARSE_NOMATCH : PARSE_OK;
 }
+
+const parser_plugin parser_json_plugin = {.name = "json", .type = PARSE_JSON, .parse = parse_json_text};

@@ -59,7 +59,7 @@ static int logfmt_unescape(wbuf *o, const uint8_t *v, size_t vl)
     return 0;
 }
 
-int parse_logfmt_text(pctx *c, const uint8_t *s, size_t n)
+static int parse_logfmt_text(pctx *c, const uint8_t *s, size_t n, char *err, size_t errlen)
 {
     const uint8_t *p = s, *e = s + n;
     rec_hdr h;
@@ -128,3 +128,5 @@ int parse_logfmt_text(pctx *c, const uint8_t *s, size_t n)
     }
     return rec_hdr_close(c->o, &h, c->count) ? PARSE_FAIL : PARSE_OK;
 }
+
+const parser_plugin parser_logfmt_plugin = {.name = "logfmt", .type = PARSE_LOGFMT, .parse = parse_logfmt_text};

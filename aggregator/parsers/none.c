@@ -5,7 +5,7 @@
 #include "aggregator/parse_impl.h"
 #include "aggregator/record.h"
 
-int parse_none_text(pctx *c, const uint8_t *s, size_t n)
+static int parse_none_text(pctx *c, const uint8_t *s, size_t n, char *err, size_t errlen)
 {
     const parser *p = c->p;
     rec_hdr h;
@@ -17,3 +17,5 @@ int parse_none_text(pctx *c, const uint8_t *s, size_t n)
     }
     return rc;
 }
+
+const parser_plugin parser_none_plugin = {.name = "none", .type = PARSE_NONE, .parse = parse_none_text};

@@ -13,7 +13,7 @@
 #include "aggregator/parse_impl.h"
 #include "aggregator/record.h"
 
-int parse_regexp_text(pctx *c, const uint8_t *s, size_t n, char *err, size_t errlen)
+static int parse_regexp_text(pctx *c, const uint8_t *s, size_t n, char *err, size_t errlen)
 {
     const parser *p = c->p;
     if (!rx_utf8_valid(s, n))
@@ -65,3 +65,5 @@ out:
         free(ovc);
     return ret;
 }
+
+const parser_plugin parser_regexp_plugin = {.name = "regexp", .type = PARSE_REGEXP, .parse = parse_regexp_text};

@@ -45,18 +45,16 @@
 #include "aggregator/output.h"
 #include "aggregator/record.h"
 #include "outputs/format.h"
+#include "outputs/kafka/route.h"
+
+_Static_assert(KAFKA_NO_PARTITION == RD_KAFKA_PARTITION_UA, "route.h: no partition is librdkafka's UA");
 
 #define KAFKA_ISOLATE_MAX 1000 /* records re-sent one by one per write after a too-large batch */
 
 typedef struct kafka_out {
     /* bound from config */
     char **brokers;
-    char *default_topic;
-    char *topic_key;
-    char *default_message_key;
-    char *message_key_key;
-    char *partition_key_key;
-    char *partition_key;
+    kafka_keys keys; /* topic, message key, partition (route.h) */
     conf_hash headers;
     conf_hash headers_from_record;
     int64_t required_acks;
@@ -83,12 +81,12 @@ typedef struct kafka_out {
 
 static const conf_spec kafka_spec[] = {
     {"brokers", CONF_ARRAY, "localhost:9092", 0, offsetof(kafka_out, brokers), NULL},
-    {"default_topic", CONF_STR, NULL, 0, offsetof(kafka_out, default_topic), NULL},
-    {"topic_key", CONF_STR, "topic", 0, offsetof(kafka_out, topic_key), NULL},
-    {"default_message_key", CONF_STR, NULL, 0, offsetof(kafka_out, default_message_key), NULL},
-    {"message_key_key", CONF_STR, "message_key", 0, offsetof(kafka_out, message_key_key), NULL},
-    {"partition_key_key", CONF_STR, "partition_key", 0, offsetof(kafka_out, partition_key_key), NULL},
-    {"partition_key", CONF_STR, "partition", 0, offsetof(kafka_out, partition_key), NULL},
+    {"default_topic", CONF_STR, NULL, 0, offsetof(kafka_out, keys.default_topic), NULL},
+    {"topic_key", CONF_STR, "topic", 0, offsetof(kafka_out, keys.topic_key), NULL},
+    {"default_message_key", CONF_STR, NULL, 0, offsetof(kafka_out, keys.default_message_key), NULL},
+    {"message_key_key", CONF_STR, "message_key", 0, offsetof(kafka_out, keys.message_key_key), NULL},
+    {"partition_key_key", CONF_STR, "partition_key", 0, offsetof(kafka_out, keys.partition_key_key), NULL},
+    {"partition_key", CONF_STR, "partition", 0, offsetof(kafka_out, keys.partition_key), NULL},
     {"headers", CONF_HASH, NULL, 0, offsetof(kafka_out, headers), NULL},
     {"headers_from_record", CONF_HASH, NULL, 0, offsetof(kafka_out, headers_from_record), NULL},
     {"required_acks", CONF_INT, "-1", 0, offsetof(kafka_out, required_acks), NULL},
@@ -207,14 +205,14 @@ static int kafka_init(output *o, conf_node *n, conf_errors *errs)
             c->rec_hdr_names[c->nrec_hdrs++] = strdup(h->kv[i].k);
         }
     }
-    if (c->exclude_topic_key && c->topic_key)
-        c->drop[c->ndrop++] = (rec_kv){.key = c->topic_key, .key_len = strlen(c->topic_key)};
-    if (c->exclude_message_key && c->message_key_key)
-        c->drop[c->ndrop++] = (rec_kv){.key = c->message_key_key, .key_len = strlen(c->message_key_key)};
-    if (c->exclude_partition_key && c->partition_key_key)
-        c->drop[c->ndrop++] = (rec_kv){.key = c->partition_key_key, .key_len = strlen(c->partition_key_key)};
-    if (c->exclude_partition && c->partition_key)
-        c->drop[c->ndrop++] = (rec_kv){.key = c->partition_key, .key_len = strlen(c->partition_key)};
+    if (c->exclude_topic_key && c->keys.topic_key)
+        c->drop[c->ndrop++] = (rec_kv){.key = c->keys.topic_key, .key_len = strlen(c->keys.topic_key)};
+    if (c->exclude_message_key && c->keys.message_key_key)
+        c->drop[c->ndrop++] = (rec_kv){.key = c->keys.message_key_key, .key_len = strlen(c->keys.message_key_key)};
+    if (c->exclude_partition_key && c->keys.partition_key_key)
+        c->drop[c->ndrop++] = (rec_kv){.key = c->keys.partition_key_key, .key_len = strlen(c->keys.partition_key_key)};
+    if (c->exclude_partition && c->keys.partition_key)
+        c->drop[c->ndrop++] = (rec_kv){.key = c->keys.partition_key, .key_len = strlen(c->keys.partition_key)};
 
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     char joined[4096] = "", num[64];
@@ -312,119 +310,20 @@ static void kscratch_free(kscratch *s)
     wbuf_free(&s->hdr);
 }
 
-enum { F_TOPIC, F_MKEY, F_PKEY, F_PART, F_N };
-
-/* The values of the routing keys (topic_key, message_key_key,
- * partition_key_key, partition_key) in ONE pass over the record's top-level
- * map (the first of a duplicated key, like rec_get). */
-static void find_fields(const kafka_out *c, const entry *e, const uint8_t *v[F_N], size_t vlen[F_N])
-{
-    const char *names[F_N] = {c->topic_key, c->message_key_key, c->partition_key_key, c->partition_key};
-    size_t nlen[F_N];
-    int want = 0;
-    for (int i = 0; i < F_N; i++) {
-        v[i] = NULL;
-        vlen[i] = 0;
-        nlen[i] = names[i] ? strlen(names[i]) : 0;
-        want += names[i] != NULL;
-    }
-    const uint8_t *p = e->record, *end = e->record + e->record_len;
-    mp_obj m;
-    if (!want || mp_read(&p, end, &m) != MP_OK || m.type != MP_MAP)
-        return;
-    for (uint32_t k = 0; k < m.len && want; k++) {
-        mp_obj key;
-        if (mp_read(&p, end, &key) != MP_OK)
-            return;
-        const uint8_t *val = p;
-        /* mp_read steps over a whole scalar or string (the usual values);
-         * only a non-empty container needs the walk of mp_skip */
-        mp_obj vo;
-        if (mp_read(&p, end, &vo) != MP_OK)
-            return;
-        if ((vo.type == MP_MAP || vo.type == MP_ARRAY) && vo.len) {
-            p = val;
-            if (mp_skip(&p, end, 64) != MP_OK)
-                return;
-        }
-        if (key.type != MP_STR && key.type != MP_BIN)
-            continue;
-        for (int i = 0; i < F_N; i++)
-            if (names[i] && !v[i] && key.len == nlen[i] && !memcmp(key.ptr, names[i], nlen[i])) {
-                v[i] = val;
-                vlen[i] = (size_t)(p - val);
-                want--;
-            }
-    }
-}
-
-/* A string value (or the text of a scalar when scratch is given); NULL for nil/absent. */
-static const uint8_t *str_value(const uint8_t *v, size_t vlen, size_t *len, wbuf *scratch)
-{
-    if (!v)
-        return NULL;
-    mp_obj o;
-    const uint8_t *q = v;
-    if (mp_read(&q, v + vlen, &o) != MP_OK || o.type == MP_NIL)
-        return NULL;
-    if (o.type == MP_STR || o.type == MP_BIN) {
-        *len = o.len;
-        return o.ptr;
-    }
-    if (!scratch)
-        return NULL;
-    scratch->len = 0;
-    if (rec_value_text(scratch, v, vlen))
-        return NULL;
-    *len = scratch->len;
-    return scratch->data;
-}
-
 /* Produce one record. Returns 0 when it is in librdkafka's queue (a report
  * will come), else a definitive error code with m->err set. */
 static rd_kafka_resp_err_t produce_one(kafka_out *c, kmsg *m, const entry *e, kscratch *s, char *why,
                                        size_t whylen)
 {
-    const uint8_t *fv[F_N];
-    size_t fl[F_N];
-    find_fields(c, e, fv, fl);
-    /* topic: record[topic_key] || default_topic || tag */
-    char tbuf[256];
-    const char *topic;
-    size_t tlen = 0;
-    const uint8_t *t = str_value(fv[F_TOPIC], fl[F_TOPIC], &tlen, NULL);
-    if (t && tlen > 0 && tlen < sizeof tbuf) {
-        memcpy(tbuf, t, tlen);
-        tbuf[tlen] = 0;
-        topic = tbuf;
-    } else if (t && tlen) {
-        snprintf(why, whylen, "topic name of %zu bytes in record key '%s' is too long", tlen, c->topic_key);
+    kafka_route rt;
+    if (kafka_route_of(&c->keys, e, &rt, &s->key, why, whylen) != 0)
         return RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
-    } else {
-        topic = c->default_topic ? c->default_topic : e->tag;
-        if (strlen(topic) >= sizeof tbuf) {
-            snprintf(why, whylen, "topic name '%.64s...' is too long", topic);
-            return RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
-        }
-    }
-    size_t klen = 0;
-    const uint8_t *key = str_value(fv[F_MKEY], fl[F_MKEY], &klen, &s->key);
-    if (!key && c->default_message_key) {
-        key = (const uint8_t *)c->default_message_key;
-        klen = strlen(c->default_message_key);
-    }
-    m->pkey = str_value(fv[F_PKEY], fl[F_PKEY], &m->pkey_len, NULL);
-    int32_t partition = RD_KAFKA_PARTITION_UA;
-    if (fv[F_PART]) {
-        const uint8_t *v = fv[F_PART];
-        mp_obj o;
-        if (mp_read(&v, fv[F_PART] + fl[F_PART], &o) == MP_OK) {
-            if (o.type == MP_UINT && o.v.u < INT32_MAX)
-                partition = (int32_t)o.v.u;
-            else if (o.type == MP_INT && o.v.i >= 0 && o.v.i < INT32_MAX)
-                partition = (int32_t)o.v.i;
-        }
-    }
+    const char *topic = rt.topic;
+    const uint8_t *key = rt.key;
+    size_t klen = rt.key_len;
+    m->pkey = rt.pkey;
+    m->pkey_len = rt.pkey_len;
+    int32_t partition = rt.partition;
 
     /* headers (copied now: the record may be rewritten below) */
     rd_kafka_headers_t *hs = NULL;
@@ -445,8 +344,8 @@ static rd_kafka_resp_err_t produce_one(kafka_out *c, kmsg *m, const entry *e, ks
 
     /* payload */
     entry fe = *e;
-    int drop = (c->exclude_topic_key && fv[F_TOPIC]) || (c->exclude_message_key && fv[F_MKEY]) ||
-               (c->exclude_partition_key && fv[F_PKEY]) || (c->exclude_partition && fv[F_PART]);
+    int drop = (c->exclude_topic_key && rt.has_topic) || (c->exclude_message_key && rt.has_key) ||
+               (c->exclude_partition_key && rt.has_pkey) || (c->exclude_partition && rt.has_partition);
     if (drop) {
         s->rec.len = 0;
         if (rec_rewrite_n(&s->rec, e->record, e->record_len, c->drop, c->ndrop, NULL, 0) == 0) {

@@ -1,0 +1,176 @@
+/* Unit tests: the Kafka output's routing of a record (outputs/kafka/route.c):
+ * topic, message key, partition key and partition, as fluent-plugin-kafka's
+ * kafka2 chooses them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lib/batch.h"
+#include "lib/wbuf.h"
+#include "outputs/kafka/route.h"
+
+static kafka_keys defaults(void)
+{
+    /* the parameters' defaults (producer.c's table) */
+    kafka_keys k = {.topic_key = "topic", .message_key_key = "message_key", .partition_key_key = "partition_key",
+                    .partition_key = "partition"};
+    return k;
+}
+
+/* Route a record given as msgpack bytes, with tag "app.logs". */
+static int route(const kafka_keys *k, const uint8_t *rec, size_t len, kafka_route *r, wbuf *scratch, char *why)
+{
+    entry e = {.tag = "app.logs", .tag_len = 8, .sec = 1700000000, .record = rec, .record_len = len};
+    return kafka_route_of(k, &e, r, scratch, why, 256);
+}
+
+#define REC(...) (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__})
+
+static void test_topic_choice(void **st)
+{
+    kafka_keys k = defaults();
+    kafka_route r;
+    wbuf s = {0};
+    char why[256];
+    /* {"msg":"x"}: no topic key: the tag */
+    assert_int_equal(route(&k, REC(0x81, 0xa3, 'm', 's', 'g', 0xa1, 'x'), &r, &s, why), 0);
+    assert_string_equal(r.topic, "app.logs");
+    assert_int_equal(r.has_topic, 0);
+    /* default_topic beats the tag */
+    k.default_topic = "fallback";
+    assert_int_equal(route(&k, REC(0x81, 0xa3, 'm', 's', 'g', 0xa1, 'x'), &r, &s, why), 0);
+    assert_string_equal(r.topic, "fallback");
+    /* {"topic":"orders"} beats both */
+    assert_int_equal(route(&k, REC(0x81, 0xa5, 't', 'o', 'p', 'i', 'c', 0xa6, 'o', 'r', 'd', 'e', 'r', 's'), &r, &s, why),
+                     0);
+    assert_string_equal(r.topic, "orders");
+    assert_int_equal(r.has_topic, 1);
+    /* a non-string, nil or empty topic value: the fallback (but the key is there, for exclude_topic_key) */
+    assert_int_equal(route(&k, REC(0x81, 0xa5, 't', 'o', 'p', 'i', 'c', 0x07), &r, &s, why), 0);
+    assert_string_equal(r.topic, "fallback");
+    assert_int_equal(r.has_topic, 1);
+    assert_int_equal(route(&k, REC(0x81, 0xa5, 't', 'o', 'p', 'i', 'c', 0xc0), &r, &s, why), 0);
+    assert_string_equal(r.topic, "fallback");
+    assert_int_equal(route(&k, REC(0x81, 0xa5, 't', 'o', 'p', 'i', 'c', 0xa0), &r, &s, why), 0);
+    assert_string_equal(r.topic, "fallback");
+    /* the first of a duplicated key counts */
+    assert_int_equal(route(&k, REC(0x82, 0xa5, 't', 'o', 'p', 'i', 'c', 0xa1, 'a', 0xa5, 't', 'o', 'p', 'i', 'c', 0xa1, 'b'),
+                           &r, &s, why),
+                     0);
+    assert_string_equal(r.topic, "a");
+    /* topic_key renamed */
+    k.topic_key = "t";
+    assert_int_equal(route(&k, REC(0x81, 0xa1, 't', 0xa2, 'z', 'z'), &r, &s, why), 0);
+    assert_string_equal(r.topic, "zz");
+    wbuf_free(&s);
+}
+
+static void test_topic_too_long(void **st)
+{
+    kafka_keys k = defaults();
+    kafka_route r;
+    wbuf s = {0}, rec = {0};
+    char why[256];
+    char name[300];
+    memset(name, 'x', sizeof name);
+    for (size_t n = 254; n <= 257; n++) {
+        rec.len = 0;
+        mpw_map(&rec, 1);
+        mpw_str(&rec, "topic", 5);
+        mpw_str(&rec, name, n);
+        int rc = route(&k, rec.data, rec.len, &r, &s, why);
+        if (n <= KAFKA_TOPIC_MAX) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(strlen(r.topic), n);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_non_null(strstr(why, "is too long"));
+        }
+    }
+    wbuf_free(&rec);
+    wbuf_free(&s);
+}
+
+static void test_keys_and_partition(void **st)
+{
+    kafka_keys k = defaults();
+    kafka_route r;
+    wbuf s = {0}, rec = {0};
+    char why[256];
+    /* {"message_key":"user-1","partition_key":"p-7","partition":3} */
+    mpw_map(&rec, 3);
+    mpw_str(&rec, "message_key", 11);
+    mpw_str(&rec, "user-1", 6);
+    mpw_str(&rec, "partition_key", 13);
+    mpw_str(&rec, "p-7", 3);
+    mpw_str(&rec, "partition", 9);
+    mpw_uint(&rec, 3);
+    assert_int_equal(route(&k, rec.data, rec.len, &r, &s, why), 0);
+    assert_int_equal(r.key_len, 6);
+    assert_memory_equal(r.key, "user-1", 6);
+    assert_int_equal(r.pkey_len, 3);
+    assert_memory_equal(r.pkey, "p-7", 3);
+    assert_int_equal(r.partition, 3);
+    assert_true(r.has_key && r.has_pkey && r.has_partition && !r.has_topic);
+
+    /* a numeric message key is its text; a numeric partition key is not a key */
+    rec.len = 0;
+    mpw_map(&rec, 2);
+    mpw_str(&rec, "message_key", 11);
+    mpw_int(&rec, 42);
+    mpw_str(&rec, "partition_key", 13);
+    mpw_int(&rec, 7);
+    assert_int_equal(route(&k, rec.data, rec.len, &r, &s, why), 0);
+    assert_int_equal(r.key_len, 2);
+    assert_memory_equal(r.key, "42", 2);
+    assert_null(r.pkey);
+    assert_int_equal(r.partition, KAFKA_NO_PARTITION);
+
+    /* partition: int32-encoded positive (Go's msgp), negative, too big, a string */
+    struct {
+        const uint8_t *b;
+        size_t n;
+        int32_t want;
+    } parts[] = {
+        {REC(0x81, 0xa9, 'p', 'a', 'r', 't', 'i', 't', 'i', 'o', 'n', 0xd2, 0, 0, 0, 5), 5},
+        {REC(0x81, 0xa9, 'p', 'a', 'r', 't', 'i', 't', 'i', 'o', 'n', 0xff), KAFKA_NO_PARTITION},
+        {REC(0x81, 0xa9, 'p', 'a', 'r', 't', 'i', 't', 'i', 'o', 'n', 0xce, 0x80, 0, 0, 0), KAFKA_NO_PARTITION},
+        {REC(0x81, 0xa9, 'p', 'a', 'r', 't', 'i', 't', 'i', 'o', 'n', 0xa1, '2'), KAFKA_NO_PARTITION},
+    };
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        assert_int_equal(route(&k, parts[i].b, parts[i].n, &r, &s, why), 0);
+        if (r.partition != parts[i].want)
+            fail_msg("partition row %zu: %d, want %d", i, r.partition, parts[i].want);
+        assert_int_equal(r.has_partition, 1);
+    }
+
+    /* default_message_key when the record has none; nothing when neither */
+    assert_int_equal(route(&k, REC(0x80), &r, &s, why), 0);
+    assert_null(r.key);
+    k.default_message_key = "dflt";
+    assert_int_equal(route(&k, REC(0x80), &r, &s, why), 0);
+    assert_int_equal(r.key_len, 4);
+    assert_memory_equal(r.key, "dflt", 4);
+    /* keys inside nested values do not count; a non-map record routes by the defaults */
+    assert_int_equal(route(&k, REC(0x81, 0xa1, 'x', 0x81, 0xa5, 't', 'o', 'p', 'i', 'c', 0xa1, 'n'), &r, &s, why), 0);
+    assert_string_equal(r.topic, "app.logs");
+    assert_int_equal(route(&k, REC(0x93, 1, 2, 3), &r, &s, why), 0);
+    assert_string_equal(r.topic, "app.logs");
+    wbuf_free(&rec);
+    wbuf_free(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_topic_choice),
+        cmocka_unit_test(test_topic_too_long),
+        cmocka_unit_test(test_keys_and_partition),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

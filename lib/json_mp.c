@@ -376,13 +376,8 @@ static int j_container(jp *j, int depth, int is_map)
     for (;;) {
         if (is_map) {
             size_t pay, plen;
-            if (j->p >= j->e || *j->p != '"' || json_mp_string(j, &pay, &plen))
+            if (json_mp_key(j, &pay, &plen))
                 return -1;
-            json_mp_ws(j);
-            if (j->p >= j->e || *j->p != ':')
-                return -1;
-            j->p++;
-            json_mp_ws(j);
         }
         if (json_mp_value(j, depth + 1))
             return -1;

@@ -59,6 +59,19 @@ static inline void json_mp_ws(json_mp_cursor *j)
 /* At the opening quote: a msgpack str; its bytes are o->data[*pay ..
  * *pay + *plen). */
 int json_mp_string(json_mp_cursor *j, size_t *pay, size_t *plen);
+/* An object member's key and its ':' (white space around skipped): the
+ * key's string is written as json_mp_string writes it. 0, or -1. */
+static inline int json_mp_key(json_mp_cursor *j, size_t *pay, size_t *plen)
+{
+    if (j->p >= j->e || *j->p != '"' || json_mp_string(j, pay, plen))
+        return -1;
+    json_mp_ws(j);
+    if (j->p >= j->e || *j->p != ':')
+        return -1;
+    j->p++;
+    json_mp_ws(j);
+    return 0;
+}
 /* One value of any type; `depth` is its nesting level (the top level is
  * 0; containers deeper than JSON_MP_MAX_DEPTH fail). */
 int json_mp_value(json_mp_cursor *j, int depth);

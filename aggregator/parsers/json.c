@@ -27,13 +27,8 @@ static int j_top(json_mp_cursor *j, pctx *c)
     } else {
         for (;;) {
             size_t pair_off = j->o->len, kpay, klen;
-            if (j->p >= j->e || *j->p != '"' || json_mp_string(j, &kpay, &klen))
+            if (json_mp_key(j, &kpay, &klen))
                 return -1;
-            json_mp_ws(j);
-            if (j->p >= j->e || *j->p != ':')
-                return -1;
-            j->p++;
-            json_mp_ws(j);
             size_t voff = j->o->len;
             if (json_mp_value(j, 1))
                 return -1;

@@ -87,8 +87,9 @@ int kafka_route_of(const kafka_keys *c, const entry *e, kafka_route *r, wbuf *sc
     size_t tlen = 0;
     const uint8_t *t = str_value(fv[F_TOPIC], fl[F_TOPIC], &tlen, NULL);
     if (t && tlen > 0 && tlen <= KAFKA_TOPIC_MAX) {
-        memcpy(r->topic, t, tlen);
-        r->topic[tlen] = 0;
+        memcpy(r->tbuf, t, tlen);
+        r->tbuf[tlen] = 0;
+        r->topic = r->tbuf;
     } else if (t && tlen) {
         snprintf(why, whylen, "topic name of %zu bytes in record key '%s' is too long", tlen, c->topic_key);
         return -1;
@@ -98,7 +99,7 @@ int kafka_route_of(const kafka_keys *c, const entry *e, kafka_route *r, wbuf *sc
             snprintf(why, whylen, "topic name '%.64s...' is too long", topic);
             return -1;
         }
-        strcpy(r->topic, topic);
+        r->topic = topic;
     }
     r->key_len = 0;
     r->key = str_value(fv[F_MKEY], fl[F_MKEY], &r->key_len, scratch);

@@ -27,7 +27,8 @@ typedef struct kafka_keys {
 #define KAFKA_NO_PARTITION (-1) /* librdkafka's RD_KAFKA_PARTITION_UA: the partitioner decides */
 
 typedef struct kafka_route {
-    char topic[KAFKA_TOPIC_MAX + 1];
+    const char *topic; /* tbuf (a record's value), default_topic or the tag: no copy of those */
+    char tbuf[KAFKA_TOPIC_MAX + 1];
     const uint8_t *key; /* message key (into the record, the parameters or the scratch), or NULL */
     size_t key_len;
     const uint8_t *pkey; /* partition key (a string value in the record), or NULL */

@@ -229,6 +229,13 @@ class Node:
         assert 200 <= st < 300, f"{method} {path}: HTTP {st}: {b}"
         return b
 
+    def one_shard_default(self):
+        """Test indices (t-*, logs-*) get one shard and no replica, so that the
+        single node stays green."""
+        self.ok("PUT", "/_index_template/weir-test-default", {
+            "index_patterns": ["t-*", "logs-*"], "priority": 1,
+            "template": {"settings": {"number_of_shards": 1, "number_of_replicas": 0}}})
+
     def refresh(self, index="_all"):
         st, b = self.req("POST", f"/{index}/_refresh")
         assert st in (200, 404), f"_refresh {index}: HTTP {st}: {b}"

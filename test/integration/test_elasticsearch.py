@@ -42,20 +42,13 @@ TEMPLATE = {
 }
 
 
-def one_shard_default(node):
-    """Test indices get one shard and no replica (the single node stays green)."""
-    node.ok("PUT", "/_index_template/weir-test-default", {
-        "index_patterns": ["t-*", "logs-*"], "priority": 1,
-        "template": {"settings": {"number_of_shards": 1, "number_of_replicas": 0}}})
-
-
 @pytest.fixture(scope="module")
 def es():
     # started in fixture setup (outside the per-test alarm): ~20-40 s on 2 cores
     node = Node(settings={"thread_pool.write.queue_size": "2"})
     try:
         node.start()
-        one_shard_default(node)
+        node.one_shard_default()
         yield node
     finally:
         node.close()
@@ -66,7 +59,7 @@ def es_tls():
     node = Node(tls=True)
     try:
         node.start()
-        one_shard_default(node)
+        node.one_shard_default()
         yield node
     finally:
         node.close()

@@ -24,16 +24,19 @@ import k8s_tools
 from conftest import REPO, T0, free_port, poll
 from fwd import entry, et, ping_bytes, read_helo, read_obj, sha512_hex
 from helpers import config, get
+from peer_es import Node as EsNode
+from peer_loki import Loki
 
 K8S = os.path.join(REPO, "k8s")
-BUILDS = ["base", "overlays/dev", "overlays/durable", "fluent-bit", "grafana"]
-WEIR_BUILDS = ["base", "overlays/dev", "overlays/durable"]
+BUILDS = ["base", "overlays/dev", "overlays/durable", "overlays/loki", "fluent-bit", "grafana"]
+WEIR_BUILDS = ["base", "overlays/dev", "overlays/durable", "overlays/loki"]
 K8S_VERSIONS = ["1.30.0", "1.37.0"]
 NAMESPACE = "logging"
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "Namespace"}
 # Secrets the operator creates (k8s/README.md); any other Secret a build
 # references must be in the build.
-EXTERNAL_SECRETS = {"weir-tls", "weir-shared-key"}
+# ECK creates the last two for its Elasticsearch cluster "logs".
+EXTERNAL_SECRETS = {"weir-tls", "weir-shared-key", "logs-es-elastic-user", "logs-es-http-certs-public"}
 WEIR_SVC_DNS = f"weir.{NAMESPACE}.svc.cluster.local"
 
 
@@ -245,13 +248,17 @@ def test_weir_pod_is_operable(built, build):
     # read-only root: every path weir writes is on a writable mount
     writable = [m["mountPath"] for m in c["volumeMounts"] if not m.get("readOnly")]
     written = conf_values(conf, "path") + conf_values(conf, "dead_letter_path")
-    assert len(written) >= 4
+    assert len(written) >= 3
     for p in written:
         assert any(p.startswith(mp + "/") for mp in writable), f"{p} is on the read-only root"
     # TLS files come from the mounted Secret
     tls_mount = [m["mountPath"] for m in c["volumeMounts"] if m["name"] == "tls"][0]
     for p in conf_values(conf, "cert_path") + conf_values(conf, "private_key_path"):
         assert p.startswith(tls_mount + "/")
+    # every other file weir reads (the backend's CA) is on a mounted volume
+    mounts = [m["mountPath"] for m in c["volumeMounts"]]
+    for p in conf_values(conf, "ca_file") + conf_values(conf, "ca_cert"):
+        assert any(p.startswith(mp + "/") for mp in mounts), f"{p} is not on a mounted volume"
 
     # SIGTERM: preStop sleep + shutdown_timeout fit in the grace period
     st = int(re.search(r"^\s*shutdown_timeout (\d+)s", conf, re.M).group(1))
@@ -319,12 +326,15 @@ def pod_env(objs, key):
     return env
 
 
-def local_conf(conf, tmp, pki, fport, mport):
+def local_conf(conf, tmp, pki, fport, mport, es_ca=None):
     """The ConfigMap's weir.conf with only the environment's paths and ports
-    changed: /var/lib/weir and the TLS Secret into tmp dirs, listeners on
-    127.0.0.1 and free ports."""
+    changed: /var/lib/weir and the TLS Secrets into tmp dirs, listeners on
+    127.0.0.1 and free ports. The backend's host and credentials come from
+    the pod's environment (pod_env, then overridden by the test)."""
     assert conf.count("port 24224") == 1 and conf.count("port 24231") == 1
     conf = conf.replace("/var/lib/weir/", tmp + "/").replace("/etc/weir/tls/", pki + "/")
+    if es_ca:
+        conf = conf.replace("/etc/weir/es-ca/", es_ca + "/")
     conf = conf.replace("port 24224", f"port {fport}").replace("port 24231", f"port {mport}")
     return conf.replace("bind 0.0.0.0", "bind 127.0.0.1")
 
@@ -339,10 +349,14 @@ class TlsConn(fwd.FwdConn):
         self.timeout = timeout
 
 
-def fluent_bit_send(port, pki, key, self_hostname, records):
+POD_TAG = "kube.var.log.containers.auth-api-7d9c_auth_auth-api-0123456789abcdef.log"
+
+
+def fluent_bit_send(port, pki, key, self_hostname, records, t0):
     """What Fluent Bit's out_forward does with upstream.conf's settings: TLS
     verified against weir's CA for the Service name, the shared-key handshake
-    as `fluent-bit`, one PackedForward chunk, wait for its ack."""
+    as `fluent-bit`, one PackedForward chunk (event times t0, t0+1ms, ...),
+    wait for its ack."""
     with TlsConn(port, os.path.join(pki, "tls.crt"), WEIR_SVC_DNS) as c:
         opts = read_helo(c)
         ping, salt = ping_bytes(opts["nonce"], b"", key=key, host="fluent-bit")
@@ -350,35 +364,142 @@ def fluent_bit_send(port, pki, key, self_hostname, records):
         pong = read_obj(c)
         assert pong[:4] == ["PONG", True, "", self_hostname], pong
         assert pong[4] == sha512_hex(salt, self_hostname, opts["nonce"], key)
-        tag = "kube.var.log.containers.auth-api-7d9c_auth_auth-api-0123456789abcdef.log"
         ch = base64.b64encode(os.urandom(12)).decode()
-        c.send(fwd.packed_forward(tag, [entry(et(T0, i), r) for i, r in enumerate(records)], {"chunk": ch}))
+        c.send(fwd.packed_forward(POD_TAG, [entry(et(t0, i * 1_000_000), r) for i, r in enumerate(records)],
+                                  {"chunk": ch}))
         c.expect_ack(ch)
-    return tag
+    return POD_TAG
 
 
-def out_records(tmp):
-    import glob
-    recs = []
-    for p in sorted(glob.glob(os.path.join(tmp, "out", "kube*.log"))):
-        recs += [json.loads(line) for line in open(p) if line.strip()]
-    return recs
+@pytest.fixture(scope="module")
+def es_node():
+    """A real Elasticsearch node as ECK runs it: HTTPS with its own CA, basic
+    auth (started only for the builds that write to Elasticsearch)."""
+    node = EsNode(tls=True)
+    try:
+        node.start()
+        node.one_shard_default()
+        yield node
+    finally:
+        node.close()
+
+
+@pytest.fixture(scope="module")
+def loki_node(tmp_path_factory):
+    lk = Loki(str(tmp_path_factory.mktemp("k8s-loki")), auth=False)
+    try:
+        lk.start()
+        yield lk
+    finally:
+        lk.stop()
+
+
+# What the application logged (after Fluent Bit's kubernetes filter merged it):
+# one error, one info line, each with a trace id the trace filter normalises.
+K8S_RECORDS = [
+    {"level": "ERROR", "message": "User login failed", "user_id": "alice",
+     "trace_id": "4BF92F3577B34DA6A3CE929D0E0E4736",
+     "kubernetes": {"namespace_name": "auth", "pod_name": "auth-api-7d9c", "container_name": "auth-api",
+                    "labels": {"app": "auth-api"}}},
+    {"level": "info", "message": "GET /healthz 200", "user_id": "bob",
+     "trace_id": "0AF7651916CD43DD8448EB211C80319C",
+     "kubernetes": {"namespace_name": "auth", "pod_name": "auth-api-7d9c", "container_name": "auth-api",
+                    "labels": {"app": "auth-api"}}},
+]
+
+
+def es_docs(node, t0):
+    """(index, _id, _source) of every document in the day's two indices
+    (an index not created yet is empty; a new one is waited for)."""
+    day = time.strftime("%Y.%m.%d", time.gmtime(t0))
+    out, last = [], [None]
+    for index in (f"logs-error-{day}", f"logs-{day}"):
+        def search():
+            st, b = node.req("POST", f"/{index}/_search?ignore_unavailable=true", {"size": 1000})
+            last[0] = (st, b)
+            if st == 200 and not b["_shards"].get("failed"):
+                return b["hits"]["hits"] or [None]
+            return None
+        node.refresh(index)
+        try:
+            hits = poll(search, 20, interval=0.2, what=f"{index} searchable")
+        except AssertionError:
+            raise AssertionError(f"{index} not searchable: {last[0]}")
+        out += [(h["_index"], h["_id"], h["_source"]) for h in hits if h]
+    return sorted(out, key=lambda x: x[2]["user_id"])
+
+
+def check_es(node, t0, tag):
+    """The error in logs-error-<day>, the info line in logs-<day>, each once,
+    with a generated 27-character _id, ECS fields and the normalised trace id."""
+    day = time.strftime("%Y.%m.%d", time.gmtime(t0))
+    docs = poll(lambda: (lambda d: d if len(d) >= 2 else None)(es_docs(node, t0)), 20,
+                what="both documents searchable")
+    assert [(i, s["user_id"]) for i, _, s in docs] == [(f"logs-error-{day}", "alice"), (f"logs-{day}", "bob")]
+    for (_, _id, src), rec in zip(docs, K8S_RECORDS):
+        assert len(_id) == 27, _id  # generate_id: base64url(SHA-1)
+        assert src["message"] == rec["message"]
+        assert src["log.level"] == rec["level"].lower()             # the ecs filter ran
+        assert src["trace.id"] == rec["trace_id"].lower()           # the trace filter ran
+        assert src["@timestamp"].startswith(time.strftime("%Y-%m-%dT", time.gmtime(t0)))
+        assert src["kubernetes"]["namespace_name"] == "auth"
+    return docs
+
+
+def check_loki(lk, t0):
+    """Both lines in Loki with the shipped labels, at their event times; the
+    pod and the trace id as structured metadata, not labels."""
+    q = '{namespace="auth", app="auth-api", container="auth-api"}'
+    ents = poll(lambda: (lambda e: e if len(e) >= 2 else None)(lk.entries(q)), 20, what="both lines in Loki")
+    got = {json.loads(line)["user_id"]: (labels, ts, json.loads(line), meta) for labels, ts, line, meta in ents}
+    assert sorted(got) == ["alice", "bob"] and len(ents) == 2, ents
+    for i, (rec, (labels, ts, line, meta)) in enumerate(zip(K8S_RECORDS, (got["alice"], got["bob"]))):
+        assert labels.get("level") == rec["level"].lower(), labels
+        assert ts == t0 * 10**9 + i * 1_000_000
+        # the query result shows structured metadata among the labels
+        assert labels.get("pod") == "auth-api-7d9c" and labels.get("trace_id") == rec["trace_id"].lower(), labels
+        assert line["message"] == rec["message"] and "kubernetes" not in line, line
+    # ... but they are not indexed labels
+    assert lk.label_values("pod") == [] and lk.label_values("trace_id") == []
+    assert sorted(lk.label_values("level")) == ["error", "info"]
+    return got
 
 
 @pytest.mark.parametrize("build", WEIR_BUILDS)
-def test_shipped_config_runs(built, build, weir, pki, tmp_path, monkeypatch):
-    """Run weir on the overlay's ConfigMap with the pod's environment: probes
-    answer, SIGHUP reloads it, a Fluent Bit-style TLS + shared-key sender gets its ack, and on
-    SIGTERM the record is flushed (Deployment, emptyDir) or stays in the volume's
-    buffer and is delivered by the next start (StatefulSet)."""
+def test_shipped_config_runs(built, build, weir, pki, tmp_path, monkeypatch, request):
+    """Run weir on the overlay's ConfigMap with the pod's environment, the
+    backend's host, credentials and CA being the only things substituted: the
+    reference pipeline (trace + ecs filters, errors to their own daily index)
+    into a real Elasticsearch over TLS with basic auth, or the loki overlay
+    into a real Loki. Probes answer, SIGHUP reloads it, a Fluent Bit-style TLS
+    + shared-key sender gets its ack, and on SIGTERM the records are flushed
+    (Deployment, emptyDir) or stay in the volume's buffer and are delivered by
+    the next start (StatefulSet)."""
     objs = built[build]
     conf = weir_conf(objs)
     env = pod_env(objs, key="k8s-test-shared-key")
+    # every ENV['X'] without a default is in the pod's environment
+    for name in re.findall(r"ENV\['(\w+)'\]", conf):
+        assert name in env, f"weir.conf reads ${name}, the pod does not set it"
+    loki = "loki" in conf_values(conf, "@type")
+    es_ca = None
+    if loki:
+        lk = request.getfixturevalue("loki_node")
+        env["LOKI_URL"] = lk.url
+    else:
+        node = request.getfixturevalue("es_node")
+        node.ok("DELETE", "/logs-*")
+        es_ca = str(tmp_path / "es-ca")
+        os.makedirs(es_ca)
+        import shutil
+        shutil.copy(node.ca, os.path.join(es_ca, "ca.crt"))
+        env.update({"ES_HOST": "127.0.0.1", "ES_PORT": str(node.port), "ES_USER": node.user,
+                    "ES_PASSWORD": node.password})
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     data = str(tmp_path / "data")
     mport = free_port()
-    text = local_conf(conf, data, pki, weir.port, mport)
+    text = local_conf(conf, data, pki, weir.port, mport, es_ca)
     weir.start(text)
     assert poll(lambda: get(mport, "/readyz")[0] == 200, 10, what="/readyz 200")
     assert get(mport, "/healthz")[0] == 200
@@ -390,25 +511,38 @@ def test_shipped_config_runs(built, build, weir, pki, tmp_path, monkeypatch):
                 what="the SIGHUP reload counted ok")
     assert get(mport, "/readyz")[0] == 200
 
-    rec = {"log.level": "ERROR", "message": "User login failed", "user_id": "alice",
-           "trace_id": "4BF92F3577B34DA6A3CE929D0E0E4736", "kubernetes": {"namespace_name": "auth"}}
-    tag = fluent_bit_send(weir.port, pki, env["WEIR_SHARED_KEY"], env["POD_NAME"], [rec])
-    weir.stop_ok()  # right after the ack: before flush_interval (2 s) enqueues the chunk
-    got = out_records(data)
-    if env["WEIR_FLUSH_AT_SHUTDOWN"] == "true":
-        assert len(got) == 1, got
-    else:
-        assert got == [], "flush_at_shutdown false: the chunk must stay in the buffer"
-        chunks = [f for f in os.listdir(os.path.join(data, "buffer", "out_main")) if f.endswith(".chunk")]
-        assert chunks, os.listdir(os.path.join(data, "buffer", "out_main"))
-        weir.start(text)  # the same claim: recovery, then delivery
-        got = poll(lambda: out_records(data), 15, what="the recovered record delivered")
-        assert len(got) == 1, got
+    t0 = int(time.time()) - 5  # Loki refuses lines much older than now
+    tag = fluent_bit_send(weir.port, pki, env["WEIR_SHARED_KEY"], env["POD_NAME"], K8S_RECORDS, t0)
+    assert tag == POD_TAG
+    weir.stop_ok()  # right after the ack
+    if env["WEIR_FLUSH_AT_SHUTDOWN"] == "false":
+        # the volume keeps what was not flushed; the next start (same claim)
+        # recovers and delivers it
+        bufdir = os.path.join(data, "buffer")
+        left = [f for _, _, fs in os.walk(bufdir) for f in fs if f.endswith(".chunk")]
+        delivered = es_docs(node, t0) if not loki else []
+        assert left or len(delivered) == 2, "neither delivered nor kept in the buffer"
+        weir.start(text)
+        check = check_loki(lk, t0) if loki else check_es(node, t0, tag)
         weir.stop_ok()
-    (r,) = got
-    assert r["tag"] == tag and r["message"] == "User login failed" and r["user_id"] == "alice"
-    assert r["trace.id"] == "4bf92f3577b34da6a3ce929d0e0e4736"  # the trace filter ran
-    assert r["log.level"] == "error"  # the ecs filter ran
+    else:
+        # the Deployment's emptyDir: everything was flushed before exit
+        check = check_loki(lk, t0) if loki else check_es(node, t0, tag)
+    assert check
+    # nothing refused, nothing dead-lettered
+    assert not os.path.exists(os.path.join(data, "out", "error")) or not os.listdir(os.path.join(data, "out"))
+    assert not os.path.exists(os.path.join(data, "dead-letter")) or not os.listdir(os.path.join(data, "dead-letter"))
+
+
+def test_loki_overlay_follows_base():
+    """overlays/loki's weir.conf is base's up to the outputs: the same
+    system, sources and filters (the file says: keep them in step)."""
+    def head(path):
+        text = open(os.path.join(K8S, path)).read()
+        body = [l for l in text.splitlines() if not l.startswith("#")]
+        body = "\n".join(body)
+        return body[:body.index("<filter kube.**>\n  @type ecs\n</filter>")]
+    assert head("base/weir.conf") == head("overlays/loki/weir.conf")
 
 
 # ----------------------------------------------------------------- fluent-bit --

@@ -8,13 +8,16 @@ and upstream files point at weir's Services with TLS, the shared key and
 acks; the Grafana dashboard only queries metrics a running weir exports."""
 import base64
 import copy
+import http.server
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 
 import pytest
@@ -25,6 +28,7 @@ from conftest import REPO, T0, free_port, poll
 from fwd import entry, et, ping_bytes, read_helo, read_obj, sha512_hex
 from helpers import config, get
 from peer_es import Node as EsNode
+from peer_fluentbit import fluent_bit_or_skip
 from peer_loki import Loki
 
 K8S = os.path.join(REPO, "k8s")
@@ -491,7 +495,6 @@ def test_shipped_config_runs(built, build, weir, pki, tmp_path, monkeypatch, req
         node.ok("DELETE", "/logs-*")
         es_ca = str(tmp_path / "es-ca")
         os.makedirs(es_ca)
-        import shutil
         shutil.copy(node.ca, os.path.join(es_ca, "ca.crt"))
         env.update({"ES_HOST": "127.0.0.1", "ES_PORT": str(node.port), "ES_USER": node.user,
                     "ES_PASSWORD": node.password})
@@ -730,3 +733,217 @@ def test_dashboard_queries_metrics_weir_exports(built, weir, tmp_path):
     for fam in DASHBOARD_FAMILIES:
         assert any(re.fullmatch(rf"{fam}(_bucket|_sum|_count)?", n) for n in exported), f"weir no longer exports {fam}"
         assert any(re.fullmatch(rf"{fam}(_bucket|_sum|_count)?", n) for n in used), f"{fam} is not on the dashboard"
+
+
+# ------------------------------- the shipped Fluent Bit -> weir -> Elasticsearch --
+
+class FakeKubeApi:
+    """The one API call Fluent Bit's kubernetes filter makes,
+    GET /api/v1/namespaces/NS/pods/POD, answered from `pods`
+    ({(ns, pod): (labels, annotations)}) on 127.0.0.1; 404 for the rest.
+    Kubernetes itself is not a peer the suite can run: this stands in for the
+    API server's host, as the test substitutes weir's and Elasticsearch's."""
+
+    def __init__(self, pods):
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                parts = self.path.split("?")[0].strip("/").split("/")
+                key = (parts[3], parts[5]) if len(parts) == 6 and parts[4] == "pods" else None
+                api.requests.append(self.path)
+                if key not in pods:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                labels, annotations = pods[key]
+                ns, pod = key
+                container = pod.rsplit("-", 1)[0]
+                body = json.dumps({
+                    "kind": "Pod", "apiVersion": "v1",
+                    "metadata": {"name": pod, "namespace": ns, "uid": f"uid-{pod}", "labels": labels,
+                                 "annotations": annotations},
+                    "spec": {"nodeName": "node-1", "containers": [{"name": container, "image": f"{container}:1"}]},
+                    "status": {"containerStatuses": [{"name": container, "image": f"{container}:1",
+                                                      "imageID": f"sha256:{container}",
+                                                      "containerID": "containerd://x"}]}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.requests = []
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def shipped_fluent_bit(tmp, weir_port, http_port, kube_port, pki, key):
+    """k8s/fluent-bit's fluent-bit.yaml and upstream.conf with only paths,
+    hosts and ports substituted (and the shared key, which the operator puts
+    in): the node's directories under tmp, weir on 127.0.0.1 (verified as
+    weir.logging.svc.cluster.local, as in the cluster), the API server of
+    FakeKubeApi."""
+    cfg = open(os.path.join(K8S, "fluent-bit", "fluent-bit.yaml")).read()
+    up = open(os.path.join(K8S, "fluent-bit", "upstream.conf")).read()
+    subst = [("/var/fluent-bit/state/", f"{tmp}/state/"), ("/var/log/containers/", f"{tmp}/containers/"),
+             ("/fluent-bit/etc/weir/", f"{tmp}/etc/"), ("http_listen: 0.0.0.0", "http_listen: 127.0.0.1"),
+             ("http_port: 2020", f"http_port: {http_port}"),
+             ("kube_tag_prefix: kube.var.log.containers.",
+              "kube_tag_prefix: kube." + f"{tmp}/containers/".lstrip("/").replace("/", ".")
+              # the API server and the service account's files, which the
+              # shipped config leaves at their in-cluster defaults
+              + f"\n      kube_url: http://127.0.0.1:{kube_port}"
+              + f"\n      kube_token_file: {tmp}/sa/token\n      kube_ca_file: {tmp}/sa/ca.crt")]
+    for a, b in subst:
+        assert a in cfg, a
+        cfg = cfg.replace(a, b)
+    for a, b in [("host                 weir.logging.svc.cluster.local", "host                 127.0.0.1"),
+                 ("port                 24224", f"port                 {weir_port}"),
+                 ("/fluent-bit/etc/weir-tls/ca.crt", os.path.join(pki, "tls.crt")),
+                 ("dev-only-shared-key-change-me", key)]:
+        assert a in up, a
+        up = up.replace(a, b)
+    for d in ("state", "containers", "etc", "sa"):
+        os.makedirs(os.path.join(tmp, d), exist_ok=True)
+    open(os.path.join(tmp, "etc", "upstream.conf"), "w").write(up)
+    open(os.path.join(tmp, "sa", "token"), "w").write("test-token\n")
+    shutil.copy(os.path.join(pki, "tls.crt"), os.path.join(tmp, "sa", "ca.crt"))
+    return cfg
+
+
+def test_shipped_fluent_bit_through_weir_into_elasticsearch(built, weir, pki, es_node, tmp_path, monkeypatch):
+    """The reference pipeline end to end with the programs themselves: the
+    real Fluent Bit on k8s/fluent-bit's config tails CRI files (JSON and
+    plain lines, a partial line, three pods), adds Kubernetes metadata from
+    the API, merges the JSON and forwards over TLS with the shared key and
+    acks through the upstream file; weir on k8s/base's config routes into a
+    real Elasticsearch. Every record arrives once, in the index its level
+    chooses, with its metadata; the shipped exclusions hold (weir's own pod's
+    logs, a pod annotated fluentbit.io/exclude)."""
+    fb = fluent_bit_or_skip(tmp_path)
+    key = "shipped-fb-key-0123456789"
+    node = es_node
+    node.ok("DELETE", "/logs-*")
+    objs = built["base"]
+    env = pod_env(objs, key=key)
+    es_ca = str(tmp_path / "es-ca")
+    os.makedirs(es_ca)
+    shutil.copy(node.ca, os.path.join(es_ca, "ca.crt"))
+    env.update({"ES_HOST": "127.0.0.1", "ES_PORT": str(node.port), "ES_USER": node.user,
+                "ES_PASSWORD": node.password})
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    data = str(tmp_path / "data")
+    mport = free_port()
+    weir.start(local_conf(weir_conf(objs), data, pki, weir.port, mport, es_ca))
+
+    pods = {("auth", "auth-api-7d9c"): ({"app": "auth-api"}, {}),
+            ("shop", "cart-5f6b"): ({"app": "cart", "tier": "web"}, {}),
+            ("shop", "noisy-1a2b"): ({"app": "noisy"}, {"fluentbit.io/exclude": "true"}),
+            ("logging", "weir-0"): ({"app.kubernetes.io/name": "weir"}, {})}
+    api = FakeKubeApi(pods)
+    try:
+        tmp = str(tmp_path / "node")
+        cfg = shipped_fluent_bit(tmp, weir.port, free_port(), api.port, pki, key)
+        now = int(time.time())
+
+        def ts(i):
+            return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now + i)) + f".{i:03d}123456Z"
+        cid = "0123456789abcdef" * 4
+        files = {("auth", "auth-api-7d9c"): [], ("shop", "cart-5f6b"): [], ("shop", "noisy-1a2b"): [],
+                 ("logging", "weir-0"): []}
+        expected = []  # (namespace, pod, level after ecs, message, user)
+        levels = ["ERROR", "info", "WARNING", "fatal", "debug"]
+        for i in range(40):
+            ns, pod = list(files)[i % 2]
+            lvl = levels[i % len(levels)]
+            msg = f"request {i} h\u00e9llo"
+            line = json.dumps({"log.level": lvl, "message": msg, "user_id": f"u{i}",
+                               "trace.id": f"{i:032X}"}, ensure_ascii=False, separators=(",", ":"))
+            if i % 7 == 3:   # a line the kubelet split in two
+                cut = len(line) // 2
+                files[(ns, pod)] += [f"{ts(i)} stdout P {line[:cut]}", f"{ts(i)} stdout F {line[cut:]}"]
+            else:
+                files[(ns, pod)].append(f"{ts(i)} {'stderr' if i % 3 == 0 else 'stdout'} F {line}")
+            want = {"ERROR": "error", "WARNING": "warn"}.get(lvl, lvl)
+            expected.append((ns, pod, want, msg, f"u{i}"))
+        # a plain-text line (no level: the daily index)
+        files[("shop", "cart-5f6b")].append(f"{ts(41)} stdout F plain text without a level")
+        expected.append(("shop", "cart-5f6b", None, "plain text without a level", None))
+        for pod_key in (("shop", "noisy-1a2b"), ("logging", "weir-0")):
+            files[pod_key] += [f"{ts(50 + j)} stdout F " + json.dumps({"log.level": "ERROR", "message": "must not arrive"})
+                               for j in range(3)]
+        # the kubelet's files exist when the DaemonSet starts; the shipped
+        # tail reads new lines only (no read_from_head): they are appended
+        # once Fluent Bit runs
+        paths = {}
+        for (ns, pod) in files:
+            c = pod.rsplit("-", 1)[0]
+            paths[(ns, pod)] = os.path.join(tmp, "containers", f"{pod}_{ns}_{c}-{cid}.log")
+            open(paths[(ns, pod)], "w").close()
+
+        cfg_path = os.path.join(tmp, "fluent-bit.yaml")
+        open(cfg_path, "w").write(cfg)
+        p = subprocess.run([fb.bin, "--dry-run", "-c", cfg_path], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0 and "configuration test is successful" in p.stdout + p.stderr, p.stdout + p.stderr
+
+        fb.start(weir.port, text=cfg)
+        time.sleep(1)  # its inotify watches are set once the engine runs
+        for key, lines in files.items():
+            with open(paths[key], "a") as f:
+                f.write("".join(l + "\n" for l in lines))
+        day = time.strftime("%Y.%m.%d", time.gmtime(now))
+        n_err = sum(1 for e in expected if e[2] in ("error", "fatal"))
+
+        def docs():
+            got = []
+            for index in (f"logs-error-{day}", f"logs-{day}"):
+                node.refresh(index)
+                st, b = node.req("POST", f"/{index}/_search?ignore_unavailable=true", {"size": 1000})
+                if st != 200 or b["_shards"].get("failed"):
+                    return None
+                got += [(h["_index"], h["_source"]) for h in b["hits"]["hits"]]
+            return got if len(got) >= len(expected) else None
+        try:
+            got = poll(docs, 30, interval=0.5, what=f"{len(expected)} documents in logs-*-{day}")
+        except AssertionError:
+            raise AssertionError(f"{docs.__name__}: Fluent Bit's log:\n{fb.log()[-4000:]}\nweir's:\n"
+                                 + "\n".join(str(l) for l in weir.stderr_lines()[-30:]))
+        time.sleep(2)  # anything extra (a duplicate, an excluded pod) would arrive by now
+        got = docs()
+        fb.stop_ok()
+        assert not fb.errors(), fb.errors()
+    finally:
+        api.close()
+    assert len(got) == len(expected), f"{len(got)} documents for {len(expected)} records"
+    by_msg = {}
+    for index, src in got:
+        msg = src.get("message", src.get("log"))
+        assert msg not in by_msg, f"{msg!r} twice"
+        by_msg[msg] = (index, src)
+    for ns, pod, level, msg, user in expected:
+        assert msg in by_msg, f"{msg!r} missing"
+        index, src = by_msg[msg]
+        want_index = f"logs-error-{day}" if level in ("error", "fatal") else f"logs-{day}"
+        assert index == want_index, (msg, index)
+        k = src["kubernetes"]
+        assert (k["namespace_name"], k["pod_name"]) == (ns, pod)
+        assert k["labels"] == pods[(ns, pod)][0] and k["host"] == "node-1"
+        assert src.get("log.level") == level, src
+        assert src.get("user_id") == user
+        if user:
+            i = int(user[1:])
+            assert src["trace.id"] == f"{i:032x}"  # the trace filter lowercased it
+            assert src["@timestamp"].startswith(ts(i)[:19])
+    assert sum(1 for i, _ in got if i.startswith("logs-error-")) == n_err
+    weir.stop_ok()

@@ -23,175 +23,24 @@ $FLUENT_BIT, else `fluent-bit` on PATH; without it the tests are skipped.
 """
 import json
 import threading
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from conftest import free_port, poll
 from helpers import get, metric
-from peer_fluentbit import fluent_bit_or_skip
+from peer_fluentbit import INJECT, CriFile, assert_records, expected_events, fluent_bit_or_skip, split
 from pki import make_pki
-
-# weir injects the event time under `event_time`, not the standard `time`:
-# Fluent Bit's cri parser keeps its own `time` key (the CRI timestamp as
-# written) and weir's injected keys replace same-named record keys. "%s.%N"
-# is exact to the nanosecond, compared as a string.
-INJECT = """    time_key event_time
-    time_type string
-    time_format %s.%N
-    tag_key tag"""
 
 SELF = "weir.example"          # weir's self_hostname
 FB_HOST = "fb-node-1"          # Fluent Bit's self_hostname (must differ)
 KEY = "fb-shared-key-0123456789"
 
-# 2025-12-18T02:42:48Z, the brief's example line
-BASE = 1766025768
 
 @pytest.fixture
 def fluent_bit(tmp_path):
     fb = fluent_bit_or_skip(tmp_path)
     yield fb
     fb.kill_all()
-
-
-# ---------------------------------------------------------------- CRI lines --
-
-def rfc3339(sec, nsec, style, offset_min=0):
-    """The CRI timestamp of sec.nsec: `nano` is Go's RFC3339Nano (containerd,
-    CRI-O: trailing zeros and an all-zero fraction left out), `fixed9` always
-    has 9 digits; offset_min writes the same instant in another zone."""
-    tz = timezone(timedelta(minutes=offset_min))
-    dt = datetime.fromtimestamp(sec, tz)
-    frac = f"{nsec:09d}"
-    if style == "nano":
-        frac = frac.rstrip("0")
-    text = dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "")
-    if offset_min == 0:
-        return text + "Z"
-    sign = "+" if offset_min > 0 else "-"
-    h, m = divmod(abs(offset_min), 60)
-    return f"{text}{sign}{h:02d}:{m:02d}"
-
-
-LOG_TEXTS = [
-    lambda i: json.dumps({"level": "ERROR", "msg": "x", "i": i}, separators=(",", ":")),
-    lambda i: f"plain text line {i} with \"quotes\", a \\backslash\\ and\ta tab",
-    lambda i: json.dumps({"level": "info", "msg": f"h\u00e9llo w\u00f6rld \u2713 {i}", "i": i},
-                         ensure_ascii=False, separators=(",", ":")),
-    lambda i: f"GET /api/v1/items/{i}?q=a%20b HTTP/1.1 200 {i * 7} \u65e5\u672c",
-]
-
-
-def tag_of(path):
-    """Fluent Bit's `kube.*`: the file's path with '/' as '.' (leading '/' dropped)."""
-    return "kube." + str(path).lstrip("/").replace("/", ".")
-
-
-class CriFile:
-    """A CRI log file and the records Fluent Bit must make of it."""
-
-    def __init__(self, path, seed):
-        self.path = path
-        self.seed = seed
-        self.tag = tag_of(path)
-        self.n = 0          # records so far
-        self.expected = []  # (tag, "sec.nsec", record)
-
-    def lines(self, count, partial_every=5, pad=0, long_every=0):
-        """`count` more records as CRI lines (bytes), recording what each must become.
-        Every `partial_every`-th record (none if 0) is written as 2-3 `P` lines and an `F`;
-        every `long_every`-th one (none if 0) is about 40 kB of UTF-8 cut every 16 KiB,
-        as the kubelet does, whatever character the cut falls in; `pad` makes each
-        log about that many characters longer."""
-        out = []
-        for _ in range(count):
-            i = self.n
-            self.n += 1
-            k = i + self.seed
-            sec = BASE + self.seed * 1000 + i
-            nsec = [0, 982123456, 500000000, 1, 120000, 999999999, 7000][k % 7]
-            offset = [0, 0, 60, 0, -330, 0, 0, 345][k % 8]
-            style = "fixed9" if k % 3 == 0 else "nano"
-            if style == "nano" and nsec == 0:
-                # Fluent Bit 5.1.1 applies the zone offset of a timestamp
-                # without a fraction with the wrong sign (it sends
-                # 2025-12-17T21:13:16-05:30 as 1766005996, not 1766025796;
-                # with ".5" or ".000000000" the same offset is right). Such a
-                # line is Fluent Bit's mistake, not weir's: write it in UTC.
-                offset = 0
-            stream = "stderr" if k % 4 == 3 else "stdout"
-            log = LOG_TEXTS[k % len(LOG_TEXTS)](i)
-            if pad:
-                log += " " + "".join(chr(0x61 + (i + j) % 26) for j in range(pad))
-            ts = rfc3339(sec, nsec, style, offset)
-            if long_every and i % long_every == long_every - 1:
-                body = "".join(f"{j} \u00fcn\u00efc\u00f8d\u00e9 \u2713 \U0001f600 " for j in range(1700))
-                # a prefix that makes the first cut fall inside a character
-                log = next(lg for lg in (f"long {i}:" + "." * n + " " + body for n in range(8))
-                           if lg.encode()[16384] >> 6 == 2)
-                data = log.encode()
-                pieces = [data[a:a + 16384] for a in range(0, len(data), 16384)]
-                for j, piece in enumerate(pieces):
-                    pts = rfc3339(sec, min(nsec + j * 1000, 999999999), style, offset)
-                    out.append(f"{pts} {stream} {'F' if j == len(pieces) - 1 else 'P'} ".encode() + piece)
-                rec = {"time": ts, "stream": stream, "_p": "P", "log": log}
-            elif partial_every and i % partial_every == partial_every - 1:
-                # split on characters; each part has its own, later time; the
-                # joined record keeps the first part's `time` and `_p` ("P":
-                # Fluent Bit 5.1.1's cri parser does not rewrite it)
-                nparts = 2 + k % 2
-                step = -(-len(log) // (nparts + 1))
-                cuts = [j * step for j in range(1, nparts + 1)]
-                pieces = [log[a:b] for a, b in zip([0] + cuts, cuts + [len(log)])]
-                for j, piece in enumerate(pieces):
-                    pts = rfc3339(sec, min(nsec + j * 1000, 999999999), style, offset)
-                    out.append(f"{pts} {stream} {'F' if j == len(pieces) - 1 else 'P'} {piece}".encode())
-                rec = {"time": ts, "stream": stream, "_p": "P", "log": log}
-            else:
-                out.append(f"{ts} {stream} F {log}".encode())
-                rec = {"time": ts, "stream": stream, "_p": "F", "log": log}
-            self.expected.append((self.tag, sec, nsec, rec))
-        return b"".join(l + b"\n" for l in out)
-
-    def write(self, count, **kw):
-        data = self.lines(count, **kw)
-        with open(self.path, "ab") as f:
-            f.write(data)
-
-
-def expected_events(files, integer_time=False):
-    out = []
-    for f in files:
-        for tag, sec, nsec, rec in f.expected:
-            out.append((tag, f"{sec}.{0 if integer_time else nsec:09d}", rec))
-    return out
-
-
-def split(rec):
-    rec = dict(rec)
-    return rec.pop("tag", None), rec.pop("event_time", None), rec
-
-
-def assert_records(records, expected):
-    """Exactly `expected` ((tag, "sec.nsec", record)), each once. Not in order:
-    Fluent Bit's forward output has 2 workers, so two chunks may travel on two
-    connections at once; every record is identified by (tag, log), unique here."""
-    got = [split(r) for r in records]
-    exp = {(tag, rec["log"]): (t_, rec) for tag, t_, rec in expected}
-    assert len(exp) == len(expected), "the test wrote two identical records"
-    seen = set()
-    for i, (tag, t_, rec) in enumerate(got):
-        key = (tag, rec.get("log"))
-        assert key in exp, f"record {i}: unexpected tag/log {key!r}: {rec!r}"
-        assert key not in seen, f"record {i}: duplicate {key!r}"
-        seen.add(key)
-        et_, erec = exp[key]
-        assert rec == erec, f"record {i} ({tag}): {rec!r} != expected {erec!r}"
-        assert t_ == et_, f"record {i} ({tag}, {erec}): event time {t_!r} != {et_!r}"
-    missing = [k for k in exp if k not in seen]
-    assert not missing and len(got) == len(expected), (
-        f"{len(got)} records out, {len(expected)} expected; missing: {missing[:10]}")
 
 
 # --------------------------------------------------------------- weir setup --

@@ -18,24 +18,46 @@
 /* ---- configuration ---------------------------------------------------------------------- */
 
 static const conf_spec parse_spec[] = {
-    {"expression", CONF_STR, NULL, 0, offsetof(parser, expression), NULL},
-    {"ignorecase", CONF_BOOL, "false", 0, offsetof(parser, ignorecase), NULL},
-    {"multiline", CONF_BOOL, "false", 0, offsetof(parser, multiline), NULL},
-    {"time_key", CONF_STR, NULL, 0, offsetof(parser, time_key), NULL},
-    {"keep_time_key", CONF_BOOL, "false", 0, offsetof(parser, keep_time_key), NULL},
-    {"time_format", CONF_STR, NULL, 0, offsetof(parser, time_format), NULL},
-    {"time_type", CONF_STR, NULL, 0, offsetof(parser, time_type), NULL},
-    {"localtime", CONF_BOOL, "true", 0, offsetof(parser, localtime), NULL},
-    {"utc", CONF_BOOL, "false", 0, offsetof(parser, utc), NULL},
-    {"timezone", CONF_STR, NULL, 0, offsetof(parser, timezone), NULL},
-    {"null_value_pattern", CONF_STR, NULL, 0, offsetof(parser, null_value_pattern), NULL},
-    {"null_empty_string", CONF_BOOL, "false", 0, offsetof(parser, null_empty_string), NULL},
-    {"types", CONF_STR, NULL, 0, offsetof(parser, types), NULL},
-    {"message_key", CONF_STR, NULL, 0, offsetof(parser, message_key), NULL},
-    {"estimate_current_event", CONF_BOOL, "true", 0, offsetof(parser, estimate_current_event), NULL},
-    {"json_parser", CONF_STR, NULL, 0, offsetof(parser, json_parser), NULL},
-    {"stream_buffer_size", CONF_INT, "8192", 0, offsetof(parser, stream_buffer_size), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+    {"expression", CONF_STR, NULL, 0, offsetof(parser, expression), NULL,
+     "`regexp` only, required there: `/regexp/` (flags `i`, `m`) or a bare pattern, with at least one named capture "
+     "`(?<name>...)`; the captures become the record's keys, in pattern order (unmatched optional groups left out)"},
+    {"ignorecase", CONF_BOOL, "false", 0, offsetof(parser, ignorecase), NULL, "`regexp`: match case-insensitively"},
+    {"multiline", CONF_BOOL, "false", 0, offsetof(parser, multiline), NULL,
+     "`regexp`: `.` also matches a newline (Ruby's `m`)"},
+    {"time_key", CONF_STR, NULL, 0, offsetof(parser, time_key), NULL,
+     "field that gives the event time, removed from the record unless `keep_time_key`; default `time` for `json` "
+     "and `regexp`. `cri`: the key the CRI timestamp is kept under (default `time`)"},
+    {"keep_time_key", CONF_BOOL, "false", 0, offsetof(parser, keep_time_key), NULL,
+     "keep the time field in the record"},
+    {"time_format", CONF_STR, NULL, 0, offsetof(parser, time_format), NULL,
+     "strptime with `%N`/`%L`/`%3N`, `%z`, `%s`, `%b`...; `%iso8601`; without it a string time is read as ISO 8601, "
+     "Apache, RFC 2822, asctime or syslog form (`cri`: always RFC 3339)"},
+    {"time_type", CONF_STR, NULL, 0, offsetof(parser, time_type), NULL,
+     "`string`, `unixtime` or `float` (`mixed` is refused); default `float` for `json` without `time_format` "
+     "(Fluentd's quirk: a string time such as `\"2024-01-01T00:00:00Z\"` is then read with `to_i`, as 2024), else "
+     "`string`"},
+    {"localtime", CONF_BOOL, "true", 0, offsetof(parser, localtime), NULL,
+     "times without a zone are local time (`false`: UTC)"},
+    {"utc", CONF_BOOL, "false", 0, offsetof(parser, utc), NULL, "times without a zone are UTC"},
+    {"timezone", CONF_STR, NULL, 0, offsetof(parser, timezone), NULL,
+     "zone of times without one: `UTC` or a fixed offset like `+09:00`; zone names are refused"},
+    {"null_value_pattern", CONF_STR, NULL, 0, offsetof(parser, null_value_pattern), NULL,
+     "a regexp matched anywhere in string values: matching values become nil"},
+    {"null_empty_string", CONF_BOOL, "false", 0, offsetof(parser, null_empty_string), NULL,
+     "empty string values become nil"},
+    {"types", CONF_STR, NULL, 0, offsetof(parser, types), NULL,
+     "`key:integer,key2:float,key3:bool,key4:string,key5:array[:delim],key6:time[:format]` or a JSON hash; Ruby's "
+     "`to_i`/`to_f` rules"},
+    {"message_key", CONF_STR, NULL, 0, offsetof(parser, message_key), NULL,
+     "`none`: key of the text (default `message`); `cri`: key of the LOG part (default `log`: Fluent Bit's names; "
+     "`message_key message` gives fluent-plugin-parser-cri's)"},
+    {"estimate_current_event", CONF_BOOL, "true", 0, offsetof(parser, estimate_current_event), NULL,
+     "a text without a time gets the current time (`false`: the event keeps the time it had)"},
+    {"json_parser", CONF_STR, NULL, 0, offsetof(parser, json_parser), NULL,
+     "`json`: `oj`, `yajl` or `json`, accepted and ignored (weir has one JSON converter)"},
+    {"stream_buffer_size", CONF_INT, "8192", 0, offsetof(parser, stream_buffer_size), NULL,
+     "`json`: accepted and ignored"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 /* Fluentd parsers weir does not have (yet) */

@@ -11,12 +11,21 @@
 #include "aggregator/source.h"
 
 static const conf_spec system_spec[] = {
-    {"workers", CONF_INT, "0", 0, offsetof(sys_conf, workers), NULL},
-    {"log_level", CONF_STR, "info", 0, offsetof(sys_conf, log_level), NULL},
-    {"shutdown_timeout", CONF_TIME, "10s", 0, offsetof(sys_conf, shutdown_timeout), NULL},
-    {"suppress_config_dump", CONF_BOOL, "false", 0, offsetof(sys_conf, suppress_config_dump), NULL},
-    {"process_name", CONF_STR, NULL, 0, offsetof(sys_conf, process_name), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+    {"workers", CONF_INT, "0", 0, offsetof(sys_conf, workers), NULL,
+     "worker threads (event loops) that own client connections; `0`: the CPU count; at most 256. Unlike Fluentd's "
+     "`workers` these are threads in one process, sharing outputs; a change takes effect at the next restart, not "
+     "on reload"},
+    {"log_level", CONF_STR, "info", 0, offsetof(sys_conf, log_level), NULL,
+     "`trace`, `debug`, `info`, `warn`, `error` or `fatal`; `--log-level` on the command line overrides it; applied "
+     "on reload"},
+    {"shutdown_timeout", CONF_TIME, "10s", 0, offsetof(sys_conf, shutdown_timeout), NULL,
+     "longest SIGTERM may take to finish acks and drain outputs; also how long a reload waits for the requests in "
+     "flight"},
+    {"suppress_config_dump", CONF_BOOL, "false", 0, offsetof(sys_conf, suppress_config_dump), NULL,
+     "accepted for compatibility; no effect"},
+    {"process_name", CONF_STR, NULL, 0, offsetof(sys_conf, process_name), NULL,
+     "accepted for compatibility; no effect"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 static const char *const directives[] = {"system", "source", "match", "filter", "label", "worker", NULL};

@@ -90,6 +90,8 @@ const char *const *filter_plugin_names(void)
     return filter_names;
 }
 
+const parser_plugin *const *parser_plugins(void) { return parsers; }
+
 const parser_plugin *parser_plugin_find(const char *name)
 {
     for (size_t i = 0; parsers[i]; i++)

@@ -621,8 +621,10 @@ static void mon_free(source *s) { monitor_free((monitor *)s); }
  * metrics_path): the same endpoint. Kept across reloads: it reads the
  * running pipeline, whichever that is. */
 const source_plugin in_monitor_agent_plugin = {
-    .name = "monitor_agent", .create = mon_agent_create, .start = mon_start, .free = mon_free, .observer = 1,
+    .name = "monitor_agent", .spec = monitor_spec, .create = mon_agent_create, .start = mon_start, .free = mon_free,
+    .observer = 1,
 };
 const source_plugin in_prometheus_plugin = {
-    .name = "prometheus", .create = mon_prom_create, .start = mon_start, .free = mon_free, .observer = 1,
+    .name = "prometheus", .spec = monitor_spec, .create = mon_prom_create, .start = mon_start, .free = mon_free,
+    .observer = 1,
 };

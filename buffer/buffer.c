@@ -22,7 +22,7 @@
 
 /* ---- configuration ------------------------------------------------------------ */
 
-static const conf_spec buffer_spec[] = {
+const conf_spec buffer_conf_spec[] = {
     {"@type", CONF_ENUM, "memory", 0, offsetof(buf_conf, type), "memory|file",
      "`memory`, or `file` (chunks in files under `path`, recovered at the next start)"},
     {"path", CONF_STR, NULL, 0, offsetof(buf_conf, path), NULL,
@@ -117,7 +117,7 @@ buffer *buffer_create(const buf_sink *sink, conf_node *n, conf_errors *errs)
     if (!b)
         return NULL;
     b->sink = *sink;
-    int rc = conf_bind(n, buffer_spec, &b->c, errs);
+    int rc = conf_bind(n, buffer_conf_spec, &b->c, errs);
     /* chunk keys: <buffer tag,time> */
     if (n->arg) {
         char *keys = strdup(n->arg), *save = NULL;
@@ -556,7 +556,7 @@ void buffer_destroy(buffer *b, double deadline)
                        "lost (use a file buffer to keep them)",
                        b->sink.id, (unsigned long long)left, (unsigned long long)leftc);
     }
-    conf_unbind(buffer_spec, &b->c);
+    conf_unbind(buffer_conf_spec, &b->c);
     free(b->dlq_dir);
     pthread_mutex_destroy(&b->mu);
     pthread_mutex_destroy(&b->dlq_mu);

@@ -19,7 +19,7 @@
 
 /* ---- configuration ------------------------------------------------------------ */
 
-static const conf_spec security_spec[] = {
+const conf_spec fwd_security_spec[] = {
     {"self_hostname", CONF_STR, NULL, 1, offsetof(fwd_auth, self_hostname), NULL,
      "weir's name in the PONG. Must differ from the clients' own hostnames (Fluentd and the npm client refuse a "
      "PONG carrying their own name)"},
@@ -37,14 +37,14 @@ static const conf_spec security_spec[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static const conf_spec user_spec[] = {
+const conf_spec fwd_user_spec[] = {
     {"username", CONF_STR, NULL, 1, offsetof(fwd_auth_user, username), NULL,
      "the user's name; unique among the `<user>` sections"},
     {"password", CONF_STR, NULL, 1, offsetof(fwd_auth_user, password), NULL, "the user's password"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static const conf_spec client_spec[] = {
+const conf_spec fwd_client_spec[] = {
     {"host", CONF_STR, NULL, 0, offsetof(fwd_auth_client, host), NULL,
      "a host name or address, resolved once at start-up (all its addresses); exactly one of `host` and `network`"},
     {"network", CONF_STR, NULL, 0, offsetof(fwd_auth_client, network), NULL,
@@ -155,7 +155,7 @@ fwd_auth *fwd_auth_create(conf_node *sec, conf_errors *errs)
     fwd_auth *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
-    conf_bind(sec, security_spec, a, errs);
+    conf_bind(sec, fwd_security_spec, a, errs);
     if (sec->arg && *sec->arg)
         conf_errors_add(errs, sec->file, sec->line, "<security> takes no argument (got '%s')", sec->arg);
     if (a->self_hostname && !*a->self_hostname)
@@ -174,7 +174,7 @@ fwd_auth *fwd_auth_create(conf_node *sec, conf_errors *errs)
             a->users = nu;
             fwd_auth_user *u = &a->users[a->nusers++];
             memset(u, 0, sizeof *u);
-            conf_bind(ch, user_spec, u, errs);
+            conf_bind(ch, fwd_user_spec, u, errs);
             if (u->username && !*u->username)
                 conf_error_at(errs, ch, "username", "username must not be empty");
             if (u->username && find_user(a, u->username, strlen(u->username)) != u)
@@ -186,7 +186,7 @@ fwd_auth *fwd_auth_create(conf_node *sec, conf_errors *errs)
             a->clients = nc;
             fwd_auth_client *c = &a->clients[a->nclients++];
             memset(c, 0, sizeof *c);
-            conf_bind(ch, client_spec, c, errs);
+            conf_bind(ch, fwd_client_spec, c, errs);
             if (c->host && c->network) {
                 conf_errors_add(errs, ch->file, ch->line, "both 'host' and 'network' are specified for <client>");
             } else if (!c->host && !c->network) {
@@ -244,17 +244,17 @@ void fwd_auth_free(fwd_auth *a)
     for (size_t i = 0; i < a->nusers; i++) {
         if (a->users[i].password)
             OPENSSL_cleanse(a->users[i].password, strlen(a->users[i].password));
-        conf_unbind(user_spec, &a->users[i]);
+        conf_unbind(fwd_user_spec, &a->users[i]);
     }
     free(a->users);
     for (size_t i = 0; i < a->nclients; i++) {
         free(a->clients[i].nets);
-        conf_unbind(client_spec, &a->clients[i]);
+        conf_unbind(fwd_client_spec, &a->clients[i]);
     }
     free(a->clients);
     if (a->shared_key)
         OPENSSL_cleanse(a->shared_key, strlen(a->shared_key));
-    conf_unbind(security_spec, a);
+    conf_unbind(fwd_security_spec, a);
     free(a);
 }
 

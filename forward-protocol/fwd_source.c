@@ -86,6 +86,8 @@ static const conf_spec forward_spec[] = {
      "`<transport tls>` (below) or `<transport tcp>` (no TLS, the default); `<transport udp>` is refused"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
+/* <transport tcp>: plain TCP, as without <transport>; no parameters */
+const conf_spec fwd_transport_tcp_spec[] = {{NULL, 0, NULL, 0, 0, NULL, NULL}};
 
 fwd_source *fwd_source_create(conf_node *n, int index, conf_errors *errs)
 {
@@ -156,9 +158,8 @@ fwd_source *fwd_source_create(conf_node *n, int index, conf_errors *errs)
             if (!(s->tls = fwd_tls_create(tr, errs)))
                 rc = -1;
         } else if (!strcmp(proto, "tcp")) {
-            static const conf_spec none[] = {{NULL, 0, NULL, 0, 0, NULL, NULL}};
             char dummy;
-            if (conf_bind(tr, none, &dummy, errs))
+            if (conf_bind(tr, fwd_transport_tcp_spec, &dummy, errs))
                 rc = -1;
         } else {
             conf_errors_add(errs, tr->file, tr->line,
@@ -255,6 +256,7 @@ static void fwd_gate_go(void *g, router *newrt, worker *workers, int n) { fwd_ga
 
 const source_plugin in_forward_plugin = {
     .name = "forward",
+    .spec = forward_spec,
     .create = fwd_create,
     .start = fwd_start,
     .close = fwd_close,

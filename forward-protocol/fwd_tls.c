@@ -35,7 +35,7 @@ struct fwd_tls_conn {
     BIO *rbio, *wbio; /* owned by ssl */
 };
 
-static const conf_spec tls_spec[] = {
+const conf_spec fwd_tls_spec[] = {
     {"cert_path", CONF_STR, NULL, 1, offsetof(tls_conf, cert_path), NULL,
      "PEM certificate, optionally followed by its chain"},
     {"private_key_path", CONF_STR, NULL, 1, offsetof(tls_conf, private_key_path), NULL,
@@ -191,7 +191,7 @@ fwd_tls_ctx *fwd_tls_create(conf_node *n, conf_errors *errs)
     fwd_tls_ctx *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    conf_bind(n, tls_spec, &t->c, errs);
+    conf_bind(n, fwd_tls_spec, &t->c, errs);
     tls_conf *c = &t->c;
     ERR_clear_error();
     t->ctx = SSL_CTX_new(TLS_server_method());
@@ -275,7 +275,7 @@ void fwd_tls_free(fwd_tls_ctx *t)
     if (!t)
         return;
     SSL_CTX_free(t->ctx);
-    conf_unbind(tls_spec, &t->c);
+    conf_unbind(fwd_tls_spec, &t->c);
     free(t);
 }
 

@@ -14,7 +14,7 @@
 
 /* ---- configuration --------------------------------------------------------- */
 
-static const conf_spec format_spec[] = {
+const conf_spec fmt_format_spec[] = {
     {"@type", CONF_ENUM, "json", 0, offsetof(fmt, type), "json|out_file|stdout|single_value|ltsv|msgpack",
      "`json`: the record as one JSON object per line; `out_file`: `TIME<delimiter>TAG<delimiter>JSON`; `stdout`: "
      "`TIME TAG: JSON`; `single_value`: the value of `message_key`; `ltsv`: `key:value` pairs; `msgpack`: the "
@@ -36,7 +36,7 @@ static const conf_spec format_spec[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static const conf_spec inject_spec[] = {
+const conf_spec fmt_inject_spec[] = {
     {"time_key", CONF_STR, NULL, 0, offsetof(fmt_inject, time_key), NULL, "add the event time under this key"},
     {"time_type", CONF_ENUM, "float", 0, offsetof(fmt_inject, time_type), "float|unixtime|string",
      "`float` (seconds with microseconds), `unixtime` (integer seconds), `string` (`time_format`, default ISO 8601)"},
@@ -67,7 +67,7 @@ int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs)
     memset(f, 0, sizeof *f);
     conf_node *fs = child(n, "format");
     conf_node empty = {.name = "format", .file = n->file, .line = n->line};
-    int rc = conf_bind(fs ? fs : &empty, format_spec, f, errs);
+    int rc = conf_bind(fs ? fs : &empty, fmt_format_spec, f, errs);
     if (!fs || !conf_get_value(fs, "@type"))
         f->type = default_type;
     if (f->utc)
@@ -84,7 +84,7 @@ int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs)
     }
     conf_node *is = child(n, "inject");
     if (is) {
-        if (conf_bind(is, inject_spec, &f->inj, errs))
+        if (conf_bind(is, fmt_inject_spec, &f->inj, errs))
             rc = -1;
         if (f->inj.utc)
             f->inj.localtime = 0;
@@ -100,8 +100,8 @@ int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs)
 
 void fmt_free(fmt *f)
 {
-    conf_unbind(format_spec, f);
-    conf_unbind(inject_spec, &f->inj);
+    conf_unbind(fmt_format_spec, f);
+    conf_unbind(fmt_inject_spec, &f->inj);
 }
 
 /* ---- records --------------------------------------------------------------- */

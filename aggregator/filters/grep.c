@@ -42,7 +42,7 @@ typedef struct grep_ctx {
     grep_list rand, ror, eand, eor;
 } grep_ctx;
 
-/* the deprecated forms, regexp1..regexp20 then exclude1..exclude20 */
+/* the deprecated forms, regexp1..regexp20 then exclude1..exclude20 (weir --list-params shows each run as one row) */
 #define LEG_RE(i)                                                                                                    \
     {"regexp" #i, CONF_STR, NULL, 0, offsetof(grep_ctx, regexpN) + (i - 1) * sizeof(char *), NULL,                   \
      "deprecated form `KEY REGEXP`: must match, like a `<regexp>` (the regexp is taken literally, no `/.../`)"}
@@ -72,7 +72,7 @@ typedef struct cond_conf {
     char *pattern;
 } cond_conf;
 
-static const conf_spec cond_spec[] = {
+const conf_spec filter_grep_cond_spec[] = {
     {"key", CONF_STR, NULL, 1, offsetof(cond_conf, key), NULL,
      "record accessor of the value matched (a missing key or nil is matched as `\"\"`; numbers, booleans, maps as "
      "text)"},
@@ -81,7 +81,7 @@ static const conf_spec cond_spec[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static const conf_spec group_spec[] = {
+const conf_spec filter_grep_group_spec[] = {
     {"regexp", CONF_SECTION, NULL, 0, 0, NULL, "any number, with `key` and `pattern`"},
     {"exclude", CONF_SECTION, NULL, 0, 0, NULL, "any number, with `key` and `pattern`"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
@@ -132,7 +132,7 @@ static const conf_param *param_of(const conf_node *n, const char *key)
 static int add_section(grep_list *l, conf_node *c, const char *dupmsg, conf_errors *errs)
 {
     cond_conf cc = {0};
-    int bad = conf_bind(c, cond_spec, &cc, errs);
+    int bad = conf_bind(c, filter_grep_cond_spec, &cc, errs);
     if (!bad) {
         if (list_has(l, cc.key)) {
             conf_errors_add(errs, c->file, c->line, "%s%s", dupmsg, cc.key);
@@ -142,7 +142,7 @@ static int add_section(grep_list *l, conf_node *c, const char *dupmsg, conf_erro
             bad = list_add(l, cc.key, cc.pattern, RX_SLASHES, pp->file, pp->line, errs);
         }
     }
-    conf_unbind(cond_spec, &cc);
+    conf_unbind(filter_grep_cond_spec, &cc);
     return bad;
 }
 
@@ -189,7 +189,7 @@ static int grep_init(filter *f, conf_node *n, conf_errors *errs)
         } else if (!strcmp(c->name, "and") || !strcmp(c->name, "or")) {
             int is_and = c->name[0] == 'a';
             int dummy = 0;
-            if (conf_bind(c, group_spec, &dummy, errs)) {
+            if (conf_bind(c, filter_grep_group_spec, &dummy, errs)) {
                 bad = -1;
                 continue;
             }

@@ -724,6 +724,7 @@ static void kin_free(source *s)
 
 const source_plugin in_kafka_plugin = {
     .name = "kafka",
+    .spec = kafka_in_spec,
     .create = kin_create,
     .start = kin_start,
     .stop = kin_stop,

@@ -5,7 +5,7 @@
 #                        ASan/UBSan), every fuzz target
 #   make layers          the include check: each layer includes only the ones below (scripts/check-layers.py)
 #   make docs            regenerate the parameter tables of docs/ from the code (build/weir --list-params)
-#   make docs-check      fail when those tables are stale
+#   make docs-check      fail when those tables are stale (part of make test)
 #   make bench           benchmarks (build/weir + load generator)
 #   make bench-backends  forward -> buffer -> Elasticsearch / Loki / Kafka, real servers
 #   make run             build and run on the embedded default config
@@ -85,6 +85,7 @@ test-deps:
 # The whole suite twice: release build, then ASan+UBSan build (build-san/).
 test: test-deps
 	@python3 scripts/check-layers.py
+	@$(MAKE) --no-print-directory docs-check
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
 	@$(MAKE) --no-print-directory test-unit test-integration
 	@$(MAKE) --no-print-directory SANITIZE=1 all test-unit test-integration

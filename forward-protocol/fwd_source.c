@@ -51,7 +51,7 @@ static const conf_spec forward_spec[] = {
     {"tag", CONF_STR, NULL, 0, offsetof(fwd_source, tag), NULL, "replace the tag of every record"},
     {"add_tag_prefix", CONF_STR, NULL, 0, offsetof(fwd_source, add_tag_prefix), NULL, "prepend `PREFIX.` to every tag"},
     {"deny_keepalive", CONF_BOOL, "false", 0, offsetof(fwd_source, deny_keepalive), NULL,
-     "close the connection after answering its first request"},
+     "close the connection after answering its first request (with `<security>`, the HELO says `keepalive false`)"},
     {"linger_timeout", CONF_TIME, "0", 0, offsetof(fwd_source, linger_timeout), NULL,
      "accepted for compatibility; no effect"},
     {"resolve_hostname", CONF_BOOL, "false", 0, offsetof(fwd_source, resolve_hostname), NULL,

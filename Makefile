@@ -4,6 +4,8 @@
 #   make test            install test deps if missing; layer check, unit + integration tests (release and
 #                        ASan/UBSan), every fuzz target
 #   make layers          the include check: each layer includes only the ones below (scripts/check-layers.py)
+#   make docs            regenerate the parameter tables of docs/ from the code (build/weir --list-params)
+#   make docs-check      fail when those tables are stale (part of make test)
 #   make bench           benchmarks (build/weir + load generator)
 #   make bench-backends  forward -> buffer -> Elasticsearch / Loki / Kafka, real servers
 #   make run             build and run on the embedded default config
@@ -39,7 +41,8 @@ LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/default_con
 UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 
-.PHONY: layers all clean test test-unit test-integration bench bench-backends run install deps test-deps fuzz
+.PHONY: layers all clean test test-unit test-integration bench bench-backends run install deps test-deps fuzz \
+        docs docs-check
 
 all: $(BUILD)/weir $(BUILD)/weir-loadgen
 
@@ -82,6 +85,7 @@ test-deps:
 # The whole suite twice: release build, then ASan+UBSan build (build-san/).
 test: test-deps
 	@python3 scripts/check-layers.py
+	@$(MAKE) --no-print-directory docs-check
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
 	@$(MAKE) --no-print-directory test-unit test-integration
 	@$(MAKE) --no-print-directory SANITIZE=1 all test-unit test-integration
@@ -90,6 +94,14 @@ test: test-deps
 # the layer check: includes point only down (docs/architecture.md, "Layers")
 layers:
 	@python3 scripts/check-layers.py
+
+# The parameter tables of docs/configuration.md and docs/outputs/*.md come from
+# the code's conf_spec tables (scripts/gen-config-docs.py, $(BUILD)/weir --list-params).
+docs: $(BUILD)/weir
+	@python3 scripts/gen-config-docs.py --weir $(BUILD)/weir
+
+docs-check: $(BUILD)/weir
+	@python3 scripts/gen-config-docs.py --check --weir $(BUILD)/weir
 
 test-unit: $(UNIT_BIN)
 	@scripts/run-unit.sh $(UNIT_BIN)

@@ -62,6 +62,7 @@ struct filter {
 };
 
 /* The plugins (aggregator/registry.c). */
+const filter_plugin *const *filter_plugins(void); /* NULL-terminated, in registry order */
 const filter_plugin *filter_plugin_find(const char *name);
 const char *const *filter_plugin_names(void);
 

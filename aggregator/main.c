@@ -24,6 +24,7 @@
 #include "config/conf.h"
 #include "buffer/buffer.h"
 #include "aggregator/monitor.h"
+#include "aggregator/params.h"
 #include "aggregator/pipeline.h"
 #include "aggregator/reload.h"
 #include "aggregator/source.h"
@@ -36,6 +37,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: weir [-c FILE] [--dry-run] [--log-level LEVEL]\n"
+            "       weir --list-params\n"
             "       weir tap [--endpoint HOST:PORT] [--rate N] [--output ID] PATTERN\n"
             "\n"
             "  -c, --config FILE    configuration in Fluentd syntax (default: the embedded\n"
@@ -43,6 +45,8 @@ static void usage(FILE *f)
             "      --dry-run        check the configuration, print every error as\n"
             "                       FILE:LINE: message, exit 0 if it is valid\n"
             "      --show-default   print the embedded default configuration\n"
+            "      --list-params    print every section's and plugin's parameters as Markdown\n"
+            "                       tables (the source of docs/configuration.md's tables)\n"
             "      --log-level L    trace, debug, info, warn, error (overrides <system>)\n"
             "  -V, --version        print the version\n"
             "  -h, --help           this help\n"
@@ -71,7 +75,7 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'}, {"dry-run", no_argument, NULL, 'n'},
         {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
         {"log-level", required_argument, NULL, 'l'}, {"show-default", no_argument, NULL, 's'},
-        {NULL, 0, NULL, 0},
+        {"list-params", no_argument, NULL, 'P'},  {NULL, 0, NULL, 0},
     };
     if (argc > 1 && strcmp(argv[1], "tap") == 0)
         return tap_client_main(argc - 1, argv + 1);
@@ -84,6 +88,7 @@ int main(int argc, char **argv)
         case 'h': usage(stdout); return 0;
         case 'l': log_level = optarg; break;
         case 's': fputs(weir_default_conf, stdout); return 0;
+        case 'P': return params_list(stdout) == 0 && fflush(stdout) == 0 ? 0 : 1;
         default: usage(stderr); return 2;
         }
     }

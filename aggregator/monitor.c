@@ -44,17 +44,27 @@ void monitor_set_ready(void) { atomic_store(&proc_ready, 1); }
 void monitor_set_draining(void) { atomic_store(&proc_draining, 1); }
 
 static const conf_spec monitor_spec[] = {
-    {"bind", CONF_STR, "0.0.0.0", 0, offsetof(monitor, bind), NULL},
-    {"port", CONF_INT, "0", 0, offsetof(monitor, port), NULL},
-    {"metrics_path", CONF_STR, "/metrics", 0, offsetof(monitor, metrics_path), NULL},
-    {"tag", CONF_STR, NULL, 0, offsetof(monitor, tag), NULL},
-    {"emit_interval", CONF_TIME, "60", 0, offsetof(monitor, emit_interval), NULL},
-    {"include_config", CONF_BOOL, "true", 0, offsetof(monitor, include_config), NULL},
-    {"include_retry", CONF_BOOL, "true", 0, offsetof(monitor, include_retry), NULL},
-    {"hc_errors_count", CONF_INT, "5", 0, offsetof(monitor, hc_errors_count), NULL},
-    {"hc_retry_failure_count", CONF_INT, "5", 0, offsetof(monitor, hc_retry_failure_count), NULL},
-    {"hc_period", CONF_TIME, "60", 0, offsetof(monitor, hc_period), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+    {"bind", CONF_STR, "0.0.0.0", 0, offsetof(monitor, bind), NULL, "address to listen on"},
+    {"port", CONF_INT, "0", 0, offsetof(monitor, port), NULL,
+     "HTTP port; `0`: 24220 for `monitor_agent`, 24231 for `prometheus`"},
+    {"metrics_path", CONF_STR, "/metrics", 0, offsetof(monitor, metrics_path), NULL,
+     "another path for the Prometheus text format (`/metrics` is always served; every family: docs/operations.md)"},
+    {"tag", CONF_STR, NULL, 0, offsetof(monitor, tag), NULL,
+     "refused: weir does not emit its metrics as records; scrape `/metrics`"},
+    {"emit_interval", CONF_TIME, "60s", 0, offsetof(monitor, emit_interval), NULL,
+     "accepted for compatibility; no effect"},
+    {"include_config", CONF_BOOL, "true", 0, offsetof(monitor, include_config), NULL,
+     "accepted for compatibility; no effect"},
+    {"include_retry", CONF_BOOL, "true", 0, offsetof(monitor, include_retry), NULL,
+     "accepted for compatibility; no effect"},
+    {"hc_errors_count", CONF_INT, "5", 0, offsetof(monitor, hc_errors_count), NULL,
+     "`/api/v1/health` turns `500 error` when this many output write errors happened within `hc_period` (Fluent "
+     "Bit's `HC_Errors_Count`)"},
+    {"hc_retry_failure_count", CONF_INT, "5", 0, offsetof(monitor, hc_retry_failure_count), NULL,
+     "... or this many failed retries (Fluent Bit's `HC_Retry_Failure_Count`)"},
+    {"hc_period", CONF_TIME, "60s", 0, offsetof(monitor, hc_period), NULL,
+     "the window of those two counts (Fluent Bit's `HC_Period`)"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 static void monitor_free(monitor *m);
@@ -611,8 +621,10 @@ static void mon_free(source *s) { monitor_free((monitor *)s); }
  * metrics_path): the same endpoint. Kept across reloads: it reads the
  * running pipeline, whichever that is. */
 const source_plugin in_monitor_agent_plugin = {
-    .name = "monitor_agent", .create = mon_agent_create, .start = mon_start, .free = mon_free, .observer = 1,
+    .name = "monitor_agent", .spec = monitor_spec, .create = mon_agent_create, .start = mon_start, .free = mon_free,
+    .observer = 1,
 };
 const source_plugin in_prometheus_plugin = {
-    .name = "prometheus", .create = mon_prom_create, .start = mon_start, .free = mon_free, .observer = 1,
+    .name = "prometheus", .spec = monitor_spec, .create = mon_prom_create, .start = mon_start, .free = mon_free,
+    .observer = 1,
 };

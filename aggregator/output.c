@@ -69,7 +69,7 @@ output *output_create(conf_node *n, const char *pattern, int index, conf_errors 
     /* what every output has, handled here: <buffer>, <secondary> (and the
      * @id, @label, @log_level parameters, which conf_bind leaves to callers) */
     static const char *const core_sections[] = {"buffer", "secondary", NULL};
-    static const conf_spec no_params[] = {{NULL, 0, NULL, 0, 0, NULL}};
+    static const conf_spec no_params[] = {{NULL, 0, NULL, 0, 0, NULL, NULL}};
     int bad = conf_bind_with(n, pl->spec ? pl->spec : no_params, o->ctx, core_sections, errs);
     if (bad == 0 && pl->init && pl->init(o, n, errs) != 0)
         bad = -1;

@@ -98,6 +98,7 @@ struct output {
 };
 
 /* The plugins (aggregator/registry.c). */
+const out_plugin *const *out_plugins(void); /* NULL-terminated, in registry order */
 const out_plugin *out_plugin_find(const char *name);
 const char *const *out_plugin_names(void); /* NULL-terminated, for did-you-mean */
 

@@ -6,6 +6,7 @@
  */
 #include "parse.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,26 +18,77 @@
 
 /* ---- configuration ---------------------------------------------------------------------- */
 
-static const conf_spec parse_spec[] = {
-    {"expression", CONF_STR, NULL, 0, offsetof(parser, expression), NULL},
-    {"ignorecase", CONF_BOOL, "false", 0, offsetof(parser, ignorecase), NULL},
-    {"multiline", CONF_BOOL, "false", 0, offsetof(parser, multiline), NULL},
-    {"time_key", CONF_STR, NULL, 0, offsetof(parser, time_key), NULL},
-    {"keep_time_key", CONF_BOOL, "false", 0, offsetof(parser, keep_time_key), NULL},
-    {"time_format", CONF_STR, NULL, 0, offsetof(parser, time_format), NULL},
-    {"time_type", CONF_STR, NULL, 0, offsetof(parser, time_type), NULL},
-    {"localtime", CONF_BOOL, "true", 0, offsetof(parser, localtime), NULL},
-    {"utc", CONF_BOOL, "false", 0, offsetof(parser, utc), NULL},
-    {"timezone", CONF_STR, NULL, 0, offsetof(parser, timezone), NULL},
-    {"null_value_pattern", CONF_STR, NULL, 0, offsetof(parser, null_value_pattern), NULL},
-    {"null_empty_string", CONF_BOOL, "false", 0, offsetof(parser, null_empty_string), NULL},
-    {"types", CONF_STR, NULL, 0, offsetof(parser, types), NULL},
-    {"message_key", CONF_STR, NULL, 0, offsetof(parser, message_key), NULL},
-    {"estimate_current_event", CONF_BOOL, "true", 0, offsetof(parser, estimate_current_event), NULL},
-    {"json_parser", CONF_STR, NULL, 0, offsetof(parser, json_parser), NULL},
-    {"stream_buffer_size", CONF_INT, "8192", 0, offsetof(parser, stream_buffer_size), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+/* What every type takes; each type's own rows are its plugin's spec (aggregator/parsers/). */
+const conf_spec parse_common_spec[] = {
+    {"time_key", CONF_STR, NULL, 0, offsetof(parser, time_key), NULL,
+     "field that gives the event time, removed from the record unless `keep_time_key`; default `time` for `json` "
+     "and `regexp`. `cri`: the key the CRI timestamp is kept under (default `time`)"},
+    {"keep_time_key", CONF_BOOL, "false", 0, offsetof(parser, keep_time_key), NULL,
+     "keep the time field in the record"},
+    {"time_format", CONF_STR, NULL, 0, offsetof(parser, time_format), NULL,
+     "strptime with `%N`/`%L`/`%3N`, `%z`, `%s`, `%b`...; `%iso8601`; without it a string time is read as ISO 8601, "
+     "Apache, RFC 2822, asctime or syslog form (`cri`: always RFC 3339)"},
+    {"time_type", CONF_STR, NULL, 0, offsetof(parser, time_type), NULL,
+     "`string`, `unixtime` or `float` (`mixed` is refused); default `float` for `json` without `time_format` "
+     "(Fluentd's quirk: a string time such as `\"2024-01-01T00:00:00Z\"` is then read with `to_i`, as 2024), else "
+     "`string`"},
+    {"localtime", CONF_BOOL, "true", 0, offsetof(parser, localtime), NULL,
+     "times without a zone are local time (`false`: UTC)"},
+    {"utc", CONF_BOOL, "false", 0, offsetof(parser, utc), NULL, "times without a zone are UTC"},
+    {"timezone", CONF_STR, NULL, 0, offsetof(parser, timezone), NULL,
+     "zone of times without one: `UTC` or a fixed offset like `+09:00`; zone names are refused"},
+    {"null_value_pattern", CONF_STR, NULL, 0, offsetof(parser, null_value_pattern), NULL,
+     "a regexp matched anywhere in string values: matching values become nil"},
+    {"null_empty_string", CONF_BOOL, "false", 0, offsetof(parser, null_empty_string), NULL,
+     "empty string values become nil"},
+    {"types", CONF_STR, NULL, 0, offsetof(parser, types), NULL,
+     "`key:integer,key2:float,key3:bool,key4:string,key5:array[:delim],key6:time[:format]` or a JSON hash; Ruby's "
+     "`to_i`/`to_f` rules"},
+    {"estimate_current_event", CONF_BOOL, "true", 0, offsetof(parser, estimate_current_event), NULL,
+     "a text without a time gets the current time (`false`: the event keeps the time it had)"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
+
+/* The table parse_configure binds: the common rows, then every type's own
+ * rows (first of a name wins: types may share one, e.g. message_key). Every
+ * type accepts the others' rows, as before the tables were split;
+ * `expression` is checked below. Built once, never freed. */
+static conf_spec *bind_spec;
+static pthread_once_t bind_once = PTHREAD_ONCE_INIT;
+
+static int spec_has(const conf_spec *v, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(v[i].name, name))
+            return 1;
+    return 0;
+}
+
+static void bind_spec_init(void)
+{
+    const parser_plugin *const *pl = parser_plugins();
+    size_t cap = 1, n = 0;
+    for (const conf_spec *sp = parse_common_spec; sp->name; sp++)
+        cap++;
+    for (size_t i = 0; pl[i]; i++)
+        for (const conf_spec *sp = pl[i]->spec; sp && sp->name; sp++)
+            cap++;
+    bind_spec = calloc(cap, sizeof *bind_spec);
+    if (!bind_spec)
+        abort();
+    for (const conf_spec *sp = parse_common_spec; sp->name; sp++)
+        bind_spec[n++] = *sp;
+    for (size_t i = 0; pl[i]; i++)
+        for (const conf_spec *sp = pl[i]->spec; sp && sp->name; sp++)
+            if (!spec_has(bind_spec, n, sp->name))
+                bind_spec[n++] = *sp;
+}
+
+static const conf_spec *parse_spec(void)
+{
+    pthread_once(&bind_once, bind_spec_init);
+    return bind_spec;
+}
 
 /* Fluentd parsers weir does not have (yet) */
 static const char *const unsupported[] = {"apache2", "apache_error", "nginx", "syslog",  "csv",  "tsv",  "ltsv",
@@ -79,7 +131,7 @@ int parse_configure(parser *p, conf_node *n, conf_errors *errs)
         return -1;
     }
     p->type = p->plugin->type;
-    int bad = conf_bind(n, parse_spec, p, errs);
+    int bad = conf_bind(n, parse_spec(), p, errs);
     p->configured = 1;
     char err[512];
 
@@ -186,7 +238,7 @@ void parse_free(parser *p)
         tparse_free(&p->conv[i].tp);
     }
     free(p->conv);
-    conf_unbind(parse_spec, p);
+    conf_unbind(parse_spec(), p);
     memset(p, 0, sizeof *p);
 }
 

@@ -11,11 +11,12 @@
  *   @type logfmt   key=value key="quoted \"value\"" flag (Fluent Bit's logfmt)
  *   @type none     {message_key: text}
  *
- * Common parameters (Fluentd's Parser and TimeMixin::Parser): time_key,
- * time_type, time_format, localtime, utc, timezone, keep_time_key,
- * estimate_current_event, null_value_pattern, null_empty_string, types,
- * message_key; regexp: expression, ignorecase, multiline; json: json_parser
- * (accepted, ignored).
+ * Common parameters (Fluentd's Parser and TimeMixin::Parser; parse.c's
+ * parse_common_spec): time_key, time_type, time_format, localtime, utc,
+ * timezone, keep_time_key, estimate_current_event, null_value_pattern,
+ * null_empty_string, types. Each type's own (its plugin's spec): regexp:
+ * expression, ignorecase, multiline; json: json_parser, stream_buffer_size
+ * (accepted, ignored); cri, none: message_key.
  *
  * A configured parser is immutable: parse_text may run on several threads.
  *

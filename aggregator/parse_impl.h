@@ -63,15 +63,22 @@ int parse_conv_apply(const parse_conv *c, wbuf *o, size_t voff);
 
 /* A <parse> type: aggregator/parsers/<type>.c, listed in aggregator/registry.c.
  * `type` (PARSE_*) selects the type-specific configuration in parse.c
- * (regexp's expression, json's numeric time). parse() turns one text into
- * the record's pairs in c; err is set only where the type has more to say
- * than PARSE_FAIL (regexp). */
+ * (regexp's expression, json's numeric time). `spec` holds the parameters of
+ * this type only (offsets into `parser`; NULL: none): parse_configure binds
+ * them after parse_common_spec's. parse() turns one text into the record's
+ * pairs in c; err is set only where the type has more to say than
+ * PARSE_FAIL (regexp). */
 struct parser_plugin {
     const char *name;
     int type;
+    const conf_spec *spec;
     int (*parse)(pctx *c, const uint8_t *s, size_t n, char *err, size_t errlen);
 };
+const parser_plugin *const *parser_plugins(void);          /* NULL-terminated */
 const parser_plugin *parser_plugin_find(const char *name); /* NULL: none */
 const char *const *parser_plugin_names(void);
+
+/* The parameters every <parse> type takes (parse.c). */
+extern const conf_spec parse_common_spec[];
 
 #endif

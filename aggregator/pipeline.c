@@ -10,13 +10,22 @@
 #include "buffer/buffer.h"
 #include "aggregator/source.h"
 
-static const conf_spec system_spec[] = {
-    {"workers", CONF_INT, "0", 0, offsetof(sys_conf, workers), NULL},
-    {"log_level", CONF_STR, "info", 0, offsetof(sys_conf, log_level), NULL},
-    {"shutdown_timeout", CONF_TIME, "10s", 0, offsetof(sys_conf, shutdown_timeout), NULL},
-    {"suppress_config_dump", CONF_BOOL, "false", 0, offsetof(sys_conf, suppress_config_dump), NULL},
-    {"process_name", CONF_STR, NULL, 0, offsetof(sys_conf, process_name), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+const conf_spec pipeline_system_spec[] = {
+    {"workers", CONF_INT, "0", 0, offsetof(sys_conf, workers), NULL,
+     "worker threads (event loops) that own client connections; `0`: the CPU count; at most 256. Unlike Fluentd's "
+     "`workers` these are threads in one process, sharing outputs; a change takes effect at the next restart, not "
+     "on reload"},
+    {"log_level", CONF_STR, "info", 0, offsetof(sys_conf, log_level), NULL,
+     "`trace`, `debug`, `info`, `warn`, `error` or `fatal`; `--log-level` on the command line overrides it; applied "
+     "on reload"},
+    {"shutdown_timeout", CONF_TIME, "10s", 0, offsetof(sys_conf, shutdown_timeout), NULL,
+     "longest SIGTERM may take to finish acks and drain outputs; also how long a reload waits for the requests in "
+     "flight"},
+    {"suppress_config_dump", CONF_BOOL, "false", 0, offsetof(sys_conf, suppress_config_dump), NULL,
+     "accepted for compatibility; no effect"},
+    {"process_name", CONF_STR, NULL, 0, offsetof(sys_conf, process_name), NULL,
+     "accepted for compatibility; no effect"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 static const char *const directives[] = {"system", "source", "match", "filter", "label", "worker", NULL};
@@ -51,7 +60,7 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
             conf_errors_add(errs, n->file, n->line, "more than one <system> directive");
             continue;
         }
-        conf_bind(n, system_spec, &p->sys, errs);
+        conf_bind(n, pipeline_system_spec, &p->sys, errs);
         if (p->sys.log_level && wlog_level_from_name(p->sys.log_level) < 0) {
             conf_param *pr = conf_get(n, "log_level");
             conf_errors_add(errs, pr->file, pr->line,
@@ -66,7 +75,7 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
     }
     if (!nsystem) {
         conf_node empty = {.name = "system", .file = root->file, .line = 0};
-        conf_bind(&empty, system_spec, &p->sys, errs);
+        conf_bind(&empty, pipeline_system_spec, &p->sys, errs);
     }
     if (p->sys.workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -146,7 +155,7 @@ void pipeline_bind_error_sinks(pipeline *p)
         }
 }
 
-void pipeline_sys_free(sys_conf *s) { conf_unbind(system_spec, s); }
+void pipeline_sys_free(sys_conf *s) { conf_unbind(pipeline_system_spec, s); }
 
 void pipeline_free(pipeline *p)
 {
@@ -163,7 +172,7 @@ void pipeline_free(pipeline *p)
         output_destroy(p->outputs[i]);
     free(p->outputs);
     router_free(p->rt);
-    conf_unbind(system_spec, &p->sys);
+    conf_unbind(pipeline_system_spec, &p->sys);
     memset(p, 0, sizeof *p);
 }
 

@@ -19,6 +19,9 @@ typedef struct sys_conf {
     char *process_name;
 } sys_conf;
 
+/* <system>'s parameters (bound into sys_conf) */
+extern const conf_spec pipeline_system_spec[];
+
 typedef struct pipeline {
     sys_conf sys;
     source **sources; /* every <source>, in configuration order (aggregator/source.h) */

@@ -76,6 +76,8 @@ const char *const *source_plugin_names(void)
     return source_names;
 }
 
+const filter_plugin *const *filter_plugins(void) { return filters; }
+
 const filter_plugin *filter_plugin_find(const char *name)
 {
     for (size_t i = 0; filters[i]; i++)
@@ -90,6 +92,8 @@ const char *const *filter_plugin_names(void)
     return filter_names;
 }
 
+const parser_plugin *const *parser_plugins(void) { return parsers; }
+
 const parser_plugin *parser_plugin_find(const char *name)
 {
     for (size_t i = 0; parsers[i]; i++)
@@ -103,6 +107,8 @@ const char *const *parser_plugin_names(void)
     pthread_once(&names_once, names_init);
     return parser_names;
 }
+
+const out_plugin *const *out_plugins(void) { return outputs; }
 
 const out_plugin *out_plugin_find(const char *name)
 {

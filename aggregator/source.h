@@ -54,6 +54,9 @@ typedef struct source_env {
 
 typedef struct source_plugin {
     const char *name;
+    /* the table create binds the <source> section with (weir --list-params
+     * lists it; sub-sections' tables: aggregator/params.c) */
+    const conf_spec *spec;
     source *(*create)(conf_node *n, int index, conf_errors *errs); /* NULL with errors added */
     int (*start)(source *s, const source_env *env);                /* 0, or -1 (logged) */
     void (*close)(source *s);                                      /* optional */

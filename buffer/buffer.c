@@ -22,39 +22,75 @@
 
 /* ---- configuration ------------------------------------------------------------ */
 
-static const conf_spec buffer_spec[] = {
-    {"@type", CONF_ENUM, "memory", 0, offsetof(buf_conf, type), "memory|file"},
-    {"path", CONF_STR, NULL, 0, offsetof(buf_conf, path), NULL},
-    {"timekey", CONF_TIME, "86400", 0, offsetof(buf_conf, timekey), NULL},
-    {"timekey_wait", CONF_TIME, "600", 0, offsetof(buf_conf, timekey_wait), NULL},
-    {"timekey_use_utc", CONF_BOOL, "false", 0, offsetof(buf_conf, timekey_use_utc), NULL},
-    {"timekey_zone", CONF_STR, NULL, 0, offsetof(buf_conf, timekey_zone), NULL},
-    {"chunk_limit_size", CONF_SIZE, "8m", 0, offsetof(buf_conf, chunk_limit_size), NULL},
-    {"chunk_limit_records", CONF_INT, "0", 0, offsetof(buf_conf, chunk_limit_records), NULL},
-    {"total_limit_size", CONF_SIZE, NULL, 0, offsetof(buf_conf, total_limit_size), NULL},
-    {"queued_chunks_limit_size", CONF_INT, "0", 0, offsetof(buf_conf, queued_chunks_limit_size), NULL},
-    {"flush_mode", CONF_ENUM, "default", 0, offsetof(buf_conf, flush_mode), "default|lazy|interval|immediate"},
-    {"flush_interval", CONF_TIME, "60", 0, offsetof(buf_conf, flush_interval), NULL},
-    {"flush_thread_count", CONF_INT, "1", 0, offsetof(buf_conf, flush_thread_count), NULL},
-    {"flush_thread_interval", CONF_TIME, "1", 0, offsetof(buf_conf, flush_thread_interval), NULL},
-    {"flush_thread_burst_interval", CONF_TIME, "1", 0, offsetof(buf_conf, flush_thread_burst_interval), NULL},
-    {"flush_at_shutdown", CONF_STR, NULL, 0, offsetof(buf_conf, flush_at_shutdown), NULL},
+const conf_spec buffer_conf_spec[] = {
+    {"@type", CONF_ENUM, "memory", 0, offsetof(buf_conf, type), "memory|file",
+     "`memory`, or `file` (chunks in files under `path`, recovered at the next start)"},
+    {"path", CONF_STR, NULL, 0, offsetof(buf_conf, path), NULL,
+     "required for `@type file`: directory of this output's chunk files (one directory per output)"},
+    {"timekey", CONF_TIME, "1d", 0, offsetof(buf_conf, timekey), NULL,
+     "time slice of the `time` chunk key; at least 1s"},
+    {"timekey_wait", CONF_TIME, "10m", 0, offsetof(buf_conf, timekey_wait), NULL,
+     "lazy flush waits this long after a slice ends"},
+    {"timekey_use_utc", CONF_BOOL, "false", 0, offsetof(buf_conf, timekey_use_utc), NULL,
+     "slices follow UTC midnight; `false`: local midnight"},
+    {"timekey_zone", CONF_STR, NULL, 0, offsetof(buf_conf, timekey_zone), NULL,
+     "accepted for compatibility; no effect"},
+    {"chunk_limit_size", CONF_SIZE, "8m", 0, offsetof(buf_conf, chunk_limit_size), NULL,
+     "a chunk is enqueued when it reaches this size; at least 1k (Fluentd's file buffer default is 256m: weir uses "
+     "8m for both types so memory stays small; set it explicitly to change it)"},
+    {"chunk_limit_records", CONF_INT, "0", 0, offsetof(buf_conf, chunk_limit_records), NULL,
+     "... or this many records; `0`: no limit"},
+    {"total_limit_size", CONF_SIZE, NULL, 0, offsetof(buf_conf, total_limit_size), NULL,
+     "staged + queued bytes, then `overflow_action` applies; default `512m` for memory, `64g` for file buffers; not "
+     "below `chunk_limit_size`"},
+    {"queued_chunks_limit_size", CONF_INT, "0", 0, offsetof(buf_conf, queued_chunks_limit_size), NULL,
+     "accepted for compatibility; no effect"},
+    {"flush_mode", CONF_ENUM, "default", 0, offsetof(buf_conf, flush_mode), "default|lazy|interval|immediate",
+     "`lazy`: a chunk is enqueued when its time slice ended plus `timekey_wait`; `interval`: `flush_interval` after "
+     "it was created; `immediate`: at every append; `default`: `lazy` with a `time` chunk key, else `interval`"},
+    {"flush_interval", CONF_TIME, "60s", 0, offsetof(buf_conf, flush_interval), NULL,
+     "interval mode: a chunk is enqueued this long after it was created"},
+    {"flush_thread_count", CONF_INT, "1", 0, offsetof(buf_conf, flush_thread_count), NULL,
+     "parallel flushes, 1..64 (order then holds per chunk only)"},
+    {"flush_thread_interval", CONF_TIME, "1s", 0, offsetof(buf_conf, flush_thread_interval), NULL,
+     "accepted for compatibility; no effect"},
+    {"flush_thread_burst_interval", CONF_TIME, "1s", 0, offsetof(buf_conf, flush_thread_burst_interval), NULL,
+     "accepted for compatibility; no effect"},
+    {"flush_at_shutdown", CONF_STR, NULL, 0, offsetof(buf_conf, flush_at_shutdown), NULL,
+     "boolean: flush staged and queued chunks on SIGTERM; default `true` for memory, `false` for file buffers (they "
+     "keep their chunks for the next start)"},
     {"overflow_action", CONF_ENUM, "throw_exception", 0, offsetof(buf_conf, overflow_action),
-     "throw_exception|block|drop_oldest_chunk"},
-    {"retry_type", CONF_ENUM, "exponential_backoff", 0, offsetof(buf_conf, retry_type), "exponential_backoff|periodic"},
-    {"retry_wait", CONF_TIME, "1", 0, offsetof(buf_conf, retry_wait), NULL},
-    {"retry_exponential_backoff_base", CONF_TIME, "2", 0, offsetof(buf_conf, retry_exponential_backoff_base), NULL},
-    {"retry_max_interval", CONF_TIME, "0", 0, offsetof(buf_conf, retry_max_interval), NULL},
-    {"retry_randomize", CONF_BOOL, "true", 0, offsetof(buf_conf, retry_randomize), NULL},
-    {"retry_timeout", CONF_TIME, "72h", 0, offsetof(buf_conf, retry_timeout), NULL},
-    {"retry_max_times", CONF_INT, "-1", 0, offsetof(buf_conf, retry_max_times), NULL},
-    {"retry_forever", CONF_BOOL, "false", 0, offsetof(buf_conf, retry_forever), NULL},
-    {"retry_secondary_threshold", CONF_TIME, "0.8", 0, offsetof(buf_conf, retry_secondary_threshold), NULL},
-    {"delayed_commit_timeout", CONF_TIME, "60", 0, offsetof(buf_conf, delayed_commit_timeout), NULL},
-    {"fsync", CONF_BOOL, "false", 0, offsetof(buf_conf, fsync), NULL},
-    {"dead_letter_path", CONF_STR, NULL, 0, offsetof(buf_conf, dead_letter_path), NULL},
-    {"compress", CONF_ENUM, "text", 0, offsetof(buf_conf, compress), "text"},
-    {NULL, 0, NULL, 0, 0, NULL},
+     "throw_exception|block|drop_oldest_chunk",
+     "when `total_limit_size` is reached: `throw_exception` (no ack: the sender retries), `block` (stop reading "
+     "sockets, hold acks), `drop_oldest_chunk` (the oldest queued chunk is deleted, its records counted as "
+     "dropped); a full disk is always handled as `block`"},
+    {"retry_type", CONF_ENUM, "exponential_backoff", 0, offsetof(buf_conf, retry_type), "exponential_backoff|periodic",
+     "`exponential_backoff`: `retry_wait * retry_exponential_backoff_base ^ (retries - 1)`; `periodic`: `retry_wait`"},
+    {"retry_wait", CONF_TIME, "1s", 0, offsetof(buf_conf, retry_wait), NULL, "first back-off after a failed flush"},
+    {"retry_exponential_backoff_base", CONF_TIME, "2", 0, offsetof(buf_conf, retry_exponential_backoff_base), NULL,
+     "a number (at least 1) multiplying the back-off at each retry"},
+    {"retry_max_interval", CONF_TIME, "0", 0, offsetof(buf_conf, retry_max_interval), NULL,
+     "cap on the back-off; `0`: none"},
+    {"retry_randomize", CONF_BOOL, "true", 0, offsetof(buf_conf, retry_randomize), NULL,
+     "randomise each back-off by ±12.5 %"},
+    {"retry_timeout", CONF_TIME, "72h", 0, offsetof(buf_conf, retry_timeout), NULL,
+     "give up this long after the first failure: the chunk goes to `<secondary>`, else the dead-letter file"},
+    {"retry_max_times", CONF_INT, "-1", 0, offsetof(buf_conf, retry_max_times), NULL,
+     "... or after this many retries; `-1`: no limit"},
+    {"retry_forever", CONF_BOOL, "false", 0, offsetof(buf_conf, retry_forever), NULL,
+     "never give up (`retry_timeout` and `retry_max_times` do not apply)"},
+    {"retry_secondary_threshold", CONF_TIME, "0.8", 0, offsetof(buf_conf, retry_secondary_threshold), NULL,
+     "accepted for compatibility; no effect"},
+    {"delayed_commit_timeout", CONF_TIME, "60s", 0, offsetof(buf_conf, delayed_commit_timeout), NULL,
+     "accepted for compatibility; no effect"},
+    {"fsync", CONF_BOOL, "false", 0, offsetof(buf_conf, fsync), NULL,
+     "weir: `fdatasync` chunk and dead-letter writes before acking (power-loss durability; see docs/benchmarks.md "
+     "for its cost)"},
+    {"dead_letter_path", CONF_STR, NULL, 0, offsetof(buf_conf, dead_letter_path), NULL,
+     "memory buffers: directory of the dead-letter files (records whose retries are exhausted, without "
+     "`<secondary>`); default `./data/dead-letter`. File buffers always use `<path>/dead-letter`"},
+    {"compress", CONF_ENUM, "text", 0, offsetof(buf_conf, compress), "text", "only `text` (no compression of chunks)"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 /* also used for the dead-letter and corrupt/ directories */
@@ -81,7 +117,7 @@ buffer *buffer_create(const buf_sink *sink, conf_node *n, conf_errors *errs)
     if (!b)
         return NULL;
     b->sink = *sink;
-    int rc = conf_bind(n, buffer_spec, &b->c, errs);
+    int rc = conf_bind(n, buffer_conf_spec, &b->c, errs);
     /* chunk keys: <buffer tag,time> */
     if (n->arg) {
         char *keys = strdup(n->arg), *save = NULL;
@@ -520,7 +556,7 @@ void buffer_destroy(buffer *b, double deadline)
                        "lost (use a file buffer to keep them)",
                        b->sink.id, (unsigned long long)left, (unsigned long long)leftc);
     }
-    conf_unbind(buffer_spec, &b->c);
+    conf_unbind(buffer_conf_spec, &b->c);
     free(b->dlq_dir);
     pthread_mutex_destroy(&b->mu);
     pthread_mutex_destroy(&b->dlq_mu);

@@ -99,6 +99,9 @@ typedef struct buffer {
     atomic_uint_fast64_t rejected_batches, recovered_chunks, recovered_records, torn_tails, corrupt_chunks;
 } buffer;
 
+/* <buffer>'s parameters (bound into buf_conf) */
+extern const conf_spec buffer_conf_spec[];
+
 /* Parse <buffer ARGS>; the buffer delivers to `sink` (copied). NULL and
  * errors added on failure. */
 buffer *buffer_create(const buf_sink *sink, conf_node *n, conf_errors *errs);

@@ -120,6 +120,9 @@ typedef struct conf_spec {
     int required;        /* missing -> error "missing required parameter 'x' in <match ...>" */
     size_t offset;       /* where to store in the target struct */
     const char *choices; /* CONF_ENUM only: "a|b|c" */
+    /* One line for the docs (weir --list-params, docs/configuration.md):
+     * what it does, units, special values. Markdown; never NULL in a row. */
+    const char *desc;
 } conf_spec;
 
 /*

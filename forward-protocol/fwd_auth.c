@@ -19,30 +19,44 @@
 
 /* ---- configuration ------------------------------------------------------------ */
 
-static const conf_spec security_spec[] = {
-    {"self_hostname", CONF_STR, NULL, 1, offsetof(fwd_auth, self_hostname), NULL},
-    {"shared_key", CONF_STR, NULL, 1, offsetof(fwd_auth, shared_key), NULL},
-    {"previous_shared_key", CONF_STR, NULL, 0, offsetof(fwd_auth, previous_shared_key), NULL},
-    {"user_auth", CONF_BOOL, "false", 0, offsetof(fwd_auth, user_auth), NULL},
-    {"allow_anonymous_source", CONF_BOOL, "true", 0, offsetof(fwd_auth, allow_anonymous_source), NULL},
-    {"user", CONF_SECTION, NULL, 0, 0, NULL},
-    {"client", CONF_SECTION, NULL, 0, 0, NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+const conf_spec fwd_security_spec[] = {
+    {"self_hostname", CONF_STR, NULL, 1, offsetof(fwd_auth, self_hostname), NULL,
+     "weir's name in the PONG. Must differ from the clients' own hostnames (Fluentd and the npm client refuse a "
+     "PONG carrying their own name)"},
+    {"shared_key", CONF_STR, NULL, 1, offsetof(fwd_auth, shared_key), NULL,
+     "the key the clients' digests must prove; not empty"},
+    {"previous_shared_key", CONF_STR, NULL, 0, offsetof(fwd_auth, previous_shared_key), NULL,
+     "weir: a second accepted key, for rotation without a flag day"},
+    {"user_auth", CONF_BOOL, "false", 0, offsetof(fwd_auth, user_auth), NULL,
+     "also require a `<user>`'s username and password (needs at least one `<user>`)"},
+    {"allow_anonymous_source", CONF_BOOL, "true", 0, offsetof(fwd_auth, allow_anonymous_source), NULL,
+     "`false`: refuse clients whose address matches no `<client>` (needs at least one `<client>`)"},
+    {"user", CONF_SECTION, NULL, 0, 0, NULL, "any number: a username and password, checked with `user_auth true`"},
+    {"client", CONF_SECTION, NULL, 0, 0, NULL,
+     "any number, first match wins: which addresses may connect, with their own keys and users"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static const conf_spec user_spec[] = {
-    {"username", CONF_STR, NULL, 1, offsetof(fwd_auth_user, username), NULL},
-    {"password", CONF_STR, NULL, 1, offsetof(fwd_auth_user, password), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+const conf_spec fwd_user_spec[] = {
+    {"username", CONF_STR, NULL, 1, offsetof(fwd_auth_user, username), NULL,
+     "the user's name; unique among the `<user>` sections"},
+    {"password", CONF_STR, NULL, 1, offsetof(fwd_auth_user, password), NULL, "the user's password"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static const conf_spec client_spec[] = {
-    {"host", CONF_STR, NULL, 0, offsetof(fwd_auth_client, host), NULL},
-    {"network", CONF_STR, NULL, 0, offsetof(fwd_auth_client, network), NULL},
-    {"shared_key", CONF_STR, NULL, 0, offsetof(fwd_auth_client, shared_key), NULL},
-    {"previous_shared_key", CONF_STR, NULL, 0, offsetof(fwd_auth_client, previous_shared_key), NULL},
-    {"users", CONF_ARRAY, NULL, 0, offsetof(fwd_auth_client, users), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+const conf_spec fwd_client_spec[] = {
+    {"host", CONF_STR, NULL, 0, offsetof(fwd_auth_client, host), NULL,
+     "a host name or address, resolved once at start-up (all its addresses); exactly one of `host` and `network`"},
+    {"network", CONF_STR, NULL, 0, offsetof(fwd_auth_client, network), NULL,
+     "an address or CIDR: `10.0.0.0/8`, `192.168.1.7`, `fd00::/8` (IPv4-mapped IPv6 peers match IPv4 rules)"},
+    {"shared_key", CONF_STR, NULL, 0, offsetof(fwd_auth_client, shared_key), NULL,
+     "this client's key (default: `<security>`'s `shared_key` and `previous_shared_key`)"},
+    {"previous_shared_key", CONF_STR, NULL, 0, offsetof(fwd_auth_client, previous_shared_key), NULL,
+     "weir: a second key for this client during a rotation"},
+    {"users", CONF_ARRAY, NULL, 0, offsetof(fwd_auth_client, users), NULL,
+     "usernames allowed from this client (`alice,bob` or a JSON array), each with a `<user>`; default: every "
+     "`<user>`"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 
@@ -141,7 +155,7 @@ fwd_auth *fwd_auth_create(conf_node *sec, conf_errors *errs)
     fwd_auth *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
-    conf_bind(sec, security_spec, a, errs);
+    conf_bind(sec, fwd_security_spec, a, errs);
     if (sec->arg && *sec->arg)
         conf_errors_add(errs, sec->file, sec->line, "<security> takes no argument (got '%s')", sec->arg);
     if (a->self_hostname && !*a->self_hostname)
@@ -160,7 +174,7 @@ fwd_auth *fwd_auth_create(conf_node *sec, conf_errors *errs)
             a->users = nu;
             fwd_auth_user *u = &a->users[a->nusers++];
             memset(u, 0, sizeof *u);
-            conf_bind(ch, user_spec, u, errs);
+            conf_bind(ch, fwd_user_spec, u, errs);
             if (u->username && !*u->username)
                 conf_error_at(errs, ch, "username", "username must not be empty");
             if (u->username && find_user(a, u->username, strlen(u->username)) != u)
@@ -172,7 +186,7 @@ fwd_auth *fwd_auth_create(conf_node *sec, conf_errors *errs)
             a->clients = nc;
             fwd_auth_client *c = &a->clients[a->nclients++];
             memset(c, 0, sizeof *c);
-            conf_bind(ch, client_spec, c, errs);
+            conf_bind(ch, fwd_client_spec, c, errs);
             if (c->host && c->network) {
                 conf_errors_add(errs, ch->file, ch->line, "both 'host' and 'network' are specified for <client>");
             } else if (!c->host && !c->network) {
@@ -230,17 +244,17 @@ void fwd_auth_free(fwd_auth *a)
     for (size_t i = 0; i < a->nusers; i++) {
         if (a->users[i].password)
             OPENSSL_cleanse(a->users[i].password, strlen(a->users[i].password));
-        conf_unbind(user_spec, &a->users[i]);
+        conf_unbind(fwd_user_spec, &a->users[i]);
     }
     free(a->users);
     for (size_t i = 0; i < a->nclients; i++) {
         free(a->clients[i].nets);
-        conf_unbind(client_spec, &a->clients[i]);
+        conf_unbind(fwd_client_spec, &a->clients[i]);
     }
     free(a->clients);
     if (a->shared_key)
         OPENSSL_cleanse(a->shared_key, strlen(a->shared_key));
-    conf_unbind(security_spec, a);
+    conf_unbind(fwd_security_spec, a);
     free(a);
 }
 

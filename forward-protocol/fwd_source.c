@@ -33,31 +33,61 @@
 /* ---- configuration ---------------------------------------------------------- */
 
 static const conf_spec forward_spec[] = {
-    {"port", CONF_INT, "24224", 0, offsetof(fwd_source, port), NULL},
-    {"bind", CONF_STR, "0.0.0.0", 0, offsetof(fwd_source, bind), NULL},
-    {"chunk_size_warn_limit", CONF_SIZE, "0", 0, offsetof(fwd_source, chunk_size_warn_limit), NULL},
-    {"chunk_size_limit", CONF_SIZE, "256m", 0, offsetof(fwd_source, chunk_size_limit), NULL},
-    {"skip_invalid_event", CONF_BOOL, "false", 0, offsetof(fwd_source, skip_invalid_event), NULL},
-    {"source_address_key", CONF_STR, NULL, 0, offsetof(fwd_source, source_address_key), NULL},
-    {"source_hostname_key", CONF_STR, NULL, 0, offsetof(fwd_source, source_hostname_key), NULL},
-    {"tag", CONF_STR, NULL, 0, offsetof(fwd_source, tag), NULL},
-    {"add_tag_prefix", CONF_STR, NULL, 0, offsetof(fwd_source, add_tag_prefix), NULL},
-    {"deny_keepalive", CONF_BOOL, "false", 0, offsetof(fwd_source, deny_keepalive), NULL},
-    {"linger_timeout", CONF_TIME, "0", 0, offsetof(fwd_source, linger_timeout), NULL},
-    {"resolve_hostname", CONF_BOOL, "false", 0, offsetof(fwd_source, resolve_hostname), NULL},
-    {"send_keepalive_packet", CONF_BOOL, "false", 0, offsetof(fwd_source, send_keepalive_packet), NULL},
-    {"decompressed_size_limit", CONF_SIZE, "512m", 0, offsetof(fwd_source, decompressed_size_limit), NULL},
-    {"max_nesting_depth", CONF_INT, "64", 0, offsetof(fwd_source, max_nesting_depth), NULL},
-    {"max_string_length", CONF_SIZE, "0", 0, offsetof(fwd_source, max_string_length), NULL},
-    {"handshake_timeout", CONF_TIME, "10s", 0, offsetof(fwd_source, handshake_timeout), NULL},
-    {"idle_timeout", CONF_TIME, "300s", 0, offsetof(fwd_source, idle_timeout), NULL},
-    {"max_connections", CONF_INT, "0", 0, offsetof(fwd_source, max_connections), NULL},
-    {"max_connection_age", CONF_TIME, "0", 0, offsetof(fwd_source, max_connection_age), NULL},
-    {"max_requests_per_connection", CONF_INT, "0", 0, offsetof(fwd_source, max_requests_per_connection), NULL},
-    {"security", CONF_SECTION, NULL, 0, 0, NULL},
-    {"transport", CONF_SECTION, NULL, 0, 0, NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+    {"port", CONF_INT, "24224", 0, offsetof(fwd_source, port), NULL, "TCP port, and UDP for heartbeats"},
+    {"bind", CONF_STR, "0.0.0.0", 0, offsetof(fwd_source, bind), NULL, "address to listen on (IPv4 or IPv6)"},
+    {"chunk_size_warn_limit", CONF_SIZE, "0", 0, offsetof(fwd_source, chunk_size_warn_limit), NULL,
+     "log a warning for each request larger than this; `0`: none"},
+    {"chunk_size_limit", CONF_SIZE, "256m", 0, offsetof(fwd_source, chunk_size_limit), NULL,
+     "a request larger than this closes the connection (one log line, no ack: the sender retries elsewhere); bounds "
+     "one connection's input buffer"},
+    {"skip_invalid_event", CONF_BOOL, "false", 0, offsetof(fwd_source, skip_invalid_event), NULL,
+     "as Fluentd: `false` keeps an event whose time is invalid (with the time of receipt) and refuses a request "
+     "holding an entry that is not `[time, map]` (no ack); `true` skips and counts such events and acks the rest. "
+     "See \"Event times and invalid events\""},
+    {"source_address_key", CONF_STR, NULL, 0, offsetof(fwd_source, source_address_key), NULL,
+     "add the peer's IP address to every record under this key"},
+    {"source_hostname_key", CONF_STR, NULL, 0, offsetof(fwd_source, source_hostname_key), NULL,
+     "add the peer's host name (reverse DNS, /etc/hosts first) under this key; turns `resolve_hostname` on"},
+    {"tag", CONF_STR, NULL, 0, offsetof(fwd_source, tag), NULL, "replace the tag of every record"},
+    {"add_tag_prefix", CONF_STR, NULL, 0, offsetof(fwd_source, add_tag_prefix), NULL, "prepend `PREFIX.` to every tag"},
+    {"deny_keepalive", CONF_BOOL, "false", 0, offsetof(fwd_source, deny_keepalive), NULL,
+     "close the connection after answering its first request (with `<security>`, the HELO says `keepalive false`)"},
+    {"linger_timeout", CONF_TIME, "0", 0, offsetof(fwd_source, linger_timeout), NULL,
+     "accepted for compatibility; no effect"},
+    {"resolve_hostname", CONF_BOOL, "false", 0, offsetof(fwd_source, resolve_hostname), NULL,
+     "look up the peer's host name when it connects (set by `source_hostname_key`)"},
+    {"send_keepalive_packet", CONF_BOOL, "false", 0, offsetof(fwd_source, send_keepalive_packet), NULL,
+     "TCP keepalive (`SO_KEEPALIVE`) on accepted sockets"},
+    {"decompressed_size_limit", CONF_SIZE, "512m", 0, offsetof(fwd_source, decompressed_size_limit), NULL,
+     "weir: bomb guard for gzip/zstd entries; a request inflating past it is dropped with its connection"},
+    {"max_nesting_depth", CONF_INT, "64", 0, offsetof(fwd_source, max_nesting_depth), NULL,
+     "weir: records nested deeper are skipped and counted (2..64), whatever `skip_invalid_event` says"},
+    {"max_string_length", CONF_SIZE, "0", 0, offsetof(fwd_source, max_string_length), NULL,
+     "weir: a record holding a longer str/bin (value or key, at any depth) is skipped and counted, whatever "
+     "`skip_invalid_event` says; the rest of the request is kept and acked. `0`: no limit (beyond "
+     "`chunk_size_limit`)"},
+    {"handshake_timeout", CONF_TIME, "10s", 0, offsetof(fwd_source, handshake_timeout), NULL,
+     "weir: with `<security>` or `<transport tls>`, a connection that has not completed the TLS handshake and the "
+     "PING within this time is closed (logged, counted)"},
+    {"idle_timeout", CONF_TIME, "300s", 0, offsetof(fwd_source, idle_timeout), NULL,
+     "weir: a connection that sends nothing for this long, with no ack pending, is closed (a request left half sent "
+     "is dropped with a warning; slowloris); `0`: never. Counted as `weir_input_idle_closed_total`"},
+    {"max_connections", CONF_INT, "0", 0, offsetof(fwd_source, max_connections), NULL,
+     "weir: connections beyond this are closed as soon as they are accepted (one warning per 10 s; "
+     "`weir_input_connections_refused_total`); `0`: no limit"},
+    {"max_connection_age", CONF_TIME, "0", 0, offsetof(fwd_source, max_connection_age), NULL,
+     "weir: retire a connection gracefully after this long (±10 % jitter): after a whole request, its ack written, "
+     "nothing of the next request read, weir reads no more and closes; keepalive senders reconnect and spread over "
+     "the replicas behind a Service. `0`: never"},
+    {"max_requests_per_connection", CONF_INT, "0", 0, offsetof(fwd_source, max_requests_per_connection), NULL,
+     "weir: the same after this many requests; `0`: never"},
+    {"security", CONF_SECTION, NULL, 0, 0, NULL, "shared-key handshake and user auth: `<security>` below"},
+    {"transport", CONF_SECTION, NULL, 0, 0, NULL,
+     "`<transport tls>` (below) or `<transport tcp>` (no TLS, the default); `<transport udp>` is refused"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
+/* <transport tcp>: plain TCP, as without <transport>; no parameters */
+const conf_spec fwd_transport_tcp_spec[] = {{NULL, 0, NULL, 0, 0, NULL, NULL}};
 
 fwd_source *fwd_source_create(conf_node *n, int index, conf_errors *errs)
 {
@@ -128,9 +158,8 @@ fwd_source *fwd_source_create(conf_node *n, int index, conf_errors *errs)
             if (!(s->tls = fwd_tls_create(tr, errs)))
                 rc = -1;
         } else if (!strcmp(proto, "tcp")) {
-            static const conf_spec none[] = {{NULL, 0, NULL, 0, 0, NULL}};
             char dummy;
-            if (conf_bind(tr, none, &dummy, errs))
+            if (conf_bind(tr, fwd_transport_tcp_spec, &dummy, errs))
                 rc = -1;
         } else {
             conf_errors_add(errs, tr->file, tr->line,
@@ -227,6 +256,7 @@ static void fwd_gate_go(void *g, router *newrt, worker *workers, int n) { fwd_ga
 
 const source_plugin in_forward_plugin = {
     .name = "forward",
+    .spec = forward_spec,
     .create = fwd_create,
     .start = fwd_start,
     .close = fwd_close,

@@ -35,17 +35,25 @@ struct fwd_tls_conn {
     BIO *rbio, *wbio; /* owned by ssl */
 };
 
-static const conf_spec tls_spec[] = {
-    {"cert_path", CONF_STR, NULL, 1, offsetof(tls_conf, cert_path), NULL},
-    {"private_key_path", CONF_STR, NULL, 1, offsetof(tls_conf, private_key_path), NULL},
-    {"private_key_passphrase", CONF_STR, NULL, 0, offsetof(tls_conf, private_key_passphrase), NULL},
-    {"ca_path", CONF_STR, NULL, 0, offsetof(tls_conf, ca_path), NULL},
-    {"client_cert_auth", CONF_BOOL, "false", 0, offsetof(tls_conf, client_cert_auth), NULL},
-    {"version", CONF_STR, NULL, 0, offsetof(tls_conf, version), NULL},
-    {"min_version", CONF_STR, NULL, 0, offsetof(tls_conf, min_version), NULL},
-    {"max_version", CONF_STR, NULL, 0, offsetof(tls_conf, max_version), NULL},
-    {"ciphers", CONF_STR, NULL, 0, offsetof(tls_conf, ciphers), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+const conf_spec fwd_tls_spec[] = {
+    {"cert_path", CONF_STR, NULL, 1, offsetof(tls_conf, cert_path), NULL,
+     "PEM certificate, optionally followed by its chain"},
+    {"private_key_path", CONF_STR, NULL, 1, offsetof(tls_conf, private_key_path), NULL,
+     "PEM private key (RSA, EC, Ed25519)"},
+    {"private_key_passphrase", CONF_STR, NULL, 0, offsetof(tls_conf, private_key_passphrase), NULL,
+     "for an encrypted key (never prompted for)"},
+    {"ca_path", CONF_STR, NULL, 0, offsetof(tls_conf, ca_path), NULL,
+     "PEM file (or OpenSSL hashed directory) of the CAs that sign client certificates"},
+    {"client_cert_auth", CONF_BOOL, "false", 0, offsetof(tls_conf, client_cert_auth), NULL,
+     "mTLS: require a client certificate signed by `ca_path`"},
+    {"version", CONF_STR, NULL, 0, offsetof(tls_conf, version), NULL,
+     "Fluentd's: alone (without `min_version`/`max_version`), allows exactly this version"},
+    {"min_version", CONF_STR, NULL, 0, offsetof(tls_conf, min_version), NULL,
+     "`TLSv1_2` (the default) or `TLSv1_3` (`TLS1_2`, `TLSv1.2`, ... accepted, any case); older versions are refused"},
+    {"max_version", CONF_STR, NULL, 0, offsetof(tls_conf, max_version), NULL, "same values; default: the newest"},
+    {"ciphers", CONF_STR, NULL, 0, offsetof(tls_conf, ciphers), NULL,
+     "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults); default: OpenSSL's"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 
@@ -183,7 +191,7 @@ fwd_tls_ctx *fwd_tls_create(conf_node *n, conf_errors *errs)
     fwd_tls_ctx *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    conf_bind(n, tls_spec, &t->c, errs);
+    conf_bind(n, fwd_tls_spec, &t->c, errs);
     tls_conf *c = &t->c;
     ERR_clear_error();
     t->ctx = SSL_CTX_new(TLS_server_method());
@@ -267,7 +275,7 @@ void fwd_tls_free(fwd_tls_ctx *t)
     if (!t)
         return;
     SSL_CTX_free(t->ctx);
-    conf_unbind(tls_spec, &t->c);
+    conf_unbind(fwd_tls_spec, &t->c);
     free(t);
 }
 

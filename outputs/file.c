@@ -63,14 +63,20 @@ typedef struct out_file {
 } out_file;
 
 static const conf_spec file_spec[] = {
-    {"path", CONF_STR, NULL, 1, offsetof(out_file, path), NULL},
-    {"append", CONF_BOOL, "false", 0, offsetof(out_file, append), NULL},
-    {"add_path_suffix", CONF_BOOL, "true", 0, offsetof(out_file, add_path_suffix), NULL},
-    {"path_suffix", CONF_STR, ".log", 0, offsetof(out_file, path_suffix), NULL},
-    {"compress", CONF_ENUM, "text", 0, offsetof(out_file, compress), "text|gzip"},
-    {"format", CONF_SECTION, NULL, 0, 0, NULL},
-    {"inject", CONF_SECTION, NULL, 0, 0, NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+    {"path", CONF_STR, NULL, 1, offsetof(out_file, path), NULL,
+     "prefix: `path.YYYYMMDD.log` with `append true`, `path.YYYYMMDD_N.log` (new N per file opened) otherwise; `*` "
+     "in the path is replaced by the time slice; `${tag}` and strftime directives are expanded. The slice is the "
+     "record's time in local time, one file per day (Fluentd's default `timekey 1d`)"},
+    {"append", CONF_BOOL, "false", 0, offsetof(out_file, append), NULL,
+     "append to one file per slice (`false`: a new file each time one is opened)"},
+    {"add_path_suffix", CONF_BOOL, "true", 0, offsetof(out_file, add_path_suffix), NULL,
+     "end file names with `path_suffix`"},
+    {"path_suffix", CONF_STR, ".log", 0, offsetof(out_file, path_suffix), NULL, "the file name suffix"},
+    {"compress", CONF_ENUM, "text", 0, offsetof(out_file, compress), "text|gzip",
+     "`gzip`: one gzip member per batch, file name `.gz`"},
+    {"format", CONF_SECTION, NULL, 0, 0, NULL, "how records are written: `<format>`; default `out_file`"},
+    {"inject", CONF_SECTION, NULL, 0, 0, NULL, "keys added to each record: `<inject>`"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 static int file_init(output *o, conf_node *n, conf_errors *errs)

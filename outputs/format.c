@@ -14,31 +14,44 @@
 
 /* ---- configuration --------------------------------------------------------- */
 
-static const conf_spec format_spec[] = {
-    {"@type", CONF_ENUM, "json", 0, offsetof(fmt, type), "json|out_file|stdout|single_value|ltsv|msgpack"},
-    {"delimiter", CONF_STR, "\t", 0, offsetof(fmt, delimiter), NULL},
-    {"output_tag", CONF_BOOL, "true", 0, offsetof(fmt, output_tag), NULL},
-    {"output_time", CONF_BOOL, "true", 0, offsetof(fmt, output_time), NULL},
-    {"time_format", CONF_STR, NULL, 0, offsetof(fmt, time_format), NULL},
-    {"localtime", CONF_BOOL, "true", 0, offsetof(fmt, localtime), NULL},
-    {"utc", CONF_BOOL, "false", 0, offsetof(fmt, utc), NULL},
-    {"message_key", CONF_STR, "message", 0, offsetof(fmt, message_key), NULL},
-    {"add_newline", CONF_BOOL, "true", 0, offsetof(fmt, add_newline), NULL},
-    {"label_delimiter", CONF_STR, ":", 0, offsetof(fmt, label_delimiter), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+const conf_spec fmt_format_spec[] = {
+    {"@type", CONF_ENUM, "json", 0, offsetof(fmt, type), "json|out_file|stdout|single_value|ltsv|msgpack",
+     "`json`: the record as one JSON object per line; `out_file`: `TIME<delimiter>TAG<delimiter>JSON`; `stdout`: "
+     "`TIME TAG: JSON`; `single_value`: the value of `message_key`; `ltsv`: `key:value` pairs; `msgpack`: the "
+     "record's msgpack. Without `<format>` or `@type`, the output's own default"},
+    {"delimiter", CONF_STR, "\t", 0, offsetof(fmt, delimiter), NULL,
+     "`out_file` and `ltsv`: between fields; `\\t`, or `SPACE`, `COMMA`, `TAB` (any case)"},
+    {"output_tag", CONF_BOOL, "true", 0, offsetof(fmt, output_tag), NULL, "`out_file`: write the tag"},
+    {"output_time", CONF_BOOL, "true", 0, offsetof(fmt, output_time), NULL, "`out_file`: write the time"},
+    {"time_format", CONF_STR, NULL, 0, offsetof(fmt, time_format), NULL,
+     "`out_file`, `stdout`: strftime plus `%L` ms, `%N` ns, `%3N/%6N/%9N`; default ISO 8601 (`out_file`), `%Y-%m-%d "
+     "%H:%M:%S.%N %z` (`stdout`)"},
+    {"localtime", CONF_BOOL, "true", 0, offsetof(fmt, localtime), NULL, "times in local time (`false`: UTC)"},
+    {"utc", CONF_BOOL, "false", 0, offsetof(fmt, utc), NULL, "times in UTC (wins over `localtime`)"},
+    {"message_key", CONF_STR, "message", 0, offsetof(fmt, message_key), NULL,
+     "`single_value`: the record key written (a string as it is, anything else as JSON)"},
+    {"add_newline", CONF_BOOL, "true", 0, offsetof(fmt, add_newline), NULL,
+     "`single_value`: end each value with a newline"},
+    {"label_delimiter", CONF_STR, ":", 0, offsetof(fmt, label_delimiter), NULL, "`ltsv`: between a key and its value"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static const conf_spec inject_spec[] = {
-    {"time_key", CONF_STR, NULL, 0, offsetof(fmt_inject, time_key), NULL},
-    {"time_type", CONF_ENUM, "float", 0, offsetof(fmt_inject, time_type), "float|unixtime|string"},
-    {"time_format", CONF_STR, NULL, 0, offsetof(fmt_inject, time_format), NULL},
-    {"localtime", CONF_BOOL, "true", 0, offsetof(fmt_inject, localtime), NULL},
-    {"utc", CONF_BOOL, "false", 0, offsetof(fmt_inject, utc), NULL},
-    {"tag_key", CONF_STR, NULL, 0, offsetof(fmt_inject, tag_key), NULL},
-    {"hostname_key", CONF_STR, NULL, 0, offsetof(fmt_inject, hostname_key), NULL},
-    {"hostname", CONF_STR, NULL, 0, offsetof(fmt_inject, hostname), NULL},
-    {"metadata_key", CONF_STR, NULL, 0, offsetof(fmt_inject, metadata_key), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+const conf_spec fmt_inject_spec[] = {
+    {"time_key", CONF_STR, NULL, 0, offsetof(fmt_inject, time_key), NULL, "add the event time under this key"},
+    {"time_type", CONF_ENUM, "float", 0, offsetof(fmt_inject, time_type), "float|unixtime|string",
+     "`float` (seconds with microseconds), `unixtime` (integer seconds), `string` (`time_format`, default ISO 8601)"},
+    {"time_format", CONF_STR, NULL, 0, offsetof(fmt_inject, time_format), NULL,
+     "`time_type string`: strftime plus `%L` ms, `%N` ns, `%3N/%6N/%9N`"},
+    {"localtime", CONF_BOOL, "true", 0, offsetof(fmt_inject, localtime), NULL,
+     "the string time in local time (`false`: UTC)"},
+    {"utc", CONF_BOOL, "false", 0, offsetof(fmt_inject, utc), NULL, "the string time in UTC (wins over `localtime`)"},
+    {"tag_key", CONF_STR, NULL, 0, offsetof(fmt_inject, tag_key), NULL, "add the tag under this key"},
+    {"hostname_key", CONF_STR, NULL, 0, offsetof(fmt_inject, hostname_key), NULL, "add `hostname` under this key"},
+    {"hostname", CONF_STR, NULL, 0, offsetof(fmt_inject, hostname), NULL,
+     "the value for `hostname_key`; default: the machine's host name"},
+    {"metadata_key", CONF_STR, NULL, 0, offsetof(fmt_inject, metadata_key), NULL,
+     "weir: add Fluent Bit's per-event metadata map under this key, when there is one"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 static conf_node *child(conf_node *n, const char *name)
@@ -54,7 +67,7 @@ int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs)
     memset(f, 0, sizeof *f);
     conf_node *fs = child(n, "format");
     conf_node empty = {.name = "format", .file = n->file, .line = n->line};
-    int rc = conf_bind(fs ? fs : &empty, format_spec, f, errs);
+    int rc = conf_bind(fs ? fs : &empty, fmt_format_spec, f, errs);
     if (!fs || !conf_get_value(fs, "@type"))
         f->type = default_type;
     if (f->utc)
@@ -71,7 +84,7 @@ int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs)
     }
     conf_node *is = child(n, "inject");
     if (is) {
-        if (conf_bind(is, inject_spec, &f->inj, errs))
+        if (conf_bind(is, fmt_inject_spec, &f->inj, errs))
             rc = -1;
         if (f->inj.utc)
             f->inj.localtime = 0;
@@ -87,8 +100,8 @@ int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs)
 
 void fmt_free(fmt *f)
 {
-    conf_unbind(format_spec, f);
-    conf_unbind(inject_spec, &f->inj);
+    conf_unbind(fmt_format_spec, f);
+    conf_unbind(fmt_inject_spec, &f->inj);
 }
 
 /* ---- records --------------------------------------------------------------- */

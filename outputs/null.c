@@ -8,8 +8,9 @@ typedef struct out_null {
 } out_null;
 
 static const conf_spec null_spec[] = {
-    {"never_flush", CONF_BOOL, "false", 0, offsetof(out_null, never_flush), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+    {"never_flush", CONF_BOOL, "false", 0, offsetof(out_null, never_flush), NULL,
+     "every flush fails, to exercise buffering (as in Fluentd)"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 /* never_flush true: every flush fails (Fluentd uses it to test buffering). */

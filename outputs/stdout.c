@@ -20,9 +20,10 @@ typedef struct out_stdout {
 } out_stdout;
 
 static const conf_spec stdout_spec[] = {
-    {"format", CONF_SECTION, NULL, 0, 0, NULL},
-    {"inject", CONF_SECTION, NULL, 0, 0, NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+    {"format", CONF_SECTION, NULL, 0, 0, NULL,
+     "how records are printed: `<format>`; default `stdout` (`TIME TAG: JSON`)"},
+    {"inject", CONF_SECTION, NULL, 0, 0, NULL, "keys added to each record: `<inject>`"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 static int stdout_init(output *o, conf_node *n, conf_errors *errs)

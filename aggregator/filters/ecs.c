@@ -43,16 +43,24 @@ typedef struct ecs_ctx {
 } ecs_ctx;
 
 static const conf_spec ecs_spec[] = {
-    {"timestamp", CONF_BOOL, "true", 0, offsetof(ecs_ctx, timestamp), NULL},
-    {"timestamp_key", CONF_STR, "@timestamp", 0, offsetof(ecs_ctx, timestamp_key), NULL},
-    {"level", CONF_BOOL, "true", 0, offsetof(ecs_ctx, level), NULL},
-    {"level_keys", CONF_ARRAY, "level,severity,log.level,loglevel", 0, offsetof(ecs_ctx, level_keys), NULL},
-    {"message_keys", CONF_ARRAY, "msg,log", 0, offsetof(ecs_ctx, message_keys), NULL},
+    {"timestamp", CONF_BOOL, "true", 0, offsetof(ecs_ctx, timestamp), NULL,
+     "add `timestamp_key` from the event time, RFC 3339 UTC with milliseconds, when absent"},
+    {"timestamp_key", CONF_STR, "@timestamp", 0, offsetof(ecs_ctx, timestamp_key), NULL, "its key"},
+    {"level", CONF_BOOL, "true", 0, offsetof(ecs_ctx, level), NULL,
+     "`log.level` from the first of `level_keys`, renamed and normalised to `trace`, `debug`, `info`, `warn`, "
+     "`error`, `fatal` (WARNING→warn, ERR→error, CRITICAL/ALERT/EMERG/PANIC→fatal, NOTICE→info, syslog numbers 0-7, "
+     "pino/bunyan 10-60); other words are lowercased"},
+    {"level_keys", CONF_ARRAY, "level,severity,log.level,loglevel", 0, offsetof(ecs_ctx, level_keys), NULL,
+     "where to look for the level, in order"},
+    {"message_keys", CONF_ARRAY, "msg,log", 0, offsetof(ecs_ctx, message_keys), NULL,
+     "when there is no `message`, the first string found is renamed `message`; `[]`: off"},
     {"service_keys", CONF_ARRAY,
      "[\"service\",\"service_name\",\"app\",\"$.kubernetes.labels.app\","
      "\"$['kubernetes']['labels']['app.kubernetes.io/name']\"]",
-     0, offsetof(ecs_ctx, service_keys), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+     0, offsetof(ecs_ctx, service_keys), NULL,
+     "when there is no `service.name` (flat or nested), the first string becomes `service.name` (top-level keys "
+     "renamed, nested ones copied); `[]`: off"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 

@@ -42,20 +42,29 @@ typedef struct grep_ctx {
     grep_list rand, ror, eand, eor;
 } grep_ctx;
 
-#define LEG(i)                                                                                                       \
-    {"regexp" #i, CONF_STR, NULL, 0, offsetof(grep_ctx, regexpN) + (i - 1) * sizeof(char *), NULL},                  \
-    {                                                                                                                \
-        "exclude" #i, CONF_STR, NULL, 0, offsetof(grep_ctx, excludeN) + (i - 1) * sizeof(char *), NULL               \
-    }
+/* the deprecated forms, regexp1..regexp20 then exclude1..exclude20 (weir --list-params shows each run as one row) */
+#define LEG_RE(i)                                                                                                    \
+    {"regexp" #i, CONF_STR, NULL, 0, offsetof(grep_ctx, regexpN) + (i - 1) * sizeof(char *), NULL,                   \
+     "deprecated form `KEY REGEXP`: must match, like a `<regexp>` (the regexp is taken literally, no `/.../`)"}
+#define LEG_EX(i)                                                                                                    \
+    {"exclude" #i, CONF_STR, NULL, 0, offsetof(grep_ctx, excludeN) + (i - 1) * sizeof(char *), NULL,                 \
+     "deprecated form `KEY REGEXP`: drops the record when it matches, like an `<exclude>`"}
 
 static const conf_spec grep_spec[] = {
-    LEG(1),  LEG(2),  LEG(3),  LEG(4),  LEG(5),  LEG(6),  LEG(7),  LEG(8),  LEG(9),  LEG(10),
-    LEG(11), LEG(12), LEG(13), LEG(14), LEG(15), LEG(16), LEG(17), LEG(18), LEG(19), LEG(20),
-    {"regexp", CONF_SECTION, NULL, 0, 0, NULL},
-    {"exclude", CONF_SECTION, NULL, 0, 0, NULL},
-    {"and", CONF_SECTION, NULL, 0, 0, NULL},
-    {"or", CONF_SECTION, NULL, 0, 0, NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+    LEG_RE(1),  LEG_RE(2),  LEG_RE(3),  LEG_RE(4),  LEG_RE(5),  LEG_RE(6),  LEG_RE(7),  LEG_RE(8),  LEG_RE(9),
+    LEG_RE(10), LEG_RE(11), LEG_RE(12), LEG_RE(13), LEG_RE(14), LEG_RE(15), LEG_RE(16), LEG_RE(17), LEG_RE(18),
+    LEG_RE(19), LEG_RE(20),
+    LEG_EX(1),  LEG_EX(2),  LEG_EX(3),  LEG_EX(4),  LEG_EX(5),  LEG_EX(6),  LEG_EX(7),  LEG_EX(8),  LEG_EX(9),
+    LEG_EX(10), LEG_EX(11), LEG_EX(12), LEG_EX(13), LEG_EX(14), LEG_EX(15), LEG_EX(16), LEG_EX(17), LEG_EX(18),
+    LEG_EX(19), LEG_EX(20),
+    {"regexp", CONF_SECTION, NULL, 0, 0, NULL, "any number: every `<regexp>` must match (`key`, `pattern`)"},
+    {"exclude", CONF_SECTION, NULL, 0, 0, NULL, "any number: any matching `<exclude>` drops the record"},
+    {"and", CONF_SECTION, NULL, 0, 0, NULL,
+     "a group of `<regexp>` (they join the top-level regexps) or of `<exclude>` (drops the record when all of them "
+     "match), not both"},
+    {"or", CONF_SECTION, NULL, 0, 0, NULL,
+     "a group of `<regexp>` (one of them must match) or of `<exclude>` (they join the top-level excludes), not both"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 typedef struct cond_conf {
@@ -63,16 +72,19 @@ typedef struct cond_conf {
     char *pattern;
 } cond_conf;
 
-static const conf_spec cond_spec[] = {
-    {"key", CONF_STR, NULL, 1, offsetof(cond_conf, key), NULL},
-    {"pattern", CONF_STR, NULL, 1, offsetof(cond_conf, pattern), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+const conf_spec filter_grep_cond_spec[] = {
+    {"key", CONF_STR, NULL, 1, offsetof(cond_conf, key), NULL,
+     "record accessor of the value matched (a missing key or nil is matched as `\"\"`; numbers, booleans, maps as "
+     "text)"},
+    {"pattern", CONF_STR, NULL, 1, offsetof(cond_conf, pattern), NULL,
+     "`/regexp/` with flags `i`, `m`, or a bare regexp (PCRE2 with Ruby's meaning)"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static const conf_spec group_spec[] = {
-    {"regexp", CONF_SECTION, NULL, 0, 0, NULL},
-    {"exclude", CONF_SECTION, NULL, 0, 0, NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+const conf_spec filter_grep_group_spec[] = {
+    {"regexp", CONF_SECTION, NULL, 0, 0, NULL, "any number, with `key` and `pattern`"},
+    {"exclude", CONF_SECTION, NULL, 0, 0, NULL, "any number, with `key` and `pattern`"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 static int list_has(const grep_list *l, const char *key)
@@ -120,7 +132,7 @@ static const conf_param *param_of(const conf_node *n, const char *key)
 static int add_section(grep_list *l, conf_node *c, const char *dupmsg, conf_errors *errs)
 {
     cond_conf cc = {0};
-    int bad = conf_bind(c, cond_spec, &cc, errs);
+    int bad = conf_bind(c, filter_grep_cond_spec, &cc, errs);
     if (!bad) {
         if (list_has(l, cc.key)) {
             conf_errors_add(errs, c->file, c->line, "%s%s", dupmsg, cc.key);
@@ -130,7 +142,7 @@ static int add_section(grep_list *l, conf_node *c, const char *dupmsg, conf_erro
             bad = list_add(l, cc.key, cc.pattern, RX_SLASHES, pp->file, pp->line, errs);
         }
     }
-    conf_unbind(cond_spec, &cc);
+    conf_unbind(filter_grep_cond_spec, &cc);
     return bad;
 }
 
@@ -177,7 +189,7 @@ static int grep_init(filter *f, conf_node *n, conf_errors *errs)
         } else if (!strcmp(c->name, "and") || !strcmp(c->name, "or")) {
             int is_and = c->name[0] == 'a';
             int dummy = 0;
-            if (conf_bind(c, group_spec, &dummy, errs)) {
+            if (conf_bind(c, filter_grep_group_spec, &dummy, errs)) {
                 bad = -1;
                 continue;
             }

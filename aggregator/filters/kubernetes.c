@@ -40,12 +40,16 @@ typedef struct k8s_ctx {
 } k8s_ctx;
 
 static const conf_spec k8s_spec[] = {
-    {"flatten", CONF_BOOL, "false", 0, offsetof(k8s_ctx, flatten), NULL},
-    {"flatten_separator", CONF_STR, ".", 0, offsetof(k8s_ctx, sep), NULL},
-    {"tag_regex", CONF_STR, NULL, 0, offsetof(k8s_ctx, tag_regex), NULL},
-    {"cluster_name", CONF_STR, NULL, 0, offsetof(k8s_ctx, cluster_name), NULL},
-    {"cluster_key", CONF_STR, "cluster", 0, offsetof(k8s_ctx, cluster_key), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+    {"flatten", CONF_BOOL, "false", 0, offsetof(k8s_ctx, flatten), NULL,
+     "replace the `kubernetes` map by top-level keys `kubernetes.namespace_name`, `kubernetes.labels.app`, ... "
+     "(nested maps flattened, appended at the end)"},
+    {"flatten_separator", CONF_STR, ".", 0, offsetof(k8s_ctx, sep), NULL, "between the parts of a flattened key"},
+    {"tag_regex", CONF_STR, NULL, 0, offsetof(k8s_ctx, tag_regex), NULL,
+     "named captures on the tag instead of the built-in rule"},
+    {"cluster_name", CONF_STR, NULL, 0, offsetof(k8s_ctx, cluster_name), NULL,
+     "adds the cluster name to the kubernetes map (not over an existing value)"},
+    {"cluster_key", CONF_STR, "cluster", 0, offsetof(k8s_ctx, cluster_key), NULL, "its key"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 static int k8s_init(filter *f, conf_node *n, conf_errors *errs)

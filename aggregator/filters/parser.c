@@ -144,16 +144,24 @@ typedef struct fp_ctx {
 } fp_ctx;
 
 static const conf_spec fp_spec[] = {
-    {"key_name", CONF_STR, NULL, 1, offsetof(fp_ctx, key_name), NULL},
-    {"reserve_data", CONF_BOOL, "false", 0, offsetof(fp_ctx, reserve_data), NULL},
-    {"reserve_time", CONF_BOOL, "false", 0, offsetof(fp_ctx, reserve_time), NULL},
-    {"remove_key_name_field", CONF_BOOL, "false", 0, offsetof(fp_ctx, remove_key_name_field), NULL},
-    {"inject_key_prefix", CONF_STR, NULL, 0, offsetof(fp_ctx, inject_key_prefix), NULL},
-    {"replace_invalid_sequence", CONF_BOOL, "false", 0, offsetof(fp_ctx, replace_invalid_sequence), NULL},
-    {"hash_value_field", CONF_STR, NULL, 0, offsetof(fp_ctx, hash_value_field), NULL},
-    {"emit_invalid_record_to_error", CONF_BOOL, "true", 0, offsetof(fp_ctx, emit_invalid), NULL},
-    {"parse", CONF_SECTION, NULL, 1, 0, NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+    {"key_name", CONF_STR, NULL, 1, offsetof(fp_ctx, key_name), NULL, "record accessor of the text to parse"},
+    {"reserve_data", CONF_BOOL, "false", 0, offsetof(fp_ctx, reserve_data), NULL,
+     "merge the parsed values into the record (parsed keys win) instead of replacing it"},
+    {"reserve_time", CONF_BOOL, "false", 0, offsetof(fp_ctx, reserve_time), NULL,
+     "keep the event time instead of the parsed one"},
+    {"remove_key_name_field", CONF_BOOL, "false", 0, offsetof(fp_ctx, remove_key_name_field), NULL,
+     "on success, remove `key_name` from the record"},
+    {"inject_key_prefix", CONF_STR, NULL, 0, offsetof(fp_ctx, inject_key_prefix), NULL, "prefix for the parsed keys"},
+    {"replace_invalid_sequence", CONF_BOOL, "false", 0, offsetof(fp_ctx, replace_invalid_sequence), NULL,
+     "regexp parser: replace invalid UTF-8 with `?` and parse; otherwise such text goes to `@ERROR` (`invalid byte "
+     "sequence in UTF-8`)"},
+    {"hash_value_field", CONF_STR, NULL, 0, offsetof(fp_ctx, hash_value_field), NULL,
+     "put the parsed values under this key"},
+    {"emit_invalid_record_to_error", CONF_BOOL, "true", 0, offsetof(fp_ctx, emit_invalid), NULL,
+     "invalid records go to `@ERROR` with Fluentd's reason (`log does not exist`, `pattern not matched with data "
+     "'...'`, a time error); `false`: kept (with `reserve_data`) or dropped"},
+    {"parse", CONF_SECTION, NULL, 1, 0, NULL, "the parser: `<parse>`"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 static int fp_init(filter *f, conf_node *n, conf_errors *errs)

@@ -90,14 +90,22 @@ typedef struct rt_ctx {
 } rt_ctx;
 
 static const conf_spec rt_spec[] = {
-    {"remove_keys", CONF_ARRAY, NULL, 0, offsetof(rt_ctx, remove_keys), NULL},
-    {"keep_keys", CONF_ARRAY, NULL, 0, offsetof(rt_ctx, keep_keys), NULL},
-    {"renew_record", CONF_BOOL, "false", 0, offsetof(rt_ctx, renew_record), NULL},
-    {"renew_time_key", CONF_STR, NULL, 0, offsetof(rt_ctx, renew_time_key), NULL},
-    {"enable_ruby", CONF_BOOL, "false", 0, offsetof(rt_ctx, enable_ruby), NULL},
-    {"auto_typecast", CONF_BOOL, "true", 0, offsetof(rt_ctx, auto_typecast), NULL},
-    {"record", CONF_SECTION, NULL, 0, 0, NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+    {"remove_keys", CONF_ARRAY, NULL, 0, offsetof(rt_ctx, remove_keys), NULL,
+     "record accessors removed, applied last (also to keys `<record>` added)"},
+    {"keep_keys", CONF_ARRAY, NULL, 0, offsetof(rt_ctx, keep_keys), NULL,
+     "with `renew_record true` (required): the record keys to keep, in this order"},
+    {"renew_record", CONF_BOOL, "false", 0, offsetof(rt_ctx, renew_record), NULL, "start from an empty record"},
+    {"renew_time_key", CONF_STR, NULL, 0, offsetof(rt_ctx, renew_time_key), NULL,
+     "the (merged) record's value at this key becomes the event time (`to_f`: numbers, numeric strings; other types "
+     "reject the record)"},
+    {"enable_ruby", CONF_BOOL, "false", 0, offsetof(rt_ctx, enable_ruby), NULL,
+     "`true` is refused: weir does not run Ruby"},
+    {"auto_typecast", CONF_BOOL, "true", 0, offsetof(rt_ctx, auto_typecast), NULL,
+     "a value that is exactly one placeholder keeps the original type (`${record[\"n\"]}` stays an integer, a "
+     "missing key gives nil)"},
+    {"record", CONF_SECTION, NULL, 0, 0, NULL,
+     "`key value` pairs to set; keys and values are templates (placeholders below)"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 /* ---- templates ---------------------------------------------------------------------------- */

@@ -34,13 +34,16 @@ typedef struct trace_ctx {
 } trace_ctx;
 
 static const conf_spec trace_spec[] = {
-    {"trace_key", CONF_STR, "trace.id", 0, offsetof(trace_ctx, trace_key), NULL},
-    {"span_key", CONF_STR, "span.id", 0, offsetof(trace_ctx, span_key), NULL},
+    {"trace_key", CONF_STR, "trace.id", 0, offsetof(trace_ctx, trace_key), NULL,
+     "where the trace id is written (a flat key)"},
+    {"span_key", CONF_STR, "span.id", 0, offsetof(trace_ctx, span_key), NULL, "where the span id is written"},
     {"search_keys", CONF_ARRAY, "trace.id,trace_id,traceId,traceparent,x-b3-traceid,b3,$.trace.id", 0,
-     offsetof(trace_ctx, search_keys), NULL},
+     offsetof(trace_ctx, search_keys), NULL,
+     "where to look for the trace id, in order (record accessors)"},
     {"span_search_keys", CONF_ARRAY, "span.id,span_id,spanId,x-b3-spanid,$.span.id", 0,
-     offsetof(trace_ctx, span_search_keys), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+     offsetof(trace_ctx, span_search_keys), NULL,
+     "where to look for the span id, when the trace value has none"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 

@@ -70,26 +70,45 @@ typedef struct kafka_in_conf {
 } kafka_in_conf;
 
 static const conf_spec kafka_in_spec[] = {
-    {"brokers", CONF_ARRAY, "localhost:9092", 0, offsetof(kafka_in_conf, brokers), NULL},
-    {"topics", CONF_ARRAY, NULL, 1, offsetof(kafka_in_conf, topics), NULL},
-    {"consumer_group", CONF_STR, NULL, 1, offsetof(kafka_in_conf, consumer_group), NULL},
-    {"format", CONF_ENUM, "json", 0, offsetof(kafka_in_conf, format), "json|msgpack|text"},
-    {"message_key", CONF_STR, "message", 0, offsetof(kafka_in_conf, message_key), NULL},
-    {"add_headers", CONF_BOOL, "false", 0, offsetof(kafka_in_conf, add_headers), NULL},
-    {"headers_key", CONF_STR, NULL, 0, offsetof(kafka_in_conf, headers_key), NULL},
-    {"start_from", CONF_ENUM, "earliest", 0, offsetof(kafka_in_conf, start_from), "earliest|latest"},
-    {"tag", CONF_STR, NULL, 0, offsetof(kafka_in_conf, tag), NULL},
-    {"tag_source", CONF_ENUM, "topic", 0, offsetof(kafka_in_conf, tag_source), "topic|record"},
-    {"record_tag_key", CONF_STR, "tag", 0, offsetof(kafka_in_conf, record_tag_key), NULL},
-    {"add_prefix", CONF_STR, NULL, 0, offsetof(kafka_in_conf, add_prefix), NULL},
-    {"add_suffix", CONF_STR, NULL, 0, offsetof(kafka_in_conf, add_suffix), NULL},
-    {"time_source", CONF_ENUM, "now", 0, offsetof(kafka_in_conf, time_source), "now|kafka|record"},
-    {"kafka_message_key", CONF_STR, NULL, 0, offsetof(kafka_in_conf, kafka_message_key), NULL},
-    {"max_poll_records", CONF_INT, "10000", 0, offsetof(kafka_in_conf, max_poll_records), NULL},
-    {"retry_wait", CONF_TIME, "1s", 0, offsetof(kafka_in_conf, retry_wait), NULL},
-    {"rdkafka_options", CONF_HASH, NULL, 0, offsetof(kafka_in_conf, rdkafka_options), NULL},
-    {"parse", CONF_SECTION, NULL, 0, 0, NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+    {"brokers", CONF_ARRAY, "localhost:9092", 0, offsetof(kafka_in_conf, brokers), NULL,
+     "bootstrap brokers, `host:port` list"},
+    {"topics", CONF_ARRAY, NULL, 1, offsetof(kafka_in_conf, topics), NULL,
+     "topic names; `/regexp/` (or `^regexp`) subscribes to every matching topic"},
+    {"consumer_group", CONF_STR, NULL, 1, offsetof(kafka_in_conf, consumer_group), NULL,
+     "the group id: every weir with the same group shares the partitions"},
+    {"format", CONF_ENUM, "json", 0, offsetof(kafka_in_conf, format), "json|msgpack|text",
+     "`json` (one object per message), `msgpack` (one map), `text` (the payload under `message_key`). A `<parse>` "
+     "section replaces it"},
+    {"message_key", CONF_STR, "message", 0, offsetof(kafka_in_conf, message_key), NULL,
+     "key of the payload for `format text`"},
+    {"add_headers", CONF_BOOL, "false", 0, offsetof(kafka_in_conf, add_headers), NULL,
+     "add each Kafka header to the record as a string (top-level keys, or one map under `headers_key`)"},
+    {"headers_key", CONF_STR, NULL, 0, offsetof(kafka_in_conf, headers_key), NULL,
+     "with `add_headers`: put the headers in one map under this key"},
+    {"start_from", CONF_ENUM, "earliest", 0, offsetof(kafka_in_conf, start_from), "earliest|latest",
+     "where a group without committed offsets starts (`auto.offset.reset`)"},
+    {"tag", CONF_STR, NULL, 0, offsetof(kafka_in_conf, tag), NULL, "the tag; default: the topic name"},
+    {"tag_source", CONF_ENUM, "topic", 0, offsetof(kafka_in_conf, tag_source), "topic|record",
+     "`record`: the tag is the record's `record_tag_key` value when it is a string (else as `topic`)"},
+    {"record_tag_key", CONF_STR, "tag", 0, offsetof(kafka_in_conf, record_tag_key), NULL, "see `tag_source`"},
+    {"add_prefix", CONF_STR, NULL, 0, offsetof(kafka_in_conf, add_prefix), NULL, "`PREFIX.` in front of the tag"},
+    {"add_suffix", CONF_STR, NULL, 0, offsetof(kafka_in_conf, add_suffix), NULL, "`.SUFFIX` after the tag"},
+    {"time_source", CONF_ENUM, "now", 0, offsetof(kafka_in_conf, time_source), "now|kafka|record",
+     "event time: `now`, `kafka` (the message timestamp), `record` (the record's `time`, or the `<parse>` section's "
+     "`time_key`). With `format json`/`text` the record stays as it was sent (a `time` field is kept and, unless "
+     "`time_source record`, not interpreted)"},
+    {"kafka_message_key", CONF_STR, NULL, 0, offsetof(kafka_in_conf, kafka_message_key), NULL,
+     "add the message key to the record under this name"},
+    {"max_poll_records", CONF_INT, "10000", 0, offsetof(kafka_in_conf, max_poll_records), NULL,
+     "messages per burst, 1..1000000"},
+    {"retry_wait", CONF_TIME, "1s", 0, offsetof(kafka_in_conf, retry_wait), NULL,
+     "pause before reading again after an output refused a burst"},
+    {"rdkafka_options", CONF_HASH, NULL, 0, offsetof(kafka_in_conf, rdkafka_options), NULL,
+     "any librdkafka consumer property (SASL, SSL, `session.timeout.ms`, ...). `enable.auto.offset.store` is weir's "
+     "and refused"},
+    {"parse", CONF_SECTION, NULL, 0, 0, NULL,
+     "any weir parser (regexp, logfmt, cri, ...) instead of `format`: `<parse>`"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 #define KIN_MAX_TAGS 64
@@ -705,6 +724,7 @@ static void kin_free(source *s)
 
 const source_plugin in_kafka_plugin = {
     .name = "kafka",
+    .spec = kafka_in_spec,
     .create = kin_create,
     .start = kin_start,
     .stop = kin_stop,

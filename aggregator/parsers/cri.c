@@ -39,4 +39,11 @@ static int parse_cri_text(pctx *c, const uint8_t *s, size_t n, char *err, size_t
     return rec_hdr_close(c->o, &h, c->count) ? PARSE_FAIL : PARSE_OK;
 }
 
-const parser_plugin parser_cri_plugin = {.name = "cri", .type = PARSE_CRI, .parse = parse_cri_text};
+static const conf_spec cri_spec[] = {
+    {"message_key", CONF_STR, NULL, 0, offsetof(parser, message_key), NULL,
+     "key of the LOG part; default `log` (Fluent Bit's names; `message_key message` gives "
+     "fluent-plugin-parser-cri's)"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+const parser_plugin parser_cri_plugin = {.name = "cri", .type = PARSE_CRI, .spec = cri_spec, .parse = parse_cri_text};

@@ -66,4 +66,13 @@ static int parse_json_text(pctx *c, const uint8_t *s, size_t n, char *err, size_
     return j_top(&j, c) ? PARSE_NOMATCH : PARSE_OK;
 }
 
-const parser_plugin parser_json_plugin = {.name = "json", .type = PARSE_JSON, .parse = parse_json_text};
+static const conf_spec json_spec[] = {
+    {"json_parser", CONF_STR, NULL, 0, offsetof(parser, json_parser), NULL,
+     "`oj`, `yajl` or `json`: accepted and ignored (weir has one JSON converter)"},
+    {"stream_buffer_size", CONF_INT, "8192", 0, offsetof(parser, stream_buffer_size), NULL,
+     "accepted and ignored"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+const parser_plugin parser_json_plugin = {
+    .name = "json", .type = PARSE_JSON, .spec = json_spec, .parse = parse_json_text};

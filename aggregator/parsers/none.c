@@ -18,4 +18,11 @@ static int parse_none_text(pctx *c, const uint8_t *s, size_t n, char *err, size_
     return rc;
 }
 
-const parser_plugin parser_none_plugin = {.name = "none", .type = PARSE_NONE, .parse = parse_none_text};
+static const conf_spec none_spec[] = {
+    {"message_key", CONF_STR, NULL, 0, offsetof(parser, message_key), NULL,
+     "key of the text; default `message`"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+const parser_plugin parser_none_plugin = {
+    .name = "none", .type = PARSE_NONE, .spec = none_spec, .parse = parse_none_text};

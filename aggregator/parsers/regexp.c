@@ -66,4 +66,16 @@ out:
     return ret;
 }
 
-const parser_plugin parser_regexp_plugin = {.name = "regexp", .type = PARSE_REGEXP, .parse = parse_regexp_text};
+static const conf_spec regexp_spec[] = {
+    {"expression", CONF_STR, NULL, 0, offsetof(parser, expression), NULL,
+     "required: `/regexp/` (flags `i`, `m`) or a bare pattern, with at least one named capture `(?<name>...)`; the "
+     "captures become the record's keys, in pattern order (unmatched optional groups left out). Refused with any "
+     "other type"},
+    {"ignorecase", CONF_BOOL, "false", 0, offsetof(parser, ignorecase), NULL, "match case-insensitively"},
+    {"multiline", CONF_BOOL, "false", 0, offsetof(parser, multiline), NULL,
+     "`.` also matches a newline (Ruby's `m`)"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+const parser_plugin parser_regexp_plugin = {
+    .name = "regexp", .type = PARSE_REGEXP, .spec = regexp_spec, .parse = parse_regexp_text};

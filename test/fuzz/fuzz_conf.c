@@ -27,16 +27,16 @@ typedef struct fuzz_ctx {
 } fuzz_ctx;
 
 static const conf_spec specs[] = {
-    {"path", CONF_STR, NULL, 1, offsetof(fuzz_ctx, str), NULL},
-    {"workers", CONF_INT, "1", 0, offsetof(fuzz_ctx, i), NULL},
-    {"compress", CONF_BOOL, "false", 0, offsetof(fuzz_ctx, b), NULL},
-    {"chunk_limit_size", CONF_SIZE, "8m", 0, offsetof(fuzz_ctx, size), NULL},
-    {"flush_interval", CONF_TIME, "60s", 0, offsetof(fuzz_ctx, time), NULL},
-    {"format", CONF_ENUM, "json", 0, offsetof(fuzz_ctx, e), "json|msgpack|ltsv"},
-    {"tags", CONF_ARRAY, "a,b", 0, offsetof(fuzz_ctx, arr), NULL},
-    {"buffer", CONF_SECTION, NULL, 0, 0, NULL},
-    {"match", CONF_SECTION, NULL, 0, 0, NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+    {"path", CONF_STR, NULL, 1, offsetof(fuzz_ctx, str), NULL, "a required string"},
+    {"workers", CONF_INT, "1", 0, offsetof(fuzz_ctx, i), NULL, "an integer"},
+    {"compress", CONF_BOOL, "false", 0, offsetof(fuzz_ctx, b), NULL, "a boolean"},
+    {"chunk_limit_size", CONF_SIZE, "8m", 0, offsetof(fuzz_ctx, size), NULL, "a size"},
+    {"flush_interval", CONF_TIME, "60s", 0, offsetof(fuzz_ctx, time), NULL, "a time"},
+    {"format", CONF_ENUM, "json", 0, offsetof(fuzz_ctx, e), "json|msgpack|ltsv", "an enum"},
+    {"tags", CONF_ARRAY, "a,b", 0, offsetof(fuzz_ctx, arr), NULL, "an array"},
+    {"buffer", CONF_SECTION, NULL, 0, 0, NULL, "an allowed sub-section"},
+    {"match", CONF_SECTION, NULL, 0, 0, NULL, "an allowed sub-section"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 static int risky_include(const uint8_t *data, size_t size)

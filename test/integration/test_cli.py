@@ -123,3 +123,78 @@ def test_run_with_bad_config_fails(tmp_path, text, line):
 def test_unknown_option(tmp_path):
     rc, out, err = run(["--no-such-option"], tmp_path)
     assert rc != 0, (out, err)
+
+
+# Sections `weir --list-params` must print (marker names, as in docs/configuration.md
+# and docs/outputs/*.md): every registered plugin of each kind, the core sections and the
+# sub-sections bound with their own tables.
+LIST_PARAMS_SECTIONS = [
+    "system", "buffer", "format", "inject", "parse",
+    "source.forward", "source.forward.security", "source.forward.security.user",
+    "source.forward.security.client", "source.forward.transport.tls", "source.forward.transport.tcp",
+    "source.kafka", "source.monitor_agent", "source.prometheus",
+    "filter.record_transformer", "filter.grep", "filter.grep.regexp", "filter.grep.and", "filter.parser",
+    "filter.kubernetes", "filter.trace", "filter.ecs",
+    "parser.json", "parser.regexp", "parser.cri", "parser.logfmt", "parser.none",
+    "output.file", "output.stdout", "output.null", "output.kafka2", "output.rdkafka2", "output.loki",
+    "output.elasticsearch", "output.opensearch",
+]
+
+
+def list_params_sections(text):
+    """marker name -> (heading, [table rows as cell lists], other lines)"""
+    sections, name = {}, None
+    for line in text.splitlines():
+        m = re.fullmatch(r"<!-- params:([A-Za-z0-9_.-]+) -->", line)
+        if m:
+            name = m.group(1)
+            assert name not in sections, f"{name} printed twice"
+            sections[name] = (None, [], [])
+        elif name is None:
+            assert not line.strip(), f"text before the first section: {line!r}"
+        elif line.startswith("### "):
+            assert sections[name][0] is None, f"{name}: two headings"
+            sections[name] = (line[4:], sections[name][1], sections[name][2])
+        elif line.startswith("|"):
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+            sections[name][1].append(cells)
+        elif line.strip():
+            sections[name][2].append(line)
+    return sections
+
+
+def test_list_params(tmp_path):
+    rc, out, err = run(["--list-params"], tmp_path)
+    assert rc == 0, (out, err)
+    assert err == "", err
+    rc2, out2, _ = run(["--list-params"], tmp_path)
+    assert rc2 == 0 and out2 == out, "--list-params is not deterministic"
+    sections = list_params_sections(out)
+    missing = [s for s in LIST_PARAMS_SECTIONS if s not in sections]
+    assert not missing, f"--list-params lacks {missing}"
+    for name, (heading, rows, other) in sections.items():
+        assert heading, f"{name}: no heading"
+        if not rows:
+            # a section without parameters says so; an alias names the plugin it shares its table with
+            assert other and re.match(r"(No parameters|Same parameters as `)", other[0]), (name, other)
+            continue
+        assert rows[0] == ["parameter", "type", "default", "description"], (name, rows[0])
+        assert set(rows[1][0]) <= set("-"), (name, rows[1])
+        for cells in rows[2:]:
+            assert len(cells) == 4, (name, cells)
+            param, typ, default, desc = cells
+            assert re.fullmatch(r"`<?[@a-z_0-9]+>?`(\.\.`[a-z_0-9]+`)?", param), (name, param)
+            assert re.match(r"(string|integer|bool|size|time|enum: `.+`|array|hash|section)$", typ), (name, typ)
+            assert desc, f"{name}: parameter {param} has no description"
+    # a few rows every user looks for
+    rows = {name: {c[0]: c for c in r[2:]} for name, (_, r, _) in sections.items()}
+    assert rows["source.forward"]["`port`"][2] == "`24224`"
+    assert rows["source.forward.security"]["`shared_key`"][2] == "required"
+    assert rows["buffer"]["`@type`"][1] == "enum: `memory`, `file`"
+    assert rows["output.loki"]["`<label>`"][1] == "section"
+    assert "`regexp1`..`regexp20`" in rows["filter.grep"]
+
+
+def test_help_lists_list_params(tmp_path):
+    rc, out, err = run(["--help"], tmp_path)
+    assert rc == 0 and "--list-params" in out, (out, err)

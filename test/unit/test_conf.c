@@ -1030,17 +1030,17 @@ typedef struct tctx {
 } tctx;
 
 static const conf_spec tspec[] = {
-    {"path", CONF_STR, NULL, 1, offsetof(tctx, path), NULL},
-    {"workers", CONF_INT, "1", 0, offsetof(tctx, workers), NULL},
-    {"compress", CONF_BOOL, "false", 0, offsetof(tctx, compress), NULL},
-    {"chunk_limit_size", CONF_SIZE, "8m", 0, offsetof(tctx, chunk), NULL},
-    {"flush_interval", CONF_TIME, "60s", 0, offsetof(tctx, flush), NULL},
-    {"format", CONF_ENUM, "json", 0, offsetof(tctx, format), "json|msgpack|ltsv"},
-    {"tags", CONF_ARRAY, "a,b", 0, offsetof(tctx, tags), NULL},
-    {"label_name", CONF_STR, "dflt", 0, offsetof(tctx, label_name), NULL},
-    {"retry", CONF_INT, NULL, 0, offsetof(tctx, retry), NULL},
-    {"buffer", CONF_SECTION, NULL, 0, 0, NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+    {"path", CONF_STR, NULL, 1, offsetof(tctx, path), NULL, "a required string"},
+    {"workers", CONF_INT, "1", 0, offsetof(tctx, workers), NULL, "an integer"},
+    {"compress", CONF_BOOL, "false", 0, offsetof(tctx, compress), NULL, "a boolean"},
+    {"chunk_limit_size", CONF_SIZE, "8m", 0, offsetof(tctx, chunk), NULL, "a size"},
+    {"flush_interval", CONF_TIME, "60s", 0, offsetof(tctx, flush), NULL, "a time"},
+    {"format", CONF_ENUM, "json", 0, offsetof(tctx, format), "json|msgpack|ltsv", "an enum"},
+    {"tags", CONF_ARRAY, "a,b", 0, offsetof(tctx, tags), NULL, "an array"},
+    {"label_name", CONF_STR, "dflt", 0, offsetof(tctx, label_name), NULL, "a string with a default"},
+    {"retry", CONF_INT, NULL, 0, offsetof(tctx, retry), NULL, "an integer without a default"},
+    {"buffer", CONF_SECTION, NULL, 0, 0, NULL, "an allowed sub-section"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 static void test_bind_all_types(void **state)
@@ -1152,9 +1152,9 @@ static void test_bind_invalid_values(void **state)
 }
 
 static const conf_spec buffer_spec[] = {
-    {"flush_interval", CONF_TIME, "60s", 0, 0, NULL},
-    {"chunk_limit_size", CONF_SIZE, "8m", 0, sizeof(double), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+    {"flush_interval", CONF_TIME, "60s", 0, 0, NULL, "a time"},
+    {"chunk_limit_size", CONF_SIZE, "8m", 0, sizeof(double), NULL, "a size"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 static void test_bind_unknown_parameter(void **state)
@@ -1191,10 +1191,10 @@ static void test_bind_unknown_parameter(void **state)
     conf_errors_free(&errs);
 
     static const conf_spec top[] = {
-        {"log_level", CONF_STR, NULL, 0, 0, NULL},
-        {"buffer", CONF_SECTION, NULL, 0, 0, NULL},
-        {"match", CONF_SECTION, NULL, 0, 0, NULL},
-        {NULL, 0, NULL, 0, 0, NULL},
+        {"log_level", CONF_STR, NULL, 0, 0, NULL, "a string"},
+        {"buffer", CONF_SECTION, NULL, 0, 0, NULL, "an allowed sub-section"},
+        {"match", CONF_SECTION, NULL, 0, 0, NULL, "an allowed sub-section"},
+        {NULL, 0, NULL, 0, 0, NULL, NULL},
     };
     char *ll = (char *)"untouched";
     assert_int_equal(conf_bind(root, top, &ll, &errs), -1);
@@ -1217,10 +1217,10 @@ static void test_bind_unknown_and_required_sections(void **state)
                             "</match>\n",
                             &errs);
     static const conf_spec spec[] = {
-        {"buffer", CONF_SECTION, NULL, 0, 0, NULL},
-        {"format", CONF_SECTION, NULL, 0, 0, NULL},
-        {"server", CONF_SECTION, NULL, 1, 0, NULL},
-        {NULL, 0, NULL, 0, 0, NULL},
+        {"buffer", CONF_SECTION, NULL, 0, 0, NULL, "an allowed sub-section"},
+        {"format", CONF_SECTION, NULL, 0, 0, NULL, "an allowed sub-section"},
+        {"server", CONF_SECTION, NULL, 1, 0, NULL, "a required sub-section"},
+        {NULL, 0, NULL, 0, 0, NULL, NULL},
     };
     assert_int_equal(conf_bind(root->children[0], spec, NULL, &errs), -1);
     EXPECT_ERRORS(&errs, "t.conf:1: missing required section <server> in <match **>",
@@ -1265,9 +1265,9 @@ typedef struct hctx {
 } hctx;
 
 static const conf_spec hspec[] = {
-    {"opts", CONF_HASH, NULL, 0, offsetof(hctx, opts), NULL},
-    {"none", CONF_HASH, NULL, 0, offsetof(hctx, none), NULL},
-    {NULL, 0, NULL, 0, 0, NULL},
+    {"opts", CONF_HASH, NULL, 0, offsetof(hctx, opts), NULL, "a hash"},
+    {"none", CONF_HASH, NULL, 0, offsetof(hctx, none), NULL, "a hash left unset"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 static void test_bind_hash(void **state)

@@ -925,6 +925,7 @@ def test_shipped_fluent_bit_through_weir_into_elasticsearch(built, weir, pki, es
         assert not fb.errors(), fb.errors()
     finally:
         api.close()
+        fb.kill_all()
     assert len(got) == len(expected), f"{len(got)} documents for {len(expected)} records"
     by_msg = {}
     for index, src in got:

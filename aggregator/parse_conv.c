@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/array.h"
 #include "lib/json_mp.h"
 #include "lib/mp.h"
 #include "aggregator/parse_impl.h"
@@ -33,12 +34,9 @@ static int add_conv(parser *p, const char *key, size_t klen, const char *def, co
                         (int)tl, def);
         return -1;
     }
-    parse_conv *nc = realloc(p->conv, (p->nconv + 1) * sizeof *nc);
-    if (!nc)
+    parse_conv *c = ARRAY_PUSH(p->conv, p->nconv);
+    if (!c)
         return -1;
-    p->conv = nc;
-    parse_conv *c = &p->conv[p->nconv++];
-    memset(c, 0, sizeof *c);
     c->key = strndup(key, klen);
     c->key_len = klen;
     c->type = type;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/array.h"
 #include "lib/log.h"
 #include "buffer/buffer.h"
 #include "aggregator/source.h"
@@ -22,15 +23,6 @@ static const conf_spec system_spec[] = {
 static const char *const directives[] = {"system", "source", "match", "filter", "label", "worker", NULL};
 
 static int error_sink(void *arg, const batch *b, const char *reason) { return router_emit_error(arg, b, reason); }
-
-static void *push(void *arr, size_t *n, void *item)
-{
-    void **a = realloc(arr, (*n + 1) * sizeof *a);
-    if (!a)
-        return arr;
-    a[(*n)++] = item;
-    return a;
-}
 
 int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
 {
@@ -103,7 +95,7 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
             source *src = sp->create(n, nsrc++, errs);
             if (!src)
                 continue;
-            p->sources = push(p->sources, &p->nsources, src);
+            ARRAY_APPEND(p->sources, p->nsources, src);
             src->rt = p->rt;
             if (p->rt && !sp->observer)
                 src->label = router_label(p->rt, lp ? lp->value : NULL, lp ? lp->file : n->file,

@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 
+#include "lib/array.h"
 #include "lib/timefmt.h"
 #include "aggregator/filter.h"
 #include "aggregator/record.h"
@@ -102,15 +103,7 @@ static const conf_spec rt_spec[] = {
 
 /* ---- templates ---------------------------------------------------------------------------- */
 
-static int add_part(tstr *t, tpart p)
-{
-    tpart *np = realloc(t->parts, (t->n + 1) * sizeof *np);
-    if (!np)
-        return -1;
-    t->parts = np;
-    t->parts[t->n++] = p;
-    return 0;
-}
+static int add_part(tstr *t, tpart p) { return ARRAY_APPEND(t->parts, t->n, p); }
 
 static int add_lit(tstr *t, const char *s, size_t n)
 {
@@ -401,12 +394,9 @@ static int rt_init(filter *f, conf_node *n, conf_errors *errs)
         for (size_t k = 0; k < r->nparams; k++) {
             conf_param *p = &r->params[k];
             p->used = 1;
-            rt_field *nf = realloc(c->fields, (c->nfields + 1) * sizeof *nf);
-            if (!nf)
+            rt_field *fd = ARRAY_PUSH(c->fields, c->nfields);
+            if (!fd)
                 return -1;
-            c->fields = nf;
-            rt_field *fd = &c->fields[c->nfields++];
-            memset(fd, 0, sizeof *fd);
             if (tstr_compile(&fd->key, p->key, p, errs)) {
                 bad = -1;
                 continue;

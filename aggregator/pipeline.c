@@ -81,12 +81,8 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
             }
             const source_plugin *sp = source_plugin_find(type->value);
             if (!sp) {
-                const char *s = conf_suggest(type->value, source_plugin_names());
-                if (s)
-                    conf_errors_add(errs, type->file, type->line, "unknown input plugin '%s'; did you mean '%s'?",
-                                    type->value, s);
-                else
-                    conf_errors_add(errs, type->file, type->line, "unknown input plugin '%s'", type->value);
+                conf_error_unknown(errs, type->file, type->line, "input plugin", type->value, NULL,
+                                   source_plugin_names());
                 continue;
             }
             conf_get(n, "@id");
@@ -104,11 +100,7 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
             conf_errors_add(errs, n->file, n->line,
                             "<worker> is not supported: weir runs one process; <system> workers sets its threads");
         } else {
-            const char *s = conf_suggest(n->name, directives);
-            if (s)
-                conf_errors_add(errs, n->file, n->line, "unknown directive <%s>; did you mean <%s>?", n->name, s);
-            else
-                conf_errors_add(errs, n->file, n->line, "unknown directive <%s>", n->name);
+            conf_error_unknown(errs, n->file, n->line, "directive", n->name, NULL, directives);
         }
     }
     /* two buffers in one directory would recover each other's chunks */

@@ -96,12 +96,9 @@ rewrite_tag *rewrite_tag_create(conf_node *n, conf_errors *errs)
             static const char *const known[] = {"remove_tag_prefix", "remove_tag_regexp",
                                                 "capitalize_regex_backreference", "hostname_command", "emit_mode",
                                                 NULL};
-            const char *s = conf_suggest(p->key, known);
-            if (s)
-                conf_errors_add(errs, p->file, p->line,
-                                "unknown parameter '%s' in <match %s>; did you mean '%s'?", p->key, n->arg, s);
-            else
-                conf_errors_add(errs, p->file, p->line, "unknown parameter '%s' in <match %s>", p->key, n->arg);
+            char where[512];
+            snprintf(where, sizeof where, "in <match %s>", n->arg);
+            conf_error_unknown(errs, p->file, p->line, "parameter", p->key, where, known);
             bad = 1;
         }
     }

@@ -246,9 +246,9 @@ router *router_build(conf_node *root, output ***outs, size_t *nouts, conf_errors
             conf_node *cc = c->children[k];
             if (strcmp(cc->name, "filter") && strcmp(cc->name, "match")) {
                 const char *const cands[] = {"filter", "match", NULL};
-                const char *s = conf_suggest(cc->name, cands);
-                conf_errors_add(errs, cc->file, cc->line, "unknown section <%s> in <label %s>%s%s%s", cc->name,
-                                c->arg, s ? "; did you mean <" : "", s ? s : "", s ? ">?" : "");
+                char where[512];
+                snprintf(where, sizeof where, "in <label %s>", c->arg);
+                conf_error_unknown(errs, cc->file, cc->line, "section", cc->name, where, cands);
             }
         }
         build_label(r, l, c, &findex, &oindex, outs, nouts, errs);

@@ -107,6 +107,27 @@ const char *conf_get_value(const conf_node *n, const char *key)
     return p ? p->value : NULL;
 }
 
+conf_param *conf_plugin_type(const conf_node *n, conf_errors *errs)
+{
+    conf_param *type = conf_get(n, "@type");
+    if (!type || !type->value[0]) {
+        conf_errors_add(errs, n->file, n->line, "missing @type in <%s%s%s>", n->name, n->arg ? " " : "",
+                        n->arg ? n->arg : "");
+        return NULL;
+    }
+    return type;
+}
+
+char *conf_plugin_id(const conf_node *n, const char *plugin, int index)
+{
+    const char *id = conf_get_value(n, "@id");
+    if (id)
+        return strdup(id);
+    char def[64];
+    snprintf(def, sizeof def, "%s.%d", plugin, index);
+    return strdup(def);
+}
+
 /* ---- fingerprint (reload) ------------------------------------------------------ */
 
 static int fp_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n)

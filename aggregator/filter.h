@@ -54,6 +54,19 @@ typedef struct filter_plugin {
     void (*exit)(filter *f); /* also after a failed init */
 } filter_plugin;
 
+/* A filter plugin from the naming convention: FILTER_PLUGIN(grep, grep)
+ * defines filter_grep_plugin, named "grep", from grep_spec, the context
+ * type grep_ctx and grep_init, grep_filter and grep_exit. */
+#define FILTER_PLUGIN(name_, prefix)                                                                                   \
+    const filter_plugin filter_##name_##_plugin = {                                                                    \
+        .name = #name_,                                                                                                \
+        .spec = prefix##_spec,                                                                                         \
+        .ctx_size = sizeof(prefix##_ctx),                                                                              \
+        .init = prefix##_init,                                                                                         \
+        .filter = prefix##_filter,                                                                                     \
+        .exit = prefix##_exit,                                                                                         \
+    }
+
 struct filter {
     const filter_plugin *plugin;
     void *ctx;

@@ -229,11 +229,4 @@ static int ecs_filter(filter *f, filter_call *call, const uint8_t *rec, size_t l
     return FILTER_MODIFY;
 }
 
-const filter_plugin filter_ecs_plugin = {
-    .name = "ecs",
-    .spec = ecs_spec,
-    .ctx_size = sizeof(ecs_ctx),
-    .init = ecs_init,
-    .filter = ecs_filter,
-    .exit = ecs_exit,
-};
+FILTER_PLUGIN(ecs, ecs);

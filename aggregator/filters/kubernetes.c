@@ -344,11 +344,4 @@ static int k8s_filter(filter *f, filter_call *call, const uint8_t *rec, size_t l
     return FILTER_MODIFY;
 }
 
-const filter_plugin filter_kubernetes_plugin = {
-    .name = "kubernetes",
-    .spec = k8s_spec,
-    .ctx_size = sizeof(k8s_ctx),
-    .init = k8s_init,
-    .filter = k8s_filter,
-    .exit = k8s_exit,
-};
+FILTER_PLUGIN(kubernetes, k8s);

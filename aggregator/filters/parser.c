@@ -574,11 +574,4 @@ static int parse_and_compose(const fp_ctx *c, filter_call *call, const uint8_t *
     return FILTER_MODIFY;
 }
 
-const filter_plugin filter_parser_plugin = {
-    .name = "parser",
-    .spec = fp_spec,
-    .ctx_size = sizeof(fp_ctx),
-    .init = fp_init,
-    .filter = fp_filter,
-    .exit = fp_exit,
-};
+FILTER_PLUGIN(parser, fp);

@@ -776,11 +776,4 @@ done:
     return rc;
 }
 
-const filter_plugin filter_record_transformer_plugin = {
-    .name = "record_transformer",
-    .spec = rt_spec,
-    .ctx_size = sizeof(rt_ctx),
-    .init = rt_init,
-    .filter = rt_filter,
-    .exit = rt_exit,
-};
+FILTER_PLUGIN(record_transformer, rt);

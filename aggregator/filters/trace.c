@@ -178,11 +178,4 @@ static int trace_filter(filter *f, filter_call *call, const uint8_t *rec, size_t
     return FILTER_MODIFY;
 }
 
-const filter_plugin filter_trace_plugin = {
-    .name = "trace",
-    .spec = trace_spec,
-    .ctx_size = sizeof(trace_ctx),
-    .init = trace_init,
-    .filter = trace_filter,
-    .exit = trace_exit,
-};
+FILTER_PLUGIN(trace, trace);

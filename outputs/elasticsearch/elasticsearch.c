@@ -404,21 +404,5 @@ done:
     return rc;
 }
 
-
-const out_plugin out_elasticsearch_plugin = {
-    .name = "elasticsearch",
-    .spec = es_spec,
-    .ctx_size = sizeof(out_es),
-    .init = es_init,
-    .write = es_write,
-    .exit = es_exit,
-};
-
-const out_plugin out_opensearch_plugin = {
-    .name = "opensearch",
-    .spec = es_spec,
-    .ctx_size = sizeof(out_es),
-    .init = es_init,
-    .write = es_write,
-    .exit = es_exit,
-};
+OUT_PLUGIN(elasticsearch, es, out_es);
+OUT_PLUGIN(opensearch, es, out_es);

@@ -621,22 +621,5 @@ static void kafka_exit(output *o)
     fmt_free(&c->f);
 }
 
-const out_plugin out_kafka2_plugin = {
-    .name = "kafka2",
-    .spec = kafka_spec,
-    .ctx_size = sizeof(kafka_out),
-    .init = kafka_init,
-    .start = kafka_start,
-    .write = kafka_write,
-    .exit = kafka_exit,
-};
-
-const out_plugin out_rdkafka2_plugin = {
-    .name = "rdkafka2",
-    .spec = kafka_spec,
-    .ctx_size = sizeof(kafka_out),
-    .init = kafka_init,
-    .start = kafka_start,
-    .write = kafka_write,
-    .exit = kafka_exit,
-};
+OUT_PLUGIN(kafka2, kafka, kafka_out, .start = kafka_start);
+OUT_PLUGIN(rdkafka2, kafka, kafka_out, .start = kafka_start);

@@ -521,12 +521,4 @@ static void loki_exit(output *o)
     pthread_mutex_destroy(&c->tok_mu);
 }
 
-const out_plugin out_loki_plugin = {
-    .name = "loki",
-    .spec = loki_spec,
-    .ctx_size = sizeof(out_loki),
-    .init = loki_init,
-    .write = loki_write,
-    .metrics = loki_metrics,
-    .exit = loki_exit,
-};
+OUT_PLUGIN(loki, loki, out_loki, .metrics = loki_metrics);

@@ -39,6 +39,7 @@
 #include "lib/batch.h"
 #include "lib/log.h"
 #include "lib/mp.h"
+#include "aggregator/kafka_conf.h"
 #include "aggregator/parse.h"
 #include "aggregator/record.h"
 #include "aggregator/router.h"
@@ -510,17 +511,6 @@ static void *consumer_main(void *arg)
 
 /* ---- plugin ------------------------------------------------------------------------------------ */
 
-static int set_conf(rd_kafka_conf_t *kc, const conf_node *n, const char *param, const char *key, const char *v,
-                    conf_errors *errs)
-{
-    char err[512];
-    if (rd_kafka_conf_set(kc, key, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
-        conf_error_at(errs, n, param, "librdkafka refused %s=%s: %s", key, v, err);
-        return -1;
-    }
-    return 0;
-}
-
 static void kin_free(source *s);
 
 static source *kin_create(conf_node *n, int index, conf_errors *errs)
@@ -583,18 +573,15 @@ static source *kin_create(conf_node *n, int index, conf_errors *errs)
 
     const conf_hash *opts = &k->c.rdkafka_options;
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    char joined[4096] = "";
-    for (size_t i = 0; k->c.brokers && k->c.brokers[i]; i++)
-        snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", i ? "," : "", k->c.brokers[i]);
-    bad |= set_conf(kc, n, "brokers", "bootstrap.servers", joined, errs);
-    bad |= set_conf(kc, n, "consumer_group", "group.id", k->c.consumer_group, errs);
-    bad |= set_conf(kc, n, "start_from", "auto.offset.reset", k->c.start_from ? "latest" : "earliest", errs);
+    bad |= kafka_conf_brokers(kc, n, k->c.brokers, errs);
+    bad |= kafka_conf_set(kc, n, "consumer_group", "group.id", k->c.consumer_group, errs);
+    bad |= kafka_conf_set(kc, n, "start_from", "auto.offset.reset", k->c.start_from ? "latest" : "earliest", errs);
     /* at-least-once: offsets are stored by weir after delivery, committed by librdkafka */
-    bad |= set_conf(kc, n, "rdkafka_options", "enable.auto.offset.store", "false", errs);
-    bad |= set_conf(kc, n, "rdkafka_options", "enable.auto.commit", "true", errs);
+    bad |= kafka_conf_set(kc, n, "rdkafka_options", "enable.auto.offset.store", "false", errs);
+    bad |= kafka_conf_set(kc, n, "rdkafka_options", "enable.auto.commit", "true", errs);
     /* a crashed instance's successor re-reads at most ~1 s of records */
-    bad |= set_conf(kc, n, "rdkafka_options", "auto.commit.interval.ms", "1000", errs);
-    bad |= set_conf(kc, n, "rdkafka_options", "client.id", "weir", errs);
+    bad |= kafka_conf_set(kc, n, "rdkafka_options", "auto.commit.interval.ms", "1000", errs);
+    bad |= kafka_conf_set(kc, n, "rdkafka_options", "client.id", "weir", errs);
     for (size_t i = 0; i < opts->n; i++) {
         if (!strcmp(opts->kv[i].k, "enable.auto.offset.store")) {
             conf_error_at(errs, n, "rdkafka_options",
@@ -602,7 +589,7 @@ static source *kin_create(conf_node *n, int index, conf_errors *errs)
             bad = -1;
             continue;
         }
-        bad |= set_conf(kc, n, "rdkafka_options", opts->kv[i].k, opts->kv[i].v, errs);
+        bad |= kafka_conf_set(kc, n, "rdkafka_options", opts->kv[i].k, opts->kv[i].v, errs);
     }
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     rd_kafka_conf_set_error_cb(kc, in_error_cb);

@@ -42,6 +42,7 @@
 #include "lib/log.h"
 #include "lib/mp.h"
 #include "buffer/buffer.h"
+#include "aggregator/kafka_conf.h"
 #include "aggregator/output.h"
 #include "aggregator/record.h"
 #include "outputs/format.h"
@@ -161,17 +162,6 @@ static int32_t partitioner(const rd_kafka_topic_t *rkt, const void *key, size_t 
 
 /* ---- init -------------------------------------------------------------------------------- */
 
-static int set_conf(rd_kafka_conf_t *kc, const conf_node *n, const char *param, const char *k, const char *v,
-                    conf_errors *errs)
-{
-    char err[512];
-    if (rd_kafka_conf_set(kc, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
-        conf_error_at(errs, n, param, "librdkafka refused %s=%s: %s", k, v, err);
-        return -1;
-    }
-    return 0;
-}
-
 static int kafka_init(output *o, conf_node *n, conf_errors *errs)
 {
     kafka_out *c = o->ctx;
@@ -215,31 +205,29 @@ static int kafka_init(output *o, conf_node *n, conf_errors *errs)
         c->drop[c->ndrop++] = (rec_kv){.key = c->keys.partition_key, .key_len = strlen(c->keys.partition_key)};
 
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    char joined[4096] = "", num[64];
-    for (size_t i = 0; c->brokers[i]; i++)
-        snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", i ? "," : "", c->brokers[i]);
-    bad |= set_conf(kc, n, "brokers", "bootstrap.servers", joined, errs);
+    char num[64];
+    bad |= kafka_conf_brokers(kc, n, c->brokers, errs);
     snprintf(num, sizeof num, "%" PRId64, c->required_acks);
-    bad |= set_conf(kc, n, "required_acks", "acks", num, errs);
-    bad |= set_conf(kc, n, "compression_codec", "compression.codec", codecs[c->compression], errs);
+    bad |= kafka_conf_set(kc, n, "required_acks", "acks", num, errs);
+    bad |= kafka_conf_set(kc, n, "compression_codec", "compression.codec", codecs[c->compression], errs);
     /* Idempotent producer by default (no duplicates from librdkafka's own
      * retries, order kept); it needs acks=all. */
     const conf_hash *opts = &c->rdkafka_options;
     if (!conf_hash_get(opts, "enable.idempotence"))
-        bad |= set_conf(kc, n, "rdkafka_options", "enable.idempotence", c->required_acks == -1 ? "true" : "false",
-                        errs);
+        bad |= kafka_conf_set(kc, n, "rdkafka_options", "enable.idempotence",
+                              c->required_acks == -1 ? "true" : "false", errs);
     snprintf(num, sizeof num, "%.0f", c->delivery_timeout * 1000);
-    bad |= set_conf(kc, n, "delivery_timeout", "message.timeout.ms", num, errs);
-    bad |= set_conf(kc, n, "rdkafka_options", "client.id", "weir", errs);
+    bad |= kafka_conf_set(kc, n, "delivery_timeout", "message.timeout.ms", num, errs);
+    bad |= kafka_conf_set(kc, n, "rdkafka_options", "client.id", "weir", errs);
     /* room for several flush threads' chunks at once (librdkafka: 100000) */
-    bad |= set_conf(kc, n, "rdkafka_options", "queue.buffering.max.messages", "1000000", errs);
+    bad |= kafka_conf_set(kc, n, "rdkafka_options", "queue.buffering.max.messages", "1000000", errs);
     for (size_t i = 0; i < opts->n; i++)
-        bad |= set_conf(kc, n, "rdkafka_options", opts->kv[i].k, opts->kv[i].v, errs);
+        bad |= kafka_conf_set(kc, n, "rdkafka_options", opts->kv[i].k, opts->kv[i].v, errs);
 
     if (conf_get_value(n, "partition_key_key") && !conf_hash_get(opts, "sticky.partitioning.linger.ms"))
         /* librdkafka's sticky partitioner would skip the callback for records
          * without a message key: let every record reach it */
-        bad |= set_conf(kc, n, "partition_key_key", "sticky.partitioning.linger.ms", "0", errs);
+        bad |= kafka_conf_set(kc, n, "partition_key_key", "sticky.partitioning.linger.ms", "0", errs);
     /* topic-level properties set above (acks, message.timeout.ms, ...) live
      * in the default topic conf: add the partitioner there, never replace it */
     rd_kafka_topic_conf_t *tc = rd_kafka_conf_get_default_topic_conf(kc);

@@ -18,4 +18,11 @@ int kafka_conf_set(rd_kafka_conf_t *kc, const conf_node *n, const char *param, c
 /* bootstrap.servers: the NULL-terminated `brokers` parameter, comma-joined. */
 int kafka_conf_brokers(rd_kafka_conf_t *kc, const conf_node *n, char *const *brokers, conf_errors *errs);
 
+/* The client (a consumer or a producer) made from *kc, which it takes
+ * (*kc = NULL); made by the plugin's start, not its init, so that a
+ * configuration check starts no threads and connects to nothing. NULL on
+ * failure, logged as "ID: cannot create the consumer: why" under `module`
+ * (*kc kept). */
+rd_kafka_t *kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t **kc, const char *module, const char *id);
+
 #endif

@@ -609,13 +609,8 @@ static source *kin_create(conf_node *n, int index, conf_errors *errs)
 static int kin_start(source *s, const source_env *env)
 {
     kafka_in *k = (kafka_in *)s;
-    char err[512];
-    k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, k->kc, err, sizeof err);
-    if (!k->rk) {
-        wlog_error("in_kafka", "%s: cannot create the consumer: %s", s->id, err);
+    if (!(k->rk = kafka_client_new(RD_KAFKA_CONSUMER, &k->kc, "in_kafka", s->id)))
         return -1;
-    }
-    k->kc = NULL; /* rd_kafka_new took it */
     rd_kafka_poll_set_consumer(k->rk);
     if (!(k->route = router_ctx_new(s->rt))) {
         wlog_error("in_kafka", "%s: out of memory", s->id);

@@ -253,14 +253,8 @@ static int kafka_init(output *o, conf_node *n, conf_errors *errs)
 static int kafka_start(output *o)
 {
     kafka_out *c = o->ctx;
-    char err[512];
-    c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c->kc, err, sizeof err);
-    if (!c->rk) {
-        wlog_error("out_kafka", "%s: cannot create the producer: %s", o->id, err);
-        return -1;
-    }
-    c->kc = NULL; /* rd_kafka_new took it */
-    return 0;
+    c->rk = kafka_client_new(RD_KAFKA_PRODUCER, &c->kc, "out_kafka", o->id);
+    return c->rk ? 0 : -1;
 }
 
 /* ---- write --------------------------------------------------------------------------------- */

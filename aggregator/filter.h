@@ -82,7 +82,8 @@ filter *filter_create(conf_node *n, int index, conf_errors *errs);
 
 struct rec_path;
 /* Compile a list parameter of record accessors (`param` of section `node`)
- * into *out (*n entries, empty strings skipped). 0, or -1 with errors added. */
+ * into *out (*n entries, empty strings skipped). 0, or -1 with errors added.
+ * rec_paths_free(*out, *n) frees them. */
 int filter_compile_keys(char **keys, struct rec_path **out, size_t *n, const char *param, conf_node *node,
                         conf_errors *errs);
 void filter_destroy(filter *f);

@@ -41,6 +41,8 @@ typedef struct rec_path {
 /* Compile an accessor; -1 on syntax error (err filled). */
 int rec_path_compile(rec_path *p, const char *text, char *err, size_t errlen);
 void rec_path_free(rec_path *p);
+/* Free the n paths of the array v, then v (malloc'd). */
+void rec_paths_free(rec_path *v, size_t n);
 
 /* Find the value at `path` in the record map [rec, rec+len). Returns a
  * pointer to the value's msgpack bytes and sets *vlen, or NULL. A map with

@@ -322,6 +322,13 @@ void rec_path_free(rec_path *p)
     memset(p, 0, sizeof *p);
 }
 
+void rec_paths_free(rec_path *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        rec_path_free(&v[i]);
+    free(v);
+}
+
 /* ---- lookup ----------------------------------------------------------------------------- */
 
 /* Find `key` in the map at *p (header included); on success *p is the value. */

@@ -73,15 +73,9 @@ static int ecs_init(filter *f, conf_node *n, conf_errors *errs)
 static void ecs_exit(filter *f)
 {
     ecs_ctx *c = f->ctx;
-    for (size_t i = 0; i < c->nl; i++)
-        rec_path_free(&c->lp[i]);
-    for (size_t i = 0; i < c->nm; i++)
-        rec_path_free(&c->mp[i]);
-    for (size_t i = 0; i < c->ns; i++)
-        rec_path_free(&c->sp[i]);
-    free(c->lp);
-    free(c->mp);
-    free(c->sp);
+    rec_paths_free(c->lp, c->nl);
+    rec_paths_free(c->mp, c->nm);
+    rec_paths_free(c->sp, c->ns);
     rec_path_free(&c->service_name_nested);
 }
 

@@ -468,9 +468,7 @@ static void rt_exit(filter *f)
     free(c->fields);
     free(c->static_kv);
     free(c->drop);
-    for (size_t i = 0; i < c->nallp; i++)
-        rec_path_free(&c->allp[i]);
-    free(c->allp);
+    rec_paths_free(c->allp, c->nallp);
     free(c->nested);
 }
 

@@ -510,9 +510,7 @@ static void loki_exit(output *o)
         http_client_free(c->http);
     lk_label_conf_free(&c->lab);
     lk_fields_free(c->ent.meta, c->ent.nmeta);
-    for (size_t i = 0; i < c->ent.nstrip; i++)
-        rec_path_free(&c->ent.strip[i]);
-    free(c->ent.strip);
+    rec_paths_free(c->ent.strip, c->ent.nstrip);
     if (c->tenant_dynamic)
         rec_path_free(&c->tenant_path);
     free(c->push_url);

@@ -16,6 +16,21 @@ int rec_read_str(const uint8_t **p, const uint8_t *end, const uint8_t **s, uint3
     return rd_str(p, end, s, n);
 }
 
+int rec_read_pairs(const uint8_t **p, const uint8_t *end, rec_kv *kv, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *k, *v;
+        uint32_t kn;
+        if (rec_read_str(p, end, &k, &kn) != 1)
+            return -1;
+        v = *p;
+        if (rec_skip(p, end) != 0)
+            return -1;
+        kv[i] = (rec_kv){(const char *)k, kn, v, (size_t)(*p - v)};
+    }
+    return 0;
+}
+
 /* Per first byte: the total length of values whose length the byte alone
  * tells (scalars, fixstr, and the headers of fixmap/fixarray), 0 for the
  * rest; and the children a fixmap/fixarray adds. */

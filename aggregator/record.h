@@ -76,6 +76,11 @@ int rec_keep(wbuf *out, const uint8_t *rec, size_t len, const char *const *keep)
 
 /* ---- additions used by the filters ------------------------------------------ */
 
+/* The n pairs of a map's body at *p (after its header) into kv[0 .. n), for
+ * rec_rewrite_n's `set`. 0, or -1 (a key that is not a string, or malformed
+ * input). */
+int rec_read_pairs(const uint8_t **p, const uint8_t *end, rec_kv *kv, uint32_t n);
+
 /* rec_rewrite with counted keys to drop (only key/key_len of `drop` used). */
 int rec_rewrite_n(wbuf *out, const uint8_t *rec, size_t len, const rec_kv *drop, size_t ndrop, const rec_kv *set,
                   size_t nset);

@@ -523,55 +523,50 @@ static const char *time_text(uint32_t sec, size_t *len)
     return tl_time.text;
 }
 
-/* A placeholder as text (Ruby's to_s; nil is ""). */
-static int ph_text(const ectx *e, const tpart *p, wbuf *o)
+/* The text of a placeholder that is a string: the literal, the tag or a
+ * part of it, the hostname, the time. 1 with *t, *l; 0 when it has none (a
+ * tag part beyond the tag); -1 for the others (PH_RECORD, PH_NIL). */
+static int ph_str(const ectx *e, const tpart *p, const char **t, size_t *l)
 {
-    size_t s, en, l, vl;
-    const char *t;
-    const uint8_t *v;
+    size_t s, en;
     switch (p->kind) {
-    case PH_LIT: return rec_add(o, p->lit, p->len);
-    case PH_TAG: return rec_add(o, e->call->tag, e->call->tag_len);
+    case PH_LIT: *t = p->lit, *l = p->len; return 1;
+    case PH_TAG: *t = e->call->tag, *l = e->call->tag_len; return 1;
     case PH_TAG_PART:
     case PH_TAG_PREFIX:
     case PH_TAG_SUFFIX:
         if (tag_span(e->call->tag, e->call->tag_len, p->kind, p->index, &s, &en))
             return 0;
-        return rec_add(o, e->call->tag + s, en - s);
-    case PH_HOST: return rec_add(o, e->c->hostname, e->c->hostname_len);
-    case PH_TIME:
-        t = time_text(e->call->sec, &l);
-        return rec_add(o, t, l);
-    case PH_RECORD:
-        v = rec_lookup(e->rec, e->len, &p->path, &vl);
-        return v ? rec_value_to_s(o, v, vl) : 0;
-    default: return 0;
+        *t = e->call->tag + s, *l = en - s;
+        return 1;
+    case PH_HOST: *t = e->c->hostname, *l = e->c->hostname_len; return 1;
+    case PH_TIME: *t = time_text(e->call->sec, l); return 1;
+    default: return -1;
     }
+}
+
+/* A placeholder as text (Ruby's to_s; nil is ""). */
+static int ph_text(const ectx *e, const tpart *p, wbuf *o)
+{
+    const char *t;
+    size_t l, vl;
+    if (p->kind == PH_RECORD) {
+        const uint8_t *v = rec_lookup(e->rec, e->len, &p->path, &vl);
+        return v ? rec_value_to_s(o, v, vl) : 0;
+    }
+    return ph_str(e, p, &t, &l) > 0 ? rec_add(o, t, l) : 0;
 }
 
 /* A placeholder's own value (auto_typecast, single placeholder). */
 static int ph_value(const ectx *e, const tpart *p, wbuf *o)
 {
-    size_t s, en, l, vl;
     const char *t;
-    const uint8_t *v;
-    switch (p->kind) {
-    case PH_TAG: return mpw_str(o, e->call->tag, e->call->tag_len);
-    case PH_TAG_PART:
-    case PH_TAG_PREFIX:
-    case PH_TAG_SUFFIX:
-        if (tag_span(e->call->tag, e->call->tag_len, p->kind, p->index, &s, &en))
-            return mpw_nil(o);
-        return mpw_str(o, e->call->tag + s, en - s);
-    case PH_HOST: return mpw_str(o, e->c->hostname, e->c->hostname_len);
-    case PH_TIME:
-        t = time_text(e->call->sec, &l);
-        return mpw_str(o, t, l);
-    case PH_RECORD:
-        v = rec_lookup(e->rec, e->len, &p->path, &vl);
+    size_t l, vl;
+    if (p->kind == PH_RECORD) {
+        const uint8_t *v = rec_lookup(e->rec, e->len, &p->path, &vl);
         return v ? rec_add(o, v, vl) : mpw_nil(o);
-    default: return mpw_nil(o);
     }
+    return ph_str(e, p, &t, &l) > 0 ? mpw_str(o, t, l) : mpw_nil(o);
 }
 
 static int tstr_text(const ectx *e, const tstr *t, wbuf *o)

@@ -90,20 +90,11 @@ static size_t level_name(const uint8_t *v, size_t vl, char *buf, size_t cap)
     if (o.type == MP_UINT || o.type == MP_INT) {
         int64_t x = o.type == MP_UINT ? (o.v.u > 1000 ? 1000 : (int64_t)o.v.u) : o.v.i;
         static const char *const syslog[] = {"fatal", "fatal", "fatal", "error", "warn", "info", "info", "debug"};
+        static const char *const tens[] = {NULL, "trace", "debug", "info", "warn", "error", "fatal"}; /* 10 .. 60 */
         if (x >= 0 && x <= 7)
             name = syslog[x];
-        else if (x == 10)
-            name = "trace";
-        else if (x == 20)
-            name = "debug";
-        else if (x == 30)
-            name = "info";
-        else if (x == 40)
-            name = "warn";
-        else if (x == 50)
-            name = "error";
-        else if (x == 60)
-            name = "fatal";
+        else if (x >= 10 && x <= 60 && x % 10 == 0)
+            name = tens[x / 10];
         else
             return (size_t)snprintf(buf, cap, "%lld", (long long)x);
         size_t l = strlen(name);

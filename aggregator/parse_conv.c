@@ -253,14 +253,10 @@ int parse_conv_apply(const parse_conv *c, wbuf *o, size_t voff)
     }
     case CONV_FLOAT: {
         double d = 0;
-        if (x.type == MP_UINT)
-            d = (double)x.v.u;
-        else if (x.type == MP_INT)
-            d = (double)x.v.i;
-        else if (x.type == MP_FLOAT)
-            d = x.v.f;
-        else if (is_str)
+        if (is_str)
             d = ruby_str_to_f((const char *)x.ptr, x.len);
+        else
+            mp_number(&x, &d);
         o->len = voff;
         return mpw_double(o, d);
     }

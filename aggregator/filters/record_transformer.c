@@ -623,14 +623,11 @@ static int value_time(const uint8_t *v, size_t vl, uint32_t *sec, uint32_t *nsec
     double d;
     if (mp_read(&p, v + vl, &o) != MP_OK)
         return -1;
-    switch (o.type) {
-    case MP_NIL: d = 0; break;
-    case MP_UINT: d = (double)o.v.u; break;
-    case MP_INT: d = (double)o.v.i; break;
-    case MP_FLOAT: d = o.v.f; break;
-    case MP_STR:
-    case MP_BIN: d = ruby_str_to_f((const char *)o.ptr, o.len); break;
-    default:
+    if (o.type == MP_NIL) {
+        d = 0;
+    } else if (o.type == MP_STR || o.type == MP_BIN) {
+        d = ruby_str_to_f((const char *)o.ptr, o.len);
+    } else if (!mp_number(&o, &d)) {
         snprintf(err, errlen, "renew_time_key: undefined method `to_f' for the value (not a number or a string)");
         return -1;
     }

@@ -70,12 +70,7 @@ void es_record_time(const out_es *c, const entry *e, uint32_t *sec, uint32_t *ns
     if (mp_read(&p, v + vlen, &ob) != MP_OK)
         return;
     double d = -1;
-    if (ob.type == MP_UINT)
-        d = (double)ob.v.u;
-    else if (ob.type == MP_INT)
-        d = (double)ob.v.i;
-    else if (ob.type == MP_FLOAT)
-        d = ob.v.f;
+    mp_number(&ob, &d);
     if (d >= 0 && d < 4294967296.0) {
         *sec = (uint32_t)d;
         *nsec = (uint32_t)((d - (double)*sec) * 1e9);

@@ -137,12 +137,7 @@ int buf_recover(buffer *b)
         ch->bytes = good - start;
         ch->file_size = good;
         ch->state = C_QUEUED;
-        if (b->qtail)
-            b->qtail->next = ch;
-        else
-            b->qhead = ch;
-        b->qtail = ch;
-        b->nqueued++;
+        buf_queue_tail(b, ch);
         b->total_bytes += ch->bytes;
         chunks++;
         records += recs;

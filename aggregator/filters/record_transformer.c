@@ -274,7 +274,8 @@ static void tval_free(tval *v)
     memset(v, 0, sizeof *v);
 }
 
-static int static_mp(tval *v, wbuf *b);
+struct ectx;
+static int tval_write(const struct ectx *e, const tval *v, wbuf *o);
 
 static int tval_from_json(tval *v, json_t *j, const conf_param *at, conf_errors *errs)
 {
@@ -329,36 +330,13 @@ static int tval_from_json(tval *v, json_t *j, const conf_param *at, conf_errors 
     }
     if (!v->dynamic) {
         wbuf b = {0};
-        if (static_mp(v, &b)) {
+        if (tval_write(NULL, v, &b)) { /* a static value: its msgpack, once */
             wbuf_free(&b);
             return -1;
         }
         v->mp = wbuf_steal(&b, &v->mp_len);
     }
     return 0;
-}
-
-static int static_mp(tval *v, wbuf *b)
-{
-    switch (v->kind) {
-    case TV_STR: return mpw_str(b, v->s.text, v->s.text_len);
-    case TV_RAW: return rec_add(b, v->mp, v->mp_len);
-    case TV_MAP:
-        if (mpw_map(b, (uint32_t)v->n))
-            return -1;
-        for (size_t i = 0; i < v->n; i++)
-            if (mpw_str(b, v->keys[i].text, v->keys[i].text_len) || static_mp(&v->items[i], b))
-                return -1;
-        return 0;
-    case TV_ARRAY:
-        if (mpw_array(b, (uint32_t)v->n))
-            return -1;
-        for (size_t i = 0; i < v->n; i++)
-            if (static_mp(&v->items[i], b))
-                return -1;
-        return 0;
-    }
-    return -1;
 }
 
 /* ---- configuration ----------------------------------------------------------------------------- */
@@ -593,10 +571,15 @@ static int tstr_value(const ectx *e, const tstr *t, wbuf *o, int typecast)
 
 static int tval_value(const ectx *e, const tval *v, wbuf *o)
 {
-    if (!v->dynamic)
-        return rec_add(o, v->mp, v->mp_len);
+    return v->dynamic ? tval_write(e, v, o) : rec_add(o, v->mp, v->mp_len);
+}
+
+/* A value written out, its static parts as their prebuilt msgpack; e is
+ * NULL when v is static itself (at configuration, making v->mp). */
+static int tval_write(const ectx *e, const tval *v, wbuf *o)
+{
     switch (v->kind) {
-    case TV_STR: return tstr_value(e, &v->s, o, e->c->auto_typecast);
+    case TV_STR: return tstr_value(e, &v->s, o, e && e->c->auto_typecast);
     case TV_MAP:
         if (mpw_map(o, (uint32_t)v->n))
             return -1;

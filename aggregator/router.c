@@ -706,22 +706,6 @@ int router_route(router_ctx *c, rt_label *l, batch *b)
 
 /* ---- @ERROR from flush threads -------------------------------------------------------------- */
 
-typedef struct sync_ticket {
-    ticket t;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
-} sync_ticket;
-
-static void sync_done(ticket *t)
-{
-    sync_ticket *s = (sync_ticket *)t;
-    pthread_mutex_lock(&s->mu);
-    s->done = 1;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-}
-
 int router_emit_error(router *r, const batch *b, const char *reason)
 {
     if (!r->error_label)
@@ -739,21 +723,11 @@ int router_emit_error(router *r, const batch *b, const char *reason)
     size_t n;
     rt_delivery *dl = router_ctx_deliveries(c, &n);
     if (n) {
-        sync_ticket st = {.done = 0};
-        pthread_mutex_init(&st.mu, NULL);
-        pthread_cond_init(&st.cv, NULL);
-        atomic_init(&st.t.outstanding, (int)n);
-        atomic_init(&st.t.failed, 0);
-        st.t.done = sync_done;
+        ticket_sync st;
+        ticket_sync_init(&st, (int)n);
         for (size_t i = 0; i < n; i++)
             output_submit(dl[i].out, dl[i].b, &st.t, dl[i].flags);
-        pthread_mutex_lock(&st.mu);
-        while (!st.done)
-            pthread_cond_wait(&st.cv, &st.mu);
-        pthread_mutex_unlock(&st.mu);
-        rc = atomic_load(&st.t.failed) ? -1 : 0;
-        pthread_mutex_destroy(&st.mu);
-        pthread_cond_destroy(&st.cv);
+        rc = ticket_sync_wait(&st) ? -1 : 0;
         atomic_fetch_add(&r->to_error, b->nrecords);
         if (rc == 0)
             wlog_warn("router", "%u records sent to @ERROR: %s", b->nrecords, reason);

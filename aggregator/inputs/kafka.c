@@ -102,14 +102,6 @@ typedef struct kin_acc {
     uint32_t records;
 } kin_acc;
 
-/* The ticket of one burst: every output that got a batch of it reports here. */
-typedef struct kin_ticket {
-    ticket t;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
-} kin_ticket;
-
 typedef struct kafka_in {
     source base;
     kafka_in_conf c;
@@ -131,17 +123,6 @@ typedef struct kafka_in {
     /* counters */
     atomic_uint_fast64_t records, bursts, bad_messages, rewinds, commits;
 } kafka_in;
-
-/* ---- ticket --------------------------------------------------------------------------------- */
-
-static void kin_ticket_done(ticket *t)
-{
-    kin_ticket *k = (kin_ticket *)t;
-    pthread_mutex_lock(&k->mu);
-    k->done = 1;
-    pthread_cond_signal(&k->cv);
-    pthread_mutex_unlock(&k->mu);
-}
 
 /* ---- decoding ----------------------------------------------------------------------------- */
 
@@ -340,13 +321,9 @@ static int burst_flush(kafka_in *k)
         return 0;
     for (size_t i = 0; i < k->nmsgs; i++)
         take_message(k, k->msgs[i]);
-    kin_ticket kt;
-    memset(&kt, 0, sizeof kt);
-    pthread_mutex_init(&kt.mu, NULL);
-    pthread_cond_init(&kt.cv, NULL);
-    atomic_init(&kt.t.outstanding, 1); /* guard until every batch is submitted */
-    atomic_init(&kt.t.failed, 0);
-    kt.t.done = kin_ticket_done;
+    /* the ticket of the burst: every output that gets a batch of it reports here */
+    ticket_sync kt;
+    ticket_sync_init(&kt, 1); /* guard until every batch is submitted */
     uint64_t nrec = 0;
     for (size_t i = 0; i < k->nacc; i++) {
         kin_acc *a = &k->acc[i];
@@ -371,14 +348,8 @@ static int burst_flush(kafka_in *k)
         batch_unref(b);
     }
     ticket_done(&kt.t, 1);
-    pthread_mutex_lock(&kt.mu);
-    while (!kt.done)
-        pthread_cond_wait(&kt.cv, &kt.mu);
-    pthread_mutex_unlock(&kt.mu);
-    pthread_mutex_destroy(&kt.mu);
-    pthread_cond_destroy(&kt.cv);
     int rc = 0;
-    if (atomic_load(&kt.t.failed) == 0) {
+    if (ticket_sync_wait(&kt) == 0) {
         rd_kafka_topic_partition_list_t *l = burst_offsets(k, 0);
         rd_kafka_resp_err_t e = rd_kafka_offsets_store(k->rk, l);
         if (e)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lib/clock.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "buffer/buffer.h"
 
@@ -218,11 +219,7 @@ void output_submit(output *o, batch *b, ticket *t, int flags)
     atomic_fetch_add(&o->queued_bytes, b->len);
     pthread_mutex_lock(&o->mu);
     int was_empty = o->head == NULL;
-    if (o->tail)
-        o->tail->next = it;
-    else
-        o->head = it;
-    o->tail = it;
+    QUEUE_PUSH(o->head, o->tail, it);
     pthread_mutex_unlock(&o->mu);
     if (was_empty)
         pthread_cond_signal(&o->cv);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "lib/clock.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "buffer/chunk.h"
 
@@ -185,11 +186,7 @@ void buf_enqueue(buffer *b, chunk *ch)
 
 void buf_queue_tail(buffer *b, chunk *ch)
 {
-    if (b->qtail)
-        b->qtail->next = ch;
-    else
-        b->qhead = ch;
-    b->qtail = ch;
+    QUEUE_PUSH(b->qhead, b->qtail, ch);
     b->nqueued++;
 }
 

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/array.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "buffer/chunk.h"
@@ -143,9 +144,7 @@ int buf_recover(buffer *b)
         records += recs;
         bytes += good;
     }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    ARRAY_FREE_ALL(names, n);
     atomic_fetch_add(&b->recovered_chunks, chunks);
     atomic_fetch_add(&b->recovered_records, records);
     if (n)

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/array.h"
+
 /* ---- tree building ------------------------------------------------------ */
 
 const char *cfg_pool_name(parser *ps, const char *name)
@@ -79,9 +81,7 @@ void conf_free(conf_node *root)
         free(n->arg);
         if (n == root) {
             conf_root *r = (conf_root *)root;
-            for (size_t i = 0; i < r->nfiles; i++)
-                free(r->files[i]);
-            free(r->files);
+            ARRAY_FREE_ALL(r->files, r->nfiles);
         }
         free(n);
         n = up;

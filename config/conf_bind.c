@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/array.h"
+
 static void oom(void)
 {
     fputs("weir: out of memory while reading the configuration\n", stderr);
@@ -69,9 +71,7 @@ void conf_errors_add(conf_errors *e, const char *file, int line, const char *fmt
 
 void conf_errors_free(conf_errors *e)
 {
-    for (size_t i = 0; i < e->n; i++)
-        free(e->msgs[i]);
-    free(e->msgs);
+    ARRAY_FREE_ALL(e->msgs, e->n);
     *e = (conf_errors){0};
 }
 

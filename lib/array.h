@@ -15,6 +15,7 @@
 #define WEIR_LIB_ARRAY_H
 
 #include <stddef.h>
+#include <stdlib.h>
 
 /* The functions behind the macros: arrp points to the array pointer. */
 void *array_push(void *arrp, size_t *n, size_t size);
@@ -24,5 +25,14 @@ int array_append(void *arrp, size_t *n, size_t size, const void *v);
 #define ARRAY_PUSH(arr, n) ((__typeof__(arr))array_push(&(arr), &(n), sizeof *(arr)))
 #define ARRAY_XPUSH(arr, n) ((__typeof__(arr))array_xpush(&(arr), &(n), sizeof *(arr)))
 #define ARRAY_APPEND(arr, n, v) array_append(&(arr), &(n), sizeof *(arr), (__typeof__(*(arr))[1]){(v)})
+
+/* free() the first n pointers of the array arr (malloc'd strings, say),
+ * then arr; arr may be NULL. */
+#define ARRAY_FREE_ALL(arr, n)                                                                                         \
+    do {                                                                                                               \
+        for (size_t array_i_ = 0; (arr) && array_i_ < (size_t)(n); array_i_++)                                         \
+            free((arr)[array_i_]);                                                                                     \
+        free(arr);                                                                                                     \
+    } while (0)
 
 #endif

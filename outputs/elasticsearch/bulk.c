@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/array.h"
 #include "lib/json.h"
 #include "lib/mp.h"
 #include "lib/timefmt.h"
@@ -38,10 +39,7 @@ int es_buf_init(es_buf *w, uint32_t nrec)
 
 void es_buf_free(es_buf *w)
 {
-    if (w->why)
-        for (uint32_t k = 0; k < w->nsent; k++)
-            free(w->why[k]);
-    free(w->why);
+    ARRAY_FREE_ALL(w->why, w->nsent);
     free(w->st);
     free(w->off);
     free(w->recno);

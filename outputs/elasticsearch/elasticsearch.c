@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/array.h"
 #include "lib/http.h"
 #include "lib/log.h"
 #include "aggregator/output.h"
@@ -206,9 +207,7 @@ static void es_exit(output *o)
     out_es *c = o->ctx;
     if (c->http)
         http_client_free(c->http);
-    for (size_t i = 0; i < c->nbases; i++)
-        free(c->bases[i]);
-    free(c->bases);
+    ARRAY_FREE_ALL(c->bases, c->nbases);
     free(c->auth_header);
     es_index_free(&c->index);
     if (c->has_id_path)

@@ -38,6 +38,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "lib/array.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/mp.h"
@@ -281,9 +282,7 @@ static void kscratch_free(kscratch *s)
     if (s->rkt)
         rd_kafka_topic_destroy(s->rkt);
     s->rkt = NULL;
-    for (size_t i = 0; i < s->nold; i++)
-        free(s->old[i]);
-    free(s->old);
+    ARRAY_FREE_ALL(s->old, s->nold);
     s->old = NULL;
     s->nold = s->capold = 0;
     wbuf_free(&s->payload);
@@ -563,9 +562,7 @@ static int kafka_write(output *o, const batch *b, out_result *res)
     if (nretry || nerr)
         wlog_warn("out_kafka", "%s: %u of %u messages delivered, %u to retry, %u refused (first: %s)", o->id, nok,
                   n, nretry, nerr, rd_kafka_err2str(first_err));
-    for (uint32_t i = 0; i < n; i++)
-        free(why[i]);
-    free(why);
+    ARRAY_FREE_ALL(why, n);
     free(es);
     free(m);
     kscratch_free(&s);

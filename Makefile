@@ -65,7 +65,9 @@ $(BUILD)/libweir.a: $(LIB_OBJ)
 $(BUILD)/weir: $(BUILD)/obj/aggregator/main.o $(BUILD)/libweir.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/weir-loadgen: $(BUILD)/obj/bench/loadgen.o
+# the load generator: bench/loadgen.h names its units
+LOADGEN_SRC := bench/loadgen.c bench/loadgen_records.c bench/loadgen_conn.c
+$(BUILD)/weir-loadgen: $(patsubst %.c,$(BUILD)/obj/%.o,$(LOADGEN_SRC))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # ns/record of the enrich filter chain (bench/filters.c), run by make bench

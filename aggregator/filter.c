@@ -20,12 +20,9 @@ static const char *const refused[][2] = {
 
 filter *filter_create(conf_node *n, int index, conf_errors *errs)
 {
-    conf_param *type = conf_get(n, "@type");
-    if (!type || !type->value[0]) {
-        conf_errors_add(errs, n->file, n->line, "missing @type in <%s%s%s>", n->name, n->arg ? " " : "",
-                        n->arg ? n->arg : "");
+    conf_param *type = conf_plugin_type(n, errs);
+    if (!type)
         return NULL;
-    }
     const filter_plugin *pl = filter_plugin_find(type->value);
     if (!pl) {
         for (size_t i = 0; refused[i][0]; i++) {
@@ -35,12 +32,7 @@ filter *filter_create(conf_node *n, int index, conf_errors *errs)
                 return NULL;
             }
         }
-        const char *s = conf_suggest(type->value, filter_plugin_names());
-        if (s)
-            conf_errors_add(errs, type->file, type->line, "unknown filter plugin '%s'; did you mean '%s'?",
-                            type->value, s);
-        else
-            conf_errors_add(errs, type->file, type->line, "unknown filter plugin '%s'", type->value);
+        conf_error_unknown(errs, type->file, type->line, "filter plugin", type->value, NULL, filter_plugin_names());
         return NULL;
     }
     filter *f = calloc(1, sizeof *f);
@@ -48,13 +40,7 @@ filter *filter_create(conf_node *n, int index, conf_errors *errs)
         return NULL;
     f->plugin = pl;
     f->ctx = calloc(1, pl->ctx_size ? pl->ctx_size : 1);
-    const char *id = conf_get_value(n, "@id");
-    char idbuf[64];
-    if (!id) {
-        snprintf(idbuf, sizeof idbuf, "%s.%d", pl->name, index);
-        id = idbuf;
-    }
-    f->id = strdup(id);
+    f->id = conf_plugin_id(n, pl->name, index);
     f->pattern = strdup(n->arg && n->arg[0] ? n->arg : "**");
     if (!f->ctx || !f->id || !f->pattern) {
         filter_destroy(f);

@@ -54,6 +54,19 @@ typedef struct filter_plugin {
     void (*exit)(filter *f); /* also after a failed init */
 } filter_plugin;
 
+/* A filter plugin from the naming convention: FILTER_PLUGIN(grep, grep)
+ * defines filter_grep_plugin, named "grep", from grep_spec, the context
+ * type grep_ctx and grep_init, grep_filter and grep_exit. */
+#define FILTER_PLUGIN(name_, prefix)                                                                                   \
+    const filter_plugin filter_##name_##_plugin = {                                                                    \
+        .name = #name_,                                                                                                \
+        .spec = prefix##_spec,                                                                                         \
+        .ctx_size = sizeof(prefix##_ctx),                                                                              \
+        .init = prefix##_init,                                                                                         \
+        .filter = prefix##_filter,                                                                                     \
+        .exit = prefix##_exit,                                                                                         \
+    }
+
 struct filter {
     const filter_plugin *plugin;
     void *ctx;
@@ -70,7 +83,8 @@ filter *filter_create(conf_node *n, int index, conf_errors *errs);
 
 struct rec_path;
 /* Compile a list parameter of record accessors (`param` of section `node`)
- * into *out (*n entries, empty strings skipped). 0, or -1 with errors added. */
+ * into *out (*n entries, empty strings skipped). 0, or -1 with errors added.
+ * rec_paths_free(*out, *n) frees them. */
 int filter_compile_keys(char **keys, struct rec_path **out, size_t *n, const char *param, conf_node *node,
                         conf_errors *errs);
 void filter_destroy(filter *f);

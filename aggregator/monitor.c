@@ -35,6 +35,7 @@
 #include <sys/queue.h>
 
 #include "lib/clock.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/prom.h"
 #include "buffer/buffer.h"
@@ -389,12 +390,7 @@ static void tap_sess_free(struct tap_sess *s, int detach)
     tap_close(s->t); /* after this no thread activates s->ev */
     event_free(s->ev);
     event_free(s->tick);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        m->taps = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    DLIST_UNLINK(m->taps, s);
     free(s);
 }
 
@@ -476,10 +472,7 @@ static void tap_start(monitor *m, struct evhttp_request *req, struct evbuffer *b
         reply(req, 503, "Service Unavailable", "text/plain", body);
         return;
     }
-    s->next = m->taps;
-    if (m->taps)
-        m->taps->prev = s;
-    m->taps = s;
+    DLIST_PUSH(m->taps, s);
     struct timeval one = {1, 0};
     event_add(s->tick, &one);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/x-ndjson");

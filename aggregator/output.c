@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lib/clock.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "buffer/buffer.h"
 
@@ -32,20 +33,12 @@ static int sink_secondary(void *arg, const batch *b, char *why, size_t whylen, c
 
 output *output_create(conf_node *n, const char *pattern, int index, conf_errors *errs)
 {
-    conf_param *type = conf_get(n, "@type");
-    if (!type || !type->value[0]) {
-        conf_errors_add(errs, n->file, n->line, "missing @type in <%s%s%s>", n->name, n->arg ? " " : "",
-                        n->arg ? n->arg : "");
+    conf_param *type = conf_plugin_type(n, errs);
+    if (!type)
         return NULL;
-    }
     const out_plugin *pl = out_plugin_find(type->value);
     if (!pl) {
-        const char *s = conf_suggest(type->value, out_plugin_names());
-        if (s)
-            conf_errors_add(errs, type->file, type->line, "unknown output plugin '%s'; did you mean '%s'?",
-                            type->value, s);
-        else
-            conf_errors_add(errs, type->file, type->line, "unknown output plugin '%s'", type->value);
+        conf_error_unknown(errs, type->file, type->line, "output plugin", type->value, NULL, out_plugin_names());
         return NULL;
     }
     output *o = calloc(1, sizeof *o);
@@ -53,13 +46,7 @@ output *output_create(conf_node *n, const char *pattern, int index, conf_errors 
         return NULL;
     o->plugin = pl;
     o->ctx = calloc(1, pl->ctx_size ? pl->ctx_size : 1);
-    const char *id = conf_get_value(n, "@id");
-    char idbuf[64];
-    if (!id) {
-        snprintf(idbuf, sizeof idbuf, "%s.%d", pl->name, index);
-        id = idbuf;
-    }
-    o->id = strdup(id);
+    o->id = conf_plugin_id(n, pl->name, index);
     o->pattern = strdup(pattern ? pattern : "");
     o->conf_fp = conf_fingerprint(n);
     o->queue_limit = 64u << 20;
@@ -232,11 +219,7 @@ void output_submit(output *o, batch *b, ticket *t, int flags)
     atomic_fetch_add(&o->queued_bytes, b->len);
     pthread_mutex_lock(&o->mu);
     int was_empty = o->head == NULL;
-    if (o->tail)
-        o->tail->next = it;
-    else
-        o->head = it;
-    o->tail = it;
+    QUEUE_PUSH(o->head, o->tail, it);
     pthread_mutex_unlock(&o->mu);
     if (was_empty)
         pthread_cond_signal(&o->cv);

@@ -57,6 +57,21 @@ typedef struct out_plugin {
     void (*metrics)(output *const *outs, size_t n, struct evbuffer *out);
 } out_plugin;
 
+/* An output plugin from the naming convention: OUT_PLUGIN(file, file,
+ * out_file) defines out_file_plugin, named "file", from file_spec, the
+ * context type out_file and file_init, file_write and file_exit; more
+ * members (.start, .idle, .metrics) may follow. */
+#define OUT_PLUGIN(name_, prefix, ctx_type, ...)                                                                       \
+    const out_plugin out_##name_##_plugin = {                                                                          \
+        .name = #name_,                                                                                                \
+        .spec = prefix##_spec,                                                                                         \
+        .ctx_size = sizeof(ctx_type),                                                                                  \
+        .init = prefix##_init,                                                                                         \
+        .write = prefix##_write,                                                                                       \
+        .exit = prefix##_exit,                                                                                         \
+        __VA_ARGS__                                                                                                    \
+    }
+
 #define OUT_LAT_BUCKETS 11
 extern const double out_lat_bounds[OUT_LAT_BUCKETS]; /* seconds: 0.005 .. 10 */
 

@@ -123,11 +123,7 @@ int parse_configure(parser *p, conf_node *n, conf_errors *errs)
                 return -1;
             }
         }
-        const char *s = conf_suggest(tp->value, type_names);
-        if (s)
-            conf_errors_add(errs, tp->file, tp->line, "unknown parser type '%s'; did you mean '%s'?", tp->value, s);
-        else
-            conf_errors_add(errs, tp->file, tp->line, "unknown parser type '%s'", tp->value);
+        conf_error_unknown(errs, tp->file, tp->line, "parser type", tp->value, NULL, type_names);
         return -1;
     }
     p->type = p->plugin->type;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/array.h"
 #include "lib/json_mp.h"
 #include "lib/mp.h"
 #include "aggregator/parse_impl.h"
@@ -33,12 +34,9 @@ static int add_conv(parser *p, const char *key, size_t klen, const char *def, co
                         (int)tl, def);
         return -1;
     }
-    parse_conv *nc = realloc(p->conv, (p->nconv + 1) * sizeof *nc);
-    if (!nc)
+    parse_conv *c = ARRAY_PUSH(p->conv, p->nconv);
+    if (!c)
         return -1;
-    p->conv = nc;
-    parse_conv *c = &p->conv[p->nconv++];
-    memset(c, 0, sizeof *c);
     c->key = strndup(key, klen);
     c->key_len = klen;
     c->type = type;
@@ -255,14 +253,10 @@ int parse_conv_apply(const parse_conv *c, wbuf *o, size_t voff)
     }
     case CONV_FLOAT: {
         double d = 0;
-        if (x.type == MP_UINT)
-            d = (double)x.v.u;
-        else if (x.type == MP_INT)
-            d = (double)x.v.i;
-        else if (x.type == MP_FLOAT)
-            d = x.v.f;
-        else if (is_str)
+        if (is_str)
             d = ruby_str_to_f((const char *)x.ptr, x.len);
+        else
+            mp_number(&x, &d);
         o->len = voff;
         return mpw_double(o, d);
     }

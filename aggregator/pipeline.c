@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/array.h"
 #include "lib/log.h"
 #include "buffer/buffer.h"
 #include "aggregator/source.h"
@@ -31,15 +32,6 @@ const conf_spec pipeline_system_spec[] = {
 static const char *const directives[] = {"system", "source", "match", "filter", "label", "worker", NULL};
 
 static int error_sink(void *arg, const batch *b, const char *reason) { return router_emit_error(arg, b, reason); }
-
-static void *push(void *arr, size_t *n, void *item)
-{
-    void **a = realloc(arr, (*n + 1) * sizeof *a);
-    if (!a)
-        return arr;
-    a[(*n)++] = item;
-    return a;
-}
 
 int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
 {
@@ -98,12 +90,8 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
             }
             const source_plugin *sp = source_plugin_find(type->value);
             if (!sp) {
-                const char *s = conf_suggest(type->value, source_plugin_names());
-                if (s)
-                    conf_errors_add(errs, type->file, type->line, "unknown input plugin '%s'; did you mean '%s'?",
-                                    type->value, s);
-                else
-                    conf_errors_add(errs, type->file, type->line, "unknown input plugin '%s'", type->value);
+                conf_error_unknown(errs, type->file, type->line, "input plugin", type->value, NULL,
+                                   source_plugin_names());
                 continue;
             }
             conf_get(n, "@id");
@@ -112,7 +100,7 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
             source *src = sp->create(n, nsrc++, errs);
             if (!src)
                 continue;
-            p->sources = push(p->sources, &p->nsources, src);
+            ARRAY_APPEND(p->sources, p->nsources, src);
             src->rt = p->rt;
             if (p->rt && !sp->observer)
                 src->label = router_label(p->rt, lp ? lp->value : NULL, lp ? lp->file : n->file,
@@ -121,11 +109,7 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
             conf_errors_add(errs, n->file, n->line,
                             "<worker> is not supported: weir runs one process; <system> workers sets its threads");
         } else {
-            const char *s = conf_suggest(n->name, directives);
-            if (s)
-                conf_errors_add(errs, n->file, n->line, "unknown directive <%s>; did you mean <%s>?", n->name, s);
-            else
-                conf_errors_add(errs, n->file, n->line, "unknown directive <%s>", n->name);
+            conf_error_unknown(errs, n->file, n->line, "directive", n->name, NULL, directives);
         }
     }
     /* two buffers in one directory would recover each other's chunks */

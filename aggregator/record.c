@@ -16,6 +16,21 @@ int rec_read_str(const uint8_t **p, const uint8_t *end, const uint8_t **s, uint3
     return rd_str(p, end, s, n);
 }
 
+int rec_read_pairs(const uint8_t **p, const uint8_t *end, rec_kv *kv, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *k, *v;
+        uint32_t kn;
+        if (rec_read_str(p, end, &k, &kn) != 1)
+            return -1;
+        v = *p;
+        if (rec_skip(p, end) != 0)
+            return -1;
+        kv[i] = (rec_kv){(const char *)k, kn, v, (size_t)(*p - v)};
+    }
+    return 0;
+}
+
 /* Per first byte: the total length of values whose length the byte alone
  * tells (scalars, fixstr, and the headers of fixmap/fixarray), 0 for the
  * rest; and the children a fixmap/fixarray adds. */
@@ -208,21 +223,9 @@ int rec_str_open(wbuf *out, size_t *off)
 
 int rec_str_close(wbuf *out, size_t off)
 {
-    size_t n = out->len - off - 2;
-    size_t hs = n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+    size_t n = out->len - off - 2, hs = mpw_str_hdr_size(n);
     if (hs > 2 && rec_reserve(out, hs - 2))
         return -1;
-    if (hs != 2)
-        memmove(out->data + off + hs, out->data + off + 2, n);
-    uint8_t *d = out->data + off;
-    if (hs == 1)
-        d[0] = (uint8_t)(0xa0 | n);
-    else if (hs == 2)
-        d[0] = 0xd9, d[1] = (uint8_t)n;
-    else if (hs == 3)
-        d[0] = 0xda, d[1] = (uint8_t)(n >> 8), d[2] = (uint8_t)n;
-    else
-        d[0] = 0xdb, d[1] = (uint8_t)(n >> 24), d[2] = (uint8_t)(n >> 16), d[3] = (uint8_t)(n >> 8), d[4] = (uint8_t)n;
-    out->len = off + hs + n;
+    mpw_str_finish(out, off, 2, n);
     return 0;
 }

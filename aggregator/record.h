@@ -41,6 +41,8 @@ typedef struct rec_path {
 /* Compile an accessor; -1 on syntax error (err filled). */
 int rec_path_compile(rec_path *p, const char *text, char *err, size_t errlen);
 void rec_path_free(rec_path *p);
+/* Free the n paths of the array v, then v (malloc'd). */
+void rec_paths_free(rec_path *v, size_t n);
 
 /* Find the value at `path` in the record map [rec, rec+len). Returns a
  * pointer to the value's msgpack bytes and sets *vlen, or NULL. A map with
@@ -73,6 +75,11 @@ int rec_rewrite(wbuf *out, const uint8_t *rec, size_t len, const char *const *dr
 int rec_keep(wbuf *out, const uint8_t *rec, size_t len, const char *const *keep);
 
 /* ---- additions used by the filters ------------------------------------------ */
+
+/* The n pairs of a map's body at *p (after its header) into kv[0 .. n), for
+ * rec_rewrite_n's `set`. 0, or -1 (a key that is not a string, or malformed
+ * input). */
+int rec_read_pairs(const uint8_t **p, const uint8_t *end, rec_kv *kv, uint32_t n);
 
 /* rec_rewrite with counted keys to drop (only key/key_len of `drop` used). */
 int rec_rewrite_n(wbuf *out, const uint8_t *rec, size_t len, const rec_kv *drop, size_t ndrop, const rec_kv *set,

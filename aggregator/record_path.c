@@ -143,6 +143,33 @@ static int pb_add_index(path_builder *b, const char *s, size_t n, const char *pa
     return 0;
 }
 
+/* Inside brackets, not quoted: an array index up to the ']', which *s then
+ * passes. */
+static int bracket_index(path_builder *b, const char **s, const char *e, const char *param, char *err, size_t errlen)
+{
+    const char *cb = memchr(*s, ']', (size_t)(e - *s));
+    if (!cb) {
+        set_err(err, errlen, "'[' found but ']' not found. Invalid syntax: %s", param);
+        return -1;
+    }
+    if (pb_add_index(b, *s, cb == *s ? 1 : (size_t)(cb - *s), param, err, errlen))
+        return -1;
+    *s = cb + 1;
+    return 0;
+}
+
+/* After a ']': on to the next '[', which *s then passes. */
+static int next_bracket(const char **s, const char *e, const char *param, char *err, size_t errlen)
+{
+    const char *ob = memchr(*s, '[', (size_t)(e - *s));
+    if (!ob) {
+        set_err(err, errlen, "found more characters after ']'. Invalid syntax: %s", param);
+        return -1;
+    }
+    *s = ob + 1;
+    return 0;
+}
+
 static int parse_dot(path_builder *b, const char *param, char *err, size_t errlen)
 {
     const char *s = param + 2;
@@ -176,25 +203,11 @@ static int parse_dot(path_builder *b, const char *param, char *err, size_t errle
             const char *k = br + 1, *ke = key + kl;
             int in_bracket = 1;
             while (k < ke) {
-                if (in_bracket) {
-                    const char *cb = memchr(k, ']', (size_t)(ke - k));
-                    if (!cb) {
-                        set_err(err, errlen, "'[' found but ']' not found. Invalid syntax: %s", param);
-                        return -1;
-                    }
-                    if (pb_add_index(b, k, cb == k ? 1 : (size_t)(cb - k), param, err, errlen))
-                        return -1;
-                    k = cb + 1;
-                    in_bracket = 0;
-                } else {
-                    const char *ob = memchr(k, '[', (size_t)(ke - k));
-                    if (!ob) {
-                        set_err(err, errlen, "found more characters after ']'. Invalid syntax: %s", param);
-                        return -1;
-                    }
-                    k = ob + 1;
-                    in_bracket = 1;
-                }
+                int rc = in_bracket ? bracket_index(b, &k, ke, param, err, errlen)
+                                    : next_bracket(&k, ke, param, err, errlen);
+                if (rc)
+                    return -1;
+                in_bracket = !in_bracket;
             }
         }
         i = e + 1;
@@ -238,23 +251,13 @@ static int parse_bracket(path_builder *b, const char *param, char *err, size_t e
                 s = q + 2;
                 in_bracket = 0;
             } else {
-                const char *cb = memchr(s, ']', (size_t)(e - s));
-                if (!cb) {
-                    set_err(err, errlen, "'[' found but ']' not found. Invalid syntax: %s", param);
+                if (bracket_index(b, &s, e, param, err, errlen))
                     return -1;
-                }
-                if (pb_add_index(b, s, cb == s ? 1 : (size_t)(cb - s), param, err, errlen))
-                    return -1;
-                s = cb + 1;
                 in_bracket = 0;
             }
         } else {
-            const char *ob = memchr(s, '[', (size_t)(e - s));
-            if (!ob) {
-                set_err(err, errlen, "found more characters after ']'. Invalid syntax: %s", param);
+            if (next_bracket(&s, e, param, err, errlen))
                 return -1;
-            }
-            s = ob + 1;
             in_bracket = 1;
         }
     }
@@ -317,6 +320,13 @@ void rec_path_free(rec_path *p)
     free(p->steps);
     free(p->text);
     memset(p, 0, sizeof *p);
+}
+
+void rec_paths_free(rec_path *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        rec_path_free(&v[i]);
+    free(v);
 }
 
 /* ---- lookup ----------------------------------------------------------------------------- */

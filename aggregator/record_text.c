@@ -90,14 +90,13 @@ static int value_text(wbuf *out, const uint8_t *v, size_t vlen, int ruby_nil)
     char tmp[40];
     int n;
     switch (o.type) {
-    case MP_NIL: return ruby_nil ? 0 : rec_add(out, "null", 4);
-    case MP_BOOL: return o.v.b ? rec_add(out, "true", 4) : rec_add(out, "false", 5);
+    case MP_NIL:
+        if (ruby_nil)
+            return 0;
+        /* fall through */
+    case MP_BOOL:
     case MP_UINT:
-        n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)o.v.u);
-        return rec_add(out, tmp, (size_t)n);
-    case MP_INT:
-        n = snprintf(tmp, sizeof tmp, "%lld", (long long)o.v.i);
-        return rec_add(out, tmp, (size_t)n);
+    case MP_INT: return jw_scalar(out, &o);
     case MP_FLOAT: return rec_add(out, tmp, rec_double_text(tmp, o.v.f));
     case MP_STR:
     case MP_BIN: return rec_add(out, o.ptr, o.len);

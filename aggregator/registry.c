@@ -43,83 +43,32 @@ static const out_plugin *const outputs[] = {
     NULL,
 };
 
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]) - 1)
-static const char *source_names[COUNT(sources) + 1], *filter_names[COUNT(filters) + 1],
-    *parser_names[COUNT(parsers) + 1], *output_names[COUNT(outputs) + 1];
+/* For each list: <type>s(), the NULL-terminated list itself; <type>_find(name),
+ * the plugin of that name or NULL; and <type>_names(), the NULL-terminated
+ * list of the names (for did-you-mean and messages), made once. */
+#define PLUGIN_LIST(type, list)                                                                                        \
+    const type *const *type##s(void) { return list; }                                                                  \
+    const type *type##_find(const char *name)                                                                          \
+    {                                                                                                                  \
+        for (size_t i = 0; list[i]; i++)                                                                               \
+            if (!strcmp(list[i]->name, name))                                                                          \
+                return list[i];                                                                                        \
+        return NULL;                                                                                                   \
+    }                                                                                                                  \
+    static const char *list##_names[sizeof(list) / sizeof(list[0])];                                                   \
+    static pthread_once_t list##_once = PTHREAD_ONCE_INIT;                                                             \
+    static void list##_names_init(void)                                                                                \
+    {                                                                                                                  \
+        for (size_t i = 0; list[i]; i++)                                                                               \
+            list##_names[i] = list[i]->name;                                                                           \
+    }                                                                                                                  \
+    const char *const *type##_names(void)                                                                              \
+    {                                                                                                                  \
+        pthread_once(&list##_once, list##_names_init);                                                                 \
+        return list##_names;                                                                                           \
+    }
 
-static pthread_once_t names_once = PTHREAD_ONCE_INIT;
-static void names_init(void)
-{
-    for (size_t i = 0; i < COUNT(sources); i++)
-        source_names[i] = sources[i]->name;
-    for (size_t i = 0; i < COUNT(filters); i++)
-        filter_names[i] = filters[i]->name;
-    for (size_t i = 0; i < COUNT(parsers); i++)
-        parser_names[i] = parsers[i]->name;
-    for (size_t i = 0; i < COUNT(outputs); i++)
-        output_names[i] = outputs[i]->name;
-}
-
-const source_plugin *const *source_plugins(void) { return sources; }
-
-const source_plugin *source_plugin_find(const char *name)
-{
-    for (size_t i = 0; sources[i]; i++)
-        if (!strcmp(sources[i]->name, name))
-            return sources[i];
-    return NULL;
-}
-
-const char *const *source_plugin_names(void)
-{
-    pthread_once(&names_once, names_init);
-    return source_names;
-}
-
-const filter_plugin *const *filter_plugins(void) { return filters; }
-
-const filter_plugin *filter_plugin_find(const char *name)
-{
-    for (size_t i = 0; filters[i]; i++)
-        if (!strcmp(filters[i]->name, name))
-            return filters[i];
-    return NULL;
-}
-
-const char *const *filter_plugin_names(void)
-{
-    pthread_once(&names_once, names_init);
-    return filter_names;
-}
-
-const parser_plugin *const *parser_plugins(void) { return parsers; }
-
-const parser_plugin *parser_plugin_find(const char *name)
-{
-    for (size_t i = 0; parsers[i]; i++)
-        if (!strcmp(parsers[i]->name, name))
-            return parsers[i];
-    return NULL;
-}
-
-const char *const *parser_plugin_names(void)
-{
-    pthread_once(&names_once, names_init);
-    return parser_names;
-}
-
-const out_plugin *const *out_plugins(void) { return outputs; }
-
-const out_plugin *out_plugin_find(const char *name)
-{
-    for (size_t i = 0; outputs[i]; i++)
-        if (!strcmp(outputs[i]->name, name))
-            return outputs[i];
-    return NULL;
-}
-
-const char *const *out_plugin_names(void)
-{
-    pthread_once(&names_once, names_init);
-    return output_names;
-}
+PLUGIN_LIST(source_plugin, sources)
+PLUGIN_LIST(filter_plugin, filters)
+PLUGIN_LIST(parser_plugin, parsers)
+PLUGIN_LIST(out_plugin, outputs)

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/array.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "buffer/buffer.h"
@@ -59,15 +60,6 @@ static output *make_output(void *arg, conf_node *n, const char *pattern, int ind
 }
 
 atomic_uint_fast64_t reload_ok_total, reload_failed_total;
-
-static void *push(void *arr, size_t *n, void *item)
-{
-    void **a = realloc(arr, (*n + 1) * sizeof *a);
-    if (!a)
-        return arr;
-    a[(*n)++] = item;
-    return a;
-}
 
 int reload_run(reload_ctx *x)
 {
@@ -213,7 +205,7 @@ int reload_run(reload_ctx *x)
     for (size_t k = 0; k < pl->noutputs; k++)
         if (!cs.claimed[k]) {
             output_stop(pl->outputs[k], deadline);
-            gone = push(gone, &ngone, pl->outputs[k]);
+            ARRAY_APPEND(gone, ngone, pl->outputs[k]);
             stopped++;
         }
     size_t started = 0;
@@ -246,17 +238,17 @@ int reload_run(reload_ctx *x)
         while (plugins[j] && plugins[j] != nw->plugin)
             j++;
         if (nw->plugin->observer) {
-            shells = push(shells, &nshells, nw); /* the running observers stay */
+            ARRAY_APPEND(shells, nshells, nw); /* the running observers stay */
         } else if (pair[i]) {
             nw->plugin->adopt(pair[i], nw);
-            shells = push(shells, &nshells, nw);
-            list = push(list, &nlist, pair[i]);
+            ARRAY_APPEND(shells, nshells, nw);
+            ARRAY_APPEND(list, nlist, pair[i]);
             if (kept_by)
                 kept_by[j]++;
         } else {
             if (nw->plugin->start(nw, &env) != 0)
                 wlog_error("reload", "cannot start source %s; it stays down until the next reload", nw->id);
-            list = push(list, &nlist, nw);
+            ARRAY_APPEND(list, nlist, nw);
             if (added_by)
                 added_by[j]++;
         }
@@ -264,7 +256,7 @@ int reload_run(reload_ctx *x)
     for (size_t k = 0; k < nold; k++) {
         source *old = pl->sources[k];
         if (old->plugin->observer) {
-            list = push(list, &nlist, old);
+            ARRAY_APPEND(list, nlist, old);
         } else if (!old_kept[k] && removed_by) {
             size_t j = 0;
             while (plugins[j] && plugins[j] != old->plugin)
@@ -276,8 +268,8 @@ int reload_run(reload_ctx *x)
     /* the running pipeline becomes the new one (observers and workers stay) */
     monitor_lock(); /* the monitor thread reads pl */
     pipeline old = *pl;
-    x->old_routers = push(x->old_routers, &x->nold_routers, old.rt);
-    x->old_roots = push(x->old_roots, &x->nold_roots, x->root);
+    ARRAY_APPEND(x->old_routers, x->nold_routers, old.rt);
+    ARRAY_APPEND(x->old_roots, x->nold_roots, x->root);
     x->root = root;
     pl->rt = npl.rt;
     pl->sources = list;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/array.h"
 #include "lib/log.h"
 #include "lib/rx.h"
 #include "aggregator/record.h"
@@ -32,17 +33,6 @@ struct rewrite_tag {
     int capitalize;
     char hostname[256];
 };
-
-static void *grow(void *arr, size_t *n, size_t sz)
-{
-    void *a = realloc(arr, (*n + 1) * sz);
-    if (!a) {
-        wlog_error("router", "out of memory");
-        abort();
-    }
-    (*n)++;
-    return a;
-}
 
 /* Write one entry [time(, meta)] record into w. */
 static int put_entry(wbuf *w, uint32_t sec, uint32_t nsec, const uint8_t *meta, size_t meta_len, const uint8_t *rec,
@@ -106,12 +96,9 @@ rewrite_tag *rewrite_tag_create(conf_node *n, conf_errors *errs)
             static const char *const known[] = {"remove_tag_prefix", "remove_tag_regexp",
                                                 "capitalize_regex_backreference", "hostname_command", "emit_mode",
                                                 NULL};
-            const char *s = conf_suggest(p->key, known);
-            if (s)
-                conf_errors_add(errs, p->file, p->line,
-                                "unknown parameter '%s' in <match %s>; did you mean '%s'?", p->key, n->arg, s);
-            else
-                conf_errors_add(errs, p->file, p->line, "unknown parameter '%s' in <match %s>", p->key, n->arg);
+            char where[512];
+            snprintf(where, sizeof where, "in <match %s>", n->arg);
+            conf_error_unknown(errs, p->file, p->line, "parameter", p->key, where, known);
             bad = 1;
         }
     }
@@ -158,8 +145,7 @@ rewrite_tag *rewrite_tag_create(conf_node *n, conf_errors *errs)
             bad = 1;
         }
         rule.tag = strdup(tag);
-        rw->rules = grow(rw->rules, &rw->n, sizeof *rw->rules);
-        rw->rules[rw->n - 1] = rule;
+        *ARRAY_XPUSH(rw->rules, rw->n) = rule;
     }
     if (!nrule_sections && !bad) {
         conf_errors_add(errs, n->file, n->line, "rewrite_tag_filter needs at least one <rule>");
@@ -313,9 +299,7 @@ rewrite_tag_group *rewrite_tag_split(const rewrite_tag *rw, const batch *b, cons
             if (groups[k].tag_len == ntl && !memcmp(groups[k].tag, nt, ntl))
                 g = &groups[k];
         if (!g) {
-            groups = grow(groups, &ng, sizeof *groups);
-            g = &groups[ng - 1];
-            memset(g, 0, sizeof *g);
+            g = ARRAY_XPUSH(groups, ng);
             memcpy(g->tag, nt, ntl + 1);
             g->tag_len = ntl;
         }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/array.h"
 #include "lib/log.h"
 #include "aggregator/rewrite_tag.h"
 #include "aggregator/tagmatch.h"
@@ -67,17 +68,6 @@ void router_set_output_factory(router_output_fn fn, void *arg)
     out_factory_arg = arg;
 }
 
-static void *grow(void *arr, size_t *n, size_t sz)
-{
-    void *a = realloc(arr, (*n + 1) * sz);
-    if (!a) {
-        wlog_error("router", "out of memory");
-        abort();
-    }
-    (*n)++;
-    return a;
-}
-
 /* ---- building -------------------------------------------------------------------------- */
 
 static rt_target *target_create(router *r, rt_label *owner, conf_node *n, const char *pattern, int *index,
@@ -99,8 +89,7 @@ static rt_target *target_create(router *r, rt_label *owner, conf_node *n, const 
     }
     rt_target *t = calloc(1, sizeof *t);
     t->owner = owner;
-    r->targets = grow(r->targets, &r->ntargets, sizeof *r->targets);
-    r->targets[r->ntargets - 1] = t;
+    *ARRAY_XPUSH(r->targets, r->ntargets) = t;
     if (!strcmp(ty, "copy")) {
         t->kind = T_COPY;
         int bad = 0;
@@ -140,8 +129,7 @@ static rt_target *target_create(router *r, rt_label *owner, conf_node *n, const 
                     bad = 1;
                 }
             }
-            t->stores = grow(t->stores, &t->nstores, sizeof *t->stores);
-            t->stores[t->nstores - 1] = st;
+            *ARRAY_XPUSH(t->stores, t->nstores) = st;
         }
         if (!t->nstores && !bad) {
             conf_errors_add(errs, n->file, n->line, "@type copy needs at least one <store>");
@@ -183,15 +171,13 @@ static rt_target *target_create(router *r, rt_label *owner, conf_node *n, const 
                          : output_create(n, pattern, (*index)++, errs);
     if (!t->out)
         return NULL;
-    *outs = grow(*outs, nouts, sizeof **outs);
-    (*outs)[*nouts - 1] = t->out;
+    *ARRAY_XPUSH(*outs, *nouts) = t->out;
     return t;
 }
 
 static void label_add_rule(rt_label *l, int kind, const char *patterns, filter *f, rt_target *t)
 {
-    l->rules = grow(l->rules, &l->n, sizeof *l->rules);
-    l->rules[l->n - 1] = (rt_rule){kind, strdup(patterns), f, t};
+    *ARRAY_XPUSH(l->rules, l->n) = (rt_rule){kind, strdup(patterns), f, t};
 }
 
 /* The <filter>/<match> directives of one label (or of the root). */
@@ -236,8 +222,7 @@ router *router_build(conf_node *root, output ***outs, size_t *nouts, conf_errors
     router *r = calloc(1, sizeof *r);
     int findex = 0, oindex = 0;
     rt_label *rl = calloc(1, sizeof *rl);
-    r->labels = grow(r->labels, &r->nlabels, sizeof *r->labels);
-    r->labels[0] = rl;
+    *ARRAY_XPUSH(r->labels, r->nlabels) = rl;
     /* labels first, so relabel/@label can refer to labels defined later */
     for (size_t i = 0; i < root->nchildren; i++) {
         conf_node *c = root->children[i];
@@ -253,8 +238,7 @@ router *router_build(conf_node *root, output ***outs, size_t *nouts, conf_errors
         }
         rt_label *l = calloc(1, sizeof *l);
         l->name = strdup(c->arg);
-        r->labels = grow(r->labels, &r->nlabels, sizeof *r->labels);
-        r->labels[r->nlabels - 1] = l;
+        *ARRAY_XPUSH(r->labels, r->nlabels) = l;
         for (size_t k = 0; k < c->nparams; k++)
             conf_errors_add(errs, c->params[k].file, c->params[k].line, "parameter '%s' directly inside <label %s>",
                             c->params[k].key, c->arg);
@@ -262,9 +246,9 @@ router *router_build(conf_node *root, output ***outs, size_t *nouts, conf_errors
             conf_node *cc = c->children[k];
             if (strcmp(cc->name, "filter") && strcmp(cc->name, "match")) {
                 const char *const cands[] = {"filter", "match", NULL};
-                const char *s = conf_suggest(cc->name, cands);
-                conf_errors_add(errs, cc->file, cc->line, "unknown section <%s> in <label %s>%s%s%s", cc->name,
-                                c->arg, s ? "; did you mean <" : "", s ? s : "", s ? ">?" : "");
+                char where[512];
+                snprintf(where, sizeof where, "in <label %s>", c->arg);
+                conf_error_unknown(errs, cc->file, cc->line, "section", cc->name, where, cands);
             }
         }
         build_label(r, l, c, &findex, &oindex, outs, nouts, errs);
@@ -396,8 +380,7 @@ static plan *plan_compute(router *r, const rt_label *l, const char *tag, size_t 
         if (!route_patterns_match(ru->patterns, p->tag))
             continue;
         if (ru->kind == R_FILTER) {
-            p->filters = grow(p->filters, &p->nfilters, sizeof *p->filters);
-            p->filters[p->nfilters - 1] = ru->f;
+            *ARRAY_XPUSH(p->filters, p->nfilters) = ru->f;
         } else {
             p->target = ru->t;
             break;
@@ -723,22 +706,6 @@ int router_route(router_ctx *c, rt_label *l, batch *b)
 
 /* ---- @ERROR from flush threads -------------------------------------------------------------- */
 
-typedef struct sync_ticket {
-    ticket t;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
-} sync_ticket;
-
-static void sync_done(ticket *t)
-{
-    sync_ticket *s = (sync_ticket *)t;
-    pthread_mutex_lock(&s->mu);
-    s->done = 1;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-}
-
 int router_emit_error(router *r, const batch *b, const char *reason)
 {
     if (!r->error_label)
@@ -756,21 +723,11 @@ int router_emit_error(router *r, const batch *b, const char *reason)
     size_t n;
     rt_delivery *dl = router_ctx_deliveries(c, &n);
     if (n) {
-        sync_ticket st = {.done = 0};
-        pthread_mutex_init(&st.mu, NULL);
-        pthread_cond_init(&st.cv, NULL);
-        atomic_init(&st.t.outstanding, (int)n);
-        atomic_init(&st.t.failed, 0);
-        st.t.done = sync_done;
+        ticket_sync st;
+        ticket_sync_init(&st, (int)n);
         for (size_t i = 0; i < n; i++)
             output_submit(dl[i].out, dl[i].b, &st.t, dl[i].flags);
-        pthread_mutex_lock(&st.mu);
-        while (!st.done)
-            pthread_cond_wait(&st.cv, &st.mu);
-        pthread_mutex_unlock(&st.mu);
-        rc = atomic_load(&st.t.failed) ? -1 : 0;
-        pthread_mutex_destroy(&st.mu);
-        pthread_cond_destroy(&st.cv);
+        rc = ticket_sync_wait(&st) ? -1 : 0;
         atomic_fetch_add(&r->to_error, b->nrecords);
         if (rc == 0)
             wlog_warn("router", "%u records sent to @ERROR: %s", b->nrecords, reason);

@@ -8,13 +8,7 @@
 int source_init(source *s, const source_plugin *p, conf_node *n, int index)
 {
     s->plugin = p;
-    const char *id = conf_get_value(n, "@id");
-    char idbuf[64];
-    if (!id) {
-        snprintf(idbuf, sizeof idbuf, "%s.%d", p->name, index);
-        id = idbuf;
-    }
-    s->id = strdup(id);
+    s->id = conf_plugin_id(n, p->name, index);
     s->conf_fp = conf_fingerprint(n);
     return s->id ? 0 : -1;
 }

@@ -215,6 +215,20 @@ static int read_num(const char **p, const char *e, int maxw, int64_t *v)
     return 0;
 }
 
+/* A field of at most `width` digits with a value in [lo, hi] into *out; a
+ * blank before it is skipped when `pad` (%e, %k, %l and strptime's %d, %H,
+ * %I accept " 5" for 5). */
+static int read_field(const char **p, const char *e, int width, int lo, int hi, int pad, int *out)
+{
+    int64_t v;
+    if (pad && *p < e && **p == ' ')
+        (*p)++;
+    if (read_num(p, e, width, &v) || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
 static int read_name(const char **p, const char *e, const char *const *names, int count)
 {
     for (int i = 0; i < count; i++) {
@@ -352,51 +366,38 @@ static int do_strptime(const char **ps, const char *e, const char *fmt, tfields 
             f->has_year = 2;
             break;
         case 'm':
-            if (read_num(&s, e, 2, &v) || v < 1 || v > 12)
+            if (read_field(&s, e, 2, 1, 12, 0, &f->mon))
                 return -1;
-            f->mon = (int)v;
             f->has_mon = 1;
             break;
         case 'd':
         case 'e':
-            if (s < e && *s == ' ')
-                s++;
-            if (read_num(&s, e, 2, &v) || v < 1 || v > 31)
+            if (read_field(&s, e, 2, 1, 31, 1, &f->mday))
                 return -1;
-            f->mday = (int)v;
             f->has_mday = 1;
             break;
         case 'j':
-            if (read_num(&s, e, 3, &v) || v < 1 || v > 366)
+            if (read_field(&s, e, 3, 1, 366, 0, &f->yday))
                 return -1;
-            f->yday = (int)v;
             f->has_yday = 1;
             break;
         case 'H':
         case 'k':
-            if (s < e && *s == ' ')
-                s++;
-            if (read_num(&s, e, 2, &v) || v > 24)
+            if (read_field(&s, e, 2, 0, 24, 1, &f->hour))
                 return -1;
-            f->hour = (int)v;
             break;
         case 'I':
         case 'l':
-            if (s < e && *s == ' ')
-                s++;
-            if (read_num(&s, e, 2, &v) || v < 1 || v > 12)
+            if (read_field(&s, e, 2, 1, 12, 1, &f->hour))
                 return -1;
-            f->hour = (int)v;
             break;
         case 'M':
-            if (read_num(&s, e, 2, &v) || v > 59)
+            if (read_field(&s, e, 2, 0, 59, 0, &f->min))
                 return -1;
-            f->min = (int)v;
             break;
         case 'S':
-            if (read_num(&s, e, 2, &v) || v > 60)
+            if (read_field(&s, e, 2, 0, 60, 0, &f->sec))
                 return -1;
-            f->sec = (int)v;
             break;
         case 'N':
         case 'L':

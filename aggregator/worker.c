@@ -9,6 +9,7 @@
 
 #include <event2/event.h>
 
+#include "lib/list.h"
 #include "lib/log.h"
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
@@ -95,11 +96,7 @@ void worker_post(worker *w, void (*fn)(worker *, void *), void *arg)
     t->fn = fn;
     t->arg = arg;
     pthread_mutex_lock(&w->mu);
-    if (w->tasks_tail)
-        w->tasks_tail->next = t;
-    else
-        w->tasks = t;
-    w->tasks_tail = t;
+    QUEUE_PUSH(w->tasks, w->tasks_tail, t);
     pthread_mutex_unlock(&w->mu);
     kick(w);
 }

@@ -32,8 +32,11 @@ import json, os, signal, socket, subprocess, sys, tempfile, threading, time
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))  # run the finally: stop the node and weir
 ROOT = os.environ["ROOT"]; BUILD = os.environ["BUILD_DIR"]
 sys.path.insert(0, os.path.join(ROOT, "test", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 import msgpack
 import peer_es
+from benchlib import cpu_of_pgrp, cpu_of_pid, free_port, wait_listening
+import benchlib
 
 RECORDS = int(os.environ.get("ES_BENCH_RECORDS", "200000"))
 RATE = int(os.environ.get("ES_BENCH_RATE", "10000"))
@@ -41,50 +44,11 @@ SECONDS = int(os.environ.get("ES_BENCH_SECONDS", "30"))
 LAT_FLUSH = os.environ.get("ES_BENCH_FLUSH_INTERVAL", "0.2s")
 LAT_THREADS = int(os.environ.get("ES_BENCH_FLUSH_THREADS", "2"))
 REFRESH = os.environ.get("ES_BENCH_REFRESH", "1s")  # the index refresh_interval (ES default 1s)
-HZ = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_of_pgrp(pgid):
-    """utime+stime seconds of every process in the process group."""
-    tot = 0
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        fields = st[st.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid:
-            tot += int(fields[11]) + int(fields[12])
-    return tot / HZ
-
-
-def cpu_of_pid(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        st = f.read()
-    fields = st[st.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
 
 
 def metrics(mport):
-    """{(name, output): value} of weir's /metrics for the es_lat output."""
-    import urllib.request
-    out = {}
-    with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith("#") or 'es_lat"' not in line:
-                continue
-            name, val = line.rsplit(" ", 1)
-            out[name] = float(val)
-    return out
+    """{series: value} of weir's /metrics for the es_lat output."""
+    return benchlib.metrics(mport, lambda line: 'es_lat"' in line)
 
 
 def et(sec, nsec):
@@ -169,12 +133,7 @@ try:
 """)
     log = open(os.path.join(tmp, "weir.log"), "wb")
     weir = subprocess.Popen([os.path.join(BUILD, "weir"), "-c", conf], stdout=log, stderr=log)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_listening(port)
     pg = node.proc.pid
 
     # ---- 1. throughput

@@ -39,27 +39,18 @@ TMP=$(mktemp -d /tmp/weir-loki-bench.XXXXXX)
 export TMP BUILD_DIR ROOT
 trap '[ "${BENCH_KEEP:-0}" = 1 ] && echo "kept $TMP" >&2 || rm -rf "$TMP"' EXIT
 "$PY" - <<'PYEOF'
-import json, os, signal, socket, subprocess, sys, threading, time, urllib.parse, urllib.request, uuid
+import json, os, signal, subprocess, sys, threading, time, urllib.parse, urllib.request, uuid
 ROOT, BUILD, TMP = os.environ["ROOT"], os.environ["BUILD_DIR"], os.environ["TMP"]
 sys.path.insert(0, os.path.join(ROOT, "test", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 import fwd
 from peer_loki import Loki
+from benchlib import cpu_of_pid, free_port, wait_listening
+import benchlib
 
 RECORDS = int(os.environ.get("LOKI_BENCH_RECORDS", "300000"))
 RATE = int(os.environ.get("LOKI_BENCH_RATE", "10000"))
 SECONDS = float(os.environ.get("LOKI_BENCH_SECONDS", "20"))
-HZ = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / HZ
 
 
 def start_weir(name, port, lurl, encoding, run, mport):
@@ -104,13 +95,9 @@ def start_weir(name, port, lurl, encoding, run, mport):
     open(os.path.join(d, "weir.conf"), "w").write(conf)
     p = subprocess.Popen([os.path.join(BUILD, "weir"), "-c", os.path.join(d, "weir.conf")],
                          stdout=open(os.path.join(d, "weir.log"), "wb"), stderr=subprocess.STDOUT)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return p
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("weir did not start")
+    if not wait_listening(port):
+        raise SystemExit("weir did not start")
+    return p
 
 
 def instant(loki, q):
@@ -122,20 +109,14 @@ def instant(loki, q):
 
 
 def metrics(mport):
-    out = {}
-    with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith("weir_loki_"):
-                k, v = line.rsplit(" ", 1)
-                out[k] = float(v)
-    return out
+    return benchlib.metrics(mport, lambda line: line.startswith("weir_loki_"))
 
 
 def throughput(loki, encoding, k):
     run = uuid.uuid4().hex[:8]
     port, mport = free_port(), free_port()
     w = start_weir(f"tp-{k}-{encoding}", port, loki.url, encoding, run, mport)
-    c0w, c0l, t0 = cpu(w.pid), cpu(loki.proc.pid), time.monotonic()
+    c0w, c0l, t0 = cpu_of_pid(w.pid), cpu_of_pid(loki.proc.pid), time.monotonic()
     lg = subprocess.run([os.path.join(BUILD, "weir-loadgen"), "--port", str(port), "--mode", "packed",
                          "--connections", "1", "--batch", "1000", "--record-size", "450", "--records",
                          str(RECORDS), "--pool", str(min(4096, RECORDS // 1000 + 1)), "--json"], capture_output=True, text=True)
@@ -148,7 +129,7 @@ def throughput(loki, encoding, k):
             break
         time.sleep(0.05)
     t_pushed = time.monotonic() - t0
-    cw, cl = cpu(w.pid) - c0w, cpu(loki.proc.pid) - c0l
+    cw, cl = cpu_of_pid(w.pid) - c0w, cpu_of_pid(loki.proc.pid) - c0l
     # then every record must be queryable (count_over_time; polled every second: heavy for Loki)
     # (the loadgen spaces its records' timestamps out, some are minutes ahead: count at now+1h over 3h)
     q = f'sum(count_over_time({{run="{run}"}}[3h]))'
@@ -232,14 +213,14 @@ def latency(loki):
                 break
             time.sleep(0.05)
     stop_t = [0.0]
-    c0w, c0l, t0 = cpu(w.pid), cpu(loki.proc.pid), time.monotonic()
+    c0w, c0l, t0 = cpu_of_pid(w.pid), cpu_of_pid(loki.proc.pid), time.monotonic()
     ts_, tp_ = threading.Thread(target=sender), threading.Thread(target=poller)
     ts_.start(); tp_.start()
     time.sleep(SECONDS)
     stop.set(); stop_t[0] = time.time()
     ts_.join()
     el = time.monotonic() - t0
-    cw, cl = cpu(w.pid) - c0w, cpu(loki.proc.pid) - c0l
+    cw, cl = cpu_of_pid(w.pid) - c0w, cpu_of_pid(loki.proc.pid) - c0l
     tp_.join()
     lat = sorted(seen[p] - sent[p] for p in sent if p in seen)
     n = instant(loki, f'sum(count_over_time({{run="{run}"}}[3h]))')

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "lib/clock.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "buffer/chunk.h"
 
@@ -215,13 +216,14 @@ void buf_enqueue(buffer *b, chunk *ch)
     ch->next = NULL;
     ch->state = C_QUEUED;
     chunk_seal(ch);
-    if (b->qtail)
-        b->qtail->next = ch;
-    else
-        b->qhead = ch;
-    b->qtail = ch;
-    b->nqueued++;
+    buf_queue_tail(b, ch);
     pthread_cond_signal(&b->cv_flush);
+}
+
+void buf_queue_tail(buffer *b, chunk *ch)
+{
+    QUEUE_PUSH(b->qhead, b->qtail, ch);
+    b->nqueued++;
 }
 
 /* Under mu: remove a queued/flushing chunk from the queue and delete it. */
@@ -249,6 +251,15 @@ void buf_chunk_delete(buffer *b, chunk *ch)
 
 static int is_disk_full(int e) { return e == ENOSPC || e == EDQUOT; }
 
+/* Under mu: wait until space is freed (cv_space), a second at most. */
+static void wait_space(buffer *b)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += 1;
+    pthread_cond_timedwait(&b->cv_space, &b->mu, &ts);
+}
+
 /* Under mu: wait (or refuse) until `need` bytes fit. 0 or -1 (refused). */
 static int reserve(buffer *b, uint64_t need)
 {
@@ -261,10 +272,7 @@ static int reserve(buffer *b, uint64_t need)
         if (b->c.overflow_action == OVERFLOW_BLOCK) {
             if (b->abort_waits)
                 return -1;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += 1;
-            pthread_cond_timedwait(&b->cv_space, &b->mu, &ts);
+            wait_space(b);
             continue;
         }
         if (b->c.overflow_action == OVERFLOW_DROP_OLDEST) {
@@ -337,10 +345,7 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
         if (!ch) {
             int e = errno;
             if (is_disk_full(e) && !b->abort_waits) {
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                ts.tv_sec += 1;
-                pthread_cond_timedwait(&b->cv_space, &b->mu, &ts);
+                wait_space(b);
                 continue;
             }
             b->total_bytes -= need;
@@ -388,10 +393,7 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
                 wlog_error("buffer", "%s: disk full writing %s: %s; holding acks and retrying every second",
                            b->sink.id, ch->path ? ch->path : "memory", strerror(-rc));
             }
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += 1;
-            pthread_cond_timedwait(&b->cv_space, &b->mu, &ts);
+            wait_space(b);
             continue;
         }
         b->total_bytes -= need;

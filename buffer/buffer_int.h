@@ -49,6 +49,8 @@ struct chunk {
 int buf_mkdir_p(const char *path);
 /* Under mu: staged -> queued, at the tail; seals a file chunk, wakes a flush thread. */
 void buf_enqueue(buffer *b, chunk *ch);
+/* Under mu (or before the flush threads run, recovery): ch, unlinked, at the tail of the queue. */
+void buf_queue_tail(buffer *b, chunk *ch);
 /* Under mu: take a queued/flushing chunk out of the queue, delete its file, release its bytes, free it. */
 void buf_chunk_delete(buffer *b, chunk *ch);
 

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/array.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "buffer/chunk.h"
@@ -137,20 +138,13 @@ int buf_recover(buffer *b)
         ch->bytes = good - start;
         ch->file_size = good;
         ch->state = C_QUEUED;
-        if (b->qtail)
-            b->qtail->next = ch;
-        else
-            b->qhead = ch;
-        b->qtail = ch;
-        b->nqueued++;
+        buf_queue_tail(b, ch);
         b->total_bytes += ch->bytes;
         chunks++;
         records += recs;
         bytes += good;
     }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    ARRAY_FREE_ALL(names, n);
     atomic_fetch_add(&b->recovered_chunks, chunks);
     atomic_fetch_add(&b->recovered_records, records);
     if (n)

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/array.h"
+
 int out_result_mark(out_result *r, uint32_t idx, int status, const char *reason)
 {
     if (idx >= r->n)
@@ -22,10 +24,7 @@ int out_result_mark(out_result *r, uint32_t idx, int status, const char *reason)
 
 void out_result_free(out_result *r)
 {
-    if (r->reasons)
-        for (uint32_t i = 0; i < r->n; i++)
-            free(r->reasons[i]);
-    free(r->reasons);
+    ARRAY_FREE_ALL(r->reasons, r->n);
     free(r->status);
     r->reasons = NULL;
     r->status = NULL;

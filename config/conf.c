@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/array.h"
+
 /* ---- tree building ------------------------------------------------------ */
 
 const char *cfg_pool_name(parser *ps, const char *name)
@@ -79,9 +81,7 @@ void conf_free(conf_node *root)
         free(n->arg);
         if (n == root) {
             conf_root *r = (conf_root *)root;
-            for (size_t i = 0; i < r->nfiles; i++)
-                free(r->files[i]);
-            free(r->files);
+            ARRAY_FREE_ALL(r->files, r->nfiles);
         }
         free(n);
         n = up;
@@ -105,6 +105,27 @@ const char *conf_get_value(const conf_node *n, const char *key)
 {
     const conf_param *p = conf_get(n, key);
     return p ? p->value : NULL;
+}
+
+conf_param *conf_plugin_type(const conf_node *n, conf_errors *errs)
+{
+    conf_param *type = conf_get(n, "@type");
+    if (!type || !type->value[0]) {
+        conf_errors_add(errs, n->file, n->line, "missing @type in <%s%s%s>", n->name, n->arg ? " " : "",
+                        n->arg ? n->arg : "");
+        return NULL;
+    }
+    return type;
+}
+
+char *conf_plugin_id(const conf_node *n, const char *plugin, int index)
+{
+    const char *id = conf_get_value(n, "@id");
+    if (id)
+        return strdup(id);
+    char def[64];
+    snprintf(def, sizeof def, "%s.%d", plugin, index);
+    return strdup(def);
 }
 
 /* ---- fingerprint (reload) ------------------------------------------------------ */

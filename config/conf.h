@@ -149,5 +149,17 @@ void conf_unbind(const conf_spec *specs, void *out);
 /* Closest candidate to `word` by edit distance among NULL-terminated `cands`,
  * or NULL if none is close enough (distance > max(2, len/3)). */
 const char *conf_suggest(const char *word, const char *const *cands);
+/* The error for a name that is none of `cands`: "unknown WHAT 'NAME' WHERE"
+ * ("unknown parameter 'flush_intervl' in <buffer>"; where may be NULL), with
+ * "; did you mean 'HINT'?" when conf_suggest finds one. A section's or a
+ * directive's name (what "section" or "directive") is written <NAME>. */
+void conf_error_unknown(conf_errors *e, const char *file, int line, const char *what, const char *name,
+                        const char *where, const char *const *cands);
+
+/* What every plugin section has. conf_plugin_type: its @type parameter, or
+ * NULL with "missing @type in <name arg>" added. conf_plugin_id: its @id,
+ * or PLUGIN.INDEX when it has none (malloc'd; NULL when out of memory). */
+conf_param *conf_plugin_type(const conf_node *n, conf_errors *errs);
+char *conf_plugin_id(const conf_node *n, const char *plugin, int index);
 
 #endif

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/array.h"
+
 static void oom(void)
 {
     fputs("weir: out of memory while reading the configuration\n", stderr);
@@ -69,9 +71,7 @@ void conf_errors_add(conf_errors *e, const char *file, int line, const char *fmt
 
 void conf_errors_free(conf_errors *e)
 {
-    for (size_t i = 0; i < e->n; i++)
-        free(e->msgs[i]);
-    free(e->msgs);
+    ARRAY_FREE_ALL(e->msgs, e->n);
     *e = (conf_errors){0};
 }
 
@@ -477,6 +477,19 @@ const char *conf_suggest(const char *word, const char *const *cands)
     return best;
 }
 
+void conf_error_unknown(conf_errors *e, const char *file, int line, const char *what, const char *name,
+                        const char *where, const char *const *cands)
+{
+    int angle = !strcmp(what, "section") || !strcmp(what, "directive");
+    const char *open = angle ? "<" : "'", *close = angle ? ">" : "'";
+    const char *hint = conf_suggest(name, cands);
+    char mean[512] = "";
+    if (hint)
+        snprintf(mean, sizeof mean, "; did you mean %s%s%s?", open, hint, close);
+    conf_errors_add(e, file, line, "unknown %s %s%s%s%s%s%s", what, open, name, close, where ? " " : "",
+                    where ? where : "", mean);
+}
+
 /* ---- binding ------------------------------------------------------------ */
 
 /* "in <match app.**>", "in <buffer>", or "at top level" for ROOT. */
@@ -673,30 +686,18 @@ int conf_bind_with(conf_node *n, const conf_spec *specs, void *out, const char *
 
     for (size_t i = 0; i < n->nparams; i++) {
         const conf_param *p = &n->params[i];
-        const char *hint;
         /* '@' parameters belong to the caller; `used` ones were consumed by
          * the table above or by an earlier conf_get(). */
         if (p->key[0] == '@' || p->used)
             continue;
-        hint = conf_suggest(p->key, params);
-        if (hint)
-            conf_errors_add(errs, p->file, p->line, "unknown parameter '%s' %s; did you mean '%s'?", p->key, loc,
-                            hint);
-        else
-            conf_errors_add(errs, p->file, p->line, "unknown parameter '%s' %s", p->key, loc);
+        conf_error_unknown(errs, p->file, p->line, "parameter", p->key, loc, params);
     }
 
     for (size_t i = 0; i < n->nchildren; i++) {
         const conf_node *c = n->children[i];
-        const char *hint;
         if (in_list(sections, c->name))
             continue;
-        hint = conf_suggest(c->name, sections);
-        if (hint)
-            conf_errors_add(errs, c->file, c->line, "unknown section <%s> %s; did you mean <%s>?", c->name, loc,
-                            hint);
-        else
-            conf_errors_add(errs, c->file, c->line, "unknown section <%s> %s", c->name, loc);
+        conf_error_unknown(errs, c->file, c->line, "section", c->name, loc, sections);
     }
 
     free(params);

@@ -63,6 +63,25 @@ static char *ruby_string(const char **pp, const char *end)
     return sb_take(&b);
 }
 
+/* The byte c, white space before and after it skipped: 1, or 0 (*p unmoved). */
+static int take(const char **p, const char *end, char c)
+{
+    const char *q = skip_ws(*p, end);
+    if (q >= end || *q != c)
+        return 0;
+    *p = skip_ws(q + 1, end);
+    return 1;
+}
+
+/* A quoted string argument and the white space after it (malloc'd), or NULL. */
+static char *ruby_arg(const char **p, const char *end)
+{
+    char *s = ruby_string(p, end);
+    if (s)
+        *p = skip_ws(*p, end);
+    return s;
+}
+
 /* Evaluates the code between "#{" and "}". Returns the malloc'd expansion, or
  * NULL after adding an error. */
 static char *eval_code(const char *code, size_t n, conf_errors *errs, const char *file, int line)
@@ -82,33 +101,18 @@ static char *eval_code(const char *code, size_t n, conf_errors *errs, const char
     }
     if (!has_prefix(p, end, "ENV"))
         goto unsupported;
-    p = skip_ws(p + 3, end);
-    if (p < end && *p == '[') {
-        p = skip_ws(p + 1, end);
-        if (!(name = ruby_string(&p, end)))
+    p += 3;
+    if (take(&p, end, '[')) { /* ENV['NAME'] */
+        if (!(name = ruby_arg(&p, end)) || !take(&p, end, ']'))
             goto unsupported;
-        p = skip_ws(p, end);
-        if (p >= end || *p++ != ']')
-            goto unsupported;
-    } else if (p < end && *p == '.') {
+    } else if (take(&p, end, '.') && has_prefix(p, end, "fetch")) { /* ENV.fetch('NAME'[, 'default']) */
         fetch = 1;
-        p = skip_ws(p + 1, end);
-        if (!has_prefix(p, end, "fetch"))
+        p += 5;
+        if (!take(&p, end, '(') || !(name = ruby_arg(&p, end)))
             goto unsupported;
-        p = skip_ws(p + 5, end);
-        if (p >= end || *p++ != '(')
+        if (take(&p, end, ',') && !(def = ruby_arg(&p, end)))
             goto unsupported;
-        p = skip_ws(p, end);
-        if (!(name = ruby_string(&p, end)))
-            goto unsupported;
-        p = skip_ws(p, end);
-        if (p < end && *p == ',') {
-            p = skip_ws(p + 1, end);
-            if (!(def = ruby_string(&p, end)))
-                goto unsupported;
-            p = skip_ws(p, end);
-        }
-        if (p >= end || *p++ != ')')
+        if (!take(&p, end, ')'))
             goto unsupported;
     } else {
         goto unsupported;

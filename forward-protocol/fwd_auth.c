@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "lib/array.h"
 #include "lib/mp.h"
 
 /* ---- configuration ------------------------------------------------------------ */
@@ -127,11 +128,8 @@ static int resolve_host(fwd_auth_client *c, const char *host, char *err, size_t 
             dup |= c->nets[i].family == n.family && !memcmp(c->nets[i].addr, n.addr, 16);
         if (dup)
             continue;
-        fwd_auth_net *nn = realloc(c->nets, (c->nnets + 1) * sizeof *nn);
-        if (!nn)
+        if (ARRAY_APPEND(c->nets, c->nnets, n))
             break;
-        c->nets = nn;
-        c->nets[c->nnets++] = n;
     }
     freeaddrinfo(ai);
     if (!c->nnets) {
@@ -168,24 +166,18 @@ fwd_auth *fwd_auth_create(conf_node *sec, conf_errors *errs)
     for (size_t i = 0; i < sec->nchildren; i++) {
         conf_node *ch = sec->children[i];
         if (!strcmp(ch->name, "user")) {
-            fwd_auth_user *nu = realloc(a->users, (a->nusers + 1) * sizeof *nu);
-            if (!nu)
+            fwd_auth_user *u = ARRAY_PUSH(a->users, a->nusers);
+            if (!u)
                 continue;
-            a->users = nu;
-            fwd_auth_user *u = &a->users[a->nusers++];
-            memset(u, 0, sizeof *u);
             conf_bind(ch, fwd_user_spec, u, errs);
             if (u->username && !*u->username)
                 conf_error_at(errs, ch, "username", "username must not be empty");
             if (u->username && find_user(a, u->username, strlen(u->username)) != u)
                 conf_error_at(errs, ch, "username", "user '%s' is defined twice in <security>", u->username);
         } else if (!strcmp(ch->name, "client")) {
-            fwd_auth_client *nc = realloc(a->clients, (a->nclients + 1) * sizeof *nc);
-            if (!nc)
+            fwd_auth_client *c = ARRAY_PUSH(a->clients, a->nclients);
+            if (!c)
                 continue;
-            a->clients = nc;
-            fwd_auth_client *c = &a->clients[a->nclients++];
-            memset(c, 0, sizeof *c);
             conf_bind(ch, fwd_client_spec, c, errs);
             if (c->host && c->network) {
                 conf_errors_add(errs, ch->file, ch->line, "both 'host' and 'network' are specified for <client>");

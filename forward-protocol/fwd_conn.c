@@ -23,6 +23,7 @@
 #include <event2/listener.h>
 
 #include "lib/clock.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mp.h"
 #include "buffer/buffer.h"
@@ -70,12 +71,7 @@ void fwd_conn_close(fwd_conn *c)
     }
     close(c->fd);
     c->fd = -1;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        fw->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    DLIST_UNLINK(fw->conns, c);
     fw->nconns--;
     atomic_fetch_sub_explicit(&c->w->stats.connections_open, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&c->src->open_conns, 1, memory_order_relaxed);
@@ -678,10 +674,7 @@ void fwd_conn_new(worker *w, void *arg)
         c->retire_at = clock_mono() + c->src->max_connection_age * (0.9 + 0.2 * ((double)(random() % 1000) / 1000.0));
     c->rev = event_new(w->base, c->fd, EV_READ | EV_PERSIST, read_cb, c);
     c->wev = event_new(w->base, c->fd, EV_WRITE, write_cb, c);
-    c->next = fw->conns;
-    if (fw->conns)
-        fw->conns->prev = c;
-    fw->conns = c;
+    DLIST_PUSH(fw->conns, c);
     fw->nconns++;
     atomic_fetch_add_explicit(&w->stats.connections, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats.connections_open, 1, memory_order_relaxed);

@@ -6,6 +6,7 @@
  */
 #include "forward-protocol/fwd_input.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -40,6 +41,20 @@ static void sum_workers(const source_env *env, wsum *s)
     }
 }
 
+/* A counter family with a line per source: the counter at offset `off` of
+ * each fwd_source. */
+static void per_source(struct evbuffer *o, source *const *srcs, size_t n, const char *name, const char *help,
+                       size_t off)
+{
+    char l1[256];
+    prom_head(o, name, "counter", help);
+    for (size_t i = 0; i < n; i++) {
+        fwd_source *s = (fwd_source *)srcs[i];
+        evbuffer_add_printf(o, "%s{input=\"%s\"} %llu\n", name, prom_label(s->base.id, l1, sizeof l1),
+                            (unsigned long long)prom_ld((atomic_uint_fast64_t *)((char *)s + off)));
+    }
+}
+
 void fwd_metrics(source *const *srcs, size_t n, const source_env *env, struct evbuffer *o)
 {
     wsum w;
@@ -68,22 +83,13 @@ void fwd_metrics(source *const *srcs, size_t n, const source_env *env, struct ev
     prom_head(o, "weir_input_connections_open", "gauge", "connections open now");
     evbuffer_add_printf(o, "weir_input_connections_open{input=\"forward\"} %llu\n",
                         (unsigned long long)w.connections_open);
-    prom_head(o, "weir_input_connections_refused_total", "counter", "connections closed at accept: max_connections");
-    for (size_t i = 0; i < n; i++)
-        evbuffer_add_printf(o, "weir_input_connections_refused_total{input=\"%s\"} %llu\n",
-                            prom_label(((fwd_source *)srcs[i])->base.id, l1, sizeof l1),
-                            (unsigned long long)prom_ld(&((fwd_source *)srcs[i])->conns_refused));
-    prom_head(o, "weir_input_connections_retired_total", "counter",
-                "connections closed gracefully after max_connection_age / max_requests_per_connection");
-    for (size_t i = 0; i < n; i++)
-        evbuffer_add_printf(o, "weir_input_connections_retired_total{input=\"%s\"} %llu\n",
-                            prom_label(((fwd_source *)srcs[i])->base.id, l1, sizeof l1),
-                            (unsigned long long)prom_ld(&((fwd_source *)srcs[i])->retired));
-    prom_head(o, "weir_input_idle_closed_total", "counter", "connections closed by idle_timeout");
-    for (size_t i = 0; i < n; i++)
-        evbuffer_add_printf(o, "weir_input_idle_closed_total{input=\"%s\"} %llu\n",
-                            prom_label(((fwd_source *)srcs[i])->base.id, l1, sizeof l1),
-                            (unsigned long long)prom_ld(&((fwd_source *)srcs[i])->idle_closed));
+    per_source(o, srcs, n, "weir_input_connections_refused_total", "connections closed at accept: max_connections",
+               offsetof(fwd_source, conns_refused));
+    per_source(o, srcs, n, "weir_input_connections_retired_total",
+               "connections closed gracefully after max_connection_age / max_requests_per_connection",
+               offsetof(fwd_source, retired));
+    per_source(o, srcs, n, "weir_input_idle_closed_total", "connections closed by idle_timeout",
+               offsetof(fwd_source, idle_closed));
     /* every security limit in one family (docs/security.md) */
     prom_head(o, "weir_input_limit_exceeded_total", "counter",
                 "limit hits: request_size, decompressed_size, nesting_depth, string_length (events skipped), "

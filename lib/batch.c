@@ -141,3 +141,33 @@ int batch_put_entry_head(wbuf *w, uint32_t sec, uint32_t nsec, const uint8_t *me
         return mpw_array(w, 2) || mpw_eventtime(w, sec, nsec) || wbuf_add(w, meta, meta_len) ? -1 : 0;
     return mpw_eventtime(w, sec, nsec);
 }
+
+static void ticket_sync_done(ticket *t)
+{
+    ticket_sync *s = (ticket_sync *)t;
+    pthread_mutex_lock(&s->mu);
+    s->done = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void ticket_sync_init(ticket_sync *s, int outstanding)
+{
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    atomic_init(&s->t.outstanding, outstanding);
+    atomic_init(&s->t.failed, 0);
+    s->t.done = ticket_sync_done;
+}
+
+int ticket_sync_wait(ticket_sync *s)
+{
+    pthread_mutex_lock(&s->mu);
+    while (!s->done)
+        pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    return atomic_load(&s->t.failed);
+}

@@ -21,6 +21,7 @@
 #ifndef WEIR_BATCH_H
 #define WEIR_BATCH_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -77,6 +78,19 @@ static inline void ticket_done(ticket *t, int ok)
     if (atomic_fetch_sub_explicit(&t->outstanding, 1, memory_order_acq_rel) == 1)
         t->done(t);
 }
+
+/* A ticket its owner waits for, blocking its own thread (the kafka source's
+ * burst, the router's @ERROR records): ticket_sync_init with the reports
+ * expected, hand &s->t to the outputs, then ticket_sync_wait returns once
+ * the last one reported: the number of failed reports (0: all accepted). */
+typedef struct ticket_sync {
+    ticket t;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+} ticket_sync;
+void ticket_sync_init(ticket_sync *s, int outstanding);
+int ticket_sync_wait(ticket_sync *s);
 
 /* One decoded entry, for outputs and filters walking a batch. */
 typedef struct entry {

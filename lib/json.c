@@ -210,6 +210,20 @@ static int json_base64(wbuf *out, const uint8_t *s, size_t n)
     return 0;
 }
 
+int jw_scalar(wbuf *out, const mp_obj *o)
+{
+    char tmp[32];
+    int n;
+    switch (o->type) {
+    case MP_NIL: return wbuf_add(out, "null", 4);
+    case MP_BOOL: return o->v.b ? wbuf_add(out, "true", 4) : wbuf_add(out, "false", 5);
+    case MP_UINT: n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)o->v.u); break;
+    case MP_INT: n = snprintf(tmp, sizeof tmp, "%lld", (long long)o->v.i); break;
+    default: return -1;
+    }
+    return wbuf_add(out, tmp, (size_t)n);
+}
+
 static int json_value(wbuf *out, const uint8_t **p, const uint8_t *end, int depth);
 
 /* A map key. JSON keys must be strings: a non-string key is written as its
@@ -232,17 +246,11 @@ static int json_value(wbuf *out, const uint8_t **p, const uint8_t *end, int dept
     mp_obj o;
     if (depth > 512 || mp_read(p, end, &o) != MP_OK)
         return -1;
-    char tmp[32];
-    int n;
     switch (o.type) {
-    case MP_NIL: return wbuf_add(out, "null", 4);
-    case MP_BOOL: return o.v.b ? wbuf_add(out, "true", 4) : wbuf_add(out, "false", 5);
+    case MP_NIL:
+    case MP_BOOL:
     case MP_UINT:
-        n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)o.v.u);
-        return wbuf_add(out, tmp, (size_t)n);
-    case MP_INT:
-        n = snprintf(tmp, sizeof tmp, "%lld", (long long)o.v.i);
-        return wbuf_add(out, tmp, (size_t)n);
+    case MP_INT: return jw_scalar(out, &o);
     case MP_FLOAT: return json_double(out, o.v.f);
     case MP_STR:
     case MP_BIN: return jw_string(out, o.ptr, o.len);

@@ -21,5 +21,9 @@ int jw_value(wbuf *out, const uint8_t **p, const uint8_t *end);
 int jw_key(wbuf *out, const uint8_t **p, const uint8_t *end);
 /* Append s as a JSON string (with quotes), invalid UTF-8 replaced. */
 int jw_string(wbuf *out, const uint8_t *s, size_t n);
+/* Append a nil, bool or integer read by mp_read as its JSON text (null,
+ * true, false, 42, -7: also Ruby's to_s but for nil); -1 for other types. */
+struct mp_obj;
+int jw_scalar(wbuf *out, const struct mp_obj *o);
 
 #endif

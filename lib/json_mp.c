@@ -144,6 +144,10 @@ size_t json_mp_utf8_put(uint8_t *d, uint32_t cp)
     return 4;
 }
 
+const uint8_t json_mp_unescape[256] = {
+    ['"'] = '"', ['\\'] = '\\', ['/'] = '/', ['b'] = '\b', ['f'] = '\f', ['n'] = '\n', ['r'] = '\r', ['t'] = '\t',
+};
+
 /* The code point of a \uXXXX escape (*p just after the 'u'), joining a
  * surrogate pair; a lone surrogate becomes U+FFFD. -1 (and *p unmoved) when
  * the four hex digits are not there. */
@@ -177,9 +181,9 @@ int json_mp_string(jp *j, size_t *pay, size_t *plen)
         return -1;
     wbuf *o = j->o;
     if (*q == '"') {
-        size_t n = (size_t)(q - s), hs = json_mp_str_hdr_size(n);
+        size_t n = (size_t)(q - s), hs = mpw_str_hdr_size(n);
         uint8_t *d = o->data + o->len;
-        json_mp_str_hdr_put(d, n, hs);
+        mpw_str_hdr_put(d, n, hs);
         memcpy(d + hs, s, n);
         *pay = o->len + hs;
         *plen = n;
@@ -201,7 +205,7 @@ int json_mp_string(jp *j, size_t *pay, size_t *plen)
         if (r > e)
             return -1;
     }
-    size_t raw = (size_t)(r - s), hs = json_mp_str_hdr_size(raw);
+    size_t raw = (size_t)(r - s), hs = mpw_str_hdr_size(raw);
     size_t h0 = o->len;
     uint8_t *d = o->data + h0 + hs, *d0 = d;
     const uint8_t *p = s;
@@ -214,33 +218,23 @@ int json_mp_string(jp *j, size_t *pay, size_t *plen)
             break;
         /* *p == '\\' */
         p++;
-        switch (*p++) {
-        case '"': *d++ = '"'; break;
-        case '\\': *d++ = '\\'; break;
-        case '/': *d++ = '/'; break;
-        case 'b': *d++ = '\b'; break;
-        case 'f': *d++ = '\f'; break;
-        case 'n': *d++ = '\n'; break;
-        case 'r': *d++ = '\r'; break;
-        case 't': *d++ = '\t'; break;
-        case 'u': {
+        uint8_t c = *p++;
+        if (c == 'u') {
             uint32_t cp;
             if (json_mp_u_escape(&p, r, &cp))
                 return -1;
             /* \uXXXX is 6 bytes for at most 3 out; a pair is 12 for 4 */
             d += json_mp_utf8_put(d, cp);
-            break;
-        }
-        default: return -1;
+        } else if (json_mp_unescape[c]) {
+            *d++ = json_mp_unescape[c];
+        } else {
+            return -1;
         }
     }
-    size_t n = (size_t)(d - d0), hn = json_mp_str_hdr_size(n);
-    if (hn != hs)
-        memmove(o->data + h0 + hn, o->data + h0 + hs, n);
-    json_mp_str_hdr_put(o->data + h0, n, hn);
-    *pay = h0 + hn;
+    size_t n = (size_t)(d - d0);
+    mpw_str_finish(o, h0, hs, n);
+    *pay = o->len - n;
     *plen = n;
-    o->len = h0 + hn + n;
     j->p = r + 1;
     return 0;
 }
@@ -382,19 +376,11 @@ static int j_container(jp *j, int depth, int is_map)
         if (json_mp_value(j, depth + 1))
             return -1;
         n++;
-        json_mp_ws(j);
-        if (j->p >= j->e)
+        int more = json_mp_next(j, close);
+        if (more < 0)
             return -1;
-        if (*j->p == ',') {
-            j->p++;
-            json_mp_ws(j);
-            continue;
-        }
-        if (*j->p == close) {
-            j->p++;
+        if (!more)
             return json_mp_close(j, hoff, n, is_map);
-        }
-        return -1;
     }
 }
 

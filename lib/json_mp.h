@@ -72,6 +72,25 @@ static inline int json_mp_key(json_mp_cursor *j, size_t *pay, size_t *plen)
     json_mp_ws(j);
     return 0;
 }
+/* After a member or element: white space, then ',' (and the white space
+ * after it: returns 1, another one follows) or the closing `close` ('}' or
+ * ']': returns 0, the container ends); -1 on anything else. */
+static inline int json_mp_next(json_mp_cursor *j, uint8_t close)
+{
+    json_mp_ws(j);
+    if (j->p >= j->e)
+        return -1;
+    if (*j->p == ',') {
+        j->p++;
+        json_mp_ws(j);
+        return 1;
+    }
+    if (*j->p == close) {
+        j->p++;
+        return 0;
+    }
+    return -1;
+}
 /* One value of any type; `depth` is its nesting level (the top level is
  * 0; containers deeper than JSON_MP_MAX_DEPTH fail). */
 int json_mp_value(json_mp_cursor *j, int depth);
@@ -82,6 +101,10 @@ int json_mp_close(json_mp_cursor *j, size_t hoff, uint32_t n, int is_map);
 
 /* ---- building blocks for other text-to-msgpack converters ---------------------------- */
 
+/* The byte a one-letter escape stands for: json_mp_unescape['n'] is '\n'
+ * (likewise \" \\ \/ \b \f \r \t); 0 for every other letter. */
+extern const uint8_t json_mp_unescape[256];
+
 /* The code point of a \uXXXX escape (*p just after the 'u'), joining a
  * surrogate pair; a lone surrogate becomes U+FFFD. -1 (and *p unmoved) when
  * the four hex digits are not there. */
@@ -89,21 +112,5 @@ int json_mp_u_escape(const uint8_t **p, const uint8_t *e, uint32_t *cp);
 
 /* cp as UTF-8 at d (room for 4 bytes); returns the bytes written. */
 size_t json_mp_utf8_put(uint8_t *d, uint32_t cp);
-
-/* The smallest msgpack str header for n payload bytes: its size, and
- * writing it at d (which has room for it). */
-static inline size_t json_mp_str_hdr_size(size_t n) { return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5; }
-
-static inline void json_mp_str_hdr_put(uint8_t *d, size_t n, size_t hs)
-{
-    if (hs == 1)
-        d[0] = (uint8_t)(0xa0 | n);
-    else if (hs == 2)
-        d[0] = 0xd9, d[1] = (uint8_t)n;
-    else if (hs == 3)
-        d[0] = 0xda, d[1] = (uint8_t)(n >> 8), d[2] = (uint8_t)n;
-    else
-        d[0] = 0xdb, d[1] = (uint8_t)(n >> 24), d[2] = (uint8_t)(n >> 16), d[3] = (uint8_t)(n >> 8), d[4] = (uint8_t)n;
-}
 
 #endif

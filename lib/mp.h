@@ -75,6 +75,18 @@ typedef struct mp_framer {
 int mp_frame(mp_framer *f, const uint8_t *buf, size_t len);
 static inline void mp_framer_reset(mp_framer *f) { f->need = f->skip = 0; f->pos = 0; }
 
+/* An integer or a float read by mp_read as a double: 1 with *d set, or 0
+ * (*d untouched) for any other type. */
+static inline int mp_number(const mp_obj *o, double *d)
+{
+    switch (o->type) {
+    case MP_UINT: *d = (double)o->v.u; return 1;
+    case MP_INT: *d = (double)o->v.i; return 1;
+    case MP_FLOAT: *d = o->v.f; return 1;
+    default: return 0;
+    }
+}
+
 /* Big-endian helpers. */
 static inline uint16_t mp_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static inline uint32_t mp_be32(const uint8_t *p)

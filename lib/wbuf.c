@@ -29,23 +29,19 @@ static int put_be(wbuf *b, uint8_t tag, uint64_t v, int bytes)
     return wbuf_add(b, tmp, (size_t)bytes + 1);
 }
 
-int mpw_array(wbuf *b, uint32_t n)
+/* An array's or a map's header: fix|n, or the 16-bit format byte (the 32-bit
+ * one follows it) and n. */
+static int put_count(wbuf *b, uint8_t fix, uint8_t fmt16, uint32_t n)
 {
     if (n < 16)
-        return wbuf_addc(b, (uint8_t)(0x90 | n));
+        return wbuf_addc(b, (uint8_t)(fix | n));
     if (n < 65536)
-        return put_be(b, 0xdc, n, 2);
-    return put_be(b, 0xdd, n, 4);
+        return put_be(b, fmt16, n, 2);
+    return put_be(b, (uint8_t)(fmt16 + 1), n, 4);
 }
 
-int mpw_map(wbuf *b, uint32_t n)
-{
-    if (n < 16)
-        return wbuf_addc(b, (uint8_t)(0x80 | n));
-    if (n < 65536)
-        return put_be(b, 0xde, n, 2);
-    return put_be(b, 0xdf, n, 4);
-}
+int mpw_array(wbuf *b, uint32_t n) { return put_count(b, 0x90, 0xdc, n); }
+int mpw_map(wbuf *b, uint32_t n) { return put_count(b, 0x80, 0xde, n); }
 
 int mpw_str(wbuf *b, const void *s, size_t n)
 {

@@ -62,4 +62,36 @@ int mpw_nil(wbuf *b);
 int mpw_bool(wbuf *b, int v);
 int mpw_eventtime(wbuf *b, uint32_t sec, uint32_t nsec); /* fixext8 type 0 */
 
+/* A str whose length is known only once its bytes are written: the writer
+ * leaves a gap for a header of a guessed size, writes the bytes after it,
+ * then mpw_str_finish puts the right header in. */
+
+/* The size of the smallest str header for n payload bytes. */
+static inline size_t mpw_str_hdr_size(size_t n) { return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5; }
+
+/* That header (hs bytes, from mpw_str_hdr_size) at d. */
+static inline void mpw_str_hdr_put(uint8_t *d, size_t n, size_t hs)
+{
+    if (hs == 1)
+        d[0] = (uint8_t)(0xa0 | n);
+    else if (hs == 2)
+        d[0] = 0xd9, d[1] = (uint8_t)n;
+    else if (hs == 3)
+        d[0] = 0xda, d[1] = (uint8_t)(n >> 8), d[2] = (uint8_t)n;
+    else
+        d[0] = 0xdb, d[1] = (uint8_t)(n >> 24), d[2] = (uint8_t)(n >> 16), d[3] = (uint8_t)(n >> 8), d[4] = (uint8_t)n;
+}
+
+/* The str at b->data + off: a gap of hs bytes, then its n bytes. Writes the
+ * smallest header there, moving the bytes when its size differs from hs, and
+ * ends b at the str's end. The capacity must hold a larger header. */
+static inline void mpw_str_finish(wbuf *b, size_t off, size_t hs, size_t n)
+{
+    size_t hn = mpw_str_hdr_size(n);
+    if (hn != hs)
+        memmove(b->data + off + hn, b->data + off + hs, n);
+    mpw_str_hdr_put(b->data + off, n, hn);
+    b->len = off + hn + n;
+}
+
 #endif

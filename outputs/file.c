@@ -327,11 +327,4 @@ static void file_exit(output *o)
     wbuf_free(&c->gz);
 }
 
-const out_plugin out_file_plugin = {
-    .name = "file",
-    .spec = file_spec,
-    .ctx_size = sizeof(out_file),
-    .init = file_init,
-    .write = file_write,
-    .exit = file_exit,
-};
+OUT_PLUGIN(file, file, out_file);

@@ -236,6 +236,19 @@ static int text_time(const fmt *f, wbuf *out, const entry *e, const char *def)
     return wbuf_add(out, tmp, k);
 }
 
+/* A value as plain text (single_value, ltsv): a string's own bytes,
+ * anything else as JSON. Advances *p. */
+static int value_text(wbuf *out, const uint8_t **p, const uint8_t *end)
+{
+    mp_obj o;
+    const uint8_t *q = *p;
+    if (mp_read(&q, end, &o) == MP_OK && (o.type == MP_STR || o.type == MP_BIN)) {
+        *p = q;
+        return wbuf_add(out, o.ptr, o.len);
+    }
+    return jw_value(out, p, end);
+}
+
 int fmt_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const entry *e)
 {
     switch (f->type) {
@@ -255,17 +268,8 @@ int fmt_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const e
                wbuf_addc(out, '\n');
     case FMT_SINGLE_VALUE: {
         const uint8_t *vend, *v = record_get(e, f->message_key, &vend);
-        if (v) {
-            mp_obj o;
-            const uint8_t *q = v;
-            mp_read(&q, vend, &o);
-            if (o.type == MP_STR || o.type == MP_BIN) {
-                if (wbuf_add(out, o.ptr, o.len))
-                    return -1;
-            } else if (jw_value(out, &v, vend)) {
-                return -1;
-            }
-        }
+        if (v && value_text(out, &v, vend))
+            return -1;
         return f->add_newline ? wbuf_addc(out, '\n') : 0;
     }
     case FMT_LTSV: {
@@ -275,16 +279,8 @@ int fmt_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const e
             return -1;
         for (uint32_t i = 0; i < m.len; i++) {
             for (int kv = 0; kv < 2; kv++) {
-                mp_obj o;
-                const uint8_t *q = p;
-                mp_read(&q, end, &o);
-                if (o.type == MP_STR || o.type == MP_BIN) {
-                    if (wbuf_add(out, o.ptr, o.len))
-                        return -1;
-                    p = q;
-                } else if (jw_value(out, &p, end)) {
+                if (value_text(out, &p, end))
                     return -1;
-                }
                 if (kv == 0 && wbuf_add(out, f->label_delimiter, strlen(f->label_delimiter)))
                     return -1;
             }

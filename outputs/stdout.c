@@ -56,11 +56,4 @@ static void stdout_exit(output *o)
     wbuf_free(&c->buf);
 }
 
-const out_plugin out_stdout_plugin = {
-    .name = "stdout",
-    .spec = stdout_spec,
-    .ctx_size = sizeof(out_stdout),
-    .init = stdout_init,
-    .write = stdout_write,
-    .exit = stdout_exit,
-};
+OUT_PLUGIN(stdout, stdout, out_stdout);

@@ -81,15 +81,9 @@ static int ecs_init(filter *f, conf_node *n, conf_errors *errs)
 static void ecs_exit(filter *f)
 {
     ecs_ctx *c = f->ctx;
-    for (size_t i = 0; i < c->nl; i++)
-        rec_path_free(&c->lp[i]);
-    for (size_t i = 0; i < c->nm; i++)
-        rec_path_free(&c->mp[i]);
-    for (size_t i = 0; i < c->ns; i++)
-        rec_path_free(&c->sp[i]);
-    free(c->lp);
-    free(c->mp);
-    free(c->sp);
+    rec_paths_free(c->lp, c->nl);
+    rec_paths_free(c->mp, c->nm);
+    rec_paths_free(c->sp, c->ns);
     rec_path_free(&c->service_name_nested);
 }
 
@@ -104,20 +98,11 @@ static size_t level_name(const uint8_t *v, size_t vl, char *buf, size_t cap)
     if (o.type == MP_UINT || o.type == MP_INT) {
         int64_t x = o.type == MP_UINT ? (o.v.u > 1000 ? 1000 : (int64_t)o.v.u) : o.v.i;
         static const char *const syslog[] = {"fatal", "fatal", "fatal", "error", "warn", "info", "info", "debug"};
+        static const char *const tens[] = {NULL, "trace", "debug", "info", "warn", "error", "fatal"}; /* 10 .. 60 */
         if (x >= 0 && x <= 7)
             name = syslog[x];
-        else if (x == 10)
-            name = "trace";
-        else if (x == 20)
-            name = "debug";
-        else if (x == 30)
-            name = "info";
-        else if (x == 40)
-            name = "warn";
-        else if (x == 50)
-            name = "error";
-        else if (x == 60)
-            name = "fatal";
+        else if (x >= 10 && x <= 60 && x % 10 == 0)
+            name = tens[x / 10];
         else
             return (size_t)snprintf(buf, cap, "%lld", (long long)x);
         size_t l = strlen(name);
@@ -174,18 +159,36 @@ static const uint8_t *first_string(const uint8_t *rec, size_t len, const rec_pat
     return NULL;
 }
 
+/* What a record gets: the keys set and the keys dropped (rec_rewrite_n). */
+typedef struct ecs_edit {
+    rec_kv set[4], drop[4];
+    size_t nset, ndrop;
+} ecs_edit;
+
+/* Set `name` to v, found at path `from`; the key v was found under goes
+ * when it is a top-level key other than `name` (the field moves). */
+static void move_field(ecs_edit *ed, const char *name, size_t name_len, const uint8_t *v, size_t vl,
+                       const rec_path *from)
+{
+    const rec_path_step *k = &from->steps[0];
+    ed->set[ed->nset++] = (rec_kv){name, name_len, v, vl};
+    if (from->n == 1 && k->key && !(k->key_len == name_len && !memcmp(k->key, name, name_len)))
+        ed->drop[ed->ndrop++] = (rec_kv){k->key, k->key_len, NULL, 0};
+}
+
 static int ecs_filter(filter *f, filter_call *call, const uint8_t *rec, size_t len)
 {
     const ecs_ctx *c = f->ctx;
-    rec_kv set[4], drop[4];
-    size_t nset = 0, ndrop = 0, vl, which;
+    ecs_edit ed;
+    size_t vl, which;
+    ed.nset = ed.ndrop = 0;
     uint8_t tsbuf[48], lvbuf[80];
     if (c->timestamp && !rec_get(rec, len, c->timestamp_key, c->tsk_len, &vl)) {
         char ts[40];
         size_t n = time_fmt(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S.%LZ", call->sec, call->nsec, 1);
         wbuf w = {tsbuf, 0, sizeof tsbuf, sizeof tsbuf};
         if (mpw_str(&w, ts, n) == 0)
-            set[nset++] = (rec_kv){c->timestamp_key, c->tsk_len, tsbuf, w.len};
+            ed.set[ed.nset++] = (rec_kv){c->timestamp_key, c->tsk_len, tsbuf, w.len};
     }
     if (c->level) {
         for (size_t i = 0; i < c->nl; i++) {
@@ -202,46 +205,28 @@ static int ecs_filter(filter *f, filter_call *call, const uint8_t *rec, size_t l
             const rec_path *p = &c->lp[i];
             int same = w.len == vl && memcmp(lvbuf, v, vl) == 0 && p->n == 1 && p->steps[0].key &&
                        p->steps[0].key_len == 9 && !memcmp(p->steps[0].key, "log.level", 9);
-            if (!same) {
-                set[nset++] = (rec_kv){"log.level", 9, lvbuf, w.len};
-                if (p->n == 1 && p->steps[0].key && !(p->steps[0].key_len == 9 && !memcmp(p->steps[0].key, "log.level", 9)))
-                    drop[ndrop++] = (rec_kv){p->steps[0].key, p->steps[0].key_len, NULL, 0};
-            }
+            if (!same)
+                move_field(&ed, "log.level", 9, lvbuf, w.len, p);
             break;
         }
     }
     if (c->nm && !rec_get(rec, len, "message", 7, &vl)) {
         const uint8_t *v = first_string(rec, len, c->mp, c->nm, &vl, &which);
-        if (v) {
-            set[nset++] = (rec_kv){"message", 7, v, vl};
-            const rec_path *p = &c->mp[which];
-            if (p->n == 1 && p->steps[0].key)
-                drop[ndrop++] = (rec_kv){p->steps[0].key, p->steps[0].key_len, NULL, 0};
-        }
+        if (v)
+            move_field(&ed, "message", 7, v, vl, &c->mp[which]);
     }
     if (c->ns && !rec_get(rec, len, "service.name", 12, &vl) && !rec_lookup(rec, len, &c->service_name_nested, &vl)) {
         const uint8_t *v = first_string(rec, len, c->sp, c->ns, &vl, &which);
-        if (v) {
-            set[nset++] = (rec_kv){"service.name", 12, v, vl};
-            const rec_path *p = &c->sp[which];
-            if (p->n == 1 && p->steps[0].key)
-                drop[ndrop++] = (rec_kv){p->steps[0].key, p->steps[0].key_len, NULL, 0};
-        }
+        if (v)
+            move_field(&ed, "service.name", 12, v, vl, &c->sp[which]);
     }
-    if (!nset && !ndrop)
+    if (!ed.nset && !ed.ndrop)
         return FILTER_KEEP;
-    if (rec_rewrite_n(call->out, rec, len, drop, ndrop, set, nset)) {
+    if (rec_rewrite_n(call->out, rec, len, ed.drop, ed.ndrop, ed.set, ed.nset)) {
         snprintf(call->err, sizeof call->err, "ecs: out of memory or malformed record");
         return FILTER_ERROR;
     }
     return FILTER_MODIFY;
 }
 
-const filter_plugin filter_ecs_plugin = {
-    .name = "ecs",
-    .spec = ecs_spec,
-    .ctx_size = sizeof(ecs_ctx),
-    .init = ecs_init,
-    .filter = ecs_filter,
-    .exit = ecs_exit,
-};
+FILTER_PLUGIN(ecs, ecs);

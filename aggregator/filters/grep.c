@@ -299,11 +299,4 @@ static int grep_filter(filter *f, filter_call *call, const uint8_t *rec, size_t 
     return FILTER_KEEP;
 }
 
-const filter_plugin filter_grep_plugin = {
-    .name = "grep",
-    .spec = grep_spec,
-    .ctx_size = sizeof(grep_ctx),
-    .init = grep_init,
-    .filter = grep_filter,
-    .exit = grep_exit,
-};
+FILTER_PLUGIN(grep, grep);

@@ -322,21 +322,7 @@ static int k8s_filter(filter *f, filter_call *call, const uint8_t *rec, size_t l
         if (n > 64 && !(kv = malloc((size_t)n * sizeof *kv)))
             return FILTER_ERROR;
         mp_obj mo;
-        rc = mp_read(&p, fe, &mo) == MP_OK ? 0 : -1;
-        for (uint32_t i = 0; rc == 0 && i < mo.len; i++) {
-            const uint8_t *k;
-            uint32_t kn;
-            if (rec_read_str(&p, fe, &k, &kn) != 1) {
-                rc = -1;
-                break;
-            }
-            const uint8_t *v = p;
-            if (rec_skip(&p, fe) != 0) {
-                rc = -1;
-                break;
-            }
-            kv[i] = (rec_kv){(const char *)k, kn, v, (size_t)(p - v)};
-        }
+        rc = mp_read(&p, fe, &mo) == MP_OK ? rec_read_pairs(&p, fe, kv, mo.len) : -1;
         if (rc == 0)
             rc = rec_rewrite_n(out, rec, len, have_map ? &drop : NULL, have_map ? 1 : 0, kv, (size_t)n);
         if (kv != kstack)
@@ -348,11 +334,4 @@ static int k8s_filter(filter *f, filter_call *call, const uint8_t *rec, size_t l
     return FILTER_MODIFY;
 }
 
-const filter_plugin filter_kubernetes_plugin = {
-    .name = "kubernetes",
-    .spec = k8s_spec,
-    .ctx_size = sizeof(k8s_ctx),
-    .init = k8s_init,
-    .filter = k8s_filter,
-    .exit = k8s_exit,
-};
+FILTER_PLUGIN(kubernetes, k8s);

@@ -302,21 +302,7 @@ static int compose(const fp_ctx *c, filter_call *call, const uint8_t *rec, size_
         return -1;
     if (mo.len > 64 && !(kv = malloc(mo.len * sizeof *kv)))
         return -1;
-    int rc = 0;
-    for (uint32_t i = 0; i < mo.len && rc == 0; i++) {
-        const uint8_t *k;
-        uint32_t kn;
-        if (rec_read_str(&p, end, &k, &kn) != 1) {
-            rc = -1;
-            break;
-        }
-        const uint8_t *v = p;
-        if (rec_skip(&p, end) != 0) {
-            rc = -1;
-            break;
-        }
-        kv[i] = (rec_kv){(const char *)k, kn, v, (size_t)(p - v)};
-    }
+    int rc = rec_read_pairs(&p, end, kv, mo.len);
     if (rc == 0)
         rc = rec_rewrite_n(out, base, blen, drop, ndrop, kv, mo.len);
     if (kv != kstack)
@@ -582,11 +568,4 @@ static int parse_and_compose(const fp_ctx *c, filter_call *call, const uint8_t *
     return FILTER_MODIFY;
 }
 
-const filter_plugin filter_parser_plugin = {
-    .name = "parser",
-    .spec = fp_spec,
-    .ctx_size = sizeof(fp_ctx),
-    .init = fp_init,
-    .filter = fp_filter,
-    .exit = fp_exit,
-};
+FILTER_PLUGIN(parser, fp);

@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 
+#include "lib/array.h"
 #include "lib/timefmt.h"
 #include "aggregator/filter.h"
 #include "aggregator/record.h"
@@ -110,15 +111,7 @@ static const conf_spec rt_spec[] = {
 
 /* ---- templates ---------------------------------------------------------------------------- */
 
-static int add_part(tstr *t, tpart p)
-{
-    tpart *np = realloc(t->parts, (t->n + 1) * sizeof *np);
-    if (!np)
-        return -1;
-    t->parts = np;
-    t->parts[t->n++] = p;
-    return 0;
-}
+static int add_part(tstr *t, tpart p) { return ARRAY_APPEND(t->parts, t->n, p); }
 
 static int add_lit(tstr *t, const char *s, size_t n)
 {
@@ -289,7 +282,8 @@ static void tval_free(tval *v)
     memset(v, 0, sizeof *v);
 }
 
-static int static_mp(tval *v, wbuf *b);
+struct ectx;
+static int tval_write(const struct ectx *e, const tval *v, wbuf *o);
 
 static int tval_from_json(tval *v, json_t *j, const conf_param *at, conf_errors *errs)
 {
@@ -344,36 +338,13 @@ static int tval_from_json(tval *v, json_t *j, const conf_param *at, conf_errors 
     }
     if (!v->dynamic) {
         wbuf b = {0};
-        if (static_mp(v, &b)) {
+        if (tval_write(NULL, v, &b)) { /* a static value: its msgpack, once */
             wbuf_free(&b);
             return -1;
         }
         v->mp = wbuf_steal(&b, &v->mp_len);
     }
     return 0;
-}
-
-static int static_mp(tval *v, wbuf *b)
-{
-    switch (v->kind) {
-    case TV_STR: return mpw_str(b, v->s.text, v->s.text_len);
-    case TV_RAW: return rec_add(b, v->mp, v->mp_len);
-    case TV_MAP:
-        if (mpw_map(b, (uint32_t)v->n))
-            return -1;
-        for (size_t i = 0; i < v->n; i++)
-            if (mpw_str(b, v->keys[i].text, v->keys[i].text_len) || static_mp(&v->items[i], b))
-                return -1;
-        return 0;
-    case TV_ARRAY:
-        if (mpw_array(b, (uint32_t)v->n))
-            return -1;
-        for (size_t i = 0; i < v->n; i++)
-            if (static_mp(&v->items[i], b))
-                return -1;
-        return 0;
-    }
-    return -1;
 }
 
 /* ---- configuration ----------------------------------------------------------------------------- */
@@ -409,12 +380,9 @@ static int rt_init(filter *f, conf_node *n, conf_errors *errs)
         for (size_t k = 0; k < r->nparams; k++) {
             conf_param *p = &r->params[k];
             p->used = 1;
-            rt_field *nf = realloc(c->fields, (c->nfields + 1) * sizeof *nf);
-            if (!nf)
+            rt_field *fd = ARRAY_PUSH(c->fields, c->nfields);
+            if (!fd)
                 return -1;
-            c->fields = nf;
-            rt_field *fd = &c->fields[c->nfields++];
-            memset(fd, 0, sizeof *fd);
             if (tstr_compile(&fd->key, p->key, p, errs)) {
                 bad = -1;
                 continue;
@@ -486,9 +454,7 @@ static void rt_exit(filter *f)
     free(c->fields);
     free(c->static_kv);
     free(c->drop);
-    for (size_t i = 0; i < c->nallp; i++)
-        rec_path_free(&c->allp[i]);
-    free(c->allp);
+    rec_paths_free(c->allp, c->nallp);
     free(c->nested);
 }
 
@@ -543,55 +509,50 @@ static const char *time_text(uint32_t sec, size_t *len)
     return tl_time.text;
 }
 
-/* A placeholder as text (Ruby's to_s; nil is ""). */
-static int ph_text(const ectx *e, const tpart *p, wbuf *o)
+/* The text of a placeholder that is a string: the literal, the tag or a
+ * part of it, the hostname, the time. 1 with *t, *l; 0 when it has none (a
+ * tag part beyond the tag); -1 for the others (PH_RECORD, PH_NIL). */
+static int ph_str(const ectx *e, const tpart *p, const char **t, size_t *l)
 {
-    size_t s, en, l, vl;
-    const char *t;
-    const uint8_t *v;
+    size_t s, en;
     switch (p->kind) {
-    case PH_LIT: return rec_add(o, p->lit, p->len);
-    case PH_TAG: return rec_add(o, e->call->tag, e->call->tag_len);
+    case PH_LIT: *t = p->lit, *l = p->len; return 1;
+    case PH_TAG: *t = e->call->tag, *l = e->call->tag_len; return 1;
     case PH_TAG_PART:
     case PH_TAG_PREFIX:
     case PH_TAG_SUFFIX:
         if (tag_span(e->call->tag, e->call->tag_len, p->kind, p->index, &s, &en))
             return 0;
-        return rec_add(o, e->call->tag + s, en - s);
-    case PH_HOST: return rec_add(o, e->c->hostname, e->c->hostname_len);
-    case PH_TIME:
-        t = time_text(e->call->sec, &l);
-        return rec_add(o, t, l);
-    case PH_RECORD:
-        v = rec_lookup(e->rec, e->len, &p->path, &vl);
-        return v ? rec_value_to_s(o, v, vl) : 0;
-    default: return 0;
+        *t = e->call->tag + s, *l = en - s;
+        return 1;
+    case PH_HOST: *t = e->c->hostname, *l = e->c->hostname_len; return 1;
+    case PH_TIME: *t = time_text(e->call->sec, l); return 1;
+    default: return -1;
     }
+}
+
+/* A placeholder as text (Ruby's to_s; nil is ""). */
+static int ph_text(const ectx *e, const tpart *p, wbuf *o)
+{
+    const char *t;
+    size_t l, vl;
+    if (p->kind == PH_RECORD) {
+        const uint8_t *v = rec_lookup(e->rec, e->len, &p->path, &vl);
+        return v ? rec_value_to_s(o, v, vl) : 0;
+    }
+    return ph_str(e, p, &t, &l) > 0 ? rec_add(o, t, l) : 0;
 }
 
 /* A placeholder's own value (auto_typecast, single placeholder). */
 static int ph_value(const ectx *e, const tpart *p, wbuf *o)
 {
-    size_t s, en, l, vl;
     const char *t;
-    const uint8_t *v;
-    switch (p->kind) {
-    case PH_TAG: return mpw_str(o, e->call->tag, e->call->tag_len);
-    case PH_TAG_PART:
-    case PH_TAG_PREFIX:
-    case PH_TAG_SUFFIX:
-        if (tag_span(e->call->tag, e->call->tag_len, p->kind, p->index, &s, &en))
-            return mpw_nil(o);
-        return mpw_str(o, e->call->tag + s, en - s);
-    case PH_HOST: return mpw_str(o, e->c->hostname, e->c->hostname_len);
-    case PH_TIME:
-        t = time_text(e->call->sec, &l);
-        return mpw_str(o, t, l);
-    case PH_RECORD:
-        v = rec_lookup(e->rec, e->len, &p->path, &vl);
+    size_t l, vl;
+    if (p->kind == PH_RECORD) {
+        const uint8_t *v = rec_lookup(e->rec, e->len, &p->path, &vl);
         return v ? rec_add(o, v, vl) : mpw_nil(o);
-    default: return mpw_nil(o);
     }
+    return ph_str(e, p, &t, &l) > 0 ? mpw_str(o, t, l) : mpw_nil(o);
 }
 
 static int tstr_text(const ectx *e, const tstr *t, wbuf *o)
@@ -618,10 +579,15 @@ static int tstr_value(const ectx *e, const tstr *t, wbuf *o, int typecast)
 
 static int tval_value(const ectx *e, const tval *v, wbuf *o)
 {
-    if (!v->dynamic)
-        return rec_add(o, v->mp, v->mp_len);
+    return v->dynamic ? tval_write(e, v, o) : rec_add(o, v->mp, v->mp_len);
+}
+
+/* A value written out, its static parts as their prebuilt msgpack; e is
+ * NULL when v is static itself (at configuration, making v->mp). */
+static int tval_write(const ectx *e, const tval *v, wbuf *o)
+{
     switch (v->kind) {
-    case TV_STR: return tstr_value(e, &v->s, o, e->c->auto_typecast);
+    case TV_STR: return tstr_value(e, &v->s, o, e && e->c->auto_typecast);
     case TV_MAP:
         if (mpw_map(o, (uint32_t)v->n))
             return -1;
@@ -648,14 +614,11 @@ static int value_time(const uint8_t *v, size_t vl, uint32_t *sec, uint32_t *nsec
     double d;
     if (mp_read(&p, v + vl, &o) != MP_OK)
         return -1;
-    switch (o.type) {
-    case MP_NIL: d = 0; break;
-    case MP_UINT: d = (double)o.v.u; break;
-    case MP_INT: d = (double)o.v.i; break;
-    case MP_FLOAT: d = o.v.f; break;
-    case MP_STR:
-    case MP_BIN: d = ruby_str_to_f((const char *)o.ptr, o.len); break;
-    default:
+    if (o.type == MP_NIL) {
+        d = 0;
+    } else if (o.type == MP_STR || o.type == MP_BIN) {
+        d = ruby_str_to_f((const char *)o.ptr, o.len);
+    } else if (!mp_number(&o, &d)) {
         snprintf(err, errlen, "renew_time_key: undefined method `to_f' for the value (not a number or a string)");
         return -1;
     }
@@ -794,11 +757,4 @@ done:
     return rc;
 }
 
-const filter_plugin filter_record_transformer_plugin = {
-    .name = "record_transformer",
-    .spec = rt_spec,
-    .ctx_size = sizeof(rt_ctx),
-    .init = rt_init,
-    .filter = rt_filter,
-    .exit = rt_exit,
-};
+FILTER_PLUGIN(record_transformer, rt);

@@ -60,12 +60,8 @@ static int trace_init(filter *f, conf_node *n, conf_errors *errs)
 static void trace_exit(filter *f)
 {
     trace_ctx *c = f->ctx;
-    for (size_t i = 0; i < c->ntp; i++)
-        rec_path_free(&c->tp[i]);
-    for (size_t i = 0; i < c->nsp; i++)
-        rec_path_free(&c->sp[i]);
-    free(c->tp);
-    free(c->sp);
+    rec_paths_free(c->tp, c->ntp);
+    rec_paths_free(c->sp, c->nsp);
 }
 
 /* n hex digits at s, lowercased into d; not all zero. */
@@ -181,11 +177,4 @@ static int trace_filter(filter *f, filter_call *call, const uint8_t *rec, size_t
     return FILTER_MODIFY;
 }
 
-const filter_plugin filter_trace_plugin = {
-    .name = "trace",
-    .spec = trace_spec,
-    .ctx_size = sizeof(trace_ctx),
-    .init = trace_init,
-    .filter = trace_filter,
-    .exit = trace_exit,
-};
+FILTER_PLUGIN(trace, trace);

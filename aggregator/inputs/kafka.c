@@ -39,6 +39,7 @@
 #include "lib/batch.h"
 #include "lib/log.h"
 #include "lib/mp.h"
+#include "aggregator/kafka_conf.h"
 #include "aggregator/parse.h"
 #include "aggregator/record.h"
 #include "aggregator/router.h"
@@ -120,14 +121,6 @@ typedef struct kin_acc {
     uint32_t records;
 } kin_acc;
 
-/* The ticket of one burst: every output that got a batch of it reports here. */
-typedef struct kin_ticket {
-    ticket t;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
-} kin_ticket;
-
 typedef struct kafka_in {
     source base;
     kafka_in_conf c;
@@ -149,17 +142,6 @@ typedef struct kafka_in {
     /* counters */
     atomic_uint_fast64_t records, bursts, bad_messages, rewinds, commits;
 } kafka_in;
-
-/* ---- ticket --------------------------------------------------------------------------------- */
-
-static void kin_ticket_done(ticket *t)
-{
-    kin_ticket *k = (kin_ticket *)t;
-    pthread_mutex_lock(&k->mu);
-    k->done = 1;
-    pthread_cond_signal(&k->cv);
-    pthread_mutex_unlock(&k->mu);
-}
 
 /* ---- decoding ----------------------------------------------------------------------------- */
 
@@ -358,13 +340,9 @@ static int burst_flush(kafka_in *k)
         return 0;
     for (size_t i = 0; i < k->nmsgs; i++)
         take_message(k, k->msgs[i]);
-    kin_ticket kt;
-    memset(&kt, 0, sizeof kt);
-    pthread_mutex_init(&kt.mu, NULL);
-    pthread_cond_init(&kt.cv, NULL);
-    atomic_init(&kt.t.outstanding, 1); /* guard until every batch is submitted */
-    atomic_init(&kt.t.failed, 0);
-    kt.t.done = kin_ticket_done;
+    /* the ticket of the burst: every output that gets a batch of it reports here */
+    ticket_sync kt;
+    ticket_sync_init(&kt, 1); /* guard until every batch is submitted */
     uint64_t nrec = 0;
     for (size_t i = 0; i < k->nacc; i++) {
         kin_acc *a = &k->acc[i];
@@ -389,14 +367,8 @@ static int burst_flush(kafka_in *k)
         batch_unref(b);
     }
     ticket_done(&kt.t, 1);
-    pthread_mutex_lock(&kt.mu);
-    while (!kt.done)
-        pthread_cond_wait(&kt.cv, &kt.mu);
-    pthread_mutex_unlock(&kt.mu);
-    pthread_mutex_destroy(&kt.mu);
-    pthread_cond_destroy(&kt.cv);
     int rc = 0;
-    if (atomic_load(&kt.t.failed) == 0) {
+    if (ticket_sync_wait(&kt) == 0) {
         rd_kafka_topic_partition_list_t *l = burst_offsets(k, 0);
         rd_kafka_resp_err_t e = rd_kafka_offsets_store(k->rk, l);
         if (e)
@@ -529,17 +501,6 @@ static void *consumer_main(void *arg)
 
 /* ---- plugin ------------------------------------------------------------------------------------ */
 
-static int set_conf(rd_kafka_conf_t *kc, const conf_node *n, const char *param, const char *key, const char *v,
-                    conf_errors *errs)
-{
-    char err[512];
-    if (rd_kafka_conf_set(kc, key, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
-        conf_error_at(errs, n, param, "librdkafka refused %s=%s: %s", key, v, err);
-        return -1;
-    }
-    return 0;
-}
-
 static void kin_free(source *s);
 
 static source *kin_create(conf_node *n, int index, conf_errors *errs)
@@ -602,18 +563,15 @@ static source *kin_create(conf_node *n, int index, conf_errors *errs)
 
     const conf_hash *opts = &k->c.rdkafka_options;
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    char joined[4096] = "";
-    for (size_t i = 0; k->c.brokers && k->c.brokers[i]; i++)
-        snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", i ? "," : "", k->c.brokers[i]);
-    bad |= set_conf(kc, n, "brokers", "bootstrap.servers", joined, errs);
-    bad |= set_conf(kc, n, "consumer_group", "group.id", k->c.consumer_group, errs);
-    bad |= set_conf(kc, n, "start_from", "auto.offset.reset", k->c.start_from ? "latest" : "earliest", errs);
+    bad |= kafka_conf_brokers(kc, n, k->c.brokers, errs);
+    bad |= kafka_conf_set(kc, n, "consumer_group", "group.id", k->c.consumer_group, errs);
+    bad |= kafka_conf_set(kc, n, "start_from", "auto.offset.reset", k->c.start_from ? "latest" : "earliest", errs);
     /* at-least-once: offsets are stored by weir after delivery, committed by librdkafka */
-    bad |= set_conf(kc, n, "rdkafka_options", "enable.auto.offset.store", "false", errs);
-    bad |= set_conf(kc, n, "rdkafka_options", "enable.auto.commit", "true", errs);
+    bad |= kafka_conf_set(kc, n, "rdkafka_options", "enable.auto.offset.store", "false", errs);
+    bad |= kafka_conf_set(kc, n, "rdkafka_options", "enable.auto.commit", "true", errs);
     /* a crashed instance's successor re-reads at most ~1 s of records */
-    bad |= set_conf(kc, n, "rdkafka_options", "auto.commit.interval.ms", "1000", errs);
-    bad |= set_conf(kc, n, "rdkafka_options", "client.id", "weir", errs);
+    bad |= kafka_conf_set(kc, n, "rdkafka_options", "auto.commit.interval.ms", "1000", errs);
+    bad |= kafka_conf_set(kc, n, "rdkafka_options", "client.id", "weir", errs);
     for (size_t i = 0; i < opts->n; i++) {
         if (!strcmp(opts->kv[i].k, "enable.auto.offset.store")) {
             conf_error_at(errs, n, "rdkafka_options",
@@ -621,7 +579,7 @@ static source *kin_create(conf_node *n, int index, conf_errors *errs)
             bad = -1;
             continue;
         }
-        bad |= set_conf(kc, n, "rdkafka_options", opts->kv[i].k, opts->kv[i].v, errs);
+        bad |= kafka_conf_set(kc, n, "rdkafka_options", opts->kv[i].k, opts->kv[i].v, errs);
     }
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     rd_kafka_conf_set_error_cb(kc, in_error_cb);
@@ -641,13 +599,8 @@ static source *kin_create(conf_node *n, int index, conf_errors *errs)
 static int kin_start(source *s, const source_env *env)
 {
     kafka_in *k = (kafka_in *)s;
-    char err[512];
-    k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, k->kc, err, sizeof err);
-    if (!k->rk) {
-        wlog_error("in_kafka", "%s: cannot create the consumer: %s", s->id, err);
+    if (!(k->rk = kafka_client_new(RD_KAFKA_CONSUMER, &k->kc, "in_kafka", s->id)))
         return -1;
-    }
-    k->kc = NULL; /* rd_kafka_new took it */
     rd_kafka_poll_set_consumer(k->rk);
     if (!(k->route = router_ctx_new(s->rt))) {
         wlog_error("in_kafka", "%s: out of memory", s->id);

@@ -39,19 +39,11 @@ static int j_top(json_mp_cursor *j, pctx *c)
                 if (parse_pair_done(c, pair_off, kpay, klen, voff) || json_mp_reserve(j))
                     return -1;
             }
-            json_mp_ws(j);
-            if (j->p >= j->e)
+            int more = json_mp_next(j, '}');
+            if (more < 0)
                 return -1;
-            if (*j->p == ',') {
-                j->p++;
-                json_mp_ws(j);
-                continue;
-            }
-            if (*j->p == '}') {
-                j->p++;
+            if (!more)
                 break;
-            }
-            return -1;
         }
     }
     json_mp_ws(j);

@@ -22,7 +22,7 @@ static inline int is_ident(uint8_t c) { return c > '@' ? 1 : ident_byte[c]; }
 static int logfmt_unescape(wbuf *o, const uint8_t *v, size_t vl)
 {
     /* decoded length <= raw length */
-    size_t hs = json_mp_str_hdr_size(vl), h0 = o->len;
+    size_t hs = mpw_str_hdr_size(vl), h0 = o->len;
     if (rec_reserve(o, vl + hs))
         return -1;
     uint8_t *d = o->data + h0 + hs, *d0 = d;
@@ -34,28 +34,13 @@ static int logfmt_unescape(wbuf *o, const uint8_t *v, size_t vl)
         }
         p++;
         uint8_t ch = *p++;
-        switch (ch) {
-        case 'n': *d++ = '\n'; break;
-        case 't': *d++ = '\t'; break;
-        case 'r': *d++ = '\r'; break;
-        case 'b': *d++ = '\b'; break;
-        case 'f': *d++ = '\f'; break;
-        case 'u': {
-            uint32_t cp;
-            if (json_mp_u_escape(&p, e, &cp) == 0)
-                d += json_mp_utf8_put(d, cp);
-            else
-                *d++ = 'u';
-            break;
-        }
-        default: *d++ = ch; break; /* \" \\ \/ and anything else: the byte itself */
-        }
+        uint32_t cp;
+        if (ch == 'u' && json_mp_u_escape(&p, e, &cp) == 0)
+            d += json_mp_utf8_put(d, cp);
+        else /* JSON's escapes; anything else (and a bad \u): the byte itself */
+            *d++ = json_mp_unescape[ch] ? json_mp_unescape[ch] : ch;
     }
-    size_t n = (size_t)(d - d0), hn = json_mp_str_hdr_size(n);
-    if (hn != hs)
-        memmove(o->data + h0 + hn, o->data + h0 + hs, n);
-    json_mp_str_hdr_put(o->data + h0, n, hn);
-    o->len = h0 + hn + n;
+    mpw_str_finish(o, h0, hs, (size_t)(d - d0));
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/array.h"
 #include "lib/json.h"
 #include "lib/mp.h"
 #include "lib/timefmt.h"
@@ -38,10 +39,7 @@ int es_buf_init(es_buf *w, uint32_t nrec)
 
 void es_buf_free(es_buf *w)
 {
-    if (w->why)
-        for (uint32_t k = 0; k < w->nsent; k++)
-            free(w->why[k]);
-    free(w->why);
+    ARRAY_FREE_ALL(w->why, w->nsent);
     free(w->st);
     free(w->off);
     free(w->recno);
@@ -70,12 +68,7 @@ void es_record_time(const out_es *c, const entry *e, uint32_t *sec, uint32_t *ns
     if (mp_read(&p, v + vlen, &ob) != MP_OK)
         return;
     double d = -1;
-    if (ob.type == MP_UINT)
-        d = (double)ob.v.u;
-    else if (ob.type == MP_INT)
-        d = (double)ob.v.i;
-    else if (ob.type == MP_FLOAT)
-        d = ob.v.f;
+    mp_number(&ob, &d);
     if (d >= 0 && d < 4294967296.0) {
         *sec = (uint32_t)d;
         *nsec = (uint32_t)((d - (double)*sec) * 1e9);

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/array.h"
 #include "lib/http.h"
 #include "lib/log.h"
 #include "aggregator/output.h"
@@ -246,9 +247,7 @@ static void es_exit(output *o)
     out_es *c = o->ctx;
     if (c->http)
         http_client_free(c->http);
-    for (size_t i = 0; i < c->nbases; i++)
-        free(c->bases[i]);
-    free(c->bases);
+    ARRAY_FREE_ALL(c->bases, c->nbases);
     free(c->auth_header);
     es_index_free(&c->index);
     if (c->has_id_path)
@@ -444,21 +443,5 @@ done:
     return rc;
 }
 
-
-const out_plugin out_elasticsearch_plugin = {
-    .name = "elasticsearch",
-    .spec = es_spec,
-    .ctx_size = sizeof(out_es),
-    .init = es_init,
-    .write = es_write,
-    .exit = es_exit,
-};
-
-const out_plugin out_opensearch_plugin = {
-    .name = "opensearch",
-    .spec = es_spec,
-    .ctx_size = sizeof(out_es),
-    .init = es_init,
-    .write = es_write,
-    .exit = es_exit,
-};
+OUT_PLUGIN(elasticsearch, es, out_es);
+OUT_PLUGIN(opensearch, es, out_es);

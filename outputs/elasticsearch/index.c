@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/array.h"
 #include "lib/timefmt.h"
 #include "outputs/elasticsearch/es.h"
 #include "outputs/elasticsearch/index.h"
@@ -34,13 +35,10 @@ void es_index_free(es_index *t)
 
 static es_index_part *index_add(es_index *t, int kind)
 {
-    es_index_part *np = realloc(t->p, (t->n + 1) * sizeof *np);
-    if (!np)
-        return NULL;
-    t->p = np;
-    memset(&t->p[t->n], 0, sizeof *t->p);
-    t->p[t->n].kind = kind;
-    return &t->p[t->n++];
+    es_index_part *p = ARRAY_PUSH(t->p, t->n);
+    if (p)
+        p->kind = kind;
+    return p;
 }
 
 /* Compile "logs-${tag}-%Y.%m.%d" into parts. -1 with err on a bad placeholder. */

@@ -38,10 +38,12 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "lib/array.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/mp.h"
 #include "buffer/buffer.h"
+#include "aggregator/kafka_conf.h"
 #include "aggregator/output.h"
 #include "aggregator/record.h"
 #include "outputs/format.h"
@@ -188,17 +190,6 @@ static int32_t partitioner(const rd_kafka_topic_t *rkt, const void *key, size_t 
 
 /* ---- init -------------------------------------------------------------------------------- */
 
-static int set_conf(rd_kafka_conf_t *kc, const conf_node *n, const char *param, const char *k, const char *v,
-                    conf_errors *errs)
-{
-    char err[512];
-    if (rd_kafka_conf_set(kc, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
-        conf_error_at(errs, n, param, "librdkafka refused %s=%s: %s", k, v, err);
-        return -1;
-    }
-    return 0;
-}
-
 static int kafka_init(output *o, conf_node *n, conf_errors *errs)
 {
     kafka_out *c = o->ctx;
@@ -242,31 +233,29 @@ static int kafka_init(output *o, conf_node *n, conf_errors *errs)
         c->drop[c->ndrop++] = (rec_kv){.key = c->keys.partition_key, .key_len = strlen(c->keys.partition_key)};
 
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    char joined[4096] = "", num[64];
-    for (size_t i = 0; c->brokers[i]; i++)
-        snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", i ? "," : "", c->brokers[i]);
-    bad |= set_conf(kc, n, "brokers", "bootstrap.servers", joined, errs);
+    char num[64];
+    bad |= kafka_conf_brokers(kc, n, c->brokers, errs);
     snprintf(num, sizeof num, "%" PRId64, c->required_acks);
-    bad |= set_conf(kc, n, "required_acks", "acks", num, errs);
-    bad |= set_conf(kc, n, "compression_codec", "compression.codec", codecs[c->compression], errs);
+    bad |= kafka_conf_set(kc, n, "required_acks", "acks", num, errs);
+    bad |= kafka_conf_set(kc, n, "compression_codec", "compression.codec", codecs[c->compression], errs);
     /* Idempotent producer by default (no duplicates from librdkafka's own
      * retries, order kept); it needs acks=all. */
     const conf_hash *opts = &c->rdkafka_options;
     if (!conf_hash_get(opts, "enable.idempotence"))
-        bad |= set_conf(kc, n, "rdkafka_options", "enable.idempotence", c->required_acks == -1 ? "true" : "false",
-                        errs);
+        bad |= kafka_conf_set(kc, n, "rdkafka_options", "enable.idempotence",
+                              c->required_acks == -1 ? "true" : "false", errs);
     snprintf(num, sizeof num, "%.0f", c->delivery_timeout * 1000);
-    bad |= set_conf(kc, n, "delivery_timeout", "message.timeout.ms", num, errs);
-    bad |= set_conf(kc, n, "rdkafka_options", "client.id", "weir", errs);
+    bad |= kafka_conf_set(kc, n, "delivery_timeout", "message.timeout.ms", num, errs);
+    bad |= kafka_conf_set(kc, n, "rdkafka_options", "client.id", "weir", errs);
     /* room for several flush threads' chunks at once (librdkafka: 100000) */
-    bad |= set_conf(kc, n, "rdkafka_options", "queue.buffering.max.messages", "1000000", errs);
+    bad |= kafka_conf_set(kc, n, "rdkafka_options", "queue.buffering.max.messages", "1000000", errs);
     for (size_t i = 0; i < opts->n; i++)
-        bad |= set_conf(kc, n, "rdkafka_options", opts->kv[i].k, opts->kv[i].v, errs);
+        bad |= kafka_conf_set(kc, n, "rdkafka_options", opts->kv[i].k, opts->kv[i].v, errs);
 
     if (conf_get_value(n, "partition_key_key") && !conf_hash_get(opts, "sticky.partitioning.linger.ms"))
         /* librdkafka's sticky partitioner would skip the callback for records
          * without a message key: let every record reach it */
-        bad |= set_conf(kc, n, "partition_key_key", "sticky.partitioning.linger.ms", "0", errs);
+        bad |= kafka_conf_set(kc, n, "partition_key_key", "sticky.partitioning.linger.ms", "0", errs);
     /* topic-level properties set above (acks, message.timeout.ms, ...) live
      * in the default topic conf: add the partitioner there, never replace it */
     rd_kafka_topic_conf_t *tc = rd_kafka_conf_get_default_topic_conf(kc);
@@ -292,14 +281,8 @@ static int kafka_init(output *o, conf_node *n, conf_errors *errs)
 static int kafka_start(output *o)
 {
     kafka_out *c = o->ctx;
-    char err[512];
-    c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c->kc, err, sizeof err);
-    if (!c->rk) {
-        wlog_error("out_kafka", "%s: cannot create the producer: %s", o->id, err);
-        return -1;
-    }
-    c->kc = NULL; /* rd_kafka_new took it */
-    return 0;
+    c->rk = kafka_client_new(RD_KAFKA_PRODUCER, &c->kc, "out_kafka", o->id);
+    return c->rk ? 0 : -1;
 }
 
 /* ---- write --------------------------------------------------------------------------------- */
@@ -326,9 +309,7 @@ static void kscratch_free(kscratch *s)
     if (s->rkt)
         rd_kafka_topic_destroy(s->rkt);
     s->rkt = NULL;
-    for (size_t i = 0; i < s->nold; i++)
-        free(s->old[i]);
-    free(s->old);
+    ARRAY_FREE_ALL(s->old, s->nold);
     s->old = NULL;
     s->nold = s->capold = 0;
     wbuf_free(&s->payload);
@@ -608,9 +589,7 @@ static int kafka_write(output *o, const batch *b, out_result *res)
     if (nretry || nerr)
         wlog_warn("out_kafka", "%s: %u of %u messages delivered, %u to retry, %u refused (first: %s)", o->id, nok,
                   n, nretry, nerr, rd_kafka_err2str(first_err));
-    for (uint32_t i = 0; i < n; i++)
-        free(why[i]);
-    free(why);
+    ARRAY_FREE_ALL(why, n);
     free(es);
     free(m);
     kscratch_free(&s);
@@ -648,22 +627,5 @@ static void kafka_exit(output *o)
     fmt_free(&c->f);
 }
 
-const out_plugin out_kafka2_plugin = {
-    .name = "kafka2",
-    .spec = kafka_spec,
-    .ctx_size = sizeof(kafka_out),
-    .init = kafka_init,
-    .start = kafka_start,
-    .write = kafka_write,
-    .exit = kafka_exit,
-};
-
-const out_plugin out_rdkafka2_plugin = {
-    .name = "rdkafka2",
-    .spec = kafka_spec,
-    .ctx_size = sizeof(kafka_out),
-    .init = kafka_init,
-    .start = kafka_start,
-    .write = kafka_write,
-    .exit = kafka_exit,
-};
+OUT_PLUGIN(kafka2, kafka, kafka_out, .start = kafka_start);
+OUT_PLUGIN(rdkafka2, kafka, kafka_out, .start = kafka_start);

@@ -36,6 +36,7 @@
 
 #include "lib/http.h"
 #include "lib/log.h"
+#include "lib/prom.h"
 #include "aggregator/output.h"
 #include "aggregator/record.h"
 #include "outputs/loki/encode.h"
@@ -469,17 +470,10 @@ out:
 
 /* ------------------------------------------------------- metrics, exit -- */
 
-static void metric_family(struct evbuffer *ev, const char *name, const char *type, const char *help)
-{
-    evbuffer_add_printf(ev, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static uint64_t ld64(atomic_uint_fast64_t *a) { return atomic_load_explicit(a, memory_order_relaxed); }
-
 /* Every family once, with the samples of all loki outputs. */
 static void loki_metrics(output *const *outs, size_t n, struct evbuffer *ev)
 {
-    metric_family(ev, "weir_loki_label_sets", "gauge", "distinct label sets an output has sent");
+    prom_head(ev, "weir_loki_label_sets", "gauge", "distinct label sets an output has sent");
     for (size_t i = 0; i < n; i++) {
         out_loki *c = outs[i]->ctx;
         pthread_mutex_lock(&c->guard.mu);
@@ -487,8 +481,8 @@ static void loki_metrics(output *const *outs, size_t n, struct evbuffer *ev)
         pthread_mutex_unlock(&c->guard.mu);
         evbuffer_add_printf(ev, "weir_loki_label_sets{output=\"%s\"} %zu\n", outs[i]->id, sets);
     }
-    metric_family(ev, "weir_loki_label_overflow_total", "counter",
-                  "label values replaced by the cardinality guard (label=\"\": all labels)");
+    prom_head(ev, "weir_loki_label_overflow_total", "counter",
+              "label values replaced by the cardinality guard (label=\"\": all labels)");
     for (size_t i = 0; i < n; i++) {
         out_loki *c = outs[i]->ctx;
         pthread_mutex_lock(&c->guard.mu);
@@ -511,19 +505,20 @@ static void loki_metrics(output *const *outs, size_t n, struct evbuffer *ev)
          offsetof(out_loki, rejected_records)},
     };
     for (size_t k = 0; k < sizeof ctr / sizeof ctr[0]; k++) {
-        metric_family(ev, ctr[k].name, "counter", ctr[k].help);
+        prom_head(ev, ctr[k].name, "counter", ctr[k].help);
         for (size_t i = 0; i < n; i++)
-            evbuffer_add_printf(ev, "%s{output=\"%s\"} %llu\n", ctr[k].name, outs[i]->id,
-                                (unsigned long long)ld64((atomic_uint_fast64_t *)((char *)outs[i]->ctx + ctr[k].off)));
+            evbuffer_add_printf(
+                ev, "%s{output=\"%s\"} %llu\n", ctr[k].name, outs[i]->id,
+                (unsigned long long)prom_ld((atomic_uint_fast64_t *)((char *)outs[i]->ctx + ctr[k].off)));
     }
-    metric_family(ev, "weir_loki_body_bytes_total", "counter",
-                  "push request bytes: on the wire (stage=wire) and before compression (stage=raw)");
+    prom_head(ev, "weir_loki_body_bytes_total", "counter",
+              "push request bytes: on the wire (stage=wire) and before compression (stage=raw)");
     for (size_t i = 0; i < n; i++) {
         out_loki *c = outs[i]->ctx;
         evbuffer_add_printf(ev, "weir_loki_body_bytes_total{output=\"%s\",stage=\"wire\"} %llu\n", outs[i]->id,
-                            (unsigned long long)ld64(&c->body_bytes));
+                            (unsigned long long)prom_ld(&c->body_bytes));
         evbuffer_add_printf(ev, "weir_loki_body_bytes_total{output=\"%s\",stage=\"raw\"} %llu\n", outs[i]->id,
-                            (unsigned long long)ld64(&c->raw_bytes));
+                            (unsigned long long)prom_ld(&c->raw_bytes));
     }
 }
 
@@ -534,9 +529,7 @@ static void loki_exit(output *o)
         http_client_free(c->http);
     lk_label_conf_free(&c->lab);
     lk_fields_free(c->ent.meta, c->ent.nmeta);
-    for (size_t i = 0; i < c->ent.nstrip; i++)
-        rec_path_free(&c->ent.strip[i]);
-    free(c->ent.strip);
+    rec_paths_free(c->ent.strip, c->ent.nstrip);
     if (c->tenant_dynamic)
         rec_path_free(&c->tenant_path);
     free(c->push_url);
@@ -545,12 +538,4 @@ static void loki_exit(output *o)
     pthread_mutex_destroy(&c->tok_mu);
 }
 
-const out_plugin out_loki_plugin = {
-    .name = "loki",
-    .spec = loki_spec,
-    .ctx_size = sizeof(out_loki),
-    .init = loki_init,
-    .write = loki_write,
-    .metrics = loki_metrics,
-    .exit = loki_exit,
-};
+OUT_PLUGIN(loki, loki, out_loki, .metrics = loki_metrics);

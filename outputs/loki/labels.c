@@ -76,51 +76,16 @@ int lk_fields_bind(conf_node *sec, lk_field **out, size_t *nout, int labels, con
     return 0;
 }
 
-int lk_extra_labels_parse(lk_label_conf *lc, const char *json, conf_node *n, conf_errors *errs)
+int lk_extra_labels_set(lk_label_conf *lc, const conf_hash *h, conf_node *n, conf_errors *errs)
 {
-    json_error_t je;
-    json_t *j = json_loads(json, 0, &je);
-    if (!j || !json_is_object(j)) {
-        conf_error_at(errs, n, "extra_labels", "extra_labels must be a JSON hash like {\"env\":\"dev\"}%s%s",
-                      j ? "" : ": ", j ? "" : je.text);
-        json_decref(j);
-        return -1;
-    }
-    size_t cnt = json_object_size(j);
-    lc->extra_k = calloc(cnt + 1, sizeof(char *));
-    lc->extra_v = calloc(cnt + 1, sizeof(char *));
-    const char *k;
-    json_t *v;
-    int bad = 0;
-    json_object_foreach(j, k, v)
-    {
-        if (!lk_label_name_valid(k)) {
-            conf_error_at(errs, n, "extra_labels", "invalid label name '%s' in extra_labels", k);
-            bad = 1;
-            break;
+    for (size_t i = 0; i < h->n; i++) {
+        if (!lk_label_name_valid(h->kv[i].k)) {
+            conf_error_at(errs, n, "extra_labels", "invalid label name '%s' in extra_labels", h->kv[i].k);
+            return -1;
         }
-        char num[64];
-        const char *val = json_is_string(v) ? json_string_value(v) : NULL;
-        if (!val) {
-            if (json_is_integer(v))
-                snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
-            else if (json_is_real(v))
-                snprintf(num, sizeof num, "%g", json_real_value(v));
-            else if (json_is_boolean(v))
-                snprintf(num, sizeof num, "%s", json_is_true(v) ? "true" : "false");
-            else {
-                conf_error_at(errs, n, "extra_labels", "extra_labels value of '%s' must be a string", k);
-                bad = 1;
-                break;
-            }
-            val = num;
-        }
-        lc->extra_k[lc->nextra] = strdup(k);
-        lc->extra_v[lc->nextra] = strdup(val);
-        lc->nextra++;
     }
-    json_decref(j);
-    return bad ? -1 : 0;
+    lc->extra = h;
+    return 0;
 }
 
 void lk_fields_free(lk_field *f, size_t n)
@@ -135,12 +100,6 @@ void lk_fields_free(lk_field *f, size_t n)
 void lk_label_conf_free(lk_label_conf *lc)
 {
     lk_fields_free(lc->labels, lc->nlabels);
-    for (size_t i = 0; i < lc->nextra; i++) {
-        free(lc->extra_k[i]);
-        free(lc->extra_v[i]);
-    }
-    free(lc->extra_k);
-    free(lc->extra_v);
     if (lc->extract_kubernetes_labels)
         rec_path_free(&lc->kube_labels);
 }
@@ -290,9 +249,11 @@ int lk_labels_build(const lk_label_conf *lc, lk_labels *ls, const entry *e, int 
 {
     ls->nkv = 0;
     ls->sc.len = 0;
-    for (size_t i = 0; i < lc->nextra; i++)
-        if (lk_labels_add(ls, lc->extra_k[i], strlen(lc->extra_k[i]), lc->extra_v[i], strlen(lc->extra_v[i]), 0))
+    for (size_t i = 0; lc->extra && i < lc->extra->n; i++) {
+        const conf_kv *kv = &lc->extra->kv[i];
+        if (lk_labels_add(ls, kv->k, strlen(kv->k), kv->v, strlen(kv->v), 0))
             return -1;
+    }
     if (lc->extract_kubernetes_labels) {
         size_t vl;
         const uint8_t *v = rec_lookup(e->record, e->record_len, &lc->kube_labels, &vl);

@@ -49,16 +49,16 @@ void lk_fields_free(lk_field *f, size_t n); /* the names, paths and the array */
 typedef struct lk_label_conf {
     lk_field *labels; /* <label> */
     size_t nlabels;
-    char **extra_k, **extra_v; /* extra_labels: static */
-    size_t nextra;
+    const conf_hash *extra; /* extra_labels: static (the bound parameter; NULL: none) */
     int extract_kubernetes_labels; /* every key of kube_labels, sanitised */
     rec_path kube_labels;          /* $.kubernetes.labels, compiled when extract_kubernetes_labels */
     int include_thread_label;      /* fluentd_thread="flush_thread_N" */
 } lk_label_conf;
 
-/* extra_labels (a JSON hash, non-string scalars as text) into lc; -1 with
- * an error at node n. */
-int lk_extra_labels_parse(lk_label_conf *lc, const char *json, conf_node *n, conf_errors *errs);
+/* extra_labels (bound as a conf_hash: a JSON hash, non-string scalars as
+ * text, or "k1:v1,k2:v2") for lc, its names checked; -1 with an error at
+ * node n. lc points at h, which must outlive it. */
+int lk_extra_labels_set(lk_label_conf *lc, const conf_hash *h, conf_node *n, conf_errors *errs);
 void lk_label_conf_free(lk_label_conf *lc);
 
 /* One label of a set: offsets into lk_labels.sc. */

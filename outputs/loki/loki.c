@@ -64,8 +64,9 @@ static const conf_spec loki_spec[] = {
     {"default_tenant", CONF_STR, NULL, 0, offsetof(out_loki, default_tenant), NULL,
      "weir: tenant for records that lack the tenant key (without it they are sent with no `X-Scope-OrgID`); only "
      "with a tenant from the record"},
-    {"extra_labels", CONF_STR, NULL, 0, offsetof(out_loki, extra_labels), NULL,
-     "static labels, a JSON hash: `{\"env\":\"dev\"}`"},
+    {"extra_labels", CONF_HASH, NULL, 0, offsetof(out_loki, extra_labels), NULL,
+     "static labels, Fluentd's hash type: a JSON hash `{\"env\":\"dev\"}` (numbers and booleans as text) or "
+     "`env:dev,team:a`"},
     {"extract_kubernetes_labels", CONF_BOOL, "false", 0, offsetof(out_loki, lab.extract_kubernetes_labels), NULL,
      "add every `kubernetes.labels` key as a label (`.`, `/`, `-` and other invalid characters become `_`)"},
     {"remove_keys", CONF_ARRAY, NULL, 0, offsetof(out_loki, remove_keys), NULL,
@@ -174,7 +175,7 @@ static int loki_init(output *o, conf_node *n, conf_errors *errs)
         conf_error_at(errs, n, "default_tenant", "default_tenant only applies when tenant comes from the record");
         bad = 1;
     }
-    if (c->extra_labels && lk_extra_labels_parse(&c->lab, c->extra_labels, n, errs))
+    if (c->extra_labels.n && lk_extra_labels_set(&c->lab, &c->extra_labels, n, errs))
         bad = 1;
     for (size_t i = 0; i < n->nchildren; i++) {
         conf_node *ch = n->children[i];

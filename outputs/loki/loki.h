@@ -26,7 +26,7 @@
 typedef struct out_loki {
     /* bound from config */
     char *url, *username, *password, *bearer_token_file, *tenant, *default_tenant;
-    char *extra_labels;
+    conf_hash extra_labels;
     char **remove_keys;
     char *ca_cert, *cert, *key;
     int insecure_tls;

@@ -239,8 +239,8 @@ static void test_label_config_errors(void **st)
         {"<label>\n  ok $.[\n</label>", "invalid record accessor '$.[' for 'ok' in <label>"},
         {"<label>\n  <sub>\n  </sub>\n</label>", "<label> takes no sub-section <sub>"},
         {"extra_labels {\"env\":\"dev\",\"bad.name\":\"x\"}", "invalid label name 'bad.name' in extra_labels"},
-        {"extra_labels [1,2]", "extra_labels must be a JSON hash"},
-        {"extra_labels {\"env\":[1]}", "extra_labels value of 'env' must be a string"},
+        {"extra_labels [1,2]", "extra_labels"},
+        {"extra_labels env:dev,bad-name:x", "invalid label name 'bad-name' in extra_labels"},
         {"max_label_sets 0", "max_label_sets must be at least 1"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -284,6 +284,9 @@ static void test_label_sets(void **st)
         /* extra_labels (JSON scalars as text), with labels and the thread label */
         {"extra_labels {\"env\":\"dev\",\"shard\":3}\n<label>\n  app\n</label>", "{\"app\":\"web\"}",
          "{app=\"web\", env=\"dev\", fluentd_thread=\"flush_thread_0\", shard=\"3\"}", NULL, 0},
+        /* ... or Fluentd's k:v form */
+        {"include_thread_label false\nextra_labels env: dev , team:payments", "{\"x\":1}",
+         "{env=\"dev\", team=\"payments\"}", NULL, 0},
         /* equal names: the last added wins (extra, kubernetes, <label>, thread) */
         {"include_thread_label false\nextra_labels {\"app\":\"static\"}\n<label>\n  app\n</label>",
          "{\"app\":\"web\"}", "{app=\"web\"}", NULL, 0},

@@ -22,6 +22,7 @@ else `fluentd` on PATH; without it the tests are skipped.
 import glob
 import json
 import os
+import shutil
 import struct
 
 import pytest
@@ -502,7 +503,16 @@ def run_big(weir, fluentd, tmp_path, plan, chunk_bytes):
     return total
 
 
-def test_fluentd_file_buffer_chunk(weir, fluentd, tmp_path):
+@pytest.fixture
+def big_cleanup(weir, tmp_path):
+    """Removes the half GB (Fluentd's chunk, weir's output) a big test leaves."""
+    yield
+    shutil.rmtree(tmp_path / "fluentd-buffer", ignore_errors=True)
+    for p in weir.output_files():
+        os.unlink(p)
+
+
+def test_fluentd_file_buffer_chunk(weir, fluentd, tmp_path, big_cleanup):
     """A Fluentd file-buffer chunk as Fluentd fills it by default: appended
     1 MiB at a time until it passes chunk_full_threshold (95% of 256m), so
     244 MiB (999,424 events) queued while weir is down; delivered whole when
@@ -514,7 +524,7 @@ def test_fluentd_file_buffer_chunk(weir, fluentd, tmp_path):
 @pytest.mark.xfail(strict=True, reason="weir bug: chunk_size_limit (default 256m) counts the whole request; "
                    "a Fluentd chunk of exactly chunk_limit_size 256m arrives as 256 MiB of events + ~70 bytes "
                    "(tag, bin32 header, option map), so weir closes the connection and Fluentd retries forever")
-def test_fluentd_file_buffer_full_chunk(weir, fluentd, tmp_path):
+def test_fluentd_file_buffer_full_chunk(weir, fluentd, tmp_path, big_cleanup):
     """A chunk of exactly chunk_limit_size (268,435,456 bytes: 243 MiB, then
     one 13 MiB request that fits without a split), the largest Fluentd's
     default file buffer sends."""

@@ -31,7 +31,7 @@ import fwd
 from conftest import free_port
 from peer_fluentd import fluentd_or_skip
 # the case format is test_conformance's: one reader of it for both
-from test_conformance import CASES, build_request, load_case, normalise, output_files, read
+from conformance_cases import CASES, build_request, load_case, normalise, output_files, read
 
 # plugin types (of <filter>, <match>, <store>, <parse>) that are weir's own
 WEIR_ONLY = {"kubernetes", "trace", "ecs", "cri"}

@@ -5,7 +5,9 @@
 #include <emmintrin.h>
 #endif
 
+#include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -169,17 +171,85 @@ int jw_string(wbuf *out, const uint8_t *s, size_t n)
     return 0;
 }
 
+/* The shortest significant digits that read back as d (d finite, not 0),
+ * into dig (no point, no trailing zeros; returns their count) with *decpt,
+ * the position of the decimal point (d = 0.DIGITS * 10^decpt). For a normal
+ * double, 15 digits that read back are the shortest (DBL_DIG): try 15, 16,
+ * 17; a subnormal has fewer significant bits, so it counts up from 1. */
+static int shortest_digits(double d, char dig[20], int *decpt)
+{
+    char e[40];
+    int from = fabs(d) < DBL_MIN ? 1 : 15;
+    for (int prec = from; prec <= 17; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec - 1, d);
+        if (prec == 17 || strtod(e, NULL) == d)
+            break;
+    }
+    /* e: [-]D[.DDD]e[+-]XX */
+    const char *p = e + (e[0] == '-');
+    int n = 0;
+    for (; *p != 'e'; p++)
+        if (*p != '.')
+            dig[n++] = *p;
+    while (n > 1 && dig[n - 1] == '0')
+        n--;
+    dig[n] = 0;
+    *decpt = atoi(p + 1) + 1;
+    return n;
+}
+
+/* A float as Fluentd's JSON formatter writes it (Oj in compat mode, so a
+ * file output's lines match Fluentd's byte for byte): 0.0 for either zero;
+ * an integral value in [-2^63, 2^63) as "%.1f" (10000000000000000.0); anything
+ * else as Ruby's Float#to_s: the shortest digits that read back as the
+ * same double, in fixed notation when -4 < decimal exponent <= 16 (0.0001,
+ * 123456789012345.6), else D.DDDe+XX (1.0e-05, 1.0e+20, 5.0e-324). NaN and
+ * the infinities, which JSON cannot hold, are null. */
 static int json_double(wbuf *out, double d)
 {
     if (!isfinite(d))
         return wbuf_add(out, "null", 4);
-    char tmp[40];
-    int n = snprintf(tmp, sizeof tmp, "%.15g", d);
-    if (strtod(tmp, NULL) != d)
-        n = snprintf(tmp, sizeof tmp, "%.17g", d);
-    /* keep it a float in JSON consumers that care (1.0 rather than 1) */
-    if (!strpbrk(tmp, ".eEn"))
-        tmp[n++] = '.', tmp[n++] = '0', tmp[n] = 0;
+    char tmp[48];
+    int n;
+    if (d == 0) {
+        return wbuf_add(out, "0.0", 3);
+    } else if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 && d == (double)(long long)d) {
+        n = snprintf(tmp, sizeof tmp, "%.1f", d);
+    } else {
+        char dig[20];
+        int decpt, nd = shortest_digits(d, dig, &decpt);
+        char *o = tmp;
+        if (d < 0)
+            *o++ = '-';
+        if (decpt > 0 && decpt <= 16) {
+            for (int i = 0; i < decpt; i++)
+                *o++ = i < nd ? dig[i] : '0';
+            *o++ = '.';
+            if (nd > decpt)
+                for (int i = decpt; i < nd; i++)
+                    *o++ = dig[i];
+            else
+                *o++ = '0';
+        } else if (decpt <= 0 && decpt > -4) {
+            *o++ = '0';
+            *o++ = '.';
+            for (int i = 0; i < -decpt; i++)
+                *o++ = '0';
+            for (int i = 0; i < nd; i++)
+                *o++ = dig[i];
+        } else {
+            *o++ = dig[0];
+            *o++ = '.';
+            if (nd > 1)
+                for (int i = 1; i < nd; i++)
+                    *o++ = dig[i];
+            else
+                *o++ = '0';
+            o += snprintf(o, (size_t)(tmp + sizeof tmp - o), "e%c%02d", decpt - 1 < 0 ? '-' : '+',
+                          abs(decpt - 1));
+        }
+        n = (int)(o - tmp);
+    }
     return wbuf_add(out, tmp, (size_t)n);
 }
 
@@ -255,8 +325,13 @@ static int json_value(wbuf *out, const uint8_t **p, const uint8_t *end, int dept
     case MP_STR:
     case MP_BIN: return jw_string(out, o.ptr, o.len);
     case MP_EXT:
-        if (o.ext_type == 0 && o.len == 8)
-            return json_double(out, (double)mp_be32(o.ptr) + (double)mp_be32(o.ptr + 4) / 1e9);
+        if (o.ext_type == 0 && o.len == 8) {
+            /* an EventTime (a `time`-typed value): its whole seconds, as
+             * Fluentd's EventTime#to_json writes it */
+            char num[16];
+            int n = snprintf(num, sizeof num, "%u", (unsigned)mp_be32(o.ptr));
+            return wbuf_add(out, num, (size_t)n);
+        }
         return json_base64(out, o.ptr, o.len);
     case MP_ARRAY:
         if (wbuf_addc(out, '['))

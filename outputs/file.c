@@ -1,15 +1,23 @@
 /*
  * outputs/file.c: Fluentd's out_file.
  *
- * `path` is a prefix. The file name is built like Fluentd's:
+ * `path` is a prefix. The file name is built like Fluentd's
+ * (generate_path_template in out_file.rb). With the time chunk key (the
+ * default: Fluentd's out_file buffers by `time` when <buffer> names no keys,
+ * and without <buffer> at all), the time slice's format follows `timekey`
+ * (%Y%m%d for 1d and more, %Y%m%d%H from 1h, %Y%m%d%H%M from 1m, else
+ * %Y%m%d%H%M%S):
  *   path /var/log/app          -> /var/log/app.20261121.log      (append true)
  *                              -> /var/log/app.20261121_0.log    (append false: a new
  *                                 index for every file this process opens)
  *   path /var/log/app.*.log    -> '*' replaced by the time slice (+ "_N" if !append)
- *   path /var/log/${tag}/%Y%m%d -> placeholders expanded, then path_suffix
- * The time slice is the record's time (local time, %Y%m%d: Fluentd's default
- * timekey of 1 day). `compress gzip` writes one gzip member per batch (a
- * valid multi-member .gz that zcat reads whole).
+ *   path /var/log/${tag}       -> /var/log/app.web.20261121.log (placeholders expanded)
+ *   path /var/log/${tag}/%Y%m%d -> the path has the slice's directives: expanded, then
+ *                                 path_suffix (some but not all of them: a config error)
+ * Without the time chunk key (<buffer tag>) there is no slice: path, then path_suffix.
+ * The slice is the record's time (local time unless timekey_use_utc).
+ * `compress gzip` writes one gzip member per batch (a valid multi-member
+ * .gz that zcat reads whole).
  *
  * Records are formatted into one buffer per batch and written with write(2)
  * before the batch is reported OK, so an ack from the forward input means
@@ -49,6 +57,10 @@ typedef struct out_file {
     int add_path_suffix;
     char *path_suffix;
     int compress; /* 0 text, 1 gzip */
+    /* from <buffer>: the time slice's format ("" without the time chunk key),
+     * whether the path holds its directives itself, UTC slices */
+    const char *slice_fmt;
+    int path_has_slice, slice_utc;
     /* state */
     fmt f;
     wbuf buf, gz;
@@ -79,12 +91,69 @@ static const conf_spec file_spec[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
+/* Fluentd's timekey_to_timeformat. */
+static const char *timekey_format(double timekey)
+{
+    return timekey < 60 ? "%Y%m%d%H%M%S" : timekey < 3600 ? "%Y%m%d%H%M" : timekey < 86400 ? "%Y%m%d%H" : "%Y%m%d";
+}
+
+/* The time slice from the <buffer> section's chunk keys and timekey, and
+ * Fluentd's checks of the path against it. */
+static int path_template(out_file *c, conf_node *n, conf_errors *errs)
+{
+    conf_node *b = NULL;
+    for (size_t i = 0; i < n->nchildren; i++)
+        if (!strcmp(n->children[i]->name, "buffer"))
+            b = n->children[i];
+    int time_key = 1; /* no <buffer>, or <buffer> without keys: Fluentd's default key is time */
+    double timekey = 86400;
+    if (b && b->arg && *b->arg) {
+        time_key = 0;
+        char keys[512];
+        snprintf(keys, sizeof keys, "%s", b->arg);
+        for (char *save = NULL, *k = strtok_r(keys, ", ", &save); k; k = strtok_r(NULL, ", ", &save))
+            if (!strcmp(k, "time"))
+                time_key = 1;
+    }
+    const char *tk = b ? conf_get_value(b, "timekey") : NULL;
+    if (tk && conf_parse_time(tk, &timekey) != 0)
+        timekey = 86400; /* the buffer reports the bad value */
+    const char *utc = b ? conf_get_value(b, "timekey_use_utc") : NULL;
+    c->slice_utc = utc && !strcmp(utc, "true");
+    c->slice_fmt = time_key ? timekey_format(timekey) : "";
+    if (strchr(c->path, '*')) {
+        if (!time_key) {
+            conf_error_at(errs, n, "path", "path including '*' must be used with buffer chunk key 'time'");
+            return -1;
+        }
+        return 0;
+    }
+    /* the slice's directives (%Y %m %d %H %M %S), each 2 characters */
+    int has = 0, all = 1;
+    for (const char *d = c->slice_fmt; d[0] && d[1]; d += 2) {
+        char ph[3] = {d[0], d[1], 0};
+        if (strstr(c->path, ph))
+            has = 1;
+        else
+            all = 0;
+    }
+    if (has && !all) {
+        conf_error_at(errs, n, "path", "insufficient timestamp placeholders in path: a timekey of %.0fs needs %s",
+                      timekey, c->slice_fmt);
+        return -1;
+    }
+    c->path_has_slice = has;
+    return 0;
+}
+
 static int file_init(output *o, conf_node *n, conf_errors *errs)
 {
     out_file *c = o->ctx;
     c->cache_idx = -1;
     for (int i = 0; i < FILE_MAX_OPEN; i++)
         c->files[i].fd = -1;
+    if (path_template(c, n, errs))
+        return -1;
     return fmt_configure(&c->f, n, FMT_OUT_FILE, errs);
 }
 
@@ -103,7 +172,7 @@ static int mkdir_p(char *path)
 }
 
 /* Expand ${tag} and strftime directives of `tmpl` into out. */
-static void expand(char *out, size_t cap, const char *tmpl, const char *tag, uint32_t sec)
+static void expand(char *out, size_t cap, const char *tmpl, const char *tag, uint32_t sec, int utc)
 {
     char tmp[4096];
     size_t j = 0;
@@ -116,15 +185,16 @@ static void expand(char *out, size_t cap, const char *tmpl, const char *tag, uin
         }
     }
     tmp[j < sizeof tmp ? j : sizeof tmp - 1] = 0;
-    if (!time_fmt(out, cap, tmp, sec, 0, 0))
+    if (!time_fmt(out, cap, tmp, sec, 0, utc))
         snprintf(out, cap, "%s", tmp);
 }
 
 /* The logical file (before the append-false index) and where the index goes. */
 static void file_key(out_file *c, char *key, size_t cap, size_t *index_at, const char *tag, uint32_t sec)
 {
-    char slice[32];
-    time_fmt(slice, sizeof slice, "%Y%m%d", sec, 0, 0);
+    char slice[32] = "";
+    if (*c->slice_fmt)
+        time_fmt(slice, sizeof slice, c->slice_fmt, sec, 0, c->slice_utc);
     const char *sfx = c->add_path_suffix ? c->path_suffix : "";
     const char *gz = c->compress ? ".gz" : "";
     const char *star = strchr(c->path, '*');
@@ -132,15 +202,14 @@ static void file_key(out_file *c, char *key, size_t cap, size_t *index_at, const
         int n = snprintf(key, cap, "%.*s%s", (int)(star - c->path), c->path, slice);
         *index_at = (size_t)n;
         snprintf(key + n, cap - (size_t)n, "%s%s", star + 1, gz);
-    } else if (strchr(c->path, '%') || strstr(c->path, "${")) {
-        expand(key, cap, c->path, tag, sec);
-        *index_at = strlen(key);
-        snprintf(key + *index_at, cap - *index_at, "%s%s", sfx, gz);
-    } else {
-        int n = snprintf(key, cap, "%s.%s", c->path, slice);
-        *index_at = (size_t)n;
-        snprintf(key + n, cap - (size_t)n, "%s%s", sfx, gz);
+        return;
     }
+    expand(key, cap, c->path, tag, sec, c->slice_utc);
+    size_t n = strlen(key);
+    if (*slice && !c->path_has_slice)
+        n += (size_t)snprintf(key + n, cap - n, ".%s", slice);
+    *index_at = n < cap ? n : cap - 1;
+    snprintf(key + *index_at, cap - *index_at, "%s%s", sfx, gz);
 }
 
 static void close_file(open_file *f)

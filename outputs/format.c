@@ -20,7 +20,8 @@ const conf_spec fmt_format_spec[] = {
      "`TIME TAG: JSON`; `single_value`: the value of `message_key`; `ltsv`: `key:value` pairs; `msgpack`: the "
      "record's msgpack. Without `<format>` or `@type`, the output's own default"},
     {"delimiter", CONF_STR, "\t", 0, offsetof(fmt, delimiter), NULL,
-     "`out_file` and `ltsv`: between fields; `\\t`, or `SPACE`, `COMMA`, `TAB` (any case)"},
+     "between fields. `out_file`, as Fluentd's: a value holding `SPACE` (any case) is a space, `COMMA` a comma, "
+     "anything else a tab; `ltsv`: the text as written"},
     {"output_tag", CONF_BOOL, "true", 0, offsetof(fmt, output_tag), NULL, "`out_file`: write the tag"},
     {"output_time", CONF_BOOL, "true", 0, offsetof(fmt, output_time), NULL, "`out_file`: write the time"},
     {"time_format", CONF_STR, NULL, 0, offsetof(fmt, time_format), NULL,
@@ -31,8 +32,10 @@ const conf_spec fmt_format_spec[] = {
     {"message_key", CONF_STR, "message", 0, offsetof(fmt, message_key), NULL,
      "`single_value`: the record key written (a string as it is, anything else as JSON)"},
     {"add_newline", CONF_BOOL, "true", 0, offsetof(fmt, add_newline), NULL,
-     "`single_value`: end each value with a newline"},
+     "`single_value`, `ltsv`: end each record with a newline"},
     {"label_delimiter", CONF_STR, ":", 0, offsetof(fmt, label_delimiter), NULL, "`ltsv`: between a key and its value"},
+    {"replacement", CONF_STR, " ", 0, offsetof(fmt, replacement), NULL,
+     "`ltsv`: replaces the delimiter where a value holds it"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -62,6 +65,30 @@ static conf_node *child(conf_node *n, const char *name)
     return NULL;
 }
 
+/* ltsv: the delimiter where the value written from `at` holds it becomes
+ * `replacement` (Fluentd's value.to_s.gsub(delimiter, replacement)). */
+static int ltsv_replace(wbuf *out, size_t at, const char *d, size_t dl, const char *rep)
+{
+    if (!memmem(out->data + at, out->len - at, d, dl))
+        return 0;
+    size_t vlen = out->len - at, rl = strlen(rep);
+    char *v = malloc(vlen ? vlen : 1);
+    if (!v)
+        return -1;
+    memcpy(v, out->data + at, vlen);
+    out->len = at;
+    const char *s = v, *e = v + vlen, *hit;
+    int rc = 0;
+    while (!rc && (hit = memmem(s, (size_t)(e - s), d, dl))) {
+        rc = wbuf_add(out, s, (size_t)(hit - s)) || wbuf_add(out, rep, rl);
+        s = hit + dl;
+    }
+    if (!rc)
+        rc = wbuf_add(out, s, (size_t)(e - s));
+    free(v);
+    return rc ? -1 : 0;
+}
+
 int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs)
 {
     memset(f, 0, sizeof *f);
@@ -72,15 +99,12 @@ int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs)
         f->type = default_type;
     if (f->utc)
         f->localtime = 0;
-    if (!strcmp(f->delimiter, "SPACE") || !strcmp(f->delimiter, "space")) {
+    /* out_file's formatter maps its delimiter as Fluentd's does (/SPACE/i,
+     * /COMMA/i, else a tab); ltsv's takes it as written */
+    if (f->type == FMT_OUT_FILE) {
+        const char *d = strcasestr(f->delimiter, "SPACE") ? " " : strcasestr(f->delimiter, "COMMA") ? "," : "\t";
         free(f->delimiter);
-        f->delimiter = strdup(" ");
-    } else if (!strcmp(f->delimiter, "COMMA") || !strcmp(f->delimiter, "comma")) {
-        free(f->delimiter);
-        f->delimiter = strdup(",");
-    } else if (!strcmp(f->delimiter, "TAB") || !strcmp(f->delimiter, "tab")) {
-        free(f->delimiter);
-        f->delimiter = strdup("\t");
+        f->delimiter = strdup(d);
     }
     conf_node *is = child(n, "inject");
     if (is) {
@@ -277,17 +301,17 @@ int fmt_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const e
         mp_obj m;
         if (mp_read(&p, end, &m) != MP_OK)
             return -1;
+        size_t dl = strlen(f->delimiter);
         for (uint32_t i = 0; i < m.len; i++) {
-            for (int kv = 0; kv < 2; kv++) {
-                if (value_text(out, &p, end))
-                    return -1;
-                if (kv == 0 && wbuf_add(out, f->label_delimiter, strlen(f->label_delimiter)))
-                    return -1;
-            }
-            if (i + 1 < m.len && wbuf_add(out, f->delimiter, strlen(f->delimiter)))
+            if (value_text(out, &p, end) || wbuf_add(out, f->label_delimiter, strlen(f->label_delimiter)))
+                return -1;
+            size_t at = out->len;
+            if (value_text(out, &p, end) || (dl && ltsv_replace(out, at, f->delimiter, dl, f->replacement)))
+                return -1;
+            if (i + 1 < m.len && wbuf_add(out, f->delimiter, dl))
                 return -1;
         }
-        return wbuf_addc(out, '\n');
+        return f->add_newline ? wbuf_addc(out, '\n') : 0;
     }
     case FMT_MSGPACK:
         return wbuf_add(out, e->record, e->record_len);

@@ -49,6 +49,7 @@ typedef struct fmt {
     int add_newline;
     /* ltsv */
     char *label_delimiter;
+    char *replacement; /* ltsv: replaces the delimiter inside values */
     fmt_inject inj;
 } fmt;
 

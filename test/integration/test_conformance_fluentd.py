@@ -40,15 +40,6 @@ WEIR_ONLY = {"kubernetes", "trace", "ecs", "cri"}
 # name -> the difference. Their golden is weir's output as it is; when weir
 # is fixed, the golden becomes Fluentd's output and the entry goes.
 WEIR_BUGS = {
-    "json-float-format": "weir bug: <format> json writes floats as %.15g/%.17g (1e+16, 1e-05, -0.0, "
-                         "123456789012345.59); Fluentd (Oj compat) writes 10000000000000000.0, 1.0e-05, 0.0, "
-                         "123456789012345.6",
-    "parser-time-type-value": "weir bug: a `time`-typed value (types KEY:time:FMT) is written as float seconds "
-                              "(1700000000.5); Fluentd writes an EventTime in a record as its whole seconds",
-    "file-path-tag-slice": "weir bug: out_file with ${tag} in the path and no time placeholder writes "
-                           "by-tag.app.web.log; Fluentd adds the time slice: by-tag.app.web.20231114.log",
-    "ltsv-delimiter-name": "weir bug: <format> ltsv reads `delimiter SPACE` as a space; Fluentd's ltsv "
-                           "formatter takes the delimiter as written (only out_file's knows SPACE/COMMA/TAB)",
 }
 
 

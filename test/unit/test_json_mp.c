@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "lib/json.h"
 #include "lib/json_mp.h"
 #include "lib/mp.h"
 #include "test/unit/filter_test_util.h"
@@ -153,6 +154,72 @@ static int walk(wbuf *out, const char *text)
     return json_mp_close(&j, hoff, count, 1);
 }
 
+/* Floats as Fluentd's JSON formatter writes them (Oj in compat mode): the
+ * expected texts were printed by Ruby 3.1 with oj 3.13 (Oj.dump, mode
+ * :compat) for these doubles, given by their bits. */
+static void test_floats_as_fluentd(void **st)
+{
+    static const struct {
+        uint64_t bits;
+        const char *want;
+    } cases[] = {
+        {0x4341c37937e08000ULL, "10000000000000000.0"},
+        {0x4376345785d8a000ULL, "100000000000000000.0"},
+        {0x430c6bf526340000ULL, "1000000000000000.0"},
+        {0x40fe240000000000ULL, "123456.0"},
+        {0x3ee4f8b588e368f1ULL, "1.0e-05"},
+        {0x3f1a36e2eb1c432dULL, "0.0001"},
+        {0x3f50624dd2f1a9fcULL, "0.001"},
+        {0x8000000000000000ULL, "0.0"},
+        {0x0000000000000000ULL, "0.0"},
+        {0x42dc12218377de66ULL, "123456789012345.6"},
+        {0x0000000000000001ULL, "5.0e-324"},
+        {0x3ff8000000000000ULL, "1.5"},
+        {0x3fb999999999999aULL, "0.1"},
+        {0x4059000000000000ULL, "100.0"},
+        {0x4480f0cf064dd592ULL, "1.0e+22"},
+        {0x7e37e43c8800759cULL, "1.0e+300"},
+        {0x3df12e0be826d695ULL, "2.5e-10"},
+        {0x4345ee2a2eb5a5c4ULL, "12345678901234568.0"},
+        {0x4415af1d78b58c40ULL, "1.0e+20"},
+        {0xc341c37937e08000ULL, "-10000000000000000.0"},
+        {0x400921f9f01b866eULL, "3.14159"},
+        {0x3fd5555555555555ULL, "0.3333333333333333"},
+        {0xc004000000000000ULL, "-2.5"},
+        {0x43dfeb3dd0676600ULL, "9200000000000000000.0"},
+        {0x43e02207973f6440ULL, "9.3e+18"},
+        {0x7fefffffffffffffULL, "1.7976931348623157e+308"},
+        {0x0010000000000000ULL, "2.2250738585072014e-308"},
+        {0x00000000000007e8ULL, "1.0e-320"},
+        {0x3f201f31f46ed246ULL, "0.000123"},
+        {0x4028800000000000ULL, "12.25"},
+        {0xbf50624dd2f1a9fcULL, "-0.001"},
+        {0xbf548e2b375de69aULL, "-0.0012545988115263752"},
+        {0xbe67b9a70fe9e479ULL, "-4.419163878318005e-08"},
+        {0x41495d0534397b71ULL, "3324426.4080042173"},
+        {0xc36e38f4a3a10a6aULL, "-68054981357884240.0"},
+        {0x42713a38f7192df8ULL, "1183860093330.873"},
+        {0xba413ae69fa9bafcULL, "-4.349484070147205e-28"},
+        {0x431a2e5bc40bcc84ULL, "1842330265121569.0"},
+        {0xc1acc17364ccca95ULL, "-241220018.39998308"},
+        {0x407132200b63821cULL, "275.13282336111456"},
+        {0xc53925d0348753e2ULL, "-3.040171375808548e+25"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t b[9] = {0xcb};
+        for (int k = 0; k < 8; k++)
+            b[1 + k] = (uint8_t)(cases[i].bits >> (56 - 8 * k));
+        wbuf w = {0};
+        const uint8_t *p = b;
+        assert_int_equal(jw_value(&w, &p, b + 9), 0);
+        if (w.len != strlen(cases[i].want) || memcmp(w.data, cases[i].want, w.len))
+            print_error("case %zu: got %.*s, want %s\n", i, (int)w.len, (const char *)w.data, cases[i].want);
+        assert_int_equal(w.len, strlen(cases[i].want));
+        assert_memory_equal(w.data, cases[i].want, w.len);
+        wbuf_free(&w);
+    }
+}
+
 static void test_cursor(void **st)
 {
     const char *t = "{\"a\":[1,{\"drop\":2}],\"drop\":{\"x\":1},\"n\":\"text\",\"z\":true}";
@@ -187,6 +254,7 @@ int main(void)
         cmocka_unit_test(test_strings_not_checked),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_cursor),
+        cmocka_unit_test(test_floats_as_fluentd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -158,9 +158,9 @@ def fluentd(tmp_path):
 
 
 def params():
-    for name in FLUENTD_CASES:
-        marks = [pytest.mark.xfail(strict=True, reason=WEIR_BUGS[name])] if name in WEIR_BUGS else []
-        yield pytest.param(name, marks=marks, id=name)
+    return [pytest.param(name, id=name,
+                         marks=[pytest.mark.xfail(strict=True, reason=WEIR_BUGS[name])] if name in WEIR_BUGS else [])
+            for name in FLUENTD_CASES]
 
 
 @pytest.mark.parametrize("name", params())

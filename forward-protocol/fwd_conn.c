@@ -480,7 +480,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
     }
     for (int round = 0; round < 4; round++) {
         if (c->in.cap - c->in.len < READ_CHUNK / 4) {
-            c->in.max = c->src->chunk_size_limit + READ_CHUNK;
+            c->in.max = fwd_request_limit(c->src->chunk_size_limit) + READ_CHUNK;
             if (wbuf_grow(&c->in, READ_CHUNK)) {
                 fwd_drop_conn(c, "out of memory for the input buffer", NULL);
                 return;

@@ -177,4 +177,16 @@ void fwd_pressure_cb(evutil_socket_t fd, short what, void *arg);
 int fwd_process_input(fwd_conn *c);
 void fwd_try_park(worker *w);
 
+/* chunk_size_limit counts a request's events: the envelope around them (the
+ * tag, the str/bin/array headers, the option map with chunk id, size and
+ * compression) may add up to 1/64 of the limit and at most 64 KiB, so that a
+ * Fluentd chunk of exactly chunk_limit_size (its file buffer's default 256m)
+ * passes the default limit of the same number, and a small limit stays
+ * small. */
+static inline uint64_t fwd_request_limit(uint64_t chunk_size_limit)
+{
+    uint64_t envelope = chunk_size_limit / 64;
+    return chunk_size_limit + (envelope < (64u << 10) ? envelope : (64u << 10));
+}
+
 #endif

@@ -225,7 +225,7 @@ int fwd_process_input(fwd_conn *c)
             refuse_input(c, d);
             break;
         }
-        if (size > s->chunk_size_limit) {
+        if (size > fwd_request_limit(s->chunk_size_limit)) {
             char d[128];
             snprintf(d, sizeof d, "%llu%s bytes, chunk_size_limit is %llu", (unsigned long long)size,
                      rc == MP_OK ? "" : "+ (as its length fields claim)", (unsigned long long)s->chunk_size_limit);

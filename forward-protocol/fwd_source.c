@@ -38,8 +38,10 @@ static const conf_spec forward_spec[] = {
     {"chunk_size_warn_limit", CONF_SIZE, "0", 0, offsetof(fwd_source, chunk_size_warn_limit), NULL,
      "log a warning for each request larger than this; `0`: none"},
     {"chunk_size_limit", CONF_SIZE, "256m", 0, offsetof(fwd_source, chunk_size_limit), NULL,
-     "a request larger than this closes the connection (one log line, no ack: the sender retries elsewhere); bounds "
-     "one connection's input buffer"},
+     "a request whose events are larger than this closes the connection (one log line, no ack: the sender retries "
+     "elsewhere); the envelope around them (tag, headers, options: up to 1/64 of the limit, at most 64 KiB) is not "
+     "counted, so a Fluentd "
+     "chunk of exactly its default `chunk_limit_size` 256m passes. Bounds one connection's input buffer"},
     {"skip_invalid_event", CONF_BOOL, "false", 0, offsetof(fwd_source, skip_invalid_event), NULL,
      "as Fluentd: `false` keeps an event whose time is invalid (with the time of receipt) and refuses a request "
      "holding an entry that is not `[time, map]` (no ack); `true` skips and counts such events and acks the rest. "

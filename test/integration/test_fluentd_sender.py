@@ -521,9 +521,6 @@ def test_fluentd_file_buffer_chunk(weir, fluentd, tmp_path, big_cleanup):
     check_big(weir.output_files(), total)
 
 
-@pytest.mark.xfail(strict=True, reason="weir bug: chunk_size_limit (default 256m) counts the whole request; "
-                   "a Fluentd chunk of exactly chunk_limit_size 256m arrives as 256 MiB of events + ~70 bytes "
-                   "(tag, bin32 header, option map), so weir closes the connection and Fluentd retries forever")
 def test_fluentd_file_buffer_full_chunk(weir, fluentd, tmp_path, big_cleanup):
     """A chunk of exactly chunk_limit_size (268,435,456 bytes: 243 MiB, then
     one 13 MiB request that fits without a split), the largest Fluentd's

@@ -42,6 +42,7 @@ struct chunk {
     uint64_t file_size;
     wbuf mem;      /* memory chunk: blocks */
     batch *loaded; /* memory chunk: its batch once compacted (kept for retries) */
+    int recovered; /* read from disk at start: its blocks' checksums are verified when it is loaded */
 };
 
 /* ---- buffer.c ---- */

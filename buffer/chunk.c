@@ -91,17 +91,20 @@ size_t chunk_encode_header(uint8_t *out, size_t cap, const char *tag, size_t tag
     return n;
 }
 
-void chunk_encode_block_header(uint8_t *h, const char *tag, size_t tag_len, const uint8_t *data, size_t len,
-                               uint32_t records)
+static void block_header(uint8_t *h, size_t tag_len, size_t len, uint32_t records, uint32_t crc)
 {
-    uint32_t crc = crc32c(0, tag, tag_len);
-    crc = crc32c(crc, data, len);
     put32(h, (uint32_t)len);
     put32(h + 4, records);
     put32(h + 8, crc);
     h[12] = (uint8_t)tag_len;
     h[13] = (uint8_t)(tag_len >> 8);
     h[14] = h[15] = 0;
+}
+
+void chunk_encode_block_header(uint8_t *h, const char *tag, size_t tag_len, const uint8_t *data, size_t len,
+                               uint32_t records)
+{
+    block_header(h, tag_len, len, records, crc32c(crc32c(0, tag, tag_len), data, len));
 }
 
 
@@ -166,7 +169,7 @@ void chunk_read_meta(const uint8_t *buf, size_t start, char **tag_out, size_t *t
  * records. If `infos` is given, records each block (realloc'd array).
  */
 uint32_t chunk_scan_blocks(const uint8_t *buf, size_t start, size_t len, size_t *good, uint32_t *records,
-                           chunk_block **infos)
+                           chunk_block **infos, int verify)
 {
     size_t p = start;
     uint32_t n = 0, recs = 0;
@@ -177,9 +180,7 @@ uint32_t chunk_scan_blocks(const uint8_t *buf, size_t start, size_t len, size_t 
         if ((uint64_t)bl + tl > len - p - CHUNK_BLK_HDR)
             break;
         const uint8_t *tag = buf + p + CHUNK_BLK_HDR;
-        uint32_t c = crc32c(0, tag, tl);
-        c = crc32c(c, tag + tl, bl);
-        if (c != crc || br == 0)
+        if (br == 0 || (verify && crc32c(crc32c(0, tag, tl), tag + tl, bl) != crc))
             break;
         if (infos) {
             if (n == cap) {
@@ -199,12 +200,12 @@ uint32_t chunk_scan_blocks(const uint8_t *buf, size_t start, size_t len, size_t 
 
 /* Turn blocks into a (multi-segment) batch, compacting payloads in place.
  * Takes ownership of buf (freed on failure). */
-batch *chunk_blocks_to_batch(uint8_t *buf, size_t start, size_t len)
+batch *chunk_blocks_to_batch(uint8_t *buf, size_t start, size_t len, int verify)
 {
     chunk_block *bi = NULL;
     size_t good;
     uint32_t records;
-    uint32_t n = chunk_scan_blocks(buf, start, len, &good, &records, &bi);
+    uint32_t n = chunk_scan_blocks(buf, start, len, &good, &records, &bi, verify);
     batch *bt = NULL;
     char *tags = NULL;
     batch_seg *segs = NULL;
@@ -265,7 +266,7 @@ batch *buffer_chunk_decode(const uint8_t *data, size_t len, char *err, size_t er
         return NULL;
     }
     memcpy(copy, data, len);
-    batch *bt = chunk_blocks_to_batch(copy, start, len);
+    batch *bt = chunk_blocks_to_batch(copy, start, len, 1);
     if (!bt)
         snprintf(err, errlen, "no readable block");
     return bt;
@@ -347,12 +348,13 @@ int chunk_write_block(buffer *b, chunk *ch, const char *tag, size_t tag_len, con
                       uint32_t records)
 {
     uint8_t h[CHUNK_BLK_HDR];
-    chunk_encode_block_header(h, tag, tag_len, data, len, records);
     if (b->c.type == BUF_MEMORY) {
+        block_header(h, tag_len, len, records, 0); /* never on disk, never verified: no checksum */
         if (wbuf_add(&ch->mem, h, CHUNK_BLK_HDR) || wbuf_add(&ch->mem, tag, tag_len) || wbuf_add(&ch->mem, data, len))
             return -ENOMEM;
         return 0;
     }
+    chunk_encode_block_header(h, tag, tag_len, data, len, records);
     struct iovec iov[3] = {{h, CHUNK_BLK_HDR}, {(void *)(uintptr_t)tag, tag_len}, {(void *)(uintptr_t)data, len}};
     size_t total = CHUNK_BLK_HDR + tag_len + len, done = 0;
     int idx = 0;
@@ -404,7 +406,7 @@ batch *chunk_load(buffer *b, chunk *ch, char *err, size_t errlen)
         if (!ch->loaded) {
             size_t len;
             uint8_t *data = wbuf_steal(&ch->mem, &len);
-            ch->loaded = chunk_blocks_to_batch(data, 0, len);
+            ch->loaded = chunk_blocks_to_batch(data, 0, len, 0); /* never left memory */
             if (!ch->loaded) {
                 snprintf(err, errlen, "memory chunk holds no readable block");
                 return NULL;
@@ -443,7 +445,10 @@ batch *chunk_load(buffer *b, chunk *ch, char *err, size_t errlen)
         free(buf);
         return NULL;
     }
-    batch *bt = chunk_blocks_to_batch(buf, start, got);
+    /* a chunk this process wrote is read back from the page cache as it was
+     * written: its checksums guard against what happens on disk, so they are
+     * verified for recovered chunks (and by recovery itself) */
+    batch *bt = chunk_blocks_to_batch(buf, start, got, ch->recovered);
     if (!bt)
         snprintf(err, errlen, "%s holds no readable block", ch->path);
     return bt;

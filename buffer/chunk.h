@@ -49,11 +49,13 @@ void chunk_read_meta(const uint8_t *buf, size_t start, char **tag, size_t *tag_l
 /* Walk the blocks in buf[start..len): returns how many are whole and valid
  * from the start, *good the end of the last of them (where a torn tail is
  * cut), *records their records; fills *infos (realloc'd) when given. */
+/* verify: check each block's CRC32C (0: only its framing; for blocks that
+ * never left this process's memory or page cache). */
 uint32_t chunk_scan_blocks(const uint8_t *buf, size_t start, size_t len, size_t *good, uint32_t *records,
-                           chunk_block **infos);
+                           chunk_block **infos, int verify);
 /* The valid blocks of buf[start..len) as a batch (payloads compacted in
  * place; consecutive blocks of one tag form one segment). Takes ownership of
  * buf (freed on failure); NULL when no block is readable. */
-batch *chunk_blocks_to_batch(uint8_t *buf, size_t start, size_t len);
+batch *chunk_blocks_to_batch(uint8_t *buf, size_t start, size_t len, int verify);
 
 #endif

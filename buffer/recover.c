@@ -107,7 +107,7 @@ int buf_recover(buffer *b)
         chunk_read_meta(buf, start, &tag, &tag_len, &timekey, &created_ns);
         size_t good;
         uint32_t recs;
-        uint32_t blocks = chunk_scan_blocks(buf, start, got, &good, &recs, NULL);
+        uint32_t blocks = chunk_scan_blocks(buf, start, got, &good, &recs, NULL, 1);
         free(buf);
         if (good < got) {
             torn++;
@@ -124,6 +124,8 @@ int buf_recover(buffer *b)
             continue;
         }
         chunk *ch = calloc(1, sizeof *ch);
+        if (ch)
+            ch->recovered = 1;
         ch->fd = -1;
         ch->id = strtoull(names[i], NULL, 16);
         if (ch->id > b->next_id)

@@ -186,6 +186,37 @@ static void test_crc32c_is_castagnoli(void **st)
     assert_int_equal(crc32c(crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
 }
 
+/* A bit at a time: the reference for the striped hardware path. */
+static uint32_t crc_bitwise(uint32_t crc, const uint8_t *p, size_t n)
+{
+    crc = ~crc;
+    while (n--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++)
+            crc = crc & 1 ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
+    }
+    return ~crc;
+}
+
+static void test_crc32c_long_inputs(void **st)
+{
+    /* long inputs take the three-stripe path (rounds of 12 KiB): every
+     * length around the round boundaries, and continued at odd offsets */
+    size_t cap = 5 * 12288 + 100;
+    uint8_t *buf = malloc(cap);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < cap; i++)
+        buf[i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 16);
+    static const size_t lens[] = {12287, 12288, 12289, 24575, 24576, 24583, 36864, 5 * 12288, 5 * 12288 + 99};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        uint32_t want = crc_bitwise(0, buf, lens[i]);
+        assert_int_equal(crc32c(0, buf, lens[i]), want);
+        for (size_t cut = 1; cut < lens[i]; cut += 7777)
+            assert_int_equal(crc32c(crc32c(0, buf, cut), buf + cut, lens[i] - cut), want);
+    }
+    free(buf);
+}
+
 static void test_header_bytes(void **st)
 {
     uint8_t h[256];
@@ -273,7 +304,7 @@ static void test_roundtrip(void **st)
     size_t good;
     uint32_t recs;
     chunk_block *bi = NULL;
-    assert_int_equal(chunk_scan_blocks(c.data, start, c.len, &good, &recs, &bi), 3);
+    assert_int_equal(chunk_scan_blocks(c.data, start, c.len, &good, &recs, &bi, 1), 3);
     assert_int_equal(good, c.len);
     assert_int_equal(recs, 6);
     assert_int_equal(bi[0].records, 2);
@@ -369,7 +400,7 @@ static void test_bad_block_crc(void **st)
 
     /* a flipped bit in the second block's payload: the scan stops after block 1 */
     c.data[blk[2] - 1] ^= 0x01;
-    assert_int_equal(chunk_scan_blocks(c.data, blk[0], c.len, &good, &recs, NULL), 1);
+    assert_int_equal(chunk_scan_blocks(c.data, blk[0], c.len, &good, &recs, NULL, 1), 1);
     assert_int_equal(good, blk[1]);
     assert_int_equal(recs, 2);
     batch *bt = buffer_chunk_decode(c.data, c.len, err, sizeof err);
@@ -380,12 +411,12 @@ static void test_bad_block_crc(void **st)
 
     /* in the tag (covered by the CRC too) */
     c.data[blk[1] + CHUNK_BLK_HDR] ^= 0x20;
-    assert_int_equal(chunk_scan_blocks(c.data, blk[0], c.len, &good, &recs, NULL), 1);
+    assert_int_equal(chunk_scan_blocks(c.data, blk[0], c.len, &good, &recs, NULL, 1), 1);
     c.data[blk[1] + CHUNK_BLK_HDR] ^= 0x20;
 
     /* in the stored CRC of the first block: nothing readable */
     c.data[blk[0] + 8] ^= 0x01;
-    assert_int_equal(chunk_scan_blocks(c.data, blk[0], c.len, &good, &recs, NULL), 0);
+    assert_int_equal(chunk_scan_blocks(c.data, blk[0], c.len, &good, &recs, NULL, 1), 0);
     assert_int_equal(good, blk[0]);
     assert_int_equal(recs, 0);
     assert_null(buffer_chunk_decode(c.data, c.len, err, sizeof err));
@@ -396,10 +427,10 @@ static void test_bad_block_crc(void **st)
     uint8_t saved[4];
     memcpy(saved, c.data + blk[2] + 4, 4);
     memset(c.data + blk[2] + 4, 0, 4);
-    assert_int_equal(chunk_scan_blocks(c.data, blk[0], c.len, &good, &recs, NULL), 2);
+    assert_int_equal(chunk_scan_blocks(c.data, blk[0], c.len, &good, &recs, NULL, 1), 2);
     memcpy(c.data + blk[2] + 4, saved, 4);
 
-    assert_int_equal(chunk_scan_blocks(c.data, blk[0], c.len, &good, &recs, NULL), 3);
+    assert_int_equal(chunk_scan_blocks(c.data, blk[0], c.len, &good, &recs, NULL, 1), 3);
     wbuf_free(&c);
 }
 
@@ -416,7 +447,7 @@ static void test_torn_tail(void **st)
         size_t len = blk[2] + cuts[i], good = 0;
         uint32_t recs = 0;
         assert_true(len < c.len);
-        assert_int_equal(chunk_scan_blocks(c.data, blk[0], len, &good, &recs, NULL), 2);
+        assert_int_equal(chunk_scan_blocks(c.data, blk[0], len, &good, &recs, NULL, 1), 2);
         assert_int_equal(good, blk[2]); /* repaired to the end of the last good block */
         assert_int_equal(recs, 3);
         char err[128];
@@ -429,7 +460,7 @@ static void test_torn_tail(void **st)
     /* cut exactly at a block boundary: nothing torn */
     size_t good;
     uint32_t recs;
-    assert_int_equal(chunk_scan_blocks(c.data, blk[0], blk[2], &good, &recs, NULL), 2);
+    assert_int_equal(chunk_scan_blocks(c.data, blk[0], blk[2], &good, &recs, NULL, 1), 2);
     assert_int_equal(good, blk[2]);
     wbuf_free(&c);
 }
@@ -757,6 +788,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32c_is_castagnoli),
+        cmocka_unit_test(test_crc32c_long_inputs),
         cmocka_unit_test(test_header_bytes),
         cmocka_unit_test(test_block_header_bytes),
         cmocka_unit_test(test_roundtrip),

@@ -223,11 +223,24 @@ int parse_configure(parser *p, conf_node *n, conf_errors *errs)
 
     p->mkey = p->message_key ? p->message_key : p->type == PARSE_CRI ? "log" : "message";
     p->mkey_len = strlen(p->mkey);
+    /* the type's own configuration, once the common part is in place (a
+     * type may build on the time, types and null patterns);
+     * also after an error above, so that --dry-run reports everything */
+    if (p->plugin->configure && p->plugin->configure(p, n, errs) != 0)
+        bad = -1;
     return bad ? -1 : 0;
+}
+
+int parse_stats_get(const parser *p, parse_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    return p && p->plugin && p->plugin->stats ? p->plugin->stats(p, s) : 0;
 }
 
 void parse_free(parser *p)
 {
+    if (p->plugin && p->plugin->free)
+        p->plugin->free(p);
     rx_free(&p->expr);
     free(p->names);
     tparse_free(&p->tp);

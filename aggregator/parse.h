@@ -92,6 +92,7 @@ typedef struct parser {
     size_t mkey_len;
     int convert; /* types, null_value_pattern or null_empty_string */
     int configured;
+    void *impl; /* a type's own compiled state, freed by its plugin */
 } parser;
 
 /* Configure from a <parse> section; errors are "FILE:LINE: ..." in errs.
@@ -118,6 +119,14 @@ typedef struct parse_keys {
 } parse_keys;
 int parse_text_keys(const parser *p, const char *s, size_t n, wbuf *out_map, int *has_time, uint32_t *sec,
                     uint32_t *nsec, char *err, size_t errlen, parse_keys *keys);
+
+/* What a parser counted since it was configured, for /metrics: records
+ * over a match limit, records no pattern matched. 1 when the parser's type
+ * counts these, else 0 (s zeroed). */
+typedef struct parse_stats {
+    uint64_t match_limit, unmatched;
+} parse_stats;
+int parse_stats_get(const parser *p, parse_stats *s);
 
 /* Ruby's String#scrub('?'): each invalid UTF-8 sequence becomes '?'. */
 int parse_scrub(wbuf *out, const uint8_t *s, size_t n);

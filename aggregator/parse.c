@@ -92,7 +92,7 @@ static const conf_spec *parse_spec(void)
 
 /* Fluentd parsers weir does not have (yet) */
 static const char *const unsupported[] = {"apache2", "apache_error", "nginx", "syslog",  "csv",  "tsv",  "ltsv",
-                                          "multiline", "multi_format", "grok", "msgpack", "regex", "kv", NULL};
+                                          "multiline", "multi_format", "msgpack", "regex", "kv", NULL};
 
 static conf_param *find_param(conf_node *n, const char *key)
 {
@@ -175,7 +175,7 @@ int parse_configure(parser *p, conf_node *n, conf_errors *errs)
     /* time */
     if (p->time_key)
         p->tkey = p->time_key;
-    else if (p->type == PARSE_JSON || p->type == PARSE_REGEXP)
+    else if (p->type == PARSE_JSON || p->type == PARSE_REGEXP || p->type == PARSE_GROK)
         p->tkey = "time";
     else if (p->type == PARSE_CRI)
         p->tkey = "time"; /* the CRI timestamp; kept under this key with keep_time_key */
@@ -224,7 +224,7 @@ int parse_configure(parser *p, conf_node *n, conf_errors *errs)
     p->mkey = p->message_key ? p->message_key : p->type == PARSE_CRI ? "log" : "message";
     p->mkey_len = strlen(p->mkey);
     /* the type's own configuration, once the common part is in place (a
-     * type may build on the time, types and null patterns);
+     * type may build on it: grok's alternatives take the time and types);
      * also after an error above, so that --dry-run reports everything */
     if (p->plugin->configure && p->plugin->configure(p, n, errs) != 0)
         bad = -1;

@@ -32,6 +32,7 @@
 enum { FILTER_KEEP = 0, FILTER_MODIFY = 1, FILTER_DROP = 2, FILTER_ERROR = 3, FILTER_ERROR_KEEP = 4 };
 
 typedef struct filter filter;
+struct parser;
 
 typedef struct filter_call {
     const char *tag; /* the record's tag */
@@ -52,6 +53,9 @@ typedef struct filter_plugin {
     int (*init)(filter *f, conf_node *n, conf_errors *errs);
     int (*filter)(filter *f, filter_call *call, const uint8_t *rec, size_t rec_len);
     void (*exit)(filter *f); /* also after a failed init */
+    /* optional: the filter's <parse> section (NULL: none), whose counters
+     * /metrics shows (parse_stats_get: grok's) */
+    const struct parser *(*parser)(const filter *f);
 } filter_plugin;
 
 struct filter {

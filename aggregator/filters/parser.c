@@ -582,6 +582,8 @@ static int parse_and_compose(const fp_ctx *c, filter_call *call, const uint8_t *
     return FILTER_MODIFY;
 }
 
+static const parser *fp_parser(const filter *f) { return &((const fp_ctx *)f->ctx)->parser; }
+
 const filter_plugin filter_parser_plugin = {
     .name = "parser",
     .spec = fp_spec,
@@ -589,4 +591,5 @@ const filter_plugin filter_parser_plugin = {
     .init = fp_init,
     .filter = fp_filter,
     .exit = fp_exit,
+    .parser = fp_parser,
 };

@@ -14,7 +14,9 @@ typedef struct rx_tls {
     uint32_t pairs;
     pcre2_match_context *mctx;
     pcre2_jit_stack *jstack;
-    pcre2_match_context *lctx; /* rx_exec_limit's and rx_exec_budget's: limits set per call */
+    pcre2_match_context *lctx; /* rx_exec_limit's and rx_exec_budget's, with the limits set in it now */
+    uint32_t lmatch, ldepth;
+    PCRE2_SIZE loff;
 } rx_tls;
 
 static __thread rx_tls *tls;
@@ -46,6 +48,8 @@ static rx_tls *tls_get(uint32_t pairs)
         t->mctx = pcre2_match_context_create(NULL);
         t->jstack = pcre2_jit_stack_create(32 * 1024, 1024 * 1024, NULL);
         t->lctx = pcre2_match_context_create(NULL);
+        t->lmatch = t->ldepth = 10000000u; /* PCRE2's defaults */
+        t->loff = PCRE2_UNSET;
         if (t->mctx && t->jstack)
             pcre2_jit_stack_assign(t->mctx, NULL, t->jstack);
         if (t->lctx && t->jstack)
@@ -254,6 +258,19 @@ int rx_exec(const rx *r, const uint8_t *s, size_t n, const PCRE2_SIZE **ovec)
     return 1;
 }
 
+/* the limits of the next match with t->lctx (0: PCRE2's default, 10 million) */
+static inline void lctx_set(rx_tls *t, uint32_t match, uint32_t depth, PCRE2_SIZE off)
+{
+    match = match ? match : 10000000u;
+    depth = depth ? depth : 10000000u;
+    if (t->lmatch != match)
+        pcre2_set_match_limit(t->lctx, t->lmatch = match);
+    if (t->ldepth != depth)
+        pcre2_set_depth_limit(t->lctx, t->ldepth = depth);
+    if (t->loff != off)
+        pcre2_set_offset_limit(t->lctx, t->loff = off);
+}
+
 int rx_exec_limit(const rx *r, const uint8_t *s, size_t n, const PCRE2_SIZE **ovec, uint32_t match_limit,
                   uint32_t depth_limit)
 {
@@ -262,9 +279,7 @@ int rx_exec_limit(const rx *r, const uint8_t *s, size_t n, const PCRE2_SIZE **ov
         return -1;
     if (!s)
         s = (const uint8_t *)"";
-    /* 0: PCRE2's defaults (10 million); setting a context field is a store */
-    pcre2_set_match_limit(t->lctx, match_limit ? match_limit : 10000000u);
-    pcre2_set_depth_limit(t->lctx, depth_limit ? depth_limit : 10000000u);
+    lctx_set(t, match_limit, depth_limit, PCRE2_UNSET);
     int rc = r->jit ? pcre2_jit_match(r->code, s, n, 0, 0, t->md, t->lctx)
                     : pcre2_match(r->code, s, n, 0, 0, t->md, t->lctx);
     if (rc == PCRE2_ERROR_NOMATCH)
@@ -286,13 +301,9 @@ static int budget_call(const rx *r, rx_tls *t, const uint8_t *s, size_t n, size_
     int ol = last < n;
     pcre2_code *code = ol ? r->code_ol : r->code;
     int jit = ol ? r->jit_ol : r->jit;
-    pcre2_set_match_limit(t->lctx, limit ? limit : 10000000u);
-    pcre2_set_depth_limit(t->lctx, depth ? depth : 10000000u);
-    pcre2_set_offset_limit(t->lctx, ol ? (PCRE2_SIZE)(last < n ? last : n) : PCRE2_UNSET);
+    lctx_set(t, limit, depth, ol ? (PCRE2_SIZE)last : PCRE2_UNSET);
     int rc = jit ? pcre2_jit_match(code, s, n, start, 0, t->md, t->lctx)
                  : pcre2_match(code, s, n, start, 0, t->md, t->lctx);
-    if (ol)
-        pcre2_set_offset_limit(t->lctx, PCRE2_UNSET);
     if (rc == PCRE2_ERROR_NOMATCH)
         return 0;
     if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT ||
@@ -326,9 +337,29 @@ int rx_exec_budget(const rx *r, const uint8_t *s, size_t n, const PCRE2_SIZE **o
     uint32_t big = b->match_limit ? b->match_limit : 10000000u;
     uint32_t fast = big < RX_FAST_LIMIT ? big : RX_FAST_LIMIT;
     size_t start = 0;
+    if (n <= RX_FAST_SPAN) { /* the usual line: one search, as rx_exec_limit would do it */
+        lctx_set(t, fast, b->depth_limit, PCRE2_UNSET);
+        int rc = r->jit ? pcre2_jit_match(r->code, s, n, 0, 0, t->md, t->lctx)
+                        : pcre2_match(r->code, s, n, 0, 0, t->md, t->lctx);
+        if (rc >= 0) {
+            if (ovec)
+                *ovec = pcre2_get_ovector_pointer(t->md);
+            return 1;
+        }
+        if (rc == PCRE2_ERROR_NOMATCH)
+            return 0;
+        if (rc != PCRE2_ERROR_MATCHLIMIT && rc != PCRE2_ERROR_DEPTHLIMIT && rc != PCRE2_ERROR_HEAPLIMIT &&
+            rc != PCRE2_ERROR_JIT_STACKLIMIT)
+            return -1;
+        if (fast == big)
+            return RX_LIMIT;
+        /* a hard line: below, the slow pass over its one chunk */
+    }
+    int known_hard = n <= RX_FAST_SPAN;
     for (;;) {
         size_t last = n - start > RX_FAST_SPAN ? start + RX_FAST_SPAN - 1 : n;
-        int rc = budget_call(r, t, s, n, start, last, fast, b->depth_limit);
+        int rc = known_hard ? RX_LIMIT : budget_call(r, t, s, n, start, last, fast, b->depth_limit);
+        known_hard = 0;
         if (rc == RX_LIMIT && fast < big) {
             /* some position of this chunk needs more: the chunk again, a few positions at a time, with the full limit */
             rc = 0;

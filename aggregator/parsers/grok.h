@@ -74,4 +74,12 @@ typedef struct grok_expansion {
 int grok_expand(const grok_set *s, const char *pattern, grok_expansion *out, char *err, size_t errlen);
 void grok_expansion_free(grok_expansion *e);
 
+/* The longest run of literal text (at least 3 bytes) that every match of
+ * pattern must contain, read from the pattern as written: text outside
+ * groups, classes and %{...} references, a character followed by a
+ * quantifier left out. NULL (no prefilter) when there is none, or when the
+ * pattern has an alternation at its top level, inline flags ((?i), (?x)...)
+ * or \Q. malloc'd; *len its length. A text without it cannot match. */
+char *grok_required_literal(const char *pattern, size_t *len);
+
 #endif

@@ -469,3 +469,139 @@ void grok_expansion_free(grok_expansion *e)
     free(e->regexp);
     memset(e, 0, sizeof *e);
 }
+
+/* ---- a literal every match contains ---------------------------------------------------------------- */
+
+typedef struct lrun {
+    char *cur, *best;
+    size_t n, bestn;
+} lrun;
+
+static void run_end(lrun *r)
+{
+    if (r->n > r->bestn) {
+        memcpy(r->best, r->cur, r->n);
+        r->bestn = r->n;
+    }
+    r->n = 0;
+}
+
+/* the run's last character is quantified: it may be absent (or repeated), drop it */
+static void run_drop_last(lrun *r)
+{
+    while (r->n && ((uint8_t)r->cur[r->n - 1] & 0xc0) == 0x80)
+        r->n--;
+    if (r->n)
+        r->n--;
+}
+
+static int is_alnum(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+char *grok_required_literal(const char *p, size_t *len)
+{
+    size_t n = strlen(p);
+    *len = 0;
+    lrun r = {malloc(n + 1), malloc(n + 1), 0, 0};
+    if (!r.cur || !r.best)
+        goto none;
+    int depth = 0;
+    for (size_t i = 0; i < n;) {
+        char c = p[i];
+        if (c == '%' && i + 1 < n && p[i + 1] == '{') {
+            gref g;
+            run_end(&r);
+            i += read_ref(p + i, p + n, &g) ? g.len : 1; /* a reference is required, but not literal */
+            continue;
+        }
+        if (c == '\\') {
+            if (i + 1 >= n)
+                goto none;
+            char d = p[i + 1];
+            if (d == 'Q')
+                goto none;
+            if (depth == 0 && !is_alnum(d) && (uint8_t)d < 0x80 && d != '\n') {
+                r.cur[r.n++] = d; /* \[ \. \  ... stand for themselves */
+            } else {
+                run_end(&r); /* \d \b \x41 \1 ...: not literal text */
+            }
+            i += 2;
+            continue;
+        }
+        if (c == '[') { /* a class: skip it */
+            run_end(&r);
+            i++;
+            if (i < n && p[i] == '^')
+                i++;
+            if (i < n && p[i] == ']')
+                i++;
+            while (i < n && p[i] != ']') {
+                if (p[i] == '\\')
+                    i++;
+                else if (p[i] == '[' && i + 1 < n && p[i + 1] == ':') { /* [:alpha:] */
+                    const char *e = strstr(p + i + 2, ":]");
+                    if (e)
+                        i = (size_t)(e - p) + 1;
+                }
+                i++;
+            }
+            i++;
+            continue;
+        }
+        if (c == '(') {
+            if (i + 2 < n && p[i + 1] == '?' &&
+                ((p[i + 2] >= 'a' && p[i + 2] <= 'z') || (p[i + 2] >= 'A' && p[i + 2] <= 'Z') || p[i + 2] == '-' ||
+                 p[i + 2] == '^'))
+                goto none; /* inline flags (or (?P<...>): unsure, no prefilter */
+            run_end(&r);
+            depth++;
+            i++;
+            continue;
+        }
+        if (c == ')') {
+            run_end(&r);
+            if (depth)
+                depth--;
+            i++;
+            continue;
+        }
+        if (c == '|') {
+            if (depth == 0)
+                goto none;
+            i++;
+            continue;
+        }
+        if (c == '*' || c == '+' || c == '?' || c == '{') {
+            if (depth == 0)
+                run_drop_last(&r);
+            run_end(&r);
+            if (c == '{') { /* {n,m}: not text (nor, to be safe, a '{' that is no quantifier and what follows) */
+                const char *e = strchr(p + i, '}');
+                i = e ? (size_t)(e - p) : n;
+            }
+            i++;
+            continue;
+        }
+        if (c == '.' || c == '^' || c == '$') {
+            run_end(&r);
+            i++;
+            continue;
+        }
+        if (depth == 0)
+            r.cur[r.n++] = c;
+        else
+            run_end(&r);
+        i++;
+    }
+    run_end(&r);
+    if (r.bestn < 3)
+        goto none;
+    free(r.cur);
+    r.best[r.bestn] = 0;
+    *len = r.bestn;
+    return r.best;
+none:
+    free(r.cur);
+    free(r.best);
+    *len = 0;
+    return NULL;
+}

@@ -611,6 +611,46 @@ static void test_expansion_errors(void **st)
     grok_set_free(set);
 }
 
+/* ---- the literal prefilter -------------------------------------------------------------------------- */
+
+static void test_required_literal(void **st)
+{
+    static const char *const cases[][2] = {
+        {"%{MAC:mac} associated with %{IP:ip}", " associated with "},
+        {"%{IPORHOST:c} - - \\[%{HTTPDATE:ts}\\] \"%{WORD:v}", " - - ["},
+        {"%{HOSTNAME:h} kernel: \\[%{NUMBER:u}\\]", " kernel: ["},
+        {"abcd?ef", "abc"},          /* d is optional */
+        {"xx{2}yyy", "yyy"},         /* {2} is no text, and its x is repeated */
+        {"abc(?:def|ghi)jk", "abc"}, /* in a group: not required as such */
+        {"ab|cdefgh", NULL},         /* an alternation at the top */
+        {"(?i)hello world", NULL},   /* inline flags */
+        {"(?x) hello world", NULL},
+        {"\\Qabc.def\\E", NULL},
+        {"a.bc\\d+efgh", "efgh"},
+        {"[abc]defg[h]", "defg"},
+        {"x[\\]]abcd", "abcd"},
+        {"%{WORD:w}", NULL},
+        {"ab", NULL},           /* too short */
+        {"abcé?", "abc"},       /* the quantified character is dropped whole */
+        {"%{2,3}abcd", "abcd"}, /* no reference: '%', then a quantifier */
+        {"foo+bar", "bar"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n;
+        char *lit = grok_required_literal(cases[i][0], &n);
+        if (!cases[i][1] ? lit != NULL : !lit || strcmp(lit, cases[i][1]) || n != strlen(cases[i][1]))
+            fail_msg("pattern %s: literal '%s', want '%s'", cases[i][0], lit ? lit : "(none)",
+                     cases[i][1] ? cases[i][1] : "(none)");
+        free(lit);
+    }
+    /* the prefilter changes what runs, never what matches */
+    tp *t = mk_ok("grok_name_key g\n<grok>\nname mac\npattern %{MAC:mac} associated with %{IP:ip}\n</grok>\n"
+                  "<grok>\nname any\npattern %{GREEDYDATA:all}\n</grok>");
+    OK(t, "wlan0: 00:1a:2b:3c:4d:5e associated with 10.0.0.9", "{\"mac\":\"00:1a:2b:3c:4d:5e\",\"ip\":\"10.0.0.9\",\"g\":\"mac\"}");
+    OK(t, "00:1a:2b:3c:4d:5e associated to 10.0.0.9", "{\"all\":\"00:1a:2b:3c:4d:5e associated to 10.0.0.9\",\"g\":\"any\"}");
+    rm(t);
+}
+
 /* ---- the match limit ---------------------------------------------------------------------------- */
 
 static double now_s(void)
@@ -646,6 +686,13 @@ static void test_match_limit(void **st)
     assert_int_equal(s.match_limit, 1);
     assert_int_equal(s.unmatched, 0);
     OK(t, "aaaa", "{\"w\":\"aaaa\"}"); /* the same pattern on a line it matches */
+    /* a short line (one search in the fast pass) that explodes at one position */
+    r = run(t, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!");
+    assert_int_equal(r.rc, PARSE_OK);
+    assert_non_null(strstr(r.json, "Grok match limit exceeded"));
+    free(r.json);
+    parse_stats_get(&t->p, &s);
+    assert_int_equal(s.match_limit, 2);
     rm(t);
     /* without grok_failure_key: a parse failure */
     t = mk_ok(redos);
@@ -758,7 +805,7 @@ int main(void)
         cmocka_unit_test(test_types),          cmocka_unit_test(test_time),
         cmocka_unit_test(test_failure_and_name_keys), cmocka_unit_test(test_custom_patterns),
         cmocka_unit_test(test_expansion_errors), cmocka_unit_test(test_match_limit),
-        cmocka_unit_test(test_budget_same_result),
+        cmocka_unit_test(test_budget_same_result), cmocka_unit_test(test_required_literal),
     };
     (void)J; /* filter_test_util.h's, unused here */
     setenv("TZ", "UTC", 1);

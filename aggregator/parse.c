@@ -21,8 +21,8 @@
 /* What every type takes; each type's own rows are its plugin's spec (aggregator/parsers/). */
 const conf_spec parse_common_spec[] = {
     {"time_key", CONF_STR, NULL, 0, offsetof(parser, time_key), NULL,
-     "field that gives the event time, removed from the record unless `keep_time_key`; default `time` for `json` "
-     "and `regexp`. `cri`: the key the CRI timestamp is kept under (default `time`)"},
+     "field that gives the event time, removed from the record unless `keep_time_key`; default `time` for `json`, "
+     "`regexp` and `grok`. `cri`: the key the CRI timestamp is kept under (default `time`)"},
     {"keep_time_key", CONF_BOOL, "false", 0, offsetof(parser, keep_time_key), NULL,
      "keep the time field in the record"},
     {"time_format", CONF_STR, NULL, 0, offsetof(parser, time_format), NULL,
@@ -92,7 +92,7 @@ static const conf_spec *parse_spec(void)
 
 /* Fluentd parsers weir does not have (yet) */
 static const char *const unsupported[] = {"apache2", "apache_error", "nginx", "syslog",  "csv",  "tsv",  "ltsv",
-                                          "multiline", "multi_format", "msgpack", "regex", "kv", NULL};
+                                          "multiline", "multi_format", "multiline_grok", "msgpack", "regex", "kv", NULL};
 
 static conf_param *find_param(conf_node *n, const char *key)
 {

@@ -524,6 +524,10 @@ static void tp_fail(const char *tfmt, const char *text)
 
 static void test_strptime(void **st)
 {
+    /* a huge width reads what is there; a number too long for a time is refused, not overflowed */
+    tp_expect("%99999999999999999999Y-%m-%d", 1, NULL, "2024-01-02", 1704153600, 0);
+    tp_fail("%s", "9999999999999999999");
+    tp_fail("%Q", "99999999999999999999");
     tp_expect("%Y-%m-%dT%H:%M:%S.%N%z", 1, NULL, "2024-01-02T03:04:05.5Z", 1704164645, 500000000);
     tp_expect("%Y-%m-%dT%H:%M:%S.%L%z", 1, NULL, "2024-01-02T03:04:05.123+0900", 1704132245, 123000000);
     tp_expect("%Y-%m-%d %H:%M:%S.%3N", 1, NULL, "2024-01-02 03:04:05.1234", 1704164645, 123000000);

@@ -32,6 +32,7 @@
 enum { FILTER_KEEP = 0, FILTER_MODIFY = 1, FILTER_DROP = 2, FILTER_ERROR = 3, FILTER_ERROR_KEEP = 4 };
 
 typedef struct filter filter;
+struct parser;
 
 typedef struct filter_call {
     const char *tag; /* the record's tag */
@@ -52,12 +53,15 @@ typedef struct filter_plugin {
     int (*init)(filter *f, conf_node *n, conf_errors *errs);
     int (*filter)(filter *f, filter_call *call, const uint8_t *rec, size_t rec_len);
     void (*exit)(filter *f); /* also after a failed init */
+    /* optional: the filter's <parse> section (NULL: none), whose counters
+     * /metrics shows (parse_stats_get: grok's) */
+    const struct parser *(*parser)(const filter *f);
 } filter_plugin;
 
 /* A filter plugin from the naming convention: FILTER_PLUGIN(grep, grep)
  * defines filter_grep_plugin, named "grep", from grep_spec, the context
  * type grep_ctx and grep_init, grep_filter and grep_exit. */
-#define FILTER_PLUGIN(name_, prefix)                                                                                   \
+#define FILTER_PLUGIN(name_, prefix, ...)                                                                              \
     const filter_plugin filter_##name_##_plugin = {                                                                    \
         .name = #name_,                                                                                                \
         .spec = prefix##_spec,                                                                                         \
@@ -65,6 +69,7 @@ typedef struct filter_plugin {
         .init = prefix##_init,                                                                                         \
         .filter = prefix##_filter,                                                                                     \
         .exit = prefix##_exit,                                                                                         \
+        __VA_ARGS__                                                                                                    \
     }
 
 struct filter {

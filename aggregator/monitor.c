@@ -17,6 +17,7 @@
  * `metrics_path`); both serve every path above.
  */
 #include "monitor.h"
+#include "aggregator/parse.h"
 #include "aggregator/reload.h"
 #include "aggregator/tap.h"
 
@@ -138,6 +139,50 @@ static long rss_bytes(void)
         fclose(f);
     }
     return rss * sysconf(_SC_PAGESIZE);
+}
+
+/* weir_grok_*: one sample per parser that counts (parse_stats_get), labelled
+ * with its filter's or source's id */
+typedef struct parse_walk {
+    struct evbuffer *o;
+    int which; /* 0: match_limit, 1: unmatched */
+} parse_walk;
+
+static void parse_sample(struct evbuffer *o, int which, const char *label, const char *id, const parser *p)
+{
+    parse_stats st;
+    char l1[256];
+    if (!p || !parse_stats_get(p, &st))
+        return;
+    evbuffer_add_printf(o, "%s{%s=\"%s\"} %llu\n", which ? "weir_grok_unmatched_total" : "weir_grok_match_limit_total",
+                        label, prom_label(id, l1, sizeof l1),
+                        (unsigned long long)(which ? st.unmatched : st.match_limit));
+}
+
+static void filter_parse_sample(const filter *f, void *arg)
+{
+    parse_walk *w = arg;
+    if (f->plugin->parser)
+        parse_sample(w->o, w->which, "filter", f->id, f->plugin->parser(f));
+}
+
+static void grok_families(monitor *m, struct evbuffer *o)
+{
+    static const char *const head[2][2] = {
+        {"weir_grok_match_limit_total",
+         "records a grok <parse> gave up on at grok_match_limit, grok_depth_limit or grok_timeout"},
+        {"weir_grok_unmatched_total", "records no grok pattern matched (grok_failure_key: No grok pattern matched)"},
+    };
+    for (int k = 0; k < 2; k++) {
+        prom_head(o, head[k][0], "counter", head[k][1]);
+        parse_walk w = {o, k};
+        router_each_filter(m->pl->rt, filter_parse_sample, &w);
+        for (size_t i = 0; i < m->pl->nsources; i++) {
+            source *s = m->pl->sources[i];
+            if (s->plugin->parser)
+                parse_sample(o, k, "input", s->id, s->plugin->parser(s));
+        }
+    }
 }
 
 static void write_metrics(monitor *m, struct evbuffer *o)
@@ -287,6 +332,9 @@ static void write_metrics(monitor *m, struct evbuffer *o)
         }
     }
     free(snaps);
+
+    /* <parse> counters of the filters' and sources' parsers (grok's) */
+    grok_families(m, o);
 
     /* routing */
     router_stats rs;

@@ -21,8 +21,8 @@
 /* What every type takes; each type's own rows are its plugin's spec (aggregator/parsers/). */
 const conf_spec parse_common_spec[] = {
     {"time_key", CONF_STR, NULL, 0, offsetof(parser, time_key), NULL,
-     "field that gives the event time, removed from the record unless `keep_time_key`; default `time` for `json` "
-     "and `regexp`. `cri`: the key the CRI timestamp is kept under (default `time`)"},
+     "field that gives the event time, removed from the record unless `keep_time_key`; default `time` for `json`, "
+     "`regexp` and `grok`. `cri`: the key the CRI timestamp is kept under (default `time`)"},
     {"keep_time_key", CONF_BOOL, "false", 0, offsetof(parser, keep_time_key), NULL,
      "keep the time field in the record"},
     {"time_format", CONF_STR, NULL, 0, offsetof(parser, time_format), NULL,
@@ -92,7 +92,7 @@ static const conf_spec *parse_spec(void)
 
 /* Fluentd parsers weir does not have (yet) */
 static const char *const unsupported[] = {"apache2", "apache_error", "nginx", "syslog",  "csv",  "tsv",  "ltsv",
-                                          "multiline", "multi_format", "grok", "msgpack", "regex", "kv", NULL};
+                                          "multiline", "multi_format", "multiline_grok", "msgpack", "regex", "kv", NULL};
 
 static conf_param *find_param(conf_node *n, const char *key)
 {
@@ -171,7 +171,7 @@ int parse_configure(parser *p, conf_node *n, conf_errors *errs)
     /* time */
     if (p->time_key)
         p->tkey = p->time_key;
-    else if (p->type == PARSE_JSON || p->type == PARSE_REGEXP)
+    else if (p->type == PARSE_JSON || p->type == PARSE_REGEXP || p->type == PARSE_GROK)
         p->tkey = "time";
     else if (p->type == PARSE_CRI)
         p->tkey = "time"; /* the CRI timestamp; kept under this key with keep_time_key */
@@ -219,11 +219,24 @@ int parse_configure(parser *p, conf_node *n, conf_errors *errs)
 
     p->mkey = p->message_key ? p->message_key : p->type == PARSE_CRI ? "log" : "message";
     p->mkey_len = strlen(p->mkey);
+    /* the type's own configuration, once the common part is in place (a
+     * type may build on it: grok's alternatives take the time and types);
+     * also after an error above, so that --dry-run reports everything */
+    if (p->plugin->configure && p->plugin->configure(p, n, errs) != 0)
+        bad = -1;
     return bad ? -1 : 0;
+}
+
+int parse_stats_get(const parser *p, parse_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    return p && p->plugin && p->plugin->stats ? p->plugin->stats(p, s) : 0;
 }
 
 void parse_free(parser *p)
 {
+    if (p->plugin && p->plugin->free)
+        p->plugin->free(p);
     rx_free(&p->expr);
     free(p->names);
     tparse_free(&p->tp);

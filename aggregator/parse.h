@@ -10,13 +10,20 @@
  *                  {"stream","logtag",message_key}; TIME is the event time
  *   @type logfmt   key=value key="quoted \"value\"" flag (Fluent Bit's logfmt)
  *   @type none     {message_key: text}
+ *   @type grok     fluent-plugin-grok-parser: %{PATTERN:field:type} macros
+ *                  over a built-in pattern library (parsers/grok_patterns.c)
+ *                  and custom pattern files, one or several alternatives
+ *                  (first match wins), each compiled once to one PCRE2 regexp
+ *                  matched under a backtracking limit (parsers/grok.c)
  *
  * Common parameters (Fluentd's Parser and TimeMixin::Parser; parse.c's
  * parse_common_spec): time_key, time_type, time_format, localtime, utc,
  * timezone, keep_time_key, estimate_current_event, null_value_pattern,
  * null_empty_string, types. Each type's own (its plugin's spec): regexp:
  * expression, ignorecase, multiline; json: json_parser, stream_buffer_size
- * (accepted, ignored); cri, none: message_key.
+ * (accepted, ignored); cri, none: message_key; grok: grok_pattern, <grok>,
+ * custom_pattern_path, grok_failure_key, grok_name_key, grok_pattern_series,
+ * grok_match_limit, grok_depth_limit.
  *
  * A configured parser is immutable: parse_text may run on several threads.
  *
@@ -35,7 +42,7 @@
 #include "config/conf.h"
 #include "aggregator/timeparse.h"
 
-enum { PARSE_JSON, PARSE_REGEXP, PARSE_CRI, PARSE_LOGFMT, PARSE_NONE };
+enum { PARSE_JSON, PARSE_REGEXP, PARSE_CRI, PARSE_LOGFMT, PARSE_NONE, PARSE_GROK };
 
 /* parse_text results */
 enum {
@@ -74,6 +81,10 @@ typedef struct parser {
     int estimate_current_event;
     char *json_parser;
     int64_t stream_buffer_size; /* accepted, unused */
+    char *grok_pattern, *custom_pattern_path, *grok_failure_key, *grok_name_key;
+    int grok_pattern_series; /* 0 legacy, 1 ecs-v1 */
+    int64_t grok_match_limit, grok_depth_limit;
+    double grok_timeout; /* seconds */
     /* compiled */
     const struct parser_plugin *plugin; /* the @type (aggregator/registry.c) */
     int type;                          /* plugin->type: PARSE_* */
@@ -92,6 +103,7 @@ typedef struct parser {
     size_t mkey_len;
     int convert; /* types, null_value_pattern or null_empty_string */
     int configured;
+    void *impl; /* a type's own compiled state (grok: struct grok), freed by its plugin */
 } parser;
 
 /* Configure from a <parse> section; errors are "FILE:LINE: ..." in errs.
@@ -118,6 +130,14 @@ typedef struct parse_keys {
 } parse_keys;
 int parse_text_keys(const parser *p, const char *s, size_t n, wbuf *out_map, int *has_time, uint32_t *sec,
                     uint32_t *nsec, char *err, size_t errlen, parse_keys *keys);
+
+/* What a parser counted since it was configured, for /metrics (a grok
+ * parser's records over the match limit, and records no pattern matched).
+ * 1 when the parser counts these (grok), else 0 (s zeroed). */
+typedef struct parse_stats {
+    uint64_t match_limit, unmatched;
+} parse_stats;
+int parse_stats_get(const parser *p, parse_stats *s);
 
 /* Ruby's String#scrub('?'): each invalid UTF-8 sequence becomes '?'. */
 int parse_scrub(wbuf *out, const uint8_t *s, size_t n);

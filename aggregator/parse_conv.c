@@ -19,7 +19,7 @@
 
 /* ---- configuration ---------------------------------------------------------------------- */
 
-static int add_conv(parser *p, const char *key, size_t klen, const char *def, const conf_param *at, conf_errors *errs)
+int parse_conv_add(parser *p, const char *key, size_t klen, const char *def, const conf_param *at, conf_errors *errs)
 {
     const char *colon = strchr(def, ':');
     size_t tl = colon ? (size_t)(colon - def) : strlen(def);
@@ -101,7 +101,7 @@ int parse_conv_configure(parser *p, const conf_param *at, conf_errors *errs)
                 break;
             }
             char *def = strndup((const char *)v.ptr, v.len);
-            if (!def || add_conv(p, (const char *)k.ptr, k.len, def, at, errs))
+            if (!def || parse_conv_add(p, (const char *)k.ptr, k.len, def, at, errs))
                 bad = -1;
             free(def);
         }
@@ -133,7 +133,7 @@ int parse_conv_configure(parser *p, const conf_param *at, conf_errors *errs)
         char *d = colon + 1;
         while (*d == ' ' || *d == '\t')
             d++;
-        if (add_conv(p, k, kl, d, at, errs))
+        if (parse_conv_add(p, k, kl, d, at, errs))
             bad = -1;
     }
     free(copy);

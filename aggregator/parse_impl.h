@@ -2,8 +2,8 @@
  * aggregator/parse_impl.h: the inside of the <parse> section (parse.h),
  * shared by the dispatcher and configuration (parse.c), the `types`
  * conversions (parse_conv.c) and the parse types, one file each under
- * aggregator/parsers/ (json, regexp, cri, logfmt, none). Other code includes
- * parse.h only.
+ * aggregator/parsers/ (json, regexp, cri, logfmt, none, grok). Other code
+ * includes parse.h only.
  *
  * A parse type appends ONE map to c->o: it opens the map header, writes each
  * pair with parse_put_pair (or writes the pair itself and calls
@@ -59,6 +59,10 @@ int parse_put_pair(pctx *c, const void *k, size_t kl, const void *v, size_t vl);
 /* parse_conv.c: the `types` parameter. Configure p->conv from p->types
  * (errors at `at`); apply one conversion to the value at o->data[voff..]. */
 int parse_conv_configure(parser *p, const conf_param *at, conf_errors *errs);
+/* Append one conversion to p->conv: key (klen bytes) with def "type[:option]"
+ * as in `types`; time conversions take p's localtime/utc/timezone. 0 or -1
+ * (errors at `at`). */
+int parse_conv_add(parser *p, const char *key, size_t klen, const char *def, const conf_param *at, conf_errors *errs);
 int parse_conv_apply(const parse_conv *c, wbuf *o, size_t voff);
 
 /* A <parse> type: aggregator/parsers/<type>.c, listed in aggregator/registry.c.
@@ -67,12 +71,18 @@ int parse_conv_apply(const parse_conv *c, wbuf *o, size_t voff);
  * this type only (offsets into `parser`; NULL: none): parse_configure binds
  * them after parse_common_spec's. parse() turns one text into the record's
  * pairs in c; err is set only where the type has more to say than
- * PARSE_FAIL (regexp). */
+ * PARSE_FAIL (regexp). Optional: configure (after the common parameters
+ * are bound and compiled: time, types, null patterns; errors "FILE:LINE: ..."
+ * in errs; 0 or -1) and free (of what configure made, e.g. p->impl; also
+ * after a failed configure). */
 struct parser_plugin {
     const char *name;
     int type;
     const conf_spec *spec;
     int (*parse)(pctx *c, const uint8_t *s, size_t n, char *err, size_t errlen);
+    int (*configure)(parser *p, conf_node *n, conf_errors *errs);
+    void (*free)(parser *p);
+    int (*stats)(const parser *p, parse_stats *s); /* optional: parse_stats_get */
 };
 const parser_plugin *const *parser_plugins(void);          /* NULL-terminated */
 const parser_plugin *parser_plugin_find(const char *name); /* NULL: none */

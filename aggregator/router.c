@@ -320,6 +320,14 @@ int router_congested(const router *r)
     return 0;
 }
 
+void router_each_filter(const router *r, void (*fn)(const filter *f, void *arg), void *arg)
+{
+    for (size_t i = 0; i < r->nlabels; i++)
+        for (size_t k = 0; k < r->labels[i]->n; k++)
+            if (r->labels[i]->rules[k].f)
+                fn(r->labels[i]->rules[k].f, arg);
+}
+
 void router_stats_get(const router *r, router_stats *s)
 {
     s->filtered_out = atomic_load(&((router *)r)->filtered_out);

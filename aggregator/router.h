@@ -86,6 +86,9 @@ int router_emit_error(router *r, const batch *b, const char *reason);
 
 int router_congested(const router *r);
 
+/* Call fn for every <filter> of every label, in configuration order. */
+void router_each_filter(const router *r, void (*fn)(const filter *f, void *arg), void *arg);
+
 /* counters */
 typedef struct router_stats {
     uint64_t filtered_out, unmatched, to_error, rewritten;

@@ -43,6 +43,7 @@ struct worker;
 struct pipeline;
 struct event_base;
 struct evbuffer;
+struct parser;
 
 /* What start() and metrics() get from the engine. */
 typedef struct source_env {
@@ -69,6 +70,9 @@ typedef struct source_plugin {
     /* Prometheus families for /metrics, for all `n` sources of this plugin
      * at once (monitor thread, under monitor_lock). Optional. */
     void (*metrics)(source *const *srcs, size_t n, const source_env *env, struct evbuffer *out);
+    /* optional: the source's <parse> section (NULL: none), whose counters
+     * /metrics shows with the filters' (parse_stats_get) */
+    const struct parser *(*parser)(const source *s);
     /* per-worker state (worker_init before the worker starts; worker_stop
      * on the worker's loop: finish requests, close connections, leave the
      * loop; worker_free after it joined). Optional, all three or none. */

@@ -204,6 +204,8 @@ static int read_num(const char **p, const char *e, int maxw, int64_t *v)
     int64_t x = 0;
     int w = 0;
     while (s < e && w < maxw && *s >= '0' && *s <= '9') {
+        if (x > (INT64_MAX - 9) / 10)
+            return -1; /* no time has that many digits (and x would overflow) */
         x = x * 10 + (*s - '0');
         s++;
         w++;
@@ -326,8 +328,11 @@ static int do_strptime(const char **ps, const char *e, const char *fmt, tfields 
         }
         c++;
         int width = 0;
-        while (*c >= '0' && *c <= '9')
-            width = width * 10 + (*c++ - '0');
+        while (*c >= '0' && *c <= '9') { /* a width of 1000 or more reads as many digits as there are */
+            if (width < 1000)
+                width = width * 10 + (*c - '0');
+            c++;
+        }
         if (*c == '-' || *c == '_' || *c == '0' || *c == '^' || *c == '#') /* flags: ignored */
             c++;
         const char *sub = NULL;

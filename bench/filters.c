@@ -3,6 +3,11 @@
  * (parser json on `log` with reserve_data -> record_transformer adds
  * `cluster` -> grep drops DEBUG) on a ~450-byte Fluent Bit kubernetes record,
  * run the way the router runs filters (ping/pong out buffers, one scratch).
+ * Then the parser filter with <parse> @type grok on ~200-byte Apache
+ * combined log lines: %{COMBINEDAPACHELOG} alone, and 20 <grok>
+ * alternatives of which the last matches; each with weir's match guard
+ * (the defaults) and without it (grok_match_limit 0, grok_timeout 0), which
+ * gives the guard's cost.
  * Built and run by `make bench` (after the scenarios) as build/bench-filters;
  * by hand: build/bench-filters [iterations] (default 2000000).
  */
@@ -38,6 +43,33 @@ static filter *mk(const char *body)
         exit(1);
     return f;
 }
+
+/* 19 alternatives an Apache line does not match (anchored, literal-led and three unanchored host/MAC-led
+ * ones, the costly kind: PCRE2 tries them at nearly every position, unless the literal they need is absent,
+ * which grok checks first), then the one it does */
+static const char *const GROK_ALTS[20] = {
+    "^%{TIMESTAMP_ISO8601:ts} %{LOGLEVEL:level} \\[%{DATA:thread}\\] %{JAVACLASS:class} - %{GREEDYDATA:msg}",
+    "^%{SYSLOGLINE}",
+    "^%{TIMESTAMP_ISO8601:ts} %{WORD:svc}\\[%{POSINT:pid}\\]: %{GREEDYDATA:msg}",
+    "%{IPORHOST:client} - - \\[%{HTTPDATE:ts}\\] \"%{WORD:verb} %{URIPATHPARAM:req}\" %{INT:code} %{INT:size} "
+    "%{NUMBER:rt}",
+    "level=%{LOGLEVEL:level} ts=%{TIMESTAMP_ISO8601:ts} msg=%{QS:msg}",
+    "^\\[%{HTTPDERROR_DATE:ts}\\] \\[%{LOGLEVEL:level}\\] %{GREEDYDATA:msg}",
+    "%{UUID:req} %{WORD:op} took %{NUMBER:ms}ms",
+    "^%{MONTHDAY}-%{MONTH}-%{YEAR} %{TIME} %{LOGLEVEL:level} %{GREEDYDATA:msg}",
+    "user=%{USERNAME:user} action=%{WORD:action} result=%{WORD:result}",
+    "%{MAC:mac} associated with %{IP:ip}",
+    "^%{INT:pid}:%{WORD:role} %{MONTHDAY} %{MONTH} %{YEAR} %{TIME} %{DATA:lvl} %{GREEDYDATA:msg}",
+    "Started %{WORD:verb} \"%{URIPATH:path}\" for %{IP:ip} at %{TIMESTAMP_ISO8601:ts}",
+    "^%{DATESTAMP:ts} \\[%{WORD:level}\\] %{GREEDYDATA:msg}",
+    "Completed %{INT:code} %{WORD:status} in %{NUMBER:ms}ms",
+    "^\\{\"level\":\"%{LOGLEVEL:level}\"%{GREEDYDATA:rest}",
+    "%{HOSTNAME:host} kernel: \\[%{NUMBER:uptime}\\] %{GREEDYDATA:msg}",
+    "^%{TIMESTAMP_ISO8601:ts} %{HOSTNAME:host} %{PROG:prog}\\[%{POSINT:pid}\\]: %{GREEDYDATA:msg}",
+    "connection from %{IP:ip} port %{POSINT:port}",
+    "^%{LOGLEVEL:level}: %{GREEDYDATA:msg}",
+    "%{COMBINEDAPACHELOG}",
+};
 
 static double now(void)
 {
@@ -125,6 +157,71 @@ int main(int argc, char **argv)
     }
     printf("%-30s %7.1f ns/record (best of 5; %.2f M records/s on one core; kept %ld of %ld)\n", "enrich chain",
            best * 1e9, 1 / best / 1e6, kept, iters / 5 * 5);
+
+    /* grok on Apache combined lines, through the parser filter (the record becomes the parsed fields) */
+    static const char *const paths[4] = {"/api/v1/users/12345?expand=true", "/static/css/site.min.css",
+                                         "/checkout/cart?session=8f3a9c", "/images/logo-large.png"};
+    wbuf lines[4];
+    size_t total = 0;
+    for (int i = 0; i < 4; i++) {
+        char line[512];
+        snprintf(line, sizeof line,
+                 "10.0.%d.%d - alice [01/May/2024:12:00:%02d +0000] \"GET %s HTTP/1.1\" 200 %d "
+                 "\"https://www.example.com/start\" \"Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/124.0\"",
+                 i, 17 + i, 10 + i, paths[i], 5123 + i * 77);
+        total += strlen(line);
+        json_t *j = json_pack("{s:s}", "message", line); /* {"message": line}, quotes escaped */
+        char *txt = json_dumps(j, 0);
+        lines[i] = J(txt);
+        free(txt);
+        json_decref(j);
+    }
+    printf("grok input: Apache combined lines of %zu bytes on average\n", total / 4);
+    char *alts = malloc(16384);
+    size_t al = 0;
+    for (int i = 0; i < 20; i++)
+        al += (size_t)snprintf(alts + al, 16384 - al, "<grok>\npattern %s\n</grok>\n", GROK_ALTS[i]);
+    static const char *const guard_off = "grok_match_limit 0\ngrok_timeout 0\n";
+    const char *gname[4] = {"grok COMBINEDAPACHELOG", "  same, guard off", "grok 20 <grok>, last matches",
+                            "  same, guard off"};
+    /* each pair (guard on, guard off) in alternating rounds, best of 7 each: drift on a shared machine
+     * hits both alike */
+    double gbest[4];
+    for (int pair = 0; pair < 2; pair++) {
+        filter *gf[2];
+        for (int k = 0; k < 2; k++) {
+            char *conf = malloc(20000);
+            snprintf(conf, 20000, "@type parser\nkey_name message\n<parse>\n@type grok\n%s%s</parse>",
+                     k ? guard_off : "", pair == 0 ? "grok_pattern %{COMBINEDAPACHELOG}\n" : alts);
+            gf[k] = mk(conf);
+            free(conf);
+            gbest[2 * pair + k] = 1e9;
+        }
+        long giters = pair == 0 ? iters / 5 : iters / 50;
+        for (int round = 0; round < 14; round++) {
+            int k = round & 1;
+            double t0 = now();
+            for (long i = 0; i < giters; i++) {
+                ping.len = 0;
+                call.out = &ping;
+                if (gf[k]->plugin->filter(gf[k], &call, lines[i & 3].data, lines[i & 3].len) != FILTER_MODIFY)
+                    abort();
+            }
+            double dt = (now() - t0) / giters;
+            if (dt < gbest[2 * pair + k])
+                gbest[2 * pair + k] = dt;
+        }
+        for (int k = 0; k < 2; k++) {
+            printf("%-30s %7.1f ns/record (best of 7; %.0f k lines/s on one core)\n", gname[2 * pair + k],
+                   gbest[2 * pair + k] * 1e9, 1 / gbest[2 * pair + k] / 1e3);
+            filter_destroy(gf[k]);
+        }
+    }
+    printf("grok guard cost: %+.1f%% (COMBINEDAPACHELOG), %+.1f%% (20 alternatives)\n",
+           (gbest[0] / gbest[1] - 1) * 100, (gbest[2] / gbest[3] - 1) * 100);
+    free(alts);
+    for (int i = 0; i < 4; i++)
+        wbuf_free(&lines[i]);
     for (int i = 0; i < 4; i++)
         wbuf_free(&recs[i]);
     wbuf_free(&parsed);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- per-thread match state ------------------------------------------------ */
 
@@ -13,6 +14,9 @@ typedef struct rx_tls {
     uint32_t pairs;
     pcre2_match_context *mctx;
     pcre2_jit_stack *jstack;
+    pcre2_match_context *lctx; /* rx_exec_limit's and rx_exec_budget's, with the limits set in it now */
+    uint32_t lmatch, ldepth;
+    PCRE2_SIZE loff;
 } rx_tls;
 
 static __thread rx_tls *tls;
@@ -26,6 +30,7 @@ static void tls_free(void *p)
         return;
     pcre2_match_data_free(t->md);
     pcre2_match_context_free(t->mctx);
+    pcre2_match_context_free(t->lctx);
     pcre2_jit_stack_free(t->jstack);
     free(t);
 }
@@ -42,8 +47,13 @@ static rx_tls *tls_get(uint32_t pairs)
             return NULL;
         t->mctx = pcre2_match_context_create(NULL);
         t->jstack = pcre2_jit_stack_create(32 * 1024, 1024 * 1024, NULL);
+        t->lctx = pcre2_match_context_create(NULL);
+        t->lmatch = t->ldepth = 10000000u; /* PCRE2's defaults */
+        t->loff = PCRE2_UNSET;
         if (t->mctx && t->jstack)
             pcre2_jit_stack_assign(t->mctx, NULL, t->jstack);
+        if (t->lctx && t->jstack)
+            pcre2_jit_stack_assign(t->lctx, NULL, t->jstack);
         tls = t;
         pthread_setspecific(tls_key, t);
     }
@@ -192,12 +202,26 @@ int rx_compile(rx *r, const char *text, int flags, char *err, size_t errlen)
     int ec;
     PCRE2_SIZE eo;
     r->code = pcre2_compile((PCRE2_SPTR)conv, PCRE2_ZERO_TERMINATED, opts, &ec, &eo, cc);
+    /* a second code for rx_exec_budget: an offset limit costs the first one
+     * about 20% of a match, so it is kept apart */
+    if (r->code && (flags & RX_GUARD)) {
+        r->code_ol = pcre2_compile((PCRE2_SPTR)conv, PCRE2_ZERO_TERMINATED, opts | PCRE2_USE_OFFSET_LIMIT, &ec, &eo, cc);
+        if (!r->code_ol) {
+            pcre2_code_free(r->code);
+            r->code = NULL;
+        } else {
+            r->jit_ol = pcre2_jit_compile(r->code_ol, PCRE2_JIT_COMPLETE) == 0;
+        }
+    }
     pcre2_compile_context_free(cc);
     free(conv);
     if (!r->code) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(ec, msg, sizeof msg);
-        snprintf(err, errlen, "invalid regexp '%s': %s", text, (char *)msg);
+        if (flags & RX_SHORT_ERR)
+            snprintf(err, errlen, "%s at offset %zu", (char *)msg, (size_t)eo);
+        else
+            snprintf(err, errlen, "invalid regexp '%s': %s", text, (char *)msg);
         return -1;
     }
     r->jit = pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE) == 0;
@@ -210,6 +234,8 @@ void rx_free(rx *r)
 {
     if (r->code)
         pcre2_code_free(r->code);
+    if (r->code_ol)
+        pcre2_code_free(r->code_ol);
     free(r->src);
     memset(r, 0, sizeof *r);
 }
@@ -230,6 +256,138 @@ int rx_exec(const rx *r, const uint8_t *s, size_t n, const PCRE2_SIZE **ovec)
     if (ovec)
         *ovec = pcre2_get_ovector_pointer(t->md);
     return 1;
+}
+
+/* the limits of the next match with t->lctx (0: PCRE2's default, 10 million) */
+static inline void lctx_set(rx_tls *t, uint32_t match, uint32_t depth, PCRE2_SIZE off)
+{
+    match = match ? match : 10000000u;
+    depth = depth ? depth : 10000000u;
+    if (t->lmatch != match)
+        pcre2_set_match_limit(t->lctx, t->lmatch = match);
+    if (t->ldepth != depth)
+        pcre2_set_depth_limit(t->lctx, t->ldepth = depth);
+    if (t->loff != off)
+        pcre2_set_offset_limit(t->lctx, t->loff = off);
+}
+
+int rx_exec_limit(const rx *r, const uint8_t *s, size_t n, const PCRE2_SIZE **ovec, uint32_t match_limit,
+                  uint32_t depth_limit)
+{
+    rx_tls *t = tls_get(r->ncap + 1);
+    if (!t || !t->lctx)
+        return -1;
+    if (!s)
+        s = (const uint8_t *)"";
+    lctx_set(t, match_limit, depth_limit, PCRE2_UNSET);
+    int rc = r->jit ? pcre2_jit_match(r->code, s, n, 0, 0, t->md, t->lctx)
+                    : pcre2_match(r->code, s, n, 0, 0, t->md, t->lctx);
+    if (rc == PCRE2_ERROR_NOMATCH)
+        return 0;
+    if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT ||
+        rc == PCRE2_ERROR_JIT_STACKLIMIT)
+        return RX_LIMIT;
+    if (rc < 0)
+        return -1;
+    if (ovec)
+        *ovec = pcre2_get_ovector_pointer(t->md);
+    return 1;
+}
+
+/* one call of rx_exec_budget: start positions start..last (last >= n: to the end) */
+static int budget_call(const rx *r, rx_tls *t, const uint8_t *s, size_t n, size_t start, size_t last, uint32_t limit,
+                       uint32_t depth)
+{
+    int ol = last < n;
+    pcre2_code *code = ol ? r->code_ol : r->code;
+    int jit = ol ? r->jit_ol : r->jit;
+    lctx_set(t, limit, depth, ol ? (PCRE2_SIZE)last : PCRE2_UNSET);
+    int rc = jit ? pcre2_jit_match(code, s, n, start, 0, t->md, t->lctx)
+                 : pcre2_match(code, s, n, start, 0, t->md, t->lctx);
+    if (rc == PCRE2_ERROR_NOMATCH)
+        return 0;
+    if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT ||
+        rc == PCRE2_ERROR_JIT_STACKLIMIT)
+        return RX_LIMIT;
+    return rc < 0 ? -1 : 1;
+}
+
+/* 1 when the budget's time is spent (the first call starts the clock) */
+static int budget_over(rx_budget *b)
+{
+    if (!b->time_ns)
+        return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (!b->t0)
+        b->t0 = now;
+    return now - b->t0 > b->time_ns;
+}
+
+int rx_exec_budget(const rx *r, const uint8_t *s, size_t n, const PCRE2_SIZE **ovec, rx_budget *b)
+{
+    if (!r->code_ol) /* not compiled with RX_GUARD */
+        return rx_exec_limit(r, s, n, ovec, b->match_limit, b->depth_limit);
+    rx_tls *t = tls_get(r->ncap + 1);
+    if (!t || !t->lctx)
+        return -1;
+    if (!s)
+        s = (const uint8_t *)"";
+    uint32_t big = b->match_limit ? b->match_limit : 10000000u;
+    uint32_t fast = big < RX_FAST_LIMIT ? big : RX_FAST_LIMIT;
+    size_t start = 0;
+    if (n <= RX_FAST_SPAN) { /* the usual line: one search, as rx_exec_limit would do it */
+        lctx_set(t, fast, b->depth_limit, PCRE2_UNSET);
+        int rc = r->jit ? pcre2_jit_match(r->code, s, n, 0, 0, t->md, t->lctx)
+                        : pcre2_match(r->code, s, n, 0, 0, t->md, t->lctx);
+        if (rc >= 0) {
+            if (ovec)
+                *ovec = pcre2_get_ovector_pointer(t->md);
+            return 1;
+        }
+        if (rc == PCRE2_ERROR_NOMATCH)
+            return 0;
+        if (rc != PCRE2_ERROR_MATCHLIMIT && rc != PCRE2_ERROR_DEPTHLIMIT && rc != PCRE2_ERROR_HEAPLIMIT &&
+            rc != PCRE2_ERROR_JIT_STACKLIMIT)
+            return -1;
+        if (fast == big)
+            return RX_LIMIT;
+        /* a hard line: below, the slow pass over its one chunk */
+    }
+    int known_hard = n <= RX_FAST_SPAN;
+    for (;;) {
+        size_t last = n - start > RX_FAST_SPAN ? start + RX_FAST_SPAN - 1 : n;
+        int rc = known_hard ? RX_LIMIT : budget_call(r, t, s, n, start, last, fast, b->depth_limit);
+        known_hard = 0;
+        if (rc == RX_LIMIT && fast < big) {
+            /* some position of this chunk needs more: the chunk again, a few positions at a time, with the full limit */
+            rc = 0;
+            for (size_t s2 = start; rc == 0 && s2 <= last;) {
+                if (budget_over(b))
+                    return RX_TIMEOUT;
+                size_t l2 = last - s2 >= RX_SLOW_SPAN ? s2 + RX_SLOW_SPAN - 1 : last;
+                rc = budget_call(r, t, s, n, s2, l2, big, b->depth_limit);
+                if (l2 >= n)
+                    break;
+                s2 = l2 + 1;
+                while (s2 < n && (s[s2] & 0xc0) == 0x80)
+                    s2++;
+            }
+        }
+        if (rc != 0) {
+            if (rc == 1 && ovec)
+                *ovec = pcre2_get_ovector_pointer(t->md);
+            return rc;
+        }
+        if (last >= n)
+            return 0;
+        if (budget_over(b))
+            return RX_TIMEOUT;
+        start = last + 1;
+        while (start < n && (s[start] & 0xc0) == 0x80) /* a chunk starts on a character */
+            start++;
+    }
 }
 
 rx_name *rx_names(const rx *r, size_t *n)

@@ -568,4 +568,6 @@ static int parse_and_compose(const fp_ctx *c, filter_call *call, const uint8_t *
     return FILTER_MODIFY;
 }
 
-FILTER_PLUGIN(parser, fp);
+static const parser *fp_parser(const filter *f) { return &((const fp_ctx *)f->ctx)->parser; }
+
+FILTER_PLUGIN(parser, fp, .parser = fp_parser);

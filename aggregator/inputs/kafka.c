@@ -675,6 +675,12 @@ static void kin_free(source *s)
     free(k);
 }
 
+static const parser *kin_parser(const source *s)
+{
+    const kafka_in *k = (const kafka_in *)s;
+    return k->has_parser ? &k->ps : NULL;
+}
+
 const source_plugin in_kafka_plugin = {
     .name = "kafka",
     .spec = kafka_in_spec,
@@ -682,4 +688,5 @@ const source_plugin in_kafka_plugin = {
     .start = kin_start,
     .stop = kin_stop,
     .free = kin_free,
+    .parser = kin_parser,
 };

@@ -463,7 +463,7 @@ static void test_parse_config_errors(void **st)
     expect_conf_error("@type jsn", "p.conf:2: unknown parser type 'jsn'; did you mean 'json'?");
     expect_conf_error("@type apache2",
                       "p.conf:2: parser type 'apache2' is not supported by weir (supported: json, regexp, cri, logfmt, "
-                      "none)");
+                      "none, grok)");
     expect_conf_error("@type json\ntime_typ float", "p.conf:3: unknown parameter 'time_typ' in <parse>; did you mean 'time_type'?");
     expect_conf_error("@type json\ntime_type epoch",
                       "p.conf:3: invalid value 'epoch' for parameter 'time_type'; expected one of: string, unixtime, "
@@ -524,6 +524,10 @@ static void tp_fail(const char *tfmt, const char *text)
 
 static void test_strptime(void **st)
 {
+    /* a huge width reads what is there; a number too long for a time is refused, not overflowed */
+    tp_expect("%99999999999999999999Y-%m-%d", 1, NULL, "2024-01-02", 1704153600, 0);
+    tp_fail("%s", "9999999999999999999");
+    tp_fail("%Q", "99999999999999999999");
     tp_expect("%Y-%m-%dT%H:%M:%S.%N%z", 1, NULL, "2024-01-02T03:04:05.5Z", 1704164645, 500000000);
     tp_expect("%Y-%m-%dT%H:%M:%S.%L%z", 1, NULL, "2024-01-02T03:04:05.123+0900", 1704132245, 123000000);
     tp_expect("%Y-%m-%d %H:%M:%S.%3N", 1, NULL, "2024-01-02 03:04:05.1234", 1704164645, 123000000);

@@ -17,7 +17,7 @@
 static kafka_keys defaults(void)
 {
     /* the parameters' defaults (producer.c's table) */
-    kafka_keys k = {.topic_key = "topic", .message_key_key = "message_key", .partition_key_key = "partition_key",
+    kafka_keys k = {.default_partition = -1, .topic_key = "topic", .message_key_key = "message_key", .partition_key_key = "partition_key",
                     .partition_key = "partition"};
     return k;
 }

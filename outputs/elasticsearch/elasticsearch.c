@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "lib/array.h"
+#include "lib/clock.h"
 #include "lib/http.h"
 #include "lib/log.h"
 #include "aggregator/output.h"
@@ -184,6 +185,9 @@ static const conf_spec es_spec[] = {
     {"metadata", CONF_SECTION, NULL, 0, 0, NULL,
      "`include_chunk_id true` adds a key (`chunk_id_key`, default `chunk_id`) holding: a random hex id per write "
      "(weir's chunks are retried record by record, so a retry gets a new id)"},
+    {"slow_flush_log_threshold", CONF_TIME, "20s", 0, offsetof(out_es, slow_flush), NULL,
+     "Fluentd's output parameter: a write that takes longer is logged as a warning (`buffer flush took longer time "
+     "than slow_flush_log_threshold`)"},
     /* accepted, no effect in weir: one warning each */
     {"ssl_version", CONF_ENUM, "TLSv1_2", 0, S(__COUNTER__ - ES_C0 - 1), "SSLv23|TLSv1|TLSv1_1|TLSv1_2|TLSv1_3",
      COMPAT_NOOP "the plugin itself ignores it with OpenSSL 1.1+; use `ssl_min_version`/`ssl_max_version`"},
@@ -749,7 +753,21 @@ static void sleep_s(double s)
         ;
 }
 
+static int es_write_batch(output *o, const batch *b, out_result *res);
+
 static int es_write(output *o, const batch *b, out_result *res)
+{
+    out_es *c = o->ctx;
+    double t0 = clock_mono();
+    int rc = es_write_batch(o, b, res);
+    double dt = clock_mono() - t0;
+    if (dt > c->slow_flush)
+        wlog_warn(ES_MOD, "%s: buffer flush took longer time than slow_flush_log_threshold: elapsed_time=%.3f "
+                  "slow_flush_log_threshold=%.3f records=%u", o->id, dt, c->slow_flush, b->nrecords);
+    return rc;
+}
+
+static int es_write_batch(output *o, const batch *b, out_result *res)
 {
     out_es *c = o->ctx;
     if (es_template_ensure(o, c, res->reason, sizeof res->reason) != 0) {

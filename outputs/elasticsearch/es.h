@@ -66,6 +66,7 @@ typedef struct out_es {
     int64_t bulk_retry_limit;
     double bulk_retry_wait;
     char *cloud_id, *cloud_auth;
+    double slow_flush;
     char *target_index_key;
     char *time_key_format;
     char *routing_key;

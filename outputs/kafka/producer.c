@@ -77,6 +77,7 @@ typedef struct kafka_out {
     int64_t max_send_retries;
     int discard_failed;
     char *discard_failed_regex;
+    double slow_flush;
     int64_t rdk_buffering_max_ms, rdk_buffering_max_messages, rdk_message_max_bytes, rdk_message_max_num;
     char *output_data_type;
     int output_include_tag, output_include_time;
@@ -193,6 +194,9 @@ static const conf_spec kafka_spec[] = {
      "v0.12 form of `<inject> time_key time`: the event time under `time` (integer seconds, or `time_format`)"},
     {"time_format", CONF_STR, NULL, 0, offsetof(kafka_out, time_format), NULL,
      "with `output_include_time`: strftime format of that time (local time)"},
+    {"slow_flush_log_threshold", CONF_TIME, "20s", 0, offsetof(kafka_out, slow_flush), NULL,
+     "Fluentd's output parameter: a write that takes longer is logged as a warning (`buffer flush took longer time "
+     "than slow_flush_log_threshold`)"},
     KAFKA_COMMON_ROWS(kafka_out, common),
     /* accepted, no effect in weir: one warning each */
     {"use_default_for_unknown_topic", CONF_BOOL, "false", 0, S, NULL,
@@ -741,7 +745,21 @@ static void wait_reports(kafka_out *c, kwrite *w, uint32_t total)
     }
 }
 
+static int kafka_write_batch(output *o, const batch *b, out_result *res);
+
 static int kafka_write(output *o, const batch *b, out_result *res)
+{
+    kafka_out *c = o->ctx;
+    double t0 = clock_mono();
+    int rc = kafka_write_batch(o, b, res);
+    double dt = clock_mono() - t0;
+    if (dt > c->slow_flush)
+        wlog_warn("out_kafka", "%s: buffer flush took longer time than slow_flush_log_threshold: elapsed_time=%.3f "
+                  "slow_flush_log_threshold=%.3f records=%u", o->id, dt, c->slow_flush, b->nrecords);
+    return rc;
+}
+
+static int kafka_write_batch(output *o, const batch *b, out_result *res)
 {
     kafka_out *c = o->ctx;
     uint32_t n = b->nrecords;

@@ -34,6 +34,7 @@
 
 #include <event2/buffer.h>
 
+#include "lib/clock.h"
 #include "lib/http.h"
 #include "lib/log.h"
 #include "lib/prom.h"
@@ -98,6 +99,9 @@ static const conf_spec loki_spec[] = {
      "TLS: the oldest version, `TLS1_1`, `TLS1_2`, `TLS1_3` (Ruby's names; `TLSv1_2` also accepted)"},
     {"ciphers", CONF_STR, NULL, 0, offsetof(out_loki, ciphers), NULL,
      "TLS: OpenSSL cipher list for TLS 1.2 and older (e.g. `ECDHE-RSA-AES128-GCM-SHA256`)"},
+    {"slow_flush_log_threshold", CONF_TIME, "20s", 0, offsetof(out_loki, slow_flush), NULL,
+     "Fluentd's output parameter: a write that takes longer is logged as a warning (`buffer flush took longer time "
+     "than slow_flush_log_threshold`)"},
     {"compress", CONF_STR, NULL, 0, offsetof(out_loki, compress), NULL,
      COMPAT_NOOP "weir always compresses pushes: snappy protobuf (`encoding protobuf`) or gzip JSON (`encoding "
      "json`); Loki takes both"},
@@ -362,7 +366,21 @@ static char *read_token(out_loki *c)
     return t;
 }
 
+static int loki_write_batch(output *o, const batch *b, out_result *res);
+
 static int loki_write(output *o, const batch *b, out_result *res)
+{
+    out_loki *c = o->ctx;
+    double t0 = clock_mono();
+    int rc = loki_write_batch(o, b, res);
+    double dt = clock_mono() - t0;
+    if (dt > c->slow_flush)
+        wlog_warn("out_loki", "%s: buffer flush took longer time than slow_flush_log_threshold: elapsed_time=%.3f "
+                  "slow_flush_log_threshold=%.3f records=%u", o->id, dt, c->slow_flush, b->nrecords);
+    return rc;
+}
+
+static int loki_write_batch(output *o, const batch *b, out_result *res)
 {
     out_loki *c = o->ctx;
     lk_req r = {0};

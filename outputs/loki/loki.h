@@ -35,6 +35,7 @@ typedef struct out_loki {
     double timeout;
     int64_t gzip_level;
     conf_hash custom_headers;
+    double slow_flush;
     char *min_version, *ciphers;
     char *compress; /* no-op */
     /* bound (extract_kubernetes_labels, include_thread_label; line_format,

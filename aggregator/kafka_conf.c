@@ -37,3 +37,73 @@ rd_kafka_t *kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t **kc, const c
     *kc = NULL; /* rd_kafka_new took it */
     return rk;
 }
+
+int kafka_conf_common(rd_kafka_conf_t *kc, const conf_node *n, const kafka_common *k, const conf_hash *opts,
+                      conf_errors *errs)
+{
+    int bad = 0;
+    char num[32];
+    if (k->client_id)
+        bad |= kafka_conf_set(kc, n, "client_id", "client.id", k->client_id, errs);
+    int tls = 0, sasl = 0;
+    if (k->ssl_ca_cert && k->ssl_ca_cert[0]) {
+        if (k->ssl_ca_cert[1]) {
+            conf_error_at(errs, n, "ssl_ca_cert", "librdkafka takes one CA file: concatenate the certificates");
+            bad = -1;
+        }
+        bad |= kafka_conf_set(kc, n, "ssl_ca_cert", "ssl.ca.location", k->ssl_ca_cert[0], errs);
+        tls = 1;
+    } else if (k->ssl_ca_certs_from_system) {
+        bad |= kafka_conf_set(kc, n, "ssl_ca_certs_from_system", "ssl.ca.location", "probe", errs);
+        tls = 1;
+    }
+    if (k->ssl_client_cert) {
+        bad |= kafka_conf_set(kc, n, "ssl_client_cert", "ssl.certificate.location", k->ssl_client_cert, errs);
+        tls = 1;
+    }
+    if (k->ssl_client_cert_key)
+        bad |= kafka_conf_set(kc, n, "ssl_client_cert_key", "ssl.key.location", k->ssl_client_cert_key, errs);
+    if (k->ssl_client_cert_key_password)
+        bad |= kafka_conf_set(kc, n, "ssl_client_cert_key_password", "ssl.key.password",
+                              k->ssl_client_cert_key_password, errs);
+    if (tls)
+        bad |= kafka_conf_set(kc, n, "ssl_verify_hostname", "ssl.endpoint.identification.algorithm",
+                              k->ssl_verify_hostname ? "https" : "none", errs);
+    if (k->principal) {
+        sasl = 1;
+        bad |= kafka_conf_set(kc, n, "principal", "sasl.mechanisms", "GSSAPI", errs);
+        bad |= kafka_conf_set(kc, n, "principal", "sasl.kerberos.principal", k->principal, errs);
+        if (k->keytab)
+            bad |= kafka_conf_set(kc, n, "keytab", "sasl.kerberos.keytab", k->keytab, errs);
+    } else if (k->username) {
+        sasl = 1;
+        const char *mech = "PLAIN";
+        if (k->scram_mechanism) {
+            if (!strcmp(k->scram_mechanism, "sha256") || !strcmp(k->scram_mechanism, "SHA-256")) {
+                mech = "SCRAM-SHA-256";
+            } else if (!strcmp(k->scram_mechanism, "sha512") || !strcmp(k->scram_mechanism, "SHA-512")) {
+                mech = "SCRAM-SHA-512";
+            } else {
+                conf_error_at(errs, n, "scram_mechanism", "scram_mechanism must be sha256 or sha512");
+                bad = -1;
+            }
+        }
+        bad |= kafka_conf_set(kc, n, "username", "sasl.mechanisms", mech, errs);
+        bad |= kafka_conf_set(kc, n, "username", "sasl.username", k->username, errs);
+        bad |= kafka_conf_set(kc, n, "password", "sasl.password", k->password ? k->password : "", errs);
+    }
+    if (k->service_name)
+        bad |= kafka_conf_set(kc, n, "service_name", "sasl.kerberos.service.name", k->service_name, errs);
+    if ((tls || sasl) && !conf_hash_get(opts, "security.protocol"))
+        bad |= kafka_conf_set(kc, n, sasl ? "sasl_over_ssl" : "ssl_ca_cert", "security.protocol",
+                              sasl ? (k->sasl_over_ssl || tls ? "SASL_SSL" : "SASL_PLAINTEXT") : "SSL", errs);
+    if (k->connect_timeout > 0) {
+        snprintf(num, sizeof num, "%lld", (long long)k->connect_timeout * 1000);
+        bad |= kafka_conf_set(kc, n, "connect_timeout", "socket.connection.setup.timeout.ms", num, errs);
+    }
+    if (k->socket_timeout > 0) {
+        snprintf(num, sizeof num, "%lld", (long long)k->socket_timeout * 1000);
+        bad |= kafka_conf_set(kc, n, "socket_timeout", "socket.timeout.ms", num, errs);
+    }
+    return bad ? -1 : 0;
+}

@@ -7,6 +7,9 @@
 #ifndef WEIR_KAFKA_CONF_H
 #define WEIR_KAFKA_CONF_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <librdkafka/rdkafka.h>
 
 #include "config/conf.h"
@@ -17,6 +20,57 @@ int kafka_conf_set(rd_kafka_conf_t *kc, const conf_node *n, const char *param, c
                    conf_errors *errs);
 /* bootstrap.servers: the NULL-terminated `brokers` parameter, comma-joined. */
 int kafka_conf_brokers(rd_kafka_conf_t *kc, const conf_node *n, char *const *brokers, conf_errors *errs);
+
+/* fluent-plugin-kafka's client parameters shared by its inputs and outputs
+ * (client id, TLS, SASL, timeouts), bound through KAFKA_COMMON_ROWS into a
+ * kafka_common member of the plugin's context. */
+typedef struct kafka_common {
+    char *client_id;
+    int sasl_over_ssl;
+    char **ssl_ca_cert;
+    char *ssl_client_cert, *ssl_client_cert_key, *ssl_client_cert_key_password;
+    int ssl_ca_certs_from_system, ssl_verify_hostname;
+    char *principal, *keytab, *service_name;
+    char *username, *password, *scram_mechanism;
+    int64_t connect_timeout, socket_timeout; /* seconds; 0: librdkafka's */
+} kafka_common;
+
+#define KAFKA_COMMON_ROWS(T, m)                                                                                      \
+    {"client_id", CONF_STR, NULL, 0, offsetof(T, m.client_id), NULL, "`client.id` (default `weir`)"},              \
+    {"ssl_ca_cert", CONF_ARRAY, NULL, 0, offsetof(T, m.ssl_ca_cert), NULL,                                           \
+     "CA certificate file (PEM) to verify the brokers (`ssl.ca.location`; one file); turns TLS on"},               \
+    {"ssl_client_cert", CONF_STR, NULL, 0, offsetof(T, m.ssl_client_cert), NULL,                                     \
+     "client certificate (PEM, `ssl.certificate.location`; put an intermediate chain in the same file)"},          \
+    {"ssl_client_cert_key", CONF_STR, NULL, 0, offsetof(T, m.ssl_client_cert_key), NULL,                             \
+     "its key (`ssl.key.location`)"},                                                                              \
+    {"ssl_client_cert_key_password", CONF_STR, NULL, 0, offsetof(T, m.ssl_client_cert_key_password), NULL,           \
+     "the key's passphrase (`ssl.key.password`)"},                                                                  \
+    {"ssl_ca_certs_from_system", CONF_BOOL, "false", 0, offsetof(T, m.ssl_ca_certs_from_system), NULL,               \
+     "verify the brokers with the system CAs (`ssl.ca.location probe`); turns TLS on"},                            \
+    {"ssl_verify_hostname", CONF_BOOL, "true", 0, offsetof(T, m.ssl_verify_hostname), NULL,                          \
+     "check the broker's host name (`ssl.endpoint.identification.algorithm https`/`none`)"},                       \
+    {"sasl_over_ssl", CONF_BOOL, "true", 0, offsetof(T, m.sasl_over_ssl), NULL,                                      \
+     "with SASL: `SASL_SSL` (`true`) or `SASL_PLAINTEXT`"},                                                        \
+    {"username", CONF_STR, NULL, 0, offsetof(T, m.username), NULL,                                                   \
+     "SASL user (`sasl.username`); mechanism PLAIN, or SCRAM with `scram_mechanism`"},                             \
+    {"password", CONF_STR, NULL, 0, offsetof(T, m.password), NULL, "SASL password"},                                 \
+    {"scram_mechanism", CONF_STR, NULL, 0, offsetof(T, m.scram_mechanism), NULL,                                     \
+     "`sha256` or `sha512`: SASL SCRAM-SHA-256/512"},                                                              \
+    {"principal", CONF_STR, NULL, 0, offsetof(T, m.principal), NULL,                                                 \
+     "Kerberos principal: SASL GSSAPI (`sasl.kerberos.principal`)"},                                               \
+    {"keytab", CONF_STR, NULL, 0, offsetof(T, m.keytab), NULL, "Kerberos keytab (`sasl.kerberos.keytab`)"},          \
+    {"service_name", CONF_STR, NULL, 0, offsetof(T, m.service_name), NULL,                                           \
+     "Kerberos service name (`sasl.kerberos.service.name`)"},                                                      \
+    {"connect_timeout", CONF_INT, "0", 0, offsetof(T, m.connect_timeout), NULL,                                      \
+     "seconds to set up a broker connection (`socket.connection.setup.timeout.ms`); 0: librdkafka's default"},     \
+    {"socket_timeout", CONF_INT, "0", 0, offsetof(T, m.socket_timeout), NULL,                                        \
+     "seconds of network timeout (`socket.timeout.ms`); 0: librdkafka's default"}
+
+/* Set the properties of k on kc (before rdkafka_options, which may override
+ * them; `opts` is checked so that a property given there is not set here).
+ * 0, or -1 with errors added. */
+int kafka_conf_common(rd_kafka_conf_t *kc, const conf_node *n, const kafka_common *k, const conf_hash *opts,
+                      conf_errors *errs);
 
 /* The client (a consumer or a producer) made from *kc, which it takes
  * (*kc = NULL); made by the plugin's start, not its init, so that a

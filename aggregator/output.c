@@ -11,6 +11,7 @@
 #include "lib/list.h"
 #include "lib/log.h"
 #include "buffer/buffer.h"
+#include "aggregator/compat_params.h"
 
 /* The buffer's sink (buffer/sink.h): a flush is one plugin write, timed. */
 static int sink_write(void *arg, const batch *b, out_result *res)
@@ -58,6 +59,9 @@ output *output_create(conf_node *n, const char *pattern, int index, conf_errors 
     static const char *const core_sections[] = {"buffer", "secondary", NULL};
     static const conf_spec no_params[] = {{NULL, 0, NULL, 0, 0, NULL, NULL}};
     int bad = conf_bind_with(n, pl->spec ? pl->spec : no_params, o->ctx, core_sections, errs);
+    /* parameters of the Fluentd plugin accepted as no-ops (one warning each) or refused */
+    if (bad == 0 && pl->spec && compat_check(n, pl->spec, "config", o->id, errs))
+        bad = -1;
     if (bad == 0 && pl->init && pl->init(o, n, errs) != 0)
         bad = -1;
     for (size_t i = 0; i < n->nchildren; i++) {

@@ -21,9 +21,9 @@
 #include "aggregator/pipeline.h"
 #include "aggregator/source.h"
 
-/* outputs/format.c, forward-protocol/fwd_auth.c, fwd_tls.c, fwd_source.c, aggregator/filters/grep.c,
- * aggregator/parsers/grok.c */
-extern const conf_spec fmt_format_spec[], fmt_inject_spec[], fwd_security_spec[], fwd_user_spec[],
+/* outputs/elasticsearch/elasticsearch.c, outputs/format.c, forward-protocol/fwd_auth.c, fwd_tls.c, fwd_source.c,
+ * aggregator/filters/grep.c, aggregator/parsers/grok.c */
+extern const conf_spec es_metadata_spec[], fmt_format_spec[], fmt_inject_spec[], fwd_security_spec[], fwd_user_spec[],
     fwd_client_spec[], fwd_tls_spec[], fwd_transport_tcp_spec[], filter_grep_cond_spec[], filter_grep_group_spec[],
     parse_grok_section_spec[];
 
@@ -49,6 +49,8 @@ static const param_section sections[] = {
      fwd_transport_tcp_spec},
     {"filter.grep.regexp", "`<regexp>`, `<exclude>` (in `<filter> @type grep`, `<and>`, `<or>`)", "filter.grep",
      filter_grep_cond_spec},
+    {"output.elasticsearch.metadata", "`<metadata>` (in `<match> @type elasticsearch`)", "output.elasticsearch",
+     es_metadata_spec},
     {"filter.grep.and", "`<and>`, `<or>` (in `<filter> @type grep`)", "filter.grep", filter_grep_group_spec},
     {"parser.grok.grok", "`<grok>` (in `<parse> @type grok`)", "parser.grok", parse_grok_section_spec},
 };

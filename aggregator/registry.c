@@ -13,9 +13,11 @@
 #include <string.h>
 
 /* sources: forward-protocol/fwd_source.c, aggregator/inputs/, aggregator/monitor.c */
-extern const source_plugin in_forward_plugin, in_kafka_plugin, in_monitor_agent_plugin, in_prometheus_plugin;
+extern const source_plugin in_forward_plugin, in_kafka_plugin, in_monitor_agent_plugin, in_prometheus_plugin,
+    in_kafka_group_plugin, in_rdkafka_group_plugin;
 static const source_plugin *const sources[] = {
-    &in_forward_plugin, &in_kafka_plugin, &in_monitor_agent_plugin, &in_prometheus_plugin, NULL,
+    &in_forward_plugin, &in_kafka_plugin, &in_monitor_agent_plugin, &in_prometheus_plugin,
+    &in_kafka_group_plugin, &in_rdkafka_group_plugin, NULL,
 };
 
 /* filters: aggregator/filters/ */
@@ -37,10 +39,11 @@ static const parser_plugin *const parsers[] = {
 
 /* outputs: outputs/ */
 extern const out_plugin out_file_plugin, out_stdout_plugin, out_null_plugin, out_kafka2_plugin, out_rdkafka2_plugin,
-    out_loki_plugin, out_elasticsearch_plugin, out_opensearch_plugin;
+    out_loki_plugin, out_elasticsearch_plugin, out_opensearch_plugin, out_kafka_buffered_plugin, out_rdkafka_plugin;
 static const out_plugin *const outputs[] = {
     &out_file_plugin,     &out_stdout_plugin, &out_null_plugin,          &out_kafka2_plugin,
     &out_rdkafka2_plugin, &out_loki_plugin,   &out_elasticsearch_plugin, &out_opensearch_plugin,
+    &out_kafka_buffered_plugin, &out_rdkafka_plugin,
     NULL,
 };
 

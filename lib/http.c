@@ -201,6 +201,16 @@ static int setup(http_client *c, CURL *e, slot *sl)
         curl_easy_setopt(e, CURLOPT_SSLKEY, o->client_key);
     if (o->client_key_pass)
         curl_easy_setopt(e, CURLOPT_KEYPASSWD, o->client_key_pass);
+    if (o->tls_min || o->tls_max) {
+        long v = o->tls_min == 10 ? CURL_SSLVERSION_TLSv1_0 : o->tls_min == 11 ? CURL_SSLVERSION_TLSv1_1
+               : o->tls_min == 13 ? CURL_SSLVERSION_TLSv1_3 : CURL_SSLVERSION_TLSv1_2;
+        v |= o->tls_max == 10 ? CURL_SSLVERSION_MAX_TLSv1_0 : o->tls_max == 11 ? CURL_SSLVERSION_MAX_TLSv1_1
+           : o->tls_max == 12 ? CURL_SSLVERSION_MAX_TLSv1_2 : o->tls_max == 13 ? CURL_SSLVERSION_MAX_TLSv1_3
+           : CURL_SSLVERSION_MAX_DEFAULT;
+        curl_easy_setopt(e, CURLOPT_SSLVERSION, v);
+    }
+    if (o->ciphers)
+        curl_easy_setopt(e, CURLOPT_SSL_CIPHER_LIST, o->ciphers);
     if (o->user) {
         curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(e, CURLOPT_USERNAME, o->user);

@@ -32,6 +32,8 @@ typedef struct http_opts {
     int max_in_flight;      /* concurrent requests per http_perform call (0: 4) */
     size_t max_response;    /* bytes of response body kept (0: 16 MiB) */
     const char *user_agent; /* NULL: "weir/<version>" */
+    int tls_min, tls_max;   /* TLS versions: 0 default (min 1.2), 10, 11, 12, 13 (1.0 .. 1.3) */
+    const char *ciphers;    /* OpenSSL cipher list (TLS <= 1.2), or NULL */
 } http_opts;
 
 typedef struct http_req {

@@ -39,6 +39,7 @@
 #include "lib/batch.h"
 #include "lib/log.h"
 #include "lib/mp.h"
+#include "aggregator/compat_params.h"
 #include "aggregator/kafka_conf.h"
 #include "aggregator/parse.h"
 #include "aggregator/record.h"
@@ -68,7 +69,23 @@ typedef struct kafka_in_conf {
     int64_t max_poll_records;
     double retry_wait;
     conf_hash rdkafka_options;
+    /* fluent-plugin-kafka's names (kafka_group, rdkafka_group) */
+    kafka_common common;
+    char *host;
+    int64_t port;
+    int use_record_time;
+    char *record_time_key;
+    char *time_format;
+    int64_t retry_wait_seconds;
+    int start_from_beginning;
+    int64_t max_bytes, min_bytes, max_wait_time, session_timeout, offset_commit_interval, refresh_topic_interval;
+    int64_t max_batch_size;
+    conf_hash kafka_configs;
+    conf_slot compat[24];
 } kafka_in_conf;
+
+enum { KI_C0 = __COUNTER__ };
+#define S COMPAT_SLOT(kafka_in_conf, __COUNTER__ - KI_C0 - 1)
 
 static const conf_spec kafka_in_spec[] = {
     {"brokers", CONF_ARRAY, "localhost:9092", 0, offsetof(kafka_in_conf, brokers), NULL,
@@ -107,10 +124,72 @@ static const conf_spec kafka_in_spec[] = {
     {"rdkafka_options", CONF_HASH, NULL, 0, offsetof(kafka_in_conf, rdkafka_options), NULL,
      "any librdkafka consumer property (SASL, SSL, `session.timeout.ms`, ...). `enable.auto.offset.store` is weir's "
      "and refused"},
+    /* fluent-plugin-kafka's other parameters (in_kafka_group, in_rdkafka_group) */
+    {"host", CONF_STR, NULL, 0, offsetof(kafka_in_conf, host), NULL, "with `port`: one broker instead of `brokers`"},
+    {"port", CONF_INT, "0", 0, offsetof(kafka_in_conf, port), NULL, "see `host`"},
+    {"use_record_time", CONF_BOOL, "false", 0, offsetof(kafka_in_conf, use_record_time), NULL,
+     "deprecated form of `time_source record`"},
+    {"record_time_key", CONF_STR, NULL, 0, offsetof(kafka_in_conf, record_time_key), NULL,
+     "with `time_source record`: the key holding the time (default `time`)"},
+    {"time_format", CONF_STR, NULL, 0, offsetof(kafka_in_conf, time_format), NULL,
+     "with `time_source record`: strptime format of that value (default: a number of seconds or an ISO 8601 text)"},
+    {"retry_wait_seconds", CONF_INT, NULL, 0, offsetof(kafka_in_conf, retry_wait_seconds), NULL,
+     "the plugin's name for `retry_wait`, in seconds"},
+    {"start_from_beginning", CONF_BOOL, NULL, 0, offsetof(kafka_in_conf, start_from_beginning), NULL,
+     "`true`: `start_from earliest`; `false`: `latest`"},
+    {"max_bytes", CONF_INT, NULL, 0, offsetof(kafka_in_conf, max_bytes), NULL, "`max.partition.fetch.bytes`"},
+    {"min_bytes", CONF_INT, NULL, 0, offsetof(kafka_in_conf, min_bytes), NULL, "`fetch.min.bytes`"},
+    {"max_wait_time", CONF_INT, NULL, 0, offsetof(kafka_in_conf, max_wait_time), NULL,
+     "seconds: `fetch.wait.max.ms`"},
+    {"session_timeout", CONF_INT, NULL, 0, offsetof(kafka_in_conf, session_timeout), NULL,
+     "seconds: `session.timeout.ms`"},
+    {"offset_commit_interval", CONF_INT, NULL, 0, offsetof(kafka_in_conf, offset_commit_interval), NULL,
+     "seconds: `auto.commit.interval.ms` (weir's default 1 s); offsets are still only stored after delivery"},
+    {"refresh_topic_interval", CONF_INT, NULL, 0, offsetof(kafka_in_conf, refresh_topic_interval), NULL,
+     "seconds: `topic.metadata.refresh.interval.ms` (new topics matching a `/regexp/`)"},
+    {"max_batch_size", CONF_INT, NULL, 0, offsetof(kafka_in_conf, max_batch_size), NULL,
+     "rdkafka_group's name for `max_poll_records`"},
+    {"kafka_configs", CONF_HASH, NULL, 0, offsetof(kafka_in_conf, kafka_configs), NULL,
+     "rdkafka_group's name for `rdkafka_options` (applied before it)"},
+    KAFKA_COMMON_ROWS(kafka_in_conf, common),
+    {"retry_emit_limit", CONF_INT, NULL, 0, S, NULL,
+     COMPAT_NOOP "weir never gives a burst up: it reads it again after `retry_wait` until the outputs take it"},
+    {"disable_retry_limit", CONF_BOOL, "false", 0, S, NULL, COMPAT_NOOP "weir never gives a burst up: it reads it again after `retry_wait` until the outputs take it"},
+    {"retry_limit", CONF_INT, "10", 0, S, NULL,
+     COMPAT_NOOP "weir never gives a burst up: it reads it again after `retry_wait` until the outputs take it"},
+    {"get_kafka_client_log", CONF_BOOL, "false", 0, S, NULL,
+     COMPAT_NOOP "librdkafka's warnings are always in weir's log, its debug lines with `--log-level debug`"},
+    {"offset_commit_threshold", CONF_INT, NULL, 0, S, NULL,
+     COMPAT_NOOP "offsets are committed by time (`offset_commit_interval`), after delivery"},
+    {"fetcher_max_queue_size", CONF_INT, NULL, 0, S, NULL,
+     COMPAT_NOOP "ruby-kafka's queue; librdkafka's is `queued.max.messages.kbytes` in `rdkafka_options`"},
+    {"max_wait_time_ms", CONF_INT, "250", 0, S, NULL,
+     COMPAT_NOOP "a burst collects for at most 100 ms (or `max_poll_records` messages)"},
+    {"interval", CONF_INT, "1", 0, S, NULL, COMPAT_NOOP "the consumer group is polled continuously"},
+    {"add_offset_in_record", CONF_BOOL, "false", 0, S, NULL,
+     COMPAT_REFUSED "in_kafka's single-partition reader is not weir's: weir's kafka source is a consumer group "
+     "(set `consumer_group`)"},
+    {"partition", CONF_INT, "0", 0, S, NULL,
+     COMPAT_REFUSED "weir's kafka source is a consumer group (set `consumer_group`); it reads no fixed partition"},
+    {"offset", CONF_INT, "-1", 0, S, NULL,
+     COMPAT_REFUSED "a consumer group starts from its committed offsets, or `start_from`"},
+    {"offset_zookeeper", CONF_STR, NULL, 0, S, NULL,
+     COMPAT_REFUSED "offsets are committed to Kafka by the consumer group"},
+    {"offset_zk_root_node", CONF_STR, "/fluent-plugin-kafka", 0, S, NULL, COMPAT_NOOP "only with `offset_zookeeper`"},
+    {"ssl_client_cert_chain", CONF_STR, NULL, 0, S, NULL,
+     COMPAT_REFUSED "librdkafka reads the chain from the certificate file: append it to `ssl_client_cert`'s PEM"},
+    {"sasl_aws_msk_iam_access_key_id", CONF_STR, NULL, 0, S, NULL,
+     COMPAT_REFUSED "AWS MSK IAM is not supported; use SASL/SCRAM or `rdkafka_options` OAUTHBEARER"},
+    {"sasl_aws_msk_iam_secret_key_id", CONF_STR, NULL, 0, S, NULL,
+     COMPAT_REFUSED "see `sasl_aws_msk_iam_access_key_id`"},
+    {"sasl_aws_msk_iam_aws_region", CONF_STR, NULL, 0, S, NULL, COMPAT_REFUSED "see `sasl_aws_msk_iam_access_key_id`"},
     {"parse", CONF_SECTION, NULL, 0, 0, NULL,
      "any weir parser (regexp, logfmt, cri, ...) instead of `format`: `<parse>`"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
+
+_Static_assert(__COUNTER__ - KI_C0 - 1 <= 24, "raise kafka_in_conf.compat");
+#undef S
 
 #define KIN_MAX_TAGS 64
 
@@ -510,11 +589,30 @@ static source *kin_create(conf_node *n, int index, conf_errors *errs)
         return NULL;
     extern const source_plugin in_kafka_plugin;
     source_init(&k->base, &in_kafka_plugin, n, index);
-    if (conf_bind(n, kafka_in_spec, &k->c, errs)) {
+    if (conf_bind(n, kafka_in_spec, &k->c, errs) || compat_check(n, kafka_in_spec, "config", k->base.id, errs)) {
         kin_free(&k->base);
         return NULL;
     }
     int bad = 0;
+    /* fluent-plugin-kafka's names for weir's parameters */
+    if (k->c.use_record_time)
+        k->c.time_source = TIME_RECORD;
+    if (conf_get_value(n, "retry_wait_seconds"))
+        k->c.retry_wait = (double)k->c.retry_wait_seconds;
+    if (conf_get_value(n, "start_from_beginning"))
+        k->c.start_from = k->c.start_from_beginning ? 0 : 1;
+    if (conf_get_value(n, "max_batch_size"))
+        k->c.max_poll_records = k->c.max_batch_size;
+    if (k->c.host) {
+        char hp[600];
+        snprintf(hp, sizeof hp, "%s:%lld", k->c.host, (long long)(k->c.port > 0 ? k->c.port : 9092));
+        conf_strv_free(k->c.brokers);
+        k->c.brokers = calloc(2, sizeof *k->c.brokers);
+        if (!k->c.brokers || !(k->c.brokers[0] = strdup(hp))) {
+            kin_free(&k->base);
+            return NULL;
+        }
+    }
     if (k->c.max_poll_records < 1 || k->c.max_poll_records > 1000000) {
         conf_error_at(errs, n, "max_poll_records", "max_poll_records must be between 1 and 1000000");
         bad = -1;
@@ -534,8 +632,15 @@ static source *kin_create(conf_node *n, int index, conf_errors *errs)
             pn = n->children[i];
     if (!pn && k->c.format != FMT_IN_MSGPACK) {
         char text[512];
+        char tk[300] = "";
+        if (k->c.record_time_key || k->c.time_format)
+            snprintf(tk, sizeof tk, "%s%s%s%s%s", k->c.record_time_key ? "  time_key \"" : "",
+                     k->c.record_time_key ? k->c.record_time_key : "", k->c.record_time_key ? "\"\n" : "",
+                     k->c.time_format ? "  time_format " : "", k->c.time_format ? k->c.time_format : "");
+        if (k->c.time_format)
+            strncat(tk, "\n", sizeof tk - strlen(tk) - 1);
         if (k->c.format == FMT_IN_JSON)
-            snprintf(text, sizeof text, "<parse>\n  @type json\n  keep_time_key true\n</parse>\n");
+            snprintf(text, sizeof text, "<parse>\n  @type json\n  keep_time_key true\n%s</parse>\n", tk);
         else
             snprintf(text, sizeof text, "<parse>\n  @type none\n  message_key \"%s\"\n</parse>\n", k->c.message_key);
         k->parse_root = conf_parse_string(text, "<kafka format>", errs);
@@ -572,6 +677,29 @@ static source *kin_create(conf_node *n, int index, conf_errors *errs)
     /* a crashed instance's successor re-reads at most ~1 s of records */
     bad |= kafka_conf_set(kc, n, "rdkafka_options", "auto.commit.interval.ms", "1000", errs);
     bad |= kafka_conf_set(kc, n, "rdkafka_options", "client.id", "weir", errs);
+    static const struct {
+        const char *param, *prop;
+        size_t off;
+        int ms;
+    } ints[] = {
+        {"max_bytes", "max.partition.fetch.bytes", offsetof(kafka_in_conf, max_bytes), 0},
+        {"min_bytes", "fetch.min.bytes", offsetof(kafka_in_conf, min_bytes), 0},
+        {"max_wait_time", "fetch.wait.max.ms", offsetof(kafka_in_conf, max_wait_time), 1},
+        {"session_timeout", "session.timeout.ms", offsetof(kafka_in_conf, session_timeout), 1},
+        {"offset_commit_interval", "auto.commit.interval.ms", offsetof(kafka_in_conf, offset_commit_interval), 1},
+        {"refresh_topic_interval", "topic.metadata.refresh.interval.ms",
+         offsetof(kafka_in_conf, refresh_topic_interval), 1},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+        if (conf_get_value(n, ints[i].param)) {
+            char num[32];
+            snprintf(num, sizeof num, "%lld",
+                     (long long)*(const int64_t *)((const char *)&k->c + ints[i].off) * (ints[i].ms ? 1000 : 1));
+            bad |= kafka_conf_set(kc, n, ints[i].param, ints[i].prop, num, errs);
+        }
+    bad |= kafka_conf_common(kc, n, &k->c.common, opts, errs);
+    for (size_t i = 0; i < k->c.kafka_configs.n; i++)
+        bad |= kafka_conf_set(kc, n, "kafka_configs", k->c.kafka_configs.kv[i].k, k->c.kafka_configs.kv[i].v, errs);
     for (size_t i = 0; i < opts->n; i++) {
         if (!strcmp(opts->kv[i].k, "enable.auto.offset.store")) {
             conf_error_at(errs, n, "rdkafka_options",
@@ -689,4 +817,23 @@ const source_plugin in_kafka_plugin = {
     .stop = kin_stop,
     .free = kin_free,
     .parser = kin_parser,
+};
+
+/* fluent-plugin-kafka's consumer-group inputs, which this source is */
+const source_plugin in_kafka_group_plugin = {
+    .name = "kafka_group",
+    .spec = kafka_in_spec,
+    .create = kin_create,
+    .start = kin_start,
+    .stop = kin_stop,
+    .free = kin_free,
+};
+
+const source_plugin in_rdkafka_group_plugin = {
+    .name = "rdkafka_group",
+    .spec = kafka_in_spec,
+    .create = kin_create,
+    .start = kin_start,
+    .stop = kin_stop,
+    .free = kin_free,
 };

@@ -16,7 +16,9 @@
  *
  * Threads: reads the context only; the buffers belong to the write.
  */
+#include <ctype.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,9 @@ void es_buf_free(es_buf *w)
     wbuf_free(&w->body);
     wbuf_free(&w->idx);
     wbuf_free(&w->scratch);
+    wbuf_free(&w->flat);
+    wbuf_free(&w->tdel);
+    wbuf_free(&w->upd);
 }
 
 /* Time of the record for the index name and @timestamp: time_key or an
@@ -121,26 +126,92 @@ static int put_gen_id(wbuf *out, const entry *e)
     return wbuf_add(out, ",\"_id\":\"", 8) || wbuf_add(out, b64, (size_t)n) || wbuf_addc(out, '"');
 }
 
-/* The document: injected keys first, then the record's own pairs (minus
- * the injected keys it also has: ES refuses duplicate keys). */
-static int put_doc(const out_es *c, wbuf *out, wbuf *scratch, const entry *e, uint32_t sec, uint32_t nsec, int has_ts)
+/* flatten_hashes: nested maps become top-level keys joined with the
+ * separator ({"a":{"b":1}} -> {"a_b":1}); arrays and scalars stay values. */
+static int flatten_into(wbuf *out, const uint8_t **p, const uint8_t *end, wbuf *prefix, const char *sep,
+                        uint32_t *count)
+{
+    mp_obj m;
+    if (mp_read(p, end, &m) != MP_OK || m.type != MP_MAP)
+        return -1;
+    size_t plen = prefix->len;
+    for (uint32_t i = 0; i < m.len; i++) {
+        mp_obj k;
+        if (mp_read(p, end, &k) != MP_OK)
+            return -1;
+        prefix->len = plen;
+        if (plen && wbuf_add(prefix, sep, strlen(sep)))
+            return -1;
+        if (k.type == MP_STR || k.type == MP_BIN) {
+            if (rec_add(prefix, k.ptr, k.len))
+                return -1;
+        } else {
+            char nb[32];
+            int nl = k.type == MP_UINT ? snprintf(nb, sizeof nb, "%llu", (unsigned long long)k.v.u)
+                     : k.type == MP_INT ? snprintf(nb, sizeof nb, "%lld", (long long)k.v.i)
+                                        : -1;
+            if (nl < 0 || wbuf_add(prefix, nb, (size_t)nl))
+                return -1;
+        }
+        const uint8_t *v = *p;
+        if (v < end && ((*v >= 0x80 && *v <= 0x8f) || *v == 0xde || *v == 0xdf)) {
+            if (flatten_into(out, p, end, prefix, sep, count))
+                return -1;
+            continue;
+        }
+        if (rec_skip(p, end))
+            return -1;
+        size_t off;
+        if (rec_str_open(out, &off) || rec_add(out, prefix->data, prefix->len) || rec_str_close(out, off) ||
+            rec_add(out, v, (size_t)(*p - v)))
+            return -1;
+        (*count)++;
+    }
+    prefix->len = plen;
+    return 0;
+}
+
+static int flatten(wbuf *out, const uint8_t *rec, size_t len, const char *sep)
+{
+    wbuf prefix = {0};
+    rec_hdr h;
+    uint32_t count = 0;
+    const uint8_t *p = rec;
+    out->len = 0;
+    int rc = rec_hdr_open(out, &h, 1, 16) || flatten_into(out, &p, rec + len, &prefix, sep, &count) ||
+             rec_hdr_close(out, &h, count);
+    wbuf_free(&prefix);
+    return rc ? -1 : 0;
+}
+
+/* The document: injected keys first, then the record's own pairs minus
+ * `drop` (remove_keys; the injected keys it also has: ES refuses duplicate
+ * keys). No trailing newline. */
+static int put_doc(const out_es *c, wbuf *out, wbuf *scratch, const entry *e, uint32_t sec, uint32_t nsec, int has_ts,
+                   const rec_kv *drop, size_t ndrop, const char *chunk_id)
 {
     const uint8_t *rec = e->record;
     size_t rlen = e->record_len;
     int inject_ts = c->add_ts && !has_ts && !(c->has_time_path && c->time_key_exclude_timestamp);
     size_t vlen;
-    int drop_tag = c->include_tag_key && rec_get(rec, rlen, c->tag_key, strlen(c->tag_key), &vlen);
-    if (drop_tag) {
-        rec_kv d = {.key = c->tag_key, .key_len = strlen(c->tag_key)};
+    rec_kv d[64];
+    size_t nd = 0;
+    for (size_t i = 0; i < ndrop && nd < 62; i++)
+        d[nd++] = drop[i];
+    if (c->include_tag_key && rec_get(rec, rlen, c->tag_key, strlen(c->tag_key), &vlen))
+        d[nd++] = (rec_kv){.key = c->tag_key, .key_len = strlen(c->tag_key)};
+    if (chunk_id && rec_get(rec, rlen, c->chunk_id_key, strlen(c->chunk_id_key), &vlen))
+        d[nd++] = (rec_kv){.key = c->chunk_id_key, .key_len = strlen(c->chunk_id_key)};
+    if (nd) {
         scratch->len = 0;
-        if (rec_rewrite_n(scratch, rec, rlen, &d, 1, NULL, 0) != 0)
+        if (rec_rewrite_n(scratch, rec, rlen, d, nd, NULL, 0) != 0)
             return -1;
         rec = scratch->data;
         rlen = scratch->len;
     }
-    if (!inject_ts && !c->include_tag_key) {
+    if (!inject_ts && !c->include_tag_key && !chunk_id) {
         const uint8_t *q = rec;
-        return jw_value(out, &q, rec + rlen) || wbuf_addc(out, '\n');
+        return jw_value(out, &q, rec + rlen);
     }
     if (wbuf_addc(out, '{'))
         return -1;
@@ -154,6 +225,13 @@ static int put_doc(const out_es *c, wbuf *out, wbuf *scratch, const entry *e, ui
         if ((!first && wbuf_addc(out, ',')) || jw_string(out, (const uint8_t *)c->tag_key, strlen(c->tag_key)) ||
             wbuf_addc(out, ':') || jw_string(out, (const uint8_t *)e->tag, e->tag_len))
             return -1;
+        first = 0;
+    }
+    if (chunk_id) {
+        if ((!first && wbuf_addc(out, ',')) ||
+            jw_string(out, (const uint8_t *)c->chunk_id_key, strlen(c->chunk_id_key)) || wbuf_addc(out, ':') ||
+            jw_string(out, (const uint8_t *)chunk_id, strlen(chunk_id)))
+            return -1;
     }
     size_t at = out->len;
     const uint8_t *q = rec;
@@ -161,59 +239,222 @@ static int put_doc(const out_es *c, wbuf *out, wbuf *scratch, const entry *e, ui
         return -1;
     if (out->len - at == 2 && out->data[at] == '{' && out->data[at + 1] == '}') {
         out->len = at; /* empty record */
-        return wbuf_add(out, "}\n", 2);
+        return wbuf_addc(out, '}');
     }
     if (out->data[at] != '{')
         return -1; /* not a map */
     out->data[at] = ',';
-    return wbuf_addc(out, '\n');
+    return 0;
 }
 
-/* The action line. -1 with err when the record cannot be addressed. */
-static int put_action(const out_es *c, wbuf *out, wbuf *idx, const entry *e, uint32_t sec, char *err, size_t errlen)
+/* One record's addressing, found before the document is written. */
+typedef struct es_target {
+    const uint8_t *index; /* target_index_key's value, lowercased (in w->idx), or NULL */
+    size_t index_len;
+} es_target;
+
+/* A value of the record as an action-line field: ,"NAME":"text" (nothing when absent or nil). */
+static int put_meta(wbuf *out, wbuf *tmp, const char *name, const uint8_t *v, size_t vlen)
 {
-    static const char *const ops[] = {"{\"index\":{\"_index\":", "{\"create\":{\"_index\":"};
-    idx->len = 0;
-    if (es_index_expand(&c->index, idx, e, sec, c->utc_index, err, errlen) != 0)
-        return -1;
-    if (idx->len == 0) {
+    if (!v || *v == 0xc0)
+        return 0;
+    size_t at = tmp->len;
+    int rc = rec_value_text(tmp, v, vlen) || wbuf_addc(out, ',') ||
+             jw_string(out, (const uint8_t *)name, strlen(name)) || wbuf_addc(out, ':') ||
+             jw_string(out, tmp->data + at, tmp->len - at);
+    tmp->len = at;
+    return rc;
+}
+
+/* The action line. e: the record as received (index placeholders); pe: the
+ * record as prepared (flattened, without target_index_key: _id, routing).
+ * -1 with err when the record cannot be addressed. */
+static int put_action(const out_es *c, wbuf *out, wbuf *idx, const entry *e, const entry *pe, const es_target *t,
+                      uint32_t sec, char *err, size_t errlen)
+{
+    static const char *const ops[] = {"{\"index\":{\"_index\":", "{\"create\":{\"_index\":",
+                                      "{\"update\":{\"_index\":", "{\"update\":{\"_index\":"};
+    size_t ilen;
+    const uint8_t *iname;
+    if (t->index) {
+        iname = t->index;
+        ilen = t->index_len;
+    } else {
+        idx->len = 0;
+        if (es_index_expand(&c->index, idx, e, sec, c->utc_index, err, errlen) != 0)
+            return -1;
+        iname = idx->data;
+        ilen = idx->len;
+    }
+    if (ilen == 0) {
         snprintf(err, errlen, "the index name is empty");
         return -1;
     }
     const char *op = ops[c->write_operation];
-    if (wbuf_add(out, op, strlen(op)) || jw_string(out, idx->data, idx->len))
+    if (wbuf_add(out, op, strlen(op)) || jw_string(out, iname, ilen))
         return -1;
+    /* scratch text after the index name in idx */
+    size_t keep = idx->len;
+    int has_id = 0;
     if (c->generate_id) {
         if (put_gen_id(out, e))
             return -1;
+        has_id = 1;
     } else if (c->has_id_path) {
         size_t vlen;
-        const uint8_t *v = rec_lookup(e->record, e->record_len, &c->id_path, &vlen);
+        const uint8_t *v = rec_lookup(pe->record, pe->record_len, &c->id_path, &vlen);
         if (v && *v != 0xc0) {
-            size_t at = idx->len;
-            if (rec_value_text(idx, v, vlen) || wbuf_add(out, ",\"_id\":", 7) ||
-                jw_string(out, idx->data + at, idx->len - at))
+            if (put_meta(out, idx, "_id", v, vlen))
                 return -1;
+            has_id = 1;
         }
     }
+    if (c->write_operation >= OP_UPDATE && !has_id) {
+        snprintf(err, errlen, "write_operation %s needs an _id and the record has no value for id_key '%s'",
+                 c->write_operation == OP_UPDATE ? "update" : "upsert", c->id_key ? c->id_key : "");
+        return -1;
+    }
+    if (c->has_routing) {
+        size_t vlen;
+        const uint8_t *v = rec_lookup(pe->record, pe->record_len, &c->routing_path, &vlen);
+        if (put_meta(out, idx, "routing", v, vlen))
+            return -1;
+    }
+    if (c->pipeline && (wbuf_add(out, ",\"pipeline\":", 12) ||
+                        jw_string(out, (const uint8_t *)c->pipeline, strlen(c->pipeline))))
+        return -1;
+    idx->len = keep;
     return wbuf_add(out, "}}\n", 3);
+}
+
+/* remove_keys_on_update_key: the record's list of keys to leave out of
+ * "doc" (strings of an array), appended to d. */
+static size_t keys_from_record(const entry *pe, const char *key, rec_kv *d, size_t cap)
+{
+    size_t vlen, n = 0;
+    const uint8_t *v = rec_get(pe->record, pe->record_len, key, strlen(key), &vlen);
+    if (!v)
+        return 0;
+    const uint8_t *p = v, *end = v + vlen;
+    mp_obj a;
+    if (mp_read(&p, end, &a) != MP_OK || a.type != MP_ARRAY)
+        return 0;
+    for (uint32_t i = 0; i < a.len && n < cap; i++) {
+        mp_obj s;
+        if (mp_read(&p, end, &s) != MP_OK)
+            break;
+        if (s.type == MP_STR)
+            d[n++] = (rec_kv){.key = (const char *)s.ptr, .key_len = s.len};
+        else if (s.type == MP_ARRAY || s.type == MP_MAP)
+            break;
+    }
+    return n;
+}
+
+/* The document line: the document itself, or for update/upsert
+ * {"doc":...} ({"doc":...,"doc_as_upsert":true}; with keys left out of the
+ * update, {"doc":...,"upsert":<whole>}), or the document alone with
+ * suppress_doc_wrap. */
+static int put_body(const out_es *c, es_buf *w, const entry *pe, uint32_t sec, uint32_t nsec, int has_ts,
+                    const char *chunk_id)
+{
+    wbuf *out = &w->body;
+    rec_kv d[64];
+    size_t nd = 0;
+    for (size_t i = 0; i < c->nremove && nd < 31; i++)
+        d[nd++] = c->remove[i];
+    if (c->write_operation < OP_UPDATE)
+        return put_doc(c, out, &w->scratch, pe, sec, nsec, has_ts, d, nd, chunk_id) || wbuf_addc(out, '\n');
+    if (c->remove_keys_on_update_key)
+        d[nd++] = (rec_kv){.key = c->remove_keys_on_update_key, .key_len = strlen(c->remove_keys_on_update_key)};
+    size_t nbase = nd;
+    for (size_t i = 0; i < c->nremove_upd && nd < 48; i++)
+        d[nd++] = c->remove_upd[i];
+    if (c->remove_keys_on_update_key)
+        nd += keys_from_record(pe, c->remove_keys_on_update_key, d + nd, 60 - nd);
+    if (c->suppress_doc_wrap)
+        return put_doc(c, out, &w->scratch, pe, sec, nsec, has_ts, d, nd, chunk_id) || wbuf_addc(out, '\n');
+    if (wbuf_add(out, "{\"doc\":", 7) || put_doc(c, out, &w->scratch, pe, sec, nsec, has_ts, d, nd, chunk_id))
+        return -1;
+    if (c->write_operation == OP_UPSERT) {
+        if (nd == nbase) {
+            if (wbuf_add(out, ",\"doc_as_upsert\":true", 21))
+                return -1;
+        } else if (wbuf_add(out, ",\"upsert\":", 10) ||
+                   put_doc(c, out, &w->scratch, pe, sec, nsec, has_ts, d, nbase, chunk_id)) {
+            return -1;
+        }
+    }
+    return wbuf_add(out, "}\n", 2);
+}
+
+/* Prepare a record: flatten_hashes, then target_index_key (its value names
+ * the index and leaves the document). -1 with err. */
+static int prepare(const out_es *c, es_buf *w, const entry *e, entry *pe, es_target *t, char *err, size_t errlen)
+{
+    *pe = *e;
+    t->index = NULL;
+    if (c->flatten_hashes) {
+        if (flatten(&w->flat, e->record, e->record_len, c->flatten_hashes_separator) != 0) {
+            snprintf(err, errlen, "cannot flatten the record (not a map)");
+            return -1;
+        }
+        pe->record = w->flat.data;
+        pe->record_len = w->flat.len;
+    }
+    if (c->has_target_index) {
+        size_t vlen;
+        const uint8_t *v = rec_lookup(pe->record, pe->record_len, &c->target_index_path, &vlen);
+        if (v && *v != 0xc0 && *v != 0xc2) { /* nil and false: the configured index */
+            w->idx.len = 0;
+            if (rec_value_text(&w->idx, v, vlen))
+                return -1;
+            for (size_t i = 0; i < w->idx.len; i++)
+                w->idx.data[i] = (uint8_t)tolower(w->idx.data[i]);
+            w->tdel.len = 0;
+            if (rec_delete(&w->tdel, pe->record, pe->record_len, &c->target_index_path, 1) < 0)
+                return -1;
+            pe->record = w->tdel.data;
+            pe->record_len = w->tdel.len;
+            t->index = w->idx.data;
+            t->index_len = w->idx.len;
+        }
+    }
+    return 0;
 }
 
 uint32_t es_bulk_encode(const out_es *c, const batch *b, uint32_t nrec, es_buf *w, out_result *res, char *err,
                         size_t errlen)
 {
     batch_iter it;
-    entry e;
+    entry e, pe;
+    es_target t;
     uint32_t i = 0, nbad = 0;
+    const char *chunk_id = NULL;
+    if (c->include_chunk_id) {
+        unsigned char r[16];
+        if (RAND_bytes(r, sizeof r) != 1)
+            memset(r, 0, sizeof r);
+        for (int k = 0; k < 16; k++)
+            snprintf(w->chunk_id + 2 * k, 3, "%02x", r[k]);
+        chunk_id = w->chunk_id;
+    }
     batch_iter_init(&it, b);
     for (; batch_iter_next(&it, &e) == 1 && i < nrec; i++) {
         uint32_t sec, nsec;
         int has_ts;
-        es_record_time(c, &e, &sec, &nsec, &has_ts);
         size_t at = w->body.len;
         err[0] = 0;
-        if (put_action(c, &w->body, &w->idx, &e, sec, err, errlen) != 0 ||
-            put_doc(c, &w->body, &w->scratch, &e, sec, nsec, has_ts) != 0) {
+        if (prepare(c, w, &e, &pe, &t, err, errlen) != 0) {
+            if (!err[0])
+                snprintf(err, errlen, "out of memory");
+            out_result_mark(res, i, OUT_ERROR, err);
+            nbad++;
+            continue;
+        }
+        es_record_time(c, &pe, &sec, &nsec, &has_ts);
+        if (put_action(c, &w->body, &w->scratch, &e, &pe, &t, sec, err, errlen) != 0 ||
+            put_body(c, w, &pe, sec, nsec, has_ts, chunk_id) != 0) {
             w->body.len = at;
             if (!err[0])
                 snprintf(err, errlen, "cannot encode the record as JSON");

@@ -25,6 +25,7 @@
  * owns all of its buffers, so several flush threads may write at once.
  */
 #include <errno.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -34,6 +35,7 @@
 #include <time.h>
 
 #include "lib/array.h"
+#include "lib/clock.h"
 #include "lib/http.h"
 #include "lib/log.h"
 #include "aggregator/output.h"
@@ -45,6 +47,9 @@
 #include "outputs/elasticsearch/index.h"
 #include "outputs/elasticsearch/response.h"
 #include "outputs/elasticsearch/template.h"
+
+enum { ES_C0 = __COUNTER__ };
+#define S(i) COMPAT_SLOT(out_es, i)
 
 static const conf_spec es_spec[] = {
     {"host", CONF_STR, "localhost", 0, offsetof(out_es, host), NULL, "one node (without `hosts`)"},
@@ -97,7 +102,10 @@ static const conf_spec es_spec[] = {
     {"generate_id", CONF_BOOL, "false", 0, offsetof(out_es, generate_id), NULL,
      "weir extension: a deterministic `_id`, base64url(SHA-1(tag, event time with nanoseconds, record)), 27 "
      "characters (see \"Duplicates and `generate_id`\"). Excludes `id_key`"},
-    {"write_operation", CONF_ENUM, "index", 0, offsetof(out_es, write_operation), "index|create", "the bulk action"},
+    {"write_operation", CONF_ENUM, "index", 0, offsetof(out_es, write_operation), "index|create|update|upsert",
+     "the bulk action. `update`/`upsert` need `id_key` (or `generate_id`); a record without an id is not sent "
+     "(dead letter). `update` sends `{\"doc\":record}`, `upsert` `{\"doc\":record,\"doc_as_upsert\":true}` (with "
+     "keys left out of the update: `{\"doc\":...,\"upsert\":record}`)"},
     {"data_stream_name", CONF_STR, NULL, 0, offsetof(out_es, data_stream_name), NULL,
      "write to a data stream (implies `create` and `@timestamp`; excludes `logstash_format`). Without "
      "`template_name`, an index template `{\"index_patterns\":[NAME],\"data_stream\":{},\"priority\":500}` named "
@@ -126,10 +134,387 @@ static const conf_spec es_spec[] = {
      "times, after `bulk_retry_wait`, doubling; what is still rejected goes back to the buffer"},
     {"bulk_retry_wait", CONF_TIME, "0.1s", 0, offsetof(out_es, bulk_retry_wait), NULL,
      "first back-off of those in-write retries"},
+    /* fluent-plugin-elasticsearch's other parameters: implemented */
+    {"cloud_id", CONF_STR, NULL, 0, offsetof(out_es, cloud_id), NULL,
+     "Elastic Cloud id `name:base64(host$es_uuid$kibana_uuid)`: the node is `https://es_uuid.host:443` (replaces "
+     "`host`/`hosts`); needs `cloud_auth`"},
+    {"cloud_auth", CONF_STR, NULL, 0, offsetof(out_es, cloud_auth), NULL, "`user:password` for `cloud_id`"},
+    {"target_index_key", CONF_STR, NULL, 0, offsetof(out_es, target_index_key), NULL,
+     "a record key (dots: nested keys, `a.b`) whose value, lowercased, is the record's index instead of "
+     "`index_name`/`logstash_format`; the key is removed from the document. A record without it (or nil/false) goes "
+     "to the configured index"},
+    {"time_key_format", CONF_STR, NULL, 0, offsetof(out_es, time_key_format), NULL,
+     "strptime format of the `time_key` / `@timestamp` value (e.g. `%Y-%m-%dT%H:%M:%S.%N%z`); without a zone in the "
+     "value, local time. Default: ISO 8601 and the other common forms"},
+    {"routing_key", CONF_STR, NULL, 0, offsetof(out_es, routing_key), NULL,
+     "`routing` of the action from this record field (record accessor)"},
+    {"pipeline", CONF_STR, NULL, 0, offsetof(out_es, pipeline), NULL,
+     "ingest pipeline for every document (`pipeline` in the action line)"},
+    {"remove_keys", CONF_ARRAY, NULL, 0, offsetof(out_es, remove_keys), NULL,
+     "top-level keys left out of the document (comma separated). They are removed last: `id_key`, `routing_key`, "
+     "`time_key` and index placeholders still read them"},
+    {"remove_keys_on_update", CONF_ARRAY, NULL, 0, offsetof(out_es, remove_keys_on_update), NULL,
+     "`update`/`upsert`: keys left out of the partial `doc` (kept in `upsert`)"},
+    {"remove_keys_on_update_key", CONF_STR, NULL, 0, offsetof(out_es, remove_keys_on_update_key), NULL,
+     "`update`/`upsert`: a record key holding an array of such keys; itself removed from the document"},
+    {"suppress_doc_wrap", CONF_BOOL, "false", 0, offsetof(out_es, suppress_doc_wrap), NULL,
+     "`update`/`upsert`: send the record as the update body itself, without `{\"doc\":...}`"},
+    {"flatten_hashes", CONF_BOOL, "false", 0, offsetof(out_es, flatten_hashes), NULL,
+     "nested maps become top-level keys, `{\"a\":{\"b\":1}}` -> `{\"a_b\":1}` (arrays stay values)"},
+    {"flatten_hashes_separator", CONF_STR, "_", 0, offsetof(out_es, flatten_hashes_separator), NULL,
+     "the separator of `flatten_hashes`"},
+    {"custom_headers", CONF_HASH, NULL, 0, offsetof(out_es, custom_headers), NULL,
+     "extra HTTP headers on every request: `{\"X-Team\":\"a\"}` or `X-Team:a`"},
+    {"customize_template", CONF_HASH, NULL, 0, offsetof(out_es, customize_template), NULL,
+     "text replaced in the template file(s) before they are installed: `{\"<<shard>>\":\"3\"}` (values lowercased, "
+     "as the plugin does)"},
+    {"templates", CONF_HASH, NULL, 0, offsetof(out_es, templates), NULL,
+     "more templates, `{\"name\":\"/path/file.json\", ...}`, installed like `template_name`/`template_file`"},
+    {"use_legacy_template", CONF_BOOL, NULL, 0, offsetof(out_es, use_legacy_template), NULL,
+     "when set: `true` installs templates with the legacy `_template` API, `false` with `_index_template`. Unset: "
+     "chosen from each file's content (see `template_file`)"},
+    {"log_es_400_reason", CONF_BOOL, "false", 0, offsetof(out_es, log_es_400_reason), NULL,
+     "log the reason of every record Elasticsearch refuses with 400 (otherwise the first of each write)"},
+    {"suppress_type_name", CONF_BOOL, "false", 0, offsetof(out_es, suppress_type_name), NULL,
+     "accepted either way: weir never sends a document type (`_type`), which is what `true` asks for and what "
+     "Elasticsearch 8 requires"},
+    {"ssl_min_version", CONF_STR, NULL, 0, offsetof(out_es, ssl_min_version), NULL,
+     "oldest TLS version: `TLSv1`, `TLSv1_1`, `TLSv1_2`, `TLSv1_3` (with `ssl_max_version`, as the plugin requires); default TLS 1.2"},
+    {"ssl_max_version", CONF_STR, NULL, 0, offsetof(out_es, ssl_max_version), NULL,
+     "newest TLS version (with `ssl_min_version`); default TLS 1.3"},
+    {"metadata", CONF_SECTION, NULL, 0, 0, NULL,
+     "`include_chunk_id true` adds a key (`chunk_id_key`, default `chunk_id`) holding: a random hex id per write "
+     "(weir's chunks are retried record by record, so a retry gets a new id)"},
+    {"slow_flush_log_threshold", CONF_TIME, "20s", 0, offsetof(out_es, slow_flush), NULL,
+     "Fluentd's output parameter: a write that takes longer is logged as a warning (`buffer flush took longer time "
+     "than slow_flush_log_threshold`)"},
+    /* accepted, no effect in weir: one warning each */
+    {"ssl_version", CONF_ENUM, "TLSv1_2", 0, S(__COUNTER__ - ES_C0 - 1), "SSLv23|TLSv1|TLSv1_1|TLSv1_2|TLSv1_3",
+     COMPAT_NOOP "the plugin itself ignores it with OpenSSL 1.1+; use `ssl_min_version`/`ssl_max_version`"},
+    {"type_name", CONF_STR, "fluentd", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "document types were removed in Elasticsearch 8; weir never sends `_type`"},
+    {"target_type_key", CONF_STR, NULL, 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "document types were removed in Elasticsearch 8; the key stays in the document"},
+    {"reload_connections", CONF_BOOL, "true", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "weir does not sniff the cluster for nodes; it sends to the configured hosts"},
+    {"reload_on_failure", CONF_BOOL, "false", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "a request that fails on one host is always sent to the next configured host (see `hosts`); "
+     "weir does not sniff the cluster for more"},
+    {"reload_after", CONF_INT, "-1", 0, S(__COUNTER__ - ES_C0 - 1), NULL, COMPAT_NOOP "weir does not sniff the cluster for nodes"},
+    {"resurrect_after", CONF_TIME, "60s", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "weir marks no host dead: every write starts at the next host and fails over"},
+    {"sniffer_class_name", CONF_STR, NULL, 0, S(__COUNTER__ - ES_C0 - 1), NULL, COMPAT_NOOP "a Ruby class; weir does not sniff"},
+    {"selector_class_name", CONF_STR, NULL, 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "a Ruby class; weir picks hosts round robin with failover"},
+    {"reconnect_on_error", CONF_BOOL, "false", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "weir's HTTP client drops a connection after any transport error and reconnects"},
+    {"retry_tag", CONF_STR, NULL, 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "records refused with a retryable error are retried by the buffer, not re-emitted under a tag"},
+    {"time_parse_error_tag", CONF_STR, "Fluent::ElasticsearchOutput::TimeParser.error", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "a `time_key` value that cannot be parsed falls back to the event time (as in the plugin); no "
+     "error event is emitted"},
+    {"with_transporter_log", CONF_BOOL, "false", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "Ruby transport logging; see weir's `--log-level debug`"},
+    {"emit_error_for_missing_id", CONF_BOOL, "false", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "with `update`/`upsert` a record without an id always goes to the dead letter / `<secondary>`"},
+    {"content_type", CONF_ENUM, "application/json", 0, S(__COUNTER__ - ES_C0 - 1), "application/json|application/x-ndjson",
+     COMPAT_NOOP "deprecated in the plugin; weir sends `application/x-ndjson`"},
+    {"include_index_in_url", CONF_BOOL, "false", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "weir names the index in every action line and posts to `/_bulk`; documents land in the same "
+     "index. A proxy that only allows `/<index>/_bulk` will refuse the requests"},
+    {"http_backend", CONF_ENUM, "excon", 0, S(__COUNTER__ - ES_C0 - 1), "excon|typhoeus", COMPAT_NOOP "weir's HTTP client is libcurl"},
+    {"http_backend_excon_nonblock", CONF_BOOL, "true", 0, S(__COUNTER__ - ES_C0 - 1), NULL, COMPAT_NOOP "weir's HTTP client is libcurl"},
+    {"validate_client_version", CONF_BOOL, "false", 0, S(__COUNTER__ - ES_C0 - 1), NULL, COMPAT_NOOP "there is no Ruby client to check"},
+    {"prefer_oj_serializer", CONF_BOOL, "false", 0, S(__COUNTER__ - ES_C0 - 1), NULL, COMPAT_NOOP "weir has one JSON writer"},
+    {"verify_es_version_at_startup", CONF_BOOL, "true", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "weir speaks the Elasticsearch 7.x/8.x (and OpenSearch) bulk API and asks for no version"},
+    {"default_elasticsearch_version", CONF_INT, "5", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "weir speaks the Elasticsearch 7.x/8.x (and OpenSearch) bulk API"},
+    {"max_retry_get_es_version", CONF_INT, "15", 0, S(__COUNTER__ - ES_C0 - 1), NULL, COMPAT_NOOP "weir asks for no version"},
+    {"fail_on_detecting_es_version_retry_exceed", CONF_BOOL, "true", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "weir asks for no version"},
+    {"max_retry_putting_template", CONF_INT, "10", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "the template is installed before the first bulk and retried with the buffer until it is in; no "
+     "record is sent before"},
+    {"fail_on_putting_template_retry_exceed", CONF_BOOL, "true", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "weir starts and retries the template with the buffer (see `max_retry_putting_template`)"},
+    {"unrecoverable_error_types", CONF_ARRAY, "out_of_memory_error,es_rejected_execution_exception", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "weir's status table decides per record: 429/503 are retried, other 4xx dead-lettered"},
+    {"ignore_exceptions", CONF_ARRAY, NULL, 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "Ruby exception classes; weir retries failed requests with the buffer"},
+    {"exception_backup", CONF_BOOL, "true", 0, S(__COUNTER__ - ES_C0 - 1), NULL, COMPAT_NOOP "goes with `ignore_exceptions`"},
+    {"catch_transport_exception_on_retry", CONF_BOOL, "true", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "transport errors are always caught and retried"},
+    {"truncate_caches_interval", CONF_TIME, NULL, 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "weir keeps no alias/template caches that grow"},
+    {"target_index_affinity", CONF_BOOL, "false", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "updates go to the index named for the record; weir does not search rollover indices for the id"},
+    {"deflector_alias", CONF_STR, NULL, 0, S(__COUNTER__ - ES_C0 - 1), NULL, COMPAT_NOOP "only used with ILM / `rollover_index` (refused)"},
+    {"application_name", CONF_STR, "default", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "only used with ILM / `rollover_index` (refused)"},
+    {"index_date_pattern", CONF_STR, "now/d", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "only used with ILM / `rollover_index` (refused)"},
+    {"index_separator", CONF_STR, "-", 0, S(__COUNTER__ - ES_C0 - 1), NULL, COMPAT_NOOP "only used with ILM / `rollover_index` (refused)"},
+    {"index_prefix", CONF_STR, "logstash", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_NOOP "obsolete in the plugin (4.0+); use `logstash_prefix` or `index_name`"},
+    {"ilm_policy_id", CONF_STR, "logstash-policy", 0, S(__COUNTER__ - ES_C0 - 1), NULL, COMPAT_NOOP "only used with `enable_ilm` (refused)"},
+    {"ilm_policy", CONF_HASH, NULL, 0, S(__COUNTER__ - ES_C0 - 1), NULL, COMPAT_NOOP "only used with `enable_ilm` (refused)"},
+    {"ilm_policies", CONF_HASH, NULL, 0, S(__COUNTER__ - ES_C0 - 1), NULL, COMPAT_NOOP "only used with `enable_ilm` (refused)"},
+    {"ilm_policy_overwrite", CONF_BOOL, "false", 0, S(__COUNTER__ - ES_C0 - 1), NULL, COMPAT_NOOP "only used with `enable_ilm` (refused)"},
+    /* refused when set to anything but the default */
+    {"enable_ilm", CONF_BOOL, "false", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_REFUSED "weir does not bootstrap ILM rollover aliases (`<index>-000001` plus a write alias per "
+     "placeholder value) or create ILM policies. Use `data_stream_name`: a data stream rolls over by the ILM policy "
+     "named in its index template (`index.lifecycle.name` in `template_file`; create the policy once with "
+     "`PUT _ilm/policy/NAME`). Or `logstash_format true` for daily indices"},
+    {"rollover_index", CONF_STR, "false", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_REFUSED "weir does not bootstrap rollover aliases; use `data_stream_name` (see `enable_ilm`)"},
+    {"parent_key", CONF_STR, NULL, 0, S(__COUNTER__ - ES_C0 - 1), NULL,
+     COMPAT_REFUSED "`_parent` was removed in Elasticsearch 6; use a join field and `routing_key`"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
+_Static_assert(__COUNTER__ - ES_C0 - 1 <= ES_NCOMPAT, "es.h: raise ES_NCOMPAT");
+#undef S
+
 /* ---- init ------------------------------------------------------------------------------ */
+
+/* cloud_id "name:base64(domain$es_uuid$kibana_uuid)" -> "https://es_uuid.domain:443" (a port in the
+ * domain, "domain:9243", is kept). NULL when it is not one. */
+static char *cloud_url(const char *id)
+{
+    const char *b64 = strchr(id, ':');
+    b64 = b64 ? b64 + 1 : id;
+    size_t n = strlen(b64);
+    unsigned char *raw = malloc(n + 4);
+    if (!raw)
+        return NULL;
+    char *pad = malloc(n + 4);
+    if (!pad) {
+        free(raw);
+        return NULL;
+    }
+    memcpy(pad, b64, n);
+    while (n % 4)
+        pad[n++] = '=';
+    pad[n] = 0;
+    int len = EVP_DecodeBlock(raw, (const unsigned char *)pad, (int)n);
+    free(pad);
+    char *url = NULL;
+    if (len > 0) {
+        while (len > 0 && raw[len - 1] == 0)
+            len--; /* the padding decodes to NULs */
+        raw[len] = 0;
+        char *domain = (char *)raw, *d1 = strchr(domain, '$');
+        if (d1) {
+            *d1 = 0;
+            char *uuid = d1 + 1, *d2 = strchr(uuid, '$');
+            if (d2)
+                *d2 = 0;
+            char *port = strchr(domain, ':');
+            if (port)
+                *port++ = 0;
+            if (*domain && *uuid && asprintf(&url, "https://%s.%s:%s", uuid, domain, port ? port : "443") < 0)
+                url = NULL;
+        }
+    }
+    free(raw);
+    return url;
+}
+
+static int tls_version(const char *v)
+{
+    static const char *const names[] = {"TLSv1", "TLSv1_1", "TLSv1_2", "TLSv1_3"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(v, names[i]) == 0)
+            return 10 + i;
+    return -1;
+}
+
+/* "a.b" -> "$['a']['b']" (target_index_key: nested keys split at dots, as the plugin does) */
+static char *dotted_path(const char *k)
+{
+    wbuf b = {0};
+    int bad = wbuf_add(&b, "$['", 3);
+    for (const char *p = k; *p && !bad; p++)
+        bad = *p == '.' ? wbuf_add(&b, "']['", 4) : wbuf_addc(&b, *p);
+    if (bad || wbuf_add(&b, "']", 2) || wbuf_addc(&b, 0)) {
+        wbuf_free(&b);
+        return NULL;
+    }
+    return (char *)b.data;
+}
+
+/* A key list as drop rows for rec_rewrite_n. */
+static rec_kv *drop_list(char **keys, size_t *n)
+{
+    *n = 0;
+    if (!keys)
+        return NULL;
+    while (keys[*n])
+        (*n)++;
+    rec_kv *d = calloc(*n ? *n : 1, sizeof *d);
+    for (size_t i = 0; d && i < *n; i++)
+        d[i] = (rec_kv){.key = keys[i], .key_len = strlen(keys[i])};
+    return d;
+}
+
+/* <metadata>: include_chunk_id, chunk_id_key */
+typedef struct es_meta {
+    int include_chunk_id;
+    char *chunk_id_key;
+} es_meta;
+
+const conf_spec es_metadata_spec[] = {
+    {"include_chunk_id", CONF_BOOL, "false", 0, offsetof(es_meta, include_chunk_id), NULL,
+     "add each write's id to every document"},
+    {"chunk_id_key", CONF_STR, "chunk_id", 0, offsetof(es_meta, chunk_id_key), NULL, "under this key"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+/* The newer parameters of the plugin (cloud, target index, routing, TLS, headers, update ...). */
+static int es_init_more(out_es *c, conf_node *n, conf_errors *errs)
+{
+    char err[300] = "";
+    if (c->cloud_id) {
+        if (!c->cloud_auth) {
+            conf_error_at(errs, n, "cloud_id", "`cloud_auth` must be present if `cloud_id` is present");
+            return -1;
+        }
+        char *u = cloud_url(c->cloud_id);
+        if (!u) {
+            conf_error_at(errs, n, "cloud_id", "cloud_id '%s' is not NAME:base64(host$es_uuid$kibana_uuid)",
+                          c->cloud_id);
+            return -1;
+        }
+        conf_strv_free(c->hosts);
+        c->hosts = calloc(2, sizeof *c->hosts);
+        if (!c->hosts) {
+            free(u);
+            return -1;
+        }
+        c->hosts[0] = u;
+    }
+    if (c->cloud_auth) {
+        const char *colon = strchr(c->cloud_auth, ':');
+        free(c->user);
+        free(c->password);
+        c->user = strndup(c->cloud_auth, colon ? (size_t)(colon - c->cloud_auth) : strlen(c->cloud_auth));
+        c->password = strdup(colon ? colon + 1 : "");
+        if (!c->user || !c->password)
+            return -1;
+    }
+    if (!c->ssl_min_version != !c->ssl_max_version) {
+        conf_error_at(errs, n, c->ssl_min_version ? "ssl_min_version" : "ssl_max_version",
+                      "When you set '%s', must set '%s' together.",
+                      c->ssl_min_version ? "ssl_min_version" : "ssl_max_version",
+                      c->ssl_min_version ? "ssl_max_version" : "ssl_min_version");
+        return -1;
+    }
+    if (c->ssl_min_version) {
+        c->tls_min = tls_version(c->ssl_min_version);
+        c->tls_max = tls_version(c->ssl_max_version);
+        const char *bad = c->tls_min < 0 ? "ssl_min_version" : c->tls_max < 0 ? "ssl_max_version" : NULL;
+        if (bad) {
+            conf_error_at(errs, n, bad, "valid options are TLSv1, TLSv1_1, TLSv1_2, TLSv1_3");
+            return -1;
+        }
+        if (c->tls_min > c->tls_max) {
+            conf_error_at(errs, n, "ssl_min_version", "ssl_min_version is newer than ssl_max_version");
+            return -1;
+        }
+    }
+    if (c->target_index_key) {
+        char *t = dotted_path(c->target_index_key);
+        int rc = t ? rec_path_compile(&c->target_index_path, t, err, sizeof err) : -1;
+        free(t);
+        if (rc != 0) {
+            conf_error_at(errs, n, "target_index_key", "bad key '%s': %s", c->target_index_key, err);
+            return -1;
+        }
+        c->has_target_index = 1;
+    }
+    if (c->routing_key) {
+        /* the plugin's rule for a dotted key without `$`: nested keys */
+        char *t = NULL;
+        if (c->routing_key[0] != '$' && strchr(c->routing_key, '.') && asprintf(&t, "$.%s", c->routing_key) < 0)
+            return -1;
+        int rc = rec_path_compile(&c->routing_path, t ? t : c->routing_key, err, sizeof err);
+        free(t);
+        if (rc != 0) {
+            conf_error_at(errs, n, "routing_key", "bad record accessor '%s': %s", c->routing_key, err);
+            return -1;
+        }
+        c->has_routing = 1;
+    }
+    if (c->pipeline && (strstr(c->pipeline, "${") || !c->pipeline[0])) {
+        conf_error_at(errs, n, "pipeline", "pipeline '%s': placeholders are not supported by weir; name one pipeline",
+                      c->pipeline);
+        return -1;
+    }
+    c->remove = drop_list(c->remove_keys, &c->nremove);
+    c->remove_upd = drop_list(c->remove_keys_on_update, &c->nremove_upd);
+    if ((c->remove_keys && !c->remove) || (c->remove_keys_on_update && !c->remove_upd))
+        return -1;
+    if (c->nremove > 30 || c->nremove_upd > 16) {
+        conf_error_at(errs, n, c->nremove > 30 ? "remove_keys" : "remove_keys_on_update", "at most %d keys",
+                      c->nremove > 30 ? 30 : 16);
+        return -1;
+    }
+    if (c->write_operation >= OP_UPDATE) {
+        if (c->data_stream_name) {
+            conf_error_at(errs, n, "write_operation", "a data stream only takes `create`");
+            return -1;
+        }
+        if (!c->id_key && !c->generate_id) {
+            conf_error_at(errs, n, "write_operation", "write_operation %s needs id_key",
+                          c->write_operation == OP_UPDATE ? "update" : "upsert");
+            return -1;
+        }
+    }
+    const char *lt = conf_get_value(n, "use_legacy_template");
+    c->legacy_forced = lt ? c->use_legacy_template : -1;
+    for (size_t i = 0; i < n->nchildren; i++) {
+        conf_node *ch = n->children[i];
+        if (strcmp(ch->name, "metadata") != 0)
+            continue;
+        es_meta m = {0};
+        int rc = conf_bind(ch, es_metadata_spec, &m, errs);
+        c->include_chunk_id = m.include_chunk_id;
+        free(c->chunk_id_key);
+        c->chunk_id_key = m.chunk_id_key; /* taken over */
+        if (rc)
+            return -1;
+    }
+    /* the headers: Content-Type, auth, custom_headers */
+    size_t nh = c->custom_headers.n;
+    c->custom_lines = calloc(nh + 1, sizeof *c->custom_lines);
+    c->headers = calloc(nh + 3, sizeof *c->headers);
+    c->json_headers = calloc(nh + 3, sizeof *c->json_headers);
+    if (!c->custom_lines || !c->headers || !c->json_headers)
+        return -1;
+    size_t k = 0;
+    c->headers[k] = "Content-Type: application/x-ndjson";
+    c->json_headers[k++] = "Content-Type: application/json";
+    if (c->auth_header) {
+        c->headers[k] = c->json_headers[k] = c->auth_header;
+        k++;
+    }
+    for (size_t i = 0; i < nh; i++) {
+        const conf_kv *kv = &c->custom_headers.kv[i];
+        if (!kv->k[0] || strpbrk(kv->k, ": \r\n") || strpbrk(kv->v, "\r\n")) {
+            conf_error_at(errs, n, "custom_headers", "bad header '%s'", kv->k);
+            return -1;
+        }
+        if (asprintf(&c->custom_lines[i], "%s: %s", kv->k, kv->v) < 0) {
+            c->custom_lines[i] = NULL;
+            return -1;
+        }
+        c->headers[k] = c->json_headers[k] = c->custom_lines[i];
+        k++;
+    }
+    return 0;
+}
 
 static int es_init(output *o, conf_node *n, conf_errors *errs)
 {
@@ -140,6 +525,15 @@ static int es_init(output *o, conf_node *n, conf_errors *errs)
     if (pthread_mutex_init(&c->tmpl_mu, NULL) != 0)
         return -1;
     c->tmpl_mu_init = 1;
+    if (c->api_key) {
+        size_t l = strlen(c->api_key) + 32;
+        c->auth_header = malloc(l);
+        if (!c->auth_header)
+            return -1;
+        snprintf(c->auth_header, l, "Authorization: ApiKey %s", c->api_key);
+    }
+    if (es_init_more(c, n, errs) != 0)
+        return -1;
     if (es_hosts_parse(c, n, errs) != 0)
         return -1;
 
@@ -200,20 +594,12 @@ static int es_init(output *o, conf_node *n, conf_errors *errs)
         }
         c->has_time_path = 1;
     }
-    if (tparse_init(&c->tp, TP_STRING, NULL, 0, 1, NULL, err, sizeof err) != 0) {
-        conf_error_at(errs, n, "time_key", "%s", err);
+    /* time_key_format: strptime; without a zone in the value, local time (the plugin's Strptime) */
+    if (tparse_init(&c->tp, TP_STRING, c->time_key_format, c->time_key_format != NULL, c->time_key_format == NULL,
+                    NULL, err, sizeof err) != 0) {
+        conf_error_at(errs, n, c->time_key_format ? "time_key_format" : "time_key", "%s", err);
         return -1;
     }
-    if (c->api_key) {
-        size_t l = strlen(c->api_key) + 32;
-        c->auth_header = malloc(l);
-        if (!c->auth_header)
-            return -1;
-        snprintf(c->auth_header, l, "Authorization: ApiKey %s", c->api_key);
-    }
-    c->headers[0] = "Content-Type: application/x-ndjson";
-    c->headers[1] = c->auth_header;
-    c->headers[2] = NULL;
 
     if (es_template_load(c, n, errs) != 0 || es_template_data_stream(c) != 0)
         return -1;
@@ -229,6 +615,8 @@ static int es_init(output *o, conf_node *n, conf_errors *errs)
         .user = c->user,
         .password = c->password,
         .max_in_flight = (int)c->max_in_flight,
+        .tls_min = c->tls_min,
+        .tls_max = c->tls_max,
     };
     c->http = http_client_new(&ho, err, sizeof err);
     if (!c->http) {
@@ -255,8 +643,20 @@ static void es_exit(output *o)
     if (c->has_time_path)
         rec_path_free(&c->time_path);
     tparse_free(&c->tp);
-    free(c->tmpl_body);
-    free(c->tmpl_url);
+    es_template_free(c);
+    if (c->has_target_index)
+        rec_path_free(&c->target_index_path);
+    if (c->has_routing)
+        rec_path_free(&c->routing_path);
+    free(c->remove);
+    free(c->remove_upd);
+    free(c->headers);
+    free(c->json_headers);
+    if (c->custom_lines)
+        for (size_t i = 0; i < c->custom_headers.n; i++)
+            free(c->custom_lines[i]);
+    free(c->custom_lines);
+    free(c->chunk_id_key);
     if (c->tmpl_mu_init)
         pthread_mutex_destroy(&c->tmpl_mu);
 }
@@ -353,7 +753,21 @@ static void sleep_s(double s)
         ;
 }
 
+static int es_write_batch(output *o, const batch *b, out_result *res);
+
 static int es_write(output *o, const batch *b, out_result *res)
+{
+    out_es *c = o->ctx;
+    double t0 = clock_mono();
+    int rc = es_write_batch(o, b, res);
+    double dt = clock_mono() - t0;
+    if (dt > c->slow_flush)
+        wlog_warn(ES_MOD, "%s: buffer flush took longer time than slow_flush_log_threshold: elapsed_time=%.3f "
+                  "slow_flush_log_threshold=%.3f records=%u", o->id, dt, c->slow_flush, b->nrecords);
+    return rc;
+}
+
+static int es_write_batch(output *o, const batch *b, out_result *res)
 {
     out_es *c = o->ctx;
     if (es_template_ensure(o, c, res->reason, sizeof res->reason) != 0) {
@@ -381,7 +795,7 @@ static int es_write(output *o, const batch *b, out_result *res)
                   res->reasons && res->reasons[0] ? res->reasons[0] : err);
 
     /* rounds: the first sends everything; the next ones only 429/503 items, after a back-off */
-    round_stats rs = {0};
+    round_stats rs = {.log_400 = c->log_es_400_reason};
     uint32_t np = w.nsent, retried_soon = 0;
     for (uint32_t k = 0; k < np; k++)
         pend[k] = k;

@@ -22,12 +22,16 @@
 #include "lib/http.h"
 #include "lib/wbuf.h"
 #include "aggregator/record.h"
+#include "aggregator/compat_params.h"
 #include "aggregator/timeparse.h"
 #include "outputs/elasticsearch/index.h"
 
 #define ES_MOD "out_es"
 
-enum { OP_INDEX, OP_CREATE };
+enum { OP_INDEX, OP_CREATE, OP_UPDATE, OP_UPSERT };
+enum { TLS_DEFAULT, TLS_1_0, TLS_1_1, TLS_1_2, TLS_1_3 }; /* ssl_*_version: "" TLSv1 TLSv1_1 TLSv1_2 TLSv1_3 */
+
+#define ES_NCOMPAT 48 /* slots for the parameters accepted as no-ops or refused */
 
 typedef struct out_es {
     /* bound from config */
@@ -61,14 +65,44 @@ typedef struct out_es {
     int64_t max_in_flight;
     int64_t bulk_retry_limit;
     double bulk_retry_wait;
+    char *cloud_id, *cloud_auth;
+    double slow_flush;
+    char *target_index_key;
+    char *time_key_format;
+    char *routing_key;
+    char *pipeline;
+    char **remove_keys;
+    char **remove_keys_on_update;
+    char *remove_keys_on_update_key;
+    int suppress_doc_wrap;
+    int flatten_hashes;
+    char *flatten_hashes_separator;
+    conf_hash custom_headers;
+    conf_hash customize_template;
+    conf_hash templates;
+    int use_legacy_template;
+    int log_es_400_reason;
+    int suppress_type_name;
+    char *ssl_min_version, *ssl_max_version;
+    int tls_min, tls_max; /* TLS_* */
+    int include_chunk_id;
+    char *chunk_id_key;
+    conf_slot compat[ES_NCOMPAT];
     /* state */
+    rec_path target_index_path, routing_path;
+    int has_target_index, has_routing;
+    size_t nremove, nremove_upd;
+    rec_kv *remove, *remove_upd; /* remove_keys, remove_keys_on_update as drop lists */
+    int legacy_forced;           /* use_legacy_template set: -1 unset, 0 composable, 1 legacy */
     char **bases; /* "scheme://host:port/path" per host, no trailing '/' */
     size_t nbases;
     atomic_uint rr;
     atomic_int failing; /* a whole-request failure was logged; cleared on success */
     http_client *http;
     char *auth_header;
-    const char *headers[3];
+    const char **headers; /* Content-Type, auth, custom_headers..., NULL */
+    const char **json_headers; /* the same with Content-Type: application/json (templates) */
+    char **custom_lines;      /* "Name: value" of custom_headers */
     es_index index;
     int add_ts;
     rec_path id_path, time_path;
@@ -76,11 +110,13 @@ typedef struct out_es {
     tparse tp;
     size_t threshold; /* 0: unlimited */
     int gzip_level;
-    /* template installation, done once before the first bulk */
+    /* template installation, done once before the first bulk: template_name/template_file, then
+     * every `templates` entry (or the data stream's) */
     pthread_mutex_t tmpl_mu;
     int tmpl_mu_init;
-    char *tmpl_body;   /* template_file's content */
-    char *tmpl_url;    /* path after the base: "/_index_template/NAME" */
+    char **tmpl_body;  /* each template's content (after customize_template) */
+    char **tmpl_url;   /* path after the base: "/_index_template/NAME" */
+    size_t ntmpl;
     int tmpl_done;
 } out_es;
 
@@ -91,7 +127,8 @@ enum { RS_OK = 0, RS_RETRY = 1, RS_ERROR = 2, RS_SOON = 3 };
 /* One write's records: the bulk body (bulk.c) and each sent record's
  * outcome (response.c). Owned by the write. */
 typedef struct es_buf {
-    wbuf body, idx, scratch;
+    wbuf body, idx, scratch, flat, tdel, upd;
+    char chunk_id[33]; /* <metadata> include_chunk_id: this write's id, hex */
     uint32_t nsent;
     uint32_t *recno; /* sent record k -> its index in the batch */
     size_t *off;     /* sent record k -> start of its two lines in body; off[nsent] = body.len */

@@ -86,6 +86,8 @@ static int apply_items(const char *id, const http_req *r, es_buf *w, const uint3
         snprintf(why, sizeof why, "HTTP %ld %s: %s", st, type ? type : "error", reason ? reason : "(no reason)");
         int s = (st == 429 || st == 503) ? RS_SOON : (st >= 500 || st == 0) ? RS_RETRY : RS_ERROR;
         set_st(w, pend[k], s, why);
+        if (s == RS_ERROR && st == 400 && rs->log_400)
+            wlog_warn(ES_MOD, "%s: 400 - Rejected by Elasticsearch: %s", id, why);
         if (s == RS_ERROR) {
             rs->nerr++;
             if (!rs->item_reason[0])

@@ -14,6 +14,7 @@
 /* What the rounds of one write saw, for its logs and its reason. */
 typedef struct round_stats {
     uint32_t n429, nerr, nfailed_req, nreq;
+    int log_400; /* log_es_400_reason: log every 400 item's reason */
     char item_reason[400], req_reason[300], soon_reason[300];
 } round_stats;
 

@@ -7,10 +7,14 @@
  * a legacy one to /_template/NAME. A data stream without template_name and
  * template_file gets a minimal composable template named after the stream.
  * Unless template_overwrite, an existing template of that name is kept.
+ * use_legacy_template, when set, picks the API instead of the content;
+ * customize_template replaces text in the file first; `templates` adds more
+ * name/file pairs, installed after template_name's.
  *
  * Threads: loaded by init; installed by the first write under c->tmpl_mu
  * (several flush threads may write at once).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -45,42 +49,99 @@ static char *read_file(const char *path, char *err, size_t errlen)
     return (char *)b.data;
 }
 
-/* Read and check the template; pick the API from its content: a composable
- * template has a "template" object, "composed_of" or "data_stream". */
-int es_template_load(out_es *c, conf_node *n, conf_errors *errs)
+/* customize_template: every key of the hash replaced by its value
+ * (lowercased, as fluent-plugin-elasticsearch does) in the template text. */
+static char *customize(const conf_hash *h, char *text)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        const char *k = h->kv[i].k;
+        size_t kl = strlen(k);
+        if (!kl)
+            continue;
+        wbuf b = {0};
+        const char *s = text, *hit;
+        while ((hit = strstr(s, k))) {
+            if (wbuf_add(&b, s, (size_t)(hit - s)))
+                goto oom;
+            for (const char *v = h->kv[i].v; *v; v++)
+                if (wbuf_addc(&b, (char)tolower((unsigned char)*v)))
+                    goto oom;
+            s = hit + kl;
+        }
+        if (wbuf_add(&b, s, strlen(s)) || wbuf_addc(&b, 0))
+            goto oom;
+        free(text);
+        text = (char *)b.data;
+        continue;
+    oom:
+        wbuf_free(&b);
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* Add one template: read the file (customized), check it, pick the API from
+ * its content (a composable template has a "template" object, "composed_of"
+ * or "data_stream") unless use_legacy_template says which. */
+static int template_add(out_es *c, conf_node *n, const char *param, const char *name, const char *file,
+                        conf_errors *errs)
 {
     char err[300] = "";
-    if (!c->template_name && !c->template_file)
-        return 0;
-    if (!c->template_name || !c->template_file) {
-        conf_error_at(errs, n, c->template_name ? "template_file" : "template_name",
-                      "template_name and template_file go together");
+    char *body = read_file(file, err, sizeof err);
+    if (!body) {
+        conf_error_at(errs, n, param, "%s", err);
         return -1;
     }
-    c->tmpl_body = read_file(c->template_file, err, sizeof err);
-    if (!c->tmpl_body) {
-        conf_error_at(errs, n, "template_file", "%s", err);
+    if (!(body = customize(&c->customize_template, body)))
         return -1;
-    }
     json_error_t je;
-    json_t *j = json_loads(c->tmpl_body, 0, &je);
+    json_t *j = json_loads(body, 0, &je);
     if (!j || !json_is_object(j)) {
-        conf_error_at(errs, n, "template_file", "%s is not a JSON object: %s (line %d)", c->template_file,
-                      j ? "not an object" : je.text, je.line);
+        conf_error_at(errs, n, param, "%s is not a JSON object: %s (line %d)", file, j ? "not an object" : je.text,
+                      je.line);
         json_decref(j);
+        free(body);
         return -1;
     }
     int composable = json_is_object(json_object_get(j, "template")) || json_object_get(j, "composed_of") ||
                      json_object_get(j, "data_stream");
     json_decref(j);
+    if (c->legacy_forced >= 0)
+        composable = !c->legacy_forced;
     wbuf u = {0};
     const char *api = composable ? "/_index_template/" : "/_template/";
-    if (wbuf_add(&u, api, strlen(api)) || http_urlencode(&u, c->template_name, strlen(c->template_name)) ||
-        wbuf_addc(&u, 0)) {
+    char **nb = realloc(c->tmpl_body, (c->ntmpl + 1) * sizeof *nb);
+    if (nb)
+        c->tmpl_body = nb;
+    char **nu = realloc(c->tmpl_url, (c->ntmpl + 1) * sizeof *nu);
+    if (nu)
+        c->tmpl_url = nu;
+    if (!nb || !nu || wbuf_add(&u, api, strlen(api)) || http_urlencode(&u, name, strlen(name)) || wbuf_addc(&u, 0)) {
         wbuf_free(&u);
+        free(body);
         return -1;
     }
-    c->tmpl_url = (char *)u.data;
+    c->tmpl_body[c->ntmpl] = body;
+    c->tmpl_url[c->ntmpl++] = (char *)u.data;
+    return 0;
+}
+
+int es_template_load(out_es *c, conf_node *n, conf_errors *errs)
+{
+    if (c->template_name || c->template_file) {
+        if (!c->template_name || !c->template_file) {
+            conf_error_at(errs, n, c->template_name ? "template_file" : "template_name",
+                          "template_name and template_file go together");
+            return -1;
+        }
+        if (template_add(c, n, "template_file", c->template_name, c->template_file, errs) != 0)
+            return -1;
+    }
+    /* templates: {"name":"file", ...}, each installed like template_name/template_file */
+    for (size_t i = 0; i < c->templates.n; i++)
+        if (template_add(c, n, "templates", c->templates.kv[i].k, c->templates.kv[i].v, errs) != 0)
+            return -1;
     return 0;
 }
 
@@ -90,65 +151,89 @@ int es_template_load(out_es *c, conf_node *n, conf_errors *errs)
  * same). Not for names with placeholders. */
 int es_template_data_stream(out_es *c)
 {
-    if (!c->data_stream_name || c->tmpl_body || strstr(c->data_stream_name, "${") || strchr(c->data_stream_name, '%'))
+    if (!c->data_stream_name || c->template_name || strstr(c->data_stream_name, "${") ||
+        strchr(c->data_stream_name, '%'))
         return 0;
     json_t *j = json_pack("{s:[s],s:{},s:i}", "index_patterns", c->data_stream_name, "data_stream", "priority", 500);
     if (!j)
         return -1;
-    c->tmpl_body = json_dumps(j, JSON_COMPACT);
+    char *body = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     wbuf u = {0};
-    if (!c->tmpl_body || wbuf_add(&u, "/_index_template/", 17) ||
+    char **nb = realloc(c->tmpl_body, (c->ntmpl + 1) * sizeof *nb);
+    if (nb)
+        c->tmpl_body = nb;
+    char **nu = realloc(c->tmpl_url, (c->ntmpl + 1) * sizeof *nu);
+    if (nu)
+        c->tmpl_url = nu;
+    if (!body || !nb || !nu || wbuf_add(&u, "/_index_template/", 17) ||
         http_urlencode(&u, c->data_stream_name, strlen(c->data_stream_name)) || wbuf_addc(&u, 0)) {
         wbuf_free(&u);
+        free(body);
         return -1;
     }
-    c->tmpl_url = (char *)u.data;
+    c->tmpl_body[c->ntmpl] = body;
+    c->tmpl_url[c->ntmpl++] = (char *)u.data;
     return 0;
 }
 
-/* Install the index template once (first write); 0 when done or not needed. */
-int es_template_ensure(output *o, out_es *c, char *why, size_t whylen)
+void es_template_free(out_es *c)
 {
-    if (!c->tmpl_url)
-        return 0;
-    pthread_mutex_lock(&c->tmpl_mu);
-    int rc = 0;
-    if (c->tmpl_done)
-        goto out;
+    for (size_t i = 0; i < c->ntmpl; i++) {
+        free(c->tmpl_body[i]);
+        free(c->tmpl_url[i]);
+    }
+    free(c->tmpl_body);
+    free(c->tmpl_url);
+}
+
+/* Install one template; 0 when done (or kept), -1 with why. */
+static int install_one(output *o, out_es *c, const char *turl, const char *body, char *why, size_t whylen)
+{
     char *url = NULL;
     if (!c->template_overwrite) {
-        http_req get = {.method = "GET"};
-        es_perform_failover(o, c, &get, &url, 1, c->tmpl_url);
+        http_req get = {.method = "GET", .headers = c->json_headers};
+        es_perform_failover(o, c, &get, &url, 1, turl);
         long st = get.status;
         http_req_clear(&get);
         free(url);
         url = NULL;
         if (st == 200) {
-            wlog_info(ES_MOD, "%s: template %s exists; not overwritten (template_overwrite false)", o->id,
-                      c->tmpl_url);
-            c->tmpl_done = 1;
-            goto out;
+            wlog_info(ES_MOD, "%s: template %s exists; not overwritten (template_overwrite false)", o->id, turl);
+            return 0;
         }
     }
-    http_req put = {.method = "PUT", .headers = (const char *const[]){"Content-Type: application/json",
-                                                                      c->auth_header, NULL},
-                    .body = (const uint8_t *)c->tmpl_body, .body_len = strlen(c->tmpl_body)};
-    es_perform_failover(o, c, &put, &url, 1, c->tmpl_url);
+    http_req put = {.method = "PUT", .headers = c->json_headers, .body = (const uint8_t *)body,
+                    .body_len = strlen(body)};
+    es_perform_failover(o, c, &put, &url, 1, turl);
+    int rc = 0;
     if (put.status >= 200 && put.status < 300) {
-        wlog_info(ES_MOD, "%s: installed template %s", o->id, c->tmpl_url);
-        c->tmpl_done = 1;
+        wlog_info(ES_MOD, "%s: installed template %s", o->id, turl);
     } else {
         if (put.transport_error)
-            snprintf(why, whylen, "cannot install template %.60s: %.120s", c->tmpl_url, put.error);
+            snprintf(why, whylen, "cannot install template %.60s: %.120s", turl, put.error);
         else
-            snprintf(why, whylen, "cannot install template %.60s: HTTP %ld %.120s", c->tmpl_url, put.status,
+            snprintf(why, whylen, "cannot install template %.60s: HTTP %ld %.120s", turl, put.status,
                      put.resp.len ? (const char *)put.resp.data : "");
         rc = -1;
     }
     http_req_clear(&put);
     free(url);
-out:
+    return rc;
+}
+
+/* Install the index templates once (first write); 0 when done or not needed. */
+int es_template_ensure(output *o, out_es *c, char *why, size_t whylen)
+{
+    if (!c->ntmpl)
+        return 0;
+    pthread_mutex_lock(&c->tmpl_mu);
+    int rc = 0;
+    for (size_t i = (size_t)c->tmpl_done; i < c->ntmpl; i++) {
+        if ((rc = install_one(o, c, c->tmpl_url[i], c->tmpl_body[i], why, whylen)) != 0)
+            break;
+        c->tmpl_done = (int)i + 1; /* the next write goes on from the first one not installed */
+    }
     pthread_mutex_unlock(&c->tmpl_mu);
     return rc;
 }

@@ -28,6 +28,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <regex.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -43,6 +44,7 @@
 #include "lib/log.h"
 #include "lib/mp.h"
 #include "buffer/buffer.h"
+#include "aggregator/compat_params.h"
 #include "aggregator/kafka_conf.h"
 #include "aggregator/output.h"
 #include "aggregator/record.h"
@@ -66,7 +68,28 @@ typedef struct kafka_out {
     int use_event_time;
     double delivery_timeout;
     conf_hash rdkafka_options;
+    kafka_common common;
+    int idempotent;
+    char *partitioner_hash_function;
+    char *record_key;
+    char **exclude_fields;
+    double ack_timeout;
+    int64_t max_send_retries;
+    int discard_failed;
+    char *discard_failed_regex;
+    double slow_flush;
+    int64_t rdk_buffering_max_ms, rdk_buffering_max_messages, rdk_message_max_bytes, rdk_message_max_num;
+    char *output_data_type;
+    int output_include_tag, output_include_time;
+    char *time_format;
+    conf_slot compat[40];
     /* state */
+    rec_path record_path;
+    int has_record_path;
+    rec_path *excl;
+    size_t nexcl;
+    regex_t discard_re;
+    int has_discard_re;
     fmt f;
     int strip_newline; /* json: one message per record, no '\n' */
     rd_kafka_t *rk;
@@ -80,6 +103,9 @@ typedef struct kafka_out {
     /* counters */
     atomic_uint_fast64_t delivered, failed_retry, failed_error, queue_full_waits, isolated;
 } kafka_out;
+
+enum { KO_C0 = __COUNTER__ };
+#define S COMPAT_SLOT(kafka_out, __COUNTER__ - KO_C0 - 1)
 
 static const conf_spec kafka_spec[] = {
     {"brokers", CONF_ARRAY, "localhost:9092", 0, offsetof(kafka_out, brokers), NULL,
@@ -126,12 +152,103 @@ static const conf_spec kafka_spec[] = {
     {"rdkafka_options", CONF_HASH, NULL, 0, offsetof(kafka_out, rdkafka_options), NULL,
      "any librdkafka producer property (`{\"k\":\"v\"}` or `k:v,k2:v2`), applied last: SASL, SSL, `linger.ms`, "
      "`batch.size`, `enable.idempotence`, ... An invalid property is a configuration error"},
+    {"topic", CONF_STR, NULL, 0, offsetof(kafka_out, keys.topic), NULL,
+     "every record's topic, with placeholders `${tag}`, `${tag[N]}`, `${key}` / `${$.a.b}` (a record value); wins "
+     "over `topic_key` and `default_topic` (kafka2's rule)"},
+    {"default_partition_key", CONF_STR, NULL, 0, offsetof(kafka_out, keys.default_partition_key), NULL,
+     "partition key of records without `partition_key_key`"},
+    {"default_partition", CONF_INT, "-1", 0, offsetof(kafka_out, keys.default_partition), NULL,
+     "partition of records without `partition_key`; `-1`: the partitioner decides"},
+    {"partitioner_hash_function", CONF_STR, NULL, 0, offsetof(kafka_out, partitioner_hash_function), NULL,
+     "`crc32` or `murmur2`: the hash of partition keys and message keys. Unset: weir's default, murmur2 for "
+     "`partition_key_key` values (the Java client's) and librdkafka's consistent-random for message keys"},
+    {"record_key", CONF_STR, NULL, 0, offsetof(kafka_out, record_key), NULL,
+     "send only this part of the record (record accessor, e.g. `$.data`); a record without it is not sent"},
+    {"exclude_fields", CONF_ARRAY, NULL, 0, offsetof(kafka_out, exclude_fields), NULL,
+     "record accessors removed from the payload (after topic, keys and headers were read)"},
+    {"idempotent", CONF_BOOL, NULL, 0, offsetof(kafka_out, idempotent), NULL,
+     "`enable.idempotence`. Unset: on when `required_acks` is -1 (weir's default)"},
+    {"ack_timeout", CONF_TIME, NULL, 0, offsetof(kafka_out, ack_timeout), NULL,
+     "how long the broker may take to acknowledge (`request.timeout.ms`)"},
+    {"max_send_retries", CONF_INT, NULL, 0, offsetof(kafka_out, max_send_retries), NULL,
+     "librdkafka's `message.send.max.retries` (within `delivery_timeout`; then the buffer retries). Unset: "
+     "librdkafka's default"},
+    {"discard_kafka_delivery_failed", CONF_BOOL, "false", 0, offsetof(kafka_out, discard_failed), NULL,
+     "a message librdkafka reports failed is not retried: it goes to the dead-letter file / `<secondary>` (weir "
+     "never drops records silently)"},
+    {"discard_kafka_delivery_failed_regex", CONF_STR, NULL, 0, offsetof(kafka_out, discard_failed_regex), NULL,
+     "the same, only for failures whose librdkafka message matches this regular expression (POSIX extended)"},
+    {"rdkafka_buffering_max_ms", CONF_INT, NULL, 0, offsetof(kafka_out, rdk_buffering_max_ms), NULL,
+     "`queue.buffering.max.ms`"},
+    {"rdkafka_buffering_max_messages", CONF_INT, NULL, 0, offsetof(kafka_out, rdk_buffering_max_messages), NULL,
+     "`queue.buffering.max.messages` (weir's default 1000000)"},
+    {"rdkafka_message_max_bytes", CONF_INT, NULL, 0, offsetof(kafka_out, rdk_message_max_bytes), NULL,
+     "`message.max.bytes`"},
+    {"rdkafka_message_max_num", CONF_INT, NULL, 0, offsetof(kafka_out, rdk_message_max_num), NULL,
+     "`batch.num.messages`"},
+    {"output_data_type", CONF_STR, NULL, 0, offsetof(kafka_out, output_data_type), NULL,
+     "v0.12 form of `<format>` (kafka_buffered, rdkafka): `json`, `ltsv`, `msgpack` or `single_value`"},
+    {"output_include_tag", CONF_BOOL, "false", 0, offsetof(kafka_out, output_include_tag), NULL,
+     "v0.12 form of `<inject> tag_key tag`: the tag under `tag`"},
+    {"output_include_time", CONF_BOOL, "false", 0, offsetof(kafka_out, output_include_time), NULL,
+     "v0.12 form of `<inject> time_key time`: the event time under `time` (integer seconds, or `time_format`)"},
+    {"time_format", CONF_STR, NULL, 0, offsetof(kafka_out, time_format), NULL,
+     "with `output_include_time`: strftime format of that time (local time)"},
+    {"slow_flush_log_threshold", CONF_TIME, "20s", 0, offsetof(kafka_out, slow_flush), NULL,
+     "Fluentd's output parameter: a write that takes longer is logged as a warning (`buffer flush took longer time "
+     "than slow_flush_log_threshold`)"},
+    KAFKA_COMMON_ROWS(kafka_out, common),
+    /* accepted, no effect in weir: one warning each */
+    {"use_default_for_unknown_topic", CONF_BOOL, "false", 0, S, NULL,
+     COMPAT_NOOP "records for a topic that does not exist are retried by the buffer (then dead-lettered), not sent "
+     "to `default_topic`"},
+    {"use_default_for_unknown_partition_error", CONF_BOOL, "false", 0, S, NULL,
+     COMPAT_NOOP "records refused with an unknown partition are retried by the buffer, not sent to `default_topic`"},
+    {"resolve_seed_brokers", CONF_BOOL, "false", 0, S, NULL,
+     COMPAT_NOOP "librdkafka tries every address a broker name resolves to"},
+    {"get_kafka_client_log", CONF_BOOL, "false", 0, S, NULL,
+     COMPAT_NOOP "librdkafka's warnings are always in weir's log, its debug lines with `--log-level debug`"},
+    {"ignore_exceptions", CONF_ARRAY, NULL, 0, S, NULL,
+     COMPAT_NOOP "Ruby exception classes; failed messages are retried by the buffer"},
+    {"exception_backup", CONF_BOOL, "true", 0, S, NULL, COMPAT_NOOP "goes with `ignore_exceptions`"},
+    {"active_support_notification_regex", CONF_STR, NULL, 0, S, NULL, COMPAT_NOOP "Ruby instrumentation"},
+    {"share_producer", CONF_BOOL, "false", 0, S, NULL,
+     COMPAT_NOOP "weir always has one producer per output, shared by its flush threads"},
+    {"max_enqueue_retries", CONF_INT, "3", 0, S, NULL,
+     COMPAT_NOOP "weir waits while librdkafka's queue is full; it never gives a message up there"},
+    {"enqueue_retry_backoff", CONF_INT, "3", 0, S, NULL, COMPAT_NOOP "see `max_enqueue_retries`"},
+    {"max_enqueue_bytes_per_second", CONF_SIZE, NULL, 0, S, NULL,
+     COMPAT_NOOP "weir does not rate-limit producing; limit the flush rate with the buffer instead"},
+    {"rdkafka_delivery_handle_poll_timeout", CONF_INT, "30", 0, S, NULL,
+     COMPAT_NOOP "a write waits for every delivery report (each comes within `delivery_timeout`)"},
+    {"unrecoverable_error_codes", CONF_ARRAY, "topic_authorization_failed,msg_size_too_large", 0, S, NULL,
+     COMPAT_NOOP "weir's table decides: too large and invalid messages are dead-lettered, the rest retried"},
+    {"kafka_agg_max_bytes", CONF_SIZE, "4k", 0, S, NULL,
+     COMPAT_NOOP "ruby-kafka's batching; librdkafka batches by `rdkafka_options` (`batch.size`, `linger.ms`)"},
+    {"kafka_agg_max_messages", CONF_INT, NULL, 0, S, NULL, COMPAT_NOOP "see `kafka_agg_max_bytes`"},
+    {"monitoring_list", CONF_ARRAY, NULL, 0, S, NULL, COMPAT_NOOP "Ruby instrumentation"},
+    {"zookeeper_path", CONF_STR, "/brokers/ids", 0, S, NULL, COMPAT_NOOP "only with `zookeeper` (refused)"},
+    /* refused when set */
+    {"zookeeper", CONF_STR, NULL, 0, S, NULL,
+     COMPAT_REFUSED "weir does not discover brokers through ZooKeeper: list them in `brokers`"},
+    {"ssl_client_cert_chain", CONF_STR, NULL, 0, S, NULL,
+     COMPAT_REFUSED "librdkafka reads the chain from the certificate file: append it to `ssl_client_cert`'s PEM"},
+    {"sasl_aws_msk_iam_access_key_id", CONF_STR, NULL, 0, S, NULL,
+     COMPAT_REFUSED "AWS MSK IAM is not supported by librdkafka as configured here; use SASL/SCRAM (`username`, "
+     "`scram_mechanism`) or `rdkafka_options` OAUTHBEARER"},
+    {"sasl_aws_msk_iam_secret_key_id", CONF_STR, NULL, 0, S, NULL,
+     COMPAT_REFUSED "see `sasl_aws_msk_iam_access_key_id`"},
+    {"sasl_aws_msk_iam_aws_region", CONF_STR, NULL, 0, S, NULL,
+     COMPAT_REFUSED "see `sasl_aws_msk_iam_access_key_id`"},
     {"format", CONF_SECTION, NULL, 0, 0, NULL,
      "`json` (the default: one object, no trailing newline), `msgpack`, `single_value` (`message_key`, "
      "`add_newline`), `ltsv`"},
     {"inject", CONF_SECTION, NULL, 0, 0, NULL, "keys added to each record: `<inject>`"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
+
+_Static_assert(__COUNTER__ - KO_C0 - 1 <= 40, "raise kafka_out.compat");
+#undef S
 
 static const char *const codecs[] = {"none", "gzip", "snappy", "lz4", "zstd"};
 
@@ -143,6 +260,7 @@ typedef struct kmsg {
     size_t pkey_len;
     rd_kafka_resp_err_t err; /* written by the report callback */
     int produced;            /* this attempt reached librdkafka's queue */
+    uint8_t crc32, murmur2;  /* partitioner_hash_function set */
 } kmsg;
 
 struct kwrite {
@@ -183,6 +301,11 @@ static int32_t partitioner(const rd_kafka_topic_t *rkt, const void *key, size_t 
                            void *rkt_opaque, void *msg_opaque)
 {
     kmsg *m = msg_opaque;
+    if (m && m->crc32) /* partitioner_hash_function crc32: ruby-kafka's partitioner */
+        return m->pkey ? rd_kafka_msg_partitioner_consistent(rkt, m->pkey, m->pkey_len, cnt, rkt_opaque, msg_opaque)
+                       : rd_kafka_msg_partitioner_consistent_random(rkt, key, keylen, cnt, rkt_opaque, msg_opaque);
+    if (m && m->murmur2 && !m->pkey && key)
+        return rd_kafka_msg_partitioner_murmur2(rkt, key, keylen, cnt, rkt_opaque, msg_opaque);
     if (m && m->pkey)
         return rd_kafka_msg_partitioner_murmur2(rkt, m->pkey, m->pkey_len, cnt, rkt_opaque, msg_opaque);
     return rd_kafka_msg_partitioner_consistent_random(rkt, key, keylen, cnt, rkt_opaque, msg_opaque);
@@ -195,8 +318,77 @@ static int kafka_init(output *o, conf_node *n, conf_errors *errs)
     kafka_out *c = o->ctx;
     c->id = o->id;
     int bad = 0;
-    if (fmt_configure(&c->f, n, FMT_JSON, errs))
+    /* output_data_type: the v0.12 form of <format> (kafka_buffered, rdkafka) */
+    int deftype = FMT_JSON;
+    if (c->output_data_type) {
+        static const char *const names[] = {"json", "ltsv", "msgpack", "single_value"};
+        static const int types[] = {FMT_JSON, FMT_LTSV, FMT_MSGPACK, FMT_SINGLE_VALUE};
+        deftype = -1;
+        for (int i = 0; i < 4; i++)
+            if (!strcmp(c->output_data_type, names[i]))
+                deftype = types[i];
+        if (deftype < 0) {
+            conf_error_at(errs, n, "output_data_type",
+                          "output_data_type '%s' is not supported by weir: json, ltsv, msgpack or single_value "
+                          "(`attr:` lists: a record_transformer with keep_keys, then json)",
+                          c->output_data_type);
+            return -1;
+        }
+    }
+    if (fmt_configure(&c->f, n, deftype, errs))
         return -1;
+    if (c->output_include_tag && !c->f.inj.tag_key) {
+        c->f.inj.tag_key = strdup("tag");
+        c->f.inj.active = 1;
+    }
+    if (c->output_include_time && !c->f.inj.time_key) {
+        c->f.inj.time_key = strdup("time");
+        c->f.inj.time_type = c->time_format ? TT_STRING : TT_UNIXTIME;
+        c->f.inj.time_format = c->time_format ? strdup(c->time_format) : NULL;
+        c->f.inj.localtime = 1;
+        c->f.inj.active = 1;
+    }
+    {
+        char why[256] = "";
+        if (c->keys.topic && kafka_topic_compile(&c->keys, why, sizeof why) != 0) {
+            conf_error_at(errs, n, "topic", "%s", why);
+            return -1;
+        }
+        if (c->record_key) {
+            if (rec_path_compile(&c->record_path, c->record_key, why, sizeof why) != 0) {
+                conf_error_at(errs, n, "record_key", "bad record accessor '%s': %s", c->record_key, why);
+                return -1;
+            }
+            c->has_record_path = 1;
+        }
+        for (size_t i = 0; c->exclude_fields && c->exclude_fields[i]; i++) {
+            rec_path *np = realloc(c->excl, (c->nexcl + 1) * sizeof *np);
+            if (!np)
+                return -1;
+            c->excl = np;
+            if (rec_path_compile(&c->excl[c->nexcl], c->exclude_fields[i], why, sizeof why) != 0) {
+                conf_error_at(errs, n, "exclude_fields", "bad record accessor '%s': %s", c->exclude_fields[i], why);
+                return -1;
+            }
+            c->nexcl++;
+        }
+        if (c->discard_failed_regex) {
+            int rc = regcomp(&c->discard_re, c->discard_failed_regex, REG_EXTENDED | REG_NOSUB);
+            if (rc) {
+                regerror(rc, &c->discard_re, why, sizeof why);
+                conf_error_at(errs, n, "discard_kafka_delivery_failed_regex", "bad regular expression: %s", why);
+                return -1;
+            }
+            c->has_discard_re = 1;
+        }
+        if (c->partitioner_hash_function) {
+            if (strcmp(c->partitioner_hash_function, "crc32") && strcmp(c->partitioner_hash_function, "murmur2")) {
+                conf_error_at(errs, n, "partitioner_hash_function", "valid options are crc32, murmur2");
+                return -1;
+            }
+            c->keys.crc32 = !strcmp(c->partitioner_hash_function, "crc32");
+        }
+    }
     if (c->f.type != FMT_JSON && c->f.type != FMT_MSGPACK && c->f.type != FMT_SINGLE_VALUE &&
         c->f.type != FMT_LTSV) {
         conf_error_at(errs, n, "format", "kafka2: <format> must be json, msgpack, single_value or ltsv");
@@ -242,13 +434,38 @@ static int kafka_init(output *o, conf_node *n, conf_errors *errs)
      * retries, order kept); it needs acks=all. */
     const conf_hash *opts = &c->rdkafka_options;
     if (!conf_hash_get(opts, "enable.idempotence"))
-        bad |= kafka_conf_set(kc, n, "rdkafka_options", "enable.idempotence",
-                              c->required_acks == -1 ? "true" : "false", errs);
+        bad |= kafka_conf_set(kc, n, conf_get_value(n, "idempotent") ? "idempotent" : "rdkafka_options",
+                              "enable.idempotence",
+                              (conf_get_value(n, "idempotent") ? c->idempotent : c->required_acks == -1) ? "true"
+                                                                                                          : "false",
+                              errs);
     snprintf(num, sizeof num, "%.0f", c->delivery_timeout * 1000);
     bad |= kafka_conf_set(kc, n, "delivery_timeout", "message.timeout.ms", num, errs);
     bad |= kafka_conf_set(kc, n, "rdkafka_options", "client.id", "weir", errs);
     /* room for several flush threads' chunks at once (librdkafka: 100000) */
     bad |= kafka_conf_set(kc, n, "rdkafka_options", "queue.buffering.max.messages", "1000000", errs);
+    /* fluent-plugin-kafka's own names for librdkafka properties, when set */
+    static const struct {
+        const char *param, *prop;
+        size_t off;
+    } ints[] = {
+        {"max_send_retries", "message.send.max.retries", offsetof(kafka_out, max_send_retries)},
+        {"rdkafka_buffering_max_ms", "queue.buffering.max.ms", offsetof(kafka_out, rdk_buffering_max_ms)},
+        {"rdkafka_buffering_max_messages", "queue.buffering.max.messages",
+         offsetof(kafka_out, rdk_buffering_max_messages)},
+        {"rdkafka_message_max_bytes", "message.max.bytes", offsetof(kafka_out, rdk_message_max_bytes)},
+        {"rdkafka_message_max_num", "batch.num.messages", offsetof(kafka_out, rdk_message_max_num)},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+        if (conf_get_value(n, ints[i].param)) {
+            snprintf(num, sizeof num, "%" PRId64, *(const int64_t *)((const char *)c + ints[i].off));
+            bad |= kafka_conf_set(kc, n, ints[i].param, ints[i].prop, num, errs);
+        }
+    if (conf_get_value(n, "ack_timeout")) {
+        snprintf(num, sizeof num, "%.0f", c->ack_timeout * 1000);
+        bad |= kafka_conf_set(kc, n, "ack_timeout", "request.timeout.ms", num, errs);
+    }
+    bad |= kafka_conf_common(kc, n, &c->common, opts, errs);
     for (size_t i = 0; i < opts->n; i++)
         bad |= kafka_conf_set(kc, n, "rdkafka_options", opts->kv[i].k, opts->kv[i].v, errs);
 
@@ -331,6 +548,8 @@ static rd_kafka_resp_err_t produce_one(kafka_out *c, kmsg *m, const entry *e, ks
     size_t klen = rt.key_len;
     m->pkey = rt.pkey;
     m->pkey_len = rt.pkey_len;
+    m->crc32 = c->keys.crc32 == 1;
+    m->murmur2 = c->partitioner_hash_function && !c->keys.crc32;
     int32_t partition = rt.partition;
 
     /* headers (copied now: the record may be rewritten below) */
@@ -360,6 +579,28 @@ static rd_kafka_resp_err_t produce_one(kafka_out *c, kmsg *m, const entry *e, ks
             fe.record = s->rec.data;
             fe.record_len = s->rec.len;
         }
+    }
+    if (c->nexcl) {
+        s->hdr.len = 0;
+        if (rec_delete(&s->hdr, fe.record, fe.record_len, c->excl, c->nexcl) >= 0) {
+            wbuf t = s->rec; /* the result becomes the record buffer */
+            s->rec = s->hdr;
+            s->hdr = t;
+            fe.record = s->rec.data;
+            fe.record_len = s->rec.len;
+        }
+    }
+    if (c->has_record_path) {
+        size_t vlen;
+        const uint8_t *v = rec_lookup(fe.record, fe.record_len, &c->record_path, &vlen);
+        if (!v || *v == 0xc0) {
+            if (hs)
+                rd_kafka_headers_destroy(hs);
+            snprintf(why, whylen, "record has no value for record_key '%s'", c->record_key);
+            return RD_KAFKA_RESP_ERR__BAD_MSG;
+        }
+        fe.record = v;
+        fe.record_len = vlen;
     }
     size_t start = s->payload.len;
     if (!s->payload.data || fmt_record(&c->f, &s->payload, e->tag, e->tag_len, &fe)) {
@@ -504,7 +745,21 @@ static void wait_reports(kafka_out *c, kwrite *w, uint32_t total)
     }
 }
 
+static int kafka_write_batch(output *o, const batch *b, out_result *res);
+
 static int kafka_write(output *o, const batch *b, out_result *res)
+{
+    kafka_out *c = o->ctx;
+    double t0 = clock_mono();
+    int rc = kafka_write_batch(o, b, res);
+    double dt = clock_mono() - t0;
+    if (dt > c->slow_flush)
+        wlog_warn("out_kafka", "%s: buffer flush took longer time than slow_flush_log_threshold: elapsed_time=%.3f "
+                  "slow_flush_log_threshold=%.3f records=%u", o->id, dt, c->slow_flush, b->nrecords);
+    return rc;
+}
+
+static int kafka_write_batch(output *o, const batch *b, out_result *res)
 {
     kafka_out *c = o->ctx;
     uint32_t n = b->nrecords;
@@ -568,6 +823,9 @@ static int kafka_write(output *o, const batch *b, out_result *res)
     for (uint32_t i = 0; i < n; i++) {
         rd_kafka_resp_err_t e = i < got ? m[i].err : RD_KAFKA_RESP_ERR__BAD_MSG;
         int st = err_status(e);
+        if (st == OUT_RETRY && i < got && m[i].produced &&
+            (c->has_discard_re ? regexec(&c->discard_re, rd_kafka_err2str(e), 0, NULL, 0) == 0 : c->discard_failed))
+            st = OUT_ERROR; /* discard_kafka_delivery_failed: not retried */
         if (st == OUT_OK) {
             nok++;
             continue;
@@ -625,7 +883,16 @@ static void kafka_exit(output *o)
     free(c->rec_hdr_names);
     free(c->rec_hdr_paths);
     fmt_free(&c->f);
+    kafka_topic_free(&c->keys);
+    if (c->has_record_path)
+        rec_path_free(&c->record_path);
+    rec_paths_free(c->excl, c->nexcl);
+    if (c->has_discard_re)
+        regfree(&c->discard_re);
 }
 
 OUT_PLUGIN(kafka2, kafka, kafka_out, .start = kafka_start);
 OUT_PLUGIN(rdkafka2, kafka, kafka_out, .start = kafka_start);
+/* fluent-plugin-kafka's older names: kafka_buffered (ruby-kafka, v0.12 API) and rdkafka (librdkafka, v0.12 API) */
+OUT_PLUGIN(kafka_buffered, kafka, kafka_out, .start = kafka_start);
+OUT_PLUGIN(rdkafka, kafka, kafka_out, .start = kafka_start);

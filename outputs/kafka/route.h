@@ -12,6 +12,16 @@
 
 #include "lib/batch.h"
 #include "lib/wbuf.h"
+#include "aggregator/record.h"
+
+/* One part of the `topic` parameter: text, ${tag}, ${tag[N]} or a record value ${key} / ${$.a.b}. */
+enum { KT_LIT, KT_TAG, KT_TAG_PART, KT_REC };
+typedef struct kafka_topic_part {
+    int kind;
+    char *lit;
+    int tag_idx;
+    rec_path path;
+} kafka_topic_part;
 
 /* The parameters (bound by the plugin's table). */
 typedef struct kafka_keys {
@@ -21,7 +31,18 @@ typedef struct kafka_keys {
     char *message_key_key;     /* record key of the message key ("message_key") */
     char *partition_key_key;   /* record key hashed (murmur2) to a partition ("partition_key") */
     char *partition_key;       /* record key holding the partition number ("partition") */
+    char *topic;               /* kafka2's `topic`: every record's topic, with placeholders (wins over topic_key) */
+    char *default_partition_key; /* partition key when the record has none */
+    int64_t default_partition;   /* partition when the record has none; -1: none */
+    int crc32;                   /* partitioner_hash_function crc32 set explicitly */
+    /* `topic` compiled (kafka_topic_compile) */
+    kafka_topic_part *tparts;
+    size_t ntparts;
 } kafka_keys;
+
+/* Compile k->topic into k->tparts. 0, or -1 with err. */
+int kafka_topic_compile(kafka_keys *k, char *err, size_t errlen);
+void kafka_topic_free(kafka_keys *k);
 
 #define KAFKA_TOPIC_MAX 255
 #define KAFKA_NO_PARTITION (-1) /* librdkafka's RD_KAFKA_PARTITION_UA: the partitioner decides */
@@ -41,8 +62,10 @@ typedef struct kafka_route {
 /* The route of record e: topic = record[topic_key] (a string) || default_topic
  * || tag; key = record[message_key_key] (a string, or a scalar's text in
  * `scratch`) || default_message_key; pkey = record[partition_key_key] (a
- * string); partition = record[partition_key] when a non-negative integer
- * below 2^31. 0, or -1 with `why` when the topic name is longer than
+ * string) || default_partition_key; partition = record[partition_key] when
+ * a non-negative integer below 2^31 || default_partition. With `topic`, the
+ * topic is its expansion for the record (a placeholder without a value is an
+ * error). 0, or -1 with `why` when the topic name is longer than
  * KAFKA_TOPIC_MAX. The first of a duplicated key counts, as in rec_get. */
 int kafka_route_of(const kafka_keys *k, const entry *e, kafka_route *r, wbuf *scratch, char *why, size_t whylen);
 

@@ -34,9 +34,11 @@
 
 #include <event2/buffer.h>
 
+#include "lib/clock.h"
 #include "lib/http.h"
 #include "lib/log.h"
 #include "lib/prom.h"
+#include "aggregator/compat_params.h"
 #include "aggregator/output.h"
 #include "aggregator/record.h"
 #include "outputs/loki/encode.h"
@@ -91,6 +93,18 @@ static const conf_spec loki_spec[] = {
     {"request_timeout", CONF_TIME, "30s", 0, offsetof(out_loki, timeout), NULL, "weir: timeout of one push request"},
     {"gzip_level", CONF_INT, "1", 0, offsetof(out_loki, gzip_level), NULL,
      "weir: gzip level (1..9) for `encoding json`"},
+    {"custom_headers", CONF_HASH, NULL, 0, offsetof(out_loki, custom_headers), NULL,
+     "extra HTTP headers on every push: `{\"X-Team\":\"a\"}` or `X-Team:a`"},
+    {"min_version", CONF_STR, NULL, 0, offsetof(out_loki, min_version), NULL,
+     "TLS: the oldest version, `TLS1_1`, `TLS1_2`, `TLS1_3` (Ruby's names; `TLSv1_2` also accepted)"},
+    {"ciphers", CONF_STR, NULL, 0, offsetof(out_loki, ciphers), NULL,
+     "TLS: OpenSSL cipher list for TLS 1.2 and older (e.g. `ECDHE-RSA-AES128-GCM-SHA256`)"},
+    {"slow_flush_log_threshold", CONF_TIME, "20s", 0, offsetof(out_loki, slow_flush), NULL,
+     "Fluentd's output parameter: a write that takes longer is logged as a warning (`buffer flush took longer time "
+     "than slow_flush_log_threshold`)"},
+    {"compress", CONF_STR, NULL, 0, offsetof(out_loki, compress), NULL,
+     COMPAT_NOOP "weir always compresses pushes: snappy protobuf (`encoding protobuf`) or gzip JSON (`encoding "
+     "json`); Loki takes both"},
     {"label", CONF_SECTION, NULL, 0, 0, NULL,
      "one line per label: `name accessor` (e.g. `namespace $.kubernetes.namespace_name`) or a bare `name` "
      "(top-level key of the same name). Missing, nil and empty values add no label"},
@@ -220,7 +234,25 @@ static int loki_init(output *o, conf_node *n, conf_errors *errs)
         .password = c->password,
         .max_in_flight = 8,
         .max_response = 64 << 10,
+        .ciphers = c->ciphers,
     };
+    if (c->min_version) {
+        static const char *const names[][2] = {{"TLS1", "TLSv1"}, {"TLS1_1", "TLSv1_1"}, {"TLS1_2", "TLSv1_2"},
+                                               {"TLS1_3", "TLSv1_3"}};
+        for (int i = 0; i < 4; i++)
+            if (!strcmp(c->min_version, names[i][0]) || !strcmp(c->min_version, names[i][1]))
+                ho.tls_min = 10 + i;
+        if (!ho.tls_min) {
+            conf_error_at(errs, n, "min_version", "min_version must be TLS1, TLS1_1, TLS1_2 or TLS1_3");
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < c->custom_headers.n; i++)
+        if (!c->custom_headers.kv[i].k[0] || strpbrk(c->custom_headers.kv[i].k, ": \r\n") ||
+            strpbrk(c->custom_headers.kv[i].v, "\r\n")) {
+            conf_error_at(errs, n, "custom_headers", "bad header '%s'", c->custom_headers.kv[i].k);
+            return -1;
+        }
     c->http = http_client_new(&ho, err, sizeof err);
     if (!c->http) {
         conf_error_at(errs, n, "url", "cannot set up the HTTP client: %s", err);
@@ -334,13 +366,28 @@ static char *read_token(out_loki *c)
     return t;
 }
 
+static int loki_write_batch(output *o, const batch *b, out_result *res);
+
 static int loki_write(output *o, const batch *b, out_result *res)
+{
+    out_loki *c = o->ctx;
+    double t0 = clock_mono();
+    int rc = loki_write_batch(o, b, res);
+    double dt = clock_mono() - t0;
+    if (dt > c->slow_flush)
+        wlog_warn("out_loki", "%s: buffer flush took longer time than slow_flush_log_threshold: elapsed_time=%.3f "
+                  "slow_flush_log_threshold=%.3f records=%u", o->id, dt, c->slow_flush, b->nrecords);
+    return rc;
+}
+
+static int loki_write_batch(output *o, const batch *b, out_result *res)
 {
     out_loki *c = o->ctx;
     lk_req r = {0};
     wbuf *bodies = NULL, raw = {0};
     http_req *reqs = NULL;
-    char **hdrs = NULL; /* per request: content type, encoding, tenant, authorization, NULL */
+    char **hdrs = NULL; /* per request: content type, encoding, tenant, authorization, custom_headers, NULL */
+    const size_t hn = 5 + c->custom_headers.n;
     size_t *tfrom = NULL;
     int rc = OUT_OK;
     char *token = c->bearer_token_file ? read_token(c) : NULL;
@@ -363,7 +410,7 @@ static int loki_write(output *o, const batch *b, out_result *res)
     size_t nt = r.ntenants;
     bodies = calloc(nt, sizeof *bodies);
     reqs = calloc(nt, sizeof *reqs);
-    hdrs = calloc(nt * 5, sizeof *hdrs);
+    hdrs = calloc(nt * hn, sizeof *hdrs);
     tfrom = calloc(nt + 1, sizeof *tfrom);
     if (!bodies || !reqs || !hdrs || !tfrom)
         goto oom;
@@ -393,7 +440,7 @@ static int loki_write(output *o, const batch *b, out_result *res)
             free(req_tenant);
             goto oom;
         }
-        char **h = &hdrs[nreq * 5];
+        char **h = &hdrs[nreq * hn];
         int k = 0;
         h[k++] = strdup(c->ent.encoding == LK_PROTOBUF ? ct_pb : ct_json);
         if (c->ent.encoding == LK_JSON_BODY)
@@ -403,6 +450,9 @@ static int loki_write(output *o, const batch *b, out_result *res)
             h[--k] = NULL;
         if (token && asprintf(&h[k++], "Authorization: Bearer %s", token) < 0)
             h[--k] = NULL;
+        for (size_t j = 0; j < c->custom_headers.n; j++)
+            if (asprintf(&h[k++], "%s: %s", c->custom_headers.kv[j].k, c->custom_headers.kv[j].v) < 0)
+                h[--k] = NULL;
         http_req *q = &reqs[nreq];
         q->method = "POST";
         q->url = c->push_url;
@@ -456,8 +506,8 @@ out:
     for (size_t k = 0; reqs && k < r.ntenants; k++) {
         http_req_clear(&reqs[k]);
         wbuf_free(&bodies[k]);
-        for (int j = 0; j < 5; j++)
-            free(hdrs[k * 5 + j]);
+        for (size_t j = 0; j < hn; j++)
+            free(hdrs[k * hn + j]);
     }
     free(reqs);
     free(bodies);

@@ -34,6 +34,10 @@ typedef struct out_loki {
     char *label_overflow_value;
     double timeout;
     int64_t gzip_level;
+    conf_hash custom_headers;
+    double slow_flush;
+    char *min_version, *ciphers;
+    char *compress; /* no-op */
     /* bound (extract_kubernetes_labels, include_thread_label; line_format,
      * drop_single_key, encoding), the rest built in init */
     lk_label_conf lab;

@@ -433,6 +433,62 @@ def test_time_key_names_the_index_and_timestamp(weir, es):
     assert ts == {0: "2024-02-03T04:05:06.789Z", 1: "2024-06-01T12:00:00.250Z", 2: "2023-11-14T22:13:20.000Z"}, ts
 
 
+def test_target_index_key_remove_keys_time_key_format(weir, es):
+    """fluent-plugin-elasticsearch's target_index_key (nested, lowercased,
+    removed from the document), remove_keys (after time_key and id_key read
+    them) and time_key_format (strptime) against a real node."""
+    weir.start(es_config(weir, es, """  index_name t-tik-fallback
+  target_index_key meta.index
+  remove_keys secret, ts
+  id_key secret
+  include_timestamp true
+  time_key ts
+  time_key_format %d/%m/%Y %H:%M:%S %z
+  time_precision 0"""))
+    with weir.conn() as c:
+        send(c, "app.tik", [
+            fwd.entry(fwd.et(T0), rec(0, meta={"index": "T-TIK-A", "team": "a"}, secret="s0",
+                                      ts="03/02/2024 05:05:06 +0100")),
+            fwd.entry(fwd.et(T0), rec(1, meta={"team": "b"}, secret="s1")),
+            fwd.entry(fwd.et(T0), rec(2, meta={"index": "t-tik-a"}, ts="not a time")),
+        ])
+    wait_count(es, "t-tik-a", 2)
+    wait_count(es, "t-tik-fallback", 1)
+    docs = {h["_source"]["seq"]: (h["_id"], h["_source"]) for h in es.search("t-tik-*")}
+    assert docs[0][0] == "s0"
+    assert docs[0][1] == {"@timestamp": "2024-02-03T04:05:06Z", "seq": 0, "message": "line 0",
+                          "meta": {"team": "a"}}, docs[0]
+    assert docs[1][1] == {"@timestamp": "2023-11-14T22:13:20Z", "seq": 1, "message": "line 1",
+                          "meta": {"team": "b"}}, docs[1]
+    # an unparsable time_key value: the event time, as the plugin falls back
+    assert docs[2][1] == {"@timestamp": "2023-11-14T22:13:20Z", "seq": 2, "message": "line 2", "meta": {}}, docs[2]
+
+
+def test_upsert_and_routing(weir, es):
+    """write_operation upsert with id_key: the second record updates the first
+    document; routing_key routes it; a record without an id is a dead letter."""
+    weir.start(es_config(weir, es, """  index_name t-ups
+  write_operation upsert
+  id_key uid
+  routing_key user
+  remove_keys_on_update created"""))
+    with weir.conn() as c:
+        send(c, "app.ups", [fwd.entry(fwd.et(T0), rec(0, uid="u1", user="alice", created=1, state="new"))])
+        wait_count(es, "t-ups", 1)
+        send(c, "app.ups", [fwd.entry(fwd.et(T0), rec(1, uid="u1", user="alice", created=2, state="done")),
+                            fwd.entry(fwd.et(T0), rec(2, user="bob"))])
+    poll(lambda: es.search("t-ups")[0]["_source"]["state"] == "done" or None, 20, interval=0.3,
+         what="the document updated")
+    hits = es.search("t-ups")
+    assert len(hits) == 1
+    h = hits[0]
+    assert h["_id"] == "u1" and h.get("_routing") == "alice", h
+    assert h["_source"]["created"] == 1 and h["_source"]["seq"] == 1, h   # created left out of the update
+    dl = poll(lambda: dead_letters(weir), 10, what="dead letter")
+    assert [l["record"]["seq"] for l in dl] == [2]
+    assert "needs an _id" in dl[0]["error"], dl[0]
+
+
 def test_utc_index_false_uses_local_date(weir, es):
     """utc_index false: the daily index takes the record's date in weir's
     local time zone (TZ), as Fluentd's does; the default is UTC. T0 is
@@ -665,6 +721,8 @@ def run_dry(tmp_path, text):
     ("hosts ftp://a:1", "the scheme must be http or https"),
     ("time_precision 12", "time_precision must be 0..9"),
     ("logstash_formt true", "did you mean 'logstash_format'"),
+    ("enable_ilm true", "parameter 'enable_ilm' is not supported by weir: weir does not bootstrap ILM rollover aliases"),
+    ("ssl_max_version TLSv1_3", "When you set 'ssl_max_version', must set 'ssl_min_version' together."),
 ])
 def test_config_errors(tmp_path, params, msg):
     rc, err = run_dry(tmp_path, f"""<source>

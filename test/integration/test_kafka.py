@@ -145,6 +145,35 @@ def test_topic_falls_back_to_tag_and_rdkafka2_alias(weir, broker):
     assert all(m["key"] is None for m in msgs)
 
 
+def test_kafka_buffered_alias_v012_params_topic_and_exclude_fields(weir, broker):
+    """fluent-plugin-kafka's old kafka_buffered name with its v0.12 parameters
+    (output_include_tag, output_include_time with time_format), kafka2's
+    `topic` with placeholders, exclude_fields and record_key."""
+    broker.create_topic("kb-app-web")
+    broker.create_topic("rk-out")
+    cfg = forward_source(weir.port) + kafka_match(
+        broker.bootstrap, pattern="app.**",
+        extra="""  topic kb-${tag[0]}-${svc}
+  output_data_type json
+  output_include_tag true
+  output_include_time true
+  time_format %Y-%m-%dT%H:%M:%SZ
+  exclude_fields $.drop,$.nested.x""").replace("@type kafka2", "@type kafka_buffered") + kafka_match(
+        broker.bootstrap, pattern="rk.**", extra="""  default_topic rk-out
+  record_key $.data""").replace("@type kafka2", "@type rdkafka")
+    weir.start(cfg, env_extra={"TZ": "UTC"})
+    with weir.conn() as c:
+        send_acked(c, "app.x", [{"svc": "web", "n": i, "drop": 1, "nested": {"x": 1, "y": 2}} for i in range(3)])
+        send_acked(c, "rk.x", [{"data": {"n": i}, "other": 1} for i in range(2)])
+    msgs = broker.read("kb-app-web", expect=3)
+    got = payloads(msgs)
+    assert [p["n"] for p in got] == [0, 1, 2]
+    for p in got:
+        assert p["tag"] == "app.x" and p["time"] == "2023-11-14T22:13:20Z", p
+        assert "drop" not in p and p["nested"] == {"y": 2}, p
+    assert payloads(broker.read("rk-out", expect=2)) == [{"n": 0}, {"n": 1}]
+
+
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
 def test_compression_codec(weir, broker, codec):
     """compression_codec: the broker stores the batches compressed with it."""

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/batch.h"
 #include "lib/http.h"
@@ -26,6 +27,7 @@
 #include "config/conf.h"
 #include "aggregator/output.h"
 #include "outputs/elasticsearch/bulk.h"
+#include "outputs/elasticsearch/es.h"
 #include "outputs/elasticsearch/index.h"
 #include "outputs/elasticsearch/response.h"
 #include "filter_test_util.h"
@@ -320,6 +322,55 @@ static const bulk_case bulk_cases[] = {
     /* a data stream: create (whatever write_operation says), @timestamp */
     {"data_stream_name logs-app-default\nwrite_operation index", "t.web", {R0}, 1,
      "{'create':{'_index':'logs-app-default'}}\n{" TS0 ",'msg':'a','n':1}\n", 0, NULL},
+    /* remove_keys: removed last (id_key and time_key still read them); absent keys are fine */
+    {"remove_keys a, b\nid_key a\nlogstash_format true\ntime_key b", "t.web",
+     {{T0, N0, "{'a':'x','b':'2024-02-29T23:30:00Z','c':1}"}, {T0, N0, "{'c':2}"}}, 2,
+     "{'index':{'_index':'logstash-2024.02.29','_id':'x'}}\n{'@timestamp':'2024-02-29T23:30:00.000000000Z','c':1}\n"
+     "{'index':{'_index':'logstash-2023.11.14'}}\n{" TS0 ",'c':2}\n",
+     0, NULL},
+    /* target_index_key: nested (dots), lowercased, removed from the document; nil, false or absent: index_name */
+    {"target_index_key meta.index\nindex_name fallback", "t.web",
+     {{T0, N0, "{'meta':{'index':'Team-A','x':1},'m':1}"}, {T0, N0, "{'meta':{'index':null},'m':2}"},
+      {T0, N0, "{'meta':{'index':false}}"}, {T0, N0, "{'m':4}"}},
+     4,
+     "{'index':{'_index':'team-a'}}\n{'meta':{'x':1},'m':1}\n"
+     "{'index':{'_index':'fallback'}}\n{'meta':{'index':null},'m':2}\n"
+     "{'index':{'_index':'fallback'}}\n{'meta':{'index':false}}\n"
+     "{'index':{'_index':'fallback'}}\n{'m':4}\n",
+     0, NULL},
+    /* a top-level target_index_key wins over logstash_format */
+    {"target_index_key idx\nlogstash_format true\ntime_precision 0", "t.web", {{T0, N0, "{'idx':'x','m':1}"}}, 1,
+     "{'index':{'_index':'x'}}\n{'@timestamp':'2023-11-14T22:13:20Z','m':1}\n", 0, NULL},
+    /* time_key_format: strptime of the time_key value; a value that does not match: the event time */
+    {"logstash_format true\ntime_key t\ntime_key_format %d/%m/%Y %H.%M.%S %z\ntime_precision 0", "t.web",
+     {{T0, N0, "{'t':'01/03/2024 01.30.00 +0200'}"}, {T0, N0, "{'t':'2024-02-29'}"}}, 2,
+     "{'index':{'_index':'logstash-2024.02.29'}}\n{'@timestamp':'2024-02-29T23:30:00Z','t':'01/03/2024 01.30.00 +0200'}\n"
+     "{'index':{'_index':'logstash-2023.11.14'}}\n{'@timestamp':'2023-11-14T22:13:20Z','t':'2024-02-29'}\n",
+     0, NULL},
+    /* routing_key and pipeline in the action line */
+    {"routing_key user.id\npipeline geoip", "t.web", {{T0, N0, "{'user':{'id':7}}"}, {T0, N0, "{'m':1}"}}, 2,
+     "{'index':{'_index':'fluentd','routing':'7','pipeline':'geoip'}}\n{'user':{'id':7}}\n"
+     "{'index':{'_index':'fluentd','pipeline':'geoip'}}\n{'m':1}\n",
+     0, NULL},
+    /* flatten_hashes: nested maps to top-level keys, arrays stay */
+    {"flatten_hashes true\nflatten_hashes_separator .", "t.web",
+     {{T0, N0, "{'a':{'b':{'c':1},'d':[1,{'e':2}]},'f':'x'}"}}, 1,
+     "{'index':{'_index':'fluentd'}}\n{'a.b.c':1,'a.d':[1,{'e':2}],'f':'x'}\n", 0, NULL},
+    /* update / upsert (an id is needed: a record without one is left out) */
+    {"write_operation update\nid_key id", "t.web", {{T0, N0, "{'id':'1','m':1}"}, {T0, N0, "{'m':2}"}}, 2,
+     "{'update':{'_index':'fluentd','_id':'1'}}\n{'doc':{'id':'1','m':1}}\n", 1,
+     "write_operation update needs an _id and the record has no value for id_key 'id'"},
+    {"write_operation upsert\nid_key id", "t.web", {{T0, N0, "{'id':'1','m':1}"}}, 1,
+     "{'update':{'_index':'fluentd','_id':'1'}}\n{'doc':{'id':'1','m':1},'doc_as_upsert':true}\n", 0, NULL},
+    {"write_operation upsert\nid_key id\nremove_keys_on_update created", "t.web",
+     {{T0, N0, "{'id':'1','created':5,'m':1}"}}, 1,
+     "{'update':{'_index':'fluentd','_id':'1'}}\n{'doc':{'id':'1','m':1},'upsert':{'id':'1','created':5,'m':1}}\n", 0,
+     NULL},
+    {"write_operation upsert\nid_key id\nremove_keys_on_update_key skip", "t.web",
+     {{T0, N0, "{'id':'1','skip':['a'],'a':5,'m':1}"}}, 1,
+     "{'update':{'_index':'fluentd','_id':'1'}}\n{'doc':{'id':'1','m':1},'upsert':{'id':'1','a':5,'m':1}}\n", 0, NULL},
+    {"write_operation update\nid_key id\nsuppress_doc_wrap true", "t.web", {{T0, N0, "{'id':'1','script':{}}"}}, 1,
+     "{'update':{'_index':'fluentd','_id':'1'}}\n{'id':'1','script':{}}\n", 0, NULL},
     /* records that cannot be addressed are left out, OUT_ERROR */
     {"index_name ${$.k8s.ns}", "t.web",
      {{T0, N0, "{'k8s':{'ns':'Pay'}}"}, {T0, N0, "{'m':1}"}, {T0, N0, "{'k8s':{'ns':null}}"},
@@ -610,6 +661,92 @@ static void test_response_whole(void **st)
     }
 }
 
+
+/* Parameters of fluent-plugin-elasticsearch: accepted, refused, checked (elasticsearch.c). */
+static void test_plugin_params(void **st)
+{
+    char err[512];
+    static const struct {
+        const char *params, *error; /* error: a substring of the first error, or NULL */
+    } cases[] = {
+        {"type_name fluentd\nreload_on_failure true\nreconnect_on_error true\nreload_connections false\n"
+         "sniffer_class_name X\nssl_version TLSv1_2\nslow_flush_log_threshold 20s", NULL},
+        {"enable_ilm false\nrollover_index false", NULL},
+        {"enable_ilm true", "parameter 'enable_ilm' is not supported by weir: weir does not bootstrap ILM"},
+        {"rollover_index true", "parameter 'rollover_index' is not supported by weir"},
+        {"parent_key p", "parameter 'parent_key' is not supported by weir"},
+        {"ssl_min_version TLSv1_2", "When you set 'ssl_min_version', must set 'ssl_max_version' together."},
+        {"ssl_min_version TLSv1_3\nssl_max_version TLSv1_2", "ssl_min_version is newer than ssl_max_version"},
+        {"ssl_min_version TLS12\nssl_max_version TLSv1_3", "valid options are TLSv1, TLSv1_1, TLSv1_2, TLSv1_3"},
+        {"write_operation upsert", "write_operation upsert needs id_key"},
+        {"pipeline p-${tag}", "placeholders are not supported"},
+        {"cloud_id x:eHg=", "`cloud_auth` must be present if `cloud_id` is present"},
+        {"cloud_id x:bm9wZQ==\ncloud_auth u:p", "is not NAME:base64"},
+        {"custom_headers {\"Bad Name\":\"v\"}", "bad header 'Bad Name'"},
+        {"type_name x\ntype_name y", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        output *o = mko_err(cases[i].params, err, sizeof err);
+        if (!cases[i].error) {
+            if (err[0])
+                fail_msg("case %zu: unexpected error %s", i, err);
+            assert_non_null(o);
+        } else if (!strstr(err, cases[i].error)) {
+            fail_msg("case %zu: got '%s', want '%s'", i, err, cases[i].error);
+        }
+        if (o)
+            output_destroy(o);
+    }
+    /* cloud_id: the node and the credentials */
+    output *o = mko("cloud_id my:ZXUtd2VzdC0xLmF3cy5mb3VuZC5pbyRhYmMxMjMkZGVmNDU2\ncloud_auth elastic:secret");
+    out_es *c = o->ctx;
+    assert_int_equal(c->nbases, 1);
+    assert_string_equal(c->bases[0], "https://abc123.eu-west-1.aws.found.io:443");
+    assert_string_equal(c->user, "elastic");
+    assert_string_equal(c->password, "secret");
+    output_destroy(o);
+    /* TLS versions and headers reach the context */
+    o = mko("ssl_min_version TLSv1_1\nssl_max_version TLSv1_2\ncustom_headers {\"X-A\":\"1\",\"X-B\":\"two\"}\n"
+            "api_key k");
+    c = o->ctx;
+    assert_int_equal(c->tls_min, 11);
+    assert_int_equal(c->tls_max, 12);
+    assert_string_equal(c->headers[0], "Content-Type: application/x-ndjson");
+    assert_string_equal(c->headers[1], "Authorization: ApiKey k");
+    assert_string_equal(c->headers[2], "X-A: 1");
+    assert_string_equal(c->headers[3], "X-B: two");
+    assert_null(c->headers[4]);
+    assert_string_equal(c->json_headers[0], "Content-Type: application/json");
+    output_destroy(o);
+}
+
+/* customize_template, use_legacy_template and templates pick the text and the API (template.c). */
+static void test_templates(void **st)
+{
+    char path[] = "/tmp/weir-es-tmpl-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *t = "{\"index_patterns\":[\"<<P>>-*\"],\"template\":{\"settings\":{\"number_of_shards\":1}}}";
+    assert_int_equal(write(fd, t, strlen(t)), (ssize_t)strlen(t));
+    close(fd);
+    char params[512];
+    snprintf(params, sizeof params, "template_name a\ntemplate_file %s\ncustomize_template {\"<<P>>\":\"LOGS\"}\n"
+             "templates {\"b\":\"%s\"}", path, path);
+    output *o = mko(params);
+    out_es *c = o->ctx;
+    assert_int_equal(c->ntmpl, 2);
+    assert_string_equal(c->tmpl_url[0], "/_index_template/a");
+    assert_string_equal(c->tmpl_url[1], "/_index_template/b");
+    assert_non_null(strstr(c->tmpl_body[0], "[\"logs-*\"]"));
+    output_destroy(o);
+    snprintf(params, sizeof params, "template_name a\ntemplate_file %s\nuse_legacy_template true", path);
+    o = mko(params);
+    c = o->ctx;
+    assert_string_equal(c->tmpl_url[0], "/_template/a");
+    output_destroy(o);
+    unlink(path);
+}
+
 /* Which whole-request answers go to the next host (hosts.c). */
 static void test_next_host_statuses(void **st)
 {
@@ -634,6 +771,8 @@ int main(void)
         cmocka_unit_test(test_response_items),
         cmocka_unit_test(test_response_whole),
         cmocka_unit_test(test_next_host_statuses),
+        cmocka_unit_test(test_plugin_params),
+        cmocka_unit_test(test_templates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

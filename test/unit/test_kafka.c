@@ -17,7 +17,7 @@
 static kafka_keys defaults(void)
 {
     /* the parameters' defaults (producer.c's table) */
-    kafka_keys k = {.topic_key = "topic", .message_key_key = "message_key", .partition_key_key = "partition_key",
+    kafka_keys k = {.default_partition = -1, .topic_key = "topic", .message_key_key = "message_key", .partition_key_key = "partition_key",
                     .partition_key = "partition"};
     return k;
 }
@@ -165,12 +165,59 @@ static void test_keys_and_partition(void **st)
     wbuf_free(&s);
 }
 
+/* kafka2's `topic` (placeholders, wins over topic_key), default_partition_key, default_partition. */
+static void test_topic_template_and_defaults(void **st)
+{
+    kafka_keys k = defaults();
+    kafka_route r;
+    wbuf s = {0};
+    char why[256];
+    k.topic = "logs.${tag[-1]}.${svc}";
+    assert_int_equal(kafka_topic_compile(&k, why, sizeof why), 0);
+    /* {"svc":"api","topic":"x"} */
+    assert_int_equal(route(&k, REC(0x82, 0xa3, 's', 'v', 'c', 0xa3, 'a', 'p', 'i', 0xa5, 't', 'o', 'p', 'i', 'c', 0xa1,
+                                   'x'),
+                           &r, &s, why),
+                     0);
+    assert_string_equal(r.topic, "logs.logs.api");
+    assert_int_equal(r.has_topic, 1);
+    /* a record without the placeholder's key: an error naming it */
+    assert_int_equal(route(&k, REC(0x80), &r, &s, why), -1);
+    assert_string_equal(why, "record has no value for ${svc} in the topic");
+    kafka_topic_free(&k);
+    k.topic = "${tag}";
+    assert_int_equal(kafka_topic_compile(&k, why, sizeof why), 0);
+    assert_int_equal(route(&k, REC(0x80), &r, &s, why), 0);
+    assert_string_equal(r.topic, "app.logs");
+    kafka_topic_free(&k);
+    k.topic = "a-${tag[x]}";
+    assert_int_equal(kafka_topic_compile(&k, why, sizeof why), -1);
+    kafka_topic_free(&k);
+    k.topic = NULL;
+    /* defaults when the record has neither */
+    k.default_partition_key = "pk";
+    k.default_partition = 3;
+    assert_int_equal(route(&k, REC(0x80), &r, &s, why), 0);
+    assert_int_equal(r.partition, 3);
+    assert_int_equal(r.pkey_len, 2);
+    assert_memory_equal(r.pkey, "pk", 2);
+    /* {"partition":1,"partition_key":"z"}: the record's */
+    assert_int_equal(route(&k, REC(0x82, 0xa9, 'p', 'a', 'r', 't', 'i', 't', 'i', 'o', 'n', 0x01, 0xad, 'p', 'a', 'r',
+                                   't', 'i', 't', 'i', 'o', 'n', '_', 'k', 'e', 'y', 0xa1, 'z'),
+                           &r, &s, why),
+                     0);
+    assert_int_equal(r.partition, 1);
+    assert_memory_equal(r.pkey, "z", 1);
+    wbuf_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_topic_choice),
         cmocka_unit_test(test_topic_too_long),
         cmocka_unit_test(test_keys_and_partition),
+        cmocka_unit_test(test_topic_template_and_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

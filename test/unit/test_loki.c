@@ -242,6 +242,9 @@ static void test_label_config_errors(void **st)
         {"extra_labels [1,2]", "extra_labels"},
         {"extra_labels env:dev,bad-name:x", "invalid label name 'bad-name' in extra_labels"},
         {"max_label_sets 0", "max_label_sets must be at least 1"},
+        /* fluent-plugin-grafana-loki's TLS and header parameters */
+        {"min_version SSLv3", "min_version must be TLS1, TLS1_1, TLS1_2 or TLS1_3"},
+        {"custom_headers {\"Bad Name\":\"v\"}", "bad header 'Bad Name'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         conf_errors errs = {0};
@@ -256,6 +259,12 @@ static void test_label_config_errors(void **st)
     }
     /* structured metadata names are not label names: any key is fine */
     output *o = mk_loki("<structured_metadata>\n  trace-id $.t\n</structured_metadata>");
+    output_destroy(o);
+    /* accepted: Ruby's and OpenSSL's TLS names, custom headers, compress (a no-op) */
+    o = mk_loki("min_version TLS1_2\nciphers ECDHE-RSA-AES128-GCM-SHA256\ncustom_headers X-Team:a\ncompress gzip");
+    out_loki *c = o->ctx;
+    assert_int_equal(c->custom_headers.n, 1);
+    assert_string_equal(c->ciphers, "ECDHE-RSA-AES128-GCM-SHA256");
     output_destroy(o);
 }
 

@@ -26,6 +26,9 @@ const conf_spec pipeline_system_spec[] = {
      "accepted for compatibility; no effect"},
     {"process_name", CONF_STR, NULL, 0, offsetof(sys_conf, process_name), NULL,
      "accepted for compatibility; no effect"},
+    {"root_dir", CONF_STR, NULL, 0, offsetof(sys_conf, root_dir), NULL,
+     "as in Fluentd: a file `<buffer>` without `path` in an output with `@id` keeps its chunks in "
+     "`ROOT_DIR/worker0/ID/buffer`"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 

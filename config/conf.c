@@ -60,6 +60,11 @@ conf_param *cfg_node_set_param(conf_node *n, char *key, char *value, const char 
     return &n->params[n->nparams++];
 }
 
+void conf_node_set(conf_node *n, const char *key, const char *value, const char *file, int line)
+{
+    cfg_node_set_param(n, xstrdup(key), xstrdup(value), file, line);
+}
+
 void cfg_node_del_param(conf_node *n, const char *key)
 {
     for (size_t i = 0; i < n->nparams; i++) {

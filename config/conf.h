@@ -104,6 +104,10 @@ int conf_is_plugin_section(const conf_node *n);
  * two sections that configure the same thing. malloc'd; NULL on OOM. */
 char *conf_fingerprint(const conf_node *n);
 
+/* Add (or replace) a parameter computed from the configuration (copies of
+ * key and value), placed at file:line for messages. */
+void conf_node_set(conf_node *n, const char *key, const char *value, const char *file, int line);
+
 /* Lookups. conf_get marks the parameter used. */
 conf_param *conf_get(const conf_node *n, const char *key);
 const char *conf_get_value(const conf_node *n, const char *key); /* NULL if absent */

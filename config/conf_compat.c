@@ -481,7 +481,7 @@ static void convert_inject(conv *c)
 static int old_regexp(const char *f)
 {
     size_t n = f ? strlen(f) : 0;
-    return n >= 1 && f[0] == '/' && f[n - 1] == '/';
+    return n >= 1 && f[0] == '/' && f[n - 1] == '/'; /* "/" too: Ruby's "/"[1..-2] is "" */
 }
 
 static void convert_extract(conv *c)
@@ -567,7 +567,8 @@ static void convert_parser(conv *c)
     const conf_param *fmt = param(c->n, "format");
     if (fmt && *fmt->value) {
         if (old_regexp(fmt->value)) {
-            char *expr = xstrndup(fmt->value + 1, strlen(fmt->value) - 2);
+            size_t len = strlen(fmt->value);
+            char *expr = xstrndup(fmt->value + 1, len >= 2 ? len - 2 : 0);
             put(&ns, "@type", "regexp", fmt);
             put(&ns, "expression", expr, fmt);
             free(expr);

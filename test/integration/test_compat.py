@@ -212,6 +212,11 @@ def test_buffer_parameters_fluentd_declares(tmp_path):
     path = write(os.path.join(str(tmp_path), "bad.conf"), bad)
     rc, out, err = run_dry(path, str(tmp_path))
     assert rc == 1 and "placeholder '${log_path}' in path is not supported" in err, err
+    # a file buffer without path, where Fluentd cannot derive one (no root_dir, not out_file): refused
+    text = "<match **>\n  @type stdout\n  <buffer>\n    @type file\n  </buffer>\n</match>\n"
+    path = write(os.path.join(str(tmp_path), "nopath.conf"), text)
+    rc, out, err = run_dry(path, str(tmp_path))
+    assert rc == 1 and f"{path}:3: missing required parameter 'path' in <buffer> of @type file" in err, err
 
 
 def test_root_dir_and_derived_buffer_paths(weir):

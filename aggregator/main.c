@@ -119,6 +119,23 @@ int main(int argc, char **argv)
             pipeline_bind_error_sinks(&pl);
         }
     }
+    /* what Fluentd accepts with a warning (v0.12 names it converts, parameters it does not use) */
+    size_t nwarn = 0;
+    if (root) {
+        const conf_errors *w = conf_warnings(root);
+        conf_errors ws = {0};
+        for (size_t i = 0; w && i < w->n; i++)
+            conf_errors_add(&ws, NULL, 0, "%s", w->msgs[i]);
+        conf_errors_sort(&ws);
+        for (size_t i = 0; i < ws.n; i++) {
+            if (dry_run)
+                fprintf(stderr, "%s\n", ws.msgs[i]);
+            else
+                wlog_warn("config", "%s", ws.msgs[i]);
+        }
+        nwarn = ws.n;
+        conf_errors_free(&ws);
+    }
     if (bad) {
         if (loaded)
             pipeline_free(&pl); /* the parser had errors although the pipeline could be built */
@@ -139,8 +156,11 @@ int main(int argc, char **argv)
     }
     conf_errors_free(&errs);
     if (dry_run) {
-        fprintf(stderr, "%s: configuration OK (%zu sources, %zu outputs)\n", config ? config : "<embedded default>",
+        fprintf(stderr, "%s: configuration OK (%zu sources, %zu outputs)", config ? config : "<embedded default>",
                 pl.nsources, pl.noutputs);
+        if (nwarn)
+            fprintf(stderr, " with %zu warning%s", nwarn, nwarn == 1 ? "" : "s");
+        fputc('\n', stderr);
         pipeline_free(&pl);
         conf_free(root);
         return 0;

@@ -32,6 +32,37 @@ static int sink_secondary(void *arg, const batch *b, char *why, size_t whylen, c
     return output_write_sync(o->secondary, b, why, whylen);
 }
 
+/* A file buffer without `path` (Fluentd: buf_file#configure, plugin_id.rb, out_file#configure): with
+ * <system> root_dir and the output's @id, ROOT_DIR/worker0/ID/buffer; else out_file's own `path`; else none
+ * (buffer_create refuses it). The derived path is added to the <buffer> section. */
+static void derive_buffer_path(conf_node *n, conf_node *buf, const out_plugin *pl)
+{
+    const char *type = conf_get_value(buf, "@type");
+    if (!type || strcmp(type, "file") != 0 || conf_get_value(buf, "path"))
+        return;
+    const conf_node *root = n;
+    while (root->parent)
+        root = root->parent;
+    const char *root_dir = NULL, *id = conf_get_value(n, "@id");
+    for (size_t i = 0; i < root->nchildren; i++)
+        if (!strcmp(root->children[i]->name, "system"))
+            root_dir = conf_get_value(root->children[i], "root_dir");
+    char *path = NULL;
+    if (root_dir && *root_dir && id) {
+        if (asprintf(&path, "%s/worker0/%s/buffer", root_dir, id) < 0)
+            path = NULL;
+    } else if (!strcmp(pl->name, "file") && conf_get_value(n, "path")) {
+        path = strdup(conf_get_value(n, "path"));
+    } else {
+        return; /* buffer_create: missing path */
+    }
+    if (!path)
+        return;
+    conf_param *p = conf_get(buf, "@type");
+    conf_node_set(buf, "path", path, p->file, p->line);
+    free(path);
+}
+
 output *output_create(conf_node *n, const char *pattern, int index, conf_errors *errs)
 {
     conf_param *type = conf_plugin_type(n, errs);
@@ -72,6 +103,7 @@ output *output_create(conf_node *n, const char *pattern, int index, conf_errors 
                 bad = -1;
             } else {
                 buf_sink sink = {.arg = o, .id = o->id, .kind = pl->name, .write = sink_write, .secondary = sink_secondary};
+                derive_buffer_path(n, ch, pl);
                 if (!(o->buf = buffer_create(&sink, ch, errs)))
                     bad = -1;
             }

@@ -26,6 +26,9 @@ const conf_spec pipeline_system_spec[] = {
      "accepted for compatibility; no effect"},
     {"process_name", CONF_STR, NULL, 0, offsetof(sys_conf, process_name), NULL,
      "accepted for compatibility; no effect"},
+    {"root_dir", CONF_STR, NULL, 0, offsetof(sys_conf, root_dir), NULL,
+     "as in Fluentd: a file `<buffer>` without `path` in an output with `@id` keeps its chunks in "
+     "`ROOT_DIR/worker0/ID/buffer`"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -41,7 +44,12 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
 
     for (size_t i = 0; i < root->nparams; i++) {
         conf_param *pr = &root->params[i];
-        conf_errors_add(errs, pr->file, pr->line, "parameter '%s' outside of any directive", pr->key);
+        if (pr->bare) /* Fluentd: a parameter of the root, not used (a warning) */
+            conf_warn(root, pr->file, pr->line,
+                      "parameter '%s' outside of any directive is not used (a word alone on its line: a comment "
+                      "without '#'?)", pr->key);
+        else
+            conf_errors_add(errs, pr->file, pr->line, "parameter '%s' outside of any directive", pr->key);
     }
     /* <system> first, whatever its position, so workers/log_level apply to all */
     for (size_t i = 0; i < root->nchildren; i++) {

@@ -17,6 +17,7 @@ typedef struct sys_conf {
     double shutdown_timeout;
     int suppress_config_dump;
     char *process_name;
+    char *root_dir; /* Fluentd's: where file buffers without path live (aggregator/output.c) */
 } sys_conf;
 
 /* <system>'s parameters (bound into sys_conf) */

@@ -80,6 +80,11 @@ int reload_run(reload_ctx *x)
             bad = 1;
         router_set_output_factory(NULL, NULL);
     }
+    if (root) {
+        const conf_errors *w = conf_warnings(root);
+        for (size_t i = 0; w && i < w->n; i++)
+            wlog_warn("config", "%s", w->msgs[i]);
+    }
     if (bad) {
         /* pipeline_load cleaned up; borrowed outputs survived it */
         for (size_t i = 0; i < pl->noutputs; i++)

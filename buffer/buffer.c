@@ -90,12 +90,30 @@ const conf_spec buffer_conf_spec[] = {
     {"dead_letter_path", CONF_STR, NULL, 0, offsetof(buf_conf, dead_letter_path), NULL,
      "memory buffers: directory of the dead-letter files (records whose retries are exhausted, without "
      "`<secondary>`); default `./data/dead-letter`. File buffers always use `<path>/dead-letter`"},
-    {"compress", CONF_ENUM, "text", 0, offsetof(buf_conf, compress), "text", "only `text` (no compression of chunks)"},
+    {"compress", CONF_ENUM, "text", 0, offsetof(buf_conf, compress), "text|gzip",
+     "`text`; `gzip` is accepted with a warning and chunks stay uncompressed (what is delivered is the same)"},
+    {"queue_limit_length", CONF_INT, "-1", 0, offsetof(buf_conf, queue_limit_length), NULL,
+     "Fluentd's v0.12 queue length (`buffer_queue_limit`): when set, `total_limit_size` becomes `chunk_limit_size` × "
+     "this, as in Fluentd; `-1`: not set"},
+    {"chunk_full_threshold", CONF_TIME, "0.95", 0, offsetof(buf_conf, chunk_full_threshold), NULL,
+     "a number in (0, 1]: a chunk is enqueued once it holds this fraction of `chunk_limit_size` (or of "
+     "`chunk_limit_records`), as in Fluentd"},
+    {"disable_chunk_backup", CONF_BOOL, "false", 0, offsetof(buf_conf, disable_chunk_backup), NULL,
+     "accepted; `true` has no effect and a warning: weir never throws records away, a chunk it gives up on goes "
+     "to `<secondary>` or the dead-letter file"},
+    {"path_suffix", CONF_STR, NULL, 0, offsetof(buf_conf, path_suffix), NULL,
+     "accepted with a warning, no effect: weir names its chunk files (`<id>.chunk`) itself"},
+    {"file_permission", CONF_STR, NULL, 0, offsetof(buf_conf, file_permission), NULL,
+     "octal mode of chunk and dead-letter files (before the umask); default `0644`"},
+    {"dir_permission", CONF_STR, NULL, 0, offsetof(buf_conf, dir_permission), NULL,
+     "octal mode of the directories a file buffer creates (before the umask); default `0755`"},
+    {"decompression_size_limit", CONF_SIZE, NULL, 0, offsetof(buf_conf, decompression_size_limit), NULL,
+     "accepted with a warning, no effect: weir does not compress chunks, so nothing is decompressed"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 /* also used for the dead-letter and corrupt/ directories */
-int buf_mkdir_p(const char *path)
+int buf_mkdir_p(const char *path, unsigned mode)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", path);
@@ -103,13 +121,19 @@ int buf_mkdir_p(const char *path)
         if (*s != '/')
             continue;
         *s = 0;
-        if (mkdir(tmp, 0755) && errno != EEXIST)
+        if (mkdir(tmp, (mode_t)mode) && errno != EEXIST)
             return -1;
         *s = '/';
     }
-    if (mkdir(tmp, 0755) && errno != EEXIST)
+    if (mkdir(tmp, (mode_t)mode) && errno != EEXIST)
         return -1;
     return 0;
+}
+
+static void warn_at(conf_node *n, const char *key, const char *msg)
+{
+    const conf_param *p = conf_get(n, key);
+    conf_warn(n, p ? p->file : n->file, p ? p->line : n->line, "%s", msg);
 }
 
 buffer *buffer_create(const buf_sink *sink, conf_node *n, conf_errors *errs)
@@ -127,17 +151,28 @@ buffer *buffer_create(const buf_sink *sink, conf_node *n, conf_errors *errs)
                 b->key_tag = 1;
             else if (!strcmp(k, "time"))
                 b->key_time = 1;
-            else {
-                conf_errors_add(errs, n->file, n->line,
-                                "chunk key '%s' is not supported yet (supported: tag, time)", k);
+            else if (k[0] == '$' ? strchr(k, '[') != NULL : strspn(k, "-_.@abcdefghijklmnopqrstuvwxyz"
+                                                                           "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") !=
+                                                                    strlen(k)) {
+                /* output.rb's checks of chunk_keys */
+                conf_errors_add(errs, n->file, n->line, "in chunk_keys: %s '%s'",
+                                k[0] == '$' ? "bracket notation is not allowed" : "invalid char in chunk key", k);
                 rc = -1;
+            } else {
+                /* a record key: Fluentd splits chunks by its value; weir does not (docs/buffer.md) */
+                conf_warn(n, n->file, n->line,
+                          "chunk key '%s': weir does not split chunks by record values; outputs take ${%s} from each "
+                          "record (elasticsearch, loki), so records go where Fluentd sends them, but one "
+                          "flush may carry several values",
+                          k, k[0] == '$' ? k : k);
             }
         }
         free(keys);
     }
     conf_param *p;
     if (b->c.type == BUF_FILE && !b->c.path) {
-        conf_errors_add(errs, n->file, n->line, "missing required parameter 'path' in <buffer> of @type file");
+        conf_errors_add(errs, n->file, n->line, "missing required parameter 'path' in <buffer> of @type file (without it, as in Fluentd: "
+                        "<system> root_dir with the output's @id, or out_file's path)");
         rc = -1;
     }
     if (b->key_time && b->c.timekey < 1) {
@@ -157,6 +192,57 @@ buffer *buffer_create(const buf_sink *sink, conf_node *n, conf_errors *errs)
     }
     if (!b->c.total_limit_size)
         b->c.total_limit_size = b->c.type == BUF_FILE ? (64ull << 30) : (512ull << 20);
+    /* buffer.rb: "if user specify this value and (chunk_size * queue_length) is smaller than total_size, then
+     * total_size is automatically configured to that value" (it is set whatever it was) */
+    if (b->c.queue_limit_length >= 0) {
+        p = conf_get(n, "queue_limit_length");
+        if (b->c.queue_limit_length < 1 || (uint64_t)b->c.queue_limit_length > UINT64_MAX / b->c.chunk_limit_size) {
+            conf_errors_add(errs, p->file, p->line, "queue_limit_length must be at least 1");
+            rc = -1;
+        } else {
+            b->c.total_limit_size = b->c.chunk_limit_size * (uint64_t)b->c.queue_limit_length;
+        }
+    }
+    if (!(b->c.chunk_full_threshold > 0 && b->c.chunk_full_threshold <= 1)) {
+        p = conf_get(n, "chunk_full_threshold");
+        conf_errors_add(errs, p->file, p->line, "chunk_full_threshold must be greater than 0 and at most 1");
+        rc = -1;
+    }
+    b->file_mode = 0644;
+    b->dir_mode = 0755;
+    const struct {
+        const char *name, *text;
+        unsigned *mode;
+    } modes[] = {{"file_permission", b->c.file_permission, &b->file_mode},
+                 {"dir_permission", b->c.dir_permission, &b->dir_mode}};
+    for (size_t i = 0; i < 2; i++) {
+        char *end;
+        if (!modes[i].text)
+            continue;
+        unsigned long m = strtoul(modes[i].text, &end, 8);
+        if (!*modes[i].text || *end || m > 07777) {
+            p = conf_get(n, modes[i].name);
+            conf_errors_add(errs, p->file, p->line, "invalid %s '%s' (an octal mode such as 0640)", modes[i].name,
+                            modes[i].text);
+            rc = -1;
+        } else {
+            *modes[i].mode = (unsigned)m;
+        }
+    }
+    /* accepted, but meaningless in weir: one warning each (docs/buffer.md) */
+    if (b->c.compress == 1)
+        warn_at(n, "compress",
+                  "compress gzip: weir keeps chunks uncompressed (no effect on what is delivered)");
+    if (b->c.disable_chunk_backup)
+        warn_at(n, "disable_chunk_backup",
+                  "disable_chunk_backup has no effect: weir never throws records away (a chunk it gives up on goes to "
+                  "<secondary> or the dead-letter file)");
+    if (b->c.path_suffix)
+        warn_at(n, "path_suffix",
+                  "path_suffix has no effect: weir names its chunk files itself");
+    if (conf_get(n, "decompression_size_limit"))
+        warn_at(n, "decompression_size_limit",
+                  "decompression_size_limit has no effect: weir does not compress chunks");
     if (b->c.total_limit_size < b->c.chunk_limit_size) {
         p = conf_get(n, "total_limit_size");
         conf_errors_add(errs, p ? p->file : n->file, p ? p->line : n->line,
@@ -370,8 +456,10 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
             ch->records += records;
             ch->blocks++;
             ch->bytes += need;
-            int limit = ch->bytes >= b->c.chunk_limit_size ||
-                        (b->c.chunk_limit_records > 0 && ch->records >= (uint64_t)b->c.chunk_limit_records);
+            /* Fluentd's chunk_full_threshold: full at that fraction of either limit */
+            double th = b->c.chunk_full_threshold;
+            int limit = (double)ch->bytes >= (double)b->c.chunk_limit_size * th ||
+                        (b->c.chunk_limit_records > 0 && (double)ch->records >= (double)b->c.chunk_limit_records * th);
             if (limit || ch->enqueue_after || b->c.flush_mode == FLUSH_IMMEDIATE) {
                 ch->enqueue_after = 0;
                 buf_enqueue(b, ch);
@@ -458,7 +546,7 @@ int buffer_append(buffer *b, const batch *bt)
 int buffer_start(buffer *b)
 {
     if (b->c.type == BUF_FILE) {
-        if (buf_mkdir_p(b->c.path) != 0) {
+        if (buf_mkdir_p(b->c.path, b->dir_mode) != 0) {
             wlog_error("buffer", "%s: cannot create buffer path %s: %s", b->sink.id, b->c.path, strerror(errno));
             return -1;
         }

@@ -57,6 +57,13 @@ typedef struct buf_conf {
     /* accepted for Fluentd compatibility, no effect yet */
     char *timekey_zone;
     double flush_thread_burst_interval;
+    /* Fluentd's buffer parameters (buffer.rb, buf_file.rb) */
+    int64_t queue_limit_length;  /* -1: not set */
+    double chunk_full_threshold; /* enqueue at this fraction of chunk_limit_size / _records */
+    int disable_chunk_backup;    /* no effect: records given up on are always kept (docs/buffer.md) */
+    char *path_suffix;           /* no effect: weir names its chunk files */
+    char *file_permission, *dir_permission;
+    uint64_t decompression_size_limit; /* no effect: chunks are not compressed */
 } buf_conf;
 
 typedef struct chunk chunk;
@@ -67,6 +74,7 @@ typedef struct buffer {
     int key_tag, key_time;
     int flush_at_shutdown;
     char *dlq_dir;
+    unsigned file_mode, dir_mode; /* file_permission, dir_permission: chunk and dead-letter files, directories */
 
     pthread_mutex_t mu;
     pthread_cond_t cv_flush; /* flush threads wait for work */

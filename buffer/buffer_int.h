@@ -46,8 +46,8 @@ struct chunk {
 };
 
 /* ---- buffer.c ---- */
-/* mkdir -p: 0, or -1 with errno set. */
-int buf_mkdir_p(const char *path);
+/* mkdir -p with mode (before the umask): 0, or -1 with errno set. */
+int buf_mkdir_p(const char *path, unsigned mode);
 /* Under mu: staged -> queued, at the tail; seals a file chunk, wakes a flush thread. */
 void buf_enqueue(buffer *b, chunk *ch);
 /* Under mu (or before the flush threads run, recovery): ch, unlinked, at the tail of the queue. */

@@ -317,7 +317,7 @@ chunk *chunk_new(buffer *b, const char *tag, size_t tag_len, int64_t timekey)
         char path[4200];
         snprintf(path, sizeof path, "%s/%016llx.chunk", b->c.path, (unsigned long long)ch->id);
         ch->path = strdup(path);
-        ch->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        ch->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, b->file_mode);
         uint8_t hdr[2048];
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

@@ -32,10 +32,10 @@ static long dead_letter(buffer *b, const batch *bt, const out_result *res, int w
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(day, sizeof day, "%Y%m%d", &tm);
-    if (buf_mkdir_p(b->dlq_dir) != 0)
+    if (buf_mkdir_p(b->dlq_dir, b->dir_mode) != 0)
         goto out;
     snprintf(path, sizeof path, "%s/%s.%s.jsonl", b->dlq_dir, b->sink.id, day);
-    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, b->file_mode);
     if (fd < 0)
         goto out;
     batch_iter it;

@@ -152,7 +152,7 @@ static void flush_one(buffer *b, chunk *ch)
         if (ch->path) {
             char dir[4200], to[4400];
             snprintf(dir, sizeof dir, "%s/corrupt", b->c.path);
-            buf_mkdir_p(dir);
+            buf_mkdir_p(dir, b->dir_mode);
             snprintf(to, sizeof to, "%s/%016llx.chunk", dir, (unsigned long long)ch->id);
             if (rename(ch->path, to) == 0) {
                 free(ch->path);

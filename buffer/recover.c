@@ -26,7 +26,7 @@ static void move_aside(buffer *b, const char *path, const char *name, const char
 {
     char dir[4200], to[4400];
     snprintf(dir, sizeof dir, "%s/corrupt", b->c.path);
-    buf_mkdir_p(dir);
+    buf_mkdir_p(dir, b->dir_mode);
     snprintf(to, sizeof to, "%s/%s", dir, name);
     int rc = rename(path, to);
     wlog_error("buffer", "%s: chunk %s is unreadable (%s); %s", b->sink.id, path, why,

@@ -6,11 +6,13 @@
  */
 #include "config/conf_int.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/array.h"
+#include "lib/log.h"
 
 /* ---- tree building ------------------------------------------------------ */
 
@@ -36,7 +38,7 @@ conf_node *cfg_node_add(conf_node *parent, const char *name, size_t namelen, cha
 }
 
 /* Takes ownership of key and value. */
-void cfg_node_set_param(conf_node *n, char *key, char *value, const char *file, int line)
+conf_param *cfg_node_set_param(conf_node *n, char *key, char *value, const char *file, int line)
 {
     for (size_t i = 0; i < n->nparams; i++) {
         conf_param *p = &n->params[i];
@@ -49,11 +51,73 @@ void cfg_node_set_param(conf_node *n, char *key, char *value, const char *file, 
             p->file = file;
             p->line = line;
             p->used = 0;
-            return;
+            p->bare = 0;
+            return p;
         }
     }
     n->params = grow(n->params, n->nparams, sizeof *n->params);
-    n->params[n->nparams++] = (conf_param){.key = key, .value = value, .file = file, .line = line};
+    n->params[n->nparams] = (conf_param){.key = key, .value = value, .file = file, .line = line};
+    return &n->params[n->nparams++];
+}
+
+void conf_node_set(conf_node *n, const char *key, const char *value, const char *file, int line)
+{
+    cfg_node_set_param(n, xstrdup(key), xstrdup(value), file, line);
+}
+
+void cfg_node_del_param(conf_node *n, const char *key)
+{
+    for (size_t i = 0; i < n->nparams; i++) {
+        if (strcmp(n->params[i].key, key) != 0)
+            continue;
+        free(n->params[i].key);
+        free(n->params[i].value);
+        memmove(&n->params[i], &n->params[i + 1], (n->nparams - i - 1) * sizeof *n->params);
+        n->nparams--;
+        return;
+    }
+}
+
+/* ---- warnings ----------------------------------------------------------- */
+
+static conf_root *root_of(const conf_node *n)
+{
+    while (n && n->parent)
+        n = n->parent;
+    /* only the parser makes a ROOT node (as a conf_root) */
+    return n && n->name && !strcmp(n->name, "ROOT") ? (conf_root *)n : NULL;
+}
+
+void conf_warn(const conf_node *n, const char *file, int line, const char *fmt, ...)
+{
+    conf_root *r = root_of(n);
+    char msg[2048];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!r) {
+        if (file && line > 0)
+            wlog_warn("config", "%s:%d: %s", file, line, msg);
+        else
+            wlog_warn("config", "%s", msg);
+        return;
+    }
+    conf_errors one = {0};
+    conf_errors_add(&one, file, line, "warning: %s", msg);
+    for (size_t i = 0; i < r->warns.n; i++)
+        if (!strcmp(r->warns.msgs[i], one.msgs[0])) {
+            conf_errors_free(&one);
+            return;
+        }
+    errors_move(&r->warns, &one);
+}
+
+const conf_errors *conf_warnings(const conf_node *root)
+{
+    return root && !root->parent && root->name && !strcmp(root->name, "ROOT") ? &((const conf_root *)root)->warns
+                                                                               : NULL;
 }
 
 /* ---- lookups and freeing ------------------------------------------------ */
@@ -82,6 +146,7 @@ void conf_free(conf_node *root)
         if (n == root) {
             conf_root *r = (conf_root *)root;
             ARRAY_FREE_ALL(r->files, r->nfiles);
+            conf_errors_free(&r->warns);
         }
         free(n);
         n = up;

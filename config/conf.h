@@ -44,6 +44,7 @@ typedef struct conf_param {
     const char *file; /* points into the tree's file-name pool */
     int line;
     int used; /* set by conf_bind / conf_get */
+    int bare; /* written as a word alone on its line (no value): Fluentd takes it as "" */
 } conf_param;
 
 struct conf_node {
@@ -67,10 +68,45 @@ conf_node *conf_parse_file(const char *path, conf_errors *errs);
 conf_node *conf_parse_string(const char *text, const char *name, conf_errors *errs);
 void conf_free(conf_node *root);
 
+/*
+ * Warnings: what Fluentd accepts with a warning (a v0.12 parameter it
+ * converts, a parameter it does not use). A parsed tree keeps its own list,
+ * "FILE:LINE: warning: message", each message once; whoever loads the
+ * tree prints them (--dry-run: on stderr; running: in the log). conf_warn
+ * adds to the list of the tree `n` belongs to (a node not in a parsed tree:
+ * the message goes to the log at once).
+ */
+void conf_warn(const conf_node *n, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The warnings of the tree whose ROOT is `root` (NULL for any other node). */
+const conf_errors *conf_warnings(const conf_node *root);
+
+/*
+ * Fluentd v1's compatibility layer (config/conf_compat.c), which the parse
+ * functions above apply to every tree they return: `type`/`id`/`log_level`
+ * become `@type`/`@id`/`@log_level`, and the v0.12 parameters written on a
+ * plugin's section move into the <buffer>, <parse>, <format>, <inject> or
+ * <extract> section Fluentd's compat_parameters helper builds for that plugin
+ * (the same plugins, the same tables, the same values), each with one
+ * warning naming its v1 form. Errors (Fluentd's ConfigErrors of the layer)
+ * go to `errs`.
+ */
+void conf_compat_apply(conf_node *root, conf_errors *errs);
+/* The v1 form of a v0.12 parameter name ("'retry_max_interval' in
+ * <buffer>"), or NULL when `name` is none. */
+const char *conf_compat_v1_form(const char *name);
+/* 1 for a section that configures a plugin instance (<source>, <filter>,
+ * <match>, <store>, <secondary>): where Fluentd converts v0.12 parameters. */
+int conf_is_plugin_section(const conf_node *n);
+
 /* The section's configuration as canonical text (name, argument, parameters
  * in order, subsections, recursively; not file names or lines): equal for
  * two sections that configure the same thing. malloc'd; NULL on OOM. */
 char *conf_fingerprint(const conf_node *n);
+
+/* Add (or replace) a parameter computed from the configuration (copies of
+ * key and value), placed at file:line for messages. */
+void conf_node_set(conf_node *n, const char *key, const char *value, const char *file, int line);
 
 /* Lookups. conf_get marks the parameter used. */
 conf_param *conf_get(const conf_node *n, const char *key);

@@ -425,6 +425,8 @@ bad:
 
 /* ---- suggestions -------------------------------------------------------- */
 
+static int in_list(const char *const *list, const char *word);
+
 static size_t min2(size_t a, size_t b)
 {
     return a < b ? a : b;
@@ -477,14 +479,39 @@ const char *conf_suggest(const char *word, const char *const *cands)
     return best;
 }
 
+/* A v0.12 name, or the closest v0.12 name to a typo when no candidate is
+ * closer: its v1 form (conf_compat_v1_form), or NULL. */
+static const char *v012_hint(const char *name, const char *const *cands, char *buf, size_t len)
+{
+    static const char *const old[] = {
+        "type", "id", "log_level", "buffer_type", "buffer_path", "num_threads", "flush_interval", "try_flush_interval",
+        "queued_chunk_flush_interval", "disable_retry_limit", "retry_limit", "max_retry_wait", "buffer_chunk_limit",
+        "buffer_queue_limit", "buffer_queue_full_action", "flush_at_shutdown", "time_slice_format", "time_slice_wait",
+        "retry_wait", "format", "types", "types_delimiter", "types_label_delimiter", "include_time_key",
+        "include_tag_key", "time_as_epoch", NULL};
+    const char *v1 = conf_compat_v1_form(name);
+    if (v1 && (!cands || !in_list(cands, name))) {
+        snprintf(buf, len, "%s (its v1 form)", v1);
+        return buf;
+    }
+    const char *near = conf_suggest(name, old), *cand = conf_suggest(name, cands);
+    if (!near || (cand && edit_distance(name, cand) <= edit_distance(name, near)))
+        return NULL;
+    snprintf(buf, len, "%s ('%s' is its v0.12 name)", conf_compat_v1_form(near), near);
+    return buf;
+}
+
 void conf_error_unknown(conf_errors *e, const char *file, int line, const char *what, const char *name,
                         const char *where, const char *const *cands)
 {
     int angle = !strcmp(what, "section") || !strcmp(what, "directive");
     const char *open = angle ? "<" : "'", *close = angle ? ">" : "'";
     const char *hint = conf_suggest(name, cands);
-    char mean[512] = "";
-    if (hint)
+    char mean[512] = "", v1[256];
+    const char *old = !strcmp(what, "parameter") ? v012_hint(name, cands, v1, sizeof v1) : NULL;
+    if (old)
+        snprintf(mean, sizeof mean, "; did you mean %s?", old);
+    else if (hint)
         snprintf(mean, sizeof mean, "; did you mean %s%s%s?", open, hint, close);
     conf_errors_add(e, file, line, "unknown %s %s%s%s%s%s%s", what, open, name, close, where ? " " : "",
                     where ? where : "", mean);
@@ -685,11 +712,31 @@ int conf_bind_with(conf_node *n, const conf_spec *specs, void *out, const char *
     sections[ns] = NULL;
 
     for (size_t i = 0; i < n->nparams; i++) {
-        const conf_param *p = &n->params[i];
+        conf_param *p = &n->params[i];
+        char v1[256];
+        const char *hint;
         /* '@' parameters belong to the caller; `used` ones were consumed by
          * the table above or by an earlier conf_get(). */
         if (p->key[0] == '@' || p->used)
             continue;
+        if (p->bare) {
+            /* a word alone on its line (a comment without its '#'): Fluentd
+             * takes it as a parameter without value and warns it is not used */
+            hint = conf_suggest(p->key, params);
+            conf_warn(n, p->file, p->line, "parameter '%s' %s is not used (a word alone on its line: a comment "
+                      "without '#'?)%s%s%s", p->key, loc, hint ? "; did you mean '" : "", hint ? hint : "",
+                      hint ? "'?" : "");
+            p->used = 1;
+            continue;
+        }
+        if (conf_is_plugin_section(n) && (hint = conf_compat_v1_form(p->key)) != NULL) {
+            /* a v0.12 parameter this plugin does not convert in Fluentd either: unused there, with a warning */
+            snprintf(v1, sizeof v1, "%s", hint);
+            conf_warn(n, p->file, p->line, "parameter '%s' %s is not used (Fluentd v1 does not convert it here "
+                      "either); use %s", p->key, loc, v1);
+            p->used = 1;
+            continue;
+        }
         conf_error_unknown(errs, p->file, p->line, "parameter", p->key, loc, params);
     }
 

@@ -6,7 +6,9 @@
  *   conf_value.c    parameter values: plain, quoted strings, JSON arrays/hashes
  *   conf_ruby.c     "#{...}" embedded Ruby: ENV lookups, Socket.gethostname
  *   conf_include.c  @include: paths, globs, cycles, reading files
- *   conf.c          the node tree: building, lookups, freeing, fingerprints
+ *   conf.c          the node tree: building, lookups, freeing, fingerprints,
+ *                   the tree's warnings
+ *   conf_compat.c   Fluentd v1's compatibility layer: v0.12 names converted
  *   conf_sbuf.c     the string builder (sbuf) the others use
  * conf_bind.c and conf_hash.c (typed binding) use only conf.h.
  *
@@ -36,6 +38,7 @@ typedef struct conf_root {
     conf_node node; /* first member: conf_free() receives &node */
     char **files;
     size_t nfiles;
+    conf_errors warns; /* conf_warn */
 } conf_root;
 
 /* ---- allocation and the string builder ----------------------------------- */
@@ -214,8 +217,10 @@ enum { SCAN_OK, SCAN_UNTERMINATED };
 const char *cfg_pool_name(parser *ps, const char *name);
 /* A new child section of parent (takes ownership of arg). */
 conf_node *cfg_node_add(conf_node *parent, const char *name, size_t namelen, char *arg, const char *file, int line);
-/* Set a parameter (takes ownership of key and value); a repeated key replaces the earlier value. */
-void cfg_node_set_param(conf_node *n, char *key, char *value, const char *file, int line);
+/* Set a parameter (takes ownership of key and value); a repeated key replaces the earlier value. Returns it. */
+conf_param *cfg_node_set_param(conf_node *n, char *key, char *value, const char *file, int line);
+/* Remove parameter `key` (freed) if n has it. */
+void cfg_node_del_param(conf_node *n, const char *key);
 
 /* ---- conf_parse.c: statements -------------------------------------------- */
 /* Parse `text` (ours to modify, len bytes) of file `name` into the section `base`, at include depth `depth`. */

@@ -30,13 +30,14 @@ static void parse_param(parser *ps, src *s, conf_node *cur, int depth)
     const int line = s->line;
     const char *k = s->p;
     char *key, *value = NULL;
-    int is_include;
+    int is_include, bare;
 
     while (s->p < s->end && *s->p != '\n' && !is_blank(*s->p))
         s->p++;
     key = xstrndup(k, (size_t)(s->p - k));
     is_include = strcmp(key, "@include") == 0;
     skip_blanks(s);
+    bare = s->p >= s->end || *s->p == '\n' || *s->p == '#';
     /* "@include {a,b}.conf" is a brace glob, not a JSON hash. */
     if (cfg_parse_value(ps, s, key, !is_include, &value) < 0) {
         free(key);
@@ -48,7 +49,7 @@ static void parse_param(parser *ps, src *s, conf_node *cur, int depth)
         free(value);
         return;
     }
-    cfg_node_set_param(cur, key, value, s->name, line);
+    cfg_node_set_param(cur, key, value, s->name, line)->bare = bare;
 }
 
 /* "<name arg>": returns the new section, or `cur` if the header is beyond
@@ -241,6 +242,7 @@ static conf_node *parser_finish(parser *ps)
         conf_free(&ps->root->node);
         return NULL;
     }
+    conf_compat_apply(&ps->root->node, ps->errs);
     return &ps->root->node;
 }
 

@@ -115,6 +115,17 @@ static int path_template(out_file *c, conf_node *n, conf_errors *errs)
             if (!strcmp(k, "time"))
                 time_key = 1;
     }
+    /* out_file expands ${tag} only; a record-key chunk key's ${KEY} would stay in the file name as written */
+    for (const char *ph = strstr(c->path, "${"); ph; ph = strstr(ph + 2, "${")) {
+        const char *close = strchr(ph, '}');
+        if (!close || (size_t)(close - ph) != 5 || strncmp(ph, "${tag}", 6) != 0) {
+            conf_error_at(errs, n, "path",
+                          "placeholder '%.*s' in path is not supported: weir's file output expands ${tag} and the "
+                          "time slice only (not ${tag[N]} or a record-key chunk key's ${KEY})",
+                          close ? (int)(close - ph + 1) : (int)strlen(ph), ph);
+            return -1;
+        }
+    }
     const char *tk = b ? conf_get_value(b, "timekey") : NULL;
     if (tk && conf_parse_time(tk, &timekey) != 0)
         timekey = 86400; /* the buffer reports the bad value */

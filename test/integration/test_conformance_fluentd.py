@@ -122,9 +122,13 @@ def fluentd_variant(conf, reqs, golden):
                 out.append("".join(indent + l if l.strip() else l
                                    for l in FILE_BUFFER.splitlines(keepends=True)))
         else:
-            t = re.match(r"@type\s+(\S+)", s)
+            # `type` is the v0.12 name of @type (both convert alike)
+            t = re.match(r"@?type\s+(\S+)", s)
             if t and stack:
                 stack[-1][1] = t.group(1)
+            # v0.12 buffer parameters on out_file make Fluentd's compat layer write a <buffer> (weir's too)
+            if stack and re.match(r"(buffer_type|flush_interval|time_slice_format)\s", s):
+                stack[-1][2] = True
         out.append(line)
     text = "".join(out)
     # (4) at the top level and first in every label

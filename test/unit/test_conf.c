@@ -1046,8 +1046,9 @@ static const conf_spec tspec[] = {
 static void test_bind_all_types(void **state)
 {
     conf_errors errs = {0};
-    conf_node *root = parse("<match **>\n"
-                            "  @type file\n"
+    /* a section of no plugin kind: the compatibility layer (test_compat.c) leaves it as written */
+    conf_node *root = parse("<section **>\n"
+                            "  @type testplugin\n"
                             "  path /tmp/out\n"
                             "  workers -4\n"
                             "  compress\n"
@@ -1059,7 +1060,7 @@ static void test_bind_all_types(void **state)
                             "  retry 5\n"
                             "  <buffer>\n"
                             "  </buffer>\n"
-                            "</match>\n",
+                            "</section>\n",
                             &errs);
     EXPECT_NO_ERRORS(&errs);
     conf_node *m = root->children[0];

@@ -273,7 +273,103 @@ static int value_text(wbuf *out, const uint8_t **p, const uint8_t *end)
     return jw_value(out, p, end);
 }
 
+/* One injected key's value as msgpack (for the text formats). */
+static int inject_value_mp(wbuf *out, const fmt_inject *in, int which, const char *tag, size_t tag_len,
+                           const entry *e)
+{
+    switch (which) {
+    case 0: return mpw_str(out, in->hostname, strlen(in->hostname));
+    case 1: return mpw_str(out, tag, tag_len);
+    case 2:
+        if (in->time_type == TT_UNIXTIME)
+            return mpw_uint(out, e->sec);
+        if (in->time_type == TT_STRING) {
+            char tmp[128];
+            size_t k = in->time_format ? time_fmt(tmp, sizeof tmp, in->time_format, e->sec, e->nsec, !in->localtime)
+                                       : time_iso8601(tmp, sizeof tmp, e->sec, !in->localtime);
+            return mpw_str(out, tmp, k);
+        }
+        /* Fluentd: time.to_r.truncate(6).to_f */
+        return mpw_double(out, (double)e->sec + (double)(e->nsec / 1000) / 1e6);
+    default: return wbuf_add(out, e->meta, e->meta_len);
+    }
+}
+
+/* The record with its <inject> keys, as msgpack into out (the same rules as
+ * json_record: existing keys keep their place, new ones are appended). */
+static int inject_record_mp(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const entry *e)
+{
+    const fmt_inject *in = &f->inj;
+    const uint8_t *p = e->record, *end = e->record + e->record_len;
+    const char *keys[4] = {in->hostname_key, in->tag_key, in->time_key, e->meta ? in->metadata_key : NULL};
+    int done[4] = {0, 0, 0, 0};
+    mp_obj m;
+    if (mp_read(&p, end, &m) != MP_OK || m.type != MP_MAP)
+        return -1;
+    /* count the keys to append first: the map header comes first */
+    uint32_t extra = 0;
+    const uint8_t *q = p;
+    int seen[4] = {0, 0, 0, 0};
+    for (uint32_t i = 0; i < m.len; i++) {
+        for (int k = 0; k < 4; k++)
+            if (keys[k] && key_is(q, end, keys[k]))
+                seen[k] = 1;
+        if (mp_skip(&q, end, 512) || mp_skip(&q, end, 512))
+            return -1;
+    }
+    for (int k = 0; k < 4; k++)
+        extra += keys[k] && !seen[k];
+    if (mpw_map(out, m.len + extra))
+        return -1;
+    for (uint32_t i = 0; i < m.len; i++) {
+        int which = -1;
+        for (int k = 0; k < 4 && which < 0; k++)
+            if (keys[k] && key_is(p, end, keys[k]))
+                which = k;
+        const uint8_t *k0 = p;
+        if (mp_skip(&p, end, 512) || wbuf_add(out, k0, (size_t)(p - k0)))
+            return -1;
+        const uint8_t *v0 = p;
+        if (mp_skip(&p, end, 512))
+            return -1;
+        if (which < 0 || done[which]) {
+            if (wbuf_add(out, v0, (size_t)(p - v0)))
+                return -1;
+        } else {
+            if (inject_value_mp(out, in, which, tag, tag_len, e))
+                return -1;
+            done[which] = 1;
+        }
+    }
+    for (int k = 0; k < 4; k++)
+        if (keys[k] && !seen[k] &&
+            (mpw_str(out, keys[k], strlen(keys[k])) || inject_value_mp(out, in, k, tag, tag_len, e)))
+            return -1;
+    return 0;
+}
+
+static int fmt_text_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const entry *e);
+
 int fmt_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const entry *e)
+{
+    /* the text formats take the injected keys as part of the record, as
+     * Fluentd's inject_values_to_record does before any formatter */
+    if (f->inj.active && (f->type == FMT_SINGLE_VALUE || f->type == FMT_LTSV || f->type == FMT_MSGPACK)) {
+        wbuf rec = {0};
+        int rc = inject_record_mp(f, &rec, tag, tag_len, e);
+        if (rc == 0) {
+            entry e2 = *e;
+            e2.record = rec.data;
+            e2.record_len = rec.len;
+            rc = fmt_text_record(f, out, tag, tag_len, &e2);
+        }
+        wbuf_free(&rec);
+        return rc;
+    }
+    return fmt_text_record(f, out, tag, tag_len, e);
+}
+
+static int fmt_text_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const entry *e)
 {
     switch (f->type) {
     case FMT_JSON:

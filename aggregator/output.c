@@ -19,7 +19,11 @@ static int sink_write(void *arg, const batch *b, out_result *res)
     output *o = arg;
     double t0 = clock_mono();
     int rc = o->plugin->write(o, b, res);
-    output_observe(o, clock_mono() - t0);
+    double dt = clock_mono() - t0;
+    output_observe(o, dt);
+    if (o->slow_flush > 0 && dt > o->slow_flush) /* Fluentd's wording */
+        wlog_warn("output", "%s: buffer flush took longer time than slow_flush_log_threshold: elapsed_time=%.3f "
+                  "slow_flush_log_threshold=%.3f records=%u", o->id, dt, o->slow_flush, b->nrecords);
     return rc;
 }
 

@@ -88,6 +88,7 @@ typedef struct out_item {
 struct output {
     const out_plugin *plugin;
     void *ctx;
+    double slow_flush; /* slow_flush_log_threshold, set by the init of a plugin that declares it; 0: never warn */
     char *id;      /* @id, or "<type>.<n>" */
     char *pattern; /* the <match> pattern, for logs */
     struct buffer *buf;  /* <buffer>, or NULL: write synchronously before the ack */

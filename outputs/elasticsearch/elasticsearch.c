@@ -520,6 +520,7 @@ static int es_init(output *o, conf_node *n, conf_errors *errs)
 {
     out_es *c = o->ctx;
     char err[300] = "";
+    o->slow_flush = c->slow_flush; /* the engine warns */
     atomic_init(&c->rr, 0);
     atomic_init(&c->failing, 0);
     if (pthread_mutex_init(&c->tmpl_mu, NULL) != 0)
@@ -753,21 +754,7 @@ static void sleep_s(double s)
         ;
 }
 
-static int es_write_batch(output *o, const batch *b, out_result *res);
-
 static int es_write(output *o, const batch *b, out_result *res)
-{
-    out_es *c = o->ctx;
-    double t0 = clock_mono();
-    int rc = es_write_batch(o, b, res);
-    double dt = clock_mono() - t0;
-    if (dt > c->slow_flush)
-        wlog_warn(ES_MOD, "%s: buffer flush took longer time than slow_flush_log_threshold: elapsed_time=%.3f "
-                  "slow_flush_log_threshold=%.3f records=%u", o->id, dt, c->slow_flush, b->nrecords);
-    return rc;
-}
-
-static int es_write_batch(output *o, const batch *b, out_result *res)
 {
     out_es *c = o->ctx;
     if (es_template_ensure(o, c, res->reason, sizeof res->reason) != 0) {

@@ -317,6 +317,7 @@ static int kafka_init(output *o, conf_node *n, conf_errors *errs)
 {
     kafka_out *c = o->ctx;
     c->id = o->id;
+    o->slow_flush = c->slow_flush; /* the engine warns */
     int bad = 0;
     /* output_data_type: the v0.12 form of <format> (kafka_buffered, rdkafka) */
     int deftype = FMT_JSON;
@@ -745,21 +746,7 @@ static void wait_reports(kafka_out *c, kwrite *w, uint32_t total)
     }
 }
 
-static int kafka_write_batch(output *o, const batch *b, out_result *res);
-
 static int kafka_write(output *o, const batch *b, out_result *res)
-{
-    kafka_out *c = o->ctx;
-    double t0 = clock_mono();
-    int rc = kafka_write_batch(o, b, res);
-    double dt = clock_mono() - t0;
-    if (dt > c->slow_flush)
-        wlog_warn("out_kafka", "%s: buffer flush took longer time than slow_flush_log_threshold: elapsed_time=%.3f "
-                  "slow_flush_log_threshold=%.3f records=%u", o->id, dt, c->slow_flush, b->nrecords);
-    return rc;
-}
-
-static int kafka_write_batch(output *o, const batch *b, out_result *res)
 {
     kafka_out *c = o->ctx;
     uint32_t n = b->nrecords;

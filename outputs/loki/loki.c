@@ -133,6 +133,7 @@ static int add_strip(out_loki *c, const char *text, conf_node *n, conf_errors *e
 static int loki_init(output *o, conf_node *n, conf_errors *errs)
 {
     out_loki *c = o->ctx;
+    o->slow_flush = c->slow_flush; /* the engine warns */
     lk_guard_init(&c->guard, (size_t)c->max_label_sets, c->label_overflow_value);
     pthread_mutex_init(&c->tok_mu, NULL);
     int bad = 0;
@@ -366,21 +367,7 @@ static char *read_token(out_loki *c)
     return t;
 }
 
-static int loki_write_batch(output *o, const batch *b, out_result *res);
-
 static int loki_write(output *o, const batch *b, out_result *res)
-{
-    out_loki *c = o->ctx;
-    double t0 = clock_mono();
-    int rc = loki_write_batch(o, b, res);
-    double dt = clock_mono() - t0;
-    if (dt > c->slow_flush)
-        wlog_warn("out_loki", "%s: buffer flush took longer time than slow_flush_log_threshold: elapsed_time=%.3f "
-                  "slow_flush_log_threshold=%.3f records=%u", o->id, dt, c->slow_flush, b->nrecords);
-    return rc;
-}
-
-static int loki_write_batch(output *o, const batch *b, out_result *res)
 {
     out_loki *c = o->ctx;
     lk_req r = {0};

@@ -348,8 +348,9 @@ def main():
     w(f"- weir commit {commit}; {fb_version or 'Fluent Bit not run'}; "
       f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}; {cfg['rounds']} interleaved round(s), medians; "
       f"{(time.monotonic() - t_start) / 60:.1f} min in all")
-    w(f"- Elasticsearch: {cfg['records']['elasticsearch']} records, 2 connections; Loki: "
-      f"{cfg['records']['loki']} records, 1 connection; CPU per document = the program's CPU seconds from "
+    sizes = {"elasticsearch": f"Elasticsearch: {cfg['records']['elasticsearch']} records, 2 connections",
+             "loki": f"Loki: {cfg['records']['loki']} records, 1 connection"}
+    w(f"- {'; '.join(sizes[k] for k in kinds)}; CPU per document = the program's CPU seconds from "
       "the generator's start until every document was searchable / documents")
     w("")
     w("| backend | program | CPU us/doc | weir / Fluent Bit | time to searchable s | docs/s | backend CPU us/doc | peak RSS MB | weir / Fluent Bit | runs ok |")

@@ -6,8 +6,11 @@
 #   make layers          the include check: each layer includes only the ones below (scripts/check-layers.py)
 #   make docs            regenerate the parameter tables of docs/ from the code (build/weir --list-params)
 #   make docs-check      fail when those tables are stale (part of make test)
-#   make bench           benchmarks (build/weir + load generator)
-#   make bench-backends  forward -> buffer -> Elasticsearch / Loki / Kafka, real servers
+#   make bench           benchmarks (build/weir + load generator), then side by side with
+#                        Fluent Bit and Fluentd (bench/peers.py; BENCH_PEERS=0 leaves that out)
+#   make bench-peers     only the side-by-side runs
+#   make bench-backends  forward -> buffer -> Elasticsearch / Loki / Kafka, real servers; then
+#                        Elasticsearch and Loki against Fluent Bit (bench/peers-backends.py)
 #   make run             build and run on the embedded default config
 
 PREFIX  ?= /usr/local
@@ -41,7 +44,7 @@ LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/default_con
 UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 
-.PHONY: layers all clean test test-unit test-integration bench bench-backends run install deps test-deps fuzz \
+.PHONY: layers all clean test test-unit test-integration bench bench-peers bench-backends run install deps test-deps fuzz \
         docs docs-check
 
 all: $(BUILD)/weir $(BUILD)/weir-loadgen
@@ -112,10 +115,19 @@ test-integration: all
 	WEIR_BIN=$(abspath $(BUILD)/weir) WEIR_LOADGEN=$(abspath $(BUILD)/weir-loadgen) \
 	  scripts/run-integration.sh
 
+# BENCH_PEERS=0: without the runs against Fluent Bit and Fluentd (bench/peers.py, found at
+# ../shared/peers, FLUENT_BIT / FLUENTD or on PATH; a peer found nowhere is skipped).
+BENCH_PEERS ?= 1
 bench: all $(BUILD)/bench-filters
 	@scripts/bench.sh $(abspath $(BUILD))
 	@echo "== filters (bench/filters.c): the enrich chain on one core"
 	@$(BUILD)/bench-filters
+	@if [ "$(BENCH_PEERS)" != 0 ]; then \
+		echo "== side by side: weir, Fluent Bit, Fluentd (bench/peers.py; BENCH_PEERS=0 leaves it out)"; \
+		bench/peers.py $(abspath $(BUILD)); fi
+
+bench-peers: all
+	@bench/peers.py $(abspath $(BUILD))
 
 # The backends, each against a real server started by the script (Elasticsearch,
 # Loki, Kafka: the test peers); needs make test-deps first. BENCH_BACKENDS
@@ -123,6 +135,10 @@ bench: all $(BUILD)/bench-filters
 BENCH_BACKENDS ?= elasticsearch loki kafka
 bench-backends: all
 	@for b in $(BENCH_BACKENDS); do echo "== bench/$$b.sh"; bench/$$b.sh $(abspath $(BUILD)) || exit 1; done
+	@if [ "$(BENCH_PEERS)" != 0 ]; then \
+		echo "== Elasticsearch and Loki: weir and Fluent Bit (bench/peers-backends.py; BENCH_PEERS=0 leaves it out)"; \
+		PY=$${WEIR_TEST_CACHE:-$$HOME/.cache/weir-test}/venv/bin/python; [ -x "$$PY" ] || PY=python3; \
+		BENCH_BACKENDS="$(BENCH_BACKENDS)" $$PY bench/peers-backends.py $(abspath $(BUILD)); fi
 
 run: deps
 	@$(MAKE) --no-print-directory $(BUILD)/weir

@@ -97,6 +97,20 @@ static const char *timekey_format(double timekey)
     return timekey < 60 ? "%Y%m%d%H%M%S" : timekey < 3600 ? "%Y%m%d%H%M" : timekey < 86400 ? "%Y%m%d%H" : "%Y%m%d";
 }
 
+/* "${tag[N]}" (N may be negative: from the end) at s: its length, and N in
+ * *idx; 0 when s holds no such placeholder. */
+static size_t tag_part_placeholder(const char *s, long *idx)
+{
+    if (strncmp(s, "${tag[", 6) != 0)
+        return 0;
+    char *e;
+    long n = strtol(s + 6, &e, 10);
+    if (e == s + 6 || e[0] != ']' || e[1] != '}')
+        return 0;
+    *idx = n;
+    return (size_t)(e + 2 - s);
+}
+
 /* The time slice from the <buffer> section's chunk keys and timekey, and
  * Fluentd's checks of the path against it. */
 static int path_template(out_file *c, conf_node *n, conf_errors *errs)
@@ -115,13 +129,15 @@ static int path_template(out_file *c, conf_node *n, conf_errors *errs)
             if (!strcmp(k, "time"))
                 time_key = 1;
     }
-    /* out_file expands ${tag} only; a record-key chunk key's ${KEY} would stay in the file name as written */
+    /* out_file expands ${tag} and ${tag[N]}; a record-key chunk key's ${KEY} would stay in the file name as
+     * written */
     for (const char *ph = strstr(c->path, "${"); ph; ph = strstr(ph + 2, "${")) {
         const char *close = strchr(ph, '}');
-        if (!close || (size_t)(close - ph) != 5 || strncmp(ph, "${tag}", 6) != 0) {
+        long idx;
+        if (!close || (((size_t)(close - ph) != 5 || strncmp(ph, "${tag}", 6) != 0) && !tag_part_placeholder(ph, &idx))) {
             conf_error_at(errs, n, "path",
-                          "placeholder '%.*s' in path is not supported: weir's file output expands ${tag} and the "
-                          "time slice only (not ${tag[N]} or a record-key chunk key's ${KEY})",
+                          "placeholder '%.*s' in path is not supported: weir's file output expands ${tag}, "
+                          "${tag[N]} and the time slice only (not a record-key chunk key's ${KEY})",
                           close ? (int)(close - ph + 1) : (int)strlen(ph), ph);
             return -1;
         }
@@ -188,9 +204,26 @@ static void expand(char *out, size_t cap, const char *tmpl, const char *tag, uin
     char tmp[4096];
     size_t j = 0;
     for (const char *s = tmpl; *s && j + 1 < sizeof tmp; s++) {
+        long idx;
+        size_t pl;
         if (strncmp(s, "${tag}", 6) == 0) {
             j += (size_t)snprintf(tmp + j, sizeof tmp - j, "%s", tag);
             s += 5;
+        } else if ((pl = tag_part_placeholder(s, &idx)) != 0) {
+            /* the idx-th dot-separated part of the tag (negative: from the end); none: empty */
+            size_t nparts = 1;
+            for (const char *t = tag; *t; t++)
+                nparts += *t == '.';
+            if (idx < 0)
+                idx += (long)nparts;
+            const char *part = tag;
+            for (long k = 0; idx >= 0 && k < idx && part; k++)
+                part = (part = strchr(part, '.')) ? part + 1 : NULL;
+            if (idx >= 0 && idx < (long)nparts && part) {
+                size_t plen = strcspn(part, ".");
+                j += (size_t)snprintf(tmp + j, sizeof tmp - j, "%.*s", (int)plen, part);
+            }
+            s += pl - 1;
         } else {
             tmp[j++] = *s;
         }

@@ -47,7 +47,8 @@ static int cmp_param(const void *a, const void *b)
 static void dump(FILE *f, const conf_node *n)
 {
     conf_param *ps = malloc((n->nparams + 1) * sizeof *ps);
-    memcpy(ps, n->params, n->nparams * sizeof *ps);
+    if (n->nparams)
+        memcpy(ps, n->params, n->nparams * sizeof *ps);
     qsort(ps, n->nparams, sizeof *ps, cmp_param);
     fprintf(f, "<%s%s%s>", n->name, n->arg ? " " : "", n->arg ? n->arg : "");
     for (size_t i = 0; i < n->nparams; i++)

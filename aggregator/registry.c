@@ -18,13 +18,15 @@ static const source_plugin *const sources[] = {
     &in_forward_plugin, &in_kafka_plugin, &in_monitor_agent_plugin, &in_prometheus_plugin, NULL,
 };
 
-/* filters: aggregator/filters/ */
+/* filters: aggregator/filters/ (record_modifier: record_transformer.c); stdout: outputs/stdout.c, beside
+ * out_stdout's formatter */
 extern const filter_plugin filter_record_transformer_plugin, filter_grep_plugin, filter_parser_plugin,
-    filter_kubernetes_plugin, filter_trace_plugin, filter_ecs_plugin;
+    filter_kubernetes_plugin, filter_trace_plugin, filter_ecs_plugin, filter_record_modifier_plugin,
+    filter_stdout_plugin;
 static const filter_plugin *const filters[] = {
     &filter_record_transformer_plugin, &filter_grep_plugin,  &filter_parser_plugin,
     &filter_kubernetes_plugin,         &filter_trace_plugin, &filter_ecs_plugin,
-    NULL,
+    &filter_record_modifier_plugin,    &filter_stdout_plugin, NULL,
 };
 
 /* <parse> types: aggregator/parsers/ */

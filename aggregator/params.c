@@ -21,9 +21,11 @@
 #include "aggregator/pipeline.h"
 #include "aggregator/source.h"
 
-/* outputs/format.c, forward-protocol/fwd_auth.c, fwd_tls.c, fwd_source.c, aggregator/filters/grep.c */
+/* outputs/format.c, forward-protocol/fwd_auth.c, fwd_tls.c, fwd_source.c, aggregator/filters/grep.c,
+ * aggregator/inputs/syslog.c */
 extern const conf_spec fmt_format_spec[], fmt_inject_spec[], fwd_security_spec[], fwd_user_spec[],
-    fwd_client_spec[], fwd_tls_spec[], fwd_transport_tcp_spec[], filter_grep_cond_spec[], filter_grep_group_spec[];
+    fwd_client_spec[], fwd_tls_spec[], fwd_transport_tcp_spec[], filter_grep_cond_spec[], filter_grep_group_spec[],
+    in_syslog_parse_spec[];
 
 typedef struct param_section {
     const char *id;    /* the marker: <!-- params:ID --> */
@@ -47,6 +49,8 @@ static const param_section sections[] = {
      fwd_transport_tcp_spec},
     {"filter.grep.regexp", "`<regexp>`, `<exclude>` (in `<filter> @type grep`, `<and>`, `<or>`)", "filter.grep",
      filter_grep_cond_spec},
+    {"source.syslog.parse", "`<parse>` (in `<source> @type syslog`; `@type syslog`, the default)", "source.syslog",
+     in_syslog_parse_spec},
     {"filter.grep.and", "`<and>`, `<or>` (in `<filter> @type grep`)", "filter.grep", filter_grep_group_spec},
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])

@@ -14,9 +14,10 @@
 
 /* sources: forward-protocol/fwd_source.c, aggregator/inputs/, aggregator/monitor.c */
 extern const source_plugin in_forward_plugin, in_kafka_plugin, in_monitor_agent_plugin, in_prometheus_plugin,
-    in_http_plugin;
+    in_http_plugin, in_syslog_plugin, in_udp_plugin;
 static const source_plugin *const sources[] = {
-    &in_forward_plugin, &in_kafka_plugin, &in_monitor_agent_plugin, &in_prometheus_plugin, &in_http_plugin, NULL,
+    &in_forward_plugin, &in_kafka_plugin, &in_monitor_agent_plugin, &in_prometheus_plugin,
+    &in_http_plugin,    &in_syslog_plugin, &in_udp_plugin,         NULL,
 };
 
 /* filters: aggregator/filters/ (record_modifier: record_transformer.c); stdout: outputs/stdout.c, beside

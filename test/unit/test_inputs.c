@@ -13,6 +13,7 @@
 #include "lib/batch.h"
 #include "lib/json.h"
 #include "aggregator/inputs/http.h"
+#include "aggregator/inputs/syslog.h"
 
 #include "filter_test_util.h"
 
@@ -125,12 +126,76 @@ static void test_http_added_keys(void **st)
     assert_string_equal(t, "100.000000007 {\"a\":1,\"HTTP_X_A\":\"1\",\"REMOTE_ADDR\":null}\n");
 }
 
+
+/* ---- syslog ----------------------------------------------------------------------------------------- */
+
+static char *sl_json(const syslog_parser *p, const char *msg, int *rc)
+{
+    static char out[2048];
+    syslog_fields f;
+    *rc = syslog_parse(p, msg, strlen(msg), &f);
+    if (*rc)
+        return NULL;
+    wbuf w = {0};
+    assert_int_equal(syslog_record(&f, NULL, 0, &w), 0);
+    char *j = M2J(w.data, w.len);
+    snprintf(out, sizeof out, "%d %s", f.pri, j);
+    free(j);
+    wbuf_free(&w);
+    return out;
+}
+
+static void test_syslog_parse(void **st)
+{
+    syslog_parser p;
+    char err[256];
+    int rc;
+    assert_int_equal(syslog_parser_init(&p, SL_AUTO, 1, NULL, NULL, 0, err, sizeof err), 0);
+    assert_string_equal(sl_json(&p, "<34>Oct 11 22:14:15 mymachine su: 'su root' failed", &rc),
+                        "34 {\"host\":\"mymachine\",\"ident\":\"su\",\"message\":\"'su root' failed\"}");
+    assert_string_equal(sl_json(&p, "<13>Feb  5 17:32:18 h app[123]: hi\r", &rc),
+                        "13 {\"host\":\"h\",\"ident\":\"app\",\"pid\":\"123\",\"message\":\"hi\"}");
+    assert_string_equal(sl_json(&p, "<165>1 2003-10-11T22:14:15.003Z host app - ID47 [x@1 a=\"b\"] event", &rc),
+                        "165 {\"host\":\"host\",\"ident\":\"app\",\"pid\":\"-\",\"msgid\":\"ID47\","
+                        "\"extradata\":\"[x@1 a=\\\"b\\\"]\",\"message\":\"event\"}");
+    syslog_fields f;
+    const char *m5 = "<14>1 2024-01-02T03:04:05+01:00 h app 42 - -";
+    assert_int_equal(syslog_parse(&p, m5, strlen(m5), &f), 0);
+    assert_int_equal(f.sec, 1704161045); /* 02:04:05 UTC */
+    assert_null(f.f[SL_MESSAGE]);
+    assert_null(sl_json(&p, "no pri", &rc));
+    assert_int_equal(rc, -1);
+    assert_null(sl_json(&p, "<14>1 notatime h a p m -", &rc));
+    assert_int_equal(rc, -2);
+    assert_null(sl_json(&p, "<14>Oct", &rc));
+    assert_int_equal(rc, -2);
+    syslog_parser_free(&p);
+    assert_string_equal(syslog_facility(34), "auth");
+    assert_string_equal(syslog_severity(34), "crit");
+    assert_null(syslog_facility(999));
+}
+
+static void test_syslog_frame(void **st)
+{
+    const char *m;
+    size_t ml;
+    assert_int_equal(syslog_frame("abc\ndef", 7, 0, "\n", 1, &m, &ml), 4);
+    assert_int_equal(ml, 3);
+    assert_int_equal(syslog_frame("abc", 3, 0, "\n", 1, &m, &ml), 0);
+    assert_int_equal(syslog_frame("5 hello6 world!", 15, 1, NULL, 0, &m, &ml), 7);
+    assert_memory_equal(m, "hello", 5);
+    assert_int_equal(syslog_frame("5 hel", 5, 1, NULL, 0, &m, &ml), 0);
+    assert_int_equal(syslog_frame("x5 hello", 8, 1, NULL, 0, &m, &ml), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_query_and_tag),
         cmocka_unit_test(test_http_bodies),
         cmocka_unit_test(test_http_added_keys),
+        cmocka_unit_test(test_syslog_parse),
+        cmocka_unit_test(test_syslog_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

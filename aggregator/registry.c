@@ -40,11 +40,11 @@ static const parser_plugin *const parsers[] = {
 
 /* outputs: outputs/ */
 extern const out_plugin out_file_plugin, out_stdout_plugin, out_null_plugin, out_kafka2_plugin, out_rdkafka2_plugin,
-    out_loki_plugin, out_elasticsearch_plugin, out_opensearch_plugin;
+    out_loki_plugin, out_elasticsearch_plugin, out_opensearch_plugin, out_forward_plugin;
 static const out_plugin *const outputs[] = {
     &out_file_plugin,     &out_stdout_plugin, &out_null_plugin,          &out_kafka2_plugin,
     &out_rdkafka2_plugin, &out_loki_plugin,   &out_elasticsearch_plugin, &out_opensearch_plugin,
-    NULL,
+    &out_forward_plugin,  NULL,
 };
 
 /* For each list: <type>s(), the NULL-terminated list itself; <type>_find(name),

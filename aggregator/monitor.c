@@ -18,6 +18,7 @@
  */
 #include "monitor.h"
 #include "aggregator/reload.h"
+#include "aggregator/prom_metrics.h"
 #include "aggregator/tap.h"
 
 #include <stddef.h>
@@ -50,6 +51,10 @@ static const conf_spec monitor_spec[] = {
      "HTTP port; `0`: 24220 for `monitor_agent`, 24231 for `prometheus`"},
     {"metrics_path", CONF_STR, "/metrics", 0, offsetof(monitor, metrics_path), NULL,
      "another path for the Prometheus text format (`/metrics` is always served; every family: docs/operations.md)"},
+    {"aggregated_metrics_path", CONF_STR, "/aggregated_metrics", 0, offsetof(monitor, aggregated_metrics_path), NULL,
+     "fluent-plugin-prometheus's path of every worker's metrics: served as `metrics_path` (weir is one process)"},
+    {"content_encoding", CONF_STR, NULL, 0, offsetof(monitor, content_encoding), NULL,
+     "accepted (fluent-plugin-prometheus); weir answers uncompressed"},
     {"tag", CONF_STR, NULL, 0, offsetof(monitor, tag), NULL,
      "refused: weir does not emit its metrics as records; scrape `/metrics`"},
     {"emit_interval", CONF_TIME, "60s", 0, offsetof(monitor, emit_interval), NULL,
@@ -300,6 +305,9 @@ static void write_metrics(monitor *m, struct evbuffer *o)
     prom_head(o, "weir_router_rewritten_records_total", "counter", "records re-tagged by rewrite_tag_filter");
     evbuffer_add_printf(o, "weir_router_rewritten_records_total %llu\n", (unsigned long long)rs.rewritten);
 
+    /* the prometheus filter's and output's <metric>s */
+    pmx_registry_write(o);
+
     /* process */
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -493,7 +501,8 @@ static void handle(struct evhttp_request *req, void *arg)
     if (evhttp_request_get_command(req) != EVHTTP_REQ_GET && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
         evbuffer_add_printf(body, "method not allowed\n");
         reply(req, 405, "Method Not Allowed", "text/plain", body);
-    } else if (!strcmp(path, m->metrics_path) || !strcmp(path, "/metrics")) {
+    } else if (!strcmp(path, m->metrics_path) || !strcmp(path, "/metrics") ||
+               (m->aggregated_metrics_path && !strcmp(path, m->aggregated_metrics_path))) {
         write_metrics(m, body);
         reply(req, 200, "OK", "text/plain; version=0.0.4", body);
     } else if (!strcmp(path, "/api/tap")) {

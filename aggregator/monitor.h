@@ -23,7 +23,7 @@ typedef struct monitor {
     /* parameters */
     char *bind;
     int64_t port;
-    char *metrics_path;
+    char *metrics_path, *aggregated_metrics_path, *content_encoding;
     char *tag;
     double emit_interval;
     int include_config, include_retry;

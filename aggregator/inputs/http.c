@@ -489,6 +489,8 @@ static void http_free(source *s)
 
 static void http_metrics(source *const *srcs, size_t n, const source_env *env, struct evbuffer *o)
 {
+    if (!n)
+        return;
     char lb[256];
     prom_head(o, "weir_http_records_total", "counter", "Records the http input accepted");
     for (size_t i = 0; i < n; i++)

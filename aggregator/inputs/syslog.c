@@ -750,6 +750,8 @@ static void sl_free(source *src)
 
 static void sl_metrics(source *const *srcs, size_t n, const source_env *env, struct evbuffer *o)
 {
+    if (!n)
+        return;
     const char *plug = ((sl_in *)srcs[0])->is_udp_plugin ? "udp" : "syslog";
     char lb[256];
     static const struct {

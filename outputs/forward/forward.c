@@ -852,7 +852,7 @@ static int forward_write(output *o, const batch *b, out_result *res)
             if (g > 0)
                 for (uint32_t r = first_rec; r < b->nrecords; r++)
                     out_result_mark(res, r, OUT_RETRY, why);
-            snprintf(res->reason, sizeof res->reason, "%s", why);
+            snprintf(res->reason, sizeof res->reason, "%.*s", (int)sizeof res->reason - 1, why);
             break;
         }
         first_rec += sg->nrecords;

@@ -462,6 +462,9 @@ static void http_stop(source *s)
     event_base_loopbreak(h->evbase);
     pthread_join(h->thread, NULL);
     h->started = 0;
+    /* the listener goes now: a reload's successor binds the same port next */
+    evhttp_free(h->http);
+    h->http = NULL;
     wlog_info("in_http", "%s: stopped: %" PRIuFAST64 " records from %" PRIuFAST64 " requests", s->id,
               prom_ld(&h->records), prom_ld(&h->requests));
 }

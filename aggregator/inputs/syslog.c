@@ -711,6 +711,18 @@ static void sl_stop(source *src)
     event_base_loopbreak(s->evbase);
     pthread_join(s->thread, NULL);
     s->started = 0;
+    /* the sockets go now: a reload's successor binds the same port next */
+    while (s->conns)
+        conn_close(s->conns);
+    if (s->lis)
+        evconnlistener_free(s->lis);
+    s->lis = NULL;
+    if (s->uev)
+        event_free(s->uev);
+    s->uev = NULL;
+    if (s->ufd >= 0)
+        close(s->ufd);
+    s->ufd = -1;
     wlog_info(s->is_udp_plugin ? "in_udp" : "in_syslog",
               "%s: stopped: %" PRIuFAST64 " records from %" PRIuFAST64 " messages, %" PRIuFAST64 " unparsed",
               src->id, prom_ld(&s->records), prom_ld(&s->messages), prom_ld(&s->unmatched));

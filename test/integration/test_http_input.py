@@ -156,3 +156,24 @@ def test_http_ack_after_output_and_limits(weir, tmp_path):
     assert [r.get("i") for r in recs if r["_tag"] == "t.ka"] == [0, 1, 2]
     assert [r["gz"] for r in recs if r["_tag"] == "t.gz"] == [1]
     assert not [r for r in recs if r["_tag"] in ("t.big", "t.bad")]
+
+
+def test_http_and_syslog_across_reload(weir, tmp_path):
+    """SIGHUP: the http and syslog sources are stopped and started again on
+    the same ports (listeners closed first), and take records after it."""
+    import signal
+    import socket
+    wport, sport = free_port(), free_port()
+    cfg = (source(wport) + f"<source>\n  @type syslog\n  port {sport}\n  bind 127.0.0.1\n  tag sys\n"
+           f"  <transport tcp>\n  </transport>\n</source>\n" + file_out(tmp_path / "w" / "out", buffered=False))
+    weir.start(cfg, port=wport)
+    assert send(wport, "POST", "/before", JS, b'{"n":1}')[0] == 200
+    weir.proc.send_signal(signal.SIGHUP)
+    poll(lambda: [l for l in weir.stderr_lines() if "configuration reloaded" in l.get("msg", "")],
+         what="the reload")
+    poll(lambda: send(wport, "POST", "/after", JS, b'{"n":2}')[0] == 200, what="the http source after the reload")
+    with socket.create_connection(("127.0.0.1", sport)) as c:
+        c.sendall(b"<13>Jan  1 00:00:00 h app: after reload\n")
+    recs = poll(lambda: (lambda r: r if len(r) >= 3 else None)(read_lines(str(tmp_path / "w" / "out*"))),
+                what="3 records")
+    assert sorted(r["_tag"] for r in recs) == ["after", "before", "sys.user.notice"]

@@ -941,6 +941,21 @@ static void test_stdout_filter(void **st)
     filter_destroy(f);
 }
 
+
+static void test_prometheus_filter(void **st)
+{
+    filter *f = mkf("@type prometheus\n<labels>\nt ${tag_parts[0]}\nu ${nope}\n</labels>\n"
+                    "<metric>\nname weir_unit_total\ntype counter\ndesc d\nkey n\n</metric>");
+    KEEP(f, "app.x", "{'n':2}");
+    KEEP(f, "app.x", "{'m':2}"); /* no value: nothing counted, the record goes on */
+    expect_error_keep(f, "app.x", "{'n':'two'}", "prometheus: failed to instrument weir_unit_total: value must be a number");
+    filter_destroy(f);
+    EXPECT_CONF_ERRORS("@type prometheus\n<metric>\nname weir_unit_g\ntype gauge\ndesc d\n</metric>",
+                       "f.conf:3: gauge metric requires 'key' option");
+    EXPECT_CONF_ERRORS("@type prometheus\n<metric>\nname weir_unit_total\ntype gauge\ndesc d\nkey n\n</metric>",
+                       "f.conf:4: weir_unit_total has already been registered as counter type");
+}
+
 int main(void)
 {
     setenv("TZ", "UTC", 1); /* ${time} prints local time */
@@ -962,6 +977,7 @@ int main(void)
         cmocka_unit_test(test_chain_keep_in_the_middle),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_record_modifier), cmocka_unit_test(test_stdout_filter),
+        cmocka_unit_test(test_prometheus_filter),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     rx_thread_cleanup();

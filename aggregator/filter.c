@@ -11,7 +11,6 @@
 /* Fluentd filters weir knows of but does not implement: a clearer message
  * than "unknown". */
 static const char *const refused[][2] = {
-    {"stdout", "use <match> @type stdout, or a <filter> you can see in the output"},
     {"geoip", NULL},
     {"concat", NULL},
     {"typecast", NULL},

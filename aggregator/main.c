@@ -38,7 +38,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: weir [-c FILE] [--dry-run] [--log-level LEVEL]\n"
             "       weir --list-params\n"
-            "       weir tap [--endpoint HOST:PORT] [--rate N] [--output ID] PATTERN\n"
+            "       weir tap [--endpoint HOST:PORT] [--rate N] [--output ID] [--token T] PATTERN\n"
             "\n"
             "  -c, --config FILE    configuration in Fluentd syntax (default: the embedded\n"
             "                       config: forward on 24224, JSON lines under ./data/)\n"

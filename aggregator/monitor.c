@@ -19,12 +19,15 @@
 #include "monitor.h"
 #include "aggregator/parse.h"
 #include "aggregator/reload.h"
+#include "aggregator/prom_metrics.h"
 #include "aggregator/tap.h"
 
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,10 +54,20 @@ static const conf_spec monitor_spec[] = {
      "HTTP port; `0`: 24220 for `monitor_agent`, 24231 for `prometheus`"},
     {"metrics_path", CONF_STR, "/metrics", 0, offsetof(monitor, metrics_path), NULL,
      "another path for the Prometheus text format (`/metrics` is always served; every family: docs/operations.md)"},
+    {"aggregated_metrics_path", CONF_STR, "/aggregated_metrics", 0, offsetof(monitor, aggregated_metrics_path), NULL,
+     "fluent-plugin-prometheus's path of every worker's metrics: served as `metrics_path` (weir is one process)"},
+    {"content_encoding", CONF_STR, NULL, 0, offsetof(monitor, content_encoding), NULL,
+     "accepted (fluent-plugin-prometheus); weir answers uncompressed"},
     {"tag", CONF_STR, NULL, 0, offsetof(monitor, tag), NULL,
-     "refused: weir does not emit its metrics as records; scrape `/metrics`"},
+     "emit every plugin's monitor_agent record (`plugin_id`, `plugin_category`, `type`, `output_plugin`, buffer "
+     "and retry counts, `emit_records`...) with this tag every `emit_interval`"},
     {"emit_interval", CONF_TIME, "60s", 0, offsetof(monitor, emit_interval), NULL,
-     "accepted for compatibility; no effect"},
+     "with `tag`: how often the records are emitted"},
+    {"tap", CONF_BOOL, "false", 0, offsetof(monitor, tap), NULL,
+     "serve `/api/tap` (`weir tap`: the records routed to outputs, live); off by default: records are not metrics"},
+    {"tap_token", CONF_STR, NULL, 0, offsetof(monitor, tap_token), NULL,
+     "with `tap true`: `/api/tap` answers loopback clients only, unless a client sends `Authorization: Bearer "
+     "TOKEN` with this token (`weir tap --token`, or `WEIR_TAP_TOKEN`)"},
     {"include_config", CONF_BOOL, "true", 0, offsetof(monitor, include_config), NULL,
      "accepted for compatibility; no effect"},
     {"include_retry", CONF_BOOL, "true", 0, offsetof(monitor, include_retry), NULL,
@@ -88,12 +101,17 @@ static monitor *monitor_create(conf_node *n, const source_plugin *plugin, int in
                         (long long)m->port);
         rc = -1;
     }
-    if (m->tag) {
-        conf_param *p = conf_get(n, "tag");
-        conf_errors_add(errs, p->file, p->line,
-                        "monitor_agent 'tag' (emitting metrics as records) is not supported; scrape /metrics");
+    if (m->tag && m->emit_interval <= 0) {
+        conf_error_at(errs, n, "emit_interval", "emit_interval must be positive");
         rc = -1;
     }
+    if (m->tap_token && !m->tap_token[0]) {
+        conf_error_at(errs, n, "tap_token", "tap_token is empty");
+        rc = -1;
+    }
+    const char *lbl = conf_get_value(n, "@label");
+    if (lbl && !(m->label_name = strdup(lbl)))
+        rc = -1;
     if (rc) {
         monitor_free(m);
         return NULL;
@@ -115,6 +133,9 @@ static void monitor_free(monitor *m)
         tap_sess_free(m->taps, 1);
     if (m->hc_timer)
         event_free(m->hc_timer);
+    if (m->emit_timer)
+        event_free(m->emit_timer);
+    free(m->label_name);
     if (m->http)
         evhttp_free(m->http);
     if (m->evbase)
@@ -348,6 +369,9 @@ static void write_metrics(monitor *m, struct evbuffer *o)
     prom_head(o, "weir_router_rewritten_records_total", "counter", "records re-tagged by rewrite_tag_filter");
     evbuffer_add_printf(o, "weir_router_rewritten_records_total %llu\n", (unsigned long long)rs.rewritten);
 
+    /* the prometheus filter's and output's <metric>s */
+    pmx_registry_write(o);
+
     /* process */
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -529,6 +553,38 @@ static void tap_start(monitor *m, struct evhttp_request *req, struct evbuffer *b
     wlog_info("monitor", "tap opened: pattern '%s', at most %g records/s", pattern, rate);
 }
 
+/* NULL when this request may open a tap: `tap true`, and a loopback client
+ * or one that sends the tap_token */
+static const char *tap_refused(monitor *m, struct evhttp_request *req)
+{
+    if (!m->tap)
+        return "tap is off: enable it with `tap true` in this monitor source";
+    char *peer = NULL;
+    ev_uint16_t port = 0;
+    struct evhttp_connection *ec = evhttp_request_get_connection(req);
+    if (ec)
+        evhttp_connection_get_peer(ec, &peer, &port);
+    struct in6_addr a6;
+    struct in_addr a4;
+    int loopback = peer && ((inet_pton(AF_INET, peer, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127) ||
+                            (inet_pton(AF_INET6, peer, &a6) == 1 &&
+                             (IN6_IS_ADDR_LOOPBACK(&a6) ||
+                              (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127))));
+    if (loopback)
+        return NULL;
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (m->tap_token && auth && !strncmp(auth, "Bearer ", 7)) {
+        size_t tl = strlen(m->tap_token), al = strlen(auth + 7);
+        unsigned diff = (unsigned)(tl ^ al);
+        for (size_t i = 0; i < al; i++)
+            diff |= (unsigned char)auth[7 + i] ^ (unsigned char)m->tap_token[i % (tl ? tl : 1)];
+        if (!diff)
+            return NULL;
+    }
+    return m->tap_token ? "tap refused: a client that is not on loopback must send Authorization: Bearer TOKEN"
+                        : "tap answers loopback clients only (configure tap_token to allow others)";
+}
+
 static void handle(struct evhttp_request *req, void *arg)
 {
     monitor *m = arg;
@@ -541,11 +597,18 @@ static void handle(struct evhttp_request *req, void *arg)
     if (evhttp_request_get_command(req) != EVHTTP_REQ_GET && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
         evbuffer_add_printf(body, "method not allowed\n");
         reply(req, 405, "Method Not Allowed", "text/plain", body);
-    } else if (!strcmp(path, m->metrics_path) || !strcmp(path, "/metrics")) {
+    } else if (!strcmp(path, m->metrics_path) || !strcmp(path, "/metrics") ||
+               (m->aggregated_metrics_path && !strcmp(path, m->aggregated_metrics_path))) {
         write_metrics(m, body);
         reply(req, 200, "OK", "text/plain; version=0.0.4", body);
     } else if (!strcmp(path, "/api/tap")) {
-        tap_start(m, req, body);
+        const char *why = tap_refused(m, req);
+        if (why) {
+            evbuffer_add_printf(body, "%s\n", why);
+            reply(req, 403, "Forbidden", "text/plain", body);
+        } else {
+            tap_start(m, req, body);
+        }
     } else if (!strcmp(path, "/healthz")) {
         evbuffer_add_printf(body, "ok\n");
         reply(req, 200, "OK", "text/plain", body);
@@ -607,6 +670,88 @@ static void *monitor_main(void *arg)
     return NULL;
 }
 
+/* ---- `tag`: monitor_agent's records, every emit_interval ------------------------------- */
+
+static void kv_str(wbuf *w, const char *k, const char *v)
+{
+    mpw_str(w, k, strlen(k));
+    if (v)
+        mpw_str(w, v, strlen(v));
+    else
+        mpw_nil(w);
+}
+
+static void kv_uint(wbuf *w, const char *k, uint64_t v)
+{
+    mpw_str(w, k, strlen(k));
+    mpw_uint(w, v);
+}
+
+/* Monitor thread, under monitor_lock: one record per source and output, as
+ * Fluentd's plugins_info_all (with_config false, with_retry false) */
+static void emit_records(evutil_socket_t fd, short what, void *arg)
+{
+    monitor *m = arg;
+    monitor_lock();
+    pipeline *pl = m->pl;
+    wbuf e = {0};
+    uint32_t n = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    for (size_t i = 0; i < pl->nsources; i++) {
+        source *sr = pl->sources[i];
+        batch_put_entry_head(&e, (uint32_t)ts.tv_sec, (uint32_t)ts.tv_nsec, NULL, 0);
+        mpw_map(&e, 5);
+        kv_str(&e, "plugin_id", sr->id);
+        kv_str(&e, "plugin_category", "input");
+        kv_str(&e, "type", sr->plugin->name);
+        mpw_str(&e, "output_plugin", 13);
+        mpw_bool(&e, 0);
+        kv_str(&e, "retry_count", NULL);
+        n++;
+    }
+    for (size_t i = 0; i < pl->noutputs; i++) {
+        output *op = pl->outputs[i];
+        buffer_snap bs = {0};
+        if (op->buf)
+            buffer_snapshot(op->buf, &bs);
+        batch_put_entry_head(&e, (uint32_t)ts.tv_sec, (uint32_t)ts.tv_nsec, NULL, 0);
+        mpw_map(&e, op->buf ? 13 : 9);
+        kv_str(&e, "plugin_id", op->id);
+        kv_str(&e, "plugin_category", "output");
+        kv_str(&e, "type", op->plugin->name);
+        mpw_str(&e, "output_plugin", 13);
+        mpw_bool(&e, 1);
+        if (op->buf) {
+            kv_uint(&e, "buffer_queue_length", bs.queued);
+            mpw_str(&e, "buffer_timekeys", 15);
+            mpw_array(&e, 0);
+            kv_uint(&e, "buffer_total_queued_size", bs.bytes);
+            kv_uint(&e, "buffer_stage_length", bs.staged);
+        }
+        kv_uint(&e, "retry_count", prom_ld(&op->write_errors));
+        kv_uint(&e, "emit_records", prom_ld(&op->records_in));
+        kv_uint(&e, "emit_count", prom_ld(&op->batches_in));
+        kv_uint(&e, "write_count", prom_ld(&op->lat_count));
+        kv_uint(&e, "rollback_count", op->buf ? prom_ld(&op->buf->retried_flushes) : 0);
+        n++;
+    }
+    conf_errors errs = {0};
+    rt_label *l = m->label_name ? router_label(pl->rt, m->label_name, NULL, 0, &errs) : router_root(pl->rt);
+    conf_errors_free(&errs);
+    router_ctx *rc = l ? router_ctx_new(pl->rt) : NULL;
+    char why[256];
+    if (!rc)
+        wlog_warn("monitor", "%s: cannot emit its records (no label %s)", m->base.id,
+                  m->label_name ? m->label_name : "root");
+    else if (source_emit_wait(rc, pl->rt, l, m->tag, strlen(m->tag), &e, n, 1.0, NULL, why, sizeof why))
+        wlog_warn("monitor", "%s: its %u records were not taken: %s", m->base.id, n, why);
+    if (rc)
+        router_ctx_free(rc);
+    monitor_unlock();
+    wbuf_free(&e);
+}
+
 static int monitor_start(monitor *m, pipeline *pl, worker *workers, int nworkers)
 {
     m->pl = pl;
@@ -627,6 +772,13 @@ static int monitor_start(monitor *m, pipeline *pl, worker *workers, int nworkers
     m->hc_timer = event_new(m->evbase, -1, EV_PERSIST, hc_sample, m);
     struct timeval one = {1, 0};
     event_add(m->hc_timer, &one);
+    if (m->tag) {
+        m->emit_timer = event_new(m->evbase, -1, EV_PERSIST, emit_records, m);
+        struct timeval iv = {(time_t)m->emit_interval,
+                             (suseconds_t)((m->emit_interval - (double)(time_t)m->emit_interval) * 1e6)};
+        if (!m->emit_timer || event_add(m->emit_timer, &iv))
+            return -1;
+    }
     if (pthread_create(&m->thread, NULL, monitor_main, m) != 0)
         return -1;
     m->running = 1;

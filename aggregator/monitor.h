@@ -23,8 +23,12 @@ typedef struct monitor {
     /* parameters */
     char *bind;
     int64_t port;
-    char *metrics_path;
+    char *metrics_path, *aggregated_metrics_path, *content_encoding;
     char *tag;
+    char *label_name; /* @label, for the records of `tag` */
+    int tap;
+    char *tap_token;
+    struct event *emit_timer;
     double emit_interval;
     int include_config, include_retry;
     int64_t hc_errors_count, hc_retry_failure_count;

@@ -22,10 +22,12 @@
 #include "aggregator/source.h"
 
 /* outputs/elasticsearch/elasticsearch.c, outputs/format.c, forward-protocol/fwd_auth.c, fwd_tls.c, fwd_source.c,
- * aggregator/filters/grep.c, aggregator/parsers/grok.c */
+ * aggregator/filters/grep.c, aggregator/parsers/grok.c, aggregator/inputs/syslog.c, outputs/forward/forward.c,
+ * aggregator/prom_metrics.c */
 extern const conf_spec es_metadata_spec[], fmt_format_spec[], fmt_inject_spec[], fwd_security_spec[], fwd_user_spec[],
     fwd_client_spec[], fwd_tls_spec[], fwd_transport_tcp_spec[], filter_grep_cond_spec[], filter_grep_group_spec[],
-    parse_grok_section_spec[];
+    parse_grok_section_spec[], in_syslog_parse_spec[], out_forward_server_spec[], out_forward_security_spec[],
+    pmx_metric_spec[];
 
 typedef struct param_section {
     const char *id;    /* the marker: <!-- params:ID --> */
@@ -51,6 +53,13 @@ static const param_section sections[] = {
      filter_grep_cond_spec},
     {"output.elasticsearch.metadata", "`<metadata>` (in `<match> @type elasticsearch`)", "output.elasticsearch",
      es_metadata_spec},
+    {"source.syslog.parse", "`<parse>` (in `<source> @type syslog`; `@type syslog`, the default)", "source.syslog",
+     in_syslog_parse_spec},
+    {"output.forward.server", "`<server>` (in `<match> @type forward`)", "output.forward", out_forward_server_spec},
+    {"output.forward.security", "`<security>` (in `<match> @type forward`)", "output.forward",
+     out_forward_security_spec},
+    {"filter.prometheus.metric", "`<metric>` (in `<filter>` and `<match>` of `@type prometheus`)", "filter.prometheus",
+     pmx_metric_spec},
     {"filter.grep.and", "`<and>`, `<or>` (in `<filter> @type grep`)", "filter.grep", filter_grep_group_spec},
     {"parser.grok.grok", "`<grok>` (in `<parse> @type grok`)", "parser.grok", parse_grok_section_spec},
 };

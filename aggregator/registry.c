@@ -12,20 +12,35 @@
 #include <pthread.h>
 #include <string.h>
 
-/* sources: forward-protocol/fwd_source.c, aggregator/inputs/, aggregator/monitor.c */
+/* sources: forward-protocol/fwd_source.c, aggregator/inputs/, aggregator/monitor.c (the prometheus monitors:
+ * aggregator/inputs/prometheus_monitor.c) */
 extern const source_plugin in_forward_plugin, in_kafka_plugin, in_monitor_agent_plugin, in_prometheus_plugin,
-    in_kafka_group_plugin, in_rdkafka_group_plugin;
+    in_kafka_group_plugin, in_rdkafka_group_plugin, in_http_plugin, in_syslog_plugin, in_udp_plugin,
+    in_prometheus_monitor_plugin, in_prometheus_output_monitor_plugin;
 static const source_plugin *const sources[] = {
-    &in_forward_plugin, &in_kafka_plugin, &in_monitor_agent_plugin, &in_prometheus_plugin,
-    &in_kafka_group_plugin, &in_rdkafka_group_plugin, NULL,
+    &in_forward_plugin,
+    &in_kafka_plugin,
+    &in_monitor_agent_plugin,
+    &in_prometheus_plugin,
+    &in_kafka_group_plugin,
+    &in_rdkafka_group_plugin,
+    &in_http_plugin,
+    &in_syslog_plugin,
+    &in_udp_plugin,
+    &in_prometheus_monitor_plugin,
+    &in_prometheus_output_monitor_plugin,
+    NULL,
 };
 
-/* filters: aggregator/filters/ */
+/* filters: aggregator/filters/ (record_modifier: record_transformer.c); stdout: outputs/stdout.c, beside
+ * out_stdout's formatter */
 extern const filter_plugin filter_record_transformer_plugin, filter_grep_plugin, filter_parser_plugin,
-    filter_kubernetes_plugin, filter_trace_plugin, filter_ecs_plugin;
+    filter_kubernetes_plugin, filter_trace_plugin, filter_ecs_plugin, filter_record_modifier_plugin,
+    filter_stdout_plugin, filter_prometheus_plugin;
 static const filter_plugin *const filters[] = {
-    &filter_record_transformer_plugin, &filter_grep_plugin,  &filter_parser_plugin,
-    &filter_kubernetes_plugin,         &filter_trace_plugin, &filter_ecs_plugin,
+    &filter_record_transformer_plugin, &filter_grep_plugin,   &filter_parser_plugin,
+    &filter_kubernetes_plugin,         &filter_trace_plugin,  &filter_ecs_plugin,
+    &filter_record_modifier_plugin,    &filter_stdout_plugin, &filter_prometheus_plugin,
     NULL,
 };
 
@@ -39,11 +54,12 @@ static const parser_plugin *const parsers[] = {
 
 /* outputs: outputs/ */
 extern const out_plugin out_file_plugin, out_stdout_plugin, out_null_plugin, out_kafka2_plugin, out_rdkafka2_plugin,
-    out_loki_plugin, out_elasticsearch_plugin, out_opensearch_plugin, out_kafka_buffered_plugin, out_rdkafka_plugin;
+    out_loki_plugin, out_elasticsearch_plugin, out_opensearch_plugin, out_kafka_buffered_plugin, out_rdkafka_plugin,
+    out_forward_plugin, out_prometheus_plugin;
 static const out_plugin *const outputs[] = {
     &out_file_plugin,     &out_stdout_plugin, &out_null_plugin,          &out_kafka2_plugin,
     &out_rdkafka2_plugin, &out_loki_plugin,   &out_elasticsearch_plugin, &out_opensearch_plugin,
-    &out_kafka_buffered_plugin, &out_rdkafka_plugin,
+    &out_kafka_buffered_plugin, &out_rdkafka_plugin, &out_forward_plugin,  &out_prometheus_plugin,
     NULL,
 };
 

@@ -1,9 +1,11 @@
 /* aggregator/source.c: what every source shares; see source.h (the plugins are listed in registry.c). */
 #include "aggregator/source.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int source_init(source *s, const source_plugin *p, conf_node *n, int index)
 {
@@ -43,4 +45,46 @@ void source_worker_free(struct worker *w)
     for (size_t i = 0; p[i]; i++)
         if (p[i]->worker_free)
             p[i]->worker_free(w);
+}
+
+int source_emit_wait(router_ctx *rc, router *rt, rt_label *l, const char *tag, size_t tag_len, wbuf *entries,
+                     uint32_t nrec, double max_wait, const int *stop, char *why, size_t whylen)
+{
+    if (!nrec) {
+        entries->len = 0;
+        return 0;
+    }
+    /* back-pressure: as the workers stop reading, wait while the outputs are full */
+    for (double waited = 0; router_congested(rt); waited += 0.005) {
+        if (waited >= max_wait || (stop && __atomic_load_n(stop, __ATOMIC_RELAXED))) {
+            snprintf(why, whylen, "the outputs' queues are full");
+            entries->len = 0;
+            return -1;
+        }
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    size_t len;
+    uint8_t *data = wbuf_steal(entries, &len);
+    batch *b = batch_new(tag, tag_len, data, len, nrec);
+    if (!b) {
+        free(data);
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    ticket_sync kt;
+    ticket_sync_init(&kt, 1); /* guard until every batch is submitted */
+    router_route(rc, l, b);
+    size_t n = 0;
+    rt_delivery *dl = router_ctx_deliveries(rc, &n);
+    atomic_fetch_add(&kt.t.outstanding, (int)n);
+    for (size_t d = 0; d < n; d++)
+        output_submit(dl[d].out, dl[d].b, &kt.t, dl[d].flags);
+    router_ctx_reset(rc);
+    batch_unref(b);
+    ticket_done(&kt.t, 1);
+    if (ticket_sync_wait(&kt) != 0) {
+        snprintf(why, whylen, "an output refused the records");
+        return -1;
+    }
+    return 0;
 }

@@ -106,6 +106,17 @@ int source_worker_init(struct worker *w);
 void source_worker_stop(struct worker *w);
 void source_worker_free(struct worker *w);
 
+/* For the sources that run their own thread and wait for their records
+ * (http, syslog, udp, monitor_agent's tag: Fluentd's router.emit): route
+ * the `nrec` entries (weir's entry format, taken from *entries, which is
+ * left empty) of one tag entering label `l`, hand them to the outputs and
+ * wait until every output has them. While the outputs are congested it
+ * waits first, up to `max_wait` seconds or until *stop is set. Returns 0
+ * when every output accepted them (or nothing matched), -1 when one refused
+ * them or the wait ran out (why says which). */
+int source_emit_wait(router_ctx *rc, router *rt, rt_label *l, const char *tag, size_t tag_len, wbuf *entries,
+                     uint32_t nrec, double max_wait, const int *stop, char *why, size_t whylen);
+
 /* Fill the common fields (id from @id or "<type>.<index>", conf_fp). 0 or -1. */
 int source_init(source *s, const source_plugin *p, conf_node *n, int index);
 /* Free what source_init allocated. */

@@ -168,7 +168,7 @@ void tap_offer_slow(const char *output_id, const batch *b)
 
 static void tap_usage(FILE *f)
 {
-    fprintf(f, "usage: weir tap [--endpoint HOST:PORT] [--rate N] [--output ID] PATTERN\n"
+    fprintf(f, "usage: weir tap [--endpoint HOST:PORT] [--rate N] [--output ID] [--token T] PATTERN\n"
                "\n"
                "Prints the records the running weir routes to outputs whose tag matches\n"
                "PATTERN (Fluentd match syntax: app.**, {a,b}.*, several separated by spaces)\n"
@@ -178,25 +178,29 @@ static void tap_usage(FILE *f)
                "  --endpoint HOST:PORT  the server's monitor endpoint (default 127.0.0.1:24220)\n"
                "  --rate N              at most N records per second (default 100); the\n"
                "                        server counts what it skips and says so\n"
-               "  --output ID           only records going to the output with this @id\n");
+               "  --output ID           only records going to the output with this @id\n"
+               "  --token TOKEN         the monitor's tap_token, for an endpoint that is not on loopback\n"
+               "                        (default: $WEIR_TAP_TOKEN)\n");
 }
 
 int tap_client_main(int argc, char **argv)
 {
-    const char *endpoint = "127.0.0.1:24220", *output_id = "";
+    const char *endpoint = "127.0.0.1:24220", *output_id = "", *token = getenv("WEIR_TAP_TOKEN");
     double rate = 100;
     static const struct option opts[] = {
         {"endpoint", required_argument, NULL, 'e'}, {"rate", required_argument, NULL, 'r'},
         {"output", required_argument, NULL, 'o'},   {"help", no_argument, NULL, 'h'},
+        {"token", required_argument, NULL, 't'},
         {NULL, 0, NULL, 0},
     };
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "e:r:o:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "e:r:o:t:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'e': endpoint = optarg; break;
         case 'r': rate = atof(optarg); break;
         case 'o': output_id = optarg; break;
+        case 't': token = optarg; break;
         case 'h': tap_usage(stdout); return 0;
         default: tap_usage(stderr); return 2;
         }
@@ -236,8 +240,14 @@ int tap_client_main(int argc, char **argv)
         wbuf_add(&q, "&output=", 8);
         http_urlencode(&q, output_id, strlen(output_id));
     }
-    const char *tail = " HTTP/1.0\r\nHost: weir\r\n\r\n";
+    const char *tail = " HTTP/1.0\r\nHost: weir\r\n";
     wbuf_add(&q, tail, strlen(tail));
+    if (token && *token) {
+        wbuf_add(&q, "Authorization: Bearer ", 22);
+        wbuf_add(&q, token, strlen(token));
+        wbuf_add(&q, "\r\n", 2);
+    }
+    wbuf_add(&q, "\r\n", 2);
     if (write(fd, q.data, q.len) != (ssize_t)q.len) {
         fprintf(stderr, "weir tap: write failed: %s\n", strerror(errno));
         return 1;

@@ -1,6 +1,7 @@
 /*
  * aggregator/filters/record_transformer.c: Fluentd's filter_record_transformer
- * without Ruby (enable_ruby false, the default).
+ * without Ruby (enable_ruby false, the default), and fluent-plugin-record-
+ * modifier's record_modifier on the same templates and record edits.
  *
  * <record> values (and keys) are templates with Fluentd's placeholders:
  *   ${tag} ${tag_parts[N]} ${tag_prefix[N]} ${tag_suffix[N]} (N < 0 counts
@@ -16,12 +17,22 @@
  * Order per record, like Fluentd: new = renew_record ? {keep_keys of the
  * record} : record; new.merge!(<record>); renew_time_key; remove_keys
  * (record accessors, applied last).
+ *
+ * record_modifier (the `modifier` flag) differs where the plugin does: a
+ * <record> key is literal text and a value is a plain template (no JSON, no
+ * __UPPER__); a value that is one whole ${...} keeps its type (the Ruby
+ * value); ${time} is the EventTime (as text: its seconds); remove_keys are
+ * top-level key names; allowlist_keys (whitelist_keys) keep the listed keys
+ * in the record's order when remove_keys is not set; char_encoding converts
+ * the top-level strings (the UTF-8 forms only); prepare_value (Ruby) is
+ * refused.
  */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -88,6 +99,12 @@ typedef struct rt_ctx {
     size_t nnested;
     char hostname[256];
     size_t hostname_len;
+    /* record_modifier */
+    int modifier;
+    char **allowlist_keys, **whitelist_keys;
+    char *char_encoding, *prepare_value;
+    char **allow; /* allowlist_keys or whitelist_keys, when remove_keys is not set (not owned) */
+    int enc_binary; /* char_encoding from a byte encoding to UTF-8: bytes >= 0x80 become U+FFFD */
 } rt_ctx;
 
 static const conf_spec rt_spec[] = {
@@ -106,6 +123,26 @@ static const conf_spec rt_spec[] = {
      "missing key gives nil)"},
     {"record", CONF_SECTION, NULL, 0, 0, NULL,
      "`key value` pairs to set; keys and values are templates (placeholders below)"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static const conf_spec rm_spec[] = {
+    {"record", CONF_SECTION, NULL, 0, 0, NULL,
+     "`key value` pairs to set: the key as written, the value a template (`${tag}`, `${tag_parts[N]}`, "
+     "`${record[\"key\"]}`, `${hostname}`, `${time}`); a value that is one whole placeholder keeps the value's type"},
+    {"remove_keys", CONF_ARRAY, NULL, 0, offsetof(rt_ctx, remove_keys), NULL,
+     "top-level keys removed after `<record>` is applied"},
+    {"allowlist_keys", CONF_ARRAY, NULL, 0, offsetof(rt_ctx, allowlist_keys), NULL,
+     "keep only these top-level keys (in the record's order); ignored when `remove_keys` is set"},
+    {"whitelist_keys", CONF_ARRAY, NULL, 0, offsetof(rt_ctx, whitelist_keys), NULL,
+     "the plugin's older name of `allowlist_keys`"},
+    {"char_encoding", CONF_STR, NULL, 0, offsetof(rt_ctx, char_encoding), NULL,
+     "`FROM` or `FROM:TO` for the top-level string values: `utf-8` and `utf-8:utf-8` change nothing; "
+     "`ascii-8bit:utf-8` (`binary`, `us-ascii`) turns every byte >= 0x80 into U+FFFD as Ruby's `encode!` "
+     "with `:replace`; other encodings are refused"},
+    {"prepare_value", CONF_STR, NULL, 0, offsetof(rt_ctx, prepare_value), NULL,
+     "Ruby code run at start: refused (weir does not run Ruby)"},
+    {"replace", CONF_SECTION, NULL, 0, 0, NULL, "`<replace>` (regular expression replacement of a value): refused, not yet"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -198,10 +235,12 @@ static int classify(const char *c, size_t n, tpart *p, char *why, size_t whylen)
     return -1;
 }
 
-static int tstr_compile(tstr *t, const char *s, const conf_param *at, conf_errors *errs)
+/* mode: 0 record_transformer; 1 record_modifier's value (no __UPPER__);
+ * 2 literal text (record_modifier's key) */
+static int tstr_compile(tstr *t, const char *s, const conf_param *at, conf_errors *errs, int mode)
 {
     memset(t, 0, sizeof *t);
-    size_t n = strlen(s), lit = 0, i = 0;
+    size_t n = strlen(s), lit = 0, i = mode == 2 ? n : 0;
     while (i < n) {
         if (s[i] == '$' && i + 1 < n && s[i + 1] == '{') {
             const char *close = memchr(s + i + 2, '}', n - i - 2);
@@ -225,7 +264,7 @@ static int tstr_compile(tstr *t, const char *s, const conf_param *at, conf_error
                 continue;
             }
         }
-        if (s[i] == '_' && i + 1 < n && s[i + 1] == '_') {
+        if (mode == 0 && s[i] == '_' && i + 1 < n && s[i + 1] == '_') {
             /* __[A-Z_]+__ (greedy, backtracking to the last "__") */
             size_t r = i + 2;
             while (r < n && ((s[r] >= 'A' && s[r] <= 'Z') || s[r] == '_'))
@@ -285,12 +324,12 @@ static void tval_free(tval *v)
 struct ectx;
 static int tval_write(const struct ectx *e, const tval *v, wbuf *o);
 
-static int tval_from_json(tval *v, json_t *j, const conf_param *at, conf_errors *errs)
+static int tval_from_json(tval *v, json_t *j, const conf_param *at, conf_errors *errs, int mode)
 {
     memset(v, 0, sizeof *v);
     if (json_is_string(j)) {
         v->kind = TV_STR;
-        if (tstr_compile(&v->s, json_string_value(j), at, errs))
+        if (tstr_compile(&v->s, json_string_value(j), at, errs, mode))
             return -1;
         v->dynamic = v->s.dynamic;
     } else if (json_is_object(j)) {
@@ -305,7 +344,7 @@ static int tval_from_json(tval *v, json_t *j, const conf_param *at, conf_errors 
         json_t *x;
         json_object_foreach(j, k, x)
         {
-            if (tstr_compile(&v->keys[i], k, at, errs) || tval_from_json(&v->items[i], x, at, errs))
+            if (tstr_compile(&v->keys[i], k, at, errs, mode) || tval_from_json(&v->items[i], x, at, errs, mode))
                 return -1;
             v->dynamic |= v->keys[i].dynamic | v->items[i].dynamic;
             i++;
@@ -317,7 +356,7 @@ static int tval_from_json(tval *v, json_t *j, const conf_param *at, conf_errors 
         if (!v->items)
             return -1;
         for (size_t i = 0; i < v->n; i++) {
-            if (tval_from_json(&v->items[i], json_array_get(j, i), at, errs))
+            if (tval_from_json(&v->items[i], json_array_get(j, i), at, errs, mode))
                 return -1;
             v->dynamic |= v->items[i].dynamic;
         }
@@ -349,24 +388,14 @@ static int tval_from_json(tval *v, json_t *j, const conf_param *at, conf_errors 
 
 /* ---- configuration ----------------------------------------------------------------------------- */
 
-static int rt_init(filter *f, conf_node *n, conf_errors *errs)
+/* <record> and remove_keys, for both plugins (c->modifier chooses the rules) */
+static int rt_compile(rt_ctx *c, conf_node *n, conf_errors *errs)
 {
-    rt_ctx *c = f->ctx;
     int bad = 0;
-    if (c->enable_ruby) {
-        const conf_param *p = conf_get(n, "enable_ruby");
-        conf_errors_add(errs, p->file, p->line,
-                        "enable_ruby is not supported: weir does not run Ruby; use the placeholders ${...}");
-        bad = -1;
-    }
-    if (c->keep_keys && !c->renew_record) {
-        const conf_param *p = conf_get(n, "keep_keys");
-        conf_errors_add(errs, p->file, p->line, "`renew_record` must be true to use `keep_keys`");
-        bad = -1;
-    }
     if (gethostname(c->hostname, sizeof c->hostname - 1) != 0)
         snprintf(c->hostname, sizeof c->hostname, "localhost");
     c->hostname_len = strlen(c->hostname);
+    int vmode = c->modifier ? 1 : 0;
 
     for (size_t i = 0; i < n->nchildren; i++) {
         conf_node *r = n->children[i];
@@ -383,21 +412,21 @@ static int rt_init(filter *f, conf_node *n, conf_errors *errs)
             rt_field *fd = ARRAY_PUSH(c->fields, c->nfields);
             if (!fd)
                 return -1;
-            if (tstr_compile(&fd->key, p->key, p, errs)) {
+            if (tstr_compile(&fd->key, p->key, p, errs, c->modifier ? 2 : 0)) {
                 bad = -1;
                 continue;
             }
             const char *v = p->value;
             json_t *j = NULL;
-            if (v[0] == '{' || v[0] == '[')
+            if (!c->modifier && (v[0] == '{' || v[0] == '['))
                 j = json_loads(v, JSON_DECODE_ANY, NULL); /* not JSON: a plain string, like Fluentd */
             if (j) {
-                if (tval_from_json(&fd->val, j, p, errs))
+                if (tval_from_json(&fd->val, j, p, errs, vmode))
                     bad = -1;
                 json_decref(j);
             } else {
                 json_t *s = json_string(v);
-                if (!s || tval_from_json(&fd->val, s, p, errs))
+                if (!s || tval_from_json(&fd->val, s, p, errs, vmode))
                     bad = -1;
                 json_decref(s);
             }
@@ -425,7 +454,9 @@ static int rt_init(filter *f, conf_node *n, conf_errors *errs)
         if (!c->allp || !c->drop || !c->nested)
             return -1;
     }
-    for (size_t i = 0; i < nrk; i++) {
+    for (size_t i = 0; i < nrk && c->modifier; i++) /* record.delete(name): top-level names */
+        c->drop[c->ndrop++] = (rec_kv){c->remove_keys[i], strlen(c->remove_keys[i]), NULL, 0};
+    for (size_t i = 0; i < nrk && !c->modifier; i++) {
         rec_path *p = &c->allp[c->nallp];
         char err[256];
         if (rec_path_compile(p, c->remove_keys[i], err, sizeof err) != 0) {
@@ -442,6 +473,78 @@ static int rt_init(filter *f, conf_node *n, conf_errors *errs)
             c->nested[c->nnested++] = *p; /* shallow copy: allp owns it */
     }
     return bad;
+}
+
+static int rt_init(filter *f, conf_node *n, conf_errors *errs)
+{
+    rt_ctx *c = f->ctx;
+    int bad = 0;
+    if (c->enable_ruby) {
+        const conf_param *p = conf_get(n, "enable_ruby");
+        conf_errors_add(errs, p->file, p->line,
+                        "enable_ruby is not supported: weir does not run Ruby; use the placeholders ${...}");
+        bad = -1;
+    }
+    if (c->keep_keys && !c->renew_record) {
+        const conf_param *p = conf_get(n, "keep_keys");
+        conf_errors_add(errs, p->file, p->line, "`renew_record` must be true to use `keep_keys`");
+        bad = -1;
+    }
+    return rt_compile(c, n, errs) || bad ? -1 : 0;
+}
+
+/* "utf-8", "UTF8" -> 1; the byte encodings Ruby converts from with every
+ * high byte undefined -> 2; anything else 0 */
+static int enc_kind(const char *s, size_t n)
+{
+    static const char *const utf8[] = {"utf-8", "utf8", NULL};
+    static const char *const bytes[] = {"ascii-8bit", "binary", "us-ascii", "ascii", NULL};
+    for (size_t i = 0; utf8[i]; i++)
+        if (strlen(utf8[i]) == n && !strncasecmp(s, utf8[i], n))
+            return 1;
+    for (size_t i = 0; bytes[i]; i++)
+        if (strlen(bytes[i]) == n && !strncasecmp(s, bytes[i], n))
+            return 2;
+    return 0;
+}
+
+static int rm_init(filter *f, conf_node *n, conf_errors *errs)
+{
+    rt_ctx *c = f->ctx;
+    int bad = 0;
+    c->modifier = 1;
+    c->auto_typecast = 1;
+    if (c->prepare_value) {
+        conf_error_at(errs, n, "prepare_value",
+                      "prepare_value is not supported: it is Ruby code and weir does not run Ruby; use "
+                      "placeholders in <record>");
+        bad = -1;
+    }
+    for (size_t i = 0; i < n->nchildren; i++)
+        if (!strcmp(n->children[i]->name, "replace")) {
+            conf_errors_add(errs, n->children[i]->file, n->children[i]->line,
+                            "<replace> of record_modifier is not supported yet; use a `<filter>` of "
+                            "record_transformer or rewrite the value upstream");
+            bad = -1;
+        }
+    if (c->char_encoding) {
+        const char *s = c->char_encoding, *colon = strchr(s, ':');
+        int from = enc_kind(s, colon ? (size_t)(colon - s) : strlen(s));
+        int to = colon ? enc_kind(colon + 1, strlen(colon + 1)) : 1;
+        if (!colon && from)
+            ; /* force_encoding only: the bytes stay as they are */
+        else if (from && to == 1)
+            c->enc_binary = from == 2;
+        else {
+            conf_error_at(errs, n, "char_encoding",
+                          "char_encoding '%s' is not supported: weir keeps strings as UTF-8; accepted: utf-8, "
+                          "utf-8:utf-8, ascii-8bit:utf-8 (binary, us-ascii)",
+                          s);
+            bad = -1;
+        }
+    }
+    c->allow = c->remove_keys ? NULL : c->allowlist_keys ? c->allowlist_keys : c->whitelist_keys;
+    return rt_compile(c, n, errs) || bad ? -1 : 0;
 }
 
 static void rt_exit(filter *f)
@@ -526,7 +629,15 @@ static int ph_str(const ectx *e, const tpart *p, const char **t, size_t *l)
         *t = e->call->tag + s, *l = en - s;
         return 1;
     case PH_HOST: *t = e->c->hostname, *l = e->c->hostname_len; return 1;
-    case PH_TIME: *t = time_text(e->call->sec, l); return 1;
+    case PH_TIME:
+        if (e->c->modifier) { /* EventTime#to_s: the seconds */
+            static __thread char secs[16];
+            *l = (size_t)snprintf(secs, sizeof secs, "%u", e->call->sec);
+            *t = secs;
+            return 1;
+        }
+        *t = time_text(e->call->sec, l);
+        return 1;
     default: return -1;
     }
 }
@@ -551,6 +662,14 @@ static int ph_value(const ectx *e, const tpart *p, wbuf *o)
     if (p->kind == PH_RECORD) {
         const uint8_t *v = rec_lookup(e->rec, e->len, &p->path, &vl);
         return v ? rec_add(o, v, vl) : mpw_nil(o);
+    }
+    if (p->kind == PH_TIME && e->c->modifier) { /* the EventTime itself */
+        uint8_t et[10] = {0xd7, 0x00};
+        for (int i = 0; i < 4; i++) {
+            et[2 + i] = (uint8_t)(e->call->sec >> (24 - 8 * i));
+            et[6 + i] = (uint8_t)(e->call->nsec >> (24 - 8 * i));
+        }
+        return rec_add(o, et, sizeof et);
     }
     return ph_str(e, p, &t, &l) > 0 ? mpw_str(o, t, l) : mpw_nil(o);
 }
@@ -631,6 +750,67 @@ static int value_time(const uint8_t *v, size_t vl, uint32_t *sec, uint32_t *nsec
     double ns = (d - fl) * 1e9;
     *nsec = ns >= 999999999.0 ? 999999999u : (uint32_t)ns;
     return 0;
+}
+
+static int in_list(char *const *list, const uint8_t *k, size_t kl)
+{
+    for (size_t i = 0; list[i]; i++)
+        if (strlen(list[i]) == kl && !memcmp(list[i], k, kl))
+            return 1;
+    return 0;
+}
+
+/* record_modifier after the edits: allowlist_keys, then char_encoding, on
+ * the map at out[start ..) (rewritten in place through scratch) */
+static int rm_post(const rt_ctx *c, wbuf *out, size_t start, wbuf *sc)
+{
+    if (!c->allow && !c->enc_binary)
+        return 0;
+    size_t so = sc->len;
+    if (rec_add(sc, out->data + start, out->len - start))
+        return -1;
+    out->len = start;
+    const uint8_t *p = sc->data + so, *end = sc->data + sc->len;
+    mp_obj m;
+    if (mp_read(&p, end, &m) != MP_OK || m.type != MP_MAP)
+        return -1;
+    rec_hdr h;
+    uint32_t kept = 0;
+    if (rec_hdr_open(out, &h, 1, m.len))
+        return -1;
+    for (uint32_t i = 0; i < m.len; i++) {
+        const uint8_t *k0 = p, *kp, *vp;
+        uint32_t kl, vl;
+        if (rec_read_str(&p, end, &kp, &kl) != 1)
+            return -1;
+        const uint8_t *v0 = p;
+        int isstr = rec_read_str(&p, end, &vp, &vl);
+        if (isstr < 0 || (!isstr && rec_skip(&p, end)))
+            return -1;
+        if (c->allow && !in_list(c->allow, kp, kl))
+            continue;
+        kept++;
+        if (rec_add(out, k0, (size_t)(v0 - k0)))
+            return -1;
+        int high = 0;
+        for (uint32_t j = 0; isstr == 1 && c->enc_binary && j < vl && !high; j++)
+            high = vp[j] >= 0x80;
+        if (!high) {
+            if (rec_add(out, v0, (size_t)(p - v0)))
+                return -1;
+            continue;
+        }
+        size_t off;
+        if (rec_str_open(out, &off))
+            return -1;
+        for (uint32_t j = 0; j < vl; j++)
+            if (vp[j] < 0x80 ? wbuf_addc(out, vp[j]) : wbuf_add(out, "\xef\xbf\xbd", 3))
+                return -1;
+        if (rec_str_close(out, off))
+            return -1;
+    }
+    sc->len = so;
+    return rec_hdr_close(out, &h, kept);
 }
 
 typedef struct fpos {
@@ -743,6 +923,8 @@ static int rt_filter(filter *f, filter_call *call, const uint8_t *rec, size_t le
         if (rec_add(out, sc->data + doff, sc->len - doff))
             goto done;
     }
+    if (c->modifier && rm_post(c, out, start, sc))
+        goto done;
     call->err[0] = 0;
     rc = FILTER_MODIFY;
 done:
@@ -758,3 +940,8 @@ done:
 }
 
 FILTER_PLUGIN(record_transformer, rt);
+
+typedef rt_ctx rm_ctx;
+#define rm_filter rt_filter
+#define rm_exit rt_exit
+FILTER_PLUGIN(record_modifier, rm);

@@ -15,7 +15,7 @@ from helpers import file_match, match
 
 def config(port, mport, prefix):
     """app.** -> file output out_a (JSON lines at prefix), the rest -> null out_b."""
-    return helpers.config(port, monitor=mport,
+    return helpers.config(port, monitor=mport, monitor_extra="  tap true",
                           matches=file_match(prefix, "app.**", id="out_a") + match("**", "null", id="out_b"))
 
 

@@ -145,14 +145,15 @@ static void expect_error_rc(filter *f, const char *tag, const char *in, int want
 
 static void test_registry(void **st)
 {
-    static const char *const names[] = {"record_transformer", "grep", "parser", "kubernetes", "trace", "ecs"};
+    static const char *const names[] = {"record_transformer", "grep", "parser", "kubernetes",
+                                        "trace", "ecs", "record_modifier", "stdout", "prometheus"};
     const char *const *v = filter_plugin_names();
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < 9; i++) {
         assert_non_null(filter_plugin_find(names[i]));
         assert_string_equal(filter_plugin_find(names[i])->name, names[i]);
         assert_string_equal(v[i], names[i]);
     }
-    assert_null(v[6]);
+    assert_null(v[9]);
     assert_null(filter_plugin_find("nope"));
 
     filter *f = mkf("@type grep\n@id my_grep\n@log_level debug");
@@ -182,8 +183,7 @@ static void test_create_errors(void **st)
                        "f.conf:2: unknown filter plugin 'record_transformr'; did you mean 'record_transformer'?");
     EXPECT_CONF_ERRORS("@type zzzzzzzz", "f.conf:2: unknown filter plugin 'zzzzzzzz'");
     EXPECT_CONF_ERRORS("", "f.conf:1: missing @type in <filter app.**>");
-    EXPECT_CONF_ERRORS("@type stdout", "f.conf:2: filter plugin 'stdout' is not supported by weir: use <match> @type "
-                                       "stdout, or a <filter> you can see in the output");
+    EXPECT_CONF_ERRORS("@type geoip", "f.conf:2: filter plugin 'geoip' is not supported by weir");
     EXPECT_CONF_ERRORS("@type ecs\ntimestmp false",
                        "f.conf:3: unknown parameter 'timestmp' in <filter app.**>; did you mean 'timestamp'?");
     EXPECT_CONF_ERRORS("@type ecs\n<record>\n</record>", "f.conf:3: unknown section <record> in <filter app.**>");
@@ -889,6 +889,73 @@ static void test_threads(void **st)
         filter_destroy(fs[i]);
 }
 
+
+/* ---- record_modifier (fluent-plugin-record-modifier) and the stdout filter ---------------------------- */
+
+static void test_record_modifier(void **st)
+{
+    filter *f = mkf("@type record_modifier\n<record>\nt ${tag_parts[1]}\nn ${record['n']}\ns x${record['n']}y\n"
+                    "j [1]\nlit __X__\ntm ${time}\nk${tag} v\n</record>");
+    /* a whole placeholder keeps the type; JSON-looking values and __X__ stay text; keys are literal;
+     * ${time} in text is the EventTime's seconds */
+    MODIFY(f, "app.web", "{'n':5}",
+           "{'n':5,'t':'web','s':'x5y','j':'[1]','lit':'__X__','tm':1700000000,'k${tag}':'v'}");
+    filter_destroy(f);
+
+    f = mkf("@type record_modifier\nremove_keys a, b\nallowlist_keys c\n<record>\nb 1\nc 2\n</record>");
+    /* remove_keys wins over allowlist_keys; it removes keys <record> set too */
+    MODIFY(f, "app", "{'a':1,'z':0}", "{'z':0,'c':'2'}");
+    filter_destroy(f);
+
+    f = mkf("@type record_modifier\nwhitelist_keys z, a, $.x\n<record>\nnew ${tag}\n</record>");
+    /* kept in the record's order; names are plain keys */
+    MODIFY(f, "app", "{'a':1,'b':2,'z':3,'$.x':4}", "{'a':1,'z':3,'$.x':4}");
+    filter_destroy(f);
+
+    f = mkf("@type record_modifier\nchar_encoding utf-8:utf-8\n<record>\nx y\n</record>");
+    MODIFY(f, "app", "{'m':'caf\u00e9'}", "{'m':'caf\u00e9','x':'y'}");
+    filter_destroy(f);
+
+    f = mkf("@type record_modifier\nchar_encoding ascii-8bit:utf-8\n<record>\nx y\n</record>");
+    MODIFY(f, "app", "{'m':'caf\u00e9','n':{'in':'\u00e9'}}", "{'m':'caf\ufffd\ufffd','n':{'in':'\u00e9'},'x':'y'}");
+    filter_destroy(f);
+
+    EXPECT_CONF_ERRORS("@type record_modifier\nprepare_value @x = 1",
+                       "f.conf:3: prepare_value is not supported: it is Ruby code and weir does not run Ruby; use "
+                       "placeholders in <record>");
+    EXPECT_CONF_ERRORS("@type record_modifier\nchar_encoding euc-jp:utf-8",
+                       "f.conf:3: char_encoding 'euc-jp:utf-8' is not supported: weir keeps strings as UTF-8; "
+                       "accepted: utf-8, utf-8:utf-8, ascii-8bit:utf-8 (binary, us-ascii)");
+    EXPECT_CONF_ERRORS("@type record_modifier\n<replace>\nkey a\n</replace>",
+                       "f.conf:3: <replace> of record_modifier is not supported yet; use a `<filter>` of "
+                       "record_transformer or rewrite the value upstream");
+}
+
+static void test_stdout_filter(void **st)
+{
+    filter *f = mkf("@type stdout");
+    KEEP(f, "app", "{'a':1}");
+    filter_destroy(f);
+    f = mkf("@type stdout\n<format>\n@type json\n</format>");
+    KEEP(f, "app", "{'a':1}");
+    filter_destroy(f);
+}
+
+
+static void test_prometheus_filter(void **st)
+{
+    filter *f = mkf("@type prometheus\n<labels>\nt ${tag_parts[0]}\nu ${nope}\n</labels>\n"
+                    "<metric>\nname weir_unit_total\ntype counter\ndesc d\nkey n\n</metric>");
+    KEEP(f, "app.x", "{'n':2}");
+    KEEP(f, "app.x", "{'m':2}"); /* no value: nothing counted, the record goes on */
+    expect_error_keep(f, "app.x", "{'n':'two'}", "prometheus: failed to instrument weir_unit_total: value must be a number");
+    filter_destroy(f);
+    EXPECT_CONF_ERRORS("@type prometheus\n<metric>\nname weir_unit_g\ntype gauge\ndesc d\n</metric>",
+                       "f.conf:3: gauge metric requires 'key' option");
+    EXPECT_CONF_ERRORS("@type prometheus\n<metric>\nname weir_unit_total\ntype gauge\ndesc d\nkey n\n</metric>",
+                       "f.conf:4: weir_unit_total has already been registered as counter type");
+}
+
 int main(void)
 {
     setenv("TZ", "UTC", 1); /* ${time} prints local time */
@@ -909,6 +976,8 @@ int main(void)
         cmocka_unit_test(test_ecs),              cmocka_unit_test(test_enrich_chain),
         cmocka_unit_test(test_chain_keep_in_the_middle),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_record_modifier), cmocka_unit_test(test_stdout_filter),
+        cmocka_unit_test(test_prometheus_filter),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     rx_thread_cleanup();

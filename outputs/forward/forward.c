@@ -1,0 +1,907 @@
+/*
+ * outputs/forward/forward.c: `<match> @type forward`, Fluentd's out_forward,
+ * for tiers of aggregators (weir -> weir, weir -> Fluentd).
+ *
+ * A write sends each tag's entries of the batch as one PackedForward
+ * message, [tag, entries (str32, gzip with `compress gzip`), {"size": n,
+ * "chunk": id, "compressed": "gzip"}], as out_forward does, and with
+ * require_ack_response waits up to ack_response_timeout for {"ack": id}.
+ * Connections are blocking sockets (send_timeout) on the output's thread,
+ * one per write, or kept open with `keepalive`; `<security>` runs the
+ * shared-key (and user) handshake after the server's HELO; `transport tls`
+ * wraps the socket in TLS (OpenSSL).
+ *
+ * Servers: the primaries (not `standby`) take the writes in smooth weighted
+ * round robin by `weight`; a server that fails (connect, handshake, send, no
+ * ack) is marked down for `recover_wait` and the same write goes on to the
+ * next primary, then to the standbys, so a server killed mid-stream costs no
+ * record (what was not acked is sent again elsewhere: at least once). With
+ * heartbeat_type none a failed server is never marked down. Without
+ * `<buffer>` a write that every server refused fails the batch (the sender
+ * gets no ack); with one, the buffer retries it.
+ *
+ * Threads: write runs on the output thread or a flush thread; one write at a
+ * time (a mutex), so flush_thread_count > 1 gains nothing here.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "lib/compress.h"
+#include "lib/fwd_digest.h"
+#include "lib/log.h"
+#include "lib/mp.h"
+#include "lib/prom.h"
+#include "aggregator/output.h"
+
+typedef struct fwd_server {
+    char *host, *name, *shared_key, *username, *password;
+    int64_t port, weight;
+    int standby;
+    /* state (under the output's mutex) */
+    int sock;
+    SSL *ssl;
+    double down_until; /* monotonic s */
+    double last_used;
+    int64_t cw; /* smooth weighted round robin */
+    atomic_uint_fast64_t sent, acked, failures;
+    atomic_int available;
+} fwd_server;
+
+typedef struct out_forward {
+    /* bound */
+    int transport; /* 0 tcp, 1 tls */
+    int compress;  /* 0 text, 1 gzip */
+    int require_ack_response;
+    double ack_response_timeout, send_timeout, connect_timeout, hard_timeout, heartbeat_interval, recover_wait;
+    double keepalive_timeout;
+    int heartbeat_type; /* transport|tcp|udp|none */
+    int keepalive, send_keepalive_packet;
+    int phi_failure_detector, ignore_network_errors_at_startup, verify_connection_at_startup, dns_round_robin;
+    double phi_threshold, expire_dns_cache;
+    char **tls_cert_path;
+    int tls_verify_hostname, tls_insecure_mode, tls_allow_self_signed_cert;
+    char *tls_version, *tls_min_version, *tls_max_version, *tls_ciphers;
+    char *tls_client_cert_path, *tls_client_private_key_path, *tls_client_private_key_passphrase;
+    char *tls_cert_thumbprint, *tls_cert_logical_store_name;
+    int tls_cert_use_enterprise_store;
+    /* <security> */
+    int has_security;
+    char *self_hostname, *shared_key, *username, *password;
+    /* compiled */
+    fwd_server *servers;
+    size_t nservers;
+    SSL_CTX *ssl_ctx;
+    pthread_mutex_t mu;
+    int mu_init;
+    const char *id;
+    wbuf msg, resp, gz;
+    atomic_uint_fast64_t messages, records, ack_timeouts, failovers;
+} out_forward;
+
+static const conf_spec forward_spec[] = {
+    {"transport", CONF_ENUM, "tcp", 0, offsetof(out_forward, transport), "tcp|tls", "`tcp` or `tls`"},
+    {"compress", CONF_ENUM, "text", 0, offsetof(out_forward, compress), "text|gzip",
+     "`gzip`: send CompressedPackedForward (the entries as one gzip member)"},
+    {"require_ack_response", CONF_BOOL, "false", 0, offsetof(out_forward, require_ack_response), NULL,
+     "wait for the server's ack of each message (the records count as sent only then)"},
+    {"ack_response_timeout", CONF_TIME, "190s", 0, offsetof(out_forward, ack_response_timeout), NULL,
+     "how long to wait for an ack; then the server is marked down and the records go to another"},
+    {"send_timeout", CONF_TIME, "60s", 0, offsetof(out_forward, send_timeout), NULL,
+     "the longest a socket read or write may block"},
+    {"connect_timeout", CONF_TIME, NULL, 0, offsetof(out_forward, connect_timeout), NULL,
+     "the longest a connect (with the TLS and shared-key handshakes) may take; default `send_timeout`"},
+    {"hard_timeout", CONF_TIME, "60s", 0, offsetof(out_forward, hard_timeout), NULL,
+     "accepted for compatibility (Fluentd's failure detector); no effect"},
+    {"heartbeat_type", CONF_ENUM, "transport", 0, offsetof(out_forward, heartbeat_type), "transport|tcp|udp|none",
+     "`transport`, `tcp`, `udp`: a server that fails a send is marked down for `recover_wait` (weir detects "
+     "failures on the sends themselves, sends no heartbeats); `none`: never marked down"},
+    {"heartbeat_interval", CONF_TIME, "1s", 0, offsetof(out_forward, heartbeat_interval), NULL,
+     "accepted for compatibility; no effect"},
+    {"recover_wait", CONF_TIME, "10s", 0, offsetof(out_forward, recover_wait), NULL,
+     "how long a failed server stays down before it is tried again"},
+    {"phi_failure_detector", CONF_BOOL, "true", 0, offsetof(out_forward, phi_failure_detector), NULL,
+     "accepted for compatibility; no effect"},
+    {"phi_threshold", CONF_TIME, "16", 0, offsetof(out_forward, phi_threshold), NULL,
+     "accepted for compatibility; no effect"},
+    {"expire_dns_cache", CONF_TIME, NULL, 0, offsetof(out_forward, expire_dns_cache), NULL,
+     "accepted; weir resolves the host at every connect"},
+    {"dns_round_robin", CONF_BOOL, "false", 0, offsetof(out_forward, dns_round_robin), NULL,
+     "accepted; weir connects to the first address that answers"},
+    {"ignore_network_errors_at_startup", CONF_BOOL, "false", 0,
+     offsetof(out_forward, ignore_network_errors_at_startup), NULL, "accepted; weir does not connect at start"},
+    {"verify_connection_at_startup", CONF_BOOL, "false", 0, offsetof(out_forward, verify_connection_at_startup),
+     NULL, "accepted; no effect (weir connects at the first write)"},
+    {"keepalive", CONF_BOOL, "false", 0, offsetof(out_forward, keepalive), NULL,
+     "keep a server's connection open between writes (default: one connection per write, as Fluentd)"},
+    {"keepalive_timeout", CONF_TIME, NULL, 0, offsetof(out_forward, keepalive_timeout), NULL,
+     "with `keepalive`: reconnect when the connection was idle this long (default: never)"},
+    {"send_keepalive_packet", CONF_BOOL, "false", 0, offsetof(out_forward, send_keepalive_packet), NULL,
+     "TCP keepalive on the connections"},
+    {"tls_cert_path", CONF_ARRAY, NULL, 0, offsetof(out_forward, tls_cert_path), NULL,
+     "CA certificate files that verify the servers (default: the system's)"},
+    {"tls_verify_hostname", CONF_BOOL, "true", 0, offsetof(out_forward, tls_verify_hostname), NULL,
+     "check that the server certificate names the `<server>` host"},
+    {"tls_insecure_mode", CONF_BOOL, "false", 0, offsetof(out_forward, tls_insecure_mode), NULL,
+     "do not verify the server certificate at all"},
+    {"tls_allow_self_signed_cert", CONF_BOOL, "false", 0, offsetof(out_forward, tls_allow_self_signed_cert), NULL,
+     "accept a self-signed server certificate"},
+    {"tls_version", CONF_STR, "TLSv1_2", 0, offsetof(out_forward, tls_version), NULL,
+     "the lowest TLS version (`TLSv1_2`, `TLSv1_3`)"},
+    {"tls_min_version", CONF_STR, NULL, 0, offsetof(out_forward, tls_min_version), NULL,
+     "the lowest TLS version (overrides `tls_version`)"},
+    {"tls_max_version", CONF_STR, NULL, 0, offsetof(out_forward, tls_max_version), NULL, "the highest TLS version"},
+    {"tls_ciphers", CONF_STR, NULL, 0, offsetof(out_forward, tls_ciphers), NULL,
+     "OpenSSL cipher list (TLS 1.2); default OpenSSL's"},
+    {"tls_client_cert_path", CONF_STR, NULL, 0, offsetof(out_forward, tls_client_cert_path), NULL,
+     "client certificate (for servers with `client_cert_auth`)"},
+    {"tls_client_private_key_path", CONF_STR, NULL, 0, offsetof(out_forward, tls_client_private_key_path), NULL,
+     "its private key"},
+    {"tls_client_private_key_passphrase", CONF_STR, NULL, 0,
+     offsetof(out_forward, tls_client_private_key_passphrase), NULL, "the key's passphrase"},
+    {"tls_cert_thumbprint", CONF_STR, NULL, 0, offsetof(out_forward, tls_cert_thumbprint), NULL,
+     "Windows only: refused"},
+    {"tls_cert_logical_store_name", CONF_STR, NULL, 0, offsetof(out_forward, tls_cert_logical_store_name), NULL,
+     "Windows only: refused"},
+    {"tls_cert_use_enterprise_store", CONF_BOOL, "true", 0, offsetof(out_forward, tls_cert_use_enterprise_store),
+     NULL, "Windows only: accepted, no effect"},
+    {"server", CONF_SECTION, NULL, 0, 0, NULL, "one or more `<server>`: the receivers (below)"},
+    {"security", CONF_SECTION, NULL, 0, 0, NULL, "`<security>`: the shared-key handshake (below)"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+const conf_spec out_forward_server_spec[] = {
+    {"host", CONF_STR, NULL, 1, offsetof(fwd_server, host), NULL, "required: the server's host name or address"},
+    {"port", CONF_INT, "24224", 0, offsetof(fwd_server, port), NULL, "its forward port"},
+    {"name", CONF_STR, NULL, 0, offsetof(fwd_server, name), NULL, "a name for logs and metrics (default host:port)"},
+    {"weight", CONF_INT, "60", 0, offsetof(fwd_server, weight), NULL,
+     "its share of the writes among the available primaries"},
+    {"standby", CONF_BOOL, "false", 0, offsetof(fwd_server, standby), NULL,
+     "used only while no primary is available"},
+    {"shared_key", CONF_STR, NULL, 0, offsetof(fwd_server, shared_key), NULL,
+     "this server's key (default: `<security>`'s)"},
+    {"username", CONF_STR, NULL, 0, offsetof(fwd_server, username), NULL,
+     "this server's user (default: `<security>`'s)"},
+    {"password", CONF_STR, NULL, 0, offsetof(fwd_server, password), NULL, "its password"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+const conf_spec out_forward_security_spec[] = {
+    {"self_hostname", CONF_STR, NULL, 1, offsetof(out_forward, self_hostname), NULL,
+     "required: the name this sender gives in the handshake (must differ from the server's)"},
+    {"shared_key", CONF_STR, NULL, 1, offsetof(out_forward, shared_key), NULL, "required: the shared key"},
+    {"username", CONF_STR, "", 0, offsetof(out_forward, username), NULL,
+     "the user, for servers with `user_auth`"},
+    {"password", CONF_STR, "", 0, offsetof(out_forward, password), NULL, "its password"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static const char *srv_name(const fwd_server *s) { return s->name; }
+
+/* ---- configuration ---------------------------------------------------------------------------- */
+
+static int tls_ver(const char *s)
+{
+    if (!s)
+        return 0;
+    if (!strcmp(s, "TLSv1_3") || !strcmp(s, "TLS1_3"))
+        return TLS1_3_VERSION;
+    if (!strcmp(s, "TLSv1_2") || !strcmp(s, "TLS1_2"))
+        return TLS1_2_VERSION;
+    if (!strcmp(s, "TLSv1_1") || !strcmp(s, "TLS1_1"))
+        return TLS1_1_VERSION;
+    if (!strcmp(s, "TLSv1") || !strcmp(s, "TLSv1_0") || !strcmp(s, "TLS1"))
+        return TLS1_VERSION;
+    return -1;
+}
+
+static int pass_cb(char *buf, int size, int rw, void *u)
+{
+    const char *p = u;
+    int n = p ? (int)strlen(p) : 0;
+    if (n >= size)
+        n = size - 1;
+    if (n > 0)
+        memcpy(buf, p, (size_t)n);
+    return n;
+}
+
+static int self_signed_ok(int ok, X509_STORE_CTX *x)
+{
+    int e = X509_STORE_CTX_get_error(x);
+    if (!ok && (e == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT || e == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN))
+        return 1;
+    return ok;
+}
+
+static int make_tls(out_forward *c, conf_node *n, conf_errors *errs)
+{
+    int minv = tls_ver(c->tls_min_version ? c->tls_min_version : c->tls_version), maxv = tls_ver(c->tls_max_version);
+    if (minv < 0 || maxv < 0) {
+        conf_error_at(errs, n, c->tls_max_version && maxv < 0 ? "tls_max_version" : "tls_version",
+                      "unknown TLS version (TLSv1_2, TLSv1_3)");
+        return -1;
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        return -1;
+    c->ssl_ctx = ctx;
+    if (minv)
+        SSL_CTX_set_min_proto_version(ctx, minv);
+    if (maxv)
+        SSL_CTX_set_max_proto_version(ctx, maxv);
+    if (c->tls_ciphers && SSL_CTX_set_cipher_list(ctx, c->tls_ciphers) != 1) {
+        conf_error_at(errs, n, "tls_ciphers", "no usable cipher in '%s'", c->tls_ciphers);
+        return -1;
+    }
+    if (c->tls_cert_path && c->tls_cert_path[0]) {
+        for (size_t i = 0; c->tls_cert_path[i]; i++)
+            if (SSL_CTX_load_verify_locations(ctx, c->tls_cert_path[i], NULL) != 1) {
+                conf_error_at(errs, n, "tls_cert_path", "cannot read CA certificates from %s", c->tls_cert_path[i]);
+                return -1;
+            }
+    } else {
+        SSL_CTX_set_default_verify_paths(ctx);
+    }
+    if (c->tls_client_cert_path) {
+        SSL_CTX_set_default_passwd_cb(ctx, pass_cb);
+        SSL_CTX_set_default_passwd_cb_userdata(ctx, c->tls_client_private_key_passphrase);
+        const char *key = c->tls_client_private_key_path ? c->tls_client_private_key_path : c->tls_client_cert_path;
+        if (SSL_CTX_use_certificate_chain_file(ctx, c->tls_client_cert_path) != 1 ||
+            SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+            conf_error_at(errs, n, "tls_client_cert_path", "cannot use the client certificate %s with key %s",
+                          c->tls_client_cert_path, key);
+            return -1;
+        }
+    }
+    SSL_CTX_set_verify(ctx, c->tls_insecure_mode ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
+                       c->tls_allow_self_signed_cert ? self_signed_ok : NULL);
+    return 0;
+}
+
+static int forward_init(output *o, conf_node *n, conf_errors *errs)
+{
+    out_forward *c = o->ctx;
+    c->id = o->id;
+    int bad = 0;
+    for (size_t i = 0; i < n->nchildren; i++) {
+        conf_node *ch = n->children[i];
+        if (!strcmp(ch->name, "security")) {
+            if (c->has_security) {
+                conf_errors_add(errs, ch->file, ch->line, "more than one <security>");
+                bad = -1;
+                continue;
+            }
+            c->has_security = 1;
+            if (conf_bind(ch, out_forward_security_spec, c, errs))
+                bad = -1;
+        }
+    }
+    for (size_t i = 0; i < n->nchildren; i++) {
+        conf_node *ch = n->children[i];
+        if (strcmp(ch->name, "server"))
+            continue;
+        fwd_server *s = realloc(c->servers, (c->nservers + 1) * sizeof *s);
+        if (!s)
+            return -1;
+        c->servers = s;
+        s = &c->servers[c->nservers++];
+        memset(s, 0, sizeof *s);
+        s->sock = -1;
+        atomic_store(&s->available, 1);
+        if (conf_bind(ch, out_forward_server_spec, s, errs)) {
+            bad = -1;
+            continue;
+        }
+        if (s->port < 1 || s->port > 65535) {
+            conf_error_at(errs, ch, "port", "port must be between 1 and 65535");
+            bad = -1;
+        }
+        if (s->weight < 0) {
+            conf_error_at(errs, ch, "weight", "weight must not be negative");
+            bad = -1;
+        }
+        if (!s->name) {
+            char nm[300];
+            snprintf(nm, sizeof nm, "%s:%lld", s->host, (long long)s->port);
+            s->name = strdup(nm);
+        }
+    }
+    if (!c->nservers) {
+        conf_errors_add(errs, n->file, n->line, "forward output needs at least one <server>");
+        bad = -1;
+    }
+    if (c->tls_cert_thumbprint || c->tls_cert_logical_store_name) {
+        conf_error_at(errs, n, c->tls_cert_thumbprint ? "tls_cert_thumbprint" : "tls_cert_logical_store_name",
+                      "Windows certificate stores are not supported: use tls_cert_path");
+        bad = -1;
+    }
+    if (!c->connect_timeout)
+        c->connect_timeout = c->send_timeout;
+    if (!bad && c->transport == 1 && make_tls(c, n, errs))
+        bad = -1;
+    if (pthread_mutex_init(&c->mu, NULL) == 0)
+        c->mu_init = 1;
+    return bad;
+}
+
+static void forward_exit(output *o)
+{
+    out_forward *c = o->ctx;
+    for (size_t i = 0; i < c->nservers; i++) {
+        fwd_server *s = &c->servers[i];
+        if (s->ssl)
+            SSL_free(s->ssl);
+        if (s->sock >= 0)
+            close(s->sock);
+        conf_unbind(out_forward_server_spec, s);
+    }
+    free(c->servers);
+    if (c->ssl_ctx)
+        SSL_CTX_free(c->ssl_ctx);
+    if (c->mu_init)
+        pthread_mutex_destroy(&c->mu);
+    if (c->has_security)
+        conf_unbind(out_forward_security_spec, c);
+    wbuf_free(&c->msg);
+    wbuf_free(&c->resp);
+    wbuf_free(&c->gz);
+}
+
+/* ---- connections ------------------------------------------------------------------------------- */
+
+static void disconnect(fwd_server *s)
+{
+    if (s->ssl) {
+        SSL_free(s->ssl);
+        s->ssl = NULL;
+    }
+    if (s->sock >= 0) {
+        close(s->sock);
+        s->sock = -1;
+    }
+}
+
+static void set_timeouts(int fd, double t)
+{
+    struct timeval tv = {(time_t)t, (suseconds_t)((t - (double)(time_t)t) * 1e6)};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+static int tcp_connect(out_forward *c, fwd_server *s, char *why, size_t wl)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    char port[16];
+    snprintf(port, sizeof port, "%lld", (long long)s->port);
+    int gr = getaddrinfo(s->host, port, &hints, &ai);
+    if (gr) {
+        snprintf(why, wl, "cannot resolve %s: %s", s->host, gai_strerror(gr));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
+        fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+            continue;
+        int r = connect(fd, a->ai_addr, a->ai_addrlen);
+        if (r != 0 && errno == EINPROGRESS) {
+            struct pollfd p = {fd, POLLOUT, 0};
+            int pr = poll(&p, 1, (int)(c->connect_timeout * 1000));
+            int err = 0;
+            socklen_t el = sizeof err;
+            if (pr == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0)
+                r = 0;
+            else
+                errno = pr == 0 ? ETIMEDOUT : err ? err : errno;
+        }
+        if (r != 0) {
+            snprintf(why, wl, "cannot connect to %s: %s", s->name, strerror(errno));
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(ai);
+    if (fd < 0)
+        return -1;
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (c->send_keepalive_packet)
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    set_timeouts(fd, c->connect_timeout);
+    s->sock = fd;
+    return 0;
+}
+
+static int io_write(fwd_server *s, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t w;
+        if (s->ssl) {
+            size_t done = 0;
+            w = SSL_write_ex(s->ssl, b, n, &done) == 1 ? (ssize_t)done : -1;
+        } else {
+            w = send(s->sock, b, n, MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR)
+                continue;
+        }
+        if (w <= 0)
+            return -1;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* read one complete msgpack object into c->resp (from its start) */
+static int io_read_obj(out_forward *c, fwd_server *s, double timeout)
+{
+    c->resp.len = 0;
+    mp_framer f;
+    mp_framer_reset(&f);
+    double deadline = mono() + timeout;
+    set_timeouts(s->sock, timeout);
+    for (;;) {
+        if (c->resp.len) {
+            int r = mp_frame(&f, c->resp.data, c->resp.len);
+            if (r == MP_OK)
+                return 0;
+            if (r == MP_BAD)
+                return -1;
+        }
+        if (c->resp.len > (1u << 20) || mono() > deadline)
+            return -1;
+        if (wbuf_grow(&c->resp, 4096))
+            return -1;
+        ssize_t r;
+        if (s->ssl) {
+            size_t got = 0;
+            r = SSL_read_ex(s->ssl, c->resp.data + c->resp.len, c->resp.cap - c->resp.len, &got) == 1 ? (ssize_t)got
+                                                                                                      : -1;
+        } else {
+            r = recv(s->sock, c->resp.data + c->resp.len, c->resp.cap - c->resp.len, 0);
+            if (r < 0 && errno == EINTR)
+                continue;
+        }
+        if (r <= 0)
+            return -1;
+        c->resp.len += (size_t)r;
+    }
+}
+
+/* a str value of map `m` at key k */
+static int map_str(const uint8_t *p, const uint8_t *end, uint32_t pairs, const char *k, const uint8_t **v,
+                   uint32_t *vl, int *vtype)
+{
+    for (uint32_t i = 0; i < pairs; i++) {
+        mp_obj key, val;
+        if (mp_read(&p, end, &key) != MP_OK)
+            return -1;
+        const uint8_t *vs = p;
+        if (mp_read(&p, end, &val) != MP_OK)
+            return -1;
+        if (val.type == MP_ARRAY || val.type == MP_MAP) {
+            p = vs;
+            if (mp_skip(&p, end, 8) != MP_OK)
+                return -1;
+        }
+        if ((key.type == MP_STR || key.type == MP_BIN) && key.len == strlen(k) && !memcmp(key.ptr, k, key.len)) {
+            *v = val.ptr;
+            *vl = val.len;
+            *vtype = val.type;
+            if (val.type == MP_BOOL)
+                *vl = (uint32_t)val.v.b;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int rand_bytes(uint8_t *b, size_t n) { return RAND_bytes(b, (int)n) == 1 ? 0 : -1; }
+
+/* HELO -> PING -> PONG (out_forward's generate_ping / check_pong) */
+static int handshake(out_forward *c, fwd_server *s, char *why, size_t wl)
+{
+    if (io_read_obj(c, s, c->connect_timeout)) {
+        snprintf(why, wl, "%s: no HELO from the server (it has no <security>?)", s->name);
+        return -1;
+    }
+    const uint8_t *p = c->resp.data, *end = c->resp.data + c->resp.len;
+    mp_obj a, t, m;
+    if (mp_read(&p, end, &a) != MP_OK || a.type != MP_ARRAY || a.len < 2 || mp_read(&p, end, &t) != MP_OK ||
+        t.type != MP_STR || t.len != 4 || memcmp(t.ptr, "HELO", 4) || mp_read(&p, end, &m) != MP_OK ||
+        m.type != MP_MAP) {
+        snprintf(why, wl, "%s: not a HELO", s->name);
+        return -1;
+    }
+    const uint8_t *nonce = NULL, *auth = NULL;
+    uint32_t nl = 0, al = 0;
+    int vt;
+    if (map_str(p, end, m.len, "nonce", &nonce, &nl, &vt) != 1 || (vt != MP_STR && vt != MP_BIN)) {
+        snprintf(why, wl, "%s: HELO without a nonce", s->name);
+        return -1;
+    }
+    if (map_str(p, end, m.len, "auth", &auth, &al, &vt) != 1 || (vt != MP_STR && vt != MP_BIN))
+        auth = NULL, al = 0;
+    uint8_t nonce_c[256], auth_c[256];
+    if (nl > sizeof nonce_c || al > sizeof auth_c) {
+        snprintf(why, wl, "%s: HELO too long", s->name);
+        return -1;
+    }
+    memcpy(nonce_c, nonce, nl);
+    if (al)
+        memcpy(auth_c, auth, al);
+    const char *key = s->shared_key ? s->shared_key : c->shared_key;
+    const char *user = s->username ? s->username : c->username ? c->username : "";
+    const char *pass = s->password ? s->password : c->password ? c->password : "";
+    uint8_t salt[16];
+    char salt_hex[33], digest[FWD_DIGEST_HEX_LEN + 1], pdigest[FWD_DIGEST_HEX_LEN + 1];
+    if (rand_bytes(salt, sizeof salt))
+        return -1;
+    for (int i = 0; i < 16; i++)
+        snprintf(salt_hex + 2 * i, 3, "%02x", salt[i]);
+    const void *parts[4] = {salt_hex, c->self_hostname, nonce_c, key};
+    size_t lens[4] = {32, strlen(c->self_hostname), nl, strlen(key)};
+    if (fwd_digest_hex(digest, parts, lens, 4))
+        return -1;
+    wbuf ping = {0};
+    mpw_array(&ping, 6);
+    mpw_str(&ping, "PING", 4);
+    mpw_str(&ping, c->self_hostname, strlen(c->self_hostname));
+    mpw_str(&ping, salt_hex, 32);
+    mpw_str(&ping, digest, FWD_DIGEST_HEX_LEN);
+    if (al) {
+        const void *pp[3] = {auth_c, user, pass};
+        size_t pl[3] = {al, strlen(user), strlen(pass)};
+        if (fwd_digest_hex(pdigest, pp, pl, 3)) {
+            wbuf_free(&ping);
+            return -1;
+        }
+        mpw_str(&ping, user, strlen(user));
+        mpw_str(&ping, pdigest, FWD_DIGEST_HEX_LEN);
+    } else {
+        mpw_str(&ping, "", 0);
+        mpw_str(&ping, "", 0);
+    }
+    int wr = io_write(s, ping.data, ping.len);
+    wbuf_free(&ping);
+    if (wr || io_read_obj(c, s, c->connect_timeout)) {
+        snprintf(why, wl, "%s: no PONG from the server", s->name);
+        return -1;
+    }
+    p = c->resp.data;
+    end = c->resp.data + c->resp.len;
+    mp_obj ok, reason, host, dg;
+    if (mp_read(&p, end, &a) != MP_OK || a.type != MP_ARRAY || a.len != 5 || mp_read(&p, end, &t) != MP_OK ||
+        t.type != MP_STR || t.len != 4 || memcmp(t.ptr, "PONG", 4) || mp_read(&p, end, &ok) != MP_OK ||
+        mp_read(&p, end, &reason) != MP_OK || mp_read(&p, end, &host) != MP_OK || mp_read(&p, end, &dg) != MP_OK) {
+        snprintf(why, wl, "%s: not a PONG", s->name);
+        return -1;
+    }
+    if (ok.type != MP_BOOL || !ok.v.b) {
+        snprintf(why, wl, "%s: authentication failed: %.*s", s->name,
+                 (int)(reason.type == MP_STR && reason.len < 200 ? reason.len : 0), (const char *)reason.ptr);
+        return -1;
+    }
+    if (host.type != MP_STR || (host.len == strlen(c->self_hostname) && !memcmp(host.ptr, c->self_hostname, host.len))) {
+        snprintf(why, wl, "%s: same hostname between input and output: invalid configuration", s->name);
+        return -1;
+    }
+    char hostc[256];
+    snprintf(hostc, sizeof hostc, "%.*s", (int)(host.len < 255 ? host.len : 255), (const char *)host.ptr);
+    const void *sp[4] = {salt_hex, hostc, nonce_c, key};
+    size_t sl[4] = {32, strlen(hostc), nl, strlen(key)};
+    if (fwd_digest_hex(digest, sp, sl, 4) || dg.type != MP_STR || dg.len != FWD_DIGEST_HEX_LEN ||
+        memcmp(dg.ptr, digest, FWD_DIGEST_HEX_LEN)) {
+        snprintf(why, wl, "%s: shared key mismatch", s->name);
+        return -1;
+    }
+    return 0;
+}
+
+static int is_ip(const char *h)
+{
+    struct in6_addr a;
+    return inet_pton(AF_INET, h, &a) == 1 || inet_pton(AF_INET6, h, &a) == 1;
+}
+
+static int connect_server(out_forward *c, fwd_server *s, char *why, size_t wl)
+{
+    if (s->sock >= 0 && c->keepalive && (!c->keepalive_timeout || mono() - s->last_used < c->keepalive_timeout)) {
+        /* a kept connection the server closed meanwhile: poll says readable (EOF) */
+        struct pollfd p = {s->sock, POLLIN, 0};
+        if (poll(&p, 1, 0) == 0)
+            return 0;
+    }
+    disconnect(s);
+    if (tcp_connect(c, s, why, wl))
+        return -1;
+    if (c->ssl_ctx) {
+        s->ssl = SSL_new(c->ssl_ctx);
+        if (!s->ssl)
+            goto fail;
+        SSL_set_fd(s->ssl, s->sock);
+        if (!is_ip(s->host))
+            SSL_set_tlsext_host_name(s->ssl, s->host);
+        if (c->tls_verify_hostname && !c->tls_insecure_mode) {
+            X509_VERIFY_PARAM *vp = SSL_get0_param(s->ssl);
+            if (is_ip(s->host))
+                X509_VERIFY_PARAM_set1_ip_asc(vp, s->host);
+            else
+                X509_VERIFY_PARAM_set1_host(vp, s->host, 0);
+        }
+        if (SSL_connect(s->ssl) != 1) {
+            long vr = SSL_get_verify_result(s->ssl);
+            unsigned long e = ERR_get_error();
+            snprintf(why, wl, "%s: TLS handshake failed: %s", s->name,
+                     vr != X509_V_OK ? X509_verify_cert_error_string(vr)
+                     : e         ? ERR_reason_error_string(e)
+                                 : "connection closed");
+            ERR_clear_error();
+            goto fail;
+        }
+    }
+    if (c->has_security && handshake(c, s, why, wl))
+        goto fail;
+    set_timeouts(s->sock, c->send_timeout);
+    return 0;
+fail:
+    disconnect(s);
+    return -1;
+}
+
+/* ---- sending ------------------------------------------------------------------------------------ */
+
+static void b64(const uint8_t *in, size_t n, char *out)
+{
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
+        out[o++] = t[v >> 18 & 63];
+        out[o++] = t[v >> 12 & 63];
+        out[o++] = i + 1 < n ? t[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? t[v & 63] : '=';
+    }
+    out[o] = 0;
+}
+
+/* [tag, entries, options] for one segment */
+static int build_message(out_forward *c, const batch_seg *sg, const uint8_t *data, char chunk[32])
+{
+    wbuf *m = &c->msg;
+    m->len = 0;
+    const uint8_t *ent = data + sg->off;
+    size_t elen = sg->len;
+    if (c->compress) {
+        c->gz.len = 0;
+        if (gz_compress(&c->gz, ent, elen, -1))
+            return -1;
+        ent = c->gz.data;
+        elen = c->gz.len;
+    }
+    uint8_t id[16];
+    if (rand_bytes(id, sizeof id))
+        return -1;
+    b64(id, sizeof id, chunk);
+    if (mpw_array(m, 3) || mpw_str(m, sg->tag, sg->tag_len) || wbuf_grow(m, 5 + elen))
+        return -1;
+    /* the entries as str32, as out_forward writes them */
+    uint8_t h[5] = {0xdb, (uint8_t)(elen >> 24), (uint8_t)(elen >> 16), (uint8_t)(elen >> 8), (uint8_t)elen};
+    if (wbuf_add(m, h, 5) || (elen && wbuf_add(m, ent, elen)))
+        return -1;
+    int nopt = 1 + (c->require_ack_response ? 1 : 0) + (c->compress ? 1 : 0);
+    if (mpw_map(m, (uint32_t)nopt) || mpw_str(m, "size", 4) || mpw_uint(m, sg->nrecords))
+        return -1;
+    if (c->require_ack_response && (mpw_str(m, "chunk", 5) || mpw_str(m, chunk, strlen(chunk))))
+        return -1;
+    if (c->compress && (mpw_str(m, "compressed", 10) || mpw_str(m, "gzip", 4)))
+        return -1;
+    return 0;
+}
+
+/* send c->msg to s (and wait for the ack). 0, or -1 with why */
+static int send_to(out_forward *c, fwd_server *s, const char *chunk, char *why, size_t wl)
+{
+    if (connect_server(c, s, why, wl))
+        return -1;
+    if (io_write(s, c->msg.data, c->msg.len)) {
+        snprintf(why, wl, "%s: send failed: %s", s->name, strerror(errno));
+        disconnect(s);
+        return -1;
+    }
+    atomic_fetch_add(&s->sent, 1);
+    if (c->require_ack_response) {
+        if (io_read_obj(c, s, c->ack_response_timeout)) {
+            atomic_fetch_add(&c->ack_timeouts, 1);
+            snprintf(why, wl, "%s: no ack within %.0fs (or the connection closed)", s->name, c->ack_response_timeout);
+            disconnect(s);
+            return -1;
+        }
+        const uint8_t *p = c->resp.data, *end = c->resp.data + c->resp.len, *v = NULL;
+        mp_obj mm;
+        uint32_t vl = 0;
+        int vt;
+        if (mp_read(&p, end, &mm) != MP_OK || mm.type != MP_MAP || map_str(p, end, mm.len, "ack", &v, &vl, &vt) != 1 ||
+            vl != strlen(chunk) || memcmp(v, chunk, vl)) {
+            snprintf(why, wl, "%s: a response that is not the ack of the message", s->name);
+            disconnect(s);
+            return -1;
+        }
+        atomic_fetch_add(&s->acked, 1);
+    }
+    s->last_used = mono();
+    if (!c->keepalive)
+        disconnect(s);
+    return 0;
+}
+
+/* the servers in the order a write tries them: the next primary by smooth
+ * weighted round robin, the other available primaries, the available
+ * standbys; when none is available, every server */
+static size_t order(out_forward *c, size_t *ord)
+{
+    double now = mono();
+    size_t n = 0;
+    int64_t total = 0;
+    fwd_server *best = NULL;
+    for (size_t i = 0; i < c->nservers; i++) {
+        fwd_server *s = &c->servers[i];
+        int up = c->heartbeat_type == 3 || s->down_until <= now;
+        atomic_store(&s->available, up);
+        if (!up || s->standby || s->weight == 0)
+            continue;
+        s->cw += s->weight;
+        total += s->weight;
+        if (!best || s->cw > best->cw)
+            best = s;
+    }
+    if (best) {
+        best->cw -= total;
+        ord[n++] = (size_t)(best - c->servers);
+    }
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < c->nservers; i++) {
+            fwd_server *s = &c->servers[i];
+            if (s == best || (s->down_until > now && c->heartbeat_type != 3) || s->standby != pass)
+                continue;
+            if (!pass && s->weight == 0)
+                continue;
+            ord[n++] = i;
+        }
+    if (!n)
+        for (size_t i = 0; i < c->nservers; i++)
+            ord[n++] = i;
+    return n;
+}
+
+static int forward_write(output *o, const batch *b, out_result *res)
+{
+    out_forward *c = o->ctx;
+    pthread_mutex_lock(&c->mu);
+    size_t *ord = malloc(c->nservers * sizeof *ord);
+    int rc = OUT_OK;
+    uint32_t first_rec = 0;
+    char why[512] = "";
+    for (uint32_t g = 0; g < b->nsegs && ord; g++) {
+        const batch_seg *sg = &b->segs[g];
+        char chunk[32];
+        if (build_message(c, sg, b->data, chunk)) {
+            snprintf(why, sizeof why, "out of memory");
+            rc = OUT_RETRY;
+        } else {
+            size_t n = order(c, ord);
+            int sent = 0;
+            for (size_t k = 0; k < n && !sent; k++) {
+                fwd_server *s = &c->servers[ord[k]];
+                if (send_to(c, s, chunk, why, sizeof why) == 0) {
+                    sent = 1;
+                    if (k)
+                        atomic_fetch_add(&c->failovers, 1);
+                    break;
+                }
+                atomic_fetch_add(&s->failures, 1);
+                if (c->heartbeat_type != 3) {
+                    s->down_until = mono() + c->recover_wait;
+                    atomic_store(&s->available, 0);
+                }
+                wlog_warn("out_forward", "%s: %s%s", o->id, why,
+                          k + 1 < n ? "; trying the next server" : "; no server left for this write");
+            }
+            if (sent) {
+                atomic_fetch_add(&c->messages, 1);
+                atomic_fetch_add(&c->records, sg->nrecords);
+            } else {
+                rc = OUT_RETRY;
+            }
+        }
+        if (rc != OUT_OK) {
+            /* this segment and the ones after it are retried; those before it were delivered */
+            if (g > 0)
+                for (uint32_t r = first_rec; r < b->nrecords; r++)
+                    out_result_mark(res, r, OUT_RETRY, why);
+            snprintf(res->reason, sizeof res->reason, "%.*s", (int)sizeof res->reason - 1, why);
+            break;
+        }
+        first_rec += sg->nrecords;
+    }
+    if (!ord)
+        rc = OUT_RETRY;
+    free(ord);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+static void forward_metrics(output *const *outs, size_t n, struct evbuffer *ev)
+{
+    char lb[256], sb[256];
+    prom_head(ev, "weir_forward_output_server_available", "gauge",
+              "1 while a forward output's server is not marked down");
+    for (size_t i = 0; i < n; i++) {
+        out_forward *c = outs[i]->ctx;
+        prom_label(outs[i]->id, lb, sizeof lb);
+        for (size_t k = 0; k < c->nservers; k++)
+            evbuffer_add_printf(ev, "weir_forward_output_server_available{output=\"%s\",server=\"%s\"} %d\n", lb,
+                                prom_label(srv_name(&c->servers[k]), sb, sizeof sb),
+                                atomic_load(&c->servers[k].available));
+    }
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } fam[] = {
+        {"weir_forward_output_server_messages_total", "Messages a forward output's server took (acked if required)",
+         offsetof(fwd_server, sent)},
+        {"weir_forward_output_server_failures_total", "Sends to a server that failed (connect, handshake, send, ack)",
+         offsetof(fwd_server, failures)},
+    };
+    for (size_t f = 0; f < 2; f++) {
+        prom_head(ev, fam[f].name, "counter", fam[f].help);
+        for (size_t i = 0; i < n; i++) {
+            out_forward *c = outs[i]->ctx;
+            prom_label(outs[i]->id, lb, sizeof lb);
+            for (size_t k = 0; k < c->nservers; k++)
+                evbuffer_add_printf(ev, "%s{output=\"%s\",server=\"%s\"} %" PRIu64 "\n", fam[f].name, lb,
+                                    prom_label(srv_name(&c->servers[k]), sb, sizeof sb),
+                                    prom_ld((atomic_uint_fast64_t *)((char *)&c->servers[k] + fam[f].off)));
+        }
+    }
+    prom_head(ev, "weir_forward_output_failovers_total", "counter",
+              "Messages a forward output delivered to another server than the first it tried");
+    for (size_t i = 0; i < n; i++)
+        evbuffer_add_printf(ev, "weir_forward_output_failovers_total{output=\"%s\"} %" PRIu64 "\n",
+                            prom_label(outs[i]->id, lb, sizeof lb), prom_ld(&((out_forward *)outs[i]->ctx)->failovers));
+}
+
+OUT_PLUGIN(forward, forward, out_forward, .metrics = forward_metrics);

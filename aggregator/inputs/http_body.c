@@ -264,26 +264,18 @@ static int add_record(const http_opts *o, const http_params *p, const uint8_t *r
     }
     /* the keys to merge: their msgpack values first, then the pairs (no realloc after) */
     wbuf vals = {0};
-    size_t nset = 0, cap = 0;
-    rec_kv *set = NULL;
-    size_t *voff = NULL;
+    size_t nset = 0;
+    /* at most every parameter and REMOTE_ADDR */
+    rec_kv *set = malloc((p->n + 1) * sizeof *set);
+    size_t *voff = malloc((p->n + 1) * sizeof *voff);
     int rc = 500;
+    if (!set || !voff)
+        goto out;
     for (size_t i = 0; i < p->n; i++) {
         const char *k = p->v[i].k;
         int take = (o->add_http_headers && !strncmp(k, "HTTP_", 5)) || (o->add_query_params && !strncmp(k, "QUERY_", 6));
         if (!take)
             continue;
-        if (nset == cap) {
-            cap = cap ? 2 * cap : 16;
-            rec_kv *ns = realloc(set, cap * sizeof *ns);
-            size_t *no = realloc(voff, cap * sizeof *no);
-            if (ns)
-                set = ns;
-            if (no)
-                voff = no;
-            if (!ns || !no)
-                goto out;
-        }
         voff[nset] = vals.len;
         if (mpw_str(&vals, p->v[i].v, p->v[i].vlen))
             goto out;
@@ -291,17 +283,6 @@ static int add_record(const http_opts *o, const http_params *p, const uint8_t *r
         nset++;
     }
     if (o->add_remote_addr) {
-        if (nset == cap) {
-            cap = cap ? 2 * cap : 1;
-            rec_kv *ns = realloc(set, cap * sizeof *ns);
-            size_t *no = realloc(voff, cap * sizeof *no);
-            if (ns)
-                set = ns;
-            if (no)
-                voff = no;
-            if (!ns || !no)
-                goto out;
-        }
         const http_param *ra = http_params_get(p, "REMOTE_ADDR");
         voff[nset] = vals.len;
         if (ra ? mpw_str(&vals, ra->v, ra->vlen) : mpw_nil(&vals))

@@ -84,6 +84,27 @@ static char *customize(const conf_hash *h, char *text)
 /* Add one template: read the file (customized), check it, pick the API from
  * its content (a composable template has a "template" object, "composed_of"
  * or "data_stream") unless use_legacy_template says which. */
+/* Append one template to install: PUT API + urlencoded NAME with BODY
+ * (taken: freed on failure). */
+static int template_push(out_es *c, const char *api, const char *name, char *body)
+{
+    wbuf u = {0};
+    char **nb = realloc(c->tmpl_body, (c->ntmpl + 1) * sizeof *nb);
+    if (nb)
+        c->tmpl_body = nb;
+    char **nu = realloc(c->tmpl_url, (c->ntmpl + 1) * sizeof *nu);
+    if (nu)
+        c->tmpl_url = nu;
+    if (!nb || !nu || wbuf_add(&u, api, strlen(api)) || http_urlencode(&u, name, strlen(name)) || wbuf_addc(&u, 0)) {
+        wbuf_free(&u);
+        free(body);
+        return -1;
+    }
+    c->tmpl_body[c->ntmpl] = body;
+    c->tmpl_url[c->ntmpl++] = (char *)u.data;
+    return 0;
+}
+
 static int template_add(out_es *c, conf_node *n, const char *param, const char *name, const char *file,
                         conf_errors *errs)
 {
@@ -109,22 +130,7 @@ static int template_add(out_es *c, conf_node *n, const char *param, const char *
     json_decref(j);
     if (c->legacy_forced >= 0)
         composable = !c->legacy_forced;
-    wbuf u = {0};
-    const char *api = composable ? "/_index_template/" : "/_template/";
-    char **nb = realloc(c->tmpl_body, (c->ntmpl + 1) * sizeof *nb);
-    if (nb)
-        c->tmpl_body = nb;
-    char **nu = realloc(c->tmpl_url, (c->ntmpl + 1) * sizeof *nu);
-    if (nu)
-        c->tmpl_url = nu;
-    if (!nb || !nu || wbuf_add(&u, api, strlen(api)) || http_urlencode(&u, name, strlen(name)) || wbuf_addc(&u, 0)) {
-        wbuf_free(&u);
-        free(body);
-        return -1;
-    }
-    c->tmpl_body[c->ntmpl] = body;
-    c->tmpl_url[c->ntmpl++] = (char *)u.data;
-    return 0;
+    return template_push(c, composable ? "/_index_template/" : "/_template/", name, body);
 }
 
 int es_template_load(out_es *c, conf_node *n, conf_errors *errs)
@@ -159,22 +165,7 @@ int es_template_data_stream(out_es *c)
         return -1;
     char *body = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    wbuf u = {0};
-    char **nb = realloc(c->tmpl_body, (c->ntmpl + 1) * sizeof *nb);
-    if (nb)
-        c->tmpl_body = nb;
-    char **nu = realloc(c->tmpl_url, (c->ntmpl + 1) * sizeof *nu);
-    if (nu)
-        c->tmpl_url = nu;
-    if (!body || !nb || !nu || wbuf_add(&u, "/_index_template/", 17) ||
-        http_urlencode(&u, c->data_stream_name, strlen(c->data_stream_name)) || wbuf_addc(&u, 0)) {
-        wbuf_free(&u);
-        free(body);
-        return -1;
-    }
-    c->tmpl_body[c->ntmpl] = body;
-    c->tmpl_url[c->ntmpl++] = (char *)u.data;
-    return 0;
+    return body ? template_push(c, "/_index_template/", c->data_stream_name, body) : -1;
 }
 
 void es_template_free(out_es *c)

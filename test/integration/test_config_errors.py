@@ -507,8 +507,9 @@ def test_embedded_ruby_hostname_accepted_time_refused(tmp_path):
 </filter>
 """ + NULL_MATCH
     expect_errors(tmp_path, bad, [
-        ("Time.now", "embedded Ruby code is not supported: #{Time.now}; only #{ENV['NAME']}, "
-                     "#{ENV.fetch('NAME', 'default')} and #{Socket.gethostname} are"),
+        ("Time.now", "embedded Ruby code is not supported: #{Time.now}; weir evaluates ENV['NAME'], "
+                     "ENV.fetch('NAME'[, default]), Socket.gethostname, 'strings', \"#{interpolation}\", integers, "
+                     "nil, a || b, and .to_i .to_s .upcase .downcase .strip"),
     ], "bad.conf")
 
 

@@ -7,6 +7,7 @@
  * source file (__FILE__), so run the binary from the repository root, or set
  * WEIR_CONF_FIXTURES to that directory.
  */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -385,22 +386,67 @@ static void test_ruby_code_refused(void **state)
                             "x \"#{ENV['A'] + 'b'}\"\n"
                             "y \"#{ENV['A']\"\n"
                             "z \"#{ENV.fetch('A') { 'b' }}\"\n"
-                            "w \"#{Socket.gethostname.upcase}\"\n",
+                            "w \"#{nil.upcase}\"\n"
+                            "v \"#{`id`}\"\n",
                             &errs);
-    EXPECT_ERRORS(&errs,
-                  "t.conf:2: embedded Ruby code is not supported: #{ENV['A'] + 'b'}; "
-                  "only #{ENV['NAME']}, #{ENV.fetch('NAME', 'default')} and #{Socket.gethostname} are",
-                  "t.conf:3: unterminated '#{' in double-quoted string",
-                  "t.conf:4: embedded Ruby code is not supported: #{ENV.fetch('A') { 'b' }}; "
-                  "only #{ENV['NAME']}, #{ENV.fetch('NAME', 'default')} and #{Socket.gethostname} are",
-                  "t.conf:5: embedded Ruby code is not supported: #{Socket.gethostname.upcase}; "
-                  "only #{ENV['NAME']}, #{ENV.fetch('NAME', 'default')} and #{Socket.gethostname} are");
+    const char *only = "; weir evaluates ENV['NAME'], ENV.fetch('NAME'[, default]), Socket.gethostname, 'strings', "
+                       "\"#{interpolation}\", integers, nil, a || b, and .to_i .to_s .upcase .downcase .strip";
+    char e2[512], e4[512], e5[512], e6[512];
+    snprintf(e2, sizeof e2, "t.conf:2: embedded Ruby code is not supported: #{ENV['A'] + 'b'}%s", only);
+    snprintf(e4, sizeof e4, "t.conf:4: embedded Ruby code is not supported: #{ENV.fetch('A') { 'b' }}%s", only);
+    snprintf(e5, sizeof e5, "t.conf:5: embedded Ruby code is not supported: #{nil.upcase}%s", only);
+    snprintf(e6, sizeof e6, "t.conf:6: embedded Ruby code is not supported: #{`id`}%s", only);
+    EXPECT_ERRORS(&errs, e2, "t.conf:3: unterminated '#{' in double-quoted string", e4, e5, e6);
     assert_non_null(root);
-    /* the one supported idiom expands to this machine's host name */
+    /* the supported idiom expands to this machine's host name */
     char host[256] = "";
     gethostname(host, sizeof host - 1);
     assert_int_equal(root->nparams, 1);
     assert_string_equal(val(root, "host"), host);
+    conf_free(root);
+    conf_errors_free(&errs);
+}
+
+/* The Ruby that real fluent.conf files carry, evaluated without Ruby. */
+static void test_ruby_expressions(void **state)
+{
+    conf_errors errs = {0};
+    setenv("WEIR_T_R", "v1", 1);
+    setenv("WEIR_T_N", "  42abc", 1);
+    setenv("WEIR_T_EMPTY", "", 1);
+    unsetenv("WEIR_T_UNSET");
+    conf_node *root = parse("a \"#{ENV['WEIR_T_UNSET'] || 'fallback'}\"\n"
+                            "b \"#{ENV['WEIR_T_R'] || 'fallback'}\"\n"
+                            "c \"#{ENV['WEIR_T_EMPTY'] || 'fallback'}\"\n" /* Ruby: "" is not nil */
+                            "d \"#{ENV['WEIR_T_N'].to_i}\"\n"
+                            "e \"#{ENV.fetch('WEIR_T_UNSET', '8').to_i}\"\n"
+                            "f \"#{ENV['WEIR_T_UNSET'].to_i}\"\n"
+                            "g \"#{(ENV['WEIR_T_UNSET'] || 'ab').upcase}\"\n"
+                            "h \"#{ENV.fetch('WEIR_T_UNSET', ENV['WEIR_T_R'])}\"\n"
+                            "i \"#{\"pre-#{ENV['WEIR_T_R']}-post\"}\"\n"
+                            "j \"#{ENV['WEIR_T_UNSET'] || ENV['WEIR_T_UNSET'] || 24224}\"\n"
+                            "k \"#{nil.to_s}x#{ENV['WEIR_T_R'].to_s.strip}\"\n"
+                            "l \"#{Socket.gethostname.downcase}\"\n"
+                            "m \"#{ENV['WEIR_T_UNSET']}\"\n",
+                            &errs);
+    EXPECT_NO_ERRORS(&errs);
+    assert_string_equal(val(root, "a"), "fallback");
+    assert_string_equal(val(root, "b"), "v1");
+    assert_string_equal(val(root, "c"), "");
+    assert_string_equal(val(root, "d"), "42");
+    assert_string_equal(val(root, "e"), "8");
+    assert_string_equal(val(root, "f"), "0");
+    assert_string_equal(val(root, "g"), "AB");
+    assert_string_equal(val(root, "h"), "v1");
+    assert_string_equal(val(root, "i"), "pre-v1-post");
+    assert_string_equal(val(root, "j"), "24224");
+    assert_string_equal(val(root, "k"), "xv1");
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    for (char *q = host; *q; q++)
+        *q = (char)tolower((unsigned char)*q);
+    assert_string_equal(val(root, "l"), host);
+    assert_string_equal(val(root, "m"), "");
     conf_free(root);
     conf_errors_free(&errs);
 }
@@ -577,8 +623,9 @@ static void test_multiple_errors_in_one_parse(void **state)
                             "<>\n",
                             &errs);
     EXPECT_ERRORS(&errs,
-                  "t.conf:1: embedded Ruby code is not supported: #{`id`}; "
-                  "only #{ENV['NAME']}, #{ENV.fetch('NAME', 'default')} and #{Socket.gethostname} are",
+                  "t.conf:1: embedded Ruby code is not supported: #{`id`}; weir evaluates ENV['NAME'], "
+                  "ENV.fetch('NAME'[, default]), Socket.gethostname, 'strings', \"#{interpolation}\", integers, nil, "
+                  "a || b, and .to_i .to_s .upcase .downcase .strip",
                   "t.conf:3: unterminated quoted string", "t.conf:5: expected '</source>' but found '</sorce>'",
                   "t.conf:6: '</match>' without an open section", "t.conf:7: invalid section header '<match'",
                   "t.conf:10: invalid section header '<>'");
@@ -1310,6 +1357,7 @@ int main(void)
         cmocka_unit_test(test_env_expansion),
         cmocka_unit_test(test_env_fetch_unset_is_an_error),
         cmocka_unit_test(test_ruby_code_refused),
+        cmocka_unit_test(test_ruby_expressions),
         cmocka_unit_test(test_json_multiline),
         cmocka_unit_test(test_json_errors),
         cmocka_unit_test(test_json_unclosed_before_section),

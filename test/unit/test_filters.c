@@ -391,25 +391,23 @@ static void test_rt_renew_time(void **st)
 
 static void test_rt_errors(void **st)
 {
-    EXPECT_CONF_ERRORS("@type record_transformer\nenable_ruby true",
-                       "f.conf:3: enable_ruby is not supported: weir does not run Ruby; use the placeholders ${...}");
     EXPECT_CONF_ERRORS("@type record_transformer\nkeep_keys a",
                        "f.conf:3: `renew_record` must be true to use `keep_keys`");
     EXPECT_CONF_ERRORS("@type record_transformer\n<record>\nx ${record[\"a\"].upcase}\n</record>",
                        "f.conf:4: unsupported placeholder '${record[\"a\"].upcase}' in <record>: weir does not run "
                        "Ruby; use ${tag}, ${tag_parts[N]}, ${tag_prefix[N]}, ${tag_suffix[N]}, ${hostname}, ${time} or "
-                       "${record[\"key\"]}");
+                       "${record[\"key\"]} (or enable_ruby true for Ruby expressions)");
     EXPECT_CONF_ERRORS("@type record_transformer\n<record>\nx a${foo}b\n</record>",
                        "f.conf:4: unsupported placeholder '${foo}' in <record>: weir does not run Ruby; use ${tag}, "
-                       "${tag_parts[N]}, ${tag_prefix[N]}, ${tag_suffix[N]}, ${hostname}, ${time} or ${record[\"key\"]}");
+                       "${tag_parts[N]}, ${tag_prefix[N]}, ${tag_suffix[N]}, ${hostname}, ${time} or ${record[\"key\"]} (or enable_ruby true for Ruby expressions)");
     EXPECT_CONF_ERRORS("@type record_transformer\n<record>\nx ${tag_parts[01]}\n</record>",
                        "f.conf:4: unsupported placeholder '${tag_parts[01]}' in <record>: weir does not run Ruby; use "
                        "${tag}, ${tag_parts[N]}, ${tag_prefix[N]}, ${tag_suffix[N]}, ${hostname}, ${time} or "
-                       "${record[\"key\"]}");
+                       "${record[\"key\"]} (or enable_ruby true for Ruby expressions)");
     EXPECT_CONF_ERRORS("@type record_transformer\n<record>\nx ${record['a'}\n</record>",
                        "f.conf:4: unsupported placeholder '${record['a'}' in <record>: weir does not run Ruby; use "
                        "${tag}, ${tag_parts[N]}, ${tag_prefix[N]}, ${tag_suffix[N]}, ${hostname}, ${time} or "
-                       "${record[\"key\"]}");
+                       "${record[\"key\"]} (or enable_ruby true for Ruby expressions)");
     EXPECT_CONF_ERRORS("@type record_transformer\nremove_keys $.a[0",
                        "f.conf:3: invalid key '$.a[0' in remove_keys: '[' found but ']' not found. Invalid syntax: $.a[0");
     EXPECT_CONF_ERRORS("@type record_transformer\n<record>\n<x>\n</x>\n</record>", "f.conf:4: unknown section <x> in <record>");
@@ -417,6 +415,39 @@ static void test_rt_errors(void **st)
     filter *f = mkf("@type record_transformer\n<record>\nx ${}${\n</record>");
     MODIFY(f, "t", "{}", "{'x':'${}${'}");
     filter_destroy(f);
+}
+
+/* enable_ruby true: the expression shapes of real configs, typed when a
+ * value is one ${...}; a Ruby error fails the record (to @ERROR) with
+ * Fluentd's words; code outside the subset is a FILE:LINE error */
+static void test_rt_enable_ruby(void **st)
+{
+    filter *f = mkf("@type record_transformer\nenable_ruby true\n<record>\n"
+                    "ns ${record.dig(\"kubernetes\", \"namespace_name\") || \"default\"}\n"
+                    "app ${record[\"kubernetes\"][\"labels\"][\"app\"]}\n"
+                    "lvl ${record[\"level\"].upcase}\n"
+                    "sev ${record[\"level\"] == \"error\" ? 3 : 6}\n"
+                    "svc ${tag_parts[1]}-${record[\"n\"].to_s}\n"
+                    "day ${time.strftime('%Y.%m.%d')}\n"
+                    "msg ${record[\"msg\"].gsub(/\\d+/, \"N\")}\n"
+                    "n2 ${record[\"n\"] * 2}\n"
+                    "</record>");
+    MODIFY(f, "app.web", "{'kubernetes':{'namespace_name':'prod','labels':{'app':'w'}},'level':'error','n':4,'msg':'id 42 ok'}",
+           "{'kubernetes':{'namespace_name':'prod','labels':{'app':'w'}},'level':'error','n':4,'msg':'id N ok',"
+           "'ns':'prod','app':'w','lvl':'ERROR','sev':3,'svc':'web-4','day':'2023.11.14','n2':8}");
+    expect_error(f, "app.web", "{'level':'info','n':1,'msg':'x'}",
+                 "record_transformer: failed to expand `${record[\"kubernetes\"][\"labels\"][\"app\"]}` : error = "
+                 "undefined method `[]' for nil:NilClass");
+    filter_destroy(f);
+    /* keys are templates too; a plain placeholder keeps its meaning */
+    f = mkf("@type record_transformer\nenable_ruby\n<record>\n${tag_parts[0].upcase}_k ${record['a']}\n</record>");
+    MODIFY(f, "app.x", "{'a':[1]}", "{'a':[1],'APP_k':[1]}");
+    filter_destroy(f);
+    EXPECT_CONF_ERRORS("@type record_transformer\nenable_ruby true\n<record>\nx ${record['a'].map { |v| v }}\n</record>",
+                       "f.conf:5: unsupported Ruby in <record>: '${record['a'].map { |v| v }}': undefined method `map' "
+                       "(not in the methods weir evaluates; see docs/configuration.md)");
+    EXPECT_CONF_ERRORS("@type record_transformer\nenable_ruby true\n<record>\nx ${`id`}\n</record>",
+                       "f.conf:5: unsupported Ruby in <record>: '${`id`}': unexpected '`id`'");
 }
 
 /* ---- parser ----------------------------------------------------------------------------------------- */
@@ -967,7 +998,8 @@ int main(void)
         cmocka_unit_test(test_grep_errors),      cmocka_unit_test(test_rt_static),
         cmocka_unit_test(test_rt_placeholders),  cmocka_unit_test(test_rt_typecast_and_keys),
         cmocka_unit_test(test_rt_remove_keep_renew), cmocka_unit_test(test_rt_renew_time),
-        cmocka_unit_test(test_rt_errors),        cmocka_unit_test(test_parser_json_reserve),
+        cmocka_unit_test(test_rt_errors),
+        cmocka_unit_test(test_rt_enable_ruby),        cmocka_unit_test(test_parser_json_reserve),
         cmocka_unit_test(test_parser_merge_sizes), cmocka_unit_test(test_parser_prefix_hash),
         cmocka_unit_test(test_parser_invalid),
         cmocka_unit_test(test_parser_cri_partial_join),

@@ -32,14 +32,10 @@ static const char *const CONF[3] = {
 
 static filter *mk(const char *body)
 {
-    char text[4096];
     conf_errors errs = {0};
-    snprintf(text, sizeof text, "<filter **>\n%s\n</filter>\n", body);
-    conf_node *root = conf_parse_string(text, "bench.conf", &errs);
-    filter *f = root ? filter_create(root->children[0], 0, &errs) : NULL;
+    filter *f = filter_from_body("**", body, "bench.conf", 0, &errs);
     for (size_t i = 0; i < errs.n; i++)
         fprintf(stderr, "%s\n", errs.msgs[i]);
-    conf_free(root);
     conf_errors_free(&errs);
     if (!f)
         exit(1);

@@ -4,10 +4,17 @@ JsonConverter schema wrapper; as the record and as JSON text under
 `message`, the way a Kafka value arrives) sent over the forward protocol,
 unwrapped, then routed by table with rewrite_tag_filter on
 $.__source.table into one file per table; malformed envelopes go to
-@ERROR with the reason logged."""
+@ERROR with the reason logged. Then the same events through a real Kafka
+broker (peer_kafka.py) and weir's Kafka source, read as JSON and as text,
+with a real tombstone (a null value)."""
+import collections
 import json
+import shutil
 import subprocess
 
+import pytest
+
+import helpers
 from conftest import T0, WEIR_BIN
 from fwd import entry, et, packed_forward
 from helpers import TIME_TAG_INJECT, file_match
@@ -147,3 +154,63 @@ def test_debezium_config_errors(weir, tmp_path):
     p = subprocess.run([WEIR_BIN, "--dry-run", "-c", path], capture_output=True, text=True, timeout=20)
     assert p.returncode != 0
     assert f"{path}:7:" in p.stderr + p.stdout and "delete_handling_mode" in p.stderr + p.stdout
+
+
+@pytest.mark.skipif(shutil.which("kcat") is None or shutil.which("java") is None,
+                    reason="kcat and java are needed (scripts/install-deps.sh --test)")
+def test_debezium_from_kafka(weir, tmp_path):
+    """A Debezium topic (key|value, the delete followed by its tombstone) consumed twice: with format json
+    (the record is the envelope; the tombstone is not JSON and is skipped by the source) and with format
+    text + envelope_key message (the tombstone is an empty message, dropped by the filter)."""
+    from peer_kafka import Broker
+    broker = Broker()
+    try:
+        broker.start()
+        topic = "dbserver1.inventory.customers"
+        broker.create_topic(topic)
+        lines = ['{"id":1001}|' + json.dumps({"schema": SCHEMA, "payload": UPDATE}),
+                 '{"id":7}|' + json.dumps(DELETE), '{"id":7}|']
+        # -Z: an empty value is sent as null, Debezium's tombstone
+        p = subprocess.run(["kcat", "-b", broker.bootstrap, "-P", "-t", topic, "-K", "|", "-Z", "-X", "acks=all"],
+                           input="".join(l + "\n" for l in lines).encode(), capture_output=True, timeout=60)
+        assert p.returncode == 0, p.stderr.decode()
+        cfg = ""
+        for fmt, extra in (("json", ""), ("text", "  format text\n  kafka_message_key kafka_key\n")):
+            cfg += f"""<source>
+  @type kafka
+  @id kafka_{fmt}
+  brokers {broker.bootstrap}
+  topics {topic}
+  consumer_group g-dbz-{fmt}
+  add_prefix {fmt}
+{extra}</source>
+"""
+        cfg += """<filter json.**>
+  @type debezium
+  lag_key ""
+</filter>
+<filter text.**>
+  @type debezium
+  envelope_key message
+  copy_keys kafka_key
+  lag_key ""
+</filter>
+"""
+        cfg += helpers.file_match(weir.prefix, inject="    tag_key tag", buffer="    flush_interval 0.1s")
+        weir.start(cfg, wait_port=False)
+        recs = weir.wait_records(4, timeout=40)
+        by_tag = collections.defaultdict(list)
+        for r in recs:
+            by_tag[r.pop("tag")].append(r)
+        upd = {"id": 1001, "email": "sally@example.com", "__action": "update", "__source": PG_META,
+               "__deleted": False}
+        dele = {"id": 7, "total": 12.5, "status": "paid", "__action": "delete", "__source": MY_META,
+                "__deleted": True}
+        assert by_tag["json." + topic] == [upd, dele]
+        assert by_tag["text." + topic] == [{**upd, "kafka_key": '{"id":1001}'}, {**dele, "kafka_key": '{"id":7}'}]
+        weir.wait_log(lambda l: l["level"] == "warn" and "skipping message at " + topic in l["msg"],
+                      what="the json source skipping the tombstone")
+        weir.stop_ok()
+        assert broker.committed("g-dbz-text", topic) == {0: 3}
+    finally:
+        broker.cleanup()

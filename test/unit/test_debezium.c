@@ -60,13 +60,9 @@ static char *sq(const char *s)
 
 static filter *dbz_errs(const char *params, conf_errors *errs)
 {
-    char text[4096];
-    snprintf(text, sizeof text, "<filter cdc.**>\n@type debezium\n%s\n</filter>\n", params);
-    conf_node *root = conf_parse_string(text, "dbz.conf", errs);
-    assert_non_null(root);
-    filter *f = filter_create(root->children[0], 0, errs);
-    conf_free(root);
-    return f;
+    char body[2048];
+    snprintf(body, sizeof body, "@type debezium\n%s", params);
+    return filter_from_body("cdc.**", body, "dbz.conf", 0, errs);
 }
 
 static filter *dbz(const char *params)

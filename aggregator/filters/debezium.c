@@ -29,6 +29,7 @@
  *                      "field:name" renames; written as prefix + field
  *                      ("source.ts_ms" -> "__source_ts_ms")
  *   copy_keys          top-level keys of the incoming record carried over
+ *   use_source_time    the event time from source.ts_ms
  *
  * Anything else (not a map, no `op`, an unknown op, bad JSON, a create
  * without an `after` map) is a FILTER_ERROR with the reason.
@@ -62,7 +63,7 @@ typedef struct dbz_field { /* one add_fields entry */
 typedef struct dbz_ctx {
     char *envelope_key, *action_key, *source_key, *lag_key, *deleted_key, *add_fields_prefix;
     char **source_fields, **add_fields, **copy_keys;
-    int unwrap, drop_tombstones, delete_handling_mode;
+    int unwrap, drop_tombstones, delete_handling_mode, use_source_time;
     /* compiled */
     rec_path env;
     int has_env, src_all;
@@ -107,6 +108,9 @@ static const conf_spec dbz_spec[] = {
      "renames; absent fields are left out"},
     {"add_fields_prefix", CONF_STR, "__", 0, offsetof(dbz_ctx, add_fields_prefix), NULL,
      "prefix of the `add_fields` keys"},
+    {"use_source_time", CONF_BOOL, "false", 0, offsetof(dbz_ctx, use_source_time), NULL,
+     "the event time becomes `source.ts_ms`, when the change was committed in the database (else the time the "
+     "record came with: the Kafka timestamp, the forwarder's)"},
     {"copy_keys", CONF_ARRAY, NULL, 0, offsetof(dbz_ctx, copy_keys), NULL,
      "top-level keys of the incoming record carried over to the result as they are (e.g. Kafka metadata beside "
      "`envelope_key`)"},
@@ -507,10 +511,15 @@ static int dbz_filter(filter *f, filter_call *call, const uint8_t *rec, size_t l
         }
     }
     int64_t ts, sts;
-    if (c->lk_len && int_val(e.ts, &ts) && int_val(map_get(e.source, "ts_ms", 5), &sts)) {
+    int has_sts = int_val(map_get(e.source, "ts_ms", 5), &sts);
+    if (c->lk_len && has_sts && int_val(e.ts, &ts)) {
         size_t at = sc->len;
         mpw_int(sc, ts - sts);
         set[ns++] = (rec_kv){c->lag_key, c->lk_len, sc->data + at, sc->len - at};
+    }
+    if (c->use_source_time && has_sts && sts >= 0 && sts / 1000 <= UINT32_MAX) {
+        call->sec = (uint32_t)(sts / 1000);
+        call->nsec = (uint32_t)(sts % 1000) * 1000000u;
     }
     if (c->unwrap && c->delete_handling_mode == DEL_REWRITE && c->dk_len && os[0] != 't' && os[0] != 'm')
         set[ns++] = (rec_kv){c->deleted_key, c->dk_len, del ? (const uint8_t *)"\xc3" : (const uint8_t *)"\xc2", 1};

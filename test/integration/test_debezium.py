@@ -54,6 +54,7 @@ def dbz_config(weir, tmp):
   @type debezium
   envelope_key message
   copy_keys kafka_key
+  use_source_time true
 </filter>
 <match cdc.** kafka.**>
   @type rewrite_tag_filter
@@ -111,7 +112,8 @@ def test_debezium_unwrap_and_route_by_table(weir, tmp_path):
         {"__op": "t", "__source_ts_ms": 1700000000000, "__action": "truncate", "__source": PG_META, "__lag_ms": 7,
          "tag": "table.customers"},
     ]
-    orders = strip(weir.wait_records(2, prefix=tmp + "/out/orders"))
+    orders = weir.wait_records(2, prefix=tmp + "/out/orders")
+    assert [r.pop("time") for r in orders] == [1700000100.0, 1700000100.0]  # use_source_time: source.ts_ms
     assert orders == [
         {"id": 7, "total": 12.5, "status": "new", "__action": "create", "__source": MY_META, "__lag_ms": 42,
          "__deleted": False, "kafka_key": '{"id":7}', "tag": "table.orders"},

@@ -305,6 +305,34 @@ static void test_add_fields(void **state)
     filter_destroy(f);
 }
 
+static void test_use_source_time(void **state)
+{
+    filter *f = dbz("use_source_time true\nsource_key \"\"\nlag_key \"\"\naction_key \"\"\ndeleted_key \"\"");
+    static const struct {
+        const char *in;
+        uint32_t sec, nsec;
+    } cases[] = {
+        {CREATE, 1700000100, 0},
+        {"{'op':'c','after':{},'source':{'ts_ms':1700000000123}}", 1700000000, 123000000},
+        {"{'op':'c','after':{},'source':{'ts_ms':-5}}", 1700000000, 5}, /* kept */
+        {"{'op':'c','after':{},'source':{'ts_ms':'x'}}", 1700000000, 5},
+        {"{'op':'c','after':{}}", 1700000000, 5},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *j = sq(cases[i].in);
+        wbuf rec = J(j), out = {0}, sc = {0};
+        filter_call call = {.sec = 1700000000, .nsec = 5, .out = &out, .scratch = &sc};
+        assert_int_equal(f->plugin->filter(f, &call, rec.data, rec.len), FILTER_MODIFY);
+        assert_int_equal(call.sec, cases[i].sec);
+        assert_int_equal(call.nsec, cases[i].nsec);
+        wbuf_free(&rec);
+        wbuf_free(&out);
+        wbuf_free(&sc);
+        free(j);
+    }
+    filter_destroy(f);
+}
+
 static void test_no_unwrap(void **state)
 {
     /* the envelope (payload, schema dropped) with the keys added; deletes are not rewritten */
@@ -399,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_delete_handling_mode),
         cmocka_unit_test(test_keep_tombstones),
         cmocka_unit_test(test_add_fields),
+        cmocka_unit_test(test_use_source_time),
         cmocka_unit_test(test_no_unwrap),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_config_errors),

@@ -5,7 +5,7 @@
  * Records are written as JSON (via jansson, which keeps key order) and
  * converted to msgpack; results are printed back as JSON with
  * jw_value, so expectations read like the records they describe.
- * filter_from_body makes a filter from the lines of its section.
+ * filter_from_body(_ok) makes a filter from the lines of its section.
  */
 #ifndef WEIR_FILTER_TEST_UTIL_H
 #define WEIR_FILTER_TEST_UTIL_H
@@ -92,6 +92,22 @@ __attribute__((unused)) static filter *filter_from_body(const char *pattern, con
     free(text);
     filter *f = root && root->nchildren ? filter_create(root->children[0], index, errs) : NULL;
     conf_free(root);
+    return f;
+}
+
+/* filter_from_body for a configuration that must be valid: its errors printed to stderr, NULL if any. */
+__attribute__((unused)) static filter *filter_from_body_ok(const char *pattern, const char *body, const char *file,
+                                                           int index)
+{
+    conf_errors errs = {0};
+    filter *f = filter_from_body(pattern, body, file, index, &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "unexpected config error: %s\n", errs.msgs[i]);
+    if (errs.n) {
+        filter_destroy(f);
+        f = NULL;
+    }
+    conf_errors_free(&errs);
     return f;
 }
 

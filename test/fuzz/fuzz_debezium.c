@@ -25,7 +25,7 @@
 
 static const char *const CONFS[] = {
     "",
-    "add_fields op,table,lsn,source.ts_ms,ts_ms,id,before.id,db:database\nsource_fields *\ndrop_tombstones false",
+    "add_fields op,table,lsn,source.ts_ms,ts_ms,id,before.id,db:database\nsource_fields *\ndrop_tombstones false\nuse_source_time true",
     "unwrap false\nsource_key source\nsource_fields db,table\ndelete_handling_mode drop",
     "delete_handling_mode none\naction_key \"\"\nlag_key \"\"\ncopy_keys k,message",
     "envelope_key message\ncopy_keys k\nadd_fields op,source.table\ndrop_tombstones false",

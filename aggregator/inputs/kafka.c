@@ -310,6 +310,12 @@ static int add_extras(kafka_in *k, const rd_kafka_message_t *m)
     }
     if (!nset)
         return 0;
+    /* room for the whole rewrite first: the values are in t, which must not move under rec_rewrite_n */
+    size_t need = k->rec.len + 16;
+    for (size_t i = 0; i < nset; i++)
+        need += set[i].key_len + 5 + len[i];
+    if (rec_reserve(t, need))
+        return -1;
     for (size_t i = 0; i < nset; i++) {
         set[i].val = t->data + off[i];
         set[i].val_len = len[i];

@@ -39,24 +39,13 @@ static const char *Q(const char *s)
 
 static filter *mkf_errs(const char *body, conf_errors *errs)
 {
-    char text[8192];
-    snprintf(text, sizeof text, "<filter app.**>\n%s\n</filter>\n", body);
-    conf_node *root = conf_parse_string(text, "f.conf", errs);
-    assert_non_null(root);
-    filter *f = filter_create(root->children[0], 3, errs);
-    conf_free(root);
-    return f;
+    return filter_from_body("app.**", body, "f.conf", 3, errs);
 }
 
 static filter *mkf(const char *body)
 {
-    conf_errors errs = {0};
-    filter *f = mkf_errs(body, &errs);
-    for (size_t i = 0; i < errs.n; i++)
-        print_error("unexpected config error: %s\n", errs.msgs[i]);
-    assert_int_equal(errs.n, 0);
+    filter *f = filter_from_body_ok("app.**", body, "f.conf", 3);
     assert_non_null(f);
-    conf_errors_free(&errs);
     return f;
 }
 
@@ -146,14 +135,14 @@ static void expect_error_rc(filter *f, const char *tag, const char *in, int want
 static void test_registry(void **st)
 {
     static const char *const names[] = {"record_transformer", "grep", "parser", "kubernetes",
-                                        "trace", "ecs", "record_modifier", "stdout", "prometheus"};
+                                        "trace", "ecs", "record_modifier", "stdout", "prometheus", "debezium"};
     const char *const *v = filter_plugin_names();
-    for (size_t i = 0; i < 9; i++) {
+    for (size_t i = 0; i < 10; i++) {
         assert_non_null(filter_plugin_find(names[i]));
         assert_string_equal(filter_plugin_find(names[i])->name, names[i]);
         assert_string_equal(v[i], names[i]);
     }
-    assert_null(v[9]);
+    assert_null(v[10]);
     assert_null(filter_plugin_find("nope"));
 
     filter *f = mkf("@type grep\n@id my_grep\n@log_level debug");

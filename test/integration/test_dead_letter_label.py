@@ -6,6 +6,7 @@ into a real Elasticsearch node (peer_es.py, started once for the module) as
 `logs-dlq-*` documents that can be searched."""
 import datetime
 import os
+import signal
 import subprocess
 import time
 
@@ -77,6 +78,36 @@ def test_retries_exhausted_to_label_file(weir, tmp_path):
         assert d["attempts"] == 3  # the first try and 2 retries
         assert d["tag"] == "app.pay" and d["output_id"] == "es_down"
         assert d["error_message"], d
+    assert not os.path.exists(dead_letter_file(weir, "es_down"))
+
+
+def test_reload_switches_the_dead_letter_label(weir, tmp_path):
+    """SIGHUP: the kept output's dead letters go to the new configuration's
+    label (here @DLQ's file changes), none to the old one nor to the file."""
+    weir.allow_errors = True
+    down = free_port()
+    first, second = tmp_path / "first", tmp_path / "second"
+
+    def cfg(path):
+        text = helpers.forward_source(weir.port) + failing_es("es_down", "app.**", down)
+        text += f"<label @DLQ>\n{helpers.file_match(str(path))}</label>\n"
+        return text.replace("DLDIR", os.path.join(weir.tmp, "dl"))
+    weir.start(cfg(first))
+    with weir.conn() as c:
+        send(c, "app.a", [{"seq": 1}])
+    weir.wait_records(1, prefix=str(first), timeout=20)
+    with open(weir.config_path, "w") as f:
+        f.write(cfg(second))
+    n0 = len(weir.stderr_lines())
+    weir.proc.send_signal(signal.SIGHUP)
+    poll(lambda: any("configuration reloaded" in l["msg"] for l in weir.stderr_lines()[n0:]), timeout=20,
+         what="reload")
+    with weir.conn() as c:
+        send(c, "app.a", [{"seq": 2}])
+    recs = weir.wait_records(1, prefix=str(second), timeout=20)
+    assert recs[0]["seq"] == 2 and recs[0]["dead_letter"]["error_type"] == "retries_exhausted"
+    assert [r["seq"] for r in weir.read_records(str(first))] == [1]
+    weir.stop_ok()
     assert not os.path.exists(dead_letter_file(weir, "es_down"))
 
 

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 import helpers
-from conftest import WEIR_BIN
+from conftest import WEIR_BIN, poll
 from peer_kafka import Broker
 
 pytestmark = pytest.mark.skipif(shutil.which("kcat") is None or shutil.which("java") is None,
@@ -163,3 +163,59 @@ def test_dry_run_refuses_bad_meta_parameters(weir):
     assert f"bad.conf:{line['retry_count_key']}: retry_count_key: `$.a[1]` has an array index" in err, err
     assert f"bad.conf:{line['dlq_topic_pattern']}: dlq_topic_pattern `<topic><N>`" in err, err
     assert f"bad.conf:{line['dlq_key']}: dlq_key needs retry_count_key" in err, err
+
+
+@pytest.fixture(scope="module")
+def es():
+    from peer_es import Node
+    node = Node()
+    try:
+        node.start()
+        node.one_shard_default()
+        yield node
+    finally:
+        node.close()
+
+
+def test_metadata_drives_elasticsearch_id_and_index(weir, broker, es):
+    """Kafka -> weir -> the real Elasticsearch: the index name from
+    ${$.kafka.topic}, _id from topic-partition-offset (record_transformer).
+    A second consumer group reading the same messages again overwrites the
+    same documents: no duplicates."""
+    broker.create_topic("kes.orders", partitions=3)
+    broker.produce("kes.orders", [f"k{i}|{json.dumps({'n': i})}" for i in range(20)], key_sep="|")
+
+    def cfg(group):
+        return consumer_source(broker.bootstrap, "kes.orders", group, "  decorate_events basic") + """<filter **>
+  @type record_transformer
+  <record>
+    kafka_id ${record["kafka"]["topic"]}-${record["kafka"]["partition"]}-${record["kafka"]["offset"]}
+  </record>
+</filter>
+""" + helpers.match("**", "elasticsearch", id="es_out",
+                    extra=f"  host 127.0.0.1\n  port {es.port}\n  index_name logs-${{$.kafka.topic}}\n"
+                          "  id_key kafka_id\n  remove_keys kafka_id",
+                    buffer="    @type memory\n    flush_interval 0.2s")
+    truth = broker.read("kes.orders", expect=20)
+    want = {f"kes.orders-{m['partition']}-{m['offset']}": json.loads(m["payload"])["n"] for m in truth}
+    assert len(want) == 20
+
+    def docs():
+        es.refresh("logs-kes.orders")
+        return es.search("logs-kes.orders")
+    for run, group in enumerate(("g-es-1", "g-es-2")):
+        weir.start(cfg(group), wait_port=False)
+        poll(lambda: len(docs()) >= 20 and broker.committed(group, "kes.orders") and
+             sum(v or 0 for v in broker.committed(group, "kes.orders").values()) == 20, 40, interval=0.5,
+             what=f"20 documents and group {group} committed")
+        weir.stop_ok()
+        hits = docs()
+        assert len(hits) == 20, (run, len(hits))
+        assert {h["_id"]: h["_source"]["n"] for h in hits} == want
+        for h in hits:
+            src = h["_source"]
+            assert "kafka_id" not in src
+            assert h["_id"] == f"{src['kafka']['topic']}-{src['kafka']['partition']}-{src['kafka']['offset']}"
+            assert src["kafka"]["key"] == f"k{src['n']}"
+            # the second group's read overwrote the first group's documents: same _ids, none added
+            assert src["kafka"]["consumer_group"] == group

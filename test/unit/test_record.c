@@ -441,7 +441,7 @@ static void test_set_path(void **st)
     wbuf r = {0}, out = {0}, v = {0};
     mpw_map(&r, 15);
     for (int i = 0; i < 15; i++) {
-        char k[8];
+        char k[16];
         snprintf(k, sizeof k, "k%d", i);
         mpw_str(&r, k, strlen(k));
         mpw_int(&r, i);

@@ -43,10 +43,21 @@ static void arena_free(void *p)
 }
 static void arena_init(void) { pthread_key_create(&arena_key, arena_free); }
 
+/* Back to empty, keeping the first block (16 KiB: what ordinary records
+ * need) and freeing what a large record made it grow by. */
 static void arena_reset(void)
 {
-    for (ablk *b = a_head; b; b = b->next)
-        b->used = 0;
+    if (a_head && a_head->next) {
+        arena_free(a_head->next);
+        a_head->next = NULL;
+    }
+    if (a_head && a_head->cap > 16384) {
+        free(a_head);
+        a_head = NULL;
+        pthread_setspecific(arena_key, NULL);
+    }
+    if (a_head)
+        a_head->used = 0;
     a_cur = a_head;
 }
 
@@ -552,9 +563,28 @@ static int eval_kids(rb_ev *ev, const rb_node *e, size_t from, rv *args)
 
 static int truthy(const rv *v) { return v->t != V_NIL && v->t != V_FALSE; }
 
+static int eval(rb_ev *ev, const rb_node *e, rv *out);
+
+/* a[...] and a.m(...): their own frame (the argument array stays off the
+ * frames of the other nodes) */
+static int eval_call(rb_ev *ev, const rb_node *e, rv *out)
+{
+    rv a, args[17];
+    if (eval(ev, e->kids[0], &a))
+        return -1;
+    if (e->kind == N_CALL && e->op && a.t == V_NIL) { /* &. */
+        *out = a;
+        return 0;
+    }
+    if (eval_kids(ev, e, 1, args))
+        return -1;
+    return e->kind == N_INDEX ? rb_index(ev, &a, args, e->nkids - 1, out)
+                              : rb_call(ev, (int)e->i, &a, args, e->nkids - 1, out);
+}
+
 static int eval(rb_ev *ev, const rb_node *e, rv *out)
 {
-    rv a, b, args[17];
+    rv a, b;
     switch (e->kind) {
     case N_NIL: *out = (rv){.t = V_NIL}; return 0;
     case N_TRUE: *out = rv_bool(1); return 0;
@@ -575,7 +605,13 @@ static int eval(rb_ev *ev, const rb_node *e, rv *out)
     }
     case N_VAR:
         switch (e->i) {
-        case VAR_RECORD: *out = (rv){.t = V_MAP, .mp = ev->env->rec, .n = ev->env->len}; return 0;
+        case VAR_RECORD: { /* the record is one map; anything else reads as what its first value is */
+            const uint8_t *q = ev->env->rec;
+            if (rec_skip(&q, ev->env->rec + ev->env->len))
+                return rb_fail(ev, "malformed record");
+            *out = rb_from_mp(ev->env->rec, (size_t)(q - ev->env->rec));
+            return 0;
+        }
         case VAR_TAG: *out = rv_str(ev->env->tag, ev->env->tag_len); return 0;
         case VAR_TIME: *out = (rv){.t = V_TIME, .sec = ev->env->sec, .nsec = ev->env->nsec}; return 0;
         case VAR_HOSTNAME: *out = rv_str(ev->env->hostname, ev->env->hostname_len); return 0;
@@ -591,19 +627,7 @@ static int eval(rb_ev *ev, const rb_node *e, rv *out)
         return 0;
     }
     case N_INDEX:
-        if (eval(ev, e->kids[0], &a) || eval_kids(ev, e, 1, args))
-            return -1;
-        return rb_index(ev, &a, args, e->nkids - 1, out);
-    case N_CALL:
-        if (eval(ev, e->kids[0], &a))
-            return -1;
-        if (e->op && a.t == V_NIL) { /* &. */
-            *out = a;
-            return 0;
-        }
-        if (eval_kids(ev, e, 1, args))
-            return -1;
-        return rb_call(ev, (int)e->i, &a, args, e->nkids - 1, out);
+    case N_CALL: return eval_call(ev, e, out);
     case N_NOT:
         if (eval(ev, e->kids[0], &a))
             return -1;

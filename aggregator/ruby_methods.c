@@ -257,29 +257,18 @@ static int str_sub(rb_ev *ev, int global, const rv *s, const rv *pat, const rv *
     return rc;
 }
 
-/* String#split: none or " " (awk: runs of white space, leading ones
- * ignored), a string, a regexp; limit like Ruby's (0: trailing empty fields
- * removed) */
-static int str_split(rb_ev *ev, const rv *s, const rv *args, size_t nargs, rv *out)
+/* String#split's fields into items (NULL: counted only); *k their number */
+static int split_run(rb_ev *ev, const rv *s, const rv *sep, int64_t limit, rv *items, size_t *k)
 {
-    int64_t limit = 0;
-    if (nargs == 2 && need_int(ev, &args[1], &limit))
-        return -1;
-    const rv *sep = nargs ? &args[0] : NULL;
-    if (sep && sep->t == V_NIL)
-        sep = NULL;
-    if (sep && sep->t != V_STR && sep->t != V_RE)
-        return rb_fail(ev, "wrong argument type %s (expected Regexp)", rb_class(sep));
     int awk = !sep || (sep->t == V_STR && sep->n == 1 && sep->s[0] == ' ');
-    rv *items = rb_alloc((s->n + 1) * sizeof *items);
-    if (!items)
-        return rb_fail(ev, "out of memory");
-    size_t k = 0, pos = 0;
+    size_t pos = 0;
+    *k = 0;
+#define FIELD(a, n) (items ? (void)(items[*k] = rv_str(s->s + (a), (n))) : (void)0, ++*k)
     if (awk)
         while (pos < s->n && is_rb_space(s->s[pos]))
             pos++;
     while (pos < s->n) {
-        if (limit > 0 && k + 1 == (uint64_t)limit)
+        if (limit > 0 && *k + 1 == (uint64_t)limit)
             break;
         size_t ms, me;
         if (awk) {
@@ -292,27 +281,25 @@ static int str_split(rb_ev *ev, const rv *s, const rv *args, size_t nargs, rv *o
             while (me < s->n && is_rb_space(s->s[me]))
                 me++;
         } else if (sep->t == V_STR) {
-            const char *f = sep->n ? memmem(s->s + pos, s->n - pos, sep->s, sep->n) : NULL;
-            if (!sep->n) { /* "" : every character */
-                ms = char_off(s->s + pos, s->n - pos, 1) + pos;
-                me = ms;
+            if (!sep->n) { /* "": every character */
+                ms = me = pos + char_off(s->s + pos, s->n - pos, 1);
                 if (ms >= s->n)
                     break;
-            } else if (!f) {
-                break;
             } else {
+                const char *f = memmem(s->s + pos, s->n - pos, sep->s, sep->n);
+                if (!f)
+                    break;
                 ms = (size_t)(f - s->s), me = ms + sep->n;
             }
         } else {
             const PCRE2_SIZE *ov;
             size_t from = pos;
             int m;
-            for (;;) {
+            for (;;) { /* an empty match at the field's start splits nothing */
                 m = rx_exec_at(sep->re, (const uint8_t *)s->s, s->n, from, &ov);
                 if (m <= 0 || ov[1] > ov[0] || ov[0] > pos)
                     break;
-                from++; /* an empty match at the field's start splits nothing */
-                if (from > s->n) {
+                if (++from > s->n) {
                     m = 0;
                     break;
                 }
@@ -323,15 +310,36 @@ static int str_split(rb_ev *ev, const rv *s, const rv *args, size_t nargs, rv *o
                 break;
             ms = ov[0], me = ov[1];
         }
-        items[k++] = rv_str(s->s + pos, ms - pos);
+        FIELD(pos, ms - pos);
         pos = me;
         if (awk && pos >= s->n)
             break;
     }
-    if (pos < s->n || (!awk && limit != 0 && k > 0))
-        items[k++] = rv_str(s->s + pos, s->n - pos);
-    else if (!awk && pos == s->n && k > 0)
-        items[k++] = rv_str(s->s + pos, 0);
+    if (pos < s->n || (!awk && *k > 0 && (limit != 0 || pos == s->n)))
+        FIELD(pos, s->n - pos);
+#undef FIELD
+    return 0;
+}
+
+/* String#split: none or " " (awk: runs of white space, leading ones
+ * ignored), a string, a regexp; limit like Ruby's (0: trailing empty fields
+ * removed) */
+static int str_split(rb_ev *ev, const rv *s, const rv *args, size_t nargs, rv *out)
+{
+    int64_t limit = 0;
+    if (nargs == 2 && need_int(ev, &args[1], &limit))
+        return -1;
+    const rv *sep = nargs && args[0].t != V_NIL ? &args[0] : NULL;
+    if (sep && sep->t != V_STR && sep->t != V_RE)
+        return rb_fail(ev, "wrong argument type %s (expected Regexp)", rb_class(sep));
+    size_t k;
+    if (split_run(ev, s, sep, limit, NULL, &k))
+        return -1;
+    rv *items = rb_alloc((k ? k : 1) * sizeof *items);
+    if (!items)
+        return rb_fail(ev, "out of memory");
+    if (split_run(ev, s, sep, limit, items, &k))
+        return -1;
     if (limit == 0)
         while (k && !items[k - 1].n)
             k--;

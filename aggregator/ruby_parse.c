@@ -61,7 +61,12 @@ typedef struct parser {
     char *err;
     size_t errlen;
     int failed, depth;
+    int *nodes; /* nodes made so far (all sub-parsers share it) */
 } parser;
+
+/* a bound on the tree (the walks recurse over it): what a config's ${...}
+ * needs is far below */
+#define RB_MAX_NODES 512
 
 static rb_node *p_kw(parser *ps);
 static rb_node *p_tern(parser *ps);
@@ -95,6 +100,8 @@ void rb_free(rb_node *e)
 
 static rb_node *node(parser *ps, int kind)
 {
+    if (++*ps->nodes > RB_MAX_NODES)
+        return fail(ps, "expression too long (more than %d terms)", RB_MAX_NODES);
     rb_node *n = calloc(1, sizeof *n);
     if (!n)
         return fail(ps, "out of memory");
@@ -278,7 +285,7 @@ static rb_node *p_string(parser *ps)
                 if (add_kid(ps, d, lit))
                     goto bad;
             }
-            parser sub = {c + 2, ps->start, close, ps->err, ps->errlen, 0, ps->depth + 1};
+            parser sub = {c + 2, ps->start, close, ps->err, ps->errlen, 0, ps->depth + 1, ps->nodes};
             rb_node *x = p_kw(&sub);
             ws(&sub);
             if (x && sub.p != close)
@@ -803,7 +810,8 @@ static rb_node *p_kw(parser *ps)
 
 rb_node *rb_compile(const char *src, size_t n, char *err, size_t errlen)
 {
-    parser ps = {src, src, src + n, err, errlen, 0, 0};
+    int nodes = 0;
+    parser ps = {src, src, src + n, err, errlen, 0, 0, &nodes};
     rb_node *x = p_kw(&ps);
     ws(&ps);
     if (x && ps.p < ps.end) {
@@ -815,9 +823,11 @@ rb_node *rb_compile(const char *src, size_t n, char *err, size_t errlen)
     return x;
 }
 
-const char *rb_code_end(const char *s, const char *end)
+static const char *code_end(const char *s, const char *end, int nest)
 {
     int depth = 0;
+    if (nest > 32) /* "#{ "#{ ... nested deeper than any config: not code */
+        return NULL;
     for (const char *p = s; p < end; p++) {
         char c = *p;
         if (c == '\'' || c == '"') {
@@ -825,7 +835,7 @@ const char *rb_code_end(const char *s, const char *end)
                 if (*p == '\\')
                     p++;
                 else if (c == '"' && *p == '#' && p + 1 < end && p[1] == '{') {
-                    const char *in = rb_code_end(p + 2, end);
+                    const char *in = code_end(p + 2, end, nest + 1);
                     if (!in)
                         return NULL;
                     p = in;
@@ -842,3 +852,5 @@ const char *rb_code_end(const char *s, const char *end)
     }
     return NULL;
 }
+
+const char *rb_code_end(const char *s, const char *end) { return code_end(s, end, 0); }

@@ -12,6 +12,8 @@
  *                                 index for every file this process opens)
  *   path /var/log/app.*.log    -> '*' replaced by the time slice (+ "_N" if !append)
  *   path /var/log/${tag}       -> /var/log/app.web.20261121.log (placeholders expanded)
+ *   path /var/log/${$.ns}/${tag} with <buffer tag,$.ns> -> a directory per value of the record key
+ *                                 ('/' in a value made '_': never outside the path)
  *   path /var/log/${tag}/%Y%m%d -> the path has the slice's directives: expanded, then
  *                                 path_suffix (some but not all of them: a config error)
  * Without the time chunk key (<buffer tag>) there is no slice: path, then path_suffix.
@@ -39,6 +41,7 @@
 #include "lib/log.h"
 #include "lib/timefmt.h"
 #include "aggregator/output.h"
+#include "aggregator/record.h"
 #include "outputs/format.h"
 
 #define FILE_MAX_OPEN 32
@@ -68,7 +71,11 @@ typedef struct out_file {
     int nfiles;
     uint64_t tick;
     int last_errno;
-    /* one-entry cache: same tag and second -> same file */
+    /* the record-key chunk keys the path names (${KEY}, ${$.a.b}) */
+    rec_path keys[8];
+    size_t nkeys;
+    wbuf kv; /* scratch: a key's value as text */
+    /* one-entry cache: same tag and second -> same file (not used with keys) */
     uint32_t cache_sec;
     char *cache_tag;
     int cache_idx;
@@ -77,7 +84,8 @@ typedef struct out_file {
 static const conf_spec file_spec[] = {
     {"path", CONF_STR, NULL, 1, offsetof(out_file, path), NULL,
      "prefix: `path.YYYYMMDD.log` with `append true`, `path.YYYYMMDD_N.log` (new N per file opened) otherwise; `*` "
-     "in the path is replaced by the time slice; `${tag}` and strftime directives are expanded. The slice is the "
+     "in the path is replaced by the time slice; `${tag}`, `${tag[N]}`, the record keys among the chunk keys "
+     "(`${$.a.b}`, `${key}`) and strftime directives are expanded. The slice is the "
      "record's time in local time, one file per day (Fluentd's default `timekey 1d`)"},
     {"append", CONF_BOOL, "false", 0, offsetof(out_file, append), NULL,
      "append to one file per slice (`false`: a new file each time one is opened)"},
@@ -129,18 +137,36 @@ static int path_template(out_file *c, conf_node *n, conf_errors *errs)
             if (!strcmp(k, "time"))
                 time_key = 1;
     }
-    /* out_file expands ${tag} and ${tag[N]}; a record-key chunk key's ${KEY} would stay in the file name as
-     * written */
+    /* ${tag}, ${tag[N]}, and ${KEY} of a record-key chunk key (<buffer tag, KEY>), as Fluentd's
+     * extract_placeholders */
     for (const char *ph = strstr(c->path, "${"); ph; ph = strstr(ph + 2, "${")) {
         const char *close = strchr(ph, '}');
         long idx;
-        if (!close || (((size_t)(close - ph) != 5 || strncmp(ph, "${tag}", 6) != 0) && !tag_part_placeholder(ph, &idx))) {
+        if (close && (((size_t)(close - ph) == 5 && !strncmp(ph, "${tag}", 6)) || tag_part_placeholder(ph, &idx)))
+            continue;
+        int chunk_key = 0;
+        if (close && b && b->arg) {
+            char keys[512];
+            snprintf(keys, sizeof keys, "%s", b->arg);
+            for (char *save = NULL, *k = strtok_r(keys, ", ", &save); k && !chunk_key; k = strtok_r(NULL, ", ", &save))
+                chunk_key = strlen(k) == (size_t)(close - ph - 2) && !strncmp(k, ph + 2, strlen(k));
+        }
+        char err[200] = "";
+        if (!close || !chunk_key || c->nkeys == sizeof c->keys / sizeof c->keys[0]) {
             conf_error_at(errs, n, "path",
-                          "placeholder '%.*s' in path is not supported: weir's file output expands ${tag}, "
-                          "${tag[N]} and the time slice only (not a record-key chunk key's ${KEY})",
+                          "placeholder '%.*s' in path is not a chunk key: the path expands ${tag}, ${tag[N]}, the "
+                          "time slice and the record keys of <buffer> (<buffer tag, KEY>, at most 8)",
                           close ? (int)(close - ph + 1) : (int)strlen(ph), ph);
             return -1;
         }
+        char *name = strndup(ph + 2, (size_t)(close - ph - 2));
+        int rc = name ? rec_path_compile(&c->keys[c->nkeys], name, err, sizeof err) : -1;
+        free(name);
+        if (rc) {
+            conf_error_at(errs, n, "path", "placeholder '%.*s' in path: %s", (int)(close - ph + 1), ph, err);
+            return -1;
+        }
+        c->nkeys++;
     }
     const char *tk = b ? conf_get_value(b, "timekey") : NULL;
     if (tk && conf_parse_time(tk, &timekey) != 0)
@@ -198,15 +224,36 @@ static int mkdir_p(char *path)
     return 0;
 }
 
-/* Expand ${tag} and strftime directives of `tmpl` into out. */
-static void expand(char *out, size_t cap, const char *tmpl, const char *tag, uint32_t sec, int utc)
+/* A record key's value in a path: its text (nil: nothing), '/' and NUL
+ * made '_' and a whole "." or ".." made "_": a record never picks a
+ * directory outside the path (Fluentd writes the value as it is). */
+static size_t key_text(out_file *c, const rec_path *k, const entry *e, char *out, size_t cap)
+{
+    size_t vl;
+    const uint8_t *v = e ? rec_lookup(e->record, e->record_len, k, &vl) : NULL;
+    c->kv.len = 0;
+    if (!v || rec_value_to_s(&c->kv, v, vl) || !c->kv.len)
+        return 0;
+    size_t n = c->kv.len < cap ? c->kv.len : cap;
+    for (size_t i = 0; i < n; i++)
+        out[i] = c->kv.data[i] == '/' || !c->kv.data[i] ? '_' : (char)c->kv.data[i];
+    if ((n == 1 && out[0] == '.') || (n == 2 && out[0] == '.' && out[1] == '.'))
+        out[0] = '_', n = 1;
+    return n;
+}
+
+/* Expand ${tag}, ${tag[N]}, the record keys' ${KEY} and strftime directives of the path into out. */
+static void expand(out_file *c, char *out, size_t cap, const char *tag, uint32_t sec, const entry *e)
 {
     char tmp[4096];
-    size_t j = 0;
-    for (const char *s = tmpl; *s && j + 1 < sizeof tmp; s++) {
+    size_t j = 0, key = 0;
+    for (const char *s = c->path; *s && j + 1 < sizeof tmp; s++) {
         long idx;
         size_t pl;
-        if (strncmp(s, "${tag}", 6) == 0) {
+        if (s[0] == '$' && s[1] == '{' && strncmp(s, "${tag}", 6) && !tag_part_placeholder(s, &idx) && key < c->nkeys) {
+            j += key_text(c, &c->keys[key++], e, tmp + j, sizeof tmp - 1 - j);
+            s = strchr(s, '}');
+        } else if (strncmp(s, "${tag}", 6) == 0) {
             j += (size_t)snprintf(tmp + j, sizeof tmp - j, "%s", tag);
             s += 5;
         } else if ((pl = tag_part_placeholder(s, &idx)) != 0) {
@@ -229,12 +276,13 @@ static void expand(char *out, size_t cap, const char *tmpl, const char *tag, uin
         }
     }
     tmp[j < sizeof tmp ? j : sizeof tmp - 1] = 0;
-    if (!time_fmt(out, cap, tmp, sec, 0, utc))
+    if (!time_fmt(out, cap, tmp, sec, 0, c->slice_utc))
         snprintf(out, cap, "%s", tmp);
 }
 
 /* The logical file (before the append-false index) and where the index goes. */
-static void file_key(out_file *c, char *key, size_t cap, size_t *index_at, const char *tag, uint32_t sec)
+static void file_key(out_file *c, char *key, size_t cap, size_t *index_at, const char *tag, uint32_t sec,
+                     const entry *e)
 {
     char slice[32] = "";
     if (*c->slice_fmt)
@@ -248,7 +296,7 @@ static void file_key(out_file *c, char *key, size_t cap, size_t *index_at, const
         snprintf(key + n, cap - (size_t)n, "%s%s", star + 1, gz);
         return;
     }
-    expand(key, cap, c->path, tag, sec, c->slice_utc);
+    expand(c, key, cap, tag, sec, e);
     size_t n = strlen(key);
     if (*slice && !c->path_has_slice)
         n += (size_t)snprintf(key + n, cap - n, ".%s", slice);
@@ -308,16 +356,16 @@ static void cut_partial_line(output *o, int fd, const char *path)
         wlog_error("out_file", "%s: cannot cut %s: %s", o->id, path, strerror(errno));
 }
 
-/* Find or open the file for (tag, sec). Returns an index or -1 (errno set). */
-static int file_for(output *o, const char *tag, uint32_t sec)
+/* Find or open the file for (tag, sec, the record's keys). Returns an index or -1 (errno set). */
+static int file_for(output *o, const char *tag, uint32_t sec, const entry *e)
 {
     out_file *c = o->ctx;
-    if (c->cache_idx >= 0 && c->cache_sec == sec && c->cache_tag && strcmp(c->cache_tag, tag) == 0 &&
+    if (!c->nkeys && c->cache_idx >= 0 && c->cache_sec == sec && c->cache_tag && strcmp(c->cache_tag, tag) == 0 &&
         c->files[c->cache_idx].fd >= 0)
         return c->cache_idx;
     char key[4096];
     size_t index_at;
-    file_key(c, key, sizeof key, &index_at, tag, sec);
+    file_key(c, key, sizeof key, &index_at, tag, sec, e);
     int idx = -1;
     for (int i = 0; i < c->nfiles; i++)
         if (c->files[i].key && strcmp(c->files[i].key, key) == 0) {
@@ -395,7 +443,7 @@ static int file_write(output *o, const batch *b, out_result *res)
     c->buf.len = 0;
     batch_iter_init(&it, b);
     while (batch_iter_next(&it, &e) == 1) {
-        int idx = file_for(o, e.tag, e.sec);
+        int idx = file_for(o, e.tag, e.sec, &e);
         if (idx < 0)
             goto fail;
         if (idx != cur && cur >= 0 && flush_to(o, cur))
@@ -435,6 +483,9 @@ static void file_exit(output *o)
     for (int i = 0; i < c->nfiles; i++)
         close_file(&c->files[i]);
     free(c->cache_tag);
+    for (size_t i = 0; i < c->nkeys; i++)
+        rec_path_free(&c->keys[i]);
+    wbuf_free(&c->kv);
     fmt_free(&c->f);
     wbuf_free(&c->buf);
     wbuf_free(&c->gz);

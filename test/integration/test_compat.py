@@ -207,11 +207,16 @@ def test_buffer_parameters_fluentd_declares(tmp_path):
     for needle in ("chunk key 'index_name'", "chunk key '$.log_path'", "disable_chunk_backup has no effect",
                    "compress gzip", "path_suffix has no effect", "decompression_size_limit has no effect"):
         assert sum(needle in l for l in w) == 1, (needle, err)
-    # out_file cannot expand a record key in its path: refused, not written literally
+    # out_file expands a record-key chunk key in its path (${$.log_path}); a placeholder that is not
+    # one of the chunk keys is refused, as Fluentd refuses it, never written literally
+    good = text.replace("path /tmp/weir-compat/${tag}", "path /tmp/weir-compat/${tag}/${$.log_path}")
+    path = write(os.path.join(str(tmp_path), "good.conf"), good)
+    rc, out, err = run_dry(path, str(tmp_path))
+    assert rc == 0, err
     bad = text.replace("path /tmp/weir-compat/${tag}", "path /tmp/weir-compat/${tag}/${log_path}")
     path = write(os.path.join(str(tmp_path), "bad.conf"), bad)
     rc, out, err = run_dry(path, str(tmp_path))
-    assert rc == 1 and "placeholder '${log_path}' in path is not supported" in err, err
+    assert rc == 1 and "placeholder '${log_path}' in path is not a chunk key" in err, err
     # a file buffer without path, where Fluentd cannot derive one (no root_dir, not out_file): refused
     text = "<match **>\n  @type stdout\n  <buffer>\n    @type file\n  </buffer>\n</match>\n"
     path = write(os.path.join(str(tmp_path), "nopath.conf"), text)

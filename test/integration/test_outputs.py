@@ -3,9 +3,11 @@ import base64
 import json
 import os
 import re
+import subprocess
+import time
 
 import fwd
-from conftest import T0, T0_DAY, assert_events, read_json_lines
+from conftest import T0, T0_DAY, WEIR_BIN, assert_events, read_json_lines
 from fwd import et, entry
 from helpers import config, file_match, match
 
@@ -147,3 +149,46 @@ def test_append_cuts_a_partial_last_line_left_by_a_crash(weir):
     assert data.endswith(b"\n") and b"cut sh" not in data, data
     assert_events(weir.read_records(), [("r", T0, 0, {"n": 1}), ("r", T0, 1, {"n": 2})])
     assert any("ended in a partial line (20 bytes" in l["msg"] for l in weir.stderr_lines())
+
+
+def test_path_record_key_placeholders(weir):
+    """A record-key chunk key in the file path (<buffer tag, $.kubernetes.namespace_name>
+    and path .../${$.kubernetes.namespace_name}/${tag}): one file per value, as Fluentd's
+    extract_placeholders; a missing key is empty; a value never leaves the path's
+    directory ('/' becomes '_', '..' becomes '_')."""
+    out = weir.out_dir
+    weir.start(weir.config(matches=match(
+        "**", "file", path=f"{out}/${{$.kubernetes.namespace_name}}/${{tag}}.${{level}}", append=True, fmt="json",
+        buffer="flush_mode immediate", buffer_keys="tag, $.kubernetes.namespace_name, level")))
+    recs = [{"kubernetes": {"namespace_name": "prod"}, "level": "info", "n": 0},
+            {"kubernetes": {"namespace_name": "dev"}, "level": "info", "n": 1},
+            {"kubernetes": {"namespace_name": "prod"}, "level": "error", "n": 2},
+            {"kubernetes": {"namespace_name": "../../etc"}, "level": "x", "n": 3},
+            {"kubernetes": {"namespace_name": ".."}, "level": "y", "n": 4},
+            {"level": "info", "n": 5}]
+    send_acked(weir, lambda ch: fwd.forward("app", [entry(et(T0, i), r) for i, r in enumerate(recs)], {"chunk": ch}))
+    want = {"prod/app.info.log": [0], "dev/app.info.log": [1], "prod/app.error.log": [2],
+            ".._.._etc/app.x.log": [3], "_/app.y.log": [4], "app.info.log": [5]}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        got = {}
+        for root, _, files in os.walk(out):
+            for f in files:
+                rel = os.path.relpath(os.path.join(root, f), out)
+                with open(os.path.join(root, f)) as fh:
+                    got[rel] = [json.loads(l)["n"] for l in fh if l.strip()]
+        if got == want:
+            break
+        time.sleep(0.2)
+    assert got == want
+    assert not os.path.exists(os.path.join(os.path.dirname(out), "etc"))
+
+
+def test_path_placeholder_must_be_a_chunk_key(weir, tmp_path):
+    text = weir.config(matches=match("**", "file", path=f"{weir.out_dir}/${{level}}", buffer="", buffer_keys="tag"))
+    path = weir.write_config(text, "bad.conf")
+    r = subprocess.run([WEIR_BIN, "--dry-run", "-c", path], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert (f"{path}:{text[:text.index('path ' + weir.out_dir)].count(chr(10)) + 1}: placeholder '${{level}}' in path "
+            "is not a chunk key: the path expands ${tag}, ${tag[N]}, the time slice and the record keys of <buffer> "
+            "(<buffer tag, KEY>, at most 8)") in r.stderr, r.stderr

@@ -443,7 +443,10 @@ def test_run_11_labels_and_error(tmp_path, pki_files, es):
     r = es_run("11-labels-error-fluent-log.conf", tmp_path, pki_files, es).start()
     send_acked(r.port, "app.checkout", [{"payload": json.dumps({"n": i}), "compat": "c11"} for i in range(2)] +
                [{"payload": "not json", "compat": "c11"}])
-    es_docs(es, "labelled-app", 2, q="compat:c11")
+    # as Fluentd's filter_parser: with reserve_data the unparsed record goes on
+    # (to ES) and a copy goes to @ERROR (emit_invalid_record_to_error)
+    docs = es_docs(es, "labelled-app", 3, q="compat:c11")
+    assert sorted(d.get("n", -1) for d in docs) == [-1, 0, 1], docs
     errs = file_records(os.path.join(r.env["ERROR_DIR"], "error*.log"), 1)
     assert errs[0]["payload"] == "not json" and errs[0]["tag"] == "app.checkout", errs
     r.weir.allow_errors = True  # the parse failure is logged

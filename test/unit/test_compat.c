@@ -342,6 +342,14 @@ static void test_bind_v012_names(void **state)
                   "(its v1 form)?");
     conf_errors_free(&errs);
     conf_free(r);
+    /* a name whose v1 form is itself, where it already is: no did-you-mean
+     * pointing at the same place (`fields` in a <format> of a type without it) */
+    r = conf_parse_string("<format>\n  fields a,b\n</format>\n", "t.conf", &errs);
+    EXPECT_NO_ERRORS(&errs);
+    assert_int_equal(conf_bind(r->children[0], spec, d, &errs), -1);
+    EXPECT_ERRORS(&errs, "t.conf:2: unknown parameter 'fields' in <format>");
+    conf_errors_free(&errs);
+    conf_free(r);
 }
 
 int main(void)

@@ -301,14 +301,16 @@ def es():
 
 def es_docs(es, index, n, timeout=30, q=None):
     def enough():
-        es.refresh(index)
-        hits = es.search(index, q=q)
+        try:  # a new index answers 503 until its shard has started
+            es.refresh(index)
+            hits = es.search(index, q=q)
+        except AssertionError:
+            return None
         return hits if len(hits) >= n else None
     try:
         hits = poll(enough, timeout, interval=0.5, what=f"{n} documents in {index}")
     except AssertionError:
-        es.refresh(index)
-        raise AssertionError(f"{index}: expected {n} documents, have {es.search(index, q=q)}")
+        raise AssertionError(f"{index}: expected {n} documents within {timeout}s")
     assert len(hits) == n, hits
     return [h["_source"] for h in hits]
 

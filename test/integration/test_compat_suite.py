@@ -712,6 +712,12 @@ STILL_REFUSED = [
      "opensearch, loki, kafka2, forward, prometheus, copy, relabel, rewrite_tag_filter)",
      [f"<match **>\n  @type {t}\n</match>\n" for t in ("http", "exec", "exec_filter", "secondary_file",
                                                        "roundrobin")], "unknown output plugin"),
+    ("`elasticsearch_data_stream`, `elasticsearch_dynamic`",
+     "fluent-plugin-elasticsearch's other output types: use `@type elasticsearch` with `data_stream_name` "
+     "(weir creates the index template, not the ILM policy the plugin creates) or placeholders in "
+     "`index_name`/`logstash_prefix` with the keys in `<buffer>`",
+     ["<match **>\n  @type elasticsearch_data_stream\n  data_stream_name logs-app-default\n</match>\n",
+      "<match **>\n  @type elasticsearch_dynamic\n</match>\n"], "unknown output plugin"),
     ("`<inject>` in the elasticsearch output",
      "fluent-plugin-elasticsearch accepts the inject helper; weir's ES output has `include_tag_key`, `time_key`, "
      "`include_timestamp` instead",
@@ -760,12 +766,13 @@ STILL_REFUSED = [
     ("`@include` of an http(s) URL", "only local files (globs allowed)",
      ["@include http://config.example/fluent.conf\n"], "only local files"),
     ("third-party plugins weir does not have",
-     "e.g. s3, cloudwatch_logs, concat, detect_exceptions, label_router (Fluent Operator), geoip, splunk_hec: "
+     "e.g. s3, cloudwatch_logs, concat, detect_exceptions, label_router (Fluent Operator), geoip, splunk_hec, "
+     "the multi_format parser: "
      "one error naming the plugin",
      ["<match **>\n  @type s3\n</match>\n", "<match **>\n  @type cloudwatch_logs\n</match>\n",
       "<filter **>\n  @type concat\n</filter>\n" + _NULL, "<match **>\n  @type detect_exceptions\n</match>\n",
       "<match **>\n  @type label_router\n</match>\n", "<filter **>\n  @type geoip\n</filter>\n" + _NULL,
-      "<match **>\n  @type splunk_hec\n</match>\n"], "plugin"),
+      "<match **>\n  @type splunk_hec\n</match>\n", _parse("multi_format")], "plugin|parser type"),
 ]
 
 

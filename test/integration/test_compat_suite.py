@@ -229,10 +229,25 @@ def send_acked(port, tag, records):
         conn.close()
 
 
+_RUNS = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_runs():
+    """A test that failed half way leaves no weir running."""
+    yield
+    while _RUNS:
+        r = _RUNS.pop()
+        if r.weir.alive():
+            r.weir.proc.kill()
+            r.weir.proc.wait()
+
+
 class Run:
     """weir on one compat config, its environment pointed at the suite's peers."""
 
     def __init__(self, name, tmp_path, pki, **peers):
+        _RUNS.append(self)
         self.name = name
         self.tmp = str(tmp_path)
         self.ctx = dummy_ctx(self.tmp, pki)

@@ -295,7 +295,7 @@ static void write_metrics(monitor *m, struct evbuffer *o)
         {"weir_buffer_flushed_records_total", "records the output delivered", offsetof(buffer, flushed_records)},
         {"weir_buffer_retried_flushes_total", "flushes that failed and will be retried", offsetof(buffer, retried_flushes)},
         {"weir_buffer_failed_flushes_total", "chunks given up (secondary or dead letter)", offsetof(buffer, failed_flushes)},
-        {"weir_buffer_dead_letter_records_total", "records written to the dead-letter file",
+        {"weir_buffer_dead_letter_records_total", "records given up on (dead-letter file or dead_letter_label)",
          offsetof(buffer, dead_letter_records)},
         {"weir_buffer_secondary_records_total", "records handed to <secondary>", offsetof(buffer, secondary_records)},
         {"weir_buffer_dropped_chunks_total", "chunks dropped by drop_oldest_chunk", offsetof(buffer, dropped_chunks)},

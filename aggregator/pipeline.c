@@ -9,6 +9,7 @@
 #include "lib/array.h"
 #include "lib/log.h"
 #include "buffer/buffer.h"
+#include "aggregator/dead_letter.h"
 #include "aggregator/source.h"
 
 const conf_spec pipeline_system_spec[] = {
@@ -192,6 +193,10 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
             conf_error_unknown(errs, n->file, n->line, "directive", n->name, NULL, directives);
         }
     }
+    /* dead_letter_label: the label must exist */
+    if (p->rt && p->noutputs && (p->dl = calloc(p->noutputs, sizeof *p->dl)))
+        for (size_t i = 0; i < p->noutputs; i++)
+            dl_route_init(&p->dl[i], p->rt, p->outputs[i]->buf, errs);
     /* two buffers in one directory would recover each other's chunks */
     for (size_t i = 0; i < p->noutputs; i++)
         for (size_t k = 0; k < i; k++) {
@@ -216,6 +221,9 @@ void pipeline_bind_error_sinks(pipeline *p)
         if (p->outputs[i]->buf) {
             p->outputs[i]->buf->error_sink = error_sink;
             p->outputs[i]->buf->error_sink_arg = p->rt;
+            int dl = p->dl && p->dl[i].rt;
+            p->outputs[i]->buf->dead_sink = dl ? dl_route_sink : NULL;
+            p->outputs[i]->buf->dead_sink_arg = dl ? &p->dl[i] : NULL;
         }
 }
 
@@ -235,6 +243,10 @@ void pipeline_free(pipeline *p)
     for (size_t i = 0; i < p->noutputs; i++)
         output_destroy(p->outputs[i]);
     free(p->outputs);
+    for (size_t i = 0; p->dl && i < p->noutputs; i++)
+        dl_route_free(&p->dl[i]);
+    free(p->dl);
+    p->dl = NULL;
     router_free(p->rt);
     conf_unbind(pipeline_system_spec, &p->sys);
     memset(p, 0, sizeof *p);

@@ -38,13 +38,15 @@ typedef struct pipeline {
     output **outputs; /* every output the router created (started/stopped by main) */
     size_t noutputs;
     router *rt;
+    struct dl_route *dl; /* per output: its dead_letter_label (aggregator/dead_letter.h) */
 } pipeline;
 
 /* Returns 0 and fills p, or -1 with errors in errs (p is cleaned up). */
 int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs);
 void pipeline_free(pipeline *p);
-/* Point the outputs' rejected records at this pipeline's @ERROR label
- * (after pipeline_load, before records flow). */
+/* Point the outputs' rejected records at this pipeline's @ERROR label, and
+ * their dead letters at their dead_letter_label (after pipeline_load, before
+ * records flow). */
 void pipeline_bind_error_sinks(pipeline *p);
 void pipeline_sys_free(sys_conf *s);
 /* Start every source (observers last): 0, or -1 (logged). */

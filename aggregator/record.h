@@ -91,6 +91,13 @@ int rec_rewrite_n(wbuf *out, const uint8_t *rec, size_t len, const rec_kv *drop,
  * removed, 0 if not (out then holds a copy), -1 on malformed input. */
 int rec_delete(wbuf *out, const uint8_t *rec, size_t len, const rec_path *paths, size_t npaths);
 
+/* Set the value at `path` (keys only: -1 for a path with an array index)
+ * to the msgpack value [val, val+vlen), Fluentd's record_accessor set: a key
+ * that exists keeps its place, a missing one is appended, missing or
+ * non-map parents become maps ({"a": 1} with $.a.b = 2: {"a": {"b": 2}}).
+ * Appends one map to out. 0, or -1 (malformed record, out unchanged). */
+int rec_set_path(wbuf *out, const uint8_t *rec, size_t len, const rec_path *path, const uint8_t *val, size_t vlen);
+
 /* Ruby's Float#to_s: shortest round-trip digits, "1.0", "1.0e+16",
  * "1.0e-05", "NaN", "Infinity". Returns the length written (< 32). */
 size_t rec_double_text(char buf[32], double d);

@@ -324,3 +324,78 @@ int rec_delete(wbuf *out, const uint8_t *rec, size_t len, const rec_path *paths,
     }
     return removed;
 }
+
+/* ---- setting a nested value ---------------------------------------------------------- */
+
+/* {steps[i]: {steps[i+1]: ... val}} */
+static int set_build(wbuf *out, const rec_path *path, size_t i, const uint8_t *val, size_t vlen)
+{
+    for (; i < path->n; i++)
+        if (mpw_map(out, 1) || mpw_str(out, path->steps[i].key, path->steps[i].key_len))
+            return -1;
+    return rec_add(out, val, vlen);
+}
+
+/* The value at *p (consumed) with path's steps from i on set to val. */
+static int set_value(wbuf *out, const uint8_t **p, const uint8_t *end, const rec_path *path, size_t i,
+                     const uint8_t *val, size_t vlen)
+{
+    const uint8_t *q = *p;
+    int64_t n = map_hdr(&q, end);
+    if (n < 0) {
+        /* not a map (or the record's end): replaced by the nested maps */
+        if (skip_val(p, end))
+            return -1;
+        return set_build(out, path, i, val, vlen) ? -1 : 0;
+    }
+    const rec_path_step *st = &path->steps[i];
+    rec_hdr h;
+    uint32_t count = 0;
+    int done = 0;
+    if (rec_hdr_open(out, &h, 1, (uint32_t)n + 1))
+        return -1;
+    for (int64_t j = 0; j < n; j++) {
+        const uint8_t *k = q, *ks = NULL;
+        uint32_t kn = 0;
+        int isstr = rd_str(&q, end, &ks, &kn);
+        if (isstr < 0 || (!isstr && skip_val(&q, end)))
+            return -1;
+        if (rec_add(out, k, (size_t)(q - k)))
+            return -1;
+        if (!done && isstr == 1 && kn == st->key_len && !memcmp(ks, st->key, kn)) {
+            done = 1;
+            if (i + 1 == path->n) {
+                if (skip_val(&q, end) || rec_add(out, val, vlen))
+                    return -1;
+            } else if (set_value(out, &q, end, path, i + 1, val, vlen)) {
+                return -1;
+            }
+        } else {
+            const uint8_t *v = q;
+            if (skip_val(&q, end) || rec_add(out, v, (size_t)(q - v)))
+                return -1;
+        }
+        count++;
+    }
+    if (!done) {
+        if (mpw_str(out, st->key, st->key_len) || set_build(out, path, i + 1, val, vlen))
+            return -1;
+        count++;
+    }
+    *p = q;
+    return rec_hdr_close(out, &h, count);
+}
+
+int rec_set_path(wbuf *out, const uint8_t *rec, size_t len, const rec_path *path, const uint8_t *val, size_t vlen)
+{
+    size_t start = out->len;
+    const uint8_t *p = rec, *end = rec + len, *q = rec;
+    for (size_t i = 0; i < path->n; i++)
+        if (!path->steps[i].key)
+            return -1;
+    if (!path->n || map_hdr(&q, end) < 0 || set_value(out, &p, end, path, 0, val, vlen) || p != end) {
+        out->len = start;
+        return -1;
+    }
+    return 0;
+}

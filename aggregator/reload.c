@@ -30,6 +30,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "buffer/buffer.h"
+#include "aggregator/dead_letter.h"
 #include "aggregator/monitor.h"
 #include "aggregator/source.h"
 
@@ -194,13 +195,16 @@ int reload_run(reload_ctx *x)
         if (old->plugin->stop)
             old->plugin->stop(old);
     }
-    /* until the new routes are in place, records outputs reject go to the
-     * dead-letter files (the write lock waits for flush threads inside the
-     * old @ERROR label, whose outputs may be about to stop) */
+    /* until the new routes are in place, records outputs reject (and dead
+     * letters for a dead_letter_label) go to the dead-letter files (the
+     * write lock waits for flush threads inside the old @ERROR or dead-letter
+     * label, whose outputs may be about to stop) */
     buffer_sink_lock(1);
     for (size_t k = 0; k < pl->noutputs; k++)
-        if (pl->outputs[k]->buf)
+        if (pl->outputs[k]->buf) {
             pl->outputs[k]->buf->error_sink = NULL;
+            pl->outputs[k]->buf->dead_sink = NULL;
+        }
     buffer_sink_lock(0);
     /* outputs that changed or went: drain and stop (file buffers keep their
      * chunks; memory buffers flush per flush_at_shutdown) */
@@ -277,6 +281,7 @@ int reload_run(reload_ctx *x)
     ARRAY_APPEND(x->old_roots, x->nold_roots, x->root);
     x->root = root;
     pl->rt = npl.rt;
+    pl->dl = npl.dl; /* bound above; the old ones are detached */
     pl->sources = list;
     pl->nsources = nlist;
     pl->outputs = npl.outputs;
@@ -299,6 +304,9 @@ int reload_run(reload_ctx *x)
         shells[i]->plugin->free(shells[i]);
     for (size_t i = 0; i < ngone; i++)
         output_destroy(gone[i]);
+    for (size_t k = 0; old.dl && k < old.noutputs; k++)
+        dl_route_free(&old.dl[k]);
+    free(old.dl);
     pipeline_sys_free(&npl.sys);
     free(npl.sources);
     free(old.sources);

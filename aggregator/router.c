@@ -718,14 +718,21 @@ int router_emit_error(router *r, const batch *b, const char *reason)
 {
     if (!r->error_label)
         return -1;
+    return router_emit_to(r, r->error_label, b, reason);
+}
+
+int router_emit_to(router *r, rt_label *l, const batch *b, const char *reason)
+{
     router_ctx *c = router_ctx_new(r);
+    if (!c)
+        return -1;
     int rc = 0;
     for (uint32_t s = 0; s < b->nsegs; s++) {
         const batch_seg *sg = &b->segs[s];
         uint8_t *copy = malloc(sg->len ? sg->len : 1);
         memcpy(copy, b->data + sg->off, sg->len);
         batch *one = batch_new(sg->tag, sg->tag_len, copy, sg->len, sg->nrecords);
-        route_one(c, r->error_label, one, one->tag, one->tag_len, 1);
+        route_one(c, l, one, one->tag, one->tag_len, 1);
         batch_unref(one);
     }
     size_t n;
@@ -738,7 +745,8 @@ int router_emit_error(router *r, const batch *b, const char *reason)
         rc = ticket_sync_wait(&st) ? -1 : 0;
         atomic_fetch_add(&r->to_error, b->nrecords);
         if (rc == 0)
-            wlog_warn("router", "%u records sent to @ERROR: %s", b->nrecords, reason);
+            wlog_warn("router", "%u records sent to %s: %s", b->nrecords, l->name ? l->name : "the top level",
+                      reason);
     }
     router_ctx_free(c);
     return rc;

@@ -83,6 +83,8 @@ void router_ctx_reset(router_ctx *c);
  * caller then writes a dead letter).
  */
 int router_emit_error(router *r, const batch *b, const char *reason);
+/* The same into label l (dead_letter_label, aggregator/dead_letter.c). */
+int router_emit_to(router *r, rt_label *l, const batch *b, const char *reason);
 
 int router_congested(const router *r);
 

@@ -90,6 +90,14 @@ const conf_spec buffer_conf_spec[] = {
     {"dead_letter_path", CONF_STR, NULL, 0, offsetof(buf_conf, dead_letter_path), NULL,
      "memory buffers: directory of the dead-letter files (records whose retries are exhausted, without "
      "`<secondary>`); default `./data/dead-letter`. File buffers always use `<path>/dead-letter`"},
+    {"dead_letter_label", CONF_STR, NULL, 0, offsetof(buf_conf, dead_letter_label), NULL,
+     "weir: send dead letters (records whose retries are exhausted or that the output gave up on, after a "
+     "`<secondary>` if any, and records the backend rejected one by one) to this label, e.g. `@ERROR` or `@DLQ`, "
+     "each with a map at `dead_letter_key`: `error_type` (`rejected`, `retries_exhausted`, `unrecoverable`), "
+     "`error_message`, `attempts`, `tag` (the original tag; the records keep it), `output_id`. The dead-letter file "
+     "takes what the label refuses. See docs/buffer.md \"Dead letters to a label\""},
+    {"dead_letter_key", CONF_STR, "dead_letter", 0, offsetof(buf_conf, dead_letter_key), NULL,
+     "with `dead_letter_label`: the key or record accessor of that map (`$.error`: nested)"},
     {"compress", CONF_ENUM, "text", 0, offsetof(buf_conf, compress), "text|gzip",
      "`text`; `gzip` is accepted with a warning and chunks stay uncompressed (what is delivered is the same)"},
     {"queue_limit_length", CONF_INT, "-1", 0, offsetof(buf_conf, queue_limit_length), NULL,
@@ -170,6 +178,10 @@ buffer *buffer_create(const buf_sink *sink, conf_node *n, conf_errors *errs)
         free(keys);
     }
     conf_param *p;
+    if (b->c.dead_letter_label && (p = conf_get(n, "dead_letter_label"))) {
+        b->dl_label_file = strdup(p->file);
+        b->dl_label_line = p->line;
+    }
     if (b->c.type == BUF_FILE && !b->c.path) {
         conf_errors_add(errs, n->file, n->line, "missing required parameter 'path' in <buffer> of @type file (without it, as in Fluentd: "
                         "<system> root_dir with the output's @id, or out_file's path)");
@@ -648,6 +660,7 @@ void buffer_destroy(buffer *b, double deadline)
     }
     conf_unbind(buffer_conf_spec, &b->c);
     free(b->dlq_dir);
+    free(b->dl_label_file);
     pthread_mutex_destroy(&b->mu);
     pthread_mutex_destroy(&b->dlq_mu);
     pthread_cond_destroy(&b->cv_flush);

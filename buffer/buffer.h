@@ -51,6 +51,8 @@ typedef struct buf_conf {
     int retry_forever;
     int fsync;
     char *dead_letter_path;
+    char *dead_letter_label; /* records given up on and rejected ones go to this label (the pipeline's dead_sink) */
+    char *dead_letter_key;   /* where the dead-letter map is put into each record */
     int compress;
     double delayed_commit_timeout;
     double retry_secondary_threshold;
@@ -67,6 +69,18 @@ typedef struct buf_conf {
 } buf_conf;
 
 typedef struct chunk chunk;
+
+/* Why records are dead letters, for the pipeline's dead_sink
+ * (dead_letter_label). kind: "rejected" (the backend refused these records
+ * one by one), "retries_exhausted" (retry_max_times or retry_timeout),
+ * "unrecoverable" (the output gave the chunk up at once). */
+typedef struct buf_dead {
+    const char *kind;
+    const char *reason;         /* the batch's */
+    const char *const *reasons; /* per record of the batch, NULL entries: reason; may be NULL */
+    int attempts;               /* flush attempts made for these records */
+    const char *output;         /* the output's id */
+} buf_dead;
 
 typedef struct buffer {
     buf_conf c;
@@ -100,6 +114,13 @@ typedef struct buffer {
      * set by the pipeline; NULL: the dead-letter file */
     int (*error_sink)(void *arg, const batch *b, const char *reason);
     void *error_sink_arg;
+    /* with dead_letter_label: where dead letters go first (the pipeline
+     * routes them, decorated, to that label); 0 taken, -1 not (the file
+     * then). Set and switched like error_sink. */
+    int (*dead_sink)(void *arg, const batch *b, const buf_dead *d);
+    void *dead_sink_arg;
+    char *dl_label_file; /* where dead_letter_label was set, for the pipeline's check */
+    int dl_label_line;
 
     /* counters (metrics) */
     atomic_uint_fast64_t appended_records, flushed_records, retried_flushes, failed_flushes;

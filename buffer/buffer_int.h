@@ -85,9 +85,11 @@ int buf_retries_exhausted(const buf_conf *c, int retries, double retry_start, do
 batch *buf_select_records(const batch *bt, const out_result *res, int want);
 
 /* ---- dlq.c ---- */
-/* Records the buffer gives up on: <secondary>, else the dead-letter file. 0 when they are safe somewhere. */
-int buf_give_up(buffer *b, const batch *bt, const char *why);
-/* Records the output marked OUT_ERROR: the @ERROR sink, else the dead-letter file. 0 when safe somewhere. */
-int buf_reject_records(buffer *b, const batch *bt, const out_result *res, const char *why);
+/* Records the buffer gives up on: <secondary>, else dead_letter_label, else the dead-letter file. 0 when they
+ * are safe somewhere. */
+int buf_give_up(buffer *b, const batch *bt, const char *why, const char *kind, int attempts);
+/* Records the output marked OUT_ERROR: dead_letter_label, else the @ERROR sink, else the dead-letter file. 0
+ * when safe somewhere. */
+int buf_reject_records(buffer *b, const batch *bt, const out_result *res, const char *why, int attempts);
 
 #endif

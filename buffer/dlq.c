@@ -77,9 +77,35 @@ out:
     return n;
 }
 
-/* Records that cannot be delivered: secondary first, dead letter otherwise.
- * 0 when they are safe somewhere, -1 when not even the dead letter worked. */
-int buf_give_up(buffer *b, const batch *bt, const char *why)
+/* Readers: flush threads handing records to error_sink/dead_sink. Writer: a
+ * reload switching them (buffer_sink_lock). */
+static pthread_rwlock_t sink_lock = PTHREAD_RWLOCK_INITIALIZER;
+void buffer_sink_lock(int lock)
+{
+    if (lock)
+        pthread_rwlock_wrlock(&sink_lock);
+    else
+        pthread_rwlock_unlock(&sink_lock);
+}
+
+/* dead_letter_label: the pipeline routes them; 0 when it took them. */
+static int to_dead_sink(buffer *b, const batch *bt, const buf_dead *d)
+{
+    pthread_rwlock_rdlock(&sink_lock);
+    int rc = b->dead_sink ? b->dead_sink(b->dead_sink_arg, bt, d) : -1;
+    pthread_rwlock_unlock(&sink_lock);
+    if (rc == 0)
+        atomic_fetch_add(&b->dead_letter_records, bt->nrecords);
+    else if (b->dead_sink)
+        wlog_error("buffer", "%s: dead_letter_label %s did not take %u records; writing a dead letter", b->sink.id,
+                   b->c.dead_letter_label, bt->nrecords);
+    return rc;
+}
+
+/* Records that cannot be delivered: secondary first, then dead_letter_label,
+ * the dead-letter file otherwise. 0 when they are safe somewhere, -1 when not
+ * even the dead letter worked. kind and attempts: see buf_dead. */
+int buf_give_up(buffer *b, const batch *bt, const char *why, const char *kind, int attempts)
 {
     if (b->sink.secondary) {
         char sw[256] = "";
@@ -95,24 +121,44 @@ int buf_give_up(buffer *b, const batch *bt, const char *why)
         if (rc != -1)
             wlog_error("buffer", "%s: <secondary> %s failed too (%s); writing a dead letter", b->sink.id, to, sw);
     }
+    if (b->c.dead_letter_label) {
+        buf_dead d = {.kind = kind, .reason = why, .attempts = attempts, .output = b->sink.id};
+        if (to_dead_sink(b, bt, &d) == 0) {
+            wlog_warn("buffer", "%s: %u records sent to %s: %s", b->sink.id, bt->nrecords, b->c.dead_letter_label,
+                      why);
+            return 0;
+        }
+    }
     return dead_letter(b, bt, NULL, 0, why) < 0 ? -1 : 0;
 }
 
-/* Readers: flush threads handing rejected records to error_sink. Writer: a
- * reload switching error_sink/error_sink_arg (buffer_sink_lock). */
-static pthread_rwlock_t sink_lock = PTHREAD_RWLOCK_INITIALIZER;
-void buffer_sink_lock(int lock)
+/* Records an output rejected one by one: dead_letter_label when set, else
+ * @ERROR when the configuration has it, the dead-letter file otherwise. */
+int buf_reject_records(buffer *b, const batch *bt, const out_result *res, const char *why, int attempts)
 {
-    if (lock)
-        pthread_rwlock_wrlock(&sink_lock);
-    else
-        pthread_rwlock_unlock(&sink_lock);
-}
-
-/* Records an output rejected one by one: @ERROR when the configuration has
- * it, the dead-letter file otherwise. */
-int buf_reject_records(buffer *b, const batch *bt, const out_result *res, const char *why)
-{
+    if (b->c.dead_letter_label) {
+        batch *sel = buf_select_records(bt, res, OUT_ERROR);
+        const char **rs = sel ? calloc(sel->nrecords ? sel->nrecords : 1, sizeof *rs) : NULL;
+        int rc = -1;
+        if (rs) {
+            uint32_t k = 0;
+            for (uint32_t i = 0; i < res->n && k < sel->nrecords; i++)
+                if (res->status[i] == OUT_ERROR)
+                    rs[k++] = res->reasons ? res->reasons[i] : NULL;
+            buf_dead d = {.kind = "rejected", .reason = why, .reasons = rs, .attempts = attempts,
+                          .output = b->sink.id};
+            rc = to_dead_sink(b, sel, &d);
+            if (rc == 0)
+                wlog_warn("buffer", "%s: %u rejected records sent to %s: %s", b->sink.id, sel->nrecords,
+                          b->c.dead_letter_label, why);
+        }
+        free(rs);
+        if (sel)
+            batch_unref(sel);
+        if (rc == 0)
+            return 0;
+        return dead_letter(b, bt, res, OUT_ERROR, why) < 0 ? -1 : 0;
+    }
     pthread_rwlock_rdlock(&sink_lock);
     if (b->error_sink) {
         batch *sel = buf_select_records(bt, res, OUT_ERROR);

@@ -180,7 +180,7 @@ static void flush_one(buffer *b, chunk *ch)
             nretry += res.status[i] == OUT_RETRY;
         }
         int ok = 1;
-        if (nerr && buf_reject_records(b, bt, &res, why) != 0)
+        if (nerr && buf_reject_records(b, bt, &res, why, b->retries + 1) != 0)
             ok = 0;
         if (ok && nretry && requeue_retry(b, bt, &res) != 0)
             ok = 0;
@@ -211,7 +211,7 @@ static void flush_one(buffer *b, chunk *ch)
             wlog_error("buffer", "%s: giving up on chunk %016llx (%u records) after %d retries: %s", b->sink.id,
                        (unsigned long long)ch->id, ch->records, b->retries - 1, why);
             atomic_fetch_add(&b->failed_flushes, 1);
-            done = buf_give_up(b, bt, why) == 0;
+            done = buf_give_up(b, bt, why, "retries_exhausted", b->retries) == 0;
             pthread_mutex_lock(&b->mu);
             b->retrying = 0;
             b->retries = 0;
@@ -226,7 +226,7 @@ static void flush_one(buffer *b, chunk *ch)
         pthread_mutex_unlock(&b->mu);
         wlog_error("buffer", "%s: unrecoverable error for chunk %016llx (%u records): %s", b->sink.id,
                    (unsigned long long)ch->id, ch->records, why);
-        done = buf_give_up(b, bt, why) == 0;
+        done = buf_give_up(b, bt, why, "unrecoverable", b->retries + 1) == 0;
         pthread_mutex_lock(&b->mu);
     }
     b->nflushing--;

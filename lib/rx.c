@@ -240,15 +240,17 @@ void rx_free(rx *r)
     memset(r, 0, sizeof *r);
 }
 
-int rx_exec(const rx *r, const uint8_t *s, size_t n, const PCRE2_SIZE **ovec)
+int rx_exec(const rx *r, const uint8_t *s, size_t n, const PCRE2_SIZE **ovec) { return rx_exec_at(r, s, n, 0, ovec); }
+
+int rx_exec_at(const rx *r, const uint8_t *s, size_t n, size_t start, const PCRE2_SIZE **ovec)
 {
     rx_tls *t = tls_get(r->ncap + 1);
     if (!t)
         return -1;
     if (!s)
         s = (const uint8_t *)"";
-    int rc = r->jit ? pcre2_jit_match(r->code, s, n, 0, 0, t->md, t->mctx)
-                    : pcre2_match(r->code, s, n, 0, 0, t->md, t->mctx);
+    int rc = r->jit ? pcre2_jit_match(r->code, s, n, start, 0, t->md, t->mctx)
+                    : pcre2_match(r->code, s, n, start, 0, t->md, t->mctx);
     if (rc == PCRE2_ERROR_NOMATCH)
         return 0;
     if (rc < 0)

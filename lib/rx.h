@@ -50,6 +50,9 @@ void rx_free(rx *r);
  * ovector (2 * (ncap + 1) offsets, PCRE2_UNSET for unset groups), valid until
  * the next rx_* call on this thread. */
 int rx_exec(const rx *r, const uint8_t *s, size_t n, const PCRE2_SIZE **ovec);
+/* rx_exec from the byte offset `start` of s (anchors and lookbehinds see
+ * the whole subject): the matches after an earlier one (gsub, scan). */
+int rx_exec_at(const rx *r, const uint8_t *s, size_t n, size_t start, const PCRE2_SIZE **ovec);
 static inline int rx_match(const rx *r, const uint8_t *s, size_t n) { return rx_exec(r, s, n, NULL); }
 
 /* rx_exec under PCRE2's limits: match_limit bounds the backtracking steps

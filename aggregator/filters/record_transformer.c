@@ -1,7 +1,8 @@
 /*
  * aggregator/filters/record_transformer.c: Fluentd's filter_record_transformer
- * without Ruby (enable_ruby false, the default), and fluent-plugin-record-
- * modifier's record_modifier on the same templates and record edits.
+ * (enable_ruby false, the default, and true: the Ruby subset of
+ * aggregator/ruby_expr.h), and fluent-plugin-record-modifier's
+ * record_modifier on the same templates and record edits.
  *
  * <record> values (and keys) are templates with Fluentd's placeholders:
  *   ${tag} ${tag_parts[N]} ${tag_prefix[N]} ${tag_suffix[N]} (N < 0 counts
@@ -12,7 +13,9 @@
  * auto_typecast is true (Fluentd v1's default), anything else is a string.
  * A value starting with '{' or '[' is JSON (expanded recursively). Text of
  * the form __UPPER__ is replaced by nothing (Fluentd treats it as an unknown
- * placeholder). Any other ${...} (Ruby code) is a configuration error.
+ * placeholder). Any other ${...} (Ruby code) is a configuration error unless
+ * enable_ruby is true: then it is a Ruby expression (ruby_expr.h), and so
+ * are record_modifier's; a Ruby error at run time fails the record (@ERROR).
  *
  * Order per record, like Fluentd: new = renew_record ? {keep_keys of the
  * record} : record; new.merge!(<record>); renew_time_key; remove_keys
@@ -41,9 +44,10 @@
 #include "lib/timefmt.h"
 #include "aggregator/filter.h"
 #include "aggregator/record.h"
+#include "aggregator/ruby_expr.h"
 #include "aggregator/timeparse.h"
 
-enum { PH_LIT, PH_TAG, PH_TAG_PART, PH_TAG_PREFIX, PH_TAG_SUFFIX, PH_HOST, PH_TIME, PH_RECORD, PH_NIL };
+enum { PH_LIT, PH_TAG, PH_TAG_PART, PH_TAG_PREFIX, PH_TAG_SUFFIX, PH_HOST, PH_TIME, PH_RECORD, PH_NIL, PH_RUBY };
 
 typedef struct tpart {
     int kind;
@@ -51,6 +55,8 @@ typedef struct tpart {
     size_t len;
     int32_t index; /* tag_* */
     rec_path path; /* PH_RECORD */
+    rb_node *rb;   /* PH_RUBY: a Ruby expression (enable_ruby, record_modifier) */
+    char *code;    /* PH_RUBY: its text, for messages */
 } tpart;
 
 typedef struct tstr {
@@ -117,7 +123,8 @@ static const conf_spec rt_spec[] = {
      "the (merged) record's value at this key becomes the event time (`to_f`: numbers, numeric strings; other types "
      "reject the record)"},
     {"enable_ruby", CONF_BOOL, "false", 0, offsetof(rt_ctx, enable_ruby), NULL,
-     "`true` is refused: weir does not run Ruby"},
+     "`true`: each `${...}` is a Ruby expression, evaluated without Ruby (the subset under \"Ruby expressions\" "
+     "below; other code is a configuration error)"},
     {"auto_typecast", CONF_BOOL, "true", 0, offsetof(rt_ctx, auto_typecast), NULL,
      "a value that is exactly one placeholder keeps the original type (`${record[\"n\"]}` stays an integer, a "
      "missing key gives nil)"},
@@ -165,7 +172,7 @@ static int add_lit(tstr *t, const char *s, size_t n)
         l->lit = nl;
         return 0;
     }
-    tpart p = {PH_LIT, strndup(s, n), n, 0, {0}};
+    tpart p = {PH_LIT, strndup(s, n), n, 0, {0}, NULL, NULL};
     return p.lit ? add_part(t, p) : -1;
 }
 
@@ -235,24 +242,53 @@ static int classify(const char *c, size_t n, tpart *p, char *why, size_t whylen)
     return -1;
 }
 
-/* mode: 0 record_transformer; 1 record_modifier's value (no __UPPER__);
- * 2 literal text (record_modifier's key) */
+/* mode: TM_RT record_transformer; TM_RUBY record_transformer with
+ * enable_ruby; TM_RM record_modifier's value (Ruby, nested record[..][..]
+ * read as accessors); TM_TEXT literal text (record_modifier's key) */
+enum { TM_RT, TM_RM, TM_TEXT, TM_RUBY };
+
+/* ${code} in Ruby mode: a plain placeholder when it is one (the same
+ * value as Ruby's), else the Ruby expression compiled */
+static int ruby_part(const char *code, size_t cl, int mode, tpart *p, const conf_param *at, conf_errors *errs)
+{
+    char why[256];
+    if (classify(code, cl, p, why, sizeof why) == 0 && (mode == TM_RM || p->kind != PH_RECORD || p->path.n == 1))
+        return 0;
+    rec_path_free(&p->path);
+    memset(p, 0, sizeof *p);
+    p->kind = PH_RUBY;
+    p->rb = rb_compile(code, cl, why, sizeof why);
+    p->code = strndup(code, cl);
+    if (!p->rb || !p->code) {
+        conf_errors_add(errs, at->file, at->line, "unsupported Ruby in <record>: '${%.*s}': %s", (int)cl, code,
+                        p->rb ? "out of memory" : why);
+        rb_free(p->rb);
+        free(p->code);
+        return -1;
+    }
+    return 0;
+}
+
 static int tstr_compile(tstr *t, const char *s, const conf_param *at, conf_errors *errs, int mode)
 {
     memset(t, 0, sizeof *t);
-    size_t n = strlen(s), lit = 0, i = mode == 2 ? n : 0;
+    size_t n = strlen(s), lit = 0, i = mode == TM_TEXT ? n : 0;
+    int ruby = mode == TM_RUBY || mode == TM_RM;
     while (i < n) {
         if (s[i] == '$' && i + 1 < n && s[i + 1] == '{') {
-            const char *close = memchr(s + i + 2, '}', n - i - 2);
+            const char *close = ruby ? rb_code_end(s + i + 2, s + n) : memchr(s + i + 2, '}', n - i - 2);
             if (close && close > s + i + 2) {
                 size_t cl = (size_t)(close - (s + i + 2));
                 tpart p;
                 char why[256];
-                if (classify(s + i + 2, cl, &p, why, sizeof why) != 0) {
+                if (ruby) {
+                    if (ruby_part(s + i + 2, cl, mode, &p, at, errs))
+                        return -1;
+                } else if (classify(s + i + 2, cl, &p, why, sizeof why) != 0) {
                     conf_errors_add(errs, at->file, at->line,
                                     "unsupported placeholder '%.*s' in <record>%s%s: weir does not run Ruby; use "
                                     "${tag}, ${tag_parts[N]}, ${tag_prefix[N]}, ${tag_suffix[N]}, ${hostname}, "
-                                    "${time} or ${record[\"key\"]}",
+                                    "${time} or ${record[\"key\"]} (or enable_ruby true for Ruby expressions)",
                                     (int)(cl + 3), s + i, why[0] ? " (" : "", why[0] ? why : "");
                     return -1;
                 }
@@ -264,7 +300,7 @@ static int tstr_compile(tstr *t, const char *s, const conf_param *at, conf_error
                 continue;
             }
         }
-        if (mode == 0 && s[i] == '_' && i + 1 < n && s[i + 1] == '_') {
+        if (mode == TM_RT && s[i] == '_' && i + 1 < n && s[i + 1] == '_') {
             /* __[A-Z_]+__ (greedy, backtracking to the last "__") */
             size_t r = i + 2;
             while (r < n && ((s[r] >= 'A' && s[r] <= 'Z') || s[r] == '_'))
@@ -273,7 +309,7 @@ static int tstr_compile(tstr *t, const char *s, const conf_param *at, conf_error
             while (j >= i + 3 && !(s[j] == '_' && s[j + 1] == '_'))
                 j--;
             if (j >= i + 3 && r >= i + 5) {
-                tpart p = {PH_NIL, NULL, 0, 0, {0}};
+                tpart p = {PH_NIL, NULL, 0, 0, {0}, NULL, NULL};
                 if (add_lit(t, s + lit, i - lit) || add_part(t, p))
                     return -1;
                 t->dynamic = 1;
@@ -300,6 +336,8 @@ static void tstr_free(tstr *t)
     for (size_t i = 0; i < t->n; i++) {
         free(t->parts[i].lit);
         rec_path_free(&t->parts[i].path);
+        rb_free(t->parts[i].rb);
+        free(t->parts[i].code);
     }
     free(t->parts);
     free(t->text);
@@ -395,7 +433,7 @@ static int rt_compile(rt_ctx *c, conf_node *n, conf_errors *errs)
     if (gethostname(c->hostname, sizeof c->hostname - 1) != 0)
         snprintf(c->hostname, sizeof c->hostname, "localhost");
     c->hostname_len = strlen(c->hostname);
-    int vmode = c->modifier ? 1 : 0;
+    int vmode = c->modifier ? TM_RM : c->enable_ruby ? TM_RUBY : TM_RT;
 
     for (size_t i = 0; i < n->nchildren; i++) {
         conf_node *r = n->children[i];
@@ -412,7 +450,7 @@ static int rt_compile(rt_ctx *c, conf_node *n, conf_errors *errs)
             rt_field *fd = ARRAY_PUSH(c->fields, c->nfields);
             if (!fd)
                 return -1;
-            if (tstr_compile(&fd->key, p->key, p, errs, c->modifier ? 2 : 0)) {
+            if (tstr_compile(&fd->key, p->key, p, errs, c->modifier ? TM_TEXT : vmode)) {
                 bad = -1;
                 continue;
             }
@@ -479,12 +517,6 @@ static int rt_init(filter *f, conf_node *n, conf_errors *errs)
 {
     rt_ctx *c = f->ctx;
     int bad = 0;
-    if (c->enable_ruby) {
-        const conf_param *p = conf_get(n, "enable_ruby");
-        conf_errors_add(errs, p->file, p->line,
-                        "enable_ruby is not supported: weir does not run Ruby; use the placeholders ${...}");
-        bad = -1;
-    }
     if (c->keep_keys && !c->renew_record) {
         const conf_param *p = conf_get(n, "keep_keys");
         conf_errors_add(errs, p->file, p->line, "`renew_record` must be true to use `keep_keys`");
@@ -565,10 +597,23 @@ static void rt_exit(filter *f)
 
 typedef struct ectx {
     const rt_ctx *c;
-    const filter_call *call;
+    filter_call *call;
     const uint8_t *rec;
     size_t len;
+    rb_env env; /* what the Ruby expressions see */
 } ectx;
+
+/* a Ruby expression's value (typed) or text; a Ruby error fails the
+ * record with Fluentd's words */
+static int ph_ruby(const ectx *e, const tpart *p, wbuf *o, int typed)
+{
+    char why[200];
+    int rc = typed ? rb_eval_value(p->rb, &e->env, o, why, sizeof why) : rb_eval_text(p->rb, &e->env, o, why, sizeof why);
+    if (rc)
+        snprintf(e->call->err, sizeof e->call->err, "%s: failed to expand `${%s}` : error = %s",
+                 e->c->modifier ? "record_modifier" : "record_transformer", p->code, why);
+    return rc;
+}
 
 /* Ruby's tag.split('.') element `idx` as a span of the tag: the part, the
  * prefix up to it, or the suffix from it. */
@@ -651,6 +696,8 @@ static int ph_text(const ectx *e, const tpart *p, wbuf *o)
         const uint8_t *v = rec_lookup(e->rec, e->len, &p->path, &vl);
         return v ? rec_value_to_s(o, v, vl) : 0;
     }
+    if (p->kind == PH_RUBY)
+        return ph_ruby(e, p, o, 0);
     return ph_str(e, p, &t, &l) > 0 ? rec_add(o, t, l) : 0;
 }
 
@@ -663,6 +710,8 @@ static int ph_value(const ectx *e, const tpart *p, wbuf *o)
         const uint8_t *v = rec_lookup(e->rec, e->len, &p->path, &vl);
         return v ? rec_add(o, v, vl) : mpw_nil(o);
     }
+    if (p->kind == PH_RUBY)
+        return ph_ruby(e, p, o, 1);
     if (p->kind == PH_TIME && e->c->modifier) { /* the EventTime itself */
         uint8_t et[10] = {0xd7, 0x00};
         for (int i = 0; i < 4; i++) {
@@ -839,7 +888,8 @@ static int rt_filter(filter *f, filter_call *call, const uint8_t *rec, size_t le
     sc->len = 0;
     snprintf(call->err, sizeof call->err, "record_transformer: out of memory or record too large");
     if (c->dynamic) {
-        ectx e = {c, call, rec, len};
+        ectx e = {c, call, rec, len,
+                  {call->tag, call->tag_len, call->sec, call->nsec, rec, len, c->hostname, c->hostname_len}};
         size_t total = 0;
         for (size_t i = 0; i < c->nfields; i++) {
             const rt_field *fd = &c->fields[i];

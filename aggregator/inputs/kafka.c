@@ -40,6 +40,7 @@
 #include "lib/log.h"
 #include "lib/mp.h"
 #include "aggregator/compat_params.h"
+#include "aggregator/inputs/kafka_meta.h"
 #include "aggregator/kafka_conf.h"
 #include "aggregator/parse.h"
 #include "aggregator/record.h"
@@ -81,6 +82,7 @@ typedef struct kafka_in_conf {
     int64_t max_bytes, min_bytes, max_wait_time, session_timeout, offset_commit_interval, refresh_topic_interval;
     int64_t max_batch_size;
     conf_hash kafka_configs;
+    kmeta_conf meta; /* decorate_events, DLQ labelling (kafka_meta.h) */
     conf_slot compat[24];
 } kafka_in_conf;
 
@@ -151,6 +153,7 @@ static const conf_spec kafka_in_spec[] = {
      "rdkafka_group's name for `max_poll_records`"},
     {"kafka_configs", CONF_HASH, NULL, 0, offsetof(kafka_in_conf, kafka_configs), NULL,
      "rdkafka_group's name for `rdkafka_options` (applied before it)"},
+    KAFKA_META_ROWS(kafka_in_conf, meta),
     KAFKA_COMMON_ROWS(kafka_in_conf, common),
     {"retry_emit_limit", CONF_INT, NULL, 0, S, NULL,
      COMPAT_NOOP "weir never gives a burst up: it reads it again after `retry_wait` until the outputs take it"},
@@ -205,6 +208,7 @@ typedef struct kafka_in {
     kafka_in_conf c;
     parser ps;
     int has_parser, parse_tried;
+    kmeta km; /* metadata and retry count added to records */
     conf_node *parse_root; /* synthesized <parse> for `format` */
     rd_kafka_t *rk;
     rd_kafka_conf_t *kc; /* from create until start makes the client of it */
@@ -310,6 +314,12 @@ static int add_extras(kafka_in *k, const rd_kafka_message_t *m)
     }
     if (!nset)
         return 0;
+    /* room for the whole rewrite first: the values are in t, which must not move under rec_rewrite_n */
+    size_t need = k->rec.len + 16;
+    for (size_t i = 0; i < nset; i++)
+        need += set[i].key_len + 5 + len[i];
+    if (rec_reserve(t, need))
+        return -1;
     for (size_t i = 0; i < nset; i++) {
         set[i].val = t->data + off[i];
         set[i].val_len = len[i];
@@ -319,6 +329,22 @@ static int add_extras(kafka_in *k, const rd_kafka_message_t *m)
         return -1;
     k->rec.len = 0;
     return wbuf_add(&k->rec, t->data + at, t->len - at);
+}
+
+/* decorate_events and the retry count (kafka_meta.c). Rewrites k->rec. */
+static int add_meta(kafka_in *k, const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *hs = NULL;
+    if (rd_kafka_message_headers(m, &hs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        hs = NULL;
+    kmeta_msg km = {.topic = rd_kafka_topic_name(m->rkt),
+                    .partition = m->partition,
+                    .offset = m->offset,
+                    .key = m->key,
+                    .key_len = m->key_len,
+                    .timestamp = rd_kafka_message_timestamp(m, NULL),
+                    .headers = hs};
+    return kmeta_apply(&k->km, &km, &k->rec, &k->tmp);
 }
 
 static void message_tag(kafka_in *k, const rd_kafka_message_t *m, char *tag, size_t cap)
@@ -345,7 +371,8 @@ static void take_message(kafka_in *k, const rd_kafka_message_t *m)
     char why[256] = "";
     int has_time;
     uint32_t sec = 0, nsec = 0;
-    if (decode_value(k, m, &has_time, &sec, &nsec, why, sizeof why) || add_extras(k, m)) {
+    if (decode_value(k, m, &has_time, &sec, &nsec, why, sizeof why) || add_extras(k, m) ||
+        (kmeta_active(&k->km) && add_meta(k, m))) {
         atomic_fetch_add(&k->bad_messages, 1);
         wlog_warn("in_kafka", "%s: skipping message at %s [%" PRId32 "] offset %" PRId64 ": %s", k->base.id,
                   rd_kafka_topic_name(m->rkt), m->partition, m->offset, why[0] ? why : "cannot decode it");
@@ -594,6 +621,8 @@ static source *kin_create(conf_node *n, int index, conf_errors *errs)
         return NULL;
     }
     int bad = 0;
+    if (kmeta_configure(&k->km, &k->c.meta, k->c.consumer_group, n, errs))
+        bad = -1;
     /* fluent-plugin-kafka's names for weir's parameters */
     if (k->c.use_record_time)
         k->c.time_source = TIME_RECORD;
@@ -796,6 +825,7 @@ static void kin_free(source *s)
     if (k->parse_tried)
         parse_free(&k->ps);
     conf_free(k->parse_root);
+    kmeta_free(&k->km);
     conf_unbind(kafka_in_spec, &k->c);
     wbuf_free(&k->rec);
     wbuf_free(&k->tmp);

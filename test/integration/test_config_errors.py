@@ -273,26 +273,34 @@ def test_parser_types_refused(tmp_path):
 
 # ------------------------------------------------------- record_transformer --
 
-def test_enable_ruby_refused(tmp_path):
+def test_enable_ruby_outside_the_subset(tmp_path):
+    """enable_ruby true is evaluated without Ruby; code outside the subset
+    weir evaluates (blocks, other constants, backticks) is refused with the
+    code and its line."""
     text = SRC + """<filter **>
   @type record_transformer
   enable_ruby true
   <record>
     tag_upper ${tag.upcase}
+    names ${record["items"].map { |i| i["name"] }}
+    shell ${`hostname`}
+    file ${File.read("/etc/hostname")}
   </record>
 </filter>
 """ + NULL_MATCH
     expect_errors(tmp_path, text, [
-        ("enable_ruby true", "enable_ruby is not supported: weir does not run Ruby; use the placeholders ${...}"),
-        ("${tag.upcase}", "unsupported placeholder '${tag.upcase}' in <record>: weir does not run Ruby; use ${tag}, "
-                          "${tag_parts[N]}, ${tag_prefix[N]}, ${tag_suffix[N]}, ${hostname}, ${time} or "
-                          "${record[\"key\"]}"),
+        ("${record", "unsupported Ruby in <record>: '${record[\"items\"].map { |i| i[\"name\"] }}': undefined method "
+                     "`map' (not in the methods weir evaluates; see docs/configuration.md)"),
+        ("${`", "unsupported Ruby in <record>: '${`hostname`}': unexpected '`hostname`'"),
+        ("${File", "unsupported Ruby in <record>: '${File.read(\"/etc/hostname\")}': undefined local variable or "
+                   "method `File' (weir evaluates record, tag, time, tag_parts, tag_prefix, tag_suffix, hostname, "
+                   "ENV, Socket.gethostname, Time.now, Time.at)"),
     ])
 
 
 def test_ruby_in_placeholder_refused(tmp_path):
     hint = ("weir does not run Ruby; use ${tag}, ${tag_parts[N]}, ${tag_prefix[N]}, ${tag_suffix[N]}, "
-            "${hostname}, ${time} or ${record[\"key\"]}")
+            "${hostname}, ${time} or ${record[\"key\"]} (or enable_ruby true for Ruby expressions)")
     text = SRC + """<filter **>
   @type record_transformer
   <record>
@@ -648,6 +656,9 @@ def test_multiple_errors_reported_together(tmp_path):
   <filter **>
     @type record_transformer
     enable_ruby true
+    <record>
+      names ${record["items"].each { |i| i }}
+    </record>
   </filter>
   <filter **>
     @type parser
@@ -676,7 +687,8 @@ def test_multiple_errors_reported_together(tmp_path):
 """
     expect_errors(tmp_path, text, [
         ("@type grpe", "unknown filter plugin 'grpe'; did you mean 'grep'?"),
-        ("enable_ruby true", "enable_ruby is not supported: weir does not run Ruby; use the placeholders ${...}"),
+        ("names ${", "unsupported Ruby in <record>: '${record[\"items\"].each { |i| i }}': undefined method `each' "
+                     "(not in the methods weir evaluates; see docs/configuration.md)"),
         ("<filter **>#3", "missing required parameter 'key_name' in <filter **>"),
         ("@label @STORE", "relabel to undefined label @STORE"),
         ("<label @INGEST>#2", "label @INGEST is defined twice"),

@@ -5,6 +5,7 @@
  * Records are written as JSON (via jansson, which keeps key order) and
  * converted to msgpack; results are printed back as JSON with
  * jw_value, so expectations read like the records they describe.
+ * filter_from_body(_ok) makes a filter from the lines of its section.
  */
 #ifndef WEIR_FILTER_TEST_UTIL_H
 #define WEIR_FILTER_TEST_UTIL_H
@@ -16,6 +17,8 @@
 
 #include "lib/json.h"
 #include "lib/wbuf.h"
+#include "config/conf.h"
+#include "aggregator/filter.h"
 
 static void j2m_value(wbuf *b, json_t *j)
 {
@@ -73,6 +76,39 @@ __attribute__((unused)) static char *M2J(const uint8_t *p, size_t n)
     }
     wbuf_addc(&out, 0);
     return (char *)out.data;
+}
+
+/* A filter from `body`, the lines of a <filter PATTERN> section read as the file `file`; `index` is its place
+ * (for the default @id). NULL, with errs filled, on a configuration error. */
+__attribute__((unused)) static filter *filter_from_body(const char *pattern, const char *body, const char *file,
+                                                        int index, conf_errors *errs)
+{
+    size_t n = strlen(pattern) + strlen(body) + 32;
+    char *text = malloc(n);
+    if (!text)
+        return NULL;
+    snprintf(text, n, "<filter %s>\n%s\n</filter>\n", pattern, body);
+    conf_node *root = conf_parse_string(text, file, errs);
+    free(text);
+    filter *f = root && root->nchildren ? filter_create(root->children[0], index, errs) : NULL;
+    conf_free(root);
+    return f;
+}
+
+/* filter_from_body for a configuration that must be valid: its errors printed to stderr, NULL if any. */
+__attribute__((unused)) static filter *filter_from_body_ok(const char *pattern, const char *body, const char *file,
+                                                           int index)
+{
+    conf_errors errs = {0};
+    filter *f = filter_from_body(pattern, body, file, index, &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "unexpected config error: %s\n", errs.msgs[i]);
+    if (errs.n) {
+        filter_destroy(f);
+        f = NULL;
+    }
+    conf_errors_free(&errs);
+    return f;
 }
 
 #define ASSERT_MP_JSON(p, n, want)                                                                                   \

@@ -39,24 +39,13 @@ static const char *Q(const char *s)
 
 static filter *mkf_errs(const char *body, conf_errors *errs)
 {
-    char text[8192];
-    snprintf(text, sizeof text, "<filter app.**>\n%s\n</filter>\n", body);
-    conf_node *root = conf_parse_string(text, "f.conf", errs);
-    assert_non_null(root);
-    filter *f = filter_create(root->children[0], 3, errs);
-    conf_free(root);
-    return f;
+    return filter_from_body("app.**", body, "f.conf", 3, errs);
 }
 
 static filter *mkf(const char *body)
 {
-    conf_errors errs = {0};
-    filter *f = mkf_errs(body, &errs);
-    for (size_t i = 0; i < errs.n; i++)
-        print_error("unexpected config error: %s\n", errs.msgs[i]);
-    assert_int_equal(errs.n, 0);
+    filter *f = filter_from_body_ok("app.**", body, "f.conf", 3);
     assert_non_null(f);
-    conf_errors_free(&errs);
     return f;
 }
 
@@ -146,14 +135,14 @@ static void expect_error_rc(filter *f, const char *tag, const char *in, int want
 static void test_registry(void **st)
 {
     static const char *const names[] = {"record_transformer", "grep", "parser", "kubernetes",
-                                        "trace", "ecs", "record_modifier", "stdout", "prometheus"};
+                                        "trace", "ecs", "record_modifier", "stdout", "prometheus", "debezium"};
     const char *const *v = filter_plugin_names();
-    for (size_t i = 0; i < 9; i++) {
+    for (size_t i = 0; i < 10; i++) {
         assert_non_null(filter_plugin_find(names[i]));
         assert_string_equal(filter_plugin_find(names[i])->name, names[i]);
         assert_string_equal(v[i], names[i]);
     }
-    assert_null(v[9]);
+    assert_null(v[10]);
     assert_null(filter_plugin_find("nope"));
 
     filter *f = mkf("@type grep\n@id my_grep\n@log_level debug");
@@ -391,25 +380,23 @@ static void test_rt_renew_time(void **st)
 
 static void test_rt_errors(void **st)
 {
-    EXPECT_CONF_ERRORS("@type record_transformer\nenable_ruby true",
-                       "f.conf:3: enable_ruby is not supported: weir does not run Ruby; use the placeholders ${...}");
     EXPECT_CONF_ERRORS("@type record_transformer\nkeep_keys a",
                        "f.conf:3: `renew_record` must be true to use `keep_keys`");
     EXPECT_CONF_ERRORS("@type record_transformer\n<record>\nx ${record[\"a\"].upcase}\n</record>",
                        "f.conf:4: unsupported placeholder '${record[\"a\"].upcase}' in <record>: weir does not run "
                        "Ruby; use ${tag}, ${tag_parts[N]}, ${tag_prefix[N]}, ${tag_suffix[N]}, ${hostname}, ${time} or "
-                       "${record[\"key\"]}");
+                       "${record[\"key\"]} (or enable_ruby true for Ruby expressions)");
     EXPECT_CONF_ERRORS("@type record_transformer\n<record>\nx a${foo}b\n</record>",
                        "f.conf:4: unsupported placeholder '${foo}' in <record>: weir does not run Ruby; use ${tag}, "
-                       "${tag_parts[N]}, ${tag_prefix[N]}, ${tag_suffix[N]}, ${hostname}, ${time} or ${record[\"key\"]}");
+                       "${tag_parts[N]}, ${tag_prefix[N]}, ${tag_suffix[N]}, ${hostname}, ${time} or ${record[\"key\"]} (or enable_ruby true for Ruby expressions)");
     EXPECT_CONF_ERRORS("@type record_transformer\n<record>\nx ${tag_parts[01]}\n</record>",
                        "f.conf:4: unsupported placeholder '${tag_parts[01]}' in <record>: weir does not run Ruby; use "
                        "${tag}, ${tag_parts[N]}, ${tag_prefix[N]}, ${tag_suffix[N]}, ${hostname}, ${time} or "
-                       "${record[\"key\"]}");
+                       "${record[\"key\"]} (or enable_ruby true for Ruby expressions)");
     EXPECT_CONF_ERRORS("@type record_transformer\n<record>\nx ${record['a'}\n</record>",
                        "f.conf:4: unsupported placeholder '${record['a'}' in <record>: weir does not run Ruby; use "
                        "${tag}, ${tag_parts[N]}, ${tag_prefix[N]}, ${tag_suffix[N]}, ${hostname}, ${time} or "
-                       "${record[\"key\"]}");
+                       "${record[\"key\"]} (or enable_ruby true for Ruby expressions)");
     EXPECT_CONF_ERRORS("@type record_transformer\nremove_keys $.a[0",
                        "f.conf:3: invalid key '$.a[0' in remove_keys: '[' found but ']' not found. Invalid syntax: $.a[0");
     EXPECT_CONF_ERRORS("@type record_transformer\n<record>\n<x>\n</x>\n</record>", "f.conf:4: unknown section <x> in <record>");
@@ -417,6 +404,39 @@ static void test_rt_errors(void **st)
     filter *f = mkf("@type record_transformer\n<record>\nx ${}${\n</record>");
     MODIFY(f, "t", "{}", "{'x':'${}${'}");
     filter_destroy(f);
+}
+
+/* enable_ruby true: the expression shapes of real configs, typed when a
+ * value is one ${...}; a Ruby error fails the record (to @ERROR) with
+ * Fluentd's words; code outside the subset is a FILE:LINE error */
+static void test_rt_enable_ruby(void **st)
+{
+    filter *f = mkf("@type record_transformer\nenable_ruby true\n<record>\n"
+                    "ns ${record.dig(\"kubernetes\", \"namespace_name\") || \"default\"}\n"
+                    "app ${record[\"kubernetes\"][\"labels\"][\"app\"]}\n"
+                    "lvl ${record[\"level\"].upcase}\n"
+                    "sev ${record[\"level\"] == \"error\" ? 3 : 6}\n"
+                    "svc ${tag_parts[1]}-${record[\"n\"].to_s}\n"
+                    "day ${time.strftime('%Y.%m.%d')}\n"
+                    "msg ${record[\"msg\"].gsub(/\\d+/, \"N\")}\n"
+                    "n2 ${record[\"n\"] * 2}\n"
+                    "</record>");
+    MODIFY(f, "app.web", "{'kubernetes':{'namespace_name':'prod','labels':{'app':'w'}},'level':'error','n':4,'msg':'id 42 ok'}",
+           "{'kubernetes':{'namespace_name':'prod','labels':{'app':'w'}},'level':'error','n':4,'msg':'id N ok',"
+           "'ns':'prod','app':'w','lvl':'ERROR','sev':3,'svc':'web-4','day':'2023.11.14','n2':8}");
+    expect_error(f, "app.web", "{'level':'info','n':1,'msg':'x'}",
+                 "record_transformer: failed to expand `${record[\"kubernetes\"][\"labels\"][\"app\"]}` : error = "
+                 "undefined method `[]' for nil:NilClass");
+    filter_destroy(f);
+    /* keys are templates too; a plain placeholder keeps its meaning */
+    f = mkf("@type record_transformer\nenable_ruby\n<record>\n${tag_parts[0].upcase}_k ${record['a']}\n</record>");
+    MODIFY(f, "app.x", "{'a':[1]}", "{'a':[1],'APP_k':[1]}");
+    filter_destroy(f);
+    EXPECT_CONF_ERRORS("@type record_transformer\nenable_ruby true\n<record>\nx ${record['a'].map { |v| v }}\n</record>",
+                       "f.conf:5: unsupported Ruby in <record>: '${record['a'].map { |v| v }}': undefined method `map' "
+                       "(not in the methods weir evaluates; see docs/configuration.md)");
+    EXPECT_CONF_ERRORS("@type record_transformer\nenable_ruby true\n<record>\nx ${`id`}\n</record>",
+                       "f.conf:5: unsupported Ruby in <record>: '${`id`}': unexpected '`id`'");
 }
 
 /* ---- parser ----------------------------------------------------------------------------------------- */
@@ -967,7 +987,8 @@ int main(void)
         cmocka_unit_test(test_grep_errors),      cmocka_unit_test(test_rt_static),
         cmocka_unit_test(test_rt_placeholders),  cmocka_unit_test(test_rt_typecast_and_keys),
         cmocka_unit_test(test_rt_remove_keep_renew), cmocka_unit_test(test_rt_renew_time),
-        cmocka_unit_test(test_rt_errors),        cmocka_unit_test(test_parser_json_reserve),
+        cmocka_unit_test(test_rt_errors),
+        cmocka_unit_test(test_rt_enable_ruby),        cmocka_unit_test(test_parser_json_reserve),
         cmocka_unit_test(test_parser_merge_sizes), cmocka_unit_test(test_parser_prefix_hash),
         cmocka_unit_test(test_parser_invalid),
         cmocka_unit_test(test_parser_cri_partial_join),

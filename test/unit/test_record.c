@@ -401,6 +401,75 @@ static void test_delete(void **st)
     wbuf_free(&out);
 }
 
+static char *set_json(const char *rec_json, const char *path, const char *val_json)
+{
+    wbuf r = J(rec_json), v = J(val_json), out = {0};
+    rec_path p;
+    char err[256] = "";
+    assert_int_equal(rec_path_compile(&p, path, err, sizeof err), 0);
+    int rc = rec_set_path(&out, r.data, r.len, &p, v.data, v.len);
+    char *s = rc ? strdup("<error>") : M2J(out.data, out.len);
+    rec_path_free(&p);
+    wbuf_free(&r);
+    wbuf_free(&v);
+    wbuf_free(&out);
+    return s;
+}
+
+#define SET(rec, path, val, want)                                                                                    \
+    do {                                                                                                             \
+        char *s_ = set_json(rec, path, val);                                                                         \
+        assert_string_equal(s_, want);                                                                               \
+        free(s_);                                                                                                    \
+    } while (0)
+
+static void test_set_path(void **st)
+{
+    /* top-level: replaced in place, or appended */
+    SET("{\"a\":1,\"b\":2}", "a", "9", "{\"a\":9,\"b\":2}");
+    SET("{\"a\":1}", "z", "\"x\"", "{\"a\":1,\"z\":\"x\"}");
+    SET("{}", "k", "{\"t\":1}", "{\"k\":{\"t\":1}}");
+    /* nested: into an existing map, creating missing maps, replacing a non-map */
+    SET("{\"event\":{\"id\":1},\"m\":2}", "$.event.retry_count", "3",
+        "{\"event\":{\"id\":1,\"retry_count\":3},\"m\":2}");
+    SET("{\"m\":2}", "$.event.retry_count", "3", "{\"m\":2,\"event\":{\"retry_count\":3}}");
+    SET("{\"event\":\"str\",\"m\":2}", "$.event.dlq", "true", "{\"event\":{\"dlq\":true},\"m\":2}");
+    SET("{\"a\":{\"b\":{\"c\":1,\"d\":2}}}", "$['a']['b']['c']", "null", "{\"a\":{\"b\":{\"c\":null,\"d\":2}}}");
+    SET("{\"@metadata\":{\"x\":1}}", "$.@metadata.kafka", "{\"topic\":\"t\"}",
+        "{\"@metadata\":{\"x\":1,\"kafka\":{\"topic\":\"t\"}}}");
+    /* 15 -> 16 keys: the map header grows from fixmap to map16 */
+    wbuf r = {0}, out = {0}, v = {0};
+    mpw_map(&r, 15);
+    for (int i = 0; i < 15; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        mpw_str(&r, k, strlen(k));
+        mpw_int(&r, i);
+    }
+    mpw_int(&v, 7);
+    rec_path p;
+    char err[64];
+    assert_int_equal(rec_path_compile(&p, "new", err, sizeof err), 0);
+    assert_int_equal(rec_set_path(&out, r.data, r.len, &p, v.data, v.len), 0);
+    assert_int_equal(out.data[0], 0xde);
+    size_t vl;
+    const uint8_t *got = rec_get(out.data, out.len, "new", 3, &vl);
+    assert_non_null(got);
+    assert_int_equal(*got, 7);
+    /* malformed input and index paths: -1, nothing appended */
+    out.len = 0;
+    assert_int_equal(rec_set_path(&out, r.data, r.len - 1, &p, v.data, v.len), -1);
+    assert_int_equal(out.len, 0);
+    rec_path_free(&p);
+    assert_int_equal(rec_path_compile(&p, "$.a[0]", err, sizeof err), 0);
+    assert_int_equal(rec_set_path(&out, r.data, r.len, &p, v.data, v.len), -1);
+    assert_int_equal(out.len, 0);
+    rec_path_free(&p);
+    wbuf_free(&r);
+    wbuf_free(&v);
+    wbuf_free(&out);
+}
+
 static void test_str_and_hdr_boundaries(void **st)
 {
     static const size_t lens[] = {0, 31, 32, 255, 256, 65535, 65536};
@@ -468,7 +537,7 @@ int main(void)
         cmocka_unit_test(test_double_text),         cmocka_unit_test(test_rewrite_merge),
         cmocka_unit_test(test_rewrite_header_sizes), cmocka_unit_test(test_rewrite_n_counted_drop),
         cmocka_unit_test(test_keep),                cmocka_unit_test(test_delete),
-        cmocka_unit_test(test_str_and_hdr_boundaries), cmocka_unit_test(test_read_str),
+        cmocka_unit_test(test_str_and_hdr_boundaries), cmocka_unit_test(test_read_str), cmocka_unit_test(test_set_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -709,6 +709,11 @@ STILL_REFUSED = [
      "and `.to_i`/`.to_s`/`.upcase`/`.downcase`/`.strip` are evaluated",
      ["<match **>\n  @type file\n  path \"#{File.read('/etc/hostname').strip}\"\n</match>\n"],
      "embedded Ruby code is not supported"),
+    ("`enable_ruby` code outside weir's Ruby subset",
+     "blocks, and classes or methods not in the subset (docs/configuration.md, \"Ruby expressions\")",
+     ["<filter **>\n  @type record_transformer\n  enable_ruby true\n  <record>\n"
+      "    keys ${record.keys.map { |k| k.upcase }.join(\",\")}\n  </record>\n</filter>\n" + _NULL],
+     "unsupported Ruby"),
     ("Fluentd core parsers other than json, regexp, none",
      "`apache2`, `apache_error`, `nginx`, `syslog`, `csv`, `tsv`, `ltsv`, `multiline`, `msgpack` in `<parse>` "
      "(weir has json, regexp, none, cri, logfmt, grok: write the regexp)",

@@ -38,6 +38,7 @@ typedef struct param_section {
 
 static const param_section sections[] = {
     {"system", "`<system>`", NULL, pipeline_system_spec},
+    {"system.log", "`<log>` (in `<system>`)", NULL, pipeline_system_log_spec},
     {"buffer", "`<buffer>` (in a `<match>`)", NULL, buffer_conf_spec},
     {"format", "`<format>` (in a `<match>` of `file`, `stdout`, `kafka2`)", NULL, fmt_format_spec},
     {"inject", "`<inject>` (in a `<match>` of `file`, `stdout`, `kafka2`)", NULL, fmt_inject_spec},

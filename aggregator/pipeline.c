@@ -30,8 +30,78 @@ const conf_spec pipeline_system_spec[] = {
     {"root_dir", CONF_STR, NULL, 0, offsetof(sys_conf, root_dir), NULL,
      "as in Fluentd: a file `<buffer>` without `path` in an output with `@id` keeps its chunks in "
      "`ROOT_DIR/worker0/ID/buffer`"},
+    {"rpc_endpoint", CONF_STR, NULL, 0, COMPAT_SLOT(sys_conf, 0), NULL,
+     COMPAT_NOOP "weir has no RPC endpoint; reload with SIGHUP, stop with SIGTERM"},
+    {"enable_get_dump", CONF_BOOL, "false", 0, COMPAT_SLOT(sys_conf, 1), NULL,
+     COMPAT_NOOP "goes with `rpc_endpoint`"},
+    {"log_event_verbose", CONF_BOOL, "false", 0, COMPAT_SLOT(sys_conf, 2), NULL,
+     COMPAT_NOOP "weir's own logs are never events"},
+    {"ignore_repeated_log_interval", CONF_TIME, NULL, 0, COMPAT_SLOT(sys_conf, 3), NULL,
+     COMPAT_NOOP "weir does not suppress repeated log lines (filter them where the logs are read)"},
+    {"ignore_same_log_interval", CONF_TIME, NULL, 0, COMPAT_SLOT(sys_conf, 4), NULL,
+     COMPAT_NOOP "weir does not suppress repeated log lines (filter them where the logs are read)"},
+    {"emit_error_log_interval", CONF_TIME, NULL, 0, COMPAT_SLOT(sys_conf, 5), NULL,
+     COMPAT_NOOP "weir does not suppress repeated log lines (filter them where the logs are read)"},
+    {"enable_input_metrics", CONF_BOOL, "false", 0, COMPAT_SLOT(sys_conf, 6), NULL,
+     COMPAT_NOOP "weir's input metrics are always on (the monitor endpoint's `/metrics`)"},
+    {"enable_size_metrics", CONF_BOOL, "false", 0, COMPAT_SLOT(sys_conf, 7), NULL,
+     COMPAT_NOOP "weir's size metrics are always on (the monitor endpoint's `/metrics`)"},
+    {"enable_msgpack_time_support", CONF_BOOL, "false", 0, COMPAT_SLOT(sys_conf, 8), NULL,
+     COMPAT_NOOP "weir reads EventTime everywhere"},
+    {"file_permission", CONF_STR, NULL, 0, COMPAT_SLOT(sys_conf, 9), NULL,
+     COMPAT_NOOP "set `file_permission` in each file `<buffer>`"},
+    {"dir_permission", CONF_STR, NULL, 0, COMPAT_SLOT(sys_conf, 10), NULL,
+     COMPAT_NOOP "set `dir_permission` in each file `<buffer>`"},
+    {"umask", CONF_STR, NULL, 0, COMPAT_SLOT(sys_conf, 11), NULL,
+     COMPAT_NOOP "weir keeps the umask it was started with (systemd `UMask=`)"},
+    {"strict_config_value", CONF_BOOL, "false", 0, COMPAT_SLOT(sys_conf, 12), NULL,
+     COMPAT_NOOP "weir always checks values strictly"},
+    {"disable_shared_socket", CONF_BOOL, "false", 0, COMPAT_SLOT(sys_conf, 13), NULL,
+     COMPAT_NOOP "weir is one process: its sockets are not shared with workers"},
+    {"without_source", CONF_BOOL, "false", 0, COMPAT_SLOT(sys_conf, 14), NULL,
+     COMPAT_REFUSED "weir always starts its sources"},
+    {"log", CONF_SECTION, NULL, 0, 0, NULL,
+     "`<log>`: Fluentd's own log format and rotation; accepted, no effect (below)"},
+    {"metrics", CONF_SECTION, NULL, 0, 0, NULL,
+     "`<metrics>` (`@type local`, `cmetrics`): accepted with one warning, no effect: weir's metrics are its own "
+     "(the monitor endpoint's `/metrics`)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
+
+const conf_spec pipeline_system_log_spec[] = {
+    {"format", CONF_ENUM, "text", 0, COMPAT_SLOT(sys_log_conf, 0), "text|json",
+     COMPAT_NOOP "weir's log lines are always JSON objects on stderr"},
+    {"time_format", CONF_STR, NULL, 0, COMPAT_SLOT(sys_log_conf, 1), NULL,
+     COMPAT_NOOP "weir's log times are ISO 8601 UTC"},
+    {"rotate_age", CONF_STR, NULL, 0, COMPAT_SLOT(sys_log_conf, 2), NULL,
+     COMPAT_NOOP "weir logs to stderr (journald or the container runtime rotates)"},
+    {"rotate_size", CONF_SIZE, NULL, 0, COMPAT_SLOT(sys_log_conf, 3), NULL,
+     COMPAT_NOOP "weir logs to stderr (journald or the container runtime rotates)"},
+    {"forced_stacktrace_level", CONF_STR, NULL, 0, COMPAT_SLOT(sys_log_conf, 4), NULL,
+     COMPAT_NOOP "weir logs no Ruby stack traces"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+/* <system>'s <log> and <metrics>: checked, accepted, no effect. */
+static void system_subsections(conf_node *n, conf_errors *errs)
+{
+    for (size_t i = 0; i < n->nchildren; i++) {
+        conf_node *c = n->children[i];
+        if (!strcmp(c->name, "log")) {
+            sys_log_conf lc;
+            memset(&lc, 0, sizeof lc);
+            if (conf_bind(c, pipeline_system_log_spec, &lc, errs) == 0)
+                compat_check(c, pipeline_system_log_spec, "config", "system", errs);
+            conf_unbind(pipeline_system_log_spec, &lc);
+        } else if (!strcmp(c->name, "metrics")) {
+            conf_get(c, "@type");
+            for (size_t j = 0; j < c->nparams; j++)
+                conf_get(c, c->params[j].key); /* the metrics plugin's own parameters */
+            wlog_warn("config", "%s:%d: system: <metrics> has no effect in weir: weir's metrics are its own (the "
+                      "monitor endpoint's /metrics)", c->file ? c->file : "?", c->line);
+        }
+    }
+}
 
 static const char *const directives[] = {"system", "source", "match", "filter", "label", "worker", NULL};
 
@@ -61,7 +131,9 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
             conf_errors_add(errs, n->file, n->line, "more than one <system> directive");
             continue;
         }
-        conf_bind(n, pipeline_system_spec, &p->sys, errs);
+        if (conf_bind(n, pipeline_system_spec, &p->sys, errs) == 0)
+            compat_check(n, pipeline_system_spec, "config", "system", errs);
+        system_subsections(n, errs);
         if (p->sys.log_level && wlog_level_from_name(p->sys.log_level) < 0) {
             conf_param *pr = conf_get(n, "log_level");
             conf_errors_add(errs, pr->file, pr->line,

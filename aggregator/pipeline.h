@@ -8,6 +8,7 @@
 #define WEIR_PIPELINE_H
 
 #include "config/conf.h"
+#include "aggregator/compat_params.h"
 #include "aggregator/router.h"
 #include "aggregator/source.h"
 
@@ -18,7 +19,14 @@ typedef struct sys_conf {
     int suppress_config_dump;
     char *process_name;
     char *root_dir; /* Fluentd's: where file buffers without path live (aggregator/output.c) */
+    conf_slot compat[16]; /* Fluentd's <system> parameters weir accepts without acting on (no-op rows) */
 } sys_conf;
+
+/* <system><log>'s parameters (accepted, no effect: weir logs JSON lines to stderr) */
+typedef struct sys_log_conf {
+    conf_slot compat[8];
+} sys_log_conf;
+extern const conf_spec pipeline_system_log_spec[];
 
 /* <system>'s parameters (bound into sys_conf) */
 extern const conf_spec pipeline_system_spec[];

@@ -509,6 +509,12 @@ void conf_error_unknown(conf_errors *e, const char *file, int line, const char *
     const char *hint = conf_suggest(name, cands);
     char mean[512] = "", v1[256];
     const char *old = !strcmp(what, "parameter") ? v012_hint(name, cands, v1, sizeof v1) : NULL;
+    if (old && where) { /* "its v1 form" is this very name here (e.g. `fields` in a <format> whose @type lacks it) */
+        char self[512];
+        snprintf(self, sizeof self, "'%s' %s (its v1 form)", name, where);
+        if (!strcmp(old, self))
+            old = NULL;
+    }
     if (old)
         snprintf(mean, sizeof mean, "; did you mean %s?", old);
     else if (hint)

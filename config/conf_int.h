@@ -122,6 +122,7 @@ typedef struct src {
     const char *p;    /* cursor */
     const char *end;  /* *end == '\0', so p[1] is always readable when p < end */
     int line;
+    int unset; /* the value being read evaluated use_nil / use_default (conf_ruby.c) */
 } src;
 
 static inline int is_blank(char c)

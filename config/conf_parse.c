@@ -39,10 +39,19 @@ static void parse_param(parser *ps, src *s, conf_node *cur, int depth)
     skip_blanks(s);
     bare = s->p >= s->end || *s->p == '\n' || *s->p == '#';
     /* "@include {a,b}.conf" is a brace glob, not a JSON hash. */
+    s->unset = 0;
     if (cfg_parse_value(ps, s, key, !is_include, &value) < 0) {
+        s->unset = 0;
         free(key);
         return;
     }
+    if (s->unset && !is_include) { /* "#{... || use_default}": as if the line were not there */
+        s->unset = 0;
+        free(key);
+        free(value);
+        return;
+    }
+    s->unset = 0;
     if (is_include) {
         cfg_include(ps, s, value, cur, depth, line);
         free(key);

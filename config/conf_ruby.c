@@ -89,12 +89,20 @@ static char *ruby_arg(const char **p, const char *end)
  *   term    := primary ('.' method)*      to_i to_s upcase downcase strip
  *   primary := ENV['N'] | ENV["N"] | ENV.fetch('N'[, expr]) | Socket.gethostname
  *            | 'text' | "text with #{expr}" | integer | nil | '(' expr ')'
+ *            | use_nil | use_default
  *
  * A value is a string or nil (ENV['UNSET'] is nil; nil.to_s is ""). Anything
- * else is refused with the code and its line, never kept as text. */
+ * else is refused with the code and its line, never kept as text.
+ *
+ * use_nil and use_default are Fluentd's: evaluating either (Ruby raises, so
+ * `a || use_default` reaches it only when a is nil) makes the whole quoted
+ * value "not set", and the parameter is then left out, as if it were not
+ * written (Fluentd: the default; use_nil sets nil, the default of nearly
+ * every parameter written that way). */
 
 typedef struct rval {
-    char *s; /* NULL: nil */
+    char *s;   /* NULL: nil */
+    int unset; /* use_nil / use_default was evaluated */
 } rval;
 
 typedef struct rctx {
@@ -127,6 +135,7 @@ static int r_dquoted(rctx *c, const char **pp, const char *end, rval *out, int d
             }
             if (v.s)
                 sb_puts(&b, v.s);
+            out->unset |= v.unset;
             free(v.s);
             p = close;
         } else {
@@ -138,6 +147,10 @@ static int r_dquoted(rctx *c, const char **pp, const char *end, rval *out, int d
         return -1;
     }
     *pp = p + 1;
+    if (out->unset) {
+        sb_free(&b);
+        return 0;
+    }
     out->s = sb_take(&b);
     if (!out->s)
         out->s = xstrdup("");
@@ -172,6 +185,7 @@ static int r_env(rctx *c, const char **p, const char *end, rval *out, int depth)
         out->s = xstrdup(env);
     } else if (has_def) {
         out->s = def.s;
+        out->unset = def.unset;
         def.s = NULL;
     } else if (fetch && !c->missing) {
         c->missing = name; /* reported once the whole code is read (Ruby's KeyError) */
@@ -218,6 +232,16 @@ static int r_primary(rctx *c, const char **p, const char *end, rval *out, int de
         out->s = sb_take(&b);
         *p = q;
         return 0;
+    }
+    static const char *const unset_words[] = {"use_nil", "use_default", NULL};
+    for (int i = 0; unset_words[i]; i++) {
+        size_t n = strlen(unset_words[i]);
+        if (has_prefix(*p, end, unset_words[i]) &&
+            (*p + n >= end || !(isalnum((unsigned char)(*p)[n]) || (*p)[n] == '_'))) {
+            *p += n;
+            out->unset = 1;
+            return 0;
+        }
     }
     if (has_prefix(*p, end, "nil") && (*p + 3 >= end || !isalnum((unsigned char)(*p)[3]))) {
         *p += 3;
@@ -272,8 +296,12 @@ static int r_term(rctx *c, const char **p, const char *end, rval *out, int depth
                 break;
             }
         }
-        if (m < 0 || (m >= 2 && !out->s)) /* unknown method; nil has no upcase/downcase/strip */
+        if (m < 0 || (m >= 2 && !out->s && !out->unset)) /* unknown method; nil has no upcase/downcase/strip */
             return -1;
+        if (out->unset) { /* Ruby raised before the method */
+            *p = skip_ws(*p, end);
+            continue;
+        }
         char *r;
         if (m == 0) {
             r = ruby_to_i(out->s ? out->s : "");
@@ -312,8 +340,9 @@ static int r_expr(rctx *c, const char **p, const char *end, rval *out, int depth
             free(next.s);
             return -1;
         }
-        if (!out->s) { /* a || b: b when a is nil */
+        if (!out->s && !out->unset) { /* a || b: b when a is nil */
             out->s = next.s;
+            out->unset = next.unset;
         } else {
             free(next.s);
         }
@@ -322,14 +351,17 @@ static int r_expr(rctx *c, const char **p, const char *end, rval *out, int depth
 
 /* Evaluates the code between "#{" and "}". Returns the malloc'd expansion, or
  * NULL after adding an error. */
-static char *eval_code(const char *code, size_t n, conf_errors *errs, const char *file, int line)
+static char *eval_code(const char *code, size_t n, conf_errors *errs, const char *file, int line, int *unset)
 {
     rctx c = {errs, file, line, NULL};
     const char *p = code, *end = code + n;
     rval v = {0};
     if (r_expr(&c, &p, end, &v, 0) == 0 && skip_ws(p, end) == end) {
-        if (!c.missing)
+        if (!c.missing) {
+            if (v.unset)
+                *unset = 1;
             return v.s ? v.s : xstrdup(""); /* nil.to_s */
+        }
         conf_errors_add(errs, file, line, "environment variable '%s' is not set and ENV.fetch has no default",
                         c.missing);
         free(c.missing);
@@ -402,7 +434,7 @@ void cfg_expand_code(src *s, sbuf *out, conf_errors *errs, int json)
         s->p++;
         return;
     }
-    val = eval_code(code, (size_t)(close - code), errs, s->name, s->line);
+    val = eval_code(code, (size_t)(close - code), errs, s->name, s->line, &s->unset);
     if (val) {
         if (json)
             sb_put_json_escaped(out, val);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "config/conf.h"
+#include "aggregator/pipeline.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -342,6 +343,47 @@ static void test_bind_v012_names(void **state)
                   "(its v1 form)?");
     conf_errors_free(&errs);
     conf_free(r);
+    /* a name whose v1 form is itself, where it already is: no did-you-mean
+     * pointing at the same place (`fields` in a <format> of a type without it) */
+    r = conf_parse_string("<format>\n  fields a,b\n</format>\n", "t.conf", &errs);
+    EXPECT_NO_ERRORS(&errs);
+    assert_int_equal(conf_bind(r->children[0], spec, d, &errs), -1);
+    EXPECT_ERRORS(&errs, "t.conf:2: unknown parameter 'fields' in <format>");
+    conf_errors_free(&errs);
+    conf_free(r);
+}
+
+/* ---- <system>: Fluentd's other parameters, <log>, <metrics> ------------------------------- */
+
+static void test_system_fluentd_params(void **state)
+{
+    conf_errors errs = {0};
+    conf_node *r = conf_parse_string("<system>\n  log_level info\n  rpc_endpoint 127.0.0.1:24444\n"
+                                     "  enable_get_dump true\n  ignore_repeated_log_interval 60s\n"
+                                     "  file_permission 0644\n  without_source false\n  <log>\n    format json\n"
+                                     "    time_format %Y-%m-%dT%H:%M:%S\n    rotate_size 10m\n  </log>\n"
+                                     "  <metrics>\n    @type local\n  </metrics>\n</system>\n"
+                                     "<match **>\n  @type null\n</match>\n",
+                                     "t.conf", &errs);
+    EXPECT_NO_ERRORS(&errs);
+    pipeline p;
+    assert_int_equal(pipeline_load(&p, r, &errs), 0);
+    EXPECT_NO_ERRORS(&errs);
+    pipeline_free(&p);
+    conf_free(r);
+
+    /* without_source true would start no source: refused; <log> values are checked */
+    r = conf_parse_string("<system>\n  without_source true\n  <log>\n    format yaml\n    colour red\n  </log>\n"
+                          "</system>\n<match **>\n  @type null\n</match>\n",
+                          "t.conf", &errs);
+    EXPECT_NO_ERRORS(&errs);
+    assert_int_equal(pipeline_load(&p, r, &errs), -1);
+    EXPECT_ERRORS(&errs, "t.conf:2: parameter 'without_source' is not supported by weir: weir always starts its sources",
+                  "t.conf:4: invalid value 'yaml' for parameter 'format'; expected one of: text, json",
+                  "t.conf:5: unknown parameter 'colour' in <log>");
+    conf_errors_free(&errs);
+    pipeline_free(&p);
+    conf_free(r);
 }
 
 int main(void)
@@ -350,7 +392,7 @@ int main(void)
         cmocka_unit_test(test_reserved_names),    cmocka_unit_test(test_buffer_params),
         cmocka_unit_test(test_buffer_time_sliced), cmocka_unit_test(test_buffer_written),
         cmocka_unit_test(test_inject_and_format), cmocka_unit_test(test_parser_params),
-        cmocka_unit_test(test_bind_v012_names),
+        cmocka_unit_test(test_bind_v012_names),   cmocka_unit_test(test_system_fluentd_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -451,6 +451,42 @@ static void test_ruby_expressions(void **state)
     conf_errors_free(&errs);
 }
 
+/* Fluentd's use_nil / use_default (the fluentd-kubernetes-daemonset images
+ * write `"#{ENV['X'] || use_default}"`): when evaluated, the parameter is
+ * left out as if not written; when `||` never reaches them, the value stands. */
+static void test_ruby_use_default(void **state)
+{
+    conf_errors errs = {0};
+    setenv("WEIR_T_R", "v1", 1);
+    unsetenv("WEIR_T_UNSET");
+    conf_node *root = parse("a \"#{ENV['WEIR_T_UNSET'] || use_default}\"\n"
+                            "b \"#{ENV['WEIR_T_R'] || use_default}\"\n"
+                            "c \"#{ENV['WEIR_T_UNSET'] || use_nil}\"\n"
+                            "d \"pre-#{ENV['WEIR_T_UNSET'] || use_nil}-post\"\n"
+                            "e \"#{use_default || 'x'}\"\n"
+                            "f \"#{ENV.fetch('WEIR_T_UNSET', use_default)}\"\n"
+                            "g \"#{ENV['WEIR_T_R'] || use_nil}\"\n"
+                            "h \"#{use_nil.to_s}\"\n"
+                            "i \"#{(ENV['WEIR_T_UNSET'] || use_default).upcase}\"\n"
+                            "j [\"#{ENV['WEIR_T_UNSET'] || use_nil}\"]\n"
+                            "z 1\n",
+                            &errs);
+    EXPECT_NO_ERRORS(&errs);
+    assert_null(val(root, "a"));
+    assert_string_equal(val(root, "b"), "v1");
+    assert_null(val(root, "c"));
+    assert_null(val(root, "d"));
+    assert_null(val(root, "e"));
+    assert_null(val(root, "f"));
+    assert_string_equal(val(root, "g"), "v1");
+    assert_null(val(root, "h"));
+    assert_null(val(root, "i"));
+    assert_null(val(root, "j"));
+    assert_string_equal(val(root, "z"), "1");
+    conf_free(root);
+    conf_errors_free(&errs);
+}
+
 /* ---- JSON values -------------------------------------------------------- */
 
 static void test_json_multiline(void **state)
@@ -1358,6 +1394,7 @@ int main(void)
         cmocka_unit_test(test_env_fetch_unset_is_an_error),
         cmocka_unit_test(test_ruby_code_refused),
         cmocka_unit_test(test_ruby_expressions),
+        cmocka_unit_test(test_ruby_use_default),
         cmocka_unit_test(test_json_multiline),
         cmocka_unit_test(test_json_errors),
         cmocka_unit_test(test_json_unclosed_before_section),

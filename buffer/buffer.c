@@ -43,7 +43,8 @@ const conf_spec buffer_conf_spec[] = {
      "... or this many records; `0`: no limit"},
     {"total_limit_size", CONF_SIZE, NULL, 0, offsetof(buf_conf, total_limit_size), NULL,
      "staged + queued bytes, then `overflow_action` applies; default `512m` for memory, `64g` for file buffers; not "
-     "below `chunk_limit_size`"},
+     "below `chunk_limit_size`. A batch larger than this whole limit is not refused: it is written chunk by chunk "
+     "as the output frees space"},
     {"queued_chunks_limit_size", CONF_INT, "0", 0, offsetof(buf_conf, queued_chunks_limit_size), NULL,
      "accepted for compatibility; no effect"},
     {"flush_mode", CONF_ENUM, "default", 0, offsetof(buf_conf, flush_mode), "default|lazy|interval|immediate",
@@ -358,18 +359,49 @@ static void wait_space(buffer *b)
     pthread_cond_timedwait(&b->cv_space, &b->mu, &ts);
 }
 
-/* Under mu: wait (or refuse) until `need` bytes fit. 0 or -1 (refused). */
-static int reserve(buffer *b, uint64_t need)
+/* Under mu: every staged chunk with records to the queue (one being appended
+ * to when its append ends) */
+static void enqueue_staged(buffer *b)
 {
-    if (need > b->c.total_limit_size) {
-        wlog_error("buffer", "%s: a batch of %llu bytes is larger than total_limit_size; refused", b->sink.id,
-                   (unsigned long long)need);
-        return -1;
+    for (chunk *ch = b->staged, *nx; ch; ch = nx) {
+        nx = ch->next;
+        if (ch->appending)
+            ch->enqueue_after = 1;
+        else if (ch->records)
+            buf_enqueue(b, ch);
     }
+}
+
+/* Under mu: a batch refused for want of space (throw_exception): counted, logged every 5 s at most. -1. */
+static int refuse_full(buffer *b)
+{
+    atomic_fetch_add(&b->rejected_batches, 1);
+    static __thread double last_log;
+    double now = clock_mono();
+    if (now - last_log > 5) {
+        last_log = now;
+        wlog_warn("buffer", "%s: buffer space has too many data (%llu of %llu bytes); refusing records, the "
+                  "sender will retry",
+                  b->sink.id, (unsigned long long)b->total_bytes, (unsigned long long)b->c.total_limit_size);
+    }
+    return -1;
+}
+
+/* Under mu: wait (or refuse) until `need` bytes fit. 0 or -1 (refused).
+ * stream: the batch this run is part of is larger than total_limit_size, so
+ * refusing it would only have the sender retry it forever: its runs wait for
+ * space whatever overflow_action says. A single entry larger than the whole
+ * limit waits for an empty buffer and goes in alone. */
+static int reserve(buffer *b, uint64_t need, int stream)
+{
     while (b->total_bytes + need > b->c.total_limit_size) {
-        if (b->c.overflow_action == OVERFLOW_BLOCK) {
+        if (need > b->c.total_limit_size && !b->total_bytes)
+            break;
+        if (b->c.overflow_action == OVERFLOW_BLOCK || stream) {
             if (b->abort_waits)
                 return -1;
+            if (!b->nqueued && !b->nflushing)
+                enqueue_staged(b); /* nothing on its way out: what is staged goes now, or nothing frees */
             wait_space(b);
             continue;
         }
@@ -386,16 +418,7 @@ static int reserve(buffer *b, uint64_t need)
                 continue;
             }
         }
-        atomic_fetch_add(&b->rejected_batches, 1);
-        static __thread double last_log;
-        double now = clock_mono();
-        if (now - last_log > 5) {
-            last_log = now;
-            wlog_warn("buffer", "%s: buffer space has too many data (%llu of %llu bytes); refusing records, the "
-                      "sender will retry",
-                      b->sink.id, (unsigned long long)b->total_bytes, (unsigned long long)b->c.total_limit_size);
-        }
-        return -1;
+        return refuse_full(b);
     }
     b->total_bytes += need;
     return 0;
@@ -430,11 +453,11 @@ static chunk *staged_for(buffer *b, const char *tag, size_t tag_len, int64_t tim
 
 /* Store one run of entries (one tag, one time slice). 0 or -1. */
 static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timekey, const uint8_t *data, size_t len,
-                      uint32_t records)
+                      uint32_t records, int stream)
 {
     uint64_t need = CHUNK_BLK_HDR + tag_len + len;
     pthread_mutex_lock(&b->mu);
-    if (reserve(b, need) != 0) {
+    if (reserve(b, need, stream) != 0) {
         pthread_mutex_unlock(&b->mu);
         return -1;
     }
@@ -519,14 +542,70 @@ static int64_t slice_of(buffer *b, uint32_t sec)
     return t - t % tk;
 }
 
+/* Entries of one tag and one time slice, cut into runs that each fit a
+ * chunk (chunk_limit_size, chunk_limit_records; an entry larger than a chunk
+ * is a run alone): a request or a Kafka burst of any size goes through the
+ * buffer chunk by chunk, as Fluentd splits a large write. The entries are
+ * walked only when the whole does not fit one chunk. */
+static int append_fit(buffer *b, const char *tag, size_t tag_len, int64_t timekey, const uint8_t *data, size_t len,
+                      uint32_t records, int stream)
+{
+    uint64_t hdr = CHUNK_BLK_HDR + tag_len;
+    uint64_t room = b->c.chunk_limit_size > hdr ? b->c.chunk_limit_size - hdr : 1;
+    uint64_t maxrec = b->c.chunk_limit_records > 0 ? (uint64_t)b->c.chunk_limit_records : UINT64_MAX;
+    if (len <= room && records <= maxrec)
+        return append_run(b, tag, tag_len, timekey, data, len, records, stream);
+    const uint8_t *p = data, *end = data + len, *run = data;
+    uint32_t n = 0;
+    entry e;
+    while (p < end) {
+        const uint8_t *at = p;
+        if (batch_next(&p, end, &e) != 1)
+            break; /* the rest goes with the last run, as it came */
+        if (n && ((uint64_t)(p - run) > room || n + 1 > maxrec)) {
+            if (append_run(b, tag, tag_len, timekey, run, (size_t)(at - run), n, stream))
+                return -1;
+            run = at;
+            n = 0;
+        }
+        n++;
+    }
+    return run < end ? append_run(b, tag, tag_len, timekey, run, (size_t)(end - run), n, stream) : 0;
+}
+
 int buffer_append(buffer *b, const batch *bt)
 {
     int rc = 0;
+    /* a batch larger than the whole buffer can never be taken at once: it streams through (see reserve); one
+     * that fits the limit but not the free space is refused whole under throw_exception, before any of it is
+     * stored, so the sender's retry does not duplicate a part */
+    uint64_t total = 0;
+    for (uint32_t s = 0; s < bt->nsegs; s++)
+        total += CHUNK_BLK_HDR + bt->segs[s].tag_len + bt->segs[s].len;
+    int stream = total > b->c.total_limit_size;
+    if (stream) {
+        static __thread double last_log;
+        double now = clock_mono();
+        if (now - last_log > 10) {
+            last_log = now;
+            wlog_info("buffer", "%s: a batch of %llu bytes is larger than total_limit_size (%llu): written chunk by "
+                      "chunk as space frees",
+                      b->sink.id, (unsigned long long)total, (unsigned long long)b->c.total_limit_size);
+        }
+        atomic_fetch_add(&b->streamed_batches, 1);
+    } else if (b->c.overflow_action == OVERFLOW_THROW) {
+        pthread_mutex_lock(&b->mu);
+        if (b->total_bytes + total > b->c.total_limit_size)
+            rc = refuse_full(b);
+        pthread_mutex_unlock(&b->mu);
+        if (rc)
+            return -1;
+    }
     for (uint32_t s = 0; s < bt->nsegs && rc == 0; s++) {
         const batch_seg *sg = &bt->segs[s];
         const uint8_t *data = bt->data + sg->off;
         if (!b->key_time) {
-            rc = append_run(b, sg->tag, sg->tag_len, -1, data, sg->len, sg->nrecords);
+            rc = append_fit(b, sg->tag, sg->tag_len, -1, data, sg->len, sg->nrecords, stream);
             continue;
         }
         /* split the segment into runs of one time slice */
@@ -540,7 +619,7 @@ int buffer_append(buffer *b, const batch *bt)
                 break;
             int64_t sl = slice_of(b, e.sec);
             if (sl != cur && n) {
-                rc = append_run(b, sg->tag, sg->tag_len, cur, run, (size_t)(at - run), n);
+                rc = append_fit(b, sg->tag, sg->tag_len, cur, run, (size_t)(at - run), n, stream);
                 run = at;
                 n = 0;
             }
@@ -548,7 +627,7 @@ int buffer_append(buffer *b, const batch *bt)
             n++;
         }
         if (rc == 0 && n)
-            rc = append_run(b, sg->tag, sg->tag_len, cur, run, (size_t)(end - run), n);
+            rc = append_fit(b, sg->tag, sg->tag_len, cur, run, (size_t)(end - run), n, stream);
     }
     return rc;
 }

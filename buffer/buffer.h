@@ -125,6 +125,7 @@ typedef struct buffer {
     /* counters (metrics) */
     atomic_uint_fast64_t appended_records, flushed_records, retried_flushes, failed_flushes;
     atomic_uint_fast64_t dead_letter_records, secondary_records, dropped_chunks, dropped_records;
+    atomic_uint_fast64_t streamed_batches; /* batches larger than total_limit_size, written as space freed */
     atomic_uint_fast64_t rejected_batches, recovered_chunks, recovered_records, torn_tails, corrupt_chunks;
 } buffer;
 

@@ -1441,3 +1441,32 @@ def test_fsync_stream_with_short_flush_interval(bw, tmp_path):
     wait_stable(bw, bw.buf, out, quiet=0.3)
     assert out_seqs(bw.read_records(out), "fsync.race") == list(range(n * 5))
     print(f"\n[fsync race] {n} requests acked and delivered")
+
+
+# ------------------------------------------- a batch larger than the buffer --
+
+@pytest.mark.parametrize("action", ["throw_exception", "block"])
+def test_request_larger_than_total_limit_streams_through(weir, action):
+    """A forward request of ~600 KB into a memory buffer of 64 KB in all
+    (chunks of 8 KB): weir writes it chunk by chunk as the output frees
+    space, acks it once all of it is in the buffer, and every record comes
+    out once, in order; it is never refused whole (which would have the
+    sender retry it forever). A request that fits the limit but not the free
+    space is still refused whole under throw_exception (checked by the
+    overflow tests above)."""
+    weir.start(weir.config(buffer=f"""@type memory
+    chunk_limit_size 8k
+    total_limit_size 64k
+    flush_interval 0.1s
+    overflow_action {action}"""))
+    n = 6000
+    entries = [entry(et(T0, i), {"seq": i, "pad": "x" * 64}) for i in range(n)]
+    ch = base64.b64encode(os.urandom(12)).decode()
+    with weir.conn() as c:
+        c.send(fwd.forward("big", entries, {"chunk": ch}))
+        c.expect_ack(ch, timeout=30)
+    recs = weir.wait_records(n, timeout=20)
+    assert [r["seq"] for r in recs] == list(range(n))
+    err = open(weir.stderr_path).read()
+    assert "larger than total_limit_size" in err and "written chunk by chunk" in err, err
+    assert "refused" not in err and "too many data" not in err, err

@@ -219,3 +219,37 @@ def test_metadata_drives_elasticsearch_id_and_index(weir, broker, es):
             assert src["kafka"]["key"] == f"k{src['n']}"
             # the second group's read overwrote the first group's documents: same _ids, none added
             assert src["kafka"]["consumer_group"] == group
+
+
+def test_kafka_bursts_larger_than_the_buffer_reach_elasticsearch(weir, broker, es):
+    """The Kafka source's bursts (max_poll_records 10000 of ~450-byte
+    records: ~4.4 MB) into an Elasticsearch output whose whole buffer is 1 MB
+    (overflow_action block): each burst goes through the buffer chunk by
+    chunk as the output frees space, and all 30,000 records are indexed
+    once. (Before, such a batch was refused whole, every second, forever.)"""
+    n = 30000
+    broker.create_topic("kes.burst", partitions=1)
+    pad = "p" * 380
+    broker.produce("kes.burst", [json.dumps({"n": i, "level": "INFO", "message": pad}) for i in range(n)])
+    conf = consumer_source(broker.bootstrap, "kes.burst", "g-burst") + helpers.match(
+        "**", "elasticsearch", id="es_burst",
+        extra=f"  host 127.0.0.1\n  port {es.port}\n  index_name burst\n  bulk_message_request_threshold 512k",
+        buffer="    @type memory\n    chunk_limit_size 256k\n    total_limit_size 1m\n    flush_interval 0.2s\n"
+               "    overflow_action block\n    flush_thread_count 2")
+    weir.start(conf, wait_port=False)
+
+    def indexed():
+        es.refresh("burst")
+        return es.count("burst")
+    poll(lambda: indexed() >= n, 180, interval=1, what=f"{n} documents in burst")
+    weir.stop_ok()
+    assert indexed() == n
+    err = open(weir.stderr_path).read()
+    assert "written chunk by chunk as space frees" in err, err[-3000:]
+    assert "refused" not in err, err[-3000:]
+    # n documents, n distinct values 0..n-1: each record once
+    agg = es.ok("POST", "/burst/_search", {"size": 0, "aggs": {"d": {"cardinality": {"field": "n",
+                                                                                  "precision_threshold": 40000}},
+                                                             "lo": {"min": {"field": "n"}}, "hi": {"max": {"field": "n"}}}})
+    a = agg["aggregations"]
+    assert (a["d"]["value"], a["lo"]["value"], a["hi"]["value"]) == (n, 0, n - 1), a

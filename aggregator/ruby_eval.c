@@ -717,7 +717,8 @@ static int eval(rb_ev *ev, const rb_node *e, rv *out)
     }
 }
 
-int rb_eval_value(const rb_node *e, const rb_env *env, wbuf *out, char *err, size_t errlen)
+/* evaluate e and append its value: as msgpack (typed) or as to_s text */
+static int eval_out(const rb_node *e, const rb_env *env, wbuf *out, int typed, char *err, size_t errlen)
 {
     rb_ev ev = {env, err, errlen};
     rv v;
@@ -725,24 +726,19 @@ int rb_eval_value(const rb_node *e, const rb_env *env, wbuf *out, char *err, siz
     size_t start = out->len;
     if (eval(&ev, e, &v))
         return -1;
-    if (rb_to_mp(&ev, &v, out)) {
+    if (typed ? rb_to_mp(&ev, &v, out) : rb_to_s(&ev, &v, out)) {
         out->len = start;
         return rb_fail(&ev, "out of memory or value too large");
     }
     return 0;
 }
 
+int rb_eval_value(const rb_node *e, const rb_env *env, wbuf *out, char *err, size_t errlen)
+{
+    return eval_out(e, env, out, 1, err, errlen);
+}
+
 int rb_eval_text(const rb_node *e, const rb_env *env, wbuf *out, char *err, size_t errlen)
 {
-    rb_ev ev = {env, err, errlen};
-    rv v;
-    arena_reset();
-    size_t start = out->len;
-    if (eval(&ev, e, &v))
-        return -1;
-    if (rb_to_s(&ev, &v, out)) {
-        out->len = start;
-        return rb_fail(&ev, "out of memory or value too large");
-    }
-    return 0;
+    return eval_out(e, env, out, 0, err, errlen);
 }

@@ -377,9 +377,7 @@ static int refuse_full(buffer *b)
 {
     atomic_fetch_add(&b->rejected_batches, 1);
     static __thread double last_log;
-    double now = clock_mono();
-    if (now - last_log > 5) {
-        last_log = now;
+    if (clock_every(&last_log, 5)) {
         wlog_warn("buffer", "%s: buffer space has too many data (%llu of %llu bytes); refusing records, the "
                   "sender will retry",
                   b->sink.id, (unsigned long long)b->total_bytes, (unsigned long long)b->c.total_limit_size);
@@ -510,9 +508,7 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
         if (is_disk_full(-rc) && !b->abort_waits) {
             /* full disk: back-pressure, retry every second */
             static __thread double last_log;
-            double now = clock_mono();
-            if (now - last_log > 10) {
-                last_log = now;
+            if (clock_every(&last_log, 10)) {
                 wlog_error("buffer", "%s: disk full writing %s: %s; holding acks and retrying every second",
                            b->sink.id, ch->path ? ch->path : "memory", strerror(-rc));
             }
@@ -585,9 +581,7 @@ int buffer_append(buffer *b, const batch *bt)
     int stream = total > b->c.total_limit_size;
     if (stream) {
         static __thread double last_log;
-        double now = clock_mono();
-        if (now - last_log > 10) {
-            last_log = now;
+        if (clock_every(&last_log, 10)) {
             wlog_info("buffer", "%s: a batch of %llu bytes is larger than total_limit_size (%llu): written chunk by "
                       "chunk as space frees",
                       b->sink.id, (unsigned long long)total, (unsigned long long)b->c.total_limit_size);

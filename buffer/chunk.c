@@ -326,9 +326,7 @@ chunk *chunk_new(buffer *b, const char *tag, size_t tag_len, int64_t timekey)
         if (ch->fd < 0 || !hl || fd_write_all(ch->fd, hdr, hl) != 0) {
             int e = errno;
             static __thread double last_log;
-            double now = clock_mono();
-            if (now - last_log > 10) {
-                last_log = now;
+            if (clock_every(&last_log, 10)) {
                 wlog_error("buffer", "%s: cannot create chunk %s: %s", b->sink.id, path, strerror(e));
             }
             if (ch->fd >= 0)

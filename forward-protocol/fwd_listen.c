@@ -39,9 +39,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         atomic_load_explicit(&s->open_conns, memory_order_relaxed) >= s->max_connections) {
         atomic_fetch_add_explicit(&s->conns_refused, 1, memory_order_relaxed);
         static double last_log;
-        double now = clock_mono();
-        if (now - last_log >= 10) {
-            last_log = now;
+        if (clock_every(&last_log, 10)) {
             wlog_warn("in_forward", "%s: max_connections (%lld) reached: refusing new connections (%llu so far)",
                       s->base.id, (long long)s->max_connections,
                       (unsigned long long)atomic_load(&s->conns_refused));

@@ -13,6 +13,7 @@ The HTTP helpers use urllib only (no client library between the test and
 the node).
 """
 import base64
+import contextlib
 import json
 import os
 import pwd
@@ -264,3 +265,16 @@ class Node:
 
     def delete_index(self, pattern):
         self.req("DELETE", f"/{pattern}")
+
+
+@contextlib.contextmanager
+def running(**kw):
+    """A started node (Node(**kw)) whose test indices get one shard and no
+    replica, closed afterwards: the body of the modules' fixtures."""
+    node = Node(**kw)
+    try:
+        node.start()
+        node.one_shard_default()
+        yield node
+    finally:
+        node.close()

@@ -7,6 +7,7 @@ in its own process group so kill()/stop() take the JVM down whole.
 kcat (Debian) reads topics back; Kafka's own tools (TopicCommand,
 DumpLogSegments) create topics and show how batches were compressed.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -192,3 +193,14 @@ class Broker:
                 if "compresscodec:" in line:
                     codecs.add(line.split("compresscodec:")[1].split()[0].strip())
         return codecs
+
+
+@contextlib.contextmanager
+def running():
+    """A started broker, cleaned up afterwards: the body of the modules' fixtures."""
+    b = Broker()
+    try:
+        b.start()
+        yield b
+    finally:
+        b.cleanup()

@@ -304,14 +304,9 @@ def http(method, url, body=None, headers=None):
 
 @pytest.fixture(scope="module")
 def es():
-    from peer_es import Node
-    node = Node()
-    try:
-        node.start()
-        node.one_shard_default()
+    import peer_es
+    with peer_es.running() as node:
         yield node
-    finally:
-        node.close()
 
 
 def es_docs(es, index, n, timeout=30, q=None):
@@ -475,13 +470,9 @@ def test_run_11_labels_and_error(tmp_path, pki_files, es):
 
 @pytest.fixture(scope="module")
 def kafka():
-    from peer_kafka import Broker
-    b = Broker()
-    try:
-        b.start()
+    import peer_kafka
+    with peer_kafka.running() as b:
         yield b
-    finally:
-        b.cleanup()
 
 
 def kafka_payloads(kafka, topic, n):

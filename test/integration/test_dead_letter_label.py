@@ -15,18 +15,13 @@ import pytest
 import fwd
 import helpers
 from conftest import T0, WEIR_BIN, free_port, poll
-from peer_es import Node
+import peer_es
 
 
 @pytest.fixture(scope="module")
 def es():
-    node = Node()
-    try:
-        node.start()
-        node.one_shard_default()
+    with peer_es.running() as node:
         yield node
-    finally:
-        node.close()
 
 
 def send(conn, tag, recs):

@@ -164,10 +164,8 @@ def test_debezium_from_kafka(weir, tmp_path):
     """A Debezium topic (key|value, the delete followed by its tombstone) consumed twice: with format json
     (the record is the envelope; the tombstone is not JSON and is skipped by the source) and with format
     text + envelope_key message (the tombstone is an empty message, dropped by the filter)."""
-    from peer_kafka import Broker
-    broker = Broker()
-    try:
-        broker.start()
+    import peer_kafka
+    with peer_kafka.running() as broker:
         topic = "dbserver1.inventory.customers"
         broker.create_topic(topic)
         lines = ['{"id":1001}|' + json.dumps({"schema": SCHEMA, "payload": UPDATE}),
@@ -214,5 +212,3 @@ def test_debezium_from_kafka(weir, tmp_path):
                       what="the json source skipping the tombstone")
         weir.stop_ok()
         assert broker.committed("g-dbz-text", topic) == {0: 3}
-    finally:
-        broker.cleanup()

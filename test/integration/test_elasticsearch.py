@@ -20,7 +20,7 @@ import pytest
 import fwd
 import helpers
 from conftest import T0, WEIR_BIN, free_port, poll
-from peer_es import Node
+import peer_es
 from peer_nginx import Nginx
 from pki import make_pki
 
@@ -45,24 +45,14 @@ TEMPLATE = {
 @pytest.fixture(scope="module")
 def es():
     # started in fixture setup (outside the per-test alarm): ~20-40 s on 2 cores
-    node = Node(settings={"thread_pool.write.queue_size": "2"})
-    try:
-        node.start()
-        node.one_shard_default()
+    with peer_es.running(settings={"thread_pool.write.queue_size": "2"}) as node:
         yield node
-    finally:
-        node.close()
 
 
 @pytest.fixture(scope="module")
 def es_tls():
-    node = Node(tls=True)
-    try:
-        node.start()
-        node.one_shard_default()
+    with peer_es.running(tls=True) as node:
         yield node
-    finally:
-        node.close()
 
 
 def long_test(seconds):

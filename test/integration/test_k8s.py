@@ -27,7 +27,7 @@ import k8s_tools
 from conftest import REPO, T0, free_port, poll
 from fwd import entry, et, ping_bytes, read_helo, read_obj, sha512_hex
 from helpers import config, get
-from peer_es import Node as EsNode
+import peer_es
 from peer_fluentbit import fluent_bit_or_skip
 from peer_loki import Loki
 
@@ -379,13 +379,8 @@ def fluent_bit_send(port, pki, key, self_hostname, records, t0):
 def es_node():
     """A real Elasticsearch node as ECK runs it: HTTPS with its own CA, basic
     auth (started only for the builds that write to Elasticsearch)."""
-    node = EsNode(tls=True)
-    try:
-        node.start()
-        node.one_shard_default()
+    with peer_es.running(tls=True) as node:
         yield node
-    finally:
-        node.close()
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ import fwd
 import helpers
 from conftest import T0, Weir, free_port, poll, read_json_lines
 from helpers import forward_source
-from peer_kafka import Broker
+import peer_kafka
 
 pytestmark = pytest.mark.skipif(shutil.which("kcat") is None or shutil.which("java") is None,
                                 reason="kcat and java are needed (scripts/install-deps.sh --test)")
@@ -36,12 +36,8 @@ pytestmark = pytest.mark.skipif(shutil.which("kcat") is None or shutil.which("ja
 
 @pytest.fixture(scope="module")
 def broker():
-    b = Broker()
-    try:
-        b.start()
+    with peer_kafka.running() as b:
         yield b
-    finally:
-        b.cleanup()
 
 
 # ------------------------------------------------------------------ helpers --

@@ -13,7 +13,7 @@ import pytest
 
 import helpers
 from conftest import WEIR_BIN, poll
-from peer_kafka import Broker
+import peer_kafka
 
 pytestmark = pytest.mark.skipif(shutil.which("kcat") is None or shutil.which("java") is None,
                                 reason="kcat and java are needed (scripts/install-deps.sh --test)")
@@ -21,12 +21,8 @@ pytestmark = pytest.mark.skipif(shutil.which("kcat") is None or shutil.which("ja
 
 @pytest.fixture(scope="module")
 def broker():
-    b = Broker()
-    try:
-        b.start()
+    with peer_kafka.running() as b:
         yield b
-    finally:
-        b.cleanup()
 
 
 def consumer_source(brokers, topics, group, extra=""):
@@ -167,14 +163,9 @@ def test_dry_run_refuses_bad_meta_parameters(weir):
 
 @pytest.fixture(scope="module")
 def es():
-    from peer_es import Node
-    node = Node()
-    try:
-        node.start()
-        node.one_shard_default()
+    import peer_es
+    with peer_es.running() as node:
         yield node
-    finally:
-        node.close()
 
 
 def test_metadata_drives_elasticsearch_id_and_index(weir, broker, es):

@@ -13,6 +13,7 @@
 #include "lib/timefmt.h"
 #include "lib/wbuf.h"
 #include "outputs/format.h"
+#include "filter_test_util.h"
 
 static char *to_json(const wbuf *m)
 {
@@ -169,6 +170,94 @@ static void test_time_format(void **st)
     assert_string_equal(buf, "2023-11-14T22:13:20.123Z");
     time_fmt(buf, sizeof buf, "%s.%N|%6N|%%N", 1700000000, 1234, 1);
     assert_string_equal(buf, "1700000000.000001234|000001|%N");
+    /* fixed offsets, as Ruby's Time#localtime("+09:00").strftime: %z +0900, %:z +09:00, %Z empty, %s the epoch */
+    static const struct {
+        const char *format;
+        int zone;
+        int32_t off;
+        const char *want;
+    } zc[] = {
+        {"%Y-%m-%d %H:%M:%S %z", TIMEFMT_FIXED, 9 * 3600, "2023-11-15 07:13:20 +0900"},
+        {"%H:%M %z|%:z|%Z|", TIMEFMT_FIXED, -(5 * 3600 + 30 * 60), "16:43 -0530|-05:30||"},
+        {"%d %H:%M:%S.%L %z", TIMEFMT_FIXED, 0, "14 22:13:20.123 +0000"},
+        {"%s %Z %z", TIMEFMT_UTC, 0, "1700000000 UTC +0000"},
+        {"%s", TIMEFMT_FIXED, 3600, "1700000000"},
+        {"%Y%m%d", TIMEFMT_FIXED, -23 * 3600, "20231113"},
+    };
+    for (size_t i = 0; i < sizeof zc / sizeof zc[0]; i++) {
+        size_t n = time_fmt_zone(buf, sizeof buf, zc[i].format, 1700000000, 123456789, zc[i].zone, zc[i].off);
+        assert_int_equal(n, strlen(zc[i].want));
+        assert_string_equal(buf, zc[i].want);
+    }
+    time_iso8601_zone(buf, sizeof buf, 1700000000, TIMEFMT_FIXED, 9 * 3600);
+    assert_string_equal(buf, "2023-11-15T07:13:20+09:00");
+    time_iso8601_zone(buf, sizeof buf, 1700000000, TIMEFMT_FIXED, 0);
+    assert_string_equal(buf, "2023-11-14T22:13:20+00:00"); /* a fixed +00:00 is not "Z" */
+    time_iso8601(buf, sizeof buf, 1700000000, 1);
+    assert_string_equal(buf, "2023-11-14T22:13:20Z");
+}
+
+/* <format>/<inject> lines (inside <match>) -> the formatted record; want NULL: a configuration error
+ * containing err. The csv lines are what Ruby 3.1's CSV.generate_line writes (Fluentd's formatter_csv). */
+static const struct {
+    const char *format, *inject, *record, *want, *err;
+} fcases[] = {
+    {"@type csv\nfields msg,n", NULL, "{\"msg\":\"a,b \\\"q\\\"\",\"n\":5}", "\"a,b \"\"q\"\"\",\"5\"\n", NULL},
+    {"@type csv\nfields a,missing,n,f,t,z\nforce_quotes false", NULL,
+     "{\"a\":\"plain\",\"n\":null,\"f\":1.5,\"t\":true,\"z\":\"\"}", "plain,,,1.5,true,\"\"\n", NULL},
+    {"@type csv\nfields a,b,c,d\nforce_quotes false", NULL, "{\"a\":\"x,y\",\"b\":\"q\\\"\",\"c\":\"n\\nl\",\"d\":\" sp\"}",
+     "\"x,y\",\"q\"\"\",\"n\nl\", sp\n", NULL},
+    {"@type csv\nfields a,n\nforce_quotes false\ndelimiter TAB\nadd_newline false", NULL, "{\"a\":\"x,y\",\"n\":-3}",
+     "x,y\t-3", NULL},
+    {"@type csv\nfields a,n\ndelimiter \\t", NULL, "{\"a\":\"x\",\"n\":2}", "\"x\"\t\"2\"\n", NULL},
+    {"@type csv\nfields $.a.b,tag,,", "tag_key tag", "{\"a\":{\"b\":7}}", "\"7\",\"app.x\"\n", NULL},
+    {"@type csv\nfields n", "tag_key tag\ntime_key time", "{\"n\":1}", "\"1\"\n", NULL}, /* only the fields */
+    {"@type csv", NULL, "{}", NULL, "missing required parameter 'fields'"},
+    {"@type csv\nfields ,", NULL, "{}", NULL, "empty value is specified in fields parameter"},
+    /* timezone: <inject>'s string time, <format>'s time (out_file), a fixed offset wins over utc/localtime */
+    {"@type ltsv", "time_key time\ntime_type string\ntime_format %Y-%m-%d %H:%M:%S %z\ntimezone +09:00\nutc true",
+     "{\"msg\":\"tab\\there\"}", "msg:tab here\ttime:2023-11-15 07:13:22 +0900\n", NULL},
+    {"@type json", "time_key t\ntime_type string\ntimezone -0500", "{}", "{\"t\":\"2023-11-14T17:13:22-05:00\"}\n", NULL},
+    {"@type json", "time_key t\ntime_type string\ntimezone UTC", "{}", "{\"t\":\"2023-11-14T22:13:22+00:00\"}\n", NULL},
+    {"@type out_file\ntimezone +01\noutput_tag false", NULL, "{}", "2023-11-14T23:13:22+01:00\t{}\n", NULL},
+    {"@type out_file\ntime_format %H:%M %z\ntimezone -03:30\nlocaltime true", NULL, "{}", "18:43 -0330\tapp.x\t{}\n", NULL},
+    {"@type json", "time_key t\ntime_type string\ntimezone Asia/Tokyo", "{}", NULL,
+     "t.conf:8: timezone 'Asia/Tokyo' is not supported: weir takes UTC or a fixed offset like +09:00 (no zone names)"},
+    {"@type out_file\ntimezone +9", NULL, "{}", NULL, "t.conf:4: timezone '+9' is not supported"},
+};
+
+static void test_csv_and_timezone(void **st)
+{
+    for (size_t i = 0; i < sizeof fcases / sizeof fcases[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, "<match x>\n  <format>\n%s\n  </format>\n%s%s%s</match>\n", fcases[i].format,
+                 fcases[i].inject ? "  <inject>\n" : "", fcases[i].inject ? fcases[i].inject : "",
+                 fcases[i].inject ? "\n  </inject>\n" : "");
+        conf_errors errs = {0};
+        conf_node *root = conf_parse_string(text, "t.conf", &errs);
+        assert_non_null(root);
+        fmt f;
+        int rc = fmt_configure(&f, root->children[0], FMT_JSON, &errs);
+        if (!fcases[i].want) {
+            if (rc != -1 || errs.n != 1 || !strstr(errs.msgs[0], fcases[i].err))
+                fail_msg("case %zu: rc %d, %zu errors (%s), want '%s'", i, rc, errs.n, errs.n ? errs.msgs[0] : "",
+                         fcases[i].err);
+        } else {
+            if (rc || errs.n)
+                fail_msg("case %zu: %s", i, errs.n ? errs.msgs[0] : "configure failed");
+            wbuf rec = J(fcases[i].record), out = {0};
+            entry e = {.sec = 1700000002, .nsec = 5, .record = rec.data, .record_len = rec.len};
+            assert_int_equal(fmt_record(&f, &out, "app.x", 5, &e), 0);
+            wbuf_addc(&out, 0);
+            if (strcmp((char *)out.data, fcases[i].want))
+                fail_msg("case %zu: '%s', want '%s'", i, (char *)out.data, fcases[i].want);
+            wbuf_free(&out);
+            wbuf_free(&rec);
+        }
+        fmt_free(&f);
+        conf_errors_free(&errs);
+        conf_free(root);
+    }
 }
 
 static void test_record_formats(void **st)
@@ -249,6 +338,7 @@ int main(void)
         cmocka_unit_test(test_non_string_keys),     cmocka_unit_test(test_time_format),
         cmocka_unit_test(test_string_escape_differential),
         cmocka_unit_test(test_record_formats),      cmocka_unit_test(test_bad_format_type),
+        cmocka_unit_test(test_csv_and_timezone),
     };
     return cmocka_run_group_tests_name("format", tests, NULL, NULL);
 }

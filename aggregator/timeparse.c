@@ -133,6 +133,15 @@ int tz_offset(const char *s, size_t n, int32_t *off)
     return 0;
 }
 
+int tz_config(const char *tz, int32_t *off, char *err, size_t errlen)
+{
+    if (tz_offset(tz, strlen(tz), off) == 0)
+        return 0;
+    snprintf(err, errlen, "timezone '%s' is not supported: weir takes UTC or a fixed offset like +09:00 (no zone names)",
+             tz);
+    return -1;
+}
+
 int tparse_init(tparse *t, int type, const char *format, int localtime, int utc, const char *timezone, char *err,
                 size_t errlen)
 {
@@ -151,10 +160,7 @@ int tparse_init(tparse *t, int type, const char *format, int localtime, int utc,
         t->zone = TZ_UTC;
     if (timezone) {
         int32_t off;
-        if (tz_offset(timezone, strlen(timezone), &off) != 0) {
-            snprintf(err, errlen,
-                     "timezone '%s' is not supported: weir takes UTC or a fixed offset like +09:00 (no zone names)",
-                     timezone);
+        if (tz_config(timezone, &off, err, errlen) != 0) {
             tparse_free(t);
             return -1;
         }

@@ -48,6 +48,9 @@ int tparse_text(const tparse *t, const char *s, size_t n, uint32_t *sec, uint32_
 
 /* "+09:00", "+0900", "+09", "Z", "UTC", "GMT" -> seconds east. 0 or -1. */
 int tz_offset(const char *s, size_t n, int32_t *off);
+/* A `timezone` parameter (<parse>, <format>, <inject>): tz_offset, or -1
+ * with the error (zone names such as Asia/Tokyo are refused). */
+int tz_config(const char *tz, int32_t *off, char *err, size_t errlen);
 /* Days since 1970-01-01 of a proleptic Gregorian date (month/day may overflow like Ruby's Time.local). */
 int64_t days_from_civil(int64_t y, int m, int d);
 

@@ -112,11 +112,10 @@ static int zone_configure(fmt_zone *z, const char *tz, int localtime, conf_node 
     z->off = 0;
     if (!tz)
         return 0;
-    if (tz_offset(tz, strlen(tz), &z->off) != 0) {
+    char err[256];
+    if (tz_config(tz, &z->off, err, sizeof err) != 0) {
         const conf_param *at = conf_get(sec, "timezone");
-        conf_errors_add(errs, at ? at->file : sec->file, at ? at->line : sec->line,
-                        "timezone '%s' is not supported: weir takes UTC or a fixed offset like +09:00 (no zone names)",
-                        tz);
+        conf_errors_add(errs, at ? at->file : sec->file, at ? at->line : sec->line, "%s", err);
         return -1;
     }
     z->zone = TIMEFMT_FIXED;

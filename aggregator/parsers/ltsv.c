@@ -7,12 +7,11 @@
  * Ruby's awk mode does (runs of blanks, leading ones skipped). The time key
  * is `time` by default. See parse.h.
  */
+#include <ctype.h>
 #include <string.h>
 
 #include "lib/rx.h"
 #include "aggregator/parse_impl.h"
-
-static int ltsv_space(uint8_t ch) { return ch == ' ' || (ch >= '\t' && ch <= '\r'); }
 
 /* One piece: a pair when it holds the label delimiter. */
 static int ltsv_piece(const parser *p, pspans *ps, const uint8_t *s, size_t n)
@@ -47,10 +46,10 @@ static int parse_ltsv_text(pctx *c, const uint8_t *s, size_t n, char *err, size_
     } else if (!strcmp(p->delimiter, " ")) {
         const uint8_t *q = s;
         while (!rc && q < e) {
-            while (q < e && ltsv_space(*q))
+            while (q < e && isspace(*q))
                 q++;
             const uint8_t *b = q;
-            while (q < e && !ltsv_space(*q))
+            while (q < e && !isspace(*q))
                 q++;
             if (q > b)
                 rc = ltsv_piece(p, &ps, b, (size_t)(q - b));

@@ -36,7 +36,8 @@ const conf_spec parse_common_spec[] = {
      "times without a zone are local time (`false`: UTC)"},
     {"utc", CONF_BOOL, "false", 0, offsetof(parser, utc), NULL, "times without a zone are UTC"},
     {"timezone", CONF_STR, NULL, 0, offsetof(parser, timezone), NULL,
-     "zone of times without one: `UTC` or a fixed offset like `+09:00`; zone names are refused"},
+     "zone of times without one: `UTC`, a fixed offset like `+09:00`, or a zone name like `Asia/Tokyo` (the TZ "
+     "database under `$TZDIR` or `/usr/share/zoneinfo`)"},
     {"null_value_pattern", CONF_STR, NULL, 0, offsetof(parser, null_value_pattern), NULL,
      "a regexp matched anywhere in string values: matching values become nil"},
     {"null_empty_string", CONF_BOOL, "false", 0, offsetof(parser, null_empty_string), NULL,

@@ -33,8 +33,8 @@ const conf_spec fmt_format_spec[] = {
     {"localtime", CONF_BOOL, "true", 0, offsetof(fmt, localtime), NULL, "times in local time (`false`: UTC)"},
     {"utc", CONF_BOOL, "false", 0, offsetof(fmt, utc), NULL, "times in UTC (wins over `localtime`)"},
     {"timezone", CONF_STR, NULL, 0, offsetof(fmt, timezone), NULL,
-     "times at this fixed offset: `+09:00`, `-0500`, `+09` or `UTC` (wins over `localtime` and `utc`); zone names "
-     "such as `Asia/Tokyo` are refused"},
+     "times in this zone: a fixed offset (`+09:00`, `-0500`, `+09`, `UTC`) or a zone name (`Asia/Tokyo`, read from "
+     "the TZ database under `$TZDIR` or `/usr/share/zoneinfo`); wins over `localtime` and `utc`"},
     {"message_key", CONF_STR, "message", 0, offsetof(fmt, message_key), NULL,
      "`single_value`: the record key written (a string as it is, anything else as JSON)"},
     {"add_newline", CONF_BOOL, "true", 0, offsetof(fmt, add_newline), NULL,
@@ -61,8 +61,8 @@ const conf_spec fmt_inject_spec[] = {
      "the string time in local time (`false`: UTC)"},
     {"utc", CONF_BOOL, "false", 0, offsetof(fmt_inject, utc), NULL, "the string time in UTC (wins over `localtime`)"},
     {"timezone", CONF_STR, NULL, 0, offsetof(fmt_inject, timezone), NULL,
-     "the string time at this fixed offset: `+09:00`, `-0500`, `+09` or `UTC` (wins over `localtime` and `utc`); "
-     "zone names such as `Asia/Tokyo` are refused"},
+     "the string time in this zone: a fixed offset (`+09:00`, `-0500`, `+09`, `UTC`) or a zone name (`Asia/Tokyo`, "
+     "read from the TZ database under `$TZDIR` or `/usr/share/zoneinfo`); wins over `localtime` and `utc`"},
     {"tag_key", CONF_STR, NULL, 0, offsetof(fmt_inject, tag_key), NULL, "add the tag under this key"},
     {"hostname_key", CONF_STR, NULL, 0, offsetof(fmt_inject, hostname_key), NULL, "add `hostname` under this key"},
     {"hostname", CONF_STR, NULL, 0, offsetof(fmt_inject, hostname), NULL,
@@ -104,16 +104,18 @@ static int ltsv_replace(wbuf *out, size_t at, const char *d, size_t dl, const ch
     return rc ? -1 : 0;
 }
 
-/* The zone times are written in: `timezone` (a fixed offset), else UTC
- * or local time. 0, or -1 (error added). */
+/* The zone times are written in: `timezone` (a fixed offset, or a zone
+ * name as Fluentd's TZInfo reads it: "Area/Location"), else UTC or local
+ * time. 0, or -1 (error added). */
 static int zone_configure(fmt_zone *z, const char *tz, int localtime, conf_node *sec, conf_errors *errs)
 {
     z->zone = localtime ? TIMEFMT_LOCAL : TIMEFMT_UTC;
     z->off = 0;
+    z->db = NULL;
     if (!tz)
         return 0;
-    char err[256];
-    if (tz_config(tz, &z->off, err, sizeof err) != 0) {
+    char err[512];
+    if (tz_config(tz, &z->off, &z->db, err, sizeof err) != 0) {
         const conf_param *at = conf_get(sec, "timezone");
         conf_errors_add(errs, at ? at->file : sec->file, at ? at->line : sec->line, "%s", err);
         return -1;
@@ -121,6 +123,7 @@ static int zone_configure(fmt_zone *z, const char *tz, int localtime, conf_node 
     z->zone = TIMEFMT_FIXED;
     return 0;
 }
+
 
 /* csv: fields without the empty ones (Fluentd drops them), at least one;
  * the delimiter `\t` or TAB is a tab, default a comma. */
@@ -203,6 +206,8 @@ int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs)
 
 void fmt_free(fmt *f)
 {
+    tz_config_free(&f->tz.db);
+    tz_config_free(&f->inj.tz.db);
     for (size_t i = 0; i < f->ncsv; i++)
         rec_path_free(&f->csv_paths[i]);
     free(f->csv_paths);
@@ -224,8 +229,9 @@ static int key_is(const uint8_t *p, const uint8_t *end, const char *k)
 /* A time as text: `format` (NULL: ISO 8601) in the zone z. */
 static size_t zone_time(char *buf, size_t cap, const char *format, const fmt_zone *z, const entry *e)
 {
-    return format ? time_fmt_zone(buf, cap, format, e->sec, e->nsec, z->zone, z->off)
-                  : time_iso8601_zone(buf, cap, e->sec, z->zone, z->off);
+    int32_t off = z->db ? tz_zone_offset(z->db, e->sec) : z->off;
+    return format ? time_fmt_zone(buf, cap, format, e->sec, e->nsec, z->zone, off)
+                  : time_iso8601_zone(buf, cap, e->sec, z->zone, off);
 }
 
 static int json_time_value(wbuf *out, const fmt_inject *in, const entry *e)

@@ -20,6 +20,7 @@
 
 #include "lib/batch.h"
 #include "lib/timefmt.h"
+#include "lib/tzfile.h"
 #include "lib/wbuf.h"
 #include "config/conf.h"
 #include "aggregator/record.h"
@@ -27,11 +28,13 @@
 enum { FMT_JSON, FMT_OUT_FILE, FMT_STDOUT, FMT_SINGLE_VALUE, FMT_LTSV, FMT_MSGPACK, FMT_CSV };
 enum { TT_FLOAT, TT_UNIXTIME, TT_STRING };
 
-/* `timezone`: a fixed offset wins over localtime/utc (Fluentd's
- * TimeFormatter); zone: TIMEFMT_* of lib/timefmt.h. */
+/* `timezone`: a fixed offset or a zone of the TZ database (db), which
+ * wins over localtime/utc (Fluentd's TimeFormatter); zone: TIMEFMT_* of
+ * lib/timefmt.h. */
 typedef struct fmt_zone {
     int zone;
     int32_t off;
+    tz_zone *db; /* a named zone: the offset at each time */
 } fmt_zone;
 
 typedef struct fmt_inject {

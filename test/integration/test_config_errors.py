@@ -273,9 +273,10 @@ def test_parser_types_refused(tmp_path):
 
 def test_csv_and_timezone_refused(tmp_path):
     """<parse> @type csv needs keys, <format> @type csv needs fields (an
-    empty list is Fluentd's error); a timezone that is a zone name (Fluentd
-    reads it with TZInfo) or not Fluentd's [+-]HH[:MM] is refused in
-    <format> and <inject>."""
+    empty list is Fluentd's error); a timezone that is neither a zone of the
+    TZ database nor Fluentd's [+-]HH[:MM] is refused in <format> and
+    <inject>."""
+    zoneinfo = os.environ.get("TZDIR") or "/usr/share/zoneinfo"
     text = SRC + """<filter a.**>
   @type parser
   key_name message
@@ -289,7 +290,7 @@ def test_csv_and_timezone_refused(tmp_path):
   <format>
     @type csv
     fields ,
-    timezone Europe/Paris
+    timezone Mars/Olympus
   </format>
   <inject>
     time_key t
@@ -297,12 +298,11 @@ def test_csv_and_timezone_refused(tmp_path):
   </inject>
 </match>
 """
-    no_zone = "is not supported: weir takes UTC or a fixed offset like +09:00 (no zone names)"
     expect_errors(tmp_path, text, [
         ("<parse>", "missing required parameter 'keys' in <parse> (@type csv)"),
         ("fields ,", "empty value is specified in fields parameter"),
-        ("timezone Europe/Paris", f"timezone 'Europe/Paris' {no_zone}"),
-        ("timezone +9", f"timezone '+9' {no_zone}"),
+        ("timezone Mars/Olympus", f"unknown time zone 'Mars/Olympus' (no {zoneinfo}/Mars/Olympus)"),
+        ("timezone +9", "timezone '+9' is not supported: a fixed offset like +09:00 or a zone name like Asia/Tokyo"),
     ])
 
 

@@ -11,6 +11,7 @@
 
 #include "lib/json.h"
 #include "lib/timefmt.h"
+#include "lib/tzfile.h"
 #include "lib/wbuf.h"
 #include "outputs/format.h"
 #include "filter_test_util.h"
@@ -195,6 +196,38 @@ static void test_time_format(void **st)
     assert_string_equal(buf, "2023-11-14T22:13:20+00:00"); /* a fixed +00:00 is not "Z" */
     time_iso8601(buf, sizeof buf, 1700000000, 1);
     assert_string_equal(buf, "2023-11-14T22:13:20Z");
+    /* zones of the TZ database: transitions, then the file's POSIX rule (2100 is past the last transition) */
+    static const struct {
+        const char *zone;
+        int64_t t;
+        int32_t off;
+    } dbc[] = {
+        {"Asia/Tokyo", 1700000000, 9 * 3600},       {"Asia/Tokyo", -1000000000, 9 * 3600},
+        {"Europe/Paris", 1700000000, 3600},         {"Europe/Paris", 1690000000, 7200},
+        {"Europe/Paris", 1679792399, 3600},         {"Europe/Paris", 1679792400, 7200}, /* 2023-03-26 01:00Z */
+        {"Europe/Paris", 4118000000, 7200},         {"Europe/Paris", 4102444800, 3600},
+        {"Australia/Sydney", 4102444800, 39600},    {"Australia/Sydney", 4118000000, 36000},
+        {"America/New_York", 1700000000, -18000},   {"America/Argentina/Buenos_Aires", 1700000000, -10800},
+        {"Asia/Kolkata", 1700000000, 19800},
+    };
+    for (size_t i = 0; i < sizeof dbc / sizeof dbc[0]; i++) {
+        tz_zone z;
+        char err[256];
+        if (tz_zone_load(&z, dbc[i].zone, err, sizeof err))
+            fail_msg("%s", err);
+        if (tz_zone_offset(&z, dbc[i].t) != dbc[i].off)
+            fail_msg("%s at %lld: %d, want %d", dbc[i].zone, (long long)dbc[i].t, tz_zone_offset(&z, dbc[i].t),
+                     dbc[i].off);
+        tz_zone_free(&z);
+    }
+    static const struct {
+        const char *name;
+        int ok;
+    } names[] = {{"Asia/Tokyo", 1}, {"America/Argentina/Buenos_Aires", 1}, {"UTC", 0},     {"a/b/c/d", 0},
+                 {"/etc/passwd", 0}, {"Asia/../../etc", 0},           {"Asia/", 0},    {"./x", 0}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (tz_zone_name(names[i].name) != names[i].ok)
+            fail_msg("tz_zone_name(%s) != %d", names[i].name, names[i].ok);
 }
 
 /* <format>/<inject> lines (inside <match>) -> the formatted record; want NULL: a configuration error
@@ -221,9 +254,16 @@ static const struct {
     {"@type json", "time_key t\ntime_type string\ntimezone UTC", "{}", "{\"t\":\"2023-11-14T22:13:22+00:00\"}\n", NULL},
     {"@type out_file\ntimezone +01\noutput_tag false", NULL, "{}", "2023-11-14T23:13:22+01:00\t{}\n", NULL},
     {"@type out_file\ntime_format %H:%M %z\ntimezone -03:30\nlocaltime true", NULL, "{}", "18:43 -0330\tapp.x\t{}\n", NULL},
-    {"@type json", "time_key t\ntime_type string\ntimezone Asia/Tokyo", "{}", NULL,
-     "t.conf:8: timezone 'Asia/Tokyo' is not supported: weir takes UTC or a fixed offset like +09:00 (no zone names)"},
-    {"@type out_file\ntimezone +9", NULL, "{}", NULL, "t.conf:4: timezone '+9' is not supported"},
+    {"@type json", "time_key t\ntime_type string\ntimezone Asia/Tokyo", "{}", "{\"t\":\"2023-11-15T07:13:22+09:00\"}\n",
+     NULL},
+    {"@type out_file\ntime_format %Y-%m-%d %H:%M %z %Z|\ntimezone Europe/Paris\noutput_tag false", NULL, "{}",
+     "2023-11-14 23:13 +0100 |\t{}\n", NULL},
+    {"@type json", "time_key t\ntime_type string\ntimezone Mars/Olympus", "{}", NULL,
+     "t.conf:8: unknown time zone 'Mars/Olympus' (no "},
+    {"@type out_file\ntimezone +9", NULL, "{}", NULL,
+     "t.conf:4: timezone '+9' is not supported: a fixed offset like +09:00 or a zone name like Asia/Tokyo"},
+    {"@type out_file\ntimezone Japan", NULL, "{}", NULL, "t.conf:4: timezone 'Japan' is not supported"},
+    {"@type out_file\ntimezone ../etc/passwd", NULL, "{}", NULL, "timezone '../etc/passwd' is not supported"},
 };
 
 static void test_csv_and_timezone(void **st)

@@ -534,9 +534,21 @@ static void test_parse_config_errors(void **st)
                       "p.conf:3: invalid value 'epoch' for parameter 'time_type'; expected one of: string, unixtime, "
                       "float");
     expect_conf_error("@type json\ntime_type mixed", "p.conf:3: time_type mixed is not supported by weir");
-    expect_conf_error("@type json\ntimezone Asia/Tokyo",
-                      "p.conf:3: timezone 'Asia/Tokyo' is not supported: weir takes UTC or a fixed offset like +09:00 "
-                      "(no zone names)");
+    expect_conf_error("@type json\ntimezone Mars/Olympus",
+                      "p.conf:3: unknown time zone 'Mars/Olympus' (no /usr/share/zoneinfo/Mars/Olympus)");
+    expect_conf_error("@type json\ntimezone Tokyo",
+                      "p.conf:3: timezone 'Tokyo' is not supported: a fixed offset like +09:00 or a zone name like "
+                      "Asia/Tokyo");
+    /* a zone name: the offset in force at that wall-clock time (summer, winter) */
+    tp *z = mk_ok("@type json\ntime_format %Y-%m-%d %H:%M:%S\ntimezone Europe/Paris");
+    result zr = RUN(z, "{\"time\":\"2023-07-01 12:00:00\"}");
+    assert_int_equal(zr.rc, PARSE_OK);
+    assert_int_equal(zr.sec, 1688205600);
+    free(zr.json);
+    zr = RUN(z, "{\"time\":\"2023-12-01 12:00:00\"}");
+    assert_int_equal(zr.sec, 1701428400);
+    free(zr.json);
+    rm(z);
     expect_conf_error("@type json\njson_parser fast",
                       "p.conf:3: invalid value 'fast' for parameter 'json_parser'; expected one of: oj, yajl, json");
     expect_conf_error("@type json\nkeep_time_key maybe", "p.conf:3: invalid boolean value 'maybe' for parameter 'keep_time_key'");

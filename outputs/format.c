@@ -12,6 +12,7 @@
 #include "lib/mp.h"
 #include "lib/timefmt.h"
 #include "aggregator/record.h"
+#include "aggregator/ruby_expr.h"
 #include "aggregator/timeparse.h"
 
 /* ---- configuration --------------------------------------------------------- */
@@ -463,7 +464,8 @@ static int csv_quote(wbuf *out, size_t at)
 }
 
 /* csv: one line of Ruby's CSV writer (Fluentd's formatter_csv: headers
- * `fields`, col_sep the delimiter): each value its to_s (nil: empty);
+ * `fields`, col_sep the delimiter): each value its to_s (nil: empty, a
+ * Hash/Array its inspect);
  * with force_quotes every value quoted, else only an empty string and a
  * value holding the delimiter, '"', CR or LF. */
 static int csv_record(const fmt *f, wbuf *out, const entry *e)
@@ -474,7 +476,7 @@ static int csv_record(const fmt *f, wbuf *out, const entry *e)
             return -1;
         size_t vl = 0, at = out->len;
         const uint8_t *v = rec_lookup(e->record, e->record_len, &f->csv_paths[i], &vl);
-        if (v && rec_value_to_s(out, v, vl))
+        if (v && rb_value_to_s(v, vl, out))
             return -1;
         int nil = !v || *v == 0xc0;
         if (f->force_quotes ||

@@ -245,6 +245,8 @@ static const struct {
     {"@type csv\nfields a,n\ndelimiter \\t", NULL, "{\"a\":\"x\",\"n\":2}", "\"x\"\t\"2\"\n", NULL},
     {"@type csv\nfields $.a.b,tag,,", "tag_key tag", "{\"a\":{\"b\":7}}", "\"7\",\"app.x\"\n", NULL},
     {"@type csv\nfields n", "tag_key tag\ntime_key time", "{\"n\":1}", "\"1\"\n", NULL}, /* only the fields */
+    {"@type csv\nfields h,a,f\nforce_quotes false", NULL, "{\"h\":{\"a\":[1,null,\"s\"]},\"a\":[],\"f\":1e20}",
+     "\"{\"\"a\"\"=>[1, nil, \"\"s\"\"]}\",[],1.0e+20\n", NULL}, /* Ruby's Hash#to_s, Array#to_s, Float#to_s */
     {"@type csv", NULL, "{}", NULL, "missing required parameter 'fields'"},
     {"@type csv\nfields ,", NULL, "{}", NULL, "empty value is specified in fields parameter"},
     /* timezone: <inject>'s string time, <format>'s time (out_file), a fixed offset wins over utc/localtime */

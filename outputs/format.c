@@ -37,7 +37,8 @@ const conf_spec fmt_format_spec[] = {
      "times in this zone: a fixed offset (`+09:00`, `-0500`, `+09`, `UTC`) or a zone name (`Asia/Tokyo`, read from "
      "the TZ database under `$TZDIR` or `/usr/share/zoneinfo`); wins over `localtime` and `utc`"},
     {"message_key", CONF_STR, "message", 0, offsetof(fmt, message_key), NULL,
-     "`single_value`: the record key written (a string as it is, anything else as JSON)"},
+     "`single_value`: the record key written, as Ruby's `to_s` (a string as it is, nil empty, a map as "
+     "`{\"a\"=>1}`)"},
     {"add_newline", CONF_BOOL, "true", 0, offsetof(fmt, add_newline), NULL,
      "`single_value`, `ltsv`, `csv`: end each record with a newline"},
     {"label_delimiter", CONF_STR, ":", 0, offsetof(fmt, label_delimiter), NULL, "`ltsv`: between a key and its value"},
@@ -353,17 +354,15 @@ static int text_time(const fmt *f, wbuf *out, const entry *e, const char *def)
     return wbuf_add(out, tmp, k);
 }
 
-/* A value as plain text (single_value, ltsv): a string's own bytes,
- * anything else as JSON. Advances *p. */
+/* A value as plain text (single_value, ltsv): Ruby's to_s, as Fluentd's
+ * formatters write value.to_s (a string's own bytes, nil empty, a
+ * Hash/Array its inspect). Advances *p. */
 static int value_text(wbuf *out, const uint8_t **p, const uint8_t *end)
 {
-    mp_obj o;
-    const uint8_t *q = *p;
-    if (mp_read(&q, end, &o) == MP_OK && (o.type == MP_STR || o.type == MP_BIN)) {
-        *p = q;
-        return wbuf_add(out, o.ptr, o.len);
-    }
-    return jw_value(out, p, end);
+    const uint8_t *v = *p;
+    if (mp_skip(p, end, 512))
+        return -1;
+    return rb_value_to_s(v, (size_t)(*p - v), out);
 }
 
 /* One injected key's value as msgpack (for the text formats). */

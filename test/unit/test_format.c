@@ -247,6 +247,11 @@ static const struct {
     {"@type csv\nfields n", "tag_key tag\ntime_key time", "{\"n\":1}", "\"1\"\n", NULL}, /* only the fields */
     {"@type csv\nfields h,a,f\nforce_quotes false", NULL, "{\"h\":{\"a\":[1,null,\"s\"]},\"a\":[],\"f\":1e20}",
      "\"{\"\"a\"\"=>[1, nil, \"\"s\"\"]}\",[],1.0e+20\n", NULL}, /* Ruby's Hash#to_s, Array#to_s, Float#to_s */
+    /* ltsv, single_value: Fluentd's value.to_s */
+    {"@type ltsv", NULL, "{\"s\":\"x\",\"n\":null,\"h\":{\"a\":[1,null]},\"f\":1.5,\"b\":true}",
+     "s:x\tn:\th:{\"a\"=>[1, nil]}\tf:1.5\tb:true\n", NULL},
+    {"@type single_value\nmessage_key h", NULL, "{\"h\":{\"k\":\"v\\tw\"}}", "{\"k\"=>\"v\\tw\"}\n", NULL},
+    {"@type single_value\nmessage_key n\nadd_newline false", NULL, "{\"n\":null}", "", NULL},
     {"@type csv", NULL, "{}", NULL, "missing required parameter 'fields'"},
     {"@type csv\nfields ,", NULL, "{}", NULL, "empty value is specified in fields parameter"},
     /* timezone: <inject>'s string time, <format>'s time (out_file), a fixed offset wins over utc/localtime */

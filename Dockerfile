@@ -27,7 +27,7 @@ RUN make BUILD=/tmp/build -j"$(nproc)" /tmp/build/weir \
 FROM debian:${DEBIAN_RELEASE}-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      ca-certificates \
+      ca-certificates tzdata \
       libevent-2.1-7 libevent-pthreads-2.1-7 libmsgpackc2 libjansson4 libssl3 zlib1g \
       libzstd1 libcurl4 libpcre2-8-0 librdkafka1 libsnappy1v5 \
  && rm -rf /var/lib/apt/lists/* \

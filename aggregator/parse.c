@@ -22,7 +22,7 @@
 const conf_spec parse_common_spec[] = {
     {"time_key", CONF_STR, NULL, 0, offsetof(parser, time_key), NULL,
      "field that gives the event time, removed from the record unless `keep_time_key`; default `time` for `json`, "
-     "`regexp` and `grok`. `cri`: the key the CRI timestamp is kept under (default `time`)"},
+     "`regexp`, `grok` and `ltsv`. `cri`: the key the CRI timestamp is kept under (default `time`)"},
     {"keep_time_key", CONF_BOOL, "false", 0, offsetof(parser, keep_time_key), NULL,
      "keep the time field in the record"},
     {"time_format", CONF_STR, NULL, 0, offsetof(parser, time_format), NULL,
@@ -36,7 +36,8 @@ const conf_spec parse_common_spec[] = {
      "times without a zone are local time (`false`: UTC)"},
     {"utc", CONF_BOOL, "false", 0, offsetof(parser, utc), NULL, "times without a zone are UTC"},
     {"timezone", CONF_STR, NULL, 0, offsetof(parser, timezone), NULL,
-     "zone of times without one: `UTC` or a fixed offset like `+09:00`; zone names are refused"},
+     "zone of times without one: `UTC`, a fixed offset like `+09:00`, or a zone name like `Asia/Tokyo` (the TZ "
+     "database under `$TZDIR` or `/usr/share/zoneinfo`)"},
     {"null_value_pattern", CONF_STR, NULL, 0, offsetof(parser, null_value_pattern), NULL,
      "a regexp matched anywhere in string values: matching values become nil"},
     {"null_empty_string", CONF_BOOL, "false", 0, offsetof(parser, null_empty_string), NULL,
@@ -91,8 +92,8 @@ static const conf_spec *parse_spec(void)
 }
 
 /* Fluentd parsers weir does not have (yet) */
-static const char *const unsupported[] = {"apache2", "apache_error", "nginx", "syslog",  "csv",  "tsv",  "ltsv",
-                                          "multiline", "multi_format", "multiline_grok", "msgpack", "regex", "kv", NULL};
+static const char *const unsupported[] = {"apache2",        "apache_error", "nginx",   "syslog", "tsv", "multiline",
+                                          "multi_format",   "multiline_grok", "msgpack", "regex",  "kv",  NULL};
 
 static conf_param *find_param(conf_node *n, const char *key)
 {
@@ -171,7 +172,7 @@ int parse_configure(parser *p, conf_node *n, conf_errors *errs)
     /* time */
     if (p->time_key)
         p->tkey = p->time_key;
-    else if (p->type == PARSE_JSON || p->type == PARSE_REGEXP || p->type == PARSE_GROK)
+    else if (p->type == PARSE_JSON || p->type == PARSE_REGEXP || p->type == PARSE_GROK || p->type == PARSE_LTSV)
         p->tkey = "time";
     else if (p->type == PARSE_CRI)
         p->tkey = "time"; /* the CRI timestamp; kept under this key with keep_time_key */
@@ -307,6 +308,68 @@ int parse_put_pair(pctx *c, const void *k, size_t kl, const void *v, size_t vl)
     if (v ? mpw_str(o, v, vl) : mpw_nil(o))
         return -1;
     return parse_pair_done(c, pair_off, kpay, kl, voff);
+}
+
+void pspans_init(pspans *s)
+{
+    s->k = s->sk;
+    s->v = s->sv;
+    s->n = 0;
+    s->cap = sizeof s->sk / sizeof s->sk[0];
+}
+
+int pspans_add(pspans *s, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap * 2;
+        pspan *k2 = malloc(cap * sizeof *k2), *v2 = malloc(cap * sizeof *v2);
+        if (!k2 || !v2) {
+            free(k2);
+            free(v2);
+            return -1;
+        }
+        memcpy(k2, s->k, s->n * sizeof *k2);
+        memcpy(v2, s->v, s->n * sizeof *v2);
+        pspans_free(s);
+        s->k = k2, s->v = v2, s->cap = cap;
+    }
+    s->k[s->n] = (pspan){k, kl};
+    s->v[s->n] = (pspan){v, vl};
+    s->n++;
+    return 0;
+}
+
+void pspans_free(pspans *s)
+{
+    if (s->k != s->sk)
+        free(s->k);
+    if (s->v != s->sv)
+        free(s->v);
+    s->k = s->sk, s->v = s->sv;
+}
+
+static int span_eq(const pspan *a, const pspan *b) { return a->n == b->n && (!a->n || !memcmp(a->p, b->p, a->n)); }
+
+int parse_put_hash(pctx *c, const pspans *s)
+{
+    rec_hdr h;
+    if (rec_hdr_open(c->o, &h, 1, (uint32_t)s->n))
+        return PARSE_FAIL;
+    c->body0 = c->o->len;
+    for (size_t i = 0; i < s->n; i++) {
+        size_t last = i, k;
+        for (k = 0; k < i && !span_eq(&s->k[k], &s->k[i]); k++)
+            ;
+        if (k < i)
+            continue; /* written at its first place */
+        for (k = i + 1; k < s->n; k++)
+            if (span_eq(&s->k[k], &s->k[i]))
+                last = k;
+        const pspan *v = &s->v[last];
+        if (parse_put_pair(c, s->k[i].p, s->k[i].n, v->p, v->n))
+            return PARSE_FAIL;
+    }
+    return rec_hdr_close(c->o, &h, c->count) ? PARSE_FAIL : PARSE_OK;
 }
 
 static int finish(pctx *c, int *has_time, uint32_t *sec, uint32_t *nsec, char *err, size_t errlen)

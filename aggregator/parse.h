@@ -10,6 +10,12 @@
  *                  {"stream","logtag",message_key}; TIME is the event time
  *   @type logfmt   key=value key="quoted \"value\"" flag (Fluent Bit's logfmt)
  *   @type none     {message_key: text}
+ *   @type ltsv     label:value pairs split by `delimiter` (or
+ *                  `delimiter_pattern`) and `label_delimiter`; pairs without
+ *                  the label delimiter are left out (parsers/ltsv.c)
+ *   @type csv      the values of one CSV line under `keys`, as Ruby's
+ *                  CSV.parse_line (`parser_engine normal`) or Fluentd's own
+ *                  split (`fast`) (parsers/csv.c)
  *   @type grok     fluent-plugin-grok-parser: %{PATTERN:field:type} macros
  *                  over a built-in pattern library (parsers/grok_patterns.c)
  *                  and custom pattern files, one or several alternatives
@@ -21,7 +27,9 @@
  * timezone, keep_time_key, estimate_current_event, null_value_pattern,
  * null_empty_string, types. Each type's own (its plugin's spec): regexp:
  * expression, ignorecase, multiline; json: json_parser, stream_buffer_size
- * (accepted, ignored); cri, none: message_key; grok: grok_pattern, <grok>,
+ * (accepted, ignored); cri, none: message_key; ltsv: delimiter,
+ * delimiter_pattern, label_delimiter; csv: keys, delimiter, parser_engine
+ * (parser_type); grok: grok_pattern, <grok>,
  * custom_pattern_path, grok_failure_key, grok_name_key, grok_pattern_series,
  * grok_match_limit, grok_depth_limit.
  *
@@ -42,7 +50,7 @@
 #include "config/conf.h"
 #include "aggregator/timeparse.h"
 
-enum { PARSE_JSON, PARSE_REGEXP, PARSE_CRI, PARSE_LOGFMT, PARSE_NONE, PARSE_GROK };
+enum { PARSE_JSON, PARSE_REGEXP, PARSE_CRI, PARSE_LOGFMT, PARSE_NONE, PARSE_GROK, PARSE_LTSV, PARSE_CSV };
 
 /* parse_text results */
 enum {
@@ -85,6 +93,9 @@ typedef struct parser {
     int grok_pattern_series; /* 0 legacy, 1 ecs-v1 */
     int64_t grok_match_limit, grok_depth_limit;
     double grok_timeout; /* seconds */
+    char *delimiter, *label_delimiter, *delimiter_pattern; /* ltsv, csv (no default: each type's own) */
+    char **keys;                                           /* csv */
+    int parser_engine, parser_type;                        /* csv: 1 fast (parser_type: its alias) */
     /* compiled */
     const struct parser_plugin *plugin; /* the @type (aggregator/registry.c) */
     int type;                          /* plugin->type: PARSE_* */

@@ -2,7 +2,7 @@
  * aggregator/parse_impl.h: the inside of the <parse> section (parse.h),
  * shared by the dispatcher and configuration (parse.c), the `types`
  * conversions (parse_conv.c) and the parse types, one file each under
- * aggregator/parsers/ (json, regexp, cri, logfmt, none, grok). Other code
+ * aggregator/parsers/ (json, regexp, cri, logfmt, none, grok, ltsv, csv). Other code
  * includes parse.h only.
  *
  * A parse type appends ONE map to c->o: it opens the map header, writes each
@@ -55,6 +55,25 @@ static inline void parse_note_key(pctx *c, size_t kpay, size_t klen)
 int parse_pair_done(pctx *c, size_t pair_off, size_t kpay, size_t klen, size_t voff);
 /* Append a pair with a string value (or nil when v is NULL). */
 int parse_put_pair(pctx *c, const void *k, size_t kl, const void *v, size_t vl);
+
+/* Pairs gathered before they are written, for the types whose keys may
+ * repeat (ltsv, csv): parse_put_hash writes them as Ruby's Hash#[]= would
+ * build them, a key seen again keeping its first place and taking the later
+ * value. A value with p NULL is nil. */
+typedef struct pspan {
+    const uint8_t *p;
+    size_t n;
+} pspan;
+typedef struct pspans {
+    pspan *k, *v;
+    size_t n, cap;
+    pspan sk[32], sv[32];
+} pspans;
+void pspans_init(pspans *s);
+int pspans_add(pspans *s, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl);
+void pspans_free(pspans *s);
+/* Open the map, write the pairs (Hash rules above), close it. PARSE_OK or PARSE_FAIL. */
+int parse_put_hash(pctx *c, const pspans *s);
 
 /* parse_conv.c: the `types` parameter. Configure p->conv from p->types
  * (errors at `at`); apply one conversion to the value at o->data[voff..]. */

@@ -738,6 +738,14 @@ int rb_eval_value(const rb_node *e, const rb_env *env, wbuf *out, char *err, siz
     return eval_out(e, env, out, 1, err, errlen);
 }
 
+int rb_value_to_s(const uint8_t *v, size_t n, wbuf *out)
+{
+    char err[128];
+    rb_ev ev = {NULL, err, sizeof err};
+    rv x = rb_from_mp(v, n);
+    return rb_to_s(&ev, &x, out);
+}
+
 int rb_eval_text(const rb_node *e, const rb_env *env, wbuf *out, char *err, size_t errlen)
 {
     return eval_out(e, env, out, 0, err, errlen);

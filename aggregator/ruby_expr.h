@@ -63,4 +63,9 @@ const char *rb_code_end(const char *s, const char *end);
 int rb_eval_value(const rb_node *e, const rb_env *env, wbuf *out, char *err, size_t errlen);
 int rb_eval_text(const rb_node *e, const rb_env *env, wbuf *out, char *err, size_t errlen);
 
+/* Ruby's to_s of a msgpack value, outside any expression (formatters that
+ * write value.to_s): nil is "", a Hash/Array its inspect ({"a"=>[1, nil]}),
+ * a Float as Float#to_s. 0 or -1 (malformed, too deep, out of memory). */
+int rb_value_to_s(const uint8_t *v, size_t n, wbuf *out);
+
 #endif

@@ -11,19 +11,6 @@
 #include "lib/mp.h"
 #include "aggregator/record.h"
 
-int64_t days_from_civil(int64_t y, int m, int d)
-{
-    /* normalise the month first (Ruby's Time.local accepts day 31 of any month) */
-    y += (m - 1) / 12;
-    m = (m - 1) % 12 + 1;
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 int64_t ruby_str_to_i(const char *s, size_t n)
@@ -133,6 +120,37 @@ int tz_offset(const char *s, size_t n, int32_t *off)
     return 0;
 }
 
+int tz_config(const char *tz, int32_t *off, tz_zone **db, char *err, size_t errlen)
+{
+    *db = NULL;
+    *off = 0;
+    if (tz_offset(tz, strlen(tz), off) == 0)
+        return 0;
+    if (!tz_zone_name(tz)) {
+        snprintf(err, errlen, "timezone '%s' is not supported: a fixed offset like +09:00 or a zone name like Asia/Tokyo",
+                 tz);
+        return -1;
+    }
+    if (!(*db = malloc(sizeof **db))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (tz_zone_load(*db, tz, err, errlen) != 0) {
+        free(*db);
+        *db = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void tz_config_free(tz_zone **db)
+{
+    if (*db)
+        tz_zone_free(*db);
+    free(*db);
+    *db = NULL;
+}
+
 int tparse_init(tparse *t, int type, const char *format, int localtime, int utc, const char *timezone, char *err,
                 size_t errlen)
 {
@@ -151,14 +169,11 @@ int tparse_init(tparse *t, int type, const char *format, int localtime, int utc,
         t->zone = TZ_UTC;
     if (timezone) {
         int32_t off;
-        if (tz_offset(timezone, strlen(timezone), &off) != 0) {
-            snprintf(err, errlen,
-                     "timezone '%s' is not supported: weir takes UTC or a fixed offset like +09:00 (no zone names)",
-                     timezone);
+        if (tz_config(timezone, &off, &t->db, err, errlen) != 0) {
             tparse_free(t);
             return -1;
         }
-        t->zone = off ? TZ_FIXED : TZ_UTC;
+        t->zone = off || t->db ? TZ_FIXED : TZ_UTC;
         t->offset = off;
     }
     if (t->zone == TZ_LOCAL) {
@@ -181,6 +196,7 @@ void tparse_free(tparse *t)
 {
     free(t->format);
     t->format = NULL;
+    tz_config_free(&t->db);
 }
 
 /* ---- strptime ----------------------------------------------------------------------- */
@@ -508,7 +524,8 @@ static int fields_to_epoch(const tparse *t, tfields *f, uint32_t *sec, uint32_t 
         int64_t ny;
         int nm, nd;
         if (!f->has_year || !f->has_mon || !f->has_mday)
-            now_ymd(&ny, &nm, &nd, f->has_tz ? TZ_FIXED : t->zone, f->has_tz ? f->tz : t->offset);
+            now_ymd(&ny, &nm, &nd, f->has_tz ? TZ_FIXED : t->zone,
+                    f->has_tz ? f->tz : t->db ? tz_zone_offset(t->db, time(NULL)) : t->offset);
         else
             ny = 0, nm = 1, nd = 1;
         int64_t y = f->has_year ? f->year : ny;
@@ -531,7 +548,8 @@ static int fields_to_epoch(const tparse *t, tfields *f, uint32_t *sec, uint32_t 
         if (f->has_tz) {
             epoch -= f->tz;
         } else if (t->zone == TZ_FIXED) {
-            epoch -= t->offset;
+            /* a zone name: Fluentd's offset at the wall-clock time read as UTC */
+            epoch -= t->db ? tz_zone_offset(t->db, epoch) : t->offset;
         } else if (t->zone == TZ_LOCAL) {
             struct tm tm = {0};
             tm.tm_year = (int)(y - 1900);

@@ -12,8 +12,9 @@
  * Directives: %Y %C %y %m %d %e %j %H %k %I %l %M %S %p %P %b %B %h %a %A %z %Z
  * %s %Q %N %L %3N (any width) %T %D %F %R %r %n %t %%; a blank in the format
  * matches any run of blanks. Text after the format is ignored.
- * Zones: a zone in the text wins; else `utc`/`timezone` (UTC or a fixed
- * offset "+09:00"), else local time (Fluentd's default localtime true).
+ * Zones: a zone in the text wins; else `utc`/`timezone` (UTC, a fixed
+ * offset "+09:00", or a zone name "Europe/Paris": the offset at the
+ * wall-clock time read as UTC, as Fluentd computes it), else local time (Fluentd's default localtime true).
  *
  * Immutable after init; reentrant.
  */
@@ -22,6 +23,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "lib/tzfile.h"
 
 enum { TP_STRING, TP_UNIXTIME, TP_FLOAT };
 enum { TZ_LOCAL, TZ_UTC, TZ_FIXED };
@@ -32,6 +35,7 @@ typedef struct tparse {
     int iso8601;  /* format "%iso8601" */
     int zone;
     int32_t offset; /* TZ_FIXED: seconds east of UTC */
+    tz_zone *db;    /* TZ_FIXED with a zone name: the offset at each time */
 } tparse;
 
 /* timezone: NULL, "UTC", "Z", or a fixed offset "+09:00" / "+0900" / "-03".
@@ -48,8 +52,13 @@ int tparse_text(const tparse *t, const char *s, size_t n, uint32_t *sec, uint32_
 
 /* "+09:00", "+0900", "+09", "Z", "UTC", "GMT" -> seconds east. 0 or -1. */
 int tz_offset(const char *s, size_t n, int32_t *off);
-/* Days since 1970-01-01 of a proleptic Gregorian date (month/day may overflow like Ruby's Time.local). */
-int64_t days_from_civil(int64_t y, int m, int d);
+/* A `timezone` parameter (<parse>, <format>, <inject>): a fixed offset
+ * (tz_offset) in *off, or a zone name of the TZ database ("Asia/Tokyo",
+ * lib/tzfile.h) loaded into *db (free with tz_config_free). 0, or -1 with
+ * the error. */
+int tz_config(const char *tz, int32_t *off, tz_zone **db, char *err, size_t errlen);
+void tz_config_free(tz_zone **db);
+/* days_from_civil: lib/tzfile.h */
 
 /* Ruby's String#to_i / #to_f on text (leading blanks, sign, underscores
  * between digits; no number -> 0). */

@@ -5,18 +5,25 @@
 #include <string.h>
 #include <time.h>
 
-size_t time_fmt(char *buf, size_t cap, const char *format, uint32_t sec, uint32_t nsec, int utc)
+size_t time_fmt_zone(char *buf, size_t cap, const char *format, uint32_t sec, uint32_t nsec, int zone, int32_t off)
 {
     time_t t = (time_t)sec;
     struct tm tm;
-    if (utc)
+    if (zone == TIMEFMT_FIXED) {
+        t += off;
         gmtime_r(&t, &tm);
-    else
+        tm.tm_gmtoff = off; /* strftime's %z */
+        tm.tm_zone = "";
+    } else if (zone == TIMEFMT_UTC) {
+        gmtime_r(&t, &tm);
+    } else {
         localtime_r(&t, &tm);
-    /* Expand Fluentd's sub-second directives first, then strftime the rest. */
+    }
+    /* Expand Fluentd's sub-second directives and Ruby's %s, %:z, %Z first,
+     * then strftime the rest. */
     char f2[256];
     size_t j = 0;
-    for (const char *s = format; *s && j + 12 < sizeof f2; s++) {
+    for (const char *s = format; *s && j + 24 < sizeof f2; s++) {
         if (s[0] == '%' && (s[1] == 'L' || s[1] == 'N' || (s[1] >= '1' && s[1] <= '9' && s[2] == 'N'))) {
             int digits = s[1] == 'L' ? 3 : s[1] == 'N' ? 9 : s[1] - '0';
             uint32_t v = nsec;
@@ -24,6 +31,17 @@ size_t time_fmt(char *buf, size_t cap, const char *format, uint32_t sec, uint32_
                 v /= 10;
             j += (size_t)snprintf(f2 + j, sizeof f2 - j, "%0*u", digits, v);
             s += (s[1] == 'L' || s[1] == 'N') ? 1 : 2;
+        } else if (s[0] == '%' && s[1] == 's') {
+            j += (size_t)snprintf(f2 + j, sizeof f2 - j, "%u", sec);
+            s++;
+        } else if (s[0] == '%' && s[1] == ':' && s[2] == 'z') {
+            long g = tm.tm_gmtoff, a = g < 0 ? -g : g;
+            j += (size_t)snprintf(f2 + j, sizeof f2 - j, "%c%02ld:%02ld", g < 0 ? '-' : '+', a / 3600, a / 60 % 60);
+            s += 2;
+        } else if (s[0] == '%' && s[1] == 'Z' && zone != TIMEFMT_LOCAL) {
+            if (zone == TIMEFMT_UTC)
+                j += (size_t)snprintf(f2 + j, sizeof f2 - j, "UTC");
+            s++;
         } else if (s[0] == '%' && s[1] == '%') {
             f2[j++] = '%';
             f2[j++] = '%';
@@ -33,6 +51,11 @@ size_t time_fmt(char *buf, size_t cap, const char *format, uint32_t sec, uint32_
         }
     }
     f2[j] = 0;
+    if (!f2[0]) { /* strftime cannot tell an empty result from an error */
+        if (cap)
+            buf[0] = 0;
+        return 0;
+    }
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
     size_t n = strftime(buf, cap, f2, &tm); /* user-supplied time_format, by design */
@@ -40,14 +63,19 @@ size_t time_fmt(char *buf, size_t cap, const char *format, uint32_t sec, uint32_
     return n;
 }
 
+size_t time_fmt(char *buf, size_t cap, const char *format, uint32_t sec, uint32_t nsec, int utc)
+{
+    return time_fmt_zone(buf, cap, format, sec, nsec, utc ? TIMEFMT_UTC : TIMEFMT_LOCAL, 0);
+}
+
 /* ISO 8601 like Ruby's Time#iso8601: "Z" for UTC, "+09:00" otherwise. */
+size_t time_iso8601_zone(char *buf, size_t cap, uint32_t sec, int zone, int32_t off)
+{
+    return time_fmt_zone(buf, cap, zone == TIMEFMT_UTC ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%dT%H:%M:%S%:z", sec, 0, zone,
+                         off);
+}
+
 size_t time_iso8601(char *buf, size_t cap, uint32_t sec, int utc)
 {
-    size_t n = time_fmt(buf, cap, utc ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%dT%H:%M:%S%z", sec, 0, utc);
-    if (!utc && n >= 5 && n + 1 < cap) { /* +0900 -> +09:00 */
-        memmove(buf + n - 1, buf + n - 2, 3);
-        buf[n - 2] = ':';
-        n++;
-    }
-    return n;
+    return time_iso8601_zone(buf, cap, sec, utc ? TIMEFMT_UTC : TIMEFMT_LOCAL, 0);
 }

@@ -11,17 +11,21 @@
 #include "lib/json.h"
 #include "lib/mp.h"
 #include "lib/timefmt.h"
+#include "aggregator/record.h"
+#include "aggregator/ruby_expr.h"
+#include "aggregator/timeparse.h"
 
 /* ---- configuration --------------------------------------------------------- */
 
 const conf_spec fmt_format_spec[] = {
-    {"@type", CONF_ENUM, "json", 0, offsetof(fmt, type), "json|out_file|stdout|single_value|ltsv|msgpack",
+    {"@type", CONF_ENUM, "json", 0, offsetof(fmt, type), "json|out_file|stdout|single_value|ltsv|msgpack|csv",
      "`json`: the record as one JSON object per line; `out_file`: `TIME<delimiter>TAG<delimiter>JSON`; `stdout`: "
      "`TIME TAG: JSON`; `single_value`: the value of `message_key`; `ltsv`: `key:value` pairs; `msgpack`: the "
-     "record's msgpack. Without `<format>` or `@type`, the output's own default"},
+     "record's msgpack; `csv`: the values of `fields` on one line, quoted as Ruby's CSV. Without `<format>` or "
+     "`@type`, the output's own default"},
     {"delimiter", CONF_STR, "\t", 0, offsetof(fmt, delimiter), NULL,
      "between fields. `out_file`, as Fluentd's: a value holding `SPACE` (any case) is a space, `COMMA` a comma, "
-     "anything else a tab; `ltsv`: the text as written"},
+     "anything else a tab; `ltsv`: the text as written; `csv`: default `,`, `\\t` or `TAB` is a tab"},
     {"output_tag", CONF_BOOL, "true", 0, offsetof(fmt, output_tag), NULL, "`out_file`: write the tag"},
     {"output_time", CONF_BOOL, "true", 0, offsetof(fmt, output_time), NULL, "`out_file`: write the time"},
     {"time_format", CONF_STR, NULL, 0, offsetof(fmt, time_format), NULL,
@@ -29,13 +33,23 @@ const conf_spec fmt_format_spec[] = {
      "%H:%M:%S.%N %z` (`stdout`)"},
     {"localtime", CONF_BOOL, "true", 0, offsetof(fmt, localtime), NULL, "times in local time (`false`: UTC)"},
     {"utc", CONF_BOOL, "false", 0, offsetof(fmt, utc), NULL, "times in UTC (wins over `localtime`)"},
+    {"timezone", CONF_STR, NULL, 0, offsetof(fmt, timezone), NULL,
+     "times in this zone: a fixed offset (`+09:00`, `-0500`, `+09`, `UTC`) or a zone name (`Asia/Tokyo`, read from "
+     "the TZ database under `$TZDIR` or `/usr/share/zoneinfo`); wins over `localtime` and `utc`"},
     {"message_key", CONF_STR, "message", 0, offsetof(fmt, message_key), NULL,
-     "`single_value`: the record key written (a string as it is, anything else as JSON)"},
+     "`single_value`: the record key written, as Ruby's `to_s` (a string as it is, nil empty, a map as "
+     "`{\"a\"=>1}`)"},
     {"add_newline", CONF_BOOL, "true", 0, offsetof(fmt, add_newline), NULL,
-     "`single_value`, `ltsv`: end each record with a newline"},
+     "`single_value`, `ltsv`, `csv`: end each record with a newline"},
     {"label_delimiter", CONF_STR, ":", 0, offsetof(fmt, label_delimiter), NULL, "`ltsv`: between a key and its value"},
     {"replacement", CONF_STR, " ", 0, offsetof(fmt, replacement), NULL,
      "`ltsv`: replaces the delimiter where a value holds it"},
+    {"fields", CONF_ARRAY, NULL, 0, offsetof(fmt, fields), NULL,
+     "`csv`, required: the record keys written, in this order (a missing key is an empty value; other keys, "
+     "injected ones included, are left out)"},
+    {"force_quotes", CONF_BOOL, "true", 0, offsetof(fmt, force_quotes), NULL,
+     "`csv`: quote every value (`false`: only empty values and those holding the delimiter, a quote or a line "
+     "break; nil is then empty)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -48,6 +62,9 @@ const conf_spec fmt_inject_spec[] = {
     {"localtime", CONF_BOOL, "true", 0, offsetof(fmt_inject, localtime), NULL,
      "the string time in local time (`false`: UTC)"},
     {"utc", CONF_BOOL, "false", 0, offsetof(fmt_inject, utc), NULL, "the string time in UTC (wins over `localtime`)"},
+    {"timezone", CONF_STR, NULL, 0, offsetof(fmt_inject, timezone), NULL,
+     "the string time in this zone: a fixed offset (`+09:00`, `-0500`, `+09`, `UTC`) or a zone name (`Asia/Tokyo`, "
+     "read from the TZ database under `$TZDIR` or `/usr/share/zoneinfo`); wins over `localtime` and `utc`"},
     {"tag_key", CONF_STR, NULL, 0, offsetof(fmt_inject, tag_key), NULL, "add the tag under this key"},
     {"hostname_key", CONF_STR, NULL, 0, offsetof(fmt_inject, hostname_key), NULL, "add `hostname` under this key"},
     {"hostname", CONF_STR, NULL, 0, offsetof(fmt_inject, hostname), NULL,
@@ -89,6 +106,67 @@ static int ltsv_replace(wbuf *out, size_t at, const char *d, size_t dl, const ch
     return rc ? -1 : 0;
 }
 
+/* The zone times are written in: `timezone` (a fixed offset, or a zone
+ * name as Fluentd's TZInfo reads it: "Area/Location"), else UTC or local
+ * time. 0, or -1 (error added). */
+static int zone_configure(fmt_zone *z, const char *tz, int localtime, conf_node *sec, conf_errors *errs)
+{
+    z->zone = localtime ? TIMEFMT_LOCAL : TIMEFMT_UTC;
+    z->off = 0;
+    z->db = NULL;
+    if (!tz)
+        return 0;
+    char err[512];
+    if (tz_config(tz, &z->off, &z->db, err, sizeof err) != 0) {
+        const conf_param *at = conf_get(sec, "timezone");
+        conf_errors_add(errs, at ? at->file : sec->file, at ? at->line : sec->line, "%s", err);
+        return -1;
+    }
+    z->zone = TIMEFMT_FIXED;
+    return 0;
+}
+
+
+/* csv: fields without the empty ones (Fluentd drops them), at least one;
+ * the delimiter `\t` or TAB is a tab, default a comma. */
+static int csv_configure(fmt *f, conf_node *fs, conf_errors *errs)
+{
+    if (!fs) /* csv is never an output's default: @type csv is in <format> */
+        return -1;
+    const char *d = fs ? conf_get_value(fs, "delimiter") : NULL;
+    free(f->delimiter);
+    f->delimiter = strdup(!d ? "," : !strcmp(d, "\\t") || !strcmp(d, "TAB") ? "\t" : d);
+    if (!f->delimiter)
+        return -1;
+    size_t k = 0;
+    for (size_t i = 0; f->fields && f->fields[i]; i++) {
+        if (f->fields[i][0])
+            f->fields[k++] = f->fields[i];
+        else
+            free(f->fields[i]);
+    }
+    if (f->fields)
+        f->fields[k] = NULL;
+    const conf_param *fp = conf_get(fs, "fields");
+    if (!k) {
+        conf_errors_add(errs, fp ? fp->file : fs->file, fp ? fp->line : fs->line,
+                        fp ? "empty value is specified in fields parameter"
+                           : "missing required parameter 'fields' in <format> (@type csv)");
+        return -1;
+    }
+    if (!(f->csv_paths = calloc(k, sizeof *f->csv_paths)))
+        return -1;
+    for (; f->ncsv < k; f->ncsv++) {
+        char why[256] = "";
+        if (rec_path_compile(&f->csv_paths[f->ncsv], f->fields[f->ncsv], why, sizeof why)) {
+            conf_errors_add(errs, fp->file, fp->line, "bad record accessor '%s' in fields: %s", f->fields[f->ncsv],
+                            why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs)
 {
     memset(f, 0, sizeof *f);
@@ -99,6 +177,10 @@ int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs)
         f->type = default_type;
     if (f->utc)
         f->localtime = 0;
+    if (zone_configure(&f->tz, f->timezone, f->localtime, fs ? fs : n, errs))
+        rc = -1;
+    if (f->type == FMT_CSV && csv_configure(f, fs, errs))
+        rc = -1;
     /* out_file's formatter maps its delimiter as Fluentd's does (/SPACE/i,
      * /COMMA/i, else a tab); ltsv's takes it as written */
     if (f->type == FMT_OUT_FILE) {
@@ -112,6 +194,8 @@ int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs)
             rc = -1;
         if (f->inj.utc)
             f->inj.localtime = 0;
+        if (zone_configure(&f->inj.tz, f->inj.timezone, f->inj.localtime, is, errs))
+            rc = -1;
         if (f->inj.hostname_key && !f->inj.hostname) {
             char h[256] = "";
             gethostname(h, sizeof h - 1);
@@ -124,6 +208,11 @@ int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs)
 
 void fmt_free(fmt *f)
 {
+    tz_config_free(&f->tz.db);
+    tz_config_free(&f->inj.tz.db);
+    for (size_t i = 0; i < f->ncsv; i++)
+        rec_path_free(&f->csv_paths[i]);
+    free(f->csv_paths);
     conf_unbind(fmt_format_spec, f);
     conf_unbind(fmt_inject_spec, &f->inj);
 }
@@ -139,6 +228,14 @@ static int key_is(const uint8_t *p, const uint8_t *end, const char *k)
     return o.len == n && memcmp(o.ptr, k, n) == 0;
 }
 
+/* A time as text: `format` (NULL: ISO 8601) in the zone z. */
+static size_t zone_time(char *buf, size_t cap, const char *format, const fmt_zone *z, const entry *e)
+{
+    int32_t off = z->db ? tz_zone_offset(z->db, e->sec) : z->off;
+    return format ? time_fmt_zone(buf, cap, format, e->sec, e->nsec, z->zone, off)
+                  : time_iso8601_zone(buf, cap, e->sec, z->zone, off);
+}
+
 static int json_time_value(wbuf *out, const fmt_inject *in, const entry *e)
 {
     char tmp[128];
@@ -149,8 +246,7 @@ static int json_time_value(wbuf *out, const fmt_inject *in, const entry *e)
         return wbuf_add(out, tmp, (size_t)n);
     case TT_STRING: {
         /* without time_format Fluentd's formatter gives ISO 8601 ("Z" in UTC) */
-        size_t k = in->time_format ? time_fmt(tmp, sizeof tmp, in->time_format, e->sec, e->nsec, !in->localtime)
-                                   : time_iso8601(tmp, sizeof tmp, e->sec, !in->localtime);
+        size_t k = zone_time(tmp, sizeof tmp, in->time_format, &in->tz, e);
         return jw_string(out, (const uint8_t *)tmp, k);
     }
     default:
@@ -254,23 +350,19 @@ static const uint8_t *record_get(const entry *e, const char *key, const uint8_t 
 static int text_time(const fmt *f, wbuf *out, const entry *e, const char *def)
 {
     char tmp[128];
-    size_t k = f->time_format ? time_fmt(tmp, sizeof tmp, f->time_format, e->sec, e->nsec, !f->localtime)
-               : def         ? time_fmt(tmp, sizeof tmp, def, e->sec, e->nsec, !f->localtime)
-                             : time_iso8601(tmp, sizeof tmp, e->sec, !f->localtime);
+    size_t k = zone_time(tmp, sizeof tmp, f->time_format ? f->time_format : def, &f->tz, e);
     return wbuf_add(out, tmp, k);
 }
 
-/* A value as plain text (single_value, ltsv): a string's own bytes,
- * anything else as JSON. Advances *p. */
+/* A value as plain text (single_value, ltsv): Ruby's to_s, as Fluentd's
+ * formatters write value.to_s (a string's own bytes, nil empty, a
+ * Hash/Array its inspect). Advances *p. */
 static int value_text(wbuf *out, const uint8_t **p, const uint8_t *end)
 {
-    mp_obj o;
-    const uint8_t *q = *p;
-    if (mp_read(&q, end, &o) == MP_OK && (o.type == MP_STR || o.type == MP_BIN)) {
-        *p = q;
-        return wbuf_add(out, o.ptr, o.len);
-    }
-    return jw_value(out, p, end);
+    const uint8_t *v = *p;
+    if (mp_skip(p, end, 512))
+        return -1;
+    return rb_value_to_s(v, (size_t)(*p - v), out);
 }
 
 /* One injected key's value as msgpack (for the text formats). */
@@ -285,8 +377,7 @@ static int inject_value_mp(wbuf *out, const fmt_inject *in, int which, const cha
             return mpw_uint(out, e->sec);
         if (in->time_type == TT_STRING) {
             char tmp[128];
-            size_t k = in->time_format ? time_fmt(tmp, sizeof tmp, in->time_format, e->sec, e->nsec, !in->localtime)
-                                       : time_iso8601(tmp, sizeof tmp, e->sec, !in->localtime);
+            size_t k = zone_time(tmp, sizeof tmp, in->time_format, &in->tz, e);
             return mpw_str(out, tmp, k);
         }
         /* Fluentd: time.to_r.truncate(6).to_f */
@@ -350,11 +441,60 @@ static int inject_record_mp(const fmt *f, wbuf *out, const char *tag, size_t tag
 
 static int fmt_text_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const entry *e);
 
+/* csv: the bytes out->data[at..] as one quoted field, '"' doubled. */
+static int csv_quote(wbuf *out, size_t at)
+{
+    size_t n = out->len - at, q = 0;
+    for (size_t i = at; i < out->len; i++)
+        q += out->data[i] == '"';
+    if (rec_reserve(out, q + 2))
+        return -1;
+    uint8_t *d = out->data;
+    size_t w = out->len + q + 2;
+    d[--w] = '"';
+    for (size_t i = at + n; i-- > at;) {
+        d[--w] = d[i];
+        if (d[i] == '"')
+            d[--w] = '"';
+    }
+    d[--w] = '"';
+    out->len += q + 2;
+    return 0;
+}
+
+/* csv: one line of Ruby's CSV writer (Fluentd's formatter_csv: headers
+ * `fields`, col_sep the delimiter): each value its to_s (nil: empty, a
+ * Hash/Array its inspect);
+ * with force_quotes every value quoted, else only an empty string and a
+ * value holding the delimiter, '"', CR or LF. */
+static int csv_record(const fmt *f, wbuf *out, const entry *e)
+{
+    size_t dl = strlen(f->delimiter);
+    for (size_t i = 0; i < f->ncsv; i++) {
+        if (i && wbuf_add(out, f->delimiter, dl))
+            return -1;
+        size_t vl = 0, at = out->len;
+        const uint8_t *v = rec_lookup(e->record, e->record_len, &f->csv_paths[i], &vl);
+        if (v && rb_value_to_s(v, vl, out))
+            return -1;
+        int nil = !v || *v == 0xc0;
+        if (f->force_quotes ||
+            (!nil && (out->len == at || memchr(out->data + at, '"', out->len - at) ||
+                      memchr(out->data + at, '\r', out->len - at) || memchr(out->data + at, '\n', out->len - at) ||
+                      (dl && memmem(out->data + at, out->len - at, f->delimiter, dl))))) {
+            if (csv_quote(out, at))
+                return -1;
+        }
+    }
+    return f->add_newline ? wbuf_addc(out, '\n') : 0;
+}
+
 int fmt_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const entry *e)
 {
     /* the text formats take the injected keys as part of the record, as
      * Fluentd's inject_values_to_record does before any formatter */
-    if (f->inj.active && (f->type == FMT_SINGLE_VALUE || f->type == FMT_LTSV || f->type == FMT_MSGPACK)) {
+    if (f->inj.active &&
+        (f->type == FMT_SINGLE_VALUE || f->type == FMT_LTSV || f->type == FMT_MSGPACK || f->type == FMT_CSV)) {
         wbuf rec = {0};
         int rc = inject_record_mp(f, &rec, tag, tag_len, e);
         if (rc == 0) {
@@ -411,6 +551,8 @@ static int fmt_text_record(const fmt *f, wbuf *out, const char *tag, size_t tag_
     }
     case FMT_MSGPACK:
         return wbuf_add(out, e->record, e->record_len);
+    case FMT_CSV:
+        return csv_record(f, out, e);
     }
     return -1;
 }

@@ -4,7 +4,8 @@
  *
  * Formats: json (record as one JSON object), out_file (TIME<delim>TAG<delim>JSON,
  * out_file's default), stdout (out_stdout's "TIME TAG: JSON"), single_value
- * (the value of message_key), ltsv, msgpack (the record's msgpack bytes).
+ * (the value of message_key), ltsv, msgpack (the record's msgpack bytes),
+ * csv (the values of `fields` as one line of Ruby's CSV.generate_line).
  * Conversion works on msgpack directly (no intermediate objects): invalid
  * UTF-8 becomes U+FFFD, bin is written as a string under the same rule,
  * EventTime inside a record becomes float seconds, any other ext becomes the
@@ -18,11 +19,23 @@
 #include <stdint.h>
 
 #include "lib/batch.h"
+#include "lib/timefmt.h"
+#include "lib/tzfile.h"
 #include "lib/wbuf.h"
 #include "config/conf.h"
+#include "aggregator/record.h"
 
-enum { FMT_JSON, FMT_OUT_FILE, FMT_STDOUT, FMT_SINGLE_VALUE, FMT_LTSV, FMT_MSGPACK };
+enum { FMT_JSON, FMT_OUT_FILE, FMT_STDOUT, FMT_SINGLE_VALUE, FMT_LTSV, FMT_MSGPACK, FMT_CSV };
 enum { TT_FLOAT, TT_UNIXTIME, TT_STRING };
+
+/* `timezone`: a fixed offset or a zone of the TZ database (db), which
+ * wins over localtime/utc (Fluentd's TimeFormatter); zone: TIMEFMT_* of
+ * lib/timefmt.h. */
+typedef struct fmt_zone {
+    int zone;
+    int32_t off;
+    tz_zone *db; /* a named zone: the offset at each time */
+} fmt_zone;
 
 typedef struct fmt_inject {
     char *time_key;
@@ -30,6 +43,8 @@ typedef struct fmt_inject {
     char *time_format;
     int localtime;
     int utc;
+    char *timezone;
+    fmt_zone tz;
     char *tag_key;
     char *hostname_key;
     char *hostname;
@@ -44,12 +59,19 @@ typedef struct fmt {
     int output_tag, output_time;
     char *time_format;
     int localtime, utc;
+    char *timezone;
+    fmt_zone tz;
     /* single_value */
     char *message_key;
     int add_newline;
     /* ltsv */
     char *label_delimiter;
     char *replacement; /* ltsv: replaces the delimiter inside values */
+    /* csv */
+    char **fields;
+    int force_quotes;
+    rec_path *csv_paths; /* the fields as record accessors ("$.a.b" nested) */
+    size_t ncsv;
     fmt_inject inj;
 } fmt;
 

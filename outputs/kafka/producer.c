@@ -347,6 +347,7 @@ static int kafka_init(output *o, conf_node *n, conf_errors *errs)
         c->f.inj.time_type = c->time_format ? TT_STRING : TT_UNIXTIME;
         c->f.inj.time_format = c->time_format ? strdup(c->time_format) : NULL;
         c->f.inj.localtime = 1;
+        c->f.inj.tz.zone = TIMEFMT_LOCAL;
         c->f.inj.active = 1;
     }
     {

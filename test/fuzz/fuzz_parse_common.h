@@ -10,7 +10,7 @@
  * library source linked in) by
  *   FUZZ_ONLY=parse_json scripts/fuzz.sh 60
  * on a copy of test/fuzz/corpus/parse_json (likewise parse_regexp, parse_cri,
- * parse_logfmt).
+ * parse_logfmt, parse_ltsv, parse_csv).
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -705,15 +705,15 @@ STILL_REFUSED = [
      ["<filter **>\n  @type record_transformer\n  enable_ruby true\n  <record>\n"
       "    keys ${record.keys.map { |k| k.upcase }.join(\",\")}\n  </record>\n</filter>\n" + _NULL],
      "unsupported Ruby"),
-    ("Fluentd core parsers other than json, regexp, none",
-     "`apache2`, `apache_error`, `nginx`, `syslog`, `csv`, `tsv`, `ltsv`, `multiline`, `msgpack` in `<parse>` "
-     "(weir has json, regexp, none, cri, logfmt, grok: write the regexp)",
-     [_parse(t, "    keys a,b\n") for t in ("apache2", "apache_error", "nginx", "syslog", "csv", "tsv", "ltsv",
+    ("Fluentd core parsers other than json, regexp, none, ltsv, csv",
+     "`apache2`, `apache_error`, `nginx`, `syslog`, `tsv`, `multiline`, `msgpack` in `<parse>` "
+     "(weir has json, regexp, none, ltsv, csv, cri, logfmt, grok: write the regexp)",
+     [_parse(t, "    keys a,b\n") for t in ("apache2", "apache_error", "nginx", "syslog", "tsv",
                                              "multiline", "msgpack")], "is not supported by weir"),
-    ("Fluentd core formatters csv, tsv, hash",
-     "`<format>` has `json`, `out_file`, `stdout`, `single_value`, `ltsv`, `msgpack`",
+    ("Fluentd core formatters tsv, hash",
+     "`<format>` has `json`, `out_file`, `stdout`, `single_value`, `ltsv`, `csv`, `msgpack`",
      [f"<match **>\n  @type file\n  path /tmp/x\n  <format>\n    @type {t}\n  </format>\n</match>\n"
-      for t in ("csv", "tsv", "hash")], "invalid value"),
+      for t in ("tsv", "hash")], "invalid value"),
     ("in_tcp, in_tail, in_exec, in_sample/in_dummy, in_unix",
      "weir's inputs are forward, http, syslog, udp, kafka and the monitors (Fluent Bit tails on the nodes)",
      [f"<source>\n  @type {t}\n  tag x\n</source>\n" for t in ("tcp", "tail", "exec", "sample", "dummy", "unix")],
@@ -748,8 +748,6 @@ STILL_REFUSED = [
     ("`<transport tls>` on in_syslog", "use tcp (or TLS in front)",
      ["<source>\n  @type syslog\n  tag s\n  <transport tls>\n  </transport>\n</source>\n"],
      "<transport tls> of the syslog input"),
-    ("time zone names (`timezone Asia/Tokyo`)", "`UTC` or a fixed offset like `+09:00`",
-     [_parse("json", "    timezone Asia/Tokyo\n")], "timezone 'Asia/Tokyo' is not supported"),
     ("`time_type mixed` in `<parse>`", "`string`, `unixtime` or `float`",
      [_parse("json", "    time_type mixed\n")], "time_type mixed"),
     ("`multiline_grok`", "fluent-plugin-grok-parser's multiline parser",

@@ -264,10 +264,45 @@ def test_parser_types_refused(tmp_path):
 </filter>
 """ + NULL_MATCH
     expect_errors(tmp_path, text, [
-        ("@type apache2", "parser type 'apache2' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok)"),
-        ("@type regex", "parser type 'regex' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok); "
+        ("@type apache2", "parser type 'apache2' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv)"),
+        ("@type regex", "parser type 'regex' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv); "
                         "did you mean 'regexp'?"),
         ("time_type mixed", "time_type mixed is not supported by weir"),
+    ])
+
+
+def test_csv_and_timezone_refused(tmp_path):
+    """<parse> @type csv needs keys, <format> @type csv needs fields (an
+    empty list is Fluentd's error); a timezone that is neither a zone of the
+    TZ database nor Fluentd's [+-]HH[:MM] is refused in <format> and
+    <inject>."""
+    zoneinfo = os.environ.get("TZDIR") or "/usr/share/zoneinfo"
+    text = SRC + """<filter a.**>
+  @type parser
+  key_name message
+  <parse>
+    @type csv
+  </parse>
+</filter>
+<match b.**>
+  @type file
+  path /tmp/weir-never
+  <format>
+    @type csv
+    fields ,
+    timezone Mars/Olympus
+  </format>
+  <inject>
+    time_key t
+    timezone +9
+  </inject>
+</match>
+"""
+    expect_errors(tmp_path, text, [
+        ("<parse>", "missing required parameter 'keys' in <parse> (@type csv)"),
+        ("fields ,", "empty value is specified in fields parameter"),
+        ("timezone Mars/Olympus", f"unknown time zone 'Mars/Olympus' (no {zoneinfo}/Mars/Olympus)"),
+        ("timezone +9", "timezone '+9' is not supported: a fixed offset like +09:00 or a zone name like Asia/Tokyo"),
     ])
 
 

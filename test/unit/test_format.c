@@ -11,8 +11,10 @@
 
 #include "lib/json.h"
 #include "lib/timefmt.h"
+#include "lib/tzfile.h"
 #include "lib/wbuf.h"
 #include "outputs/format.h"
+#include "filter_test_util.h"
 
 static char *to_json(const wbuf *m)
 {
@@ -169,6 +171,140 @@ static void test_time_format(void **st)
     assert_string_equal(buf, "2023-11-14T22:13:20.123Z");
     time_fmt(buf, sizeof buf, "%s.%N|%6N|%%N", 1700000000, 1234, 1);
     assert_string_equal(buf, "1700000000.000001234|000001|%N");
+    /* fixed offsets, as Ruby's Time#localtime("+09:00").strftime: %z +0900, %:z +09:00, %Z empty, %s the epoch */
+    static const struct {
+        const char *format;
+        int zone;
+        int32_t off;
+        const char *want;
+    } zc[] = {
+        {"%Y-%m-%d %H:%M:%S %z", TIMEFMT_FIXED, 9 * 3600, "2023-11-15 07:13:20 +0900"},
+        {"%H:%M %z|%:z|%Z|", TIMEFMT_FIXED, -(5 * 3600 + 30 * 60), "16:43 -0530|-05:30||"},
+        {"%d %H:%M:%S.%L %z", TIMEFMT_FIXED, 0, "14 22:13:20.123 +0000"},
+        {"%s %Z %z", TIMEFMT_UTC, 0, "1700000000 UTC +0000"},
+        {"%s", TIMEFMT_FIXED, 3600, "1700000000"},
+        {"%Y%m%d", TIMEFMT_FIXED, -23 * 3600, "20231113"},
+    };
+    for (size_t i = 0; i < sizeof zc / sizeof zc[0]; i++) {
+        size_t n = time_fmt_zone(buf, sizeof buf, zc[i].format, 1700000000, 123456789, zc[i].zone, zc[i].off);
+        assert_int_equal(n, strlen(zc[i].want));
+        assert_string_equal(buf, zc[i].want);
+    }
+    time_iso8601_zone(buf, sizeof buf, 1700000000, TIMEFMT_FIXED, 9 * 3600);
+    assert_string_equal(buf, "2023-11-15T07:13:20+09:00");
+    time_iso8601_zone(buf, sizeof buf, 1700000000, TIMEFMT_FIXED, 0);
+    assert_string_equal(buf, "2023-11-14T22:13:20+00:00"); /* a fixed +00:00 is not "Z" */
+    time_iso8601(buf, sizeof buf, 1700000000, 1);
+    assert_string_equal(buf, "2023-11-14T22:13:20Z");
+    /* zones of the TZ database: transitions, then the file's POSIX rule (2100 is past the last transition) */
+    static const struct {
+        const char *zone;
+        int64_t t;
+        int32_t off;
+    } dbc[] = {
+        {"Asia/Tokyo", 1700000000, 9 * 3600},       {"Asia/Tokyo", -1000000000, 9 * 3600},
+        {"Europe/Paris", 1700000000, 3600},         {"Europe/Paris", 1690000000, 7200},
+        {"Europe/Paris", 1679792399, 3600},         {"Europe/Paris", 1679792400, 7200}, /* 2023-03-26 01:00Z */
+        {"Europe/Paris", 4118000000, 7200},         {"Europe/Paris", 4102444800, 3600},
+        {"Australia/Sydney", 4102444800, 39600},    {"Australia/Sydney", 4118000000, 36000},
+        {"America/New_York", 1700000000, -18000},   {"America/Argentina/Buenos_Aires", 1700000000, -10800},
+        {"Asia/Kolkata", 1700000000, 19800},
+    };
+    for (size_t i = 0; i < sizeof dbc / sizeof dbc[0]; i++) {
+        tz_zone z;
+        char err[256];
+        if (tz_zone_load(&z, dbc[i].zone, err, sizeof err))
+            fail_msg("%s", err);
+        if (tz_zone_offset(&z, dbc[i].t) != dbc[i].off)
+            fail_msg("%s at %lld: %d, want %d", dbc[i].zone, (long long)dbc[i].t, tz_zone_offset(&z, dbc[i].t),
+                     dbc[i].off);
+        tz_zone_free(&z);
+    }
+    static const struct {
+        const char *name;
+        int ok;
+    } names[] = {{"Asia/Tokyo", 1}, {"America/Argentina/Buenos_Aires", 1}, {"UTC", 0},     {"a/b/c/d", 0},
+                 {"/etc/passwd", 0}, {"Asia/../../etc", 0},           {"Asia/", 0},    {"./x", 0}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (tz_zone_name(names[i].name) != names[i].ok)
+            fail_msg("tz_zone_name(%s) != %d", names[i].name, names[i].ok);
+}
+
+/* <format>/<inject> lines (inside <match>) -> the formatted record; want NULL: a configuration error
+ * containing err. The csv lines are what Ruby 3.1's CSV.generate_line writes (Fluentd's formatter_csv). */
+static const struct {
+    const char *format, *inject, *record, *want, *err;
+} fcases[] = {
+    {"@type csv\nfields msg,n", NULL, "{\"msg\":\"a,b \\\"q\\\"\",\"n\":5}", "\"a,b \"\"q\"\"\",\"5\"\n", NULL},
+    {"@type csv\nfields a,missing,n,f,t,z\nforce_quotes false", NULL,
+     "{\"a\":\"plain\",\"n\":null,\"f\":1.5,\"t\":true,\"z\":\"\"}", "plain,,,1.5,true,\"\"\n", NULL},
+    {"@type csv\nfields a,b,c,d\nforce_quotes false", NULL, "{\"a\":\"x,y\",\"b\":\"q\\\"\",\"c\":\"n\\nl\",\"d\":\" sp\"}",
+     "\"x,y\",\"q\"\"\",\"n\nl\", sp\n", NULL},
+    {"@type csv\nfields a,n\nforce_quotes false\ndelimiter TAB\nadd_newline false", NULL, "{\"a\":\"x,y\",\"n\":-3}",
+     "x,y\t-3", NULL},
+    {"@type csv\nfields a,n\ndelimiter \\t", NULL, "{\"a\":\"x\",\"n\":2}", "\"x\"\t\"2\"\n", NULL},
+    {"@type csv\nfields $.a.b,tag,,", "tag_key tag", "{\"a\":{\"b\":7}}", "\"7\",\"app.x\"\n", NULL},
+    {"@type csv\nfields n", "tag_key tag\ntime_key time", "{\"n\":1}", "\"1\"\n", NULL}, /* only the fields */
+    {"@type csv\nfields h,a,f\nforce_quotes false", NULL, "{\"h\":{\"a\":[1,null,\"s\"]},\"a\":[],\"f\":1e20}",
+     "\"{\"\"a\"\"=>[1, nil, \"\"s\"\"]}\",[],1.0e+20\n", NULL}, /* Ruby's Hash#to_s, Array#to_s, Float#to_s */
+    /* ltsv, single_value: Fluentd's value.to_s */
+    {"@type ltsv", NULL, "{\"s\":\"x\",\"n\":null,\"h\":{\"a\":[1,null]},\"f\":1.5,\"b\":true}",
+     "s:x\tn:\th:{\"a\"=>[1, nil]}\tf:1.5\tb:true\n", NULL},
+    {"@type single_value\nmessage_key h", NULL, "{\"h\":{\"k\":\"v\\tw\"}}", "{\"k\"=>\"v\\tw\"}\n", NULL},
+    {"@type single_value\nmessage_key n\nadd_newline false", NULL, "{\"n\":null}", "", NULL},
+    {"@type csv", NULL, "{}", NULL, "missing required parameter 'fields'"},
+    {"@type csv\nfields ,", NULL, "{}", NULL, "empty value is specified in fields parameter"},
+    /* timezone: <inject>'s string time, <format>'s time (out_file), a fixed offset wins over utc/localtime */
+    {"@type ltsv", "time_key time\ntime_type string\ntime_format %Y-%m-%d %H:%M:%S %z\ntimezone +09:00\nutc true",
+     "{\"msg\":\"tab\\there\"}", "msg:tab here\ttime:2023-11-15 07:13:22 +0900\n", NULL},
+    {"@type json", "time_key t\ntime_type string\ntimezone -0500", "{}", "{\"t\":\"2023-11-14T17:13:22-05:00\"}\n", NULL},
+    {"@type json", "time_key t\ntime_type string\ntimezone UTC", "{}", "{\"t\":\"2023-11-14T22:13:22+00:00\"}\n", NULL},
+    {"@type out_file\ntimezone +01\noutput_tag false", NULL, "{}", "2023-11-14T23:13:22+01:00\t{}\n", NULL},
+    {"@type out_file\ntime_format %H:%M %z\ntimezone -03:30\nlocaltime true", NULL, "{}", "18:43 -0330\tapp.x\t{}\n", NULL},
+    {"@type json", "time_key t\ntime_type string\ntimezone Asia/Tokyo", "{}", "{\"t\":\"2023-11-15T07:13:22+09:00\"}\n",
+     NULL},
+    {"@type out_file\ntime_format %Y-%m-%d %H:%M %z %Z|\ntimezone Europe/Paris\noutput_tag false", NULL, "{}",
+     "2023-11-14 23:13 +0100 |\t{}\n", NULL},
+    {"@type json", "time_key t\ntime_type string\ntimezone Mars/Olympus", "{}", NULL,
+     "t.conf:8: unknown time zone 'Mars/Olympus' (no "},
+    {"@type out_file\ntimezone +9", NULL, "{}", NULL,
+     "t.conf:4: timezone '+9' is not supported: a fixed offset like +09:00 or a zone name like Asia/Tokyo"},
+    {"@type out_file\ntimezone Japan", NULL, "{}", NULL, "t.conf:4: timezone 'Japan' is not supported"},
+    {"@type out_file\ntimezone ../etc/passwd", NULL, "{}", NULL, "timezone '../etc/passwd' is not supported"},
+};
+
+static void test_csv_and_timezone(void **st)
+{
+    for (size_t i = 0; i < sizeof fcases / sizeof fcases[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, "<match x>\n  <format>\n%s\n  </format>\n%s%s%s</match>\n", fcases[i].format,
+                 fcases[i].inject ? "  <inject>\n" : "", fcases[i].inject ? fcases[i].inject : "",
+                 fcases[i].inject ? "\n  </inject>\n" : "");
+        conf_errors errs = {0};
+        conf_node *root = conf_parse_string(text, "t.conf", &errs);
+        assert_non_null(root);
+        fmt f;
+        int rc = fmt_configure(&f, root->children[0], FMT_JSON, &errs);
+        if (!fcases[i].want) {
+            if (rc != -1 || errs.n != 1 || !strstr(errs.msgs[0], fcases[i].err))
+                fail_msg("case %zu: rc %d, %zu errors (%s), want '%s'", i, rc, errs.n, errs.n ? errs.msgs[0] : "",
+                         fcases[i].err);
+        } else {
+            if (rc || errs.n)
+                fail_msg("case %zu: %s", i, errs.n ? errs.msgs[0] : "configure failed");
+            wbuf rec = J(fcases[i].record), out = {0};
+            entry e = {.sec = 1700000002, .nsec = 5, .record = rec.data, .record_len = rec.len};
+            assert_int_equal(fmt_record(&f, &out, "app.x", 5, &e), 0);
+            wbuf_addc(&out, 0);
+            if (strcmp((char *)out.data, fcases[i].want))
+                fail_msg("case %zu: '%s', want '%s'", i, (char *)out.data, fcases[i].want);
+            wbuf_free(&out);
+            wbuf_free(&rec);
+        }
+        fmt_free(&f);
+        conf_errors_free(&errs);
+        conf_free(root);
+    }
 }
 
 static void test_record_formats(void **st)
@@ -249,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_non_string_keys),     cmocka_unit_test(test_time_format),
         cmocka_unit_test(test_string_escape_differential),
         cmocka_unit_test(test_record_formats),      cmocka_unit_test(test_bad_format_type),
+        cmocka_unit_test(test_csv_and_timezone),
     };
     return cmocka_run_group_tests_name("format", tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* Unit tests: the <parse> section (aggregator/parse.c, parse_conv.c, parsers/: json, regexp, cri, logfmt,
- * none) and aggregator/timeparse.c. */
+ * none, ltsv, csv) and aggregator/timeparse.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -457,21 +457,98 @@ static void test_none(void **st)
     rm(t);
 }
 
+/* ltsv and csv: (config, text, JSON of the record or NULL for a failure, its error). The expected records
+ * are what Fluentd 1.16's parser_ltsv / parser_csv (Ruby 3.1's CSV) give for the same text. */
+static const struct {
+    const char *conf, *text, *want, *err;
+} kv_cases[] = {
+    {"@type ltsv", "a:1\tb:x:y\tnolabel\tc:\t:v", "{\"a\":\"1\",\"b\":\"x:y\",\"c\":\"\",\"\":\"v\"}", NULL},
+    {"@type ltsv", "a:1\tb:2\ta:3", "{\"a\":\"3\",\"b\":\"2\"}", NULL}, /* a Hash: first place, later value */
+    {"@type ltsv", "", "{}", NULL},
+    {"@type ltsv\ndelimiter ;\nlabel_delimiter =", "a=1;b=two;c=", "{\"a\":\"1\",\"b\":\"two\",\"c\":\"\"}", NULL},
+    {"@type ltsv\ndelimiter \" \"", "  a:1 \t b:2  ", "{\"a\":\"1\",\"b\":\"2\"}", NULL}, /* awk-style split */
+    {"@type ltsv\ndelimiter_pattern /[;,]+/", "a:1;;b:2,c:3", "{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\"}", NULL},
+    {"@type ltsv\ntypes n:integer\nnull_empty_string true", "n:42\te:", "{\"n\":42,\"e\":null}", NULL},
+    {"@type ltsv", "time:2023-11-14T22:13:20Z\tm:x", "{\"m\":\"x\"}", NULL}, /* time key `time` */
+    {"@type csv\nkeys a,b,c", "1,\"x,y\",\"q \"\"z\"\"\"", "{\"a\":\"1\",\"b\":\"x,y\",\"c\":\"q \\\"z\\\"\"}", NULL},
+    {"@type csv\nkeys a,b,c", "1,,\"\"", "{\"a\":\"1\",\"b\":null,\"c\":\"\"}", NULL},
+    {"@type csv\nkeys a,b,c", "1", "{\"a\":\"1\",\"b\":null,\"c\":null}", NULL},
+    {"@type csv\nkeys a,b", "1,2,3\r\n", "{\"a\":\"1\",\"b\":\"2\"}", NULL},
+    {"@type csv\nkeys a,b", "\"multi\nline\",2\nnext,row", "{\"a\":\"multi\\nline\",\"b\":\"2\"}", NULL},
+    {"@type csv\nkeys a,a,b", "1,2,3", "{\"a\":\"2\",\"b\":\"3\"}", NULL},
+    {"@type csv\nkeys [\"a\",\"b\"]\ndelimiter \"\\t\"\ntypes b:integer", "x y\t7", "{\"a\":\"x y\",\"b\":7}", NULL},
+    {"@type csv\nkeys a,b\ndelimiter ||", "1||\"2||3\"", "{\"a\":\"1\",\"b\":\"2||3\"}", NULL},
+    {"@type csv\nkeys a,b", "a\"b,c", NULL, "parse failed Illegal quoting in line 1."},
+    {"@type csv\nkeys a,b", "\"ab\"c,d", NULL, "parse failed Any value after quoted field isn't allowed in line 1."},
+    {"@type csv\nkeys a,b", "\"open,d", NULL, "parse failed Unclosed quoted field in line 1."},
+    {"@type csv\nkeys a,b", "\"x\ny\",a\rb", NULL, "parse failed Unquoted fields do not allow new line <\"\\r\"> in line 1."},
+    {"@type csv\nkeys a,b", "\"\r\",\n", NULL, "parse failed New line must be <\"\\r\"> not <\"\\n\"> in line 1."},
+    {"@type csv\nkeys a", "", NULL, "parse failed wrong argument type NilClass (must respond to :each)"},
+    /* parser_engine fast: Fluentd's own split */
+    {"@type csv\nkeys a,b,c\nparser_engine fast", "1,\"x,y\",\"q \"\"z\"\"\"\n", "{\"a\":\"1\",\"b\":\"x,y\",\"c\":\"q \\\"z\\\"\"}", NULL},
+    {"@type csv\nkeys a,b\nparser_type fast", "\"a,\"\"b\"\",c", "{\"a\":\"a,\\\"\\\"b\\\"\",\"b\":\"c\"}", NULL},
+    {"@type csv\nkeys a,b,c\nparser_engine fast", ",\"\",x", "{\"a\":null,\"b\":\"\",\"c\":\"x\"}", NULL},
+    {"@type csv\nkeys a,b,c\nparser_engine fast", "1,2", "{\"a\":\"1\",\"b\":\"2\"}", NULL},
+    {"@type csv\nkeys a\nparser_engine fast", "\r\n", "{}", NULL},
+    {"@type csv\nkeys a,b\nparser_engine fast", "\"open,x", "{\"a\":\"open,\"}", NULL},
+};
+
+static void test_ltsv_csv(void **st)
+{
+    for (size_t i = 0; i < sizeof kv_cases / sizeof kv_cases[0]; i++) {
+        tp *t = mk_ok(kv_cases[i].conf);
+        result r = RUN(t, kv_cases[i].text);
+        if (kv_cases[i].want) {
+            if (r.rc != PARSE_OK)
+                fail_msg("case %zu: rc %d (%s)", i, r.rc, r.err);
+            if (strcmp(r.json, kv_cases[i].want))
+                fail_msg("case %zu: %s, want %s", i, r.json, kv_cases[i].want);
+        } else {
+            if (r.rc != PARSE_FAIL || strcmp(r.err, kv_cases[i].err))
+                fail_msg("case %zu: rc %d err '%s', want '%s'", i, r.rc, r.err, kv_cases[i].err);
+        }
+        free(r.json);
+        rm(t);
+    }
+    tp *t = mk_ok("@type ltsv\ntime_format %s\nkeep_time_key true");
+    result r = RUN(t, "time:1700000000\tk:v");
+    assert_int_equal(r.rc, PARSE_OK);
+    assert_int_equal(r.sec, 1700000000);
+    assert_string_equal(r.json, "{\"time\":\"1700000000\",\"k\":\"v\"}");
+    free(r.json);
+    rm(t);
+    expect_conf_error("@type csv", "p.conf:1: missing required parameter 'keys' in <parse> (@type csv)");
+    expect_conf_error("@type csv\nkeys a\nparser_engine turbo",
+                      "p.conf:4: invalid value 'turbo' for parameter 'parser_engine'; expected one of: normal, fast");
+}
+
 static void test_parse_config_errors(void **st)
 {
     expect_conf_error("", "p.conf:1: missing @type in <parse>");
     expect_conf_error("@type jsn", "p.conf:2: unknown parser type 'jsn'; did you mean 'json'?");
     expect_conf_error("@type apache2",
                       "p.conf:2: parser type 'apache2' is not supported by weir (supported: json, regexp, cri, logfmt, "
-                      "none, grok)");
+                      "none, grok, ltsv, csv)");
     expect_conf_error("@type json\ntime_typ float", "p.conf:3: unknown parameter 'time_typ' in <parse>; did you mean 'time_type'?");
     expect_conf_error("@type json\ntime_type epoch",
                       "p.conf:3: invalid value 'epoch' for parameter 'time_type'; expected one of: string, unixtime, "
                       "float");
     expect_conf_error("@type json\ntime_type mixed", "p.conf:3: time_type mixed is not supported by weir");
-    expect_conf_error("@type json\ntimezone Asia/Tokyo",
-                      "p.conf:3: timezone 'Asia/Tokyo' is not supported: weir takes UTC or a fixed offset like +09:00 "
-                      "(no zone names)");
+    expect_conf_error("@type json\ntimezone Mars/Olympus",
+                      "p.conf:3: unknown time zone 'Mars/Olympus' (no /usr/share/zoneinfo/Mars/Olympus)");
+    expect_conf_error("@type json\ntimezone Tokyo",
+                      "p.conf:3: timezone 'Tokyo' is not supported: a fixed offset like +09:00 or a zone name like "
+                      "Asia/Tokyo");
+    /* a zone name: the offset in force at that wall-clock time (summer, winter) */
+    tp *z = mk_ok("@type json\ntime_format %Y-%m-%d %H:%M:%S\ntimezone Europe/Paris");
+    result zr = RUN(z, "{\"time\":\"2023-07-01 12:00:00\"}");
+    assert_int_equal(zr.rc, PARSE_OK);
+    assert_int_equal(zr.sec, 1688205600);
+    free(zr.json);
+    zr = RUN(z, "{\"time\":\"2023-12-01 12:00:00\"}");
+    assert_int_equal(zr.sec, 1701428400);
+    free(zr.json);
+    rm(z);
     expect_conf_error("@type json\njson_parser fast",
                       "p.conf:3: invalid value 'fast' for parameter 'json_parser'; expected one of: oj, yajl, json");
     expect_conf_error("@type json\nkeep_time_key maybe", "p.conf:3: invalid boolean value 'maybe' for parameter 'keep_time_key'");
@@ -692,6 +769,7 @@ int main(void)
         cmocka_unit_test(test_json_time),     cmocka_unit_test(test_types_and_nulls),
         cmocka_unit_test(test_regexp),        cmocka_unit_test(test_cri),
         cmocka_unit_test(test_logfmt),        cmocka_unit_test(test_none),
+        cmocka_unit_test(test_ltsv_csv),
         cmocka_unit_test(test_parse_config_errors), cmocka_unit_test(test_scrub),
         cmocka_unit_test(test_strptime),      cmocka_unit_test(test_flexible_time),
         cmocka_unit_test(test_local_time),    cmocka_unit_test(test_numeric_time),

@@ -146,7 +146,8 @@ run: deps
 
 # install: the binary, the systemd unit (paths substituted), the sample
 # config as $(SYSCONFDIR)/weir/weir.conf (kept if it exists), the embedded
-# default config and the docs. SYSCONFDIR is /etc for PREFIX=/usr.
+# default config, the example configs (config/examples/ ->
+# $(PREFIX)/share/weir/examples/) and the docs. SYSCONFDIR is /etc for PREFIX=/usr.
 SYSCONFDIR     ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR         ?= $(PREFIX)/share/doc/weir
@@ -155,6 +156,8 @@ install: $(BUILD)/weir
 	  $(DESTDIR)$(SYSCONFDIR)/weir $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 0755 $(BUILD)/weir $(DESTDIR)$(PREFIX)/bin/weir
 	install -m 0644 config/default.conf $(DESTDIR)$(PREFIX)/share/weir/weir.conf
+	install -d $(DESTDIR)$(PREFIX)/share/weir/examples
+	install -m 0644 config/examples/*.conf $(DESTDIR)$(PREFIX)/share/weir/examples/
 	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
 	  packaging/weir.service > $(DESTDIR)$(SYSTEMDUNITDIR)/weir.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/weir.service

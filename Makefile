@@ -9,7 +9,8 @@
 #   make bench           benchmarks (build/weir + load generator), then side by side with
 #                        Fluent Bit and Fluentd (bench/peers.py; BENCH_PEERS=0 leaves that out)
 #   make bench-peers     only the side-by-side runs
-#   make bench-backends  forward -> buffer -> Elasticsearch / Loki / Kafka, real servers; then
+#   make bench-backends  forward -> buffer -> Elasticsearch / Loki / Kafka, real servers; the Phase 2
+#                        example Kafka -> weir -> null (bench/phase2.sh); then
 #                        Elasticsearch and Loki against Fluent Bit (bench/peers-backends.py)
 #   make run             build and run on the embedded default config
 
@@ -131,8 +132,9 @@ bench-peers: all
 
 # The backends, each against a real server started by the script (Elasticsearch,
 # Loki, Kafka: the test peers); needs make test-deps first. BENCH_BACKENDS
-# chooses a subset, e.g. BENCH_BACKENDS="kafka".
-BENCH_BACKENDS ?= elasticsearch loki kafka
+# chooses a subset, e.g. BENCH_BACKENDS="kafka". phase2: Kafka -> weir on
+# config/examples/phase2-kafka-to-es.conf -> null (bench/phase2.sh).
+BENCH_BACKENDS ?= elasticsearch loki kafka phase2
 bench-backends: all
 	@for b in $(BENCH_BACKENDS); do echo "== bench/$$b.sh"; bench/$$b.sh $(abspath $(BUILD)) || exit 1; done
 	@if [ "$(BENCH_PEERS)" != 0 ]; then \

@@ -23,7 +23,15 @@
 # the broker's CPU; the machine's load average before and after. Prints a
 # JSON summary line last. Needs the test venv (scripts/install-deps.sh --test).
 #
-# Environment: PHASE2_BENCH_RECORDS (1000000), BENCH_KEEP=1 keeps the temp dir.
+# PHASE2_BENCH_ES=1: the example as it is, into a real Elasticsearch node
+# (test/integration/peer_es.py, heap ES_BENCH_HEAP, default 1g; one shard,
+# no replica), done when _count over logs-*,cdc-* reaches every record;
+# the node's CPU is reported beside weir's (PHASE2_BENCH_RECORDS defaults to
+# 200000 there: the node indexes ~10 k documents/s on this machine).
+#
+# Environment: PHASE2_BENCH_RECORDS (1000000), PHASE2_BENCH_CONFIG (another
+# config of the same shape instead of the example, for experiments),
+# BENCH_KEEP=1 keeps the temp dir.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=$(cd "${1:-$ROOT/build}" && pwd)
@@ -43,8 +51,10 @@ from peer_kafka import Broker
 from benchlib import cpu_of_pgrp, cpu_of_pid, free_port, wait_listening
 import benchlib
 
-N = int(os.environ.get("PHASE2_BENCH_RECORDS", "1000000"))
-EXAMPLE = os.path.join(ROOT, "config", "examples", "phase2-kafka-to-es.conf")
+ES = os.environ.get("PHASE2_BENCH_ES") == "1"
+N = int(os.environ.get("PHASE2_BENCH_RECORDS", "200000" if ES else "1000000"))
+os.environ.setdefault("WEIR_ES_HEAP", os.environ.get("ES_BENCH_HEAP", "1g"))
+EXAMPLE = os.environ.get("PHASE2_BENCH_CONFIG") or os.path.join(ROOT, "config", "examples", "phase2-kafka-to-es.conf")
 MARK = "# logs-YYYY.MM.DD, logs-errors-YYYY.MM.DD, logs-dlq-YYYY.MM.DD"
 SERVICES = ["auth-api", "orders-api", "payments-api", "catalog-api", "gateway", "users-api", "search-api"]
 PATHS = ["/api/orders/{}", "/api/users/{}/profile", "/api/catalog/items?page={}", "/healthz", "/api/pay/{}"]
@@ -151,7 +161,23 @@ try:
     text = open(EXAMPLE).read()
     assert MARK in text, f"{EXAMPLE} changed: no line {MARK!r}"
     mport = free_port()
-    conf = text[:text.index(MARK)] + f"""
+    node = None
+    if ES:
+        import peer_es
+        node = peer_es.Node()
+        node.start()
+        node.one_shard_default()
+        node.ok("PUT", "/_index_template/bench-cdc", {"index_patterns": ["cdc-*"], "priority": 1,
+                "template": {"settings": {"number_of_shards": 1, "number_of_replicas": 0}}})
+        conf = text + f"""
+<source>
+  @type monitor_agent
+  bind 127.0.0.1
+  port {mport}
+</source>
+"""
+    else:
+        conf = text[:text.index(MARK)] + f"""
 <source>
   @type monitor_agent
   bind 127.0.0.1
@@ -184,6 +210,8 @@ try:
     with open(cpath, "w") as f:
         f.write(conf)
     env = {**os.environ, "KAFKA_BROKERS": broker.bootstrap, "KAFKA_GROUP": "bench", "WEIR_BUFFER_DIR": tmp, "TZ": "UTC"}
+    if node:
+        env["ES_HOSTS"] = node.url
     load0 = loadavg()
     b0 = cpu_of_pgrp(broker.proc.pid)
     errf = open(os.path.join(tmp, "weir.log"), "wb")
@@ -204,15 +232,22 @@ try:
         assert time.monotonic() - t_start < 120, "no record out after 120 s"
         time.sleep(0.05)
     t0 = time.monotonic(); c0 = cpu_of_pid(weir.pid); bb0 = cpu_of_pgrp(broker.proc.pid)
+    n0 = cpu_of_pgrp(node.proc.pid) if node else 0
     while True:
         by = outs()
         got = sum(by.values())
+        if node:
+            by = {}
+            for idx in ("logs-2*", "logs-errors-*", "logs-dlq-*", "cdc-*"):
+                by[idx] = node.count(idx)
+            got = sum(by.values())
         if got >= N:
             break
         assert weir.poll() is None, "weir exited"
         assert time.monotonic() - t0 < 1800, f"only {got} of {N} records out after 30 min"
         time.sleep(0.1)
     t1 = time.monotonic(); c1 = cpu_of_pid(weir.pid); bb1 = cpu_of_pgrp(broker.proc.pid)
+    n1 = cpu_of_pgrp(node.proc.pid) if node else 0
     hwm = vm(weir.pid, "VmHWM"); rss = vm(weir.pid, "VmRSS")
     load1 = loadavg()
     el = t1 - t0
@@ -224,12 +259,16 @@ try:
            "weir_peak_rss_mb": hwm, "weir_rss_end_mb": rss, "broker_cpu_cores": round((bb1 - bb0) / el, 2),
            "routed": {k: int(v) for k, v in sorted(by.items())}, "loadavg_before": load0, "loadavg_after": load1,
            "nproc": os.cpu_count()}
+    if node:
+        res["es_node_cpu_cores"] = round((n1 - n0) / el, 2)
+        res["weir_cpu_vs_node"] = round((c1 - c0) / max(n1 - n0, 1e-9), 3)
     print(f"phase2   kafka -> weir (example pipeline: decorate_events, DLQ labels, kafka_id, grok, debezium, "
-          f"rewrite_tag_filter) -> null: {got:.0f}/{N} records ({nbytes / 1e6:.0f} MB) in {el:.2f}s = "
+          f"rewrite_tag_filter) -> {'Elasticsearch (searchable)' if node else 'null'}: {got:.0f}/{N} records ({nbytes / 1e6:.0f} MB) in {el:.2f}s = "
           f"{got / el:.0f} records/s, {nbytes / 1e6 / el:.1f} MB/s; weir CPU {(c1 - c0) / N * 1e6:.2f} us/record "
           f"({(c1 - c0) / el:.2f} cores; {c1 / N * 1e6:.2f} us/record whole process), peak RSS {hwm} MB; broker "
-          f"{(bb1 - bb0) / el:.2f} cores; load {load0} -> {load1}")
-    want = {"null_cdc": n_cdc}
+          f"{(bb1 - bb0) / el:.2f} cores" + (f"; ES node {(n1 - n0) / el:.2f} cores (weir = {res['weir_cpu_vs_node']} x the node)"
+                                                if node else "") + f"; load {load0} -> {load1}")
+    want = {"cdc-*" if node else "null_cdc": n_cdc}
     for k in want:
         if by.get(k, 0) != want[k]:
             log(f"routing: {k} got {by.get(k, 0)}, want {want[k]}")
@@ -242,6 +281,8 @@ finally:
         weir.kill()
         weir.wait()
     broker.cleanup()
+    if "node" in dir() and node is not None:
+        node.close()
     if os.environ.get("BENCH_KEEP") == "1":
         log(f"kept {tmp}")
     else:

@@ -9,7 +9,8 @@
 #   make bench           benchmarks (build/weir + load generator), then side by side with
 #                        Fluent Bit and Fluentd (bench/peers.py; BENCH_PEERS=0 leaves that out)
 #   make bench-peers     only the side-by-side runs
-#   make bench-backends  forward -> buffer -> Elasticsearch / Loki / Kafka, real servers; then
+#   make bench-backends  forward -> buffer -> Elasticsearch / Loki / Kafka, real servers; the Phase 2
+#                        example Kafka -> weir -> null (bench/phase2.sh); then
 #                        Elasticsearch and Loki against Fluent Bit (bench/peers-backends.py)
 #   make run             build and run on the embedded default config
 
@@ -131,8 +132,9 @@ bench-peers: all
 
 # The backends, each against a real server started by the script (Elasticsearch,
 # Loki, Kafka: the test peers); needs make test-deps first. BENCH_BACKENDS
-# chooses a subset, e.g. BENCH_BACKENDS="kafka".
-BENCH_BACKENDS ?= elasticsearch loki kafka
+# chooses a subset, e.g. BENCH_BACKENDS="kafka". phase2: Kafka -> weir on
+# config/examples/phase2-kafka-to-es.conf -> null (bench/phase2.sh).
+BENCH_BACKENDS ?= elasticsearch loki kafka phase2
 bench-backends: all
 	@for b in $(BENCH_BACKENDS); do echo "== bench/$$b.sh"; bench/$$b.sh $(abspath $(BUILD)) || exit 1; done
 	@if [ "$(BENCH_PEERS)" != 0 ]; then \
@@ -146,7 +148,8 @@ run: deps
 
 # install: the binary, the systemd unit (paths substituted), the sample
 # config as $(SYSCONFDIR)/weir/weir.conf (kept if it exists), the embedded
-# default config and the docs. SYSCONFDIR is /etc for PREFIX=/usr.
+# default config, the example configs (config/examples/ ->
+# $(PREFIX)/share/weir/examples/) and the docs. SYSCONFDIR is /etc for PREFIX=/usr.
 SYSCONFDIR     ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR         ?= $(PREFIX)/share/doc/weir
@@ -155,6 +158,8 @@ install: $(BUILD)/weir
 	  $(DESTDIR)$(SYSCONFDIR)/weir $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 0755 $(BUILD)/weir $(DESTDIR)$(PREFIX)/bin/weir
 	install -m 0644 config/default.conf $(DESTDIR)$(PREFIX)/share/weir/weir.conf
+	install -d $(DESTDIR)$(PREFIX)/share/weir/examples
+	install -m 0644 config/examples/*.conf $(DESTDIR)$(PREFIX)/share/weir/examples/
 	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
 	  packaging/weir.service > $(DESTDIR)$(SYSTEMDUNITDIR)/weir.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/weir.service

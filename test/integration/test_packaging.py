@@ -72,6 +72,14 @@ def test_install_prefix_usr_layout(tmp_path):
     # the installed sample config is valid for the installed binary
     p = subprocess.run([binp, "--dry-run", "-c", conf], capture_output=True, text=True, timeout=10)
     assert p.returncode == 0, p.stderr + p.stdout
+    # and so are the example configs (config/examples/), installed under share/weir/examples
+    examples = sorted(os.listdir(os.path.join(REPO, "config", "examples")))
+    assert "phase2-kafka-to-es.conf" in examples
+    for name in examples:
+        ex = os.path.join(dest, "usr/share/weir/examples", name)
+        assert os.path.isfile(ex), f"{ex} not installed"
+        p = subprocess.run([binp, "--dry-run", "-c", ex], capture_output=True, text=True, timeout=10)
+        assert p.returncode == 0, p.stderr + p.stdout
 
 
 def test_install_keeps_an_edited_config_and_prefix_usr_local(tmp_path):

@@ -123,6 +123,10 @@ bench: all $(BUILD)/bench-filters
 	@scripts/bench.sh $(abspath $(BUILD))
 	@echo "== filters (bench/filters.c): the enrich chain on one core"
 	@$(BUILD)/bench-filters
+	@if [ "$(BENCH_E2E)" != 0 ]; then \
+		echo "== end to end: Kafka -> weir on config/examples/phase2-kafka-to-es.conf -> null (bench/phase2.sh; BENCH_E2E=0 leaves it out)"; \
+		if [ -d "$${WEIR_TEST_CACHE:-$$HOME/.cache/weir-test}/kafka" ]; then bench/phase2.sh $(abspath $(BUILD)); \
+		else echo "skipped: no Kafka broker cached (make test-deps first)"; fi; fi
 	@if [ "$(BENCH_PEERS)" != 0 ]; then \
 		echo "== side by side: weir, Fluent Bit, Fluentd (bench/peers.py; BENCH_PEERS=0 leaves it out)"; \
 		bench/peers.py $(abspath $(BUILD)); fi

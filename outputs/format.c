@@ -28,6 +28,9 @@ const conf_spec fmt_format_spec[] = {
      "anything else a tab; `ltsv`: the text as written; `csv`: default `,`, `\\t` or `TAB` is a tab"},
     {"output_tag", CONF_BOOL, "true", 0, offsetof(fmt, output_tag), NULL, "`out_file`: write the tag"},
     {"output_time", CONF_BOOL, "true", 0, offsetof(fmt, output_time), NULL, "`out_file`: write the time"},
+    {"time_type", CONF_ENUM, "string", 0, offsetof(fmt, time_type), "string|unixtime|float",
+     "`out_file`, `stdout`: the time as `time_format` text (`string`), integer seconds (`unixtime`; v0.12's "
+     "`time_as_epoch`) or `SEC.NSEC` (`float`)"},
     {"time_format", CONF_STR, NULL, 0, offsetof(fmt, time_format), NULL,
      "`out_file`, `stdout`: strftime plus `%L` ms, `%N` ns, `%3N/%6N/%9N`; default ISO 8601 (`out_file`), `%Y-%m-%d "
      "%H:%M:%S.%N %z` (`stdout`)"},
@@ -350,7 +353,12 @@ static const uint8_t *record_get(const entry *e, const char *key, const uint8_t 
 static int text_time(const fmt *f, wbuf *out, const entry *e, const char *def)
 {
     char tmp[128];
-    size_t k = zone_time(tmp, sizeof tmp, f->time_format ? f->time_format : def, &f->tz, e);
+    size_t k;
+    if (f->time_type != FMT_TIME_STRING) /* Fluentd's NumericTimeFormatter */
+        k = (size_t)(f->time_type == FMT_TIME_UNIXTIME ? snprintf(tmp, sizeof tmp, "%u", e->sec)
+                                                         : snprintf(tmp, sizeof tmp, "%u.%09u", e->sec, e->nsec));
+    else
+        k = zone_time(tmp, sizeof tmp, f->time_format ? f->time_format : def, &f->tz, e);
     return wbuf_add(out, tmp, k);
 }
 

@@ -52,11 +52,14 @@ typedef struct fmt_inject {
     int active;
 } fmt_inject;
 
+enum { FMT_TIME_STRING, FMT_TIME_UNIXTIME, FMT_TIME_FLOAT };
+
 typedef struct fmt {
     int type;
     /* out_file / stdout */
     char *delimiter;
     int output_tag, output_time;
+    int time_type; /* FMT_TIME_* */
     char *time_format;
     int localtime, utc;
     char *timezone;

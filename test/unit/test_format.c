@@ -260,6 +260,9 @@ static const struct {
     {"@type json", "time_key t\ntime_type string\ntimezone -0500", "{}", "{\"t\":\"2023-11-14T17:13:22-05:00\"}\n", NULL},
     {"@type json", "time_key t\ntime_type string\ntimezone UTC", "{}", "{\"t\":\"2023-11-14T22:13:22+00:00\"}\n", NULL},
     {"@type out_file\ntimezone +01\noutput_tag false", NULL, "{}", "2023-11-14T23:13:22+01:00\t{}\n", NULL},
+    /* <format> time_type (v0.12's time_as_epoch): Fluentd's NumericTimeFormatter */
+    {"@type out_file\ntime_type unixtime\noutput_tag false", NULL, "{}", "1700000002\t{}\n", NULL},
+    {"@type out_file\ntime_type float", NULL, "{}", "1700000002.000000005\tapp.x\t{}\n", NULL},
     {"@type out_file\ntime_format %H:%M %z\ntimezone -03:30\nlocaltime true", NULL, "{}", "18:43 -0330\tapp.x\t{}\n", NULL},
     {"@type json", "time_key t\ntime_type string\ntimezone Asia/Tokyo", "{}", "{\"t\":\"2023-11-15T07:13:22+09:00\"}\n",
      NULL},

@@ -36,7 +36,6 @@
 #include "lib/batch.h"
 #include "lib/clock.h"
 #include "lib/rx.h"
-#include "lib/timefmt.h"
 #include "lib/u64map.h"
 #include "aggregator/filter.h"
 #include "aggregator/record.h"
@@ -68,12 +67,13 @@ typedef struct saga {
     uint64_t h;
     uint64_t first, last; /* event times, ns */
     double seen;          /* clock of the last event */
+    double enq;           /* clock when it was put at the list's tail (the list is in this order) */
     uint32_t events, nsteps, capsteps, dropped_steps;
     uint32_t failures, compensations;
     agg_step *steps;
     uint32_t *svcs; /* string ids, sorted at emission */
     uint8_t nsvc, capsvc, ntr, flags;
-    uint16_t trlen, keylen;
+    uint16_t trlen, trcap, keylen;
     uint8_t *tr; /* trace ids: [len][bytes]... */
     char key[];
 } saga;
@@ -687,12 +687,33 @@ static int cmp_step_full(const void *x, const void *y)
 
 static void put_cstr(wbuf *w, const char *s) { mpw_str(w, s, strlen(s)); }
 
+/* ISO 8601 UTC with nanoseconds, "2026-12-02T15:40:12.123456789Z" (what
+ * time_fmt's %Y-%m-%dT%H:%M:%S.%NZ gives, without strftime's cost) */
 static void put_time(wbuf *w, uint64_t ns)
 {
-    char b[64];
-    size_t n = time_fmt(b, sizeof b, "%Y-%m-%dT%H:%M:%S.%NZ", (uint32_t)(ns / 1000000000u),
-                        (uint32_t)(ns % 1000000000u), 1);
-    mpw_str(w, b, n);
+    uint64_t secs = ns / 1000000000u;
+    uint32_t frac = (uint32_t)(ns % 1000000000u);
+    int64_t days = (int64_t)(secs / 86400);
+    uint32_t sod = (uint32_t)(secs % 86400);
+    /* days to civil (Howard Hinnant's algorithm) */
+    int64_t z = days + 719468;
+    int64_t era = z / 146097;
+    uint32_t doe = (uint32_t)(z - era * 146097);
+    uint32_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = (int64_t)yoe + era * 400;
+    uint32_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    uint32_t mp = (5 * doy + 2) / 153;
+    uint32_t d = doy - (153 * mp + 2) / 5 + 1;
+    uint32_t m = mp < 10 ? mp + 3 : mp - 9;
+    if (m <= 2)
+        y++;
+    char b[40];
+    int n = snprintf(b, sizeof b, "%04lld-%02u-%02uT%02u:%02u:%02u.%09uZ", (long long)y, m, d, sod / 3600,
+                     sod / 60 % 60, sod % 60, frac);
+    if (n > 0 && (size_t)n < sizeof b)
+        mpw_str(w, b, (size_t)n);
+    else
+        mpw_str(w, "", 0);
 }
 
 typedef struct trace_ref {
@@ -778,7 +799,7 @@ static void emit_summary(const aggregate_ctx *a, agg_shard *sh, saga *g, int out
 
 static size_t saga_bytes(const saga *g)
 {
-    return sizeof *g + g->keylen + (size_t)g->capsteps * sizeof(agg_step) + (size_t)g->capsvc * 4 + g->trlen;
+    return sizeof *g + g->keylen + (size_t)g->capsteps * sizeof(agg_step) + (size_t)g->capsvc * 4 + g->trcap;
 }
 
 /* Close g: summary, out of the table, list and trace index, freed. */
@@ -801,10 +822,15 @@ static void add_trace(const aggregate_ctx *a, saga *g, const uint8_t *s, uint32_
     for (uint32_t off = 0; off < g->trlen; off += 1u + g->tr[off])
         if (g->tr[off] == n && !memcmp(g->tr + off + 1, s, n))
             return;
-    uint8_t *nt = realloc(g->tr, g->trlen + 1u + n);
-    if (!nt)
-        return;
-    g->tr = nt;
+    size_t need = g->trlen + 1u + n;
+    if (need > g->trcap) {
+        size_t nc = (need + 63) & ~(size_t)63;
+        uint8_t *nt = realloc(g->tr, nc);
+        if (!nt)
+            return;
+        g->tr = nt;
+        g->trcap = (uint16_t)nc;
+    }
     g->tr[g->trlen] = (uint8_t)n;
     memcpy(g->tr + g->trlen + 1, s, n);
     g->trlen = (uint16_t)(g->trlen + 1u + n);
@@ -884,7 +910,8 @@ static int aggregate_filter(filter *f, filter_call *call, const uint8_t *rec, si
         g = find(sh, h, ks, kl);
     }
     if (!g) {
-        /* a new saga; over max_open the least recently active one of this shard goes */
+        /* a new saga; over max_open the least recently queued one of this
+         * shard goes (the least recently active, within timeout/64) */
         if (atomic_load(&st->open) >= (uint64_t)a->max_open && sh->head) {
             atomic_fetch_add(&st->evicted, 1);
             close_saga(a, sh, sh->head, O_EVICTED, call->emit);
@@ -902,11 +929,15 @@ static int aggregate_filter(filter *f, filter_call *call, const uint8_t *rec, si
             return FILTER_KEEP;
         }
         g->first = g->last = t;
+        g->enq = now;
         lru_append(sh, g);
         atomic_fetch_add(&st->open, 1);
         sh->bytes += saga_bytes(g);
-    } else {
+    } else if (now - g->enq > a->timeout / 64) {
+        /* to the tail, at most 64 times per timeout (a move touches three
+         * cache lines; between moves only `seen` changes) */
         lru_unlink(sh, g);
+        g->enq = now;
         lru_append(sh, g);
     }
     free(kcopy);
@@ -1009,6 +1040,9 @@ static void aggregate_tick(filter *f, double now, int mode, filter_emit *em)
         agg_shard *sh = &st->sh[i];
         pthread_mutex_lock(&sh->mu);
         if (mode == FILTER_TICK) {
+            /* the list is in queueing order and a saga is queued again when
+             * its last event is timeout/64 past its queueing: the head is
+             * never more than timeout/64 late against any saga behind it */
             while (sh->head && sh->head->seen + a->timeout <= now)
                 close_saga(a, sh, sh->head, O_TIMED_OUT, em);
         } else {

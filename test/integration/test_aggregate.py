@@ -149,7 +149,10 @@ def test_aggregate_workers_1_and_4_identical(tmp_path):
 
 
 def test_aggregate_passes_records_and_flushes_at_sigterm(weir):
-    weir.start(before=AGG.format(drop="false"))
+    import conftest
+    import helpers
+    mport = conftest.free_port()
+    weir.start(before=AGG.format(drop="false"), monitor=mport, monitor_type="prometheus")
     with weir.conn() as c:
         c.send(fwd.forward("app.saga", [
             fwd.entry(fwd.et(T0), {"saga_id": "x1", "event": "SagaStarted"}),
@@ -163,6 +166,10 @@ def test_aggregate_passes_records_and_flushes_at_sigterm(weir):
     assert [s["key"] for s in summ] == ["x1"] and summ[0]["outcome"] == "completed"
     assert summ[0]["steps"][1]["name"] == "pay"
     assert len([r for r in recs if r["tag"] == "app.saga"]) == 5
+    _, text = helpers.get(mport, "/metrics")
+    assert helpers.metric(text, "weir_aggregate_open", filter="sagas") == 1
+    assert helpers.metric(text, "weir_aggregate_summaries_total", filter="sagas") == 1
+    assert helpers.metric(text, "weir_aggregate_evictions_total", filter="sagas") == 0
     weir.stop_ok()
     recs = weir.read_records()
     summ = [r for r in recs if r["tag"] == "saga.summary"]

@@ -742,8 +742,10 @@ static void emit_summary(const aggregate_ctx *a, agg_shard *sh, saga *g, int out
     uint64_t t = g->last;
     batch_put_entry_head(w, (uint32_t)(t / 1000000000u), (uint32_t)(t % 1000000000u), NULL, 0);
     sort_sh = sh;
-    qsort(g->steps, g->nsteps, sizeof *g->steps, cmp_step_full);
-    qsort(g->svcs, g->nsvc, sizeof *g->svcs, cmp_sid);
+    if (g->nsteps)
+        qsort(g->steps, g->nsteps, sizeof *g->steps, cmp_step_full);
+    if (g->nsvc)
+        qsort(g->svcs, g->nsvc, sizeof *g->svcs, cmp_sid);
     mpw_map(w, 13);
     put_cstr(w, a->key_name);
     mpw_str(w, g->key, g->keylen);
@@ -789,7 +791,8 @@ static void emit_summary(const aggregate_ctx *a, agg_shard *sh, saga *g, int out
     uint32_t nt = 0;
     for (uint32_t off = 0; nt < g->ntr && off < g->trlen; off += 1u + g->tr[off])
         refs[nt++] = (trace_ref){g->tr + off + 1, g->tr[off]};
-    qsort(refs, nt, sizeof *refs, cmp_trace);
+    if (nt)
+        qsort(refs, nt, sizeof *refs, cmp_trace);
     put_cstr(w, "trace_ids");
     mpw_array(w, nt);
     for (uint32_t i = 0; i < nt; i++)

@@ -101,6 +101,7 @@ typedef struct agg_state {
     struct agg_state *next; /* registry */
     char *fp;
     int refs;
+    const filter *owner; /* the newest filter using it (the running configuration's) */
     agg_shard sh[AGG_SHARDS];
     agg_trace_shard ts[AGG_SHARDS];
     atomic_uint_fast64_t open, evicted, summaries, strs_dropped;
@@ -126,6 +127,7 @@ typedef struct aggregate_ctx {
     int any_cond;
     size_t tag_len;
     agg_state *st;
+    const filter *prev_owner; /* st's owner before this filter took it (a failed reload gives it back) */
 } aggregate_ctx;
 
 static const conf_spec aggregate_spec[] = {
@@ -548,6 +550,10 @@ static int aggregate_init(filter *f, conf_node *n, conf_errors *errs)
         a->st->next = reg_head;
         reg_head = a->st;
     }
+    if (a->st) {
+        a->prev_owner = a->st->owner;
+        a->st->owner = f;
+    }
     pthread_mutex_unlock(&reg_mu);
     free(fp);
     return a->st ? 0 : -1;
@@ -558,6 +564,8 @@ static void aggregate_exit(filter *f)
     aggregate_ctx *a = f->ctx;
     if (a->st) {
         pthread_mutex_lock(&reg_mu);
+        if (a->st->owner == f)
+            a->st->owner = a->prev_owner;
         if (--a->st->refs == 0) {
             agg_state **pp = &reg_head;
             while (*pp && *pp != a->st)
@@ -1032,11 +1040,12 @@ static void aggregate_tick(filter *f, double now, int mode, filter_emit *em)
     aggregate_ctx *a = f->ctx;
     agg_state *st = a->st;
     if (mode == FILTER_TICK_RELOAD) {
-        /* a new filter with the same id and configuration took the state over */
+        /* a new filter with the same id and configuration took the state over
+         * (old routers are kept until exit: refs counts them too) */
         pthread_mutex_lock(&reg_mu);
-        int shared = st->refs > 1;
+        int taken = st->owner != f;
         pthread_mutex_unlock(&reg_mu);
-        if (shared)
+        if (taken)
             return;
     }
     for (int i = 0; i < AGG_SHARDS; i++) {

@@ -174,3 +174,32 @@ def test_aggregate_passes_records_and_flushes_at_sigterm(weir):
     recs = weir.read_records()
     summ = [r for r in recs if r["tag"] == "saga.summary"]
     assert [(s["key"], s["outcome"]) for s in summ] == [("x1", "completed"), ("x2", "open")]
+
+
+def test_aggregate_reload_keeps_open_sagas_unless_changed(weir):
+    from test_reload import reload
+    cfg = weir.config(before=AGG.format(drop="true"))
+    weir.start(cfg)
+    with weir.conn() as c:
+        c.send(fwd.forward("app.saga", [
+            fwd.entry(fwd.et(T0), {"saga_id": "r1", "event": "SagaStarted"}),
+            fwd.entry(fwd.et(T0 + 1), {"saga_id": "r1", "event": "StepDone", "step": "a"}),
+        ]))
+    time.sleep(0.5)
+    # the same filter (another output added): the saga goes on
+    reload(weir, cfg + "# reloaded\n")
+    with weir.conn() as c:
+        c.send(fwd.forward("app.saga", [
+            fwd.entry(fwd.et(T0 + 2), {"saga_id": "r1", "event": "StepDone", "step": "b"}),
+            fwd.entry(fwd.et(T0 + 3), {"saga_id": "r1", "event": "SagaCompleted"}),
+            fwd.entry(fwd.et(T0 + 4), {"saga_id": "r2", "event": "SagaStarted"}),
+        ]))
+    recs = weir.wait_records(1)
+    assert recs[0]["key"] == "r1" and recs[0]["outcome"] == "completed" and recs[0]["event_count"] == 4
+    assert [s["name"] for s in recs[0]["steps"]] == ["", "a", "b", ""]
+    # a changed filter: its open saga is emitted as "open" at the reload
+    reload(weir, weir.config(before=AGG.format(drop="true").replace("timeout 4s", "timeout 5s")))
+    recs = weir.wait_records(2)
+    assert (recs[1]["key"], recs[1]["outcome"]) == ("r2", "open")
+    weir.stop_ok()
+    assert len(weir.read_records()) == 2

@@ -761,6 +761,13 @@ static int submit_wait(router_ctx *c)
     return ticket_sync_wait(&st) ? -1 : 0;
 }
 
+static void tick_ticket_done(ticket *t)
+{
+    if (atomic_load(&t->failed))
+        wlog_warn("router", "an output refused records emitted by a filter (aggregate summaries)");
+    free(t);
+}
+
 void router_tick(router *r, double now, int mode)
 {
     router_ctx *c = NULL;
@@ -786,11 +793,28 @@ void router_tick(router *r, double now, int mode)
             wbuf_free(&em.w);
         }
     }
-    if (c) {
+    if (!c)
+        return;
+    if (mode != FILTER_TICK) {
+        /* shutdown, reload: the outputs may stop next; wait until they took them */
         if (submit_wait(c))
             wlog_warn("router", "an output refused records emitted by a filter (aggregate summaries)");
-        router_ctx_free(c);
+    } else {
+        /* the once-a-second tick runs on the main thread (listeners,
+         * signals): it does not wait for the outputs */
+        size_t n;
+        rt_delivery *dl = router_ctx_deliveries(c, &n);
+        for (size_t i = 0; i < n; i++) {
+            ticket *t = malloc(sizeof *t);
+            if (!t)
+                continue;
+            atomic_init(&t->outstanding, 1);
+            atomic_init(&t->failed, 0);
+            t->done = tick_ticket_done;
+            output_submit(dl[i].out, dl[i].b, t, dl[i].flags);
+        }
     }
+    router_ctx_free(c);
 }
 
 int router_emit_to(router *r, rt_label *l, const batch *b, const char *reason)

@@ -89,7 +89,8 @@ int router_emit_to(router *r, rt_label *l, const batch *b, const char *reason);
 int router_congested(const router *r);
 
 /* Run every filter's tick (filter_plugin.tick; mode FILTER_TICK*) and route
- * what they emit into their labels, waiting until the outputs accepted it.
+ * what they emit into their labels; at shutdown and reload it waits until
+ * the outputs accepted it (they may stop next), the periodic tick does not.
  * Main thread: once a second, at shutdown (after the inputs stopped) and on
  * the old router at a reload (workers parked). */
 void router_tick(router *r, double now, int mode);

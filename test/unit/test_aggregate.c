@@ -1,4 +1,5 @@
 /* test/unit/test_aggregate.c: the aggregate filter (saga correlation). */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -360,6 +361,121 @@ static void test_order_independent(void **state)
     free(first);
 }
 
+/* 4 threads feed interleaved events of 400 sagas (each saga's events split
+ * over the threads, the ends after a barrier): the same summaries as one
+ * thread (the state is shared by the workers, sharded by key) */
+#define MT_SAGAS 400
+#define MT_THREADS 4
+typedef struct mt_arg {
+    filter *f;
+    int id;
+    pthread_barrier_t *bar;
+    filter_emit em;
+} mt_arg;
+
+static void mt_feed(filter *f, filter_emit *em, int saga, int ev, wbuf *out, wbuf *sc)
+{
+    char buf[256];
+    if (ev == 99)
+        snprintf(buf, sizeof buf, "{\"saga_id\":\"m%d\",\"event\":\"SagaEnded\",\"service\":\"s%d\"}", saga,
+                 saga % 3);
+    else
+        snprintf(buf, sizeof buf,
+                 "{\"saga_id\":\"m%d\",\"event\":\"%s\",\"step\":\"st%d\",\"service\":\"s%d\","
+                 "\"trace_id\":\"t%d-%d\",\"status\":\"%s\"}",
+                 saga, ev == 0 ? "SagaStarted" : "StepX", ev, (saga + ev) % 5, saga, ev / 2,
+                 ev == 3 && saga % 4 == 0 ? "FAILED" : "OK");
+    wbuf rec = J(buf);
+    filter_call c = {.tag = "app.x", .tag_len = 5, .sec = (uint32_t)(100 + saga + ev), .out = out, .scratch = sc,
+                     .emit = em};
+    out->len = 0;
+    f->plugin->filter(f, &c, rec.data, rec.len);
+    wbuf_free(&rec);
+}
+
+static void *mt_thread(void *p)
+{
+    mt_arg *a = p;
+    wbuf out = {0}, sc = {0};
+    /* event e of saga s goes to thread (s + e) % MT_THREADS */
+    for (int ev = 0; ev < 6; ev++)
+        for (int s = 0; s < MT_SAGAS; s++)
+            if ((s + ev) % MT_THREADS == a->id)
+                mt_feed(a->f, &a->em, s, ev, &out, &sc);
+    pthread_barrier_wait(a->bar);
+    for (int s = 0; s < MT_SAGAS; s++)
+        if (s % MT_THREADS == a->id)
+            mt_feed(a->f, &a->em, s, 99, &out, &sc);
+    wbuf_free(&out);
+    wbuf_free(&sc);
+    return NULL;
+}
+
+static int cmp_str(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
+
+static char **mt_summaries(run *r, filter_emit *ems, int n)
+{
+    char **v = calloc(MT_SAGAS, sizeof *v);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        r->em = ems[i];
+        for (uint32_t j = 0; j < ems[i].n; j++)
+            v[k++] = summary(r, j);
+    }
+    r->em = (filter_emit){0};
+    assert_int_equal(k, MT_SAGAS);
+    qsort(v, MT_SAGAS, sizeof *v, cmp_str);
+    return v;
+}
+
+static void test_threads_same_result(void **state)
+{
+    (void)state;
+    char **res[2];
+    for (int mode = 0; mode < 2; mode++) {
+        run r;
+        run_init(&r, CONDS);
+        pthread_barrier_t bar;
+        int nt = mode ? MT_THREADS : 1;
+        mt_arg args[MT_THREADS];
+        pthread_t th[MT_THREADS];
+        if (mode) {
+            pthread_barrier_init(&bar, NULL, MT_THREADS);
+            for (int i = 0; i < MT_THREADS; i++) {
+                args[i] = (mt_arg){.f = r.f, .id = i, .bar = &bar};
+                pthread_create(&th[i], NULL, mt_thread, &args[i]);
+            }
+            for (int i = 0; i < MT_THREADS; i++)
+                pthread_join(th[i], NULL);
+            pthread_barrier_destroy(&bar);
+        } else {
+            wbuf out = {0}, sc = {0};
+            args[0] = (mt_arg){.f = r.f};
+            for (int s = 0; s < MT_SAGAS; s++)
+                for (int ev = 5; ev >= 0; ev--) /* another order */
+                    mt_feed(r.f, &args[0].em, s, ev, &out, &sc);
+            for (int s = 0; s < MT_SAGAS; s++)
+                mt_feed(r.f, &args[0].em, s, 99, &out, &sc);
+            wbuf_free(&out);
+            wbuf_free(&sc);
+        }
+        filter_emit ems[MT_THREADS];
+        for (int i = 0; i < nt; i++)
+            ems[i] = args[i].em;
+        res[mode] = mt_summaries(&r, ems, nt);
+        for (int i = 0; i < nt; i++)
+            wbuf_free(&ems[i].w);
+        run_free(&r);
+    }
+    for (int i = 0; i < MT_SAGAS; i++) {
+        assert_string_equal(res[0][i], res[1][i]);
+        free(res[0][i]);
+        free(res[1][i]);
+    }
+    free(res[0]);
+    free(res[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_max_open_evicts),  cmocka_unit_test(test_steps_cap_and_defaults),
         cmocka_unit_test(test_copy_key_by_trace), cmocka_unit_test(test_drop_events_and_malformed),
         cmocka_unit_test(test_config_errors),    cmocka_unit_test(test_order_independent),
+        cmocka_unit_test(test_threads_same_result),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,6 +34,21 @@ enum { FILTER_KEEP = 0, FILTER_MODIFY = 1, FILTER_DROP = 2, FILTER_ERROR = 3, FI
 typedef struct filter filter;
 struct parser;
 
+/* Records a filter emits as new events (aggregate's summaries): entries
+ * ([time, record], batch_put_entry_head) appended to w, n of them, all with
+ * tag `tag` (the filter's; it does not change between calls). The router
+ * routes them into the filter's label from its start, like records a
+ * rewrite_tag_filter re-tagged, after the batch being filtered. */
+typedef struct filter_emit {
+    wbuf w;
+    uint32_t n;
+    const char *tag;
+    size_t tag_len;
+} filter_emit;
+
+/* filter_plugin.tick's `mode` */
+enum { FILTER_TICK = 0, FILTER_TICK_SHUTDOWN = 1, FILTER_TICK_RELOAD = 2 };
+
 typedef struct filter_call {
     const char *tag; /* the record's tag */
     size_t tag_len;
@@ -44,6 +59,7 @@ typedef struct filter_call {
     wbuf *scratch;         /* free scratch space for the filter (reset by the filter as it likes) */
     wbuf *aux;             /* a second one, distinct from scratch and out (may be NULL in tests) */
     char err[256];         /* FILTER_ERROR: why */
+    filter_emit *emit;     /* new records to emit (may be NULL: the filter then emits none) */
 } filter_call;
 
 typedef struct filter_plugin {
@@ -56,6 +72,14 @@ typedef struct filter_plugin {
     /* optional: the filter's <parse> section (NULL: none), whose counters
      * /metrics shows (parse_stats_get: grok's) */
     const struct parser *(*parser)(const filter *f);
+    /* optional: called about once a second on the main thread (mode
+     * FILTER_TICK; now: clock_mono()), once at shutdown after the inputs
+     * stopped (FILTER_TICK_SHUTDOWN), and on the old filters at a SIGHUP
+     * reload while the workers are parked (FILTER_TICK_RELOAD); what it
+     * appends to em is routed like records emitted from filter() (router_tick) */
+    void (*tick)(filter *f, double now, int mode, filter_emit *em);
+    /* optional: counters for /metrics (aggregate's); 0 when it has none */
+    int (*stats)(const filter *f, uint64_t *open, uint64_t *evicted, uint64_t *summaries);
 } filter_plugin;
 
 /* A filter plugin from the naming convention: FILTER_PLUGIN(grep, grep)

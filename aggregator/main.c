@@ -54,6 +54,14 @@ static void usage(FILE *f)
             "Logs are JSON objects, one per line, on stderr.\n");
 }
 
+static void on_tick(evutil_socket_t fd, short ev, void *arg)
+{
+    (void)fd;
+    (void)ev;
+    reload_ctx *x = arg;
+    router_tick(x->pl->rt, clock_mono(), FILTER_TICK);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     reload_ctx *rl = arg;
@@ -214,11 +222,17 @@ int main(int argc, char **argv)
         sigs[i] = evsignal_new(base, signums[i], on_signal, &rl);
         event_add(sigs[i], NULL);
     }
+    /* the filters' clock (aggregate's inactivity timeouts): once a second on
+     * this thread, so it never runs during a reload */
+    struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, &rl);
+    struct timeval one = {1, 0};
+    event_add(tick, &one);
     wlog_info("main", "weir %s started: config %s, %d workers, %zu outputs", WEIR_VERSION,
               config ? config : "<embedded default>", nworkers, pl.noutputs);
     event_base_dispatch(base);
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
+    event_free(tick);
     rc = 0;
     monitor_set_draining();
 
@@ -258,6 +272,9 @@ out:;
     for (size_t i = 0; i < pl.nsources; i++)
         if (pl.sources[i]->plugin->stop)
             pl.sources[i]->plugin->stop(pl.sources[i]);
+    /* nothing comes in any more: filters emit what they hold (aggregate's
+     * open sagas, outcome "open") while the outputs still run */
+    router_tick(pl.rt, clock_mono(), FILTER_TICK_SHUTDOWN);
     /* 3. outputs take what they were handed; buffers flush (flush_at_shutdown)
      * or keep their chunks for the next start */
     size_t nout = pl.noutputs;

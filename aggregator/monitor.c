@@ -206,6 +206,39 @@ static void grok_families(monitor *m, struct evbuffer *o)
     }
 }
 
+/* weir_aggregate_*: one sample per filter with counters (aggregate's) */
+typedef struct agg_walk {
+    struct evbuffer *o;
+    int which; /* 0 open, 1 evictions, 2 summaries */
+} agg_walk;
+
+static void filter_agg_sample(const filter *f, void *arg)
+{
+    agg_walk *w = arg;
+    uint64_t v[3];
+    char l1[256];
+    if (!f->plugin->stats || !f->plugin->stats(f, &v[0], &v[1], &v[2]))
+        return;
+    static const char *const names[3] = {"weir_aggregate_open", "weir_aggregate_evictions_total",
+                                         "weir_aggregate_summaries_total"};
+    evbuffer_add_printf(w->o, "%s{filter=\"%s\"} %llu\n", names[w->which], prom_label(f->id, l1, sizeof l1),
+                        (unsigned long long)v[w->which]);
+}
+
+static void aggregate_families(monitor *m, struct evbuffer *o)
+{
+    static const char *const head[3][3] = {
+        {"weir_aggregate_open", "gauge", "sagas (keys) an aggregate filter holds open"},
+        {"weir_aggregate_evictions_total", "counter", "sagas closed as `evicted` because max_open was reached"},
+        {"weir_aggregate_summaries_total", "counter", "summary records an aggregate filter emitted"},
+    };
+    for (int k = 0; k < 3; k++) {
+        prom_head(o, head[k][0], head[k][1], head[k][2]);
+        agg_walk w = {o, k};
+        router_each_filter(m->pl->rt, filter_agg_sample, &w);
+    }
+}
+
 static void write_metrics(monitor *m, struct evbuffer *o)
 {
     char l1[256], l2[64];
@@ -359,6 +392,7 @@ static void write_metrics(monitor *m, struct evbuffer *o)
 
     /* <parse> counters of the filters' and sources' parsers (grok's) */
     grok_families(m, o);
+    aggregate_families(m, o);
 
     /* routing */
     router_stats rs;

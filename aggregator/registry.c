@@ -36,12 +36,13 @@ static const source_plugin *const sources[] = {
  * out_stdout's formatter */
 extern const filter_plugin filter_record_transformer_plugin, filter_grep_plugin, filter_parser_plugin,
     filter_kubernetes_plugin, filter_trace_plugin, filter_ecs_plugin, filter_record_modifier_plugin,
-    filter_stdout_plugin, filter_prometheus_plugin, filter_debezium_plugin;
+    filter_stdout_plugin, filter_prometheus_plugin, filter_debezium_plugin, filter_aggregate_plugin;
 static const filter_plugin *const filters[] = {
     &filter_record_transformer_plugin, &filter_grep_plugin,   &filter_parser_plugin,
     &filter_kubernetes_plugin,         &filter_trace_plugin,  &filter_ecs_plugin,
     &filter_record_modifier_plugin,    &filter_stdout_plugin, &filter_prometheus_plugin,
-    &filter_debezium_plugin,           NULL,
+    &filter_debezium_plugin,           &filter_aggregate_plugin,
+    NULL,
 };
 
 /* <parse> types: aggregator/parsers/ */

@@ -344,6 +344,7 @@ typedef struct plan {
     uint64_t hash;
     filter **filters;
     size_t nfilters;
+    int emits; /* a filter that may emit records (filter_plugin.tick) */
     rt_target *target; /* NULL: no match */
 } plan;
 
@@ -389,6 +390,8 @@ static plan *plan_compute(router *r, const rt_label *l, const char *tag, size_t 
             continue;
         if (ru->kind == R_FILTER) {
             *ARRAY_XPUSH(p->filters, p->nfilters) = ru->f;
+            if (ru->f->plugin->tick)
+                p->emits = 1;
         } else {
             p->target = ru->t;
             break;
@@ -577,6 +580,9 @@ static batch *run_filters(router_ctx *c, const plan *p, batch *b, int depth)
     batch_iter_init(&it, b);
     const uint8_t *prev = it.p;
     filter_call call = {.tag = b->tag, .tag_len = b->tag_len, .scratch = &c->scratch, .aux = &c->aux};
+    /* records the filters emit (one list per filter: each has its own tag) */
+    filter_emit *ems = p->emits ? calloc(p->nfilters, sizeof *ems) : NULL;
+    const rt_label *label = p->label;
     while (batch_iter_next(&it, &e) == 1) {
         const uint8_t *entry_start = prev, *entry_end = it.p;
         prev = it.p;
@@ -594,6 +600,7 @@ static batch *run_filters(router_ctx *c, const plan *p, batch *b, int depth)
             o->len = 0;
             call.out = o;
             call.err[0] = 0;
+            call.emit = ems ? &ems[k] : NULL;
             int rc = p->filters[k]->plugin->filter(p->filters[k], &call, rec, rec_len);
             if (rc == FILTER_MODIFY) {
                 rec = o->data;
@@ -651,6 +658,24 @@ static batch *run_filters(router_ctx *c, const plan *p, batch *b, int depth)
         }
     }
     wbuf_free(&errw);
+    if (ems) {
+        /* the emitted records enter the label from its start with their own
+         * tag; all taken out first (routing them may run these filters again) */
+        size_t nf = p->nfilters;
+        batch **nbs = calloc(nf, sizeof *nbs);
+        for (size_t k = 0; k < nf; k++) {
+            if (ems[k].n && nbs)
+                nbs[k] = batch_from(&ems[k].w, ems[k].tag, ems[k].tag_len, ems[k].n);
+            wbuf_free(&ems[k].w);
+        }
+        free(ems);
+        for (size_t k = 0; nbs && k < nf; k++)
+            if (nbs[k]) {
+                route_one(c, label, nbs[k], nbs[k]->tag, nbs[k]->tag_len, depth + 1);
+                batch_unref(nbs[k]);
+            }
+        free(nbs);
+    }
     if (!nout) {
         wbuf_free(&out);
         return NULL;
@@ -719,6 +744,77 @@ int router_emit_error(router *r, const batch *b, const char *reason)
     if (!r->error_label)
         return -1;
     return router_emit_to(r, r->error_label, b, reason);
+}
+
+/* Hand the deliveries of c to their outputs and wait until they accepted
+ * them: 0, or -1. */
+static int submit_wait(router_ctx *c)
+{
+    size_t n;
+    rt_delivery *dl = router_ctx_deliveries(c, &n);
+    if (!n)
+        return 0;
+    ticket_sync st;
+    ticket_sync_init(&st, (int)n);
+    for (size_t i = 0; i < n; i++)
+        output_submit(dl[i].out, dl[i].b, &st.t, dl[i].flags);
+    return ticket_sync_wait(&st) ? -1 : 0;
+}
+
+static void tick_ticket_done(ticket *t)
+{
+    if (atomic_load(&t->failed))
+        wlog_warn("router", "an output refused records emitted by a filter (aggregate summaries)");
+    free(t);
+}
+
+void router_tick(router *r, double now, int mode)
+{
+    router_ctx *c = NULL;
+    for (size_t li = 0; li < r->nlabels; li++) {
+        rt_label *l = r->labels[li];
+        for (size_t i = 0; i < l->n; i++) {
+            filter *f = l->rules[i].f;
+            if (l->rules[i].kind != R_FILTER || !f->plugin->tick)
+                continue;
+            filter_emit em = {0};
+            f->plugin->tick(f, now, mode, &em);
+            if (em.n) {
+                if (!c && !(c = router_ctx_new(r))) {
+                    wbuf_free(&em.w);
+                    return;
+                }
+                batch *nb = batch_from(&em.w, em.tag, em.tag_len, em.n);
+                if (nb) {
+                    route_one(c, l, nb, nb->tag, nb->tag_len, 1);
+                    batch_unref(nb);
+                }
+            }
+            wbuf_free(&em.w);
+        }
+    }
+    if (!c)
+        return;
+    if (mode != FILTER_TICK) {
+        /* shutdown, reload: the outputs may stop next; wait until they took them */
+        if (submit_wait(c))
+            wlog_warn("router", "an output refused records emitted by a filter (aggregate summaries)");
+    } else {
+        /* the once-a-second tick runs on the main thread (listeners,
+         * signals): it does not wait for the outputs */
+        size_t n;
+        rt_delivery *dl = router_ctx_deliveries(c, &n);
+        for (size_t i = 0; i < n; i++) {
+            ticket *t = malloc(sizeof *t);
+            if (!t)
+                continue;
+            atomic_init(&t->outstanding, 1);
+            atomic_init(&t->failed, 0);
+            t->done = tick_ticket_done;
+            output_submit(dl[i].out, dl[i].b, t, dl[i].flags);
+        }
+    }
+    router_ctx_free(c);
 }
 
 int router_emit_to(router *r, rt_label *l, const batch *b, const char *reason)

@@ -88,6 +88,13 @@ int router_emit_to(router *r, rt_label *l, const batch *b, const char *reason);
 
 int router_congested(const router *r);
 
+/* Run every filter's tick (filter_plugin.tick; mode FILTER_TICK*) and route
+ * what they emit into their labels; at shutdown and reload it waits until
+ * the outputs accepted it (they may stop next), the periodic tick does not.
+ * Main thread: once a second, at shutdown (after the inputs stopped) and on
+ * the old router at a reload (workers parked). */
+void router_tick(router *r, double now, int mode);
+
 /* Call fn for every <filter> of every label, in configuration order. */
 void router_each_filter(const router *r, void (*fn)(const filter *f, void *arg), void *arg);
 

@@ -11,9 +11,14 @@
  * Then record_transformer with enable_ruby (five Ruby expressions) beside the same fields as placeholders.
  * Then the debezium filter unwrapping a postgres update event (~600 bytes of msgpack), as the record and as
  * JSON text under `message`.
+ * Then the aggregate filter (saga correlation) with about 100 k open sagas: every saga is a start, three steps
+ * and an end, the sagas staggered so that the number open stays about constant; records/s, and the heap per
+ * open saga (mallinfo2 before and after opening 100 k sagas of four steps).
+ * `build/bench-filters aggregate` runs only that part.
  * Built and run by `make bench` (after the scenarios) as build/bench-filters;
  * by hand: build/bench-filters [iterations] (default 2000000).
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,8 +98,143 @@ static double best_of_5(filter *f, filter_call *call, const uint8_t *in, size_t 
     return best;
 }
 
+/* ---- aggregate ---------------------------------------------------------------------------------- */
+
+#define AGG_CONF                                                                                                     \
+    "@type aggregate\nkey saga_id\ntimeout 1h\nmax_open 1000000\n"                                                  \
+    "<start>\nkey event\npattern /^SagaStarted$/\n</start>\n"                                                        \
+    "<step>\nkey event\npattern /^Step/\n</step>\n"                                                                  \
+    "<end>\nkey event\npattern /^SagaCompleted$/\n</end>\n"                                                          \
+    "<failure>\nkey status\npattern /^FAILED$/\n</failure>\n"                                                        \
+    "<compensation>\nkey event\npattern /^Compensation/\n</compensation>\n"
+
+size_t aggregate_state_bytes(const filter *f);
+
+static const char *const AGG_EVENT[5] = {"SagaStarted", "StepReserved", "StepCharged", "StepShipped",
+                                         "SagaCompleted"};
+static const char *const AGG_SVC[4] = {"orders", "payments", "stock", "shipping"};
+
+/* the record of event `phase` of saga `key` */
+static void agg_record(wbuf *w, const char *key, int phase, unsigned slot)
+{
+    char trace[40];
+    snprintf(trace, sizeof trace, "%08x%08x%016x", slot, phase / 2, slot * 2654435761u);
+    mpw_map(w, 6);
+    mpw_str(w, "saga_id", 7);
+    mpw_str(w, key, strlen(key));
+    mpw_str(w, "event", 5);
+    mpw_str(w, AGG_EVENT[phase], strlen(AGG_EVENT[phase]));
+    mpw_str(w, "step", 4);
+    mpw_str(w, AGG_EVENT[phase] + 4, strlen(AGG_EVENT[phase] + 4));
+    mpw_str(w, "service", 7);
+    mpw_str(w, AGG_SVC[(slot + phase) & 3], strlen(AGG_SVC[(slot + phase) & 3]));
+    mpw_str(w, "status", 6);
+    mpw_str(w, "OK", 2);
+    mpw_str(w, "trace_id", 8);
+    mpw_str(w, trace, 32);
+}
+
+static int bench_aggregate(void)
+{
+    enum { SLOTS = 125000, PHASES = 5 };
+    const size_t nrec = (size_t)SLOTS * PHASES;
+    wbuf all = {0};
+    size_t *off = malloc((nrec + 1) * sizeof *off);
+    /* event i: slot i % SLOTS, its phase (i / SLOTS + slot) % 5, the key the slot's: at any time a fifth
+     * of the slots are between an end and the next start, so about 100 k sagas are open */
+    for (size_t i = 0; i < nrec; i++) {
+        unsigned slot = (unsigned)(i % SLOTS);
+        size_t sweep = i / SLOTS + slot;
+        char key[48];
+        snprintf(key, sizeof key, "saga-%u", slot);
+        off[i] = all.len;
+        agg_record(&all, key, (int)(sweep % PHASES), slot);
+    }
+    off[nrec] = all.len;
+    printf("aggregate input: %zu records of %zu bytes of msgpack on average\n", nrec, all.len / nrec);
+
+    /* heap per open saga: 100 k sagas with a start and three steps */
+    {
+        struct mallinfo2 m0 = mallinfo2();
+        filter *f = mk(AGG_CONF);
+        wbuf out = {0}, sc = {0};
+        filter_emit em = {0};
+        filter_call call = {.tag = "app", .tag_len = 3, .sec = 1700000000, .out = &out, .scratch = &sc, .emit = &em};
+        wbuf r = {0};
+        for (unsigned k = 0; k < 100000; k++)
+            for (int ph = 0; ph < 4; ph++) {
+                char key[48];
+                snprintf(key, sizeof key, "saga-%u-0", k);
+                r.len = 0;
+                agg_record(&r, key, ph, k);
+                f->plugin->filter(f, &call, r.data, r.len);
+            }
+        struct mallinfo2 m1 = mallinfo2();
+        uint64_t open, ev, su;
+        f->plugin->stats(f, &open, &ev, &su);
+        printf("%-30s %7.0f bytes of heap per open saga (4 steps, 4 services, 2 trace ids; %llu open; %.0f "
+               "bytes counted by the filter)\n",
+               "aggregate memory", (double)(m1.uordblks - m0.uordblks - out.cap - sc.cap - r.cap) / (double)open,
+               (unsigned long long)open, (double)aggregate_state_bytes(f) / (double)open);
+        filter_destroy(f);
+        wbuf_free(&out);
+        wbuf_free(&sc);
+        wbuf_free(&r);
+        wbuf_free(&em.w);
+    }
+
+    filter *f = mk(AGG_CONF);
+    wbuf out = {0}, sc = {0}, aux = {0};
+    filter_emit em = {0};
+    filter_call call = {.tag = "app", .tag_len = 3, .sec = 1700000000, .out = &out, .scratch = &sc, .aux = &aux,
+                        .emit = &em};
+    /* warm up: one full round (every slot through its five events) */
+    for (size_t i = 0; i < nrec; i++)
+        f->plugin->filter(f, &call, all.data + off[i], off[i + 1] - off[i]);
+    em.w.len = 0;
+    em.n = 0;
+    double best = 1e9;
+    uint64_t open_min = ~0ull, open_max = 0, summaries = 0;
+    for (int round = 0; round < 3; round++) {
+        double t0 = now();
+        for (size_t i = 0; i < nrec; i++) {
+            call.sec = 1700000000 + (uint32_t)(i >> 10);
+            f->plugin->filter(f, &call, all.data + off[i], off[i + 1] - off[i]);
+            if (em.w.len > (1u << 20)) { /* summaries as the router takes them: a batch now and then */
+                summaries += em.n;
+                em.w.len = 0;
+                em.n = 0;
+            }
+            if ((i & 65535) == 0) {
+                uint64_t o, e, s;
+                f->plugin->stats(f, &o, &e, &s);
+                open_min = o < open_min ? o : open_min;
+                open_max = o > open_max ? o : open_max;
+            }
+        }
+        double dt = (now() - t0) / (double)nrec;
+        best = dt < best ? dt : best;
+    }
+    summaries += em.n;
+    printf("%-30s %7.1f ns/record (best of 3 rounds of %zu; %.0f k records/s on one core; %llu-%llu sagas open, "
+           "%llu summaries)\n",
+           "aggregate", best * 1e9, nrec, 1 / best / 1e3, (unsigned long long)open_min, (unsigned long long)open_max,
+           (unsigned long long)summaries);
+    filter_destroy(f);
+    wbuf_free(&out);
+    wbuf_free(&sc);
+    wbuf_free(&aux);
+    wbuf_free(&em.w);
+    wbuf_free(&all);
+    free(off);
+    rx_thread_cleanup();
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "aggregate"))
+        return bench_aggregate();
     long iters = argc > 1 ? atol(argv[1]) : 2000000;
     filter *fs[3];
     for (int i = 0; i < 3; i++)
@@ -301,6 +441,5 @@ int main(int argc, char **argv)
     wbuf_free(&sc);
     for (int i = 0; i < 3; i++)
         filter_destroy(fs[i]);
-    rx_thread_cleanup();
-    return 0;
+    return bench_aggregate();
 }

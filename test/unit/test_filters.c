@@ -135,14 +135,15 @@ static void expect_error_rc(filter *f, const char *tag, const char *in, int want
 static void test_registry(void **st)
 {
     static const char *const names[] = {"record_transformer", "grep", "parser", "kubernetes",
-                                        "trace", "ecs", "record_modifier", "stdout", "prometheus", "debezium"};
+                                        "trace", "ecs", "record_modifier", "stdout", "prometheus", "debezium",
+                                        "aggregate"};
     const char *const *v = filter_plugin_names();
-    for (size_t i = 0; i < 10; i++) {
+    for (size_t i = 0; i < 11; i++) {
         assert_non_null(filter_plugin_find(names[i]));
         assert_string_equal(filter_plugin_find(names[i])->name, names[i]);
         assert_string_equal(v[i], names[i]);
     }
-    assert_null(v[10]);
+    assert_null(v[11]);
     assert_null(filter_plugin_find("nope"));
 
     filter *f = mkf("@type grep\n@id my_grep\n@log_level debug");

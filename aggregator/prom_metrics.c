@@ -281,24 +281,6 @@ const conf_spec pmx_metric_spec[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static int canon_int(const char *s, size_t n, int32_t *v)
-{
-    size_t i = 0;
-    int neg = 0;
-    if (i < n && s[i] == '-')
-        neg = 1, i++;
-    if (i >= n || n - i > 9)
-        return -1;
-    int32_t x = 0;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        x = x * 10 + (s[i] - '0');
-    }
-    *v = neg ? -x : x;
-    return 0;
-}
-
 static int add_part(plabel *l, lpart p)
 {
     lpart *g = realloc(l->parts, (l->nparts + 1) * sizeof *g);
@@ -345,7 +327,7 @@ static int compile_value(plabel *l, const char *v)
                 else if (IS("worker_id") && !sub)
                     p.kind = LP_WORKER;
                 else if ((IS("tag_parts") || IS("tag_prefix") || IS("tag_suffix")) && sub &&
-                         canon_int(v + ss, se - ss, &idx) == 0) {
+                         rec_parse_index(v + ss, se - ss, 0, &idx) == 0) {
                     p.kind = IS("tag_parts") ? LP_TAG_PART : IS("tag_prefix") ? LP_TAG_PREFIX : LP_TAG_SUFFIX;
                     p.idx = idx;
                 } else {
@@ -356,7 +338,7 @@ static int compile_value(plabel *l, const char *v)
                         p.sub = 2;
                         p.subkey = strndup(v + ss + 1, se - ss - 2);
                         p.sublen = se - ss - 2;
-                    } else if (sub && canon_int(v + ss, se - ss, &idx) == 0) {
+                    } else if (sub && rec_parse_index(v + ss, se - ss, 0, &idx) == 0) {
                         p.sub = 1;
                         p.idx = idx;
                     } else if (sub) {

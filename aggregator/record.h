@@ -38,6 +38,11 @@ typedef struct rec_path {
     char *text; /* as configured, for messages */
 } rec_path;
 
+/* The integer of a placeholder index ("-12", "3"; at most 9 digits):
+ * 0 with *v, or -1. canonical: Fluentd's placeholder keys are the canonical
+ * integers, so "01" and "-0" are not indexes. */
+int rec_parse_index(const char *s, size_t n, int canonical, int32_t *v);
+
 /* Compile an accessor; -1 on syntax error (err filled). */
 int rec_path_compile(rec_path *p, const char *text, char *err, size_t errlen);
 void rec_path_free(rec_path *p);

@@ -397,3 +397,21 @@ const uint8_t *rec_lookup(const uint8_t *rec, size_t len, const rec_path *path, 
     *vlen = clen;
     return cur;
 }
+
+int rec_parse_index(const char *s, size_t n, int canonical, int32_t *v)
+{
+    size_t i = 0;
+    int neg = 0;
+    if (i < n && s[i] == '-')
+        neg = 1, i++;
+    if (i >= n || n - i > 9 || (canonical && ((s[i] == '0' && n - i > 1) || (neg && s[i] == '0'))))
+        return -1;
+    int32_t x = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        x = x * 10 + (s[i] - '0');
+    }
+    *v = neg ? -x : x;
+    return 0;
+}

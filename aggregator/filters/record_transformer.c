@@ -176,25 +176,6 @@ static int add_lit(tstr *t, const char *s, size_t n)
     return p.lit ? add_part(t, p) : -1;
 }
 
-/* "-12" / "3" exactly (Fluentd's placeholder keys are the canonical integers) */
-static int canon_int(const char *s, size_t n, int32_t *v)
-{
-    size_t i = 0;
-    int neg = 0;
-    if (i < n && s[i] == '-')
-        neg = 1, i++;
-    if (i >= n || n - i > 9 || (s[i] == '0' && n - i > 1) || (neg && s[i] == '0'))
-        return -1;
-    int32_t x = 0;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        x = x * 10 + (s[i] - '0');
-    }
-    *v = neg ? -x : x;
-    return 0;
-}
-
 static int classify(const char *c, size_t n, tpart *p, char *why, size_t whylen)
 {
     memset(p, 0, sizeof *p);
@@ -215,7 +196,7 @@ static int classify(const char *c, size_t n, tpart *p, char *why, size_t whylen)
     for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++) {
         size_t pl = strlen(arr[i].prefix);
         if (n > pl + 1 && !memcmp(c, arr[i].prefix, pl) && c[n - 1] == ']' &&
-            canon_int(c + pl, n - pl - 1, &p->index) == 0) {
+            rec_parse_index(c + pl, n - pl - 1, 1, &p->index) == 0) {
             p->kind = arr[i].kind;
             return 0;
         }

@@ -187,8 +187,7 @@ int pipeline_load(pipeline *p, conf_node *root, conf_errors *errs)
                 src->label = router_label(p->rt, lp ? lp->value : NULL, lp ? lp->file : n->file,
                                           lp ? lp->line : n->line, errs);
         } else if (!strcmp(n->name, "worker")) {
-            conf_errors_add(errs, n->file, n->line,
-                            "<worker> is not supported: weir runs one process; <system> workers sets its threads");
+            continue; /* a <worker> left in the tree is one config/conf_compat.c refused (valid ones are spliced in) */
         } else {
             conf_error_unknown(errs, n->file, n->line, "directive", n->name, NULL, directives);
         }

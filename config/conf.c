@@ -122,6 +122,19 @@ const conf_errors *conf_warnings(const conf_node *root)
 
 /* ---- lookups and freeing ------------------------------------------------ */
 
+void cfg_node_free_empty(conf_node *n)
+{
+    for (size_t i = 0; i < n->nparams; i++) {
+        free(n->params[i].key);
+        free(n->params[i].value);
+    }
+    free(n->params);
+    free(n->children);
+    free(n->name);
+    free(n->arg);
+    free(n);
+}
+
 void conf_free(conf_node *root)
 {
     conf_node *n = root;
@@ -135,20 +148,12 @@ void conf_free(conf_node *root)
             continue;
         }
         up = n == root ? NULL : n->parent;
-        for (size_t i = 0; i < n->nparams; i++) {
-            free(n->params[i].key);
-            free(n->params[i].value);
-        }
-        free(n->params);
-        free(n->children);
-        free(n->name);
-        free(n->arg);
         if (n == root) {
             conf_root *r = (conf_root *)root;
             ARRAY_FREE_ALL(r->files, r->nfiles);
             conf_errors_free(&r->warns);
         }
-        free(n);
+        cfg_node_free_empty(n);
         n = up;
     }
 }

@@ -722,6 +722,66 @@ static void convert_plugin(conf_node *n, conf_errors *errs)
     free(c);
 }
 
+/* <worker N> / <worker N-M>: Fluentd runs those directives in the named
+ * worker processes only. weir is one process (its `workers` are threads
+ * that share every plugin), so the directives run once, in it, as if they
+ * were written at the top level: the records are the same. */
+static void flatten_workers(conf_node *root, conf_errors *errs)
+{
+    for (size_t i = 0; i < root->nchildren; i++) {
+        conf_node *w = root->children[i];
+        if (strcmp(w->name, "worker"))
+            continue;
+        const char *a = w->arg ? w->arg : "";
+        char *e;
+        long lo = strtol(a, &e, 10), hi = lo;
+        if (*e == '-')
+            hi = strtol(e + 1, &e, 10);
+        if (!*a || *e || lo < 0 || hi < lo) {
+            conf_errors_add(errs, w->file, w->line, "<worker %s>: the worker id must be N or N-M (0 <= N <= M)", a);
+            continue;
+        }
+        int ok = 1;
+        for (size_t k = 0; k < w->nchildren; k++) {
+            const char *nm = w->children[k]->name;
+            if (strcmp(nm, "source") && strcmp(nm, "match") && strcmp(nm, "filter") && strcmp(nm, "label")) {
+                conf_errors_add(errs, w->children[k]->file, w->children[k]->line,
+                                "<%s> is not allowed in <worker>: only <source>, <match>, <filter> and <label>", nm);
+                ok = 0;
+            }
+        }
+        if (w->nparams) {
+            conf_errors_add(errs, w->params[0].file, w->params[0].line, "parameter '%s' is not allowed in <worker>",
+                            w->params[0].key);
+            ok = 0;
+        }
+        if (!ok)
+            continue;
+        conf_warn(root, w->file, w->line,
+                  "<worker %s>: weir runs one process, whose threads share every plugin: these directives run once, "
+                  "as if written at the top level",
+                  a);
+        size_t nk = w->nchildren, total = root->nchildren - 1 + nk, cap = 1;
+        while (cap < total) /* grow()'s invariant: room up to the next power of two */
+            cap *= 2;
+        conf_node **nc = malloc(cap * sizeof *nc);
+        if (!nc)
+            return;
+        memcpy(nc, root->children, i * sizeof *nc);
+        memcpy(nc + i, w->children, nk * sizeof *nc);
+        memcpy(nc + i + nk, root->children + i + 1, (root->nchildren - i - 1) * sizeof *nc);
+        for (size_t k = 0; k < nk; k++)
+            w->children[k]->parent = root;
+        w->nchildren = 0;
+        cfg_node_free_empty(w);
+        free(root->children);
+        root->children = nc;
+        root->nchildren = total;
+        i += nk;
+        i--;
+    }
+}
+
 void conf_compat_apply(conf_node *root, conf_errors *errs)
 {
     /* depth first without recursion (any nesting the parser accepts); the sections a conversion adds hold
@@ -731,6 +791,7 @@ void conf_compat_apply(conf_node *root, conf_errors *errs)
 
     if (!root)
         return;
+    flatten_workers(root, errs);
     stack = grow(stack, n, sizeof *stack);
     stack[n++] = root;
     while (n) {

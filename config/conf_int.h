@@ -222,6 +222,8 @@ conf_node *cfg_node_add(conf_node *parent, const char *name, size_t namelen, cha
 conf_param *cfg_node_set_param(conf_node *n, char *key, char *value, const char *file, int line);
 /* Remove parameter `key` (freed) if n has it. */
 void cfg_node_del_param(conf_node *n, const char *key);
+/* Free a node that has no children left (not a ROOT). */
+void cfg_node_free_empty(conf_node *n);
 
 /* ---- conf_parse.c: statements -------------------------------------------- */
 /* Parse `text` (ours to modify, len bytes) of file `name` into the section `base`, at include depth `depth`. */

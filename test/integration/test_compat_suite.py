@@ -694,8 +694,6 @@ def _parse(type_, extra=""):
 
 
 STILL_REFUSED = [
-    ("`<worker N>`", "weir is one process with worker threads; `<system> workers` is supported",
-     ["<worker 0>\n<source>\n  @type forward\n  port 24225\n</source>\n</worker>\n"], "<worker> is not supported"),
     ("other embedded Ruby", "only `ENV[...]`, `ENV.fetch`, `Socket.gethostname`, literals, `||`, `use_default`/`use_nil` "
      "and `.to_i`/`.to_s`/`.upcase`/`.downcase`/`.strip` are evaluated",
      ["<match **>\n  @type file\n  path \"#{File.read('/etc/hostname').strip}\"\n</match>\n"],

@@ -524,11 +524,24 @@ def test_copy_without_store(tmp_path):
 
 # ------------------------------------------------------------ not supported --
 
-def test_worker_section_refused(tmp_path):
-    text = "<worker 0>\n" + SRC + "</worker>\n" + NULL_MATCH
-    expect_errors(tmp_path, text, [
-        ("<worker 0>", "<worker> is not supported: weir runs one process; <system> workers sets its threads"),
-    ])
+def test_worker_sections(tmp_path):
+    """<worker N> / <worker N-M>: weir is one process, so their directives run
+    once, as if at the top level, with a warning; a bad id, a parameter or a
+    directive Fluentd does not allow in <worker> is an error."""
+    text = "<worker 0>\n" + SRC + "</worker>\n<worker 0-3>\n" + NULL_MATCH + "</worker>\n"
+    path = write(os.path.join(str(tmp_path), "ok.conf"), text)
+    rc, out, err = run_dry(path, str(tmp_path))
+    assert rc == 0, err
+    assert "configuration OK (1 sources, 1 outputs) with 2 warnings" in err, err
+    assert (f"{path}:1: warning: <worker 0>: weir runs one process, whose threads share every plugin: these "
+            "directives run once, as if written at the top level") in err, err
+    bad = "<worker a>\n</worker>\n<worker 2-1>\n</worker>\n<worker 0>\n  <system>\n  </system>\n  x 1\n</worker>\n"
+    expect_errors(tmp_path, bad + SRC + NULL_MATCH, [
+        ("<worker a>", "<worker a>: the worker id must be N or N-M (0 <= N <= M)"),
+        ("<worker 2-1>", "<worker 2-1>: the worker id must be N or N-M (0 <= N <= M)"),
+        ("  <system>", "<system> is not allowed in <worker>: only <source>, <match>, <filter> and <label>"),
+        ("  x 1", "parameter 'x' is not allowed in <worker>"),
+    ], name="bad.conf")
 
 
 def test_embedded_ruby_hostname_accepted_time_refused(tmp_path):

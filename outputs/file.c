@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "lib/compress.h"
 #include "lib/fdio.h"
 #include "lib/log.h"
@@ -60,6 +61,7 @@ typedef struct out_file {
     int add_path_suffix;
     char *path_suffix;
     int compress; /* 0 text, 1 gzip */
+    char *symlink_path;
     /* from <buffer>: the time slice's format ("" without the time chunk key),
      * whether the path holds its directives itself, UTC slices */
     const char *slice_fmt;
@@ -94,6 +96,9 @@ static const conf_spec file_spec[] = {
     {"path_suffix", CONF_STR, ".log", 0, offsetof(out_file, path_suffix), NULL, "the file name suffix"},
     {"compress", CONF_ENUM, "text", 0, offsetof(out_file, compress), "text|gzip",
      "`gzip`: one gzip member per batch, file name `.gz`"},
+    {"symlink_path", CONF_STR, NULL, 0, offsetof(out_file, symlink_path), NULL,
+     "a symbolic link kept pointing at the output file written last (to tail it); Fluentd's points at the file "
+     "buffer's current chunk, whose lines are the same"},
     {"format", CONF_SECTION, NULL, 0, 0, NULL, "how records are written: `<format>`; default `out_file`"},
     {"inject", CONF_SECTION, NULL, 0, 0, NULL, "keys added to each record: `<inject>`"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
@@ -356,6 +361,22 @@ static void cut_partial_line(output *o, int fd, const char *path)
         wlog_error("out_file", "%s: cannot cut %s: %s", o->id, path, strerror(errno));
 }
 
+/* symlink_path -> path, replaced atomically (a link made aside, renamed over) */
+static void update_symlink(output *o, const char *path)
+{
+    out_file *c = o->ctx;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", c->symlink_path, (int)getpid());
+    unlink(tmp);
+    if (symlink(path, tmp) != 0 || rename(tmp, c->symlink_path) != 0) {
+        static __thread double last_log;
+        if (clock_every(&last_log, 60))
+            wlog_warn("out_file", "%s: cannot point symlink_path %s at %s: %s", o->id, c->symlink_path, path,
+                      strerror(errno));
+        unlink(tmp);
+    }
+}
+
 /* Find or open the file for (tag, sec, the record's keys). Returns an index or -1 (errno set). */
 static int file_for(output *o, const char *tag, uint32_t sec, const entry *e)
 {
@@ -405,6 +426,8 @@ static int file_for(output *o, const char *tag, uint32_t sec, const entry *e)
         }
         c->files[idx].key = strdup(key);
         c->files[idx].path = strdup(path);
+        if (c->symlink_path)
+            update_symlink(o, path);
         c->files[idx].fd = fd;
     }
     c->files[idx].last_used = ++c->tick;

@@ -738,8 +738,6 @@ STILL_REFUSED = [
       "<match **>\n  @type elasticsearch\n  rollover_index true\n</match>\n"], "is not supported by weir"),
     ("`parent_key` in elasticsearch", "`_parent` was removed in Elasticsearch 6",
      ["<match **>\n  @type elasticsearch\n  parent_key p\n</match>\n"], "parent_key"),
-    ("`symlink_path` in out_file", "not implemented",
-     ["<match **>\n  @type file\n  path /tmp/x\n  symlink_path /tmp/cur\n</match>\n"], "symlink_path"),
     ("`rewriteruleN` (old rewrite_tag_filter syntax)", "use `<rule>` sections",
      ["<match **>\n  @type rewrite_tag_filter\n  rewriterule1 level ^error$ error.${tag}\n</match>\n"],
      "old rewrite_tag_filter syntax"),

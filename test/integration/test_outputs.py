@@ -192,3 +192,16 @@ def test_path_placeholder_must_be_a_chunk_key(weir, tmp_path):
     assert (f"{path}:{text[:text.index('path ' + weir.out_dir)].count(chr(10)) + 1}: placeholder '${{level}}' in path "
             "is not a chunk key: the path expands ${tag}, ${tag[N]}, the time slice and the record keys of <buffer> "
             "(<buffer tag, KEY>, at most 8)") in r.stderr, r.stderr
+
+
+def test_symlink_path_follows_the_file_written_last(weir):
+    """symlink_path: a link to the output file opened last, replaced when the
+    next file (here: the next day's) is opened."""
+    link = os.path.join(weir.tmp, "current.log")
+    weir.start(weir.config(match_extra=f"  symlink_path {link}\n"))
+    send_acked(weir, lambda ch: fwd.message("s", et(T0, 0), {"n": 0}, {"chunk": ch}))
+    assert os.path.islink(link) and os.readlink(link) == weir.prefix + f".{T0_DAY}.log", os.readlink(link)
+    assert [json.loads(l)["n"] for l in open(link)] == [0]
+    send_acked(weir, lambda ch: fwd.message("s", et(T0 + 86400, 0), {"n": 1}, {"chunk": ch}))
+    assert os.readlink(link) == weir.prefix + ".20231115.log"
+    assert [json.loads(l)["n"] for l in open(link)] == [1]

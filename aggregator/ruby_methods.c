@@ -172,14 +172,29 @@ static int str_case(rb_ev *ev, int m, const rv *r, rv *out)
 
 static int is_rb_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
 
-/* Ruby's replacement text: \0 \& (the match), \1..\9, \\ */
-static int sub_expand(wbuf *w, const rv *rep, const char *subj, const PCRE2_SIZE *ov, uint32_t ncap)
+/* Ruby's replacement text: \0 \& (the match), \1..\9, \k<name>, \\ */
+static int sub_expand(wbuf *w, const rv *rep, const char *subj, const PCRE2_SIZE *ov, uint32_t ncap, const rx *re)
 {
     for (size_t i = 0; i < rep->n; i++) {
         char c = rep->s[i];
         if (c == '\\' && i + 1 < rep->n) {
             char d = rep->s[i + 1];
             int g = d == '&' ? 0 : (d >= '0' && d <= '9') ? d - '0' : -1;
+            const char *close = d == 'k' && i + 2 < rep->n && rep->s[i + 2] == '<' && re
+                                    ? memchr(rep->s + i + 3, '>', rep->n - i - 3)
+                                    : NULL;
+            if (close && close - (rep->s + i + 3) < 64) { /* \k<name>: a named group */
+                char name[64];
+                size_t nl = (size_t)(close - (rep->s + i + 3));
+                memcpy(name, rep->s + i + 3, nl);
+                name[nl] = 0;
+                int num = pcre2_substring_number_from_name(re->code, (PCRE2_SPTR)name);
+                i = (size_t)(close - rep->s);
+                if (num > 0 && ov && (uint32_t)num <= ncap && ov[2 * num] != PCRE2_UNSET &&
+                    rec_add(w, subj + ov[2 * num], ov[2 * num + 1] - ov[2 * num]))
+                    return -1;
+                continue;
+            }
             if (g >= 0) {
                 i++;
                 if (ov && (uint32_t)g <= ncap && ov[2 * g] != PCRE2_UNSET &&
@@ -229,7 +244,8 @@ static int str_sub(rb_ev *ev, int global, const rv *s, const rv *pat, const rv *
             ms = ov[0], me = ov[1], ncap = pat->re->ncap;
         }
         PCRE2_SIZE lit[2] = {ms, me};
-        if (rec_add(&w, s->s + pos, ms - pos) || sub_expand(&w, rep, s->s, ov ? ov : lit, ncap)) {
+        if (rec_add(&w, s->s + pos, ms - pos) ||
+            sub_expand(&w, rep, s->s, ov ? ov : lit, ncap, pat->t == V_RE ? pat->re : NULL)) {
             rc = rb_fail(ev, "out of memory");
             break;
         }

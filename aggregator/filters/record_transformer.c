@@ -27,7 +27,8 @@
  * value); ${time} is the EventTime (as text: its seconds); remove_keys are
  * top-level key names; allowlist_keys (whitelist_keys) keep the listed keys
  * in the record's order when remove_keys is not set; char_encoding converts
- * the top-level strings (the UTF-8 forms only); prepare_value (Ruby) is
+ * the top-level strings (the UTF-8 forms only); <replace> gsubs a key's value
+ * (a Ruby expression built from it); prepare_value (Ruby) is
  * refused.
  */
 #include <math.h>
@@ -85,6 +86,14 @@ typedef struct rt_field {
     tval val;
 } rt_field;
 
+/* record_modifier's <replace>: key, and the value as Ruby computes it:
+ * record[key].match?(expression) ? record[key].gsub(expression, replace) : record[key] */
+typedef struct rm_replace {
+    char *key;
+    rb_node *rb;
+    char *code;
+} rm_replace;
+
 typedef struct rt_ctx {
     char **remove_keys;
     char **keep_keys;
@@ -111,6 +120,8 @@ typedef struct rt_ctx {
     char *char_encoding, *prepare_value;
     char **allow; /* allowlist_keys or whitelist_keys, when remove_keys is not set (not owned) */
     int enc_binary; /* char_encoding from a byte encoding to UTF-8: bytes >= 0x80 become U+FFFD */
+    struct rm_replace *replaces; /* <replace> sections */
+    size_t nreplaces;
 } rt_ctx;
 
 static const conf_spec rt_spec[] = {
@@ -149,7 +160,9 @@ static const conf_spec rm_spec[] = {
      "with `:replace`; other encodings are refused"},
     {"prepare_value", CONF_STR, NULL, 0, offsetof(rt_ctx, prepare_value), NULL,
      "Ruby code run at start: refused (weir does not run Ruby)"},
-    {"replace", CONF_SECTION, NULL, 0, 0, NULL, "`<replace>` (regular expression replacement of a value): refused, not yet"},
+    {"replace", CONF_SECTION, NULL, 0, 0, NULL,
+     "`<replace>` with `key`, `expression` (`/re/flags`) and `replace` (`\\1`, `\\k<name>`): the key's string value "
+     "becomes its `gsub` when the expression matches, after `<record>`"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -521,6 +534,113 @@ static int enc_kind(const char *s, size_t n)
     return 0;
 }
 
+/* text as a Ruby single-quoted string literal */
+static void ruby_quote(wbuf *b, const char *s)
+{
+    wbuf_addc(b, '\'');
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '\'')
+            wbuf_addc(b, '\\');
+        wbuf_addc(b, *s);
+    }
+    wbuf_addc(b, '\'');
+}
+
+static int rm_replace_compile(rt_ctx *c, conf_node *r, conf_errors *errs)
+{
+    const char *names[] = {"key", "expression", "replace"}, *v[3];
+    for (int i = 0; i < 3; i++)
+        if (!(v[i] = conf_get_value(r, names[i]))) {
+            conf_errors_add(errs, r->file, r->line, "<replace> needs '%s' (key, expression and replace)", names[i]);
+            return -1;
+        }
+    for (size_t k = 0; k < r->nparams; k++)
+        if (!r->params[k].used) {
+            conf_errors_add(errs, r->params[k].file, r->params[k].line,
+                            "unknown parameter '%s' in <replace> (key, expression, replace)", r->params[k].key);
+            return -1;
+        }
+    /* the expression as a Ruby regexp literal: /re/flags as written, a bare pattern between slashes */
+    wbuf re = {0}, code = {0};
+    size_t el = strlen(v[1]);
+    const char *last = strrchr(v[1], '/');
+    if (v[1][0] == '/' && last && last > v[1] && strspn(last + 1, "imx") == strlen(last + 1)) {
+        wbuf_add(&re, v[1], el);
+    } else {
+        wbuf_addc(&re, '/');
+        for (const char *p = v[1]; *p; p++) {
+            if (*p == '/' && (p == v[1] || p[-1] != '\\'))
+                wbuf_addc(&re, '\\');
+            wbuf_addc(&re, *p);
+        }
+        wbuf_addc(&re, '/');
+    }
+    for (int part = 0; part < 3; part++) { /* r.match?(RE) ? r.gsub(RE, 'REP') : r */
+        wbuf_add(&code, "record[", 7);
+        ruby_quote(&code, v[0]);
+        wbuf_addc(&code, ']');
+        if (part == 0) {
+            wbuf_add(&code, ".match?(", 8);
+            wbuf_add(&code, re.data, re.len);
+            wbuf_add(&code, ") ? ", 4);
+        } else if (part == 1) {
+            wbuf_add(&code, ".gsub(", 6);
+            wbuf_add(&code, re.data, re.len);
+            wbuf_add(&code, ", ", 2);
+            ruby_quote(&code, v[2]);
+            wbuf_add(&code, ") : ", 4);
+        }
+    }
+    wbuf_addc(&code, 0);
+    char why[256];
+    rm_replace rr = {strdup(v[0]), rb_compile((const char *)code.data, code.len - 1, why, sizeof why),
+                     strdup((const char *)code.data)};
+    wbuf_free(&re);
+    wbuf_free(&code);
+    if (!rr.rb) {
+        conf_param *ep = conf_get(r, "expression");
+        conf_errors_add(errs, ep->file, ep->line, "<replace>: %s", why);
+        free(rr.key);
+        free(rr.code);
+        return -1;
+    }
+    if (ARRAY_APPEND(c->replaces, c->nreplaces, rr)) {
+        rb_free(rr.rb);
+        free(rr.key);
+        free(rr.code);
+        return -1;
+    }
+    return 0;
+}
+
+/* <replace>s on the map at out[start ..): each key present is rewritten with its value's gsub */
+static int rm_replaces(const rt_ctx *c, filter_call *call, wbuf *out, size_t start, wbuf *sc)
+{
+    for (size_t i = 0; i < c->nreplaces; i++) {
+        const rm_replace *r = &c->replaces[i];
+        size_t vl, kl = strlen(r->key);
+        if (!rec_get(out->data + start, out->len - start, r->key, kl, &vl))
+            continue;
+        rb_env env = {call->tag, call->tag_len, call->sec, call->nsec, out->data + start, out->len - start,
+                      c->hostname, c->hostname_len};
+        size_t vo = sc->len;
+        char why[200];
+        if (rb_eval_value(r->rb, &env, sc, why, sizeof why)) {
+            snprintf(call->err, sizeof call->err, "record_modifier: <replace> of '%s' failed: %s", r->key, why);
+            return -1;
+        }
+        size_t ro = sc->len;
+        if (rec_add(sc, out->data + start, out->len - start))
+            return -1;
+        rec_kv set = {r->key, kl, sc->data + vo, ro - vo};
+        out->len = start;
+        if (rec_rewrite_n(out, sc->data + ro, sc->len - ro, NULL, 0, &set, 1))
+            return -1;
+        sc->len = vo;
+    }
+    return 0;
+}
+
 static int rm_init(filter *f, conf_node *n, conf_errors *errs)
 {
     rt_ctx *c = f->ctx;
@@ -534,12 +654,8 @@ static int rm_init(filter *f, conf_node *n, conf_errors *errs)
         bad = -1;
     }
     for (size_t i = 0; i < n->nchildren; i++)
-        if (!strcmp(n->children[i]->name, "replace")) {
-            conf_errors_add(errs, n->children[i]->file, n->children[i]->line,
-                            "<replace> of record_modifier is not supported yet; use a `<filter>` of "
-                            "record_transformer or rewrite the value upstream");
+        if (!strcmp(n->children[i]->name, "replace") && rm_replace_compile(c, n->children[i], errs))
             bad = -1;
-        }
     if (c->char_encoding) {
         const char *s = c->char_encoding, *colon = strchr(s, ':');
         int from = enc_kind(s, colon ? (size_t)(colon - s) : strlen(s));
@@ -572,6 +688,12 @@ static void rt_exit(filter *f)
     free(c->drop);
     rec_paths_free(c->allp, c->nallp);
     free(c->nested);
+    for (size_t i = 0; i < c->nreplaces; i++) {
+        rb_free(c->replaces[i].rb);
+        free(c->replaces[i].key);
+        free(c->replaces[i].code);
+    }
+    free(c->replaces);
 }
 
 /* ---- per record ----------------------------------------------------------------------------------- */
@@ -954,6 +1076,8 @@ static int rt_filter(filter *f, filter_call *call, const uint8_t *rec, size_t le
         if (rec_add(out, sc->data + doff, sc->len - doff))
             goto done;
     }
+    if (c->modifier && c->nreplaces && rm_replaces(c, call, out, start, sc))
+        goto done;
     if (c->modifier && rm_post(c, out, start, sc))
         goto done;
     call->err[0] = 0;

@@ -748,10 +748,8 @@ STILL_REFUSED = [
      [_parse("json", "    time_type mixed\n")], "time_type mixed"),
     ("`multiline_grok`", "fluent-plugin-grok-parser's multiline parser",
      [_parse("multiline_grok")], "is not supported by weir"),
-    ("record_modifier `prepare_value` and `<replace>`", "Ruby code / not implemented",
-     ["<filter **>\n  @type record_modifier\n  prepare_value @x = 1\n</filter>\n" + _NULL,
-      "<filter **>\n  @type record_modifier\n  <replace>\n    key m\n    expression /a/\n    replace b\n"
-      "  </replace>\n</filter>\n" + _NULL], "not supported"),
+    ("record_modifier `prepare_value`", "Ruby code run at start",
+     ["<filter **>\n  @type record_modifier\n  prepare_value @x = 1\n</filter>\n" + _NULL], "not supported"),
     ("prometheus `initialized` / `<initlabels>`", "metrics appear with their first record",
      ["<filter **>\n  @type prometheus\n  <metric>\n    name m\n    type counter\n    desc d\n"
       "    initialized true\n    <initlabels>\n      a b\n    </initlabels>\n  </metric>\n</filter>\n" + _NULL],

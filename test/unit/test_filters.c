@@ -948,8 +948,24 @@ static void test_record_modifier(void **st)
                        "f.conf:3: char_encoding 'euc-jp:utf-8' is not supported: weir keeps strings as UTF-8; "
                        "accepted: utf-8, utf-8:utf-8, ascii-8bit:utf-8 (binary, us-ascii)");
     EXPECT_CONF_ERRORS("@type record_modifier\n<replace>\nkey a\n</replace>",
-                       "f.conf:3: <replace> of record_modifier is not supported yet; use a `<filter>` of "
-                       "record_transformer or rewrite the value upstream");
+                       "f.conf:3: <replace> needs 'expression' (key, expression and replace)");
+    EXPECT_CONF_ERRORS("@type record_modifier\n<replace>\nkey a\nexpression /(a/\nreplace b\n</replace>",
+                       "f.conf:5: <replace>: bad regexp /(a/: missing closing parenthesis at offset 2");
+
+    /* <replace>: the README's example (named and numbered groups); a key that is absent, a value that does
+     * not match: unchanged; a bare pattern; after <record>; not a string: the record fails (Ruby's error) */
+    f = mkf("@type record_modifier\n<record>\nkey3 ${record['key3']}-it\n</record>\n"
+            "<replace>\nkey key1\nexpression /^(?<start>.+).{2}(?<end>.+)$/\nreplace \\k<start>ors\\k<end>\n</replace>\n"
+            "<replace>\nkey key2\nexpression /^(.{1}).{2}(.{1})$/\nreplace \\1ors\\2\n</replace>\n"
+            "<replace>\nkey nokey\nexpression x\nreplace y\n</replace>\n"
+            "<replace>\nkey key3\nexpression a/r\nreplace A/R\n</replace>");
+    MODIFY(f, "app", "{'key1':'hoge','key2':'hoge','key3':'bar'}",
+           "{'key1':'horse','key2':'horse','key3':'bar-it'}");
+    MODIFY(f, "app", "{'key1':'no','key2':'hog','key3':'ba'}", "{'key1':'no','key2':'hog','key3':'ba-it'}");
+    MODIFY(f, "app", "{'key3':'a/r'}", "{'key3':'A/R-it'}");
+    expect_error(f, "app", "{'key1':7,'key3':''}",
+                 "record_modifier: <replace> of 'key1' failed: undefined method `match?' for 7:Integer");
+    filter_destroy(f);
 }
 
 static void test_stdout_filter(void **st)

@@ -129,6 +129,7 @@ static void test_values(void **st)
         {"record['log'].gsub(/(\\w+)=(\\d+)/, '\\\\2=\\\\1')", "\"  GET /api/v1/users?42=id HTTP/1.1  \""},
         {"record['level'].gsub('a', 'A')", "\"wArn\""},
         {"'aaa'.gsub(/x*/, '-')", "\"-a-a-a-\""},
+        {"'hoge'.gsub(/^(?<start>.+).{2}(?<end>.+)$/, '\\k<start>ors\\k<end>')", "\"horse\""},
         {"record['kubernetes']['pod_name'].sub(/-[a-z0-9]+-[a-z0-9]+$/, '')", "\"web\""},
         {"record['level'].start_with?('wa', 'x')", "true"},
         {"record['level'].end_with?('x')", "false"},

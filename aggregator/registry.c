@@ -32,7 +32,7 @@ static const source_plugin *const sources[] = {
     NULL,
 };
 
-/* filters: aggregator/filters/ (record_modifier: record_transformer.c); stdout: outputs/stdout.c, beside
+/* filters: aggregator/filters/ (record_modifier.c shares record_transformer.c's templates); stdout: outputs/stdout.c, beside
  * out_stdout's formatter */
 extern const filter_plugin filter_record_transformer_plugin, filter_grep_plugin, filter_parser_plugin,
     filter_kubernetes_plugin, filter_trace_plugin, filter_ecs_plugin, filter_record_modifier_plugin,

@@ -29,9 +29,11 @@ const conf_spec parse_common_spec[] = {
      "strptime with `%N`/`%L`/`%3N`, `%z`, `%s`, `%b`...; `%iso8601`; without it a string time is read as ISO 8601, "
      "Apache, RFC 2822, asctime or syslog form (`cri`: always RFC 3339)"},
     {"time_type", CONF_STR, NULL, 0, offsetof(parser, time_type), NULL,
-     "`string`, `unixtime` or `float` (`mixed` is refused); default `float` for `json` without `time_format` "
-     "(Fluentd's quirk: a string time such as `\"2024-01-01T00:00:00Z\"` is then read with `to_i`, as 2024), else "
-     "`string`"},
+     "`string`, `unixtime`, `float` or `mixed` (`time_format`, then each of `time_format_fallbacks`); default "
+     "`float` for `json` without `time_format` (Fluentd's quirk: a string time such as "
+     "`\"2024-01-01T00:00:00Z\"` is then read with `to_i`, as 2024), else `string`"},
+    {"time_format_fallbacks", CONF_ARRAY, NULL, 0, offsetof(parser, time_format_fallbacks), NULL,
+     "`time_type mixed`: formats tried after `time_format`, in order (`unixtime` and `float` read numbers)"},
     {"localtime", CONF_BOOL, "true", 0, offsetof(parser, localtime), NULL,
      "times without a zone are local time (`false`: UTC)"},
     {"utc", CONF_BOOL, "false", 0, offsetof(parser, utc), NULL, "times without a zone are UTC"},
@@ -185,22 +187,25 @@ int parse_configure(parser *p, conf_node *n, conf_errors *errs)
             ttype = TP_UNIXTIME;
         else if (!strcmp(p->time_type, "float"))
             ttype = TP_FLOAT;
+        else if (!strcmp(p->time_type, "mixed"))
+            ttype = TP_MIXED;
         else {
             const conf_param *tt = find_param(n, "time_type");
-            if (!strcmp(p->time_type, "mixed"))
-                conf_errors_add(errs, tt->file, tt->line, "time_type mixed is not supported by weir");
-            else
-                conf_errors_add(errs, tt->file, tt->line,
-                                "invalid value '%s' for parameter 'time_type'; expected one of: string, unixtime, float",
-                                p->time_type);
+            conf_errors_add(errs, tt->file, tt->line,
+                            "invalid value '%s' for parameter 'time_type'; expected one of: string, unixtime, float, "
+                            "mixed",
+                            p->time_type);
             bad = -1;
         }
     }
     if (p->type == PARSE_CRI)
         ttype = TP_STRING;
     const char *tfmt = p->type == PARSE_CRI ? "%iso8601" : p->time_format;
-    if (tparse_init(&p->tp, ttype, tfmt, p->localtime, p->utc, p->timezone, err, sizeof err) != 0) {
-        const conf_param *tz = find_param(n, "timezone");
+    if (ttype == TP_MIXED && p->type != PARSE_CRI
+            ? tparse_init_mixed(&p->tp, tfmt, p->time_format_fallbacks, p->localtime, p->utc, p->timezone, err,
+                                sizeof err) != 0
+            : tparse_init(&p->tp, ttype, tfmt, p->localtime, p->utc, p->timezone, err, sizeof err) != 0) {
+        const conf_param *tz = find_param(n, ttype == TP_MIXED ? "time_type" : "timezone");
         conf_errors_add(errs, tz ? tz->file : n->file, tz ? tz->line : n->line, "%s", err);
         bad = -1;
     }

@@ -80,6 +80,7 @@ typedef struct parser {
     int keep_time_key;
     char *time_format;
     char *time_type;
+    char **time_format_fallbacks; /* time_type mixed */
     int localtime, utc;
     char *timezone;
     char *null_value_pattern;

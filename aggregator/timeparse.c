@@ -197,6 +197,64 @@ void tparse_free(tparse *t)
     free(t->format);
     t->format = NULL;
     tz_config_free(&t->db);
+    for (size_t i = 0; i < t->nalts; i++)
+        tparse_free(&t->alts[i]);
+    free(t->alts);
+    t->alts = NULL;
+    t->nalts = 0;
+}
+
+int tparse_init_mixed(tparse *t, const char *format, char *const *fallbacks, int localtime, int utc,
+                      const char *timezone, char *err, size_t errlen)
+{
+    memset(t, 0, sizeof *t);
+    t->type = TP_MIXED;
+    size_t n = format ? 1 : 0;
+    for (size_t i = 0; fallbacks && fallbacks[i]; i++)
+        n++;
+    if (!n) {
+        snprintf(err, errlen, "time_type is :mixed but time_format and time_format_fallbacks is empty.");
+        return -1;
+    }
+    if (!(t->alts = calloc(n, sizeof *t->alts))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *f = format ? (i ? fallbacks[i - 1] : format) : fallbacks[i];
+        /* Fluentd 1.16's MixedTimeParser hands NumericTimeParser the string "unixtime", which it compares
+         * with :unixtime: both numeric fallbacks read the value as `float` (the fraction kept) */
+        int type = !strcmp(f, "unixtime") || !strcmp(f, "float") ? TP_FLOAT : TP_STRING;
+        if (tparse_init(&t->alts[i], type, type == TP_STRING ? f : NULL, localtime, utc, timezone, err, errlen)) {
+            tparse_free(t);
+            return -1;
+        }
+        t->nalts = i + 1;
+    }
+    return 0;
+}
+
+/* Ruby's Float(value) succeeds: a number, or a string that is one whole (blanks around allowed) */
+static int float_like(const mp_obj *o)
+{
+    if (o->type == MP_UINT || o->type == MP_INT || o->type == MP_FLOAT)
+        return 1;
+    if ((o->type != MP_STR && o->type != MP_BIN) || !o->len || o->len > 64)
+        return 0;
+    char tmp[65], *e;
+    memcpy(tmp, o->ptr, o->len);
+    tmp[o->len] = 0;
+    const char *s = tmp;
+    while (*s == ' ' || *s == '\t' || *s == '\n')
+        s++;
+    if (!*s)
+        return 0;
+    strtod(s, &e);
+    if (e == s)
+        return 0;
+    while (*e == ' ' || *e == '\t' || *e == '\n')
+        e++;
+    return !*e;
 }
 
 /* ---- strptime ----------------------------------------------------------------------- */
@@ -734,6 +792,24 @@ int tparse_value(const tparse *t, const uint8_t *v, size_t vlen, uint32_t *sec, 
     }
     int is_str = o.type == MP_STR || o.type == MP_BIN;
     int is_num = o.type == MP_UINT || o.type == MP_INT || o.type == MP_FLOAT;
+    if (t->type == TP_MIXED) {
+        char e[64];
+        for (size_t i = 0; i < t->nalts; i++)
+            if ((t->alts[i].type == TP_STRING || float_like(&o)) &&
+                tparse_value(&t->alts[i], v, vlen, sec, nsec, e, sizeof e) == 0)
+                return 0;
+        char classes[128];
+        size_t cl = 0;
+        for (size_t i = 0; i < t->nalts && cl < sizeof classes - 40; i++)
+            cl += (size_t)snprintf(classes + cl, sizeof classes - cl, "%s%s", i ? "," : "",
+                                   t->alts[i].type == TP_STRING ? "Fluent::TimeParser" : "Fluent::NumericTimeParser");
+        char pre[192];
+        snprintf(pre, sizeof pre, "invalid time format: value = ");
+        value_err(err, errlen, pre, v, vlen);
+        size_t el = strlen(err);
+        snprintf(err + el, errlen > el ? errlen - el : 0, ", even though fallbacks: %s", classes);
+        return -1;
+    }
     if (t->type == TP_STRING) {
         if (!is_str) {
             value_err(err, errlen, "value must be string: ", v, vlen);

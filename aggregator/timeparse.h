@@ -26,7 +26,7 @@
 
 #include "lib/tzfile.h"
 
-enum { TP_STRING, TP_UNIXTIME, TP_FLOAT };
+enum { TP_STRING, TP_UNIXTIME, TP_FLOAT, TP_MIXED };
 enum { TZ_LOCAL, TZ_UTC, TZ_FIXED };
 
 typedef struct tparse {
@@ -36,6 +36,8 @@ typedef struct tparse {
     int zone;
     int32_t offset; /* TZ_FIXED: seconds east of UTC */
     tz_zone *db;    /* TZ_FIXED with a zone name: the offset at each time */
+    struct tparse *alts; /* TP_MIXED: time_format, then time_format_fallbacks, tried in order */
+    size_t nalts;
 } tparse;
 
 /* timezone: NULL, "UTC", "Z", or a fixed offset "+09:00" / "+0900" / "-03".
@@ -43,6 +45,13 @@ typedef struct tparse {
 int tparse_init(tparse *t, int type, const char *format, int localtime, int utc, const char *timezone, char *err,
                 size_t errlen);
 void tparse_free(tparse *t);
+/* time_type mixed (Fluentd's MixedTimeParser): `format` (may be NULL), then
+ * each of `fallbacks` (NULL-terminated; "unixtime", "float" or a format),
+ * the first that reads the value wins; the numeric ones only try values
+ * that are numbers (Ruby's Float(value)), and both read them as `float`, as
+ * Fluentd 1.16's does (its "unixtime" never matches :unixtime). 0, or -1 with err (none given). */
+int tparse_init_mixed(tparse *t, const char *format, char *const *fallbacks, int localtime, int utc,
+                      const char *timezone, char *err, size_t errlen);
 
 /* Parse the time in a msgpack value. 0, or -1 with err (Fluentd's wording). */
 int tparse_value(const tparse *t, const uint8_t *v, size_t vlen, uint32_t *sec, uint32_t *nsec, char *err,

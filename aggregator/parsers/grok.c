@@ -270,7 +270,9 @@ static int alt_init(galt *a, parser *p, const grok_set *set, const char *pattern
     } else {
         v->tkey = sec->time_key ? sec->time_key : p->time_key ? p->time_key : "time";
         const char *fmt = sec->time_format ? sec->time_format : p->time_format;
-        if (tparse_init(&v->tp, p->tp.type, fmt, p->localtime, p->utc, tz, err, sizeof err)) {
+        if (p->tp.type == TP_MIXED ? tparse_init_mixed(&v->tp, fmt, p->time_format_fallbacks, p->localtime, p->utc,
+                                                       tz, err, sizeof err)
+                                   : tparse_init(&v->tp, p->tp.type, fmt, p->localtime, p->utc, tz, err, sizeof err)) {
             const conf_param *tzp = conf_get(secnode, "timezone");
             if (!tzp)
                 tzp = at;

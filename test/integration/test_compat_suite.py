@@ -744,8 +744,6 @@ STILL_REFUSED = [
     ("`<transport tls>` on in_syslog", "use tcp (or TLS in front)",
      ["<source>\n  @type syslog\n  tag s\n  <transport tls>\n  </transport>\n</source>\n"],
      "<transport tls> of the syslog input"),
-    ("`time_type mixed` in `<parse>`", "`string`, `unixtime` or `float`",
-     [_parse("json", "    time_type mixed\n")], "time_type mixed"),
     ("`multiline_grok`", "fluent-plugin-grok-parser's multiline parser",
      [_parse("multiline_grok")], "is not supported by weir"),
     ("record_modifier `prepare_value`", "Ruby code run at start",

@@ -267,7 +267,7 @@ def test_parser_types_refused(tmp_path):
         ("@type apache2", "parser type 'apache2' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv)"),
         ("@type regex", "parser type 'regex' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv); "
                         "did you mean 'regexp'?"),
-        ("time_type mixed", "time_type mixed is not supported by weir"),
+        ("time_type mixed", "time_type is :mixed but time_format and time_format_fallbacks is empty."),
     ])
 
 

@@ -532,8 +532,33 @@ static void test_parse_config_errors(void **st)
     expect_conf_error("@type json\ntime_typ float", "p.conf:3: unknown parameter 'time_typ' in <parse>; did you mean 'time_type'?");
     expect_conf_error("@type json\ntime_type epoch",
                       "p.conf:3: invalid value 'epoch' for parameter 'time_type'; expected one of: string, unixtime, "
-                      "float");
-    expect_conf_error("@type json\ntime_type mixed", "p.conf:3: time_type mixed is not supported by weir");
+                      "float, mixed");
+    expect_conf_error("@type json\ntime_type mixed",
+                      "p.conf:3: time_type is :mixed but time_format and time_format_fallbacks is empty.");
+    /* time_type mixed (Fluentd's MixedTimeParser): time_format, then the fallbacks in order; the numeric ones
+     * only read numbers */
+    tp *m = mk_ok("@type json\ntime_type mixed\ntime_format %d/%m/%Y %H:%M:%S\ntime_format_fallbacks %iso8601, "
+                  "unixtime");
+    static const struct {
+        const char *rec;
+        int rc;
+        uint32_t sec;
+    } mx[] = {
+        {"{\"time\":\"14/11/2023 22:13:20\"}", PARSE_OK, 1700000000},
+        {"{\"time\":\"2023-11-14T22:13:21Z\"}", PARSE_OK, 1700000001},
+        {"{\"time\":1700000002}", PARSE_OK, 1700000002},
+        {"{\"time\":\"1700000003\"}", PARSE_OK, 1700000003},
+    };
+    for (size_t i = 0; i < sizeof mx / sizeof mx[0]; i++) {
+        result mr = RUN(m, mx[i].rec);
+        assert_int_equal(mr.rc, mx[i].rc);
+        assert_int_equal(mr.sec, mx[i].sec);
+        free(mr.json);
+    }
+    result mbad = RUN(m, "{\"time\":\"yesterday\"}");
+    assert_int_not_equal(mbad.rc, PARSE_OK);
+    free(mbad.json);
+    rm(m);
     expect_conf_error("@type json\ntimezone Mars/Olympus",
                       "p.conf:3: unknown time zone 'Mars/Olympus' (no /usr/share/zoneinfo/Mars/Olympus)");
     expect_conf_error("@type json\ntimezone Tokyo",

@@ -191,33 +191,47 @@ int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs)
         free(f->delimiter);
         f->delimiter = strdup(d);
     }
-    conf_node *is = child(n, "inject");
-    if (is) {
-        if (conf_bind(is, fmt_inject_spec, &f->inj, errs))
-            rc = -1;
-        if (f->inj.utc)
-            f->inj.localtime = 0;
-        if (zone_configure(&f->inj.tz, f->inj.timezone, f->inj.localtime, is, errs))
-            rc = -1;
-        if (f->inj.hostname_key && !f->inj.hostname) {
-            char h[256] = "";
-            gethostname(h, sizeof h - 1);
-            f->inj.hostname = strdup(h);
-        }
-        f->inj.active = f->inj.time_key || f->inj.tag_key || f->inj.hostname_key || f->inj.metadata_key;
-    }
+    if (fmt_inject_configure(&f->inj, n, errs))
+        rc = -1;
     return rc;
+}
+
+int fmt_inject_configure(fmt_inject *in, conf_node *n, conf_errors *errs)
+{
+    int rc = 0;
+    memset(in, 0, sizeof *in);
+    conf_node *is = child(n, "inject");
+    if (!is)
+        return 0;
+    if (conf_bind(is, fmt_inject_spec, in, errs))
+        rc = -1;
+    if (in->utc)
+        in->localtime = 0;
+    if (zone_configure(&in->tz, in->timezone, in->localtime, is, errs))
+        rc = -1;
+    if (in->hostname_key && !in->hostname) {
+        char h[256] = "";
+        gethostname(h, sizeof h - 1);
+        in->hostname = strdup(h);
+    }
+    in->active = in->time_key || in->tag_key || in->hostname_key || in->metadata_key;
+    return rc;
+}
+
+void fmt_inject_free(fmt_inject *in)
+{
+    tz_config_free(&in->tz.db);
+    conf_unbind(fmt_inject_spec, in);
 }
 
 void fmt_free(fmt *f)
 {
     tz_config_free(&f->tz.db);
-    tz_config_free(&f->inj.tz.db);
     for (size_t i = 0; i < f->ncsv; i++)
         rec_path_free(&f->csv_paths[i]);
     free(f->csv_paths);
     conf_unbind(fmt_format_spec, f);
-    conf_unbind(fmt_inject_spec, &f->inj);
+    fmt_inject_free(&f->inj);
 }
 
 /* ---- records --------------------------------------------------------------- */
@@ -396,9 +410,8 @@ static int inject_value_mp(wbuf *out, const fmt_inject *in, int which, const cha
 
 /* The record with its <inject> keys, as msgpack into out (the same rules as
  * json_record: existing keys keep their place, new ones are appended). */
-static int inject_record_mp(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const entry *e)
+int fmt_inject_mp(const fmt_inject *in, wbuf *out, const char *tag, size_t tag_len, const entry *e)
 {
-    const fmt_inject *in = &f->inj;
     const uint8_t *p = e->record, *end = e->record + e->record_len;
     const char *keys[4] = {in->hostname_key, in->tag_key, in->time_key, e->meta ? in->metadata_key : NULL};
     int done[4] = {0, 0, 0, 0};
@@ -504,7 +517,7 @@ int fmt_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const e
     if (f->inj.active &&
         (f->type == FMT_SINGLE_VALUE || f->type == FMT_LTSV || f->type == FMT_MSGPACK || f->type == FMT_CSV)) {
         wbuf rec = {0};
-        int rc = inject_record_mp(f, &rec, tag, tag_len, e);
+        int rc = fmt_inject_mp(&f->inj, &rec, tag, tag_len, e);
         if (rc == 0) {
             entry e2 = *e;
             e2.record = rec.data;

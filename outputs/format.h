@@ -83,6 +83,14 @@ typedef struct fmt {
 int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs);
 void fmt_free(fmt *f);
 
+/* <inject> alone (outputs without <format>, e.g. elasticsearch): read it
+ * from the plugin section `n` (absent: inactive); 0 or -1 (errors added). */
+int fmt_inject_configure(fmt_inject *in, conf_node *n, conf_errors *errs);
+void fmt_inject_free(fmt_inject *in);
+/* The record of e with the <inject> keys, as msgpack into out (existing
+ * keys keep their place and take the injected value, new ones appended). */
+int fmt_inject_mp(const fmt_inject *in, wbuf *out, const char *tag, size_t tag_len, const entry *e);
+
 /* Append one formatted record (with its trailing newline where the format has one). */
 int fmt_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const entry *e);
 

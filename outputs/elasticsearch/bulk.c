@@ -51,6 +51,7 @@ void es_buf_free(es_buf *w)
     wbuf_free(&w->flat);
     wbuf_free(&w->tdel);
     wbuf_free(&w->upd);
+    wbuf_free(&w->inj);
 }
 
 /* Time of the record for the index name and @timestamp: time_key or an
@@ -445,6 +446,13 @@ uint32_t es_bulk_encode(const out_es *c, const batch *b, uint32_t nrec, es_buf *
         int has_ts;
         size_t at = w->body.len;
         err[0] = 0;
+        if (c->inj.active) { /* the plugin injects first: everything below sees the keys */
+            w->inj.len = 0;
+            if (fmt_inject_mp(&c->inj, &w->inj, e.tag, e.tag_len, &e) == 0) {
+                e.record = w->inj.data;
+                e.record_len = w->inj.len;
+            }
+        }
         if (prepare(c, w, &e, &pe, &t, err, errlen) != 0) {
             if (!err[0])
                 snprintf(err, errlen, "out of memory");

@@ -182,6 +182,9 @@ static const conf_spec es_spec[] = {
      "oldest TLS version: `TLSv1`, `TLSv1_1`, `TLSv1_2`, `TLSv1_3` (with `ssl_max_version`, as the plugin requires); default TLS 1.2"},
     {"ssl_max_version", CONF_STR, NULL, 0, offsetof(out_es, ssl_max_version), NULL,
      "newest TLS version (with `ssl_min_version`); default TLS 1.3"},
+    {"inject", CONF_SECTION, NULL, 0, 0, NULL,
+     "`<inject>` (`time_key`, `tag_key`, `hostname_key`...): keys added to each record first, as the plugin's "
+     "inject helper does (index names, ids and the document see them)"},
     {"metadata", CONF_SECTION, NULL, 0, 0, NULL,
      "`include_chunk_id true` adds a key (`chunk_id_key`, default `chunk_id`) holding: a random hex id per write "
      "(weir's chunks are retried record by record, so a retry gets a new id)"},
@@ -521,6 +524,8 @@ static int es_init(output *o, conf_node *n, conf_errors *errs)
     out_es *c = o->ctx;
     char err[300] = "";
     o->slow_flush = c->slow_flush; /* the engine warns */
+    if (fmt_inject_configure(&c->inj, n, errs))
+        return -1;
     atomic_init(&c->rr, 0);
     atomic_init(&c->failing, 0);
     if (pthread_mutex_init(&c->tmpl_mu, NULL) != 0)
@@ -638,6 +643,7 @@ static void es_exit(output *o)
         http_client_free(c->http);
     ARRAY_FREE_ALL(c->bases, c->nbases);
     free(c->auth_header);
+    fmt_inject_free(&c->inj);
     es_index_free(&c->index);
     if (c->has_id_path)
         rec_path_free(&c->id_path);

@@ -25,6 +25,7 @@
 #include "aggregator/compat_params.h"
 #include "aggregator/timeparse.h"
 #include "outputs/elasticsearch/index.h"
+#include "outputs/format.h"
 
 #define ES_MOD "out_es"
 
@@ -118,6 +119,7 @@ typedef struct out_es {
     char **tmpl_url;   /* path after the base: "/_index_template/NAME" */
     size_t ntmpl;
     int tmpl_done;
+    fmt_inject inj; /* <inject>: keys added to each record before anything else reads it */
 } out_es;
 
 /* Per sent record: where it goes next. RS_SOON: 429/503, worth another try
@@ -127,7 +129,7 @@ enum { RS_OK = 0, RS_RETRY = 1, RS_ERROR = 2, RS_SOON = 3 };
 /* One write's records: the bulk body (bulk.c) and each sent record's
  * outcome (response.c). Owned by the write. */
 typedef struct es_buf {
-    wbuf body, idx, scratch, flat, tdel, upd;
+    wbuf body, idx, scratch, flat, tdel, upd, inj;
     char chunk_id[33]; /* <metadata> include_chunk_id: this write's id, hex */
     uint32_t nsent;
     uint32_t *recno; /* sent record k -> its index in the batch */

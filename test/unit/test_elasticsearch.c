@@ -371,6 +371,10 @@ static const bulk_case bulk_cases[] = {
      "{'update':{'_index':'fluentd','_id':'1'}}\n{'doc':{'id':'1','m':1},'upsert':{'id':'1','a':5,'m':1}}\n", 0, NULL},
     {"write_operation update\nid_key id\nsuppress_doc_wrap true", "t.web", {{T0, N0, "{'id':'1','script':{}}"}}, 1,
      "{'update':{'_index':'fluentd','_id':'1'}}\n{'id':'1','script':{}}\n", 0, NULL},
+    /* <inject>: the keys are added first: the index name, the id and the document see them */
+    {"<inject>\ntag_key src\ntime_key at\ntime_type unixtime\n</inject>\nindex_name logs-${src}\nid_key src",
+     "t.web", {{T0, N0, "{'m':1,'src':'old'}"}}, 1,
+     "{'index':{'_index':'logs-t.web','_id':'t.web'}}\n{'m':1,'src':'t.web','at':1700000000}\n", 0, NULL},
     /* records that cannot be addressed are left out, OUT_ERROR */
     {"index_name ${$.k8s.ns}", "t.web",
      {{T0, N0, "{'k8s':{'ns':'Pay'}}"}, {T0, N0, "{'m':1}"}, {T0, N0, "{'k8s':{'ns':null}}"},

@@ -107,10 +107,10 @@ static pm_family *family_get(const char *name, int type, const char *help, char 
     return f;
 }
 
-static void family_update(pm_family *f, const char *key, size_t klen, double v)
+/* Under f->mu: the series of `key`, made (at zero) when it is new; NULL out of memory. */
+static pm_series *series_get(pm_family *f, const char *key, size_t klen)
 {
     uint64_t h = fnv(key, klen);
-    pthread_mutex_lock(&f->mu);
     pm_series *s = f->tab[h & 255];
     while (s && !(s->h == h && s->klen == klen && !memcmp(s->key, key, klen)))
         s = s->next;
@@ -121,8 +121,7 @@ static void family_update(pm_family *f, const char *key, size_t klen, double v)
             if (s)
                 free(s->key);
             free(s);
-            pthread_mutex_unlock(&f->mu);
-            return;
+            return NULL;
         }
         memcpy(s->key, key, klen);
         s->klen = klen;
@@ -134,6 +133,17 @@ static void family_update(pm_family *f, const char *key, size_t klen, double v)
         else
             f->first = s;
         f->last = s;
+    }
+    return s;
+}
+
+static void family_update(pm_family *f, const char *key, size_t klen, double v)
+{
+    pthread_mutex_lock(&f->mu);
+    pm_series *s = series_get(f, key, klen);
+    if (!s) {
+        pthread_mutex_unlock(&f->mu);
+        return;
     }
     switch (f->type) {
     case PM_COUNTER: s->v += v; break;
@@ -273,11 +283,12 @@ const conf_spec pmx_metric_spec[] = {
     {"buckets", CONF_STR, NULL, 0, offsetof(metric_conf, buckets), NULL,
      "histogram: comma-separated upper bounds (default .005,.01,.025,.05,.1,.25,.5,1,2.5,5,10)"},
     {"initialized", CONF_BOOL, "false", 0, offsetof(metric_conf, initialized), NULL,
-     "`true` (series made at start from `<initlabels>`) is refused"},
+     "`true`: the series exist from the start at zero: one per `<initlabels>` (label values; a label not given "
+     "takes its own static value), or the static labels' one"},
     {"max_series_per_metric", CONF_INT, "0", 0, offsetof(metric_conf, max_series_per_metric), NULL,
      "accepted; no limit"},
     {"labels", CONF_SECTION, NULL, 0, 0, NULL, "`<labels>`: this metric's labels, after the plugin's"},
-    {"initlabels", CONF_SECTION, NULL, 0, 0, NULL, "refused with `initialized`"},
+    {"initlabels", CONF_SECTION, NULL, 0, 0, NULL, "with `initialized true`: one series' label values"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -474,6 +485,66 @@ static void free_labels(plabel *ls, size_t n)
 static const char *const default_buckets[] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
                                               "0.5",   "1",    "2.5",   "5",    "10"};
 
+/* A label whose value depends on no record and no tag. */
+static int label_static(const plabel *l)
+{
+    if (l->accessor)
+        return 0;
+    for (size_t i = 0; i < l->nparts; i++)
+        if (l->parts[i].kind != LP_LIT && l->parts[i].kind != LP_HOST && l->parts[i].kind != LP_WORKER)
+            return 0;
+    return 1;
+}
+
+static int label_value(const pmx *x, const plabel *l, const char *tag, size_t tl, const uint8_t *rec, size_t len,
+                       wbuf *o);
+
+/* initialized true (fluent-plugin-prometheus): the series of each <initlabels> exist from the start at zero;
+ * a label an <initlabels> does not give takes its own value, which must then be static. Without
+ * <initlabels>, the one series of the static labels. */
+static int init_series(const pmx *x, const pmetric *m, conf_node *mn, conf_errors *errs)
+{
+    static const uint8_t empty_map[1] = {0x80};
+    size_t nsec = 0;
+    for (size_t i = 0; i < mn->nchildren; i++)
+        nsec += !strcmp(mn->children[i]->name, "initlabels");
+    for (size_t i = 0; i < mn->nchildren || (!nsec && i == 0); i++) {
+        conf_node *il = nsec ? mn->children[i] : NULL;
+        if (il && strcmp(il->name, "initlabels"))
+            continue;
+        wbuf key = {0};
+        for (size_t k = 0; k < m->nlabels; k++) {
+            const char *v = il ? conf_get_value(il, m->labels[k].name) : NULL;
+            if (v) {
+                wbuf_add(&key, v, strlen(v));
+            } else if (label_static(&m->labels[k])) {
+                label_value(x, &m->labels[k], "", 0, empty_map, 1, &key);
+            } else {
+                conf_errors_add(errs, il ? il->file : mn->file, il ? il->line : mn->line,
+                                "initialized metric %s: <initlabels> must give label '%s' (its value comes from "
+                                "each record)",
+                                m->name ? m->name : "", m->labels[k].name);
+                wbuf_free(&key);
+                return -1;
+            }
+            wbuf_addc(&key, 0);
+        }
+        for (size_t k = 0; il && k < il->nparams; k++)
+            if (!il->params[k].used) {
+                conf_errors_add(errs, il->params[k].file, il->params[k].line,
+                                "<initlabels> gives '%s', which is not a label of %s", il->params[k].key,
+                                m->name ? m->name : "");
+                wbuf_free(&key);
+                return -1;
+            }
+        pthread_mutex_lock(&m->f->mu);
+        series_get(m->f, key.len ? (const char *)key.data : "", key.len);
+        pthread_mutex_unlock(&m->f->mu);
+        wbuf_free(&key);
+    }
+    return 0;
+}
+
 pmx *pmx_create(conf_node *n, conf_errors *errs)
 {
     pmx *x = calloc(1, sizeof *x);
@@ -505,10 +576,6 @@ pmx *pmx_create(conf_node *n, conf_errors *errs)
             bad = -1;
         } else if (!mc.key && type != PM_COUNTER) {
             conf_error_at(errs, mn, "key", "%s metric requires 'key' option", mc.type);
-            bad = -1;
-        }
-        if (mc.initialized) {
-            conf_error_at(errs, mn, "initialized", "initialized metrics (<initlabels>) are not supported by weir");
             bad = -1;
         }
         double bounds[64];
@@ -568,6 +635,8 @@ pmx *pmx_create(conf_node *n, conf_errors *errs)
             }
             m.name = strdup(mc.name);
         }
+        if (!bad && mc.initialized && init_series(x, &m, mn, errs))
+            bad = -1;
         conf_strv_free(bv);
         conf_unbind(pmx_metric_spec, &mc);
         pmetric *g = realloc(x->m, (x->n + 1) * sizeof *g);

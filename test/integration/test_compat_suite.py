@@ -740,10 +740,6 @@ STILL_REFUSED = [
      [_parse("multiline_grok")], "is not supported by weir"),
     ("record_modifier `prepare_value`", "Ruby code run at start",
      ["<filter **>\n  @type record_modifier\n  prepare_value @x = 1\n</filter>\n" + _NULL], "not supported"),
-    ("prometheus `initialized` / `<initlabels>`", "metrics appear with their first record",
-     ["<filter **>\n  @type prometheus\n  <metric>\n    name m\n    type counter\n    desc d\n"
-      "    initialized true\n    <initlabels>\n      a b\n    </initlabels>\n  </metric>\n</filter>\n" + _NULL],
-     "not supported by weir"),
     ("kafka2 `zookeeper`, `ssl_client_cert_chain`, AWS MSK IAM", "list brokers; append the chain to the cert; use SCRAM",
      [f"<match **>\n  @type kafka2\n  {p}\n</match>\n" for p in ("zookeeper zk:2181", "ssl_client_cert_chain /c.pem",
                                                                "sasl_aws_msk_iam_access_key_id k")],

@@ -106,3 +106,54 @@ def test_prometheus_family(weir):
     assert 'fluentd_output_status_num_errors{plugin_id="nullout",type="null",tier="aggregator"} 0' in text
     assert "# TYPE fluentd_status_retry_count gauge" in text
     assert 'fluentd_status_retry_count{plugin_id="nullout",plugin_category="output",type="null",host="' in text
+
+
+def test_initialized_metrics_exist_before_any_record(weir):
+    """initialized true: the series of each <initlabels> (and, without any,
+    the static labels' one) are served at zero before the first record; a
+    label an <initlabels> leaves out takes its static value."""
+    mport = free_port()
+    cfg = helpers.forward_source(weir.port) + helpers.monitor_source(mport, "prometheus") + """
+<filter app.**>
+  @type prometheus
+  <labels>
+    tier aggregator
+  </labels>
+  <metric>
+    name weir_init_requests_total
+    type counter
+    desc requests by status
+    initialized true
+    <labels>
+      status ${status}
+    </labels>
+    <initlabels>
+      status 200
+    </initlabels>
+    <initlabels>
+      status 500
+    </initlabels>
+  </metric>
+  <metric>
+    name weir_init_static_total
+    type counter
+    desc static labels only
+    initialized true
+  </metric>
+</filter>
+<match app.**>
+  @type null
+</match>
+"""
+    weir.start(cfg)
+    st, text = helpers.get(mport, "/metrics")
+    assert st == 200
+    assert 'weir_init_requests_total{tier="aggregator",status="200"} 0' in text, text
+    assert 'weir_init_requests_total{tier="aggregator",status="500"} 0' in text, text
+    assert 'weir_init_static_total{tier="aggregator"} 0' in text, text
+    with weir.conn() as c:
+        c.send(fwd.forward("app.web", [fwd.entry(fwd.et(1700000000), {"status": 500})], {"chunk": "k1"}))
+        c.expect_ack("k1")
+    st, text = helpers.get(mport, "/metrics")
+    assert 'weir_init_requests_total{tier="aggregator",status="500"} 1' in text, text
+    assert 'weir_init_requests_total{tier="aggregator",status="200"} 0' in text, text

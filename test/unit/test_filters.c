@@ -991,6 +991,10 @@ static void test_prometheus_filter(void **st)
                        "f.conf:3: gauge metric requires 'key' option");
     EXPECT_CONF_ERRORS("@type prometheus\n<metric>\nname weir_unit_total\ntype gauge\ndesc d\nkey n\n</metric>",
                        "f.conf:4: weir_unit_total has already been registered as counter type");
+    EXPECT_CONF_ERRORS("@type prometheus\n<metric>\nname weir_unit_init_total\ntype counter\ndesc d\ninitialized true\n"
+                       "<labels>\ns ${status}\n</labels>\n<initlabels>\nx 1\n</initlabels>\n</metric>",
+                       "f.conf:11: initialized metric weir_unit_init_total: <initlabels> must give label 's' (its value "
+                       "comes from each record)");
 }
 
 int main(void)

@@ -94,8 +94,8 @@ static const conf_spec *parse_spec(void)
 }
 
 /* Fluentd parsers weir does not have (yet) */
-static const char *const unsupported[] = {"apache2",        "apache_error", "nginx",   "syslog", "tsv", "multiline",
-                                          "multi_format",   "multiline_grok", "msgpack", "regex",  "kv",  NULL};
+static const char *const unsupported[] = {"apache2", "syslog",  "multiline", "multi_format", "multiline_grok",
+                                          "msgpack", "regex",   "kv",        NULL};
 
 static conf_param *find_param(conf_node *n, const char *key)
 {
@@ -132,6 +132,11 @@ int parse_configure(parser *p, conf_node *n, conf_errors *errs)
     p->type = p->plugin->type;
     int bad = conf_bind(n, parse_spec(), p, errs);
     p->configured = 1;
+    if (p->plugin->default_expression && !p->expression && !(p->expression = strdup(p->plugin->default_expression)))
+        bad = -1;
+    if (p->plugin->default_time_format && !p->time_format &&
+        !(p->time_format = strdup(p->plugin->default_time_format)))
+        bad = -1;
     char err[512];
 
     const conf_param *ep = find_param(n, "expression");

@@ -102,6 +102,8 @@ struct parser_plugin {
     int (*configure)(parser *p, conf_node *n, conf_errors *errs);
     void (*free)(parser *p);
     int (*stats)(const parser *p, parse_stats *s); /* optional: parse_stats_get */
+    /* presets of a regexp type (Fluentd's nginx, apache_error): used when not configured */
+    const char *default_expression, *default_time_format;
 };
 const parser_plugin *const *parser_plugins(void);          /* NULL-terminated */
 const parser_plugin *parser_plugin_find(const char *name); /* NULL: none */

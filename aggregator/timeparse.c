@@ -708,7 +708,9 @@ static int flexible(const tparse *t, const char *s, size_t n, uint32_t *sec, uin
         "%a, %d %b %Y %H:%M:%S %z", "%d %b %Y %H:%M:%S %z", "%a, %d %b %Y %H:%M:%S", "%d %b %Y %H:%M:%S",
         "%a %b %d %H:%M:%S %Y",  /* asctime */
         "%a %b %d %H:%M:%S %Z %Y", "%b %d %H:%M:%S",          /* syslog */
-        "%b %d %Y %H:%M:%S", NULL,
+        "%b %d %Y %H:%M:%S",
+        /* Apache's error log (after its weekday): "Nov 14 22:13:22.123456 2023" */
+        "%b %d %H:%M:%S %Y", "%b %d %H:%M:%S.%N %Y", "%a %b %d %H:%M:%S.%N %Y", NULL,
     };
     const char *e = s + n;
     while (s < e && is_blank(*s))

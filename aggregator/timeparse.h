@@ -6,7 +6,8 @@
  *                       ISO 8601 / RFC 3339 (date, "T" or space, time,
  *                       fraction, zone), Apache "10/Oct/2000:13:55:36 -0700",
  *                       RFC 2822 "Tue, 10 Oct 2000 13:55:36 +0000", asctime
- *                       "Tue Oct 10 13:55:36 2000", syslog "Oct 10 13:55:36".
+ *                       "Tue Oct 10 13:55:36 2000", syslog "Oct 10 13:55:36",
+ *                       Apache error log "Nov 14 22:13:22.123456 2023".
  *   time_type unixtime  value.to_i (strings: Ruby's String#to_i)
  *   time_type float     "sec.frac" of value.to_s (Fluentd's own split)
  * Directives: %Y %C %y %m %d %e %j %H %k %I %l %M %S %p %P %b %B %h %a %A %z %Z

@@ -264,8 +264,8 @@ def test_parser_types_refused(tmp_path):
 </filter>
 """ + NULL_MATCH
     expect_errors(tmp_path, text, [
-        ("@type apache2", "parser type 'apache2' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv)"),
-        ("@type regex", "parser type 'regex' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv); "
+        ("@type apache2", "parser type 'apache2' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv, nginx, apache_error, tsv)"),
+        ("@type regex", "parser type 'regex' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv, nginx, apache_error, tsv); "
                         "did you mean 'regexp'?"),
         ("time_type mixed", "time_type is :mixed but time_format and time_format_fallbacks is empty."),
     ])

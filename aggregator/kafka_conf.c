@@ -1,10 +1,12 @@
 /* aggregator/kafka_conf.c: librdkafka properties from the configuration; see kafka_conf.h. */
 #include "aggregator/kafka_conf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "lib/log.h"
+#include "lib/wbuf.h"
 
 int kafka_conf_set(rd_kafka_conf_t *kc, const conf_node *n, const char *param, const char *key, const char *v,
                    conf_errors *errs)
@@ -57,7 +59,35 @@ int kafka_conf_common(rd_kafka_conf_t *kc, const conf_node *n, const kafka_commo
         bad |= kafka_conf_set(kc, n, "ssl_ca_certs_from_system", "ssl.ca.location", "probe", errs);
         tls = 1;
     }
-    if (k->ssl_client_cert) {
+    if (k->ssl_client_cert && k->ssl_client_cert_chain) {
+        /* librdkafka takes one PEM: the certificate, then its chain */
+        wbuf pem = {0};
+        const char *files[2] = {k->ssl_client_cert, k->ssl_client_cert_chain}, *keys[2] = {"ssl_client_cert",
+                                                                                          "ssl_client_cert_chain"};
+        for (int i = 0; i < 2; i++) {
+            FILE *f = fopen(files[i], "r");
+            char buf[4096];
+            size_t r;
+            if (!f) {
+                conf_error_at(errs, n, keys[i], "cannot read %s: %s", files[i], strerror(errno));
+                bad = -1;
+                continue;
+            }
+            while ((r = fread(buf, 1, sizeof buf, f)) > 0)
+                wbuf_add(&pem, buf, r);
+            fclose(f);
+            if (pem.len && pem.data[pem.len - 1] != '\n')
+                wbuf_addc(&pem, '\n');
+        }
+        wbuf_addc(&pem, 0);
+        if (!bad)
+            bad |= kafka_conf_set(kc, n, "ssl_client_cert_chain", "ssl.certificate.pem", (const char *)pem.data, errs);
+        wbuf_free(&pem);
+        tls = 1;
+    } else if (k->ssl_client_cert_chain) {
+        conf_error_at(errs, n, "ssl_client_cert_chain", "ssl_client_cert_chain needs ssl_client_cert");
+        bad = -1;
+    } else if (k->ssl_client_cert) {
         bad |= kafka_conf_set(kc, n, "ssl_client_cert", "ssl.certificate.location", k->ssl_client_cert, errs);
         tls = 1;
     }

@@ -28,7 +28,7 @@ typedef struct kafka_common {
     char *client_id;
     int sasl_over_ssl;
     char **ssl_ca_cert;
-    char *ssl_client_cert, *ssl_client_cert_key, *ssl_client_cert_key_password;
+    char *ssl_client_cert, *ssl_client_cert_key, *ssl_client_cert_key_password, *ssl_client_cert_chain;
     int ssl_ca_certs_from_system, ssl_verify_hostname;
     char *principal, *keytab, *service_name;
     char *username, *password, *scram_mechanism;
@@ -41,6 +41,8 @@ typedef struct kafka_common {
      "CA certificate file (PEM) to verify the brokers (`ssl.ca.location`; one file); turns TLS on"},               \
     {"ssl_client_cert", CONF_STR, NULL, 0, offsetof(T, m.ssl_client_cert), NULL,                                     \
      "client certificate (PEM, `ssl.certificate.location`; put an intermediate chain in the same file)"},          \
+    {"ssl_client_cert_chain", CONF_STR, NULL, 0, offsetof(T, m.ssl_client_cert_chain), NULL,                         \
+     "intermediate certificates (PEM) sent after `ssl_client_cert` (both files read at start, `ssl.certificate.pem`)"}, \
     {"ssl_client_cert_key", CONF_STR, NULL, 0, offsetof(T, m.ssl_client_cert_key), NULL,                             \
      "its key (`ssl.key.location`)"},                                                                              \
     {"ssl_client_cert_key_password", CONF_STR, NULL, 0, offsetof(T, m.ssl_client_cert_key_password), NULL,           \

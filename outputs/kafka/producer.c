@@ -231,8 +231,6 @@ static const conf_spec kafka_spec[] = {
     /* refused when set */
     {"zookeeper", CONF_STR, NULL, 0, S, NULL,
      COMPAT_REFUSED "weir does not discover brokers through ZooKeeper: list them in `brokers`"},
-    {"ssl_client_cert_chain", CONF_STR, NULL, 0, S, NULL,
-     COMPAT_REFUSED "librdkafka reads the chain from the certificate file: append it to `ssl_client_cert`'s PEM"},
     {"sasl_aws_msk_iam_access_key_id", CONF_STR, NULL, 0, S, NULL,
      COMPAT_REFUSED "AWS MSK IAM is not supported by librdkafka as configured here; use SASL/SCRAM (`username`, "
      "`scram_mechanism`) or `rdkafka_options` OAUTHBEARER"},

@@ -742,3 +742,21 @@ def test_multiple_errors_reported_together(tmp_path):
         ("<label @INGEST>#2", "label @INGEST is defined twice"),
         ("<match **>#2", "@type copy needs at least one <store>"),
     ])
+
+
+def test_kafka_ssl_client_cert_chain(tmp_path):
+    """ssl_client_cert_chain (fluent-plugin-kafka): the certificate and its
+    chain are read at start into one PEM for librdkafka; a file that cannot
+    be read, or a chain without a certificate, is an error."""
+    cert = tmp_path / "client.pem"
+    chain = tmp_path / "chain.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    chain.write_text("-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n")
+    base = SRC + "<match **>\n  @type kafka2\n  brokers 127.0.0.1:9092\n  default_topic t\n"
+    expect_ok(tmp_path, base + f"  ssl_client_cert {cert}\n  ssl_client_cert_chain {chain}\n</match>\n", name="ok.conf")
+    expect_errors(tmp_path, base + f"  ssl_client_cert {cert}\n  ssl_client_cert_chain {tmp_path}/nope.pem\n</match>\n", [
+        ("ssl_client_cert_chain", f"cannot read {tmp_path}/nope.pem: No such file or directory"),
+    ], name="missing.conf")
+    expect_errors(tmp_path, base + f"  ssl_client_cert_chain {chain}\n</match>\n", [
+        ("ssl_client_cert_chain", "ssl_client_cert_chain needs ssl_client_cert"),
+    ], name="nocert.conf")

@@ -118,7 +118,7 @@ typedef struct aggregate_ctx {
 } aggregate_ctx;
 
 
-/* aggregate.c */
+/* aggregate.c, aggregate_state.c */
 extern double (*aggregate_clock)(void);
 void agg_saga_free(saga *g);
 uint64_t agg_hash(const void *p, size_t n);
@@ -131,6 +131,7 @@ int agg_tab_insert(agg_shard *sh, saga *g);
 void agg_tab_remove(agg_shard *sh, saga *g);
 void agg_trace_put(agg_state *st, uint64_t th, uint64_t kh);
 void agg_trace_del(agg_state *st, uint64_t th, uint64_t kh);
+uint64_t agg_trace_get(agg_state *st, uint64_t th);
 void agg_emit_summary(const aggregate_ctx *a, agg_shard *sh, saga *g, int outcome, filter_emit *em);
 size_t agg_saga_bytes(const saga *g);
 void agg_add_trace(const aggregate_ctx *a, saga *g, const uint8_t *s, uint32_t n);

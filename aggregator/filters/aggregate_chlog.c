@@ -570,6 +570,12 @@ static void restore(agg_chlog *cl, const filter_part *p, size_t n)
 static void partitions(void *arg, const filter_part *p, size_t n, int assigned)
 {
     agg_chlog *cl = arg;
+    /* this replica's own writes (timeouts' markers, between bursts) in the log first: a restore reads to the end
+     * offsets, and a revoked partition's next owner reads what is there (failures stay counted for the barrier) */
+    rd_kafka_t *pr = atomic_load(&cl->prod);
+    if (pr && rd_kafka_flush(pr, 30000))
+        wlog_warn("aggregate", "%s: changelog: %d writes not delivered before a rebalance", cl->id,
+                  rd_kafka_outq_len(pr));
     if (assigned)
         restore(cl, p, n);
     else

@@ -374,15 +374,14 @@ static void produce(agg_chlog *cl, const void *k, size_t kl, const void *v, size
     }
 }
 
-static __thread wbuf enc_buf;
-
 void agg_chlog_put(agg_state *st, const agg_shard *sh, const saga *g)
 {
     if (!st->cl)
         return;
-    enc_buf.len = 0;
-    agg_encode(sh, g, &enc_buf);
-    produce(st->cl, g->key, g->keylen, enc_buf.data, enc_buf.len);
+    wbuf w = {0};
+    agg_encode(sh, g, &w);
+    produce(st->cl, g->key, g->keylen, w.data, w.len);
+    wbuf_free(&w);
 }
 
 void agg_chlog_tombstone(agg_state *st, const saga *g)

@@ -194,7 +194,11 @@ def test_replica_killed_sagas_continue(broker, tmp_path, request, mode):
     print(f"aggregate changelog ({mode}): {len(truth)} sagas, {len(got)} summaries, {len(by_key)} keys, "
           f"{dups} written twice, {len(wrong)} wrong, {differing} differing, {len(extra)} unknown keys")
     victim.stop_ok()
+    installed = sum(int(l["msg"].split(" sagas installed")[0].rsplit(" ", 1)[1])
+                    for w in replicas for l in w.stderr_lines() if "sagas installed" in l.get("msg", ""))
+    print(f"aggregate changelog ({mode}): {installed} sagas restored from the changelog at assignments")
     if changelog:
+        assert installed > 0, "no saga moved through the changelog"
         assert not extra
         assert not wrong, wrong[:10]
         assert not differing

@@ -5,7 +5,8 @@ A generator (ours) writes interleaved saga events to a 4-partition topic,
 keyed by saga id. Two weir replicas in one consumer group correlate them
 with `aggregate` + `changelog_topic` into files of summaries. Mid-run one
 replica is killed with -9 and started again (its partitions move to the
-other replica, then back); at the end the other is stopped gracefully.
+other replica, then back; offsets are committed every 5 s, so up to 5 s of
+events are read again and must not be counted twice); at the end the other is stopped gracefully.
 Every saga must have a summary, and every summary of a saga must be the
 correct one (outcome, event count, step count) - a summary may be written
 twice around the kill (the end event replayed), always identical, which an
@@ -92,6 +93,7 @@ def config(broker, group, topic, outdir, changelog):
   decorate_events true
   time_source kafka
   max_poll_records 50
+  offset_commit_interval 5
   rdkafka_options {{"session.timeout.ms":"6000","heartbeat.interval.ms":"500"}}
 </source>
 <filter {topic}>

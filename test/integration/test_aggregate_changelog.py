@@ -201,6 +201,9 @@ def test_replica_killed_sagas_continue(broker, tmp_path, request, mode):
     print(f"aggregate changelog ({mode}): {installed} sagas restored from the changelog at assignments")
     if changelog:
         assert installed > 0, "no saga moved through the changelog"
+        # weir created the changelog topic (compacted, changelog_partitions)
+        assert any("created the changelog topic" in l.get("msg", "") for w in replicas for l in w.stderr_lines())
+        assert len(broker.metadata(f"{topic}-changelog")["partitions"]) == 2
         assert not extra
         assert not wrong, wrong[:10]
         assert not differing

@@ -25,6 +25,10 @@
  * serialized whatever worker or connection they arrive on. The state is
  * kept in a process-wide registry by (filter id, configuration text): a
  * reload whose filter is unchanged adopts it with its open sagas.
+ *
+ * With `changelog_topic` the state of every open saga is also kept in a
+ * compacted Kafka topic and restored when the kafka source is assigned
+ * partitions (aggregate_chlog.c); tables and summaries: aggregate_state.c.
  */
 #include <pthread.h>
 #include <stdatomic.h>

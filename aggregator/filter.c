@@ -96,3 +96,56 @@ int filter_compile_keys(char **keys, rec_path **out, size_t *n, const char *para
     }
     return bad;
 }
+
+/* ---- hooks of stateful filters into consumer-group sources ------------------------------------- */
+
+static pthread_mutex_t hooks_mu = PTHREAD_MUTEX_INITIALIZER;
+static filter_hooks *hooks;
+static size_t nhooks;
+
+void filter_hooks_add(const filter_hooks *h)
+{
+    pthread_mutex_lock(&hooks_mu);
+    filter_hooks *nv = realloc(hooks, (nhooks + 1) * sizeof *nv);
+    if (nv) {
+        hooks = nv;
+        hooks[nhooks++] = *h;
+    }
+    pthread_mutex_unlock(&hooks_mu);
+}
+
+void filter_hooks_remove(void *arg)
+{
+    pthread_mutex_lock(&hooks_mu);
+    for (size_t i = 0; i < nhooks; i++)
+        if (hooks[i].arg == arg) {
+            memmove(&hooks[i], &hooks[i + 1], (nhooks - i - 1) * sizeof *hooks);
+            nhooks--;
+            break;
+        }
+    if (!nhooks) {
+        free(hooks);
+        hooks = NULL;
+    }
+    pthread_mutex_unlock(&hooks_mu);
+}
+
+int filter_hooks_barrier(void)
+{
+    int rc = 0;
+    pthread_mutex_lock(&hooks_mu);
+    for (size_t i = 0; i < nhooks; i++)
+        if (hooks[i].barrier && hooks[i].barrier(hooks[i].arg))
+            rc = -1;
+    pthread_mutex_unlock(&hooks_mu);
+    return rc;
+}
+
+void filter_hooks_partitions(const filter_part *p, size_t n, int assigned)
+{
+    pthread_mutex_lock(&hooks_mu);
+    for (size_t i = 0; i < nhooks; i++)
+        if (hooks[i].partitions)
+            hooks[i].partitions(hooks[i].arg, p, n, assigned);
+    pthread_mutex_unlock(&hooks_mu);
+}

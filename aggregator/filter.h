@@ -118,4 +118,25 @@ int filter_compile_keys(char **keys, struct rec_path **out, size_t *n, const cha
                         conf_errors *errs);
 void filter_destroy(filter *f);
 
+/* Hooks of stateful filters into the consumer-group sources (aggregate's
+ * changelog, docs/architecture.md "Correlation state"). A source that
+ * commits offsets calls filter_hooks_barrier() after the outputs hold a
+ * burst and before it stores its offsets (nonzero: a hook could not make
+ * its state durable; do not store them), and filter_hooks_partitions() on a
+ * rebalance: `assigned` 1 before it starts reading the partitions, 0 after
+ * it committed them and before it lets them go. */
+typedef struct filter_part {
+    const char *topic;
+    int32_t partition;
+} filter_part;
+typedef struct filter_hooks {
+    void *arg;
+    int (*barrier)(void *arg);
+    void (*partitions)(void *arg, const filter_part *p, size_t n, int assigned);
+} filter_hooks;
+void filter_hooks_add(const filter_hooks *h);
+void filter_hooks_remove(void *arg);
+int filter_hooks_barrier(void);
+void filter_hooks_partitions(const filter_part *p, size_t n, int assigned);
+
 #endif

@@ -25,6 +25,10 @@
  * serialized whatever worker or connection they arrive on. The state is
  * kept in a process-wide registry by (filter id, configuration text): a
  * reload whose filter is unchanged adopts it with its open sagas.
+ *
+ * With `changelog_topic` the state of every open saga is also kept in a
+ * compacted Kafka topic and restored when the kafka source is assigned
+ * partitions (aggregate_chlog.c); tables and summaries: aggregate_state.c.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -39,96 +43,11 @@
 #include "lib/u64map.h"
 #include "aggregator/filter.h"
 #include "aggregator/record.h"
+#include "aggregator/filters/aggregate_impl.h"
 
-#define AGG_SHARDS 64
-#define AGG_MAX_STR 256   /* step names, services, statuses: longer values are cut */
-#define AGG_MAX_TRACE 128 /* longer trace ids are ignored */
-#define AGG_MAX_STRS 65536 /* distinct strings per shard; beyond: "" (counted) */
-
-enum { K_START, K_STEP, K_END, K_FAILURE, K_COMPENSATION, K_NONE, K_N = K_NONE };
-static const char *const kind_names[] = {"start", "step", "end", "failure", "compensation", "event"};
-enum { O_COMPLETED, O_FAILED, O_COMPENSATED, O_TIMED_OUT, O_EVICTED, O_OPEN };
-static const char *const outcome_names[] = {"completed", "failed", "compensated", "timed_out", "evicted", "open"};
 
 /* clock of the timeouts (tests replace it) */
 double (*aggregate_clock)(void) = clock_mono;
-
-typedef struct agg_step {
-    uint64_t t; /* event time, ns */
-    uint32_t name, service, status;
-    uint32_t kind;
-} agg_step;
-
-enum { F_STARTED = 1 };
-
-typedef struct saga {
-    struct saga *hnext;       /* hash chain */
-    struct saga *prev, *next; /* shard's LRU list: least recently active first */
-    uint64_t h;
-    uint64_t first, last; /* event times, ns */
-    double seen;          /* clock of the last event */
-    double enq;           /* clock when it was put at the list's tail (the list is in this order) */
-    uint32_t events, nsteps, capsteps, dropped_steps;
-    uint32_t failures, compensations;
-    agg_step *steps;
-    uint32_t *svcs; /* string ids, sorted at emission */
-    uint8_t nsvc, capsvc, ntr, flags;
-    uint16_t trlen, trcap, keylen;
-    uint8_t *tr; /* trace ids: [len][bytes]... */
-    char key[];
-} saga;
-
-typedef struct agg_shard {
-    pthread_mutex_t mu;
-    saga **tab;
-    size_t cap, n;
-    saga *head, *tail;
-    /* strings: id -> text, hash -> id + 1 */
-    char **strs;
-    uint32_t nstrs, capstrs;
-    u64map strmap;
-    size_t bytes; /* heap held by this shard's sagas and strings */
-} agg_shard;
-
-/* trace id -> the key hash of its open saga (copy_key_by_trace) */
-typedef struct agg_trace_shard {
-    pthread_mutex_t mu;
-    uint64_t *k, *v; /* open addressing with deletion by backward shift; k 0 empty */
-    size_t cap, n;
-} agg_trace_shard;
-
-typedef struct agg_state {
-    struct agg_state *next; /* registry */
-    char *fp;
-    int refs;
-    const filter *owner; /* the newest filter using it (the running configuration's) */
-    agg_shard sh[AGG_SHARDS];
-    agg_trace_shard ts[AGG_SHARDS];
-    atomic_uint_fast64_t open, evicted, summaries, strs_dropped;
-} agg_state;
-
-typedef struct agg_cond {
-    rec_path path;
-    rx re;
-} agg_cond;
-
-typedef struct aggregate_ctx {
-    char *key, *tag, *key_name;
-    char *step_name_key, *service_key, *status_key, *trace_key;
-    char **service_keys, **trace_keys;
-    double timeout;
-    int64_t max_open, max_steps, max_services, max_trace_ids;
-    int copy_key_by_trace, drop_events, end_on_failure;
-    rec_path kpath, npath, stpath;
-    rec_path *svpaths, *trpaths;
-    size_t nsv, ntrp;
-    agg_cond *conds[K_N];
-    size_t nconds[K_N];
-    int any_cond;
-    size_t tag_len;
-    agg_state *st;
-    const filter *prev_owner; /* st's owner before this filter took it (a failed reload gives it back) */
-} aggregate_ctx;
 
 static const conf_spec aggregate_spec[] = {
     {"key", CONF_STR, NULL, 1, offsetof(aggregate_ctx, key), NULL,
@@ -162,6 +81,22 @@ static const conf_spec aggregate_spec[] = {
      "a record without the key whose trace id belongs to an open saga gets the key (and counts as one of its events)"},
     {"drop_events", CONF_BOOL, "false", 0, offsetof(aggregate_ctx, drop_events), NULL,
      "drop the records of sagas (only summaries go on); default: they pass unchanged"},
+    {"changelog_topic", CONF_STR, NULL, 0, offsetof(aggregate_ctx, cl_topic), NULL,
+     "Kafka topic of the open sagas' state (compacted; created with `cleanup.policy compact` when missing): open "
+     "sagas survive a replica killed with -9 and move with their partitions in the consumer group "
+     "(docs/architecture.md, \"Correlation state\"); needs `changelog_brokers` and Kafka coordinates on the records "
+     "(the kafka source's `decorate_events`)"},
+    {"changelog_brokers", CONF_ARRAY, NULL, 0, offsetof(aggregate_ctx, cl_brokers), NULL,
+     "brokers of the changelog topic (`host:port`, comma separated; usually the kafka source's)"},
+    {"changelog_partitions", CONF_INT, "4", 0, offsetof(aggregate_ctx, cl_partitions), NULL,
+     "partitions of the changelog topic when weir creates it"},
+    {"source_topic_key", CONF_STR, "$.kafka.topic", 0, offsetof(aggregate_ctx, src_topic_key), NULL,
+     "with a changelog: record accessor of the record's Kafka topic (`decorate_events`)"},
+    {"source_partition_key", CONF_STR, "$.kafka.partition", 0, offsetof(aggregate_ctx, src_partition_key), NULL,
+     "with a changelog: record accessor of the record's Kafka partition"},
+    {"source_offset_key", CONF_STR, "$.kafka.offset", 0, offsetof(aggregate_ctx, src_offset_key), NULL,
+     "with a changelog: record accessor of the record's Kafka offset (an event at or below a saga's last applied "
+     "offset of the same partition is a replay and not counted again)"},
     {"start", CONF_SECTION, NULL, 0, 0, NULL, "any number, `key` and `pattern` as in grep's `<regexp>`: a saga's start"},
     {"step", CONF_SECTION, NULL, 0, 0, NULL,
      "any number: a step (none configured: every event of a saga that is no other kind is a step)"},
@@ -192,7 +127,7 @@ static agg_state *state_new(const char *fp)
     return s;
 }
 
-static void saga_free(saga *g)
+void agg_saga_free(saga *g)
 {
     free(g->steps);
     free(g->svcs);
@@ -202,11 +137,12 @@ static void saga_free(saga *g)
 
 static void state_free(agg_state *s)
 {
+    agg_chlog_free(s);
     for (int i = 0; i < AGG_SHARDS; i++) {
         agg_shard *sh = &s->sh[i];
         for (saga *g = sh->head, *nx; g; g = nx) {
             nx = g->next;
-            saga_free(g);
+            agg_saga_free(g);
         }
         free(sh->tab);
         for (uint32_t k = 0; k < sh->nstrs; k++)
@@ -220,235 +156,6 @@ static void state_free(agg_state *s)
     }
     free(s->fp);
     free(s);
-}
-
-/* ---- hashing, strings -------------------------------------------------------------------------- */
-
-static uint64_t hash_bytes(const void *p, size_t n)
-{
-    /* FNV-1a then a finalizer (shard and bucket bits come from the mix) */
-    const uint8_t *b = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ull;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h ? h : 1;
-}
-
-/* id of a string in the shard's table (0 is ""): under the shard's lock */
-static uint32_t str_id(agg_state *st, agg_shard *sh, const uint8_t *s, size_t n)
-{
-    if (!n)
-        return 0;
-    if (n > AGG_MAX_STR)
-        n = AGG_MAX_STR;
-    uint64_t h = hash_bytes(s, n);
-    int added = 0;
-    if (sh->nstrs >= AGG_MAX_STRS) {
-        uint64_t *v = u64map_at(&sh->strmap, h, 0, NULL);
-        if (v)
-            return (uint32_t)*v;
-        atomic_fetch_add(&st->strs_dropped, 1);
-        return 0;
-    }
-    uint64_t *v = u64map_at(&sh->strmap, h, 1, &added);
-    if (!v)
-        return 0;
-    if (!added)
-        return (uint32_t)*v;
-    if (sh->nstrs == 0)
-        sh->nstrs = 1; /* id 0 is "" */
-    if (sh->nstrs >= sh->capstrs) {
-        uint32_t nc = sh->capstrs ? sh->capstrs * 2 : 64;
-        char **ns = realloc(sh->strs, nc * sizeof *ns);
-        if (!ns) {
-            *v = 0;
-            return 0;
-        }
-        sh->strs = ns;
-        sh->capstrs = nc;
-        sh->strs[0] = NULL;
-    }
-    char *c = malloc(n + 1);
-    if (!c) {
-        *v = 0;
-        return 0;
-    }
-    memcpy(c, s, n);
-    c[n] = 0;
-    sh->strs[sh->nstrs] = c;
-    sh->bytes += n + 1;
-    *v = sh->nstrs;
-    return sh->nstrs++;
-}
-
-static const char *str_of(const agg_shard *sh, uint32_t id) { return id && id < sh->nstrs ? sh->strs[id] : ""; }
-
-/* ---- the shard's table and list --------------------------------------------------------------- */
-
-static saga *find(agg_shard *sh, uint64_t h, const uint8_t *k, size_t kl)
-{
-    if (!sh->cap)
-        return NULL;
-    for (saga *g = sh->tab[(h >> 8) & (sh->cap - 1)]; g; g = g->hnext)
-        if (g->h == h && g->keylen == kl && !memcmp(g->key, k, kl))
-            return g;
-    return NULL;
-}
-
-static void lru_unlink(agg_shard *sh, saga *g)
-{
-    if (g->prev)
-        g->prev->next = g->next;
-    else
-        sh->head = g->next;
-    if (g->next)
-        g->next->prev = g->prev;
-    else
-        sh->tail = g->prev;
-    g->prev = g->next = NULL;
-}
-
-static void lru_append(agg_shard *sh, saga *g)
-{
-    g->prev = sh->tail;
-    g->next = NULL;
-    if (sh->tail)
-        sh->tail->next = g;
-    else
-        sh->head = g;
-    sh->tail = g;
-}
-
-static int tab_insert(agg_shard *sh, saga *g)
-{
-    if (sh->n + 1 > sh->cap) {
-        size_t nc = sh->cap ? sh->cap * 2 : 256;
-        saga **nt = calloc(nc, sizeof *nt);
-        if (!nt)
-            return -1;
-        for (size_t i = 0; i < sh->cap; i++)
-            for (saga *x = sh->tab[i], *nx; x; x = nx) {
-                nx = x->hnext;
-                size_t b = (x->h >> 8) & (nc - 1);
-                x->hnext = nt[b];
-                nt[b] = x;
-            }
-        free(sh->tab);
-        sh->bytes += (nc - sh->cap) * sizeof *nt;
-        sh->tab = nt;
-        sh->cap = nc;
-    }
-    size_t b = (g->h >> 8) & (sh->cap - 1);
-    g->hnext = sh->tab[b];
-    sh->tab[b] = g;
-    sh->n++;
-    return 0;
-}
-
-static void tab_remove(agg_shard *sh, saga *g)
-{
-    saga **pp = &sh->tab[(g->h >> 8) & (sh->cap - 1)];
-    while (*pp && *pp != g)
-        pp = &(*pp)->hnext;
-    if (*pp) {
-        *pp = g->hnext;
-        sh->n--;
-    }
-}
-
-/* ---- trace index ------------------------------------------------------------------------------ */
-
-static agg_trace_shard *tshard(agg_state *st, uint64_t th) { return &st->ts[th & (AGG_SHARDS - 1)]; }
-
-static void trace_put(agg_state *st, uint64_t th, uint64_t kh)
-{
-    agg_trace_shard *t = tshard(st, th);
-    pthread_mutex_lock(&t->mu);
-    if ((t->n + 1) * 10 > t->cap * 7) {
-        size_t nc = t->cap ? t->cap * 2 : 256;
-        uint64_t *nk = calloc(nc, 8), *nv = calloc(nc, 8);
-        if (!nk || !nv) {
-            free(nk);
-            free(nv);
-            pthread_mutex_unlock(&t->mu);
-            return;
-        }
-        for (size_t i = 0; i < t->cap; i++)
-            if (t->k[i]) {
-                size_t j = (t->k[i] >> 8) & (nc - 1);
-                while (nk[j])
-                    j = (j + 1) & (nc - 1);
-                nk[j] = t->k[i];
-                nv[j] = t->v[i];
-            }
-        free(t->k);
-        free(t->v);
-        t->k = nk;
-        t->v = nv;
-        t->cap = nc;
-    }
-    size_t j = (th >> 8) & (t->cap - 1);
-    while (t->k[j] && t->k[j] != th)
-        j = (j + 1) & (t->cap - 1);
-    if (!t->k[j])
-        t->n++;
-    t->k[j] = th;
-    t->v[j] = kh;
-    pthread_mutex_unlock(&t->mu);
-}
-
-static uint64_t trace_get(agg_state *st, uint64_t th)
-{
-    agg_trace_shard *t = tshard(st, th);
-    uint64_t r = 0;
-    pthread_mutex_lock(&t->mu);
-    if (t->cap) {
-        size_t j = (th >> 8) & (t->cap - 1);
-        while (t->k[j]) {
-            if (t->k[j] == th) {
-                r = t->v[j];
-                break;
-            }
-            j = (j + 1) & (t->cap - 1);
-        }
-    }
-    pthread_mutex_unlock(&t->mu);
-    return r;
-}
-
-/* remove th if it still points at kh (backward-shift deletion) */
-static void trace_del(agg_state *st, uint64_t th, uint64_t kh)
-{
-    agg_trace_shard *t = tshard(st, th);
-    pthread_mutex_lock(&t->mu);
-    if (t->cap) {
-        size_t m = t->cap - 1, j = (th >> 8) & m;
-        while (t->k[j] && t->k[j] != th)
-            j = (j + 1) & m;
-        if (t->k[j] == th && t->v[j] == kh) {
-            t->k[j] = 0;
-            t->n--;
-            size_t i = j;
-            for (size_t x = (i + 1) & m; t->k[x]; x = (x + 1) & m) {
-                size_t home = (t->k[x] >> 8) & m;
-                /* move x back to the hole i when its home is not in (i, x] */
-                if ((x > i && (home <= i || home > x)) || (x < i && (home <= i && home > x))) {
-                    t->k[i] = t->k[x];
-                    t->v[i] = t->v[x];
-                    t->k[x] = 0;
-                    i = x;
-                }
-            }
-        }
-    }
-    pthread_mutex_unlock(&t->mu);
 }
 
 /* ---- configuration ---------------------------------------------------------------------------- */
@@ -517,6 +224,17 @@ static int aggregate_init(filter *f, conf_node *n, conf_errors *errs)
     if (compile_path(&a->kpath, a->key, "key", n, errs) || compile_path(&a->npath, a->step_name_key, "step_key", n, errs) ||
         compile_path(&a->stpath, a->status_key, "status_key", n, errs))
         bad = -1;
+    if (a->cl_topic) {
+        if (!a->cl_topic[0] || !a->cl_brokers || !a->cl_brokers[0] || a->cl_partitions < 1) {
+            conf_errors_add(errs, n->file, n->line,
+                            "aggregate: changelog_topic needs changelog_brokers and changelog_partitions >= 1");
+            bad = -1;
+        }
+        if (compile_path(&a->tpath, a->src_topic_key, "source_topic_key", n, errs) ||
+            compile_path(&a->ppath, a->src_partition_key, "source_partition_key", n, errs) ||
+            compile_path(&a->opath, a->src_offset_key, "source_offset_key", n, errs))
+            bad = -1;
+    }
     if (filter_compile_keys(a->service_keys, &a->svpaths, &a->nsv, "service_key", n, errs) ||
         filter_compile_keys(a->trace_keys, &a->trpaths, &a->ntrp, "trace_id_key", n, errs))
         bad = -1;
@@ -547,8 +265,13 @@ static int aggregate_init(filter *f, conf_node *n, conf_errors *errs)
             break;
         }
     if (!a->st && (a->st = state_new(fp))) {
-        a->st->next = reg_head;
-        reg_head = a->st;
+        if (a->cl_topic && agg_chlog_new(a, a->st, f->id)) {
+            state_free(a->st);
+            a->st = NULL;
+        } else {
+            a->st->next = reg_head;
+            reg_head = a->st;
+        }
     }
     if (a->st) {
         a->prev_owner = a->st->owner;
@@ -580,6 +303,9 @@ static void aggregate_exit(filter *f)
     rec_path_free(&a->kpath);
     rec_path_free(&a->npath);
     rec_path_free(&a->stpath);
+    rec_path_free(&a->tpath);
+    rec_path_free(&a->ppath);
+    rec_path_free(&a->opath);
     rec_paths_free(a->svpaths, a->nsv);
     rec_paths_free(a->trpaths, a->ntrp);
     a->svpaths = a->trpaths = NULL;
@@ -663,191 +389,81 @@ static int first_text(const uint8_t *rec, size_t len, const rec_path *ps, size_t
     return 0;
 }
 
-static int cmp_step(const void *x, const void *y)
-{
-    const agg_step *a = x, *b = y;
-    if (a->t != b->t)
-        return a->t < b->t ? -1 : 1;
-    return 0;
-}
-
-static __thread const agg_shard *sort_sh;
-
-static int cmp_sid(const void *x, const void *y)
-{
-    return strcmp(str_of(sort_sh, *(const uint32_t *)x), str_of(sort_sh, *(const uint32_t *)y));
-}
-
-static int cmp_step_full(const void *x, const void *y)
-{
-    int c = cmp_step(x, y);
-    if (c)
-        return c;
-    const agg_step *a = x, *b = y;
-    if (a->kind != b->kind)
-        return a->kind < b->kind ? -1 : 1;
-    if ((c = strcmp(str_of(sort_sh, a->name), str_of(sort_sh, b->name))))
-        return c;
-    if ((c = strcmp(str_of(sort_sh, a->service), str_of(sort_sh, b->service))))
-        return c;
-    return strcmp(str_of(sort_sh, a->status), str_of(sort_sh, b->status));
-}
-
-static void put_cstr(wbuf *w, const char *s) { mpw_str(w, s, strlen(s)); }
-
-/* ISO 8601 UTC with nanoseconds, "2026-12-02T15:40:12.123456789Z" (what
- * time_fmt's %Y-%m-%dT%H:%M:%S.%NZ gives, without strftime's cost) */
-static void put_time(wbuf *w, uint64_t ns)
-{
-    uint64_t secs = ns / 1000000000u;
-    uint32_t frac = (uint32_t)(ns % 1000000000u);
-    int64_t days = (int64_t)(secs / 86400);
-    uint32_t sod = (uint32_t)(secs % 86400);
-    /* days to civil (Howard Hinnant's algorithm) */
-    int64_t z = days + 719468;
-    int64_t era = z / 146097;
-    uint32_t doe = (uint32_t)(z - era * 146097);
-    uint32_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = (int64_t)yoe + era * 400;
-    uint32_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    uint32_t mp = (5 * doy + 2) / 153;
-    uint32_t d = doy - (153 * mp + 2) / 5 + 1;
-    uint32_t m = mp < 10 ? mp + 3 : mp - 9;
-    if (m <= 2)
-        y++;
-    char b[40];
-    int n = snprintf(b, sizeof b, "%04lld-%02u-%02uT%02u:%02u:%02u.%09uZ", (long long)y, m, d, sod / 3600,
-                     sod / 60 % 60, sod % 60, frac);
-    if (n > 0 && (size_t)n < sizeof b)
-        mpw_str(w, b, (size_t)n);
-    else
-        mpw_str(w, "", 0);
-}
-
-typedef struct trace_ref {
-    const uint8_t *p;
-    uint8_t n;
-} trace_ref;
-
-static int cmp_trace(const void *x, const void *y)
-{
-    const trace_ref *a = x, *b = y;
-    int c = memcmp(a->p, b->p, a->n < b->n ? a->n : b->n);
-    return c ? c : (int)a->n - (int)b->n;
-}
-
-/* Append the summary of g as one entry to em; under the shard's lock. The
- * content depends only on the saga's events, not on their order of arrival
- * (steps sorted by time, then kind and text; services and trace ids sorted). */
-static void emit_summary(const aggregate_ctx *a, agg_shard *sh, saga *g, int outcome, filter_emit *em)
-{
-    atomic_fetch_add(&a->st->summaries, 1);
-    if (!em)
-        return;
-    em->tag = a->tag;
-    em->tag_len = a->tag_len;
-    wbuf *w = &em->w;
-    uint64_t t = g->last;
-    batch_put_entry_head(w, (uint32_t)(t / 1000000000u), (uint32_t)(t % 1000000000u), NULL, 0);
-    sort_sh = sh;
-    if (g->nsteps)
-        qsort(g->steps, g->nsteps, sizeof *g->steps, cmp_step_full);
-    if (g->nsvc)
-        qsort(g->svcs, g->nsvc, sizeof *g->svcs, cmp_sid);
-    mpw_map(w, 13);
-    put_cstr(w, a->key_name);
-    mpw_str(w, g->key, g->keylen);
-    put_cstr(w, "outcome");
-    put_cstr(w, outcome_names[outcome]);
-    put_cstr(w, "first_time");
-    put_time(w, g->first);
-    put_cstr(w, "last_time");
-    put_time(w, g->last);
-    put_cstr(w, "duration");
-    mpw_double(w, (double)(g->last - g->first) / 1e9);
-    put_cstr(w, "event_count");
-    mpw_uint(w, g->events);
-    put_cstr(w, "started");
-    mpw_bool(w, (g->flags & F_STARTED) != 0);
-    put_cstr(w, "failures");
-    mpw_uint(w, g->failures);
-    put_cstr(w, "compensations");
-    mpw_uint(w, g->compensations);
-    put_cstr(w, "steps");
-    mpw_array(w, g->nsteps);
-    for (uint32_t i = 0; i < g->nsteps; i++) {
-        const agg_step *s = &g->steps[i];
-        mpw_map(w, 5);
-        put_cstr(w, "name");
-        put_cstr(w, str_of(sh, s->name));
-        put_cstr(w, "kind");
-        put_cstr(w, kind_names[s->kind]);
-        put_cstr(w, "service");
-        put_cstr(w, str_of(sh, s->service));
-        put_cstr(w, "status");
-        put_cstr(w, str_of(sh, s->status));
-        put_cstr(w, "time");
-        put_time(w, s->t);
-    }
-    put_cstr(w, "steps_dropped");
-    mpw_uint(w, g->dropped_steps);
-    put_cstr(w, "services");
-    mpw_array(w, g->nsvc);
-    for (uint32_t i = 0; i < g->nsvc; i++)
-        put_cstr(w, str_of(sh, g->svcs[i]));
-    trace_ref refs[256];
-    uint32_t nt = 0;
-    for (uint32_t off = 0; nt < g->ntr && off < g->trlen; off += 1u + g->tr[off])
-        refs[nt++] = (trace_ref){g->tr + off + 1, g->tr[off]};
-    if (nt)
-        qsort(refs, nt, sizeof *refs, cmp_trace);
-    put_cstr(w, "trace_ids");
-    mpw_array(w, nt);
-    for (uint32_t i = 0; i < nt; i++)
-        mpw_str(w, refs[i].p, refs[i].n);
-    em->n++;
-}
-
-static size_t saga_bytes(const saga *g)
-{
-    return sizeof *g + g->keylen + (size_t)g->capsteps * sizeof(agg_step) + (size_t)g->capsvc * 4 + g->trcap;
-}
-
 /* Close g: summary, out of the table, list and trace index, freed. */
 static void close_saga(const aggregate_ctx *a, agg_shard *sh, saga *g, int outcome, filter_emit *em)
 {
-    emit_summary(a, sh, g, outcome, em);
-    tab_remove(sh, g);
-    lru_unlink(sh, g);
+    agg_emit_summary(a, sh, g, outcome, em);
+    if (a->st->cl) {
+        /* kept as a marker for `timeout` (replays of its events are not counted again), then a tombstone */
+        for (uint32_t off = 0; off < g->trlen; off += 1u + g->tr[off])
+            agg_trace_del(a->st, agg_hash(g->tr + off + 1, g->tr[off]), g->h);
+        atomic_fetch_sub(&a->st->open, 1);
+        g->flags |= F_CLOSED;
+        g->outcome = (uint8_t)outcome;
+        g->seen = g->enq = aggregate_clock();
+        agg_lru_unlink(sh, g);
+        agg_lru_append(sh, g);
+        agg_chlog_put(a->st, sh, g);
+        return;
+    }
+    agg_tab_remove(sh, g);
+    agg_lru_unlink(sh, g);
     for (uint32_t off = 0; off < g->trlen; off += 1u + g->tr[off])
-        trace_del(a->st, hash_bytes(g->tr + off + 1, g->tr[off]), g->h);
-    sh->bytes -= saga_bytes(g);
+        agg_trace_del(a->st, agg_hash(g->tr + off + 1, g->tr[off]), g->h);
+    sh->bytes -= agg_saga_bytes(g);
     atomic_fetch_sub(&a->st->open, 1);
-    saga_free(g);
+    agg_saga_free(g);
 }
 
-static void add_trace(const aggregate_ctx *a, saga *g, const uint8_t *s, uint32_t n)
+/* the record's Kafka coordinates (changelog): topic copied into tp (cap 256) */
+static void src_coords(const aggregate_ctx *a, const uint8_t *rec, size_t len, wbuf *scratch, char *tp,
+                       uint32_t *tl, int64_t *part, int64_t *off)
 {
-    if (!n || n > AGG_MAX_TRACE || g->ntr >= a->max_trace_ids)
+    const uint8_t *s;
+    uint32_t n;
+    char num[32];
+    *tl = 0;
+    *part = *off = -1;
+    if (path_text(rec, len, &a->tpath, scratch, &s, &n) <= 0 || n > 255)
         return;
-    for (uint32_t off = 0; off < g->trlen; off += 1u + g->tr[off])
-        if (g->tr[off] == n && !memcmp(g->tr + off + 1, s, n))
-            return;
-    size_t need = g->trlen + 1u + n;
-    if (need > g->trcap) {
-        size_t nc = (need + 63) & ~(size_t)63;
-        uint8_t *nt = realloc(g->tr, nc);
-        if (!nt)
-            return;
-        g->tr = nt;
-        g->trcap = (uint16_t)nc;
+    memcpy(tp, s, n);
+    *tl = n;
+    if (path_text(rec, len, &a->ppath, scratch, &s, &n) <= 0 || !n || n >= sizeof num)
+        return;
+    memcpy(num, s, n);
+    num[n] = 0;
+    int64_t p = strtoll(num, NULL, 10);
+    if (path_text(rec, len, &a->opath, scratch, &s, &n) <= 0 || !n || n >= sizeof num)
+        return;
+    memcpy(num, s, n);
+    num[n] = 0;
+    if (p >= 0 && p <= INT32_MAX) {
+        *part = p;
+        *off = strtoll(num, NULL, 10);
     }
-    g->tr[g->trlen] = (uint8_t)n;
-    memcpy(g->tr + g->trlen + 1, s, n);
-    g->trlen = (uint16_t)(g->trlen + 1u + n);
-    g->ntr++;
-    if (a->copy_key_by_trace)
-        trace_put(a->st, hash_bytes(s, n), g->h);
+}
+
+/* a closed saga's marker becomes a new saga of the same key (an event after its end) */
+static void reopen(agg_state *st, agg_shard *sh, saga *g, uint64_t t, double now)
+{
+    sh->bytes -= agg_saga_bytes(g);
+    free(g->steps);
+    free(g->svcs);
+    free(g->tr);
+    g->steps = NULL;
+    g->svcs = NULL;
+    g->tr = NULL;
+    g->first = g->last = t;
+    g->events = g->nsteps = g->capsteps = g->dropped_steps = g->failures = g->compensations = 0;
+    g->nsvc = g->capsvc = g->ntr = g->flags = g->outcome = 0;
+    g->trlen = g->trcap = 0;
+    g->spart = -1;
+    g->soff = -1;
+    g->enq = now;
+    agg_lru_unlink(sh, g);
+    agg_lru_append(sh, g);
+    atomic_fetch_add(&st->open, 1);
+    sh->bytes += agg_saga_bytes(g);
 }
 
 static int aggregate_filter(filter *f, filter_call *call, const uint8_t *rec, size_t rec_len)
@@ -872,7 +488,7 @@ static int aggregate_filter(filter *f, filter_call *call, const uint8_t *rec, si
         uint32_t tn;
         if (!first_text(rec, rec_len, a->trpaths, a->ntrp, scratch, &ts, &tn) || tn > AGG_MAX_TRACE)
             return FILTER_KEEP;
-        h = trace_get(st, hash_bytes(ts, tn));
+        h = agg_trace_get(st, agg_hash(ts, tn));
         if (!h)
             return FILTER_KEEP;
         joined = 1;
@@ -886,10 +502,15 @@ static int aggregate_filter(filter *f, filter_call *call, const uint8_t *rec, si
             memcpy(kbuf, ks, kl);
             ks = kbuf;
         }
-        h = hash_bytes(ks, kl);
+        h = agg_hash(ks, kl);
     }
     int kind = event_kind(a, rec, rec_len, scratch);
     uint64_t t = (uint64_t)call->sec * 1000000000u + call->nsec;
+    char stp[256];
+    uint32_t stl = 0;
+    int64_t spart = -1, soff = -1;
+    if (st->cl)
+        src_coords(a, rec, rec_len, scratch, stp, &stl, &spart, &soff);
     const uint8_t *ns = NULL, *sv = NULL, *stt = NULL, *tr = NULL;
     uint32_t nn = 0, svn = 0, stn = 0, trn = 0;
     /* the texts are copied into the string table one by one (each may live in scratch) */
@@ -909,7 +530,7 @@ static int aggregate_filter(filter *f, filter_call *call, const uint8_t *rec, si
         /* the saga of the trace id (its key hash): still open? */
         if (sh->cap)
             for (saga *x = sh->tab[(h >> 8) & (sh->cap - 1)]; x; x = x->hnext)
-                if (x->h == h) {
+                if (x->h == h && !(x->flags & F_CLOSED)) {
                     g = x;
                     break;
                 }
@@ -918,11 +539,27 @@ static int aggregate_filter(filter *f, filter_call *call, const uint8_t *rec, si
             return FILTER_KEEP;
         }
     } else {
-        g = find(sh, h, ks, kl);
+        g = agg_find(sh, h, ks, kl);
     }
+    if (g && soff >= 0 && g->spart == spart && g->soff >= soff && strlen(agg_str_of(sh, g->stopic)) == stl &&
+        !memcmp(agg_str_of(sh, g->stopic), stp, stl)) {
+        /* changelog: a replayed event (read again after a crash or a rebalance), already in the state; the
+         * event that closed the saga emits its summary again (the same, for an output that lost it) */
+        if ((g->flags & F_CLOSED) && g->soff == soff && g->outcome <= O_COMPENSATED)
+            agg_emit_summary(a, sh, g, g->outcome, call->emit);
+        pthread_mutex_unlock(&sh->mu);
+        free(kcopy);
+        return a->drop_events ? FILTER_DROP : FILTER_KEEP;
+    }
+    if (g && (g->flags & F_CLOSED))
+        reopen(st, sh, g, t, now);
     if (!g) {
         /* a new saga; over max_open the least recently queued one of this
          * shard goes (the least recently active, within timeout/64) */
+        while (atomic_load(&st->open) >= (uint64_t)a->max_open && sh->head && (sh->head->flags & F_CLOSED)) {
+            agg_chlog_tombstone(st, sh->head); /* markers first */
+            agg_drop(st, sh, sh->head);
+        }
         if (atomic_load(&st->open) >= (uint64_t)a->max_open && sh->head) {
             atomic_fetch_add(&st->evicted, 1);
             close_saga(a, sh, sh->head, O_EVICTED, call->emit);
@@ -932,8 +569,10 @@ static int aggregate_filter(filter *f, filter_call *call, const uint8_t *rec, si
             g->h = h;
             g->keylen = (uint16_t)kl;
             memcpy(g->key, ks, kl);
+            g->spart = -1;
+            g->soff = -1;
         }
-        if (!g || tab_insert(sh, g)) {
+        if (!g || agg_tab_insert(sh, g)) {
             free(g);
             pthread_mutex_unlock(&sh->mu);
             free(kcopy);
@@ -941,18 +580,18 @@ static int aggregate_filter(filter *f, filter_call *call, const uint8_t *rec, si
         }
         g->first = g->last = t;
         g->enq = now;
-        lru_append(sh, g);
+        agg_lru_append(sh, g);
         atomic_fetch_add(&st->open, 1);
-        sh->bytes += saga_bytes(g);
+        sh->bytes += agg_saga_bytes(g);
     } else if (now - g->enq > a->timeout / 64) {
         /* to the tail, at most 64 times per timeout (a move touches three
          * cache lines; between moves only `seen` changes) */
-        lru_unlink(sh, g);
+        agg_lru_unlink(sh, g);
         g->enq = now;
-        lru_append(sh, g);
+        agg_lru_append(sh, g);
     }
     free(kcopy);
-    size_t before = saga_bytes(g);
+    size_t before = agg_saga_bytes(g);
     g->seen = now;
     g->events++;
     if (t < g->first)
@@ -967,7 +606,7 @@ static int aggregate_filter(filter *f, filter_call *call, const uint8_t *rec, si
         g->compensations++;
     uint32_t sid = 0;
     if (first_text(rec, rec_len, a->svpaths, a->nsv, scratch, &sv, &svn))
-        sid = str_id(st, sh, sv, svn);
+        sid = agg_str_id(st, sh, sv, svn);
     if (sid && g->nsvc < a->max_services) {
         int have = 0;
         for (uint32_t i = 0; i < g->nsvc && !have; i++)
@@ -988,7 +627,7 @@ static int aggregate_filter(filter *f, filter_call *call, const uint8_t *rec, si
         }
     }
     if (first_text(rec, rec_len, a->trpaths, a->ntrp, scratch, &tr, &trn))
-        add_trace(a, g, tr, trn);
+        agg_add_trace(a, g, tr, trn);
     if (kind != K_NONE) {
         if (g->nsteps < a->max_steps) {
             if (g->nsteps == g->capsteps) {
@@ -1006,8 +645,8 @@ static int aggregate_filter(filter *f, filter_call *call, const uint8_t *rec, si
                 s->t = t;
                 s->kind = (uint32_t)kind;
                 s->service = sid;
-                s->name = path_text(rec, rec_len, &a->npath, scratch, &ns, &nn) > 0 ? str_id(st, sh, ns, nn) : 0;
-                s->status = path_text(rec, rec_len, &a->stpath, scratch, &stt, &stn) > 0 ? str_id(st, sh, stt, stn) : 0;
+                s->name = path_text(rec, rec_len, &a->npath, scratch, &ns, &nn) > 0 ? agg_str_id(st, sh, ns, nn) : 0;
+                s->status = path_text(rec, rec_len, &a->stpath, scratch, &stt, &stn) > 0 ? agg_str_id(st, sh, stt, stn) : 0;
             } else {
                 g->dropped_steps++;
             }
@@ -1015,7 +654,12 @@ static int aggregate_filter(filter *f, filter_call *call, const uint8_t *rec, si
             g->dropped_steps++;
         }
     }
-    sh->bytes += saga_bytes(g) - before;
+    if (st->cl && spart >= 0) {
+        g->stopic = agg_str_id(st, sh, (const uint8_t *)stp, stl);
+        g->spart = (int32_t)spart;
+        g->soff = soff;
+    }
+    sh->bytes += agg_saga_bytes(g) - before;
     /* the key onto a record that came by its trace id (before g may go) */
     int rc = a->drop_events ? FILTER_DROP : FILTER_KEEP;
     if (joined && !a->drop_events) {
@@ -1029,6 +673,8 @@ static int aggregate_filter(filter *f, filter_call *call, const uint8_t *rec, si
         close_saga(a, sh, g, g->compensations ? O_COMPENSATED : g->failures ? O_FAILED : O_COMPLETED, call->emit);
     else if (kind == K_FAILURE && a->end_on_failure)
         close_saga(a, sh, g, g->compensations ? O_COMPENSATED : O_FAILED, call->emit);
+    else if (st->cl)
+        agg_chlog_put(st, sh, g);
     pthread_mutex_unlock(&sh->mu);
     return rc;
 }
@@ -1055,11 +701,22 @@ static void aggregate_tick(filter *f, double now, int mode, filter_emit *em)
             /* the list is in queueing order and a saga is queued again when
              * its last event is timeout/64 past its queueing: the head is
              * never more than timeout/64 late against any saga behind it */
-            while (sh->head && sh->head->seen + a->timeout <= now)
-                close_saga(a, sh, sh->head, O_TIMED_OUT, em);
-        } else {
-            while (sh->head)
-                close_saga(a, sh, sh->head, O_OPEN, em);
+            while (sh->head && sh->head->seen + a->timeout <= now) {
+                saga *hd = sh->head;
+                if (hd->flags & F_CLOSED) {
+                    agg_chlog_tombstone(st, hd); /* a changelog's marker expired */
+                    agg_drop(st, sh, hd);
+                } else {
+                    close_saga(a, sh, hd, O_TIMED_OUT, em);
+                }
+            }
+        } else if (!st->cl) {
+            while (sh->head) {
+                if (sh->head->flags & F_CLOSED)
+                    agg_drop(st, sh, sh->head); /* a marker (only imported ones without a changelog) */
+                else
+                    close_saga(a, sh, sh->head, O_OPEN, em);
+            }
         }
         pthread_mutex_unlock(&sh->mu);
     }

@@ -40,6 +40,7 @@
 #include "lib/log.h"
 #include "lib/mp.h"
 #include "aggregator/compat_params.h"
+#include "aggregator/filter.h"
 #include "aggregator/inputs/kafka_meta.h"
 #include "aggregator/kafka_conf.h"
 #include "aggregator/parse.h"
@@ -474,7 +475,9 @@ static int burst_flush(kafka_in *k)
     }
     ticket_done(&kt.t, 1);
     int rc = 0;
-    if (ticket_sync_wait(&kt) == 0) {
+    /* the outputs hold the burst; stateful filters (aggregate's changelog)
+     * make the state it produced durable before its offsets are stored */
+    if (ticket_sync_wait(&kt) == 0 && filter_hooks_barrier() == 0) {
         rd_kafka_topic_partition_list_t *l = burst_offsets(k, 0);
         rd_kafka_resp_err_t e = rd_kafka_offsets_store(k->rk, l);
         if (e)
@@ -503,6 +506,19 @@ static int burst_flush(kafka_in *k)
 
 /* ---- rebalance (consumer thread, inside rd_kafka_consumer_poll) ------------------------------- */
 
+static void parts_hook(const rd_kafka_topic_partition_list_t *parts, int assigned)
+{
+    if (!parts || parts->cnt <= 0)
+        return;
+    filter_part *fp = calloc((size_t)parts->cnt, sizeof *fp);
+    if (!fp)
+        return;
+    for (int i = 0; i < parts->cnt; i++)
+        fp[i] = (filter_part){parts->elems[i].topic, parts->elems[i].partition};
+    filter_hooks_partitions(fp, (size_t)parts->cnt, assigned);
+    free(fp);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque)
 {
@@ -510,6 +526,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         wlog_info("in_kafka", "%s: assigned %d partition%s", k->base.id, parts->cnt, parts->cnt == 1 ? "" : "s");
+        parts_hook(parts, 1); /* aggregate's changelog restores the partitions' state first */
         if (cooperative) {
             rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
             if (e) {
@@ -528,6 +545,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         wlog_warn("in_kafka", "%s: commit before releasing partitions failed: %s", k->base.id, rd_kafka_err2str(ce));
     else
         atomic_fetch_add(&k->commits, 1);
+    parts_hook(parts, 0);
     wlog_info("in_kafka", "%s: releasing %d partition%s (%s)", k->base.id, parts->cnt, parts->cnt == 1 ? "" : "s",
               rd_kafka_err2name(err));
     if (cooperative) {

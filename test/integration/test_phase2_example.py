@@ -314,6 +314,7 @@ def run_weir(weir, broker, es, group, buf):
 
 def test_phase2_example_end_to_end(weir, broker, es, tmp_path):
     signal.alarm(420)  # two brokers' worth of waiting; conftest's default is 60 s
+    weir.allow_errors = True  # a bulk timeout on a loaded machine is logged as an error, then retried (checked below)
     produce_mix(broker)
     exp = expected_docs(broker)
     n = len(exp)
@@ -343,7 +344,9 @@ def test_phase2_example_end_to_end(weir, broker, es, tmp_path):
     assert not wrong, wrong[:20]
     for h in docs:
         check_doc(h["_id"], h["_source"], exp[h["_id"]][1])
-        assert h["_version"] == 1, h
+    # a bulk request retried after a timeout (a loaded machine) writes its documents again: the _id makes that an
+    # overwrite (a higher _version), never a second document
+    v1 = {h["_id"]: h["_version"] for h in docs}
 
     # the routing as counts (readable when something moved)
     by_index = {}
@@ -362,22 +365,25 @@ def test_phase2_example_end_to_end(weir, broker, es, tmp_path):
 
     def replayed():
         d = all_docs(es)
-        return d if sum(1 for h in d if h["_version"] >= 2) >= n else None
+        return d if sum(1 for h in d if h["_version"] > v1.get(h["_id"], 0)) >= n else None
     try:
         poll(replayed, timeout=120, interval=1, what="every document written again")
     except AssertionError:
         d = all_docs(es)
-        raise AssertionError(f"{sum(1 for h in d if h['_version'] >= 2)} of {n} documents rewritten, "
+        raise AssertionError(f"{sum(1 for h in d if h['_version'] > v1.get(h['_id'], 0))} of {n} documents rewritten, "
                              f"{len(d)} in all; weir stderr:\n{weir.stderr_text()[-6000:]}")
     time.sleep(3)
     docs2 = all_docs(es)
     assert len(docs2) == n, f"{len(docs2)} documents after the replay, {n} before"
     assert {h["_id"]: h["_index"] for h in docs2} == {h["_id"]: h["_index"] for h in docs}
-    assert all(h["_version"] == 2 for h in docs2), [h for h in docs2 if h["_version"] != 2][:5]
+    assert all(h["_version"] > v1[h["_id"]] for h in docs2), [h for h in docs2 if h["_version"] <= v1[h["_id"]]][:5]
     for h in docs2:
         assert h["_source"]["kafka"]["consumer_group"] == "p2-replay-" + h["_source"]["kafka"]["topic"].split(".")[0] \
             .replace("app-logs", "app").replace("access-logs", "access").replace("dbserver1", "cdc")
     weir.stop_ok()
+    # the only errors allowed: bulk requests that timed out and were retried
+    bad = [l for l in weir.stderr_lines() if l.get("level") in ("error", "fatal") and "timed out" not in l.get("msg", "")]
+    assert not bad, bad
     # the rejected record is the only error weir logged
     weir.allow_errors = True
     errs = [l for l in weir.log_lines("error", "fatal")]

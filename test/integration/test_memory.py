@@ -1,0 +1,256 @@
+"""Bounded memory for large forward requests (issue 14): streamed decode of
+requests over stream_threshold and the process-wide memory budget
+(<system> memory_budget). docs/architecture.md, "Streamed requests" and
+"Memory budget".
+
+Peak RSS is weir's VmHWM from /proc/PID/status. The bound asserted is the
+budget plus FIXED_OVERHEAD: the process itself (binary, libraries, libevent,
+OpenSSL, thread stacks, allocator arenas: ~20 MB measured at start) plus what
+is not reserved against the budget (per-thread malloc caches, the kernel's
+socket buffers are not RSS)."""
+import base64
+import os
+import socket
+import threading
+import time
+import zlib
+
+import msgpack
+
+import fwd
+from conftest import T0, free_port, poll
+from fwd import et
+from helpers import config, get, match, metric
+
+MiB = 1 << 20
+BUDGET = 128 * MiB
+FIXED_OVERHEAD = 48 * MiB
+
+# one 64 KiB block of 64 entries of ~1 KiB; requests repeat it
+ENTRY = msgpack.packb([et(T0, 1), {"msg": "x" * 990, "k": "v"}], use_bin_type=True)
+PER_BLOCK = (64 * 1024) // len(ENTRY)
+BLOCK = ENTRY * PER_BLOCK
+
+
+def vm_hwm(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def cfg(weir, mport, budget="128m", source_extra=""):
+    return config(weir.port, system=f"  memory_budget {budget}", source_extra=source_extra, monitor=mport,
+                  matches=match("**", "null", id="sink"))
+
+
+def out_records(mport):
+    return metric(get(mport, "/metrics")[1], "weir_output_records_total", output="sink", type="null")
+
+
+def head_packed(tag, blob_len):
+    return fwd.array_header(3) + fwd.packb(tag) + fwd.bin_header(blob_len)
+
+
+def opts(chunk, **extra):
+    return fwd.packb({"chunk": chunk, **extra})
+
+
+def send_blocks(sock, nblocks, block=BLOCK):
+    for _ in range(nblocks):
+        sock.sendall(block)
+
+
+def read_ack(sock, timeout):
+    sock.settimeout(timeout)
+    buf = b""
+    while True:
+        try:
+            got = fwd.unpack_one(buf) if buf else None
+        except Exception:
+            got = None
+        if got is not None:
+            return got[0]
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed before the ack")
+        buf += data
+
+
+def test_256mib_packed_forward_streams_within_the_budget(weir):
+    mport = free_port()
+    weir.start(cfg(weir, mport))
+    base = vm_hwm(weir.proc.pid)
+    nblocks = 256 * MiB // len(BLOCK)
+    s = socket.create_connection(("127.0.0.1", weir.port))
+    s.sendall(head_packed("big.packed", nblocks * len(BLOCK)))
+    send_blocks(s, nblocks)
+    s.sendall(opts("p256"))
+    ack = read_ack(s, 120)
+    assert ack == {"ack": "p256"}
+    n = nblocks * PER_BLOCK
+    poll(lambda: out_records(mport) == n, timeout=30, what=f"{n} records delivered")
+    hwm = vm_hwm(weir.proc.pid)
+    text = get(mport, "/metrics")[1]
+    print(f"256 MiB PackedForward: VmHWM {hwm / MiB:.1f} MiB (at start {base / MiB:.1f} MiB), budget 128 MiB, "
+          f"peak reserved {metric(text, 'weir_memory_in_use_peak_bytes') / MiB:.1f} MiB")
+    assert metric(text, "weir_forward_streamed_requests_total", input="forward.0") == 1
+    assert metric(text, "weir_memory_budget_bytes") == BUDGET
+    assert hwm < BUDGET + FIXED_OVERHEAD, f"VmHWM {hwm / MiB:.1f} MiB"
+    s.close()
+
+
+def test_compressed_request_inflating_to_512mib_streams_within_the_budget(weir):
+    mport = free_port()
+    weir.start(cfg(weir, mport, source_extra="  decompressed_size_limit 1g"))
+    nblocks = 512 * MiB // len(BLOCK)
+    z = zlib.compressobj(6, zlib.DEFLATED, 16 + 15)
+    parts = [z.compress(BLOCK) for _ in range(nblocks)] + [z.flush()]
+    gz = b"".join(parts)
+    s = socket.create_connection(("127.0.0.1", weir.port))
+    s.sendall(head_packed("big.gzip", len(gz)) + gz + opts("g512", compressed="gzip"))
+    assert read_ack(s, 180) == {"ack": "g512"}
+    n = nblocks * PER_BLOCK
+    poll(lambda: out_records(mport) == n, timeout=30, what=f"{n} records delivered")
+    hwm = vm_hwm(weir.proc.pid)
+    print(f"CompressedPackedForward {len(gz) / MiB:.1f} MiB gzip -> 512 MiB: VmHWM {hwm / MiB:.1f} MiB, budget 128 MiB")
+    assert hwm < BUDGET + FIXED_OVERHEAD, f"VmHWM {hwm / MiB:.1f} MiB"
+    s.close()
+
+
+def test_unfinished_large_requests_do_not_starve_a_normal_client(weir):
+    """12 connections each send 110 MB of a 120 MB request and wait; a normal
+    client streams small acked requests meanwhile and gets every ack."""
+    mport = free_port()
+    weir.start(cfg(weir, mport))
+    holders = []
+    nblocks = 110 * MiB // len(BLOCK)
+    stop = threading.Event()
+    errors = []
+
+    def hold(i):
+        try:
+            s = socket.create_connection(("127.0.0.1", weir.port))
+            holders.append(s)
+            s.sendall(head_packed(f"hold.{i}", 120 * MiB))
+            for _ in range(nblocks):
+                if stop.is_set():
+                    return
+                s.sendall(BLOCK)
+        except OSError as e:
+            if not stop.is_set():
+                errors.append(e)
+
+    threads = [threading.Thread(target=hold, args=(i,), daemon=True) for i in range(12)]
+    for t in threads:
+        t.start()
+    acked = 0
+    t_end = time.monotonic() + 20
+    with weir.conn() as c:
+        i = 0
+        while time.monotonic() < t_end:
+            ch = base64.b64encode(os.urandom(9)).decode()
+            c.send(fwd.message("normal", et(T0, i), {"i": i}, {"chunk": ch}))
+            c.expect_ack(ch, timeout=10)
+            acked += 1
+            i += 1
+            time.sleep(0.01)
+    hwm = vm_hwm(weir.proc.pid)
+    text = get(mport, "/metrics")[1]
+    print(f"12 unfinished 120 MB requests + a normal client: {acked} acks, VmHWM {hwm / MiB:.1f} MiB, "
+          f"waits {metric(text, 'weir_memory_waits_total', reason='forward_read')}")
+    stop.set()
+    for s in holders:
+        s.close()
+    for t in threads:
+        t.join(10)
+    assert acked > 100
+    assert not errors, errors
+    assert hwm < BUDGET + FIXED_OVERHEAD, f"VmHWM {hwm / MiB:.1f} MiB"
+
+
+def test_request_cut_off_midway_is_not_acked_and_counted(weir):
+    mport = free_port()
+    weir.start(cfg(weir, mport))
+    nblocks = 40 * MiB // len(BLOCK)
+    s = socket.create_connection(("127.0.0.1", weir.port))
+    s.sendall(head_packed("cut", 64 * MiB))
+    send_blocks(s, nblocks)
+    # what weir handed on before the cut is delivered
+    poll(lambda: out_records(mport) > 0, timeout=20, what="parts handed on")
+    time.sleep(0.5)
+    s.shutdown(socket.SHUT_WR)
+    s.settimeout(10)
+    assert s.recv(100) == b"", "an ack (or anything) for a request cut off"
+    s.close()
+    text = lambda: get(mport, "/metrics")[1]  # noqa: E731
+    poll(lambda: metric(text(), "weir_forward_partial_requests_total", input="forward.0") == 1, timeout=10,
+         what="the partial request counted")
+    partial = metric(text(), "weir_forward_partial_request_records_total", input="forward.0")
+    delivered = out_records(mport)
+    print(f"cut off after 40 MiB of a 64 MiB request: {partial:.0f} records handed on (duplicates on retry), "
+          f"{delivered:.0f} delivered")
+    assert partial == delivered
+    assert 0 < partial <= nblocks * PER_BLOCK
+    assert any("cut off after" in l["msg"] for l in weir.stderr_lines())
+
+
+def test_whole_frames_over_the_budget_switch_to_streaming(weir):
+    """24 connections each send 7 MiB of a 7.5 MiB request (under
+    stream_threshold: framed whole) and wait: 168 MiB of frames against a
+    64 MiB budget. The frames the budget refuses are streamed instead; a
+    normal client keeps getting its acks; then every request is finished and
+    acked, every record delivered."""
+    mport = free_port()
+    budget = 64 * MiB
+    weir.start(cfg(weir, mport, budget="64m"))
+    total = 7 * MiB + 512 * 1024
+    nblocks = total // len(BLOCK)
+    first = 7 * MiB // len(BLOCK)
+    socks = [socket.create_connection(("127.0.0.1", weir.port)) for _ in range(24)]
+    for i, s in enumerate(socks):
+        s.sendall(head_packed(f"frame.{i}", nblocks * len(BLOCK)))
+        send_blocks(s, first)
+    with weir.conn() as c:
+        for i in range(50):
+            ch = f"n{i}"
+            c.send(fwd.message("normal", et(T0, i), {"i": i}, {"chunk": ch}))
+            c.expect_ack(ch, timeout=10)
+    for i, s in enumerate(socks):
+        send_blocks(s, nblocks - first)
+        s.sendall(opts(f"f{i}"))
+    for i, s in enumerate(socks):
+        assert read_ack(s, 60) == {"ack": f"f{i}"}
+        s.close()
+    n = 24 * nblocks * PER_BLOCK + 50
+    poll(lambda: out_records(mport) == n, timeout=30, what=f"{n} records delivered")
+    hwm = vm_hwm(weir.proc.pid)
+    text = get(mport, "/metrics")[1]
+    streamed = metric(text, "weir_forward_streamed_requests_total", input="forward.0")
+    print(f"24 x 7.5 MiB whole frames, budget 64 MiB: VmHWM {hwm / MiB:.1f} MiB, {streamed:.0f} switched to "
+          f"streaming, peak reserved {metric(text, 'weir_memory_in_use_peak_bytes') / MiB:.1f} MiB, "
+          f"waits {metric(text, 'weir_memory_waits_total', reason='forward_read'):.0f}")
+    assert streamed > 0
+    assert hwm < budget + FIXED_OVERHEAD, f"VmHWM {hwm / MiB:.1f} MiB"
+
+
+def test_large_forward_mode_request_streams(weir):
+    """Forward mode (an array of entries: its header gives only the count)."""
+    mport = free_port()
+    weir.start(cfg(weir, mport))
+    n = 100_000
+    s = socket.create_connection(("127.0.0.1", weir.port))
+    s.sendall(fwd.array_header(3) + fwd.packb("big.forward") + fwd.array_header(n))
+    per = len(BLOCK) // len(ENTRY)
+    sent = 0
+    while sent < n:
+        k = min(per, n - sent)
+        s.sendall(ENTRY * k)
+        sent += k
+    s.sendall(opts("fw"))
+    assert read_ack(s, 60) == {"ack": "fw"}
+    poll(lambda: out_records(mport) == n, timeout=30, what=f"{n} records delivered")
+    text = get(mport, "/metrics")[1]
+    assert metric(text, "weir_forward_streamed_requests_total", input="forward.0") == 1
+    s.close()

@@ -382,6 +382,11 @@ int fwd_stream_input(fwd_conn *c)
                 fwd_drop_conn(c, "out of memory", NULL);
                 return -1;
             }
+            /* the rest of what was read waits while memory or the outputs are full */
+            if (mb_over() || router_congested(c->w->rt)) {
+                c->st_blocked = 1;
+                return 0;
+            }
             continue;
         case FWD_STREAM_MORE:
             return 0;

@@ -349,7 +349,9 @@ void fwd_pressure_cb(evutil_socket_t fd, short what, void *arg)
             c->paused = 0;
             if (!c->no_more_reads && !w->stopping) {
                 fwd_arm_read(c);
-                if (c->tls) /* decrypted-but-unread data does not make the socket readable */
+                /* decrypted-but-unread data, or read bytes a stream still has to
+                 * decode, do not make the socket readable */
+                if (c->tls || c->st_blocked)
                     event_active(c->rev, EV_READ, 0);
             }
         }
@@ -500,6 +502,23 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
     }
     int grant = c->mgrant;
     c->mgrant = 0;
+    if (c->st_blocked) {
+        /* a streamed request stopped between parts: what it has read goes first */
+        if (c->hs_done && !grant && mb_over()) {
+            fwd_budget_pause(c);
+            return;
+        }
+        c->st_blocked = 0;
+        if (fwd_process_input(c) < 0 || c->no_more_reads)
+            return;
+        if (c->st_blocked) {
+            if (mb_over())
+                fwd_budget_pause(c);
+            else
+                pause_conn(c);
+            return;
+        }
+    }
     for (int round = 0; round < 4; round++) {
         /* at the memory budget: stop reading until memory is released */
         if (c->hs_done && !grant && mb_over()) {
@@ -552,6 +571,13 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
                 return;
             if (c->no_more_reads)
                 return;
+            if (c->st_blocked) {
+                if (mb_over())
+                    fwd_budget_pause(c);
+                else
+                    pause_conn(c);
+                return;
+            }
             if (c->tls ? !more : (size_t)n < room)
                 return;
             continue;

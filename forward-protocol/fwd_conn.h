@@ -154,6 +154,7 @@ struct fwd_conn {
     char st_tag[1024];
     size_t st_tag_len;
     int force_stream;           /* the budget refused to grow the frame: stream the request */
+    int st_blocked;             /* stopped between parts (budget or outputs): c->in still holds bytes */
     /* memory budget */
     size_t in_res, st_res;      /* bytes reserved for c->in, for the stream (windows, st_out) */
     int mpaused, mgrant;        /* waiting for memory; may read once whatever the budget says */

@@ -25,11 +25,32 @@ from helpers import config, get, match, metric
 MiB = 1 << 20
 BUDGET = 128 * MiB
 FIXED_OVERHEAD = 48 * MiB
+# what the account may pass the budget by: reservations that cannot wait
+# (records already decoded: at most a read burst and a part per connection)
+OVERSHOOT = 24 * MiB
+
+
+def _sanitized():
+    with open(os.environ.get("WEIR_BIN", "build/weir"), "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+# Under AddressSanitizer RSS also holds the quarantine of freed memory and
+# shadow memory: VmHWM says nothing about weir's own bound there; the
+# accounted peak (weir_memory_in_use_peak_bytes) is checked in both builds.
+SANITIZED = _sanitized()
 
 # one 64 KiB block of 64 entries of ~1 KiB; requests repeat it
 ENTRY = msgpack.packb([et(T0, 1), {"msg": "x" * 990, "k": "v"}], use_bin_type=True)
 PER_BLOCK = (64 * 1024) // len(ENTRY)
 BLOCK = ENTRY * PER_BLOCK
+
+
+def check_bounds(mport, hwm, budget=BUDGET):
+    peak = metric(get(mport, "/metrics")[1], "weir_memory_in_use_peak_bytes")
+    assert peak <= budget + OVERSHOOT, f"reserved peak {peak / MiB:.1f} MiB"
+    if not SANITIZED:
+        assert hwm < budget + FIXED_OVERHEAD, f"VmHWM {hwm / MiB:.1f} MiB"
 
 
 def vm_hwm(pid):
@@ -97,7 +118,7 @@ def test_256mib_packed_forward_streams_within_the_budget(weir):
           f"peak reserved {metric(text, 'weir_memory_in_use_peak_bytes') / MiB:.1f} MiB")
     assert metric(text, "weir_forward_streamed_requests_total", input="forward.0") == 1
     assert metric(text, "weir_memory_budget_bytes") == BUDGET
-    assert hwm < BUDGET + FIXED_OVERHEAD, f"VmHWM {hwm / MiB:.1f} MiB"
+    check_bounds(mport, hwm)
     s.close()
 
 
@@ -115,7 +136,7 @@ def test_compressed_request_inflating_to_512mib_streams_within_the_budget(weir):
     poll(lambda: out_records(mport) == n, timeout=30, what=f"{n} records delivered")
     hwm = vm_hwm(weir.proc.pid)
     print(f"CompressedPackedForward {len(gz) / MiB:.1f} MiB gzip -> 512 MiB: VmHWM {hwm / MiB:.1f} MiB, budget 128 MiB")
-    assert hwm < BUDGET + FIXED_OVERHEAD, f"VmHWM {hwm / MiB:.1f} MiB"
+    check_bounds(mport, hwm)
     s.close()
 
 
@@ -167,7 +188,7 @@ def test_unfinished_large_requests_do_not_starve_a_normal_client(weir):
         t.join(10)
     assert acked > 100
     assert not errors, errors
-    assert hwm < BUDGET + FIXED_OVERHEAD, f"VmHWM {hwm / MiB:.1f} MiB"
+    check_bounds(mport, hwm)
 
 
 def test_request_cut_off_midway_is_not_acked_and_counted(weir):
@@ -232,7 +253,7 @@ def test_whole_frames_over_the_budget_switch_to_streaming(weir):
           f"streaming, peak reserved {metric(text, 'weir_memory_in_use_peak_bytes') / MiB:.1f} MiB, "
           f"waits {metric(text, 'weir_memory_waits_total', reason='forward_read'):.0f}")
     assert streamed > 0
-    assert hwm < budget + FIXED_OVERHEAD, f"VmHWM {hwm / MiB:.1f} MiB"
+    check_bounds(mport, hwm, budget)
 
 
 def test_large_forward_mode_request_streams(weir):

@@ -53,6 +53,12 @@ def check_bounds(mport, hwm, budget=BUDGET):
         assert hwm < budget + FIXED_OVERHEAD, f"VmHWM {hwm / MiB:.1f} MiB"
 
 
+def account_drains(mport):
+    """Every connection closed and every batch stored: nothing stays reserved."""
+    poll(lambda: metric(get(mport, "/metrics")[1], "weir_memory_in_use_bytes") == 0, timeout=10,
+         what="the memory account back to 0")
+
+
 def vm_hwm(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -120,6 +126,7 @@ def test_256mib_packed_forward_streams_within_the_budget(weir):
     assert metric(text, "weir_memory_budget_bytes") == BUDGET
     check_bounds(mport, hwm)
     s.close()
+    account_drains(mport)
 
 
 def test_compressed_request_inflating_to_512mib_streams_within_the_budget(weir):
@@ -186,6 +193,7 @@ def test_unfinished_large_requests_do_not_starve_a_normal_client(weir):
         s.close()
     for t in threads:
         t.join(10)
+    account_drains(mport)
     assert acked > 100
     assert not errors, errors
     check_bounds(mport, hwm)
@@ -215,6 +223,7 @@ def test_request_cut_off_midway_is_not_acked_and_counted(weir):
     assert partial == delivered
     assert 0 < partial <= nblocks * PER_BLOCK
     assert any("cut off after" in l["msg"] for l in weir.stderr_lines())
+    account_drains(mport)
 
 
 def test_whole_frames_over_the_budget_switch_to_streaming(weir):
@@ -254,6 +263,7 @@ def test_whole_frames_over_the_budget_switch_to_streaming(weir):
           f"waits {metric(text, 'weir_memory_waits_total', reason='forward_read'):.0f}")
     assert streamed > 0
     check_bounds(mport, hwm, budget)
+    account_drains(mport)
 
 
 def test_large_forward_mode_request_streams(weir):
@@ -275,3 +285,33 @@ def test_large_forward_mode_request_streams(weir):
     text = get(mport, "/metrics")[1]
     assert metric(text, "weir_forward_streamed_requests_total", input="forward.0") == 1
     s.close()
+
+
+def _cgroup_limit():
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                v = f.read().strip()
+        except OSError:
+            continue
+        if v != "max" and int(v) < (1 << 60):
+            return int(v)
+    return None
+
+
+def test_budget_default_metrics_and_health_headers(weir):
+    import urllib.request
+    mport = free_port()
+    weir.start(config(weir.port, monitor=mport, matches=match("**", "null", id="sink")))
+    lim = _cgroup_limit()
+    want = lim // 2 if lim else 256 * MiB
+    text = get(mport, "/metrics")[1]
+    assert metric(text, "weir_memory_budget_bytes") == want
+    assert metric(text, "weir_memory_in_use_bytes") >= 0
+    assert metric(text, "weir_memory_waits_total", reason="forward_read") == 0
+    assert metric(text, "weir_memory_wait_seconds_total", reason="forward_read") == 0
+    with urllib.request.urlopen(f"http://127.0.0.1:{mport}/api/v1/health", timeout=5) as r:
+        assert r.read() == b"ok\n"
+        assert int(r.headers["X-Weir-Memory-Budget"]) == want
+        assert int(r.headers["X-Weir-Memory-In-Use"]) >= 0
+    assert any(f"memory budget {want} bytes" in l["msg"] for l in weir.stderr_lines())

@@ -315,3 +315,41 @@ def test_budget_default_metrics_and_health_headers(weir):
         assert int(r.headers["X-Weir-Memory-Budget"]) == want
         assert int(r.headers["X-Weir-Memory-In-Use"]) >= 0
     assert any(f"memory budget {want} bytes" in l["msg"] for l in weir.stderr_lines())
+
+
+def test_streamed_request_over_tls_between_small_ones_acks_in_order(weir, tmp_path_factory):
+    """TLS (the decrypted bytes a stream still has to decode do not make the
+    socket readable), a budget small enough to stop the stream between parts,
+    and a streamed request between two small ones on one connection: the
+    acks leave in request order and the records stay in order."""
+    import ssl
+    from pki import make_pki
+    pki = make_pki(tmp_path_factory.mktemp("pki"))
+    tls = (f"  <transport tls>\n    cert_path {pki['server.pem']}\n"
+           f"    private_key_path {pki['server.key']}\n  </transport>")
+    mport = free_port()
+    weir.start(weir.config(system="  memory_budget 8m", monitor=mport,
+                           source_extra="  stream_threshold 1m\n" + tls))
+    n_big = 30000
+    big_entries = b"".join(msgpack.packb([et(T0, i), {"i": i, "pad": "p" * 300}], use_bin_type=True)
+                           for i in range(1, n_big + 1))
+    data = fwd.message("order", et(T0, 0), {"i": 0}, {"chunk": "a"})
+    data += fwd.array_header(3) + fwd.packb("order") + fwd.bin_header(len(big_entries)) + big_entries
+    data += fwd.packb({"chunk": "b"})
+    data += fwd.message("order", et(T0, n_big + 1), {"i": n_big + 1}, {"chunk": "c"})
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(pki["ca.pem"])
+    raw = socket.create_connection(("127.0.0.1", weir.port), timeout=30)
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s.sendall(data)
+    for want in ("a", "b", "c"):
+        assert read_ack(s, 60) == {"ack": want}
+    s.close()
+    recs = weir.wait_records(n_big + 2, timeout=30)
+    assert [r["i"] for r in recs] == list(range(n_big + 2))
+    text = get(mport, "/metrics")[1]
+    assert metric(text, "weir_forward_streamed_requests_total", input="forward.0") == 1
+    print(f"TLS, budget 8 MiB: {len(big_entries) / MiB:.1f} MiB streamed, waits "
+          f"{metric(text, 'weir_memory_waits_total', reason='forward_read'):.0f}, peak reserved "
+          f"{metric(text, 'weir_memory_in_use_peak_bytes') / MiB:.1f} MiB")
+    account_drains(mport)

@@ -223,6 +223,7 @@ int fwd_after_request(fwd_conn *c)
 {
     fwd_source *s = c->src;
     c->nreqs++;
+    c->force_stream = 0; /* the budget's switch was for that request only */
     if (s->deny_keepalive) {
         c->no_more_reads = 1;
         if (c->rev)

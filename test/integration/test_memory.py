@@ -353,3 +353,45 @@ def test_streamed_request_over_tls_between_small_ones_acks_in_order(weir, tmp_pa
           f"{metric(text, 'weir_memory_waits_total', reason='forward_read'):.0f}, peak reserved "
           f"{metric(text, 'weir_memory_in_use_peak_bytes') / MiB:.1f} MiB")
     account_drains(mport)
+
+
+def test_eight_concurrent_compressed_requests_while_a_normal_client_streams(weir):
+    """8 connections at once, each a 0.4 MB gzip request inflating to 128 MiB
+    (framed whole: under stream_threshold on the wire; restreamed once it
+    inflates past it), while a normal client gets its acks."""
+    mport = free_port()
+    weir.start(cfg(weir, mport))
+    nblocks = 128 * MiB // len(BLOCK)
+    z = zlib.compressobj(6, zlib.DEFLATED, 16 + 15)
+    gz = b"".join([z.compress(BLOCK) for _ in range(nblocks)] + [z.flush()])
+    results = {}
+
+    def send(i):
+        s = socket.create_connection(("127.0.0.1", weir.port))
+        s.sendall(head_packed(f"gz.{i}", len(gz)) + gz + opts(f"g{i}", compressed="gzip"))
+        results[i] = read_ack(s, 120)
+        s.close()
+
+    threads = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(8)]
+    for t in threads:
+        t.start()
+    acked = 0
+    with weir.conn() as c:
+        while any(t.is_alive() for t in threads):
+            ch = f"n{acked}"
+            c.send(fwd.message("normal", et(T0, acked), {"i": acked}, {"chunk": ch}))
+            c.expect_ack(ch, timeout=10)
+            acked += 1
+            time.sleep(0.01)
+    for t in threads:
+        t.join(5)
+    assert results == {i: {"ack": f"g{i}"} for i in range(8)}
+    n = 8 * nblocks * PER_BLOCK + acked
+    poll(lambda: out_records(mport) == n, timeout=30, what=f"{n} records delivered")
+    hwm = vm_hwm(weir.proc.pid)
+    text = get(mport, "/metrics")[1]
+    print(f"8 x gzip -> 128 MiB concurrently + {acked} small acked requests: VmHWM {hwm / MiB:.1f} MiB, "
+          f"peak reserved {metric(text, 'weir_memory_in_use_peak_bytes') / MiB:.1f} MiB")
+    assert metric(text, "weir_forward_streamed_requests_total", input="forward.0") == 8
+    check_bounds(mport, hwm)
+    account_drains(mport)

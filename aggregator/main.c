@@ -175,6 +175,7 @@ int main(int argc, char **argv)
     }
     if (!log_level && pl.sys.log_level)
         wlog_level = wlog_level_from_name(pl.sys.log_level);
+    pipeline_apply_budget(&pl.sys);
 
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();

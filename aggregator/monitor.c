@@ -41,6 +41,7 @@
 #include "lib/clock.h"
 #include "lib/list.h"
 #include "lib/log.h"
+#include "lib/membudget.h"
 #include "lib/prom.h"
 #include "buffer/buffer.h"
 
@@ -420,6 +421,20 @@ static void write_metrics(monitor *m, struct evbuffer *o)
                             (double)ru.ru_stime.tv_usec / 1e6);
     prom_head(o, "weir_process_start_time_seconds", "gauge", "start time, unix seconds");
     evbuffer_add_printf(o, "weir_process_start_time_seconds %.0f\n", m->start_time);
+    prom_head(o, "weir_memory_budget_bytes", "gauge", "the memory budget (<system> memory_budget)");
+    evbuffer_add_printf(o, "weir_memory_budget_bytes %llu\n", (unsigned long long)mb_limit());
+    prom_head(o, "weir_memory_in_use_bytes", "gauge", "bytes reserved against the memory budget now");
+    evbuffer_add_printf(o, "weir_memory_in_use_bytes %llu\n", (unsigned long long)mb_in_use());
+    prom_head(o, "weir_memory_in_use_peak_bytes", "gauge", "the most ever reserved against the memory budget");
+    evbuffer_add_printf(o, "weir_memory_in_use_peak_bytes %llu\n", (unsigned long long)mb_peak());
+    prom_head(o, "weir_memory_waits_total", "counter", "times a reader stopped at the memory budget, by reason");
+    for (int i = 0; i < MB_WAIT_REASONS; i++)
+        evbuffer_add_printf(o, "weir_memory_waits_total{reason=\"%s\"} %llu\n", mb_wait_reason[i],
+                            (unsigned long long)mb_waits(i));
+    prom_head(o, "weir_memory_wait_seconds_total", "counter", "time readers spent stopped at the memory budget, by reason");
+    for (int i = 0; i < MB_WAIT_REASONS; i++)
+        evbuffer_add_printf(o, "weir_memory_wait_seconds_total{reason=\"%s\"} %.3f\n", mb_wait_reason[i],
+                            mb_wait_seconds(i));
     prom_head(o, "weir_build_info", "gauge", "version");
     evbuffer_add_printf(o, "weir_build_info{version=\"%s\"} 1\n", WEIR_VERSION);
 }
@@ -655,6 +670,12 @@ static void handle(struct evhttp_request *req, void *arg)
         reply(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", "text/plain", body);
     } else if (!strcmp(path, "/api/v1/health")) {
         int ok = healthy(m);
+        /* the body stays Fluent Bit's; the memory budget rides in headers */
+        char v[32];
+        snprintf(v, sizeof v, "%llu", (unsigned long long)mb_limit());
+        evhttp_add_header(evhttp_request_get_output_headers(req), "X-Weir-Memory-Budget", v);
+        snprintf(v, sizeof v, "%llu", (unsigned long long)mb_in_use());
+        evhttp_add_header(evhttp_request_get_output_headers(req), "X-Weir-Memory-In-Use", v);
         evbuffer_add_printf(body, "%s\n", ok ? "ok" : "error");
         reply(req, ok ? 200 : 500, ok ? "OK" : "Internal Server Error", "text/plain", body);
     } else if (!strcmp(path, "/api/plugins.json") || !strcmp(path, "/api/plugins")) {

@@ -8,6 +8,7 @@
 
 #include "lib/array.h"
 #include "lib/log.h"
+#include "lib/membudget.h"
 #include "buffer/buffer.h"
 #include "aggregator/dead_letter.h"
 #include "aggregator/source.h"
@@ -30,6 +31,11 @@ const conf_spec pipeline_system_spec[] = {
     {"root_dir", CONF_STR, NULL, 0, offsetof(sys_conf, root_dir), NULL,
      "as in Fluentd: a file `<buffer>` without `path` in an output with `@id` keeps its chunks in "
      "`ROOT_DIR/worker0/ID/buffer`"},
+    {"memory_budget", CONF_SIZE, NULL, 0, offsetof(sys_conf, memory_budget), NULL,
+     "weir: the memory the process may hold for what its senders send (request bytes, inflate windows, batches "
+     "until stored); at the budget weir stops reading (connections stay open, acks wait) and resumes as memory is "
+     "released. Default: half of the cgroup's memory limit (`memory.max`, v1 `memory.limit_in_bytes`) when one is "
+     "set, else 256m. Applied on reload. See docs/architecture.md, \"Memory budget\""},
     {"rpc_endpoint", CONF_STR, NULL, 0, COMPAT_SLOT(sys_conf, 0), NULL,
      COMPAT_NOOP "weir has no RPC endpoint; reload with SIGHUP, stop with SIGTERM"},
     {"enable_get_dump", CONF_BOOL, "false", 0, COMPAT_SLOT(sys_conf, 1), NULL,
@@ -262,4 +268,13 @@ int pipeline_start_sources(pipeline *p, const source_env *env)
             }
         }
     return 0;
+}
+
+void pipeline_apply_budget(const sys_conf *s)
+{
+    const char *from = "<system> memory_budget";
+    uint64_t v = s->memory_budget ? s->memory_budget : mb_default(&from);
+    if (v != mb_limit())
+        wlog_info("system", "memory budget %llu bytes (%s)", (unsigned long long)v, from);
+    mb_set_limit(v);
 }

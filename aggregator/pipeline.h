@@ -19,6 +19,7 @@ typedef struct sys_conf {
     int suppress_config_dump;
     char *process_name;
     char *root_dir; /* Fluentd's: where file buffers without path live (aggregator/output.c) */
+    uint64_t memory_budget; /* weir: lib/membudget.h; 0: the default (cgroup limit / 2, else 256m) */
     conf_slot compat[16]; /* Fluentd's <system> parameters weir accepts without acting on (no-op rows) */
 } sys_conf;
 
@@ -49,6 +50,8 @@ void pipeline_free(pipeline *p);
  * records flow). */
 void pipeline_bind_error_sinks(pipeline *p);
 void pipeline_sys_free(sys_conf *s);
+/* Set the process-wide memory budget from <system> memory_budget (logged). */
+void pipeline_apply_budget(const sys_conf *s);
 /* Start every source (observers last): 0, or -1 (logged). */
 int pipeline_start_sources(pipeline *p, const source_env *env);
 

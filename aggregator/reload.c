@@ -293,6 +293,8 @@ int reload_run(reload_ctx *x)
     if (npl.sys.log_level && !x->log_level_forced)
         wlog_level = wlog_level_from_name(npl.sys.log_level);
     pl->sys.shutdown_timeout = npl.sys.shutdown_timeout;
+    pl->sys.memory_budget = npl.sys.memory_budget;
+    pipeline_apply_budget(&pl->sys);
     monitor_unlock();
 
     /* 4. workers read again, on the new routes */

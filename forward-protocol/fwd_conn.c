@@ -25,6 +25,7 @@
 #include "lib/clock.h"
 #include "lib/list.h"
 #include "lib/log.h"
+#include "lib/membudget.h"
 #include "lib/mp.h"
 #include "buffer/buffer.h"
 #include "aggregator/router.h"
@@ -38,6 +39,8 @@ void fwd_conn_unref(fwd_conn *c)
     if (--c->refs > 0)
         return;
     wbuf_free(&c->in);
+    fwd_in_sync(c);
+    fwd_stream_abort(c); /* normally done at close */
     wbuf_free(&c->out);
     wbuf_free(&c->wire);
     free(c);
@@ -48,6 +51,7 @@ void fwd_conn_close(fwd_conn *c)
     if (c->closed)
         return;
     fwd_worker *fw = c->w->proto;
+    fwd_stream_abort(c); /* a request cut off: no ack; what was handed on is counted */
     c->closed = 1;
     if (c->rev)
         event_free(c->rev);
@@ -206,21 +210,34 @@ static void complete_reqs(fwd_req *q, uint32_t n, int failed)
 }
 
 /* Worker thread: every output is done with the group's batch. */
-static void group_done_cb(worker *w, wk_done *d)
+void fwd_group_done_cb(worker *w, wk_done *d)
 {
     fwd_group *g = (fwd_group *)((char *)d - offsetof(fwd_group, d));
     fwd_worker *fw = w->proto;
     complete_reqs(g->first, g->nreqs, atomic_load_explicit(&g->t.failed, memory_order_relaxed) > 0);
     fwd_conn *c = g->c;
-    free(g);
+    if (g->reserved)
+        mb_release(g->reserved);
     fw->pending--;
-    flush_acks(c);
+    if (g->sr) {
+        /* a part of a streamed request: it holds a reference on c */
+        fwd_part_done(g, atomic_load_explicit(&g->t.failed, memory_order_relaxed) > 0);
+        free(g);
+        flush_acks(c);
+        int last = c->refs == 1;
+        fwd_conn_unref(c);
+        if (last)
+            fwd_check_exit(w);
+    } else {
+        free(g);
+        flush_acks(c);
+    }
     if (fw->gate)
         fwd_try_park(w);
 }
 
 /* Output thread: hand the group back to its worker. */
-static void group_ticket_done(ticket *t)
+void fwd_group_ticket_done(ticket *t)
 {
     fwd_group *g = (fwd_group *)t;
     worker_done(g->w, &g->d);
@@ -249,12 +266,14 @@ void fwd_acc_flush(fwd_conn *c)
         if (b && a->nreqs && n && (g = calloc(1, sizeof *g)) != NULL) {
             atomic_init(&g->t.outstanding, (int)n);
             atomic_init(&g->t.failed, 0);
-            g->t.done = group_ticket_done;
-            g->d.cb = group_done_cb;
+            g->t.done = fwd_group_ticket_done;
+            g->d.cb = fwd_group_done_cb;
             g->w = w;
             g->c = c;
             g->first = a->first;
             g->nreqs = a->nreqs;
+            g->reserved = len; /* held by outputs until the ticket completes */
+            mb_force(len);
             fw->pending++;
         }
         if (!b || (a->nreqs && n && !g)) {
@@ -287,6 +306,7 @@ void fwd_drop_conn(fwd_conn *c, const char *what, const char *detail)
               "before the bad one still to be acked",
               c->peer, what, detail ? ": " : "", detail ? detail : "", (unsigned long long)c->records_acked,
               c->npending);
+    fwd_stream_abort(c);
     c->no_more_reads = 1;
     if (c->rev)
         event_del(c->rev);
@@ -329,7 +349,9 @@ void fwd_pressure_cb(evutil_socket_t fd, short what, void *arg)
             c->paused = 0;
             if (!c->no_more_reads && !w->stopping) {
                 fwd_arm_read(c);
-                if (c->tls) /* decrypted-but-unread data does not make the socket readable */
+                /* decrypted-but-unread data, or read bytes a stream still has to
+                 * decode, do not make the socket readable */
+                if (c->tls || c->st_blocked)
                     event_active(c->rev, EV_READ, 0);
             }
         }
@@ -455,9 +477,9 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
     fwd_conn *c = arg;
     worker *w = c->w;
     if (what & EV_TIMEOUT) {
-        if (c->npending || c->out.len || c->in.len > c->in_off) {
+        if (c->npending || c->out.len || c->in.len > c->in_off || c->st) {
             /* acks still to send, or a request half received: not idle */
-            if (c->in.len > c->in_off) {
+            if (c->in.len > c->in_off || c->st) {
                 atomic_fetch_add_explicit(&c->src->idle_closed, 1, memory_order_relaxed);
                 fwd_drop_conn(c, "no data for idle_timeout in the middle of a request", NULL);
             }
@@ -478,13 +500,58 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
         pause_conn(c);
         return;
     }
+    int grant = c->mgrant;
+    c->mgrant = 0;
+    if (c->st_blocked) {
+        /* a streamed request stopped between parts: what it has read goes first */
+        if (c->hs_done && !grant && mb_over()) {
+            fwd_budget_pause(c);
+            return;
+        }
+        c->st_blocked = 0;
+        if (fwd_process_input(c) < 0 || c->no_more_reads)
+            return;
+        if (c->st_blocked) {
+            if (mb_over())
+                fwd_budget_pause(c);
+            else
+                pause_conn(c);
+            return;
+        }
+    }
     for (int round = 0; round < 4; round++) {
+        /* at the memory budget: stop reading until memory is released */
+        if (c->hs_done && !grant && mb_over()) {
+            /* an unfinished frame it holds is streamed instead: that frees it */
+            int r = fwd_budget_shed(c);
+            if (r < 0)
+                return;
+            if (mb_over()) {
+                fwd_budget_pause(c);
+                return;
+            }
+        }
         if (c->in.cap - c->in.len < READ_CHUNK / 4) {
+            if (c->hs_done && fwd_budget_refuses(c, c->in.cap ? c->in.cap : READ_CHUNK)) {
+                /* the frame would not fit: decode the request as it arrives
+                 * (frees the frame), or wait for memory */
+                if (!c->st && !c->force_stream && c->in.len > c->in_off) {
+                    c->force_stream = 1;
+                    if (fwd_process_input(c) < 0 || c->no_more_reads)
+                        return;
+                    continue;
+                }
+                if (!grant) {
+                    fwd_budget_pause(c);
+                    return;
+                }
+            }
             c->in.max = fwd_request_limit(c->src->chunk_size_limit) + READ_CHUNK;
             if (wbuf_grow(&c->in, READ_CHUNK)) {
                 fwd_drop_conn(c, "out of memory for the input buffer", NULL);
                 return;
             }
+            fwd_in_sync(c);
         }
         size_t room = c->in.cap - c->in.len;
         int more = 0;
@@ -504,6 +571,13 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
                 return;
             if (c->no_more_reads)
                 return;
+            if (c->st_blocked) {
+                if (mb_over())
+                    fwd_budget_pause(c);
+                else
+                    pause_conn(c);
+                return;
+            }
             if (c->tls ? !more : (size_t)n < room)
                 return;
             continue;
@@ -511,7 +585,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
         if (n == 0) {
             c->eof = 1;
             event_del(c->rev);
-            if (c->in.len > c->in_off)
+            if (c->in.len > c->in_off || c->st)
                 wlog_warn("in_forward", "connection from %s closed in the middle of a request (%zu bytes unread)",
                           c->peer, c->in.len - c->in_off);
             else if (c->auth_wait)

@@ -5,6 +5,8 @@
  *   fwd_listen.c   listener and UDP heartbeat (main thread)
  *   fwd_conn.c     a connection on its worker: reads, writes, TLS, acks
  *   fwd_request.c  handshakes and requests: decode, route, submit
+ *   fwd_big.c      streamed requests (over stream_threshold) and the memory
+ *                  budget on a connection: parts, partial requests, waiting
  *   fwd_worker.c   per-worker state, stop, and the reload gate
  *   fwd_metrics.c  /metrics families
  *
@@ -22,6 +24,14 @@
  * Back-pressure: when any output's queue is over its limit, a worker stops
  * reading (event_del) instead of closing connections, and re-checks every
  * 5 ms; acks are held because the records have not been accepted yet.
+ *
+ * Memory budget (lib/membudget.h, docs/architecture.md "Memory budget"): a
+ * connection's input buffer, its stream's windows and every batch handed on
+ * until its ticket completes are reserved in the process-wide account. At
+ * the budget a worker stops reading (event_del, c->mpaused) and resumes its
+ * paused connections oldest first as memory is released (fwd_budget_cb).
+ * A request over stream_threshold, or one whose frame the budget refuses,
+ * is decoded as it arrives (fwd_stream.h) instead of being framed whole.
  *
  * Security (docs/security.md): with <transport tls> every byte goes through
  * a fwd_tls_conn (OpenSSL over memory BIOs): read_cb reads ciphertext from
@@ -63,8 +73,21 @@ typedef struct fwd_req {
     uint8_t ack[];
 } fwd_req;
 
+/* A streamed request: its parts (batches) in flight. Its fwd_req joins the
+ * FIFO only once the request was read whole (its options, with `chunk`,
+ * come last); it completes when that happened and every part is done. */
+typedef struct fwd_sreq {
+    int parts;        /* part batches handed on whose tickets are not done */
+    int failed;       /* a part was refused by an output */
+    int ended;        /* read whole, or cut off */
+    fwd_req *q;       /* its ack, when read whole with `chunk` and parts remain */
+    uint64_t handed;  /* records handed on */
+} fwd_sreq;
+
 /* The requests whose records went out in one batch share one ticket.
- * Their fwd_reqs are consecutive in the connection's FIFO from `first`. */
+ * Their fwd_reqs are consecutive in the connection's FIFO from `first`.
+ * A part of a streamed request has sr set instead (and holds a reference
+ * on c). `reserved`: the batch's bytes in the memory budget. */
 typedef struct fwd_group {
     ticket t; /* first: outputs see only this */
     wk_done d;
@@ -72,6 +95,8 @@ typedef struct fwd_group {
     struct fwd_conn *c;
     fwd_req *first;
     uint32_t nreqs;
+    fwd_sreq *sr;
+    size_t reserved;
 } fwd_group;
 
 /* Requests of one tag decoded from one read burst are accumulated here and
@@ -122,6 +147,19 @@ struct fwd_conn {
     int hs_done;                /* TLS handshake and PING done, or not configured */
     struct event *hs_ev;        /* handshake_timeout */
     fwd_auth_session as;
+    /* streamed request (fwd_big.c) */
+    struct fwd_stream *st;      /* NULL: requests are framed whole */
+    fwd_sreq *sr;
+    wbuf st_out;                /* its next part */
+    char st_tag[1024];
+    size_t st_tag_len;
+    int force_stream;           /* the budget refused to grow the frame: stream the request */
+    int st_blocked;             /* stopped between parts (budget or outputs): c->in still holds bytes */
+    /* memory budget */
+    size_t in_res, st_res;      /* bytes reserved for c->in, for the stream (windows, st_out) */
+    int mpaused, mgrant;        /* waiting for memory; may read once whatever the budget says */
+    double mpaused_at;
+    uint64_t mseq;              /* order of waiting: the oldest resumes first */
 };
 
 typedef struct fwd_worker {
@@ -136,6 +174,10 @@ typedef struct fwd_worker {
     uint64_t pending; /* groups handed to outputs and not yet completed, all conns */
     uint8_t *tls_rbuf; /* TLS_READ_CHUNK bytes of ciphertext, allocated on first TLS connection */
     struct fwd_gate *gate; /* SIGHUP reload in progress: read nothing, park when pending == 0 */
+    struct event *budget_ev; /* connections wait for memory: re-check every 5 ms */
+    int budget_armed;
+    uint64_t mseq;
+    double stalled_since;    /* over the budget with nothing of this worker in flight */
 } fwd_worker;
 
 /* The meeting point of a reload (docs/architecture.md, "Reload"). Main
@@ -175,6 +217,22 @@ void fwd_maybe_close(fwd_conn *c);
 int fwd_out_pending(const fwd_conn *c);
 void fwd_pressure_cb(evutil_socket_t fd, short what, void *arg);
 int fwd_process_input(fwd_conn *c);
+void fwd_count_result(fwd_conn *c, const fwd_result *r);
+int fwd_after_request(fwd_conn *c);
+
+void fwd_group_ticket_done(ticket *t);
+void fwd_group_done_cb(worker *w, wk_done *d);
+
+/* fwd_big.c */
+int fwd_stream_begin(fwd_conn *c, const uint8_t *head, size_t len);
+int fwd_stream_input(fwd_conn *c); /* 1: the request ended, 0: needs more bytes, -1: closed */
+void fwd_stream_abort(fwd_conn *c);
+void fwd_part_done(fwd_group *g, int failed);
+void fwd_in_sync(fwd_conn *c);
+void fwd_budget_pause(fwd_conn *c);
+void fwd_budget_cb(evutil_socket_t fd, short what, void *arg);
+int fwd_budget_refuses(const fwd_conn *c, size_t grow);
+int fwd_budget_shed(fwd_conn *c);
 void fwd_try_park(worker *w);
 
 /* chunk_size_limit counts a request's events: the envelope around them (the

@@ -8,6 +8,7 @@
  * must be dropped (invalid event, group marker) breaks the run.
  */
 #include "fwd_decode.h"
+#include "fwd_decode_int.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -18,26 +19,13 @@
 #include "lib/compress.h"
 #include "lib/mp.h"
 
-#define E_NOMEM (-10) /* distinct from MP_SHORT/MP_BAD */
-
-typedef struct dctx {
-    const fwd_decode_opts *o;
-    const fwd_peer *peer;
-    fwd_result *r;
-    wbuf *out;
-    const uint8_t *run_start, *run_end; /* pending canonical run, not yet copied */
-    int inject;                         /* records need extra keys: no canonical runs */
-    int have_now;                       /* now_sec/now_nsec read for this request */
-    uint32_t now_sec, now_nsec;
-} dctx;
-
-static const char *type_name(mp_type t)
+const char *fwd_type_name(mp_type t)
 {
     static const char *const n[] = {"nil", "bool", "integer", "integer", "float", "string", "binary", "array", "map", "ext"};
     return n[t];
 }
 
-static int flush_run(dctx *c)
+int fwd_flush_run(dctx *c)
 {
     int rc = 0;
     if (c->run_start && c->run_end > c->run_start)
@@ -46,7 +34,7 @@ static int flush_run(dctx *c)
     return rc;
 }
 
-__attribute__((format(printf, 2, 3))) static void note_invalid(dctx *c, const char *fmt, ...)
+void fwd_note_invalid(dctx *c, const char *fmt, ...)
 {
     if (c->r->invalid++ == 0) {
         va_list ap;
@@ -120,7 +108,7 @@ static int parse_time(const uint8_t **p, const uint8_t *end, uint32_t *sec, uint
             return 1;
         return 0;
     default:
-        *why = type_name(t.type);
+        *why = fwd_type_name(t.type);
         return -4;
     }
 }
@@ -240,7 +228,7 @@ static int read_map(dctx *c, const uint8_t **p, const uint8_t *end, const uint8_
  * end of the input), MP_BAD (bytes that are not msgpack), E_NOMEM (out of
  * memory / over the size cap).
  */
-static int process_entry(dctx *c, const uint8_t **p, const uint8_t *end)
+int fwd_entry(dctx *c, const uint8_t **p, const uint8_t *end)
 {
     const uint8_t *start = *p;
     mp_obj a;
@@ -252,9 +240,9 @@ static int process_entry(dctx *c, const uint8_t **p, const uint8_t *end)
         rc = skip_any(p, end);
         if (rc != MP_OK)
             return rc;
-        if (flush_run(c))
+        if (fwd_flush_run(c))
             return E_NOMEM;
-        note_invalid(c, "entry is not a [time, record] array (got %s)", a.type == MP_ARRAY ? "an array of another size" : type_name(a.type));
+        fwd_note_invalid(c, "entry is not a [time, record] array (got %s)", a.type == MP_ARRAY ? "an array of another size" : fwd_type_name(a.type));
         return MP_OK;
     }
     uint32_t sec = 0, nsec = 0;
@@ -301,12 +289,12 @@ static int process_entry(dctx *c, const uint8_t **p, const uint8_t *end)
         rc = skip_any(p, end);
         if (rc != MP_OK)
             return rc;
-        if (flush_run(c))
+        if (fwd_flush_run(c))
             return E_NOMEM;
         if (why && bad[0] == 'i')
-            note_invalid(c, "%s: %s", bad, why);
+            fwd_note_invalid(c, "%s: %s", bad, why);
         else
-            note_invalid(c, "%s", bad);
+            fwd_note_invalid(c, "%s", bad);
         return MP_OK;
     }
     if (canonical && nsec == 0 && (sec == 0xFFFFFFFFu || sec == 0xFFFFFFFEu)) {
@@ -314,7 +302,7 @@ static int process_entry(dctx *c, const uint8_t **p, const uint8_t *end)
         rc = skip_any(p, end);
         if (rc != MP_OK)
             return rc;
-        if (flush_run(c))
+        if (fwd_flush_run(c))
             return E_NOMEM;
         c->r->markers++;
         return MP_OK;
@@ -323,9 +311,9 @@ static int process_entry(dctx *c, const uint8_t **p, const uint8_t *end)
     if (rc == MP_SHORT || rc == MP_BAD)
         return rc;
     if (rc != MP_OK) {
-        if (flush_run(c))
+        if (fwd_flush_run(c))
             return E_NOMEM;
-        note_invalid(c, "record is %s", map_refusal(c, rc));
+        fwd_note_invalid(c, "record is %s", map_refusal(c, rc));
         return MP_OK;
     }
     if (trc != 0) {
@@ -343,7 +331,7 @@ static int process_entry(dctx *c, const uint8_t **p, const uint8_t *end)
         c->run_end = *p;
         return MP_OK;
     }
-    if (flush_run(c))
+    if (fwd_flush_run(c))
         return E_NOMEM;
     return emit(c, sec, nsec, meta, meta_len, rec, rec_len) ? E_NOMEM : MP_OK;
 }
@@ -356,17 +344,7 @@ int fwd_ack_encode(wbuf *out, const uint8_t *chunk, size_t chunk_len)
     return wbuf_add(out, head, sizeof head) || wbuf_add(out, chunk, chunk_len) ? -1 : 0;
 }
 
-typedef struct fwd_options {
-    const uint8_t *chunk;
-    size_t chunk_len;
-    const uint8_t *compressed;
-    size_t compressed_len;
-    const uint8_t *metadata;
-    size_t metadata_len;
-    int64_t signal;
-} fwd_options;
-
-static int parse_options(const uint8_t **p, const uint8_t *end, fwd_options *op, char *err, size_t errlen)
+int fwd_parse_options(const uint8_t **p, const uint8_t *end, fwd_options *op, char *err, size_t errlen)
 {
     memset(op, 0, sizeof *op);
     mp_obj m;
@@ -377,7 +355,7 @@ static int parse_options(const uint8_t **p, const uint8_t *end, fwd_options *op,
     if (m.type == MP_NIL)
         return 0; /* old Docker driver: nil means no options */
     if (m.type != MP_MAP) {
-        snprintf(err, errlen, "options is %s, not a map", type_name(m.type));
+        snprintf(err, errlen, "options is %s, not a map", fwd_type_name(m.type));
         return -1;
     }
     for (uint32_t i = 0; i < m.len; i++) {
@@ -449,9 +427,9 @@ int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, c
         return FWD_HEARTBEAT;
     if (top.type != MP_ARRAY || top.len < 2 || top.len > 4)
         return decode_fail(r, out, mark, "request is %s, not an array of 2 to 4 elements",
-                           top.type == MP_ARRAY ? "an array of the wrong size" : type_name(top.type));
+                           top.type == MP_ARRAY ? "an array of the wrong size" : fwd_type_name(top.type));
     if (mp_read(&p, end, &tag) != MP_OK || tag.type != MP_STR)
-        return decode_fail(r, out, mark, "tag is %s, not a string", type_name(tag.type));
+        return decode_fail(r, out, mark, "tag is %s, not a string", fwd_type_name(tag.type));
     if (tag.len && memchr(tag.ptr, 0, tag.len)) /* tags are C strings everywhere after this */
         return decode_fail(r, out, mark, "tag contains a NUL byte%s", "");
     r->tag = tag.ptr;
@@ -468,22 +446,22 @@ int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, c
         if (wbuf_grow(out, (size_t)(end - p)))
             return decode_fail(r, out, mark, "request too large%s", "");
         for (uint32_t i = 0; i < second.len; i++) {
-            int rc = process_entry(&c, &p, end);
+            int rc = fwd_entry(&c, &p, end);
             if (rc == E_NOMEM)
                 return decode_fail(r, out, mark, "out of memory or over the size limit%s", "");
             if (rc != MP_OK)
                 return decode_fail(r, out, mark, "malformed entry in Forward mode%s", "");
         }
-        if (flush_run(&c))
+        if (fwd_flush_run(&c))
             return decode_fail(r, out, mark, "out of memory%s", "");
-        if (top.len == 3 && parse_options(&p, end, &op, r->err, sizeof r->err))
+        if (top.len == 3 && fwd_parse_options(&p, end, &op, r->err, sizeof r->err))
             return decode_fail(r, out, mark, "%s", r->err);
         if (top.len == 2)
             memset(&op, 0, sizeof op);
     } else if (second.type == MP_STR || second.type == MP_BIN) {
         if (top.len > 3)
             return decode_fail(r, out, mark, "PackedForward request has %s elements", "4");
-        if (top.len == 3 && parse_options(&p, end, &op, r->err, sizeof r->err))
+        if (top.len == 3 && fwd_parse_options(&p, end, &op, r->err, sizeof r->err))
             return decode_fail(r, out, mark, "%s", r->err);
         if (top.len == 2)
             memset(&op, 0, sizeof op);
@@ -518,23 +496,23 @@ int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, c
             return decode_fail(r, out, mark, "request too large%s", "");
         const uint8_t *q = blob, *qend = blob + blob_len;
         while (q < qend) {
-            int rc = process_entry(&c, &q, qend);
+            int rc = fwd_entry(&c, &q, qend);
             if (rc == E_NOMEM)
                 return decode_fail(r, out, mark, "out of memory or over the size limit%s", "");
             if (rc == MP_SHORT) {
-                if (flush_run(&c))
+                if (fwd_flush_run(&c))
                     return decode_fail(r, out, mark, "out of memory%s", "");
-                note_invalid(&c, "%s", "trailing partial event at the end of the entries");
+                fwd_note_invalid(&c, "%s", "trailing partial event at the end of the entries");
                 break;
             }
             if (rc == MP_BAD) {
-                if (flush_run(&c))
+                if (fwd_flush_run(&c))
                     return decode_fail(r, out, mark, "out of memory%s", "");
-                note_invalid(&c, "%s", "entries contain bytes that are not msgpack; rest of the request skipped");
+                fwd_note_invalid(&c, "%s", "entries contain bytes that are not msgpack; rest of the request skipped");
                 break;
             }
         }
-        if (flush_run(&c))
+        if (fwd_flush_run(&c))
             return decode_fail(r, out, mark, "out of memory%s", "");
     } else {
         /* Message mode: [tag, time, record, option?] */
@@ -557,14 +535,14 @@ int fwd_decode(const fwd_decode_opts *o, const fwd_peer *peer, fwd_scratch *s, c
             return decode_fail(r, out, mark, "truncated request%s", "");
         if (rrc == MP_SHORT || rrc == MP_BAD)
             return decode_fail(r, out, mark, "truncated request%s", "");
-        if (top.len == 4 && parse_options(&p, end, &op, r->err, sizeof r->err))
+        if (top.len == 4 && fwd_parse_options(&p, end, &op, r->err, sizeof r->err))
             return decode_fail(r, out, mark, "%s", r->err);
         if (top.len == 3)
             memset(&op, 0, sizeof op);
         if (skip_time) {
-            note_invalid(&c, "invalid event time: %s", why ? why : "unknown");
+            fwd_note_invalid(&c, "invalid event time: %s", why ? why : "unknown");
         } else if (rrc != MP_OK) {
-            note_invalid(&c, "record is %s", map_refusal(&c, rrc));
+            fwd_note_invalid(&c, "record is %s", map_refusal(&c, rrc));
         } else {
             if (trc != 0) {
                 if (trc < 0)

@@ -50,10 +50,12 @@ typedef struct fwd_source {
     int64_t max_connections;  /* weir: connections beyond this are closed at accept; 0: no limit */
     double max_connection_age;           /* weir: close (gracefully, between requests) after this long; 0: never */
     int64_t max_requests_per_connection; /* weir: close (gracefully) after this many requests; 0: never */
+    uint64_t stream_threshold; /* weir: requests larger than this are decoded as they arrive; 0: never by size */
     struct timeval idle_tv;
     char *hosts; /* /etc/hosts as read at start-up (resolve_hostname), for reverse lookups */
     atomic_int_fast64_t open_conns; /* across workers, for max_connections */
     atomic_uint_fast64_t conns_refused, idle_closed, retired;
+    atomic_uint_fast64_t streamed, partial_requests, partial_records; /* streamed requests; cut off, their records handed on */
     int retiring; /* closed (reload: gone); its connections close when the workers resume */
 
     /* <security> (shared-key handshake, users, clients) and <transport tls>;

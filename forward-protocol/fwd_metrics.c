@@ -88,6 +88,16 @@ void fwd_metrics(source *const *srcs, size_t n, const source_env *env, struct ev
     per_source(o, srcs, n, "weir_input_connections_retired_total",
                "connections closed gracefully after max_connection_age / max_requests_per_connection",
                offsetof(fwd_source, retired));
+    per_source(o, srcs, n, "weir_forward_streamed_requests_total",
+               "requests over stream_threshold (or refused a whole frame by the memory budget) decoded as they arrived",
+               offsetof(fwd_source, streamed));
+    per_source(o, srcs, n, "weir_forward_partial_requests_total",
+               "streamed requests cut off (closed, corrupt, a limit) after some of their records were handed on",
+               offsetof(fwd_source, partial_requests));
+    per_source(o, srcs, n, "weir_forward_partial_request_records_total",
+               "records of cut-off streamed requests that were handed on (never acked: the sender's retry delivers "
+               "them again)",
+               offsetof(fwd_source, partial_records));
     per_source(o, srcs, n, "weir_input_idle_closed_total", "connections closed by idle_timeout",
                offsetof(fwd_source, idle_closed));
     /* every security limit in one family (docs/security.md) */

@@ -28,6 +28,7 @@
 #include "buffer/buffer.h"
 #include "aggregator/router.h"
 #include "forward-protocol/fwd_auth.h"
+#include "forward-protocol/fwd_stream.h"
 #include "forward-protocol/fwd_tls.h"
 
 /* ---- handshakes ------------------------------------------------------------------ */
@@ -96,6 +97,34 @@ static void handle_ping(fwd_conn *c, const uint8_t *msg, size_t len)
     fwd_hs_check(c);
 }
 
+/* A decoded request's counters and warnings (whole or streamed). */
+void fwd_count_result(fwd_conn *c, const fwd_result *rp)
+{
+    worker_stats *st = &c->w->stats;
+    const fwd_result r = *rp;
+    if (r.invalid) {
+        atomic_fetch_add_explicit(&st->invalid_events, r.invalid, memory_order_relaxed);
+        if (r.too_deep)
+            atomic_fetch_add_explicit(&st->too_deep, r.too_deep, memory_order_relaxed);
+        if (r.too_long)
+            atomic_fetch_add_explicit(&st->too_long, r.too_long, memory_order_relaxed);
+        wlog_warn("in_forward", "skipped %u invalid event%s from %s in a %s request (%s); %u valid records kept",
+                  r.invalid, r.invalid > 1 ? "s" : "", c->peer, r.mode, r.err, r.records);
+    }
+    if (r.retimed) {
+        atomic_fetch_add_explicit(&st->retimed, r.retimed, memory_order_relaxed);
+        wlog_warn("in_forward", "kept %u event%s from %s in a %s request with the time of receipt: invalid event time (%s); "
+                  "skip_invalid_event true would skip them",
+                  r.retimed, r.retimed > 1 ? "s" : "", c->peer, r.mode, r.retimed_why);
+    }
+    if (r.markers)
+        atomic_fetch_add_explicit(&st->markers, r.markers, memory_order_relaxed);
+    if (r.signal)
+        atomic_fetch_add_explicit(&st->signals_skipped, 1, memory_order_relaxed);
+}
+
+/* 0: handled; 1: stream it instead (it inflates past stream_threshold);
+ * -1: the connection was dropped. */
 static int handle_request(fwd_conn *c, const uint8_t *req, size_t len)
 {
     worker *w = c->w;
@@ -119,7 +148,18 @@ static int handle_request(fwd_conn *c, const uint8_t *req, size_t len)
     if (!a->data.cap)
         wbuf_grow(&a->data, 64 * 1024);
     a->data.max = o->max_decompressed + (o->max_decompressed >> 2) + ACC_FLUSH_BYTES + (1u << 20);
-    int rc = fwd_decode(o, &c->fp, &fw->scratch, req, len, &r, &a->data);
+    /* a compressed request that inflates past stream_threshold is decoded
+     * again by the stream (bounded windows) instead of inflated whole */
+    fwd_decode_opts capped = *o;
+    int cap = c->src->stream_threshold && capped.max_decompressed > c->src->stream_threshold;
+    if (cap)
+        capped.max_decompressed = c->src->stream_threshold;
+    int rc = fwd_decode(&capped, &c->fp, &fw->scratch, req, len, &r, &a->data);
+    if (rc == FWD_CORRUPT && r.over_decompressed && cap) {
+        if (fw->scratch.inflated.cap > (8u << 20))
+            wbuf_free(&fw->scratch.inflated);
+        return 1;
+    }
     if (fw->scratch.inflated.cap > (8u << 20))
         wbuf_free(&fw->scratch.inflated); /* do not keep a huge decompression buffer around */
     if (rc == FWD_HEARTBEAT)
@@ -132,25 +172,7 @@ static int handle_request(fwd_conn *c, const uint8_t *req, size_t len)
         fwd_drop_conn(c, "corrupt request", r.err);
         return -1;
     }
-    if (r.invalid) {
-        atomic_fetch_add_explicit(&st->invalid_events, r.invalid, memory_order_relaxed);
-        if (r.too_deep)
-            atomic_fetch_add_explicit(&st->too_deep, r.too_deep, memory_order_relaxed);
-        if (r.too_long)
-            atomic_fetch_add_explicit(&st->too_long, r.too_long, memory_order_relaxed);
-        wlog_warn("in_forward", "skipped %u invalid event%s from %s in a %s request (%s); %u valid records kept",
-                  r.invalid, r.invalid > 1 ? "s" : "", c->peer, r.mode, r.err, r.records);
-    }
-    if (r.retimed) {
-        atomic_fetch_add_explicit(&st->retimed, r.retimed, memory_order_relaxed);
-        wlog_warn("in_forward", "kept %u event%s from %s in a %s request with the time of receipt: invalid event time (%s); "
-                  "skip_invalid_event true would skip them",
-                  r.retimed, r.retimed > 1 ? "s" : "", c->peer, r.mode, r.retimed_why);
-    }
-    if (r.markers)
-        atomic_fetch_add_explicit(&st->markers, r.markers, memory_order_relaxed);
-    if (r.signal)
-        atomic_fetch_add_explicit(&st->signals_skipped, 1, memory_order_relaxed);
+    fwd_count_result(c, &r);
     if (r.records && !a->records) {
         memcpy(a->tag, tag, (size_t)tl + 1);
         a->tag_len = (size_t)tl;
@@ -196,10 +218,45 @@ static int retire_due(const fwd_conn *c)
     return c->retire_at > 0 && clock_mono() >= c->retire_at;
 }
 
+/* A request was read whole: keepalive and retirement. */
+int fwd_after_request(fwd_conn *c)
+{
+    fwd_source *s = c->src;
+    c->nreqs++;
+    c->force_stream = 0; /* the budget's switch was for that request only */
+    if (s->deny_keepalive) {
+        c->no_more_reads = 1;
+        if (c->rev)
+            event_del(c->rev);
+    } else if (c->in_off == c->in.len && retire_due(c)) {
+        /* between requests (nothing of the next one read yet): read no
+         * more; fwd_maybe_close() closes once every ack is written */
+        c->no_more_reads = 1;
+        if (c->rev)
+            event_del(c->rev);
+        atomic_fetch_add_explicit(&s->retired, 1, memory_order_relaxed);
+        wlog_debug("in_forward", "retiring connection from %s after %llu requests (%s)", c->peer,
+                   (unsigned long long)c->nreqs,
+                   s->max_requests_per_connection && c->nreqs >= (uint64_t)s->max_requests_per_connection
+                       ? "max_requests_per_connection"
+                       : "max_connection_age");
+    }
+    return 0;
+}
+
 int fwd_process_input(fwd_conn *c)
 {
     fwd_source *s = c->src;
     while (!c->no_more_reads && c->in.len > c->in_off) {
+        if (c->st) {
+            int src = fwd_stream_input(c);
+            if (src < 0)
+                return -1;
+            if (src == 0)
+                break;
+            fwd_after_request(c);
+            continue;
+        }
         const uint8_t *base = c->in.data + c->in_off;
         size_t avail = c->in.len - c->in_off;
         int rc = mp_frame(&c->fr, base, avail);
@@ -238,8 +295,17 @@ int fwd_process_input(fwd_conn *c)
             wlog_warn("in_forward", "request from %s is larger than chunk_size_warn_limit (%llu bytes)", c->peer,
                       (unsigned long long)s->chunk_size_warn_limit);
         }
-        if (rc != MP_OK)
+        if (rc != MP_OK) {
+            /* large (or refused by the memory budget): decode it as it arrives */
+            if (!c->auth_wait && ((s->stream_threshold && size > s->stream_threshold) || c->force_stream) &&
+                fwd_stream_probe(base, avail) == FWD_OK) {
+                mp_framer_reset(&c->fr);
+                if (fwd_stream_begin(c, base, avail) < 0)
+                    return -1;
+                continue;
+            }
             break;
+        }
         mp_framer_reset(&c->fr);
         c->warned_size = 0;
         c->in_off += size;
@@ -247,26 +313,16 @@ int fwd_process_input(fwd_conn *c)
             handle_ping(c, base, size); /* queues the PONG; written below */
             continue;
         }
-        if (handle_request(c, base, size) < 0)
+        int hr = handle_request(c, base, size);
+        if (hr < 0)
             return -1;
-        c->nreqs++;
-        if (s->deny_keepalive) {
-            c->no_more_reads = 1;
-            if (c->rev)
-                event_del(c->rev);
-        } else if (c->in_off == c->in.len && retire_due(c)) {
-            /* between requests (nothing of the next one read yet): read no
-             * more; fwd_maybe_close() closes once every ack is written */
-            c->no_more_reads = 1;
-            if (c->rev)
-                event_del(c->rev);
-            atomic_fetch_add_explicit(&s->retired, 1, memory_order_relaxed);
-            wlog_debug("in_forward", "retiring connection from %s after %llu requests (%s)", c->peer,
-                       (unsigned long long)c->nreqs,
-                       s->max_requests_per_connection && c->nreqs >= (uint64_t)s->max_requests_per_connection
-                           ? "max_requests_per_connection"
-                           : "max_connection_age");
+        if (hr == 1) { /* inflates past stream_threshold: stream it from its first byte */
+            c->in_off -= size;
+            if (fwd_stream_begin(c, base, size) < 0)
+                return -1;
+            continue;
         }
+        fwd_after_request(c);
     }
     c->refs++;
     fwd_acc_flush(c);
@@ -278,12 +334,25 @@ int fwd_process_input(fwd_conn *c)
     /* compact: keep only the unfinished request at the front */
     if (c->in_off == c->in.len) {
         c->in.len = c->in_off = 0;
-        if (c->in.cap > (4u << 20))
+        if (c->in.cap > (4u << 20)) {
             wbuf_free(&c->in); /* give a big request's memory back */
+            fwd_in_sync(c);
+        }
     } else if (c->in_off) {
         memmove(c->in.data, c->in.data + c->in_off, c->in.len - c->in_off);
         c->in.len -= c->in_off;
         c->in_off = 0;
+    }
+    /* what is left is small (a streamed request's next entry): give the
+     * rest of a big buffer back, to the budget too (a streamed request keeps
+     * one read buffer, whatever it needed for a big entry) */
+    if (c->in.cap > READ_CHUNK && c->in.len <= READ_CHUNK / 2 && (c->st || c->in.cap > (4u << 20))) {
+        uint8_t *d = realloc(c->in.data, READ_CHUNK);
+        if (d) {
+            c->in.data = d;
+            c->in.cap = READ_CHUNK;
+            fwd_in_sync(c);
+        }
     }
     c->refs++; /* fwd_conn_write/fwd_maybe_close may free c */
     if (fwd_out_pending(c))

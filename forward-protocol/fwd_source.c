@@ -83,6 +83,13 @@ static const conf_spec forward_spec[] = {
      "the replicas behind a Service. `0`: never"},
     {"max_requests_per_connection", CONF_INT, "0", 0, offsetof(fwd_source, max_requests_per_connection), NULL,
      "weir: the same after this many requests; `0`: never"},
+    {"stream_threshold", CONF_SIZE, "8m", 0, offsetof(fwd_source, stream_threshold), NULL,
+     "weir: a Forward or PackedForward/CompressedPackedForward request larger than this (as far as its bytes and "
+     "length fields tell) is decoded entry by entry as it arrives, gzip/zstd inflated in 64 KiB steps, and handed on "
+     "in batches of 256 KiB, instead of being held whole; so is a compressed one that inflates past it. Acked once all of it is stored. A request cut off midway "
+     "is not acked, and the records already handed on are delivered again by the sender's retry (counted, "
+     "`weir_forward_partial_request_records_total`). Smaller requests are framed whole. `0`: only when the memory "
+     "budget refuses a frame. See docs/architecture.md, \"Streamed requests\""},
     {"security", CONF_SECTION, NULL, 0, 0, NULL, "shared-key handshake and user auth: `<security>` below"},
     {"transport", CONF_SECTION, NULL, 0, 0, NULL,
      "`<transport tls>` (below) or `<transport tcp>` (no TLS, the default); `<transport udp>` is refused"},

@@ -2,6 +2,7 @@
 #include "lib/compress.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <zlib.h>
@@ -127,4 +128,100 @@ int zstd_decompress(const uint8_t *in, size_t len, wbuf *out, char *err, size_t 
 out:
     ZSTD_freeDStream(ds);
     return ret;
+}
+
+/* ---- streaming ------------------------------------------------------------------ */
+
+struct zinflate {
+    int kind;
+    z_stream z;
+    ZSTD_DStream *ds;
+    int in_member;   /* gzip: a member started and has not ended */
+    size_t zr;       /* zstd: the last hint (0: a frame just ended) */
+    uint64_t seen;   /* compressed bytes consumed, for messages */
+};
+
+zinflate *zinf_new(int kind)
+{
+    zinflate *z = calloc(1, sizeof *z);
+    if (!z)
+        return NULL;
+    z->kind = kind;
+    if (kind == ZINF_GZIP) {
+        if (inflateInit2(&z->z, 16 + MAX_WBITS) != Z_OK) {
+            free(z);
+            return NULL;
+        }
+    } else if (!(z->ds = ZSTD_createDStream())) {
+        free(z);
+        return NULL;
+    }
+    return z;
+}
+
+void zinf_free(zinflate *z)
+{
+    if (!z)
+        return;
+    if (z->kind == ZINF_GZIP)
+        inflateEnd(&z->z);
+    else
+        ZSTD_freeDStream(z->ds);
+    free(z);
+}
+
+size_t zinf_footprint(int kind) { return kind == ZINF_GZIP ? (size_t)(48u << 10) : (size_t)(2176u << 10); }
+
+int zinf_step(zinflate *z, const uint8_t *in, size_t len, size_t *in_used, uint8_t *out, size_t cap,
+              size_t *out_made, char *err, size_t errlen)
+{
+    *in_used = *out_made = 0;
+    if (z->kind == ZINF_ZSTD) {
+        ZSTD_inBuffer ib = {in, len, 0};
+        ZSTD_outBuffer ob = {out, cap, 0};
+        if (len == 0 && z->zr == 0)
+            return 0;
+        size_t zr = ZSTD_decompressStream(z->ds, &ob, &ib);
+        *in_used = ib.pos;
+        *out_made = ob.pos;
+        z->seen += ib.pos;
+        if (ZSTD_isError(zr)) {
+            snprintf(err, errlen, "zstd: %s at compressed byte %llu", ZSTD_getErrorName(zr), (unsigned long long)z->seen);
+            return -1;
+        }
+        z->zr = zr;
+        return 0;
+    }
+    /* gzip: member after member, as gz_decompress */
+    if (len == 0)
+        return 0;
+    if (!z->in_member && z->seen > 0)
+        inflateReset(&z->z);
+    z->in_member = 1;
+    z->z.next_in = (Bytef *)(uintptr_t)in;
+    z->z.avail_in = (uInt)(len > (1u << 30) ? (1u << 30) : len);
+    z->z.next_out = out;
+    z->z.avail_out = (uInt)(cap > (1u << 30) ? (1u << 30) : cap);
+    uInt before_in = z->z.avail_in, before_out = z->z.avail_out;
+    int zr = inflate(&z->z, Z_NO_FLUSH);
+    *in_used = before_in - z->z.avail_in;
+    *out_made = before_out - z->z.avail_out;
+    z->seen += *in_used;
+    if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
+        snprintf(err, errlen, "gzip: %s at compressed byte %llu", z->z.msg ? z->z.msg : "invalid data",
+                 (unsigned long long)z->seen);
+        return -1;
+    }
+    if (zr == Z_STREAM_END)
+        z->in_member = 0;
+    return 0;
+}
+
+int zinf_finish(zinflate *z, char *err, size_t errlen)
+{
+    if (z->kind == ZINF_ZSTD ? z->zr != 0 : z->in_member) {
+        snprintf(err, errlen, z->kind == ZINF_ZSTD ? "zstd: truncated frame" : "gzip: truncated member");
+        return -1;
+    }
+    return 0;
 }

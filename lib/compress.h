@@ -21,4 +21,22 @@ int gz_compress(wbuf *out, const uint8_t *p, size_t n, int level);
 int gz_decompress(const uint8_t *in, size_t len, wbuf *out, char *err, size_t errlen);
 int zstd_decompress(const uint8_t *in, size_t len, wbuf *out, char *err, size_t errlen);
 
+/* Streaming decompression in bounded steps (the forward input's streamed
+ * CompressedPackedForward): the same acceptance as gz_decompress /
+ * zstd_decompress (gzip members and zstd frames back to back), but the
+ * caller owns both windows. */
+typedef struct zinflate zinflate;
+enum { ZINF_GZIP = 1, ZINF_ZSTD = 2 };
+zinflate *zinf_new(int kind);
+void zinf_free(zinflate *z);
+/* Inflate from in[0..len) into out[0..cap): *in_used and *out_made say how
+ * much. 0, or -1 (err set). Call with len 0 to flush what is buffered. */
+int zinf_step(zinflate *z, const uint8_t *in, size_t len, size_t *in_used, uint8_t *out, size_t cap,
+              size_t *out_made, char *err, size_t errlen);
+/* After the last input (and flush steps that made nothing): 0 when the last
+ * member/frame is complete, else -1 ("truncated"). */
+int zinf_finish(zinflate *z, char *err, size_t errlen);
+/* Bytes the decompressor holds (its state and window), for the memory budget. */
+size_t zinf_footprint(int kind);
+
 #endif

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/log.h"
@@ -136,4 +137,24 @@ int kafka_conf_common(rd_kafka_conf_t *kc, const conf_node *n, const kafka_commo
         bad |= kafka_conf_set(kc, n, "socket_timeout", "socket.timeout.ms", num, errs);
     }
     return bad ? -1 : 0;
+}
+
+void kafka_conf_fetch_queue(rd_kafka_conf_t *kc, const conf_hash *opts, uint64_t budget, const char *id)
+{
+    char val[64];
+    size_t vl = sizeof val;
+    if (!budget || rd_kafka_conf_get(kc, "queued.max.messages.kbytes", val, &vl) != RD_KAFKA_CONF_OK)
+        return;
+    for (size_t i = 0; i < opts->n; i++)
+        if (!strcmp(opts->kv[i].k, "queued.max.messages.kbytes"))
+            return;
+    uint64_t cur = strtoull(val, NULL, 10), cap = budget / 4 / 1024;
+    if (cap < 1024)
+        cap = 1024; /* 1 MiB of queue at least */
+    if (cap >= cur)
+        return;
+    char err[256], num[32];
+    snprintf(num, sizeof num, "%llu", (unsigned long long)cap);
+    if (rd_kafka_conf_set(kc, "queued.max.messages.kbytes", num, err, sizeof err) == RD_KAFKA_CONF_OK)
+        wlog_info("in_kafka", "%s: queued.max.messages.kbytes %s (a quarter of the memory budget)", id, num);
 }

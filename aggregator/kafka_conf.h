@@ -81,4 +81,9 @@ int kafka_conf_common(rd_kafka_conf_t *kc, const conf_node *n, const kafka_commo
  * (*kc kept). */
 rd_kafka_t *kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t **kc, const char *module, const char *id);
 
+/* The consumer's pre-fetch queue (librdkafka's queued.max.messages.kbytes,
+ * 64 MiB by default) at most a quarter of the memory budget, unless
+ * rdkafka_options sets it (docs/architecture.md, "Memory budget"). */
+void kafka_conf_fetch_queue(rd_kafka_conf_t *kc, const conf_hash *opts, uint64_t budget, const char *id);
+
 #endif

@@ -38,6 +38,7 @@
 
 #include "lib/batch.h"
 #include "lib/log.h"
+#include "lib/membudget.h"
 #include "lib/mp.h"
 #include "aggregator/compat_params.h"
 #include "aggregator/filter.h"
@@ -774,6 +775,7 @@ static source *kin_create(conf_node *n, int index, conf_errors *errs)
 static int kin_start(source *s, const source_env *env)
 {
     kafka_in *k = (kafka_in *)s;
+    kafka_conf_fetch_queue(k->kc, &k->c.rdkafka_options, mb_limit(), s->id);
     if (!(k->rk = kafka_client_new(RD_KAFKA_CONSUMER, &k->kc, "in_kafka", s->id)))
         return -1;
     rd_kafka_poll_set_consumer(k->rk);

@@ -601,3 +601,20 @@ def test_consumer_time_source(weir, broker):
     assert sorted(rec) == [1, 2] and rec[1]["t"] == 1700000000.5 and rec[1]["time"] == 1700000000.5, by["rec"]
     assert sorted(r["n"] for r in by["kafka"]) == [1, 2]
     assert all(t_before - 120 < r["t"] <= time.time() for r in by["kafka"])
+
+
+def test_fetch_queue_follows_the_memory_budget(weir):
+    """librdkafka's pre-fetch queue (64 MiB per consumer by default) is
+    capped at a quarter of <system> memory_budget, unless rdkafka_options
+    sets queued.max.messages.kbytes itself."""
+    src = ("<system>\n  memory_budget 64m\n</system>\n<source>\n  @type kafka\n  @id k1\n  brokers 127.0.0.1:1\n"
+           "  topics t\n  consumer_group g\n{extra}</source>\n<match **>\n  @type null\n</match>\n")
+    weir.start(src.format(extra=""), wait_port=False)
+    poll(lambda: "k1: queued.max.messages.kbytes 16384 (a quarter of the memory budget)" in weir.stderr_text(), 10,
+         what="the capped fetch queue in the log")
+    weir.stop_ok()
+    weir.allow_errors = True  # the broker at :1 does not exist
+    weir.start(src.format(extra="  rdkafka_options {\"queued.max.messages.kbytes\": \"32768\"}\n"), wait_port=False)
+    time.sleep(1)
+    weir.stop_ok()
+    assert weir.stderr_text(all_runs=False).count("queued.max.messages.kbytes") == 0

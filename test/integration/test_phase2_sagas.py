@@ -21,8 +21,10 @@ consumer is stopped with SIGTERM. Checks in Elasticsearch:
   right outcome, event count, steps, services, trace id, first/last time and
   duration (from the broker's message timestamps);
 - replay (item 3): the first group stopped, a new consumer group reads every
-  topic from the start: no new document, every event document at _version 2,
-  every summary overwritten (_version 2) with the same content.
+  topic from the start: no new document, every event document and every
+  summary overwritten (its _version higher than before) with the same
+  content (not "== 2": a bulk request that timed out and was retried also
+  counts a document up; it stays one document).
 
 "kill" (skipped until the aggregate filter keeps its state in a Kafka
 changelog, issue 16 item 2): the second consumer is killed with -9 after the
@@ -142,7 +144,7 @@ def wait_counts(es, n_docs, n_sagas, timeout, what, ws):
     time.sleep(4)  # anything extra (a duplicate, a second summary) would arrive now
 
 
-def check_all(es, docs_want, sagas_want, version):
+def check_all(es, docs_want, sagas_want, before=None):
     """The whole content of Elasticsearch against the expectation; returns the hits."""
     docs = scan(es, "logs-*,cdc-*")
     ids = [h["_id"] for h in docs]
@@ -155,8 +157,6 @@ def check_all(es, docs_want, sagas_want, version):
     assert not wrong, f"{len(wrong)} in the wrong index: {wrong[:10]}"
     for h in docs:
         phase2_gen.check_event_doc(h["_id"], h["_source"], docs_want[h["_id"]][1])
-    assert all(h["_version"] == version for h in docs), \
-        [(h["_id"], h["_version"]) for h in docs if h["_version"] != version][:10]
 
     sums = scan(es, "sagas-*")
     keys = [h["_id"] for h in sums]
@@ -173,8 +173,9 @@ def check_all(es, docs_want, sagas_want, version):
         if why:
             bad.append(why)
     assert not bad, f"{len(bad)} wrong summaries of {len(sums)}: {bad[:10]}"
-    assert all(h["_version"] == version for h in sums), \
-        [(h["_id"], h["_version"]) for h in sums if h["_version"] != version][:10]
+    if before:  # the replay wrote every document again (a bulk retried after a timeout also counts up)
+        stale = [h["_id"] for h in docs + sums if h["_version"] <= before[h["_index"], h["_id"]]]
+        assert not stale, f"{len(stale)} documents not rewritten by the replay: {stale[:10]}"
     return docs, sums
 
 
@@ -212,7 +213,8 @@ def test_phase2_sagas_two_consumers(broker, es, tmp_path, phase):
         wait_counts(es, len(docs_want), N_SAGAS, 240, "every event and every summary", ws)
         b.stop_ok()  # graceful: nothing open any more (every saga ended or timed out)
         time.sleep(3)
-        docs, sums = check_all(es, docs_want, sagas_want, version=1)
+        docs, sums = check_all(es, docs_want, sagas_want)
+        before = {(h["_index"], h["_id"]): h["_version"] for h in docs + sums}
 
         outcomes = {}
         for h in sums:
@@ -228,17 +230,20 @@ def test_phase2_sagas_two_consumers(broker, es, tmp_path, phase):
         ws.append(c)
         start(c, broker, es, "p2s-replay", str(tmp_path / "buf-c"))
 
+        def n_rewritten(index):
+            return len([h for h in scan(es, index) if h["_version"] > before[h["_index"], h["_id"]]])
+
         def rewritten():
-            return count(es, "logs-*,cdc-*") == len(docs_want) and \
-                len([h for h in scan(es, "sagas-*") if h["_version"] >= 2]) >= N_SAGAS
+            return count(es, "logs-*,cdc-*") == len(docs_want) and n_rewritten("sagas-*") >= N_SAGAS and \
+                n_rewritten("logs-*,cdc-*") >= len(docs_want)
         try:
             poll(rewritten, timeout=240, interval=3, what="every summary written again")
         except AssertionError:
             raise AssertionError(f"replay: {count(es, 'logs-*,cdc-*')} event documents; "
-                                 f"{len([h for h in scan(es, 'sagas-*') if h['_version'] >= 2])} summaries rewritten; "
+                                 f"{n_rewritten('sagas-*')} summaries rewritten; "
                                  f"weir stderr:\n{c.stderr_text()[-3000:]}")
         time.sleep(4)
-        docs2, sums2 = check_all(es, docs_want, sagas_want, version=2)
+        docs2, sums2 = check_all(es, docs_want, sagas_want, before)
         assert {h["_id"]: h["_index"] for h in docs2} == {h["_id"]: h["_index"] for h in docs}
         c.stop_ok()
         for w in ws:

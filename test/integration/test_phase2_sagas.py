@@ -20,6 +20,9 @@ consumer is stopped with SIGTERM. Checks in Elasticsearch:
 - exactly one summary per saga in sagas-<day>, _id the saga id, with the
   right outcome, event count, steps, services, trace id, first/last time and
   duration (from the broker's message timestamps);
+- a record that logs-* and logs-dlq-* both refuse (a mapping conflict)
+  ends, once, in the example's refused file, not in a loop between @ERROR
+  and @DLQ;
 - replay (item 3): the first group stopped, a new consumer group reads every
   topic from the start: no new document, every event document and every
   summary overwritten (its _version higher than before) with the same
@@ -32,6 +35,8 @@ first half of the saga events and restarted on the same buffer directory;
 the same checks must hold. Without the changelog its open sagas are lost and
 their later events open new sagas with partial summaries.
 """
+import glob
+import json
 import os
 import shutil
 import signal
@@ -48,7 +53,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(HERE)), "config", "examples", "phase2-kafka-to-es.conf")
 N_SAGAS = int(os.environ.get("PHASE2_SAGAS", "2000"))
 SAGA_TIMEOUT = 20  # s: every saga's events arrive within it (the mix is produced in a few seconds)
-APP_PARTITIONS = 4 + len(phase2_gen.RETRY_TOPICS)
+REFUSED_TOPIC = "app-logs.retry.9"
+APP_PARTITIONS = 4 + len(phase2_gen.RETRY_TOPICS) + 1
+REFUSED = {"@timestamp": "2025-10-15T01:00:00Z", "log.level": "INFO", "message": "slow path",
+           "service.name": "orders-api", "duration_ms": "fast", "test_id": "refused-twice"}
 
 pytestmark = pytest.mark.skipif(shutil.which("kcat") is None or shutil.which("java") is None,
                                 reason="kcat and java are needed (scripts/install-deps.sh --test)")
@@ -73,7 +81,8 @@ def es():
             "index_patterns": ["logs-*", "cdc-*", "sagas-*"], "priority": 100,
             "template": {"settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"},
                          "mappings": {"properties": {"trace": {"properties": {"id": {"type": "keyword"}}},
-                                                     "key": {"type": "keyword"}}}}})
+                                                     "key": {"type": "keyword"},
+                                                     "duration_ms": {"type": "long"}}}}})
         yield node
     finally:
         node.close()
@@ -187,6 +196,7 @@ def test_phase2_sagas_two_consumers(broker, es, tmp_path, phase):
     signal.alarm(900)
     mix = phase2_gen.Mix(n_sagas=N_SAGAS)
     mix.create_topics(broker)
+    broker.create_topic(REFUSED_TOPIC)
     a = Weir(tmp_path / "a", free_port())
     b = Weir(tmp_path / "b", free_port())
     ws = [a, b]
@@ -208,6 +218,9 @@ def test_phase2_sagas_two_consumers(broker, es, tmp_path, phase):
             mix.produce(broker, second, rest=True)
             wait_balanced(ws)
 
+        # a record every logs-* index refuses (duration_ms is a long): logs-*,
+        # then logs-dlq-* (weir's dead letter), then the refused file, once
+        phase2_gen.kcat_produce(broker.bootstrap, REFUSED_TOPIC, [json.dumps(REFUSED)], key_sep=None)
         docs_want, sagas_want = mix.expected(broker)
         assert len(sagas_want) == N_SAGAS
         wait_counts(es, len(docs_want), N_SAGAS, 240, "every event and every summary", ws)
@@ -215,6 +228,18 @@ def test_phase2_sagas_two_consumers(broker, es, tmp_path, phase):
         time.sleep(3)
         docs, sums = check_all(es, docs_want, sagas_want)
         before = {(h["_index"], h["_id"]): h["_version"] for h in docs + sums}
+
+        def refused():
+            got = []
+            for d in ("buf-a", "buf-b"):
+                for f in glob.glob(str(tmp_path / d / "refused" / "refused*")):
+                    got += [json.loads(l) for l in open(f) if l.strip()]
+            return got or None
+        (r,) = poll(refused, timeout=30, interval=1, what="the twice-refused record in the refused file")
+        assert r["test_id"] == "refused-twice" and r["tag"].startswith("to-dlq.logs."), r
+        assert r["dead_letter"]["output_id"] == "es_logs", r
+        for w in ws:  # no loop between @ERROR and @DLQ: a handful of lines, not thousands
+            assert len([l for l in w.stderr_lines(all_runs=False) if "sent to @ERROR" in l.get("msg", "")]) <= 2
 
         outcomes = {}
         for h in sums:

@@ -201,8 +201,11 @@ def test_phase2_sagas_two_consumers(broker, es, tmp_path, phase):
     b = Weir(tmp_path / "b", free_port())
     ws = [a, b]
     try:
-        start(a, broker, es, "p2s", str(tmp_path / "buf-a"))
-        start(b, broker, es, "p2s", str(tmp_path / "buf-b"))
+        # kill: a longer timeout, so that no saga times out while its partition
+        # waits for the killed member's session to expire (45 s)
+        to = SAGA_TIMEOUT if phase == "graceful" else 90
+        start(a, broker, es, "p2s", str(tmp_path / "buf-a"), to)
+        start(b, broker, es, "p2s", str(tmp_path / "buf-b"), to)
         wait_balanced(ws)
 
         if phase == "graceful":
@@ -214,7 +217,7 @@ def test_phase2_sagas_two_consumers(broker, es, tmp_path, phase):
             b.proc.kill()
             b.proc.wait()
             b.proc = None
-            start(b, broker, es, "p2s", str(tmp_path / "buf-b"))
+            start(b, broker, es, "p2s", str(tmp_path / "buf-b"), to)
             mix.produce(broker, second, rest=True)
             wait_balanced(ws)
 
@@ -223,7 +226,7 @@ def test_phase2_sagas_two_consumers(broker, es, tmp_path, phase):
         phase2_gen.kcat_produce(broker.bootstrap, REFUSED_TOPIC, [json.dumps(REFUSED)], key_sep=None)
         docs_want, sagas_want = mix.expected(broker)
         assert len(sagas_want) == N_SAGAS
-        wait_counts(es, len(docs_want), N_SAGAS, 240, "every event and every summary", ws)
+        wait_counts(es, len(docs_want), N_SAGAS, 240 + to, "every event and every summary", ws)
         b.stop_ok()  # graceful: nothing open any more (every saga ended or timed out)
         time.sleep(3)
         docs, sums = check_all(es, docs_want, sagas_want)

@@ -611,7 +611,7 @@ def test_phase2_overlay(built, tmp_path):
     p = subprocess.run([WEIR_BIN, "--dry-run", "-c",
                         str(tmp_path / "consumer.conf")], capture_output=True, text=True, env=run_env, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "(4 sources, 4 outputs)" in p.stdout + p.stderr, p.stdout + p.stderr
+    assert "(4 sources, 5 outputs)" in p.stdout + p.stderr, p.stdout + p.stderr
 
 
 def test_loki_overlay_follows_base():

@@ -11,9 +11,17 @@
 #       (2 partitions), ~330 bytes;
 #    5% Debezium change events (create/update/delete, JsonConverter
 #       without schema) on dbserver1.inventory.{customers,orders}, ~560 bytes.
+# Of the application logs, PHASE2_BENCH_SAGA_PCT (default 20) percent are
+# saga events (ECS JSON with saga_id/step/status, keyed by saga id; sagas of
+# 5 events: STARTED, 3 steps, COMPLETED, or FAILED+COMPENSATED+ABORTED one in
+# ten), PHASE2_BENCH_SAGA_WINDOW (default 10000) sagas interleaved at a time,
+# so the aggregate filter holds that many open sagas; their summaries go to
+# sagas-* (a null output without Elasticsearch) and are not counted as
+# records.
 # Then weir runs the example's sources, filters and routing unchanged (kafka
 # source with decorate_events and DLQ labels, the kafka_id record_transformer
-# with enable_ruby, grok COMBINEDAPACHELOG, debezium, rewrite_tag_filter),
+# with enable_ruby, grok COMBINEDAPACHELOG, debezium, the saga grok and the
+# aggregate filter, rewrite_tag_filter),
 # only its Elasticsearch outputs replaced by `null` outputs (one per index
 # class, so the routing is counted too), plus a monitor_agent for /metrics.
 #
@@ -53,6 +61,8 @@ import benchlib
 
 ES = os.environ.get("PHASE2_BENCH_ES") == "1"
 N = int(os.environ.get("PHASE2_BENCH_RECORDS", "200000" if ES else "1000000"))
+SAGA_PCT = int(os.environ.get("PHASE2_BENCH_SAGA_PCT", "20"))
+SAGA_WINDOW = int(os.environ.get("PHASE2_BENCH_SAGA_WINDOW", "10000"))
 os.environ.setdefault("WEIR_ES_HEAP", os.environ.get("ES_BENCH_HEAP", "1g"))
 EXAMPLE = os.environ.get("PHASE2_BENCH_CONFIG") or os.path.join(ROOT, "config", "examples", "phase2-kafka-to-es.conf")
 MARK = "# logs-YYYY.MM.DD, logs-errors-YYYY.MM.DD, logs-dlq-YYYY.MM.DD"
@@ -77,6 +87,29 @@ def app_line(i, rnd):
     if lvl == "ERROR":
         r["reason"] = "invalid_credentials"
     return f"{svc}|{json.dumps(r, separators=(',', ':'))}"
+
+
+def saga_lines(n, rnd):
+    """n saga events (sagas of 5), SAGA_WINDOW sagas interleaved at a time."""
+    svcs = ["orders", "payments", "inventory", "shipping"]
+    nsag = n // 5
+    out = []
+    for w0 in range(0, nsag, SAGA_WINDOW):
+        w = range(w0, min(nsag, w0 + SAGA_WINDOW))
+        for e in range(5):
+            for j in w:
+                sid = f"saga-{j:08d}"
+                bad = j % 10 == 7
+                step, st = [("begin", "STARTED"), ("reserve_stock", "OK"),
+                            ("authorize_payment", "FAILED" if bad else "OK"),
+                            ("refund_payment" if bad else "schedule_shipment", "COMPENSATED" if bad else "OK"),
+                            ("end", "ABORTED" if bad else "COMPLETED")][e]
+                r = {"@timestamp": f"2025-10-14T{(j // 3600) % 24:02d}:{(j // 60) % 60:02d}:{j % 60:02d}.{e * 100:03d}Z",
+                     "log.level": "ERROR" if st == "FAILED" else "INFO",
+                     "message": f"saga {sid}: {step} {st.lower()}", "service.name": svcs[(j + e) % 4],
+                     "trace.id": f"{j:032x}", "saga_id": sid, "step": step, "status": st}
+                out.append(f"{sid}|{json.dumps(r, separators=(',', ':'))}")
+    return out
 
 
 def access_line(i, rnd):
@@ -147,7 +180,9 @@ try:
         broker.create_topic(f"dbserver1.inventory.{t}")
     rnd = random.Random(42)
     t_p = time.monotonic()
-    nbytes = produce(broker, "app-logs", (app_line(i, rnd) for i in range(n_app)))
+    n_saga = (n_app * SAGA_PCT // 100) // 5 * 5
+    nbytes = produce(broker, "app-logs", (app_line(i, rnd) for i in range(n_app - n_saga)))
+    nbytes += produce(broker, "app-logs", saga_lines(n_saga, rnd))
     nbytes += produce(broker, "access-logs", (access_line(i, rnd) for i in range(n_acc)), key=False)
     cdc = {"customers": [], "orders": []}
     for i in range(n_cdc):
@@ -199,6 +234,10 @@ try:
   @type null
   @id null_cdc
 </match>
+<match saga.summary>
+  @type null
+  @id null_sagas
+</match>
 <label @ERROR>
   <match **>
     @type null
@@ -209,7 +248,8 @@ try:
     cpath = os.path.join(tmp, "phase2-null.conf")
     with open(cpath, "w") as f:
         f.write(conf)
-    env = {**os.environ, "KAFKA_BROKERS": broker.bootstrap, "KAFKA_GROUP": "bench", "WEIR_BUFFER_DIR": tmp, "TZ": "UTC"}
+    env = {**os.environ, "KAFKA_BROKERS": broker.bootstrap, "KAFKA_GROUP": "bench", "WEIR_BUFFER_DIR": tmp, "TZ": "UTC",
+           "SAGA_TIMEOUT": "60s"}
     if node:
         env["ES_HOSTS"] = node.url
     load0 = loadavg()
@@ -233,16 +273,18 @@ try:
         time.sleep(0.05)
     t0 = time.monotonic(); c0 = cpu_of_pid(weir.pid); bb0 = cpu_of_pgrp(broker.proc.pid)
     n0 = cpu_of_pgrp(node.proc.pid) if node else 0
+    open_max = 0
     while True:
         by = outs()
-        got = sum(by.values())
+        open_max = max(open_max, int(sum(benchlib.metrics(mport, lambda l: l.startswith("weir_aggregate_open")).values())))
+        got = sum(v for k, v in by.items() if k != "null_sagas")  # summaries are not input records
         if node:  # one _count a second: polling must not load the node
             got = node.count("logs-*,cdc-*")
             if got < N:
                 time.sleep(0.9)
         if got >= N:
             if node:
-                by = {idx: node.count(idx) for idx in ("logs-2*", "logs-errors-*", "logs-dlq-*", "cdc-*")}
+                by = {idx: node.count(idx) for idx in ("logs-2*", "logs-errors-*", "logs-dlq-*", "cdc-*", "sagas-*")}
             break
         assert weir.poll() is None, "weir exited"
         assert time.monotonic() - t0 < 1800, f"only {got} of {N} records out after 30 min"
@@ -258,13 +300,14 @@ try:
            "weir_cpu_cores": round((c1 - c0) / el, 2),
            "weir_cpu_us_per_record_whole_process": round(c1 / N * 1e6, 2),
            "weir_peak_rss_mb": hwm, "weir_rss_end_mb": rss, "broker_cpu_cores": round((bb1 - bb0) / el, 2),
-           "routed": {k: int(v) for k, v in sorted(by.items())}, "loadavg_before": load0, "loadavg_after": load1,
+           "routed": {k: int(v) for k, v in sorted(by.items())}, "saga_events": n_saga, "sagas": n_saga // 5,
+           "open_sagas_max": open_max, "loadavg_before": load0, "loadavg_after": load1,
            "nproc": os.cpu_count()}
     if node:
         res["es_node_cpu_cores"] = round((n1 - n0) / el, 2)
         res["weir_cpu_vs_node"] = round((c1 - c0) / max(n1 - n0, 1e-9), 3)
     print(f"phase2   kafka -> weir (example pipeline: decorate_events, DLQ labels, kafka_id, grok, debezium, "
-          f"rewrite_tag_filter) -> {'Elasticsearch (searchable)' if node else 'null'}: {got:.0f}/{N} records ({nbytes / 1e6:.0f} MB) in {el:.2f}s = "
+          f"saga grok + aggregate ({n_saga // 5} sagas, up to {open_max} open), rewrite_tag_filter) -> {'Elasticsearch (searchable)' if node else 'null'}: {got:.0f}/{N} records ({nbytes / 1e6:.0f} MB) in {el:.2f}s = "
           f"{got / el:.0f} records/s, {nbytes / 1e6 / el:.1f} MB/s; weir CPU {(c1 - c0) / N * 1e6:.2f} us/record "
           f"({(c1 - c0) / el:.2f} cores; {c1 / N * 1e6:.2f} us/record whole process), peak RSS {hwm} MB; broker "
           f"{(bb1 - bb0) / el:.2f} cores" + (f"; ES node {(n1 - n0) / el:.2f} cores (weir = {res['weir_cpu_vs_node']} x the node)"

@@ -24,7 +24,7 @@ import pytest
 
 import fwd
 import k8s_tools
-from conftest import REPO, T0, free_port, poll
+from conftest import REPO, T0, WEIR_BIN, free_port, poll
 from fwd import entry, et, ping_bytes, read_helo, read_obj, sha512_hex
 from helpers import config, get
 import peer_es
@@ -32,7 +32,7 @@ from peer_fluentbit import fluent_bit_or_skip
 from peer_loki import Loki
 
 K8S = os.path.join(REPO, "k8s")
-BUILDS = ["base", "overlays/dev", "overlays/durable", "overlays/loki", "fluent-bit", "grafana"]
+BUILDS = ["base", "overlays/dev", "overlays/durable", "overlays/loki", "overlays/phase2", "fluent-bit", "grafana"]
 WEIR_BUILDS = ["base", "overlays/dev", "overlays/durable", "overlays/loki"]
 K8S_VERSIONS = ["1.30.0", "1.37.0"]
 NAMESPACE = "logging"
@@ -530,6 +530,88 @@ def test_shipped_config_runs(built, build, weir, pki, tmp_path, monkeypatch, req
     # nothing refused, nothing dead-lettered
     assert not os.path.exists(os.path.join(data, "out", "error")) or not os.listdir(os.path.join(data, "out"))
     assert not os.path.exists(os.path.join(data, "dead-letter")) or not os.listdir(os.path.join(data, "dead-letter"))
+
+
+def test_phase2_overlay(built, tmp_path):
+    """overlays/phase2: the forward tier (base's Deployment) produces to Kafka,
+    keyed by saga id, and no longer writes to Elasticsearch; the consumer
+    tier (Deployment weir-consumer, several replicas) runs the shipped Phase 2
+    example unchanged (the ConfigMap's copy is the file in config/examples)
+    plus the metrics endpoint its probes use; its references resolve, the
+    forward tier's Service, PDB and NetworkPolicy do not select it, its own
+    PDB does; and its configuration passes weir --dry-run."""
+    objs = built["overlays/phase2"]
+    deps = {d["metadata"]["name"]: d for d in find(objs, "Deployment")}
+    assert set(deps) == {"weir", "weir-consumer"}
+    names = {(o["kind"], o["metadata"]["name"]) for o in objs}
+
+    # the forward tier: base's pod, its output now Kafka
+    fwd_pod = deps["weir"]["spec"]["template"]
+    fwd_conf = weir_conf([o for o in objs if o["kind"] != "Deployment" or o["metadata"]["name"] == "weir"])
+    assert "@type kafka2" in fwd_conf and "@type elasticsearch" not in fwd_conf
+    assert conf_values(fwd_conf, "message_key_key") == ["saga_id"]
+    assert conf_values(fwd_conf, "default_topic") == ["app-logs"]
+    fenv = {e["name"] for e in fwd_pod["spec"]["containers"][0]["env"]}
+    assert "KAFKA_BROKERS" in fenv and not fenv & {"ES_HOST", "ES_PASSWORD"}
+
+    # the consumer tier
+    d = deps["weir-consumer"]
+    assert d["spec"]["replicas"] >= 2
+    pod = d["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    assert matches(d["spec"]["selector"]["matchLabels"], labels)
+    for svc in find(objs, "Service"):
+        assert not matches(svc["spec"]["selector"], labels), "a forward Service would send to the consumers"
+    assert not matches(one(objs, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"], labels)
+    pdbs = {p["metadata"]["name"]: p for p in find(objs, "PodDisruptionBudget")}
+    assert not matches(pdbs["weir"]["spec"]["selector"]["matchLabels"], labels)
+    assert matches(pdbs["weir-consumer"]["spec"]["selector"]["matchLabels"], labels)
+    assert not any(h["spec"]["scaleTargetRef"]["name"] == "weir-consumer" for h in find(objs, "HorizontalPodAutoscaler"))
+    spec = pod["spec"]
+    (c,) = spec["containers"]
+    vols = {v["name"]: v for v in spec["volumes"]}
+    for m in c["volumeMounts"]:
+        assert m["name"] in vols, m
+    for v in vols.values():
+        if "configMap" in v:
+            assert ("ConfigMap", v["configMap"]["name"]) in names, v
+        if "secret" in v:
+            assert v["secret"]["secretName"] in EXTERNAL_SECRETS, v
+    env = {e["name"]: e for e in c["env"]}
+    for e in env.values():
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            assert ref["name"] in EXTERNAL_SECRETS, e
+    assert {"KAFKA_BROKERS", "KAFKA_GROUP", "ES_HOSTS", "ES_CA_FILE", "WEIR_BUFFER_DIR", "SAGA_TIMEOUT"} <= set(env)
+    assert env["WEIR_FLUSH_AT_SHUTDOWN"]["value"] == "true" and "emptyDir" in vols["data"]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert spec["securityContext"]["runAsNonRoot"] is True and c["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert env["WEIR_BUFFER_DIR"]["value"].startswith(mounts["data"] + "/")
+    assert env["ES_CA_FILE"]["value"].startswith(mounts["es-ca"] + "/")
+
+    # the ConfigMap: the example as shipped, included by consumer.conf
+    args = c["args"]
+    path = args[args.index("-c") + 1]
+    assert path.startswith(mounts["config"] + "/")
+    cm = one(objs, "ConfigMap", vols["config"]["configMap"]["name"])
+    with open(os.path.join(REPO, "config", "examples", "phase2-kafka-to-es.conf")) as f:
+        assert cm["data"]["phase2-kafka-to-es.conf"] == f.read(), \
+            "k8s/overlays/phase2/phase2-kafka-to-es.conf differs from config/examples/ (copy it)"
+    main = cm["data"][path[len(mounts["config"]) + 1:]]
+    assert re.search(r"^@include phase2-kafka-to-es.conf$", main, re.M)
+    assert "WEIR_METRICS_PORT', '24231'" in main and {p["name"]: p["containerPort"] for p in c["ports"]}["metrics"] == 24231
+    # it runs: weir --dry-run on the ConfigMap's files with the Deployment's environment
+    for k, v in cm["data"].items():
+        (tmp_path / k).write_text(v)
+    run_env = {**os.environ, **{k: e["value"] for k, e in env.items() if "value" in e},
+               "ES_PASSWORD": "x", "ES_CA_FILE": "/etc/ssl/certs/ca-certificates.crt",
+               "WEIR_BUFFER_DIR": str(tmp_path / "buffer")}
+    p = subprocess.run([WEIR_BIN, "--dry-run", "-c",
+                        str(tmp_path / "consumer.conf")], capture_output=True, text=True, env=run_env, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "(4 sources, 5 outputs)" in p.stdout + p.stderr, p.stdout + p.stderr
 
 
 def test_loki_overlay_follows_base():

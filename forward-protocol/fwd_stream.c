@@ -110,6 +110,17 @@ static int invalid_fatal(fwd_stream *s)
     return 0;
 }
 
+/* An entry that cannot be read: the framer starts over, what was decoded so
+ * far goes on, and why is noted. 0, or -1 (out of memory). */
+static int unreadable(fwd_stream *s, const char *why)
+{
+    mp_framer_reset(&s->fr);
+    if (fwd_flush_run(&s->c))
+        return -1;
+    fwd_note_invalid(&s->c, "%s", why);
+    return 0;
+}
+
 static int is_full(const fwd_stream *s)
 {
     size_t run = s->c.run_start ? (size_t)(s->c.run_end - s->c.run_start) : 0;
@@ -280,18 +291,14 @@ static int drain_window(fwd_stream *s, int at_end)
         if (rc == MP_SHORT) {
             if (!at_end)
                 return CONT;
-            mp_framer_reset(&s->fr);
-            if (fwd_flush_run(&s->c))
+            if (unreadable(s, "trailing partial event at the end of the entries"))
                 return fail(s, "out of memory");
-            fwd_note_invalid(&s->c, "%s", "trailing partial event at the end of the entries");
             s->win_off = s->win.len;
             return invalid_fatal(s) ? FWD_CORRUPT : CONT;
         }
         if (rc != MP_OK) {
-            mp_framer_reset(&s->fr);
-            if (fwd_flush_run(&s->c))
+            if (unreadable(s, "entries contain bytes that are not msgpack; rest of the request skipped"))
                 return fail(s, "out of memory");
-            fwd_note_invalid(&s->c, "%s", "entries contain bytes that are not msgpack; rest of the request skipped");
             s->skip_rest = 1;
             if (invalid_fatal(s))
                 return FWD_CORRUPT;
@@ -389,19 +396,15 @@ static int step_packed(fwd_stream *s, const uint8_t *p, size_t n, size_t *k)
     if (rc == MP_SHORT) {
         if (avail < s->left)
             return FWD_STREAM_MORE;
-        mp_framer_reset(&s->fr);
-        if (fwd_flush_run(&s->c))
+        if (unreadable(s, "trailing partial event at the end of the entries"))
             return fail(s, "out of memory");
-        fwd_note_invalid(&s->c, "%s", "trailing partial event at the end of the entries");
         *k = avail;
         s->left = 0;
         return invalid_fatal(s) ? FWD_CORRUPT : CONT;
     }
     if (rc != MP_OK) {
-        mp_framer_reset(&s->fr);
-        if (fwd_flush_run(&s->c))
+        if (unreadable(s, "entries contain bytes that are not msgpack; rest of the request skipped"))
             return fail(s, "out of memory");
-        fwd_note_invalid(&s->c, "%s", "entries contain bytes that are not msgpack; rest of the request skipped");
         s->skip_rest = 1;
         return invalid_fatal(s) ? FWD_CORRUPT : CONT;
     }

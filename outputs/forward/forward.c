@@ -42,11 +42,13 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <openssl/evp.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "lib/clock.h"
 #include "lib/compress.h"
 #include "lib/fwd_digest.h"
 #include "lib/log.h"
@@ -195,13 +197,6 @@ const conf_spec out_forward_security_spec[] = {
     {"password", CONF_STR, "", 0, offsetof(out_forward, password), NULL, "its password"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static const char *srv_name(const fwd_server *s) { return s->name; }
 
@@ -471,7 +466,7 @@ static int io_read_obj(out_forward *c, fwd_server *s, double timeout)
     c->resp.len = 0;
     mp_framer f;
     mp_framer_reset(&f);
-    double deadline = mono() + timeout;
+    double deadline = clock_mono() + timeout;
     set_timeouts(s->sock, timeout);
     for (;;) {
         if (c->resp.len) {
@@ -481,7 +476,7 @@ static int io_read_obj(out_forward *c, fwd_server *s, double timeout)
             if (r == MP_BAD)
                 return -1;
         }
-        if (c->resp.len > (1u << 20) || mono() > deadline)
+        if (c->resp.len > (1u << 20) || clock_mono() > deadline)
             return -1;
         if (wbuf_grow(&c->resp, 4096))
             return -1;
@@ -639,7 +634,7 @@ static int is_ip(const char *h)
 
 static int connect_server(out_forward *c, fwd_server *s, char *why, size_t wl)
 {
-    if (s->sock >= 0 && c->keepalive && (!c->keepalive_timeout || mono() - s->last_used < c->keepalive_timeout)) {
+    if (s->sock >= 0 && c->keepalive && (!c->keepalive_timeout || clock_mono() - s->last_used < c->keepalive_timeout)) {
         /* a kept connection the server closed meanwhile: poll says readable (EOF) */
         struct pollfd p = {s->sock, POLLIN, 0};
         if (poll(&p, 1, 0) == 0)
@@ -684,20 +679,6 @@ fail:
 
 /* ---- sending ------------------------------------------------------------------------------------ */
 
-static void b64(const uint8_t *in, size_t n, char *out)
-{
-    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
-        out[o++] = t[v >> 18 & 63];
-        out[o++] = t[v >> 12 & 63];
-        out[o++] = i + 1 < n ? t[v >> 6 & 63] : '=';
-        out[o++] = i + 2 < n ? t[v & 63] : '=';
-    }
-    out[o] = 0;
-}
-
 /* [tag, entries, options] for one segment */
 static int build_message(out_forward *c, const batch_seg *sg, const uint8_t *data, char chunk[32])
 {
@@ -715,7 +696,7 @@ static int build_message(out_forward *c, const batch_seg *sg, const uint8_t *dat
     uint8_t id[16];
     if (rand_bytes(id, sizeof id))
         return -1;
-    b64(id, sizeof id, chunk);
+    EVP_EncodeBlock((unsigned char *)chunk, id, sizeof id); /* base64, NUL-terminated */
     if (mpw_array(m, 3) || mpw_str(m, sg->tag, sg->tag_len) || wbuf_grow(m, 5 + elen))
         return -1;
     /* the entries as str32, as out_forward writes them */
@@ -762,7 +743,7 @@ static int send_to(out_forward *c, fwd_server *s, const char *chunk, char *why, 
         }
         atomic_fetch_add(&s->acked, 1);
     }
-    s->last_used = mono();
+    s->last_used = clock_mono();
     if (!c->keepalive)
         disconnect(s);
     return 0;
@@ -773,7 +754,7 @@ static int send_to(out_forward *c, fwd_server *s, const char *chunk, char *why, 
  * standbys; when none is available, every server */
 static size_t order(out_forward *c, size_t *ord)
 {
-    double now = mono();
+    double now = clock_mono();
     size_t n = 0;
     int64_t total = 0;
     fwd_server *best = NULL;
@@ -834,7 +815,7 @@ static int forward_write(output *o, const batch *b, out_result *res)
                 }
                 atomic_fetch_add(&s->failures, 1);
                 if (c->heartbeat_type != 3) {
-                    s->down_until = mono() + c->recover_wait;
+                    s->down_until = clock_mono() + c->recover_wait;
                     atomic_store(&s->available, 0);
                 }
                 wlog_warn("out_forward", "%s: %s%s", o->id, why,

@@ -167,6 +167,13 @@ def test_replica_killed_sagas_continue(broker, tmp_path, request, mode):
         broker.produce(topic, lines, key_sep="|")
         time.sleep(0.8)
         if b == BATCHES // 3:
+            # kill only once every partition has committed offsets: the victim has then applied part of the
+            # sagas of its own partitions (without this, on a loaded machine, it may have read nothing yet and
+            # the scenario would move no open saga)
+            def all_committed():
+                c = broker.committed(group, topic) or {}
+                return len(c) == 4 and all(c.values())
+            poll(all_committed, 60, interval=0.5, what="offsets committed on every partition before the kill")
             victim.proc.send_signal(signal.SIGKILL)
             victim.proc.wait()
             victim.proc = None

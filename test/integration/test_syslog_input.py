@@ -111,7 +111,7 @@ def test_syslog_like_fluentd(weir, fluentd, tmp_path):
     fluentd.start(config(fports, tmp_path / "f" / "out", True) + NO_FLUENT_LOG)
     send_all(fports)
     frecs = poll(lambda: (lambda r: r if len(r) >= want else None)(read_lines(str(tmp_path / "f" / "out*"))),
-                 timeout=20, what="Fluentd's records")
+                 timeout=60, what="Fluentd's records")
     time.sleep(0.5)
     fluentd.stop_ok()
     w, f = normalise(read_lines(str(tmp_path / "w" / "out*"))), normalise(read_lines(str(tmp_path / "f" / "out*")))

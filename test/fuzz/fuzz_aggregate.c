@@ -24,10 +24,8 @@
 #include "config/conf.h"
 #include "aggregator/filter.h"
 #include "aggregator/record.h"
+#include "fuzz_aggregate_common.h"
 
-extern double (*aggregate_clock)(void);
-static double fake_now;
-static double fake_clock(void) { return fake_now; }
 
 static const char *const CONFS[] = {
     "key saga_id\ntimeout 10s\n<start>\nkey event\npattern /start/\n</start>\n<step>\nkey event\npattern /step/\n"
@@ -38,53 +36,6 @@ static const char *const CONFS[] = {
     "<failure>\nkey e\npattern /^f/\n</failure>",
 };
 #define NCONF (sizeof CONFS / sizeof CONFS[0])
-
-static filter *mk(const char *params, int i)
-{
-    char text[2048];
-    conf_errors errs = {0};
-    snprintf(text, sizeof text, "<filter **>\n@type aggregate\n@id fz%d\n%s\n</filter>\n", i, params);
-    conf_node *root = conf_parse_string(text, "fuzz.conf", &errs);
-    filter *f = root ? filter_create(root->children[0], i, &errs) : NULL;
-    if (!f) {
-        for (size_t k = 0; k < errs.n; k++)
-            fprintf(stderr, "%s\n", errs.msgs[k]);
-        abort();
-    }
-    conf_free(root);
-    conf_errors_free(&errs);
-    return f;
-}
-
-/* every emitted entry is [time, map] */
-static void check_emitted(filter_emit *em)
-{
-    if (!em->n) {
-        if (em->w.len)
-            abort();
-        return;
-    }
-    uint8_t *copy = malloc(em->w.len);
-    memcpy(copy, em->w.data, em->w.len);
-    batch *b = batch_new(em->tag, em->tag_len, copy, em->w.len, em->n);
-    batch_iter it;
-    entry e;
-    batch_iter_init(&it, b);
-    uint32_t n = 0;
-    int r;
-    while ((r = batch_iter_next(&it, &e)) == 1) {
-        const uint8_t *q = e.record;
-        mp_obj o;
-        if (mp_read(&q, e.record + e.record_len, &o) != MP_OK || o.type != MP_MAP)
-            abort();
-        n++;
-    }
-    if (r < 0 || n != em->n)
-        abort();
-    batch_unref(b);
-    em->w.len = 0;
-    em->n = 0;
-}
 
 static void run(filter *f, const uint8_t *rec, size_t len, uint32_t sec, wbuf *out, wbuf *sc, filter_emit *em)
 {
@@ -115,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     aggregate_clock = fake_clock;
     if (!fs[0])
         for (size_t i = 0; i < NCONF; i++)
-            fs[i] = mk(CONFS[i], (int)i);
+            fs[i] = mk("fz", CONFS[i], (int)i);
     uint64_t su0[NCONF];
     for (size_t i = 0; i < NCONF; i++) {
         uint64_t o, e;

@@ -23,13 +23,11 @@
 #include "config/conf.h"
 #include "aggregator/filter.h"
 #include "aggregator/record.h"
+#include "fuzz_aggregate_common.h"
 
-extern double (*aggregate_clock)(void);
 int aggregate_export_saga(const filter *f, const void *k, size_t kl, wbuf *w);
 int aggregate_import_saga(filter *f, const void *k, size_t kl, const uint8_t *p, size_t n);
 
-static double fake_now = 1000;
-static double fake_clock(void) { return fake_now; }
 
 static const char *const CONFS[] = {
     "key saga_id\ntimeout 10s\n<start>\nkey event\npattern /start/\n</start>\n<end>\nkey event\npattern /end/\n"
@@ -38,48 +36,6 @@ static const char *const CONFS[] = {
     "<end>\nkey event\npattern /end/\n</end>",
 };
 #define NCONF (sizeof CONFS / sizeof CONFS[0])
-
-static filter *mk(const char *params, int i)
-{
-    char text[2048];
-    conf_errors errs = {0};
-    snprintf(text, sizeof text, "<filter **>\n@type aggregate\n@id fc%d\n%s\n</filter>\n", i, params);
-    conf_node *root = conf_parse_string(text, "fuzz.conf", &errs);
-    filter *f = root ? filter_create(root->children[0], i, &errs) : NULL;
-    if (!f)
-        abort();
-    conf_free(root);
-    conf_errors_free(&errs);
-    return f;
-}
-
-static void check_emitted(filter_emit *em)
-{
-    if (em->n) {
-        uint8_t *copy = malloc(em->w.len);
-        memcpy(copy, em->w.data, em->w.len);
-        batch *b = batch_new(em->tag, em->tag_len, copy, em->w.len, em->n);
-        batch_iter it;
-        entry e;
-        batch_iter_init(&it, b);
-        uint32_t n = 0;
-        int r;
-        while ((r = batch_iter_next(&it, &e)) == 1) {
-            const uint8_t *q = e.record;
-            mp_obj o;
-            if (mp_read(&q, e.record + e.record_len, &o) != MP_OK || o.type != MP_MAP)
-                abort();
-            n++;
-        }
-        if (r < 0 || n != em->n)
-            abort();
-        batch_unref(b);
-    } else if (em->w.len) {
-        abort();
-    }
-    em->w.len = 0;
-    em->n = 0;
-}
 
 static void feed(filter *f, const char *json, wbuf *out, wbuf *sc, filter_emit *em)
 {
@@ -102,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     aggregate_clock = fake_clock;
     if (!fs[0])
         for (size_t i = 0; i < NCONF; i++)
-            fs[i] = mk(CONFS[i], (int)i);
+            fs[i] = mk("fc", CONFS[i], (int)i);
     for (size_t i = 0; i < NCONF; i++) {
         filter *f = fs[i];
         if (aggregate_import_saga(f, "k", 1, data, size) != 0)

@@ -8,72 +8,12 @@
 
 #include <cmocka.h>
 
-#include "lib/batch.h"
-#include "filter_test_util.h"
+#include "aggregate_test_util.h"
 
-extern double (*aggregate_clock)(void);
 int aggregate_export_saga(const filter *f, const void *k, size_t kl, wbuf *w);
 int aggregate_import_saga(filter *f, const void *k, size_t kl, const uint8_t *p, size_t n);
 
-static double fake_now = 1000;
-static double fake_clock(void) { return fake_now; }
-
-#define CONDS(id)                                                                                                    \
-    "@type aggregate\n@id " id "\nkey saga_id\n"                                                                     \
-    "<start>\n key event\n pattern /^SagaStarted$/\n</start>\n"                                                       \
-    "<step>\n key event\n pattern /^Step/\n</step>\n"                                                                 \
-    "<end>\n key event\n pattern /^SagaEnded$/\n</end>\n"                                                             \
-    "<failure>\n key status\n pattern /^(FAILED|ERROR)$/\n</failure>\n"                                               \
-    "<compensation>\n key event\n pattern /^Compensat/\n</compensation>\n"
-
-typedef struct run {
-    filter *f;
-    filter_emit em;
-    wbuf out, scratch, aux;
-} run;
-
-static void run_init(run *r, const char *body)
-{
-    memset(r, 0, sizeof *r);
-    aggregate_clock = fake_clock;
-    r->f = filter_from_body_ok("app.**", body, "t.conf", 0);
-    assert_non_null(r->f);
-}
-
-static void feed(run *r, uint32_t sec, const char *json)
-{
-    wbuf rec = J(json);
-    filter_call c = {.tag = "app.x", .tag_len = 5, .sec = sec, .out = &r->out, .scratch = &r->scratch,
-                     .aux = &r->aux, .emit = &r->em};
-    r->out.len = 0;
-    r->f->plugin->filter(r->f, &c, rec.data, rec.len);
-    wbuf_free(&rec);
-}
-
-static char *summary(run *r, uint32_t i)
-{
-    uint8_t *copy = malloc(r->em.w.len ? r->em.w.len : 1);
-    memcpy(copy, r->em.w.data, r->em.w.len);
-    batch *b = batch_new(r->em.tag, r->em.tag_len, copy, r->em.w.len, r->em.n);
-    batch_iter it;
-    entry e;
-    batch_iter_init(&it, b);
-    char *s = NULL;
-    for (uint32_t k = 0; batch_iter_next(&it, &e) == 1; k++)
-        if (k == i)
-            s = M2J(e.record, e.record_len);
-    batch_unref(b);
-    return s;
-}
-
-static void run_free(run *r)
-{
-    filter_destroy(r->f);
-    wbuf_free(&r->em.w);
-    wbuf_free(&r->out);
-    wbuf_free(&r->scratch);
-    wbuf_free(&r->aux);
-}
+#define CONDS(id) AGG_CONDS("@id " id "\n")
 
 static const char *const EVENTS[] = {
     "{\"saga_id\":\"s1\",\"event\":\"SagaStarted\",\"service\":\"orders\",\"trace_id\":\"t1\"}",
@@ -92,7 +32,7 @@ static void test_roundtrip(void **state)
     run_init(&a, CONDS("ca"));
     run_init(&b, CONDS("cb"));
     for (size_t i = 0; i < sizeof EVENTS / sizeof *EVENTS; i++)
-        feed(&a, (uint32_t)(100 + i), EVENTS[i]);
+        feed(&a, (uint32_t)(100 + i), EVENTS[i], NULL);
     wbuf w = {0};
     assert_int_equal(aggregate_export_saga(a.f, "s1", 2, &w), 1);
     assert_int_equal(aggregate_export_saga(a.f, "nope", 4, &w), 0);
@@ -102,8 +42,8 @@ static void test_roundtrip(void **state)
     assert_int_equal(aggregate_export_saga(b.f, "s1", 2, &w2), 1);
     assert_int_equal(w.len, w2.len);
     assert_memory_equal(w.data, w2.data, w.len);
-    feed(&a, 110, END);
-    feed(&b, 110, END);
+    feed(&a, 110, END, NULL);
+    feed(&b, 110, END, NULL);
     assert_int_equal(a.em.n, 1);
     assert_int_equal(b.em.n, 1);
     char *sa = summary(&a, 0), *sb = summary(&b, 0);
@@ -129,7 +69,7 @@ static void test_damaged(void **state)
     run_init(&a, CONDS("da"));
     run_init(&b, CONDS("db"));
     for (size_t i = 0; i < sizeof EVENTS / sizeof *EVENTS; i++)
-        feed(&a, (uint32_t)(100 + i), EVENTS[i]);
+        feed(&a, (uint32_t)(100 + i), EVENTS[i], NULL);
     wbuf w = {0};
     assert_int_equal(aggregate_export_saga(a.f, "s1", 2, &w), 1);
     for (size_t n = 0; n < w.len; n++)
@@ -170,11 +110,11 @@ static void test_caps(void **state)
     run_init(&a, CONDS("pa"));
     run_init(&b, CONDS("pb") "max_steps 2\nmax_services 1\nmax_trace_ids 1\n");
     for (size_t i = 0; i < sizeof EVENTS / sizeof *EVENTS; i++)
-        feed(&a, (uint32_t)(100 + i), EVENTS[i]);
+        feed(&a, (uint32_t)(100 + i), EVENTS[i], NULL);
     wbuf w = {0};
     assert_int_equal(aggregate_export_saga(a.f, "s1", 2, &w), 1);
     assert_int_equal(aggregate_import_saga(b.f, "s1", 2, w.data, w.len), 0);
-    feed(&b, 110, END);
+    feed(&b, 110, END, NULL);
     char *s = summary(&b, 0);
     assert_non_null(s);
     assert_non_null(strstr(s, "\"steps_dropped\":3"));

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,8 +335,22 @@ int rb_to_s(rb_ev *ev, const rv *v, wbuf *out)
 
 int rb_str_of(rb_ev *ev, const rv *v, rv *out)
 {
-    if (v->t == V_STR) {
-        *out = *v;
+    char tmp[40];
+    size_t n;
+    switch (v->t) { /* the text of a string, nil, a boolean or a number needs no buffer but the arena */
+    case V_STR: *out = *v; return 0;
+    case V_NIL: *out = rv_str("", 0); return 0;
+    case V_TRUE: *out = rv_str("true", 4); return 0;
+    case V_FALSE: *out = rv_str("false", 5); return 0;
+    case V_INT: n = (size_t)snprintf(tmp, sizeof tmp, "%lld", (long long)v->i); break;
+    case V_FLOAT: n = rec_double_text(tmp, v->f); break;
+    default: n = SIZE_MAX;
+    }
+    if (n != SIZE_MAX) {
+        char *s = rb_strdup(tmp, n);
+        if (!s)
+            return rb_fail(ev, "out of memory");
+        *out = rv_str(s, n);
         return 0;
     }
     wbuf b = {0};
@@ -593,25 +608,29 @@ static int eval(rb_ev *ev, const rb_node *e, rv *out)
     case N_FLOAT: *out = rv_float(e->f); return 0;
     case N_STR: *out = rv_str(e->s, e->n); return 0;
     case N_REGEX: *out = (rv){.t = V_RE, .re = e->re}; return 0;
-    case N_DSTR: {
-        wbuf w = {0};
-        int rc = 0;
-        for (size_t i = 0; i < e->nkids && !rc; i++)
-            rc = eval(ev, e->kids[i], &a) || rb_to_s(ev, &a, &w) ? -1 : 0;
-        if (!rc)
-            rc = rb_wstr(ev, &w, out);
-        wbuf_free(&w);
-        return rc;
+    case N_DSTR: { /* the parts' texts, then one copy of them in the arena */
+        rv *parts = rb_alloc(e->nkids * sizeof *parts);
+        size_t n = 0;
+        if (!parts)
+            return rb_fail(ev, "out of memory");
+        for (size_t i = 0; i < e->nkids; i++) {
+            if (eval(ev, e->kids[i], &a) || rb_str_of(ev, &a, &parts[i]))
+                return -1;
+            n += parts[i].n;
+        }
+        char *s = rb_alloc(n + 1);
+        if (!s)
+            return rb_fail(ev, "out of memory");
+        for (size_t i = 0, o = 0; i < e->nkids; o += parts[i].n, i++)
+            if (parts[i].n)
+                memcpy(s + o, parts[i].s, parts[i].n);
+        s[n] = 0;
+        *out = rv_str(s, n);
+        return 0;
     }
     case N_VAR:
         switch (e->i) {
-        case VAR_RECORD: { /* the record is one map; anything else reads as what its first value is */
-            const uint8_t *q = ev->env->rec;
-            if (rec_skip(&q, ev->env->rec + ev->env->len))
-                return rb_fail(ev, "malformed record");
-            *out = rb_from_mp(ev->env->rec, (size_t)(q - ev->env->rec));
-            return 0;
-        }
+        case VAR_RECORD: *out = rb_from_mp(ev->env->rec, ev->env->len); return 0; /* one map: rb_env's contract */
         case VAR_TAG: *out = rv_str(ev->env->tag, ev->env->tag_len); return 0;
         case VAR_TIME: *out = (rv){.t = V_TIME, .sec = ev->env->sec, .nsec = ev->env->nsec}; return 0;
         case VAR_HOSTNAME: *out = rv_str(ev->env->hostname, ev->env->hostname_len); return 0;

@@ -41,7 +41,7 @@ typedef struct rb_env {
     const char *tag;
     size_t tag_len;
     uint32_t sec, nsec;
-    const uint8_t *rec; /* the record (a msgpack map) */
+    const uint8_t *rec; /* the record: exactly one msgpack map of len bytes (what a filter gets) */
     size_t len;
     const char *hostname;
     size_t hostname_len;

@@ -512,7 +512,8 @@ static int time_method(rb_ev *ev, int m, const rv *r, const rv *args, size_t nar
     char buf[512];
     size_t n;
     int64_t digits = 0;
-    if (r->utc ? !gmtime_r(&t, &tm) : !localtime_r(&t, &tm))
+    /* the calendar fields only for the methods that read them (strftime and iso8601 format the time themselves) */
+    if (m >= M_YEAR && m <= M_SEC && (r->utc ? !gmtime_r(&t, &tm) : !localtime_r(&t, &tm)))
         return rb_fail(ev, "time out of range");
     switch (m) {
     case M_TO_S: return rb_str_of(ev, r, out);

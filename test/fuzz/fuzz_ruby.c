@@ -27,9 +27,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rb_node *e = rb_compile((const char *)data, (size_t)(nul - data), err, sizeof err);
     if (!e)
         return 0;
-    /* the record: any bytes (the filter gets well-formed maps; the evaluator must not trust them) */
-    const uint8_t *rec = nul + 1;
+    /* the record: any bytes that are one msgpack value (rb_env's contract: a filter passes one map; the
+     * evaluator must not trust its contents) */
+    const uint8_t *rec = nul + 1, *q = rec;
     size_t len = size - (size_t)(rec - data);
+    if (rec_skip(&q, rec + len) || q != rec + len) {
+        rb_free(e);
+        return 0;
+    }
     rb_env env = {"app.web.x", 9, 1700000000, 123456789, rec, len, "host", 4};
     wbuf out = {0};
     if (rb_eval_value(e, &env, &out, err, sizeof err) == 0) {

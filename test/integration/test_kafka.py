@@ -610,11 +610,12 @@ def test_fetch_queue_follows_the_memory_budget(weir):
     src = ("<system>\n  memory_budget 64m\n</system>\n<source>\n  @type kafka\n  @id k1\n  brokers 127.0.0.1:1\n"
            "  topics t\n  consumer_group g\n{extra}</source>\n<match **>\n  @type null\n</match>\n")
     weir.start(src.format(extra=""), wait_port=False)
-    poll(lambda: "k1: queued.max.messages.kbytes 16384 (a quarter of the memory budget)" in weir.stderr_text(), 10,
-         what="the capped fetch queue in the log")
+    # "started" comes after the sources started and the signal handlers were set: only then may SIGTERM come
+    poll(lambda: "started: config" in weir.stderr_text(), 10, what="weir started")
+    assert "k1: queued.max.messages.kbytes 16384 (a quarter of the memory budget)" in weir.stderr_text()
     weir.stop_ok()
     weir.allow_errors = True  # the broker at :1 does not exist
     weir.start(src.format(extra="  rdkafka_options {\"queued.max.messages.kbytes\": \"32768\"}\n"), wait_port=False)
-    time.sleep(1)
+    poll(lambda: "started: config" in weir.stderr_text(all_runs=False), 10, what="weir started")
     weir.stop_ok()
     assert weir.stderr_text(all_runs=False).count("queued.max.messages.kbytes") == 0

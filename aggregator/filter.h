@@ -62,6 +62,14 @@ typedef struct filter_call {
     filter_emit *emit;     /* new records to emit (may be NULL: the filter then emits none) */
 } filter_call;
 
+/* A stateful filter's counters (aggregate's), for /metrics */
+typedef struct filter_stats {
+    uint64_t open, evicted, summaries;
+    /* its Kafka changelog: states written (delivered or queued), writes
+     * failed, states installed by restores */
+    uint64_t changelog_written, changelog_failed, restored;
+} filter_stats;
+
 typedef struct filter_plugin {
     const char *name;
     const conf_spec *spec; /* bound into ctx (ctx_size bytes, zeroed) before init */
@@ -79,7 +87,7 @@ typedef struct filter_plugin {
      * appends to em is routed like records emitted from filter() (router_tick) */
     void (*tick)(filter *f, double now, int mode, filter_emit *em);
     /* optional: counters for /metrics (aggregate's); 0 when it has none */
-    int (*stats)(const filter *f, uint64_t *open, uint64_t *evicted, uint64_t *summaries);
+    int (*stats)(const filter *f, filter_stats *s);
 } filter_plugin;
 
 /* A filter plugin from the naming convention: FILTER_PLUGIN(grep, grep)

@@ -208,33 +208,40 @@ static void grok_families(monitor *m, struct evbuffer *o)
 }
 
 /* weir_aggregate_*: one sample per filter with counters (aggregate's) */
+enum { AGG_OPEN, AGG_EVICTED, AGG_SUMMARIES, AGG_CL_WRITTEN, AGG_CL_FAILED, AGG_RESTORED, AGG_FAMILIES };
+
 typedef struct agg_walk {
     struct evbuffer *o;
-    int which; /* 0 open, 1 evictions, 2 summaries */
+    int which; /* AGG_* */
 } agg_walk;
+
+static const char *const agg_heads[AGG_FAMILIES][3] = {
+    {"weir_aggregate_open", "gauge", "sagas (keys) an aggregate filter holds open"},
+    {"weir_aggregate_evictions_total", "counter", "sagas closed as `evicted` because max_open was reached"},
+    {"weir_aggregate_summaries_total", "counter", "summary records an aggregate filter emitted"},
+    {"weir_aggregate_changelog_writes_total", "counter", "saga states written to the filter's Kafka changelog"},
+    {"weir_aggregate_changelog_failed_total", "counter",
+     "changelog writes that failed (the burst's offsets were not stored: read again)"},
+    {"weir_aggregate_restored_total", "counter", "open sagas installed from the changelog at partition assignments"},
+};
 
 static void filter_agg_sample(const filter *f, void *arg)
 {
     agg_walk *w = arg;
-    uint64_t v[3];
+    filter_stats st;
     char l1[256];
-    if (!f->plugin->stats || !f->plugin->stats(f, &v[0], &v[1], &v[2]))
+    if (!f->plugin->stats || !f->plugin->stats(f, &st))
         return;
-    static const char *const names[3] = {"weir_aggregate_open", "weir_aggregate_evictions_total",
-                                         "weir_aggregate_summaries_total"};
-    evbuffer_add_printf(w->o, "%s{filter=\"%s\"} %llu\n", names[w->which], prom_label(f->id, l1, sizeof l1),
+    const uint64_t v[AGG_FAMILIES] = {st.open, st.evicted, st.summaries, st.changelog_written, st.changelog_failed,
+                                      st.restored};
+    evbuffer_add_printf(w->o, "%s{filter=\"%s\"} %llu\n", agg_heads[w->which][0], prom_label(f->id, l1, sizeof l1),
                         (unsigned long long)v[w->which]);
 }
 
 static void aggregate_families(monitor *m, struct evbuffer *o)
 {
-    static const char *const head[3][3] = {
-        {"weir_aggregate_open", "gauge", "sagas (keys) an aggregate filter holds open"},
-        {"weir_aggregate_evictions_total", "counter", "sagas closed as `evicted` because max_open was reached"},
-        {"weir_aggregate_summaries_total", "counter", "summary records an aggregate filter emitted"},
-    };
-    for (int k = 0; k < 3; k++) {
-        prom_head(o, head[k][0], head[k][1], head[k][2]);
+    for (int k = 0; k < AGG_FAMILIES; k++) {
+        prom_head(o, agg_heads[k][0], agg_heads[k][1], agg_heads[k][2]);
         agg_walk w = {o, k};
         router_each_filter(m->pl->rt, filter_agg_sample, &w);
     }

@@ -722,12 +722,14 @@ static void aggregate_tick(filter *f, double now, int mode, filter_emit *em)
     }
 }
 
-static int aggregate_stats(const filter *f, uint64_t *open, uint64_t *evicted, uint64_t *summaries)
+static int aggregate_stats(const filter *f, filter_stats *s)
 {
     const aggregate_ctx *a = f->ctx;
-    *open = atomic_load(&a->st->open);
-    *evicted = atomic_load(&a->st->evicted);
-    *summaries = atomic_load(&a->st->summaries);
+    memset(s, 0, sizeof *s);
+    s->open = atomic_load(&a->st->open);
+    s->evicted = atomic_load(&a->st->evicted);
+    s->summaries = atomic_load(&a->st->summaries);
+    agg_chlog_stats(a->st, s);
     return 1;
 }
 

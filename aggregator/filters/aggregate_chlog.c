@@ -44,7 +44,8 @@ typedef struct agg_chlog {
     int partitions;
     agg_state *st;
     aggregate_ctx caps; /* max_steps, max_services, max_trace_ids, copy_key_by_trace (a reload may free the ctx) */
-    atomic_uint_fast64_t failed, written;
+    atomic_uint_fast64_t failed, written; /* failed: since the last barrier */
+    atomic_uint_fast64_t failed_total, restored;
 } agg_chlog;
 
 /* ---- encoding ---------------------------------------------------------------------------------- */
@@ -264,6 +265,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     agg_chlog *cl = opaque;
     if (m->err) {
         atomic_fetch_add(&cl->failed, 1);
+        atomic_fetch_add(&cl->failed_total, 1);
         wlog_warn("aggregate", "%s: changelog write failed: %s", cl->id, rd_kafka_err2str(m->err));
     }
 }
@@ -355,6 +357,7 @@ static void produce(agg_chlog *cl, const void *k, size_t kl, const void *v, size
     rd_kafka_t *p = producer(cl);
     if (!p) {
         atomic_fetch_add(&cl->failed, 1);
+        atomic_fetch_add(&cl->failed_total, 1);
         return;
     }
     for (int tries = 0;; tries++) {
@@ -367,6 +370,7 @@ static void produce(agg_chlog *cl, const void *k, size_t kl, const void *v, size
         }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || tries > 100) {
             atomic_fetch_add(&cl->failed, 1);
+            atomic_fetch_add(&cl->failed_total, 1);
             wlog_warn("aggregate", "%s: changelog write failed: %s", cl->id, rd_kafka_err2str(e));
             return;
         }
@@ -391,6 +395,16 @@ void agg_chlog_tombstone(agg_state *st, const saga *g)
 }
 
 /* ---- hooks: barrier, assignment, revocation ---------------------------------------------------- */
+
+void agg_chlog_stats(const agg_state *st, filter_stats *s)
+{
+    const agg_chlog *cl = st->cl;
+    if (!cl)
+        return;
+    s->changelog_written = atomic_load(&cl->written);
+    s->changelog_failed = atomic_load(&cl->failed_total);
+    s->restored = atomic_load(&cl->restored);
+}
 
 static int barrier(void *arg)
 {
@@ -561,6 +575,7 @@ static void restore(agg_chlog *cl, const filter_part *p, size_t n)
     rd_kafka_topic_partition_list_destroy(l);
     rd_kafka_consumer_close(c);
     rd_kafka_destroy(c);
+    atomic_fetch_add(&cl->restored, installed);
     wlog_info("aggregate", "%s: changelog %s restored for %zu partitions: %zu records, %zu sagas installed, %zu "
               "unreadable, %.1f s",
               cl->id, cl->topic, n, msgs, installed, bad, clock_mono() - t0);

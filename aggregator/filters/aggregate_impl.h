@@ -165,6 +165,8 @@ saga *agg_from_view(const aggregate_ctx *a, agg_shard *sh, const uint8_t *k, siz
 /* Set up the changelog of a new state (a->cl_topic set); 0 or -1. */
 int agg_chlog_new(aggregate_ctx *a, agg_state *st, const char *id);
 void agg_chlog_free(agg_state *st);
+/* The changelog's counters into s (left 0 without a changelog). */
+void agg_chlog_stats(const agg_state *st, filter_stats *s);
 /* g changed (open, or closed: a marker): its state to the changelog; under the shard's lock */
 void agg_chlog_put(agg_state *st, const agg_shard *sh, const saga *g);
 /* g's marker expired: a tombstone for its key */

@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         f->plugin->tick(f, fake_now, FILTER_TICK_SHUTDOWN, &em);
         check_emitted(&em);
         uint64_t o, e, s;
-        f->plugin->stats(f, &o, &e, &s);
+        agg_counts(f, &o, &e, &s);
         if (o != 0)
             abort();
     }

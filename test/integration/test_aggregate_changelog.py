@@ -29,6 +29,7 @@ import pytest
 
 import helpers
 from conftest import Weir, free_port, poll, read_json_lines
+from helpers import get, metric
 import peer_kafka
 
 pytestmark = pytest.mark.skipif(shutil.which("kcat") is None or shutil.which("java") is None,
@@ -80,12 +81,17 @@ def generate(seed):
     return truth, batches
 
 
-def config(broker, group, topic, outdir, changelog):
+def config(broker, group, topic, outdir, changelog, mport):
     chlog = f"""  changelog_topic {topic}-changelog
   changelog_brokers {broker.bootstrap}
   changelog_partitions 2
 """ if changelog else ""
     return f"""<source>
+  @type monitor_agent
+  bind 127.0.0.1
+  port {mport}
+</source>
+<source>
   @type kafka
   brokers {broker.bootstrap}
   topics {topic}
@@ -149,7 +155,7 @@ def test_replica_killed_sagas_continue(broker, tmp_path, request, mode):
         d = os.path.join(str(tmp_path), f"r{i}")
         os.makedirs(d)
         w = Weir(d, free_port())
-        w.start(config(broker, group, topic, os.path.join(d, "out"), changelog), wait_port=False)
+        w.start(config(broker, group, topic, os.path.join(d, "out"), changelog, w.port), wait_port=False)
         replicas.append(w)
 
     def summaries():
@@ -179,9 +185,19 @@ def test_replica_killed_sagas_continue(broker, tmp_path, request, mode):
             victim.proc = None
             killed.set()
             time.sleep(1.0)
-            victim.start(config(broker, group, topic, os.path.join(victim.tmp, "out"), changelog), wait_port=False)
+            victim.start(config(broker, group, topic, os.path.join(victim.tmp, "out"), changelog, victim.port),
+                         wait_port=False)
     poll(lambda: len({s["key"] for s in summaries()}) >= NSAGAS, 90, what=f"{NSAGAS} sagas summarized")
     time.sleep(2)
+
+    def counters(w):
+        text = get(w.port, "/metrics")[1]
+        return [metric(text, f"weir_aggregate_{n}", filter="sagas")
+                for n in ("changelog_writes_total", "changelog_failed_total", "restored_total")]
+    # the current runs' counters, and what their restores logged
+    cnt = [counters(w) for w in replicas]
+    logged = [sum(int(l["msg"].split(" sagas installed")[0].rsplit(" ", 1)[1])
+                  for l in w.stderr_lines(all_runs=False) if "sagas installed" in l.get("msg", "")) for w in replicas]
     other.stop_ok()
     got = summaries()
     by_key = {}
@@ -208,6 +224,8 @@ def test_replica_killed_sagas_continue(broker, tmp_path, request, mode):
     print(f"aggregate changelog ({mode}): {installed} sagas restored from the changelog at assignments")
     if changelog:
         assert installed > 0, "no saga moved through the changelog"
+        assert [c[2] for c in cnt] == logged, (cnt, logged)
+        assert all(c[0] > 0 and c[1] == 0 for c in cnt), cnt
         # weir created the changelog topic (compacted, changelog_partitions)
         assert any("created the changelog topic" in l.get("msg", "") for w in replicas for l in w.stderr_lines())
         assert len(broker.metadata(f"{topic}-changelog")["partitions"]) == 2
@@ -219,3 +237,4 @@ def test_replica_killed_sagas_continue(broker, tmp_path, request, mode):
     else:
         # without the changelog the sagas that moved with a partition are summarized from part of their events
         assert wrong or extra or differing, "the scenario did not exercise a moved saga"
+        assert cnt == [[0, 0, 0], [0, 0, 0]], cnt

@@ -10,6 +10,16 @@
 #include "lib/batch.h"
 #include "filter_test_util.h"
 
+/* the filter's open / evicted / summaries counters */
+static inline void agg_counts(const filter *f, uint64_t *o, uint64_t *e, uint64_t *s)
+{
+    filter_stats st;
+    f->plugin->stats(f, &st);
+    *o = st.open;
+    *e = st.evicted;
+    *s = st.summaries;
+}
+
 extern double (*aggregate_clock)(void);
 static double fake_now = 1000;
 static double fake_clock(void) { return fake_now; }

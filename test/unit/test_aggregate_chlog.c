@@ -53,7 +53,7 @@ static void test_roundtrip(void **state)
     free(sa);
     free(sb);
     uint64_t o, ev, su;
-    b.f->plugin->stats(b.f, &o, &ev, &su);
+    agg_counts(b.f, &o, &ev, &su);
     assert_int_equal(o, 0);
     wbuf_free(&w);
     wbuf_free(&w2);
@@ -87,14 +87,14 @@ static void test_damaged(void **state)
     assert_int_equal(aggregate_import_saga(b.f, "", 0, c, w.len), -1);
     assert_int_equal(aggregate_import_saga(b.f, "s1", 2, NULL, 0), -1);
     uint64_t o, ev, su;
-    b.f->plugin->stats(b.f, &o, &ev, &su);
+    agg_counts(b.f, &o, &ev, &su);
     assert_int_equal(o, 0);
     assert_int_equal(aggregate_import_saga(b.f, "s1", 2, c, w.len), 0);
-    b.f->plugin->stats(b.f, &o, &ev, &su);
+    agg_counts(b.f, &o, &ev, &su);
     assert_int_equal(o, 1);
     /* imported twice: replaced, not doubled */
     assert_int_equal(aggregate_import_saga(b.f, "s1", 2, c, w.len), 0);
-    b.f->plugin->stats(b.f, &o, &ev, &su);
+    agg_counts(b.f, &o, &ev, &su);
     assert_int_equal(o, 1);
     free(c);
     wbuf_free(&w);

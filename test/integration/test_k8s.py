@@ -756,6 +756,8 @@ weir_router_filtered_records_total weir_router_unmatched_records_total weir_rout
 weir_router_rewritten_records_total
 weir_process_resident_memory_bytes weir_process_cpu_seconds_total weir_process_start_time_seconds
 weir_build_info weir_reloads_total
+weir_memory_budget_bytes weir_memory_in_use_bytes weir_memory_in_use_peak_bytes weir_memory_waits_total
+weir_memory_wait_seconds_total
 """.split()
 
 

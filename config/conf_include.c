@@ -2,9 +2,12 @@
  * config/conf_include.c: "@include PATH" (relative to the including file,
  * globs allowed, sorted like Ruby): each file is read whole and parsed into
  * the section where the @include stands; include cycles, nesting deeper than
- * INCLUDE_MAX_DEPTH and non-regular files are errors.
+ * INCLUDE_MAX_DEPTH and non-regular files are errors. PATH may also be an
+ * http:// or https:// URL (fetched with a GET, as Fluentd's open-uri does;
+ * a relative @include inside it is relative to that URL) or a file:// URL.
  */
 #include "config/conf_int.h"
+#include "lib/http.h"
 
 #include <errno.h>
 #include <glob.h>
@@ -98,6 +101,46 @@ static void include_file(parser *ps, const char *path, conf_node *cur, int depth
     free(text);
 }
 
+/* An http(s) URL: one GET (certificates verified against the system's CAs,
+ * no redirects followed, 10 s to connect, 30 s in all, 16 MiB at most); a
+ * status other than 2xx is an error. */
+#define INCLUDE_URL_MAX (16u << 20)
+
+static void include_url(parser *ps, const char *url, conf_node *cur, int depth, const char *from, int line)
+{
+    if (depth > INCLUDE_MAX_DEPTH) {
+        conf_errors_add(ps->errs, from, line, "@include nested more than %d levels deep: '%s'", INCLUDE_MAX_DEPTH,
+                        url);
+        return;
+    }
+    char err[256];
+    http_opts o = {.timeout = 30, .connect_timeout = 10, .verify = 1, .max_in_flight = 1,
+                   .max_response = INCLUDE_URL_MAX + 1};
+    http_client *c = http_client_new(&o, err, sizeof err);
+    if (!c) {
+        conf_errors_add(ps->errs, from, line, "cannot include '%s': %s", url, err);
+        return;
+    }
+    http_req r = {.method = "GET", .url = url};
+    if (http_perform(c, &r, 1) < 0 || r.transport_error)
+        conf_errors_add(ps->errs, from, line, "cannot include '%s': %s", url, r.error[0] ? r.error : "request failed");
+    else if (r.status < 200 || r.status > 299)
+        conf_errors_add(ps->errs, from, line, "cannot include '%s': HTTP %ld", url, r.status);
+    else if (r.resp.len > INCLUDE_URL_MAX)
+        conf_errors_add(ps->errs, from, line, "cannot include '%s': larger than %u MiB", url, INCLUDE_URL_MAX >> 20);
+    else {
+        char empty[1] = "";
+        cfg_parse_text(ps, cfg_pool_name(ps, url), r.resp.len ? (char *)r.resp.data : empty, r.resp.len, cur, depth);
+    }
+    http_req_clear(&r);
+    http_client_free(c);
+}
+
+static int is_http_url(const char *p)
+{
+    return strncmp(p, "http://", 7) == 0 || strncmp(p, "https://", 8) == 0;
+}
+
 /* "@include PATH": PATH is relative to the including file and may be a glob;
  * its statements land in `cur`, where the @include stands. */
 void cfg_include(parser *ps, const src *s, const char *pattern, conf_node *cur, int depth, int line)
@@ -110,11 +153,22 @@ void cfg_include(parser *ps, const src *s, const char *pattern, conf_node *cur, 
         conf_errors_add(ps->errs, s->name, line, "@include without a path");
         return;
     }
-    if (strstr(pattern, "://")) {
-        conf_errors_add(ps->errs, s->name, line, "cannot include '%s': only local files can be included", pattern);
+    if (strncmp(pattern, "file://", 7) == 0) {
+        pattern += 7;
+    } else if (is_http_url(pattern)) {
+        include_url(ps, pattern, cur, depth + 1, s->name, line);
+        return;
+    } else if (strstr(pattern, "://")) {
+        conf_errors_add(ps->errs, s->name, line,
+                        "cannot include '%s': only files, file://, http:// and https:// URLs can be included", pattern);
         return;
     }
     path = resolve_relative(s->name, pattern);
+    if (is_http_url(path)) { /* relative to the URL of the including text */
+        include_url(ps, path, cur, depth + 1, s->name, line);
+        free(path);
+        return;
+    }
     if (!strpbrk(path, "*?[{")) {
         /* Unlike Fluentd, a plain path that does not exist is an error: a
          * typo should not silently drop part of the configuration. */

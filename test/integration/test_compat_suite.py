@@ -747,8 +747,6 @@ STILL_REFUSED = [
      ["<match **>\n  @type forward\n  <service>\n  </service>\n</match>\n",
       "<match **>\n  @type forward\n  tls_cert_thumbprint ab\n  <server>\n    host a\n  </server>\n</match>\n"],
      "not supported|unknown section"),
-    ("`@include` of an http(s) URL", "only local files (globs allowed)",
-     ["@include http://config.example/fluent.conf\n"], "only local files"),
     ("third-party plugins weir does not have",
      "e.g. s3, cloudwatch_logs, concat, detect_exceptions, label_router (Fluent Operator), geoip, splunk_hec, "
      "the multi_format parser: "

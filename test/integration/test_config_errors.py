@@ -689,6 +689,96 @@ def test_include_errors_point_into_included_files(tmp_path):
     ], name="main.conf")
 
 
+class _Served:
+    """A static HTTP(S) server of directory d on 127.0.0.1 (a thread); the
+    paths it was asked for in .got."""
+
+    def __init__(self, d, ssl_ctx=None):
+        import functools
+        import http.server
+        import threading
+        got = self.got = []
+
+        class H(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *a):
+                got.append(self.path)
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(H, directory=d))
+        if ssl_ctx:
+            self.srv.socket = ssl_ctx.wrap_socket(self.srv.socket, server_side=True)
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_include_http_url(weir, tmp_path):
+    """@include http://...: fetched like Fluentd's open-uri; a relative
+    @include inside it is fetched relative to its URL; a file:// URL is a
+    local file. Errors: a status other than 2xx, an untrusted certificate,
+    another scheme."""
+    base = include_tree(tmp_path)
+    for name in ("10-first", "20-second"):
+        p = os.path.join(base, "conf.d", f"{name}.conf")
+        with open(p) as f:
+            text = f.read().replace("__OUT__", weir.out_dir)
+        with open(p, "w") as f:
+            f.write(text)
+    srv = _Served(base)
+    try:
+        main = write(os.path.join(str(tmp_path), "main.conf"), f"""<source>
+  @type forward
+  port {weir.port}
+  bind 127.0.0.1
+</source>
+@include http://127.0.0.1:{srv.port}/sub/filters.conf
+@include file://{base}/conf.d/10-first.conf
+""")
+        rc, out, err = run_dry(main, str(tmp_path))
+        assert rc == 0 and "configuration OK (1 sources, 1 outputs)" in err, (rc, err)
+        # sub/filters.conf's "@include more.conf" came from the same server
+        assert "/sub/filters.conf" in " ".join(srv.got) and "/sub/more.conf" in " ".join(srv.got), srv.got
+        weir.start(args=["-c", main])
+        with weir.conn() as c:
+            c.send(fwd.message("app.web", fwd.et(T0), {"n": 1}, {"chunk": "inc-url"}))
+            c.expect_ack("inc-url")
+        assert read_json_lines([os.path.join(weir.out_dir, f"10-first.{T0_DAY}.log")]) == [
+            {"n": 1, "from_sub": "true", "from_more": "true"}]
+
+        # an error inside a fetched file points into it (its URL and line)
+        write(os.path.join(base, "broken.conf"), "<filter x>\n  @type grpe\n</filter>\n")
+        url = f"http://127.0.0.1:{srv.port}"
+        expect_errors(str(tmp_path), SRC + f"@include {url}/broken.conf\n@include {url}/missing.conf\n"
+                      "@include ftp://config.example/fluent.conf\n" + NULL_MATCH, [
+            (f"{url}/broken.conf", 2, "unknown filter plugin 'grpe'; did you mean 'grep'?"),
+            (f"@include {url}/missing.conf", f"cannot include '{url}/missing.conf': HTTP 404"),
+            ("@include ftp://", "cannot include 'ftp://config.example/fluent.conf': only files, file://, "
+                                "http:// and https:// URLs can be included"),
+        ])
+    finally:
+        srv.close()
+
+    # https: the server's certificate is verified against the system's CAs
+    import ssl
+    from pki import make_pki
+    pki_dir = tmp_path / "pki"
+    pki_dir.mkdir()
+    pki = make_pki(pki_dir)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki["server.pem"], pki["server.key"])
+    srv = _Served(base, ctx)
+    try:
+        bad = write(os.path.join(str(tmp_path), "tls.conf"), SRC + f"@include https://127.0.0.1:{srv.port}/sub/more.conf\n"
+                    + NULL_MATCH)
+        rc, out, err = run_dry(bad, str(tmp_path))
+        assert rc != 0 and f"cannot include 'https://127.0.0.1:{srv.port}/sub/more.conf'" in err \
+            and "certificate" in err, err
+    finally:
+        srv.close()
+
+
 # ----------------------------------------------------------- several at once --
 
 def test_multiple_errors_reported_together(tmp_path):

@@ -21,11 +21,12 @@
 #include "aggregator/pipeline.h"
 #include "aggregator/source.h"
 
-/* outputs/elasticsearch/elasticsearch.c, outputs/format.c, forward-protocol/fwd_auth.c, fwd_tls.c, fwd_source.c,
+/* outputs/elasticsearch/elasticsearch.c, outputs/format.c, forward-protocol/fwd_auth.c, aggregator/tls_server.c,
+ * forward-protocol/fwd_source.c,
  * aggregator/filters/grep.c, aggregator/parsers/grok.c, aggregator/inputs/syslog.c, outputs/forward/forward.c,
  * aggregator/prom_metrics.c */
 extern const conf_spec es_metadata_spec[], fmt_format_spec[], fmt_inject_spec[], fwd_security_spec[], fwd_user_spec[],
-    fwd_client_spec[], fwd_tls_spec[], fwd_transport_tcp_spec[], filter_grep_cond_spec[], filter_grep_group_spec[],
+    fwd_client_spec[], tls_server_spec[], fwd_transport_tcp_spec[], filter_grep_cond_spec[], filter_grep_group_spec[],
     parse_grok_section_spec[], in_syslog_parse_spec[], out_forward_server_spec[], out_forward_security_spec[],
     pmx_metric_spec[];
 
@@ -47,7 +48,7 @@ static const param_section sections[] = {
     {"source.forward.security.user", "`<user>` (in `<security>`)", "source.forward", fwd_user_spec},
     {"source.forward.security.client", "`<client>` (in `<security>`)", "source.forward", fwd_client_spec},
     {"source.forward.transport.tls", "`<transport tls>` (in `<source> @type forward`)", "source.forward",
-     fwd_tls_spec},
+     tls_server_spec},
     {"source.forward.transport.tcp", "`<transport tcp>` (in `<source> @type forward`)", "source.forward",
      fwd_transport_tcp_spec},
     {"filter.grep.regexp", "`<regexp>`, `<exclude>` (in `<filter> @type grep`, `<and>`, `<or>`)", "filter.grep",

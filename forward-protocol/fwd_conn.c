@@ -30,7 +30,7 @@
 #include "buffer/buffer.h"
 #include "aggregator/router.h"
 #include "forward-protocol/fwd_auth.h"
-#include "forward-protocol/fwd_tls.h"
+#include "aggregator/tls_server.h"
 
 /* ---- connections (worker thread) -------------------------------------------- */
 
@@ -64,13 +64,13 @@ void fwd_conn_close(fwd_conn *c)
     if (c->tls) {
         if (c->tls_up && !c->tls_failed) {
             /* close_notify, best effort: one non-blocking write, no waiting */
-            fwd_tls_shutdown(c->tls);
-            if (fwd_tls_drain(c->tls, &c->wire) == 0 && c->wire.len > c->wire_off) {
+            tls_srv_shutdown(c->tls);
+            if (tls_srv_drain(c->tls, &c->wire) == 0 && c->wire.len > c->wire_off) {
                 ssize_t n = write(c->fd, c->wire.data + c->wire_off, c->wire.len - c->wire_off);
                 (void)n;
             }
         }
-        fwd_tls_conn_free(c->tls);
+        tls_srv_conn_free(c->tls);
         c->tls = NULL;
     }
     close(c->fd);
@@ -102,7 +102,7 @@ static int tls_seal(fwd_conn *c)
 {
     if (!c->tls_failed && c->tls_up && c->out.len > c->out_off) {
         char err[256];
-        if (fwd_tls_write(c->tls, c->out.data + c->out_off, c->out.len - c->out_off, err, sizeof err)) {
+        if (tls_srv_write(c->tls, c->out.data + c->out_off, c->out.len - c->out_off, err, sizeof err)) {
             wlog_warn("in_forward", "connection from %s: TLS write failed: %s; closing", c->peer, err);
             c->tls_failed = 1;
             return -1;
@@ -111,7 +111,7 @@ static int tls_seal(fwd_conn *c)
         if (c->out.cap > 65536)
             wbuf_free(&c->out);
     }
-    return fwd_tls_drain(c->tls, &c->wire);
+    return tls_srv_drain(c->tls, &c->wire);
 }
 
 void fwd_conn_write(fwd_conn *c)
@@ -361,7 +361,7 @@ static void tls_ready(fwd_conn *c)
 {
     if (wlog_level <= WLOG_DEBUG) {
         char d[256];
-        fwd_tls_describe(c->tls, d, sizeof d);
+        tls_srv_describe(c->tls, d, sizeof d);
         wlog_debug("in_forward", "TLS handshake with %s done: %s", c->peer, d);
     }
     fwd_hs_check(c);
@@ -377,7 +377,7 @@ static void tls_fail(fwd_conn *c, const char *err)
         wlog_warn("in_forward", "TLS error on the connection from %s: %s; closing (%llu records acked on it)",
                   c->peer, err, (unsigned long long)c->records_acked);
     }
-    fwd_tls_drain(c->tls, &c->wire); /* the alert */
+    tls_srv_drain(c->tls, &c->wire); /* the alert */
     c->tls_failed = 1;
     c->no_more_reads = 1;
     if (c->rev)
@@ -409,22 +409,22 @@ static ssize_t tls_recv(fwd_conn *c, size_t room, int *more)
             *more = 1;
             break;
         }
-        rc = fwd_tls_read(c->tls, c->in.data + c->in.len + got, room - got, err, sizeof err);
+        rc = tls_srv_read(c->tls, c->in.data + c->in.len + got, room - got, err, sizeof err);
         if (rc > 0) {
             got += (size_t)rc;
             continue;
         }
-        if (rc == FWD_TLS_EOF) {
+        if (rc == TLS_SRV_EOF) {
             eof = 1;
             break;
         }
-        if (rc == FWD_TLS_ERROR)
+        if (rc == TLS_SRV_ERROR)
             break;
         ssize_t n = read(c->fd, fw->tls_rbuf, TLS_READ_CHUNK);
         if (n > 0) {
             atomic_fetch_add_explicit(&c->w->stats.bytes, (uint64_t)n, memory_order_relaxed);
-            if (fwd_tls_feed(c->tls, fw->tls_rbuf, (size_t)n)) {
-                rc = FWD_TLS_ERROR;
+            if (tls_srv_feed(c->tls, fw->tls_rbuf, (size_t)n)) {
+                rc = TLS_SRV_ERROR;
                 snprintf(err, sizeof err, "out of memory");
                 break;
             }
@@ -439,11 +439,11 @@ static ssize_t tls_recv(fwd_conn *c, size_t room, int *more)
         err_no = errno;
         break;
     }
-    if (!c->tls_up && fwd_tls_established(c->tls)) {
+    if (!c->tls_up && tls_srv_established(c->tls)) {
         c->tls_up = 1;
         tls_ready(c);
     }
-    if (rc == FWD_TLS_ERROR) {
+    if (rc == TLS_SRV_ERROR) {
         tls_fail(c, err);
         return TLS_RECV_STOP;
     }
@@ -681,7 +681,7 @@ static int conn_secure(fwd_conn *c)
     if (s->tls) {
         if (!fw->tls_rbuf && !(fw->tls_rbuf = malloc(TLS_READ_CHUNK)))
             goto oom;
-        if (!(c->tls = fwd_tls_conn_new(s->tls)))
+        if (!(c->tls = tls_srv_conn_new(s->tls)))
             goto oom;
     }
     if (s->auth) {

@@ -34,7 +34,7 @@
  * is decoded as it arrives (fwd_stream.h) instead of being framed whole.
  *
  * Security (docs/security.md): with <transport tls> every byte goes through
- * a fwd_tls_conn (OpenSSL over memory BIOs): read_cb reads ciphertext from
+ * a tls_srv_conn (OpenSSL over memory BIOs): read_cb reads ciphertext from
  * the socket and tls_recv turns it into plaintext in c->in; fwd_conn_write
  * encrypts c->out (HELO, PONG, acks) into c->wire and writes that. With
  * <security>, the HELO is queued at accept and the first message must be a
@@ -55,7 +55,7 @@
 #include "aggregator/router.h"
 #include "forward-protocol/fwd_auth.h"
 #include "forward-protocol/fwd_input.h"
-#include "forward-protocol/fwd_tls.h"
+#include "aggregator/tls_server.h"
 
 #define READ_CHUNK (256 * 1024)
 /* Ciphertext is read in smaller pieces: what is read is held by the TLS
@@ -136,7 +136,7 @@ struct fwd_conn {
     fwd_peer fp;
     /* security */
     struct sockaddr_storage sa; /* the peer, for <client> rules */
-    fwd_tls_conn *tls;          /* NULL: plain TCP */
+    tls_srv_conn *tls;          /* NULL: plain TCP */
     wbuf wire;                  /* TLS: ciphertext still to write */
     size_t wire_off;
     int tls_up, tls_failed;

@@ -24,7 +24,7 @@
 struct event_base;
 struct evbuffer;
 struct fwd_auth;
-struct fwd_tls_ctx;
+struct tls_srv_ctx;
 
 typedef struct fwd_source {
     source base; /* id, conf_fp, rt, label (aggregator/source.h) */
@@ -61,7 +61,7 @@ typedef struct fwd_source {
     /* <security> (shared-key handshake, users, clients) and <transport tls>;
      * NULL when not configured. Immutable after start-up, shared by workers. */
     struct fwd_auth *auth;
-    struct fwd_tls_ctx *tls;
+    struct tls_srv_ctx *tls;
     /* Handshake counters, bumped by the workers (relaxed atomics), for the
      * metrics endpoint: completed (TLS and/or PING), refused PINGs (bad key,
      * user, client rule, not a PING), failed TLS handshakes, timeouts. */

@@ -28,7 +28,7 @@
 #include "buffer/buffer.h"
 #include "aggregator/router.h"
 #include "forward-protocol/fwd_auth.h"
-#include "forward-protocol/fwd_tls.h"
+#include "aggregator/tls_server.h"
 
 /* ---- listener and UDP heartbeat (main thread) --------------------------------- */
 
@@ -131,7 +131,7 @@ int fwd_source_listen(fwd_source *s, struct event_base *base, worker *workers, i
     freeaddrinfo(ai);
     char sec[256] = "";
     if (s->tls || s->auth)
-        snprintf(sec, sizeof sec, "; %s%s%s%s, handshake_timeout %gs", s->tls ? fwd_tls_summary(s->tls) : "",
+        snprintf(sec, sizeof sec, "; %s%s%s%s, handshake_timeout %gs", s->tls ? tls_srv_summary(s->tls) : "",
                  s->tls && s->auth ? ", " : "", s->auth ? "shared-key handshake" : "",
                  s->auth && s->auth->user_auth ? " with user auth" : "", s->handshake_timeout);
     wlog_info("in_forward", "%s: listening on %s:%s (tcp%s), %d workers%s", s->base.id, s->bind, port,

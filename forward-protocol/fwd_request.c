@@ -29,7 +29,7 @@
 #include "aggregator/router.h"
 #include "forward-protocol/fwd_auth.h"
 #include "forward-protocol/fwd_stream.h"
-#include "forward-protocol/fwd_tls.h"
+#include "aggregator/tls_server.h"
 
 /* ---- handshakes ------------------------------------------------------------------ */
 

@@ -28,7 +28,7 @@
 #include "buffer/buffer.h"
 #include "aggregator/router.h"
 #include "forward-protocol/fwd_auth.h"
-#include "forward-protocol/fwd_tls.h"
+#include "aggregator/tls_server.h"
 
 /* ---- configuration ---------------------------------------------------------- */
 
@@ -164,7 +164,7 @@ fwd_source *fwd_source_create(conf_node *n, int index, conf_errors *errs)
     if (tr) {
         const char *proto = tr->arg && *tr->arg ? tr->arg : "tcp";
         if (!strcmp(proto, "tls")) {
-            if (!(s->tls = fwd_tls_create(tr, errs)))
+            if (!(s->tls = tls_srv_create(tr, errs)))
                 rc = -1;
         } else if (!strcmp(proto, "tcp")) {
             char dummy;
@@ -218,7 +218,7 @@ void fwd_source_free(fwd_source *s)
                   (unsigned long long)atomic_load(&s->hs_tls_failed),
                   (unsigned long long)atomic_load(&s->hs_timeouts));
     fwd_auth_free(s->auth);
-    fwd_tls_free(s->tls);
+    tls_srv_free(s->tls);
     conf_unbind(forward_spec, s);
     source_fini(&s->base);
     free(s);
@@ -229,7 +229,7 @@ void fwd_source_adopt(fwd_source *old, fwd_source *nw)
     /* what a reload may change without changing the configuration text:
      * certificate and key files (re-read by fwd_source_create), the label
      * object (a new router) */
-    fwd_tls_ctx *t = old->tls;
+    tls_srv_ctx *t = old->tls;
     old->tls = nw->tls;
     nw->tls = t;
     struct fwd_auth *a = old->auth;

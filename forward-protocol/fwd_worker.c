@@ -28,7 +28,7 @@
 #include "buffer/buffer.h"
 #include "aggregator/router.h"
 #include "forward-protocol/fwd_auth.h"
-#include "forward-protocol/fwd_tls.h"
+#include "aggregator/tls_server.h"
 
 /* A stopping worker leaves its loop only when no output still holds a
  * ticket pointing at it (a closed connection may still have some). */

@@ -40,6 +40,7 @@
 #include "lib/prom.h"
 #include "aggregator/parse.h"
 #include "aggregator/source.h"
+#include "aggregator/tls_server.h"
 
 typedef struct sl_conf {
     int64_t port;
@@ -117,7 +118,9 @@ static const conf_spec syslog_spec[] = {
      "`@type syslog` (the default; parameters below) or another of weir's types, given the message after its "
      "`<PRI>`"},
     {"transport", CONF_SECTION, NULL, 0, 0, NULL,
-     "`<transport udp>` (the default) or `<transport tcp>`; `tls` is refused"},
+     "`<transport udp>` (the default), `<transport tcp>`, or `<transport tls>` (TCP with TLS; the parameters of the "
+     "forward input's `<transport tls>`: `cert_path`, `private_key_path`, `ca_path`, `client_cert_auth`, versions, "
+     "ciphers)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -174,6 +177,8 @@ static const conf_spec udp_spec[] = {
 typedef struct sl_conn {
     struct sl_conn *next, *prev;
     struct bufferevent *bev;
+    tls_srv_conn *tls;     /* <transport tls>: the session; NULL for tcp */
+    struct evbuffer *plain; /* with tls: decrypted bytes not framed yet */
     struct sl_in *s;
     char addr[64];
     char host[256];
@@ -186,6 +191,7 @@ typedef struct sl_in {
     sl_conf c;
     sl_parse_conf pc;
     int tcp;
+    tls_srv_ctx *tls; /* <transport tls> */
     syslog_parser sp;
     int has_sp;
     parser ps; /* another <parse> type */
@@ -207,7 +213,7 @@ typedef struct sl_in {
     uint8_t *dgram;
     /* reverse DNS of the last UDP sender */
     char last_addr[64], last_host[256];
-    atomic_uint_fast64_t messages, records, unmatched, invalid, emit_failures, connections;
+    atomic_uint_fast64_t messages, records, unmatched, invalid, emit_failures, connections, tls_failures;
 } sl_in;
 
 static void sl_free(source *s);
@@ -263,15 +269,21 @@ static source *sl_create_common(conf_node *n, int index, conf_errors *errs, int 
         if (!strcmp(proto, "tcp"))
             s->tcp = 1;
         else if (!strcmp(proto, "tls")) {
-            conf_errors_add(errs, tn->file, tn->line,
-                            "<transport tls> of the syslog input is not supported: use tcp (or TLS in front)");
-            bad = -1;
+            /* the forward input's <transport tls> (Fluentd's server helper for both) */
+            s->tcp = 1;
+            if (udp_plugin) {
+                conf_errors_add(errs, tn->file, tn->line, "<transport tls> is not available for the udp input");
+                bad = -1;
+            } else if (!(s->tls = tls_srv_create(tn, errs))) {
+                bad = -1;
+            }
         } else if (strcmp(proto, "udp")) {
-            conf_errors_add(errs, tn->file, tn->line, "invalid transport '%s' (tcp, udp)", proto);
+            conf_errors_add(errs, tn->file, tn->line, "invalid transport '%s' (tcp, udp, tls)", proto);
             bad = -1;
         }
-        for (size_t i = 0; i < tn->nparams; i++)
-            tn->params[i].used = 1;
+        if (!s->tls)
+            for (size_t i = 0; i < tn->nparams; i++)
+                tn->params[i].used = 1;
     }
     if (s->c.send_keepalive_packet && !s->tcp) {
         conf_error_at(errs, n, "send_keepalive_packet", "send_keepalive_packet is available for tcp/tls");
@@ -570,14 +582,68 @@ static void conn_close(sl_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     bufferevent_free(c->bev);
+    if (c->tls)
+        tls_srv_conn_free(c->tls);
+    if (c->plain)
+        evbuffer_free(c->plain);
     free(c);
+}
+
+/* <transport tls>: the ciphertext read so far through TLS into c->plain;
+ * what TLS has to send (handshake, alerts) written back. 0; 1 when the peer
+ * closed the session (close_notify); -1 on a TLS error (logged, counted). */
+static int tls_pump(sl_conn *c, struct bufferevent *bev)
+{
+    sl_in *s = c->s;
+    struct evbuffer *raw = bufferevent_get_input(bev);
+    char err[256] = "";
+    int rc = 0;
+    size_t n = evbuffer_get_length(raw);
+    if (n && tls_srv_feed(c->tls, evbuffer_pullup(raw, (ev_ssize_t)n), n) != 0) {
+        snprintf(err, sizeof err, "out of memory");
+        rc = -1;
+    }
+    evbuffer_drain(raw, n);
+    while (!rc) {
+        char buf[16384];
+        int r = tls_srv_read(c->tls, buf, sizeof buf, err, sizeof err);
+        if (r > 0)
+            evbuffer_add(c->plain, buf, (size_t)r);
+        else if (r == TLS_SRV_EOF)
+            rc = 1;
+        else if (r == TLS_SRV_ERROR)
+            rc = -1;
+        else
+            break;
+    }
+    if (rc == 1)
+        tls_srv_shutdown(c->tls); /* answer close_notify with ours */
+    wbuf wire = {0};
+    if (tls_srv_drain(c->tls, &wire) == 0 && wire.len) {
+        if (rc) /* the connection closes now: out before it (best effort, a few bytes) */
+            (void)!send(bufferevent_getfd(bev), wire.data, wire.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        else
+            bufferevent_write(bev, wire.data, wire.len);
+    }
+    wbuf_free(&wire);
+    if (rc < 0) {
+        atomic_fetch_add(&s->tls_failures, 1);
+        wlog_warn("in_syslog", "%s: %s: TLS %s: %s; connection closed", s->base.id, c->addr,
+                  tls_srv_established(c->tls) ? "error" : "handshake failed", err);
+    }
+    return rc;
 }
 
 static void tcp_read(struct bufferevent *bev, void *arg)
 {
     sl_conn *c = arg;
     sl_in *s = c->s;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    int tls_end = 0;
+    if (c->tls && (tls_end = tls_pump(c, bev)) < 0) {
+        conn_close(c);
+        return;
+    }
+    struct evbuffer *in = c->tls ? c->plain : bufferevent_get_input(bev);
     size_t n = evbuffer_get_length(in);
     const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
     size_t pos = 0;
@@ -603,6 +669,8 @@ static void tcp_read(struct bufferevent *bev, void *arg)
     if (evbuffer_get_length(in) > (4u << 20)) { /* no end of message in 4 MiB */
         wlog_warn("in_syslog", "%s: %s: a message longer than 4 MiB, connection closed", s->base.id, c->addr);
         conn_close(c);
+    } else if (tls_end) { /* close_notify: what it carried is read */
+        conn_close(c);
     }
 }
 
@@ -621,6 +689,13 @@ static void tcp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sock
     if (!bev) {
         free(c);
         close(fd);
+        return;
+    }
+    if (s->tls && (!(c->tls = tls_srv_conn_new(s->tls)) || !(c->plain = evbuffer_new()))) {
+        if (c->tls)
+            tls_srv_conn_free(c->tls);
+        bufferevent_free(bev);
+        free(c);
         return;
     }
     atomic_fetch_add(&s->connections, 1);
@@ -698,7 +773,8 @@ static int sl_start(source *src, const source_env *env)
     if (pthread_create(&s->thread, NULL, sl_main, s) != 0)
         return -1;
     s->started = 1;
-    wlog_info(mod, "%s: listening %s on %s:%lld", src->id, s->tcp ? "tcp" : "udp", s->c.bind, (long long)s->c.port);
+    wlog_info(mod, "%s: listening %s on %s:%lld", src->id, s->tls ? tls_srv_summary(s->tls) : s->tcp ? "tcp" : "udp",
+              s->c.bind, (long long)s->c.port);
     return 0;
 }
 
@@ -751,6 +827,8 @@ static void sl_free(source *src)
     if (s->ps_tried)
         parse_free(&s->ps);
     conf_free(s->parse_root);
+    if (s->tls)
+        tls_srv_free(s->tls);
     conf_unbind(s->is_udp_plugin ? udp_spec : syslog_spec, &s->c);
     conf_unbind(in_syslog_parse_spec, &s->pc);
     wbuf_free(&s->entries);
@@ -774,6 +852,8 @@ static void sl_metrics(source *const *srcs, size_t n, const source_env *env, str
         {"records_total", "Records the outputs accepted", offsetof(sl_in, records)},
         {"unmatched_total", "Messages that did not parse", offsetof(sl_in, unmatched)},
         {"emit_failures_total", "Records an output refused (dropped, logged)", offsetof(sl_in, emit_failures)},
+        {"tls_failures_total", "TLS connections closed on a failed handshake or a TLS error (<transport tls>)",
+         offsetof(sl_in, tls_failures)},
     };
     for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
         char name[128];

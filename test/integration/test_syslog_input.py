@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import socket
+import ssl
 import time
 
 import pytest
@@ -120,3 +121,108 @@ def test_syslog_like_fluentd(weir, fluentd, tmp_path):
     tags = sorted({x[0] for x in w})
     assert tags == sorted([f"{p}.{t}" for p in "uto" for t in ("auth.crit", "daemon.info", "local4.notice", "local7.debug",
                                                               "user.info", "user.notice", ".debug")] + ["plain"])
+
+
+# ------------------------------------------------------------------- TLS --
+
+def tls_config(ports, out, buffered, pki, extra=""):
+    t, o = ports
+    tls = (f"  <transport tls>\n    cert_path {pki['server.pem']}\n    private_key_path {pki['server.key']}\n"
+           f"{extra}  </transport>\n")
+    return source("t", t, tls) + source("o", o, tls + "  frame_type octet_count\n") + file_out(out, buffered)
+
+
+def tls_client(port, pki, cert=True):
+    ctx = ssl.create_default_context(cafile=pki["ca.pem"])
+    if cert:
+        ctx.load_cert_chain(pki["client.pem"], pki["client.key"])
+    raw = socket.create_connection(("127.0.0.1", port))
+    return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def send_tls(ports, pki):
+    t, o = ports
+    c = tls_client(t, pki, cert=False)
+    c.sendall(b"".join(m + b"\n" for m in MESSAGES))
+    c.unwrap()  # close_notify: weir reads what came before it
+    c.close()
+    c = tls_client(o, pki, cert=False)
+    for m in MESSAGES:  # in pieces: a frame cut in two TLS records
+        frame = str(len(m)).encode() + b" " + m
+        c.sendall(frame[:7])
+        time.sleep(0.01)
+        c.sendall(frame[7:])
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    from pki import make_pki
+    return make_pki(tmp_path_factory.mktemp("syslog-pki"))
+
+
+def test_syslog_tls_like_fluentd(weir, fluentd, tmp_path, pki):
+    """<transport tls> (newline and octet-counting framing) gives the same
+    records as Fluentd's in_syslog over TLS."""
+    want = 2 * 9
+    wports = [free_port() for _ in range(2)]
+    weir.start(tls_config(wports, tmp_path / "w" / "out", False, pki), port=wports[0])
+    assert any("TLS" in l["msg"] and "listening" in l["msg"] for l in weir.stderr_lines())
+    send_tls(wports, pki)
+    poll(lambda: (lambda r: r if len(r) >= want else None)(read_lines(str(tmp_path / "w" / "out*"))),
+         what="weir's records")
+    fports = [free_port() for _ in range(2)]
+    fluentd.start(tls_config(fports, tmp_path / "f" / "out", True, pki) + NO_FLUENT_LOG)
+    send_tls(fports, pki)
+    poll(lambda: (lambda r: r if len(r) >= want else None)(read_lines(str(tmp_path / "f" / "out*"))),
+         timeout=60, what="Fluentd's records")
+    time.sleep(0.5)
+    fluentd.stop_ok()
+    w, f = normalise(read_lines(str(tmp_path / "w" / "out*"))), normalise(read_lines(str(tmp_path / "f" / "out*")))
+    assert len(w) == want
+    assert w == f
+
+
+def test_syslog_tls_refuses_what_it_must(weir, tmp_path, pki):
+    """client_cert_auth: a client without a certificate, and a client
+    speaking plain TCP, are closed with one log line each and counted; a
+    client with a certificate signed by ca_path gets through."""
+    from helpers import get, metric
+    port, mport = free_port(), free_port()
+    cfg = (source("t", port, f"  <transport tls>\n    cert_path {pki['server.pem']}\n"
+                             f"    private_key_path {pki['server.key']}\n    ca_path {pki['ca.pem']}\n"
+                             f"    client_cert_auth true\n  </transport>\n") +
+           f"<source>\n  @type monitor_agent\n  bind 127.0.0.1\n  port {mport}\n</source>\n" +
+           file_out(tmp_path / "out", False))
+    weir.start(cfg, port=port)
+    # no client certificate: the handshake fails (TLS 1.3: the client learns it at its first read)
+    try:
+        c = tls_client(port, pki, cert=False)
+        c.sendall(MESSAGES[0] + b"\n")
+        c.settimeout(5)
+        c.recv(10)
+        c.close()
+    except (ssl.SSLError, ConnectionError):
+        pass
+    # plain TCP on the TLS port
+    c = socket.create_connection(("127.0.0.1", port))
+    c.sendall(MESSAGES[1] + b"\n")
+    c.settimeout(5)
+    try:
+        c.recv(100)  # whatever TLS answers (an alert), then the close
+    except OSError:
+        pass
+    c.close()
+    c = tls_client(port, pki)
+    c.sendall(MESSAGES[5] + b"\n")
+    c.unwrap()
+    c.close()
+    recs = poll(lambda: read_lines(str(tmp_path / "out*")) or None, what="the record of the client with a certificate")
+    time.sleep(0.5)
+    recs = read_lines(str(tmp_path / "out*"))
+    assert [r["message"] for r in recs] == ["hello 5424"], recs
+    poll(lambda: metric(get(mport, "/metrics")[1], "weir_syslog_tls_failures_total", source="syslog.0") == 2,
+         what="two TLS failures counted")
+    lines = [l["msg"] for l in weir.stderr_lines() if "TLS handshake failed" in l.get("msg", "")]
+    assert len(lines) == 2, lines
+    assert any("certificate" in l for l in lines), lines

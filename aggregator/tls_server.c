@@ -1,8 +1,8 @@
 /*
- * forward-protocol/fwd_tls.c: <transport tls> for the forward input over
- * OpenSSL memory BIOs (see fwd_tls.h).
+ * aggregator/tls_server.c: <transport tls> of the forward and syslog inputs
+ * over OpenSSL memory BIOs (see aggregator/tls_server.h).
  */
-#include "fwd_tls.h"
+#include "aggregator/tls_server.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -24,18 +24,18 @@ typedef struct tls_conf {
     int client_cert_auth;
 } tls_conf;
 
-struct fwd_tls_ctx {
+struct tls_srv_ctx {
     SSL_CTX *ctx;
     tls_conf c;
     char summary[160];
 };
 
-struct fwd_tls_conn {
+struct tls_srv_conn {
     SSL *ssl;
     BIO *rbio, *wbio; /* owned by ssl */
 };
 
-const conf_spec fwd_tls_spec[] = {
+const conf_spec tls_server_spec[] = {
     {"cert_path", CONF_STR, NULL, 1, offsetof(tls_conf, cert_path), NULL,
      "PEM certificate, optionally followed by its chain"},
     {"private_key_path", CONF_STR, NULL, 1, offsetof(tls_conf, private_key_path), NULL,
@@ -184,14 +184,14 @@ static int load_key(SSL_CTX *ctx, conf_node *n, const tls_conf *c, conf_errors *
     return 0;
 }
 
-fwd_tls_ctx *fwd_tls_create(conf_node *n, conf_errors *errs)
+tls_srv_ctx *tls_srv_create(conf_node *n, conf_errors *errs)
 {
     size_t before = errs->n;
     char e[200];
-    fwd_tls_ctx *t = calloc(1, sizeof *t);
+    tls_srv_ctx *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    conf_bind(n, fwd_tls_spec, &t->c, errs);
+    conf_bind(n, tls_server_spec, &t->c, errs);
     tls_conf *c = &t->c;
     ERR_clear_error();
     t->ctx = SSL_CTX_new(TLS_server_method());
@@ -264,28 +264,28 @@ fwd_tls_ctx *fwd_tls_create(conf_node *n, conf_errors *errs)
              max == 0 || max > min ? "+" : " only", c->client_cert_auth ? ", client certificates required" : "");
 out:
     if (errs->n > before) {
-        fwd_tls_free(t);
+        tls_srv_free(t);
         return NULL;
     }
     return t;
 }
 
-void fwd_tls_free(fwd_tls_ctx *t)
+void tls_srv_free(tls_srv_ctx *t)
 {
     if (!t)
         return;
     SSL_CTX_free(t->ctx);
-    conf_unbind(fwd_tls_spec, &t->c);
+    conf_unbind(tls_server_spec, &t->c);
     free(t);
 }
 
-const char *fwd_tls_summary(const fwd_tls_ctx *t) { return t->summary; }
+const char *tls_srv_summary(const tls_srv_ctx *t) { return t->summary; }
 
 /* ---- connections -------------------------------------------------------------- */
 
-fwd_tls_conn *fwd_tls_conn_new(fwd_tls_ctx *t)
+tls_srv_conn *tls_srv_conn_new(tls_srv_ctx *t)
 {
-    fwd_tls_conn *c = calloc(1, sizeof *c);
+    tls_srv_conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->ssl = SSL_new(t->ctx);
@@ -307,7 +307,7 @@ fwd_tls_conn *fwd_tls_conn_new(fwd_tls_ctx *t)
     return c;
 }
 
-void fwd_tls_conn_free(fwd_tls_conn *c)
+void tls_srv_conn_free(tls_srv_conn *c)
 {
     if (!c)
         return;
@@ -315,7 +315,7 @@ void fwd_tls_conn_free(fwd_tls_conn *c)
     free(c);
 }
 
-int fwd_tls_feed(fwd_tls_conn *c, const void *p, size_t n)
+int tls_srv_feed(tls_srv_conn *c, const void *p, size_t n)
 {
     while (n) {
         int chunk = n > INT_MAX ? INT_MAX : (int)n;
@@ -328,7 +328,7 @@ int fwd_tls_feed(fwd_tls_conn *c, const void *p, size_t n)
     return 0;
 }
 
-static void conn_err(fwd_tls_conn *c, char *err, size_t errlen)
+static void conn_err(tls_srv_conn *c, char *err, size_t errlen)
 {
     char e[160];
     ossl_err(e, sizeof e);
@@ -339,7 +339,7 @@ static void conn_err(fwd_tls_conn *c, char *err, size_t errlen)
         snprintf(err, errlen, "%s", e);
 }
 
-int fwd_tls_read(fwd_tls_conn *c, void *buf, size_t cap, char *err, size_t errlen)
+int tls_srv_read(tls_srv_conn *c, void *buf, size_t cap, char *err, size_t errlen)
 {
     ERR_clear_error();
     int n = SSL_read(c->ssl, buf, cap > INT_MAX ? INT_MAX : (int)cap);
@@ -348,16 +348,16 @@ int fwd_tls_read(fwd_tls_conn *c, void *buf, size_t cap, char *err, size_t errle
     switch (SSL_get_error(c->ssl, n)) {
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE:
-        return FWD_TLS_WANT;
+        return TLS_SRV_WANT;
     case SSL_ERROR_ZERO_RETURN:
-        return FWD_TLS_EOF;
+        return TLS_SRV_EOF;
     default:
         conn_err(c, err, errlen);
-        return FWD_TLS_ERROR;
+        return TLS_SRV_ERROR;
     }
 }
 
-int fwd_tls_write(fwd_tls_conn *c, const void *p, size_t n, char *err, size_t errlen)
+int tls_srv_write(tls_srv_conn *c, const void *p, size_t n, char *err, size_t errlen)
 {
     ERR_clear_error();
     while (n) {
@@ -373,7 +373,7 @@ int fwd_tls_write(fwd_tls_conn *c, const void *p, size_t n, char *err, size_t er
     return 0;
 }
 
-int fwd_tls_drain(fwd_tls_conn *c, wbuf *wire)
+int tls_srv_drain(tls_srv_conn *c, wbuf *wire)
 {
     size_t pend;
     while ((pend = BIO_ctrl_pending(c->wbio)) > 0) {
@@ -389,9 +389,9 @@ int fwd_tls_drain(fwd_tls_conn *c, wbuf *wire)
     return 0;
 }
 
-int fwd_tls_established(const fwd_tls_conn *c) { return SSL_is_init_finished(c->ssl); }
+int tls_srv_established(const tls_srv_conn *c) { return SSL_is_init_finished(c->ssl); }
 
-void fwd_tls_shutdown(fwd_tls_conn *c)
+void tls_srv_shutdown(tls_srv_conn *c)
 {
     ERR_clear_error();
     if (SSL_is_init_finished(c->ssl))
@@ -399,7 +399,7 @@ void fwd_tls_shutdown(fwd_tls_conn *c)
     ERR_clear_error();
 }
 
-void fwd_tls_describe(const fwd_tls_conn *c, char *buf, size_t cap)
+void tls_srv_describe(const tls_srv_conn *c, char *buf, size_t cap)
 {
     X509 *peer = SSL_get0_peer_certificate(c->ssl);
     char cn[128] = "";

@@ -607,9 +607,10 @@ def test_embedded_ruby_values_in_records(weir):
 
 # ------------------------------------------------------------------ @include --
 
-def include_tree(tmp_path):
+def include_tree(tmp_path, out_dir="__OUT__"):
     """conf/main.conf includes sub/filters.conf (which includes more.conf
-    next to it) and conf.d/*.conf (10-first, 20-second: glob order)."""
+    next to it) and conf.d/*.conf (10-first, 20-second: glob order, writing
+    files into out_dir)."""
     base = os.path.join(str(tmp_path), "conf")
     write(os.path.join(base, "sub", "filters.conf"), """<filter app.**>
   @type record_transformer
@@ -629,7 +630,7 @@ def include_tree(tmp_path):
     for name in ("20-second", "10-first"):
         write(os.path.join(base, "conf.d", f"{name}.conf"), f"""<match app.**>
   @type file
-  path __OUT__/{name}
+  path {out_dir}/{name}
   append true
   <format>
     @type json
@@ -640,13 +641,7 @@ def include_tree(tmp_path):
 
 
 def test_include_relative_file_and_glob(weir, tmp_path):
-    base = include_tree(tmp_path)
-    for name in ("10-first", "20-second"):
-        p = os.path.join(base, "conf.d", f"{name}.conf")
-        with open(p) as f:
-            text = f.read().replace("__OUT__", weir.out_dir)
-        with open(p, "w") as f:
-            f.write(text)
+    base = include_tree(tmp_path, weir.out_dir)
     main = write(os.path.join(base, "main.conf"), f"""<source>
   @type forward
   port {weir.port}
@@ -719,13 +714,7 @@ def test_include_http_url(weir, tmp_path):
     @include inside it is fetched relative to its URL; a file:// URL is a
     local file. Errors: a status other than 2xx, an untrusted certificate,
     another scheme."""
-    base = include_tree(tmp_path)
-    for name in ("10-first", "20-second"):
-        p = os.path.join(base, "conf.d", f"{name}.conf")
-        with open(p) as f:
-            text = f.read().replace("__OUT__", weir.out_dir)
-        with open(p, "w") as f:
-            f.write(text)
+    base = include_tree(tmp_path, weir.out_dir)
     srv = _Served(base)
     try:
         main = write(os.path.join(str(tmp_path), "main.conf"), f"""<source>

@@ -101,21 +101,28 @@ def fluentd(tmp_path):
     fd.kill_all()
 
 
-def test_syslog_like_fluentd(weir, fluentd, tmp_path):
-    want = 3 * 9 + 2
-    wports = [free_port() for _ in range(4)]
-    weir.start(config(wports, tmp_path / "w" / "out", False), port=wports[1])
-    send_all(wports)
-    wrecs = poll(lambda: (lambda r: r if len(r) >= want else None)(read_lines(str(tmp_path / "w" / "out*"))),
-                 what="weir's records")
-    fports = [free_port() for _ in range(4)]
-    fluentd.start(config(fports, tmp_path / "f" / "out", True) + NO_FLUENT_LOG)
-    send_all(fports)
-    frecs = poll(lambda: (lambda r: r if len(r) >= want else None)(read_lines(str(tmp_path / "f" / "out*"))),
-                 timeout=60, what="Fluentd's records")
+def weir_and_fluentd(weir, fluentd, tmp_path, want, make_config, send, nports, weir_port_index):
+    """The same messages (send) through weir and through Fluentd with the
+    same configuration (make_config(ports, out, buffered)); their records,
+    normalised."""
+    wports = [free_port() for _ in range(nports)]
+    weir.start(make_config(wports, tmp_path / "w" / "out", False), port=wports[weir_port_index])
+    send(wports)
+    poll(lambda: (lambda r: r if len(r) >= want else None)(read_lines(str(tmp_path / "w" / "out*"))),
+         what="weir's records")
+    fports = [free_port() for _ in range(nports)]
+    fluentd.start(make_config(fports, tmp_path / "f" / "out", True) + NO_FLUENT_LOG)
+    send(fports)
+    poll(lambda: (lambda r: r if len(r) >= want else None)(read_lines(str(tmp_path / "f" / "out*"))),
+         timeout=60, what="Fluentd's records")
     time.sleep(0.5)
     fluentd.stop_ok()
-    w, f = normalise(read_lines(str(tmp_path / "w" / "out*"))), normalise(read_lines(str(tmp_path / "f" / "out*")))
+    return normalise(read_lines(str(tmp_path / "w" / "out*"))), normalise(read_lines(str(tmp_path / "f" / "out*")))
+
+
+def test_syslog_like_fluentd(weir, fluentd, tmp_path):
+    want = 3 * 9 + 2
+    w, f = weir_and_fluentd(weir, fluentd, tmp_path, want, config, send_all, 4, 1)
     assert len(w) == want
     assert w == f
     tags = sorted({x[0] for x in w})
@@ -165,20 +172,9 @@ def test_syslog_tls_like_fluentd(weir, fluentd, tmp_path, pki):
     """<transport tls> (newline and octet-counting framing) gives the same
     records as Fluentd's in_syslog over TLS."""
     want = 2 * 9
-    wports = [free_port() for _ in range(2)]
-    weir.start(tls_config(wports, tmp_path / "w" / "out", False, pki), port=wports[0])
+    w, f = weir_and_fluentd(weir, fluentd, tmp_path, want, lambda ports, out, buffered: tls_config(
+        ports, out, buffered, pki), lambda ports: send_tls(ports, pki), 2, 0)
     assert any("TLS" in l["msg"] and "listening" in l["msg"] for l in weir.stderr_lines())
-    send_tls(wports, pki)
-    poll(lambda: (lambda r: r if len(r) >= want else None)(read_lines(str(tmp_path / "w" / "out*"))),
-         what="weir's records")
-    fports = [free_port() for _ in range(2)]
-    fluentd.start(tls_config(fports, tmp_path / "f" / "out", True, pki) + NO_FLUENT_LOG)
-    send_tls(fports, pki)
-    poll(lambda: (lambda r: r if len(r) >= want else None)(read_lines(str(tmp_path / "f" / "out*"))),
-         timeout=60, what="Fluentd's records")
-    time.sleep(0.5)
-    fluentd.stop_ok()
-    w, f = normalise(read_lines(str(tmp_path / "w" / "out*"))), normalise(read_lines(str(tmp_path / "f" / "out*")))
     assert len(w) == want
     assert w == f
 

@@ -211,6 +211,8 @@ const char *syslog_severity(int pri)
 long syslog_frame(const char *buf, size_t n, int octet_count, const char *delim, size_t dlen, const char **msg,
                   size_t *mlen)
 {
+    if (!n)
+        return 0; /* nothing buffered yet (buf may be NULL) */
     if (!octet_count) {
         const char *d = dlen ? memmem(buf, n, delim, dlen) : NULL;
         if (!d)

@@ -186,6 +186,7 @@ static void test_syslog_frame(void **st)
     assert_memory_equal(m, "hello", 5);
     assert_int_equal(syslog_frame("5 hel", 5, 1, NULL, 0, &m, &ml), 0);
     assert_int_equal(syslog_frame("x5 hello", 8, 1, NULL, 0, &m, &ml), -1);
+    assert_int_equal(syslog_frame(NULL, 0, 0, "\n", 1, &m, &ml), 0); /* nothing read yet */
 }
 
 int main(void)

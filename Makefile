@@ -78,6 +78,10 @@ $(BUILD)/weir-loadgen: $(patsubst %.c,$(BUILD)/obj/%.o,$(LOADGEN_SRC))
 $(BUILD)/bench-filters: $(BUILD)/obj/bench/filters.o $(BUILD)/libweir.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# ns/record of the Elasticsearch _bulk encoder (bench/es_encode.c), run by make bench
+$(BUILD)/bench-es-encode: $(BUILD)/obj/bench/es_encode.o $(BUILD)/libweir.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/libweir.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
@@ -119,10 +123,12 @@ test-integration: all
 # BENCH_PEERS=0: without the runs against Fluent Bit and Fluentd (bench/peers.py, found at
 # ../shared/peers, FLUENT_BIT / FLUENTD or on PATH; a peer found nowhere is skipped).
 BENCH_PEERS ?= 1
-bench: all $(BUILD)/bench-filters
+bench: all $(BUILD)/bench-filters $(BUILD)/bench-es-encode
 	@scripts/bench.sh $(abspath $(BUILD))
 	@echo "== filters (bench/filters.c): the enrich chain on one core"
 	@$(BUILD)/bench-filters
+	@echo "== the Elasticsearch _bulk encoder (bench/es_encode.c) on one core"
+	@$(BUILD)/bench-es-encode
 	@if [ "$(BENCH_E2E)" != 0 ]; then \
 		echo "== end to end: Kafka -> weir on config/examples/phase2-kafka-to-es.conf -> null (bench/phase2.sh; BENCH_E2E=0 leaves it out)"; \
 		if [ -d "$${WEIR_TEST_CACHE:-$$HOME/.cache/weir-test}/kafka" ]; then bench/phase2.sh $(abspath $(BUILD)); \

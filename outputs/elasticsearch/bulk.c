@@ -52,6 +52,8 @@ void es_buf_free(es_buf *w)
     wbuf_free(&w->tdel);
     wbuf_free(&w->upd);
     wbuf_free(&w->inj);
+    wbuf_free(&w->ix_tag);
+    wbuf_free(&w->ix);
 }
 
 /* Time of the record for the index name and @timestamp: time_key or an
@@ -87,17 +89,35 @@ void es_record_time(const out_es *c, const entry *e, uint32_t *sec, uint32_t *ns
     }
 }
 
-static int put_timestamp(wbuf *out, uint32_t sec, uint32_t nsec, int prec)
+/* "@timestamp":"YYYY-MM-DDTHH:MM:SS[.fff...]Z": the date part formatted once per second (w's cache), the
+ * fraction's prec digits written directly. */
+static int put_timestamp(wbuf *out, es_buf *w, uint32_t sec, uint32_t nsec, int prec)
 {
-    char tb[64];
-    size_t n = time_fmt(tb, sizeof tb, "%Y-%m-%dT%H:%M:%S", sec, 0, 1);
-    if (prec > 0) {
-        char frac[16];
-        snprintf(frac, sizeof frac, "%09u", nsec);
-        n += (size_t)snprintf(tb + n, sizeof tb - n, ".%.*s", prec, frac);
+    if (w->ts_key != (uint64_t)sec + 1) {
+        if (time_fmt(w->ts_text, sizeof w->ts_text, "%Y-%m-%dT%H:%M:%S", sec, 0, 1) != 19)
+            return -1;
+        w->ts_key = (uint64_t)sec + 1;
     }
-    n += (size_t)snprintf(tb + n, sizeof tb - n, "Z");
-    return wbuf_add(out, "\"@timestamp\":\"", 14) || wbuf_add(out, tb, n) || wbuf_addc(out, '"');
+    char tb[48];
+    memcpy(tb, "\"@timestamp\":\"", 14);
+    memcpy(tb + 14, w->ts_text, 19);
+    size_t n = 33;
+    if (prec > 0) {
+        if (prec > 9)
+            prec = 9;
+        char frac[9];
+        uint32_t v = nsec % 1000000000u;
+        for (int i = 8; i >= 0; i--) {
+            frac[i] = (char)('0' + v % 10);
+            v /= 10;
+        }
+        tb[n++] = '.';
+        memcpy(tb + n, frac, (size_t)prec);
+        n += (size_t)prec;
+    }
+    tb[n++] = 'Z';
+    tb[n++] = '"';
+    return wbuf_add(out, tb, n);
 }
 
 /* The deterministic _id: base64url(SHA-1(tag NUL sec nsec record-msgpack)). */
@@ -188,7 +208,7 @@ static int flatten(wbuf *out, const uint8_t *rec, size_t len, const char *sep)
 /* The document: injected keys first, then the record's own pairs minus
  * `drop` (remove_keys; the injected keys it also has: ES refuses duplicate
  * keys). No trailing newline. */
-static int put_doc(const out_es *c, wbuf *out, wbuf *scratch, const entry *e, uint32_t sec, uint32_t nsec, int has_ts,
+static int put_doc(const out_es *c, wbuf *out, es_buf *w, const entry *e, uint32_t sec, uint32_t nsec, int has_ts,
                    const rec_kv *drop, size_t ndrop, const char *chunk_id)
 {
     const uint8_t *rec = e->record;
@@ -204,11 +224,11 @@ static int put_doc(const out_es *c, wbuf *out, wbuf *scratch, const entry *e, ui
     if (chunk_id && rec_get(rec, rlen, c->chunk_id_key, strlen(c->chunk_id_key), &vlen))
         d[nd++] = (rec_kv){.key = c->chunk_id_key, .key_len = strlen(c->chunk_id_key)};
     if (nd) {
-        scratch->len = 0;
-        if (rec_rewrite_n(scratch, rec, rlen, d, nd, NULL, 0) != 0)
+        w->scratch.len = 0;
+        if (rec_rewrite_n(&w->scratch, rec, rlen, d, nd, NULL, 0) != 0)
             return -1;
-        rec = scratch->data;
-        rlen = scratch->len;
+        rec = w->scratch.data;
+        rlen = w->scratch.len;
     }
     if (!inject_ts && !c->include_tag_key && !chunk_id) {
         const uint8_t *q = rec;
@@ -218,7 +238,7 @@ static int put_doc(const out_es *c, wbuf *out, wbuf *scratch, const entry *e, ui
         return -1;
     int first = 1;
     if (inject_ts) {
-        if (put_timestamp(out, sec, nsec, (int)c->time_precision))
+        if (put_timestamp(out, w, sec, nsec, (int)c->time_precision))
             return -1;
         first = 0;
     }
@@ -270,7 +290,7 @@ static int put_meta(wbuf *out, wbuf *tmp, const char *name, const uint8_t *v, si
 /* The action line. e: the record as received (index placeholders); pe: the
  * record as prepared (flattened, without target_index_key: _id, routing).
  * -1 with err when the record cannot be addressed. */
-static int put_action(const out_es *c, wbuf *out, wbuf *idx, const entry *e, const entry *pe, const es_target *t,
+static int put_action(const out_es *c, es_buf *w, wbuf *out, wbuf *idx, const entry *e, const entry *pe, const es_target *t,
                       uint32_t sec, char *err, size_t errlen)
 {
     static const char *const ops[] = {"{\"index\":{\"_index\":", "{\"create\":{\"_index\":",
@@ -280,6 +300,19 @@ static int put_action(const out_es *c, wbuf *out, wbuf *idx, const entry *e, con
     if (t->index) {
         iname = t->index;
         ilen = t->index_len;
+    } else if (!c->index.per_record) {
+        /* the name depends on the time (and tag) only: expanded once per second and tag */
+        if (w->ix_key != (uint64_t)sec + 1 || w->ix_tag.len != e->tag_len ||
+            memcmp(w->ix_tag.data, e->tag, e->tag_len) != 0) {
+            w->ix_key = 0;
+            w->ix.len = w->ix_tag.len = 0;
+            if (es_index_expand(&c->index, &w->ix, e, sec, c->utc_index, err, errlen) != 0 ||
+                wbuf_add(&w->ix_tag, e->tag, e->tag_len))
+                return -1;
+            w->ix_key = (uint64_t)sec + 1;
+        }
+        iname = w->ix.data;
+        ilen = w->ix.len;
     } else {
         idx->len = 0;
         if (es_index_expand(&c->index, idx, e, sec, c->utc_index, err, errlen) != 0)
@@ -365,7 +398,7 @@ static int put_body(const out_es *c, es_buf *w, const entry *pe, uint32_t sec, u
     for (size_t i = 0; i < c->nremove && nd < 31; i++)
         d[nd++] = c->remove[i];
     if (c->write_operation < OP_UPDATE)
-        return put_doc(c, out, &w->scratch, pe, sec, nsec, has_ts, d, nd, chunk_id) || wbuf_addc(out, '\n');
+        return put_doc(c, out, w, pe, sec, nsec, has_ts, d, nd, chunk_id) || wbuf_addc(out, '\n');
     if (c->remove_keys_on_update_key)
         d[nd++] = (rec_kv){.key = c->remove_keys_on_update_key, .key_len = strlen(c->remove_keys_on_update_key)};
     size_t nbase = nd;
@@ -374,15 +407,15 @@ static int put_body(const out_es *c, es_buf *w, const entry *pe, uint32_t sec, u
     if (c->remove_keys_on_update_key)
         nd += keys_from_record(pe, c->remove_keys_on_update_key, d + nd, 60 - nd);
     if (c->suppress_doc_wrap)
-        return put_doc(c, out, &w->scratch, pe, sec, nsec, has_ts, d, nd, chunk_id) || wbuf_addc(out, '\n');
-    if (wbuf_add(out, "{\"doc\":", 7) || put_doc(c, out, &w->scratch, pe, sec, nsec, has_ts, d, nd, chunk_id))
+        return put_doc(c, out, w, pe, sec, nsec, has_ts, d, nd, chunk_id) || wbuf_addc(out, '\n');
+    if (wbuf_add(out, "{\"doc\":", 7) || put_doc(c, out, w, pe, sec, nsec, has_ts, d, nd, chunk_id))
         return -1;
     if (c->write_operation == OP_UPSERT) {
         if (nd == nbase) {
             if (wbuf_add(out, ",\"doc_as_upsert\":true", 21))
                 return -1;
         } else if (wbuf_add(out, ",\"upsert\":", 10) ||
-                   put_doc(c, out, &w->scratch, pe, sec, nsec, has_ts, d, nbase, chunk_id)) {
+                   put_doc(c, out, w, pe, sec, nsec, has_ts, d, nbase, chunk_id)) {
             return -1;
         }
     }
@@ -461,7 +494,7 @@ uint32_t es_bulk_encode(const out_es *c, const batch *b, uint32_t nrec, es_buf *
             continue;
         }
         es_record_time(c, &pe, &sec, &nsec, &has_ts);
-        if (put_action(c, &w->body, &w->scratch, &e, &pe, &t, sec, err, errlen) != 0 ||
+        if (put_action(c, w, &w->body, &w->scratch, &e, &pe, &t, sec, err, errlen) != 0 ||
             put_body(c, w, &pe, sec, nsec, has_ts, chunk_id) != 0) {
             w->body.len = at;
             if (!err[0])

@@ -280,6 +280,16 @@ static const bulk_case bulk_cases[] = {
      "{'create':{'_index':'logs-2023.11.14','_id':'" ID3 "'}}\n{'@timestamp':'2023-11-14T22:13:20.123456790Z',"
      "'msg':'a','n':1}\n",
      0, NULL},
+    /* the index name and @timestamp follow each record's second across midnight and back (bulk.c caches
+     * both per second) */
+    {"logstash_format true\nlogstash_prefix logs\ntime_precision 1", "t.web",
+     {{T0, 0, "{'m':1}"}, {T0 + 6400, 900000000, "{'m':2}"}, {T0 + 6400, 0, "{'m':3}"}, {T0 + 6399, 0, "{'m':4}"}},
+     4,
+     "{'index':{'_index':'logs-2023.11.14'}}\n{'@timestamp':'2023-11-14T22:13:20.0Z','m':1}\n"
+     "{'index':{'_index':'logs-2023.11.15'}}\n{'@timestamp':'2023-11-15T00:00:00.9Z','m':2}\n"
+     "{'index':{'_index':'logs-2023.11.15'}}\n{'@timestamp':'2023-11-15T00:00:00.0Z','m':3}\n"
+     "{'index':{'_index':'logs-2023.11.14'}}\n{'@timestamp':'2023-11-14T23:59:59.0Z','m':4}\n",
+     0, NULL},
     /* id_key: a string, a number, absent, null */
     {"id_key $.req.id", "t.web",
      {{T0, 0, "{'req':{'id':'abc'},'m':1}"}, {T0, 0, "{'req':{'id':42}}"}, {T0, 0, "{'m':2}"},
@@ -601,6 +611,11 @@ static void test_response_whole(void **st)
         /* errors false: every record delivered, the items not even read */
         {200, 0, 0, "{'took':3,'errors':false}", RS_OK, 0, 0, NULL},
         {200, 0, 0, "{'errors':false,'items':[]}", RS_OK, 0, 0, NULL},
+        {200, 0, 0, " \n{'errors':false,'items':[{'index':{'status':201}}]}", RS_OK, 0, 0, NULL},
+        {200, 0, 0, "{'errors': false, 'items':[]}", RS_OK, 0, 0, NULL}, /* not the fast path: read whole */
+        /* what only looks like it at the start is read whole, and refused */
+        {200, 0, 0, "{'errors':falsely", RS_RETRY, 1, 0, "unreadable bulk response"},
+        {200, 0, 0, "{'took':3x,'errors':false}", RS_RETRY, 1, 0, "unreadable bulk response"},
         /* a 2xx that cannot be read: the request failed whole */
         {200, 0, 0, "{'errors':true,'items':[{'index':{'status':201}}]}", RS_RETRY, 1, 0, "unreadable bulk response"},
         {200, 0, 0, "{'errors':true}", RS_RETRY, 1, 0, "unreadable bulk response"},

@@ -473,6 +473,11 @@ uint32_t es_bulk_encode(const out_es *c, const batch *b, uint32_t nrec, es_buf *
             snprintf(w->chunk_id + 2 * k, 3, "%02x", r[k]);
         chunk_id = w->chunk_id;
     }
+    /* the body is about 1.4 x the msgpack plus the action lines: sized once, not doubled up to it */
+    if (b->nrecords && w->body.len == 0) {
+        size_t mp = (size_t)((double)b->len * nrec / b->nrecords);
+        (void)wbuf_grow(&w->body, mp + mp / 2 + (size_t)nrec * 80); /* a failure shows at the first add */
+    }
     batch_iter_init(&it, b);
     for (; batch_iter_next(&it, &e) == 1 && i < nrec; i++) {
         uint32_t sec, nsec;

@@ -34,6 +34,8 @@ buffer-null   | bench/buffer-null.conf       | --mode packed --connections 2 --b
 buffer-fsync  | bench/buffer-null-fsync.conf | --mode packed --connections 2 --batch 1000 --record-size 450 --ack
 buffer-file   | bench/buffer-file.conf       | --mode packed --connections 2 --batch 1000 --record-size 450 --ack
 enrich        | bench/enrich.conf            | --mode packed --connections 2 --batch 1000 --record-size 450 --ack
+packed-64m    | bench/null-budget64.conf        | --mode packed --connections 2 --batch 1000 --record-size 450 --ack
+buffer-null-64m | bench/buffer-null-budget64.conf | --mode packed --connections 2 --batch 1000 --record-size 450 --ack
 '
 
 usage() { echo "usage: $0 BUILD_DIR   (env: BENCH_RUNS BENCH_DURATION BENCH_ONLY BENCH_SCENARIOS BENCH_KEEP)" >&2; exit 2; }

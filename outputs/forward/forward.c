@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +56,7 @@
 #include "lib/mp.h"
 #include "lib/prom.h"
 #include "aggregator/output.h"
+#include "outputs/forward/sd.h"
 
 typedef struct fwd_server {
     char *host, *name, *shared_key, *username, *password;
@@ -168,6 +170,8 @@ static const conf_spec forward_spec[] = {
     {"tls_cert_use_enterprise_store", CONF_BOOL, "true", 0, offsetof(out_forward, tls_cert_use_enterprise_store),
      NULL, "Windows only: accepted, no effect"},
     {"server", CONF_SECTION, NULL, 0, 0, NULL, "one or more `<server>`: the receivers (below)"},
+    {"service_discovery", CONF_SECTION, NULL, 0, 0, NULL,
+     "`<service_discovery>`: more receivers, listed in it (`@type static`) or in a file (`@type file`); below"},
     {"security", CONF_SECTION, NULL, 0, 0, NULL, "`<security>`: the shared-key handshake (below)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
@@ -185,6 +189,26 @@ const conf_spec out_forward_server_spec[] = {
     {"username", CONF_STR, NULL, 0, offsetof(fwd_server, username), NULL,
      "this server's user (default: `<security>`'s)"},
     {"password", CONF_STR, NULL, 0, offsetof(fwd_server, password), NULL, "its password"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+/* <service_discovery> (Fluentd's sd_static and sd_file) */
+typedef struct fwd_sd {
+    int type; /* static|file */
+    char *path, *conf_encoding;
+} fwd_sd;
+
+const conf_spec out_forward_sd_spec[] = {
+    {"@type", CONF_ENUM, NULL, 1, offsetof(fwd_sd, type), "static|file",
+     "`static`: the `<service>` sections inside (each takes `<server>`'s parameters); `file`: the servers listed in "
+     "`path`. `srv` (DNS SRV records) is refused"},
+    {"path", CONF_STR, "/etc/fluent/sd.yaml", 0, offsetof(fwd_sd, path), NULL,
+     "`@type file`: a YAML list (JSON when the name ends `.json`) of servers, each with `host` and `port` and "
+     "optionally `name`, `weight`, `standby`, `username`, `password`, `shared_key`. Read at start and at every "
+     "reload (Fluentd also re-reads it when it changes)"},
+    {"conf_encoding", CONF_STR, "utf-8", 0, offsetof(fwd_sd, conf_encoding), NULL,
+     "`@type file`: the file's encoding; only `utf-8`"},
+    {"service", CONF_SECTION, NULL, 0, 0, NULL, "`@type static`: one per server, with `<server>`'s parameters"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -281,6 +305,85 @@ static int make_tls(out_forward *c, conf_node *n, conf_errors *errs)
     return 0;
 }
 
+/* One receiver from a <server> (or <service>, or a server of a discovery file) section. */
+static int add_server(out_forward *c, conf_node *ch, conf_errors *errs)
+{
+    fwd_server *s = realloc(c->servers, (c->nservers + 1) * sizeof *s);
+    if (!s) {
+        conf_errors_add(errs, ch->file, ch->line, "out of memory");
+        return -1;
+    }
+    c->servers = s;
+    s = &c->servers[c->nservers++];
+    memset(s, 0, sizeof *s);
+    s->sock = -1;
+    atomic_store(&s->available, 1);
+    int bad = conf_bind(ch, out_forward_server_spec, s, errs);
+    if (s->port < 1 || s->port > 65535) {
+        conf_error_at(errs, ch, "port", "port must be between 1 and 65535");
+        bad = -1;
+    }
+    if (s->weight < 0) {
+        conf_error_at(errs, ch, "weight", "weight must not be negative");
+        bad = -1;
+    }
+    if (!s->name && s->host) {
+        char nm[300];
+        snprintf(nm, sizeof nm, "%s:%lld", s->host, (long long)s->port);
+        s->name = strdup(nm);
+    }
+    return bad ? -1 : 0;
+}
+
+/* <service_discovery>: @type static (its <service> sections) or file (Fluentd's sd_file, outputs/forward/sd.c). */
+static int add_discovered(out_forward *c, conf_node *ch, conf_errors *errs)
+{
+    conf_param *t = conf_get(ch, "@type");
+    if (t && !strcmp(t->value, "srv")) {
+        conf_error_at(errs, ch, "@type",
+                      "service discovery @type srv (DNS SRV records) is not supported: list the servers in <server>, "
+                      "<service_discovery> @type static or @type file");
+        return -1;
+    }
+    fwd_sd sd = {0};
+    int bad = conf_bind(ch, out_forward_sd_spec, &sd, errs);
+    if (!bad && sd.type == 0) {
+        for (size_t i = 0; i < ch->nchildren; i++)
+            if (add_server(c, ch->children[i], errs))
+                bad = -1;
+    } else if (!bad) {
+        if (ch->nchildren) {
+            conf_errors_add(errs, ch->children[0]->file, ch->children[0]->line,
+                            "<service> belongs in <service_discovery> @type static, not @type file");
+            bad = -1;
+        } else if (strcasecmp(sd.conf_encoding, "utf-8") && strcasecmp(sd.conf_encoding, "utf8")) {
+            conf_error_at(errs, ch, "conf_encoding", "conf_encoding %s: only utf-8 is supported", sd.conf_encoding);
+            bad = -1;
+        } else {
+            wbuf text = {0};
+            char err[512];
+            if (fwd_sd_file_servers(sd.path, &text, err, sizeof err)) {
+                conf_error_at(errs, ch, "path", "%s", err);
+                bad = -1;
+            } else {
+                char name[600];
+                snprintf(name, sizeof name, "%s (its servers as <server> sections)", sd.path);
+                (void)wbuf_addc(&text, 0);
+                conf_node *root = conf_parse_string((const char *)text.data, name, errs);
+                for (size_t i = 0; root && i < root->nchildren; i++)
+                    if (add_server(c, root->children[i], errs))
+                        bad = -1;
+                if (!root)
+                    bad = -1;
+                conf_free(root);
+            }
+            wbuf_free(&text);
+        }
+    }
+    conf_unbind(out_forward_sd_spec, &sd);
+    return bad;
+}
+
 static int forward_init(output *o, conf_node *n, conf_errors *errs)
 {
     out_forward *c = o->ctx;
@@ -301,36 +404,15 @@ static int forward_init(output *o, conf_node *n, conf_errors *errs)
     }
     for (size_t i = 0; i < n->nchildren; i++) {
         conf_node *ch = n->children[i];
-        if (strcmp(ch->name, "server"))
-            continue;
-        fwd_server *s = realloc(c->servers, (c->nservers + 1) * sizeof *s);
-        if (!s)
-            return -1;
-        c->servers = s;
-        s = &c->servers[c->nservers++];
-        memset(s, 0, sizeof *s);
-        s->sock = -1;
-        atomic_store(&s->available, 1);
-        if (conf_bind(ch, out_forward_server_spec, s, errs)) {
+        if (!strcmp(ch->name, "server")) {
+            if (add_server(c, ch, errs))
+                bad = -1;
+        } else if (!strcmp(ch->name, "service_discovery") && add_discovered(c, ch, errs)) {
             bad = -1;
-            continue;
-        }
-        if (s->port < 1 || s->port > 65535) {
-            conf_error_at(errs, ch, "port", "port must be between 1 and 65535");
-            bad = -1;
-        }
-        if (s->weight < 0) {
-            conf_error_at(errs, ch, "weight", "weight must not be negative");
-            bad = -1;
-        }
-        if (!s->name) {
-            char nm[300];
-            snprintf(nm, sizeof nm, "%s:%lld", s->host, (long long)s->port);
-            s->name = strdup(nm);
         }
     }
-    if (!c->nservers) {
-        conf_errors_add(errs, n->file, n->line, "forward output needs at least one <server>");
+    if (!c->nservers && !bad) {
+        conf_errors_add(errs, n->file, n->line, "forward output needs at least one <server> (or <service_discovery>)");
         bad = -1;
     }
     if (c->tls_cert_thumbprint || c->tls_cert_logical_store_name) {

@@ -740,8 +740,10 @@ STILL_REFUSED = [
      [f"<match **>\n  @type kafka2\n  {p}\n</match>\n" for p in ("zookeeper zk:2181",
                                                                "sasl_aws_msk_iam_access_key_id k")],
      "is not supported by weir"),
-    ("out_forward `<service>` and Windows certificate stores", "list `<server>`s; use `tls_cert_path`",
-     ["<match **>\n  @type forward\n  <service>\n  </service>\n</match>\n",
+    ("out_forward `<service_discovery>` `@type srv` and Windows certificate stores",
+     "list the servers (`<server>`, `<service_discovery>` `@type static` or `@type file`); use `tls_cert_path`",
+     ["<match **>\n  @type forward\n  <service_discovery>\n    @type srv\n    service fluentd\n"
+      "  </service_discovery>\n</match>\n",
       "<match **>\n  @type forward\n  tls_cert_thumbprint ab\n  <server>\n    host a\n  </server>\n</match>\n"],
      "not supported|unknown section"),
     ("third-party plugins weir does not have",

@@ -839,3 +839,38 @@ def test_kafka_ssl_client_cert_chain(tmp_path):
     expect_errors(tmp_path, base + f"  ssl_client_cert_chain {chain}\n</match>\n", [
         ("ssl_client_cert_chain", "ssl_client_cert_chain needs ssl_client_cert"),
     ], name="nocert.conf")
+
+
+def test_forward_service_discovery_errors(tmp_path):
+    """<service_discovery> of the forward output: what a file may hold (Fluentd's sd_file: host and port
+    required), @type srv refused, <service>'s parameters checked like <server>'s."""
+    d = str(tmp_path)
+    write(os.path.join(d, "nested.yaml"), "- host: a\n  port: [1, 2]\n")
+    write(os.path.join(d, "noport.yaml"), "# one server\n- host: a\n  weight: 1\n")
+    write(os.path.join(d, "map.yml"), "host: a\nport: 1\n")
+    write(os.path.join(d, "bad.json"), '[{"host": "a", "port": 1},\n {"host": "b", "port": 2')
+    write(os.path.join(d, "empty.json"), "[]")
+
+    def sd(body):
+        return f"  <service_discovery>\n{body}  </service_discovery>\n"
+
+    def fpath(name):
+        return sd(f"    @type file\n    path {os.path.join(d, name)}\n")
+
+    text = SRC + "<match a>\n  @type forward\n" + fpath("nested.yaml") + fpath("noport.yaml") + fpath("map.yml") + \
+        fpath("bad.json") + fpath("empty.json") + fpath("missing.yaml") + "</match>\n" + \
+        "<match b>\n  @type forward\n" + sd("    @type srv\n    service fluentd\n") + \
+        sd("    @type static\n    <service>\n      host h\n      port 70000\n    </service>\n") + \
+        sd("    @type file\n    path x.yaml\n    <service>\n      host h\n    </service>\n") + "</match>\n" + NULL_MATCH
+    expect_errors(tmp_path, text, [
+        ("nested.yaml", f"{d}/nested.yaml:2: `port` needs a single value (a string, a number, true/false)"),
+        ("noport.yaml", f"{d}/noport.yaml:2: the server has no `port` (a service needs host and port)"),
+        ("map.yml", f"{d}/map.yml:1: expected a list of servers (`- host: ...`)"),
+        ("bad.json", f"{d}/bad.json:2: not JSON: '}}' expected near end of file"),
+        ("empty.json", f"service discovery file {d}/empty.json lists no server"),
+        ("missing.yaml", f"service discovery file {d}/missing.yaml: No such file or directory"),
+        ("@type srv", "service discovery @type srv (DNS SRV records) is not supported: list the servers in "
+                      "<server>, <service_discovery> @type static or @type file"),
+        ("port 70000", "port must be between 1 and 65535"),
+        ("<service>#2", "<service> belongs in <service_discovery> @type static, not @type file"),
+    ])

@@ -63,7 +63,22 @@ def send_batches(conn, tag, start, n, per=50):
         conn.expect_ack(chunk, timeout=30)
 
 
-def test_weir_to_weir_weights_standby_and_failover(weir, tmp_path):
+def discovered_servers(ports, tmp_path):
+    """The three servers of the test below through Fluentd's <service_discovery>: the first @type static,
+    the second in a YAML file (block mapping, comments), the standby in a JSON file."""
+    (tmp_path / "sd.yaml").write_text(f"# the second primary\n---\n- host: '127.0.0.1'\n  port: {ports[1]}\n"
+                                      f"  weight: 20   # a third of the first\n  unknown_key: ignored\n")
+    (tmp_path / "standby.json").write_text(json.dumps([{"host": "127.0.0.1", "port": ports[2], "standby": True,
+                                                        "name": None}]))
+    return (f"  <service_discovery>\n    @type static\n    <service>\n      host 127.0.0.1\n      port {ports[0]}\n"
+            f"      weight 60\n      name one\n    </service>\n  </service_discovery>\n"
+            f"  <service_discovery>\n    @type file\n    path {tmp_path / 'sd.yaml'}\n  </service_discovery>\n"
+            f"  <service_discovery>\n    @type file\n    path {tmp_path / 'standby.json'}\n"
+            f"  </service_discovery>\n")
+
+
+@pytest.mark.parametrize("listed", ["server", "service_discovery"])
+def test_weir_to_weir_weights_standby_and_failover(weir, tmp_path, listed):
     ports = [free_port() for _ in range(3)]
     recv = []
     for i, p in enumerate(ports):
@@ -73,7 +88,8 @@ def test_weir_to_weir_weights_standby_and_failover(weir, tmp_path):
         recv.append(w)
     try:
         servers = (server(ports[0], "    weight 60\n    name one\n") + server(ports[1], "    weight 20\n") +
-                   server(ports[2], "    standby true\n"))
+                   server(ports[2], "    standby true\n")) if listed == "server" else \
+            discovered_servers(ports, tmp_path)
         sec = f"  <security>\n    self_hostname sender\n    shared_key {KEY}\n  </security>\n"
         weir.start(sender_config(weir.port, servers, sec))
         with weir.conn() as c:

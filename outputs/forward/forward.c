@@ -426,6 +426,18 @@ static int forward_init(output *o, conf_node *n, conf_errors *errs)
         bad = -1;
     if (pthread_mutex_init(&c->mu, NULL) == 0)
         c->mu_init = 1;
+    if (!bad) { /* the receivers, as Fluentd's "adding forwarding server" lines */
+        wbuf l = {0};
+        for (size_t i = 0; i < c->nservers; i++) {
+            const fwd_server *s = &c->servers[i];
+            char one[600];
+            int k = snprintf(one, sizeof one, "%s'%s' %s:%lld weight %lld%s", i ? "; " : "", s->name, s->host,
+                             (long long)s->port, (long long)s->weight, s->standby ? " standby" : "");
+            (void)wbuf_add(&l, one, k > 0 ? ((size_t)k < sizeof one ? (size_t)k : sizeof one - 1) : 0);
+        }
+        wlog_info("out_forward", "%s: %zu server(s): %.*s", c->id, c->nservers, (int)l.len, (const char *)l.data);
+        wbuf_free(&l);
+    }
     return bad;
 }
 

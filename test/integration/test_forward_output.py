@@ -169,3 +169,37 @@ def test_weir_to_fluentd(weir, fluentd, tmp_path, case):
     weir.stop_ok()
     fluentd.stop_ok()
     assert not fluentd.errors(), fluentd.errors()
+
+
+def test_service_discovery_files_read_as_fluentd_reads_them(fluentd, tmp_path):
+    """The same <service_discovery> files (YAML with comments, a flow mapping, '' quoting, YAML 1.1 `yes`,
+    unknown keys; JSON with null) give weir the same servers as Fluentd: both --dry-run, Fluentd's
+    "adding forwarding server" lines against weir's server list (name, host, port, weight). Fluentd resolves
+    the hosts at --dry-run: names that resolve here."""
+    import re
+    import subprocess
+    from conftest import WEIR_BIN
+    (tmp_path / "sd.yaml").write_text(
+        "# servers\n---\n- host: 127.0.0.1\n  port: 24225\n  weight: 10   # a comment\n"
+        "- {host: \"10.0.0.2\", port: 24226, standby: yes, name: 'b''s'}\n-\n  host: localhost\n  port: 24227\n"
+        "  extra: ignored\n")
+    (tmp_path / "sd.json").write_text('[{"host": "127.0.0.1", "port": 24228, "weight": 5},'
+                                      ' {"host": "localhost", "port": 1, "standby": true, "name": null}]')
+    conf = ("<match **>\n  @type forward\n" +
+            "".join(f"  <service_discovery>\n    @type file\n    path {tmp_path / f}\n  </service_discovery>\n"
+                    for f in ("sd.yaml", "sd.json")) +
+            "  <service_discovery>\n    @type static\n    <service>\n      host localhost\n      port 24229\n"
+            "      weight 7\n    </service>\n  </service_discovery>\n</match>\n")
+    rc, out = fluentd.dry_run(conf)
+    assert rc == 0, out
+    theirs = [(m[0], m[1], int(m[2]), int(m[3])) for m in
+              re.findall(r"adding forwarding server '(.*?)' host=\"(.*?)\" port=(\d+) weight=(\d+)", out)]
+    (tmp_path / "weir.conf").write_text(conf)
+    p = subprocess.run([WEIR_BIN, "--dry-run", "-c", str(tmp_path / "weir.conf")], capture_output=True,
+                       timeout=15, text=True)
+    assert p.returncode == 0, p.stderr
+    listed = next(json.loads(l)["msg"] for l in p.stderr.splitlines() if "server(s):" in l)
+    ours = [(m[0], m[1], int(m[2]), int(m[3])) for m in
+            re.findall(r"'(.*?)' (\S+):(\d+) weight (\d+)", listed.split(": ", 1)[1].split("server(s): ", 1)[1])]
+    assert len(theirs) == 6 and sorted(ours) == sorted(theirs), (ours, theirs)
+    assert ("b's", "10.0.0.2", 24226, 60) in ours and "'b's' 10.0.0.2:24226 weight 60 standby" in listed

@@ -607,6 +607,7 @@ static int eval(rb_ev *ev, const rb_node *e, rv *out)
     case N_INT: *out = rv_int(e->i); return 0;
     case N_FLOAT: *out = rv_float(e->f); return 0;
     case N_STR: *out = rv_str(e->s, e->n); return 0;
+    case N_CONST: *out = rb_from_mp((const uint8_t *)e->s, e->n); return 0;
     case N_REGEX: *out = (rv){.t = V_RE, .re = e->re}; return 0;
     case N_DSTR: { /* the parts' texts, then one copy of them in the arena */
         rv *parts = rb_alloc(e->nkids * sizeof *parts);

@@ -11,7 +11,7 @@
  *   values   nil true false 12 -3 1.5 'text' "text #{expr}" /regexp/imx
  *            [a, b] record tag time tag_parts tag_prefix tag_suffix
  *            hostname ENV['X'] ENV.fetch('X'[, d]) Socket.gethostname
- *            Time.now Time.at(n)
+ *            Time.now Time.at(n) @name (record_modifier's prepare_value)
  *   operators  a[i] a.m a.m(args) a&.m  ! - * / % + - < <= > >= == != =~ !~
  *            && || and ?: (Ruby's precedence)
  *   methods  listed in ruby_eval.c's table (String, Integer, Float, Hash,
@@ -62,6 +62,23 @@ const char *rb_code_end(const char *s, const char *end);
  * Ruby's to_s, nil is ""). 0, or -1 with Ruby's error message in err. */
 int rb_eval_value(const rb_node *e, const rb_env *env, wbuf *out, char *err, size_t errlen);
 int rb_eval_text(const rb_node *e, const rb_env *env, wbuf *out, char *err, size_t errlen);
+
+/* record_modifier's prepare_value: instance variables set once, at start, by
+ * `@name = expr` statements (separated by ';' or line breaks; `require ...`
+ * statements are skipped, anything else is an error). Each expression is
+ * evaluated when it is read, against an empty record, the empty tag and the
+ * current time; later statements see the earlier variables. */
+typedef struct rb_ivars {
+    char **names;
+    wbuf *vals; /* each a msgpack value */
+    size_t n;
+} rb_ivars;
+int rb_prepare(const char *src, size_t n, rb_ivars *iv, char *err, size_t errlen);
+void rb_ivars_free(rb_ivars *iv);
+/* The variables that rb_compile resolves `@name` against, until called again
+ * (NULL: none; `@name` is then a configuration error, as is a name iv does not
+ * hold). The value is copied into the tree. Main thread, configuration time. */
+void rb_ivars_use(const rb_ivars *iv);
 
 /* Ruby's to_s of a msgpack value, outside any expression (formatters that
  * write value.to_s): nil is "", a Hash/Array its inspect ({"a"=>[1, nil]}),

@@ -24,6 +24,7 @@ enum rb_kind {
     N_BIN,   /* kids[0] op kids[1]: op one of the characters below */
     N_NOT, N_NEG, N_AND, N_OR, N_TERN,
     N_TIME_NOW, N_TIME_AT,
+    N_CONST, /* s/n: a value as msgpack (an instance variable of record_modifier's prepare_value) */
 };
 
 /* N_BIN's op: + - * / % < > == != =~ !~ <= >= as one byte each */

@@ -6,7 +6,8 @@
  * <replace> gsubs a key's string value when its expression matches;
  * allowlist_keys (whitelist_keys) when remove_keys is not set;
  * char_encoding (the UTF-8 forms, and byte encodings to UTF-8); prepare_value
- * (Ruby run at start) is refused.
+ * as `@name = expr` statements in the same Ruby subset, evaluated once at
+ * start, their @names usable in every ${...} (rb_prepare).
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 #include "lib/array.h"
 #include "aggregator/filters/rt_impl.h"
+#include "aggregator/ruby_expr.h"
 
 static const conf_spec rm_spec[] = {
     {"record", CONF_SECTION, NULL, 0, 0, NULL,
@@ -32,7 +34,9 @@ static const conf_spec rm_spec[] = {
      "`ascii-8bit:utf-8` (`binary`, `us-ascii`) turns every byte >= 0x80 into U+FFFD as Ruby's `encode!` "
      "with `:replace`; other encodings are refused"},
     {"prepare_value", CONF_STR, NULL, 0, offsetof(rt_ctx, prepare_value), NULL,
-     "Ruby code run at start: refused (weir does not run Ruby)"},
+     "Ruby run once at start: `@name = expression` statements (separated by `;` or line breaks; `require` "
+     "skipped) in the Ruby subset of `${...}`; each `@name` is then usable in `<record>` and `<replace>` "
+     "expressions. Other statements are refused"},
     {"replace", CONF_SECTION, NULL, 0, 0, NULL,
      "`<replace>` with `key`, `expression` (`/re/flags`) and `replace` (`\\1`, `\\k<name>`): the key's string value "
      "becomes its `gsub` when the expression matches, after `<record>`"},
@@ -167,15 +171,16 @@ static int rm_init(filter *f, conf_node *n, conf_errors *errs)
     int bad = 0;
     c->modifier = 1;
     c->auto_typecast = 1;
+    /* prepare_value: its @variables, evaluated now, are constants of the expressions compiled below */
+    rb_ivars iv = {0};
     if (c->prepare_value) {
-        conf_error_at(errs, n, "prepare_value",
-                      "prepare_value is not supported: it is Ruby code and weir does not run Ruby; use "
-                      "placeholders in <record>");
-        bad = -1;
-    }
-    for (size_t i = 0; i < n->nchildren; i++)
-        if (!strcmp(n->children[i]->name, "replace") && rm_replace_compile(c, n->children[i], errs))
+        char why[400];
+        if (rb_prepare(c->prepare_value, strlen(c->prepare_value), &iv, why, sizeof why)) {
+            conf_error_at(errs, n, "prepare_value", "%s", why);
             bad = -1;
+        }
+    }
+
     if (c->char_encoding) {
         const char *s = c->char_encoding, *colon = strchr(s, ':');
         int from = enc_kind(s, colon ? (size_t)(colon - s) : strlen(s));
@@ -193,7 +198,15 @@ static int rm_init(filter *f, conf_node *n, conf_errors *errs)
         }
     }
     c->allow = c->remove_keys ? NULL : c->allowlist_keys ? c->allowlist_keys : c->whitelist_keys;
-    return rt_compile(c, n, errs) || bad ? -1 : 0;
+    rb_ivars_use(&iv);
+    for (size_t i = 0; i < n->nchildren; i++)
+        if (!strcmp(n->children[i]->name, "replace") && rm_replace_compile(c, n->children[i], errs))
+            bad = -1;
+    if (rt_compile(c, n, errs))
+        bad = -1;
+    rb_ivars_use(NULL);
+    rb_ivars_free(&iv);
+    return bad;
 }
 
 static int in_list(char *const *list, const uint8_t *k, size_t kl)

@@ -15,7 +15,9 @@ def test_stdout_filter_and_record_modifier(weir, tmp_path):
 <filter app.**>
   @type record_modifier
   remove_keys drop
+  prepare_value require 'socket'; @env = ENV.fetch('WEIR_NO_SUCH_VAR', 'prod'); @tier = [@env, 'eu'].join('-')
   <record>
+    tier ${@tier}
     service ${tag_parts[1]}
     n ${record["n"]}
     text n=${record["n"]}
@@ -28,8 +30,8 @@ def test_stdout_filter_and_record_modifier(weir, tmp_path):
                                        fwd.entry(fwd.et(1700000001), {"n": 8})]))
     recs = weir.wait_records(2)
     assert [{k: v for k, v in r.items() if k not in ("time", "tag")} for r in recs] == [
-        {"n": 7, "service": "web", "text": "n=7"},
-        {"n": 8, "service": "web", "text": "n=8"},
+        {"n": 7, "tier": "prod-eu", "service": "web", "text": "n=7"},
+        {"n": 8, "tier": "prod-eu", "service": "web", "text": "n=8"},
     ]
     weir.stop_ok()
     lines = [l for l in weir.stdout_text().splitlines() if " app.web: " in l]
@@ -45,7 +47,7 @@ def test_record_modifier_refusals(weir, tmp_path):
     cfg = tmp_path / "rm.conf"
     cfg.write_text(helpers.forward_source(weir.port) + """<filter **>
   @type record_modifier
-  prepare_value require 'socket'
+  prepare_value require 'socket'; @host = Socket.gethostname; system('rm -rf /')
   char_encoding euc-jp:utf-8
 </filter>
 <match **>
@@ -54,5 +56,6 @@ def test_record_modifier_refusals(weir, tmp_path):
 """)
     p = subprocess.run([WEIR_BIN, "--dry-run", "-c", str(cfg)], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0
-    assert "prepare_value is not supported" in p.stderr + p.stdout
+    assert ("prepare_value: only `@name = expression` statements (and require) are supported, not "
+            "'system('rm -rf /')'") in p.stderr + p.stdout
     assert "char_encoding 'euc-jp:utf-8' is not supported" in p.stderr + p.stdout

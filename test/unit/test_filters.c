@@ -941,9 +941,27 @@ static void test_record_modifier(void **st)
     MODIFY(f, "app", "{'m':'caf\u00e9','n':{'in':'\u00e9'}}", "{'m':'caf\ufffd\ufffd','n':{'in':'\u00e9'},'x':'y'}");
     filter_destroy(f);
 
-    EXPECT_CONF_ERRORS("@type record_modifier\nprepare_value @x = 1",
-                       "f.conf:3: prepare_value is not supported: it is Ruby code and weir does not run Ruby; use "
-                       "placeholders in <record>");
+    /* prepare_value: @variables evaluated once, later statements see earlier ones, usable in <record> and
+     * <replace>; require skipped */
+    f = mkf("@type record_modifier\nprepare_value require 'socket'; @a = 'x'.upcase; @n = 40 + 2; "
+            "@l = [@a, @n.to_s].join('-')\n<record>\nv ${@l + '/' + tag}\nn ${@n}\n</record>\n"
+            "<replace>\nkey m\nexpression /o/\nreplace 0\n</replace>");
+    MODIFY(f, "app", "{'m':'foo'}", "{'m':'f00','v':'X-42/app','n':42}");
+    filter_destroy(f);
+    EXPECT_CONF_ERRORS("@type record_modifier\nprepare_value @x = 1; puts 'hi'",
+                       "f.conf:3: prepare_value: only `@name = expression` statements (and require) are supported, "
+                       "not 'puts 'hi''");
+    EXPECT_CONF_ERRORS("@type record_modifier\nprepare_value @x = 1 / 0",
+                       "f.conf:3: prepare_value: @x: divided by 0");
+    EXPECT_CONF_ERRORS("@type record_modifier\nprepare_value @x == 1",
+                       "f.conf:3: prepare_value: only `@name = expression` statements (and require) are supported, "
+                       "not '@x == 1'");
+    EXPECT_CONF_ERRORS("@type record_modifier\nprepare_value @x = 1\n<record>\ny ${@y}\n</record>",
+                       "f.conf:5: unsupported Ruby in <record>: '${@y}': instance variable @y is not set "
+                       "(record_modifier's prepare_value sets them)");
+    EXPECT_CONF_ERRORS("@type record_transformer\nenable_ruby true\n<record>\ny ${@y}\n</record>",
+                       "f.conf:5: unsupported Ruby in <record>: '${@y}': instance variable @y is not set "
+                       "(record_modifier's prepare_value sets them)");
     EXPECT_CONF_ERRORS("@type record_modifier\nchar_encoding euc-jp:utf-8",
                        "f.conf:3: char_encoding 'euc-jp:utf-8' is not supported: weir keeps strings as UTF-8; "
                        "accepted: utf-8, utf-8:utf-8, ascii-8bit:utf-8 (binary, us-ascii)");

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lib/fdio.h"
 #include "lib/wbuf.h"
 
 /* ---- pattern sets ------------------------------------------------------------------------ */
@@ -170,28 +171,11 @@ int grok_set_load_text(grok_set *s, const char *text, size_t n, const char *file
 
 static int load_file(grok_set *s, const char *path, char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "rbe");
-    if (!fp) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
     wbuf b = {0};
-    char buf[8192];
-    size_t got;
+    if (file_read_all(path, 64u << 20, &b, err, errlen))
+        return -1;
     int rc = 0;
-    while ((got = fread(buf, 1, sizeof buf, fp)) > 0) {
-        if (b.len + got > (64u << 20) || wbuf_add(&b, buf, got)) {
-            snprintf(err, errlen, "%s: too large (more than 64 MiB) or out of memory", path);
-            rc = -1;
-            break;
-        }
-    }
-    if (!rc && ferror(fp)) {
-        snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
-        rc = -1;
-    }
-    fclose(fp);
-    if (!rc && grok_set_load_text(s, (const char *)b.data, b.len, path)) {
+    if (grok_set_load_text(s, (const char *)b.data, b.len, path)) {
         snprintf(err, errlen, "%s: out of memory", path);
         rc = -1;
     }

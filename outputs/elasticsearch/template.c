@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/fdio.h"
 #include "lib/http.h"
 #include "lib/log.h"
 #include "outputs/elasticsearch/hosts.h"
@@ -29,23 +30,11 @@
 
 static char *read_file(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    wbuf b = {0};
+    if (errlen > 12 && file_read_all(path, 64u << 20, &b, err + 12, errlen - 12)) {
+        memcpy(err, "cannot open ", 12); /* "cannot open PATH: reason" */
         return NULL;
     }
-    wbuf b = {0};
-    char tmp[8192];
-    size_t r;
-    while ((r = fread(tmp, 1, sizeof tmp, f)) > 0)
-        if (wbuf_add(&b, tmp, r)) {
-            fclose(f);
-            wbuf_free(&b);
-            snprintf(err, errlen, "out of memory reading %s", path);
-            return NULL;
-        }
-    fclose(f);
-    wbuf_addc(&b, 0);
     return (char *)b.data;
 }
 

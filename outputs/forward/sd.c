@@ -15,12 +15,12 @@
  * Threads: the main thread, at init.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/fdio.h"
 #include "lib/wbuf.h"
 #include "outputs/forward/sd.h"
 
@@ -325,24 +325,10 @@ static int from_yaml(sd_out *o, const char *data, size_t len)
 
 int fwd_sd_file_servers(const char *path, wbuf *out, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "service discovery file %s: %s", path, strerror(errno));
-        return -1;
-    }
     wbuf data = {0};
-    char buf[8192];
-    size_t n;
-    int rc = 0;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        if (data.len + n > (4u << 20) || wbuf_add(&data, buf, n)) {
-            snprintf(err, errlen, "service discovery file %s: larger than 4 MiB", path);
-            rc = -1;
-            break;
-        }
-    fclose(f);
-    if (rc) {
-        wbuf_free(&data);
+    char why[400];
+    if (file_read_all(path, 4u << 20, &data, why, sizeof why)) {
+        snprintf(err, errlen, "service discovery file %s", why);
         return -1;
     }
     /* Fluentd: JSON when what follows the name's first dot is "json", else YAML */
@@ -351,7 +337,7 @@ int fwd_sd_file_servers(const char *path, wbuf *out, char *err, size_t errlen)
     const char *dot = strchr(base, '.');
     sd_out o = {.path = path, .err = err, .errlen = errlen};
     err[0] = 0;
-    rc = dot && !strcmp(dot + 1, "json") ? from_json(&o, data.len ? (const char *)data.data : "", data.len)
+    int rc = dot && !strcmp(dot + 1, "json") ? from_json(&o, data.len ? (const char *)data.data : "", data.len)
                                           : from_yaml(&o, data.len ? (const char *)data.data : "", data.len);
     wbuf_free(&data);
     if (!rc && !o.entry) {

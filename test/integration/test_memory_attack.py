@@ -22,8 +22,10 @@ buffers that are not in the account), and the accounted peak
 reservations: records already decoded, a part per connection that streams).
 
 Under AddressSanitizer (memtools.SANITIZED) VmHWM is not checked (shadow
-memory, quarantine) and the sizes are 1/8 (connections as many), so the test
-stays under ~2 min there."""
+memory, quarantine), the sizes are 1/4 (connections as many), so the test
+stays under ~2 min there, and the budget is 64 MiB: at 1/4 of the work the
+accounted peak there stays under 128 MiB (117 MiB measured), so the budget
+would not be reached at all."""
 import base64
 import os
 import signal
@@ -38,10 +40,11 @@ from fwd import et
 from helpers import config, get, match, metric
 from memtools import BLOCK, ENTRY, MiB, PER_BLOCK, SANITIZED, head_packed, opts, read_ack, vm_hwm
 
-BUDGET = 128 * MiB
+# under ASan weir decodes slower than its outputs drain: a 128 MiB budget would not be reached there
+BUDGET = (64 if SANITIZED else 128) * MiB
 FIXED_OVERHEAD = 32 * MiB
 OVERSHOOT = 16 * MiB
-SCALE = 8 if SANITIZED else 1
+SCALE = 4 if SANITIZED else 1
 N_BOMBS, BOMB_INFLATED = 32, 512 * MiB // SCALE
 N_HOLD, HOLD_DECLARED, HOLD_SENT = 32, 200 * MiB // SCALE, 180 * MiB // SCALE
 N_LEGIT, LEGIT_SIZE = 8, 256 * MiB // SCALE
@@ -54,7 +57,7 @@ PIECE = BLOCK * 16  # 1 MiB
 def cfg(weir, mport):
     outs = (match("legit.**", "null", id="legit") + match("normal.**", "null", id="normal")
             + match("**", "null", id="sink"))
-    return config(weir.port, system="  memory_budget 128m", monitor=mport, matches=outs)
+    return config(weir.port, system=f"  memory_budget {BUDGET // MiB}m", monitor=mport, matches=outs)
 
 
 def records(text, out):
@@ -171,6 +174,7 @@ def test_combined_attack_stays_within_the_budget_and_serves_the_rest(weir):
     assert max(latencies) <= ACK_LATENCY, f"a normal ack took {max(latencies):.2f} s"
     assert metric(text, "weir_forward_streamed_requests_total", input="forward.0") == N_BOMBS + N_HOLD + N_LEGIT
     assert metric(text, "weir_memory_budget_bytes") == BUDGET
+    assert metric(text, "weir_memory_waits_total", reason="forward_read") > 0, "the budget was never reached"
     assert peak <= BUDGET + OVERSHOOT, f"accounted peak {peak / MiB:.1f} MiB"
     if not SANITIZED:
         assert hwm <= BUDGET + FIXED_OVERHEAD, f"VmHWM {hwm / MiB:.1f} MiB"

@@ -151,10 +151,32 @@ void kafka_conf_fetch_queue(rd_kafka_conf_t *kc, const conf_hash *opts, uint64_t
     uint64_t cur = strtoull(val, NULL, 10), cap = budget / 4 / 1024;
     if (cap < 1024)
         cap = 1024; /* 1 MiB of queue at least */
-    if (cap >= cur)
-        return;
     char err[256], num[32];
-    snprintf(num, sizeof num, "%llu", (unsigned long long)cap);
-    if (rd_kafka_conf_set(kc, "queued.max.messages.kbytes", num, err, sizeof err) == RD_KAFKA_CONF_OK)
-        wlog_info("in_kafka", "%s: queued.max.messages.kbytes %s (a quarter of the memory budget)", id, num);
+    if (cap < cur) {
+        snprintf(num, sizeof num, "%llu", (unsigned long long)cap);
+        if (rd_kafka_conf_set(kc, "queued.max.messages.kbytes", num, err, sizeof err) == RD_KAFKA_CONF_OK)
+            wlog_info("in_kafka", "%s: queued.max.messages.kbytes %s (a quarter of the memory budget)", id, num);
+    }
+    /* The queue is checked before a partition is fetched, and a fetch
+     * response (max.partition.fetch.bytes of compressed batches, 1 MiB by
+     * default) is inflated and queued whole: repetitive logs in lz4 or zstd
+     * batches inflate ~100x, a 1 MiB fetch to ~100 MiB past the queue's cap
+     * (measured: VmHWM 140 MiB for a 64 MiB budget). So a partition's fetch
+     * is at most budget / 1024 (64 KiB at 64 MiB, 1 MiB from 1 GiB on),
+     * unless the configuration (max_bytes, rdkafka_options) set it; a batch
+     * larger than that is still fetched whole (KIP-74). */
+    for (size_t i = 0; i < opts->n; i++)
+        if (!strcmp(opts->kv[i].k, "max.partition.fetch.bytes") || !strcmp(opts->kv[i].k, "fetch.message.max.bytes"))
+            return;
+    vl = sizeof val;
+    if (rd_kafka_conf_get(kc, "max.partition.fetch.bytes", val, &vl) != RD_KAFKA_CONF_OK)
+        return;
+    uint64_t fcur = strtoull(val, NULL, 10), fcap = budget / 1024;
+    if (fcap < 65536)
+        fcap = 65536;
+    if (fcur != 1048576 || fcap >= fcur) /* not librdkafka's default: set by max_bytes */
+        return;
+    snprintf(num, sizeof num, "%llu", (unsigned long long)fcap);
+    if (rd_kafka_conf_set(kc, "max.partition.fetch.bytes", num, err, sizeof err) == RD_KAFKA_CONF_OK)
+        wlog_info("in_kafka", "%s: max.partition.fetch.bytes %s (1/1024 of the memory budget)", id, num);
 }

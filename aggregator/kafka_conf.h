@@ -83,7 +83,10 @@ rd_kafka_t *kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t **kc, const c
 
 /* The consumer's pre-fetch queue (librdkafka's queued.max.messages.kbytes,
  * 64 MiB by default) at most a quarter of the memory budget, unless
- * rdkafka_options sets it (docs/architecture.md, "Memory budget"). */
+ * rdkafka_options sets it; a partition's fetch (max.partition.fetch.bytes,
+ * 1 MiB by default, inflated whole past the queue's cap) at most 1/1024 of
+ * it, unless max_bytes or rdkafka_options set that (docs/architecture.md,
+ * "Memory budget"). */
 void kafka_conf_fetch_queue(rd_kafka_conf_t *kc, const conf_hash *opts, uint64_t budget, const char *id);
 
 #endif

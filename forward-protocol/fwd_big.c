@@ -179,6 +179,42 @@ void fwd_budget_cb(evutil_socket_t fd, short what, void *arg)
     free(v);
 }
 
+/* ---- yielding ------------------------------------------------------------------------ */
+
+/* The stream stopped between parts with bytes still to decode (st_yield):
+ * it goes on from a zero timer, i.e. after the loop's next poll, so the
+ * connections readable meanwhile (a normal client's small requests) are
+ * served first, and the budget is checked again before it goes on. An
+ * event_active here would run it again before the next poll. */
+void fwd_stream_yield(fwd_conn *c)
+{
+    fwd_worker *fw = c->w->proto;
+    if (c->rev)
+        event_del(c->rev);
+    if (!fw->yield_armed) {
+        struct timeval tv = {0, 0};
+        fw->yield_armed = 1;
+        evtimer_add(fw->yield_ev, &tv);
+    }
+}
+
+void fwd_yield_cb(evutil_socket_t fd, short what, void *arg)
+{
+    worker *w = arg;
+    fwd_worker *fw = w->proto;
+    fw->yield_armed = 0;
+    for (fwd_conn *c = fw->conns; c; c = c->next) {
+        /* paused (outputs, a reload) or waiting for memory: resumed from there, st_blocked says why */
+        if (!c->st_yield || c->paused || c->mpaused)
+            continue;
+        c->st_yield = 0;
+        if (!c->closed && !c->no_more_reads && !w->stopping && c->rev) {
+            fwd_arm_read(c);
+            event_active(c->rev, EV_READ, 0);
+        }
+    }
+}
+
 /* ---- streamed requests ------------------------------------------------------------ */
 
 /* Start streaming the request whose head is at `head` (fwd_stream_probe said
@@ -359,13 +395,24 @@ static int stream_end(fwd_conn *c)
     return 1;
 }
 
+/* A stream whose bytes are already read (a compressed request framed
+ * whole, a read burst of many entries) stops after this much and lets the
+ * worker's other connections run (fwd_stream_yield): decoding 512 MiB
+ * inflated from one 1.4 MB request back to back would hold the worker for
+ * the whole of it, and the budget would only be checked between parts. */
+#define YIELD_PARTS 4
+#define YIELD_BYTES (1024 * 1024)
+
 int fwd_stream_input(fwd_conn *c)
 {
     uint64_t lim = fwd_request_limit(c->src->chunk_size_limit);
+    int parts = 0;
+    size_t fed = 0;
     for (;;) {
         size_t used = 0;
         int rc = fwd_stream_feed(c->st, c->in.data + c->in_off, c->in.len - c->in_off, &used, &c->st_out);
         c->in_off += used;
+        fed += used;
         st_sync(c);
         uint64_t size = fwd_stream_consumed(c->st) + (rc == FWD_OK ? 0 : c->in.len - c->in_off);
         if (size > lim) {
@@ -385,6 +432,11 @@ int fwd_stream_input(fwd_conn *c)
             /* the rest of what was read waits while memory or the outputs are full */
             if (mb_over() || router_congested(c->w->rt)) {
                 c->st_blocked = 1;
+                return 0;
+            }
+            if (++parts >= YIELD_PARTS || fed >= YIELD_BYTES) {
+                c->st_blocked = 1;
+                c->st_yield = 1;
                 return 0;
             }
             continue;

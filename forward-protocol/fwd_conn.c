@@ -472,6 +472,17 @@ void fwd_arm_read(fwd_conn *c)
     event_add(c->rev, c->src->idle_timeout > 0 ? &c->src->idle_tv : NULL);
 }
 
+/* A streamed request stopped between parts (st_blocked): why decides how it goes on. */
+static void stream_stopped(fwd_conn *c)
+{
+    if (mb_over())
+        fwd_budget_pause(c);
+    else if (c->st_yield)
+        fwd_stream_yield(c);
+    else
+        pause_conn(c);
+}
+
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
     fwd_conn *c = arg;
@@ -509,13 +520,11 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
             return;
         }
         c->st_blocked = 0;
+        c->st_yield = 0;
         if (fwd_process_input(c) < 0 || c->no_more_reads)
             return;
         if (c->st_blocked) {
-            if (mb_over())
-                fwd_budget_pause(c);
-            else
-                pause_conn(c);
+            stream_stopped(c);
             return;
         }
     }
@@ -572,10 +581,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
             if (c->no_more_reads)
                 return;
             if (c->st_blocked) {
-                if (mb_over())
-                    fwd_budget_pause(c);
-                else
-                    pause_conn(c);
+                stream_stopped(c);
                 return;
             }
             if (c->tls ? !more : (size_t)n < room)

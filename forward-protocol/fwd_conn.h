@@ -155,6 +155,7 @@ struct fwd_conn {
     size_t st_tag_len;
     int force_stream;           /* the budget refused to grow the frame: stream the request */
     int st_blocked;             /* stopped between parts (budget or outputs): c->in still holds bytes */
+    int st_yield;               /* stopped between parts to let the worker's other connections run */
     /* memory budget */
     size_t in_res, st_res;      /* bytes reserved for c->in, for the stream (windows, st_out) */
     int mpaused, mgrant;        /* waiting for memory; may read once whatever the budget says */
@@ -178,6 +179,8 @@ typedef struct fwd_worker {
     int budget_armed;
     uint64_t mseq;
     double stalled_since;    /* over the budget with nothing of this worker in flight */
+    struct event *yield_ev;  /* streams that yielded go on after the next poll */
+    int yield_armed;
 } fwd_worker;
 
 /* The meeting point of a reload (docs/architecture.md, "Reload"). Main
@@ -231,6 +234,8 @@ void fwd_part_done(fwd_group *g, int failed);
 void fwd_in_sync(fwd_conn *c);
 void fwd_budget_pause(fwd_conn *c);
 void fwd_budget_cb(evutil_socket_t fd, short what, void *arg);
+void fwd_stream_yield(fwd_conn *c);
+void fwd_yield_cb(evutil_socket_t fd, short what, void *arg);
 int fwd_budget_refuses(const fwd_conn *c, size_t grow);
 int fwd_budget_shed(fwd_conn *c);
 void fwd_try_park(worker *w);

@@ -48,6 +48,7 @@ int fwd_worker_init(worker *w)
         return -1;
     fw->pressure_ev = evtimer_new(w->base, fwd_pressure_cb, w);
     fw->budget_ev = evtimer_new(w->base, fwd_budget_cb, w);
+    fw->yield_ev = evtimer_new(w->base, fwd_yield_cb, w);
     fw->route = router_ctx_new(w->rt);
     w->proto = fw;
     return 0;
@@ -66,6 +67,8 @@ void fwd_worker_free(worker *w)
         event_free(fw->pressure_ev);
     if (fw->budget_ev)
         event_free(fw->budget_ev);
+    if (fw->yield_ev)
+        event_free(fw->yield_ev);
     fwd_scratch_free(&fw->scratch);
     free(fw->tls_rbuf);
     wbuf_free(&fw->acc.data);

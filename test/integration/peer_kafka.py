@@ -170,6 +170,18 @@ class Broker:
                            timeout=60)
         assert p.returncode == 0, p.stderr.decode()
 
+    def produce_perf(self, topic, n, payload_file, *props, timeout=120):
+        """Produce n messages fast with Kafka's own ProducerPerformance
+        (kafka-producer-perf-test): each a line of payload_file picked at
+        random; props are producer properties (batch.size=..., ...).
+        Returns its output."""
+        p = self._java("org.apache.kafka.tools.ProducerPerformance", "--topic", topic, "--num-records", str(n),
+                       "--throughput", "-1", "--payload-file", payload_file, "--producer-props",
+                       f"bootstrap.servers={self.bootstrap}", *props, check=True, timeout=timeout)
+        out = p.stdout.decode()
+        assert f"{n} records sent" in out, out[-2000:]
+        return out
+
     def committed(self, group, topic):
         """The group's committed offsets for topic's partitions."""
         args = ["--bootstrap-server", self.bootstrap, "--describe", "--group", group]

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -619,3 +620,133 @@ def test_fetch_queue_follows_the_memory_budget(weir):
     poll(lambda: "started: config" in weir.stderr_text(all_runs=False), 10, what="weir started")
     weir.stop_ok()
     assert weir.stderr_text(all_runs=False).count("queued.max.messages.kbytes") == 0
+
+
+def test_1gb_backlog_into_a_stalled_output_stays_within_the_budget(weir, broker, tmp_path):
+    """~1 GB waits in a topic (1 M JSON messages of 1 KiB, repetitive like
+    logs, produced in lz4 batches by Kafka's own ProducerPerformance); weir
+    consumes it with memory_budget 64m into an elasticsearch output whose
+    node accepts the connection and answers nothing (a memory buffer of 8 MiB,
+    overflow_action block: the outputs stay congested, the consumer stops
+    reading). After 25 s: weir's peak RSS (VmHWM) is within the budget +
+    FIXED_OVERHEAD (24 MiB: the process ~11 MiB, librdkafka's threads and
+    buffers, allocator caches), /api/v1/health answers with the budget, the
+    memory metrics are sane, the buffer is at its limit and nearly all of the
+    backlog still waits in the broker. Fails without the caps of
+    kafka_conf_fetch_queue: librdkafka's 64 MiB queue, or (measured) its
+    1 MiB fetches of these batches, inflated ~100x past the queue's cap,
+    VmHWM 140 MiB. Measured with the caps: VmHWM 72-79 MiB, ~8 000 records
+    taken, 35-60 s a run (producing: 3 s); under ASan VmHWM (not checked)
+    225 MiB, 34 s. The node answers at the end only so that SIGTERM is quick:
+    with the output still stalled the consumer waits for room for its last
+    burst, past shutdown_timeout."""
+    import urllib.request
+    from memtools import MiB, SANITIZED, vm_hwm
+    budget, fixed_overhead = 64 * MiB, 24 * MiB
+    signal.alarm(180)  # conftest's default is 60 s: producing 1 GB takes a part of it
+    t0 = time.monotonic()
+    topic, n, size = "mem.backlog", 1_000_000, 1024
+    broker.create_topic(topic)
+    payload = os.path.join(str(tmp_path), "payload.txt")
+    with open(payload, "w") as f:  # ProducerPerformance picks lines at random
+        for i in range(16):
+            head = json.dumps({"i": i, "msg": ""})
+            f.write(json.dumps({"i": i, "msg": chr(ord("a") + i) * (size - len(head))}) + "\n")
+    broker.produce_perf(topic, n, payload, "acks=1", "compression.type=lz4", "batch.size=1048576", "linger.ms=20",
+                        "buffer.memory=134217728")
+    t_produced = time.monotonic() - t0
+
+    # the stalled node: accepts, answers nothing until released, then every bulk succeeds
+    stall = socket.socket()
+    stall.bind(("127.0.0.1", 0))
+    stall.listen(64)
+    release = threading.Event()
+    held = []
+
+    def answer(c):
+        release.wait()
+        buf = b""
+        with c:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = c.recv(1 << 20)
+                    if not data:
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                hdrs = {l.split(b":", 1)[0].strip().lower(): l.split(b":", 1)[1].strip()
+                        for l in head.split(b"\r\n")[1:] if b":" in l}
+                if hdrs.get(b"expect", b"").lower() == b"100-continue":
+                    c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                need = int(hdrs.get(b"content-length", b"0"))
+                while len(buf) < need:
+                    data = c.recv(1 << 20)
+                    if not data:
+                        return
+                    buf += data
+                buf = buf[need:]
+                body = b'{"errors":false}'
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                          + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    def accept():
+        while True:
+            try:
+                c = stall.accept()[0]
+            except OSError:
+                return
+            held.append(c)
+            threading.Thread(target=answer, args=(c,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    mport = free_port()
+    cfg = (f"<system>\n  memory_budget 64m\n</system>\n"
+           + consumer_source(broker.bootstrap, topic, "g-backlog", "  @id kin")
+           + helpers.monitor_source(mport)
+           + helpers.match("**", "elasticsearch", id="stalled",
+                           extra=f"  host 127.0.0.1\n  port {stall.getsockname()[1]}\n",
+                           buffer="""    @type memory
+    flush_interval 0.1s
+    chunk_limit_size 1m
+    total_limit_size 8m
+    overflow_action block
+    retry_forever true"""))
+    weir.allow_errors = True  # the bulk requests time out while the node is stalled
+    try:
+        weir.start(cfg, port=mport)
+        metrics = lambda: helpers.get(mport, "/metrics")[1]  # noqa: E731
+        poll(lambda: helpers.metric(metrics(), "weir_buffer_bytes", output="stalled") > 4 * MiB, 30,
+             what="the stalled output's buffer filling")
+        time.sleep(25)
+        hwm = vm_hwm(weir.proc.pid)
+        text = metrics()
+        with urllib.request.urlopen(f"http://127.0.0.1:{mport}/api/v1/health", timeout=5) as r:
+            status, hdr_budget = r.status, int(r.headers["X-Weir-Memory-Budget"])
+            hdr_in_use = int(r.headers["X-Weir-Memory-In-Use"])
+        read = helpers.metric(text, "weir_buffer_appended_records_total", output="stalled")
+        buffered = helpers.metric(text, "weir_buffer_bytes", output="stalled")
+        print(f"\n1 GB backlog ({n} x {size} B, produced in {t_produced:.1f} s) into a stalled output, budget 64 "
+              f"MiB: VmHWM {hwm / MiB:.1f} MiB, {read:.0f} records taken, buffer {buffered / MiB:.1f} MiB, "
+              f"in use {helpers.metric(text, 'weir_memory_in_use_bytes') / MiB:.1f} MiB, "
+              f"total {time.monotonic() - t0:.1f} s")
+        assert weir.alive()
+        assert status == 200 and hdr_budget == budget and 0 <= hdr_in_use <= budget
+        assert helpers.metric(text, "weir_memory_budget_bytes") == budget
+        assert 0 <= helpers.metric(text, "weir_memory_in_use_bytes") <= budget
+        assert helpers.metric(text, "weir_memory_in_use_peak_bytes") <= budget
+        assert buffered <= 8 * MiB + MiB  # total_limit_size (+ a chunk being staged)
+        assert 0 < read < n / 20, "the backlog is in the broker, not in weir"
+        log = weir.stderr_text()
+        assert "kin: queued.max.messages.kbytes 16384 (a quarter of the memory budget)" in log
+        assert "kin: max.partition.fetch.bytes 65536 (1/1024 of the memory budget)" in log
+        if not SANITIZED:
+            assert hwm <= budget + fixed_overhead, f"VmHWM {hwm / MiB:.1f} MiB"
+    finally:
+        # the node answers: the consumer's last burst gets into the buffer, SIGTERM is quick (with the
+        # output stalled, the consumer would wait for room for that burst whatever shutdown_timeout says)
+        release.set()
+    weir.stop_ok()
+    stall.shutdown(socket.SHUT_RDWR)  # wakes the accept
+    stall.close()
+    for c in held:
+        c.close()

@@ -21,29 +21,13 @@ import fwd
 from conftest import T0, free_port, poll
 from fwd import et
 from helpers import config, get, match, metric
+from memtools import BLOCK, ENTRY, MiB, PER_BLOCK, SANITIZED, head_packed, opts, read_ack, send_blocks, vm_hwm
 
-MiB = 1 << 20
 BUDGET = 128 * MiB
 FIXED_OVERHEAD = 48 * MiB
 # what the account may pass the budget by: reservations that cannot wait
 # (records already decoded: at most a read burst and a part per connection)
 OVERSHOOT = 24 * MiB
-
-
-def _sanitized():
-    with open(os.environ.get("WEIR_BIN", "build/weir"), "rb") as f:
-        return b"__asan_init" in f.read()
-
-
-# Under AddressSanitizer RSS also holds the quarantine of freed memory and
-# shadow memory: VmHWM says nothing about weir's own bound there; the
-# accounted peak (weir_memory_in_use_peak_bytes) is checked in both builds.
-SANITIZED = _sanitized()
-
-# one 64 KiB block of 64 entries of ~1 KiB; requests repeat it
-ENTRY = msgpack.packb([et(T0, 1), {"msg": "x" * 990, "k": "v"}], use_bin_type=True)
-PER_BLOCK = (64 * 1024) // len(ENTRY)
-BLOCK = ENTRY * PER_BLOCK
 
 
 def check_bounds(mport, hwm, budget=BUDGET):
@@ -59,14 +43,6 @@ def account_drains(mport):
          what="the memory account back to 0")
 
 
-def vm_hwm(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
-
-
 def cfg(weir, mport, budget="128m", source_extra=""):
     return config(weir.port, system=f"  memory_budget {budget}", source_extra=source_extra, monitor=mport,
                   matches=match("**", "null", id="sink"))
@@ -74,35 +50,6 @@ def cfg(weir, mport, budget="128m", source_extra=""):
 
 def out_records(mport):
     return metric(get(mport, "/metrics")[1], "weir_output_records_total", output="sink", type="null")
-
-
-def head_packed(tag, blob_len):
-    return fwd.array_header(3) + fwd.packb(tag) + fwd.bin_header(blob_len)
-
-
-def opts(chunk, **extra):
-    return fwd.packb({"chunk": chunk, **extra})
-
-
-def send_blocks(sock, nblocks, block=BLOCK):
-    for _ in range(nblocks):
-        sock.sendall(block)
-
-
-def read_ack(sock, timeout):
-    sock.settimeout(timeout)
-    buf = b""
-    while True:
-        try:
-            got = fwd.unpack_one(buf) if buf else None
-        except Exception:
-            got = None
-        if got is not None:
-            return got[0]
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError("closed before the ack")
-        buf += data
 
 
 def test_256mib_packed_forward_streams_within_the_budget(weir):

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,36 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 static void break_task(worker *w, void *arg) { event_base_loopbreak(w->base); }
+
+/* Shutdown: after `at` (half of shutdown_timeout), appends blocked on a full buffer give up, unless the
+ * sources' stop finished first (done). */
+typedef struct shutdown_watch {
+    pipeline *pl;
+    struct timespec at; /* CLOCK_REALTIME */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    pthread_t thread;
+} shutdown_watch;
+
+static void *shutdown_watch_main(void *arg)
+{
+    shutdown_watch *w = arg;
+    pthread_mutex_lock(&w->mu);
+    int rc = 0;
+    while (!w->done && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&w->cv, &w->mu, &w->at);
+    int fire = !w->done;
+    pthread_mutex_unlock(&w->mu);
+    if (fire) {
+        wlog_warn("main", "a source has not stopped within half of shutdown_timeout; appends waiting for buffer space "
+                          "give up (what they held is not acknowledged or committed)");
+        for (size_t k = 0; k < w->pl->noutputs; k++)
+            if (w->pl->outputs[k]->buf)
+                buffer_abort_waits(w->pl->outputs[k]->buf);
+    }
+    return NULL;
+}
 
 int main(int argc, char **argv)
 {
@@ -269,10 +300,24 @@ out:;
             forced = 1;
         }
     }
-    /* sources with threads of their own (kafka) hand over what they read and commit it */
+    /* sources with threads of their own (kafka) hand over what they read and commit it; a buffer
+     * blocked on overflow would hold that too: from half the timeout on, its appends give up (the
+     * source then commits nothing of that burst, which is read again at the next start) */
+    shutdown_watch sw = {.pl = &pl, .at = half};
+    int watching = pthread_mutex_init(&sw.mu, NULL) == 0 && pthread_cond_init(&sw.cv, NULL) == 0 &&
+                   pthread_create(&sw.thread, NULL, shutdown_watch_main, &sw) == 0;
     for (size_t i = 0; i < pl.nsources; i++)
         if (pl.sources[i]->plugin->stop)
             pl.sources[i]->plugin->stop(pl.sources[i]);
+    if (watching) {
+        pthread_mutex_lock(&sw.mu);
+        sw.done = 1;
+        pthread_cond_signal(&sw.cv);
+        pthread_mutex_unlock(&sw.mu);
+        pthread_join(sw.thread, NULL);
+        pthread_cond_destroy(&sw.cv);
+        pthread_mutex_destroy(&sw.mu);
+    }
     /* nothing comes in any more: filters emit what they hold (aggregate's
      * open sagas, outcome "open") while the outputs still run */
     router_tick(pl.rt, clock_mono(), FILTER_TICK_SHUTDOWN);

@@ -23,7 +23,7 @@
  * Fluentd does (the record goes to @ERROR).
  *
  * Files: ruby_parse.c (lexer, parser, tree), ruby_eval.c (values,
- * operators, methods). Thread safety: a compiled tree is immutable;
+ * operators, methods), ruby_prepare.c (prepare_value). Thread safety: a compiled tree is immutable;
  * evaluation uses thread-local scratch only.
  */
 #ifndef WEIR_RUBY_EXPR_H
@@ -79,6 +79,7 @@ void rb_ivars_free(rb_ivars *iv);
  * (NULL: none; `@name` is then a configuration error, as is a name iv does not
  * hold). The value is copied into the tree. Main thread, configuration time. */
 void rb_ivars_use(const rb_ivars *iv);
+const rb_ivars *rb_ivars_current(void);
 
 /* Ruby's to_s of a msgpack value, outside any expression (formatters that
  * write value.to_s): nil is "", a Hash/Array its inspect ({"a"=>[1, nil]}),

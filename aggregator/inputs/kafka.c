@@ -141,7 +141,10 @@ static const conf_spec kafka_in_spec[] = {
      "the plugin's name for `retry_wait`, in seconds"},
     {"start_from_beginning", CONF_BOOL, NULL, 0, offsetof(kafka_in_conf, start_from_beginning), NULL,
      "`true`: `start_from earliest`; `false`: `latest`"},
-    {"max_bytes", CONF_INT, NULL, 0, offsetof(kafka_in_conf, max_bytes), NULL, "`max.partition.fetch.bytes`"},
+    {"max_bytes", CONF_INT, NULL, 0, offsetof(kafka_in_conf, max_bytes), NULL,
+     "`max.partition.fetch.bytes`; when not set (nor in `rdkafka_options`), 1/1024 of `<system> memory_budget` if "
+     "that is under librdkafka's 1 MiB (64 KiB at least): a fetch is inflated whole before the pre-fetch queue's cap "
+     "is checked (docs/architecture.md, \"Memory budget\")"},
     {"min_bytes", CONF_INT, NULL, 0, offsetof(kafka_in_conf, min_bytes), NULL, "`fetch.min.bytes`"},
     {"max_wait_time", CONF_INT, NULL, 0, offsetof(kafka_in_conf, max_wait_time), NULL,
      "seconds: `fetch.wait.max.ms`"},

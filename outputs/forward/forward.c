@@ -37,7 +37,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -192,26 +191,6 @@ const conf_spec out_forward_server_spec[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-/* <service_discovery> (Fluentd's sd_static and sd_file) */
-typedef struct fwd_sd {
-    int type; /* static|file */
-    char *path, *conf_encoding;
-} fwd_sd;
-
-const conf_spec out_forward_sd_spec[] = {
-    {"@type", CONF_ENUM, NULL, 1, offsetof(fwd_sd, type), "static|file",
-     "`static`: the `<service>` sections inside (each takes `<server>`'s parameters); `file`: the servers listed in "
-     "`path`. `srv` (DNS SRV records) is refused"},
-    {"path", CONF_STR, "/etc/fluent/sd.yaml", 0, offsetof(fwd_sd, path), NULL,
-     "`@type file`: a YAML list (JSON when the name ends `.json`) of servers, each with `host` and `port` and "
-     "optionally `name`, `weight`, `standby`, `username`, `password`, `shared_key`. Read at start and at every "
-     "reload (Fluentd also re-reads it when it changes)"},
-    {"conf_encoding", CONF_STR, "utf-8", 0, offsetof(fwd_sd, conf_encoding), NULL,
-     "`@type file`: the file's encoding; only `utf-8`"},
-    {"service", CONF_SECTION, NULL, 0, 0, NULL, "`@type static`: one per server, with `<server>`'s parameters"},
-    {NULL, 0, NULL, 0, 0, NULL, NULL},
-};
-
 const conf_spec out_forward_security_spec[] = {
     {"self_hostname", CONF_STR, NULL, 1, offsetof(out_forward, self_hostname), NULL,
      "required: the name this sender gives in the handshake (must differ from the server's)"},
@@ -335,54 +314,7 @@ static int add_server(out_forward *c, conf_node *ch, conf_errors *errs)
     return bad ? -1 : 0;
 }
 
-/* <service_discovery>: @type static (its <service> sections) or file (Fluentd's sd_file, outputs/forward/sd.c). */
-static int add_discovered(out_forward *c, conf_node *ch, conf_errors *errs)
-{
-    conf_param *t = conf_get(ch, "@type");
-    if (t && !strcmp(t->value, "srv")) {
-        conf_error_at(errs, ch, "@type",
-                      "service discovery @type srv (DNS SRV records) is not supported: list the servers in <server>, "
-                      "<service_discovery> @type static or @type file");
-        return -1;
-    }
-    fwd_sd sd = {0};
-    int bad = conf_bind(ch, out_forward_sd_spec, &sd, errs);
-    if (!bad && sd.type == 0) {
-        for (size_t i = 0; i < ch->nchildren; i++)
-            if (add_server(c, ch->children[i], errs))
-                bad = -1;
-    } else if (!bad) {
-        if (ch->nchildren) {
-            conf_errors_add(errs, ch->children[0]->file, ch->children[0]->line,
-                            "<service> belongs in <service_discovery> @type static, not @type file");
-            bad = -1;
-        } else if (strcasecmp(sd.conf_encoding, "utf-8") && strcasecmp(sd.conf_encoding, "utf8")) {
-            conf_error_at(errs, ch, "conf_encoding", "conf_encoding %s: only utf-8 is supported", sd.conf_encoding);
-            bad = -1;
-        } else {
-            wbuf text = {0};
-            char err[512];
-            if (fwd_sd_file_servers(sd.path, &text, err, sizeof err)) {
-                conf_error_at(errs, ch, "path", "%s", err);
-                bad = -1;
-            } else {
-                char name[600];
-                snprintf(name, sizeof name, "%s (its servers as <server> sections)", sd.path);
-                (void)wbuf_addc(&text, 0);
-                conf_node *root = conf_parse_string((const char *)text.data, name, errs);
-                for (size_t i = 0; root && i < root->nchildren; i++)
-                    if (add_server(c, root->children[i], errs))
-                        bad = -1;
-                if (!root)
-                    bad = -1;
-                conf_free(root);
-            }
-            wbuf_free(&text);
-        }
-    }
-    conf_unbind(out_forward_sd_spec, &sd);
-    return bad;
-}
+static int add_server_cb(void *c, conf_node *ch, conf_errors *errs) { return add_server(c, ch, errs); }
 
 static int forward_init(output *o, conf_node *n, conf_errors *errs)
 {
@@ -407,7 +339,7 @@ static int forward_init(output *o, conf_node *n, conf_errors *errs)
         if (!strcmp(ch->name, "server")) {
             if (add_server(c, ch, errs))
                 bad = -1;
-        } else if (!strcmp(ch->name, "service_discovery") && add_discovered(c, ch, errs)) {
+        } else if (!strcmp(ch->name, "service_discovery") && fwd_sd_add(ch, add_server_cb, c, errs)) {
             bad = -1;
         }
     }

@@ -19,8 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/fdio.h"
+#include "config/conf.h"
 #include "lib/wbuf.h"
 #include "outputs/forward/sd.h"
 
@@ -319,6 +321,75 @@ static int from_yaml(sd_out *o, const char *data, size_t len)
     wbuf_free(&k);
     wbuf_free(&v);
     return rc;
+}
+
+/* ---- <service_discovery> (Fluentd's sd_static and sd_file) ------------------------------------- */
+
+typedef struct fwd_sd {
+    int type; /* static|file */
+    char *path, *conf_encoding;
+} fwd_sd;
+
+const conf_spec out_forward_sd_spec[] = {
+    {"@type", CONF_ENUM, NULL, 1, offsetof(fwd_sd, type), "static|file",
+     "`static`: the `<service>` sections inside (each takes `<server>`'s parameters); `file`: the servers listed in "
+     "`path`. `srv` (DNS SRV records) is refused"},
+    {"path", CONF_STR, "/etc/fluent/sd.yaml", 0, offsetof(fwd_sd, path), NULL,
+     "`@type file`: a YAML list (JSON when the name ends `.json`) of servers, each with `host` and `port` and "
+     "optionally `name`, `weight`, `standby`, `username`, `password`, `shared_key`. Read at start and at every "
+     "reload (Fluentd also re-reads it when it changes)"},
+    {"conf_encoding", CONF_STR, "utf-8", 0, offsetof(fwd_sd, conf_encoding), NULL,
+     "`@type file`: the file's encoding; only `utf-8`"},
+    {"service", CONF_SECTION, NULL, 0, 0, NULL, "`@type static`: one per server, with `<server>`'s parameters"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+int fwd_sd_add(conf_node *ch, int (*add)(void *, conf_node *, conf_errors *), void *c, conf_errors *errs)
+{
+    conf_param *t = conf_get(ch, "@type");
+    if (t && !strcmp(t->value, "srv")) {
+        conf_error_at(errs, ch, "@type",
+                      "service discovery @type srv (DNS SRV records) is not supported: list the servers in <server>, "
+                      "<service_discovery> @type static or @type file");
+        return -1;
+    }
+    fwd_sd sd = {0};
+    int bad = conf_bind(ch, out_forward_sd_spec, &sd, errs);
+    if (!bad && sd.type == 0) {
+        for (size_t i = 0; i < ch->nchildren; i++)
+            if (add(c, ch->children[i], errs))
+                bad = -1;
+    } else if (!bad) {
+        if (ch->nchildren) {
+            conf_errors_add(errs, ch->children[0]->file, ch->children[0]->line,
+                            "<service> belongs in <service_discovery> @type static, not @type file");
+            bad = -1;
+        } else if (strcasecmp(sd.conf_encoding, "utf-8") && strcasecmp(sd.conf_encoding, "utf8")) {
+            conf_error_at(errs, ch, "conf_encoding", "conf_encoding %s: only utf-8 is supported", sd.conf_encoding);
+            bad = -1;
+        } else {
+            wbuf text = {0};
+            char err[512];
+            if (fwd_sd_file_servers(sd.path, &text, err, sizeof err)) {
+                conf_error_at(errs, ch, "path", "%s", err);
+                bad = -1;
+            } else {
+                char name[600];
+                snprintf(name, sizeof name, "%s (its servers as <server> sections)", sd.path);
+                (void)wbuf_addc(&text, 0);
+                conf_node *root = conf_parse_string((const char *)text.data, name, errs);
+                for (size_t i = 0; root && i < root->nchildren; i++)
+                    if (add(c, root->children[i], errs))
+                        bad = -1;
+                if (!root)
+                    bad = -1;
+                conf_free(root);
+            }
+            wbuf_free(&text);
+        }
+    }
+    conf_unbind(out_forward_sd_spec, &sd);
+    return bad;
 }
 
 /* ---- the file ------------------------------------------------------------------------------- */

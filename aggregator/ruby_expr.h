@@ -23,8 +23,8 @@
  * Fluentd does (the record goes to @ERROR).
  *
  * Files: ruby_parse.c (lexer, parser, tree), ruby_eval.c (values,
- * operators, methods), ruby_prepare.c (prepare_value). Thread safety: a compiled tree is immutable;
- * evaluation uses thread-local scratch only.
+ * operators, methods), ruby_prepare.c (prepare_value). Thread safety: a
+ * compiled tree is immutable; evaluation uses thread-local scratch only.
  */
 #ifndef WEIR_RUBY_EXPR_H
 #define WEIR_RUBY_EXPR_H

@@ -567,8 +567,16 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
             ch->records += records;
             ch->blocks++;
             ch->bytes += need;
-            if (b->c.type == BUF_MEMORY)
-                ch->mb += need; /* chunk_free releases it */
+            if (b->c.type == BUF_MEMORY) {
+                /* chunk_free releases it; what the blocks' buffer grew beyond them counts too (forced: it is
+                 * allocated) */
+                uint64_t held = ch->mb + need, want = ch->mem.cap > ch->bytes ? ch->mem.cap : ch->bytes;
+                if (want > held)
+                    mb_force(want - held);
+                else if (held > want)
+                    mb_release(held - want); /* the run fit in what the buffer had grown already */
+                ch->mb = want;
+            }
             /* Fluentd's chunk_full_threshold: full at that fraction of either limit */
             double th = b->c.chunk_full_threshold;
             int limit = (double)ch->bytes >= (double)b->c.chunk_limit_size * th ||

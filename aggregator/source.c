@@ -77,19 +77,21 @@ int source_emit_wait(router_ctx *rc, router *rt, rt_label *l, const char *tag, s
         entries->len = 0;
         return 0;
     }
+    /* the memory budget first: the decoded entries are held already, so they count while this source waits
+     * for the outputs too; then the batch counts until its ticket completes (then the outputs' own limits, or
+     * a memory buffer's reservation, hold it). At the budget this source stops reading. */
+    size_t len = entries->len;
+    source_mem_reserve(len, max_wait, stop);
     /* back-pressure: as the workers stop reading, wait while the outputs are full */
     for (double waited = 0; router_congested(rt); waited += 0.005) {
         if (waited >= max_wait || (stop && __atomic_load_n(stop, __ATOMIC_RELAXED))) {
             snprintf(why, whylen, "the outputs' queues are full");
             entries->len = 0;
+            mb_release(len);
             return -1;
         }
         nanosleep(&(struct timespec){0, 5000000}, NULL);
     }
-    /* the memory budget: this source stops reading while it is reached; the batch counts until its ticket
-     * completes (then the outputs' own limits, or a memory buffer's reservation, hold it) */
-    size_t len = entries->len;
-    source_mem_reserve(len, max_wait, stop);
     uint8_t *data = wbuf_steal(entries, &len);
     batch *b = batch_new(tag, tag_len, data, len, nrec);
     if (!b) {

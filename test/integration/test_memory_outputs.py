@@ -103,10 +103,13 @@ def waits(mport, reason):
 
 
 def count_records(w):
+    """(lines, distinct (req, i) pairs) of the downstream's complete lines."""
     n, reqs = 0, set()
     for path in w.output_files():
         with open(path) as f:
             for line in f:
+                if not line.endswith("\n"):
+                    break  # being written
                 r = json.loads(line)
                 if "req" in r:
                     reqs.add((r["req"], r["i"]))

@@ -681,6 +681,8 @@ int buffer_append(buffer *b, const batch *bt)
         pthread_mutex_lock(&b->mu);
         if (b->total_bytes + total > b->c.total_limit_size)
             rc = refuse_full(b);
+        else if (b->c.type == BUF_MEMORY && b->total_bytes && mb_limit() && mb_in_use() + total > mb_limit())
+            rc = reserve_budget(b, total, 0) == 0 ? (mb_release(total), 0) : -1; /* the same, at the budget */
         pthread_mutex_unlock(&b->mu);
         if (rc)
             return -1;

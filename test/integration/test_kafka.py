@@ -423,9 +423,9 @@ def test_consumer_waits_at_the_memory_budget(weir, broker, tmp_path):
     down, down_cfg = mo.downstream(tmp_path)
     mport = free_port()
     kafka_src = consumer_source(broker.bootstrap, "cin.budget", "g-budget", "  max_poll_records 100")
-    weir.start(mo.upstream_cfg(weir.port, mport, down.port, extra_sources=kafka_src))
-    nreq = 24
-    snd = mo.Sender(weir.port, nreq)
+    weir.start(mo.upstream_cfg(weir.port, mport, down.port, extra_sources=kafka_src, chunk="1m"))
+    nreq = mo.SMALL_REQS
+    snd = mo.Sender(weir.port, nreq, mo.SMALL_PER_REQ)
     try:
         poll(lambda: mo.waits(mport, "buffer_full") > 0, timeout=60, what="a buffer_full wait")
         poll(lambda: helpers.metric(helpers.get(mport, "/metrics")[1], "weir_memory_in_use_bytes")

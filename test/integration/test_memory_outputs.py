@@ -27,22 +27,24 @@ BUDGET = 64 * MiB
 # one request: 4096 entries of ~1 KiB (4 MiB), an ack each
 ENTRY_PAD = "x" * 990
 PER_REQ = 4096
+# ... or 400 requests of 256 entries (100 MiB)
+SMALL_REQS, SMALL_PER_REQ = 400, 256
 
 
-def request(seq):
+def request(seq, per_req=PER_REQ):
     entries = b"".join(msgpack.packb([et(T0, 1), {"msg": ENTRY_PAD, "req": seq, "i": i}], use_bin_type=True)
-                       for i in range(PER_REQ))
+                       for i in range(per_req))
     return fwd.array_header(3) + fwd.packb("mem.out") + fwd.bin_header(len(entries)) + entries + \
         fwd.packb({"chunk": f"r{seq}"})
 
 
-def upstream_cfg(port, mport, down_port, extra_sources=""):
+def upstream_cfg(port, mport, down_port, extra_sources="", chunk="4m"):
     out = match("**", "forward", id="up", extra=f"""  <server>
     host 127.0.0.1
     port {down_port}
-  </server>""", buffer="""    @type memory
+  </server>""", buffer=f"""    @type memory
     total_limit_size 1g
-    chunk_limit_size 4m
+    chunk_limit_size {chunk}
     overflow_action block
     flush_interval 1s
     retry_forever true
@@ -63,10 +65,10 @@ class Sender:
     """One forward connection: sends n requests back to back (TCP pushes back
     when weir stops reading) while another thread reads their acks."""
 
-    def __init__(self, port, n):
-        self.sock = socket.create_connection(("127.0.0.1", port))
+    def __init__(self, port, n, per_req=PER_REQ):
         self.n, self.sent, self.acks, self.error = n, 0, [], None
-        self.reqs = [request(i) for i in range(n)]
+        self.reqs = [request(i, per_req) for i in range(n)]
+        self.sock = socket.create_connection(("127.0.0.1", port))
         self.tx = threading.Thread(target=self._send, daemon=True)
         self.rx = threading.Thread(target=self._recv, daemon=True)
         self.tx.start()
@@ -192,13 +194,15 @@ def test_http_input_waits_at_the_budget_then_completes(weir, tmp_path):
     down, down_cfg = downstream(tmp_path)
     mport, hport = free_port(), free_port()
     http_src = f"<source>\n  @type http\n  bind 127.0.0.1\n  port {hport}\n</source>\n"
-    weir.start(upstream_cfg(weir.port, mport, down.port, extra_sources=http_src))
-    nreq = 24
-    snd = Sender(weir.port, nreq)
+    # small requests (256 KiB), small chunks: the account then sits at the budget, not below it by the
+    # growth of a large request's buffer that the forward input refuses
+    weir.start(upstream_cfg(weir.port, mport, down.port, extra_sources=http_src, chunk="1m"))
+    nreq, per_req = SMALL_REQS, SMALL_PER_REQ
+    snd = Sender(weir.port, nreq, per_req)
     result = {}
 
     def post():
-        body = json.dumps({"msg": "over the budget", "big": "y" * 200000}).encode()
+        body = json.dumps({"msg": "over the budget", "big": "y" * 2000000}).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{hport}/http.late", data=body,
                                      headers={"Content-Type": "application/json"})
         t = time.monotonic()
@@ -233,7 +237,7 @@ def test_http_input_waits_at_the_budget_then_completes(weir, tmp_path):
         late = poll(lambda: [r for r in down.read_records() if r.get("msg") == "over the budget"] or None,
                     timeout=60, what="the POSTed record downstream")
         assert len(late) == 1
-        poll(lambda: count_records(down)[1] == nreq * PER_REQ, timeout=300, what="every forward record")
+        poll(lambda: count_records(down)[1] == nreq * per_req, timeout=300, what="every forward record")
     finally:
         snd.close()
         if down.proc is not None:

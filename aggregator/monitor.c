@@ -41,6 +41,7 @@
 #include "lib/clock.h"
 #include "lib/list.h"
 #include "lib/log.h"
+#include "lib/http.h"
 #include "lib/membudget.h"
 #include "lib/prom.h"
 #include "buffer/buffer.h"
@@ -442,6 +443,10 @@ static void write_metrics(monitor *m, struct evbuffer *o)
     for (int i = 0; i < MB_WAIT_REASONS; i++)
         evbuffer_add_printf(o, "weir_memory_wait_seconds_total{reason=\"%s\"} %.3f\n", mb_wait_reason[i],
                             mb_wait_seconds(i));
+    prom_head(o, "weir_http_responses_truncated_total", "counter",
+              "HTTP responses (outputs' requests) whose body was cut at the bound; the head is kept");
+    evbuffer_add_printf(o, "weir_http_responses_truncated_total %llu\n",
+                        (unsigned long long)http_responses_truncated());
     prom_head(o, "weir_build_info", "gauge", "version");
     evbuffer_add_printf(o, "weir_build_info{version=\"%s\"} 1\n", WEIR_VERSION);
 }

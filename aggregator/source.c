@@ -1,6 +1,9 @@
 /* aggregator/source.c: what every source shares; see source.h (the plugins are listed in registry.c). */
 #include "aggregator/source.h"
 
+#include "lib/clock.h"
+#include "lib/membudget.h"
+
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +50,26 @@ void source_worker_free(struct worker *w)
             p[i]->worker_free(w);
 }
 
+void source_mem_reserve(size_t n, double max_wait, const int *stop)
+{
+    double from = 0;
+    while (mb_try(n) != 0) {
+        double now = clock_mono();
+        if (!from) {
+            from = now;
+            mb_wait_start(MB_WAIT_SOURCE);
+        }
+        if (now - from >= max_wait || (stop && __atomic_load_n(stop, __ATOMIC_RELAXED))) {
+            /* the batch is decoded already: progress over strictness, over the budget by this batch */
+            mb_force(n);
+            break;
+        }
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    if (from)
+        mb_wait_add(MB_WAIT_SOURCE, clock_mono() - from);
+}
+
 int source_emit_wait(router_ctx *rc, router *rt, rt_label *l, const char *tag, size_t tag_len, wbuf *entries,
                      uint32_t nrec, double max_wait, const int *stop, char *why, size_t whylen)
 {
@@ -54,20 +77,26 @@ int source_emit_wait(router_ctx *rc, router *rt, rt_label *l, const char *tag, s
         entries->len = 0;
         return 0;
     }
+    /* the memory budget first: the decoded entries are held already, so they count while this source waits
+     * for the outputs too; then the batch counts until its ticket completes (then the outputs' own limits, or
+     * a memory buffer's reservation, hold it). At the budget this source stops reading. */
+    size_t len = entries->len;
+    source_mem_reserve(len, max_wait, stop);
     /* back-pressure: as the workers stop reading, wait while the outputs are full */
     for (double waited = 0; router_congested(rt); waited += 0.005) {
         if (waited >= max_wait || (stop && __atomic_load_n(stop, __ATOMIC_RELAXED))) {
             snprintf(why, whylen, "the outputs' queues are full");
             entries->len = 0;
+            mb_release(len);
             return -1;
         }
         nanosleep(&(struct timespec){0, 5000000}, NULL);
     }
-    size_t len;
     uint8_t *data = wbuf_steal(entries, &len);
     batch *b = batch_new(tag, tag_len, data, len, nrec);
     if (!b) {
         free(data);
+        mb_release(len);
         snprintf(why, whylen, "out of memory");
         return -1;
     }
@@ -82,7 +111,9 @@ int source_emit_wait(router_ctx *rc, router *rt, rt_label *l, const char *tag, s
     router_ctx_reset(rc);
     batch_unref(b);
     ticket_done(&kt.t, 1);
-    if (ticket_sync_wait(&kt) != 0) {
+    int done = ticket_sync_wait(&kt);
+    mb_release(len);
+    if (done != 0) {
         snprintf(why, whylen, "an output refused the records");
         return -1;
     }

@@ -117,6 +117,14 @@ void source_worker_free(struct worker *w);
 int source_emit_wait(router_ctx *rc, router *rt, rt_label *l, const char *tag, size_t tag_len, wbuf *entries,
                      uint32_t nrec, double max_wait, const int *stop, char *why, size_t whylen);
 
+/* Reserve n bytes of a batch a source is about to hand on against the memory
+ * budget (lib/membudget.h). At the budget the caller waits here (it reads
+ * nothing meanwhile; wait reason `source`), polling every 5 ms, up to
+ * max_wait seconds or until *stop is set; then the bytes are forced (the
+ * batch is decoded already). The caller releases n when the batch's ticket
+ * completes. */
+void source_mem_reserve(size_t n, double max_wait, const int *stop);
+
 /* Fill the common fields (id from @id or "<type>.<index>", conf_fp). 0 or -1. */
 int source_init(source *s, const source_plugin *p, conf_node *n, int index);
 /* Free what source_init allocated. */

@@ -19,6 +19,7 @@
 #include "lib/clock.h"
 #include "lib/list.h"
 #include "lib/log.h"
+#include "lib/membudget.h"
 #include "buffer/chunk.h"
 
 /* ---- configuration ------------------------------------------------------------ */
@@ -350,14 +351,21 @@ void buf_chunk_delete(buffer *b, chunk *ch)
 
 static int is_disk_full(int e) { return e == ENOSPC || e == EDQUOT; }
 
-/* Under mu: wait until space is freed (cv_space), a second at most. */
-static void wait_space(buffer *b)
+/* Under mu: wait until space is freed (cv_space), `ms` milliseconds at most. */
+static void wait_space_ms(buffer *b, long ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += 1;
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
     pthread_cond_timedwait(&b->cv_space, &b->mu, &ts);
 }
+
+static void wait_space(buffer *b) { wait_space_ms(b, 1000); }
 
 /* Under mu: every staged chunk with records to the queue (one being appended
  * to when its append ends) */
@@ -385,38 +393,106 @@ static int refuse_full(buffer *b)
     return -1;
 }
 
+/* Under mu: the oldest queued chunk that is not being flushed is deleted (drop_oldest_chunk). 1 when one was. */
+static int drop_oldest(buffer *b, const char *why)
+{
+    chunk *victim = b->qhead;
+    while (victim && victim->state == C_FLUSHING)
+        victim = victim->next;
+    if (!victim)
+        return 0;
+    wlog_warn("buffer", "%s: %s: dropping the oldest chunk with %u records", b->sink.id, why, victim->records);
+    atomic_fetch_add(&b->dropped_chunks, 1);
+    atomic_fetch_add(&b->dropped_records, victim->records);
+    buf_chunk_delete(b, victim);
+    return 1;
+}
+
+/* Under mu, memory buffers: reserve `need` bytes against the process's
+ * memory budget (lib/membudget.h). At the budget the buffer is as good as
+ * full: overflow_action applies (block and streamed batches wait, reason
+ * buffer_full; drop_oldest_chunk drops a queued chunk of this buffer;
+ * throw_exception refuses). An empty buffer always takes the run (forced):
+ * whatever else holds the budget, this output makes progress. 0 or -1. */
+static int reserve_budget(buffer *b, uint64_t need, int stream)
+{
+    double wait_from = 0;
+    int rc = 0;
+    while (mb_try(need) != 0) {
+        if (!b->total_bytes) {
+            mb_force(need);
+            break;
+        }
+        if (b->c.overflow_action == OVERFLOW_BLOCK || stream) {
+            if (b->abort_waits) {
+                rc = -1;
+                break;
+            }
+            if (!wait_from) {
+                wait_from = clock_mono();
+                mb_wait_start(MB_WAIT_BUFFER_FULL);
+            }
+            if (!b->nqueued && !b->nflushing)
+                enqueue_staged(b); /* what is staged goes now: only flushing frees this buffer's share */
+            /* memory frees elsewhere too (other outputs, senders): look again soon */
+            wait_space_ms(b, 10);
+            continue;
+        }
+        if (b->c.overflow_action == OVERFLOW_DROP_OLDEST && drop_oldest(b, "memory budget reached"))
+            continue;
+        atomic_fetch_add(&b->rejected_batches, 1);
+        static __thread double last_log;
+        if (clock_every(&last_log, 5)) {
+            wlog_warn("buffer", "%s: the memory budget is reached (%llu of %llu bytes in use); refusing records, the "
+                      "sender will retry",
+                      b->sink.id, (unsigned long long)mb_in_use(), (unsigned long long)mb_limit());
+        }
+        rc = -1;
+        break;
+    }
+    if (wait_from)
+        mb_wait_add(MB_WAIT_BUFFER_FULL, clock_mono() - wait_from);
+    return rc;
+}
+
 /* Under mu: wait (or refuse) until `need` bytes fit. 0 or -1 (refused).
  * stream: the batch this run is part of is larger than total_limit_size, so
  * refusing it would only have the sender retry it forever: its runs wait for
  * space whatever overflow_action says. A single entry larger than the whole
- * limit waits for an empty buffer and goes in alone. */
+ * limit waits for an empty buffer and goes in alone. A memory buffer also
+ * reserves the bytes against the memory budget (reserve_budget), released
+ * when the chunk is freed (chunk_free). */
 static int reserve(buffer *b, uint64_t need, int stream)
 {
-    while (b->total_bytes + need > b->c.total_limit_size) {
-        if (need > b->c.total_limit_size && !b->total_bytes)
-            break;
-        if (b->c.overflow_action == OVERFLOW_BLOCK || stream) {
-            if (b->abort_waits)
-                return -1;
-            if (!b->nqueued && !b->nflushing)
-                enqueue_staged(b); /* nothing on its way out: what is staged goes now, or nothing frees */
-            wait_space(b);
-            continue;
-        }
-        if (b->c.overflow_action == OVERFLOW_DROP_OLDEST) {
-            chunk *victim = b->qhead;
-            while (victim && victim->state == C_FLUSHING)
-                victim = victim->next;
-            if (victim) {
-                wlog_warn("buffer", "%s: buffer full (total_limit_size %llu): dropping the oldest chunk with %u records",
-                          b->sink.id, (unsigned long long)b->c.total_limit_size, victim->records);
-                atomic_fetch_add(&b->dropped_chunks, 1);
-                atomic_fetch_add(&b->dropped_records, victim->records);
-                buf_chunk_delete(b, victim);
+    for (;;) {
+        while (b->total_bytes + need > b->c.total_limit_size) {
+            if (need > b->c.total_limit_size && !b->total_bytes)
+                break;
+            if (b->c.overflow_action == OVERFLOW_BLOCK || stream) {
+                if (b->abort_waits)
+                    return -1;
+                if (!b->nqueued && !b->nflushing)
+                    enqueue_staged(b); /* nothing on its way out: what is staged goes now, or nothing frees */
+                wait_space(b);
                 continue;
             }
+            if (b->c.overflow_action == OVERFLOW_DROP_OLDEST) {
+                char why[96];
+                snprintf(why, sizeof why, "buffer full (total_limit_size %llu)",
+                         (unsigned long long)b->c.total_limit_size);
+                if (drop_oldest(b, why))
+                    continue;
+            }
+            return refuse_full(b);
         }
-        return refuse_full(b);
+        if (b->c.type != BUF_MEMORY)
+            break;
+        if (reserve_budget(b, need, stream) != 0)
+            return -1;
+        if (b->total_bytes + need <= b->c.total_limit_size || (need > b->c.total_limit_size && !b->total_bytes))
+            break;
+        /* the buffer grew while this writer waited for the budget: it must fit again */
+        mb_release(need);
     }
     b->total_bytes += need;
     return 0;
@@ -468,6 +544,8 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
                 continue;
             }
             b->total_bytes -= need;
+            if (b->c.type == BUF_MEMORY)
+                mb_release(need);
             pthread_mutex_unlock(&b->mu);
             return -1;
         }
@@ -489,6 +567,16 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
             ch->records += records;
             ch->blocks++;
             ch->bytes += need;
+            if (b->c.type == BUF_MEMORY) {
+                /* chunk_free releases it; what the blocks' buffer grew beyond them counts too (forced: it is
+                 * allocated) */
+                uint64_t held = ch->mb + need, want = ch->mem.cap > ch->bytes ? ch->mem.cap : ch->bytes;
+                if (want > held)
+                    mb_force(want - held);
+                else if (held > want)
+                    mb_release(held - want); /* the run fit in what the buffer had grown already */
+                ch->mb = want;
+            }
             /* Fluentd's chunk_full_threshold: full at that fraction of either limit */
             double th = b->c.chunk_full_threshold;
             int limit = (double)ch->bytes >= (double)b->c.chunk_limit_size * th ||
@@ -516,6 +604,8 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
             continue;
         }
         b->total_bytes -= need;
+        if (b->c.type == BUF_MEMORY)
+            mb_release(need);
         pthread_mutex_unlock(&b->mu);
         wlog_error("buffer", "%s: cannot append %u records to %s: %s; not acknowledging them", b->sink.id, records,
                    ch->path ? ch->path : "a memory chunk", strerror(-rc));
@@ -591,6 +681,8 @@ int buffer_append(buffer *b, const batch *bt)
         pthread_mutex_lock(&b->mu);
         if (b->total_bytes + total > b->c.total_limit_size)
             rc = refuse_full(b);
+        else if (b->c.type == BUF_MEMORY && b->total_bytes && mb_limit() && mb_in_use() + total > mb_limit())
+            rc = reserve_budget(b, total, 0) == 0 ? (mb_release(total), 0) : -1; /* the same, at the budget */
         pthread_mutex_unlock(&b->mu);
         if (rc)
             return -1;

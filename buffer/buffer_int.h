@@ -43,6 +43,8 @@ struct chunk {
     wbuf mem;      /* memory chunk: blocks */
     batch *loaded; /* memory chunk: its batch once compacted (kept for retries) */
     int recovered; /* read from disk at start: its blocks' checksums are verified when it is loaded */
+    uint64_t mb;   /* memory chunk: bytes reserved against the memory budget (lib/membudget.h), released by
+                    * chunk_free */
 };
 
 /* ---- buffer.c ---- */
@@ -59,7 +61,7 @@ void buf_chunk_delete(buffer *b, chunk *ch);
 /* Under mu (b->next_id): a new chunk with a unique id; for a file buffer its file is created with the header.
  * NULL with errno set on failure (file chunk: nothing left on disk). Not linked into any list. */
 chunk *chunk_new(buffer *b, const char *tag, size_t tag_len, int64_t timekey);
-/* Close the descriptor, free the descriptor and its memory (the file stays). */
+/* Close the descriptor, free the descriptor and its memory (the file stays); release its memory-budget bytes. */
 void chunk_free(chunk *ch);
 /* Without mu, by the chunk's only writer: append one block. 0 or -errno; on failure the chunk is as before. */
 int chunk_write_block(buffer *b, chunk *ch, const char *tag, size_t tag_len, const uint8_t *data, size_t len,

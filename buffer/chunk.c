@@ -20,6 +20,7 @@
 #include "lib/crc32c.h"
 #include "lib/fdio.h"
 #include "lib/log.h"
+#include "lib/membudget.h"
 #include "lib/mp.h"
 #include "buffer/buffer_int.h"
 
@@ -292,6 +293,8 @@ void chunk_free(chunk *ch)
     if (ch->loaded)
         batch_unref(ch->loaded);
     wbuf_free(&ch->mem);
+    if (ch->mb)
+        mb_release(ch->mb);
     free(ch->path);
     free(ch->tag);
     free(ch);

@@ -17,6 +17,7 @@
 
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/membudget.h"
 #include "buffer/chunk.h"
 
 /* ---- the retry scheduler ---------------------------------------------------------- */
@@ -119,6 +120,11 @@ static int requeue_retry(buffer *b, const batch *bt, const out_result *res)
     pthread_mutex_lock(&b->mu);
     if (rc == 0) {
         b->total_bytes += ch->bytes;
+        if (b->c.type == BUF_MEMORY) {
+            /* records the buffer already held (the original chunk goes once this one is queued): not refused */
+            mb_force(ch->bytes);
+            ch->mb = ch->bytes;
+        }
         if (ch->fd >= 0) {
             close(ch->fd);
             ch->fd = -1;

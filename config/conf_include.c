@@ -126,8 +126,9 @@ static void include_url(parser *ps, const char *url, conf_node *cur, int depth, 
         conf_errors_add(ps->errs, from, line, "cannot include '%s': %s", url, r.error[0] ? r.error : "request failed");
     else if (r.status < 200 || r.status > 299)
         conf_errors_add(ps->errs, from, line, "cannot include '%s': HTTP %ld", url, r.status);
-    else if (r.resp.len > INCLUDE_URL_MAX)
-        conf_errors_add(ps->errs, from, line, "cannot include '%s': larger than %u MiB", url, INCLUDE_URL_MAX >> 20);
+    else if (r.resp.len > INCLUDE_URL_MAX || r.resp_truncated)
+        conf_errors_add(ps->errs, from, line, "cannot include '%s': larger than %u MiB (or an eighth of memory_budget)",
+                        url, INCLUDE_URL_MAX >> 20);
     else {
         char empty[1] = "";
         cfg_parse_text(ps, cfg_pool_name(ps, url), r.resp.len ? (char *)r.resp.data : empty, r.resp.len, cur, depth);

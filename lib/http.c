@@ -14,9 +14,11 @@
 
 #include "lib/clock.h"
 #include "lib/compress.h"
+#include "lib/membudget.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +150,21 @@ typedef struct slot {
     int overflow;
 } slot;
 
+static _Atomic uint64_t truncated_;
+
+uint64_t http_responses_truncated(void) { return atomic_load_explicit(&truncated_, memory_order_relaxed); }
+
+/* The response body's buffer grew: its new bytes count against the memory
+ * budget (forced: the bytes have arrived; the bound caps them), until
+ * http_req_clear. */
+static void account(http_req *r)
+{
+    if (r->resp.cap > r->resp_mb) {
+        mb_force(r->resp.cap - r->resp_mb);
+        r->resp_mb = r->resp.cap;
+    }
+}
+
 static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 {
     slot *sl = arg;
@@ -158,10 +175,12 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
         size_t room = sl->max_response > b->len + 1 ? sl->max_response - b->len - 1 : 0;
         if (room && wbuf_add(b, p, room) != 0)
             return 0;
+        account(sl->r);
         return n;
     }
     if (wbuf_add(b, p, n) != 0)
         return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+    account(sl->r);
     return n;
 }
 
@@ -273,7 +292,22 @@ static void finish(slot *sl, CURL *e, CURLcode rc)
     }
     if (r->resp.len && wbuf_addc(&r->resp, 0) == 0)
         r->resp.len--;
+    account(r);
+    if (sl->overflow) {
+        r->resp_truncated = 1;
+        atomic_fetch_add_explicit(&truncated_, 1, memory_order_relaxed);
+    }
     slot_clear(sl);
+}
+
+/* The bytes of a response body kept: max_response, at most an eighth of the
+ * memory budget (but 1 MiB at least, enough for an error's head). */
+static size_t bound(size_t max_response)
+{
+    uint64_t lim = mb_limit() / 8;
+    if (lim && lim < (1u << 20))
+        lim = 1u << 20;
+    return lim && lim < max_response ? (size_t)lim : max_response;
 }
 
 int http_perform(http_client *c, http_req *reqs, size_t n)
@@ -286,6 +320,7 @@ int http_perform(http_client *c, http_req *reqs, size_t n)
         r->transport_error = r->timed_out = 0;
         r->error[0] = 0;
         r->resp.len = 0;
+        r->resp_truncated = 0;
         r->seconds = 0;
     }
     session *s = session_get(c);
@@ -317,7 +352,7 @@ int http_perform(http_client *c, http_req *reqs, size_t n)
                 continue;
             slot *sl = &slots[next];
             sl->r = &reqs[next];
-            sl->max_response = c->o.max_response;
+            sl->max_response = bound(c->o.max_response);
             sl->t0 = clock_mono();
             if (setup(c, s->easy[k], sl) != 0 || curl_multi_add_handle(s->m, s->easy[k]) != CURLM_OK) {
                 sl->r->transport_error = 1;
@@ -386,7 +421,13 @@ int http_perform(http_client *c, http_req *reqs, size_t n)
     return failed ? -1 : 0;
 }
 
-void http_req_clear(http_req *r) { wbuf_free(&r->resp); }
+void http_req_clear(http_req *r)
+{
+    wbuf_free(&r->resp);
+    if (r->resp_mb)
+        mb_release(r->resp_mb);
+    r->resp_mb = 0;
+}
 
 int http_urlencode(wbuf *b, const char *s, size_t n)
 {

@@ -30,7 +30,8 @@ typedef struct http_opts {
     const char *client_cert, *client_key, *client_key_pass; /* mTLS, PEM */
     const char *user, *password; /* HTTP basic auth, or NULL */
     int max_in_flight;      /* concurrent requests per http_perform call (0: 4) */
-    size_t max_response;    /* bytes of response body kept (0: 16 MiB) */
+    size_t max_response;    /* bytes of response body kept (0: 16 MiB); at most an eighth of the memory
+                             * budget (1 MiB at least): the rest is dropped, resp_truncated set */
     const char *user_agent; /* NULL: "weir/<version>" */
     int tls_min, tls_max;   /* TLS versions: 0 default (min 1.2), 10, 11, 12, 13 (1.0 .. 1.3) */
     const char *ciphers;    /* OpenSSL cipher list (TLS <= 1.2), or NULL */
@@ -49,6 +50,8 @@ typedef struct http_req {
     int transport_error;         /* 1: connect/TLS/timeout/reset (status 0) */
     int timed_out;               /* 1: the request hit opts.timeout */
     wbuf resp;                   /* response body (NUL-terminated when len > 0) */
+    int resp_truncated;          /* 1: the body was longer than the bound; resp holds its head */
+    size_t resp_mb;              /* bytes of resp reserved against the memory budget (http_req_clear releases) */
     char error[256];             /* curl's message for a transport error */
     double seconds;              /* wall time of the request */
 } http_req;
@@ -64,8 +67,11 @@ void http_client_free(http_client *c);
  * one had a transport error. Safe from several threads at once. */
 int http_perform(http_client *c, http_req *reqs, size_t n);
 
-/* Free a request's response body (the request itself is the caller's). */
+/* Free a request's response body and release its memory-budget bytes (the request itself is the caller's). */
 void http_req_clear(http_req *r);
+
+/* Responses whose body was cut at the bound since the start (weir_http_responses_truncated_total). */
+uint64_t http_responses_truncated(void);
 
 /* Append s to b with URL percent-encoding of everything but unreserved characters. */
 int http_urlencode(wbuf *b, const char *s, size_t n);

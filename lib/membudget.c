@@ -12,7 +12,7 @@ static _Atomic uint64_t limit_, in_use_, peak_;
 static _Atomic uint64_t waits_[MB_WAIT_REASONS];
 static _Atomic uint64_t wait_us_[MB_WAIT_REASONS];
 
-const char *const mb_wait_reason[MB_WAIT_REASONS] = {"forward_read"};
+const char *const mb_wait_reason[MB_WAIT_REASONS] = {"forward_read", "buffer_full", "source"};
 
 void mb_set_limit(uint64_t limit) { atomic_store(&limit_, limit); }
 uint64_t mb_limit(void) { return atomic_load_explicit(&limit_, memory_order_relaxed); }

@@ -26,8 +26,11 @@ void mb_release(size_t n);
 /* The account is at or over the budget: reading stops. */
 int mb_over(void);
 
-/* Waits for memory, by reason (counted by whoever waited). */
-enum { MB_WAIT_FORWARD_READ = 0, MB_WAIT_REASONS };
+/* Waits for memory, by reason (counted by whoever waited):
+ *   forward_read  a forward connection stopped reading (forward-protocol/)
+ *   buffer_full   a writer into a memory buffer waited (overflow_action block)
+ *   source        another source (HTTP, syslog, Kafka, monitor) held its batch back */
+enum { MB_WAIT_FORWARD_READ = 0, MB_WAIT_BUFFER_FULL, MB_WAIT_SOURCE, MB_WAIT_REASONS };
 extern const char *const mb_wait_reason[MB_WAIT_REASONS];
 void mb_wait_add(int reason, double seconds);   /* one finished wait */
 void mb_wait_start(int reason);                 /* one wait began (count) */

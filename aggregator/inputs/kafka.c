@@ -451,6 +451,12 @@ static int burst_flush(kafka_in *k)
         return 0;
     for (size_t i = 0; i < k->nmsgs; i++)
         take_message(k, k->msgs[i]);
+    /* the memory budget: at it the consumer stops polling (wait reason source) until the burst fits, 30 s at
+     * most; the burst counts until its ticket completes */
+    size_t held = 0;
+    for (size_t i = 0; i < k->nacc; i++)
+        held += k->acc[i].data.len;
+    source_mem_reserve(held, 30.0, (const int *)&k->stopping);
     /* the ticket of the burst: every output that gets a batch of it reports here */
     ticket_sync kt;
     ticket_sync_init(&kt, 1); /* guard until every batch is submitted */
@@ -481,7 +487,9 @@ static int burst_flush(kafka_in *k)
     int rc = 0;
     /* the outputs hold the burst; stateful filters (aggregate's changelog)
      * make the state it produced durable before its offsets are stored */
-    if (ticket_sync_wait(&kt) == 0 && filter_hooks_barrier() == 0) {
+    int waited = ticket_sync_wait(&kt);
+    mb_release(held);
+    if (waited == 0 && filter_hooks_barrier() == 0) {
         rd_kafka_topic_partition_list_t *l = burst_offsets(k, 0);
         rd_kafka_resp_err_t e = rd_kafka_offsets_store(k->rk, l);
         if (e)

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "outputs/elasticsearch/response.h"
 
@@ -43,8 +44,56 @@ static void set_st(es_buf *w, uint32_t k, int st, const char *why)
     w->why[k] = why ? strdup(why) : NULL;
 }
 
-/* Apply one bulk response to the records pend[0..n). -1 when the response
- * cannot be read (the caller then treats the request as failed whole). */
+/* A bulk response cut at the HTTP client's bound (lib/http.h): its head, up
+ * to the last whole item, closed into a document of its own. *nitems: the
+ * items it holds. NULL when the head has no "items" array. With
+ * filter_path=errors,items.*.status,items.*.error the body is
+ * {"errors":B,"items":[{op:{...}},...]} and "errors" comes first. */
+static json_t *load_truncated(const char *body, size_t len)
+{
+    const char *it = memmem(body, len, "\"items\"", 7);
+    if (!it)
+        return NULL;
+    const char *p = memchr(it, '[', len - (size_t)(it - body));
+    if (!p)
+        return NULL;
+    const char *end = body + len, *last = p + 1; /* after the last whole item */
+    int depth = 0, str = 0;
+    for (const char *q = p + 1; q < end; q++) {
+        char ch = *q;
+        if (str) {
+            if (ch == '\\')
+                q++;
+            else if (ch == '"')
+                str = 0;
+        } else if (ch == '"') {
+            str = 1;
+        } else if (ch == '{' || ch == '[') {
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            if (depth == 0)
+                break; /* the items array closed: not truncated inside it */
+            if (--depth == 0)
+                last = q + 1;
+        }
+    }
+    size_t head = (size_t)(p + 1 - body), items = (size_t)(last - (p + 1));
+    char *doc = malloc(head + items + 3);
+    if (!doc)
+        return NULL;
+    memcpy(doc, body, head);
+    memcpy(doc + head, p + 1, items);
+    size_t dl = head + items;
+    while (dl > head && (doc[dl - 1] == ',' || doc[dl - 1] == ' ' || doc[dl - 1] == '\n'))
+        dl--;
+    memcpy(doc + dl, "]}", 2);
+    dl += 2;
+    json_error_t je;
+    json_t *j = json_loadb(doc, dl, 0, &je);
+    free(doc);
+    return j;
+}
+
 /* The answer of a bulk request without any item error starts
  * {"errors":false (with filter_path=errors,...; ES and OpenSearch put
  * "errors" first, after "took" when a proxy drops the filter): then every
@@ -72,6 +121,12 @@ static int no_item_errors(const http_req *r)
            (p[sizeof f - 1] == ',' || p[sizeof f - 1] == '}');
 }
 
+/* Apply one bulk response to the records pend[0..n). -1 when the response
+ * cannot be read (the caller then treats the request as failed whole). A
+ * response cut at the bound (r->resp_truncated) is read as far as it goes:
+ * "errors":false says every record is in; else the whole items kept apply
+ * to their records and the rest are retried (an index request resent with
+ * its _id overwrites, a create answers 409, which counts as done). */
 static int apply_items(const char *id, const http_req *r, es_buf *w, const uint32_t *pend, uint32_t n, round_stats *rs)
 {
     if (no_item_errors(r)) {
@@ -81,6 +136,11 @@ static int apply_items(const char *id, const http_req *r, es_buf *w, const uint3
     }
     json_error_t je;
     json_t *j = json_loadb((const char *)r->resp.data, r->resp.len, 0, &je);
+    int cut = 0;
+    if (!j && r->resp_truncated && r->resp.len) {
+        j = load_truncated((const char *)r->resp.data, r->resp.len);
+        cut = 1;
+    }
     if (!j)
         return -1;
     if (json_is_false(json_object_get(j, "errors"))) {
@@ -90,13 +150,23 @@ static int apply_items(const char *id, const http_req *r, es_buf *w, const uint3
         return 0;
     }
     json_t *items = json_object_get(j, "items");
-    if (!json_is_array(items) || json_array_size(items) != n) {
+    if (!json_is_array(items) || (cut ? json_array_size(items) > n : json_array_size(items) != n)) {
         wlog_error(ES_MOD, "%s: bulk response has %zu items for %u records", id,
                    json_is_array(items) ? json_array_size(items) : 0, n);
         json_decref(j);
         return -1;
     }
-    for (uint32_t k = 0; k < n; k++) {
+    uint32_t m = (uint32_t)json_array_size(items);
+    if (cut) {
+        static __thread double last_log;
+        if (clock_every(&last_log, 10))
+            wlog_warn(ES_MOD, "%s: bulk response of %u records cut at %zu bytes (the HTTP response bound): %u items "
+                      "read, the other records are retried",
+                      id, n, r->resp.len, m);
+        for (uint32_t k = m; k < n; k++)
+            set_st(w, pend[k], RS_RETRY, "bulk response truncated at the HTTP response bound");
+    }
+    for (uint32_t k = 0; k < m; k++) {
         json_t *it = json_array_get(items, k);
         const char *op = NULL;
         json_t *v = NULL;

@@ -413,6 +413,44 @@ def test_consumer_rewinds_when_output_refuses(weir, broker, tmp_path):
     assert broker.committed("g-refuse", "cin.refuse") == {0: 300}
 
 
+def test_consumer_waits_at_the_memory_budget(weir, broker, tmp_path):
+    """The memory budget (64 MiB) held by a stalled memory buffer (forward
+    senders into an output that is down): the consumer stops polling before
+    routing its burst (wait reason source), nothing is committed meanwhile;
+    when the output comes back every message arrives and is committed."""
+    import test_memory_outputs as mo
+    broker.create_topic("cin.budget")
+    weir.allow_errors = True  # the forward output logs its failed connections
+    down, down_cfg = mo.downstream(tmp_path)
+    mport = free_port()
+    kafka_src = consumer_source(broker.bootstrap, "cin.budget", "g-budget", "  max_poll_records 100")
+    weir.start(mo.upstream_cfg(weir.port, mport, down.port, extra_sources=kafka_src, chunk="1m"))
+    nreq = mo.SMALL_REQS
+    snd = mo.Sender(weir.port, nreq, mo.SMALL_PER_REQ)
+    try:
+        poll(lambda: mo.waits(mport, "buffer_full") > 0, timeout=60, what="a buffer_full wait")
+        poll(lambda: helpers.metric(helpers.get(mport, "/metrics")[1], "weir_memory_in_use_bytes")
+             >= mo.BUDGET - 4 * mo.MiB, timeout=30, what="the budget reached")
+        broker.produce("cin.budget", [json.dumps({"kn": i, "pad": "k" * 500}) for i in range(300)])
+        poll(lambda: mo.waits(mport, "source") > 0, timeout=30, what="a source wait")
+        assert not any(broker.committed("g-budget", "cin.budget").values())
+        down.start(down_cfg)
+        poll(lambda: len(snd.acks) == nreq or snd.error, timeout=300, what="every ack")
+        assert snd.error is None, snd.error
+        got = poll(lambda: (lambda r: r if len(r) >= 300 else None)(
+            [r for r in down.read_records() if "kn" in r]), timeout=120, what="300 Kafka records downstream")
+        assert sorted(r["kn"] for r in got) == list(range(300))
+        text = helpers.get(mport, "/metrics")[1]
+        print(f"Kafka consumer at the budget: source waits {mo.waits(mport, 'source'):.0f} "
+              f"({helpers.metric(text, 'weir_memory_wait_seconds_total', reason='source'):.1f} s)")
+        weir.stop_ok()
+        assert broker.committed("g-budget", "cin.budget") == {0: 300}
+    finally:
+        snd.close()
+        if down.proc is not None:
+            down.stop()
+
+
 # ------------------------------------------------------------- Phase 2 chain --
 
 # the broker's minimum session timeout: a killed member is evicted within 6 s

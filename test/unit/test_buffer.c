@@ -15,6 +15,8 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 
 #include "lib/batch.h"
 #include "lib/crc32c.h"
+#include "lib/membudget.h"
 #include "lib/wbuf.h"
 #include "config/conf.h"
 #include "buffer/buffer.h"
@@ -672,6 +675,79 @@ static void test_memory_chunk(void **st)
     buffer_destroy(b, 0);
 }
 
+/* ---- the memory budget ------------------------------------------------------- */
+
+struct appender {
+    buffer *b;
+    batch *bt;
+    atomic_int rc, done;
+};
+
+static void *append_main(void *arg)
+{
+    struct appender *a = arg;
+    atomic_store(&a->rc, buffer_append(a->b, a->bt));
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+/* A memory buffer's chunks count against the memory budget until freed. At
+ * the budget an empty buffer still takes a batch; else overflow_action:
+ * throw_exception refuses, drop_oldest_chunk drops a queued chunk, block
+ * waits (reason buffer_full) until memory frees. */
+static void test_memory_budget(void **st)
+{
+    uint64_t base = mb_in_use();
+    mb_set_limit(1); /* everything is over it */
+    buffer *b = make_buffer("<buffer>\n  @type memory\n</buffer>\n");
+    batch *x = sample_batch("app.x", 50, 0, 2), *y = sample_batch("app.y", 50, 2, 3);
+    assert_int_equal(buffer_append(b, x), 0); /* empty: forced */
+    chunk *ch = b->staged;
+    assert_true(ch->mb >= ch->bytes && ch->mb > 0);
+    assert_int_equal(mb_in_use(), base + ch->mb);
+    assert_int_equal(buffer_append(b, y), -1); /* throw_exception */
+    assert_int_equal(atomic_load(&b->rejected_batches), 1);
+    assert_int_equal(ch->records, 2);
+    buffer_destroy(b, 0);
+    assert_int_equal(mb_in_use(), base);
+
+    b = make_buffer("<buffer>\n  @type memory\n  flush_mode immediate\n  overflow_action drop_oldest_chunk\n"
+                    "</buffer>\n");
+    assert_int_equal(buffer_append(b, x), 0);
+    assert_int_equal(b->nqueued, 1);
+    assert_int_equal(buffer_append(b, y), 0); /* the queued chunk of x dropped, then empty */
+    assert_int_equal(atomic_load(&b->dropped_chunks), 1);
+    assert_int_equal(atomic_load(&b->dropped_records), 2);
+    assert_int_equal(b->nqueued, 1);
+    assert_int_equal(b->qhead->records, 3);
+    assert_int_equal(mb_in_use(), base + b->qhead->mb);
+    buffer_destroy(b, 0);
+    assert_int_equal(mb_in_use(), base);
+
+    b = make_buffer("<buffer>\n  @type memory\n  overflow_action block\n</buffer>\n");
+    assert_int_equal(buffer_append(b, x), 0);
+    uint64_t waits = mb_waits(MB_WAIT_BUFFER_FULL);
+    struct appender a = {.b = b, .bt = y};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, append_main, &a), 0);
+    for (int i = 0; i < 200 && mb_waits(MB_WAIT_BUFFER_FULL) == waits; i++)
+        usleep(5000);
+    assert_int_equal(mb_waits(MB_WAIT_BUFFER_FULL), waits + 1);
+    usleep(50000);
+    assert_int_equal(atomic_load(&a.done), 0); /* still waiting */
+    mb_set_limit(0);                           /* memory frees */
+    pthread_join(t, NULL);
+    assert_int_equal(atomic_load(&a.rc), 0);
+    assert_true(mb_wait_seconds(MB_WAIT_BUFFER_FULL) > 0.04);
+    assert_int_equal(b->nqueued, 1); /* x's chunk was enqueued while waiting: only flushing frees it */
+    assert_int_equal(b->staged->records, 3);
+    buffer_destroy(b, 0);
+    assert_int_equal(mb_in_use(), base);
+    batch_unref(x);
+    batch_unref(y);
+    (void)st;
+}
+
 /* ---- per-record outcomes ---------------------------------------------------- */
 
 static void test_select_records(void **st)
@@ -799,6 +875,7 @@ int main(void)
         cmocka_unit_test(test_recover_dir),
         cmocka_unit_test(test_append_writes_the_format),
         cmocka_unit_test(test_memory_chunk),
+        cmocka_unit_test(test_memory_budget),
         cmocka_unit_test(test_select_records),
         cmocka_unit_test(test_retry_exponential),
         cmocka_unit_test(test_retry_randomize),

@@ -504,6 +504,51 @@ static http_req mkresp(long status, const char *body)
     return r;
 }
 
+/* A bulk response cut at the HTTP client's bound (lib/http.c: resp_truncated):
+ * "errors":false still says every record is in; with errors, the whole items
+ * kept apply to their records and the rest are retried; a cut inside an item
+ * leaves that item to the retry. */
+static void test_response_truncated(void **st)
+{
+    es_buf w;
+    uint32_t pend[4] = {0, 1, 2, 3};
+    round_stats rs = {0};
+    mkbuf(&w, 4, 0);
+    http_req r = mkresp(200, Q("{'errors':false,'items':[{'index':{'status':201}},{'index':{'sta"));
+    r.resp_truncated = 1;
+    es_apply_response("es.0", &r, &w, pend, 4, &rs);
+    for (uint32_t k = 0; k < 4; k++)
+        assert_int_equal(w.st[k], RS_OK);
+    assert_int_equal(r.transport_error, 0);
+    http_req_clear(&r);
+    es_buf_free(&w);
+
+    mkbuf(&w, 4, 0);
+    http_req r2 = mkresp(200, Q("{'errors':true,'items':[{'index':{'status':201}},"
+                                "{'index':{'status':400,'error':{'type':'mapper_parsing_exception','reason':'bad ]'}}},"
+                                "{'index':{'status':400,'error':{'type':'mapper"));
+    r2.resp_truncated = 1;
+    es_apply_response("es.0", &r2, &w, pend, 4, &rs);
+    assert_int_equal(w.st[0], RS_OK);
+    assert_int_equal(w.st[1], RS_ERROR);
+    assert_string_equal(w.why[1], "HTTP 400 mapper_parsing_exception: bad ]");
+    assert_int_equal(w.st[2], RS_RETRY);
+    assert_int_equal(w.st[3], RS_RETRY);
+    assert_string_equal(w.why[3], "bulk response truncated at the HTTP response bound");
+    assert_int_equal(r2.transport_error, 0);
+    http_req_clear(&r2);
+
+    /* the same body, not marked truncated: unreadable, the request is retried whole */
+    http_req r3 = mkresp(200, Q("{'errors':true,'items':[{'index':{'status':201}},{'index'"));
+    es_apply_response("es.0", &r3, &w, pend, 4, &rs);
+    for (uint32_t k = 0; k < 4; k++)
+        assert_int_equal(w.st[k], RS_RETRY);
+    assert_int_equal(r3.transport_error, 1);
+    http_req_clear(&r3);
+    es_buf_free(&w);
+    (void)st;
+}
+
 static void test_response_items(void **st)
 {
     const char *resp = Q(
@@ -788,6 +833,7 @@ int main(void)
         cmocka_unit_test(test_bulk_bodies),
         cmocka_unit_test(test_generate_id),
         cmocka_unit_test(test_response_items),
+        cmocka_unit_test(test_response_truncated),
         cmocka_unit_test(test_response_whole),
         cmocka_unit_test(test_next_host_statuses),
         cmocka_unit_test(test_plugin_params),

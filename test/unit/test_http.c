@@ -1,7 +1,8 @@
 /* Unit tests: lib/http.c against a small HTTP/1.1 server on a thread of
  * this test (127.0.0.1, ephemeral port): concurrent requests, keep-alive
  * reuse across calls, gzip bodies, response bodies, a refused connection
- * and a timeout. The server answers "<method> <path> <body bytes> <gzip?>". */
+ * and a timeout. The server answers "<method> <path> <body bytes> <gzip?>";
+ * for /big/N, N bytes of 'b' (the response bound and its memory budget). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include <cmocka.h>
 
 #include "lib/http.h"
+#include "lib/membudget.h"
 
 static int g_lfd, g_port;
 static atomic_int g_accepts;
@@ -64,6 +66,25 @@ static void *conn_main(void *arg)
         int magic = clen >= 2 && (uint8_t)buf[hlen] == 0x1f && (uint8_t)buf[hlen + 1] == 0x8b;
         if (strstr(path, "/stall"))
             sleep(3);
+        if (!strncmp(path, "/big/", 5)) {
+            size_t n = strtoul(path + 5, NULL, 10);
+            char hdr[128];
+            int hl = snprintf(hdr, sizeof hdr, "HTTP/1.1 200 X\r\nContent-Length: %zu\r\n\r\n", n);
+            if (write(fd, hdr, (size_t)hl) != hl)
+                break;
+            static __thread char bs[65536];
+            memset(bs, 'b', sizeof bs);
+            for (size_t done = 0; done < n;) {
+                size_t k = n - done < sizeof bs ? n - done : sizeof bs;
+                ssize_t w = write(fd, bs, k);
+                if (w <= 0)
+                    goto out;
+                done += (size_t)w;
+            }
+            memmove(buf, buf + hlen + clen, have - hlen - clen);
+            have -= hlen + clen;
+            continue;
+        }
         char body[512], resp[1024];
         int bl = snprintf(body, sizeof body, "%s %s %zu %d%d", method, path, clen, gz, magic);
         int status = strstr(path, "/429") ? 429 : 200;
@@ -187,6 +208,50 @@ static void test_gzip_and_status(void **state)
     http_client_free(c);
 }
 
+/* Response bodies: reserved against the memory budget while held, cut at
+ * max_response or an eighth of the budget (1 MiB at least), counted. */
+static void test_response_bound_and_budget(void **state)
+{
+    (void)state;
+    char err[128], u1[64], u2[64];
+    http_opts o = {.timeout = 10, .max_response = 64 << 10};
+    http_client *c = http_client_new(&o, err, sizeof err);
+    assert_non_null(c);
+    uint64_t cut0 = http_responses_truncated(), used0 = mb_in_use();
+    url(u1, sizeof u1, "/big/100000");
+    url(u2, sizeof u2, "/big/1000");
+    http_req r[2] = {{.method = "GET", .url = u1}, {.method = "GET", .url = u2}};
+    assert_int_equal(http_perform(c, r, 2), 0);
+    assert_int_equal(r[0].status, 200);
+    assert_int_equal(r[0].resp.len, (64 << 10) - 1); /* the head, NUL-terminated */
+    assert_int_equal(r[0].resp_truncated, 1);
+    assert_int_equal(r[1].resp.len, 1000);
+    assert_int_equal(r[1].resp_truncated, 0);
+    assert_int_equal(http_responses_truncated(), cut0 + 1);
+    assert_true(mb_in_use() >= used0 + r[0].resp.len + r[1].resp.len);
+    http_req_clear(&r[0]);
+    http_req_clear(&r[1]);
+    assert_int_equal(mb_in_use(), used0);
+    http_client_free(c);
+
+    /* a budget of 8 MiB: a 16 MiB max_response keeps 1 MiB */
+    mb_set_limit(8u << 20);
+    http_opts o2 = {.timeout = 10};
+    c = http_client_new(&o2, err, sizeof err);
+    assert_non_null(c);
+    url(u1, sizeof u1, "/big/3000000");
+    http_req big = {.method = "GET", .url = u1};
+    assert_int_equal(http_perform(c, &big, 1), 0);
+    assert_int_equal(big.resp.len, (1u << 20) - 1);
+    assert_int_equal(big.resp_truncated, 1);
+    assert_int_equal(http_responses_truncated(), cut0 + 2);
+    assert_true(mb_in_use() >= used0 + big.resp.len);
+    http_req_clear(&big);
+    assert_int_equal(mb_in_use(), used0);
+    mb_set_limit(0);
+    http_client_free(c);
+}
+
 static void test_refused_and_timeout(void **state)
 {
     (void)state;
@@ -233,6 +298,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concurrent_and_keepalive),
         cmocka_unit_test(test_gzip_and_status),
+        cmocka_unit_test(test_response_bound_and_budget),
         cmocka_unit_test(test_refused_and_timeout),
         cmocka_unit_test(test_urlencode),
     };

@@ -258,7 +258,7 @@ class Node:
         if q is not None:
             path += "?q=" + urllib.request.quote(q)
         st, b = self.req("POST", path, body)
-        if st == 404:
+        if st in (404, 503):  # as count(): no such index yet / its primary is still starting
             return []
         assert st == 200, f"_search {index}: HTTP {st}: {b}"
         return b["hits"]["hits"]

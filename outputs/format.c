@@ -18,11 +18,13 @@
 /* ---- configuration --------------------------------------------------------- */
 
 const conf_spec fmt_format_spec[] = {
-    {"@type", CONF_ENUM, "json", 0, offsetof(fmt, type), "json|out_file|stdout|single_value|ltsv|msgpack|csv",
+    {"@type", CONF_ENUM, "json", 0, offsetof(fmt, type),
+     "json|out_file|stdout|single_value|ltsv|msgpack|csv|tsv|hash",
      "`json`: the record as one JSON object per line; `out_file`: `TIME<delimiter>TAG<delimiter>JSON`; `stdout`: "
      "`TIME TAG: JSON`; `single_value`: the value of `message_key`; `ltsv`: `key:value` pairs; `msgpack`: the "
-     "record's msgpack; `csv`: the values of `fields` on one line, quoted as Ruby's CSV. Without `<format>` or "
-     "`@type`, the output's own default"},
+     "record's msgpack; `csv`: the values of `fields` on one line, quoted as Ruby's CSV; `tsv`: the values of "
+     "`keys` joined by `delimiter`, each as Ruby's `to_s`; `hash`: the record as Ruby's `Hash#to_s` "
+     "(`{\"a\"=>1}`). Without `<format>` or `@type`, the output's own default"},
     {"delimiter", CONF_STR, "\t", 0, offsetof(fmt, delimiter), NULL,
      "between fields. `out_file`, as Fluentd's: a value holding `SPACE` (any case) is a space, `COMMA` a comma, "
      "anything else a tab; `ltsv`: the text as written; `csv`: default `,`, `\\t` or `TAB` is a tab"},
@@ -43,13 +45,15 @@ const conf_spec fmt_format_spec[] = {
      "`single_value`: the record key written, as Ruby's `to_s` (a string as it is, nil empty, a map as "
      "`{\"a\"=>1}`)"},
     {"add_newline", CONF_BOOL, "true", 0, offsetof(fmt, add_newline), NULL,
-     "`single_value`, `ltsv`, `csv`: end each record with a newline"},
+     "`single_value`, `ltsv`, `csv`, `tsv`, `hash`: end each record with a newline"},
     {"label_delimiter", CONF_STR, ":", 0, offsetof(fmt, label_delimiter), NULL, "`ltsv`: between a key and its value"},
     {"replacement", CONF_STR, " ", 0, offsetof(fmt, replacement), NULL,
      "`ltsv`: replaces the delimiter where a value holds it"},
     {"fields", CONF_ARRAY, NULL, 0, offsetof(fmt, fields), NULL,
      "`csv`, required: the record keys written, in this order (a missing key is an empty value; other keys, "
      "injected ones included, are left out)"},
+    {"keys", CONF_ARRAY, NULL, 0, offsetof(fmt, keys), NULL,
+     "`tsv`, required: the record's top-level keys written, in this order (a missing key is an empty value)"},
     {"force_quotes", CONF_BOOL, "true", 0, offsetof(fmt, force_quotes), NULL,
      "`csv`: quote every value (`false`: only empty values and those holding the delimiter, a quote or a line "
      "break; nil is then empty)"},
@@ -184,6 +188,10 @@ int fmt_configure(fmt *f, conf_node *n, int default_type, conf_errors *errs)
         rc = -1;
     if (f->type == FMT_CSV && csv_configure(f, fs, errs))
         rc = -1;
+    if (f->type == FMT_TSV && (!f->keys || !f->keys[0])) {
+        conf_errors_add(errs, fs->file, fs->line, "missing required parameter 'keys' in <format> (@type tsv)");
+        rc = -1;
+    }
     /* out_file's formatter maps its delimiter as Fluentd's does (/SPACE/i,
      * /COMMA/i, else a tab); ltsv's takes it as written */
     if (f->type == FMT_OUT_FILE) {
@@ -515,7 +523,8 @@ int fmt_record(const fmt *f, wbuf *out, const char *tag, size_t tag_len, const e
     /* the text formats take the injected keys as part of the record, as
      * Fluentd's inject_values_to_record does before any formatter */
     if (f->inj.active &&
-        (f->type == FMT_SINGLE_VALUE || f->type == FMT_LTSV || f->type == FMT_MSGPACK || f->type == FMT_CSV)) {
+        (f->type == FMT_SINGLE_VALUE || f->type == FMT_LTSV || f->type == FMT_MSGPACK || f->type == FMT_CSV ||
+         f->type == FMT_TSV || f->type == FMT_HASH)) {
         wbuf rec = {0};
         int rc = fmt_inject_mp(&f->inj, &rec, tag, tag_len, e);
         if (rc == 0) {
@@ -574,6 +583,18 @@ static int fmt_text_record(const fmt *f, wbuf *out, const char *tag, size_t tag_
         return wbuf_add(out, e->record, e->record_len);
     case FMT_CSV:
         return csv_record(f, out, e);
+    case FMT_TSV: { /* Fluentd's formatter_tsv: keys.map { |k| record[k].to_s }.join(delimiter) */
+        size_t dl = strlen(f->delimiter);
+        for (size_t i = 0; f->keys[i]; i++) {
+            size_t vl;
+            const uint8_t *v = rec_get(e->record, e->record_len, f->keys[i], strlen(f->keys[i]), &vl);
+            if ((i && wbuf_add(out, f->delimiter, dl)) || (v && rb_value_to_s(v, vl, out)))
+                return -1;
+        }
+        return f->add_newline ? wbuf_addc(out, '\n') : 0;
+    }
+    case FMT_HASH: /* formatter_hash: record.to_s */
+        return rb_value_to_s(e->record, e->record_len, out) || (f->add_newline && wbuf_addc(out, '\n'));
     }
     return -1;
 }

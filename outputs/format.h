@@ -25,7 +25,7 @@
 #include "config/conf.h"
 #include "aggregator/record.h"
 
-enum { FMT_JSON, FMT_OUT_FILE, FMT_STDOUT, FMT_SINGLE_VALUE, FMT_LTSV, FMT_MSGPACK, FMT_CSV };
+enum { FMT_JSON, FMT_OUT_FILE, FMT_STDOUT, FMT_SINGLE_VALUE, FMT_LTSV, FMT_MSGPACK, FMT_CSV, FMT_TSV, FMT_HASH };
 enum { TT_FLOAT, TT_UNIXTIME, TT_STRING };
 
 /* `timezone`: a fixed offset or a zone of the TZ database (db), which
@@ -75,6 +75,8 @@ typedef struct fmt {
     int force_quotes;
     rec_path *csv_paths; /* the fields as record accessors ("$.a.b" nested) */
     size_t ncsv;
+    /* tsv */
+    char **keys;
     fmt_inject inj;
 } fmt;
 

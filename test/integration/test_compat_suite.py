@@ -707,10 +707,6 @@ STILL_REFUSED = [
      "`apache2`, `syslog`, `multiline`, `msgpack` in `<parse>` (weir has json, regexp, none, ltsv, csv, tsv, nginx, "
      "apache_error, cri, logfmt, grok: write the regexp)",
      [_parse(t, "    keys a,b\n") for t in ("apache2", "syslog", "multiline", "msgpack")], "is not supported by weir"),
-    ("Fluentd core formatters tsv, hash",
-     "`<format>` has `json`, `out_file`, `stdout`, `single_value`, `ltsv`, `csv`, `msgpack`",
-     [f"<match **>\n  @type file\n  path /tmp/x\n  <format>\n    @type {t}\n  </format>\n</match>\n"
-      for t in ("tsv", "hash")], "invalid value"),
     ("in_tcp, in_tail, in_exec, in_sample/in_dummy, in_unix",
      "weir's inputs are forward, http, syslog, udp, kafka and the monitors (Fluent Bit tails on the nodes)",
      [f"<source>\n  @type {t}\n  tag x\n</source>\n" for t in ("tcp", "tail", "exec", "sample", "dummy", "unix")],

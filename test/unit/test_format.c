@@ -253,6 +253,14 @@ static const struct {
     {"@type single_value\nmessage_key h", NULL, "{\"h\":{\"k\":\"v\\tw\"}}", "{\"k\"=>\"v\\tw\"}\n", NULL},
     {"@type single_value\nmessage_key n\nadd_newline false", NULL, "{\"n\":null}", "", NULL},
     {"@type csv", NULL, "{}", NULL, "missing required parameter 'fields'"},
+    /* tsv, hash: formatter_tsv's keys.map { record[k].to_s }.join(delimiter), formatter_hash's record.to_s */
+    {"@type tsv\nkeys a,none,n,h,tag", "tag_key tag", "{\"a\":\"x y\",\"n\":null,\"h\":{\"k\":[1.5,false]}}",
+     "x y\t\t\t{\"k\"=>[1.5, false]}\tapp.x\n", NULL},
+    {"@type tsv\nkeys b,a\ndelimiter ,\nadd_newline false", NULL, "{\"a\":1,\"b\":\"q\\\"\"}", "q\",1", NULL},
+    {"@type tsv", NULL, "{}", NULL, "missing required parameter 'keys' in <format> (@type tsv)"},
+    {"@type hash", "tag_key tag", "{\"s\":\"a\\\"b\\n\",\"n\":-2,\"z\":null}",
+     "{\"s\"=>\"a\\\"b\\n\", \"n\"=>-2, \"z\"=>nil, \"tag\"=>\"app.x\"}\n", NULL},
+    {"@type hash\nadd_newline false", NULL, "{}", "{}", NULL},
     {"@type csv\nfields ,", NULL, "{}", NULL, "empty value is specified in fields parameter"},
     /* timezone: <inject>'s string time, <format>'s time (out_file), a fixed offset wins over utc/localtime */
     {"@type ltsv", "time_key time\ntime_type string\ntime_format %Y-%m-%d %H:%M:%S %z\ntimezone +09:00\nutc true",

@@ -2,7 +2,7 @@
  * aggregator/parse_impl.h: the inside of the <parse> section (parse.h),
  * shared by the dispatcher and configuration (parse.c), the `types`
  * conversions (parse_conv.c) and the parse types, one file each under
- * aggregator/parsers/ (json, regexp, cri, logfmt, none, grok, ltsv, csv). Other code
+ * aggregator/parsers/ (json, regexp and its presets, apache2, cri, logfmt, none, grok, ltsv, csv). Other code
  * includes parse.h only.
  *
  * A parse type appends ONE map to c->o: it opens the map header, writes each

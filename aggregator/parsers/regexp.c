@@ -80,7 +80,7 @@ static const conf_spec regexp_spec[] = {
 const parser_plugin parser_regexp_plugin = {
     .name = "regexp", .type = PARSE_REGEXP, .spec = regexp_spec, .parse = parse_regexp_text};
 
-/* Fluentd's regexp presets (parser_nginx.rb, parser_apache_error.rb): the same
+/* Fluentd's regexp presets (parser_nginx.rb, parser_apache.rb, parser_apache_error.rb): the same
  * parser with their expression (and time_format) unless configured */
 const parser_plugin parser_nginx_plugin = {
     .name = "nginx",
@@ -91,6 +91,16 @@ const parser_plugin parser_nginx_plugin = {
         "/^(?<remote>[^ ]*) (?<host>[^ ]*) (?<user>[^ ]*) \\[(?<time>[^\\]]*)\\] \"(?<method>\\S+)(?: +(?<path>[^\\\"]*?)"
         "(?: +\\S*)?)?\" (?<code>[^ ]*) (?<size>[^ ]*)(?: \"(?<referer>[^\\\"]*)\" \"(?<agent>[^\\\"]*)\"(?:\\s+\\\"?"
         "(?<http_x_forwarded_for>[^\\\"]*)\\\"?)?)?$/",
+    .default_time_format = "%d/%b/%Y:%H:%M:%S %z",
+};
+
+const parser_plugin parser_apache_plugin = {
+    .name = "apache",
+    .type = PARSE_REGEXP,
+    .spec = regexp_spec,
+    .parse = parse_regexp_text,
+    .default_expression = "/^(?<host>[^ ]*) [^ ]* (?<user>[^ ]*) \\[(?<time>[^\\]]*)\\] \"(?<method>\\S+)(?: +(?<path>[^ ]*) "
+                          "+\\S*)?\" (?<code>[^ ]*) (?<size>[^ ]*)(?: \"(?<referer>[^\\\"]*)\" \"(?<agent>[^\\\"]*)\")?$/",
     .default_time_format = "%d/%b/%Y:%H:%M:%S %z",
 };
 

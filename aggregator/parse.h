@@ -97,6 +97,9 @@ typedef struct parser {
     char *delimiter, *label_delimiter, *delimiter_pattern; /* ltsv, csv (no default: each type's own) */
     char **keys;                                           /* csv */
     int parser_engine, parser_type;                        /* csv: 1 fast (parser_type: its alias) */
+    char *engine, *engine_alias;                           /* parser_engine, parser_type as written (csv, syslog) */
+    int message_format, with_priority, support_colonless_ident; /* syslog */
+    char *rfc5424_time_format;                             /* syslog */
     /* compiled */
     const struct parser_plugin *plugin; /* the @type (aggregator/registry.c) */
     int type;                          /* plugin->type: PARSE_* */

@@ -2,7 +2,7 @@
  * aggregator/parse_impl.h: the inside of the <parse> section (parse.h),
  * shared by the dispatcher and configuration (parse.c), the `types`
  * conversions (parse_conv.c) and the parse types, one file each under
- * aggregator/parsers/ (json, regexp and its presets, apache2, cri, logfmt, none, grok, ltsv, csv). Other code
+ * aggregator/parsers/ (json, regexp and its presets, apache2, syslog, cri, logfmt, none, grok, ltsv, csv). Other code
  * includes parse.h only.
  *
  * A parse type appends ONE map to c->o: it opens the map header, writes each
@@ -108,6 +108,9 @@ struct parser_plugin {
 const parser_plugin *const *parser_plugins(void);          /* NULL-terminated */
 const parser_plugin *parser_plugin_find(const char *name); /* NULL: none */
 const char *const *parser_plugin_names(void);
+
+/* parser_engine / parser_type as one of two values (csv.c): 0 for a (or not set), 1 for b, -1 with the error. */
+int parse_engine_choice(parser *p, conf_node *n, const char *a, const char *b, conf_errors *errs);
 
 /* The parameters every <parse> type takes (parse.c). */
 extern const conf_spec parse_common_spec[];

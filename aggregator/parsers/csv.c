@@ -218,7 +218,7 @@ static int parse_csv_text(pctx *c, const uint8_t *s, size_t n, char *err, size_t
     const parser *p = c->p;
     csv_row r = {0};
     char why[128] = "";
-    int rc = p->parser_engine || p->parser_type ? csv_fast(p, &r, s, n) : csv_normal(p, &r, s, n, why, sizeof why);
+    int rc = p->parser_engine ? csv_fast(p, &r, s, n) : csv_normal(p, &r, s, n, why, sizeof why);
     if (rc == 1) /* Hash[keys.zip(nil)] */
         snprintf(why, sizeof why, "wrong argument type NilClass (must respond to :each)");
     if (rc) {
@@ -232,7 +232,7 @@ static int parse_csv_text(pctx *c, const uint8_t *s, size_t n, char *err, size_t
     size_t nk = 0;
     while (p->keys[nk])
         nk++;
-    if (p->parser_engine || p->parser_type)
+    if (p->parser_engine)
         nk = nk < r.n ? nk : r.n; /* fast: only the columns there are */
     for (size_t i = 0; i < nk && !rc; i++) {
         const char *k = p->keys[i];
@@ -246,8 +246,32 @@ static int parse_csv_text(pctx *c, const uint8_t *s, size_t n, char *err, size_t
     return rc;
 }
 
+/* parser_engine / parser_type (csv's and syslog's): 0 or 1 for values a and b, -1 with the error */
+int parse_engine_choice(parser *p, conf_node *n, const char *a, const char *b, conf_errors *errs)
+{
+    int v = 0;
+    const char *names[2] = {"parser_engine", "parser_type"};
+    const char *vals[2] = {p->engine, p->engine_alias};
+    for (int i = 0; i < 2; i++) {
+        if (!vals[i])
+            continue;
+        if (strcmp(vals[i], a) && strcmp(vals[i], b)) {
+            conf_param *pp = conf_get(n, names[i]);
+            conf_errors_add(errs, pp ? pp->file : n->file, pp ? pp->line : n->line,
+                            "invalid value '%s' for parameter '%s'; expected one of: %s, %s", vals[i], names[i], a, b);
+            return -1;
+        }
+        v |= !strcmp(vals[i], b);
+    }
+    return v;
+}
+
 static int csv_configure(parser *p, conf_node *n, conf_errors *errs)
 {
+    int fast = parse_engine_choice(p, n, "normal", "fast", errs);
+    if (fast < 0)
+        return -1;
+    p->parser_engine = fast;
     if (!p->keys) {
         conf_errors_add(errs, n->file, n->line, "missing required parameter 'keys' in <%s> (@type csv)", n->name);
         return -1;
@@ -259,11 +283,10 @@ static const conf_spec csv_spec[] = {
     {"keys", CONF_ARRAY, NULL, 0, offsetof(parser, keys), NULL,
      "required: the record keys of the values, in order (`a,b,c` or a JSON array)"},
     {"delimiter", CONF_STR, NULL, 0, offsetof(parser, delimiter), NULL, "between values, default `,`"},
-    {"parser_engine", CONF_ENUM, "normal", 0, offsetof(parser, parser_engine), "normal|fast",
-     "`normal`: Ruby's CSV.parse_line; `fast`: Fluentd's quicker split (quoted values holding the delimiter keep "
-     "their doubled quotes)"},
-    {"parser_type", CONF_ENUM, "normal", 0, offsetof(parser, parser_type), "normal|fast",
-     "the old name of `parser_engine`"},
+    {"parser_engine", CONF_STR, NULL, 0, offsetof(parser, engine), NULL,
+     "`normal` (default): Ruby's CSV.parse_line; `fast`: Fluentd's quicker split (quoted values holding the "
+     "delimiter keep their doubled quotes)"},
+    {"parser_type", CONF_STR, NULL, 0, offsetof(parser, engine_alias), NULL, "the old name of `parser_engine`"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 

@@ -243,7 +243,7 @@ def test_parser_types_refused(tmp_path):
   @type parser
   key_name message
   <parse>
-    @type syslog
+    @type msgpack
   </parse>
 </filter>
 <filter b.**>
@@ -264,8 +264,8 @@ def test_parser_types_refused(tmp_path):
 </filter>
 """ + NULL_MATCH
     expect_errors(tmp_path, text, [
-        ("@type syslog", "parser type 'syslog' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2)"),
-        ("@type regex", "parser type 'regex' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2); "
+        ("@type msgpack", "parser type 'msgpack' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2, syslog)"),
+        ("@type regex", "parser type 'regex' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2, syslog); "
                         "did you mean 'regexp'?"),
         ("time_type mixed", "time_type is :mixed but time_format and time_format_fallbacks is empty."),
     ])

@@ -526,9 +526,13 @@ static void test_parse_config_errors(void **st)
 {
     expect_conf_error("", "p.conf:1: missing @type in <parse>");
     expect_conf_error("@type jsn", "p.conf:2: unknown parser type 'jsn'; did you mean 'json'?");
-    expect_conf_error("@type syslog",
-                      "p.conf:2: parser type 'syslog' is not supported by weir (supported: json, regexp, cri, logfmt, "
-                      "none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2)");
+    expect_conf_error("@type msgpack",
+                      "p.conf:2: parser type 'msgpack' is not supported by weir (supported: json, regexp, cri, logfmt, "
+                      "none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2, syslog)");
+    expect_conf_error("@type syslog\nparser_type fast",
+                      "p.conf:3: invalid value 'fast' for parameter 'parser_type'; expected one of: regexp, string");
+    expect_conf_error("@type csv\nkeys a\nparser_engine string",
+                      "p.conf:4: invalid value 'string' for parameter 'parser_engine'; expected one of: normal, fast");
     expect_conf_error("@type json\ntime_typ float", "p.conf:3: unknown parameter 'time_typ' in <parse>; did you mean 'time_type'?");
     expect_conf_error("@type json\ntime_type epoch",
                       "p.conf:3: invalid value 'epoch' for parameter 'time_type'; expected one of: string, unixtime, "

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/rx.h"
 #include "lib/wbuf.h"
 #include "config/conf.h"
 #include "aggregator/parse.h"
@@ -108,6 +109,10 @@ struct parser_plugin {
 const parser_plugin *const *parser_plugins(void);          /* NULL-terminated */
 const parser_plugin *parser_plugin_find(const char *name); /* NULL: none */
 const char *const *parser_plugin_names(void);
+
+/* regexp.c: p's expression on s[0..n): PARSE_OK with *ov (valid until the thread's next match), or
+ * PARSE_BADUTF8, PARSE_NOMATCH, PARSE_FAIL (err: the match limit). */
+int parse_rx_exec(const parser *p, const uint8_t *s, size_t n, const PCRE2_SIZE **ov, char *err, size_t errlen);
 
 /* parser_engine / parser_type as one of two values (csv.c): 0 for a (or not set), 1 for b, -1 with the error. */
 int parse_engine_choice(parser *p, conf_node *n, const char *a, const char *b, conf_errors *errs);

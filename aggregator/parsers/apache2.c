@@ -6,7 +6,6 @@
  * Ruby's to_i (a code of 0 is nil); the time from `time` with
  * "%d/%b/%Y:%H:%M:%S %z", kept last with keep_time_key. See parse.h.
  */
-#include <stdio.h>
 #include <string.h>
 
 #include "lib/rx.h"
@@ -52,17 +51,10 @@ static int parse_apache2_text(pctx *c, const uint8_t *s, size_t n, char *err, si
     static const char *const keys[] = {"host", "user", "method", "path", "code", "size", "referer", "agent", "time"};
     enum { HOST, USER, METHOD, PATH, CODE, SIZE, REFERER, AGENT, TIME, NKEYS };
     const parser *p = c->p;
-    if (!rx_utf8_valid(s, n))
-        return PARSE_BADUTF8;
     const PCRE2_SIZE *ov;
-    int rc = rx_exec(&p->expr, s, n, &ov);
-    if (rc == 0)
-        return PARSE_NOMATCH;
-    if (rc < 0) {
-        if (err && errlen)
-            snprintf(err, errlen, "regexp match failed (match limit?)");
-        return PARSE_FAIL;
-    }
+    int rc = parse_rx_exec(p, s, n, &ov, err, errlen);
+    if (rc != PARSE_OK)
+        return rc;
     /* the spans first: conversions may run other regexps on this thread */
     const uint8_t *v[NKEYS];
     size_t vl[NKEYS];

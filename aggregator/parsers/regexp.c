@@ -13,13 +13,11 @@
 #include "aggregator/parse_impl.h"
 #include "aggregator/record.h"
 
-static int parse_regexp_text(pctx *c, const uint8_t *s, size_t n, char *err, size_t errlen)
+int parse_rx_exec(const parser *p, const uint8_t *s, size_t n, const PCRE2_SIZE **ov, char *err, size_t errlen)
 {
-    const parser *p = c->p;
     if (!rx_utf8_valid(s, n))
         return PARSE_BADUTF8;
-    const PCRE2_SIZE *ov;
-    int rc = rx_exec(&p->expr, s, n, &ov);
+    int rc = rx_exec(&p->expr, s, n, ov);
     if (rc == 0)
         return PARSE_NOMATCH;
     if (rc < 0) {
@@ -27,6 +25,16 @@ static int parse_regexp_text(pctx *c, const uint8_t *s, size_t n, char *err, siz
             snprintf(err, errlen, "regexp match failed (match limit?)");
         return PARSE_FAIL;
     }
+    return PARSE_OK;
+}
+
+static int parse_regexp_text(pctx *c, const uint8_t *s, size_t n, char *err, size_t errlen)
+{
+    const parser *p = c->p;
+    const PCRE2_SIZE *ov;
+    int rc = parse_rx_exec(p, s, n, &ov, err, errlen);
+    if (rc != PARSE_OK)
+        return rc;
     /* copy the ovector: conversions may run other regexps on this thread */
     size_t nov = 2 * ((size_t)p->expr.ncap + 1);
     PCRE2_SIZE ovs[128], *ovc = nov <= 128 ? ovs : malloc(nov * sizeof *ovc);

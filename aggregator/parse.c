@@ -94,7 +94,7 @@ static const conf_spec *parse_spec(void)
 }
 
 /* Fluentd parsers weir does not have (yet) */
-static const char *const unsupported[] = {"multiline", "multi_format", "multiline_grok", "msgpack", "regex", "kv", NULL};
+static const char *const unsupported[] = {"multi_format", "multiline_grok", "msgpack", "regex", "kv", NULL};
 
 static conf_param *find_param(conf_node *n, const char *key)
 {
@@ -133,6 +133,15 @@ int parse_configure(parser *p, conf_node *n, conf_errors *errs)
     p->configured = 1;
     if (p->plugin->default_expression && !p->expression && !(p->expression = strdup(p->plugin->default_expression)))
         bad = -1;
+    if (p->plugin->expression) {
+        if (p->expression) {
+            const conf_param *xp = find_param(n, "expression");
+            conf_errors_add(errs, xp->file, xp->line, "parameter 'expression' is not used by @type %s", tp->value);
+            return -1;
+        }
+        if (!(p->expression = p->plugin->expression(p, n, errs)))
+            return -1;
+    }
     if (p->plugin->default_time_format && !p->time_format &&
         !(p->time_format = strdup(p->plugin->default_time_format)))
         bad = -1;
@@ -146,12 +155,12 @@ int parse_configure(parser *p, conf_node *n, conf_errors *errs)
         } else if (rx_compile(&p->expr, p->expression,
                               RX_SLASHES | (p->ignorecase ? RX_ICASE : 0) | (p->multiline ? RX_DOTALL : 0), err,
                               sizeof err) != 0) {
-            conf_errors_add(errs, ep->file, ep->line, "%s", err);
+            conf_errors_add(errs, ep ? ep->file : n->file, ep ? ep->line : n->line, "%s", err);
             bad = -1;
         } else {
             p->names = rx_names(&p->expr, &p->nnames);
             if (!p->nnames) {
-                conf_errors_add(errs, ep->file, ep->line,
+                conf_errors_add(errs, ep ? ep->file : n->file, ep ? ep->line : n->line,
                                 "No named captures in 'expression' parameter. The regexp must have at least one "
                                 "named capture");
                 bad = -1;

@@ -100,6 +100,7 @@ typedef struct parser {
     char *engine, *engine_alias;                           /* parser_engine, parser_type as written (csv, syslog) */
     int message_format, with_priority, support_colonless_ident; /* syslog */
     char *rfc5424_time_format;                             /* syslog */
+    char *formatn[20], *format_firstline, *unmatched_lines; /* multiline: format1..format20 */
     /* compiled */
     const struct parser_plugin *plugin; /* the @type (aggregator/registry.c) */
     int type;                          /* plugin->type: PARSE_* */

@@ -2,7 +2,8 @@
  * aggregator/parse_impl.h: the inside of the <parse> section (parse.h),
  * shared by the dispatcher and configuration (parse.c), the `types`
  * conversions (parse_conv.c) and the parse types, one file each under
- * aggregator/parsers/ (json, regexp and its presets, apache2, syslog, cri, logfmt, none, grok, ltsv, csv). Other code
+ * aggregator/parsers/ (json, regexp with its presets and multiline, apache2, syslog, cri, logfmt, none, grok,
+ * ltsv, csv). Other code
  * includes parse.h only.
  *
  * A parse type appends ONE map to c->o: it opens the map header, writes each
@@ -105,6 +106,9 @@ struct parser_plugin {
     int (*stats)(const parser *p, parse_stats *s); /* optional: parse_stats_get */
     /* presets of a regexp type (Fluentd's nginx, apache_error): used when not configured */
     const char *default_expression, *default_time_format;
+    /* optional, a regexp type that builds its expression from other parameters (multiline): the
+     * expression (malloc'd), or NULL with the errors added; called before it is compiled */
+    char *(*expression)(parser *p, conf_node *n, conf_errors *errs);
 };
 const parser_plugin *const *parser_plugins(void);          /* NULL-terminated */
 const parser_plugin *parser_plugin_find(const char *name); /* NULL: none */

@@ -120,3 +120,92 @@ const parser_plugin parser_apache_error_plugin = {
     .default_expression = "/^\\[[^ ]* (?<time>[^\\]]*)\\] \\[(?<level>[^\\]]*)\\](?: \\[pid (?<pid>[^\\]]*)\\])?"
                           "( \\[client (?<client>[^\\]]*)\\])? (?<message>.*)$/",
 };
+
+/* Fluentd core's multiline parser (parser_multiline.rb) as a parser filter uses it: format1..format20
+ * (each /.../) joined into one expression matched with `.` taking line breaks too; the first match is
+ * the record (Fluentd's filter takes the first record it yields). unmatched_lines: a text that does not
+ * match becomes {"unmatched_line": text} (at the current time) instead of an error. format_firstline is
+ * in_tail's (checked, not used). */
+static char *multiline_expression(parser *p, conf_node *n, conf_errors *errs)
+{
+    /* format21 and beyond: conf_bind's unknown parameter */
+    wbuf x = {0};
+    int bad = wbuf_addc(&x, '/');
+    for (int i = 0; i < 20 && !bad; i++) {
+        const char *f = p->formatn[i];
+        if (!f)
+            continue;
+        if (i && !p->formatn[i - 1]) {
+            conf_errors_add(errs, n->file, n->line, "Jump of format index found. format%d is missing.", i);
+            bad = 1;
+            break;
+        }
+        size_t l = strlen(f);
+        if (l < 2 || f[0] != '/' || f[l - 1] != '/') {
+            char key[32];
+            snprintf(key, sizeof key, "format%d", i + 1);
+            conf_param *fp = conf_get(n, key);
+            conf_errors_add(errs, fp ? fp->file : n->file, fp ? fp->line : n->line,
+                            "format should be Regexp, need //, in %s: '%s'", key, f);
+            bad = 1;
+            break;
+        }
+        bad = wbuf_add(&x, f + 1, l - 2);
+    }
+    if (!bad && x.len == 1) {
+        conf_errors_add(errs, n->file, n->line, "missing required parameter 'format1' in <%s> (@type multiline)",
+                        n->name);
+        bad = 1;
+    }
+    if (!bad && p->format_firstline) {
+        size_t l = strlen(p->format_firstline);
+        if (l < 2 || p->format_firstline[0] != '/' || p->format_firstline[l - 1] != '/') {
+            conf_param *fp = conf_get(n, "format_firstline");
+            conf_errors_add(errs, fp ? fp->file : n->file, fp ? fp->line : n->line,
+                            "format should be Regexp, need //, in format_firstline: '%s'", p->format_firstline);
+            bad = 1;
+        }
+    }
+    if (bad || wbuf_add(&x, "/m", 3)) {
+        wbuf_free(&x);
+        return NULL;
+    }
+    return (char *)x.data;
+}
+
+static int parse_multiline_text(pctx *c, const uint8_t *s, size_t n, char *err, size_t errlen)
+{
+    int rc = parse_regexp_text(c, s, n, err, errlen);
+    if (rc != PARSE_NOMATCH || !c->p->unmatched_lines)
+        return rc;
+    rec_hdr h;
+    if (rec_hdr_open(c->o, &h, 1, 1))
+        return PARSE_FAIL;
+    c->body0 = c->o->len;
+    if (parse_put_pair(c, "unmatched_line", 14, s, n) || rec_hdr_close(c->o, &h, c->count))
+        return PARSE_FAIL;
+    return PARSE_OK;
+}
+
+#define FMT_N(i) {"format" #i, CONF_STR, NULL, 0, offsetof(parser, formatn[i - 1]), NULL, "part " #i " of the expression"}
+static const conf_spec multiline_spec[] = {
+    {"format1", CONF_STR, NULL, 0, offsetof(parser, formatn[0]), NULL,
+     "required: `/regexp/`, the first part of the expression; `format2` .. `format20` follow it (named captures "
+     "become the record's keys; `.` matches line breaks too)"},
+    FMT_N(2), FMT_N(3), FMT_N(4), FMT_N(5), FMT_N(6), FMT_N(7), FMT_N(8), FMT_N(9), FMT_N(10), FMT_N(11),
+    FMT_N(12), FMT_N(13), FMT_N(14), FMT_N(15), FMT_N(16), FMT_N(17), FMT_N(18), FMT_N(19), FMT_N(20),
+    {"format_firstline", CONF_STR, NULL, 0, offsetof(parser, format_firstline), NULL,
+     "`/regexp/` of a record's first line: in_tail's; checked, not used by a parser filter"},
+    {"unmatched_lines", CONF_STR, NULL, 0, offsetof(parser, unmatched_lines), NULL,
+     "any value: a text that does not match becomes `{\"unmatched_line\": text}` instead of an error"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+#undef FMT_N
+
+const parser_plugin parser_multiline_plugin = {
+    .name = "multiline",
+    .type = PARSE_REGEXP,
+    .spec = multiline_spec,
+    .parse = parse_multiline_text,
+    .expression = multiline_expression,
+};

@@ -264,8 +264,8 @@ def test_parser_types_refused(tmp_path):
 </filter>
 """ + NULL_MATCH
     expect_errors(tmp_path, text, [
-        ("@type msgpack", "parser type 'msgpack' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2, syslog)"),
-        ("@type regex", "parser type 'regex' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2, syslog); "
+        ("@type msgpack", "parser type 'msgpack' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2, syslog, multiline)"),
+        ("@type regex", "parser type 'regex' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2, syslog, multiline); "
                         "did you mean 'regexp'?"),
         ("time_type mixed", "time_type is :mixed but time_format and time_format_fallbacks is empty."),
     ])

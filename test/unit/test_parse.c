@@ -528,7 +528,17 @@ static void test_parse_config_errors(void **st)
     expect_conf_error("@type jsn", "p.conf:2: unknown parser type 'jsn'; did you mean 'json'?");
     expect_conf_error("@type msgpack",
                       "p.conf:2: parser type 'msgpack' is not supported by weir (supported: json, regexp, cri, logfmt, "
-                      "none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2, syslog)");
+                      "none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2, syslog, multiline)");
+    expect_conf_error("@type multiline\nformat1 /^a/\nformat3 /b/",
+                      "p.conf:1: Jump of format index found. format2 is missing.");
+    expect_conf_error("@type multiline\nformat1 ^(?<a>a)",
+                      "p.conf:3: format should be Regexp, need //, in format1: '^(?<a>a)'");
+    expect_conf_error("@type multiline\nformat1 /(?<a>a)/\nformat21 /a/",
+                      "p.conf:4: unknown parameter 'format21' in <parse>; did you mean 'format1'?");
+    expect_conf_error("@type multiline", "p.conf:1: missing required parameter 'format1' in <parse> (@type multiline)");
+    expect_conf_error("@type multiline\nformat1 /a/",
+                      "p.conf:1: No named captures in 'expression' parameter. The regexp must have at least one named "
+                      "capture");
     expect_conf_error("@type syslog\nparser_type fast",
                       "p.conf:3: invalid value 'fast' for parameter 'parser_type'; expected one of: regexp, string");
     expect_conf_error("@type csv\nkeys a\nparser_engine string",

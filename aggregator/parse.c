@@ -94,7 +94,7 @@ static const conf_spec *parse_spec(void)
 }
 
 /* Fluentd parsers weir does not have (yet) */
-static const char *const unsupported[] = {"multi_format", "multiline_grok", "msgpack", "regex", "kv", NULL};
+static const char *const unsupported[] = {"multi_format", "multiline_grok", "regex", "kv", NULL};
 
 static conf_param *find_param(conf_node *n, const char *key)
 {

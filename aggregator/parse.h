@@ -50,7 +50,10 @@
 #include "config/conf.h"
 #include "aggregator/timeparse.h"
 
-enum { PARSE_JSON, PARSE_REGEXP, PARSE_CRI, PARSE_LOGFMT, PARSE_NONE, PARSE_GROK, PARSE_LTSV, PARSE_CSV, PARSE_TSV };
+enum {
+    PARSE_JSON, PARSE_REGEXP, PARSE_CRI, PARSE_LOGFMT, PARSE_NONE, PARSE_GROK, PARSE_LTSV, PARSE_CSV, PARSE_TSV,
+    PARSE_SYSLOG, PARSE_MSGPACK
+};
 
 /* parse_text results */
 enum {

@@ -2,9 +2,8 @@
  * aggregator/parse_impl.h: the inside of the <parse> section (parse.h),
  * shared by the dispatcher and configuration (parse.c), the `types`
  * conversions (parse_conv.c) and the parse types, one file each under
- * aggregator/parsers/ (json, regexp with its presets and multiline, apache2, syslog, cri, logfmt, none, grok,
- * ltsv, csv). Other code
- * includes parse.h only.
+ * aggregator/parsers/ (json, regexp with its presets and multiline, apache2, syslog, msgpack, cri, logfmt,
+ * none, grok, ltsv, csv). Other code includes parse.h only.
  *
  * A parse type appends ONE map to c->o: it opens the map header, writes each
  * pair with parse_put_pair (or writes the pair itself and calls

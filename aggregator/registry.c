@@ -48,12 +48,13 @@ static const filter_plugin *const filters[] = {
 /* <parse> types: aggregator/parsers/ */
 extern const parser_plugin parser_json_plugin, parser_regexp_plugin, parser_cri_plugin, parser_logfmt_plugin,
     parser_none_plugin, parser_grok_plugin, parser_nginx_plugin, parser_apache_error_plugin, parser_tsv_plugin, parser_ltsv_plugin, parser_csv_plugin,
-    parser_apache_plugin, parser_apache2_plugin, parser_syslog_plugin, parser_multiline_plugin;
+    parser_apache_plugin, parser_apache2_plugin, parser_syslog_plugin, parser_multiline_plugin,
+    parser_msgpack_plugin;
 static const parser_plugin *const parsers[] = {
     &parser_json_plugin, &parser_regexp_plugin, &parser_cri_plugin,  &parser_logfmt_plugin, &parser_none_plugin,
     &parser_grok_plugin, &parser_ltsv_plugin,   &parser_csv_plugin,  &parser_nginx_plugin, &parser_apache_error_plugin, &parser_tsv_plugin,
     &parser_apache_plugin, &parser_apache2_plugin, &parser_syslog_plugin, &parser_multiline_plugin,
-    NULL,
+    &parser_msgpack_plugin, NULL,
 };
 
 /* outputs: outputs/ */

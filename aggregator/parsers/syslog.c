@@ -96,7 +96,7 @@ static int parse_syslog_text(pctx *c, const uint8_t *txt, size_t n, char *err, s
 
 const parser_plugin parser_syslog_plugin = {
     .name = "syslog",
-    .type = PARSE_NONE,
+    .type = PARSE_SYSLOG,
     .spec = sl_spec,
     .parse = parse_syslog_text,
     .configure = sl_configure,

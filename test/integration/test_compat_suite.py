@@ -703,10 +703,6 @@ STILL_REFUSED = [
      ["<filter **>\n  @type record_transformer\n  enable_ruby true\n  <record>\n"
       "    keys ${record.keys.map { |k| k.upcase }.join(\",\")}\n  </record>\n</filter>\n" + _NULL],
      "unsupported Ruby"),
-    ("Fluentd core parser msgpack",
-     "`msgpack` in `<parse>` (a field holding msgpack bytes; weir has json, regexp, none, ltsv, csv, tsv, nginx, "
-     "apache, apache2, apache_error, syslog, multiline, cri, logfmt, grok)",
-     [_parse("msgpack")], "is not supported by weir"),
     ("in_tcp, in_tail, in_exec, in_sample/in_dummy, in_unix",
      "weir's inputs are forward, http, syslog, udp, kafka and the monitors (Fluent Bit tails on the nodes)",
      [f"<source>\n  @type {t}\n  tag x\n</source>\n" for t in ("tcp", "tail", "exec", "sample", "dummy", "unix")],

@@ -243,7 +243,7 @@ def test_parser_types_refused(tmp_path):
   @type parser
   key_name message
   <parse>
-    @type msgpack
+    @type multi_format
   </parse>
 </filter>
 <filter b.**>
@@ -264,8 +264,8 @@ def test_parser_types_refused(tmp_path):
 </filter>
 """ + NULL_MATCH
     expect_errors(tmp_path, text, [
-        ("@type msgpack", "parser type 'msgpack' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2, syslog, multiline)"),
-        ("@type regex", "parser type 'regex' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2, syslog, multiline); "
+        ("@type multi_format", "parser type 'multi_format' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2, syslog, multiline, msgpack)"),
+        ("@type regex", "parser type 'regex' is not supported by weir (supported: json, regexp, cri, logfmt, none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2, syslog, multiline, msgpack); "
                         "did you mean 'regexp'?"),
         ("time_type mixed", "time_type is :mixed but time_format and time_format_fallbacks is empty."),
     ])

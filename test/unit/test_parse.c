@@ -493,6 +493,27 @@ static const struct {
     {"@type csv\nkeys a,b\nparser_engine fast", "\"open,x", "{\"a\":\"open,\"}", NULL},
 };
 
+/* msgpack: the bytes' first object, a map, is the record; time_key applies; anything else does not match */
+static void test_msgpack(void **st)
+{
+    tp *t = mk_ok("@type msgpack\ntime_key t\ntime_type unixtime\ntypes n:string");
+    /* {"a": [1, nil], "n": 5, "t": 1700000000} then a second object (ignored) */
+    static const uint8_t rec[] = {0x83, 0xa1, 'a', 0x92, 0x01, 0xc0, 0xa1, 'n', 0x05, 0xa1, 't',
+                                  0xce, 0x65, 0x53, 0xf1, 0x00, 0x81, 0xa1, 'z', 0x01};
+    result r = run(t, (const char *)rec, sizeof rec);
+    assert_int_equal(r.rc, PARSE_OK);
+    assert_string_equal(r.json, "{\"a\":[1,null],\"n\":\"5\"}");
+    assert_true(r.has_time);
+    assert_int_equal(r.sec, 1700000000);
+    free(r.json);
+    static const uint8_t arr[] = {0x91, 0x80}, bad[] = {0x83, 0xa1}, intkey[] = {0x81, 0x01, 0x02};
+    assert_int_equal(run(t, (const char *)arr, sizeof arr).rc, PARSE_NOMATCH);
+    assert_int_equal(run(t, (const char *)bad, sizeof bad).rc, PARSE_NOMATCH);
+    assert_int_equal(run(t, (const char *)intkey, sizeof intkey).rc, PARSE_NOMATCH);
+    RC(t, "plain text", PARSE_NOMATCH);
+    rm(t);
+}
+
 static void test_ltsv_csv(void **st)
 {
     for (size_t i = 0; i < sizeof kv_cases / sizeof kv_cases[0]; i++) {
@@ -526,9 +547,10 @@ static void test_parse_config_errors(void **st)
 {
     expect_conf_error("", "p.conf:1: missing @type in <parse>");
     expect_conf_error("@type jsn", "p.conf:2: unknown parser type 'jsn'; did you mean 'json'?");
-    expect_conf_error("@type msgpack",
-                      "p.conf:2: parser type 'msgpack' is not supported by weir (supported: json, regexp, cri, logfmt, "
-                      "none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2, syslog, multiline)");
+    expect_conf_error("@type multi_format",
+                      "p.conf:2: parser type 'multi_format' is not supported by weir (supported: json, regexp, cri, "
+                      "logfmt, none, grok, ltsv, csv, nginx, apache_error, tsv, apache, apache2, syslog, multiline, "
+                      "msgpack)");
     expect_conf_error("@type multiline\nformat1 /^a/\nformat3 /b/",
                       "p.conf:1: Jump of format index found. format2 is missing.");
     expect_conf_error("@type multiline\nformat1 ^(?<a>a)",
@@ -809,6 +831,7 @@ int main(void)
         cmocka_unit_test(test_regexp),        cmocka_unit_test(test_cri),
         cmocka_unit_test(test_logfmt),        cmocka_unit_test(test_none),
         cmocka_unit_test(test_ltsv_csv),
+        cmocka_unit_test(test_msgpack),
         cmocka_unit_test(test_parse_config_errors), cmocka_unit_test(test_scrub),
         cmocka_unit_test(test_strptime),      cmocka_unit_test(test_flexible_time),
         cmocka_unit_test(test_local_time),    cmocka_unit_test(test_numeric_time),

@@ -348,9 +348,12 @@ static int put_action(const out_es *c, es_buf *w, wbuf *out, wbuf *idx, const en
                  c->write_operation == OP_UPDATE ? "update" : "upsert", c->id_key ? c->id_key : "");
         return -1;
     }
-    if (c->has_routing) {
-        size_t vlen;
-        const uint8_t *v = rec_lookup(pe->record, pe->record_len, &c->routing_path, &vlen);
+    if (c->has_routing || c->has_parent) {
+        /* routing_key's value, else (parent_key) the parent's id */
+        size_t vlen = 0;
+        const uint8_t *v = c->has_routing ? rec_lookup(pe->record, pe->record_len, &c->routing_path, &vlen) : NULL;
+        if ((!v || *v == 0xc0) && c->has_parent)
+            v = rec_lookup(pe->record, pe->record_len, &c->parent_path, &vlen);
         if (put_meta(out, idx, "routing", v, vlen))
             return -1;
     }

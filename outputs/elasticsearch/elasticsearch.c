@@ -148,6 +148,11 @@ static const conf_spec es_spec[] = {
      "value, local time. Default: ISO 8601 and the other common forms"},
     {"routing_key", CONF_STR, NULL, 0, offsetof(out_es, routing_key), NULL,
      "`routing` of the action from this record field (record accessor)"},
+    {"parent_key", CONF_STR, NULL, 0, offsetof(out_es, parent_key), NULL,
+     "the parent document's id from this record field (record accessor). Elasticsearch 6+ has no `_parent`: a "
+     "child of a `join` field must be on its parent's shard, so weir sends the value as the action's `routing` "
+     "(what the plugin's `_parent` did on Elasticsearch 5; one warning at start). `routing_key`, when the record "
+     "has it, wins"},
     {"pipeline", CONF_STR, NULL, 0, offsetof(out_es, pipeline), NULL,
      "ingest pipeline for every document (`pipeline` in the action line)"},
     {"remove_keys", CONF_ARRAY, NULL, 0, offsetof(out_es, remove_keys), NULL,
@@ -272,8 +277,6 @@ static const conf_spec es_spec[] = {
      "`PUT _ilm/policy/NAME`). Or `logstash_format true` for daily indices"},
     {"rollover_index", CONF_STR, "false", 0, S(__COUNTER__ - ES_C0 - 1), NULL,
      COMPAT_REFUSED "weir does not bootstrap rollover aliases; use `data_stream_name` (see `enable_ilm`)"},
-    {"parent_key", CONF_STR, NULL, 0, S(__COUNTER__ - ES_C0 - 1), NULL,
-     COMPAT_REFUSED "`_parent` was removed in Elasticsearch 6; use a join field and `routing_key`"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -375,6 +378,20 @@ const conf_spec es_metadata_spec[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
+/* A record accessor from a key as fluent-plugin-elasticsearch reads it:
+ * a dotted key without `$` names nested keys. */
+static int accessor_key(rec_path *path, const char *key, const char *param, conf_node *n, conf_errors *errs)
+{
+    char err[256], *t = NULL;
+    if (key[0] != '$' && strchr(key, '.') && asprintf(&t, "$.%s", key) < 0)
+        return -1;
+    int rc = rec_path_compile(path, t ? t : key, err, sizeof err);
+    free(t);
+    if (rc != 0)
+        conf_error_at(errs, n, param, "bad record accessor '%s': %s", key, err);
+    return rc != 0 ? -1 : 0;
+}
+
 /* The newer parameters of the plugin (cloud, target index, routing, TLS, headers, update ...). */
 static int es_init_more(out_es *c, conf_node *n, conf_errors *errs)
 {
@@ -437,18 +454,18 @@ static int es_init_more(out_es *c, conf_node *n, conf_errors *errs)
         }
         c->has_target_index = 1;
     }
-    if (c->routing_key) {
-        /* the plugin's rule for a dotted key without `$`: nested keys */
-        char *t = NULL;
-        if (c->routing_key[0] != '$' && strchr(c->routing_key, '.') && asprintf(&t, "$.%s", c->routing_key) < 0)
+    if (c->routing_key && accessor_key(&c->routing_path, c->routing_key, "routing_key", n, errs) != 0)
+        return -1;
+    c->has_routing = c->routing_key != NULL;
+    if (c->parent_key) {
+        if (accessor_key(&c->parent_path, c->parent_key, "parent_key", n, errs) != 0)
             return -1;
-        int rc = rec_path_compile(&c->routing_path, t ? t : c->routing_key, err, sizeof err);
-        free(t);
-        if (rc != 0) {
-            conf_error_at(errs, n, "routing_key", "bad record accessor '%s': %s", c->routing_key, err);
-            return -1;
-        }
-        c->has_routing = 1;
+        c->has_parent = 1;
+        const conf_param *pk = conf_get(n, "parent_key");
+        conf_warn(n, pk->file, pk->line,
+                  "parent_key '%s': Elasticsearch 6+ has no _parent; each document is routed to its parent's shard "
+                  "instead (routing = the value of '%s'%s), as the children of a join field need",
+                  c->parent_key, c->parent_key, c->routing_key ? " when the record has no routing_key value" : "");
     }
     if (c->pipeline && (strstr(c->pipeline, "${") || !c->pipeline[0])) {
         conf_error_at(errs, n, "pipeline", "pipeline '%s': placeholders are not supported by weir; name one pipeline",
@@ -655,6 +672,8 @@ static void es_exit(output *o)
         rec_path_free(&c->target_index_path);
     if (c->has_routing)
         rec_path_free(&c->routing_path);
+    if (c->has_parent)
+        rec_path_free(&c->parent_path);
     free(c->remove);
     free(c->remove_upd);
     free(c->headers);

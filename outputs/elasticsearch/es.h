@@ -71,6 +71,7 @@ typedef struct out_es {
     char *target_index_key;
     char *time_key_format;
     char *routing_key;
+    char *parent_key;
     char *pipeline;
     char **remove_keys;
     char **remove_keys_on_update;
@@ -90,8 +91,8 @@ typedef struct out_es {
     char *chunk_id_key;
     conf_slot compat[ES_NCOMPAT];
     /* state */
-    rec_path target_index_path, routing_path;
-    int has_target_index, has_routing;
+    rec_path target_index_path, routing_path, parent_path;
+    int has_target_index, has_routing, has_parent;
     size_t nremove, nremove_upd;
     rec_kv *remove, *remove_upd; /* remove_keys, remove_keys_on_update as drop lists */
     int legacy_forced;           /* use_legacy_template set: -1 unset, 0 composable, 1 legacy */

@@ -163,9 +163,9 @@ static const conf_spec forward_spec[] = {
     {"tls_client_private_key_passphrase", CONF_STR, NULL, 0,
      offsetof(out_forward, tls_client_private_key_passphrase), NULL, "the key's passphrase"},
     {"tls_cert_thumbprint", CONF_STR, NULL, 0, offsetof(out_forward, tls_cert_thumbprint), NULL,
-     "Windows only: refused"},
+     "Windows only: refused, as Fluentd refuses it on Linux (\"This parameter is for only Windows\")"},
     {"tls_cert_logical_store_name", CONF_STR, NULL, 0, offsetof(out_forward, tls_cert_logical_store_name), NULL,
-     "Windows only: refused"},
+     "Windows only: refused, as Fluentd refuses it on Linux"},
     {"tls_cert_use_enterprise_store", CONF_BOOL, "true", 0, offsetof(out_forward, tls_cert_use_enterprise_store),
      NULL, "Windows only: accepted, no effect"},
     {"server", CONF_SECTION, NULL, 0, 0, NULL, "one or more `<server>`: the receivers (below)"},
@@ -349,7 +349,7 @@ static int forward_init(output *o, conf_node *n, conf_errors *errs)
     }
     if (c->tls_cert_thumbprint || c->tls_cert_logical_store_name) {
         conf_error_at(errs, n, c->tls_cert_thumbprint ? "tls_cert_thumbprint" : "tls_cert_logical_store_name",
-                      "Windows certificate stores are not supported: use tls_cert_path");
+                      "This parameter is for only Windows (Fluentd refuses it on Linux too): use tls_cert_path");
         bad = -1;
     }
     if (!c->connect_timeout)

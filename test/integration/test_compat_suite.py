@@ -722,8 +722,6 @@ STILL_REFUSED = [
      "weir does not bootstrap ILM rollover aliases or policies; use `data_stream_name` (or `logstash_format`)",
      ["<match **>\n  @type elasticsearch\n  enable_ilm true\n</match>\n",
       "<match **>\n  @type elasticsearch\n  rollover_index true\n</match>\n"], "is not supported by weir"),
-    ("`parent_key` in elasticsearch", "`_parent` was removed in Elasticsearch 6",
-     ["<match **>\n  @type elasticsearch\n  parent_key p\n</match>\n"], "parent_key"),
     ("`multiline_grok`", "fluent-plugin-grok-parser's multiline parser",
      [_parse("multiline_grok")], "is not supported by weir"),
     ("record_modifier `prepare_value` beyond `@name = expression`",
@@ -734,11 +732,10 @@ STILL_REFUSED = [
      [f"<match **>\n  @type kafka2\n  {p}\n</match>\n" for p in ("zookeeper zk:2181",
                                                                "sasl_aws_msk_iam_access_key_id k")],
      "is not supported by weir"),
-    ("out_forward `<service_discovery>` `@type srv` and Windows certificate stores",
-     "list the servers (`<server>`, `<service_discovery>` `@type static` or `@type file`); use `tls_cert_path`",
+    ("out_forward `<service_discovery>` `@type srv`",
+     "list the servers (`<server>`, `<service_discovery>` `@type static` or `@type file`)",
      ["<match **>\n  @type forward\n  <service_discovery>\n    @type srv\n    service fluentd\n"
-      "  </service_discovery>\n</match>\n",
-      "<match **>\n  @type forward\n  tls_cert_thumbprint ab\n  <server>\n    host a\n  </server>\n</match>\n"],
+      "  </service_discovery>\n</match>\n"],
      "not supported|unknown section"),
     ("third-party plugins weir does not have",
      "e.g. s3, cloudwatch_logs, concat, detect_exceptions, label_router (Fluent Operator), geoip, splunk_hec, "

@@ -479,6 +479,41 @@ def test_upsert_and_routing(weir, es):
     assert "needs an _id" in dl[0]["error"], dl[0]
 
 
+def test_parent_key_routes_children_to_their_parent(weir, es):
+    """parent_key: Elasticsearch 6+ has no `_parent`; a join field's child
+    must sit on its parent's shard, so the parent id goes in `routing` (a
+    record's routing_key value wins). Checked on the real node: each child's
+    `_routing` is its parent's id and it is stored on its parent's shard (3
+    shards; the test node has no parent-join module, so the join mapping
+    itself cannot be created here)."""
+    st, b = es.req("PUT", "/t-join", {"settings": {"number_of_shards": 3, "number_of_replicas": 0}})
+    assert st == 200, b
+    weir.start(es_config(weir, es, """  index_name t-join
+  id_key uid
+  parent_key $.qa.parent
+  routing_key route"""))
+    weir.wait_log(lambda l: l.get("level") == "warn" and "parent_key '$.qa.parent': Elasticsearch 6+ has no _parent"
+                  in l.get("msg", ""), what="the parent_key warning")
+    parents = [fwd.entry(fwd.et(T0), rec(i, uid=f"q{i}", qa={"name": "question"}, route=f"q{i}"))
+               for i in range(6)]
+    answers = [fwd.entry(fwd.et(T0), rec(10 + i, uid=f"a{i}", qa={"name": "answer", "parent": f"q{i % 6}"}))
+               for i in range(12)]
+    with weir.conn() as c:
+        send(c, "app.join", parents + answers)
+    wait_count(es, "t-join", 18)
+    st, b = es.req("POST", "/t-join/_search", {"size": 50, "explain": True, "query": {"match_all": {}}})
+    assert st == 200, b
+    hits = {h["_id"]: h for h in b["hits"]["hits"]}
+    assert len(hits) == 18, hits.keys()
+    for i in range(12):
+        child, parent = hits[f"a{i}"], hits[f"q{i % 6}"]
+        assert child.get("_routing") == f"q{i % 6}", child
+        assert child["_shard"] == parent["_shard"], (child, parent)
+    assert all(hits[f"q{i}"].get("_routing") == f"q{i}" for i in range(6)), hits
+    # without routing the six parents would not all share a shard with their children by chance
+    assert len({h["_shard"] for h in hits.values()}) > 1, {h["_shard"] for h in hits.values()}
+
+
 def test_utc_index_false_uses_local_date(weir, es):
     """utc_index false: the daily index takes the record's date in weir's
     local time zone (TZ), as Fluentd's does; the default is UTC. T0 is

@@ -86,7 +86,6 @@ def test_every_noop_parameter_warns_once(tmp_path):
 
 @pytest.mark.parametrize("directive,typ,needed,param,msg", [
     ("match", "elasticsearch", "", "enable_ilm true", "Use `data_stream_name`"),
-    ("match", "elasticsearch", "", "parent_key p", "use a join field and `routing_key`"),
     ("match", "kafka2", "brokers 127.0.0.1:1", "zookeeper zk:2181", "list them in `brokers`"),
     ("source", "kafka", "brokers 127.0.0.1:1\n  topics t\n  consumer_group g", "partition 3",
      "weir's kafka source is a consumer group"),
@@ -100,6 +99,17 @@ def test_refused_parameters_name_the_alternative(tmp_path, directive, typ, neede
     ln = 4 + needed.count("\n")
     assert f"fluent.conf:{ln}: parameter '{param.split()[0]}' is not supported by weir" in p.stderr, p.stderr
     assert msg in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("param", ["tls_cert_thumbprint ab", "tls_cert_logical_store_name Trust"])
+def test_windows_certificate_stores_refused_as_fluentd_does_on_linux(tmp_path, param):
+    """Fluentd's out_forward raises "This parameter is for only Windows" for
+    these on Linux; weir says the same, at the parameter's line."""
+    conf = tmp_path / "fluent.conf"
+    conf.write_text(f"<match **>\n  @type forward\n  {param}\n  <server>\n    host a\n  </server>\n</match>\n")
+    p = subprocess.run([WEIR_BIN, "--dry-run", "-c", str(conf)], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 1, p.stderr
+    assert "fluent.conf:3:" in p.stderr and "This parameter is for only Windows" in p.stderr, p.stderr
 
 
 def test_default_values_of_refused_parameters_are_accepted(tmp_path):

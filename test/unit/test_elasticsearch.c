@@ -362,6 +362,13 @@ static const bulk_case bulk_cases[] = {
      "{'index':{'_index':'fluentd','routing':'7','pipeline':'geoip'}}\n{'user':{'id':7}}\n"
      "{'index':{'_index':'fluentd','pipeline':'geoip'}}\n{'m':1}\n",
      0, NULL},
+    /* parent_key: the parent's id as routing; a record's routing_key value wins; neither: no routing */
+    {"parent_key join.parent\nrouting_key r", "t.web",
+     {{T0, N0, "{'join':{'parent':'q1'}}"}, {T0, N0, "{'join':{'parent':'q1'},'r':'x'}"}, {T0, N0, "{'m':1}"}}, 3,
+     "{'index':{'_index':'fluentd','routing':'q1'}}\n{'join':{'parent':'q1'}}\n"
+     "{'index':{'_index':'fluentd','routing':'x'}}\n{'join':{'parent':'q1'},'r':'x'}\n"
+     "{'index':{'_index':'fluentd'}}\n{'m':1}\n",
+     0, NULL},
     /* flatten_hashes: nested maps to top-level keys, arrays stay */
     {"flatten_hashes true\nflatten_hashes_separator .", "t.web",
      {{T0, N0, "{'a':{'b':{'c':1},'d':[1,{'e':2}]},'f':'x'}"}}, 1,
@@ -738,7 +745,8 @@ static void test_plugin_params(void **st)
         {"enable_ilm false\nrollover_index false", NULL},
         {"enable_ilm true", "parameter 'enable_ilm' is not supported by weir: weir does not bootstrap ILM"},
         {"rollover_index true", "parameter 'rollover_index' is not supported by weir"},
-        {"parent_key p", "parameter 'parent_key' is not supported by weir"},
+        {"parent_key p", NULL}, /* routing = the parent's id (the bulk case above) */
+        {"parent_key $[", "bad record accessor '$['"},
         {"ssl_min_version TLSv1_2", "When you set 'ssl_min_version', must set 'ssl_max_version' together."},
         {"ssl_min_version TLSv1_3\nssl_max_version TLSv1_2", "ssl_min_version is newer than ssl_max_version"},
         {"ssl_min_version TLS12\nssl_max_version TLSv1_3", "valid options are TLSv1, TLSv1_1, TLSv1_2, TLSv1_3"},

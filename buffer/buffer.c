@@ -340,8 +340,8 @@ void buf_chunk_delete(buffer *b, chunk *ch)
             b->qtail = prev;
         b->nqueued--;
     }
-    if (ch->path && unlink(ch->path) != 0 && errno != ENOENT)
-        wlog_warn("buffer", "%s: cannot delete flushed chunk %s: %s", b->sink.id, ch->path, strerror(errno));
+    if (ch->path)
+        chunk_discard_file(b, ch->path, ch->id);
     b->total_bytes -= ch->bytes;
     pthread_cond_broadcast(&b->cv_space);
     chunk_free(ch);
@@ -540,6 +540,7 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
         if (!ch) {
             int e = errno;
             if (is_disk_full(e) && !b->abort_waits) {
+                chunk_pool_drop(b); /* the kept files' space first */
                 wait_space(b);
                 continue;
             }
@@ -558,7 +559,7 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
             rc = -errno;
             if (ftruncate(ch->fd, (off_t)ch->file_size - (off_t)(CHUNK_BLK_HDR + tag_len + len)) == 0) {
                 ch->file_size -= CHUNK_BLK_HDR + tag_len + len;
-                lseek(ch->fd, (off_t)ch->file_size, SEEK_SET);
+                ch->reused = 0; /* nothing follows the last block now */
             }
         }
         pthread_mutex_lock(&b->mu);
@@ -600,6 +601,7 @@ static int append_run(buffer *b, const char *tag, size_t tag_len, int64_t timeke
                 wlog_error("buffer", "%s: disk full writing %s: %s; holding acks and retrying every second",
                            b->sink.id, ch->path ? ch->path : "memory", strerror(-rc));
             }
+            chunk_pool_drop(b);
             wait_space(b);
             continue;
         }
@@ -823,6 +825,9 @@ void buffer_destroy(buffer *b, double deadline)
                        "lost (use a file buffer to keep them)",
                        b->sink.id, (unsigned long long)left, (unsigned long long)leftc);
     }
+    pthread_mutex_lock(&b->mu);
+    chunk_pool_drop(b);
+    pthread_mutex_unlock(&b->mu);
     conf_unbind(buffer_conf_spec, &b->c);
     free(b->dlq_dir);
     free(b->dl_label_file);

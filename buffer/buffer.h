@@ -82,6 +82,9 @@ typedef struct buf_dead {
     const char *output;         /* the output's id */
 } buf_dead;
 
+/* delivered chunk files a file buffer keeps to write its next chunks over */
+#define BUF_POOL_MAX 4
+
 typedef struct buffer {
     buf_conf c;
     buf_sink sink;
@@ -102,6 +105,9 @@ typedef struct buffer {
     pthread_t *flushers;
     int nflushers;
     uint64_t next_id;
+    /* spent chunk files kept to be written over (chunk.c "Recycling"), under mu */
+    char *pool[BUF_POOL_MAX];
+    int npool;
 
     /* retry state (per output, as in Fluentd) */
     int retrying;

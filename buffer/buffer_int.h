@@ -43,6 +43,7 @@ struct chunk {
     wbuf mem;      /* memory chunk: blocks */
     batch *loaded; /* memory chunk: its batch once compacted (kept for retries) */
     int recovered; /* read from disk at start: its blocks' checksums are verified when it is loaded */
+    int reused;    /* written over a recycled file: an end mark follows the last block until it is sealed */
     uint64_t mb;   /* memory chunk: bytes reserved against the memory budget (lib/membudget.h), released by
                     * chunk_free */
 };
@@ -68,6 +69,11 @@ int chunk_write_block(buffer *b, chunk *ch, const char *tag, size_t tag_len, con
                       uint32_t records);
 /* Under mu, at enqueue: write the header's record/block counters, close the descriptor. */
 void chunk_seal(chunk *ch);
+/* Under mu: a delivered or empty chunk's file goes: kept for a next chunk to be written over (up to
+ * BUF_POOL_MAX) or unlinked. */
+void chunk_discard_file(buffer *b, const char *path, uint64_t id);
+/* Under mu: unlink the kept files (disk full, shutdown). */
+void chunk_pool_drop(buffer *b);
 /* Flush thread, no lock: the chunk's records as a batch (a reference). NULL with err set when unreadable. */
 batch *chunk_load(buffer *b, chunk *ch, char *err, size_t errlen);
 

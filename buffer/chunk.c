@@ -300,6 +300,87 @@ void chunk_free(chunk *ch)
     free(ch);
 }
 
+/*
+ * Recycling. A delivered chunk's file is not unlinked but renamed
+ * `<id>.free` and kept (up to BUF_POOL_MAX per buffer) for a next chunk to be
+ * written over: writing into page-cache pages a file already has costs a
+ * copy, while a new file's pages must each be allocated (and, on ext4, its
+ * blocks too), several times the copy itself (docs/buffer.md "Recycled
+ * files"). A recycled file is longer than what the new chunk has written, so
+ * the bytes after the chunk's last block are an old chunk's: an end mark (a
+ * block header of zeros, which no block has: a block holds at least one
+ * record) always follows the last block, written before the block itself,
+ * so that a crash at any point leaves the chunk ending where recovery stops.
+ * Sealing cuts the file at its last block, leaving the format as for a new
+ * file. Recovery removes `*.free` files.
+ */
+static const uint8_t end_mark[CHUNK_BLK_HDR];
+
+static int pwrite_all(int fd, const void *p, size_t n, off_t off)
+{
+    const uint8_t *c = p;
+    while (n) {
+        ssize_t w = pwrite(fd, c, n, off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        c += w;
+        n -= (size_t)w;
+        off += w;
+    }
+    return 0;
+}
+
+/* Under mu: the new chunk `ch` takes a kept file: the end mark after where
+ * its header ends, then the header, then the chunk's name. 0, or -1 with the
+ * file unlinked (the caller creates a new one). */
+static int reuse_file(buffer *b, chunk *ch, const char *path, const uint8_t *hdr, size_t hl)
+{
+    char *fp = b->pool[--b->npool];
+    int fd = open(fp, O_WRONLY | O_CLOEXEC);
+    int rc = fd >= 0 && pwrite_all(fd, end_mark, sizeof end_mark, (off_t)hl) == 0 &&
+                     pwrite_all(fd, hdr, hl, 0) == 0 && rename(fp, path) == 0
+                 ? 0
+                 : -1;
+    if (rc) {
+        if (fd >= 0)
+            close(fd);
+        unlink(fp);
+    } else {
+        ch->fd = fd;
+        ch->reused = 1;
+    }
+    free(fp);
+    return rc;
+}
+
+void chunk_discard_file(buffer *b, const char *path, uint64_t id)
+{
+    if (b->c.type == BUF_FILE && b->npool < BUF_POOL_MAX && !b->stopping) {
+        char fp[4200];
+        snprintf(fp, sizeof fp, "%s/%016llx.free", b->c.path, (unsigned long long)id);
+        char *keep = strdup(fp);
+        if (keep && rename(path, keep) == 0) {
+            b->pool[b->npool++] = keep;
+            return;
+        }
+        free(keep);
+    }
+    if (unlink(path) != 0 && errno != ENOENT)
+        wlog_warn("buffer", "%s: cannot delete flushed chunk %s: %s", b->sink.id, path, strerror(errno));
+}
+
+void chunk_pool_drop(buffer *b)
+{
+    while (b->npool) {
+        char *fp = b->pool[--b->npool];
+        unlink(fp);
+        free(fp);
+    }
+}
+
 chunk *chunk_new(buffer *b, const char *tag, size_t tag_len, int64_t timekey)
 {
     chunk *ch = calloc(1, sizeof *ch);
@@ -320,12 +401,16 @@ chunk *chunk_new(buffer *b, const char *tag, size_t tag_len, int64_t timekey)
         char path[4200];
         snprintf(path, sizeof path, "%s/%016llx.chunk", b->c.path, (unsigned long long)ch->id);
         ch->path = strdup(path);
-        ch->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, b->file_mode);
         uint8_t hdr[2048];
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         size_t hl = chunk_encode_header(hdr, sizeof hdr, ch->tag, ch->tag_len, ch->timekey, b->sink.id,
                                         (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+        if (hl && b->npool && reuse_file(b, ch, path, hdr, hl) == 0) {
+            ch->file_size = hl;
+            return ch;
+        }
+        ch->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, b->file_mode);
         if (ch->fd < 0 || !hl || fd_write_all(ch->fd, hdr, hl) != 0) {
             int e = errno;
             static __thread double last_log;
@@ -356,18 +441,23 @@ int chunk_write_block(buffer *b, chunk *ch, const char *tag, size_t tag_len, con
         return 0;
     }
     chunk_encode_block_header(h, tag, tag_len, data, len, records);
-    struct iovec iov[3] = {{h, CHUNK_BLK_HDR}, {(void *)(uintptr_t)tag, tag_len}, {(void *)(uintptr_t)data, len}};
     size_t total = CHUNK_BLK_HDR + tag_len + len, done = 0;
+    /* a recycled file: the end mark after the block first (the previous one,
+     * at the block's place, stays until the block is written over it) */
+    if (ch->reused && pwrite_all(ch->fd, end_mark, sizeof end_mark, (off_t)(ch->file_size + total)) != 0)
+        return -errno;
+    struct iovec iov[3] = {{h, CHUNK_BLK_HDR}, {(void *)(uintptr_t)tag, tag_len}, {(void *)(uintptr_t)data, len}};
     int idx = 0;
     while (done < total) {
-        ssize_t w = writev(ch->fd, iov + idx, 3 - idx);
+        ssize_t w = pwritev(ch->fd, iov + idx, 3 - idx, (off_t)(ch->file_size + done));
         if (w < 0) {
             if (errno == EINTR)
                 continue;
             int e = errno;
-            /* cut the partial block away: the chunk must stay whole */
+            /* cut the partial block away: the chunk must stay whole (a
+             * recycled file loses its old tail too: nothing follows) */
             if (ftruncate(ch->fd, (off_t)ch->file_size) == 0)
-                lseek(ch->fd, (off_t)ch->file_size, SEEK_SET);
+                ch->reused = 0;
             return -e;
         }
         done += (size_t)w;
@@ -395,6 +485,9 @@ void chunk_seal(chunk *ch)
         put32(cnt + 4, ch->blocks);
         ssize_t w = pwrite(ch->fd, cnt, 8, 32);
         (void)w;
+        /* a recycled file: cut the end mark and the old chunk's bytes after it */
+        if (ch->reused && ftruncate(ch->fd, (off_t)ch->file_size) == 0)
+            ch->reused = 0;
         close(ch->fd);
         ch->fd = -1;
     }
@@ -423,14 +516,24 @@ batch *chunk_load(buffer *b, chunk *ch, char *err, size_t errlen)
     }
     struct stat st;
     uint8_t *buf = NULL;
-    if (fstat(fd, &st) != 0 || (buf = malloc((size_t)st.st_size + 1)) == NULL) {
+    if (fstat(fd, &st) != 0) {
         snprintf(err, errlen, "cannot read %s: %s", ch->path, strerror(errno));
         close(fd);
         return NULL;
     }
+    /* the chunk's own length: a recycled file whose sealing could not cut it
+     * holds an old chunk's bytes after its end mark */
+    size_t size = (size_t)st.st_size;
+    if (ch->file_size && size > ch->file_size)
+        size = (size_t)ch->file_size;
+    if ((buf = malloc(size + 1)) == NULL) {
+        snprintf(err, errlen, "cannot read %s: out of memory", ch->path);
+        close(fd);
+        return NULL;
+    }
     size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t r = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
+    while (got < size) {
+        ssize_t r = pread(fd, buf + got, size - got, (off_t)got);
         if (r <= 0) {
             if (r < 0 && errno == EINTR)
                 continue;

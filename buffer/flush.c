@@ -137,7 +137,7 @@ static int requeue_retry(buffer *b, const batch *bt, const out_result *res)
         b->nqueued++;
     } else {
         if (ch->path)
-            unlink(ch->path);
+            chunk_discard_file(b, ch->path, ch->id);
         chunk_free(ch);
     }
     pthread_mutex_unlock(&b->mu);

@@ -47,7 +47,12 @@ int buf_recover(buffer *b)
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         size_t l = strlen(de->d_name);
-        if (l > 6 && strcmp(de->d_name + l - 6, ".chunk") == 0) {
+        if (l > 5 && strcmp(de->d_name + l - 5, ".free") == 0) {
+            /* a delivered chunk's file kept for recycling (chunk.c) */
+            char fp[4400];
+            snprintf(fp, sizeof fp, "%s/%s", b->c.path, de->d_name);
+            unlink(fp);
+        } else if (l > 6 && strcmp(de->d_name + l - 6, ".chunk") == 0) {
             names = realloc(names, (n + 1) * sizeof *names);
             names[n++] = strdup(de->d_name);
         }
@@ -108,8 +113,13 @@ int buf_recover(buffer *b)
         size_t good;
         uint32_t recs;
         uint32_t blocks = chunk_scan_blocks(buf, start, got, &good, &recs, NULL, 1);
-        free(buf);
-        if (good < got) {
+        static const uint8_t zeros[CHUNK_BLK_HDR];
+        if (good < got && got - good >= CHUNK_BLK_HDR && memcmp(buf + good, zeros, CHUNK_BLK_HDR) == 0) {
+            /* the end mark of a chunk written over a recycled file, not sealed
+             * before the stop: what follows is an old chunk's, not a torn tail */
+            if (ftruncate(fd, (off_t)good) != 0)
+                wlog_error("buffer", "%s: cannot truncate %s: %s", b->sink.id, path, strerror(errno));
+        } else if (good < got) {
             torn++;
             atomic_fetch_add(&b->torn_tails, 1);
             wlog_warn("buffer", "%s: chunk %s has a torn or corrupt tail: cut %zu bytes after %u whole blocks (%u records)",
@@ -117,6 +127,7 @@ int buf_recover(buffer *b)
             if (ftruncate(fd, (off_t)good) != 0)
                 wlog_error("buffer", "%s: cannot truncate %s: %s", b->sink.id, path, strerror(errno));
         }
+        free(buf);
         close(fd);
         if (!blocks) {
             unlink(path); /* an empty chunk: nothing to deliver */

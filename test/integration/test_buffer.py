@@ -1346,6 +1346,50 @@ def test_full_chunk_enqueued_before_flush_interval(bw, tmp_path):
     assert chunk_seqs(info) == [("full.chunk", s) for s in range(60, 75)]
 
 
+def test_recycled_chunk_file_killed_before_sealing(bw, tmp_path):
+    """A delivered chunk's file is kept (`<id>.free`) and the next chunk is
+    written over it (docs/buffer.md "Recycled files"): the old chunk's blocks
+    stay after the new one's until it is sealed, behind an end mark. Here the
+    new chunk holds one block the size of the old ones (same tag, same record
+    sizes), so without the mark recovery would read the old chunk's second
+    block as the new chunk's and deliver it twice. kill -9 while that chunk
+    is staged: recovery finds exactly its records, no torn tail, removes the
+    kept files, and every record is delivered once."""
+    out = os.path.join(str(tmp_path), "out", "r")
+    conf = buffered_config(bw.port, out, f"""    @type file
+    path {bw.buf}
+    flush_interval 1h
+    chunk_limit_size 2k""")
+    bw.start(conf)
+    bs = block_size("recycle", range(0, 15))
+    assert 2048 // 3 < bs < 2048 // 2, bs  # two blocks fit in a chunk, three do not
+    with bw.conn() as c:
+        for i in range(3):  # blocks 0,1: chunk 1 (enqueued when block 2 does not fit); block 2: chunk 2
+            send_acked(c, "recycle", range(i * 15, (i + 1) * 15))
+        wait_delivered(bw, out, 30, timeout=5)
+        poll(lambda: glob.glob(os.path.join(glob.escape(bw.buf), "*.free")), 5, what="chunk 1's file kept")
+        for i in range(3, 5):  # block 3 fills chunk 2; block 4 opens chunk 3, written over chunk 1's file
+            send_acked(c, "recycle", range(i * 15, (i + 1) * 15))
+        wait_delivered(bw, out, 60, timeout=5)
+    (info,) = [parse_chunk(p) for p in chunk_files(bw.buf)]
+    assert chunk_seqs(info) == [("recycle", s) for s in range(60, 75)], chunk_seqs(info)
+    # written over chunk 1's file (header + 2 blocks): the end mark sits where
+    # chunk 1's second block starts, the rest of that block after it
+    end = info["good_end"]
+    with open(info["path"], "rb") as f:
+        data = f.read()
+    assert data[end:end + 16] == bytes(16) and len(data) == end + bs, (end, len(data), bs)
+    kill9(bw)
+    bw.start(buffered_config(bw.port, out, f"""    @type file
+    path {bw.buf}
+    flush_interval 0.2s"""))
+    wait_msg(bw, r"recovered 1 chunks, 15 records, \d+ bytes .*\(0 torn tails cut, 0 corrupt", "info")
+    assert not msgs(bw, "warn", r"torn"), msgs(bw, "warn")
+    wait_delivered(bw, out, 75)
+    wait_stable(bw, bw.buf, out, quiet=0.3)
+    assert out_seqs(bw.read_records(out), "recycle") == list(range(75))
+
+
 def test_flush_mode_immediate(bw, tmp_path):
     out = os.path.join(str(tmp_path), "out", "r")
     bw.start(buffered_config(bw.port, out, f"""    @type file

@@ -21,6 +21,7 @@ import time
 import pytest
 
 import fwd
+import helpers
 from conftest import WEIR_BIN, Weir, free_port, poll
 from peer_fluentd import fluentd_or_skip
 from pki import make_pki
@@ -90,49 +91,57 @@ def discovered_servers(ports, tmp_path):
             f"  </service_discovery>\n")
 
 
-@pytest.mark.parametrize("listed", ["server", "service_discovery"])
-def test_weir_to_weir_weights_standby_and_failover(weir, tmp_path, listed):
-    ports = [free_port() for _ in range(3)]
+@pytest.fixture
+def receivers(tmp_path):
+    """start(n, security=True): n weir receivers (forward in -> JSON lines in tmp_path/r<i>/out*), stopped
+    after the test (those whose proc the test has not set to None); returns their ports and Weirs."""
     recv = []
-    for i, p in enumerate(ports):
-        w = Weir(tmp_path / f"r{i}", p)
-        os.makedirs(w.tmp, exist_ok=True)
-        w.start(receiver_config(p, tmp_path / f"r{i}" / "out"), port=p)
-        recv.append(w)
-    try:
-        servers = (server(ports[0], "    weight 60\n    name one\n") + server(ports[1], "    weight 20\n") +
-                   server(ports[2], "    standby true\n")) if listed == "server" else \
-            discovered_servers(ports, tmp_path)
-        sec = f"  <security>\n    self_hostname sender\n    shared_key {KEY}\n  </security>\n"
-        weir.start(sender_config(weir.port, servers, sec))
-        with weir.conn() as c:
-            send_batches(c, "app.a", 0, 2000)
-            ids0 = lambda: read_ids(str(tmp_path / "r0" / "out*"))
-            ids1 = lambda: read_ids(str(tmp_path / "r1" / "out*"))
-            poll(lambda: len(ids0()) + len(ids1()) >= 2000, timeout=20, what="the first 2000 records")
-            # weights 60:20 between the primaries; the standby idle
-            assert len(read_ids(str(tmp_path / "r2" / "out*"))) == 0
-            assert len(ids0()) > len(ids1()) > 0, (len(ids0()), len(ids1()))
-            # kill the heavier primary mid-stream
-            recv[0].proc.send_signal(signal.SIGKILL)
-            recv[0].proc.wait()
-            recv[0].proc = None
-            send_batches(c, "app.a", 2000, 2000)
-            # then the other primary: the standby takes over
-            recv[1].proc.send_signal(signal.SIGKILL)
-            recv[1].proc.wait()
-            recv[1].proc = None
-            send_batches(c, "app.a", 4000, 1000)
-        want = set(range(5000))
-        got = lambda: set(read_ids(str(tmp_path / "r*" / "out*")))
-        poll(lambda: want <= got(), timeout=30, what="every record at a receiver")
-        assert len(read_ids(str(tmp_path / "r2" / "out*"))) >= 1000
-        weir.stop_ok()
-        weir.allow_errors = True
-    finally:
-        for w in recv:
-            if w.proc is not None:
-                w.stop_ok()
+
+    def start(n, security=True):
+        ports = [free_port() for _ in range(n)]
+        for i, p in enumerate(ports):
+            w = Weir(tmp_path / f"r{i}", p)
+            w.start(receiver_config(p, tmp_path / f"r{i}" / "out", security), port=p)
+            recv.append(w)
+        return ports, recv
+    yield start
+    for w in recv:
+        if w.proc is not None:
+            w.stop_ok()
+
+
+@pytest.mark.parametrize("listed", ["server", "service_discovery"])
+def test_weir_to_weir_weights_standby_and_failover(weir, receivers, tmp_path, listed):
+    ports, recv = receivers(3)
+    servers = (server(ports[0], "    weight 60\n    name one\n") + server(ports[1], "    weight 20\n") +
+               server(ports[2], "    standby true\n")) if listed == "server" else \
+        discovered_servers(ports, tmp_path)
+    sec = f"  <security>\n    self_hostname sender\n    shared_key {KEY}\n  </security>\n"
+    weir.start(sender_config(weir.port, servers, sec))
+    with weir.conn() as c:
+        send_batches(c, "app.a", 0, 2000)
+        ids0 = lambda: read_ids(str(tmp_path / "r0" / "out*"))
+        ids1 = lambda: read_ids(str(tmp_path / "r1" / "out*"))
+        poll(lambda: len(ids0()) + len(ids1()) >= 2000, timeout=20, what="the first 2000 records")
+        # weights 60:20 between the primaries; the standby idle
+        assert len(read_ids(str(tmp_path / "r2" / "out*"))) == 0
+        assert len(ids0()) > len(ids1()) > 0, (len(ids0()), len(ids1()))
+        # kill the heavier primary mid-stream
+        recv[0].proc.send_signal(signal.SIGKILL)
+        recv[0].proc.wait()
+        recv[0].proc = None
+        send_batches(c, "app.a", 2000, 2000)
+        # then the other primary: the standby takes over
+        recv[1].proc.send_signal(signal.SIGKILL)
+        recv[1].proc.wait()
+        recv[1].proc = None
+        send_batches(c, "app.a", 4000, 1000)
+    want = set(range(5000))
+    got = lambda: set(read_ids(str(tmp_path / "r*" / "out*")))
+    poll(lambda: want <= got(), timeout=30, what="every record at a receiver")
+    assert len(read_ids(str(tmp_path / "r2" / "out*"))) >= 1000
+    weir.stop_ok()
+    weir.allow_errors = True
 
 
 @pytest.fixture
@@ -290,61 +299,61 @@ def srv_discovery(dns_port, extra=""):
             f"    dns_server_host 127.0.0.1:{dns_port}\n    interval 1\n{extra}  </service_discovery>\n")
 
 
-def test_srv_records_pick_the_receivers_and_follow_their_changes(weir, dns, tmp_path):
+def test_srv_records_pick_the_receivers_and_follow_their_changes(weir, receivers, dns, tmp_path):
     """Two receivers found through SRV records (targets whose A records are 127.0.0.1, the ports in the
     records): every record arrives once, both get some. Then the records change (r0 out, r2 in): after
     the refresh the new records go to r1 and r2 only, none lost; an empty answer and a failed one (SERVFAIL)
     keep that list, with an error line."""
-    ports = [free_port() for _ in range(3)]
-    recv = []
-    for i, p in enumerate(ports):
-        w = Weir(tmp_path / f"r{i}", p)
-        w.start(receiver_config(p, tmp_path / f"r{i}" / "out", security=False), port=p)
-        recv.append(w)
+    ports, _ = receivers(3, security=False)
+    for i in range(3):
         dns.a[f"r{i}.weir.test"] = "127.0.0.1"
     dns.srv[SRV_NAME] = [(10, 50, ports[0], "r0.weir.test"), (10, 50, ports[1], "r1.weir.test")]
     ids = lambda i: read_ids(str(tmp_path / f"r{i}" / "out*"))
-    try:
-        weir.start(sender_config(weir.port, srv_discovery(dns.port)))
-        weir.wait_log(lambda l: "from the SRV records of " + SRV_NAME in l.get("msg", ""),
-                      what="the servers found at start")
-        found = next(l["msg"] for l in weir.stderr_lines() if "from the SRV records" in l.get("msg", ""))
-        assert f"'r0.weir.test' 127.0.0.1:{ports[0]} weight 50" in found, found
-        assert f"'r1.weir.test' 127.0.0.1:{ports[1]} weight 50" in found, found
-        with weir.conn() as c:
-            send_batches(c, "app.s", 0, 1000)
-            poll(lambda: len(ids(0)) + len(ids(1)) >= 1000, timeout=20, what="the first 1000 records")
-            assert sorted(ids(0) + ids(1)) == list(range(1000))
-            assert ids(0) and ids(1) and not ids(2), (len(ids(0)), len(ids(1)))
+    mport = free_port()
+    weir.start(sender_config(weir.port, srv_discovery(dns.port), "  @id fwd\n") +
+               helpers.monitor_source(mport, "prometheus"))
+    weir.wait_log(lambda l: "from the SRV records of " + SRV_NAME in l.get("msg", ""),
+                  what="the servers found at start")
+    found = next(l["msg"] for l in weir.stderr_lines() if "from the SRV records" in l.get("msg", ""))
+    assert f"'r0.weir.test' 127.0.0.1:{ports[0]} weight 50" in found, found
+    assert f"'r1.weir.test' 127.0.0.1:{ports[1]} weight 50" in found, found
+    with weir.conn() as c:
+        send_batches(c, "app.s", 0, 1000)
+        poll(lambda: len(ids(0)) + len(ids(1)) >= 1000, timeout=20, what="the first 1000 records")
+        assert sorted(ids(0) + ids(1)) == list(range(1000))
+        assert ids(0) and ids(1) and not ids(2), (len(ids(0)), len(ids(1)))
 
-            dns.srv[SRV_NAME] = [(10, 50, ports[1], "r1.weir.test"), (20, 50, ports[2], "r2.weir.test")]
-            weir.wait_log(lambda l: "Service in: name=r2.weir.test" in l.get("msg", ""), what="r2 in")
-            weir.wait_log(lambda l: "Service out: name=r0.weir.test" in l.get("msg", ""), what="r0 out")
-            n0 = len(ids(0))
-            send_batches(c, "app.s", 1000, 1000)
-            poll(lambda: len(ids(0)) + len(ids(1)) + len(ids(2)) >= 2000, timeout=20, what="2000 records")
-            assert len(ids(0)) == n0 and ids(2)
-            assert any(i >= 1000 for i in ids(1))
-            assert sorted(ids(0) + ids(1) + ids(2)) == list(range(2000))
+        dns.srv[SRV_NAME] = [(10, 50, ports[1], "r1.weir.test"), (20, 50, ports[2], "r2.weir.test")]
+        weir.wait_log(lambda l: "Service in: name=r2.weir.test" in l.get("msg", ""), what="r2 in")
+        weir.wait_log(lambda l: "Service out: name=r0.weir.test" in l.get("msg", ""), what="r0 out")
+        n0 = len(ids(0))
+        send_batches(c, "app.s", 1000, 1000)
+        poll(lambda: len(ids(0)) + len(ids(1)) + len(ids(2)) >= 2000, timeout=20, what="2000 records")
+        assert len(ids(0)) == n0 and ids(2)
+        assert any(i >= 1000 for i in ids(1))
+        assert sorted(ids(0) + ids(1) + ids(2)) == list(range(2000))
 
-            for mode in ("empty", "servfail"):
-                dns.mode = mode
-                q = dns.queries
-                poll(lambda: dns.queries >= q + 2, timeout=10, what=f"queries answered {mode}")
-                send_batches(c, "app.s", 2000 if mode == "empty" else 2500, 500)
-            poll(lambda: len(ids(0)) + len(ids(1)) + len(ids(2)) >= 3000, timeout=20, what="3000 records")
-            assert len(ids(0)) == n0
-            assert sorted(ids(0) + ids(1) + ids(2)) == list(range(3000))
-        errors = [l["msg"] for l in weir.log_lines("error")]
-        assert any(f"no SRV record for {SRV_NAME}" in m and "keeping the current servers" in m for m in errors), errors
-        changes = [l["msg"] for l in weir.stderr_lines() if "Service " in l.get("msg", "")]
-        assert len(changes) == 2, changes  # an empty or failed answer changes nothing
-        weir.stop_ok()
-        weir.allow_errors = True
-    finally:
-        for w in recv:
-            if w.proc is not None:
-                w.stop_ok()
+        for mode in ("empty", "servfail"):
+            dns.mode = mode
+            q = dns.queries
+            poll(lambda: dns.queries >= q + 2, timeout=10, what=f"queries answered {mode}")
+            send_batches(c, "app.s", 2000 if mode == "empty" else 2500, 500)
+        poll(lambda: len(ids(0)) + len(ids(1)) + len(ids(2)) >= 3000, timeout=20, what="3000 records")
+        assert len(ids(0)) == n0
+        assert sorted(ids(0) + ids(1) + ids(2)) == list(range(3000))
+    errors = [l["msg"] for l in weir.log_lines("error")]
+    # one line for both (at most one a minute): "no SRV record for ..." (or an A query answered empty, when
+    # the change caught a refresh between its queries)
+    assert len([m for m in errors if "keeping the current servers" in m]) == 1, errors
+    changes = [l["msg"] for l in weir.stderr_lines() if "Service " in l.get("msg", "")]
+    assert len(changes) == 2, changes  # an empty or failed answer changes nothing
+    # /metrics: the current servers only; the failed refreshes counted
+    _, text = helpers.get(mport, "/metrics")
+    assert helpers.metric(text, "weir_forward_output_discovery_failures_total", output="fwd") >= 2
+    for i, present in ((0, False), (1, True), (2, True)):
+        assert (f'server="r{i}.weir.test"' in text) == present, text
+    weir.stop_ok()
+    weir.allow_errors = True
 
 
 def test_srv_dry_run_sends_no_query(dns, tmp_path):

@@ -34,7 +34,7 @@ endif
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wpointer-arith -Wformat=2
 CFLAGS  += -std=gnu11 $(OPT) $(WARN) -pthread -D_GNU_SOURCE -DWEIR_VERSION='"$(VERSION)"' \
            -I. $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lresolv -lpthread -lm
 LDFLAGS += $(LDSAN)
 
 # every folder (and subfolder) of the layers: docs/architecture.md, "Layers"

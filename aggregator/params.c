@@ -28,7 +28,7 @@
 extern const conf_spec es_metadata_spec[], fmt_format_spec[], fmt_inject_spec[], fwd_security_spec[], fwd_user_spec[],
     fwd_client_spec[], tls_server_spec[], fwd_transport_tcp_spec[], filter_grep_cond_spec[], filter_grep_group_spec[],
     parse_grok_section_spec[], in_syslog_parse_spec[], out_forward_server_spec[], out_forward_security_spec[],
-    out_forward_sd_spec[], pmx_metric_spec[];
+    out_forward_sd_spec[], out_forward_sd_srv_spec[], pmx_metric_spec[];
 
 typedef struct param_section {
     const char *id;    /* the marker: <!-- params:ID --> */
@@ -62,6 +62,8 @@ static const param_section sections[] = {
      out_forward_security_spec},
     {"output.forward.service_discovery", "`<service_discovery>` (in `<match> @type forward`)", "output.forward",
      out_forward_sd_spec},
+    {"output.forward.service_discovery.srv", "`<service_discovery>` `@type srv` (in `<match> @type forward`)",
+     "output.forward", out_forward_sd_srv_spec},
     {"filter.prometheus.metric", "`<metric>` (in `<filter>` and `<match>` of `@type prometheus`)", "filter.prometheus",
      pmx_metric_spec},
     {"filter.grep.and", "`<and>`, `<or>` (in `<filter> @type grep`)", "filter.grep", filter_grep_group_spec},

@@ -69,6 +69,10 @@ typedef struct fwd_server {
     int64_t cw; /* smooth weighted round robin */
     atomic_uint_fast64_t sent, acked, failures;
     atomic_int available;
+    /* 1: a write may pick it; a slot of <service_discovery> @type srv: 0 while its records no longer list it
+     * (written by the refresh thread) */
+    atomic_int active;
+    int from_srv; /* a slot of @type srv (immutable) */
 } fwd_server;
 
 typedef struct out_forward {
@@ -93,7 +97,21 @@ typedef struct out_forward {
     char *self_hostname, *shared_key, *username, *password;
     /* compiled */
     fwd_server *servers;
-    size_t nservers;
+    /* The servers in use: [0, nservers). Without @type srv it is set at init and never changes. With it,
+     * servers has SRV_SLOTS more slots, allocated at init and never moved nor freed until exit: the
+     * refresh thread fills a slot (host, name, port, weight are then immutable) and only then publishes
+     * it (a release store of nservers; readers load it with acquire); a slot is never emptied, only
+     * its `active` flag changes (docs/outputs/forward.md). */
+    atomic_size_t nservers;
+    size_t nstatic; /* the servers written in the configuration (the slots of srv follow them) */
+    fwd_sd_srv *srv;
+    pthread_t srv_thread;
+    int srv_started, srv_stop; /* srv_stop under srv_mu */
+    pthread_mutex_t srv_mu;
+    pthread_cond_t srv_cv;
+    int srv_sync_init;
+    double srv_err_logged; /* monotonic s of the last failure's log line (refresh thread) */
+    atomic_uint_fast64_t sd_failures;
     SSL_CTX *ssl_ctx;
     pthread_mutex_t mu;
     int mu_init;
@@ -170,7 +188,8 @@ static const conf_spec forward_spec[] = {
      NULL, "Windows only: accepted, no effect"},
     {"server", CONF_SECTION, NULL, 0, 0, NULL, "one or more `<server>`: the receivers (below)"},
     {"service_discovery", CONF_SECTION, NULL, 0, 0, NULL,
-     "`<service_discovery>`: more receivers, listed in it (`@type static`) or in a file (`@type file`); below"},
+     "`<service_discovery>`: more receivers, listed in it (`@type static`), in a file (`@type file`) or in DNS SRV "
+     "records (`@type srv`); below"},
     {"security", CONF_SECTION, NULL, 0, 0, NULL, "`<security>`: the shared-key handshake (below)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
@@ -287,16 +306,19 @@ static int make_tls(out_forward *c, conf_node *n, conf_errors *errs)
 /* One receiver from a <server> (or <service>, or a server of a discovery file) section. */
 static int add_server(out_forward *c, conf_node *ch, conf_errors *errs)
 {
-    fwd_server *s = realloc(c->servers, (c->nservers + 1) * sizeof *s);
+    size_t n = atomic_load(&c->nservers); /* init: the main thread alone */
+    fwd_server *s = realloc(c->servers, (n + 1) * sizeof *s);
     if (!s) {
         conf_errors_add(errs, ch->file, ch->line, "out of memory");
         return -1;
     }
     c->servers = s;
-    s = &c->servers[c->nservers++];
+    s = &c->servers[n];
+    atomic_store(&c->nservers, n + 1);
     memset(s, 0, sizeof *s);
     s->sock = -1;
     atomic_store(&s->available, 1);
+    atomic_store(&s->active, 1);
     int bad = conf_bind(ch, out_forward_server_spec, s, errs);
     if (s->port < 1 || s->port > 65535) {
         conf_error_at(errs, ch, "port", "port must be between 1 and 65535");
@@ -315,6 +337,165 @@ static int add_server(out_forward *c, conf_node *ch, conf_errors *errs)
 }
 
 static int add_server_cb(void *c, conf_node *ch, conf_errors *errs) { return add_server(c, ch, errs); }
+
+/* "'name' host:port weight w[ standby]; ..." of the servers [from, to), as Fluentd's "adding forwarding
+ * server" lines */
+static void log_servers(out_forward *c, size_t from, size_t to, const char *what)
+{
+    wbuf l = {0};
+    for (size_t i = from; i < to; i++) {
+        const fwd_server *s = &c->servers[i];
+        char one[600];
+        int k = snprintf(one, sizeof one, "%s'%s' %s:%lld weight %lld%s", i > from ? "; " : "", s->name, s->host,
+                         (long long)s->port, (long long)s->weight, s->standby ? " standby" : "");
+        (void)wbuf_add(&l, one, k > 0 ? ((size_t)k < sizeof one ? (size_t)k : sizeof one - 1) : 0);
+    }
+    wlog_info("out_forward", "%s: %zu server(s)%s: %.*s", c->id, to - from, what, (int)l.len, (const char *)l.data);
+    wbuf_free(&l);
+}
+
+/* ---- <service_discovery> @type srv ---------------------------------------------------------------- */
+
+#define SRV_SLOTS 64
+
+/* One answer applied (the refresh thread, or the main thread at start before that thread exists): a
+ * listed server that has a slot (same target, address, port, weight) is active, a new one gets the next
+ * free slot, an active slot not listed stops receiving. One info line per change (Fluentd's "Service in"
+ * and "Service out"). */
+static void srv_apply(out_forward *c, const fwd_srv_rec *r, size_t nr, int at_start)
+{
+    size_t n = atomic_load_explicit(&c->nservers, memory_order_relaxed); /* this thread is the only writer */
+    size_t cap = c->nstatic + SRV_SLOTS;
+    unsigned char listed[SRV_SLOTS] = {0};
+    for (size_t k = 0; k < nr; k++) {
+        size_t i = c->nstatic;
+        int in = 0;
+        for (; i < n; i++) {
+            const fwd_server *s = &c->servers[i];
+            if (!strcmp(s->name, r[k].name) && !strcmp(s->host, r[k].host) && s->port == r[k].port &&
+                s->weight == r[k].weight)
+                break;
+        }
+        if (i == n) {
+            if (n == cap) {
+                wlog_error("out_forward", "%s: sd_srv: %s:%d not added: the output has no free slot left (%d "
+                           "servers found by SRV records since start)", c->id, r[k].name, r[k].port, SRV_SLOTS);
+                continue;
+            }
+            fwd_server *s = &c->servers[n];
+            memset(s, 0, sizeof *s);
+            s->sock = -1;
+            s->from_srv = 1;
+            s->host = strdup(r[k].host);
+            s->name = strdup(r[k].name);
+            s->port = r[k].port;
+            s->weight = r[k].weight;
+            s->shared_key = c->srv->shared_key ? strdup(c->srv->shared_key) : NULL;
+            s->username = c->srv->username && *c->srv->username ? strdup(c->srv->username) : NULL;
+            s->password = c->srv->password && *c->srv->password ? strdup(c->srv->password) : NULL;
+            if (!s->host || !s->name) {
+                conf_unbind(out_forward_server_spec, s);
+                wlog_error("out_forward", "%s: sd_srv: out of memory", c->id);
+                continue;
+            }
+            atomic_store(&s->available, 1);
+            atomic_store(&s->active, 1);
+            atomic_store_explicit(&c->nservers, ++n, memory_order_release); /* publish the filled slot */
+            in = 1;
+        } else if (!atomic_load(&c->servers[i].active)) {
+            atomic_store(&c->servers[i].active, 1);
+            in = 1;
+        }
+        listed[i - c->nstatic] = 1;
+        if (in && !at_start)
+            wlog_info("out_forward", "%s: Service in: name=%s %s:%lld weight %lld", c->id, c->servers[i].name,
+                      c->servers[i].host, (long long)c->servers[i].port, (long long)c->servers[i].weight);
+    }
+    for (size_t i = c->nstatic; i < n; i++)
+        if (!listed[i - c->nstatic] && atomic_load(&c->servers[i].active)) {
+            atomic_store(&c->servers[i].active, 0);
+            wlog_info("out_forward", "%s: Service out: name=%s %s:%lld", c->id, c->servers[i].name,
+                      c->servers[i].host, (long long)c->servers[i].port);
+        }
+}
+
+/* One query. -1 when it failed or listed nothing (the servers are kept, as Fluentd keeps them): counted,
+ * and logged at most once a minute (why in err). */
+static int srv_refresh(out_forward *c, int at_start, char *err, size_t errlen)
+{
+    fwd_srv_rec *r = NULL;
+    size_t nr = 0;
+    int rc = fwd_srv_query(c->srv, &r, &nr, err, errlen);
+    if (!rc && !nr) {
+        snprintf(err, errlen, "sd_srv: no SRV record for %s", c->srv->target);
+        rc = -1;
+    }
+    if (!rc)
+        srv_apply(c, r, nr, at_start);
+    free(r);
+    if (rc) {
+        atomic_fetch_add(&c->sd_failures, 1);
+        double now = clock_mono();
+        if (!at_start && (!c->srv_err_logged || now - c->srv_err_logged >= 60)) {
+            c->srv_err_logged = now;
+            wlog_error("out_forward", "%s: %s; keeping the current servers (logged at most once a minute)", c->id,
+                       err);
+        }
+    }
+    return rc;
+}
+
+static void *srv_main(void *arg)
+{
+    out_forward *c = arg;
+    pthread_mutex_lock(&c->srv_mu);
+    while (!c->srv_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (time_t)c->srv->interval;
+        while (!c->srv_stop && pthread_cond_timedwait(&c->srv_cv, &c->srv_mu, &ts) != ETIMEDOUT)
+            ;
+        if (c->srv_stop)
+            break;
+        pthread_mutex_unlock(&c->srv_mu); /* the query runs unlocked: exit waits at most for one query */
+        char err[2400];
+        (void)srv_refresh(c, 0, err, sizeof err);
+        pthread_mutex_lock(&c->srv_mu);
+    }
+    pthread_mutex_unlock(&c->srv_mu);
+    return NULL;
+}
+
+/* The first query (Fluentd's at configure: no record or a failure stops Fluentd from starting; weir's
+ * output does not start), then the refresh thread. Main thread. */
+static int forward_start(output *o)
+{
+    out_forward *c = o->ctx;
+    if (!c->srv)
+        return 0;
+    char err[2400];
+    if (srv_refresh(c, 1, err, sizeof err)) {
+        wlog_error("out_forward", "%s: %s (Fluentd refuses to start without a server too)", c->id, err);
+        return -1;
+    }
+    char what[1100];
+    snprintf(what, sizeof what, " from the SRV records of %s", c->srv->target);
+    log_servers(c, c->nstatic, atomic_load(&c->nservers), what);
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) ||
+        pthread_mutex_init(&c->srv_mu, NULL) || pthread_cond_init(&c->srv_cv, &ca)) {
+        wlog_error("out_forward", "%s: sd_srv: cannot start the refresh thread", c->id);
+        return -1;
+    }
+    pthread_condattr_destroy(&ca);
+    c->srv_sync_init = 1;
+    if (pthread_create(&c->srv_thread, NULL, srv_main, c) != 0) {
+        wlog_error("out_forward", "%s: sd_srv: cannot start the refresh thread", c->id);
+        return -1;
+    }
+    c->srv_started = 1;
+    return 0;
+}
 
 static int forward_init(output *o, conf_node *n, conf_errors *errs)
 {
@@ -339,11 +520,21 @@ static int forward_init(output *o, conf_node *n, conf_errors *errs)
         if (!strcmp(ch->name, "server")) {
             if (add_server(c, ch, errs))
                 bad = -1;
-        } else if (!strcmp(ch->name, "service_discovery") && fwd_sd_add(ch, add_server_cb, c, errs)) {
+        } else if (!strcmp(ch->name, "service_discovery") && fwd_sd_add(ch, add_server_cb, c, &c->srv, errs)) {
             bad = -1;
         }
     }
-    if (!c->nservers && !bad) {
+    c->nstatic = atomic_load(&c->nservers);
+    if (c->srv && !bad) { /* the slots of @type srv, filled from start on (never moved) */
+        fwd_server *s = realloc(c->servers, (c->nstatic + SRV_SLOTS) * sizeof *s);
+        if (!s) {
+            conf_errors_add(errs, n->file, n->line, "out of memory");
+            bad = -1;
+        } else {
+            c->servers = s;
+        }
+    }
+    if (!c->nservers && !c->srv && !bad) {
         conf_errors_add(errs, n->file, n->line, "forward output needs at least one <server> (or <service_discovery>)");
         bad = -1;
     }
@@ -358,25 +549,31 @@ static int forward_init(output *o, conf_node *n, conf_errors *errs)
         bad = -1;
     if (pthread_mutex_init(&c->mu, NULL) == 0)
         c->mu_init = 1;
-    if (!bad) { /* the receivers, as Fluentd's "adding forwarding server" lines */
-        wbuf l = {0};
-        for (size_t i = 0; i < c->nservers; i++) {
-            const fwd_server *s = &c->servers[i];
-            char one[600];
-            int k = snprintf(one, sizeof one, "%s'%s' %s:%lld weight %lld%s", i ? "; " : "", s->name, s->host,
-                             (long long)s->port, (long long)s->weight, s->standby ? " standby" : "");
-            (void)wbuf_add(&l, one, k > 0 ? ((size_t)k < sizeof one ? (size_t)k : sizeof one - 1) : 0);
-        }
-        wlog_info("out_forward", "%s: %zu server(s): %.*s", c->id, c->nservers, (int)l.len, (const char *)l.data);
-        wbuf_free(&l);
-    }
+    if (!bad && c->nstatic) /* the receivers, as Fluentd's "adding forwarding server" lines */
+        log_servers(c, 0, c->nstatic, "");
+    if (!bad && c->srv)
+        wlog_info("out_forward", "%s: the servers of the SRV records of %s are queried at start, then every %llds",
+                  c->id, c->srv->target, (long long)c->srv->interval);
     return bad;
 }
 
 static void forward_exit(output *o)
 {
     out_forward *c = o->ctx;
-    for (size_t i = 0; i < c->nservers; i++) {
+    if (c->srv_started) {
+        pthread_mutex_lock(&c->srv_mu);
+        c->srv_stop = 1;
+        pthread_cond_signal(&c->srv_cv);
+        pthread_mutex_unlock(&c->srv_mu);
+        pthread_join(c->srv_thread, NULL);
+    }
+    if (c->srv_sync_init) {
+        pthread_mutex_destroy(&c->srv_mu);
+        pthread_cond_destroy(&c->srv_cv);
+    }
+    fwd_sd_srv_free(c->srv);
+    size_t n = atomic_load(&c->nservers);
+    for (size_t i = 0; i < n; i++) {
         fwd_server *s = &c->servers[i];
         if (s->ssl)
             SSL_free(s->ssl);
@@ -778,14 +975,18 @@ static int send_to(out_forward *c, fwd_server *s, const char *chunk, char *why, 
 /* the servers in the order a write tries them: the next primary by smooth
  * weighted round robin, the other available primaries, the available
  * standbys; when none is available, every server */
-static size_t order(out_forward *c, size_t *ord)
+static size_t order(out_forward *c, size_t *ord, size_t nservers)
 {
     double now = clock_mono();
     size_t n = 0;
     int64_t total = 0;
     fwd_server *best = NULL;
-    for (size_t i = 0; i < c->nservers; i++) {
+    for (size_t i = 0; i < nservers; i++) {
         fwd_server *s = &c->servers[i];
+        if (!atomic_load(&s->active)) {
+            disconnect(s); /* a kept connection to a server the SRV records no longer list */
+            continue;
+        }
         int up = c->heartbeat_type == 3 || s->down_until <= now;
         atomic_store(&s->available, up);
         if (!up || s->standby || s->weight == 0)
@@ -800,17 +1001,19 @@ static size_t order(out_forward *c, size_t *ord)
         ord[n++] = (size_t)(best - c->servers);
     }
     for (int pass = 0; pass < 2; pass++)
-        for (size_t i = 0; i < c->nservers; i++) {
+        for (size_t i = 0; i < nservers; i++) {
             fwd_server *s = &c->servers[i];
-            if (s == best || (s->down_until > now && c->heartbeat_type != 3) || s->standby != pass)
+            if (s == best || (s->down_until > now && c->heartbeat_type != 3) || s->standby != pass ||
+                !atomic_load(&s->active))
                 continue;
             if (!pass && s->weight == 0)
                 continue;
             ord[n++] = i;
         }
     if (!n)
-        for (size_t i = 0; i < c->nservers; i++)
-            ord[n++] = i;
+        for (size_t i = 0; i < nservers; i++)
+            if (atomic_load(&c->servers[i].active))
+                ord[n++] = i;
     return n;
 }
 
@@ -818,7 +1021,10 @@ static int forward_write(output *o, const batch *b, out_result *res)
 {
     out_forward *c = o->ctx;
     pthread_mutex_lock(&c->mu);
-    size_t *ord = malloc(c->nservers * sizeof *ord);
+    /* the servers published so far (acquire: their slots are filled); a slot published later waits for
+     * the next write */
+    size_t nservers = atomic_load_explicit(&c->nservers, memory_order_acquire);
+    size_t *ord = malloc((nservers ? nservers : 1) * sizeof *ord);
     int rc = OUT_OK;
     uint32_t first_rec = 0;
     char why[512] = "";
@@ -829,8 +1035,10 @@ static int forward_write(output *o, const batch *b, out_result *res)
             snprintf(why, sizeof why, "out of memory");
             rc = OUT_RETRY;
         } else {
-            size_t n = order(c, ord);
+            size_t n = order(c, ord, nservers);
             int sent = 0;
+            if (!n)
+                snprintf(why, sizeof why, "no server: the SRV records list none");
             for (size_t k = 0; k < n && !sent; k++) {
                 fwd_server *s = &c->servers[ord[k]];
                 if (send_to(c, s, chunk, why, sizeof why) == 0) {
@@ -879,8 +1087,10 @@ static void forward_metrics(output *const *outs, size_t n, struct evbuffer *ev)
     for (size_t i = 0; i < n; i++) {
         out_forward *c = outs[i]->ctx;
         prom_label(outs[i]->id, lb, sizeof lb);
-        for (size_t k = 0; k < c->nservers; k++)
-            evbuffer_add_printf(ev, "weir_forward_output_server_available{output=\"%s\",server=\"%s\"} %d\n", lb,
+        size_t ns = atomic_load_explicit(&c->nservers, memory_order_acquire);
+        for (size_t k = 0; k < ns; k++)
+            if (atomic_load(&c->servers[k].active))
+                evbuffer_add_printf(ev, "weir_forward_output_server_available{output=\"%s\",server=\"%s\"} %d\n", lb,
                                 prom_label(srv_name(&c->servers[k]), sb, sizeof sb),
                                 atomic_load(&c->servers[k].available));
     }
@@ -898,8 +1108,10 @@ static void forward_metrics(output *const *outs, size_t n, struct evbuffer *ev)
         for (size_t i = 0; i < n; i++) {
             out_forward *c = outs[i]->ctx;
             prom_label(outs[i]->id, lb, sizeof lb);
-            for (size_t k = 0; k < c->nservers; k++)
-                evbuffer_add_printf(ev, "%s{output=\"%s\",server=\"%s\"} %" PRIu64 "\n", fam[f].name, lb,
+            size_t ns = atomic_load_explicit(&c->nservers, memory_order_acquire);
+            for (size_t k = 0; k < ns; k++)
+                if (atomic_load(&c->servers[k].active))
+                    evbuffer_add_printf(ev, "%s{output=\"%s\",server=\"%s\"} %" PRIu64 "\n", fam[f].name, lb,
                                     prom_label(srv_name(&c->servers[k]), sb, sizeof sb),
                                     prom_ld((atomic_uint_fast64_t *)((char *)&c->servers[k] + fam[f].off)));
         }
@@ -909,6 +1121,13 @@ static void forward_metrics(output *const *outs, size_t n, struct evbuffer *ev)
     for (size_t i = 0; i < n; i++)
         evbuffer_add_printf(ev, "weir_forward_output_failovers_total{output=\"%s\"} %" PRIu64 "\n",
                             prom_label(outs[i]->id, lb, sizeof lb), prom_ld(&((out_forward *)outs[i]->ctx)->failovers));
+    prom_head(ev, "weir_forward_output_discovery_failures_total", "counter",
+              "SRV queries of a forward output's <service_discovery> @type srv that failed or listed no server "
+              "(the servers were kept)");
+    for (size_t i = 0; i < n; i++)
+        evbuffer_add_printf(ev, "weir_forward_output_discovery_failures_total{output=\"%s\"} %" PRIu64 "\n",
+                            prom_label(outs[i]->id, lb, sizeof lb),
+                            prom_ld(&((out_forward *)outs[i]->ctx)->sd_failures));
 }
 
-OUT_PLUGIN(forward, forward, out_forward, .metrics = forward_metrics);
+OUT_PLUGIN(forward, forward, out_forward, .start = forward_start, .metrics = forward_metrics);

@@ -6,16 +6,25 @@
  * starts (and so at every reload); Fluentd also re-reads it when it
  * changes, weir does not (docs/migrating-from-fluentd.md).
  *
- * The entries become <server> sections in Fluentd syntax, parsed by the
+ * The file's entries become <server> sections in Fluentd syntax, parsed by the
  * config parser and bound by forward.c like written ones, so they get the
  * same checks and messages. YAML: what such files hold (a block sequence of
  * block or flow mappings of plain, 'single' or "double" quoted scalars,
  * comments, ---); anything else is refused with its line.
  *
- * Threads: the main thread, at init.
+ * @type srv (Fluentd's sd_srv): its parameters are checked at init; the
+ * query (fwd_srv_query, glibc's resolver on a private state) is made by
+ * forward.c at start and on its refresh thread (docs/outputs/forward.md).
+ *
+ * Threads: the main thread, at init; fwd_srv_query any thread.
  */
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
 #include <ctype.h>
 #include <jansson.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <resolv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,17 +332,17 @@ static int from_yaml(sd_out *o, const char *data, size_t len)
     return rc;
 }
 
-/* ---- <service_discovery> (Fluentd's sd_static and sd_file) ------------------------------------- */
+/* ---- <service_discovery> (Fluentd's sd_static, sd_file and sd_srv) ---------------------------- */
 
 typedef struct fwd_sd {
-    int type; /* static|file */
+    int type; /* static|file|srv */
     char *path, *conf_encoding;
 } fwd_sd;
 
 const conf_spec out_forward_sd_spec[] = {
-    {"@type", CONF_ENUM, NULL, 1, offsetof(fwd_sd, type), "static|file",
+    {"@type", CONF_ENUM, NULL, 1, offsetof(fwd_sd, type), "static|file|srv",
      "`static`: the `<service>` sections inside (each takes `<server>`'s parameters); `file`: the servers listed in "
-     "`path`. `srv` (DNS SRV records) is refused"},
+     "`path`; `srv`: DNS SRV records (its parameters below)"},
     {"path", CONF_STR, "/etc/fluent/sd.yaml", 0, offsetof(fwd_sd, path), NULL,
      "`@type file`: a YAML list (JSON when the name ends `.json`) of servers, each with `host` and `port` and "
      "optionally `name`, `weight`, `standby`, `username`, `password`, `shared_key`. Read at start and at every "
@@ -344,14 +353,96 @@ const conf_spec out_forward_sd_spec[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-int fwd_sd_add(conf_node *ch, int (*add)(void *, conf_node *, conf_errors *), void *c, conf_errors *errs)
+const conf_spec out_forward_sd_srv_spec[] = {
+    {"service", CONF_STR, NULL, 1, offsetof(fwd_sd_srv, service), NULL,
+     "required: the service, without RFC 2782's underscore (`fluentd` queries `_fluentd._tcp.HOSTNAME`)"},
+    {"proto", CONF_STR, "tcp", 0, offsetof(fwd_sd_srv, proto), NULL, "the protocol, without the underscore"},
+    {"hostname", CONF_STR, NULL, 1, offsetof(fwd_sd_srv, hostname), NULL, "required: the domain of the records"},
+    {"dns_server_host", CONF_STR, NULL, 0, offsetof(fwd_sd_srv, dns_server_host), NULL,
+     "the DNS server to ask, an IPv4 address: `host` or `host:port` (default: the system's, /etc/resolv.conf)"},
+    {"interval", CONF_INT, "60", 0, offsetof(fwd_sd_srv, interval), NULL,
+     "seconds between queries: servers that appear are added, servers that disappear stop receiving; an empty or "
+     "failed answer keeps the servers (an error line and `weir_forward_output_discovery_failures_total`)"},
+    {"dns_lookup", CONF_BOOL, "true", 0, offsetof(fwd_sd_srv, dns_lookup), NULL,
+     "connect to the target's address (its A record, else AAAA, from the same DNS server); `false`: to the "
+     "target name"},
+    {"shared_key", CONF_STR, NULL, 0, offsetof(fwd_sd_srv, shared_key), NULL,
+     "the servers' key (default: `<security>`'s)"},
+    {"username", CONF_STR, "", 0, offsetof(fwd_sd_srv, username), NULL,
+     "the servers' user (default: `<security>`'s)"},
+    {"password", CONF_STR, "", 0, offsetof(fwd_sd_srv, password), NULL, "its password"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+void fwd_sd_srv_free(fwd_sd_srv *srv)
+{
+    if (!srv)
+        return;
+    conf_unbind(out_forward_sd_srv_spec, srv);
+    free(srv);
+}
+
+/* @type srv: bind and check (no query) */
+static int sd_srv_bind(conf_node *ch, fwd_sd_srv **out, conf_errors *errs)
+{
+    if (*out) {
+        conf_errors_add(errs, ch->file, ch->line, "one <service_discovery> @type srv per forward output");
+        return -1;
+    }
+    fwd_sd_srv *s = calloc(1, sizeof *s);
+    if (!s) {
+        conf_errors_add(errs, ch->file, ch->line, "out of memory");
+        return -1;
+    }
+    int bad = conf_bind(ch, out_forward_sd_srv_spec, s, errs);
+    if (!bad && snprintf(s->target, sizeof s->target, "_%s._%s.%s", s->service, s->proto, s->hostname) >=
+                    (int)sizeof s->target) {
+        conf_error_at(errs, ch, "hostname", "the SRV name _%s._%s.%s is too long", s->service, s->proto,
+                      s->hostname);
+        bad = -1;
+    }
+    if (!bad && s->interval < 1) {
+        conf_error_at(errs, ch, "interval", "interval must be at least 1 (seconds)");
+        bad = -1;
+    }
+    if (!bad && s->dns_server_host) {
+        /* Fluentd: "host:port" (split at the first ':') or "host" (port 53) */
+        char host[256];
+        const char *colon = strchr(s->dns_server_host, ':');
+        size_t hl = colon ? (size_t)(colon - s->dns_server_host) : strlen(s->dns_server_host);
+        char *end = NULL;
+        long port = colon ? strtol(colon + 1, &end, 10) : 53;
+        struct in_addr a;
+        if (hl >= sizeof host || (snprintf(host, sizeof host, "%.*s", (int)hl, s->dns_server_host), 0) ||
+            inet_pton(AF_INET, host, &a) != 1 || (colon && (!end || *end || end == colon + 1)) || port < 1 ||
+            port > 65535) {
+            conf_error_at(errs, ch, "dns_server_host",
+                          "dns_server_host '%s': expected an IPv4 address, `host` or `host:port`", s->dns_server_host);
+            bad = -1;
+        } else {
+            s->ns_addr = a.s_addr;
+            s->ns_port = htons((uint16_t)port);
+        }
+    }
+    if (bad) {
+        fwd_sd_srv_free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+int fwd_sd_add(conf_node *ch, int (*add)(void *, conf_node *, conf_errors *), void *c, fwd_sd_srv **srv,
+               conf_errors *errs)
 {
     conf_param *t = conf_get(ch, "@type");
     if (t && !strcmp(t->value, "srv")) {
-        conf_error_at(errs, ch, "@type",
-                      "service discovery @type srv (DNS SRV records) is not supported: list the servers in <server>, "
-                      "<service_discovery> @type static or @type file");
-        return -1;
+        if (ch->nchildren) {
+            conf_errors_add(errs, ch->children[0]->file, ch->children[0]->line,
+                            "<%s> does not belong in <service_discovery> @type srv", ch->children[0]->name);
+            return -1;
+        }
+        return sd_srv_bind(ch, srv, errs);
     }
     fwd_sd sd = {0};
     int bad = conf_bind(ch, out_forward_sd_spec, &sd, errs);
@@ -423,4 +514,142 @@ int fwd_sd_file_servers(const char *path, wbuf *out, char *err, size_t errlen)
     }
     *out = o.text;
     return 0;
+}
+
+/* ---- @type srv: the query ------------------------------------------------------------------- */
+
+/* a resolver of its own (res_nquery is thread-safe on a private state): dns_server_host or the system's
+ * servers, a short timeout and few tries, so that a dead DNS server costs a refresh seconds, not minutes */
+static int srv_res_init(const fwd_sd_srv *srv, struct __res_state *st, char *err, size_t errlen)
+{
+    memset(st, 0, sizeof *st);
+    if (res_ninit(st) != 0) {
+        snprintf(err, errlen, "sd_srv: cannot initialize the resolver");
+        return -1;
+    }
+    st->retrans = 2;
+    st->retry = 2;
+    if (srv->ns_addr) {
+        /* glibc keeps IPv6 servers of resolv.conf apart (malloc'd, used instead of nsaddr_list[i]) */
+        for (int i = 0; i < MAXNS; i++) {
+            free(st->_u._ext.nsaddrs[i]);
+            st->_u._ext.nsaddrs[i] = NULL;
+        }
+        st->nscount = 1;
+        memset(&st->nsaddr_list[0], 0, sizeof st->nsaddr_list[0]);
+        st->nsaddr_list[0].sin_family = AF_INET;
+        st->nsaddr_list[0].sin_addr.s_addr = srv->ns_addr;
+        st->nsaddr_list[0].sin_port = srv->ns_port;
+    }
+    return 0;
+}
+
+/* a query; the answer's length, 0 when the name has no such record (NXDOMAIN, no data: what Ruby's
+ * Resolv::DNS#getresources returns as []), -1 with err */
+static int srv_res_query(struct __res_state *st, const char *name, int type, uint8_t *ans, int anslen, char *err,
+                         size_t errlen)
+{
+    int n = res_nquery(st, name, ns_c_in, type, ans, anslen);
+    if (n >= 0)
+        return n;
+    if (st->res_h_errno == HOST_NOT_FOUND || st->res_h_errno == NO_DATA)
+        return 0;
+    snprintf(err, errlen, "sd_srv: %s query for %s failed: %s", type == ns_t_srv ? "SRV" : "address", name,
+             st->res_h_errno == TRY_AGAIN ? "no answer (timeout or server failure)" : hstrerror(st->res_h_errno));
+    return -1;
+}
+
+/* the first address of `name` (Resolv::DNS#getaddress: A, then AAAA), as text */
+static int srv_address(struct __res_state *st, const char *name, char *out, size_t outlen, char *err, size_t errlen)
+{
+    static const int types[2] = {ns_t_a, ns_t_aaaa};
+    uint8_t ans[4096];
+    for (int t = 0; t < 2; t++) {
+        int n = srv_res_query(st, name, types[t], ans, sizeof ans, err, errlen);
+        if (n < 0)
+            return -1;
+        ns_msg m;
+        if (!n || ns_initparse(ans, n, &m) != 0)
+            continue;
+        for (int i = 0; i < ns_msg_count(m, ns_s_an); i++) {
+            ns_rr rr;
+            if (ns_parserr(&m, ns_s_an, i, &rr) != 0 || (int)ns_rr_type(rr) != types[t])
+                continue;
+            if ((t == 0 && ns_rr_rdlen(rr) == 4 && inet_ntop(AF_INET, ns_rr_rdata(rr), out, (socklen_t)outlen)) ||
+                (t == 1 && ns_rr_rdlen(rr) == 16 && inet_ntop(AF_INET6, ns_rr_rdata(rr), out, (socklen_t)outlen)))
+                return 0;
+        }
+    }
+    snprintf(err, errlen, "sd_srv: no address for %s", name);
+    return -1;
+}
+
+static int rec_cmp(const void *a, const void *b)
+{
+    const fwd_srv_rec *x = a, *y = b;
+    return x->priority != y->priority ? (x->priority < y->priority ? -1 : 1) : 0;
+}
+
+int fwd_srv_query(const fwd_sd_srv *srv, fwd_srv_rec **recs, size_t *nrecs, char *err, size_t errlen)
+{
+    struct __res_state st;
+    *recs = NULL;
+    *nrecs = 0;
+    if (srv_res_init(srv, &st, err, errlen))
+        return -1;
+    uint8_t ans[NS_MAXMSG > 65536 ? 65536 : NS_MAXMSG];
+    fwd_srv_rec *r = NULL;
+    size_t n = 0;
+    int rc = -1;
+    int len = srv_res_query(&st, srv->target, ns_t_srv, ans, sizeof ans, err, errlen);
+    ns_msg m;
+    if (len < 0)
+        goto out;
+    if (len && ns_initparse(ans, len, &m) != 0) {
+        snprintf(err, errlen, "sd_srv: a malformed answer for %s", srv->target);
+        goto out;
+    }
+    int count = len ? ns_msg_count(m, ns_s_an) : 0;
+    if (count && !(r = calloc((size_t)count, sizeof *r))) {
+        snprintf(err, errlen, "sd_srv: out of memory");
+        goto out;
+    }
+    for (int i = 0; i < count; i++) {
+        ns_rr rr;
+        if (ns_parserr(&m, ns_s_an, i, &rr) != 0) {
+            snprintf(err, errlen, "sd_srv: a malformed answer for %s", srv->target);
+            goto out;
+        }
+        if (ns_rr_type(rr) != ns_t_srv || ns_rr_rdlen(rr) < 7)
+            continue;
+        const uint8_t *d = ns_rr_rdata(rr);
+        fwd_srv_rec *e = &r[n];
+        e->priority = ns_get16(d);
+        e->weight = ns_get16(d + 2);
+        e->port = ns_get16(d + 4);
+        if (dn_expand(ns_msg_base(m), ns_msg_end(m), d + 6, e->name, sizeof e->name) < 0) {
+            snprintf(err, errlen, "sd_srv: a malformed SRV record for %s", srv->target);
+            goto out;
+        }
+        if (!e->name[0] || !strcmp(e->name, ".") || !e->port) /* "." : no service there (RFC 2782) */
+            continue;
+        if (srv->dns_lookup) {
+            if (srv_address(&st, e->name, e->host, sizeof e->host, err, errlen))
+                goto out;
+        } else {
+            snprintf(e->host, sizeof e->host, "%s", e->name);
+        }
+        n++;
+    }
+    /* Fluentd: sort_by priority */
+    if (n > 1)
+        qsort(r, n, sizeof *r, rec_cmp);
+    *recs = r;
+    *nrecs = n;
+    r = NULL;
+    rc = 0;
+out:
+    free(r);
+    res_nclose(&st);
+    return rc;
 }

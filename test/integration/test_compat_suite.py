@@ -732,11 +732,6 @@ STILL_REFUSED = [
      [f"<match **>\n  @type kafka2\n  {p}\n</match>\n" for p in ("zookeeper zk:2181",
                                                                "sasl_aws_msk_iam_access_key_id k")],
      "is not supported by weir"),
-    ("out_forward `<service_discovery>` `@type srv`",
-     "list the servers (`<server>`, `<service_discovery>` `@type static` or `@type file`)",
-     ["<match **>\n  @type forward\n  <service_discovery>\n    @type srv\n    service fluentd\n"
-      "  </service_discovery>\n</match>\n"],
-     "not supported|unknown section"),
     ("third-party plugins weir does not have",
      "e.g. s3, cloudwatch_logs, concat, detect_exceptions, label_router (Fluent Operator), geoip, splunk_hec, "
      "the multi_format parser: "

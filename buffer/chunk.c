@@ -316,23 +316,6 @@ void chunk_free(chunk *ch)
  */
 static const uint8_t end_mark[CHUNK_BLK_HDR];
 
-static int pwrite_all(int fd, const void *p, size_t n, off_t off)
-{
-    const uint8_t *c = p;
-    while (n) {
-        ssize_t w = pwrite(fd, c, n, off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        c += w;
-        n -= (size_t)w;
-        off += w;
-    }
-    return 0;
-}
-
 /* Under mu: the new chunk `ch` takes a kept file: the end mark after where
  * its header ends, then the header, then the chunk's name. 0, or -1 with the
  * file unlinked (the caller creates a new one). */
@@ -340,8 +323,8 @@ static int reuse_file(buffer *b, chunk *ch, const char *path, const uint8_t *hdr
 {
     char *fp = b->pool[--b->npool];
     int fd = open(fp, O_WRONLY | O_CLOEXEC);
-    int rc = fd >= 0 && pwrite_all(fd, end_mark, sizeof end_mark, (off_t)hl) == 0 &&
-                     pwrite_all(fd, hdr, hl, 0) == 0 && rename(fp, path) == 0
+    int rc = fd >= 0 && fd_pwrite_all(fd, end_mark, sizeof end_mark, (off_t)hl) == 0 &&
+                     fd_pwrite_all(fd, hdr, hl, 0) == 0 && rename(fp, path) == 0
                  ? 0
                  : -1;
     if (rc) {
@@ -444,7 +427,7 @@ int chunk_write_block(buffer *b, chunk *ch, const char *tag, size_t tag_len, con
     size_t total = CHUNK_BLK_HDR + tag_len + len, done = 0;
     /* a recycled file: the end mark after the block first (the previous one,
      * at the block's place, stays until the block is written over it) */
-    if (ch->reused && pwrite_all(ch->fd, end_mark, sizeof end_mark, (off_t)(ch->file_size + total)) != 0)
+    if (ch->reused && fd_pwrite_all(ch->fd, end_mark, sizeof end_mark, (off_t)(ch->file_size + total)) != 0)
         return -errno;
     struct iovec iov[3] = {{h, CHUNK_BLK_HDR}, {(void *)(uintptr_t)tag, tag_len}, {(void *)(uintptr_t)data, len}};
     int idx = 0;

@@ -6,10 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
-int fd_write_all(int fd, const uint8_t *p, size_t n)
+int fd_pwrite_all(int fd, const uint8_t *p, size_t n, off_t off)
 {
     while (n) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = off < 0 ? write(fd, p, n) : pwrite(fd, p, n, off);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -17,9 +17,13 @@ int fd_write_all(int fd, const uint8_t *p, size_t n)
         }
         p += w;
         n -= (size_t)w;
+        if (off >= 0)
+            off += w;
     }
     return 0;
 }
+
+int fd_write_all(int fd, const uint8_t *p, size_t n) { return fd_pwrite_all(fd, p, n, -1); }
 
 int file_read_all(const char *path, size_t max, wbuf *out, char *err, size_t errlen)
 {

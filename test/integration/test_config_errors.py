@@ -843,7 +843,7 @@ def test_kafka_ssl_client_cert_chain(tmp_path):
 
 def test_forward_service_discovery_errors(tmp_path):
     """<service_discovery> of the forward output: what a file may hold (Fluentd's sd_file: host and port
-    required), @type srv refused, <service>'s parameters checked like <server>'s."""
+    required), @type srv's required parameters, <service>'s parameters checked like <server>'s."""
     d = str(tmp_path)
     write(os.path.join(d, "nested.yaml"), "- host: a\n  port: [1, 2]\n")
     write(os.path.join(d, "noport.yaml"), "# one server\n- host: a\n  weight: 1\n")
@@ -869,8 +869,9 @@ def test_forward_service_discovery_errors(tmp_path):
         ("bad.json", f"{d}/bad.json:2: not JSON: '}}' expected near end of file"),
         ("empty.json", f"service discovery file {d}/empty.json lists no server"),
         ("missing.yaml", f"service discovery file {d}/missing.yaml: No such file or directory"),
-        ("@type srv", "service discovery @type srv (DNS SRV records) is not supported: list the servers in "
-                      "<server>, <service_discovery> @type static or @type file"),
+        # @type srv needs `hostname` too (Fluentd's sd_srv): the error is at its <service_discovery>
+        (os.path.join(d, "weir.conf"), line_of(text, "@type srv") - 1,
+         "missing required parameter 'hostname' in <service_discovery>"),
         ("port 70000", "port must be between 1 and 65535"),
         ("<service>#2", "<service> belongs in <service_discovery> @type static, not @type file"),
     ])

@@ -50,6 +50,7 @@
 #include "aggregator/record.h"
 #include "outputs/format.h"
 #include "outputs/kafka/route.h"
+#include "outputs/kafka/zk.h"
 
 _Static_assert(KAFKA_NO_PARTITION == RD_KAFKA_PARTITION_UA, "route.h: no partition is librdkafka's UA");
 
@@ -58,6 +59,7 @@ _Static_assert(KAFKA_NO_PARTITION == RD_KAFKA_PARTITION_UA, "route.h: no partiti
 typedef struct kafka_out {
     /* bound from config */
     char **brokers;
+    char *zookeeper, *zookeeper_path;
     kafka_keys keys; /* topic, message key, partition (route.h) */
     conf_hash headers;
     conf_hash headers_from_record;
@@ -110,6 +112,13 @@ enum { KO_C0 = __COUNTER__ };
 static const conf_spec kafka_spec[] = {
     {"brokers", CONF_ARRAY, "localhost:9092", 0, offsetof(kafka_out, brokers), NULL,
      "bootstrap brokers, `host:port` list (comma separated or JSON array)"},
+    {"zookeeper", CONF_STR, NULL, 0, offsetof(kafka_out, zookeeper), NULL,
+     "the brokers as registered in ZooKeeper instead of `brokers` (fluent-plugin-kafka's older outputs): "
+     "ZooKeeper's connect string, `host:port[,host:port...][/chroot]`. Read once when the output starts (not by "
+     "`--dry-run`); each broker's endpoint for the client's security protocol (`PLAINTEXT`, or `SSL` with the TLS "
+     "parameters), else its `host`:`port`. weir does not start when none is found. Kafka 4 has no ZooKeeper"},
+    {"zookeeper_path", CONF_STR, "/brokers/ids", 0, offsetof(kafka_out, zookeeper_path), NULL,
+     "where the brokers registered (under the chroot, if any)"},
     {"default_topic", CONF_STR, NULL, 0, offsetof(kafka_out, keys.default_topic), NULL,
      "topic for records without `topic_key`; without it the **tag** is the topic (kafka2's rule)"},
     {"topic_key", CONF_STR, "topic", 0, offsetof(kafka_out, keys.topic_key), NULL,
@@ -227,10 +236,7 @@ static const conf_spec kafka_spec[] = {
      COMPAT_NOOP "ruby-kafka's batching; librdkafka batches by `rdkafka_options` (`batch.size`, `linger.ms`)"},
     {"kafka_agg_max_messages", CONF_INT, NULL, 0, S, NULL, COMPAT_NOOP "see `kafka_agg_max_bytes`"},
     {"monitoring_list", CONF_ARRAY, NULL, 0, S, NULL, COMPAT_NOOP "Ruby instrumentation"},
-    {"zookeeper_path", CONF_STR, "/brokers/ids", 0, S, NULL, COMPAT_NOOP "only with `zookeeper` (refused)"},
     /* refused when set */
-    {"zookeeper", CONF_STR, NULL, 0, S, NULL,
-     COMPAT_REFUSED "weir does not discover brokers through ZooKeeper: list them in `brokers`"},
     {"sasl_aws_msk_iam_access_key_id", CONF_STR, NULL, 0, S, NULL,
      COMPAT_REFUSED "AWS MSK IAM is not supported by librdkafka as configured here; use SASL/SCRAM (`username`, "
      "`scram_mechanism`) or `rdkafka_options` OAUTHBEARER"},
@@ -498,6 +504,29 @@ static int kafka_init(output *o, conf_node *n, conf_errors *errs)
 static int kafka_start(output *o)
 {
     kafka_out *c = o->ctx;
+    if (c->zookeeper) {
+        /* the brokers of the cluster, as the plugin's zookeeper option reads them at start */
+        char proto[32] = "plaintext", err[400];
+        size_t pl = sizeof proto;
+        if (rd_kafka_conf_get(c->kc, "security.protocol", proto, &pl) != RD_KAFKA_CONF_OK)
+            snprintf(proto, sizeof proto, "plaintext");
+        wbuf list = {0};
+        if (zk_kafka_brokers(c->zookeeper, c->zookeeper_path, proto, 10, &list, err, sizeof err) != 0 ||
+            wbuf_addc(&list, 0)) {
+            wlog_error("out_kafka", "%s: no brokers from ZooKeeper %s: %s", o->id, c->zookeeper, err);
+            wbuf_free(&list);
+            return -1;
+        }
+        char rerr[256];
+        int rc = rd_kafka_conf_set(c->kc, "bootstrap.servers", (const char *)list.data, rerr, sizeof rerr);
+        wlog_info("out_kafka", "%s: brokers from ZooKeeper %s%s: %s", o->id, c->zookeeper, c->zookeeper_path,
+                  (const char *)list.data);
+        wbuf_free(&list);
+        if (rc != RD_KAFKA_CONF_OK) {
+            wlog_error("out_kafka", "%s: bootstrap.servers from ZooKeeper: %s", o->id, rerr);
+            return -1;
+        }
+    }
     c->rk = kafka_client_new(RD_KAFKA_PRODUCER, &c->kc, "out_kafka", o->id);
     return c->rk ? 0 : -1;
 }

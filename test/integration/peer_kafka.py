@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -37,8 +38,68 @@ def ensure_jars():
     subprocess.run([os.path.join(REPO, "scripts", "peers", "kafka.sh")], check=True)
 
 
+def start_java(cls, args, log_path, log4j, ready, what, timeout=60):
+    """Start a JVM running `cls` in its own process group, its output in
+    log_path; poll ready() until it is true. The process, or AssertionError
+    with the log's tail when it exits or is not ready in time."""
+    log = open(log_path, "ab")
+    proc = subprocess.Popen(["java", *JAVA_OPTS, "-cp", os.path.join(LIBS, "*"),
+                             f"-Dlog4j.configuration=file:{log4j}", cls, *args],
+                            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited {proc.returncode}:\n{file_tail(log_path, 4000)}")
+        if ready():
+            return proc
+        time.sleep(0.2)
+    kill_group(proc)
+    raise AssertionError(f"{what} not up after {timeout}s:\n{file_tail(log_path, 4000)}")
+
+
+class ZooKeeper:
+    """A real ZooKeeper server (the zookeeper jars Kafka 3.9 depends on, in the
+    same cache), standalone, on a free 127.0.0.1 port: for brokers in
+    ZooKeeper mode, whose registrations weir reads (kafka2 `zookeeper`)."""
+
+    def __init__(self):
+        ensure_jars()
+        self.dir = tempfile.mkdtemp(prefix="weir-zk-")
+        self.port = free_port()
+        self.connect = f"127.0.0.1:{self.port}"
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "zk.log")
+        self.cfg = os.path.join(self.dir, "zoo.cfg")
+        with open(self.cfg, "w") as f:
+            f.write(f"tickTime=500\ndataDir={self.dir}/data\nclientPort={self.port}\n"
+                    f"clientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=ruok\n")
+        self.log4j = os.path.join(self.dir, "log4j.properties")
+        with open(self.log4j, "w") as f:
+            f.write(LOG4J)
+
+    def start(self, timeout=60):
+        def ready():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as c:
+                    c.sendall(b"ruok")
+                    return c.recv(4) == b"imok"
+            except OSError:
+                return False
+        self.proc = start_java("org.apache.zookeeper.server.quorum.QuorumPeerMain", [self.cfg], self.log_path,
+                               self.log4j, ready, "zookeeper", timeout)
+        return self
+
+    def cleanup(self):
+        stop_group(self.proc, timeout=20)
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class Broker:
-    def __init__(self, extra_props=None):
+    def __init__(self, extra_props=None, zookeeper=None):
+        """KRaft (one node, broker and controller), or with `zookeeper` (a
+        connect string) a broker in ZooKeeper mode registered there."""
         ensure_jars()
         self.dir = tempfile.mkdtemp(prefix="weir-kafka-")
         self.data = os.path.join(self.dir, "data")
@@ -65,6 +126,12 @@ class Broker:
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "true",
         }
+        if zookeeper:
+            for k in ("process.roles", "node.id", "controller.quorum.voters", "controller.listener.names"):
+                del props[k]
+            props.update({"broker.id": "0", "zookeeper.connect": zookeeper,
+                          "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+                          "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT"})
         props.update(extra_props or {})
         self.props_path = os.path.join(self.dir, "server.properties")
         with open(self.props_path, "w") as f:
@@ -72,8 +139,9 @@ class Broker:
         self.log4j = os.path.join(self.dir, "log4j.properties")
         with open(self.log4j, "w") as f:
             f.write(LOG4J)
-        self._java("kafka.tools.StorageTool", "format", "-t", "weirtestclusterid0001A",
-                   "-c", self.props_path, check=True)
+        if not zookeeper:
+            self._java("kafka.tools.StorageTool", "format", "-t", "weirtestclusterid0001A",
+                       "-c", self.props_path, check=True)
 
     def _java(self, cls, *args, check=False, timeout=120, input=None):
         cmd = ["java", *JAVA_OPTS, "-Xms64m", "-cp", os.path.join(LIBS, "*"),
@@ -86,22 +154,12 @@ class Broker:
 
     # -- process
     def start(self, timeout=60):
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            ["java", *JAVA_OPTS, "-cp", os.path.join(LIBS, "*"),
-             f"-Dlog4j.configuration=file:{self.log4j}", "kafka.Kafka", self.props_path],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"kafka broker exited {self.proc.returncode}:\n{self.log_tail()}")
-            p = subprocess.run(["kcat", "-b", self.bootstrap, "-L", "-J", "-m", "2"],
-                               capture_output=True, timeout=10)
-            if p.returncode == 0:
-                return self
-            time.sleep(0.3)
-        raise AssertionError(f"kafka broker not up after {timeout}s:\n{self.log_tail()}")
+        def ready():
+            return subprocess.run(["kcat", "-b", self.bootstrap, "-L", "-J", "-m", "2"],
+                                  capture_output=True, timeout=10).returncode == 0
+        self.proc = start_java("kafka.Kafka", [self.props_path], self.log_path, self.log4j, ready, "kafka broker",
+                               timeout)
+        return self
 
     def kill(self):
         """SIGKILL the broker's process group (a crash, not a shutdown)."""

@@ -13,6 +13,7 @@
 #include "lib/batch.h"
 #include "lib/wbuf.h"
 #include "outputs/kafka/route.h"
+#include "outputs/kafka/zk.h"
 
 static kafka_keys defaults(void)
 {
@@ -211,6 +212,43 @@ static void test_topic_template_and_defaults(void **st)
     wbuf_free(&s);
 }
 
+/* A broker's ZooKeeper registration -> the address for a security protocol (zk.c). */
+static void test_zk_broker_address(void **st)
+{
+    static const struct {
+        const char *json, *proto, *want; /* want NULL: none */
+    } cases[] = {
+        /* what Kafka 3.x writes with one PLAINTEXT listener */
+        {"{\"listener_security_protocol_map\":{\"PLAINTEXT\":\"PLAINTEXT\"},\"endpoints\":[\"PLAINTEXT://b1:9092\"],"
+         "\"jmx_port\":-1,\"host\":\"b1\",\"timestamp\":\"1\",\"port\":9092,\"version\":5}",
+         "plaintext", "b1:9092"},
+        /* named listeners: the one that maps to the protocol */
+        {"{\"listener_security_protocol_map\":{\"INTERNAL\":\"PLAINTEXT\",\"EXTERNAL\":\"SSL\"},"
+         "\"endpoints\":[\"INTERNAL://10.0.0.1:9092\",\"EXTERNAL://kafka.example:9093\"],\"host\":null,\"port\":-1}",
+         "ssl", "kafka.example:9093"},
+        {"{\"listener_security_protocol_map\":{\"INTERNAL\":\"PLAINTEXT\",\"EXTERNAL\":\"SSL\"},"
+         "\"endpoints\":[\"INTERNAL://10.0.0.1:9092\",\"EXTERNAL://kafka.example:9093\"],\"host\":null,\"port\":-1}",
+         "PLAINTEXT", "10.0.0.1:9092"},
+        /* no SASL_SSL endpoint: none, not the PLAINTEXT host:port */
+        {"{\"endpoints\":[\"PLAINTEXT://b1:9092\"],\"host\":\"b1\",\"port\":9092}", "sasl_ssl", NULL},
+        /* an old registration without endpoints: host:port for PLAINTEXT */
+        {"{\"host\":\"old\",\"port\":9092,\"version\":1}", "plaintext", "old:9092"},
+        {"not json", "plaintext", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        wbuf out = {0};
+        int rc = zk_broker_address((const uint8_t *)cases[i].json, strlen(cases[i].json), cases[i].proto, &out);
+        if (!cases[i].want) {
+            if (rc != -1)
+                fail_msg("case %zu: got %.*s, want none", i, (int)out.len, (const char *)out.data);
+        } else if (rc != 0 || out.len != strlen(cases[i].want) || memcmp(out.data, cases[i].want, out.len)) {
+            fail_msg("case %zu: rc %d, got '%.*s', want '%s'", i, rc, (int)out.len, out.data ? (const char *)out.data : "",
+                     cases[i].want);
+        }
+        wbuf_free(&out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_topic_too_long),
         cmocka_unit_test(test_keys_and_partition),
         cmocka_unit_test(test_topic_template_and_defaults),
+        cmocka_unit_test(test_zk_broker_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

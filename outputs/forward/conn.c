@@ -30,6 +30,7 @@
 #include "lib/fwd_digest.h"
 #include "lib/log.h"
 #include "lib/mp.h"
+#include "lib/net.h"
 #include "outputs/forward/forward_int.h"
 
 /* ---- connections ------------------------------------------------------------------------------- */
@@ -55,45 +56,17 @@ static void set_timeouts(int fd, double t)
 
 static int tcp_connect(out_forward *c, fwd_server *s, char *why, size_t wl)
 {
-    struct addrinfo hints = {0}, *ai = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    char port[16];
+    char port[16], reason[256];
     snprintf(port, sizeof port, "%lld", (long long)s->port);
-    int gr = getaddrinfo(s->host, port, &hints, &ai);
-    if (gr) {
-        snprintf(why, wl, "cannot resolve %s: %s", s->host, gai_strerror(gr));
+    int fd = net_connect(s->host, port, c->connect_timeout, reason, sizeof reason);
+    if (fd < 0) {
+        if (fd == -1)
+            snprintf(why, wl, "cannot resolve %s: %s", s->host, reason);
+        else
+            snprintf(why, wl, "cannot connect to %s: %s", s->name, reason);
         return -1;
     }
-    int fd = -1;
-    for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
-        fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-            continue;
-        int r = connect(fd, a->ai_addr, a->ai_addrlen);
-        if (r != 0 && errno == EINPROGRESS) {
-            struct pollfd p = {fd, POLLOUT, 0};
-            int pr = poll(&p, 1, (int)(c->connect_timeout * 1000));
-            int err = 0;
-            socklen_t el = sizeof err;
-            if (pr == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0)
-                r = 0;
-            else
-                errno = pr == 0 ? ETIMEDOUT : err ? err : errno;
-        }
-        if (r != 0) {
-            snprintf(why, wl, "cannot connect to %s: %s", s->name, strerror(errno));
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(ai);
-    if (fd < 0)
-        return -1;
-    int fl = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (c->send_keepalive_packet)
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     set_timeouts(fd, c->connect_timeout);

@@ -31,6 +31,8 @@
 #include <jansson.h>
 
 #include "lib/clock.h"
+#include "lib/mp.h"
+#include "lib/net.h"
 
 #define ZK_MAX_FRAME (4u << 20)
 #define ZK_GET_DATA 4
@@ -64,15 +66,15 @@ typedef struct rd {
     int bad;
 } rd;
 
+/* a big-endian int of 4 or 8 bytes (0 and r->bad past the end) */
 static uint64_t get_be(rd *r, int bytes)
 {
     if (r->end - r->p < bytes) {
         r->bad = 1;
         return 0;
     }
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++)
-        v = v << 8 | *r->p++;
+    uint64_t v = bytes == 8 ? mp_be64(r->p) : mp_be32(r->p);
+    r->p += bytes;
     return v;
 }
 
@@ -149,7 +151,7 @@ static int recv_frame(zk *z)
     uint8_t h[4];
     if (read_full(z, h, 4))
         return -1;
-    uint32_t n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+    uint32_t n = mp_be32(h);
     if (n > ZK_MAX_FRAME) {
         snprintf(z->err, z->errlen, "a reply of %u bytes (not a ZooKeeper server?)", n);
         return -1;
@@ -206,33 +208,14 @@ static int session(zk *z, const char *hosts)
         host[hl] = 0;
         if (colon)
             snprintf(port, sizeof port, "%s", colon + 1);
-        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-        int gai = getaddrinfo(host, port, &hints, &ai);
-        if (gai) {
-            snprintf(last, sizeof last, "%s: %s", h, gai_strerror(gai));
-            continue;
-        }
-        for (struct addrinfo *a = ai; a && z->fd < 0; a = a->ai_next) {
-            int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-            if (fd < 0)
-                continue;
-            if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) {
-                z->fd = fd;
-                int e = 0;
-                socklen_t el = sizeof e;
-                if (io_wait(z, POLLOUT) || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) || e) {
-                    snprintf(last, sizeof last, "%s: %s", h, e ? strerror(e) : z->err);
-                    z->fd = -1;
-                }
-            } else {
-                snprintf(last, sizeof last, "%s: %s", h, strerror(errno));
-            }
-            if (z->fd < 0)
-                close(fd);
-        }
-        freeaddrinfo(ai);
-        if (z->fd >= 0)
+        double left = z->deadline - clock_mono();
+        char why[256];
+        int fd = left > 0 ? net_connect(host, port, left, why, sizeof why) : -2;
+        if (fd >= 0) {
+            z->fd = fd;
             break;
+        }
+        snprintf(last, sizeof last, "%s: %s", h, left > 0 ? why : "timed out");
     }
     free(list);
     if (z->fd < 0) {
@@ -304,7 +287,11 @@ int zk_kafka_brokers(const char *connect, const char *path, const char *protocol
     zk z = {.fd = -1, .deadline = clock_mono() + timeout, .err = err, .errlen = errlen};
     err[0] = 0;
     /* "h1:p1,h2:p2/chroot": the chroot prefixes the path */
-    char *hosts = strdup(connect), *chroot = strchr(hosts, '/');
+    char *hosts = strdup(connect), *chroot = hosts ? strchr(hosts, '/') : NULL;
+    if (!hosts) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     char full[1024];
     snprintf(full, sizeof full, "%s%s", chroot ? chroot : "", path);
     if (chroot)

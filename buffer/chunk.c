@@ -164,6 +164,14 @@ void chunk_read_meta(const uint8_t *buf, size_t start, char **tag_out, size_t *t
     *created_ns = get64(buf + 16);
 }
 
+/* the end mark: a block header of zeros (no block has one: a block holds at least one record) */
+static const uint8_t end_mark[CHUNK_BLK_HDR];
+
+int chunk_is_end_mark(const uint8_t *buf, size_t at, size_t len)
+{
+    return at <= len && len - at >= CHUNK_BLK_HDR && memcmp(buf + at, end_mark, CHUNK_BLK_HDR) == 0;
+}
+
 /*
  * Walk the blocks in buf[start..len). Fills *good with the end of the last
  * whole, checksum-valid block; returns the block count; *records their
@@ -314,7 +322,6 @@ void chunk_free(chunk *ch)
  * Sealing cuts the file at its last block, leaving the format as for a new
  * file. Recovery removes `*.free` files.
  */
-static const uint8_t end_mark[CHUNK_BLK_HDR];
 
 /* Under mu: the new chunk `ch` takes a kept file: the end mark after where
  * its header ends, then the header, then the chunk's name. 0, or -1 with the

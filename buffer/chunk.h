@@ -53,6 +53,11 @@ void chunk_read_meta(const uint8_t *buf, size_t start, char **tag, size_t *tag_l
  * never left this process's memory or page cache). */
 uint32_t chunk_scan_blocks(const uint8_t *buf, size_t start, size_t len, size_t *good, uint32_t *records,
                            chunk_block **infos, int verify);
+/* 1 when buf[at..len) starts with an end mark: the zero block header that
+ * follows the last block of a chunk written over a recycled file until it
+ * is sealed (docs/buffer.md "Recycled files"); what comes after it is an
+ * old chunk's. */
+int chunk_is_end_mark(const uint8_t *buf, size_t at, size_t len);
 /* The valid blocks of buf[start..len) as a batch (payloads compacted in
  * place; consecutive blocks of one tag form one segment). Takes ownership of
  * buf (freed on failure); NULL when no block is readable. */

@@ -113,8 +113,7 @@ int buf_recover(buffer *b)
         size_t good;
         uint32_t recs;
         uint32_t blocks = chunk_scan_blocks(buf, start, got, &good, &recs, NULL, 1);
-        static const uint8_t zeros[CHUNK_BLK_HDR];
-        if (good < got && got - good >= CHUNK_BLK_HDR && memcmp(buf + good, zeros, CHUNK_BLK_HDR) == 0) {
+        if (good < got && chunk_is_end_mark(buf, good, got)) {
             /* the end mark of a chunk written over a recycled file, not sealed
              * before the stop: what follows is an old chunk's, not a torn tail */
             if (ftruncate(fd, (off_t)good) != 0)

@@ -413,9 +413,10 @@ static int sd_srv_bind(conf_node *ch, fwd_sd_srv **out, conf_errors *errs)
         char *end = NULL;
         long port = colon ? strtol(colon + 1, &end, 10) : 53;
         struct in_addr a;
-        if (hl >= sizeof host || (snprintf(host, sizeof host, "%.*s", (int)hl, s->dns_server_host), 0) ||
-            inet_pton(AF_INET, host, &a) != 1 || (colon && (!end || *end || end == colon + 1)) || port < 1 ||
-            port > 65535) {
+        if (hl < sizeof host)
+            snprintf(host, sizeof host, "%.*s", (int)hl, s->dns_server_host);
+        if (hl >= sizeof host || inet_pton(AF_INET, host, &a) != 1 || (colon && (!end || *end || end == colon + 1)) ||
+            port < 1 || port > 65535) {
             conf_error_at(errs, ch, "dns_server_host",
                           "dns_server_host '%s': expected an IPv4 address, `host` or `host:port`", s->dns_server_host);
             bad = -1;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "lib/sigv4.h"
 #include "lib/wbuf.h"
 
 int kafka_conf_set(rd_kafka_conf_t *kc, const conf_node *n, const char *param, const char *key, const char *v,
@@ -38,6 +39,14 @@ rd_kafka_t *kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t **kc, const c
         return NULL;
     }
     *kc = NULL; /* rd_kafka_new took it */
+    /* A SASL refresh callback (AWS MSK IAM) runs on librdkafka's background
+     * thread, whatever the plugin polls: NOT_CONFIGURED when there is none. */
+    rd_kafka_error_t *e = rd_kafka_sasl_background_callbacks_enable(rk);
+    if (e) {
+        if (rd_kafka_error_code(e) != RD_KAFKA_RESP_ERR__NOT_CONFIGURED)
+            wlog_error(module, "%s: cannot serve SASL callbacks: %s", id, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
     return rk;
 }
 
@@ -100,7 +109,29 @@ int kafka_conf_common(rd_kafka_conf_t *kc, const conf_node *n, const kafka_commo
     if (tls)
         bad |= kafka_conf_set(kc, n, "ssl_verify_hostname", "ssl.endpoint.identification.algorithm",
                               k->ssl_verify_hostname ? "https" : "none", errs);
-    if (k->principal) {
+    if (k->msk_key_id || k->msk_secret || k->msk_region) {
+        static const char *const names[3] = {"sasl_aws_msk_iam_access_key_id", "sasl_aws_msk_iam_secret_key_id",
+                                             "sasl_aws_msk_iam_aws_region"};
+        const char *vals[3] = {k->msk_key_id, k->msk_secret, k->msk_region};
+        const char *given = k->msk_key_id ? names[0] : k->msk_secret ? names[1] : names[2];
+        for (int i = 0; i < 3; i++)
+            if (!vals[i] || !*vals[i]) {
+                conf_error_at(errs, n, given, "AWS MSK IAM needs %s too", names[i]);
+                bad = -1;
+            }
+        if (k->msk_region && strspn(k->msk_region, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(k->msk_region)) {
+            conf_error_at(errs, n, names[2], "'%s' is not an AWS region (e.g. us-east-1)", k->msk_region);
+            bad = -1;
+        }
+        if (k->principal || k->username) {
+            conf_error_at(errs, n, given, "AWS MSK IAM is a SASL mechanism of its own: remove `%s`",
+                          k->principal ? "principal" : "username");
+            bad = -1;
+        }
+        sasl = 1;
+        bad |= kafka_conf_set(kc, n, given, "sasl.mechanisms", "OAUTHBEARER", errs);
+        rd_kafka_conf_enable_sasl_queue(kc, 1);
+    } else if (k->principal) {
         sasl = 1;
         bad |= kafka_conf_set(kc, n, "principal", "sasl.mechanisms", "GSSAPI", errs);
         bad |= kafka_conf_set(kc, n, "principal", "sasl.kerberos.principal", k->principal, errs);
@@ -137,6 +168,46 @@ int kafka_conf_common(rd_kafka_conf_t *kc, const conf_node *n, const kafka_commo
         bad |= kafka_conf_set(kc, n, "socket_timeout", "socket.timeout.ms", num, errs);
     }
     return bad ? -1 : 0;
+}
+
+int kafka_msk_iam_token(wbuf *token, int64_t *expiry_ms, const char *key_id, const char *secret, const char *region,
+                        time_t now, const char *user_agent)
+{
+    enum { EXPIRES = 900 }; /* seconds, as AWS's signers */
+    char host[128];
+    int hn = snprintf(host, sizeof host, "kafka.%s.amazonaws.com", region);
+    if (hn < 0 || (size_t)hn >= sizeof host)
+        return -1;
+    static const char *const params[] = {"Action", "kafka-cluster:Connect", NULL};
+    sigv4_presign p = {.host = host, .service = "kafka-cluster", .region = region, .key_id = key_id,
+                       .secret = secret, .params = params, .now = now, .expires = EXPIRES,
+                       .user_agent = user_agent};
+    wbuf url = {0};
+    int rc = sigv4_presign_url(&url, &p);
+    if (!rc)
+        rc = base64url_nopad(token, url.data, url.len) | wbuf_addc(token, 0);
+    wbuf_free(&url);
+    *expiry_ms = ((int64_t)now + EXPIRES) * 1000;
+    return rc ? -1 : 0;
+}
+
+void kafka_msk_iam_refresh(rd_kafka_t *rk, const kafka_common *k, const char *module, const char *id)
+{
+    char err[512];
+    wbuf token = {0};
+    int64_t expiry_ms = 0;
+    if (kafka_msk_iam_token(&token, &expiry_ms, k->msk_key_id, k->msk_secret, k->msk_region, time(NULL),
+                            "weir/" WEIR_VERSION)) {
+        wlog_error(module, "%s: cannot sign the AWS MSK IAM token", id);
+        rd_kafka_oauthbearer_set_token_failure(rk, "cannot sign the AWS MSK IAM token");
+    } else if (rd_kafka_oauthbearer_set_token(rk, (const char *)token.data, expiry_ms, k->msk_key_id, NULL, 0, err,
+                                              sizeof err) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        wlog_error(module, "%s: librdkafka refused the AWS MSK IAM token: %s", id, err);
+        rd_kafka_oauthbearer_set_token_failure(rk, err);
+    } else {
+        wlog_debug(module, "%s: AWS MSK IAM token signed for %s, valid 900 s", id, k->msk_region);
+    }
+    wbuf_free(&token);
 }
 
 void kafka_conf_fetch_queue(rd_kafka_conf_t *kc, const conf_hash *opts, uint64_t budget, const char *id)

@@ -9,10 +9,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "config/conf.h"
+#include "lib/wbuf.h"
 
 /* Set key=v; librdkafka's refusal becomes an error at parameter `param` of
  * n ("librdkafka refused key=v: why"). 0, or -1. */
@@ -32,6 +34,7 @@ typedef struct kafka_common {
     int ssl_ca_certs_from_system, ssl_verify_hostname;
     char *principal, *keytab, *service_name;
     char *username, *password, *scram_mechanism;
+    char *msk_key_id, *msk_secret, *msk_region; /* AWS MSK IAM: SASL OAUTHBEARER with a SigV4 token */
     int64_t connect_timeout, socket_timeout; /* seconds; 0: librdkafka's */
 } kafka_common;
 
@@ -58,6 +61,13 @@ typedef struct kafka_common {
     {"password", CONF_STR, NULL, 0, offsetof(T, m.password), NULL, "SASL password"},                                 \
     {"scram_mechanism", CONF_STR, NULL, 0, offsetof(T, m.scram_mechanism), NULL,                                     \
      "`sha256` or `sha512`: SASL SCRAM-SHA-256/512"},                                                              \
+    {"sasl_aws_msk_iam_access_key_id", CONF_STR, NULL, 0, offsetof(T, m.msk_key_id), NULL,                         \
+     "AWS MSK IAM: the IAM access key id; with the two below, SASL OAUTHBEARER with a SigV4-signed token "         \
+     "(AWS's MSK IAM signer format, renewed every 12 minutes)"},                                                  \
+    {"sasl_aws_msk_iam_secret_key_id", CONF_STR, NULL, 0, offsetof(T, m.msk_secret), NULL,                          \
+     "AWS MSK IAM: the IAM secret access key"},                                                                    \
+    {"sasl_aws_msk_iam_aws_region", CONF_STR, NULL, 0, offsetof(T, m.msk_region), NULL,                             \
+     "AWS MSK IAM: the cluster's region (the token is signed for `kafka.REGION.amazonaws.com`)"},                 \
     {"principal", CONF_STR, NULL, 0, offsetof(T, m.principal), NULL,                                                 \
      "Kerberos principal: SASL GSSAPI (`sasl.kerberos.principal`)"},                                               \
     {"keytab", CONF_STR, NULL, 0, offsetof(T, m.keytab), NULL, "Kerberos keytab (`sasl.kerberos.keytab`)"},          \
@@ -73,6 +83,16 @@ typedef struct kafka_common {
  * 0, or -1 with errors added. */
 int kafka_conf_common(rd_kafka_conf_t *kc, const conf_node *n, const kafka_common *k, const conf_hash *opts,
                       conf_errors *errs);
+
+/* AWS MSK IAM: the token for key k_id/secret in region at time now, as
+ * AWS's MSK IAM SASL signers make it (the base64url, unpadded, of a SigV4
+ * presigned GET of https://kafka.REGION.amazonaws.com/?Action=kafka-cluster:Connect,
+ * 900 s), and its expiry in ms. 0 or -1. */
+int kafka_msk_iam_token(wbuf *token, int64_t *expiry_ms, const char *key_id, const char *secret, const char *region,
+                        time_t now, const char *user_agent);
+/* librdkafka's OAUTHBEARER refresh, from the plugin's refresh callback (set
+ * when k->msk_key_id is): a fresh token for k, or the failure, set on rk. */
+void kafka_msk_iam_refresh(rd_kafka_t *rk, const kafka_common *k, const char *module, const char *id);
 
 /* The client (a consumer or a producer) made from *kc, which it takes
  * (*kc = NULL); made by the plugin's start, not its init, so that a

@@ -36,6 +36,13 @@ static int sink_secondary(void *arg, const batch *b, char *why, size_t whylen, c
     return output_write_sync(o->secondary, b, why, whylen);
 }
 
+static void sink_abort(void *arg)
+{
+    output *o = arg;
+    if (o->plugin->abort)
+        o->plugin->abort(o);
+}
+
 /* A file buffer without `path` (Fluentd: buf_file#configure, plugin_id.rb, out_file#configure): with
  * <system> root_dir and the output's @id, ROOT_DIR/worker0/ID/buffer; else out_file's own `path`; else none
  * (buffer_create refuses it). The derived path is added to the <buffer> section. */
@@ -106,7 +113,8 @@ output *output_create(conf_node *n, const char *pattern, int index, conf_errors 
                 conf_errors_add(errs, ch->file, ch->line, "more than one <buffer> in <%s>", n->name);
                 bad = -1;
             } else {
-                buf_sink sink = {.arg = o, .id = o->id, .kind = pl->name, .write = sink_write, .secondary = sink_secondary};
+                buf_sink sink = {.arg = o, .id = o->id, .kind = pl->name, .write = sink_write, .secondary = sink_secondary,
+                                 .abort = sink_abort};
                 derive_buffer_path(n, ch, pl);
                 if (!(o->buf = buffer_create(&sink, ch, errs)))
                     bad = -1;

@@ -48,6 +48,10 @@ typedef struct out_plugin {
     int (*write)(output *o, const batch *b, out_result *res);
     /* The queue just ran empty: a good moment to fflush. Output thread. Optional. */
     void (*idle)(output *o);
+    /* Shutdown: a write blocked on the backend should return soon with
+     * OUT_RETRY (buffer/sink.h, abort). Stopping thread, concurrently with
+     * write. Optional. */
+    void (*abort)(output *o);
     /* Release everything (also after a failed init). Optional. */
     void (*exit)(output *o);
     /* Append the plugin's own Prometheus families for /metrics, for all

@@ -798,6 +798,8 @@ void buffer_destroy(buffer *b, double deadline)
         b->drain = 0;
         pthread_cond_broadcast(&b->cv_flush);
         pthread_mutex_unlock(&b->mu);
+        if (b->sink.abort)
+            b->sink.abort(b->sink.arg);
         for (int i = 0; i < b->nflushers; i++)
             pthread_join(b->flushers[i], NULL);
         free(b->flushers);

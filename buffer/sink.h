@@ -45,6 +45,12 @@ typedef struct buf_sink {
      * synchronously. Returns OUT_OK or another OUT_ code with why set, or -1
      * when there is no secondary; *to is set to the secondary's id. */
     int (*secondary)(void *arg, const batch *b, char *why, size_t whylen, const char **to);
+    /* Shutdown, after the drain (flush_at_shutdown) ended or ran out of
+     * time, before the flush threads are joined: a write still waiting on
+     * its backend should return soon (OUT_RETRY; a file buffer keeps the
+     * chunk for the next start). From the stopping thread, concurrently with
+     * write. Optional (NULL). */
+    void (*abort)(void *arg);
 } buf_sink;
 
 #endif

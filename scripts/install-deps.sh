@@ -8,7 +8,7 @@ want_test=0
 
 build_pkgs="build-essential pkg-config libevent-dev libmsgpack-dev libjansson-dev
   libssl-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libpcre2-dev librdkafka-dev libsnappy-dev"
-test_pkgs="libcmocka-dev python3 python3-pip nodejs npm unzip openjdk-17-jre-headless maven kcat
+test_pkgs="libcmocka-dev python3 python3-pip nodejs npm unzip openjdk-17-jdk-headless maven kcat
   libsqlite3-0 libssl3 libyaml-0-2
   ruby ruby-msgpack ruby-yajl ruby-oj ruby-cool.io ruby-http-parser.rb ruby-sigdump ruby-tzinfo
   ruby-strptime ruby-webrick"

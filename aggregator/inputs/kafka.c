@@ -184,13 +184,6 @@ static const conf_spec kafka_in_spec[] = {
     {"offset_zookeeper", CONF_STR, NULL, 0, S, NULL,
      COMPAT_REFUSED "offsets are committed to Kafka by the consumer group"},
     {"offset_zk_root_node", CONF_STR, "/fluent-plugin-kafka", 0, S, NULL, COMPAT_NOOP "only with `offset_zookeeper`"},
-    {"ssl_client_cert_chain", CONF_STR, NULL, 0, S, NULL,
-     COMPAT_REFUSED "librdkafka reads the chain from the certificate file: append it to `ssl_client_cert`'s PEM"},
-    {"sasl_aws_msk_iam_access_key_id", CONF_STR, NULL, 0, S, NULL,
-     COMPAT_REFUSED "AWS MSK IAM is not supported; use SASL/SCRAM or `rdkafka_options` OAUTHBEARER"},
-    {"sasl_aws_msk_iam_secret_key_id", CONF_STR, NULL, 0, S, NULL,
-     COMPAT_REFUSED "see `sasl_aws_msk_iam_access_key_id`"},
-    {"sasl_aws_msk_iam_aws_region", CONF_STR, NULL, 0, S, NULL, COMPAT_REFUSED "see `sasl_aws_msk_iam_access_key_id`"},
     {"parse", CONF_SECTION, NULL, 0, 0, NULL,
      "any weir parser (regexp, logfmt, cri, ...) instead of `format`: `<parse>`"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
@@ -569,6 +562,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     }
 }
 
+/* AWS MSK IAM: the token, from librdkafka's background thread. */
+static void in_msk_refresh_cb(rd_kafka_t *rk, const char *oauthbearer_config, void *opaque)
+{
+    (void)oauthbearer_config;
+    kafka_in *k = opaque;
+    kafka_msk_iam_refresh(rk, &k->c.common, "in_kafka", k->base.id);
+}
+
 static void in_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     kafka_in *k = opaque;
@@ -771,6 +772,8 @@ static source *kin_create(conf_node *n, int index, conf_errors *errs)
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     rd_kafka_conf_set_error_cb(kc, in_error_cb);
     rd_kafka_conf_set_log_cb(kc, in_log_cb);
+    if (k->c.common.msk_key_id)
+        rd_kafka_conf_set_oauthbearer_token_refresh_cb(kc, in_msk_refresh_cb);
     rd_kafka_conf_set_opaque(kc, k);
     if (bad) {
         rd_kafka_conf_destroy(kc);

@@ -104,6 +104,7 @@ typedef struct kafka_out {
     const char *id;
     /* counters */
     atomic_uint_fast64_t delivered, failed_retry, failed_error, queue_full_waits, isolated;
+    atomic_int aborting; /* shutdown: writes give up waiting (kafka_abort) */
 } kafka_out;
 
 enum { KO_C0 = __COUNTER__ };
@@ -236,14 +237,6 @@ static const conf_spec kafka_spec[] = {
      COMPAT_NOOP "ruby-kafka's batching; librdkafka batches by `rdkafka_options` (`batch.size`, `linger.ms`)"},
     {"kafka_agg_max_messages", CONF_INT, NULL, 0, S, NULL, COMPAT_NOOP "see `kafka_agg_max_bytes`"},
     {"monitoring_list", CONF_ARRAY, NULL, 0, S, NULL, COMPAT_NOOP "Ruby instrumentation"},
-    /* refused when set */
-    {"sasl_aws_msk_iam_access_key_id", CONF_STR, NULL, 0, S, NULL,
-     COMPAT_REFUSED "AWS MSK IAM is not supported by librdkafka as configured here; use SASL/SCRAM (`username`, "
-     "`scram_mechanism`) or `rdkafka_options` OAUTHBEARER"},
-    {"sasl_aws_msk_iam_secret_key_id", CONF_STR, NULL, 0, S, NULL,
-     COMPAT_REFUSED "see `sasl_aws_msk_iam_access_key_id`"},
-    {"sasl_aws_msk_iam_aws_region", CONF_STR, NULL, 0, S, NULL,
-     COMPAT_REFUSED "see `sasl_aws_msk_iam_access_key_id`"},
     {"format", CONF_SECTION, NULL, 0, 0, NULL,
      "`json` (the default: one object, no trailing newline), `msgpack`, `single_value` (`message_key`, "
      "`add_newline`), `ltsv`"},
@@ -280,6 +273,15 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
         return;
     m->err = msg->err;
     atomic_fetch_sub_explicit(&m->w->pending, 1, memory_order_acq_rel);
+}
+
+/* AWS MSK IAM: librdkafka's background thread asks for a token at start
+ * and at 80 % of the last one's 15 minutes. */
+static void msk_refresh_cb(rd_kafka_t *rk, const char *oauthbearer_config, void *opaque)
+{
+    (void)oauthbearer_config;
+    kafka_out *c = opaque;
+    kafka_msk_iam_refresh(rk, &c->common, "out_kafka", c->id);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -490,6 +492,8 @@ static int kafka_init(output *o, conf_node *n, conf_errors *errs)
     rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
     rd_kafka_conf_set_error_cb(kc, error_cb);
     rd_kafka_conf_set_log_cb(kc, log_cb);
+    if (c->common.msk_key_id)
+        rd_kafka_conf_set_oauthbearer_token_refresh_cb(kc, msk_refresh_cb);
     rd_kafka_conf_set_opaque(kc, c);
     if (bad) {
         rd_kafka_conf_destroy(kc);
@@ -717,7 +721,7 @@ static rd_kafka_resp_err_t produce_one(kafka_out *c, kmsg *m, const entry *e, ks
         }
         atomic_fetch_sub_explicit(&w->pending, 1, memory_order_relaxed);
         rd_kafka_resp_err_t code = rd_kafka_error_code(err);
-        if (code == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        if (code == RD_KAFKA_RESP_ERR__QUEUE_FULL && !atomic_load(&c->aborting)) {
             /* back-pressure: serve reports until there is room, same message again */
             rd_kafka_error_destroy(err);
             atomic_fetch_add_explicit(&c->queue_full_waits, 1, memory_order_relaxed);
@@ -763,7 +767,13 @@ static void wait_reports(kafka_out *c, kwrite *w, uint32_t total)
 {
     double t0 = clock_mono();
     double next_log = t0 + c->delivery_timeout + 10;
+    int purged = 0;
     while (atomic_load_explicit(&w->pending, memory_order_acquire) > 0) {
+        if (!purged && atomic_load(&c->aborting)) {
+            /* shutdown: every message still held is reported at once (kafka_abort) */
+            rd_kafka_purge(c->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            purged = 1;
+        }
         rd_kafka_poll(c->rk, 10);
         double now = clock_mono();
         if (now > next_log) {
@@ -801,7 +811,11 @@ static int kafka_write(output *o, const batch *b, out_result *res)
     char reason[512];
     while (got < n && batch_iter_next(&it, &es[got]) == 1) {
         m[got].w = &w;
-        rd_kafka_resp_err_t e = produce_one(c, &m[got], &es[got], &s, reason, sizeof reason);
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__PURGE_QUEUE; /* shutdown: not produced, retried */
+        if (!atomic_load(&c->aborting))
+            e = produce_one(c, &m[got], &es[got], &s, reason, sizeof reason);
+        else
+            snprintf(reason, sizeof reason, "weir is shutting down");
         if (e) {
             m[got].err = e;
             why[got] = strdup(reason);
@@ -838,7 +852,8 @@ static int kafka_write(output *o, const batch *b, out_result *res)
     for (uint32_t i = 0; i < n; i++) {
         rd_kafka_resp_err_t e = i < got ? m[i].err : RD_KAFKA_RESP_ERR__BAD_MSG;
         int st = err_status(e);
-        if (st == OUT_RETRY && i < got && m[i].produced &&
+        int purged = e == RD_KAFKA_RESP_ERR__PURGE_QUEUE || e == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+        if (st == OUT_RETRY && i < got && m[i].produced && !purged &&
             (c->has_discard_re ? regexec(&c->discard_re, rd_kafka_err2str(e), 0, NULL, 0) == 0 : c->discard_failed))
             st = OUT_ERROR; /* discard_kafka_delivery_failed: not retried */
         if (st == OUT_OK) {
@@ -875,6 +890,23 @@ static int kafka_write(output *o, const batch *b, out_result *res)
     return OUT_OK;
 }
 
+/* Shutdown (buffer/sink.h, abort): a write waiting for delivery reports
+ * (brokers down or refusing us: up to delivery_timeout) gets them now. Each
+ * write purges the messages librdkafka still holds, queued and in flight
+ * (wait_reports): their reports come at once with __PURGE_QUEUE /
+ * __PURGE_INFLIGHT and are retried (a file buffer keeps the chunk for the
+ * next start; in-flight ones may then be sent twice, as after a crash); a
+ * write waiting for queue space stops waiting, and the rest of its batch is
+ * not produced. */
+static void kafka_abort(output *o)
+{
+    kafka_out *c = o->ctx;
+    atomic_store(&c->aborting, 1);
+    if (c->rk && rd_kafka_outq_len(c->rk) > 0)
+        wlog_info("out_kafka", "%s: shutting down: %d messages not yet delivered go back to the buffer", o->id,
+                  rd_kafka_outq_len(c->rk));
+}
+
 static void kafka_exit(output *o)
 {
     kafka_out *c = o->ctx;
@@ -906,8 +938,8 @@ static void kafka_exit(output *o)
         regfree(&c->discard_re);
 }
 
-OUT_PLUGIN(kafka2, kafka, kafka_out, .start = kafka_start);
-OUT_PLUGIN(rdkafka2, kafka, kafka_out, .start = kafka_start);
+OUT_PLUGIN(kafka2, kafka, kafka_out, .start = kafka_start, .abort = kafka_abort);
+OUT_PLUGIN(rdkafka2, kafka, kafka_out, .start = kafka_start, .abort = kafka_abort);
 /* fluent-plugin-kafka's older names: kafka_buffered (ruby-kafka, v0.12 API) and rdkafka (librdkafka, v0.12 API) */
-OUT_PLUGIN(kafka_buffered, kafka, kafka_out, .start = kafka_start);
-OUT_PLUGIN(rdkafka, kafka, kafka_out, .start = kafka_start);
+OUT_PLUGIN(kafka_buffered, kafka, kafka_out, .start = kafka_start, .abort = kafka_abort);
+OUT_PLUGIN(rdkafka, kafka, kafka_out, .start = kafka_start, .abort = kafka_abort);

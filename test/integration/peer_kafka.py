@@ -38,12 +38,14 @@ def ensure_jars():
     subprocess.run([os.path.join(REPO, "scripts", "peers", "kafka.sh")], check=True)
 
 
-def start_java(cls, args, log_path, log4j, ready, what, timeout=60):
+def start_java(cls, args, log_path, log4j, ready, what, timeout=60, classpath=None):
     """Start a JVM running `cls` in its own process group, its output in
     log_path; poll ready() until it is true. The process, or AssertionError
-    with the log's tail when it exits or is not ready in time."""
+    with the log's tail when it exits or is not ready in time. `classpath`:
+    a directory of the test's own classes, searched after Kafka's jars."""
     log = open(log_path, "ab")
-    proc = subprocess.Popen(["java", *JAVA_OPTS, "-cp", os.path.join(LIBS, "*"),
+    cp = os.path.join(LIBS, "*") + (os.pathsep + classpath if classpath else "")
+    proc = subprocess.Popen(["java", *JAVA_OPTS, "-cp", cp,
                              f"-Dlog4j.configuration=file:{log4j}", cls, *args],
                             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()
@@ -97,9 +99,13 @@ class ZooKeeper:
 
 
 class Broker:
-    def __init__(self, extra_props=None, zookeeper=None):
+    def __init__(self, extra_props=None, zookeeper=None, extra_listener=None, classpath=None):
         """KRaft (one node, broker and controller), or with `zookeeper` (a
-        connect string) a broker in ZooKeeper mode registered there."""
+        connect string) a broker in ZooKeeper mode registered there.
+        extra_listener: a security protocol (e.g. "SASL_PLAINTEXT") for a
+        second listener of that name on self.extra_port, configured through
+        extra_props ("listener.name.<name lowercased>...."); the PLAINTEXT
+        one stays for kcat and the admin tools. classpath: see start_java."""
         ensure_jars()
         self.dir = tempfile.mkdtemp(prefix="weir-kafka-")
         self.data = os.path.join(self.dir, "data")
@@ -132,6 +138,14 @@ class Broker:
             props.update({"broker.id": "0", "zookeeper.connect": zookeeper,
                           "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
                           "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT"})
+        self.extra_port = None
+        if extra_listener:
+            self.extra_port = free_port()
+            props["listeners"] += f",{extra_listener}://127.0.0.1:{self.extra_port}"
+            props["advertised.listeners"] = (props.get("advertised.listeners", f"PLAINTEXT://127.0.0.1:{self.port}")
+                                             + f",{extra_listener}://127.0.0.1:{self.extra_port}")
+            props["listener.security.protocol.map"] += f",{extra_listener}:{extra_listener}"
+        self.classpath = classpath
         props.update(extra_props or {})
         self.props_path = os.path.join(self.dir, "server.properties")
         with open(self.props_path, "w") as f:
@@ -158,7 +172,7 @@ class Broker:
             return subprocess.run(["kcat", "-b", self.bootstrap, "-L", "-J", "-m", "2"],
                                   capture_output=True, timeout=10).returncode == 0
         self.proc = start_java("kafka.Kafka", [self.props_path], self.log_path, self.log4j, ready, "kafka broker",
-                               timeout)
+                               timeout, classpath=self.classpath)
         return self
 
     def kill(self):

@@ -728,9 +728,6 @@ STILL_REFUSED = [
      "Ruby code other than assignments of the Ruby subset; compute the value in the expression itself",
      ["<filter **>\n  @type record_modifier\n  prepare_value @x = 1; puts @x\n</filter>\n" + _NULL],
      "are supported"),
-    ("kafka2 AWS MSK IAM", "use SCRAM",
-     ["<match **>\n  @type kafka2\n  sasl_aws_msk_iam_access_key_id k\n</match>\n"],
-     "is not supported by weir"),
     ("third-party plugins weir does not have",
      "e.g. s3, cloudwatch_logs, concat, detect_exceptions, label_router (Fluent Operator), geoip, splunk_hec, "
      "the multi_format parser: "

@@ -841,6 +841,32 @@ def test_kafka_ssl_client_cert_chain(tmp_path):
     ], name="nocert.conf")
 
 
+@pytest.mark.parametrize("directive", ["match", "source"])
+def test_kafka_msk_iam_errors(tmp_path, directive):
+    """AWS MSK IAM (kafka2 and the kafka source): the three parameters go
+    together, the region must look like one, and it is a SASL mechanism of
+    its own. A complete set passes --dry-run without connecting."""
+    if directive == "match":
+        base = SRC + "<match **>\n  @type kafka2\n  brokers 127.0.0.1:9098\n  default_topic t\n"
+        end = "</match>\n"
+    else:
+        base = SRC + "<source>\n  @type kafka\n  brokers 127.0.0.1:9098\n  topics t\n  consumer_group g\n"
+        end = "</source>\n" + "<match **>\n  @type null\n</match>\n"
+    full = ("  sasl_aws_msk_iam_access_key_id AKIDEXAMPLE\n  sasl_aws_msk_iam_secret_key_id s3cr3t\n"
+            "  sasl_aws_msk_iam_aws_region eu-west-1\n")
+    expect_ok(tmp_path, base + full + end, name="ok.conf")
+    expect_errors(tmp_path, base + "  sasl_aws_msk_iam_access_key_id AKIDEXAMPLE\n" + end, [
+        ("sasl_aws_msk_iam_access_key_id", "AWS MSK IAM needs sasl_aws_msk_iam_secret_key_id too"),
+        ("sasl_aws_msk_iam_access_key_id", "AWS MSK IAM needs sasl_aws_msk_iam_aws_region too"),
+    ], name="partial.conf")
+    expect_errors(tmp_path, base + full.replace("eu-west-1", "EU West") + end, [
+        ("sasl_aws_msk_iam_aws_region", "'EU West' is not an AWS region (e.g. us-east-1)"),
+    ], name="region.conf")
+    expect_errors(tmp_path, base + full + "  username u\n  password p\n" + end, [
+        ("sasl_aws_msk_iam_access_key_id", "AWS MSK IAM is a SASL mechanism of its own: remove `username`"),
+    ], name="two.conf")
+
+
 def test_forward_service_discovery_errors(tmp_path):
     """<service_discovery> of the forward output: what a file may hold (Fluentd's sd_file: host and port
     required), @type srv's required parameters, <service>'s parameters checked like <server>'s."""

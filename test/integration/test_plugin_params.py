@@ -86,7 +86,6 @@ def test_every_noop_parameter_warns_once(tmp_path):
 
 @pytest.mark.parametrize("directive,typ,needed,param,msg", [
     ("match", "elasticsearch", "", "enable_ilm true", "Use `data_stream_name`"),
-    ("match", "kafka2", "brokers 127.0.0.1:1", "sasl_aws_msk_iam_access_key_id k", "use SASL/SCRAM"),
     ("source", "kafka", "brokers 127.0.0.1:1\n  topics t\n  consumer_group g", "partition 3",
      "weir's kafka source is a consumer group"),
 ])

@@ -1,6 +1,6 @@
 /* Unit tests: the Kafka output's routing of a record (outputs/kafka/route.c):
  * topic, message key, partition key and partition, as fluent-plugin-kafka's
- * kafka2 chooses them. */
+ * kafka2 chooses them; the ZooKeeper broker lookup; the AWS MSK IAM token. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,9 @@
 #include <cmocka.h>
 
 #include "lib/batch.h"
+#include "lib/sigv4.h"
 #include "lib/wbuf.h"
+#include "aggregator/kafka_conf.h"
 #include "outputs/kafka/route.h"
 #include "outputs/kafka/zk.h"
 
@@ -249,6 +251,75 @@ static void test_zk_broker_address(void **st)
     }
 }
 
+/* The AWS MSK IAM token (aggregator/kafka_conf.c, lib/sigv4.c) against
+ * tokens made by AWS's own signer code: botocore 1.44.8's SigV4QueryAuth,
+ * used the way aws-msk-iam-sasl-signer-python does (GET
+ * https://kafka.REGION.amazonaws.com/?Action=kafka-cluster:Connect, 900 s,
+ * User-Agent appended after signing, base64url without padding), its clock
+ * fixed at 2026-12-03T14:05:09Z. The second secret has characters that
+ * base64 and URLs treat specially. */
+static void test_msk_iam_token(void **st)
+{
+    static const struct {
+        const char *key, *secret, *region, *url_sig, *token;
+    } cases[] = {
+        {"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "us-east-1",
+         "458abf3f2561246250be308de3e1cb422d54e616da419572a7a5de7a42946c10",
+         "aHR0cHM6Ly9rYWZrYS51cy1lYXN0LTEuYW1hem9uYXdzLmNvbS8_QWN0aW9uPWthZmthLWNsdXN0ZXIlM0FDb25uZWN0JlgtQW16LUFsZ29y"
+         "aXRobT1BV1M0LUhNQUMtU0hBMjU2JlgtQW16LUNyZWRlbnRpYWw9QUtJQUlPU0ZPRE5ON0VYQU1QTEUlMkYyMDI2MTIwMyUyRnVzLWVhc3Qt"
+         "MSUyRmthZmthLWNsdXN0ZXIlMkZhd3M0X3JlcXVlc3QmWC1BbXotRGF0ZT0yMDI2MTIwM1QxNDA1MDlaJlgtQW16LUV4cGlyZXM9OTAwJlgt"
+         "QW16LVNpZ25lZEhlYWRlcnM9aG9zdCZYLUFtei1TaWduYXR1cmU9NDU4YWJmM2YyNTYxMjQ2MjUwYmUzMDhkZTNlMWNiNDIyZDU0ZTYxNmRh"
+         "NDE5NTcyYTdhNWRlN2E0Mjk0NmMxMCZVc2VyLUFnZW50PXdlaXIlMkZ0ZXN0"},
+        {"AKIDWEIRTEST", "s3cr3t+/=~key", "eu-central-1",
+         "8f59272dad6bea3a4d3ec28b3028dacf0e5d8937549cc6b6cc4a671c0bbfc9a8",
+         "aHR0cHM6Ly9rYWZrYS5ldS1jZW50cmFsLTEuYW1hem9uYXdzLmNvbS8_QWN0aW9uPWthZmthLWNsdXN0ZXIlM0FDb25uZWN0JlgtQW16LUFs"
+         "Z29yaXRobT1BV1M0LUhNQUMtU0hBMjU2JlgtQW16LUNyZWRlbnRpYWw9QUtJRFdFSVJURVNUJTJGMjAyNjEyMDMlMkZldS1jZW50cmFsLTEl"
+         "MkZrYWZrYS1jbHVzdGVyJTJGYXdzNF9yZXF1ZXN0JlgtQW16LURhdGU9MjAyNjEyMDNUMTQwNTA5WiZYLUFtei1FeHBpcmVzPTkwMCZYLUFt"
+         "ei1TaWduZWRIZWFkZXJzPWhvc3QmWC1BbXotU2lnbmF0dXJlPThmNTkyNzJkYWQ2YmVhM2E0ZDNlYzI4YjMwMjhkYWNmMGU1ZDg5Mzc1NDlj"
+         "YzZiNmNjNGE2NzFjMGJiZmM5YTgmVXNlci1BZ2VudD13ZWlyJTJGdGVzdA"},
+    };
+    const time_t when = 1796306709; /* 2026-12-03T14:05:09Z */
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        wbuf tok = {0};
+        int64_t expiry = 0;
+        assert_int_equal(kafka_msk_iam_token(&tok, &expiry, cases[i].key, cases[i].secret, cases[i].region, when,
+                                             "weir/test"),
+                         0);
+        assert_string_equal((const char *)tok.data, cases[i].token);
+        assert_int_equal(expiry, (int64_t)(when + 900) * 1000);
+        wbuf_free(&tok);
+
+        /* the signature alone, from the URL: a wrong secret changes it */
+        char host[64];
+        snprintf(host, sizeof host, "kafka.%s.amazonaws.com", cases[i].region);
+        static const char *const params[] = {"Action", "kafka-cluster:Connect", NULL};
+        sigv4_presign p = {.host = host, .service = "kafka-cluster", .region = cases[i].region,
+                           .key_id = cases[i].key, .secret = cases[i].secret, .params = params, .now = when,
+                           .expires = 900};
+        wbuf url = {0};
+        assert_int_equal(sigv4_presign_url(&url, &p), 0);
+        wbuf_addc(&url, 0);
+        const char *sig = strstr((const char *)url.data, "&X-Amz-Signature=");
+        assert_non_null(sig);
+        assert_string_equal(sig + 17, cases[i].url_sig); /* no User-Agent: the URL ends with the signature */
+        url.len = 0;
+        p.secret = "not-the-secret";
+        assert_int_equal(sigv4_presign_url(&url, &p), 0);
+        wbuf_addc(&url, 0);
+        assert_null(strstr((const char *)url.data, cases[i].url_sig));
+        wbuf_free(&url);
+    }
+    /* base64url without padding, all three tail lengths */
+    static const char *const b64[][2] = {{"", ""}, {"f", "Zg"}, {"fo", "Zm8"}, {"foo", "Zm9v"}, {"\xfb\xff", "-_8"}};
+    for (size_t i = 0; i < sizeof b64 / sizeof *b64; i++) {
+        wbuf b = {0};
+        assert_int_equal(base64url_nopad(&b, b64[i][0], strlen(b64[i][0])), 0);
+        assert_int_equal(b.len, strlen(b64[i][1]));
+        assert_memory_equal(b.data ? (const char *)b.data : "", b64[i][1], b.len);
+        wbuf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_keys_and_partition),
         cmocka_unit_test(test_topic_template_and_defaults),
         cmocka_unit_test(test_zk_broker_address),
+        cmocka_unit_test(test_msk_iam_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

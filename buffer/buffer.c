@@ -731,6 +731,8 @@ int buffer_start(buffer *b)
         }
         if (buf_recover(b) != 0)
             return -1;
+        /* a kept read buffer may be up to twice chunk_limit_size (recovered chunks of a larger limit are not kept) */
+        b->rpool = rbuf_pool_new((int)b->c.flush_thread_count, (size_t)b->c.chunk_limit_size * 2 + 65536);
     }
     b->nflushers = (int)b->c.flush_thread_count;
     b->flushers = calloc((size_t)b->nflushers, sizeof *b->flushers);
@@ -830,6 +832,8 @@ void buffer_destroy(buffer *b, double deadline)
     pthread_mutex_lock(&b->mu);
     chunk_pool_drop(b);
     pthread_mutex_unlock(&b->mu);
+    rbuf_pool_unref(b->rpool); /* freed now, or by the last batch that holds one of its buffers */
+    b->rpool = NULL;
     conf_unbind(buffer_conf_spec, &b->c);
     free(b->dlq_dir);
     free(b->dl_label_file);

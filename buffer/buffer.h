@@ -84,6 +84,7 @@ typedef struct buf_dead {
 
 /* delivered chunk files a file buffer keeps to write its next chunks over */
 #define BUF_POOL_MAX 4
+#define RBUF_KEEP_MAX 4 /* read buffers kept per file buffer (chunk.c "Read buffers") */
 
 typedef struct buffer {
     buf_conf c;
@@ -108,6 +109,9 @@ typedef struct buffer {
     /* spent chunk files kept to be written over (chunk.c "Recycling"), under mu */
     char *pool[BUF_POOL_MAX];
     int npool;
+    /* file buffers: the flush threads' read buffers, lent to the batches
+     * chunk_load makes and given back on their last unref (chunk.c) */
+    struct rbuf_pool *rpool;
 
     /* retry state (per output, as in Fluentd) */
     int retrying;

@@ -76,6 +76,10 @@ void chunk_discard_file(buffer *b, const char *path, uint64_t id);
 void chunk_pool_drop(buffer *b);
 /* Flush thread, no lock: the chunk's records as a batch (a reference). NULL with err set when unreadable. */
 batch *chunk_load(buffer *b, chunk *ch, char *err, size_t errlen);
+/* The read buffers of a file buffer (chunk.c "Read buffers"): made by buffer_start, let go by buffer_destroy
+ * (freed once the last batch that holds one is gone). */
+struct rbuf_pool *rbuf_pool_new(int keep, size_t max_cap);
+void rbuf_pool_unref(struct rbuf_pool *p);
 
 /* ---- recover.c ---- */
 /* Before the flush threads start: queue every chunk left under the path (see docs/buffer.md "Recovery").

@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -483,6 +485,95 @@ void chunk_seal(chunk *ch)
     }
 }
 
+/* ---- Read buffers --------------------------------------------------------------------------
+ *
+ * A file chunk is read whole into one buffer (up to chunk_limit_size, 8 MiB
+ * by default) that becomes its batch's data. Allocated afresh per flush,
+ * those buffers cost twice: glibc serves the first from mmap and, once it is
+ * freed, raises its mmap threshold and keeps the next ones in a heap arena,
+ * which then holds about two chunks' worth (measured: 16 MiB of arena for
+ * the enrich benchmark's one flush thread), and every fresh page is faulted
+ * and zeroed. So a buffer keeps up to one read buffer per flush thread: the
+ * batch takes one (batch.release), its last unref gives it back, from
+ * whatever thread, and a batch that outlives the buffer (an output that
+ * passed it on) still finds the pool: it is reference-counted, the buffer
+ * holding one reference and each lent buffer another. A buffer larger than
+ * max_cap (a chunk written under a larger chunk_limit_size) is freed, not
+ * kept. */
+typedef struct rbuf_pool {
+    atomic_int refs;
+    pthread_mutex_t mu;
+    int keep, n;
+    size_t max_cap;
+    uint8_t *buf[RBUF_KEEP_MAX];
+    size_t cap[RBUF_KEEP_MAX];
+} rbuf_pool;
+
+rbuf_pool *rbuf_pool_new(int keep, size_t max_cap)
+{
+    rbuf_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    atomic_init(&p->refs, 1);
+    pthread_mutex_init(&p->mu, NULL);
+    p->keep = keep < 1 ? 1 : keep > RBUF_KEEP_MAX ? RBUF_KEEP_MAX : keep;
+    p->max_cap = max_cap;
+    return p;
+}
+
+void rbuf_pool_unref(rbuf_pool *p)
+{
+    if (!p || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (int i = 0; i < p->n; i++)
+        free(p->buf[i]);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+/* A buffer of at least `need` bytes, *cap its size: a kept one when one is
+ * large enough, else a new one (a kept smaller one is freed for it). */
+static uint8_t *rbuf_get(rbuf_pool *p, size_t need, size_t *cap)
+{
+    uint8_t *small = NULL, *got = NULL;
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < p->n; i++)
+        if (p->cap[i] >= need) {
+            got = p->buf[i];
+            *cap = p->cap[i];
+            p->buf[i] = p->buf[p->n - 1], p->cap[i] = p->cap[p->n - 1];
+            p->n--;
+            break;
+        }
+    if (!got && p->n)
+        small = p->buf[--p->n];
+    pthread_mutex_unlock(&p->mu);
+    free(small);
+    if (!got) {
+        /* rounded up, so that the next chunk, a little larger, fits too */
+        size_t sz = need > (1u << 20) ? (need + (1u << 20) - 1) & ~(size_t)((1u << 20) - 1) : 65536;
+        while (sz < need)
+            sz *= 2;
+        if ((got = malloc(sz)) != NULL)
+            *cap = sz;
+    }
+    return got;
+}
+
+static void rbuf_put(void *arg, uint8_t *data, size_t cap)
+{
+    rbuf_pool *p = arg;
+    pthread_mutex_lock(&p->mu);
+    if (p->n < p->keep && cap <= p->max_cap) {
+        p->buf[p->n] = data;
+        p->cap[p->n++] = cap;
+        data = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    free(data);
+    rbuf_pool_unref(p);
+}
+
 /* Read a chunk's records as a batch (flush thread, no lock held). */
 batch *chunk_load(buffer *b, chunk *ch, char *err, size_t errlen)
 {
@@ -516,7 +607,8 @@ batch *chunk_load(buffer *b, chunk *ch, char *err, size_t errlen)
     size_t size = (size_t)st.st_size;
     if (ch->file_size && size > ch->file_size)
         size = (size_t)ch->file_size;
-    if ((buf = malloc(size + 1)) == NULL) {
+    size_t cap = size + 1;
+    if ((buf = b->rpool ? rbuf_get(b->rpool, size + 1, &cap) : malloc(size + 1)) == NULL) {
         snprintf(err, errlen, "cannot read %s: out of memory", ch->path);
         close(fd);
         return NULL;
@@ -542,8 +634,14 @@ batch *chunk_load(buffer *b, chunk *ch, char *err, size_t errlen)
     /* a chunk this process wrote is read back from the page cache as it was
      * written: its checksums guard against what happens on disk, so they are
      * verified for recovered chunks (and by recovery itself) */
-    batch *bt = chunk_blocks_to_batch(buf, start, got, ch->recovered);
-    if (!bt)
+    batch *bt = chunk_blocks_to_batch(buf, start, got, ch->recovered); /* frees buf when it fails */
+    if (!bt) {
         snprintf(err, errlen, "%s holds no readable block", ch->path);
+    } else if (b->rpool) {
+        atomic_fetch_add_explicit(&b->rpool->refs, 1, memory_order_relaxed);
+        bt->release = rbuf_put;
+        bt->release_arg = b->rpool;
+        bt->data_cap = cap;
+    }
     return bt;
 }

@@ -23,6 +23,9 @@ batch *batch_new(const char *tag, size_t tag_len, uint8_t *data, size_t len, uin
     b->seg1 = (batch_seg){.tag = b->tag, .tag_len = (uint32_t)tag_len, .nrecords = nrecords, .off = 0, .len = len};
     b->segs = &b->seg1;
     b->nsegs = 1;
+    b->release = NULL;
+    b->release_arg = NULL;
+    b->data_cap = 0;
     return b;
 }
 
@@ -54,6 +57,9 @@ batch *batch_new_segs(uint8_t *data, size_t len, const batch_seg *segs, uint32_t
     b->tag_len = b->segs[0].tag_len;
     b->data = data;
     b->len = len;
+    b->release = NULL;
+    b->release_arg = NULL;
+    b->data_cap = 0;
     return b;
 }
 
@@ -88,7 +94,10 @@ void batch_unref(batch *b)
     if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
         return;
     b->magic = 0;
-    free(b->data);
+    if (b->release)
+        b->release(b->release_arg, b->data, b->data_cap);
+    else
+        free(b->data);
     free(b);
 }
 

@@ -52,6 +52,13 @@ typedef struct batch {
     batch_seg *segs;
     uint32_t nsegs;
     batch_seg seg1; /* storage for the single-segment case */
+    /* Who frees `data` on the last unref: NULL, free(); else
+     * release(release_arg, data, data_cap) (any thread): a buffer's pool of
+     * chunk read buffers (buffer/chunk.c) takes it back. Set by the owner
+     * right after batch_new*. */
+    void (*release)(void *arg, uint8_t *data, size_t cap);
+    void *release_arg;
+    size_t data_cap;
 } batch;
 
 /* Allocate a batch taking ownership of `data` (malloc'd), copying the tag. */

@@ -650,6 +650,49 @@ static void test_append_writes_the_format(void **st)
     rm_tree(dir);
 }
 
+/* chunk_load's read buffers (chunk.c "Read buffers"): the second load of a
+ * chunk reads into the buffer the first batch gave back; a batch that
+ * outlives its buffer (buffer_destroy) still reads its records, and its
+ * unref frees the pool (ASan: no use after free, no leak). */
+static void test_read_buffers_are_reused(void **st)
+{
+    char dir[] = "/tmp/weir-buffer-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    buffer *b = make_file_buffer(dir, ""); /* not started: the pool is set here as buffer_start would */
+    b->rpool = rbuf_pool_new(1, 1 << 20);
+    assert_non_null(b->rpool);
+    batch *x = sample_batch("app.x", 50, 0, 3);
+    assert_int_equal(buffer_append(b, x), 0);
+    chunk *ch = b->staged;
+    pthread_mutex_lock(&b->mu);
+    buf_enqueue(b, ch);
+    pthread_mutex_unlock(&b->mu);
+
+    char err[128] = "";
+    batch *b1 = chunk_load(b, ch, err, sizeof err);
+    assert_non_null(b1);
+    assert_non_null(b1->release);
+    assert_true(b1->data_cap >= ch->file_size + 1);
+    const uint8_t *first = b1->data;
+    batch_unref(b1); /* back to the pool */
+    batch *b2 = chunk_load(b, ch, err, sizeof err);
+    assert_non_null(b2);
+    assert_ptr_equal(b2->data, first);
+    /* while b2 holds the kept buffer, a third load gets a buffer of its own */
+    batch *b3 = chunk_load(b, ch, err, sizeof err);
+    assert_non_null(b3);
+    assert_ptr_not_equal(b3->data, first);
+    batch_unref(b3);
+
+    buffer_destroy(b, 0); /* b2 still holds a buffer of the pool */
+    int64_t ids[8];
+    assert_int_equal(batch_ids(b2, ids, NULL, 8), 3);
+    assert_int_equal(ids[2], 2);
+    batch_unref(b2);
+    batch_unref(x);
+    rm_tree(dir);
+}
+
 static void test_memory_chunk(void **st)
 {
     buffer *b = make_buffer("<buffer>\n  @type memory\n</buffer>\n");
@@ -881,6 +924,7 @@ int main(void)
         cmocka_unit_test(test_retry_randomize),
         cmocka_unit_test(test_retry_from_config),
         cmocka_unit_test(test_retry_exhaustion),
+        cmocka_unit_test(test_read_buffers_are_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

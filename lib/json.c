@@ -45,27 +45,29 @@ static const uint8_t esc_class[256] = {
     [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x7f] = 0, [0x80 ... 0xff] = 2,
 };
 
-/* Write the JSON escape of '"', '\\' or a control byte; returns the new end. */
+/* The second byte of a two-byte escape (\" \\ \n \r \t \b \f), 0 for \u00XX. */
+static const uint8_t esc_short[256] = {
+    ['"'] = '"', ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't', ['\b'] = 'b', ['\f'] = 'f',
+};
+
+/* Write the JSON escape of '"', '\\' or a control byte; returns the new end.
+ * A table, not a switch: a log line that is itself JSON has a quote every
+ * few bytes, and an indirect jump per quote mispredicts. */
 static inline uint8_t *esc_byte(uint8_t *o, uint8_t c)
 {
     static const char hex[] = "0123456789abcdef";
-    *o++ = '\\';
-    switch (c) {
-    case '"': *o++ = '"'; break;
-    case '\\': *o++ = '\\'; break;
-    case '\n': *o++ = 'n'; break;
-    case '\r': *o++ = 'r'; break;
-    case '\t': *o++ = 't'; break;
-    case '\b': *o++ = 'b'; break;
-    case '\f': *o++ = 'f'; break;
-    default:
-        *o++ = 'u';
-        *o++ = '0';
-        *o++ = '0';
-        *o++ = (uint8_t)hex[c >> 4];
-        *o++ = (uint8_t)hex[c & 15];
+    uint8_t e = esc_short[c];
+    o[0] = '\\';
+    if (e) {
+        o[1] = e;
+        return o + 2;
     }
-    return o;
+    o[1] = 'u';
+    o[2] = '0';
+    o[3] = '0';
+    o[4] = (uint8_t)hex[c >> 4];
+    o[5] = (uint8_t)hex[c & 15];
+    return o + 6;
 }
 
 int jw_string(wbuf *out, const uint8_t *s, size_t n)
@@ -313,8 +315,22 @@ static int json_key(wbuf *out, const uint8_t **p, const uint8_t *end, int depth)
 
 static int json_value(wbuf *out, const uint8_t **p, const uint8_t *end, int depth)
 {
+    if (depth > 512)
+        return -1;
+    /* strings (most keys and values of a log record) without mp_read: fixstr and str8 */
+    const uint8_t *q = *p;
+    if (q < end) {
+        size_t hl = (*q & 0xe0) == 0xa0 ? 1 : *q == 0xd9 && end - q >= 2 ? 2 : 0;
+        if (hl) {
+            size_t n = hl == 1 ? (size_t)(*q & 0x1f) : (size_t)q[1];
+            if ((size_t)(end - q) - hl >= n) {
+                *p = q + hl + n;
+                return jw_string(out, q + hl, n);
+            }
+        }
+    }
     mp_obj o;
-    if (depth > 512 || mp_read(p, end, &o) != MP_OK)
+    if (mp_read(p, end, &o) != MP_OK)
         return -1;
     switch (o.type) {
     case MP_NIL:
@@ -360,3 +376,5 @@ static int json_value(wbuf *out, const uint8_t **p, const uint8_t *end, int dept
 int jw_value(wbuf *out, const uint8_t **p, const uint8_t *end) { return json_value(out, p, end, 0); }
 
 int jw_key(wbuf *out, const uint8_t **p, const uint8_t *end) { return json_key(out, p, end, 1); }
+
+int jw_value_at(wbuf *out, const uint8_t **p, const uint8_t *end, int depth) { return json_value(out, p, end, depth); }

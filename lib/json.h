@@ -19,6 +19,9 @@ int jw_value(wbuf *out, const uint8_t **p, const uint8_t *end);
 /* Append one map key as a JSON string (a non-string key as its JSON text,
  * quoted, at most 256 bytes, as Ruby's to_json does); advances *p. */
 int jw_key(wbuf *out, const uint8_t **p, const uint8_t *end);
+/* jw_value for a value nested `depth` levels deep (a map's values: 1), for a caller that walks the map
+ * itself; the same nesting limit as inside jw_value. */
+int jw_value_at(wbuf *out, const uint8_t **p, const uint8_t *end, int depth);
 /* Append s as a JSON string (with quotes), invalid UTF-8 replaced. */
 int jw_string(wbuf *out, const uint8_t *s, size_t n);
 /* Append a nil, bool or integer read by mp_read as its JSON text (null,

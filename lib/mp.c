@@ -152,6 +152,32 @@ int mp_skip_limits(const uint8_t **pp, const uint8_t *end, int max_depth, uint64
             }
             remaining = stack[--depth];
         }
+        /* the one-byte headers inline (fixint, nil, bools, fixstr, fixmap, fixarray): most of a
+         * record's objects; the rest, and every error, through mp_read below */
+        if (p < end) {
+            uint8_t c = *p;
+            if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+                p++;
+                remaining--;
+                continue;
+            }
+            if ((c & 0xe0) == 0xa0) {
+                size_t n = c & 0x1f;
+                if ((size_t)(end - p) - 1 >= n && (!max_str || n <= max_str)) {
+                    p += 1 + n;
+                    remaining--;
+                    continue;
+                }
+            } else if ((c & 0xe0) == 0x80 && (!(c & 0x0f) || depth < max_depth)) {
+                p++;
+                remaining--;
+                if (c & 0x0f) {
+                    stack[depth++] = remaining;
+                    remaining = c < 0x90 ? (uint64_t)(c & 0x0f) * 2 : (uint64_t)(c & 0x0f);
+                }
+                continue;
+            }
+        }
         mp_obj o;
         int rc = mp_read(&p, end, &o);
         if (rc != MP_OK)

@@ -208,8 +208,35 @@ static int flatten(wbuf *out, const uint8_t *rec, size_t len, const char *sep)
 /* The document: injected keys first, then the record's own pairs minus
  * `drop` (remove_keys; the injected keys it also has: ES refuses duplicate
  * keys). No trailing newline. */
+/* The record's map as JSON, as jw_value writes it, setting *saw_ts when one of its
+ * top-level keys is "@timestamp" (a str or bin key, as rec_get matches). */
+static int put_map_ts(wbuf *out, const uint8_t *rec, size_t rlen, int *saw_ts)
+{
+    const uint8_t *p = rec, *end = rec + rlen;
+    mp_obj m;
+    if (mp_read(&p, end, &m) != MP_OK || m.type != MP_MAP) {
+        p = rec;
+        return jw_value(out, &p, end); /* not a map: whatever jw_value makes of it */
+    }
+    if (wbuf_addc(out, '{'))
+        return -1;
+    for (uint32_t i = 0; i < m.len; i++) {
+        const uint8_t *k = p;
+        mp_obj ko;
+        if (mp_read(&k, end, &ko) == MP_OK && (ko.type == MP_STR || ko.type == MP_BIN) && ko.len == 10 &&
+            memcmp(ko.ptr, "@timestamp", 10) == 0)
+            *saw_ts = 1;
+        if ((i && wbuf_addc(out, ',')) || jw_key(out, &p, end) || wbuf_addc(out, ':') ||
+            jw_value_at(out, &p, end, 1))
+            return -1;
+    }
+    return wbuf_addc(out, '}');
+}
+
+/* saw_ts: not NULL on the fast path of es_bulk_encode (no @timestamp looked up before, has_ts 0): set
+ * when the record turns out to have one, and the document is then to be written again. */
 static int put_doc(const out_es *c, wbuf *out, es_buf *w, const entry *e, uint32_t sec, uint32_t nsec, int has_ts,
-                   const rec_kv *drop, size_t ndrop, const char *chunk_id)
+                   const rec_kv *drop, size_t ndrop, const char *chunk_id, int *saw_ts)
 {
     const uint8_t *rec = e->record;
     size_t rlen = e->record_len;
@@ -256,8 +283,10 @@ static int put_doc(const out_es *c, wbuf *out, es_buf *w, const entry *e, uint32
     }
     size_t at = out->len;
     const uint8_t *q = rec;
-    if (jw_value(out, &q, rec + rlen))
+    if (saw_ts ? put_map_ts(out, rec, rlen, saw_ts) : jw_value(out, &q, rec + rlen))
         return -1;
+    if (saw_ts && *saw_ts)
+        return 0; /* written again by the caller */
     if (out->len - at == 2 && out->data[at] == '{' && out->data[at + 1] == '}') {
         out->len = at; /* empty record */
         return wbuf_addc(out, '}');
@@ -393,7 +422,7 @@ static size_t keys_from_record(const entry *pe, const char *key, rec_kv *d, size
  * update, {"doc":...,"upsert":<whole>}), or the document alone with
  * suppress_doc_wrap. */
 static int put_body(const out_es *c, es_buf *w, const entry *pe, uint32_t sec, uint32_t nsec, int has_ts,
-                    const char *chunk_id)
+                    const char *chunk_id, int *saw_ts)
 {
     wbuf *out = &w->body;
     rec_kv d[64];
@@ -401,7 +430,8 @@ static int put_body(const out_es *c, es_buf *w, const entry *pe, uint32_t sec, u
     for (size_t i = 0; i < c->nremove && nd < 31; i++)
         d[nd++] = c->remove[i];
     if (c->write_operation < OP_UPDATE)
-        return put_doc(c, out, w, pe, sec, nsec, has_ts, d, nd, chunk_id) || wbuf_addc(out, '\n');
+        return put_doc(c, out, w, pe, sec, nsec, has_ts, d, nd, chunk_id, saw_ts) ||
+               (!(saw_ts && *saw_ts) && wbuf_addc(out, '\n'));
     if (c->remove_keys_on_update_key)
         d[nd++] = (rec_kv){.key = c->remove_keys_on_update_key, .key_len = strlen(c->remove_keys_on_update_key)};
     size_t nbase = nd;
@@ -410,15 +440,15 @@ static int put_body(const out_es *c, es_buf *w, const entry *pe, uint32_t sec, u
     if (c->remove_keys_on_update_key)
         nd += keys_from_record(pe, c->remove_keys_on_update_key, d + nd, 60 - nd);
     if (c->suppress_doc_wrap)
-        return put_doc(c, out, w, pe, sec, nsec, has_ts, d, nd, chunk_id) || wbuf_addc(out, '\n');
-    if (wbuf_add(out, "{\"doc\":", 7) || put_doc(c, out, w, pe, sec, nsec, has_ts, d, nd, chunk_id))
+        return put_doc(c, out, w, pe, sec, nsec, has_ts, d, nd, chunk_id, NULL) || wbuf_addc(out, '\n');
+    if (wbuf_add(out, "{\"doc\":", 7) || put_doc(c, out, w, pe, sec, nsec, has_ts, d, nd, chunk_id, NULL))
         return -1;
     if (c->write_operation == OP_UPSERT) {
         if (nd == nbase) {
             if (wbuf_add(out, ",\"doc_as_upsert\":true", 21))
                 return -1;
         } else if (wbuf_add(out, ",\"upsert\":", 10) ||
-                   put_doc(c, out, w, pe, sec, nsec, has_ts, d, nbase, chunk_id)) {
+                   put_doc(c, out, w, pe, sec, nsec, has_ts, d, nbase, chunk_id, NULL)) {
             return -1;
         }
     }
@@ -481,6 +511,10 @@ uint32_t es_bulk_encode(const out_es *c, const batch *b, uint32_t nrec, es_buf *
         size_t mp = (size_t)((double)b->len * nrec / b->nrecords);
         (void)wbuf_grow(&w->body, mp + mp / 2 + (size_t)nrec * 80); /* a failure shows at the first add */
     }
+    /* fast: @timestamp added and the time is the event time, unless the record has an @timestamp of its
+     * own (found while its document is written, instead of by a lookup first) */
+    int fast = c->add_ts && !c->has_time_path && c->write_operation < OP_UPDATE && c->nremove == 0 &&
+               !c->include_tag_key && !chunk_id;
     batch_iter_init(&it, b);
     for (; batch_iter_next(&it, &e) == 1 && i < nrec; i++) {
         uint32_t sec, nsec;
@@ -501,9 +535,24 @@ uint32_t es_bulk_encode(const out_es *c, const batch *b, uint32_t nrec, es_buf *
             nbad++;
             continue;
         }
+        if (fast) {
+            /* the record's time is the event time unless it has an @timestamp, which only the
+             * document's own keys tell: written on that guess, again the slow way when wrong */
+            int saw_ts = 0;
+            if (put_action(c, w, &w->body, &w->scratch, &e, &pe, &t, pe.sec, err, errlen) == 0 &&
+                put_body(c, w, &pe, pe.sec, pe.nsec, 0, chunk_id, &saw_ts) == 0 && !saw_ts) {
+                w->off[w->nsent] = at;
+                w->recno[w->nsent++] = i;
+                continue;
+            }
+            w->body.len = at;
+            err[0] = 0;
+            if (saw_ts)
+                fast = 0; /* records with @timestamp: likely the rest of the batch too */
+        }
         es_record_time(c, &pe, &sec, &nsec, &has_ts);
         if (put_action(c, w, &w->body, &w->scratch, &e, &pe, &t, sec, err, errlen) != 0 ||
-            put_body(c, w, &pe, sec, nsec, has_ts, chunk_id) != 0) {
+            put_body(c, w, &pe, sec, nsec, has_ts, chunk_id, NULL) != 0) {
             w->body.len = at;
             if (!err[0])
                 snprintf(err, errlen, "cannot encode the record as JSON");

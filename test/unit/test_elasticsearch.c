@@ -402,6 +402,18 @@ static const bulk_case bulk_cases[] = {
      2, "record has no value for ${$.k8s.ns} in the index name"},
     {"index_name ${ns}", "t.web", {{T0, N0, "{'ns':''}"}, {T0, N0, "{'ns':'x'}"}}, 2,
      "{'index':{'_index':'x'}}\n{'ns':'x'}\n", 1, "the index name is empty"},
+    /* a record's own @timestamp names its index and stays as it is, also after records without one
+     * (bulk.c writes those without looking the key up first) and before (the rest of the batch looks it
+     * up); one in a nested map is not the record's */
+    {"logstash_format true\ntime_precision 0", "t.web",
+     {{T0, 0, "{'m':1,'a':{'@timestamp':1}}"}, {T0, 0, "{'m':2,'@timestamp':'2024-01-01T00:00:00Z'}"},
+      {T0, 0, "{'m':3}"}, {T0, 0, "{'@timestamp':1709249400}"}},
+     4,
+     "{'index':{'_index':'logstash-2023.11.14'}}\n{'@timestamp':'2023-11-14T22:13:20Z','m':1,'a':{'@timestamp':1}}\n"
+     "{'index':{'_index':'logstash-2024.01.01'}}\n{'m':2,'@timestamp':'2024-01-01T00:00:00Z'}\n"
+     "{'index':{'_index':'logstash-2023.11.14'}}\n{'@timestamp':'2023-11-14T22:13:20Z','m':3}\n"
+     "{'index':{'_index':'logstash-2024.02.29'}}\n{'@timestamp':1709249400}\n",
+     0, NULL},
     {"logstash_format true", "t.web", {{T0, N0, "[1,2]"}, R1}, 2,
      "{'index':{'_index':'logstash-2023.11.14'}}\n{" TS0 ",'msg':'b','n':1}\n", 1,
      "cannot encode the record as JSON"},

@@ -194,11 +194,16 @@ _Static_assert(__COUNTER__ - KI_C0 - 1 <= 24, "raise kafka_in_conf.compat");
 
 #define KIN_MAX_TAGS 64
 
-/* Records of one tag in the current burst. */
+/* Records of one tag in the current burst. A slot outlives its burst with
+ * `hint`, the bytes its tag took last time: the next burst's buffer is made
+ * that large at once instead of doubling up to it (each step of the
+ * doubling touched fresh pages: 12.6 % of weir's CPU in the Phase 2
+ * profile). Slots unused by the burst being collected give way to new tags. */
 typedef struct kin_acc {
     char *tag;
     wbuf data;
     uint32_t records;
+    size_t hint;
 } kin_acc;
 
 typedef struct kafka_in {
@@ -229,10 +234,29 @@ typedef struct kafka_in {
 static kin_acc *acc_for(kafka_in *k, const char *tag, size_t tag_len)
 {
     for (size_t i = 0; i < k->nacc; i++)
-        if (strlen(k->acc[i].tag) == tag_len && !memcmp(k->acc[i].tag, tag, tag_len))
-            return &k->acc[i];
-    if (k->nacc == KIN_MAX_TAGS)
-        return NULL;
+        if (strlen(k->acc[i].tag) == tag_len && !memcmp(k->acc[i].tag, tag, tag_len)) {
+            kin_acc *a = &k->acc[i];
+            if (!a->data.cap && a->hint)
+                (void)wbuf_grow(&a->data, a->hint + a->hint / 8); /* a failure: it grows as it goes */
+            return a;
+        }
+    if (k->nacc == KIN_MAX_TAGS) {
+        /* full: the slots of tags this burst has not seen go */
+        size_t keep = 0;
+        for (size_t i = 0; i < k->nacc; i++) {
+            if (!k->acc[i].records && !k->acc[i].data.len) {
+                free(k->acc[i].tag);
+                wbuf_free(&k->acc[i].data);
+                continue;
+            }
+            k->acc[keep++] = k->acc[i];
+        }
+        for (size_t i = keep; i < k->nacc; i++)
+            k->acc[i] = (kin_acc){0};
+        k->nacc = keep;
+        if (k->nacc == KIN_MAX_TAGS)
+            return NULL;
+    }
     kin_acc *a = &k->acc[k->nacc];
     if (!(a->tag = strndup(tag, tag_len)))
         return NULL;
@@ -423,17 +447,22 @@ static rd_kafka_topic_partition_list_t *burst_offsets(kafka_in *k, int first)
     return l;
 }
 
-static void burst_release(kafka_in *k)
+/* The burst's messages and records go; with `all` the tags' slots too. */
+static void burst_release(kafka_in *k, int all)
 {
     for (size_t i = 0; i < k->nmsgs; i++)
         rd_kafka_message_destroy(k->msgs[i]);
     k->nmsgs = 0;
     for (size_t i = 0; i < k->nacc; i++) {
-        free(k->acc[i].tag);
         wbuf_free(&k->acc[i].data);
-        k->acc[i] = (kin_acc){0};
+        k->acc[i].records = 0;
+        if (all) {
+            free(k->acc[i].tag);
+            k->acc[i] = (kin_acc){0};
+        }
     }
-    k->nacc = 0;
+    if (all)
+        k->nacc = 0;
 }
 
 /* Route the burst, wait until every output has it, store its offsets.
@@ -460,6 +489,7 @@ static int burst_flush(kafka_in *k)
             continue;
         size_t len;
         uint8_t *data = wbuf_steal(&a->data, &len);
+        a->hint = len;
         batch *b = batch_new(a->tag, strlen(a->tag), data, len, a->records);
         if (!b) {
             free(data);
@@ -505,7 +535,7 @@ static int burst_flush(kafka_in *k)
         atomic_fetch_add(&k->rewinds, 1);
         rc = -1;
     }
-    burst_release(k);
+    burst_release(k, 0);
     return rc;
 }
 
@@ -848,7 +878,7 @@ static void kin_free(source *s)
     if (!k)
         return;
     kin_stop(s);
-    burst_release(k);
+    burst_release(k, 1);
     free(k->msgs);
     if (k->rk)
         rd_kafka_destroy(k->rk);

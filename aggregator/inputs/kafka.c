@@ -201,6 +201,7 @@ _Static_assert(__COUNTER__ - KI_C0 - 1 <= 24, "raise kafka_in_conf.compat");
  * profile). Slots unused by the burst being collected give way to new tags. */
 typedef struct kin_acc {
     char *tag;
+    size_t tag_len;
     wbuf data;
     uint32_t records;
     size_t hint;
@@ -231,10 +232,12 @@ typedef struct kafka_in {
 
 /* ---- decoding ----------------------------------------------------------------------------- */
 
-static kin_acc *acc_for(kafka_in *k, const char *tag, size_t tag_len)
+/* The slot of tag; NULL without memory, or with *full set when all
+ * KIN_MAX_TAGS slots hold records of the burst being collected. */
+static kin_acc *acc_for(kafka_in *k, const char *tag, size_t tag_len, int *full)
 {
     for (size_t i = 0; i < k->nacc; i++)
-        if (strlen(k->acc[i].tag) == tag_len && !memcmp(k->acc[i].tag, tag, tag_len)) {
+        if (k->acc[i].tag_len == tag_len && !memcmp(k->acc[i].tag, tag, tag_len)) {
             kin_acc *a = &k->acc[i];
             if (!a->data.cap && a->hint)
                 (void)wbuf_grow(&a->data, a->hint + a->hint / 8); /* a failure: it grows as it goes */
@@ -254,12 +257,15 @@ static kin_acc *acc_for(kafka_in *k, const char *tag, size_t tag_len)
         for (size_t i = keep; i < k->nacc; i++)
             k->acc[i] = (kin_acc){0};
         k->nacc = keep;
-        if (k->nacc == KIN_MAX_TAGS)
+        if (k->nacc == KIN_MAX_TAGS) {
+            *full = 1;
             return NULL;
+        }
     }
     kin_acc *a = &k->acc[k->nacc];
     if (!(a->tag = strndup(tag, tag_len)))
         return NULL;
+    a->tag_len = tag_len;
     k->nacc++;
     return a;
 }
@@ -369,7 +375,8 @@ static int add_meta(kafka_in *k, const rd_kafka_message_t *m)
     return kmeta_apply(&k->km, &km, &k->rec, &k->tmp);
 }
 
-static void message_tag(kafka_in *k, const rd_kafka_message_t *m, char *tag, size_t cap)
+/* The message's tag into tag (cap bytes, cut there); its length. */
+static size_t message_tag(kafka_in *k, const rd_kafka_message_t *m, char *tag, size_t cap)
 {
     const char *base = k->c.tag ? k->c.tag : rd_kafka_topic_name(m->rkt);
     size_t blen = strlen(base);
@@ -382,13 +389,17 @@ static void message_tag(kafka_in *k, const rd_kafka_message_t *m, char *tag, siz
             blen = o.len;
         }
     }
-    snprintf(tag, cap, "%s%s%.*s%s%s", k->c.add_prefix ? k->c.add_prefix : "", k->c.add_prefix ? "." : "",
-             (int)blen, base, k->c.add_suffix ? "." : "", k->c.add_suffix ? k->c.add_suffix : "");
+    int n = snprintf(tag, cap, "%s%s%.*s%s%s", k->c.add_prefix ? k->c.add_prefix : "", k->c.add_prefix ? "." : "",
+                     (int)blen, base, k->c.add_suffix ? "." : "", k->c.add_suffix ? k->c.add_suffix : "");
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
-/* One message into its tag's accumulator. Undecodable messages are logged,
- * counted and skipped (their offsets are committed with the burst). */
-static void take_message(kafka_in *k, const rd_kafka_message_t *m)
+/* One message into its tag's accumulator: 0, or KIN_FULL when every slot
+ * holds records of this burst (the caller sends them on and calls again).
+ * Undecodable messages are logged, counted and skipped (their offsets are
+ * committed with the burst). */
+#define KIN_FULL 1
+static int take_message(kafka_in *k, const rd_kafka_message_t *m)
 {
     char why[256] = "";
     int has_time;
@@ -398,7 +409,7 @@ static void take_message(kafka_in *k, const rd_kafka_message_t *m)
         atomic_fetch_add(&k->bad_messages, 1);
         wlog_warn("in_kafka", "%s: skipping message at %s [%" PRId32 "] offset %" PRId64 ": %s", k->base.id,
                   rd_kafka_topic_name(m->rkt), m->partition, m->offset, why[0] ? why : "cannot decode it");
-        return;
+        return 0;
     }
     if (!has_time || k->c.time_source != TIME_RECORD) {
         int64_t ms = -1;
@@ -415,16 +426,22 @@ static void take_message(kafka_in *k, const rd_kafka_message_t *m)
         }
     }
     char tag[512];
-    message_tag(k, m, tag, sizeof tag);
-    kin_acc *a = acc_for(k, tag, strlen(tag));
+    size_t tag_len = message_tag(k, m, tag, sizeof tag);
+    int full = 0;
+    kin_acc *a = acc_for(k, tag, tag_len, &full);
+    if (full)
+        return KIN_FULL;
+    size_t len0 = a ? a->data.len : 0;
     if (!a || batch_put_entry_head(&a->data, sec, nsec, NULL, 0) || wbuf_add(&a->data, k->rec.data, k->rec.len)) {
+        if (a)
+            a->data.len = len0;
         atomic_fetch_add(&k->bad_messages, 1);
-        wlog_error("in_kafka", "%s: out of memory (or more than %d tags in one burst): message at %s [%" PRId32
-                   "] offset %" PRId64 " skipped",
-                   k->base.id, KIN_MAX_TAGS, rd_kafka_topic_name(m->rkt), m->partition, m->offset);
-        return;
+        wlog_error("in_kafka", "%s: out of memory: message at %s [%" PRId32 "] offset %" PRId64 " skipped",
+                   k->base.id, rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+        return 0;
     }
     a->records++;
+    return 0;
 }
 
 /* ---- bursts ----------------------------------------------------------------------------------- */
@@ -465,24 +482,17 @@ static void burst_release(kafka_in *k, int all)
         k->nacc = 0;
 }
 
-/* Route the burst, wait until every output has it, store its offsets.
- * Returns 0, or -1 when an output refused it (partitions rewound). */
-static int burst_flush(kafka_in *k)
+/* Send the records collected so far on, in the burst's ticket: one batch
+ * per tag. The memory budget: at it the consumer stops polling (wait reason
+ * source) until they fit, 30 s at most; they count (*held) until the
+ * burst's ticket completes. */
+static void burst_submit(kafka_in *k, ticket_sync *kt, uint64_t *nrec, size_t *held)
 {
-    if (!k->nmsgs)
-        return 0;
-    for (size_t i = 0; i < k->nmsgs; i++)
-        take_message(k, k->msgs[i]);
-    /* the memory budget: at it the consumer stops polling (wait reason source) until the burst fits, 30 s at
-     * most; the burst counts until its ticket completes */
-    size_t held = 0;
+    size_t h = 0;
     for (size_t i = 0; i < k->nacc; i++)
-        held += k->acc[i].data.len;
-    source_mem_reserve(held, 30.0, (const int *)&k->stopping);
-    /* the ticket of the burst: every output that gets a batch of it reports here */
-    ticket_sync kt;
-    ticket_sync_init(&kt, 1); /* guard until every batch is submitted */
-    uint64_t nrec = 0;
+        h += k->acc[i].data.len;
+    source_mem_reserve(h, 30.0, (const int *)&k->stopping);
+    *held += h;
     for (size_t i = 0; i < k->nacc; i++) {
         kin_acc *a = &k->acc[i];
         if (!a->records)
@@ -490,22 +500,45 @@ static int burst_flush(kafka_in *k)
         size_t len;
         uint8_t *data = wbuf_steal(&a->data, &len);
         a->hint = len;
-        batch *b = batch_new(a->tag, strlen(a->tag), data, len, a->records);
+        uint32_t records = a->records;
+        a->records = 0;
+        batch *b = batch_new(a->tag, a->tag_len, data, len, records);
         if (!b) {
             free(data);
-            atomic_fetch_add(&kt.t.failed, 1);
+            atomic_fetch_add(&kt->t.failed, 1);
             continue;
         }
-        nrec += a->records;
+        *nrec += records;
         router_route(k->route, k->base.label, b);
         size_t n = 0;
         rt_delivery *dl = router_ctx_deliveries(k->route, &n);
-        atomic_fetch_add(&kt.t.outstanding, (int)n);
+        atomic_fetch_add(&kt->t.outstanding, (int)n);
         for (size_t d = 0; d < n; d++)
-            output_submit(dl[d].out, dl[d].b, &kt.t, dl[d].flags);
+            output_submit(dl[d].out, dl[d].b, &kt->t, dl[d].flags);
         router_ctx_reset(k->route);
         batch_unref(b);
     }
+}
+
+/* Route the burst, wait until every output has it, store its offsets.
+ * A burst of more than KIN_MAX_TAGS tags goes in several rounds of batches,
+ * all in the one ticket. Returns 0, or -1 when an output refused it
+ * (partitions rewound). */
+static int burst_flush(kafka_in *k)
+{
+    if (!k->nmsgs)
+        return 0;
+    /* the ticket of the burst: every output that gets a batch of it reports here */
+    ticket_sync kt;
+    ticket_sync_init(&kt, 1); /* guard until every batch is submitted */
+    uint64_t nrec = 0;
+    size_t held = 0;
+    for (size_t i = 0; i < k->nmsgs; i++)
+        if (take_message(k, k->msgs[i]) == KIN_FULL) {
+            burst_submit(k, &kt, &nrec, &held);
+            (void)take_message(k, k->msgs[i]); /* the slots are free now */
+        }
+    burst_submit(k, &kt, &nrec, &held);
     ticket_done(&kt.t, 1);
     int rc = 0;
     /* the outputs hold the burst; stateful filters (aggregate's changelog)

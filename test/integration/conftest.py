@@ -107,6 +107,15 @@ def read_json_lines(paths):
     return out
 
 
+def count_json_lines(paths):
+    """The lines read_json_lines would return, without parsing them."""
+    n = 0
+    for p in paths:
+        with open(p, "rb") as f:
+            n += sum(1 for line in f.read().split(b"\n")[:-1] if line.strip())
+    return n
+
+
 def time_of(sec, nsec=0):
     """The float time for sec.nsec, rounded once (as a decimal printout parses)."""
     return float(f"{sec}.{nsec:09d}")
@@ -281,6 +290,10 @@ class Weir:
     def wait_records(self, n, prefix=None, timeout=10.0):
         """Poll until at least n output lines exist; return them (asserts exactly n)."""
         def enough():
+            # count whole lines first: parsing every line of a large output on
+            # each poll is what made such waits slow
+            if count_json_lines(self.output_files(prefix)) < n:
+                return None
             recs = self.read_records(prefix)
             return recs if len(recs) >= n else None
         try:

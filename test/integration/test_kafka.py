@@ -355,6 +355,37 @@ def test_consumer_tags_headers_and_committed_offsets(weir, broker):
     assert len(recs) == 52, [r for r in recs if r.get("n") == 100]
 
 
+def test_consumer_more_tags_than_slots(weir, broker):
+    """tag_source record with 150 tags in one burst (the source keeps 64 tag
+    slots: it sends what it holds and goes on, in the same burst), then 100
+    new tags in a later burst (slots of tags not seen give way): every record
+    arrives once, under its own tag, in order; nothing is skipped."""
+    broker.create_topic("cin.manytags")
+    first = [json.dumps({"n": i, "tag": f"many.t{i % 150}"}) for i in range(300)]
+    broker.produce("cin.manytags", first)
+    cfg = consumer_source(broker.bootstrap, "cin.manytags", "g-manytags",
+                          "  tag_source record\n  record_tag_key tag\n  max_poll_records 10000")
+    cfg += file_match(weir.prefix)
+    weir.start(cfg, wait_port=False)
+    weir.wait_records(300, timeout=30)
+    second = [json.dumps({"n": 300 + i, "tag": f"many.t{150 + i}"}) for i in range(100)]
+    broker.produce("cin.manytags", second)
+    recs = weir.wait_records(400, timeout=30)
+    time.sleep(0.5)
+    recs = weir.read_records()
+    assert len(recs) == 400, len(recs)
+    assert all(r["tag"] == json.loads(first[r["n"]] if r["n"] < 300 else second[r["n"] - 300])["tag"] for r in recs)
+    by_tag = collections.defaultdict(list)
+    for r in recs:
+        by_tag[r["tag"]].append(r["n"])
+    assert len(by_tag) == 250
+    assert all(ns == sorted(ns) for ns in by_tag.values())
+    assert sorted(r["n"] for r in recs) == list(range(400))
+    assert not [l for l in weir.stderr_lines() if "skipp" in l]
+    weir.stop_ok()
+    assert broker.committed("g-manytags", "cin.manytags") == {0: 400}
+
+
 def test_consumer_text_and_bad_json(weir, broker):
     """format text wraps each message under message_key; an undecodable JSON
     message is skipped with a warning (and committed, so it is not read again)."""

@@ -55,17 +55,17 @@ static uint64_t pair_hash(const lk_labels *ls, size_t i)
     return lk_fnv(lk_fnv(lk_fnv(LK_FNV0, ls->sc.data + k->noff, k->nlen), "\x01", 1), ls->sc.data + k->voff, k->vlen);
 }
 
-void lk_guard_apply(lk_guard *g, lk_labels *ls, lk_guard_memo *memo, const char *id)
+uint64_t lk_guard_apply(lk_guard *g, lk_labels *ls, lk_guard_memo *memo, const char *id)
 {
     uint64_t h = lk_labels_hash(ls);
     if (memo->set && memo->known == h)
-        return; /* known set (sets are never forgotten): as the lookup below would find */
+        return h; /* known set (sets are never forgotten): as the lookup below would find */
     pthread_mutex_lock(&g->mu);
     if (u64map_at(&g->sets, h, 0, NULL)) {
         pthread_mutex_unlock(&g->mu);
         memo->known = h;
         memo->set = 1;
-        return;
+        return h;
     }
     if (g->sets.n < g->max_sets) {
         u64map_at(&g->sets, h, 1, NULL);
@@ -82,7 +82,7 @@ void lk_guard_apply(lk_guard *g, lk_labels *ls, lk_guard_memo *memo, const char 
             }
         }
         pthread_mutex_unlock(&g->mu);
-        return;
+        return h;
     }
     /* Over the cap. Replace label values until the set is a known one or
      * is made only of values seen under the cap (plus the overflow value):
@@ -127,16 +127,18 @@ void lk_guard_apply(lk_guard *g, lk_labels *ls, lk_guard_memo *memo, const char 
                       "(weir_loki_label_overflow_total)", id, g->max_sets, e->name, g->overflow_value);
         g->overflow_total++;
         replaced = 1;
-        k->voff = (uint32_t)ls->sc.len;
+        size_t voff = ls->sc.len;
+        if (rec_add(&ls->sc, g->overflow_value, ov_len))
+            break; /* out of memory: the set as it is (h is its hash) */
+        k->voff = (uint32_t)voff;
         k->vlen = (uint32_t)ov_len;
         k->dyn = 0;
-        if (rec_add(&ls->sc, g->overflow_value, ov_len))
-            break;
         h = lk_labels_hash(ls);
         if (u64map_at(&g->sets, h, 0, NULL))
             break;
     }
     pthread_mutex_unlock(&g->mu);
+    return h;
 }
 
 void lk_guard_free(lk_guard *g)

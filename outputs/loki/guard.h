@@ -46,8 +46,9 @@ typedef struct lk_guard_memo {
 /* g must be zeroed; lk_guard_free releases it (also when init failed later). */
 void lk_guard_init(lk_guard *g, size_t max_sets, const char *overflow_value);
 /* Apply the guard to the normalised set ls, rewriting dynamic values beyond
- * the cap (counted; each label's first replacement logged with `id`). */
-void lk_guard_apply(lk_guard *g, lk_labels *ls, lk_guard_memo *memo, const char *id);
+ * the cap (counted; each label's first replacement logged with `id`).
+ * Returns lk_labels_hash of the set as it leaves. */
+uint64_t lk_guard_apply(lk_guard *g, lk_labels *ls, lk_guard_memo *memo, const char *id);
 void lk_guard_free(lk_guard *g);
 
 #endif

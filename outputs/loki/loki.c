@@ -316,8 +316,8 @@ int lk_collect(output *o, lk_req *r, const batch *b, out_result *res, uint32_t *
         if (tenant_of(c, r, &e, &tenant) ||
             lk_labels_build(&c->lab, &r->ls, &e, c->lab.include_thread_label ? thread_index(c) : 0))
             return -1;
-        lk_guard_apply(&c->guard, &r->ls, &r->memo, o->id);
-        if (lk_req_stream(r, tenant, &lr->stream))
+        uint64_t lh = lk_guard_apply(&c->guard, &r->ls, &r->memo, o->id);
+        if (lk_req_stream(r, tenant, lh, &lr->stream))
             return -1;
         size_t sm_mark = r->sm.len, line_mark = r->lines.len;
         if (lk_entry_line(&c->ent, r, &e, lr) || lk_entry_meta(&c->ent, r, &e, lr)) {

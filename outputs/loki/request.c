@@ -55,20 +55,34 @@ static int stab_grow(lk_req *r)
     return 0;
 }
 
-int lk_req_stream(lk_req *r, uint32_t tenant, uint32_t *out)
+/* The set's key: each name and value with its length before it (what
+ * tells two sets apart; the label text, with its quoting, is made only for
+ * a new stream). */
+static int set_key(const lk_labels *ls, wbuf *o)
 {
-    uint64_t h = lk_fnv(lk_labels_hash(&r->ls), &tenant, sizeof tenant);
+    for (size_t i = 0; i < ls->nkv; i++) {
+        const lk_kv *k = &ls->kv[i];
+        if (wbuf_add(o, &k->nlen, sizeof k->nlen) || wbuf_add(o, ls->sc.data + k->noff, k->nlen) ||
+            wbuf_add(o, &k->vlen, sizeof k->vlen) || wbuf_add(o, ls->sc.data + k->voff, k->vlen))
+            return -1;
+    }
+    return 0;
+}
+
+int lk_req_stream(lk_req *r, uint32_t tenant, uint64_t lh, uint32_t *out)
+{
+    uint64_t h = lk_fnv(lh, &tenant, sizeof tenant);
     if ((r->nstreams + 1) * 2 > r->stab_cap && stab_grow(r))
         return -1;
     size_t j = h & (r->stab_cap - 1);
     size_t mark = r->text.len;
-    if (lk_labels_text(&r->ls, &r->text))
+    if (set_key(&r->ls, &r->text))
         return -1;
-    size_t ll = r->text.len - mark;
+    size_t kl = r->text.len - mark;
     while (r->stab[j]) {
         lk_stream *s = &r->streams[r->stab[j] - 1];
-        if (s->h == h && s->tenant == tenant && s->lab_len == ll &&
-            !memcmp(r->text.data + s->lab_off, r->text.data + mark, ll)) {
+        if (s->h == h && s->tenant == tenant && s->key_len == kl &&
+            !memcmp(r->text.data + s->key_off, r->text.data + mark, kl)) {
             r->text.len = mark;
             *out = r->stab[j] - 1;
             return 0;
@@ -81,8 +95,12 @@ int lk_req_stream(lk_req *r, uint32_t tenant, uint32_t *out)
     memset(s, 0, sizeof *s);
     s->tenant = tenant;
     s->h = h;
-    s->lab_off = mark;
-    s->lab_len = (uint32_t)ll;
+    s->key_off = mark;
+    s->key_len = (uint32_t)kl;
+    s->lab_off = r->text.len;
+    if (lk_labels_text(&r->ls, &r->text))
+        return -1;
+    s->lab_len = (uint32_t)(r->text.len - s->lab_off);
     s->json_off = r->text.len;
     if (lk_labels_json(&r->ls, &r->text))
         return -1;
@@ -107,7 +125,44 @@ static int rec_cmp(const void *a, const void *b, void *arg)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+/* Records placed by (tenant, stream) in one counting pass (stable: batch
+ * order kept), then each stream's run sorted by time only where it is not
+ * in order already (a sender's records nearly always are). A full qsort of
+ * the write was 3 % of weir's CPU into Loki. */
 void lk_req_sort(lk_req *r)
 {
-    qsort_r(r->recs, r->nrecs, sizeof *r->recs, rec_cmp, r->streams);
+    size_t n = r->nrecs, ns = r->nstreams;
+    size_t *cnt = calloc(ns ? 2 * ns : 1, sizeof *cnt);
+    lk_rec *out = malloc((r->cap_recs ? r->cap_recs : 1) * sizeof *out);
+    size_t *next = cnt ? cnt + ns : NULL; /* where stream k's next record goes */
+    size_t at = 0;
+    if (cnt && out) {
+        for (size_t i = 0; i < n; i++)
+            cnt[r->recs[i].stream]++;
+        for (size_t t = 0; t < (r->ntenants ? r->ntenants : 1); t++)
+            for (size_t k = 0; k < ns; k++)
+                if (r->streams[k].tenant == t) {
+                    next[k] = at;
+                    at += cnt[k];
+                }
+    }
+    if (!cnt || !out || at != n) { /* out of memory (or a stream without its tenant): the plain sort */
+        free(cnt);
+        free(out);
+        qsort_r(r->recs, n, sizeof *r->recs, rec_cmp, r->streams);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[next[r->recs[i].stream]++] = r->recs[i];
+    for (size_t k = 0; k < ns; k++) {
+        size_t end = next[k], begin = end - cnt[k];
+        for (size_t i = begin + 1; i < end; i++)
+            if (out[i].sec < out[i - 1].sec || (out[i].sec == out[i - 1].sec && out[i].nsec < out[i - 1].nsec)) {
+                qsort_r(out + begin, end - begin, sizeof *out, rec_cmp, r->streams);
+                break;
+            }
+    }
+    free(cnt);
+    free(r->recs);
+    r->recs = out;
 }

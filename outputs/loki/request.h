@@ -30,8 +30,9 @@ typedef struct lk_rec {
 
 typedef struct lk_stream {
     uint32_t tenant;
-    size_t lab_off, json_off; /* canonical {a="b", c="d"} and JSON object, in lk_req.text */
-    uint32_t lab_len, json_len;
+    size_t key_off, lab_off, json_off; /* the set's key (lk_req_stream), canonical {a="b", c="d"} and JSON
+                                          object, in lk_req.text */
+    uint32_t key_len, lab_len, json_len;
     uint64_t h;
     uint64_t size; /* protobuf StreamAdapter size */
 } lk_stream;
@@ -54,8 +55,10 @@ typedef struct lk_req {
 void lk_req_free(lk_req *r);
 /* The index of tenant t[0, tl) ("" for none): found or added. -1 on OOM. */
 int lk_req_tenant(lk_req *r, const char *t, size_t tl, uint32_t *out);
-/* The stream of (tenant, r->ls), r->ls normalised: found or added. -1 on OOM. */
-int lk_req_stream(lk_req *r, uint32_t tenant, uint32_t *out);
+/* The stream of (tenant, r->ls), r->ls normalised and lh its
+ * lk_labels_hash: found or added (only a new stream's label text and JSON
+ * are made). -1 on OOM. */
+int lk_req_stream(lk_req *r, uint32_t tenant, uint64_t lh, uint32_t *out);
 /* Sort the records by tenant, stream, time (stable: batch order last). */
 void lk_req_sort(lk_req *r);
 

@@ -810,6 +810,56 @@ static void test_tenants(void **st)
     output_destroy(o);
 }
 
+/* The write's order, checked against its definition on 600 records of 3
+ * tenants x 7 streams with times that repeat and go back: by tenant (in
+ * order of appearance), stream, time, then batch order; every record once. */
+static void test_sort_order(void **st)
+{
+    output *o = mk_loki("include_thread_label false\ntenant ${$.team}\nencoding json\n<label>\n  app\n</label>");
+    enum { N = 600 };
+    static trec recs[N];
+    static char json[N][64];
+    uint32_t seed = 12345;
+    for (size_t i = 0; i < N; i++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t x = seed >> 8;
+        snprintf(json[i], sizeof json[i], "{\"team\":\"t%u\",\"app\":\"a%u\",\"m\":%zu}", x % 3, (x / 3) % 7, i);
+        /* mostly rising, every fifth record back in time, some equal */
+        recs[i] = (trec){(uint32_t)(1000 + i / 4 - (i % 5 == 0 ? 7 : 0)), (x / 21) % 3, json[i]};
+    }
+    batch *b = mk_batch(recs, N);
+    lk_req r = {0};
+    out_result res = {.n = N};
+    uint32_t nbad = 0;
+    assert_int_equal(lk_collect(o, &r, b, &res, &nbad), 0);
+    assert_int_equal(r.nrecs, N);
+    assert_int_equal(r.ntenants, 3);
+    assert_int_equal(r.nstreams, 21);
+    static int seen[N];
+    memset(seen, 0, sizeof seen);
+    for (size_t i = 0; i < N; i++) {
+        const lk_rec *a = &r.recs[i];
+        assert_true(a->idx < N && !seen[a->idx]);
+        seen[a->idx] = 1;
+        assert_int_equal(a->sec, recs[a->idx].sec);
+        if (!i)
+            continue;
+        const lk_rec *p = &r.recs[i - 1];
+        uint32_t ta = r.streams[a->stream].tenant, tp = r.streams[p->stream].tenant;
+        assert_true(tp <= ta);
+        if (tp < ta)
+            continue;
+        assert_true(p->stream <= a->stream);
+        if (p->stream < a->stream)
+            continue;
+        assert_true(p->sec < a->sec || (p->sec == a->sec && (p->nsec < a->nsec || (p->nsec == a->nsec && p->idx < a->idx))));
+    }
+    lk_req_free(&r);
+    out_result_free(&res);
+    batch_unref(b);
+    output_destroy(o);
+}
+
 /* ---- Loki's answer ----------------------------------------------------------------------- */
 
 static void test_status_classes(void **st)
@@ -904,6 +954,7 @@ int main(void)
         cmocka_unit_test(test_body_protobuf),
         cmocka_unit_test(test_body_protobuf_tiny),
         cmocka_unit_test(test_tenants),
+        cmocka_unit_test(test_sort_order),
         cmocka_unit_test(test_status_classes),
         cmocka_unit_test(test_reject),
     };

@@ -322,7 +322,7 @@ int rb_to_s(rb_ev *ev, const rv *v, wbuf *out)
     case V_NIL: return 0;
     case V_FALSE: return wbuf_add(out, "false", 5);
     case V_TRUE: return wbuf_add(out, "true", 4);
-    case V_INT: return rec_add(out, tmp, (size_t)snprintf(tmp, sizeof tmp, "%lld", (long long)v->i));
+    case V_INT: return rec_add(out, tmp, fmt_i64(tmp, v->i));
     case V_FLOAT: return rec_add(out, tmp, rec_double_text(tmp, v->f));
     case V_STR: return rec_add(out, v->s, v->n);
     case V_TIME: return time_text(out, v, v->utc ? "%Y-%m-%d %H:%M:%S UTC" : "%Y-%m-%d %H:%M:%S %z");
@@ -342,7 +342,7 @@ int rb_str_of(rb_ev *ev, const rv *v, rv *out)
     case V_NIL: *out = rv_str("", 0); return 0;
     case V_TRUE: *out = rv_str("true", 4); return 0;
     case V_FALSE: *out = rv_str("false", 5); return 0;
-    case V_INT: n = (size_t)snprintf(tmp, sizeof tmp, "%lld", (long long)v->i); break;
+    case V_INT: n = fmt_i64(tmp, v->i); break;
     case V_FLOAT: n = rec_double_text(tmp, v->f); break;
     default: n = SIZE_MAX;
     }

@@ -289,8 +289,8 @@ int jw_scalar(wbuf *out, const mp_obj *o)
     switch (o->type) {
     case MP_NIL: return wbuf_add(out, "null", 4);
     case MP_BOOL: return o->v.b ? wbuf_add(out, "true", 4) : wbuf_add(out, "false", 5);
-    case MP_UINT: n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)o->v.u); break;
-    case MP_INT: n = snprintf(tmp, sizeof tmp, "%lld", (long long)o->v.i); break;
+    case MP_UINT: n = (int)fmt_u64(tmp, o->v.u); break;
+    case MP_INT: n = (int)fmt_i64(tmp, o->v.i); break;
     default: return -1;
     }
     return wbuf_add(out, tmp, (size_t)n);
@@ -344,9 +344,8 @@ static int json_value(wbuf *out, const uint8_t **p, const uint8_t *end, int dept
         if (o.ext_type == 0 && o.len == 8) {
             /* an EventTime (a `time`-typed value): its whole seconds, as
              * Fluentd's EventTime#to_json writes it */
-            char num[16];
-            int n = snprintf(num, sizeof num, "%u", (unsigned)mp_be32(o.ptr));
-            return wbuf_add(out, num, (size_t)n);
+            char num[24];
+            return wbuf_add(out, num, fmt_u64(num, mp_be32(o.ptr)));
         }
         return json_base64(out, o.ptr, o.len);
     case MP_ARRAY:

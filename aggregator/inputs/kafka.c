@@ -389,9 +389,21 @@ static size_t message_tag(kafka_in *k, const rd_kafka_message_t *m, char *tag, s
             blen = o.len;
         }
     }
-    int n = snprintf(tag, cap, "%s%s%.*s%s%s", k->c.add_prefix ? k->c.add_prefix : "", k->c.add_prefix ? "." : "",
-                     (int)blen, base, k->c.add_suffix ? "." : "", k->c.add_suffix ? k->c.add_suffix : "");
-    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+    /* prefix "." base "." suffix, cut at cap - 1 (no snprintf: 1.5 % of weir's CPU in Phase 2) */
+    size_t n = 0;
+    const char *parts[5] = {k->c.add_prefix, k->c.add_prefix ? "." : NULL, base, k->c.add_suffix ? "." : NULL,
+                            k->c.add_suffix};
+    for (int i = 0; i < 5; i++) {
+        if (!parts[i])
+            continue;
+        size_t l = i == 2 ? blen : strlen(parts[i]);
+        if (l > cap - 1 - n)
+            l = cap - 1 - n;
+        memcpy(tag + n, parts[i], l);
+        n += l;
+    }
+    tag[n] = 0;
+    return n;
 }
 
 /* One message into its tag's accumulator: 0, or KIN_FULL when every slot

@@ -247,10 +247,41 @@ static void test_cursor(void **st)
     wbuf_free(&out);
 }
 
+/* fmt_u64 / fmt_i64 against printf, at the edges and on a spread of values. */
+static void test_fmt_int(void **st)
+{
+    static const uint64_t us[] = {0, 1, 9, 10, 99, 100, 4294967295u, 4294967296u, 9999999999999999999u,
+                                  10000000000000000000u, UINT64_MAX};
+    static const int64_t is[] = {0, -1, -9, -10, 1, INT64_MAX, INT64_MIN, INT64_MIN + 1, -4294967296};
+    char got[24], want[32];
+    for (size_t i = 0; i < sizeof us / sizeof us[0]; i++) {
+        size_t n = fmt_u64(got, us[i]);
+        snprintf(want, sizeof want, "%llu", (unsigned long long)us[i]);
+        assert_int_equal(n, strlen(want));
+        assert_memory_equal(got, want, n);
+    }
+    for (size_t i = 0; i < sizeof is / sizeof is[0]; i++) {
+        size_t n = fmt_i64(got, is[i]);
+        snprintf(want, sizeof want, "%lld", (long long)is[i]);
+        assert_int_equal(n, strlen(want));
+        assert_memory_equal(got, want, n);
+    }
+    uint64_t x = 88172645463325252ull; /* xorshift: 10,000 values of every length */
+    for (int i = 0; i < 10000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint64_t v = x >> (i % 64);
+        size_t n = fmt_i64(got, (int64_t)v);
+        snprintf(want, sizeof want, "%lld", (long long)(int64_t)v);
+        assert_int_equal(n, strlen(want));
+        assert_memory_equal(got, want, n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_fmt_int),
         cmocka_unit_test(test_strings_not_checked),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_cursor),

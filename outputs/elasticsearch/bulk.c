@@ -89,14 +89,21 @@ void es_record_time(const out_es *c, const entry *e, uint32_t *sec, uint32_t *ns
     }
 }
 
-/* "@timestamp":"YYYY-MM-DDTHH:MM:SS[.fff...]Z": the date part formatted once per second (w's cache), the
- * fraction's prec digits written directly. */
+/* "@timestamp":"YYYY-MM-DDTHH:MM:SS[.fff...]Z": the date formatted once per UTC day (w's cache), the
+ * time of day and the fraction's prec digits written directly. */
 static int put_timestamp(wbuf *out, es_buf *w, uint32_t sec, uint32_t nsec, int prec)
 {
-    if (w->ts_key != (uint64_t)sec + 1) {
-        if (time_fmt(w->ts_text, sizeof w->ts_text, "%Y-%m-%dT%H:%M:%S", sec, 0, 1) != 19)
+    if (w->ts_key != (uint64_t)(sec / 86400u) + 1) {
+        if (time_fmt(w->ts_text, sizeof w->ts_text, "%Y-%m-%dT", sec, 0, 1) != 11)
             return -1;
-        w->ts_key = (uint64_t)sec + 1;
+        w->ts_key = (uint64_t)(sec / 86400u) + 1;
+    }
+    uint32_t tod = sec % 86400u, hms[3] = {tod / 3600u, tod / 60u % 60u, tod % 60u};
+    for (int i = 0; i < 3; i++) {
+        w->ts_text[11 + 3 * i] = (char)('0' + hms[i] / 10);
+        w->ts_text[12 + 3 * i] = (char)('0' + hms[i] % 10);
+        if (i < 2)
+            w->ts_text[13 + 3 * i] = ':';
     }
     char tb[48];
     memcpy(tb, "\"@timestamp\":\"", 14);
@@ -330,15 +337,17 @@ static int put_action(const out_es *c, es_buf *w, wbuf *out, wbuf *idx, const en
         iname = t->index;
         ilen = t->index_len;
     } else if (!c->index.per_record) {
-        /* the name depends on the time (and tag) only: expanded once per second and tag */
-        if (w->ix_key != (uint64_t)sec + 1 || w->ix_tag.len != e->tag_len ||
+        /* the name depends on the time (and tag) only: expanded once per second (per UTC day for a name
+         * like logs-%Y.%m.%d: records of a Kafka burst or a backlog are not in time order) and tag */
+        uint64_t key = (c->index.day_only && c->utc_index ? sec / 86400u : sec) + 1;
+        if (w->ix_key != key || w->ix_tag.len != e->tag_len ||
             memcmp(w->ix_tag.data, e->tag, e->tag_len) != 0) {
             w->ix_key = 0;
             w->ix.len = w->ix_tag.len = 0;
             if (es_index_expand(&c->index, &w->ix, e, sec, c->utc_index, err, errlen) != 0 ||
                 wbuf_add(&w->ix_tag, e->tag, e->tag_len))
                 return -1;
-            w->ix_key = (uint64_t)sec + 1;
+            w->ix_key = key;
         }
         iname = w->ix.data;
         ilen = w->ix.len;

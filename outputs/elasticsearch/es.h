@@ -131,12 +131,12 @@ enum { RS_OK = 0, RS_RETRY = 1, RS_ERROR = 2, RS_SOON = 3 };
  * outcome (response.c). Owned by the write. */
 typedef struct es_buf {
     wbuf body, idx, scratch, flat, tdel, upd, inj;
-    /* per-second caches (bulk.c): a write's records mostly share their
-     * second, so the index name and the @timestamp's date part are formatted
-     * once per second (and tag), not once per record. Keys are sec + 1
-     * (0: empty). */
+    /* caches (bulk.c): the @timestamp's date is formatted once per UTC day
+     * (key: day + 1), the index name once per second and tag, or per UTC
+     * day and tag when its directives name the day at most (key: second or
+     * day + 1). 0: empty. */
     uint64_t ts_key;
-    char ts_text[20]; /* YYYY-MM-DDTHH:MM:SS */
+    char ts_text[20]; /* YYYY-MM-DDTHH:MM:SS, the date from the cache */
     uint64_t ix_key;
     wbuf ix_tag, ix; /* the cached name's tag and the name */
     char chunk_id[33]; /* <metadata> include_chunk_id: this write's id, hex */

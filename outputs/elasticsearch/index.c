@@ -45,6 +45,7 @@ static es_index_part *index_add(es_index *t, int kind)
 int es_index_compile(es_index *t, const char *s, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
+    t->day_only = 1;
     while (*s) {
         const char *ph = strstr(s, "${");
         size_t litlen = ph ? (size_t)(ph - s) : strlen(s);
@@ -53,6 +54,12 @@ int es_index_compile(es_index *t, const char *s, char *err, size_t errlen)
             if (!p || !(p->lit = strndup(s, litlen)))
                 goto oom;
             p->has_pct = memchr(s, '%', litlen) != NULL;
+            for (size_t k = 0; k + 1 < litlen; k++)
+                if (s[k] == '%') {
+                    if (!strchr("YmdyjFeC%", s[k + 1]))
+                        t->day_only = 0;
+                    k++;
+                }
         }
         if (!ph)
             break;

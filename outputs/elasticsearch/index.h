@@ -27,6 +27,8 @@ typedef struct es_index {
     es_index_part *p;
     size_t n;
     int per_record; /* has record placeholders: no caching */
+    int day_only;   /* its strftime directives name the day at most (%Y %m %d %y %j %F %e %C %%): in UTC the
+                       name is the same all day */
 } es_index;
 
 struct out_es;

@@ -329,6 +329,22 @@ static const bulk_case bulk_cases[] = {
     /* a record with its own @timestamp keeps it (and it names the index) */
     {"logstash_format true", "t.web", {{T0, N0, "{'m':1,'@timestamp':'2024-01-01T00:00:00Z'}"}}, 1,
      "{'index':{'_index':'logstash-2024.01.01'}}\n{'m':1,'@timestamp':'2024-01-01T00:00:00Z'}\n", 0, NULL},
+    /* records out of time order across midnight (UTC): the index name and the @timestamp's date follow each
+     * record's day, not the cached one; a name with an hour in it is made per second */
+    {"logstash_format true\ntime_precision 0", "t.web",
+     {{T0, N0, "{'m':1}"}, {T0 + 7200, N0, "{'m':2}"}, {T0 + 1, N0, "{'m':3}"}, {T0 + 7201 + 86400 * 366, N0, "{'m':4}"}},
+     4,
+     "{'index':{'_index':'logstash-2023.11.14'}}\n{'@timestamp':'2023-11-14T22:13:20Z','m':1}\n"
+     "{'index':{'_index':'logstash-2023.11.15'}}\n{'@timestamp':'2023-11-15T00:13:20Z','m':2}\n"
+     "{'index':{'_index':'logstash-2023.11.14'}}\n{'@timestamp':'2023-11-14T22:13:21Z','m':3}\n"
+     "{'index':{'_index':'logstash-2024.11.15'}}\n{'@timestamp':'2024-11-15T00:13:21Z','m':4}\n",
+     0, NULL},
+    {"index_name h-%Y%m%d%H\ninclude_timestamp true\ntime_precision 0", "t.web",
+     {{T0, N0, "{'m':1}"}, {T0 + 3600, N0, "{'m':2}"}, {T0 + 1, N0, "{'m':3}"}}, 3,
+     "{'index':{'_index':'h-2023111422'}}\n{'@timestamp':'2023-11-14T22:13:20Z','m':1}\n"
+     "{'index':{'_index':'h-2023111423'}}\n{'@timestamp':'2023-11-14T23:13:20Z','m':2}\n"
+     "{'index':{'_index':'h-2023111422'}}\n{'@timestamp':'2023-11-14T22:13:21Z','m':3}\n",
+     0, NULL},
     /* a data stream: create (whatever write_operation says), @timestamp */
     {"data_stream_name logs-app-default\nwrite_operation index", "t.web", {R0}, 1,
      "{'create':{'_index':'logs-app-default'}}\n{" TS0 ",'msg':'a','n':1}\n", 0, NULL},

@@ -1,6 +1,9 @@
-"""bench/benchlib.py: what the Python of the backend benchmarks
-(bench/elasticsearch.sh, bench/loki.sh) shares: free ports, the CPU seconds
-of processes (/proc), weir's /metrics, waiting until weir listens."""
+"""bench/benchlib.py: what the Python of the benchmarks (bench/peers.py,
+bench/peers-backends.py, bench/elasticsearch.sh, bench/loki.sh,
+bench/phase2.sh) shares: free ports, the processes of a group and their CPU
+seconds (/proc), weir's /metrics, waiting until weir listens, writing a
+report."""
+import shutil
 import os
 import socket
 import time
@@ -27,9 +30,9 @@ def cpu_of_pid(pid):
         return _cpu_ticks(f.read()) / HZ
 
 
-def cpu_of_pgrp(pgid):
-    """utime+stime seconds of every process in the process group."""
-    tot = 0
+def group_pids(pgid):
+    """The pids of the process group's processes."""
+    out = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -39,8 +42,42 @@ def cpu_of_pgrp(pgid):
         except OSError:
             continue
         if int(st[st.rindex(")") + 2:].split()[2]) == pgid:
-            tot += _cpu_ticks(st)
+            out.append(int(d))
+    return out
+
+
+def cpu_s(pids):
+    """utime+stime seconds of the processes pids (those gone count 0)."""
+    tot = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                tot += _cpu_ticks(f.read())
+        except OSError:
+            continue
     return tot / HZ
+
+
+def cpu_of_pgrp(pgid):
+    """utime+stime seconds of every process in the process group."""
+    return cpu_s(group_pids(pgid))
+
+
+def write_report(lines, md_path, runs_path, tmp, keep, failed, log):
+    """Write the report's lines to md_path and print them; keep the run's
+    temp dir tmp (logs, rendered configs) when asked or when a run failed.
+    The exit code: 1 if a run failed."""
+    text = "\n".join(lines) + "\n"
+    with open(md_path, "w") as f:
+        f.write(text)
+    print()
+    print(text)
+    log(f"results written to {md_path} (per-run JSON: {runs_path})")
+    if keep or failed:
+        log(f"logs and rendered configs kept in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failed else 0
 
 
 def metrics(mport, keep):

@@ -59,6 +59,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "test", "integration"))
 os.environ.setdefault("WEIR_ES_HEAP", os.environ.get("ES_BENCH_HEAP", "1g"))
 
+import benchlib  # noqa: E402
 import peers as P  # noqa: E402  bench/peers.py: process, RSS and CPU helpers
 
 LABEL = {"weir": "weir", "fluent-bit": "Fluent Bit"}
@@ -388,18 +389,8 @@ def main():
     w("")
     for x in skipped + notes:
         w(f"- {x}")
-    text = "\n".join(lines) + "\n"
     md = os.path.join(build, "bench-peers-backends.md")
-    with open(md, "w") as f:
-        f.write(text)
-    print()
-    print(text)
-    log(f"results written to {md} (per-run JSON: {runs_path})")
-    if cfg["keep"] or failed:
-        log(f"logs and rendered configs kept in {tmp}")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
+    return benchlib.write_report(lines, md, runs_path, tmp, cfg["keep"], failed, log)
 
 
 if __name__ == "__main__":

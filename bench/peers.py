@@ -73,8 +73,9 @@ import threading
 import time
 import urllib.request
 
+from benchlib import cpu_s, free_port, group_pids, write_report  # noqa: E402,F401  (peers-backends uses them as P.*)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HZ = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 LOADGEN_COMMON = "--connections 2 --batch 1000 --record-size 450 --ack"
@@ -123,12 +124,6 @@ def find_peer(shared_rel, env, name):
     return None
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def accepts(port):
     try:
         socket.create_connection(("127.0.0.1", port), 0.2).close()
@@ -143,22 +138,6 @@ def http_get(port, path, timeout=5):
 
 
 # ------------------------------------------------------------ processes --
-
-def group_pids(pgid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        fields = st[st.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid:
-            out.append(int(d))
-    return out
-
 
 def status_kb(pid, key):
     try:
@@ -178,19 +157,6 @@ def rss_kb(pid):
             return int(f.read().split()[1]) * PAGE_KB
     except (OSError, IndexError, ValueError):
         return 0
-
-
-def cpu_s(pids):
-    tot = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        fields = st[st.rindex(")") + 2:].split()
-        tot += int(fields[11]) + int(fields[12])
-    return tot / HZ
 
 
 class Sampler(threading.Thread):
@@ -735,17 +701,7 @@ def main():
         w("")
         for x in skipped + notes:
             w(f"- {x}")
-    text = "\n".join(lines) + "\n"
-    with open(md_path, "w") as f:
-        f.write(text)
-    print()
-    print(text)
-    log(f"results written to {md_path} (per-run JSON: {runs_path})")
-    if cfg["keep"] or failed:
-        log(f"logs and rendered configs kept in {tmp}")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
+    return write_report(lines, md_path, runs_path, tmp, cfg["keep"], failed, log)
 
 
 if __name__ == "__main__":

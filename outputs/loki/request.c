@@ -131,26 +131,26 @@ static int rec_cmp(const void *a, const void *b, void *arg)
  * the write was 3 % of weir's CPU into Loki. */
 void lk_req_sort(lk_req *r)
 {
-    size_t n = r->nrecs, ns = r->nstreams;
-    size_t *cnt = calloc(ns ? 2 * ns : 1, sizeof *cnt);
+    size_t n = r->nrecs, ns = r->nstreams, nt = r->ntenants;
+    /* cnt[k]: stream k's records; next[k]: where its next record goes; first[t]: tenant t's first place */
+    size_t *cnt = calloc(2 * ns + nt + 1, sizeof *cnt);
     lk_rec *out = malloc((r->cap_recs ? r->cap_recs : 1) * sizeof *out);
-    size_t *next = cnt ? cnt + ns : NULL; /* where stream k's next record goes */
-    size_t at = 0;
-    if (cnt && out) {
-        for (size_t i = 0; i < n; i++)
-            cnt[r->recs[i].stream]++;
-        for (size_t t = 0; t < (r->ntenants ? r->ntenants : 1); t++)
-            for (size_t k = 0; k < ns; k++)
-                if (r->streams[k].tenant == t) {
-                    next[k] = at;
-                    at += cnt[k];
-                }
-    }
-    if (!cnt || !out || at != n) { /* out of memory (or a stream without its tenant): the plain sort */
+    if (!cnt || !out) { /* out of memory: the plain sort */
         free(cnt);
         free(out);
         qsort_r(r->recs, n, sizeof *r->recs, rec_cmp, r->streams);
         return;
+    }
+    size_t *next = cnt + ns, *first = next + ns;
+    for (size_t i = 0; i < n; i++)
+        cnt[r->recs[i].stream]++;
+    for (size_t k = 0; k < ns; k++)
+        first[r->streams[k].tenant + 1] += cnt[k];
+    for (size_t t = 0; t < nt; t++)
+        first[t + 1] += first[t];
+    for (size_t k = 0; k < ns; k++) { /* within a tenant, streams in their order */
+        next[k] = first[r->streams[k].tenant];
+        first[r->streams[k].tenant] += cnt[k];
     }
     for (size_t i = 0; i < n; i++)
         out[next[r->recs[i].stream]++] = r->recs[i];

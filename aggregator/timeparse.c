@@ -848,9 +848,9 @@ int tparse_value(const tparse *t, const uint8_t *v, size_t vlen, uint32_t *sec, 
         size_t n;
         const char *txt = tmp;
         if (o.type == MP_UINT)
-            n = (size_t)snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)o.v.u);
+            n = fmt_u64(tmp, o.v.u);
         else if (o.type == MP_INT)
-            n = (size_t)snprintf(tmp, sizeof tmp, "%lld", (long long)o.v.i);
+            n = fmt_i64(tmp, o.v.i);
         else if (o.type == MP_FLOAT)
             n = rec_double_text(tmp, o.v.f);
         else

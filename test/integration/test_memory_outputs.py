@@ -16,7 +16,7 @@ import urllib.request
 import msgpack
 
 import fwd
-from conftest import T0, Weir, free_port, poll
+from conftest import T0, LineCounter, Weir, free_port, poll
 from fwd import et
 from helpers import config, file_match, get, match, metric
 from test_memory import FIXED_OVERHEAD, OVERSHOOT, SANITIZED, vm_hwm
@@ -120,26 +120,6 @@ def count_records(w):
     return n, len(reqs)
 
 
-class LineCounter:
-    """Complete lines in the downstream's files, reading only what was added
-    since the last call: polling 288 MiB of JSON lines by parsing them all
-    each time took longer than the test's limit on a slow machine."""
-
-    def __init__(self, w):
-        self.w, self.seen, self.lines = w, {}, 0
-
-    def __call__(self):
-        for path in self.w.output_files():
-            off = self.seen.get(path, 0)
-            with open(path, "rb") as f:
-                f.seek(off)
-                data = f.read()
-            end = data.rfind(b"\n") + 1  # a partial last line is counted when it is complete
-            self.lines += data.count(b"\n", 0, end)
-            self.seen[path] = off + end
-        return self.lines
-
-
 def test_stalled_memory_buffer_holds_senders_within_the_budget(weir, tmp_path):
     """72 requests of 4 MiB (288 MiB) into a memory buffer (total_limit_size
     1g, overflow_action block) whose output is down: the buffer stops at the
@@ -180,7 +160,7 @@ def test_stalled_memory_buffer_holds_senders_within_the_budget(weir, tmp_path):
         assert snd.error is None, snd.error
         assert sorted(a["ack"] for a in snd.acks) == sorted(f"r{i}" for i in range(nreq))
         want = nreq * PER_REQ
-        lines = LineCounter(down)
+        lines = LineCounter(down.output_files)
         poll(lambda: lines() >= want, timeout=300, interval=0.2, what=f"{want} records downstream")
         took = time.monotonic() - t0
         n, distinct = count_records(down)
@@ -259,7 +239,7 @@ def test_http_input_waits_at_the_budget_then_completes(weir, tmp_path):
         late = poll(lambda: [r for r in down.read_records() if r.get("msg") == "over the budget"] or None,
                     timeout=60, interval=0.5, what="the POSTed record downstream")
         assert len(late) == 1
-        lines = LineCounter(down)
+        lines = LineCounter(down.output_files)
         poll(lambda: lines() >= nreq * per_req + 1, timeout=300, interval=0.2, what="every forward record")
         assert count_records(down) == (nreq * per_req + 1, nreq * per_req)
     finally:

@@ -33,7 +33,8 @@ or run label and the path /tmp/weir-bench are replaced per run) and:
 
 Environment: BENCH_PEERS=0 (skip), BENCH_BACKENDS ("elasticsearch loki"),
 BENCH_BACKEND_ROUNDS (2), ES_PEER_RECORDS (100000), LOKI_PEER_RECORDS
-(300000), ES_BENCH_HEAP (1g), BENCH_PEER_DRAIN_CAP (300: seconds to wait for
+(300000), BENCH_LOKI_COMPRESS (weir's Loki `compress`; the config has `none`,
+as Fluent Bit sends uncompressed JSON; `snappy` is weir's default), ES_BENCH_HEAP (1g), BENCH_PEER_DRAIN_CAP (300: seconds to wait for
 searchable), BENCH_KEEP=1 (keep the temp directory). Needs the test venv
 (scripts/install-deps.sh --test) and the backends' caches (the tests'
 peers). Writes BUILD_DIR/bench-peers-backends.md and
@@ -143,6 +144,8 @@ def render(kind, key, rundir, port, mport, bport, run):
     text = re.sub(r"\b9200\b" if kind == "elasticsearch" else r"\b3100\b", str(bport), text)
     text = text.replace("logs-bench", f"logs-{run}").replace("bench-run", run)
     text = text.replace("/tmp/weir-bench", rundir)
+    if kind == "loki" and key == "weir" and os.environ.get("BENCH_LOKI_COMPRESS"):
+        text = re.sub(r"(?m)^  compress none$", f"  compress {os.environ['BENCH_LOKI_COMPRESS']}", text)
     path = os.path.join(rundir, os.path.basename(CONFIGS[(kind, key)]))
     with open(path, "w") as f:
         f.write(text)

@@ -168,8 +168,30 @@ static size_t ts_len(const lk_rec *x)
     return 1 + pb_varint_len(x->sec) + (x->nsec ? 1 + pb_varint_len(x->nsec) : 0);
 }
 
-/* Protobuf PushRequest of recs[from, to) (one tenant, sorted), snappy'd into out. */
-int lk_body_protobuf(lk_req *r, size_t from, size_t to, wbuf *raw, wbuf *out)
+/* Snappy's block format holding n bytes as one literal: the uncompressed
+ * length (varint), then a literal tag (60..63 for a length of 1..4 bytes,
+ * little-endian, minus one; below 61 bytes the length sits in the tag). */
+static int snappy_literal_header(wbuf *b, size_t n)
+{
+    if (pb_varint(b, n))
+        return -1;
+    if (!n)
+        return 0;
+    uint8_t t[5];
+    size_t m = n - 1, k = 0;
+    if (m < 60)
+        return wbuf_addc(b, (uint8_t)(m << 2));
+    while (m) {
+        t[1 + k++] = (uint8_t)m;
+        m >>= 8;
+    }
+    t[0] = (uint8_t)((59 + k) << 2);
+    return wbuf_add(b, t, 1 + k);
+}
+
+/* Protobuf PushRequest of recs[from, to) (one tenant, sorted), snappy'd into
+ * out (compress), or framed as one snappy literal in out. */
+int lk_body_protobuf(lk_req *r, size_t from, size_t to, int compress, wbuf *raw, wbuf *out, size_t *raw_len)
 {
     uint64_t total = 0;
     for (size_t i = from; i < to;) {
@@ -186,32 +208,44 @@ int lk_body_protobuf(lk_req *r, size_t from, size_t to, wbuf *raw, wbuf *out)
         total += pb_bytes_len(ssz);
         i = j;
     }
+    *raw_len = total;
+    wbuf *pb = raw;
+    out->len = 0;
     raw->len = 0;
-    if (wbuf_grow(raw, total))
+    if (!compress) {
+        if (snappy_literal_header(out, total))
+            return -1;
+        pb = out;
+    }
+    if (wbuf_grow(pb, total))
         return -1;
+    size_t start = pb->len;
     for (size_t i = from; i < to;) {
         lk_stream *s = &r->streams[r->recs[i].stream];
-        if (wbuf_addc(raw, 1 << 3 | 2) || pb_varint(raw, s->size) ||
-            pb_bytes(raw, 1, r->text.data + s->lab_off, s->lab_len))
+        if (wbuf_addc(pb, 1 << 3 | 2) || pb_varint(pb, s->size) ||
+            pb_bytes(pb, 1, r->text.data + s->lab_off, s->lab_len))
             return -1;
         size_t j = i;
         for (; j < to && r->recs[j].stream == r->recs[i].stream; j++) {
             lk_rec *x = &r->recs[j];
-            if (wbuf_addc(raw, 2 << 3 | 2) || pb_varint(raw, x->esize))
+            if (wbuf_addc(pb, 2 << 3 | 2) || pb_varint(pb, x->esize))
                 return -1;
-            if (wbuf_addc(raw, 1 << 3 | 2) || pb_varint(raw, ts_len(x)) || wbuf_addc(raw, 1 << 3) ||
-                pb_varint(raw, x->sec))
+            if (wbuf_addc(pb, 1 << 3 | 2) || pb_varint(pb, ts_len(x)) || wbuf_addc(pb, 1 << 3) ||
+                pb_varint(pb, x->sec))
                 return -1;
-            if (x->nsec && (wbuf_addc(raw, 2 << 3) || pb_varint(raw, x->nsec)))
+            if (x->nsec && (wbuf_addc(pb, 2 << 3) || pb_varint(pb, x->nsec)))
                 return -1;
-            if (pb_bytes(raw, 2, r->lines.data + x->line_off, x->line_len) ||
-                rec_add(raw, r->sm.data + x->sm_off, x->sm_len))
+            if (pb_bytes(pb, 2, r->lines.data + x->line_off, x->line_len) ||
+                rec_add(pb, r->sm.data + x->sm_off, x->sm_len))
                 return -1;
         }
         i = j;
     }
+    if (pb->len - start != total) /* the sizes computed above are wrong: a bug, never send it */
+        return -1;
+    if (!compress)
+        return 0;
     size_t cap = snappy_max_compressed_length(raw->len);
-    out->len = 0;
     if (wbuf_grow(out, cap))
         return -1;
     size_t olen = cap;

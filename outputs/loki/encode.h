@@ -26,6 +26,7 @@ typedef struct lk_entry_conf {
     int line_format;
     int drop_single_key;
     int encoding;
+    int compress; /* 1: snappy / gzip; 0 (`compress none`): protobuf in snappy's literal framing, plain JSON */
     rec_path *strip; /* label, metadata and remove_keys paths: taken out of the line */
     size_t nstrip;
     lk_field *meta; /* <structured_metadata> */
@@ -39,8 +40,10 @@ int lk_entry_line(const lk_entry_conf *ec, lk_req *r, const entry *e, lk_rec *lr
  * fields or a JSON object, as ec->encoding), its place in lr. */
 int lk_entry_meta(const lk_entry_conf *ec, lk_req *r, const entry *e, lk_rec *lr);
 /* The PushRequest of r->recs[from, to) (one tenant, sorted) into raw, and
- * snappy-compressed into out. */
-int lk_body_protobuf(lk_req *r, size_t from, size_t to, wbuf *raw, wbuf *out);
+ * snappy-compressed into out; with compress 0, written once straight into
+ * out behind a snappy header that holds it as one literal (Loki always
+ * snappy-decodes a protobuf push). *raw_len: the PushRequest's size. */
+int lk_body_protobuf(lk_req *r, size_t from, size_t to, int compress, wbuf *raw, wbuf *out, size_t *raw_len);
 /* The JSON push body of r->recs[from, to) (one tenant, sorted) into out. */
 int lk_body_json(lk_req *r, size_t from, size_t to, wbuf *out);
 /* gzip (one member) of raw into out. */

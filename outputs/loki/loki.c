@@ -7,7 +7,8 @@
  * client (lib/http.h). Within a request, entries are grouped per stream
  * (tenant + label set) and sorted by time (stable). The body is
  * snappy-compressed protobuf (`encoding protobuf`, the default: what
- * Promtail and Vector send) or gzip'd JSON (`encoding json`).
+ * Promtail and Vector send) or gzip'd JSON (`encoding json`); `compress
+ * none` sends either uncompressed (protobuf in snappy's literal framing).
  *
  * This file is the plugin: parameters, init, tenants, the write (records ->
  * requests -> outcomes), metrics, exit. The units it drives:
@@ -103,8 +104,10 @@ static const conf_spec loki_spec[] = {
      "Fluentd's output parameter: a write that takes longer is logged as a warning (`buffer flush took longer time "
      "than slow_flush_log_threshold`)"},
     {"compress", CONF_STR, NULL, 0, offsetof(out_loki, compress), NULL,
-     COMPAT_NOOP "weir always compresses pushes: snappy protobuf (`encoding protobuf`) or gzip JSON (`encoding "
-     "json`); Loki takes both"},
+     "`gzip` (also `snappy`; what weir does without the parameter): pushes compressed, snappy protobuf (`encoding "
+     "protobuf`) or gzip JSON (`encoding json`). `none`: no compression, as Fluent Bit's and the Fluentd plugin's "
+     "default: plain JSON, or protobuf in snappy's uncompressed framing (Loki snappy-decodes every protobuf push): "
+     "less CPU for weir, more bytes on the wire"},
     {"label", CONF_SECTION, NULL, 0, 0, NULL,
      "one line per label: `name accessor` (e.g. `namespace $.kubernetes.namespace_name`) or a bare `name` "
      "(top-level key of the same name). Missing, nil and empty values add no label"},
@@ -150,6 +153,13 @@ static int loki_init(output *o, conf_node *n, conf_errors *errs)
         c->push_url = NULL;
     if (c->max_label_sets < 1) {
         conf_error_at(errs, n, "max_label_sets", "max_label_sets must be at least 1");
+        bad = 1;
+    }
+    c->ent.compress = 1;
+    if (c->compress && !strcmp(c->compress, "none"))
+        c->ent.compress = 0;
+    else if (c->compress && strcmp(c->compress, "gzip") && strcmp(c->compress, "snappy")) {
+        conf_error_at(errs, n, "compress", "compress must be gzip, snappy or none (got '%s')", c->compress);
         bad = 1;
     }
     if (c->gzip_level < 1 || c->gzip_level > 9) {
@@ -416,11 +426,19 @@ static int loki_write(output *o, const batch *b, out_result *res)
     for (size_t t = 0; t < nt; t++) {
         if (tfrom[t] == tfrom[t + 1])
             continue;
-        int brc = c->ent.encoding == LK_PROTOBUF
-                      ? lk_body_protobuf(&r, tfrom[t], tfrom[t + 1], &raw, &bodies[nreq])
-                      : lk_body_json(&r, tfrom[t], tfrom[t + 1], &raw) ||
-                            lk_gzip_into(&raw, &bodies[nreq], (int)c->gzip_level);
-        atomic_fetch_add(&c->raw_bytes, raw.len);
+        size_t raw_len = 0;
+        int brc;
+        if (c->ent.encoding == LK_PROTOBUF) {
+            brc = lk_body_protobuf(&r, tfrom[t], tfrom[t + 1], c->ent.compress, &raw, &bodies[nreq], &raw_len);
+        } else if (c->ent.compress) {
+            brc = lk_body_json(&r, tfrom[t], tfrom[t + 1], &raw) ||
+                  lk_gzip_into(&raw, &bodies[nreq], (int)c->gzip_level);
+            raw_len = raw.len;
+        } else {
+            brc = lk_body_json(&r, tfrom[t], tfrom[t + 1], &bodies[nreq]);
+            raw_len = bodies[nreq].len;
+        }
+        atomic_fetch_add(&c->raw_bytes, raw_len);
         atomic_fetch_add(&c->body_bytes, bodies[nreq].len);
         atomic_fetch_add(&c->pushed_records, tfrom[t + 1] - tfrom[t]);
         if (brc) {
@@ -430,7 +448,7 @@ static int loki_write(output *o, const batch *b, out_result *res)
         char **h = &hdrs[nreq * hn];
         int k = 0;
         h[k++] = strdup(c->ent.encoding == LK_PROTOBUF ? ct_pb : ct_json);
-        if (c->ent.encoding == LK_JSON_BODY)
+        if (c->ent.encoding == LK_JSON_BODY && c->ent.compress)
             h[k++] = strdup("Content-Encoding: gzip");
         const char *tn = (const char *)r.text.data + r.tenants[t];
         if (*tn && asprintf(&h[k++], "X-Scope-OrgID: %s", tn) < 0)

@@ -37,7 +37,7 @@ typedef struct out_loki {
     conf_hash custom_headers;
     double slow_flush;
     char *min_version, *ciphers;
-    char *compress; /* no-op */
+    char *compress; /* gzip (or snappy) | none: sets ent.compress */
     /* bound (extract_kubernetes_labels, include_thread_label; line_format,
      * drop_single_key, encoding), the rest built in init */
     lk_label_conf lab;

@@ -222,6 +222,40 @@ def test_structured_metadata(weir, loki, encoding):
     assert len(sm) == 30 and all(set(m) == {"trace_id", "pod"} and m["pod"] == "pod-a" for m in sm), sm[:3]
 
 
+@pytest.mark.parametrize("encoding", ["protobuf", "json"])
+def test_compress_none(weir, loki, encoding):
+    """compress none: pushes go uncompressed (plain JSON; protobuf in snappy's
+    literal framing, which Loki decodes) and every line arrives exactly. 1,500
+    records of ~230 bytes in one chunk make a body over 64 KiB, so the
+    literal's length takes 3 bytes; the wire bytes are the raw bytes (protobuf:
+    plus the snappy header, at most 9 bytes per request)."""
+    run = run_id()
+    tenant = f"t-{run}"
+    mport = free_port()
+    weir.start(config(weir.port, matches=loki_match(loki.url, f"""
+  @id lk
+  tenant {tenant}
+  encoding {encoding}
+  compress none
+  extra_labels {{"run":"{run}"}}
+  line_format json
+  include_thread_label false""", buffer="    flush_interval 1s\n    chunk_limit_size 8m"),
+        monitor=mport, monitor_type="prometheus"))
+    recs = [{"msg": f"line {i} " + "x" * 180 + " \"quoted\" \u00e9", "seq": i} for i in range(1500)]
+    evs = events_now(recs)
+    send(weir.port, "nz", evs)
+    sel = f'{{run="{run}"}}'
+    wait_count(loki, sel, 1500, tenant)
+    got = sorted((json.loads(e[2]) for e in loki.entries(sel, tenant)), key=lambda r: r["seq"])
+    assert got == recs
+    reqs = metric(mport, "weir_loki_requests_total", {"output": "lk"})
+    wire = metric(mport, "weir_loki_body_bytes_total", {"output": "lk", "stage": "wire"})
+    raw = metric(mport, "weir_loki_body_bytes_total", {"output": "lk", "stage": "raw"})
+    assert 1 <= reqs <= 2 and raw / reqs > 64 * 1024, (reqs, raw)
+    head = 0 if encoding == "json" else 9
+    assert raw <= wire <= raw + head * reqs, (wire, raw, reqs)
+
+
 def test_tenant_from_record(weir, loki):
     """tenant from a record key: one request per tenant, X-Scope-OrgID;
     records without the key go to default_tenant."""

@@ -53,7 +53,8 @@ def test_every_noop_parameter_warns_once(tmp_path):
     line = 1
     for table, (directive, typ, needed) in PLUGINS.items():
         noops = noop_rows(t[table])
-        assert noops, table
+        if not noops:  # the loki plugin has none left (`compress` takes effect); `must` below keeps the list honest
+            continue
         lines = [f"<{directive} **>" if directive == "match" else f"<{directive}>", f"  @type {typ}"]
         lines += ["  " + l for l in needed]
         for name, ptype, default, _ in noops:
@@ -64,7 +65,7 @@ def test_every_noop_parameter_warns_once(tmp_path):
         line += len(lines)
     names = {n for n, _ in expect}
     for must in ("type_name", "reload_connections", "reload_on_failure", "sniffer_class_name", "reconnect_on_error",
-                 "ssl_version", "ilm_policy_id", "compress", "share_producer", "retry_limit"):
+                 "ssl_version", "ilm_policy_id", "share_producer", "retry_limit"):
         assert must in names, must
     conf = tmp_path / "fluent.conf"
     conf.write_text("\n".join(blocks) + "\n")

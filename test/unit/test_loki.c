@@ -245,6 +245,7 @@ static void test_label_config_errors(void **st)
         /* fluent-plugin-grafana-loki's TLS and header parameters */
         {"min_version SSLv3", "min_version must be TLS1, TLS1_1, TLS1_2 or TLS1_3"},
         {"custom_headers {\"Bad Name\":\"v\"}", "bad header 'Bad Name'"},
+        {"compress zstd", "compress must be gzip, snappy or none (got 'zstd')"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         conf_errors errs = {0};
@@ -260,11 +261,18 @@ static void test_label_config_errors(void **st)
     /* structured metadata names are not label names: any key is fine */
     output *o = mk_loki("<structured_metadata>\n  trace-id $.t\n</structured_metadata>");
     output_destroy(o);
-    /* accepted: Ruby's and OpenSSL's TLS names, custom headers, compress (a no-op) */
+    /* accepted: Ruby's and OpenSSL's TLS names, custom headers, compress gzip (compressed, as without it) */
     o = mk_loki("min_version TLS1_2\nciphers ECDHE-RSA-AES128-GCM-SHA256\ncustom_headers X-Team:a\ncompress gzip");
     out_loki *c = o->ctx;
     assert_int_equal(c->custom_headers.n, 1);
     assert_string_equal(c->ciphers, "ECDHE-RSA-AES128-GCM-SHA256");
+    assert_int_equal(c->ent.compress, 1);
+    output_destroy(o);
+    o = mk_loki("compress none");
+    assert_int_equal(((out_loki *)o->ctx)->ent.compress, 0);
+    output_destroy(o);
+    o = mk_loki("");
+    assert_int_equal(((out_loki *)o->ctx)->ent.compress, 1);
     output_destroy(o);
 }
 
@@ -709,7 +717,8 @@ static void test_body_protobuf(void **st)
     out_result res = {0};
     collect_body_batch(o, &r, &b, &res);
     wbuf raw = {0}, body = {0}, plain = {0}, want = {0};
-    assert_int_equal(lk_body_protobuf(&r, 0, r.nrecs, &raw, &body), 0);
+    size_t raw_len = 0;
+    assert_int_equal(lk_body_protobuf(&r, 0, r.nrecs, 1, &raw, &body, &raw_len), 0);
     assert_true(body.len > 0);
     unsnappy(&body, &plain);
 
@@ -729,7 +738,28 @@ static void test_body_protobuf(void **st)
     assert_int_equal(plain.len, want.len);
     assert_memory_equal(plain.data, want.data, want.len);
     assert_int_equal(raw.len, want.len); /* raw: the body before snappy */
+    assert_int_equal(raw_len, want.len);
     assert_memory_equal(raw.data, want.data, want.len);
+    assert_true(body.len < want.len); /* compressed: the lines repeat */
+
+    /* compress none: the same PushRequest as one snappy literal that libsnappy
+     * decodes: the varint length, then (a body over 256 bytes and under 64 KiB)
+     * tag 61 and two bytes of length - 1 */
+    assert_true(want.len > 255 && want.len < 65536);
+    wbuf lit = {0};
+    raw_len = 0;
+    assert_int_equal(lk_body_protobuf(&r, 0, r.nrecs, 0, &raw, &lit, &raw_len), 0);
+    assert_int_equal(raw_len, want.len);
+    assert_int_equal(raw.len, 0); /* written straight into the body */
+    size_t vl = want.len < 16384 ? 2 : 3;
+    assert_int_equal(lit.len, vl + 3 + want.len);
+    assert_int_equal(lit.data[vl], 61 << 2);
+    assert_int_equal(lit.data[vl + 1] | lit.data[vl + 2] << 8, want.len - 1);
+    plain.len = 0;
+    unsnappy(&lit, &plain);
+    assert_int_equal(plain.len, want.len);
+    assert_memory_equal(plain.data, want.data, want.len);
+    wbuf_free(&lit);
 
     /* the builder above, checked once against bytes written out by hand */
     wbuf tiny = {0};
@@ -767,11 +797,21 @@ static void test_body_protobuf_tiny(void **st)
     uint32_t nbad = 0;
     assert_int_equal(lk_collect(o, &r, b, &res, &nbad), 0);
     wbuf raw = {0}, body = {0}, plain = {0};
-    assert_int_equal(lk_body_protobuf(&r, 0, r.nrecs, &raw, &body), 0);
+    size_t raw_len;
+    assert_int_equal(lk_body_protobuf(&r, 0, r.nrecs, 1, &raw, &body, &raw_len), 0);
     unsnappy(&body, &plain);
     static const uint8_t want[] = {0x0a, 0x19, 0x0a, 0x0c, '{', 'j', 'o', 'b', '=', '"', 'w', 'e', 'i', 'r',
                                    '"',  '}',  0x12, 0x09, 0x0a, 0x02, 0x08, 0x01, 0x12, 0x03, 'm', '=', 'x'};
     assert_int_equal(plain.len, sizeof want);
+    assert_memory_equal(plain.data, want, sizeof want);
+    /* compress none, a literal under 61 bytes: the length sits in the tag */
+    assert_int_equal(lk_body_protobuf(&r, 0, r.nrecs, 0, &raw, &body, &raw_len), 0);
+    assert_int_equal(body.len, 2 + sizeof want);
+    assert_int_equal(body.data[0], sizeof want);
+    assert_int_equal(body.data[1], (sizeof want - 1) << 2);
+    assert_memory_equal(body.data + 2, want, sizeof want);
+    plain.len = 0;
+    unsnappy(&body, &plain);
     assert_memory_equal(plain.data, want, sizeof want);
     wbuf_free(&raw);
     wbuf_free(&body);

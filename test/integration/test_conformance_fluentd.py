@@ -167,6 +167,7 @@ def params():
             for name in FLUENTD_CASES]
 
 
+@pytest.mark.peer_only  # Fluentd against the golden only: the same result on any weir build
 @pytest.mark.parametrize("name", params())
 def test_conformance_fluentd(fluentd, tmp_path, name):
     conf, reqs, golden = load_case(name)

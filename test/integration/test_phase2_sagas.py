@@ -31,7 +31,9 @@ consumer is stopped with SIGTERM. Checks in Elasticsearch:
 
 "kill": the second consumer is killed with -9 after the first half of the
 saga events and restarted on the same buffer directory; the same checks
-must hold. The example keeps the open sagas in a Kafka changelog
+must hold, except the replay (the graceful phase covers it). Both phases set
+the example's session timeout to 10 s (KAFKA_SESSION_TIMEOUT; 45 s in the
+example), so the killed member's partitions move after 10 s, not 45. The example keeps the open sagas in a Kafka changelog
 (`changelog_topic`): without it the killed consumer's open sagas are lost
 and their later events open new sagas with partial summaries
 (test_aggregate_changelog.py shows that failure with its `none` variant).
@@ -54,6 +56,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(HERE)), "config", "examples", "phase2-kafka-to-es.conf")
 N_SAGAS = int(os.environ.get("PHASE2_SAGAS", "2000"))
 SAGA_TIMEOUT = 20  # s: every saga's events arrive within it (the mix is produced in a few seconds)
+SESSION_TIMEOUT = 10  # s: the consumer group's session (the broker's minimum is 6)
 REFUSED_TOPIC = "app-logs.retry.9"
 APP_PARTITIONS = 4 + len(phase2_gen.RETRY_TOPICS) + 1
 REFUSED = {"@timestamp": "2025-10-15T01:00:00Z", "log.level": "INFO", "message": "slow path",
@@ -91,7 +94,7 @@ def es():
 
 def start(w, broker, es, group, buf, timeout=SAGA_TIMEOUT):
     env = {"KAFKA_BROKERS": broker.bootstrap, "KAFKA_GROUP": group, "ES_HOSTS": es.url,
-           "WEIR_BUFFER_DIR": buf, "SAGA_TIMEOUT": f"{timeout}s"}
+           "WEIR_BUFFER_DIR": buf, "SAGA_TIMEOUT": f"{timeout}s", "KAFKA_SESSION_TIMEOUT": str(SESSION_TIMEOUT)}
     w.start(args=["-c", EXAMPLE], wait_port=False, env_extra=env)
 
 
@@ -203,8 +206,9 @@ def test_phase2_sagas_two_consumers(broker, es, tmp_path, phase):
     ws = [a, b]
     try:
         # kill: a longer timeout, so that no saga times out while its partition
-        # waits for the killed member's session to expire (45 s)
-        to = SAGA_TIMEOUT if phase == "graceful" else 90
+        # waits for the killed member's session to expire (SESSION_TIMEOUT),
+        # plus the rebalance and the changelog's restore
+        to = SAGA_TIMEOUT if phase == "graceful" else SESSION_TIMEOUT + 30
         start(a, broker, es, "p2s", str(tmp_path / "buf-a"), to)
         start(b, broker, es, "p2s", str(tmp_path / "buf-b"), to)
         wait_balanced(ws)
@@ -253,28 +257,28 @@ def test_phase2_sagas_two_consumers(broker, es, tmp_path, phase):
         idx = {h["_index"].rsplit("-", 1)[0] for h in docs}
         assert idx == {"logs", "logs-errors", "logs-dlq", "cdc-customers", "cdc-orders", "cdc-payments"}, idx
         a.stop_ok()
+        if phase == "graceful":
+            # item 3: a replay with a new consumer group adds nothing and overwrites everything
+            c = Weir(tmp_path / "c", free_port())
+            ws.append(c)
+            start(c, broker, es, "p2s-replay", str(tmp_path / "buf-c"))
 
-        # item 3: a replay with a new consumer group adds nothing and overwrites everything
-        c = Weir(tmp_path / "c", free_port())
-        ws.append(c)
-        start(c, broker, es, "p2s-replay", str(tmp_path / "buf-c"))
+            def n_rewritten(index):
+                return len([h for h in scan(es, index) if h["_version"] > before[h["_index"], h["_id"]]])
 
-        def n_rewritten(index):
-            return len([h for h in scan(es, index) if h["_version"] > before[h["_index"], h["_id"]]])
-
-        def rewritten():
-            return count(es, "logs-*,cdc-*") == len(docs_want) and n_rewritten("sagas-*") >= N_SAGAS and \
-                n_rewritten("logs-*,cdc-*") >= len(docs_want)
-        try:
-            poll(rewritten, timeout=240, interval=3, what="every summary written again")
-        except AssertionError:
-            raise AssertionError(f"replay: {count(es, 'logs-*,cdc-*')} event documents; "
-                                 f"{n_rewritten('sagas-*')} summaries rewritten; "
-                                 f"weir stderr:\n{c.stderr_text()[-3000:]}")
-        time.sleep(4)
-        docs2, sums2 = check_all(es, docs_want, sagas_want, before)
-        assert {h["_id"]: h["_index"] for h in docs2} == {h["_id"]: h["_index"] for h in docs}
-        c.stop_ok()
+            def rewritten():
+                return count(es, "logs-*,cdc-*") == len(docs_want) and n_rewritten("sagas-*") >= N_SAGAS and \
+                    n_rewritten("logs-*,cdc-*") >= len(docs_want)
+            try:
+                poll(rewritten, timeout=240, interval=3, what="every summary written again")
+            except AssertionError:
+                raise AssertionError(f"replay: {count(es, 'logs-*,cdc-*')} event documents; "
+                                     f"{n_rewritten('sagas-*')} summaries rewritten; "
+                                     f"weir stderr:\n{c.stderr_text()[-3000:]}")
+            time.sleep(4)
+            docs2, sums2 = check_all(es, docs_want, sagas_want, before)
+            assert {h["_id"]: h["_index"] for h in docs2} == {h["_id"]: h["_index"] for h in docs}
+            c.stop_ok()
         for w in ws:
             # the only errors allowed: a bulk request that timed out on the
             # shared machine's node (the buffer retried it; ids keep it one document)

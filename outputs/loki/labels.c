@@ -161,10 +161,19 @@ static int kv_cmp(const void *a, const void *b, void *arg)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Sort by name (stable), keep the last of equal names. */
+/* Sort by name (stable), keep the last of equal names. An insertion sort:
+ * a stream has a handful of labels (Loki's default cap is 15), already in
+ * order when they come from the same config, and qsort_r's call per
+ * comparison and temporary buffer cost more per record than the sorting. */
 void lk_labels_normalize(lk_labels *ls)
 {
-    qsort_r(ls->kv, ls->nkv, sizeof *ls->kv, kv_cmp, ls->sc.data);
+    for (size_t i = 1; i < ls->nkv; i++) {
+        lk_kv x = ls->kv[i];
+        size_t j = i;
+        for (; j > 0 && kv_cmp(&ls->kv[j - 1], &x, ls->sc.data) > 0; j--)
+            ls->kv[j] = ls->kv[j - 1];
+        ls->kv[j] = x;
+    }
     size_t j = 0;
     for (size_t i = 0; i < ls->nkv; i++) {
         if (i + 1 < ls->nkv && ls->kv[i].nlen == ls->kv[i + 1].nlen &&
